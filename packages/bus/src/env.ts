@@ -1,0 +1,82 @@
+/** Time, timers, randomness and deferral: everything a role would otherwise take from the global scope. */
+export interface Clock {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+export interface Env {
+  readonly clock: Clock;
+  /** uniform in [0, 1) */
+  random(): number;
+  /** run fn soon, after the current handler, in FIFO order */
+  defer(fn: () => void): void;
+}
+
+/** A seeded PRNG (sfc32): the same seed gives the same sequence on every run. */
+export class Rng {
+  private a: number;
+  private b: number;
+  private c: number;
+  private d: number;
+  constructor(seed: number) {
+    this.a = 0x9e3779b9;
+    this.b = 0x243f6a88;
+    this.c = 0xb7e15162;
+    this.d = seed >>> 0;
+    for (let i = 0; i < 15; i++) this.next();
+  }
+  /** uniform in [0, 1) */
+  next(): number {
+    let { a, b, c, d } = this;
+    a >>>= 0; b >>>= 0; c >>>= 0; d >>>= 0;
+    const t = (((a + b) | 0) + d) | 0;
+    d = (d + 1) | 0;
+    a = b ^ (b >>> 9);
+    b = (c + (c << 3)) | 0;
+    c = (c << 21) | (c >>> 11);
+    c = (c + t) | 0;
+    this.a = a; this.b = b; this.c = c; this.d = d;
+    return (t >>> 0) / 4294967296;
+  }
+  /** integer in [lo, hi] */
+  int(lo: number, hi: number): number {
+    return lo + Math.floor(this.next() * (hi - lo + 1));
+  }
+  chance(p: number): boolean {
+    return this.next() < p;
+  }
+  pick<T>(xs: readonly T[]): T {
+    return xs[Math.floor(this.next() * xs.length)]!;
+  }
+  /** a new independent generator derived from this one */
+  fork(): Rng {
+    return new Rng(Math.floor(this.next() * 4294967296));
+  }
+}
+
+/** The real environment: wall clock, Math.random, microtask deferral. */
+export function realEnv(): Env {
+  const queue: (() => void)[] = [];
+  let scheduled = false;
+  const drain = () => {
+    scheduled = false;
+    // run everything queued so far, plus what it queues (FIFO)
+    for (let i = 0; i < queue.length; i++) queue[i]!();
+    queue.length = 0;
+  };
+  return {
+    clock: {
+      now: () => performance.now(),
+      setTimeout: (fn, ms) => setTimeout(fn, ms),
+      clearTimeout: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
+    },
+    random: Math.random,
+    defer(fn) {
+      queue.push(fn);
+      if (!scheduled) {
+        scheduled = true;
+        queueMicrotask(drain);
+      }
+    },
+  };
+}

@@ -1,0 +1,4 @@
+export * from './env.ts';
+export * from './scheduler.ts';
+export * from './bus.ts';
+export * from './simnet.ts';

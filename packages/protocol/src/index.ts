@@ -1,0 +1,5 @@
+export * from './types.ts';
+export * from './messages.ts';
+export * from './codec.ts';
+export * from './contracts.ts';
+export * from './storage.ts';

@@ -1,0 +1,81 @@
+import type { Ballot, Slot, SlotValue } from './types.ts';
+
+/** One durable record of an acceptor's store. */
+export type StoreRecord =
+  | { readonly t: 'promise'; readonly ballot: Ballot }
+  | { readonly t: 'accept'; readonly slot: Slot; readonly ballot: Ballot; readonly value: SlotValue }
+  | { readonly t: 'meta'; readonly key: string; readonly value: Uint8Array }
+  | { readonly t: 'truncate'; readonly below: Slot };
+
+export interface StoredAccept {
+  readonly ballot: Ballot;
+  readonly value: SlotValue;
+}
+
+/** What an acceptor store gives back at start: its durable state. */
+export interface RecoveredState {
+  promised: Ballot;
+  /** the accepted entry of the highest ballot per slot, for slots >= truncatedBelow */
+  accepted: Map<Slot, StoredAccept>;
+  truncatedBelow: Slot;
+  meta: Map<string, Uint8Array>;
+}
+
+export interface StoreStats {
+  appends: number;
+  records: number;
+  syncs: number;
+  bytes: number;
+  /** total milliseconds spent writing and syncing */
+  writeMs: number;
+  reads: number;
+  readMs: number;
+}
+
+/**
+ * The acceptor's durable store (the storage issue implements memory, file WAL and pmem).
+ * `append` is group-committed: the store may coalesce many appends into one write and one sync,
+ * and calls each `done` only once the records it was given are durable.
+ */
+export interface AcceptorStore {
+  recover(): Promise<RecoveredState>;
+  append(records: readonly StoreRecord[], done: (err: Error | null) => void): void;
+  /** allows the store to drop entries below `slot` (a snapshot covers them) */
+  truncateBelow(slot: Slot): void;
+  close(): Promise<void>;
+  stats(): StoreStats;
+}
+
+export function emptyRecoveredState(): RecoveredState {
+  return { promised: { round: 0, leader: '' }, accepted: new Map(), truncatedBelow: 0, meta: new Map() };
+}
+
+export function emptyStoreStats(): StoreStats {
+  return { appends: 0, records: 0, syncs: 0, bytes: 0, writeMs: 0, reads: 0, readMs: 0 };
+}
+
+/** Applies records in order to a recovered state (shared by every store's recovery). */
+export function applyRecord(state: RecoveredState, r: StoreRecord): void {
+  switch (r.t) {
+    case 'promise':
+      if (r.ballot.round > state.promised.round || (r.ballot.round === state.promised.round && r.ballot.leader >= state.promised.leader))
+        state.promised = r.ballot;
+      break;
+    case 'accept': {
+      if (r.slot < state.truncatedBelow) break;
+      const cur = state.accepted.get(r.slot);
+      if (!cur || cur.ballot.round < r.ballot.round || (cur.ballot.round === r.ballot.round && cur.ballot.leader <= r.ballot.leader))
+        state.accepted.set(r.slot, { ballot: r.ballot, value: r.value });
+      break;
+    }
+    case 'meta':
+      state.meta.set(r.key, r.value);
+      break;
+    case 'truncate':
+      if (r.below > state.truncatedBelow) {
+        state.truncatedBelow = r.below;
+        for (const s of state.accepted.keys()) if (s < r.below) state.accepted.delete(s);
+      }
+      break;
+  }
+}
