@@ -3,3 +3,4 @@ export * from './messages.ts';
 export * from './codec.ts';
 export * from './contracts.ts';
 export * from './storage.ts';
+export * from './state-machine.ts';
