@@ -1,1 +1,31 @@
-export {};
+export {
+  TcpTransport,
+  TransportError,
+  createTcpTransport,
+  backoffDelay,
+  type TcpTransportOptions,
+  type TransportErrorCode,
+  type TransportLogger,
+  type TransportStats,
+  type PeerStats,
+  type PeerAddress,
+  type PeerDirectory,
+  type BackoffOptions,
+} from './transport.ts';
+export { FrameReader, FRAME_HEADER_BYTES, frame, frames } from './framing.ts';
+export {
+  MAGIC,
+  PROTOCOL_VERSION_MIN,
+  PROTOCOL_VERSION_MAX,
+  STATUS_OK,
+  STATUS_VERSION,
+  STATUS_REFUSED,
+  HandshakeError,
+  encodeHello,
+  decodeHello,
+  encodeWelcome,
+  decodeWelcome,
+  negotiateVersion,
+  type Hello,
+  type Welcome,
+} from './handshake.ts';

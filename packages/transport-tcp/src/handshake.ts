@@ -1,0 +1,139 @@
+import { decodeValue, encodeValue, type ReplicaId } from '@decree/protocol';
+
+/**
+ * The handshake that opens every connection. Its fixed header (magic, kind, versions) never
+ * changes between protocol versions, so a replica of any version can read any other's hello and
+ * answer with a clear refusal during a rolling upgrade.
+ *
+ *   hello   (dialler -> listener): "DCRE" u8 kind=1 u16 minVersion u16 maxVersion, MessagePack { ids, to }
+ *   welcome (listener -> dialler): "DCRE" u8 kind=2 u8 status u16 version,         MessagePack { ids } | { error }
+ */
+export const MAGIC = Buffer.from('DCRE', 'latin1');
+export const KIND_HELLO = 1;
+export const KIND_WELCOME = 2;
+/** The protocol versions this build speaks. */
+export const PROTOCOL_VERSION_MIN = 1;
+export const PROTOCOL_VERSION_MAX = 1;
+
+export const STATUS_OK = 0;
+/** refused: no protocol version in common */
+export const STATUS_VERSION = 1;
+/** refused for another reason (bad hello, wrong replica) */
+export const STATUS_REFUSED = 2;
+
+const HELLO_FIXED = 9;
+const WELCOME_FIXED = 8;
+
+export class HandshakeError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'HandshakeError';
+  }
+}
+
+export interface Hello {
+  readonly minVersion: number;
+  readonly maxVersion: number;
+  readonly ids: readonly ReplicaId[];
+  /** the replica the dialler means to reach */
+  readonly to: ReplicaId;
+}
+
+export interface Welcome {
+  readonly status: number;
+  readonly version: number;
+  readonly ids: readonly ReplicaId[];
+  readonly error?: string;
+}
+
+export function encodeHello(h: Hello): Buffer {
+  const body = encodeValue({ ids: h.ids, to: h.to });
+  const out = Buffer.allocUnsafe(HELLO_FIXED + body.length);
+  MAGIC.copy(out, 0);
+  out.writeUInt8(KIND_HELLO, 4);
+  out.writeUInt16BE(h.minVersion, 5);
+  out.writeUInt16BE(h.maxVersion, 7);
+  out.set(body, HELLO_FIXED);
+  return out;
+}
+
+function checkMagic(buf: Uint8Array, kind: number, fixed: number, what: string): void {
+  if (buf.length < fixed) throw new HandshakeError(`${what} too short (${buf.length} bytes)`);
+  for (let i = 0; i < 4; i++) if (buf[i] !== MAGIC[i]) throw new HandshakeError(`${what}: bad magic (not a Decree peer)`);
+  if (buf[4] !== kind) throw new HandshakeError(`${what}: unexpected frame kind ${buf[4]}`);
+}
+
+const isIdList = (x: unknown): x is string[] =>
+  Array.isArray(x) && x.length > 0 && x.length <= 1024 && x.every((s) => typeof s === 'string' && s.length > 0);
+
+/** The fixed part of a hello (readable from any version). Throws HandshakeError. */
+export function decodeHelloHeader(buf: Buffer): { minVersion: number; maxVersion: number } {
+  checkMagic(buf, KIND_HELLO, HELLO_FIXED, 'hello');
+  const minVersion = buf.readUInt16BE(5);
+  const maxVersion = buf.readUInt16BE(7);
+  if (minVersion > maxVersion) throw new HandshakeError(`hello: version range ${minVersion}..${maxVersion} is empty`);
+  return { minVersion, maxVersion };
+}
+
+/** The whole hello. Throws HandshakeError. */
+export function decodeHello(buf: Buffer): Hello {
+  const head = decodeHelloHeader(buf);
+  let body: unknown;
+  try {
+    body = decodeValue(buf.subarray(HELLO_FIXED));
+  } catch (e) {
+    throw new HandshakeError(`hello: ${(e as Error).message}`);
+  }
+  const b = body as { ids?: unknown; to?: unknown } | null;
+  if (typeof b !== 'object' || b === null || !isIdList(b.ids) || typeof b.to !== 'string')
+    throw new HandshakeError('hello: body must be { ids: string[], to: string }');
+  return { ...head, ids: b.ids, to: b.to };
+}
+
+/** The ids named in a hello, best effort (for error messages about a hello we refuse). */
+export function helloIds(buf: Buffer): string {
+  try {
+    return decodeHello(buf).ids.join(',');
+  } catch {
+    return '?';
+  }
+}
+
+export function encodeWelcome(w: Welcome): Buffer {
+  const body = encodeValue(w.status === STATUS_OK ? { ids: w.ids } : { ids: w.ids, error: w.error ?? 'refused' });
+  const out = Buffer.allocUnsafe(WELCOME_FIXED + body.length);
+  MAGIC.copy(out, 0);
+  out.writeUInt8(KIND_WELCOME, 4);
+  out.writeUInt8(w.status, 5);
+  out.writeUInt16BE(w.version, 6);
+  out.set(body, WELCOME_FIXED);
+  return out;
+}
+
+export function decodeWelcome(buf: Buffer): Welcome {
+  checkMagic(buf, KIND_WELCOME, WELCOME_FIXED, 'welcome');
+  const status = buf.readUInt8(5);
+  const version = buf.readUInt16BE(6);
+  let body: unknown;
+  try {
+    body = decodeValue(buf.subarray(WELCOME_FIXED));
+  } catch (e) {
+    throw new HandshakeError(`welcome: ${(e as Error).message}`);
+  }
+  const b = body as { ids?: unknown; error?: unknown } | null;
+  if (typeof b !== 'object' || b === null) throw new HandshakeError('welcome: body is not a map');
+  const ids = isIdList(b.ids) ? b.ids : [];
+  if (status === STATUS_OK && ids.length === 0) throw new HandshakeError('welcome: no replica ids');
+  return { status, version, ids, ...(typeof b.error === 'string' ? { error: b.error } : {}) };
+}
+
+/** The highest version both ranges hold, or undefined. */
+export function negotiateVersion(a: { min: number; max: number }, b: { min: number; max: number }): number | undefined {
+  const hi = Math.min(a.max, b.max);
+  const lo = Math.max(a.min, b.min);
+  return hi >= lo ? hi : undefined;
+}
+
+export function describeVersions(min: number, max: number): string {
+  return min === max ? `protocol version ${min}` : `protocol versions ${min}..${max}`;
+}

@@ -1,0 +1,926 @@
+import { promises as dnsPromises } from 'node:dns';
+import net from 'node:net';
+import { CONTRACTS, decodeMessage, encodeMessage, invariant, requires, type Message, type ReplicaId } from '@decree/protocol';
+import type { Transport } from '@decree/bus';
+import { FRAME_HEADER_BYTES, FrameReader, frames } from './framing.ts';
+import {
+  PROTOCOL_VERSION_MAX,
+  PROTOCOL_VERSION_MIN,
+  STATUS_OK,
+  STATUS_REFUSED,
+  STATUS_VERSION,
+  decodeHello,
+  decodeHelloHeader,
+  decodeWelcome,
+  describeVersions,
+  encodeHello,
+  encodeWelcome,
+  helloIds,
+  negotiateVersion,
+} from './handshake.ts';
+
+export interface PeerAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
+export type PeerDirectory = Readonly<Record<ReplicaId, PeerAddress>> | ((id: ReplicaId) => PeerAddress | undefined);
+
+/** Structured logger; a pino logger fits (`(obj, msg)`). */
+export interface TransportLogger {
+  debug?(obj: object, msg: string): void;
+  info?(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+export type TransportErrorCode =
+  /** the listener refused our hello: no protocol version in common */
+  | 'version-refused'
+  /** we refused a dialler's hello: no protocol version in common */
+  | 'version-mismatch'
+  /** the listener refused our hello for another reason (wrong replica, bad hello) */
+  | 'handshake-refused'
+  /** bad magic, malformed handshake, oversized frame, handshake timeout */
+  | 'protocol'
+  /** a frame that is not a valid message (the connection goes on) */
+  | 'decode'
+  /** a message we could not encode, or one too large to send */
+  | 'encode'
+  /** dialling failed (refused, unreachable, name not resolved, timeout) */
+  | 'connect'
+  /** a message for a replica this process does not host, or from one the peer did not name */
+  | 'misrouted'
+  /** the receiver threw */
+  | 'receiver';
+
+export class TransportError extends Error {
+  constructor(
+    readonly code: TransportErrorCode,
+    message: string,
+    /** the remote replica, when known */
+    readonly peer?: ReplicaId,
+  ) {
+    super(message);
+    this.name = 'TransportError';
+  }
+}
+
+export interface BackoffOptions {
+  /** delay before the first retry (ms) */
+  initialMs?: number;
+  /** cap (ms) */
+  maxMs?: number;
+  factor?: number;
+  /** 0..1: the delay is drawn uniformly from [d * (1 - jitter), d] */
+  jitter?: number;
+}
+
+export interface TcpTransportOptions {
+  /** the replica(s) this process hosts */
+  self: ReplicaId | readonly ReplicaId[];
+  /** where to accept connections; omit for a dial-only process (replies then come back over its own connections) */
+  listen?: { host?: string; port: number };
+  /** where each peer replica listens; a function is asked again on every connection attempt */
+  peers: PeerDirectory;
+  /** host name -> IP address, asked on every connection attempt (default dns.lookup); IPs skip it */
+  lookup?: (host: string) => Promise<string>;
+  /** largest frame payload accepted and sent (default 16 MiB) */
+  maxFrameBytes?: number;
+  /** per-peer bound on bytes waiting to be written (default 8 MiB) */
+  maxQueuedBytes?: number;
+  /** per-peer bound on messages waiting to be written (default 16384) */
+  maxQueuedMessages?: number;
+  /** most bytes gathered into one socket write (default 1 MiB; one larger frame goes alone) */
+  maxWriteBytes?: number;
+  backoff?: BackoffOptions;
+  /** bound on dial + handshake (default 5000 ms) */
+  connectTimeoutMs?: number;
+  /** bound on an inbound connection's hello (default 5000 ms) */
+  handshakeTimeoutMs?: number;
+  /** how long close() lets sockets flush before destroying them (default 250 ms) */
+  closeGraceMs?: number;
+  /** the protocol versions this replica accepts (default the build's range); for upgrades and tests */
+  protocolVersions?: { min: number; max: number };
+  /** copy each received frame before decoding so decoded byte fields do not pin socket chunks (default true) */
+  copyFrames?: boolean;
+  /** jitter source, uniform in [0, 1) (default Math.random) */
+  random?: () => number;
+  /** structured logs; default warnings and errors to console.warn; false for silence */
+  logger?: TransportLogger | false;
+  /** every error worth surfacing, typed */
+  onError?: (err: TransportError) => void;
+}
+
+export interface PeerStats {
+  readonly connected: boolean;
+  /** whether this transport dials the peer (false: it only answers over the peer's connection) */
+  readonly dials: boolean;
+  readonly queuedMessages: number;
+  readonly queuedBytes: number;
+  /** bytes handed to the socket and not yet flushed to the kernel */
+  readonly socketBufferedBytes: number;
+  readonly framesOut: number;
+  readonly bytesOut: number;
+  readonly socketWrites: number;
+  readonly drops: number;
+  readonly connects: number;
+  readonly reconnects: number;
+  readonly connectFailures: number;
+  readonly lookups: number;
+  readonly version: number | undefined;
+}
+
+export interface TransportStats {
+  framesIn: number;
+  bytesIn: number;
+  framesOut: number;
+  bytesOut: number;
+  socketWrites: number;
+  /** messages dropped: buffer full, no route, oversized, after close */
+  drops: number;
+  /** of which: no address and no connection for the destination */
+  unroutable: number;
+  reconnects: number;
+  connectFailures: number;
+  decodeErrors: number;
+  encodeErrors: number;
+  protocolErrors: number;
+  misrouted: number;
+  receiverErrors: number;
+  inboundAccepted: number;
+  handshakesRefused: number;
+  peers: Record<ReplicaId, PeerStats>;
+}
+
+const DEFAULTS = {
+  maxFrameBytes: 16 * 1024 * 1024,
+  maxQueuedBytes: 8 * 1024 * 1024,
+  maxQueuedMessages: 16384,
+  maxWriteBytes: 1024 * 1024,
+  connectTimeoutMs: 5000,
+  handshakeTimeoutMs: 5000,
+  closeGraceMs: 250,
+};
+const HANDSHAKE_MAX_BYTES = 64 * 1024;
+
+/** The delay before retry number `attempt` (0-based): capped exponential with jitter. */
+export function backoffDelay(attempt: number, opts: BackoffOptions = {}, random: () => number = Math.random): number {
+  const initial = opts.initialMs ?? 50;
+  const max = opts.maxMs ?? 5000;
+  const factor = opts.factor ?? 2;
+  const jitter = Math.min(1, Math.max(0, opts.jitter ?? 0.5));
+  const d = Math.min(max, initial * Math.pow(factor, Math.min(attempt, 64)));
+  return d * (1 - jitter * random());
+}
+
+const consoleLogger: TransportLogger = {
+  warn: (obj, msg) => console.warn(`[transport-tcp] ${msg}`, obj),
+  error: (obj, msg) => console.warn(`[transport-tcp] ${msg}`, obj),
+};
+const silentLogger: TransportLogger = { warn: () => {}, error: () => {} };
+
+/** One TCP connection, either direction, before and after its handshake. */
+class Conn {
+  ready = false;
+  closed = false;
+  /** the failure of this connection was already reported (refusal, protocol error) */
+  reported = false;
+  version: number | undefined;
+  remoteIds: readonly ReplicaId[] = [];
+  /** the link this connection carries outbound frames for, if any */
+  link: Link | undefined;
+  timer: ReturnType<typeof setTimeout> | undefined;
+  readonly reader: FrameReader;
+  readonly closedPromise: Promise<void>;
+  private resolveClosed!: () => void;
+
+  constructor(
+    readonly socket: net.Socket,
+    readonly inbound: boolean,
+    public label: string,
+    onFrame: (payload: Buffer) => boolean,
+    onOversize: (len: number) => void,
+  ) {
+    this.reader = new FrameReader(HANDSHAKE_MAX_BYTES, onFrame, onOversize);
+    this.closedPromise = new Promise((r) => (this.resolveClosed = r));
+  }
+
+  markClosed(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.closed = true;
+    this.ready = false;
+    this.resolveClosed();
+  }
+}
+
+/** Outbound state for one peer replica: the bounded queue and the connection that drains it. */
+class Link {
+  queue: Uint8Array[] = [];
+  head = 0;
+  queuedBytes = 0;
+  conn: Conn | undefined;
+  /** dialling (resolving, connecting or handshaking) */
+  dialing = false;
+  timer: ReturnType<typeof setTimeout> | undefined;
+  attempt = 0;
+  everConnected = false;
+  /** a connect failure has been logged at warn level since the last success */
+  failureLogged = false;
+  stats = { framesOut: 0, bytesOut: 0, socketWrites: 0, drops: 0, connects: 0, reconnects: 0, connectFailures: 0, lookups: 0 };
+
+  constructor(
+    readonly id: ReplicaId,
+    readonly dials: boolean,
+  ) {}
+
+  get queuedMessages(): number {
+    return this.queue.length - this.head;
+  }
+}
+
+/**
+ * The default replica-to-replica transport: length-prefixed MessagePack frames over TCP, one
+ * outbound connection per peer replica shared by every ring, opened lazily and kept, reconnected
+ * with capped exponential backoff and jitter (host names resolved again on every attempt), a
+ * bounded outbound buffer per peer (overflow dropped and counted), small frames coalesced into
+ * one socket write per tick, and a versioned handshake so mixed versions can run side by side.
+ */
+export class TcpTransport implements Transport {
+  readonly selfIds: readonly ReplicaId[];
+  private readonly selfSet: ReadonlySet<ReplicaId>;
+  private readonly opts: TcpTransportOptions;
+  private readonly versions: { min: number; max: number };
+  private readonly log: TransportLogger;
+  private readonly random: () => number;
+  private readonly lookup: (host: string) => Promise<string>;
+  private readonly maxFrameBytes: number;
+  private readonly maxQueuedBytes: number;
+  private readonly maxQueuedMessages: number;
+  private readonly maxWriteBytes: number;
+  private readonly copyFrames: boolean;
+
+  private receiver: ((msg: Message) => void) | undefined;
+  private server: net.Server | undefined;
+  private readonly links = new Map<ReplicaId, Link>();
+  private readonly conns = new Set<Conn>();
+  /** the latest established inbound connection naming each remote replica */
+  private readonly inboundById = new Map<ReplicaId, Conn>();
+  private readonly dirty = new Set<Link>();
+  private flushScheduled: ReturnType<typeof setImmediate> | undefined;
+  private closing = false;
+  private closedPromise: Promise<void> | undefined;
+  private readonly lastLog = new Map<string, number>();
+
+  private readonly totals = {
+    framesIn: 0,
+    bytesIn: 0,
+    drops: 0,
+    unroutable: 0,
+    decodeErrors: 0,
+    encodeErrors: 0,
+    protocolErrors: 0,
+    misrouted: 0,
+    receiverErrors: 0,
+    inboundAccepted: 0,
+    handshakesRefused: 0,
+  };
+  /** counters of links forgotten by forget() */
+  private readonly retired = { framesOut: 0, bytesOut: 0, socketWrites: 0, drops: 0, reconnects: 0, connectFailures: 0 };
+
+  constructor(opts: TcpTransportOptions) {
+    const ids = typeof opts.self === 'string' ? [opts.self] : [...opts.self];
+    if (ids.length === 0 || ids.some((id) => typeof id !== 'string' || id.length === 0))
+      throw new TypeError('transport-tcp: self must name at least one replica id');
+    this.selfIds = ids;
+    this.selfSet = new Set(ids);
+    this.opts = opts;
+    this.versions = opts.protocolVersions ?? { min: PROTOCOL_VERSION_MIN, max: PROTOCOL_VERSION_MAX };
+    if (!(this.versions.min >= 0 && this.versions.max <= 0xffff && this.versions.min <= this.versions.max))
+      throw new TypeError(`transport-tcp: bad protocolVersions ${this.versions.min}..${this.versions.max}`);
+    this.log = opts.logger === false ? silentLogger : (opts.logger ?? consoleLogger);
+    this.random = opts.random ?? Math.random;
+    this.lookup = opts.lookup ?? (async (host) => (await dnsPromises.lookup(host)).address);
+    this.maxFrameBytes = opts.maxFrameBytes ?? DEFAULTS.maxFrameBytes;
+    this.maxQueuedBytes = opts.maxQueuedBytes ?? DEFAULTS.maxQueuedBytes;
+    this.maxQueuedMessages = opts.maxQueuedMessages ?? DEFAULTS.maxQueuedMessages;
+    this.maxWriteBytes = opts.maxWriteBytes ?? DEFAULTS.maxWriteBytes;
+    this.copyFrames = opts.copyFrames ?? true;
+  }
+
+  // ------------------------------------------------------------------ public API
+
+  /** Starts listening (if `listen` was given); resolves with the bound address. */
+  async listen(): Promise<PeerAddress | undefined> {
+    const l = this.opts.listen;
+    if (!l) return undefined;
+    if (this.server) return this.address();
+    const server = net.createServer((s) => this.accept(s));
+    this.server = server;
+    server.on('error', (e) => this.log.error({ err: e.message }, 'server error'));
+    await new Promise<void>((resolve, reject) => {
+      const onErr = (e: Error) => reject(e);
+      server.once('error', onErr);
+      server.listen(l.port, l.host ?? '127.0.0.1', () => {
+        server.off('error', onErr);
+        resolve();
+      });
+    });
+    return this.address();
+  }
+
+  /** The address the server is bound to (port 0 resolved). */
+  address(): PeerAddress | undefined {
+    const a = this.server?.address();
+    if (!a || typeof a === 'string') return undefined;
+    return { host: a.address, port: a.port };
+  }
+
+  setReceiver(receiver: (msg: Message) => void): void {
+    this.receiver = receiver;
+  }
+
+  /** Fire-and-forget: encodes now, writes on the next flush; drops (counted) when the peer's buffer is full. */
+  send(msg: Message): void {
+    if (this.closing) return this.drop();
+    CONTRACTS && requires(typeof msg === 'object' && msg !== null && typeof msg.to === 'string', 'send: a message with a destination');
+    if (this.selfSet.has(msg.to)) {
+      // a replica of this process: no socket, but still asynchronous like every other delivery
+      queueMicrotask(() => this.deliver(msg, undefined));
+      return;
+    }
+    if (!this.selfSet.has(msg.from)) {
+      this.totals.misrouted++;
+      this.report('misrouted', `message ${msg.type} from ${msg.from}, which this transport does not host (${this.selfIds.join(',')})`, msg.to);
+      return this.drop();
+    }
+    let payload: Uint8Array;
+    try {
+      payload = encodeMessage(msg);
+    } catch (e) {
+      this.totals.encodeErrors++;
+      this.report('encode', `cannot encode ${msg.type} for ${msg.to}: ${(e as Error).message}`, msg.to);
+      return this.drop();
+    }
+    if (payload.length > this.maxFrameBytes) {
+      this.totals.encodeErrors++;
+      this.report('encode', `${msg.type} for ${msg.to} is ${payload.length} bytes, above maxFrameBytes ${this.maxFrameBytes}`, msg.to);
+      return this.drop();
+    }
+    const link = this.linkFor(msg.to);
+    if (!link) {
+      this.totals.unroutable++;
+      this.report('connect', `no address for replica ${msg.to} and no connection from it`, msg.to);
+      return this.drop();
+    }
+    this.enqueue(link, payload);
+  }
+
+  /** Sends an already encoded message (e.g. forwarded bytes) to `to`. */
+  sendEncoded(to: ReplicaId, payload: Uint8Array): void {
+    if (this.closing) return this.drop();
+    if (payload.length > this.maxFrameBytes) return this.drop();
+    const link = this.linkFor(to);
+    if (!link) {
+      this.totals.unroutable++;
+      return this.drop();
+    }
+    this.enqueue(link, payload);
+  }
+
+  /** Whether the outbound link to `to` has completed its handshake and is open. */
+  isConnected(to: ReplicaId): boolean {
+    if (this.selfSet.has(to)) return !this.closing;
+    const c = this.links.get(to)?.conn;
+    return !!c && c.ready && !c.closed;
+  }
+
+  /** Opens the link to `to` now instead of on the first send. */
+  connect(to: ReplicaId): void {
+    if (this.closing || this.selfSet.has(to)) return;
+    this.linkFor(to);
+  }
+
+  /** Resolves once the link to `to` is connected (or rejects after timeoutMs). */
+  async whenConnected(to: ReplicaId, timeoutMs = 10_000): Promise<void> {
+    this.connect(to);
+    const end = Date.now() + timeoutMs;
+    while (!this.isConnected(to)) {
+      if (this.closing) throw new Error('transport-tcp: closed');
+      if (Date.now() > end) throw new Error(`transport-tcp: not connected to ${to} after ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  }
+
+  /** Drops the link to `to` (its queue and connection), e.g. for a replica removed from the configuration. */
+  forget(to: ReplicaId): void {
+    const link = this.links.get(to);
+    if (!link) return;
+    this.links.delete(to);
+    this.dirty.delete(link);
+    if (link.timer) clearTimeout(link.timer);
+    for (const k of Object.keys(this.retired) as (keyof typeof this.retired)[]) this.retired[k] += link.stats[k];
+    this.retired.drops += link.queuedMessages;
+    link.queue = [];
+    link.head = 0;
+    link.queuedBytes = 0;
+    const c = link.conn;
+    link.conn = undefined;
+    if (c && !c.inbound) c.socket.destroy();
+    if (c) c.link = undefined;
+  }
+
+  stats(): TransportStats {
+    const peers: Record<ReplicaId, PeerStats> = {};
+    let framesOut = this.retired.framesOut;
+    let bytesOut = this.retired.bytesOut;
+    let socketWrites = this.retired.socketWrites;
+    let drops = this.totals.drops + this.retired.drops;
+    let reconnects = this.retired.reconnects;
+    let connectFailures = this.retired.connectFailures;
+    for (const [id, l] of this.links) {
+      framesOut += l.stats.framesOut;
+      bytesOut += l.stats.bytesOut;
+      socketWrites += l.stats.socketWrites;
+      drops += l.stats.drops;
+      reconnects += l.stats.reconnects;
+      connectFailures += l.stats.connectFailures;
+      peers[id] = {
+        connected: this.isConnected(id),
+        dials: l.dials,
+        queuedMessages: l.queuedMessages,
+        queuedBytes: l.queuedBytes,
+        socketBufferedBytes: l.conn && !l.conn.closed ? l.conn.socket.writableLength : 0,
+        ...l.stats,
+        version: l.conn?.version,
+      };
+    }
+    const t = this.totals;
+    return {
+      framesIn: t.framesIn,
+      bytesIn: t.bytesIn,
+      framesOut,
+      bytesOut,
+      socketWrites,
+      drops,
+      unroutable: t.unroutable,
+      reconnects,
+      connectFailures,
+      decodeErrors: t.decodeErrors,
+      encodeErrors: t.encodeErrors,
+      protocolErrors: t.protocolErrors,
+      misrouted: t.misrouted,
+      receiverErrors: t.receiverErrors,
+      inboundAccepted: t.inboundAccepted,
+      handshakesRefused: t.handshakesRefused,
+      peers,
+    };
+  }
+
+  /** Stops the server, flushes what it can, closes every socket; resolves when all are closed. */
+  close(): Promise<void> {
+    if (this.closedPromise) return this.closedPromise;
+    this.closing = true;
+    if (this.flushScheduled) clearImmediate(this.flushScheduled);
+    this.flushScheduled = undefined;
+    for (const link of this.links.values()) {
+      if (link.timer) clearTimeout(link.timer);
+      link.timer = undefined;
+      if (link.conn?.ready) this.flush(link);
+    }
+    this.dirty.clear();
+    const waits: Promise<void>[] = [];
+    if (this.server) {
+      const server = this.server;
+      waits.push(new Promise<void>((r) => server.close(() => r())));
+    }
+    const grace = this.opts.closeGraceMs ?? DEFAULTS.closeGraceMs;
+    for (const c of this.conns) {
+      waits.push(c.closedPromise);
+      if (c.ready && grace > 0) {
+        c.socket.end();
+        const t = setTimeout(() => c.socket.destroy(), grace);
+        t.unref?.();
+        void c.closedPromise.then(() => clearTimeout(t));
+      } else {
+        c.socket.destroy();
+      }
+    }
+    this.closedPromise = Promise.all(waits).then(() => {
+      this.links.clear();
+      this.inboundById.clear();
+    });
+    return this.closedPromise;
+  }
+
+  // ------------------------------------------------------------------ outbound
+
+  private linkFor(to: ReplicaId): Link | undefined {
+    let link = this.links.get(to);
+    if (link) return link;
+    const addr = this.peerAddress(to);
+    const inbound = this.inboundById.get(to);
+    if (!addr && !inbound) return undefined;
+    link = new Link(to, !!addr);
+    this.links.set(to, link);
+    if (addr) this.dial(link);
+    else if (inbound) this.attach(link, inbound);
+    return link;
+  }
+
+  private peerAddress(id: ReplicaId): PeerAddress | undefined {
+    const p = this.opts.peers;
+    if (typeof p === 'function') return p(id);
+    return Object.prototype.hasOwnProperty.call(p, id) ? p[id] : undefined;
+  }
+
+  private enqueue(link: Link, payload: Uint8Array): void {
+    const size = payload.length + FRAME_HEADER_BYTES;
+    if (link.queuedMessages >= this.maxQueuedMessages || (link.queuedBytes + size > this.maxQueuedBytes && link.queuedMessages > 0)) {
+      link.stats.drops++;
+      this.logLimited(`drop:${link.id}`, 'warn', { peer: link.id, queuedBytes: link.queuedBytes, queuedMessages: link.queuedMessages }, `outbound buffer to ${link.id} is full: dropping`);
+      return;
+    }
+    link.queue.push(payload);
+    link.queuedBytes += size;
+    CONTRACTS && invariant(link.queuedBytes <= Math.max(this.maxQueuedBytes, size), 'outbound buffer within its byte bound');
+    if (link.conn?.ready) this.scheduleFlush(link);
+  }
+
+  private scheduleFlush(link: Link): void {
+    this.dirty.add(link);
+    if (this.flushScheduled === undefined) this.flushScheduled = setImmediate(this.flushDirty);
+  }
+
+  private readonly flushDirty = (): void => {
+    this.flushScheduled = undefined;
+    const links = [...this.dirty];
+    this.dirty.clear();
+    for (const l of links) this.flush(l);
+  };
+
+  /** Writes queued frames, as few writes as the batch bound allows, until the socket pushes back. */
+  private flush(link: Link): void {
+    const c = link.conn;
+    if (!c || !c.ready || c.closed) return;
+    const s = c.socket;
+    while (link.head < link.queue.length) {
+      if (s.writableNeedDrain || s.destroyed) return; // 'drain' calls flush again
+      const from = link.head;
+      let to = from;
+      let bytes = 0;
+      while (to < link.queue.length) {
+        const n = link.queue[to]!.length + FRAME_HEADER_BYTES;
+        if (to > from && bytes + n > this.maxWriteBytes) break;
+        bytes += n;
+        to++;
+      }
+      const buf = frames(link.queue, from, to);
+      for (let i = from; i < to; i++) link.queue[i] = EMPTY;
+      link.head = to;
+      link.queuedBytes -= bytes;
+      if (link.head === link.queue.length) {
+        link.queue = [];
+        link.head = 0;
+      } else if (link.head > 4096 && link.head * 2 > link.queue.length) {
+        link.queue = link.queue.slice(link.head);
+        link.head = 0;
+      }
+      link.stats.socketWrites++;
+      link.stats.framesOut += to - from;
+      link.stats.bytesOut += bytes;
+      s.write(buf);
+    }
+  }
+
+  private dial(link: Link): void {
+    if (this.closing || link.dialing || link.conn || link.timer) return;
+    link.dialing = true;
+    void this.dialAsync(link);
+  }
+
+  private async dialAsync(link: Link): Promise<void> {
+    const addr = this.peerAddress(link.id);
+    if (!addr) {
+      link.dialing = false;
+      this.connectFailed(link, `no address for replica ${link.id}`);
+      return;
+    }
+    let ip = addr.host;
+    if (net.isIP(ip) === 0) {
+      link.stats.lookups++;
+      try {
+        ip = await this.lookup(addr.host);
+      } catch (e) {
+        link.dialing = false;
+        this.connectFailed(link, `cannot resolve ${addr.host} for ${link.id}: ${(e as Error).message}`);
+        return;
+      }
+    }
+    if (this.closing || this.links.get(link.id) !== link) {
+      link.dialing = false;
+      return;
+    }
+    const label = `${link.id}@${addr.host}:${addr.port}${ip !== addr.host ? ` (${ip})` : ''}`;
+    const socket = net.connect({ host: ip, port: addr.port });
+    socket.setNoDelay(true);
+    const conn = this.track(socket, false, label);
+    conn.link = link;
+    link.conn = conn;
+    link.dialing = false;
+    conn.timer = setTimeout(() => {
+      if (!conn.ready) {
+        this.report('connect', `no handshake with ${label} within ${this.opts.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs} ms`, link.id, 'debug');
+        socket.destroy();
+      }
+    }, this.opts.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs);
+    socket.once('connect', () => {
+      socket.setKeepAlive(true, 10_000);
+      socket.write(frames([encodeHello({ minVersion: this.versions.min, maxVersion: this.versions.max, ids: this.selfIds, to: link.id })]));
+    });
+  }
+
+  private connectFailed(link: Link, why: string): void {
+    link.stats.connectFailures++;
+    const first = !link.failureLogged;
+    link.failureLogged = true;
+    this.report('connect', why, link.id, first ? 'warn' : 'debug');
+    this.scheduleRedial(link);
+  }
+
+  private scheduleRedial(link: Link): void {
+    if (this.closing || !link.dials || link.timer || this.links.get(link.id) !== link) return;
+    const delay = backoffDelay(link.attempt, this.opts.backoff, this.random);
+    link.attempt++;
+    link.timer = setTimeout(() => {
+      link.timer = undefined;
+      this.dial(link);
+    }, delay);
+  }
+
+  /** Makes `conn` (established) the carrier of `link`'s frames. */
+  private attach(link: Link, conn: Conn): void {
+    link.conn = conn;
+    conn.link = link;
+    if (link.queuedMessages > 0) this.scheduleFlush(link);
+  }
+
+  // ------------------------------------------------------------------ connections
+
+  private track(socket: net.Socket, inbound: boolean, label: string): Conn {
+    // eslint-disable-next-line prefer-const
+    let conn: Conn;
+    const onFrame = (payload: Buffer): boolean => this.onFrame(conn, payload);
+    const onOversize = (len: number): void => {
+      const limit = conn.reader.maxFrameBytes;
+      this.protocolError(conn, `frame of ${len} bytes from ${conn.label} is above the limit of ${limit}`);
+    };
+    conn = new Conn(socket, inbound, label, onFrame, onOversize);
+    this.conns.add(conn);
+    socket.on('data', (chunk: Buffer) => {
+      this.totals.bytesIn += chunk.length;
+      conn.reader.push(chunk);
+    });
+    socket.on('drain', () => {
+      if (conn.link && conn.link.conn === conn) this.flush(conn.link);
+    });
+    socket.on('error', (e: NodeJS.ErrnoException) => {
+      if (!conn.ready && !conn.inbound && conn.link) return; // reported by the close handler as a connect failure
+      this.log.debug?.({ conn: conn.label, err: e.message, code: e.code }, 'socket error');
+    });
+    socket.on('close', () => this.onClose(conn));
+    return conn;
+  }
+
+  private accept(socket: net.Socket): void {
+    if (this.closing) {
+      socket.destroy();
+      return;
+    }
+    this.totals.inboundAccepted++;
+    socket.setNoDelay(true);
+    socket.setKeepAlive(true, 10_000);
+    const conn = this.track(socket, true, `inbound ${socket.remoteAddress}:${socket.remotePort}`);
+    const timeout = this.opts.handshakeTimeoutMs ?? DEFAULTS.handshakeTimeoutMs;
+    conn.timer = setTimeout(() => {
+      if (!conn.ready) this.protocolError(conn, `no hello from ${conn.label} within ${timeout} ms`);
+    }, timeout);
+  }
+
+  private onClose(conn: Conn): void {
+    const wasReady = conn.ready;
+    conn.markClosed();
+    this.conns.delete(conn);
+    for (const id of conn.remoteIds) if (this.inboundById.get(id) === conn) this.inboundById.delete(id);
+    const link = conn.link;
+    conn.link = undefined;
+    if (!link || link.conn !== conn) return;
+    link.conn = undefined;
+    this.dirty.delete(link);
+    if (this.closing) return;
+    if (!link.dials) {
+      // answered over the peer's connection: wait for it to dial again, or use another of its connections
+      const other = this.inboundById.get(link.id);
+      if (other) this.attach(link, other);
+      return;
+    }
+    if (wasReady) {
+      this.log.info?.({ peer: link.id, conn: conn.label }, 'connection closed; reconnecting');
+      this.scheduleRedial(link);
+    } else if (conn.reported) {
+      link.stats.connectFailures++;
+      this.scheduleRedial(link);
+    } else {
+      this.connectFailed(link, `cannot connect to ${conn.label}`);
+    }
+  }
+
+  private onFrame(conn: Conn, payload: Buffer): boolean {
+    if (conn.closed) return false;
+    if (!conn.ready) return conn.inbound ? this.onHello(conn, payload) : this.onWelcome(conn, payload);
+    this.totals.framesIn++;
+    let msg: Message;
+    try {
+      msg = decodeMessage(this.copyFrames ? Buffer.from(payload) : payload);
+    } catch (e) {
+      this.totals.decodeErrors++;
+      this.report('decode', `undecodable frame of ${payload.length} bytes from ${conn.label}: ${(e as Error).message}`, conn.remoteIds[0]);
+      return true; // framing is intact: the connection goes on
+    }
+    this.deliver(msg, conn);
+    return !conn.closed;
+  }
+
+  private deliver(msg: Message, conn: Conn | undefined): void {
+    if (this.closing) return;
+    if (conn) {
+      if (!this.selfSet.has(msg.to)) {
+        this.totals.misrouted++;
+        this.report('misrouted', `${msg.type} for ${msg.to} arrived from ${conn.label}, but this process hosts ${this.selfIds.join(',')}`, msg.from);
+        return;
+      }
+      if (!conn.remoteIds.includes(msg.from)) {
+        this.totals.misrouted++;
+        this.report('misrouted', `${msg.type} from ${msg.from} arrived over the connection of ${conn.remoteIds.join(',')}`, msg.from);
+        return;
+      }
+    }
+    const r = this.receiver;
+    if (!r) return;
+    try {
+      r(msg);
+    } catch (e) {
+      this.totals.receiverErrors++;
+      this.report('receiver', `receiver threw on ${msg.type} from ${msg.from}: ${(e as Error).message}`, msg.from);
+    }
+  }
+
+  /** Listener side: read the dialler's hello, answer welcome or refusal. */
+  private onHello(conn: Conn, payload: Buffer): boolean {
+    let head: { minVersion: number; maxVersion: number };
+    try {
+      head = decodeHelloHeader(payload);
+    } catch (e) {
+      this.protocolError(conn, `${(e as Error).message} from ${conn.label}`);
+      return false;
+    }
+    const version = negotiateVersion({ min: head.minVersion, max: head.maxVersion }, this.versions);
+    if (version === undefined) {
+      const who = helloIds(payload);
+      const why = `peer ${who} speaks ${describeVersions(head.minVersion, head.maxVersion)}, this replica (${this.selfIds.join(',')}) supports ${this.versions.min}..${this.versions.max}`;
+      this.totals.handshakesRefused++;
+      this.report('version-mismatch', why, who);
+      this.refuse(conn, STATUS_VERSION, why);
+      return false;
+    }
+    let hello;
+    try {
+      hello = decodeHello(payload);
+    } catch (e) {
+      this.protocolError(conn, `${(e as Error).message} from ${conn.label}`);
+      return false;
+    }
+    if (!this.selfSet.has(hello.to)) {
+      const why = `${hello.ids.join(',')} dialled replica ${hello.to}, but this process hosts ${this.selfIds.join(',')}`;
+      this.totals.handshakesRefused++;
+      this.report('handshake-refused', why, hello.ids[0]);
+      this.refuse(conn, STATUS_REFUSED, why);
+      return false;
+    }
+    if (conn.timer) clearTimeout(conn.timer);
+    conn.timer = undefined;
+    conn.version = version;
+    conn.remoteIds = hello.ids;
+    conn.ready = true;
+    conn.reader.maxFrameBytes = this.maxFrameBytes;
+    conn.label = `${hello.ids.join(',')}@${conn.socket.remoteAddress}:${conn.socket.remotePort}`;
+    conn.socket.write(frames([encodeWelcome({ status: STATUS_OK, version, ids: this.selfIds })]));
+    for (const id of hello.ids) {
+      this.inboundById.set(id, conn);
+      // a peer we cannot dial is answered over its own connection
+      const link = this.links.get(id);
+      if (link && !link.dials && (!link.conn || link.conn.closed)) this.attach(link, conn);
+    }
+    this.log.debug?.({ conn: conn.label, version }, 'inbound connection established');
+    return true;
+  }
+
+  private refuse(conn: Conn, status: number, why: string): void {
+    conn.ready = false;
+    conn.socket.end(frames([encodeWelcome({ status, version: 0, ids: this.selfIds, error: why })]));
+    const t = setTimeout(() => conn.socket.destroy(), 1000);
+    t.unref?.();
+    void conn.closedPromise.then(() => clearTimeout(t));
+    conn.reader.dead = true;
+  }
+
+  /** Dialler side: read the welcome. */
+  private onWelcome(conn: Conn, payload: Buffer): boolean {
+    const link = conn.link;
+    let w;
+    try {
+      w = decodeWelcome(payload);
+    } catch (e) {
+      this.protocolError(conn, `${(e as Error).message} from ${conn.label}`);
+      return false;
+    }
+    if (w.status !== STATUS_OK) {
+      const code = w.status === STATUS_VERSION ? 'version-refused' : 'handshake-refused';
+      this.report(code, `handshake refused by ${conn.label}: ${w.error ?? 'no reason given'}`, link?.id);
+      conn.reported = true;
+      conn.socket.destroy();
+      return false;
+    }
+    if (w.version < this.versions.min || w.version > this.versions.max) {
+      this.protocolError(conn, `${conn.label} chose ${describeVersions(w.version, w.version)}, this replica supports ${this.versions.min}..${this.versions.max}`);
+      return false;
+    }
+    if (conn.timer) clearTimeout(conn.timer);
+    conn.timer = undefined;
+    conn.version = w.version;
+    conn.remoteIds = w.ids;
+    conn.ready = true;
+    conn.reader.maxFrameBytes = this.maxFrameBytes;
+    if (link && link.conn === conn) {
+      link.stats.connects++;
+      if (link.everConnected) link.stats.reconnects++;
+      link.everConnected = true;
+      link.attempt = 0;
+      if (link.failureLogged) this.log.info?.({ peer: link.id, conn: conn.label }, 'connected again');
+      link.failureLogged = false;
+      if (link.queuedMessages > 0) this.scheduleFlush(link);
+    }
+    return true;
+  }
+
+  private protocolError(conn: Conn, why: string): void {
+    this.totals.protocolErrors++;
+    this.report('protocol', why, conn.remoteIds[0] ?? conn.link?.id);
+    conn.reported = true;
+    conn.reader.dead = true;
+    conn.socket.destroy();
+  }
+
+  // ------------------------------------------------------------------ errors and logs
+
+  private drop(): void {
+    this.totals.drops++;
+  }
+
+  private report(code: TransportErrorCode, message: string, peer?: ReplicaId, level: 'warn' | 'debug' = 'warn'): void {
+    const err = new TransportError(code, message, peer);
+    if (level === 'debug') this.log.debug?.({ code, peer }, message);
+    else this.logLimited(code + (peer ?? ''), code === 'protocol' || code.startsWith('version') ? 'error' : 'warn', { code, peer }, message);
+    try {
+      this.opts.onError?.(err);
+    } catch {
+      /* a throwing callback must not break the transport */
+    }
+  }
+
+  /** At most one line per key per second, so a hostile or broken peer cannot flood the log. */
+  private logLimited(key: string, level: 'warn' | 'error', obj: object, msg: string): void {
+    const now = Date.now();
+    const last = this.lastLog.get(key);
+    if (last !== undefined && now - last < 1000) return;
+    if (this.lastLog.size > 10_000) this.lastLog.clear();
+    this.lastLog.set(key, now);
+    this.log[level](obj, msg);
+  }
+}
+
+const EMPTY = new Uint8Array(0);
+
+/** Creates a transport and starts listening (when `listen` is given). */
+export async function createTcpTransport(opts: TcpTransportOptions): Promise<TcpTransport> {
+  const t = new TcpTransport(opts);
+  try {
+    await t.listen();
+  } catch (e) {
+    await t.close();
+    throw e;
+  }
+  return t;
+}
+
