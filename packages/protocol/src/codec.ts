@@ -1,12 +1,21 @@
-import { Packr, Unpackr } from 'msgpackr';
-import { ROLE_OF, type Message } from './messages.ts';
+import { C1, Packr, Unpackr } from 'msgpackr';
+import { ROLE_OF, type Message, type MessageType } from './messages.ts';
 import type { Ballot, SlotValue } from './types.ts';
 
 /**
  * The wire codec: plain MessagePack (no msgpackr records/extensions), so any MessagePack
  * implementation (msgpack-lite included) decodes what we write. See docs/decisions/0002-msgpack.md.
  */
-const packr = new Packr({ useRecords: false, moreTypes: false, variableMapSize: true });
+// `skipValues: [undefined]` drops properties whose value is undefined (as JSON does) and
+// `encodeUndefinedAsNil` writes an undefined array element as nil: without them msgpackr writes
+// undefined as its own fixext(0) extension, which other MessagePack implementations do not know.
+const packr = new Packr({
+  useRecords: false,
+  moreTypes: false,
+  variableMapSize: true,
+  encodeUndefinedAsNil: true,
+  skipValues: [undefined],
+} as ConstructorParameters<typeof Packr>[0]);
 const unpackr = new Unpackr({ useRecords: false, moreTypes: false, mapsAsObjects: true });
 
 export class DecodeError extends Error {
@@ -16,17 +25,22 @@ export class DecodeError extends Error {
   }
 }
 
+const why = (e: unknown): string => (e instanceof Error ? e.message : typeof e);
+
 export function encodeMessage(msg: Message): Uint8Array {
   return packr.pack(msg);
 }
 
-/** Decodes and validates; throws DecodeError (never anything else) on bad input. */
+/**
+ * Decodes and validates; throws DecodeError (never anything else) on bad input.
+ * Byte fields of the result are views into `buf` (no copy): do not reuse `buf` while the message lives.
+ */
 export function decodeMessage(buf: Uint8Array): Message {
   let raw: unknown;
   try {
     raw = unpackr.unpack(buf);
   } catch (e) {
-    throw new DecodeError(`not MessagePack: ${(e as Error).message}`);
+    throw new DecodeError(`not MessagePack: ${why(e)}`);
   }
   return validateMessage(raw);
 }
@@ -36,18 +50,26 @@ export function encodeValue(v: unknown): Uint8Array {
   return packr.pack(v);
 }
 export function decodeValue(buf: Uint8Array): unknown {
+  let v: unknown;
   try {
-    return unpackr.unpack(buf);
+    v = unpackr.unpack(buf);
   } catch (e) {
-    throw new DecodeError(`not MessagePack: ${(e as Error).message}`);
+    throw new DecodeError(`not MessagePack: ${why(e)}`);
   }
+  // msgpackr returns a marker object for the never-used byte 0xc1 instead of failing
+  if (v === C1) throw new DecodeError('not MessagePack: 0xc1');
+  return v;
 }
 
 // ---------------------------------------------------------------- validation
-const isObj = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
+const isObj = (x: unknown): x is Record<string, unknown> =>
+  typeof x === 'object' && x !== null && x !== C1 && !Array.isArray(x) && !(x instanceof Uint8Array);
 const isInt = (x: unknown): x is number => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
 const isStr = (x: unknown): x is string => typeof x === 'string';
+const isBool = (x: unknown): x is boolean => typeof x === 'boolean';
 const isBytes = (x: unknown): x is Uint8Array => x instanceof Uint8Array;
+/** never calls user toString/valueOf (a decoded map may carry a non-callable `toString` key) */
+const describe = (x: unknown): string => (typeof x === 'string' ? JSON.stringify(x) : x === null ? 'null' : typeof x);
 
 function fail(what: string): never {
   throw new DecodeError(`invalid message: ${what}`);
@@ -57,121 +79,189 @@ export function isBallot(x: unknown): x is Ballot {
   return isObj(x) && isInt(x.round) && isStr(x.leader);
 }
 
+type Check = (x: unknown) => boolean;
+
+/** A required field of `o`; `path` names it in the error. */
+function need(o: Record<string, unknown>, field: string, ok: Check, path: string): void {
+  if (!ok(o[field])) fail(`${path}.${field} is ${o[field] === undefined ? 'missing' : `not valid (${describe(o[field])})`}`);
+}
+/**
+ * An optional field: absent, undefined, or valid. MessagePack has no undefined, so other
+ * implementations write an undefined property as nil: nil counts as absent and is removed.
+ */
+function opt(o: Record<string, unknown>, field: string, ok: Check, path: string): void {
+  const x = o[field];
+  if (x === undefined) return;
+  if (x === null) {
+    delete o[field];
+    return;
+  }
+  if (!ok(x)) fail(`${path}.${field} is not valid (${describe(x)})`);
+}
+function needArray(o: Record<string, unknown>, field: string, path: string): unknown[] {
+  const x = o[field];
+  if (!Array.isArray(x)) fail(`${path}.${field} is ${x === undefined ? 'missing' : `not an array (${describe(x)})`}`);
+  return x;
+}
+
 export function validateSlotValue(v: unknown, where = 'value'): SlotValue {
   if (!isObj(v)) fail(`${where} is not an object`);
   switch (v.k) {
     case 'noop':
       return v as SlotValue;
-    case 'batch':
-      if (!isStr(v.origin) || !isInt(v.inc) || !isInt(v.firstId) || !Array.isArray(v.cmds)) fail(`${where}: bad batch`);
-      for (const c of v.cmds as unknown[]) if (!isBytes(c)) fail(`${where}: command is not bytes`);
+    case 'batch': {
+      need(v, 'origin', isStr, where);
+      need(v, 'inc', isInt, where);
+      need(v, 'firstId', isInt, where);
+      const cmds = needArray(v, 'cmds', where);
+      for (let i = 0; i < cmds.length; i++) if (!isBytes(cmds[i])) fail(`${where}.cmds[${i}] is not bytes`);
+      opt(v, 'excl', isBool, where);
+      opt(v, 'last', isBool, where);
       return v as SlotValue;
-    case 'config':
-      if (!isStr(v.origin) || !isInt(v.inc) || !isInt(v.firstId) || !Array.isArray(v.members) || !(v.members as unknown[]).every(isStr))
-        fail(`${where}: bad config`);
+    }
+    case 'config': {
+      need(v, 'origin', isStr, where);
+      need(v, 'inc', isInt, where);
+      need(v, 'firstId', isInt, where);
+      const members = needArray(v, 'members', where);
+      for (let i = 0; i < members.length; i++) if (!isStr(members[i])) fail(`${where}.members[${i}] is not a string`);
+      opt(v, 'cookie', isBytes, where);
       return v as SlotValue;
+    }
     default:
-      return fail(`${where}: unknown kind`);
+      return fail(`${where}.k: unknown kind ${describe(v.k)}`);
   }
 }
 
-function need(m: Record<string, unknown>, field: string, ok: (x: unknown) => boolean): void {
-  if (!ok(m[field])) fail(`${String(m.type)}.${field}`);
-}
-const optional = (ok: (x: unknown) => boolean) => (x: unknown) => x === undefined || ok(x);
-
+/**
+ * Checks that `raw` is a well-formed Message (every required field present and well-typed, every
+ * optional one absent or well-typed) and returns it. Throws DecodeError naming the first bad field,
+ * as `<type>.<field>` (for instance `accept.value.cmds[2]`). A nil optional field is removed.
+ */
 export function validateMessage(raw: unknown): Message {
   if (!isObj(raw)) fail('not an object');
   const t = raw.type;
-  if (!isStr(t) || !Object.prototype.hasOwnProperty.call(ROLE_OF, t)) fail(`unknown type ${String(t)}`);
-  need(raw, 'ring', isStr);
-  need(raw, 'from', isStr);
-  need(raw, 'to', isStr);
-  if (raw.headers !== undefined) {
-    if (!isObj(raw.headers) || !Object.values(raw.headers).every(isStr)) fail('headers');
-  }
-  switch (t) {
+  if (!isStr(t) || !Object.prototype.hasOwnProperty.call(ROLE_OF, t)) fail(`unknown type ${describe(t)}`);
+  const m = raw;
+  need(m, 'ring', isStr, t);
+  need(m, 'from', isStr, t);
+  need(m, 'to', isStr, t);
+  if (m.headers !== undefined && m.headers !== null) {
+    const h = m.headers;
+    if (!isObj(h)) fail(`${t}.headers is not an object`);
+    for (const [k, v] of Object.entries(h)) if (!isStr(v)) fail(`${t}.headers.${k} is not a string`);
+  } else if (m.headers === null) delete m.headers;
+  switch (t as MessageType) {
     case 'prepare':
-      need(raw, 'ballot', isBallot); need(raw, 'fromSlot', isInt); need(raw, 'cookie', optional(isBytes));
+      need(m, 'ballot', isBallot, t); need(m, 'fromSlot', isInt, t); opt(m, 'cookie', isBytes, t);
       break;
     case 'accept':
-      need(raw, 'ballot', isBallot); need(raw, 'slot', isInt); need(raw, 'decidedUpTo', isInt);
-      validateSlotValue(raw.value);
+      need(m, 'ballot', isBallot, t); need(m, 'slot', isInt, t); need(m, 'decidedUpTo', isInt, t);
+      validateSlotValue(m.value, `${t}.value`);
       break;
-    case 'promise':
-      need(raw, 'ballot', isBallot); need(raw, 'fromSlot', isInt); need(raw, 'truncatedBelow', isInt);
-      if (!Array.isArray(raw.accepted)) fail('promise.accepted');
-      for (const e of raw.accepted as unknown[]) {
-        if (!isObj(e) || !isInt(e.slot) || !isBallot(e.ballot)) fail('promise.accepted entry');
-        validateSlotValue(e.value);
+    case 'promise': {
+      need(m, 'ballot', isBallot, t); need(m, 'fromSlot', isInt, t); need(m, 'truncatedBelow', isInt, t);
+      const acc = needArray(m, 'accepted', t);
+      for (let i = 0; i < acc.length; i++) {
+        const e = acc[i];
+        const p = `${t}.accepted[${i}]`;
+        if (!isObj(e)) fail(`${p} is not an object`);
+        need(e, 'slot', isInt, p); need(e, 'ballot', isBallot, p);
+        validateSlotValue(e.value, `${p}.value`);
       }
       break;
+    }
     case 'accepted':
-      need(raw, 'ballot', isBallot); need(raw, 'slot', isInt);
+      need(m, 'ballot', isBallot, t); need(m, 'slot', isInt, t);
       break;
     case 'nack':
-      need(raw, 'ballot', isBallot); need(raw, 'promised', isBallot); need(raw, 'slot', optional(isInt));
+      need(m, 'ballot', isBallot, t); need(m, 'promised', isBallot, t); opt(m, 'slot', isInt, t); opt(m, 'reason', isStr, t);
       break;
     case 'learn':
-      need(raw, 'ballot', isBallot); need(raw, 'slot', isInt); validateSlotValue(raw.value);
+      need(m, 'ballot', isBallot, t); need(m, 'slot', isInt, t); need(m, 'decidedUpTo', isInt, t);
+      validateSlotValue(m.value, `${t}.value`);
       break;
     case 'decide':
-      need(raw, 'ballot', isBallot); need(raw, 'upTo', isInt);
+      need(m, 'ballot', isBallot, t); need(m, 'upTo', isInt, t);
       break;
     case 'catchup-req':
-      need(raw, 'fromSlot', isInt); need(raw, 'toSlot', isInt);
+      need(m, 'fromSlot', isInt, t); need(m, 'toSlot', isInt, t);
       break;
-    case 'catchup-rep':
-      need(raw, 'truncatedBelow', isInt); need(raw, 'chosenUpTo', isInt);
-      if (!Array.isArray(raw.entries)) fail('catchup-rep.entries');
-      for (const e of raw.entries as unknown[]) {
-        if (!isObj(e) || !isInt(e.slot)) fail('catchup-rep entry');
-        validateSlotValue(e.value);
+    case 'catchup-rep': {
+      need(m, 'truncatedBelow', isInt, t); need(m, 'chosenUpTo', isInt, t);
+      const entries = needArray(m, 'entries', t);
+      for (let i = 0; i < entries.length; i++) {
+        const e = entries[i];
+        const p = `${t}.entries[${i}]`;
+        if (!isObj(e)) fail(`${p} is not an object`);
+        need(e, 'slot', isInt, p);
+        validateSlotValue(e.value, `${p}.value`);
       }
       break;
+    }
     case 'heartbeat':
-      need(raw, 'ballot', isBallot); need(raw, 'decidedUpTo', isInt); need(raw, 'cookie', optional(isBytes));
+      need(m, 'ballot', isBallot, t); need(m, 'decidedUpTo', isInt, t); opt(m, 'cookie', isBytes, t);
       break;
     case 'heartbeat-ack':
-      need(raw, 'ballot', isBallot); need(raw, 'appliedUpTo', isInt); need(raw, 'payload', optional(isBytes));
+      need(m, 'ballot', isBallot, t); need(m, 'appliedUpTo', isInt, t); opt(m, 'payload', isBytes, t);
       break;
     case 'campaign':
-      need(raw, 'round', isInt);
+      need(m, 'round', isInt, t); opt(m, 'cookie', isBytes, t);
       break;
     case 'resign':
-      need(raw, 'reason', isStr);
+      need(m, 'reason', isStr, t);
       break;
     case 'leader-state':
-      need(raw, 'ballot', isBallot); need(raw, 'maxRound', isInt); need(raw, 'decidedUpTo', isInt);
-      if (raw.state !== 'follower' && raw.state !== 'preparing' && raw.state !== 'leading') fail('leader-state.state');
+      need(m, 'state', (x) => x === 'follower' || x === 'preparing' || x === 'leading', t);
+      need(m, 'ballot', isBallot, t); need(m, 'maxRound', isInt, t); need(m, 'decidedUpTo', isInt, t);
+      need(m, 'executedUpTo', isInt, t); opt(m, 'leaderHint', isStr, t); opt(m, 'relinquished', isBool, t);
       break;
     case 'progress':
-      need(raw, 'executedUpTo', isInt); need(raw, 'chosenUpTo', isInt);
+      need(m, 'executedUpTo', isInt, t); need(m, 'chosenUpTo', isInt, t);
       break;
-    case 'submit':
-      if (!Array.isArray(raw.items)) fail('submit.items');
-      for (const it of raw.items as unknown[]) if (!isObj(it) || !isInt(it.id) || !isBytes(it.cmd)) fail('submit item');
+    case 'submit': {
+      const items = needArray(m, 'items', t);
+      for (let i = 0; i < items.length; i++) {
+        const it = items[i];
+        const p = `${t}.items[${i}]`;
+        if (!isObj(it)) fail(`${p} is not an object`);
+        need(it, 'id', isInt, p); need(it, 'cmd', isBytes, p); opt(it, 'excl', isBool, p); opt(it, 'last', isBool, p);
+      }
       break;
-    case 'executed':
-      need(raw, 'slot', isInt); need(raw, 'inc', isInt); need(raw, 'firstId', isInt);
-      if (!Array.isArray(raw.results)) fail('executed.results');
+    }
+    case 'executed': {
+      need(m, 'slot', isInt, t); need(m, 'inc', isInt, t); need(m, 'firstId', isInt, t);
+      const results = needArray(m, 'results', t);
+      for (let i = 0; i < results.length; i++) {
+        if (results[i] === null) results[i] = undefined; // nil on the wire
+        else if (results[i] !== undefined && !isBytes(results[i])) fail(`${t}.results[${i}] is not bytes`);
+      }
       break;
-    case 'aborted':
-      if (!Array.isArray(raw.ids) || !(raw.ids as unknown[]).every(isInt)) fail('aborted.ids');
+    }
+    case 'aborted': {
+      const ids = needArray(m, 'ids', t);
+      for (let i = 0; i < ids.length; i++) if (!isInt(ids[i])) fail(`${t}.ids[${i}] is not an integer`);
+      need(m, 'maybeChosen', isBool, t); opt(m, 'leaderHint', isStr, t);
       break;
+    }
     case 'recovered':
-      need(raw, 'ballot', isBallot); need(raw, 'upTo', isInt);
+      need(m, 'ballot', isBallot, t); need(m, 'upTo', isInt, t);
       break;
     case 'learner-event':
-      need(raw, 'executedUpTo', isInt); need(raw, 'chosenUpTo', isInt);
+      need(m, 'executedUpTo', isInt, t); need(m, 'chosenUpTo', isInt, t);
       break;
-    case 'client-req':
-      need(raw, 'id', isInt);
-      if (!Array.isArray(raw.cmds) || !(raw.cmds as unknown[]).every(isBytes)) fail('client-req.cmds');
+    case 'client-req': {
+      need(m, 'id', isInt, t);
+      const cmds = needArray(m, 'cmds', t);
+      for (let i = 0; i < cmds.length; i++) if (!isBytes(cmds[i])) fail(`${t}.cmds[${i}] is not bytes`);
       break;
-    case 'client-rep':
-      need(raw, 'id', isInt);
+    }
+    case 'client-rep': {
+      need(m, 'id', isInt, t);
+      opt(m, 'results', (x) => Array.isArray(x) && x.every((r) => r === null || isBytes(r)), t);
+      opt(m, 'error', isStr, t); opt(m, 'leaderHint', isStr, t);
       break;
+    }
   }
-  return raw as unknown as Message;
+  return m as unknown as Message;
 }

@@ -63,11 +63,15 @@ export function slotValueEquals(a: SlotValue, b: SlotValue): boolean {
   if (a.k === 'noop') return true;
   if (a.k === 'batch' && b.k === 'batch') {
     if (a.origin !== b.origin || a.inc !== b.inc || a.firstId !== b.firstId || a.cmds.length !== b.cmds.length) return false;
+    if (!a.excl !== !b.excl || !a.last !== !b.last) return false;
     for (let i = 0; i < a.cmds.length; i++) if (!bytesEqual(a.cmds[i]!, b.cmds[i]!)) return false;
     return true;
   }
   if (a.k === 'config' && b.k === 'config') {
-    return a.origin === b.origin && a.inc === b.inc && a.firstId === b.firstId && a.members.join(',') === b.members.join(',');
+    if (a.origin !== b.origin || a.inc !== b.inc || a.firstId !== b.firstId || a.members.length !== b.members.length) return false;
+    for (let i = 0; i < a.members.length; i++) if (a.members[i] !== b.members[i]) return false;
+    if (a.cookie === undefined || b.cookie === undefined) return a.cookie === b.cookie;
+    return bytesEqual(a.cookie, b.cookie);
   }
   return false;
 }

@@ -1,0 +1,155 @@
+// fast-check arbitraries and fixed samples for every protocol message type (shared by the tests).
+import fc from 'fast-check';
+import type { Ballot, Message, MessageType, SlotValue } from '../src/index.ts';
+
+export const id = fc.string({ minLength: 0, maxLength: 8 });
+export const nat = fc.nat({ max: 2 ** 31 });
+export const bigNat = fc.maxSafeNat();
+export const bytes = fc.uint8Array({ maxLength: 70 });
+export const ballot: fc.Arbitrary<Ballot> = fc.record({ round: fc.nat({ max: 20 }), leader: fc.constantFrom('', 'a', 'b', 'c', 'r1', 'r10', 'r2') });
+export const anyBallot: fc.Arbitrary<Ballot> = fc.record({ round: bigNat, leader: id });
+
+export const slotValue: fc.Arbitrary<SlotValue> = fc.oneof(
+  fc.constant({ k: 'noop' } as const),
+  fc.record(
+    {
+      k: fc.constant('batch' as const),
+      origin: id,
+      inc: nat,
+      firstId: nat,
+      cmds: fc.array(bytes, { maxLength: 6 }),
+      excl: fc.boolean(),
+      last: fc.boolean(),
+    },
+    { requiredKeys: ['k', 'origin', 'inc', 'firstId', 'cmds'] },
+  ),
+  fc.record(
+    { k: fc.constant('config' as const), origin: id, inc: nat, firstId: nat, members: fc.array(id, { maxLength: 5 }), cookie: bytes },
+    { requiredKeys: ['k', 'origin', 'inc', 'firstId', 'members'] },
+  ),
+);
+
+const header = { ring: id, from: id, to: id };
+const rec = <T>(fields: { [K in keyof T]: fc.Arbitrary<T[K]> }, optional: string[] = []) =>
+  fc.record(fields as never, { requiredKeys: Object.keys(fields).filter((k) => !optional.includes(k)) as never }) as fc.Arbitrary<T>;
+
+/** One arbitrary per message type, optional fields sometimes present. */
+export const messageArbs: { [T in MessageType]: fc.Arbitrary<Extract<Message, { type: T }>> } = {
+  prepare: rec({ type: fc.constant('prepare'), ...header, ballot: anyBallot, fromSlot: bigNat, cookie: bytes }, ['cookie']),
+  accept: rec({ type: fc.constant('accept'), ...header, ballot: anyBallot, slot: bigNat, value: slotValue, decidedUpTo: bigNat }),
+  promise: rec({
+    type: fc.constant('promise'), ...header, ballot: anyBallot, fromSlot: bigNat, truncatedBelow: bigNat,
+    accepted: fc.array(fc.record({ slot: bigNat, ballot: anyBallot, value: slotValue }), { maxLength: 4 }),
+  }),
+  accepted: rec({ type: fc.constant('accepted'), ...header, ballot: anyBallot, slot: bigNat }),
+  nack: rec({ type: fc.constant('nack'), ...header, ballot: anyBallot, promised: anyBallot, slot: bigNat, reason: fc.string() }, ['slot', 'reason']),
+  learn: rec({ type: fc.constant('learn'), ...header, ballot: anyBallot, slot: bigNat, value: slotValue, decidedUpTo: bigNat }),
+  decide: rec({ type: fc.constant('decide'), ...header, ballot: anyBallot, upTo: bigNat }),
+  'catchup-req': rec({ type: fc.constant('catchup-req'), ...header, fromSlot: bigNat, toSlot: bigNat }),
+  'catchup-rep': rec({
+    type: fc.constant('catchup-rep'), ...header, truncatedBelow: bigNat, chosenUpTo: bigNat,
+    entries: fc.array(fc.record({ slot: bigNat, value: slotValue }), { maxLength: 4 }),
+  }),
+  heartbeat: rec({ type: fc.constant('heartbeat'), ...header, ballot: anyBallot, decidedUpTo: bigNat, cookie: bytes }, ['cookie']),
+  'heartbeat-ack': rec({ type: fc.constant('heartbeat-ack'), ...header, ballot: anyBallot, appliedUpTo: bigNat, payload: bytes }, ['payload']),
+  campaign: rec({ type: fc.constant('campaign'), ...header, round: bigNat, cookie: bytes }, ['cookie']),
+  resign: rec({ type: fc.constant('resign'), ...header, reason: fc.string() }),
+  'leader-state': rec(
+    {
+      type: fc.constant('leader-state'), ...header, state: fc.constantFrom('follower', 'preparing', 'leading'),
+      ballot: anyBallot, maxRound: bigNat, decidedUpTo: bigNat, executedUpTo: bigNat, leaderHint: id, relinquished: fc.boolean(),
+    },
+    ['leaderHint', 'relinquished'],
+  ),
+  progress: rec({ type: fc.constant('progress'), ...header, executedUpTo: bigNat, chosenUpTo: bigNat }),
+  submit: rec({
+    type: fc.constant('submit'), ...header,
+    items: fc.array(
+      fc.record({ id: bigNat, cmd: bytes, excl: fc.boolean(), last: fc.boolean() }, { requiredKeys: ['id', 'cmd'] }),
+      { maxLength: 4 },
+    ),
+  }),
+  executed: rec({
+    type: fc.constant('executed'), ...header, slot: bigNat, inc: bigNat, firstId: bigNat,
+    results: fc.array(fc.option(bytes, { nil: undefined }), { maxLength: 4 }),
+  }),
+  aborted: rec({ type: fc.constant('aborted'), ...header, ids: fc.array(bigNat, { maxLength: 4 }), maybeChosen: fc.boolean(), leaderHint: id }, ['leaderHint']),
+  recovered: rec({ type: fc.constant('recovered'), ...header, ballot: anyBallot, upTo: bigNat }),
+  'learner-event': rec({ type: fc.constant('learner-event'), ...header, executedUpTo: bigNat, chosenUpTo: bigNat }),
+  'client-req': rec({ type: fc.constant('client-req'), ...header, id: bigNat, cmds: fc.array(bytes, { maxLength: 4 }) }),
+  'client-rep': rec(
+    {
+      type: fc.constant('client-rep'), ...header, id: bigNat,
+      results: fc.array(fc.option(bytes, { nil: null }), { maxLength: 4 }), error: fc.string(), leaderHint: id,
+    },
+    ['results', 'error', 'leaderHint'],
+  ),
+};
+
+export const anyMessage: fc.Arbitrary<Message> = fc.oneof(...(Object.values(messageArbs) as fc.Arbitrary<Message>[]));
+
+// ---------------------------------------------------------------- fixed samples
+const b: Ballot = { round: 3, leader: 'r1' };
+const h = { ring: 'ring0', from: 'r1', to: 'r2' };
+const u8 = (...xs: number[]) => new Uint8Array(xs);
+const batch: SlotValue = { k: 'batch', origin: 'r1', inc: 2, firstId: 7, cmds: [u8(1, 2, 3), u8(), u8(255)], excl: true };
+
+/** One hand-written sample of every message type, every optional field present. */
+export const samples: { [T in MessageType]: Extract<Message, { type: T }> } = {
+  prepare: { type: 'prepare', ...h, ballot: b, fromSlot: 10, cookie: u8(9, 9), headers: { traceparent: '00-abc-def-01' } },
+  accept: { type: 'accept', ...h, ballot: b, slot: 11, value: batch, decidedUpTo: 10 },
+  promise: {
+    type: 'promise', ...h, ballot: b, fromSlot: 10, truncatedBelow: 5,
+    accepted: [
+      { slot: 10, ballot: { round: 2, leader: 'r3' }, value: batch },
+      { slot: 11, ballot: b, value: { k: 'noop' } },
+      { slot: 12, ballot: b, value: { k: 'config', members: ['r1', 'r2', 'r4'], origin: 'r1', inc: 1, firstId: 0, cookie: u8(4) } },
+    ],
+  },
+  accepted: { type: 'accepted', ...h, ballot: b, slot: 11 },
+  nack: { type: 'nack', ...h, ballot: b, promised: { round: 4, leader: 'r2' }, slot: 11, reason: 'lower ballot' },
+  learn: { type: 'learn', ...h, ballot: b, slot: 11, value: batch, decidedUpTo: 10 },
+  decide: { type: 'decide', ...h, ballot: b, upTo: 11 },
+  'catchup-req': { type: 'catchup-req', ...h, fromSlot: 3, toSlot: 9 },
+  'catchup-rep': { type: 'catchup-rep', ...h, entries: [{ slot: 3, value: batch }, { slot: 4, value: { k: 'noop' } }], truncatedBelow: 2, chosenUpTo: 9 },
+  heartbeat: { type: 'heartbeat', ...h, ballot: b, decidedUpTo: 11, cookie: u8(1) },
+  'heartbeat-ack': { type: 'heartbeat-ack', ...h, ballot: b, appliedUpTo: 11, payload: u8(0, 1, 2) },
+  campaign: { type: 'campaign', ...h, round: 4, cookie: u8(7) },
+  resign: { type: 'resign', ...h, reason: 'vetoed' },
+  'leader-state': { type: 'leader-state', ...h, state: 'leading', ballot: b, maxRound: 3, decidedUpTo: 11, executedUpTo: 9, leaderHint: 'r1', relinquished: false },
+  progress: { type: 'progress', ...h, executedUpTo: 9, chosenUpTo: 11 },
+  submit: { type: 'submit', ...h, items: [{ id: 1, cmd: u8(1) }, { id: 2, cmd: u8(2, 2), excl: true, last: false }] },
+  executed: { type: 'executed', ...h, slot: 11, inc: 2, firstId: 7, results: [u8(1), undefined, u8()] },
+  aborted: { type: 'aborted', ...h, ids: [7, 8], maybeChosen: true, leaderHint: 'r2' },
+  recovered: { type: 'recovered', ...h, ballot: b, upTo: 11 },
+  'learner-event': { type: 'learner-event', ...h, executedUpTo: 9, chosenUpTo: 11 },
+  'client-req': { type: 'client-req', ...h, id: 42, cmds: [u8(1, 2), u8(3)] },
+  'client-rep': { type: 'client-rep', ...h, id: 42, results: [u8(5), null], error: 'none', leaderHint: 'r1' },
+};
+
+/** Deep-copies a structure turning every Uint8Array into a Buffer (what a msgpack-lite peer holds). */
+export function withBuffers(x: unknown): unknown {
+  if (x instanceof Uint8Array) return Buffer.from(x);
+  if (Array.isArray(x)) return x.map(withBuffers);
+  if (typeof x === 'object' && x !== null) {
+    const o: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(x)) o[k] = withBuffers(v);
+    return o;
+  }
+  return x;
+}
+
+/**
+ * Normal form for comparing structures across codecs: every byte array becomes a plain number[]
+ * tagged as bytes, undefined object properties disappear, undefined array items become null.
+ */
+export function normal(x: unknown): unknown {
+  if (x instanceof Uint8Array) return { bytes: Array.from(x) };
+  if (Array.isArray(x)) return x.map((e) => (e === undefined ? null : normal(e)));
+  if (typeof x === 'object' && x !== null) {
+    const o: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(x)) if (v !== undefined) o[k] = normal(v);
+    return o;
+  }
+  return x;
+}

@@ -1,0 +1,120 @@
+import { fc, test } from '@fast-check/vitest';
+import lite from 'msgpack-lite';
+import { describe, expect, it } from 'vitest';
+import {
+  DecodeError,
+  decodeMessage,
+  decodeValue,
+  encodeMessage,
+  encodeValue,
+  MESSAGE_TYPES,
+  ROLE_OF,
+  ROLES,
+  type Message,
+} from '../src/index.ts';
+import { anyMessage, messageArbs, normal, samples, withBuffers } from './arbitraries.ts';
+
+describe('message catalogue', () => {
+  it('every message type has a role, a sample and an arbitrary', () => {
+    expect(MESSAGE_TYPES.length).toBe(22);
+    for (const t of MESSAGE_TYPES) {
+      expect(ROLES).toContain(ROLE_OF[t]);
+      expect(samples[t].type).toBe(t);
+      expect(messageArbs[t]).toBeDefined();
+    }
+    expect(Object.keys(samples).sort()).toEqual([...MESSAGE_TYPES].sort());
+  });
+});
+
+describe('codec round trip', () => {
+  it.each(MESSAGE_TYPES)('%s: sample round-trips with bytes intact', (t) => {
+    const m = samples[t];
+    const back = decodeMessage(encodeMessage(m));
+    expect(normal(back)).toEqual(normal(m));
+    expect(back.type).toBe(t);
+  });
+
+  it('Uint8Array fields come back as Uint8Array with the same bytes', () => {
+    const back = decodeMessage(encodeMessage(samples.accept));
+    if (back.type !== 'accept' || back.value.k !== 'batch') throw new Error('wrong shape');
+    expect(back.value.cmds).toHaveLength(3);
+    for (const [i, c] of back.value.cmds.entries()) {
+      expect(c).toBeInstanceOf(Uint8Array);
+      expect(Array.from(c)).toEqual(Array.from((samples.accept.value as unknown as { cmds: Uint8Array[] }).cmds[i]!));
+    }
+    const p = decodeMessage(encodeMessage(samples.prepare));
+    expect(p.type === 'prepare' && p.cookie).toBeInstanceOf(Uint8Array);
+    expect(p.headers).toEqual({ traceparent: '00-abc-def-01' });
+  });
+
+  for (const t of MESSAGE_TYPES) {
+    test.prop([messageArbs[t]], { numRuns: 60 })(`${t}: random messages round-trip`, (m) => {
+      expect(normal(decodeMessage(encodeMessage(m as Message)))).toEqual(normal(m));
+    });
+  }
+
+  it('an undefined optional field is left out of the encoding (plain MessagePack, no msgpackr extension)', () => {
+    const withUndef = { ...samples.decide, headers: undefined };
+    const without = { ...samples.decide };
+    delete (without as { headers?: unknown }).headers;
+    expect(Buffer.from(encodeMessage(withUndef)).equals(Buffer.from(encodeMessage(without)))).toBe(true);
+    // fixext1 type 0 is msgpackr's private encoding of undefined: it must never appear
+    const bytes = Buffer.from(encodeMessage(samples.executed)).toString('hex');
+    expect(bytes).not.toContain('d40000');
+  });
+
+  it('an encoded buffer is not overwritten by later encodes', () => {
+    const a = encodeMessage(samples.accept);
+    const snapshot = Uint8Array.from(a);
+    for (let i = 0; i < 5000; i++) encodeMessage({ ...samples.accept, slot: i });
+    expect(Buffer.from(a).equals(Buffer.from(snapshot))).toBe(true);
+  });
+
+  it('decoded byte fields are views into the input buffer (documented: do not reuse it)', () => {
+    const buf = Uint8Array.from(encodeMessage(samples.heartbeat));
+    const m = decodeMessage(buf);
+    if (m.type !== 'heartbeat') throw new Error('wrong type');
+    expect(Array.from(m.cookie!)).toEqual([1]);
+    buf.fill(0);
+    expect(Array.from(m.cookie!)).toEqual([0]);
+  });
+
+  it('encodeValue/decodeValue round-trip plain values and reject garbage with DecodeError', () => {
+    const v = { a: 1, b: [new Uint8Array([1, 2]), 'x', null], c: { d: true } };
+    expect(normal(decodeValue(encodeValue(v)))).toEqual(normal(v));
+    expect(() => decodeValue(new Uint8Array([0xc1]))).toThrow(DecodeError);
+    expect(() => decodeValue(new Uint8Array([]))).toThrow(DecodeError);
+  });
+});
+
+describe('interoperability with msgpack-lite', () => {
+  it.each(MESSAGE_TYPES)('%s: msgpack-lite decodes what encodeMessage writes', (t) => {
+    const m = samples[t];
+    const viaLite = lite.decode(Buffer.from(encodeMessage(m)));
+    expect(normal(viaLite)).toEqual(normal(m));
+  });
+
+  it.each(MESSAGE_TYPES)('%s: decodeMessage accepts what msgpack-lite encodes', (t) => {
+    const m = samples[t];
+    const back = decodeMessage(lite.encode(withBuffers(m)));
+    expect(normal(back)).toEqual(normal(m));
+  });
+
+  test.prop([anyMessage], { numRuns: 300 })('random messages cross both ways', (m) => {
+    expect(normal(lite.decode(Buffer.from(encodeMessage(m))))).toEqual(normal(m));
+    expect(normal(decodeMessage(lite.encode(withBuffers(m))))).toEqual(normal(m));
+  });
+
+  it('msgpack-lite writes undefined properties as nil: decodeMessage takes nil as absent', () => {
+    const m = { ...samples.nack, slot: undefined, reason: undefined, headers: undefined };
+    const back = decodeMessage(lite.encode(withBuffers(m)));
+    expect('slot' in back || 'reason' in back || 'headers' in back).toBe(false);
+    expect(normal(back)).toEqual(normal(m));
+    const ex = decodeMessage(lite.encode(withBuffers(samples.executed)));
+    expect(ex.type === 'executed' && ex.results[1]).toBeUndefined();
+  });
+
+  it('but a nil required field is still rejected', () => {
+    expect(() => decodeMessage(lite.encode({ ...samples.decide, upTo: null }))).toThrow(/decide\.upTo/);
+  });
+});
