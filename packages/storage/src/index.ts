@@ -1,1 +1,5 @@
 export * from './memory.ts';
+export * from './errors.ts';
+export * from './records.ts';
+export * from './wal.ts';
+export * from './pmem.ts';
