@@ -1,1 +1,1 @@
-export {};
+export * from './proposer.ts';

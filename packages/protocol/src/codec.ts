@@ -258,7 +258,10 @@ export function validateMessage(raw: unknown): Message {
     }
     case 'client-rep': {
       need(m, 'id', isInt, t);
-      opt(m, 'results', (x) => Array.isArray(x) && x.every((r) => r === null || isBytes(r)), t);
+      if (m.results !== undefined && m.results !== null) {
+        const results = needArray(m, 'results', t);
+        for (let i = 0; i < results.length; i++) if (results[i] !== null && !isBytes(results[i])) fail(`${t}.results[${i}] is not bytes or nil`);
+      } else if (m.results === null) delete m.results;
       opt(m, 'error', isStr, t); opt(m, 'leaderHint', isStr, t);
       break;
     }

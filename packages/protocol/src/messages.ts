@@ -44,7 +44,7 @@ export interface Promise_ extends Header {
 export interface Accepted extends Header { readonly type: 'accepted'; readonly ballot: Ballot; readonly slot: Slot }
 export interface Nack extends Header { readonly type: 'nack'; readonly ballot: Ballot; readonly promised: Ballot; readonly slot?: Slot; readonly reason?: string }
 // ---- acceptor -> local learner
-export interface Learn extends Header { readonly type: 'learn'; readonly ballot: Ballot; readonly slot: Slot; readonly value: SlotValue }
+export interface Learn extends Header { readonly type: 'learn'; readonly ballot: Ballot; readonly slot: Slot; readonly value: SlotValue; readonly decidedUpTo: Slot }
 // ---- proposer -> learners
 export interface Decide extends Header { readonly type: 'decide'; readonly ballot: Ballot; readonly upTo: Slot }
 // ---- learner <-> learner
@@ -64,8 +64,11 @@ export interface LeaderState extends Header {
   /** the highest round this proposer has seen anywhere */
   readonly maxRound: number;
   readonly decidedUpTo: Slot;
+  readonly executedUpTo: Slot;
   /** the leader of a higher ballot this proposer learned of, if any */
   readonly leaderHint?: ReplicaId;
+  /** the leader gave up on purpose (relinquish, last exclusive command): do not campaign at once */
+  readonly relinquished?: boolean;
 }
 // ---- learner -> local proposer
 export interface Progress extends Header { readonly type: 'progress'; readonly executedUpTo: Slot; readonly chosenUpTo: Slot }

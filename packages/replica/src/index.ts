@@ -1,1 +1,2 @@
-export {};
+export * from './replica.ts';
+export * from './errors.ts';

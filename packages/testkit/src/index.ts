@@ -1,1 +1,2 @@
-export {};
+export * from './log-machine.ts';
+export * from './sim-cluster.ts';

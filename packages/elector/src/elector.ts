@@ -1,0 +1,284 @@
+import { setup } from 'xstate';
+import {
+  type Ballot,
+  type Message,
+  type MessageOf,
+  type ReplicaId,
+  type RingId,
+  type Slot,
+  CONTRACTS,
+  compareBallots,
+  requires,
+} from '@decree/protocol';
+
+export interface ElectorOptions {
+  /** a follower that hears no leader for a random time in [min, max] campaigns */
+  electionTimeoutMinMs: number;
+  electionTimeoutMaxMs: number;
+  heartbeatMs: number;
+}
+
+export const DEFAULT_ELECTOR_OPTIONS: ElectorOptions = { electionTimeoutMinMs: 150, electionTimeoutMaxMs: 300, heartbeatMs: 40 };
+
+export interface ElectorInput {
+  ring: RingId;
+  self: ReplicaId;
+  members: readonly ReplicaId[];
+  send: (msg: Message) => void;
+  now: () => number;
+  /** uniform in [0, 1): the injected RNG */
+  random: () => number;
+  options?: Partial<ElectorOptions>;
+  /** RSL CanBecomePrimary: the state machine may veto leadership and hand a cookie to followers */
+  canBecomeLeader?: () => boolean | { ok: boolean; cookie?: Uint8Array };
+}
+
+export interface PeerVote {
+  ackAt: number;
+  appliedUpTo: Slot;
+  payload: Uint8Array | undefined;
+}
+
+export interface ElectorData {
+  readonly ring: RingId;
+  readonly self: ReplicaId;
+  members: readonly ReplicaId[];
+  opts: ElectorOptions;
+  leader: ReplicaId | undefined;
+  leaderBallot: Ballot;
+  maxRound: number;
+  decidedUpTo: Slot;
+  executedUpTo: Slot;
+  proposerState: 'follower' | 'preparing' | 'leading';
+  cookie: Uint8Array | undefined;
+  leaderSince: number;
+  lastHeardLeaderAt: number;
+  votes: Map<ReplicaId, PeerVote>;
+  payload: Uint8Array | undefined;
+  suppressUntil: number;
+  stats: { campaigns: number; heartbeatsSent: number; heartbeatsReceived: number; quorumLosses: number };
+  readonly input: ElectorInput;
+}
+
+export type ElectorEvent =
+  | MessageOf<'heartbeat'>
+  | MessageOf<'heartbeat-ack'>
+  | MessageOf<'leader-state'>
+  | { type: 'promote' }
+  | { type: 'relinquish' }
+  | { type: 'set-timeout'; minMs: number; maxMs: number }
+  | { type: 'set-payload'; payload: Uint8Array | undefined }
+  | { type: 'set-members'; members: readonly ReplicaId[] }
+  | { type: 'stop' };
+
+const hdr = (d: ElectorData, to: ReplicaId) => ({ ring: d.ring, from: d.self, to });
+const quorumOf = (n: number) => Math.floor(n / 2) + 1;
+
+function validHeartbeat(d: ElectorData, m: MessageOf<'heartbeat'>): boolean {
+  return m.from !== d.self && d.members.includes(m.from) && compareBallots(m.ballot, d.leaderBallot) >= 0 && m.ballot.round >= d.maxRound;
+}
+
+function recordHeartbeat(d: ElectorData, m: MessageOf<'heartbeat'>): void {
+  CONTRACTS && requires(m.ballot.leader === m.from, 'heartbeat: the ballot is the sender\'s');
+  d.stats.heartbeatsReceived++;
+  d.leader = m.from;
+  d.leaderBallot = m.ballot;
+  if (m.ballot.round > d.maxRound) d.maxRound = m.ballot.round;
+  if (m.decidedUpTo > d.decidedUpTo) d.decidedUpTo = m.decidedUpTo;
+  d.lastHeardLeaderAt = d.input.now();
+  d.input.send({
+    type: 'heartbeat-ack',
+    ...hdr(d, m.from),
+    ballot: m.ballot,
+    appliedUpTo: d.executedUpTo,
+    ...(d.payload ? { payload: d.payload } : {}),
+  });
+}
+
+function canCampaign(d: ElectorData): boolean {
+  if (!d.members.includes(d.self)) return false;
+  if (d.input.now() < d.suppressUntil) return false;
+  const v = d.input.canBecomeLeader?.();
+  if (v === undefined || v === true) {
+    d.cookie = undefined;
+    return true;
+  }
+  if (v === false) return false;
+  d.cookie = v.cookie;
+  return v.ok;
+}
+
+function sendHeartbeats(d: ElectorData): void {
+  for (const m of d.members) {
+    if (m === d.self) continue;
+    d.stats.heartbeatsSent++;
+    d.input.send({ type: 'heartbeat', ...hdr(d, m), ballot: d.leaderBallot, decidedUpTo: d.decidedUpTo, ...(d.cookie ? { cookie: d.cookie } : {}) });
+  }
+}
+
+/** CheckQuorum: a leader that has not heard a majority for an election timeout steps down. */
+function quorumLost(d: ElectorData): boolean {
+  const now = d.input.now();
+  const window = d.opts.electionTimeoutMaxMs;
+  if (now - d.leaderSince < window) return false;
+  let n = d.members.includes(d.self) ? 1 : 0;
+  for (const [id, v] of d.votes) if (id !== d.self && d.members.includes(id) && now - v.ackAt <= window) n++;
+  return n < quorumOf(d.members.length);
+}
+
+export const electorMachine = setup({
+  types: {
+    context: {} as ElectorData,
+    events: {} as ElectorEvent,
+    input: {} as ElectorInput,
+  },
+  delays: {
+    election: ({ context: d }) => d.opts.electionTimeoutMinMs + d.input.random() * (d.opts.electionTimeoutMaxMs - d.opts.electionTimeoutMinMs),
+    heartbeat: ({ context: d }) => d.opts.heartbeatMs,
+  },
+  actions: {
+    recordHeartbeat: ({ context, event }) => recordHeartbeat(context, event as MessageOf<'heartbeat'>),
+    campaign: ({ context: d }) => {
+      d.stats.campaigns++;
+      d.leader = undefined;
+      d.input.send({ type: 'campaign', ...hdr(d, d.self), round: d.maxRound + 1, ...(d.cookie ? { cookie: d.cookie } : {}) });
+    },
+    leaderState: ({ context: d, event }) => {
+      const m = event as MessageOf<'leader-state'>;
+      d.proposerState = m.state;
+      if (m.maxRound > d.maxRound) d.maxRound = m.maxRound;
+      if (m.decidedUpTo > d.decidedUpTo || m.state === 'leading') d.decidedUpTo = Math.max(d.decidedUpTo, m.decidedUpTo);
+      d.executedUpTo = Math.max(d.executedUpTo, m.executedUpTo);
+      if (m.state === 'leading') {
+        d.leader = d.self;
+        d.leaderBallot = m.ballot;
+      } else if (m.leaderHint !== undefined && m.leaderHint !== d.self) {
+        d.leader = m.leaderHint;
+      } else if (d.leader === d.self) d.leader = undefined;
+      if (m.relinquished) d.suppressUntil = d.input.now() + d.opts.electionTimeoutMaxMs;
+    },
+    becameLeader: ({ context: d }) => {
+      d.leaderSince = d.input.now();
+      d.votes.clear();
+      sendHeartbeats(d);
+    },
+    heartbeatTick: ({ context: d }) => {
+      sendHeartbeats(d);
+      if (quorumLost(d)) {
+        d.stats.quorumLosses++;
+        d.input.send({ type: 'resign', ...hdr(d, d.self), reason: 'no majority heard within the election timeout' });
+        d.leaderSince = d.input.now();
+      }
+    },
+    ack: ({ context: d, event }) => {
+      const m = event as MessageOf<'heartbeat-ack'>;
+      if (compareBallots(m.ballot, d.leaderBallot) !== 0) return;
+      d.votes.set(m.from, { ackAt: d.input.now(), appliedUpTo: m.appliedUpTo, payload: m.payload });
+    },
+    resignForHigher: ({ context: d }) => {
+      d.input.send({ type: 'resign', ...hdr(d, d.self), reason: 'a leader of a higher ballot is alive' });
+    },
+    relinquish: ({ context: d }) => {
+      d.suppressUntil = d.input.now() + d.opts.electionTimeoutMaxMs;
+      d.input.send({ type: 'resign', ...hdr(d, d.self), reason: 'relinquished' });
+    },
+    setTimeout: ({ context: d, event }) => {
+      const e = event as { minMs: number; maxMs: number };
+      CONTRACTS && requires(e.minMs > 0 && e.maxMs >= e.minMs, 'set-timeout: 0 < min <= max');
+      d.opts = { ...d.opts, electionTimeoutMinMs: e.minMs, electionTimeoutMaxMs: e.maxMs };
+    },
+    setPayload: ({ context: d, event }) => {
+      d.payload = (event as { payload: Uint8Array | undefined }).payload;
+    },
+    setMembers: ({ context: d, event }) => {
+      d.members = [...(event as { members: readonly ReplicaId[] }).members];
+    },
+    clearPromotionSuppression: ({ context: d }) => {
+      d.suppressUntil = 0;
+    },
+  },
+  guards: {
+    validHeartbeat: ({ context, event }) => validHeartbeat(context, event as MessageOf<'heartbeat'>),
+    higherHeartbeat: ({ context: d, event }) => {
+      const m = event as MessageOf<'heartbeat'>;
+      return m.from !== d.self && compareBallots(m.ballot, d.leaderBallot) > 0;
+    },
+    canCampaign: ({ context }) => canCampaign(context),
+    nowLeading: ({ event }) => (event as MessageOf<'leader-state'>).state === 'leading',
+    nowPreparing: ({ event }) => (event as MessageOf<'leader-state'>).state === 'preparing',
+    nowFollower: ({ event }) => (event as MessageOf<'leader-state'>).state === 'follower',
+  },
+}).createMachine({
+  id: 'elector',
+  context: ({ input }) => ({
+    ring: input.ring,
+    self: input.self,
+    members: [...input.members],
+    opts: { ...DEFAULT_ELECTOR_OPTIONS, ...input.options },
+    leader: undefined,
+    leaderBallot: { round: 0, leader: '' },
+    maxRound: 0,
+    decidedUpTo: 0,
+    executedUpTo: 0,
+    proposerState: 'follower',
+    cookie: undefined,
+    leaderSince: 0,
+    lastHeardLeaderAt: 0,
+    votes: new Map(),
+    payload: undefined,
+    suppressUntil: 0,
+    stats: { campaigns: 0, heartbeatsSent: 0, heartbeatsReceived: 0, quorumLosses: 0 },
+    input,
+  }),
+  initial: 'follower',
+  on: {
+    'set-timeout': { actions: 'setTimeout' },
+    'set-payload': { actions: 'setPayload' },
+    'set-members': { actions: 'setMembers' },
+    stop: '.stopped',
+  },
+  states: {
+    follower: {
+      after: {
+        election: [{ guard: 'canCampaign', target: 'campaigning' }, { target: 'follower', reenter: true }],
+      },
+      on: {
+        heartbeat: { guard: 'validHeartbeat', target: 'follower', reenter: true, actions: 'recordHeartbeat' },
+        'leader-state': [
+          { guard: 'nowLeading', target: 'leader', actions: 'leaderState' },
+          { actions: 'leaderState' },
+        ],
+        promote: { target: 'campaigning', actions: 'clearPromotionSuppression' },
+      },
+    },
+    campaigning: {
+      entry: 'campaign',
+      after: {
+        election: [{ guard: 'canCampaign', target: 'campaigning', reenter: true }, { target: 'follower' }],
+      },
+      on: {
+        heartbeat: { guard: 'validHeartbeat', target: 'follower', actions: ['recordHeartbeat', 'resignForHigher'] },
+        'leader-state': [
+          { guard: 'nowLeading', target: 'leader', actions: 'leaderState' },
+          { guard: 'nowFollower', target: 'follower', actions: 'leaderState' },
+          { actions: 'leaderState' },
+        ],
+      },
+    },
+    leader: {
+      entry: 'becameLeader',
+      after: { heartbeat: { target: 'leader', reenter: true, actions: 'heartbeatTick' } },
+      on: {
+        'heartbeat-ack': { actions: 'ack' },
+        heartbeat: { guard: 'higherHeartbeat', actions: 'resignForHigher' },
+        'leader-state': [
+          { guard: 'nowFollower', target: 'follower', actions: 'leaderState' },
+          { guard: 'nowPreparing', target: 'campaigning', actions: 'leaderState' },
+          { actions: 'leaderState' },
+        ],
+        relinquish: { actions: 'relinquish' },
+      },
+    },
+    stopped: { type: 'final' },
+  },
+});

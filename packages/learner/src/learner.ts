@@ -1,0 +1,308 @@
+import { setup } from 'xstate';
+import {
+  type Ballot,
+  type ChosenEntry,
+  type Message,
+  type MessageOf,
+  type ReplicaId,
+  type RingId,
+  type Slot,
+  type SlotValue,
+  type StateMachine,
+  CONTRACTS,
+  compareBallots,
+  ensures,
+  requires,
+  slotValueSize,
+} from '@decree/protocol';
+
+export interface LearnerOptions {
+  /** most slots in one catch-up reply */
+  catchupBatchSlots: number;
+  /** executed slots kept in memory to serve peers' catch-up */
+  retainSlots: number;
+  retainBytes: number;
+  /** ask again for a missing slot after this long */
+  catchupIntervalMs: number;
+}
+
+export const DEFAULT_LEARNER_OPTIONS: LearnerOptions = {
+  catchupBatchSlots: 256,
+  retainSlots: 100_000,
+  retainBytes: 256 << 20,
+  catchupIntervalMs: 50,
+};
+
+export interface LearnerInput {
+  ring: RingId;
+  self: ReplicaId;
+  inc: number;
+  members: readonly ReplicaId[];
+  stateMachine: StateMachine;
+  send: (msg: Message) => void;
+  now: () => number;
+  options?: Partial<LearnerOptions>;
+  /** the slot the state machine holds at start (from a snapshot); 0 for empty */
+  executedUpTo?: Slot;
+  /** called when the state machine throws: the replica reports it (the command's result is undefined) */
+  onApplyError?: (err: unknown, slot: Slot) => void;
+}
+
+export interface LearnerData {
+  readonly ring: RingId;
+  readonly self: ReplicaId;
+  readonly inc: number;
+  members: readonly ReplicaId[];
+  opts: LearnerOptions;
+  pending: Map<Slot, { ballot: Ballot; value: SlotValue }>;
+  chosen: Map<Slot, SlotValue>;
+  executedUpTo: Slot;
+  /** the highest slot known chosen, and the ballot of the Decide that said so */
+  decidedUpTo: Slot;
+  decideBallot: Ballot;
+  leaderGuess: ReplicaId | undefined;
+  retained: Map<Slot, SlotValue>;
+  retainedBytes: number;
+  retainFrom: Slot;
+  catchupAskedAt: number;
+  catchupAskedFor: Slot;
+  /** a peer said it no longer holds the slots we miss: only a snapshot can help */
+  needsSnapshot: { from: ReplicaId; below: Slot } | null;
+  progressDirty: boolean;
+  stats: { slotsExecuted: number; commandsExecuted: number; catchupRequests: number; catchupEntries: number; applyErrors: number };
+  readonly input: LearnerInput;
+}
+
+export type LearnerEvent =
+  | MessageOf<'learn'>
+  | MessageOf<'decide'>
+  | MessageOf<'catchup-req'>
+  | MessageOf<'catchup-rep'>
+  | { type: 'tick' }
+  | { type: 'set-members'; members: readonly ReplicaId[] }
+  | { type: 'stop' };
+
+const hdr = (d: LearnerData, to: ReplicaId) => ({ ring: d.ring, from: d.self, to });
+
+/** A Decide(b, upTo): every slot <= upTo is chosen; a value accepted at a ballot >= b is the chosen one. */
+export function onDecide(d: LearnerData, b: Ballot, upTo: Slot, from: ReplicaId): void {
+  if (upTo > d.decidedUpTo || (upTo === d.decidedUpTo && compareBallots(b, d.decideBallot) > 0)) {
+    d.decidedUpTo = upTo;
+    d.decideBallot = b;
+  }
+  if (from !== d.self || d.leaderGuess === undefined) d.leaderGuess = b.leader;
+  const lo = d.executedUpTo + 1;
+  if (upTo < lo) return;
+  if (d.pending.size < upTo - lo + 1) {
+    for (const [s, p] of d.pending) {
+      if (s >= lo && s <= upTo && compareBallots(p.ballot, b) >= 0) {
+        d.chosen.set(s, p.value);
+        d.pending.delete(s);
+      }
+    }
+  } else {
+    for (let s = lo; s <= upTo; s++) {
+      const p = d.pending.get(s);
+      if (p && compareBallots(p.ballot, b) >= 0) {
+        d.chosen.set(s, p.value);
+        d.pending.delete(s);
+      }
+    }
+  }
+}
+
+export function onLearn(d: LearnerData, m: MessageOf<'learn'>): void {
+  CONTRACTS && requires(m.from === d.self, 'learn: only from the local acceptor');
+  if (m.slot > d.executedUpTo && !d.chosen.has(m.slot)) {
+    const cur = d.pending.get(m.slot);
+    if (!cur || compareBallots(m.ballot, cur.ballot) > 0) d.pending.set(m.slot, { ballot: m.ballot, value: m.value });
+    if (m.slot <= d.decidedUpTo && compareBallots(m.ballot, d.decideBallot) >= 0) {
+      d.chosen.set(m.slot, m.value);
+      d.pending.delete(m.slot);
+    }
+  }
+  if (m.decidedUpTo > d.executedUpTo) onDecide(d, m.ballot, m.decidedUpTo, m.ballot.leader);
+}
+
+function retain(d: LearnerData, slot: Slot, v: SlotValue): void {
+  if (d.opts.retainSlots <= 0) return;
+  if (d.retained.size === 0) d.retainFrom = slot;
+  d.retained.set(slot, v);
+  d.retainedBytes += slotValueSize(v);
+  while (d.retained.size > d.opts.retainSlots || d.retainedBytes > d.opts.retainBytes) {
+    const old = d.retained.get(d.retainFrom);
+    if (old) d.retainedBytes -= slotValueSize(old);
+    d.retained.delete(d.retainFrom);
+    d.retainFrom++;
+  }
+}
+
+/** Executes chosen slots strictly in slot order. */
+export function execute(d: LearnerData): void {
+  const sm = d.input.stateMachine;
+  for (;;) {
+    const slot = d.executedUpTo + 1;
+    const v = d.chosen.get(slot);
+    if (v === undefined) break;
+    d.chosen.delete(slot);
+    d.pending.delete(slot);
+    if (v.k === 'batch') {
+      const mine = v.origin === d.self && v.inc === d.inc;
+      const results: (Uint8Array | undefined)[] | undefined = mine ? new Array(v.cmds.length) : undefined;
+      sm.beforeBatch?.(slot);
+      const cmds = v.cmds;
+      for (let i = 0; i < cmds.length; i++) {
+        let r: Uint8Array | undefined;
+        try {
+          r = sm.apply(cmds[i]!, slot);
+        } catch (err) {
+          d.stats.applyErrors++;
+          d.input.onApplyError?.(err, slot);
+          r = undefined;
+        }
+        if (results) results[i] = r;
+      }
+      sm.afterBatch?.(slot);
+      d.stats.commandsExecuted += cmds.length;
+      if (results) d.input.send({ type: 'executed', ...hdr(d, d.self), slot, inc: v.inc, firstId: v.firstId, results });
+    } else if (v.k === 'config') {
+      if (v.origin === d.self && v.inc === d.inc)
+        d.input.send({ type: 'executed', ...hdr(d, d.self), slot, inc: v.inc, firstId: v.firstId, results: [undefined] });
+    }
+    d.executedUpTo = slot;
+    d.stats.slotsExecuted++;
+    d.progressDirty = true;
+    retain(d, slot, v);
+  }
+  CONTRACTS && ensures(!d.chosen.has(d.executedUpTo + 1), 'execute: stops only at a gap');
+}
+
+function pickPeer(d: LearnerData): ReplicaId | undefined {
+  if (d.leaderGuess && d.leaderGuess !== d.self && d.members.includes(d.leaderGuess)) return d.leaderGuess;
+  const others = d.members.filter((m) => m !== d.self);
+  if (others.length === 0) return undefined;
+  return others[Math.floor((d.executedUpTo + d.stats.catchupRequests) % others.length)];
+}
+
+/** Asks a peer for the first missing slots when the log is decided beyond what we hold. */
+export function maybeCatchup(d: LearnerData, force = false): void {
+  if (d.decidedUpTo <= d.executedUpTo) return;
+  const want = d.executedUpTo + 1;
+  if (d.chosen.has(want)) return;
+  const now = d.input.now();
+  if (!force && d.catchupAskedFor === want && now - d.catchupAskedAt < d.opts.catchupIntervalMs) return;
+  const peer = pickPeer(d);
+  if (!peer) return;
+  d.catchupAskedAt = now;
+  d.catchupAskedFor = want;
+  d.stats.catchupRequests++;
+  d.input.send({ type: 'catchup-req', ...hdr(d, peer), fromSlot: want, toSlot: Math.min(d.decidedUpTo, want + d.opts.catchupBatchSlots - 1) });
+}
+
+export function serveCatchup(d: LearnerData, m: MessageOf<'catchup-req'>): void {
+  const entries: ChosenEntry[] = [];
+  const to = Math.min(m.toSlot, m.fromSlot + d.opts.catchupBatchSlots - 1);
+  for (let s = m.fromSlot; s <= to; s++) {
+    const v = s <= d.executedUpTo ? d.retained.get(s) : d.chosen.get(s);
+    if (v === undefined) break;
+    entries.push({ slot: s, value: v });
+  }
+  const truncatedBelow = d.retained.size > 0 ? d.retainFrom : d.executedUpTo + 1;
+  d.input.send({ type: 'catchup-rep', ...hdr(d, m.from), entries, truncatedBelow, chosenUpTo: d.executedUpTo });
+}
+
+export function onCatchupReply(d: LearnerData, m: MessageOf<'catchup-rep'>): void {
+  for (const e of m.entries) {
+    if (e.slot > d.executedUpTo && !d.chosen.has(e.slot)) d.chosen.set(e.slot, e.value);
+    d.stats.catchupEntries++;
+  }
+  if (m.chosenUpTo > d.decidedUpTo) {
+    // the peer executed further than any Decide we saw: those slots are chosen
+    d.decidedUpTo = m.chosenUpTo;
+  }
+  const want = d.executedUpTo + 1;
+  if (m.entries.length === 0 && m.truncatedBelow > want && !d.chosen.has(want)) d.needsSnapshot = { from: m.from, below: m.truncatedBelow };
+}
+
+function sendProgress(d: LearnerData): void {
+  if (!d.progressDirty) return;
+  d.progressDirty = false;
+  d.input.send({ type: 'progress', ...hdr(d, d.self), executedUpTo: d.executedUpTo, chosenUpTo: d.decidedUpTo });
+}
+
+export const learnerMachine = setup({
+  types: {
+    context: {} as LearnerData,
+    events: {} as LearnerEvent,
+    input: {} as LearnerInput,
+  },
+  actions: {
+    learn: ({ context: d, event }) => {
+      onLearn(d, event as MessageOf<'learn'>);
+      execute(d);
+      maybeCatchup(d);
+      sendProgress(d);
+    },
+    decide: ({ context: d, event }) => {
+      const m = event as MessageOf<'decide'>;
+      CONTRACTS && requires(m.ballot.leader === m.from, 'decide: sent by the ballot\'s leader');
+      onDecide(d, m.ballot, m.upTo, m.from);
+      execute(d);
+      maybeCatchup(d);
+      sendProgress(d);
+    },
+    serve: ({ context, event }) => serveCatchup(context, event as MessageOf<'catchup-req'>),
+    catchupReply: ({ context: d, event }) => {
+      onCatchupReply(d, event as MessageOf<'catchup-rep'>);
+      execute(d);
+      maybeCatchup(d, true);
+      sendProgress(d);
+    },
+    tick: ({ context: d }) => {
+      maybeCatchup(d);
+      sendProgress(d);
+    },
+    setMembers: ({ context, event }) => {
+      context.members = [...(event as { members: readonly ReplicaId[] }).members];
+    },
+  },
+}).createMachine({
+  id: 'learner',
+  context: ({ input }) => ({
+    ring: input.ring,
+    self: input.self,
+    inc: input.inc,
+    members: [...input.members],
+    opts: { ...DEFAULT_LEARNER_OPTIONS, ...input.options },
+    pending: new Map(),
+    chosen: new Map(),
+    executedUpTo: input.executedUpTo ?? 0,
+    decidedUpTo: input.executedUpTo ?? 0,
+    decideBallot: { round: 0, leader: '' },
+    leaderGuess: undefined,
+    retained: new Map(),
+    retainedBytes: 0,
+    retainFrom: (input.executedUpTo ?? 0) + 1,
+    catchupAskedAt: -Infinity,
+    catchupAskedFor: 0,
+    needsSnapshot: null,
+    progressDirty: false,
+    stats: { slotsExecuted: 0, commandsExecuted: 0, catchupRequests: 0, catchupEntries: 0, applyErrors: 0 },
+    input,
+  }),
+  initial: 'learning',
+  states: {
+    learning: {
+      on: {
+        learn: { actions: 'learn' },
+        decide: { actions: 'decide' },
+        'catchup-req': { actions: 'serve' },
+        'catchup-rep': { actions: 'catchupReply' },
+        tick: { actions: 'tick' },
+        'set-members': { actions: 'setMembers' },
+        stop: 'stopped',
+      },
+    },
+    stopped: { type: 'final' },
+  },
+});

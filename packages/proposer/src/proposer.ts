@@ -1,0 +1,443 @@
+import { setup } from 'xstate';
+import {
+  type Ballot,
+  type Message,
+  type MessageOf,
+  type ReplicaId,
+  type RingId,
+  type Slot,
+  type SlotValue,
+  type SubmitItem,
+  CONTRACTS,
+  NOOP,
+  ballotEq,
+  compareBallots,
+  ensures,
+  invariant,
+  requires,
+  slotValueEquals,
+} from '@decree/protocol';
+
+export interface ProposerOptions {
+  /** slots in flight at once (pipelining depth) */
+  maxInflightSlots: number;
+  /** most commands in one slot value */
+  maxBatchCmds: number;
+  /** most command bytes in one slot value */
+  maxBatchBytes: number;
+  /** resend an unanswered Accept or Prepare after this long */
+  retransmitMs: number;
+}
+
+export const DEFAULT_PROPOSER_OPTIONS: ProposerOptions = {
+  maxInflightSlots: 16,
+  maxBatchCmds: 4096,
+  maxBatchBytes: 1 << 20,
+  retransmitMs: 50,
+};
+
+export interface ProposerInput {
+  ring: RingId;
+  self: ReplicaId;
+  /** this replica's incarnation (changes every start): tags the batches it proposes */
+  inc: number;
+  members: readonly ReplicaId[];
+  send: (msg: Message) => void;
+  now: () => number;
+  options?: Partial<ProposerOptions>;
+  /** the slot the local learner has executed up to at start */
+  executedUpTo?: Slot;
+}
+
+export interface InflightSlot {
+  value: SlotValue;
+  acks: Set<ReplicaId>;
+  firstSentAt: number;
+  sentAt: number;
+  chosen: boolean;
+}
+
+export interface PeerProgress {
+  lastAcceptedSlot: Slot;
+  lastHeardAt: number;
+}
+
+export interface ProposerData {
+  readonly ring: RingId;
+  readonly self: ReplicaId;
+  readonly inc: number;
+  members: readonly ReplicaId[];
+  quorum: number;
+  opts: ProposerOptions;
+  ballot: Ballot;
+  maxRound: number;
+  leaderHint: ReplicaId | undefined;
+  executedUpTo: Slot;
+  cookie: Uint8Array | undefined;
+  // phase 1
+  fromSlot: Slot;
+  promises: Map<ReplicaId, MessageOf<'promise'>>;
+  prepareSentAt: number;
+  // phase 2
+  nextSlot: Slot;
+  chosenUpTo: Slot;
+  slots: Map<Slot, InflightSlot>;
+  recoveryEnd: Slot;
+  recoveredSent: boolean;
+  queue: SubmitItem[];
+  queueHead: number;
+  stepDownNow: boolean;
+  relinquished: boolean;
+  peers: Map<ReplicaId, PeerProgress>;
+  stats: { slotsProposed: number; commandsProposed: number; slotsChosen: number; votingMs: number; elections: number; leaderships: number };
+  readonly input: ProposerInput;
+}
+
+export type ProposerEvent =
+  | MessageOf<'campaign'>
+  | MessageOf<'resign'>
+  | MessageOf<'promise'>
+  | MessageOf<'accepted'>
+  | MessageOf<'nack'>
+  | MessageOf<'progress'>
+  | MessageOf<'submit'>
+  | { type: 'tick' }
+  | { type: 'set-members'; members: readonly ReplicaId[] }
+  | { type: 'stop' };
+
+const hdr = (d: ProposerData, to: ReplicaId) => ({ ring: d.ring, from: d.self, to });
+
+export const quorumOf = (n: number) => Math.floor(n / 2) + 1;
+
+function leaderState(d: ProposerData, state: 'follower' | 'preparing' | 'leading'): void {
+  d.input.send({
+    type: 'leader-state',
+    ...hdr(d, d.self),
+    state,
+    ballot: d.ballot,
+    maxRound: d.maxRound,
+    decidedUpTo: d.chosenUpTo,
+    executedUpTo: d.executedUpTo,
+    ...(d.leaderHint !== undefined ? { leaderHint: d.leaderHint } : {}),
+    ...(d.relinquished ? { relinquished: true } : {}),
+  });
+}
+
+function sendPrepare(d: ProposerData, to: ReplicaId): void {
+  d.input.send({ type: 'prepare', ...hdr(d, to), ballot: d.ballot, fromSlot: d.fromSlot, ...(d.cookie ? { cookie: d.cookie } : {}) });
+}
+
+function sendAccept(d: ProposerData, to: ReplicaId, slot: Slot, value: SlotValue): void {
+  d.input.send({ type: 'accept', ...hdr(d, to), ballot: d.ballot, slot, value, decidedUpTo: d.chosenUpTo });
+}
+
+function propose(d: ProposerData, slot: Slot, value: SlotValue): void {
+  CONTRACTS && requires(!d.slots.has(slot) && slot > d.chosenUpTo, `propose: slot ${slot} is free`);
+  const now = d.input.now();
+  d.slots.set(slot, { value, acks: new Set(), firstSentAt: now, sentAt: now, chosen: false });
+  d.stats.slotsProposed++;
+  for (const m of d.members) sendAccept(d, m, slot, value);
+}
+
+/** Batches queued commands into slot values while the pipeline has room (adaptive batching). */
+export function tryPropose(d: ProposerData): void {
+  const q = d.queue;
+  while (d.queueHead < q.length && d.nextSlot - d.chosenUpTo - 1 < d.opts.maxInflightSlots && !d.stepDownNow) {
+    const first = q[d.queueHead]!;
+    const cmds: Uint8Array[] = [first.cmd];
+    let bytes = first.cmd.length;
+    let i = d.queueHead + 1;
+    if (!first.excl) {
+      while (i < q.length && cmds.length < d.opts.maxBatchCmds) {
+        const it = q[i]!;
+        if (it.excl || it.id !== q[i - 1]!.id + 1 || bytes + it.cmd.length > d.opts.maxBatchBytes) break;
+        cmds.push(it.cmd);
+        bytes += it.cmd.length;
+        i++;
+      }
+    }
+    d.queueHead = i;
+    const value: SlotValue = first.excl
+      ? { k: 'batch', origin: d.self, inc: d.inc, firstId: first.id, cmds, excl: true, ...(first.last ? { last: true } : {}) }
+      : { k: 'batch', origin: d.self, inc: d.inc, firstId: first.id, cmds };
+    d.stats.commandsProposed += cmds.length;
+    propose(d, d.nextSlot++, value);
+  }
+  if (d.queueHead === q.length) {
+    d.queue = [];
+    d.queueHead = 0;
+  } else if (d.queueHead > 4096 && d.queueHead * 2 > q.length) {
+    d.queue = q.slice(d.queueHead);
+    d.queueHead = 0;
+  }
+}
+
+function startPrepare(d: ProposerData, e: MessageOf<'campaign'>): void {
+  const round = Math.max(e.round, d.maxRound + 1);
+  d.maxRound = round;
+  d.ballot = { round, leader: d.self };
+  d.cookie = e.cookie;
+  d.fromSlot = d.executedUpTo + 1;
+  d.promises = new Map();
+  d.prepareSentAt = d.input.now();
+  d.relinquished = false;
+  d.stats.elections++;
+  for (const m of d.members) sendPrepare(d, m);
+}
+
+export function recordPromise(d: ProposerData, m: MessageOf<'promise'>): void {
+  CONTRACTS && requires(ballotEq(m.ballot, d.ballot), 'promise: for the ballot being prepared');
+  CONTRACTS && requires(m.fromSlot === d.fromSlot, 'promise: for the slot range asked');
+  if (!d.members.includes(m.from)) return;
+  d.promises.set(m.from, m);
+}
+
+/** Phase 1 done: re-propose the highest-ballot value of every open slot, fill holes with no-ops. */
+export function becomeLeader(d: ProposerData): void {
+  CONTRACTS && requires(d.promises.size >= d.quorum, 'becomeLeader: a quorum of promises');
+  let start = d.fromSlot;
+  for (const p of d.promises.values()) if (p.truncatedBelow > start) start = p.truncatedBelow;
+  const best = new Map<Slot, { ballot: Ballot; value: SlotValue }>();
+  let maxSlot = start - 1;
+  for (const p of d.promises.values()) {
+    for (const e of p.accepted) {
+      if (e.slot < start) continue;
+      const cur = best.get(e.slot);
+      if (!cur || compareBallots(e.ballot, cur.ballot) > 0) best.set(e.slot, { ballot: e.ballot, value: e.value });
+      else if (CONTRACTS && ballotEq(cur.ballot, e.ballot))
+        invariant(slotValueEquals(cur.value, e.value), `promise: two values for slot ${e.slot} at one ballot`);
+      if (e.slot > maxSlot) maxSlot = e.slot;
+    }
+  }
+  d.slots = new Map();
+  d.chosenUpTo = start - 1;
+  d.nextSlot = start;
+  d.recoveryEnd = maxSlot;
+  d.recoveredSent = false;
+  d.queue = [];
+  d.queueHead = 0;
+  d.stepDownNow = false;
+  d.leaderHint = d.self;
+  d.stats.leaderships++;
+  for (let s = start; s <= maxSlot; s++) propose(d, s, best.get(s)?.value ?? NOOP);
+  d.nextSlot = maxSlot + 1;
+  CONTRACTS && ensures(d.nextSlot > d.chosenUpTo, 'becomeLeader: next slot above the chosen prefix');
+  d.promises = new Map();
+}
+
+export function onAccepted(d: ProposerData, m: MessageOf<'accepted'>): void {
+  if (!ballotEq(m.ballot, d.ballot)) return; // a late answer to an older ballot
+  CONTRACTS && requires(m.slot > 0, 'accepted: slot > 0');
+  const peer = d.peers.get(m.from);
+  if (peer) {
+    if (m.slot > peer.lastAcceptedSlot) peer.lastAcceptedSlot = m.slot;
+    peer.lastHeardAt = d.input.now();
+  }
+  const s = d.slots.get(m.slot);
+  if (!s || s.chosen || !d.members.includes(m.from)) return;
+  s.acks.add(m.from);
+  if (s.acks.size < d.quorum) return;
+  s.chosen = true;
+  d.stats.slotsChosen++;
+  d.stats.votingMs += d.input.now() - s.firstSentAt;
+  if (s.value.k === 'batch' && s.value.last && s.value.origin === d.self) d.stepDownNow = true;
+  const before = d.chosenUpTo;
+  for (;;) {
+    const n = d.slots.get(d.chosenUpTo + 1);
+    if (!n || !n.chosen) break;
+    d.slots.delete(d.chosenUpTo + 1);
+    d.chosenUpTo++;
+  }
+  if (d.chosenUpTo > before) {
+    for (const mm of d.members) d.input.send({ type: 'decide', ...hdr(d, mm), ballot: d.ballot, upTo: d.chosenUpTo });
+    tryPropose(d);
+  }
+  CONTRACTS && ensures(d.nextSlot - d.chosenUpTo - 1 <= Math.max(d.opts.maxInflightSlots, d.recoveryEnd - d.chosenUpTo), 'accepted: window bound');
+}
+
+/** Leaving leadership: queued commands were never proposed; in-flight ones may still be chosen. */
+function abortAll(d: ProposerData, hint: ReplicaId | undefined): void {
+  const queued: number[] = [];
+  for (let i = d.queueHead; i < d.queue.length; i++) queued.push(d.queue[i]!.id);
+  const flying: number[] = [];
+  for (const s of d.slots.values()) {
+    const v = s.value;
+    if (!s.chosen && v.k === 'batch' && v.origin === d.self && v.inc === d.inc) for (let i = 0; i < v.cmds.length; i++) flying.push(v.firstId + i);
+  }
+  const h = hint !== undefined && hint !== d.self ? { leaderHint: hint } : {};
+  if (queued.length) d.input.send({ type: 'aborted', ...hdr(d, d.self), ids: queued, maybeChosen: false, ...h });
+  if (flying.length) d.input.send({ type: 'aborted', ...hdr(d, d.self), ids: flying, maybeChosen: true, ...h });
+  d.queue = [];
+  d.queueHead = 0;
+  d.slots = new Map();
+  d.promises = new Map();
+}
+
+function rejectSubmit(d: ProposerData, e: MessageOf<'submit'>): void {
+  const h = d.leaderHint !== undefined && d.leaderHint !== d.self ? { leaderHint: d.leaderHint } : {};
+  d.input.send({ type: 'aborted', ...hdr(d, d.self), ids: e.items.map((i) => i.id), maybeChosen: false, ...h });
+}
+
+function observeNack(d: ProposerData, m: MessageOf<'nack'>): void {
+  if (m.promised.round > d.maxRound) d.maxRound = m.promised.round;
+  if (compareBallots(m.promised, d.ballot) > 0) d.leaderHint = m.promised.leader;
+}
+
+const higherNack = (d: ProposerData, m: MessageOf<'nack'>) => ballotEq(m.ballot, d.ballot) && compareBallots(m.promised, d.ballot) > 0;
+
+function retransmit(d: ProposerData, phase: 'preparing' | 'leading'): void {
+  const now = d.input.now();
+  if (phase === 'preparing') {
+    if (now - d.prepareSentAt < d.opts.retransmitMs) return;
+    d.prepareSentAt = now;
+    for (const m of d.members) if (!d.promises.has(m)) sendPrepare(d, m);
+    return;
+  }
+  for (const [slot, s] of d.slots) {
+    if (s.chosen || now - s.sentAt < d.opts.retransmitMs) continue;
+    s.sentAt = now;
+    for (const m of d.members) if (!s.acks.has(m)) sendAccept(d, m, slot, s.value);
+  }
+  // idle Decide: lets lagging or restarted learners know how far the log is chosen
+  for (const m of d.members) d.input.send({ type: 'decide', ...hdr(d, m), ballot: d.ballot, upTo: d.chosenUpTo });
+}
+
+function setMembers(d: ProposerData, members: readonly ReplicaId[]): void {
+  d.members = [...members];
+  d.quorum = quorumOf(members.length);
+  for (const m of members) if (!d.peers.has(m)) d.peers.set(m, { lastAcceptedSlot: 0, lastHeardAt: 0 });
+}
+
+export const proposerMachine = setup({
+  types: {
+    context: {} as ProposerData,
+    events: {} as ProposerEvent,
+    input: {} as ProposerInput,
+  },
+  actions: {
+    announceFollower: ({ context }) => leaderState(context, 'follower'),
+    announcePreparing: ({ context }) => leaderState(context, 'preparing'),
+    announceLeading: ({ context }) => leaderState(context, 'leading'),
+    startPrepare: ({ context, event }) => startPrepare(context, event as MessageOf<'campaign'>),
+    recordPromise: ({ context, event }) => recordPromise(context, event as MessageOf<'promise'>),
+    becomeLeader: ({ context }) => becomeLeader(context),
+    onAccepted: ({ context, event }) => onAccepted(context, event as MessageOf<'accepted'>),
+    enqueue: ({ context, event }) => {
+      const e = event as MessageOf<'submit'>;
+      const q = context.queue;
+      for (const it of e.items) q.push(it);
+      tryPropose(context);
+    },
+    rejectSubmit: ({ context, event }) => rejectSubmit(context, event as MessageOf<'submit'>),
+    observeNack: ({ context, event }) => observeNack(context, event as MessageOf<'nack'>),
+    progress: ({ context, event }) => {
+      const e = event as MessageOf<'progress'>;
+      if (e.executedUpTo > context.executedUpTo) context.executedUpTo = e.executedUpTo;
+    },
+    checkRecovered: ({ context: d }) => {
+      if (!d.recoveredSent && d.executedUpTo >= d.recoveryEnd) {
+        d.recoveredSent = true;
+        d.input.send({ type: 'recovered', ...hdr(d, d.self), ballot: d.ballot, upTo: d.recoveryEnd });
+      }
+    },
+    retransmitPrepare: ({ context }) => retransmit(context, 'preparing'),
+    retransmitAccepts: ({ context }) => retransmit(context, 'leading'),
+    abort: ({ context }) => abortAll(context, context.leaderHint),
+    markRelinquished: ({ context }) => {
+      context.relinquished = true;
+    },
+    setMembers: ({ context, event }) => setMembers(context, (event as { members: readonly ReplicaId[] }).members),
+  },
+  guards: {
+    completesQuorum: ({ context: d, event }) => {
+      const m = event as MessageOf<'promise'>;
+      if (!ballotEq(m.ballot, d.ballot) || m.fromSlot !== d.fromSlot || !d.members.includes(m.from)) return false;
+      return d.promises.size + (d.promises.has(m.from) ? 0 : 1) >= d.quorum;
+    },
+    forThisBallot: ({ context: d, event }) => {
+      const m = event as MessageOf<'promise'>;
+      return ballotEq(m.ballot, d.ballot) && m.fromSlot === d.fromSlot;
+    },
+    higherNack: ({ context, event }) => higherNack(context, event as MessageOf<'nack'>),
+    stepDownNow: ({ context }) => context.stepDownNow,
+  },
+}).createMachine({
+  id: 'proposer',
+  context: ({ input }) => {
+    const opts = { ...DEFAULT_PROPOSER_OPTIONS, ...input.options };
+    const d: ProposerData = {
+      ring: input.ring,
+      self: input.self,
+      inc: input.inc,
+      members: [],
+      quorum: 1,
+      opts,
+      ballot: { round: 0, leader: input.self },
+      maxRound: 0,
+      leaderHint: undefined,
+      executedUpTo: input.executedUpTo ?? 0,
+      cookie: undefined,
+      fromSlot: 1,
+      promises: new Map(),
+      prepareSentAt: 0,
+      nextSlot: 1,
+      chosenUpTo: 0,
+      slots: new Map(),
+      recoveryEnd: 0,
+      recoveredSent: false,
+      queue: [],
+      queueHead: 0,
+      stepDownNow: false,
+      relinquished: false,
+      peers: new Map(),
+      stats: { slotsProposed: 0, commandsProposed: 0, slotsChosen: 0, votingMs: 0, elections: 0, leaderships: 0 },
+      input,
+    };
+    setMembers(d, input.members);
+    return d;
+  },
+  initial: 'follower',
+  on: {
+    progress: { actions: 'progress' },
+    'set-members': { actions: 'setMembers' },
+    stop: '.stopped',
+  },
+  states: {
+    follower: {
+      entry: 'announceFollower',
+      on: {
+        campaign: { target: 'preparing', actions: 'startPrepare' },
+        submit: { actions: 'rejectSubmit' },
+        nack: { actions: 'observeNack' },
+      },
+    },
+    preparing: {
+      entry: 'announcePreparing',
+      on: {
+        campaign: { target: 'preparing', reenter: true, actions: 'startPrepare' },
+        promise: [
+          { guard: 'completesQuorum', target: 'leading', actions: ['recordPromise', 'becomeLeader'] },
+          { guard: 'forThisBallot', actions: 'recordPromise' },
+        ],
+        nack: [{ guard: 'higherNack', target: 'follower', actions: 'observeNack' }, { actions: 'observeNack' }],
+        submit: { actions: 'rejectSubmit' },
+        resign: { target: 'follower', actions: 'markRelinquished' },
+        tick: { actions: 'retransmitPrepare' },
+      },
+    },
+    leading: {
+      entry: ['announceLeading', 'checkRecovered'],
+      exit: 'abort',
+      always: { guard: 'stepDownNow', target: 'follower', actions: 'markRelinquished' },
+      on: {
+        submit: { actions: 'enqueue' },
+        accepted: { actions: 'onAccepted' },
+        nack: [{ guard: 'higherNack', target: 'follower', actions: 'observeNack' }, { actions: 'observeNack' }],
+        progress: { actions: ['progress', 'checkRecovered'] },
+        tick: { actions: ['retransmitAccepts', 'announceLeading'] },
+        resign: { target: 'follower', actions: 'markRelinquished' },
+      },
+    },
+    stopped: { type: 'final' },
+  },
+});

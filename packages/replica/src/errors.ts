@@ -1,0 +1,23 @@
+import type { ReplicaId } from '@decree/protocol';
+
+/** This replica is not the leader (RSL: the request was not accepted, or was aborted). */
+export class NotLeaderError extends Error {
+  readonly code = 'NOT_LEADER';
+  constructor(
+    /** the replica believed to lead, if known */
+    readonly leaderHint: ReplicaId | undefined,
+    /** the command was proposed before leadership was lost: it may still be executed */
+    readonly maybeExecuted = false,
+  ) {
+    super(leaderHint ? `not the leader; try ${leaderHint}` : 'not the leader; leader unknown');
+    this.name = 'NotLeaderError';
+  }
+}
+
+export class ReplicaStoppedError extends Error {
+  readonly code = 'STOPPED';
+  constructor() {
+    super('the replica is stopped');
+    this.name = 'ReplicaStoppedError';
+  }
+}

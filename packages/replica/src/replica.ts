@@ -1,0 +1,456 @@
+import { createActor, type Actor, type InspectionEvent, type Observer } from 'xstate';
+import {
+  type AcceptorStore,
+  type Ballot,
+  type Configuration,
+  type Message,
+  type MessageOf,
+  type ReplicaId,
+  type RingId,
+  type Slot,
+  type StateMachine,
+  type SubmitItem,
+  type LeaderRole,
+  type StoreStats,
+} from '@decree/protocol';
+import { Bus, type Env, type Transport, realEnv } from '@decree/bus';
+import { acceptorMachine } from '@decree/acceptor';
+import { proposerMachine, type ProposerOptions } from '@decree/proposer';
+import { learnerMachine, type LearnerOptions } from '@decree/learner';
+import { electorMachine, type ElectorOptions } from '@decree/elector';
+import { NotLeaderError, ReplicaStoppedError } from './errors.ts';
+
+export interface ReplicaOptions {
+  proposer?: Partial<ProposerOptions>;
+  learner?: Partial<LearnerOptions>;
+  elector?: Partial<ElectorOptions>;
+  /** period of the retransmission / catch-up tick */
+  tickMs?: number;
+}
+
+export interface CreateReplicaConfig {
+  id: ReplicaId;
+  ring?: RingId;
+  configuration: { members: readonly ReplicaId[] } | Configuration;
+  storage: AcceptorStore;
+  stateMachine: StateMachine;
+  /** a bus shared with other replicas/rings of this process; otherwise one is made (with `transport`) */
+  bus?: Bus;
+  transport?: Transport;
+  env?: Env;
+  options?: ReplicaOptions;
+  /** XState inspection observer, passed to every role actor */
+  inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void);
+  /** TEST ONLY: a broken acceptor that forgets its promises (for the simulator's self-test) */
+  brokenForgetPromise?: boolean;
+}
+
+export interface SubmitOptions {
+  /** the command gets a slot of its own (RSL ReplicateRequestExclusiveVote) */
+  exclusive?: boolean;
+  /** with exclusive: the leader steps down once this command is chosen */
+  lastBeforeStepDown?: boolean;
+}
+
+export interface PeerHealth {
+  id: ReplicaId;
+  connected: boolean;
+  /** slots this leader has sent the peer that it has not acknowledged */
+  inFlight: number;
+  lastAcceptedSlot: Slot;
+  /** the payload the peer attached to its last vote (RSL SetVotePayload) */
+  votePayload: Uint8Array | undefined;
+  lastVoteAt: number | undefined;
+}
+
+export interface ReplicaStatistics {
+  commandsExecuted: number;
+  slotsExecuted: number;
+  slotsProposed: number;
+  commandsProposed: number;
+  slotsChosen: number;
+  /** mean time from first Accept to a majority, in ms */
+  meanVotingMs: number;
+  elections: number;
+  leaderships: number;
+  log: StoreStats;
+  catchupRequests: number;
+  applyErrors: number;
+}
+
+export interface ReplicaStatus {
+  id: ReplicaId;
+  ring: RingId;
+  role: LeaderRole;
+  leader: ReplicaId | undefined;
+  ballot: Ballot;
+  promised: Ballot;
+  executedUpTo: Slot;
+  chosenUpTo: Slot;
+  members: readonly ReplicaId[];
+  states: { elector: string; proposer: string; acceptor: string; learner: string };
+  pendingSubmissions: number;
+}
+
+interface Waiter {
+  resolve(r: Uint8Array | undefined): void;
+  reject(e: Error): void;
+}
+class BatchWaiter {
+  results: (Uint8Array | undefined)[];
+  remaining: number;
+  constructor(
+    n: number,
+    readonly base: number,
+    readonly resolve: (r: (Uint8Array | undefined)[]) => void,
+    readonly reject: (e: Error) => void,
+  ) {
+    this.results = new Array(n);
+    this.remaining = n;
+  }
+}
+
+const stateName = (a: Actor<any>): string => {
+  const v = a.getSnapshot().value;
+  return typeof v === 'string' ? v : JSON.stringify(v);
+};
+
+/**
+ * One replica: the four roles (elector, proposer, acceptor, learner) composed over a bus, storage
+ * and a transport, around the user's state machine.
+ */
+export class Replica {
+  readonly id: ReplicaId;
+  readonly ring: RingId;
+  readonly bus: Bus;
+  readonly env: Env;
+  readonly inc: number;
+  private readonly sm: StateMachine;
+  private readonly store: AcceptorStore;
+  private readonly ownsBus: boolean;
+  private members: ReplicaId[];
+  readonly elector: Actor<typeof electorMachine>;
+  readonly proposer: Actor<typeof proposerMachine>;
+  readonly acceptor: Actor<typeof acceptorMachine>;
+  readonly learner: Actor<typeof learnerMachine>;
+  private unregister: (() => void)[] = [];
+  private waiters = new Map<number, Waiter | BatchWaiter>();
+  private nextId = 1;
+  private outbox: SubmitItem[] = [];
+  private tickTimer: unknown;
+  private stopped = false;
+  private role: LeaderRole = 'follower';
+  private readonly tickMs: number;
+  private readonly transport: Transport | undefined;
+  /** errors the state machine threw while applying (counted; the replica keeps going) */
+  readonly applyErrors: { slot: Slot; err: unknown }[] = [];
+
+  /** use createReplica() */
+  constructor(cfg: CreateReplicaConfig, recovered: Awaited<ReturnType<AcceptorStore['recover']>>) {
+    this.id = cfg.id;
+    this.ring = cfg.ring ?? 'default';
+    this.env = cfg.env ?? realEnv();
+    this.sm = cfg.stateMachine;
+    this.store = cfg.storage;
+    this.members = [...cfg.configuration.members];
+    this.transport = cfg.transport;
+    this.ownsBus = !cfg.bus;
+    this.bus = cfg.bus ?? new Bus(this.env, cfg.transport);
+    this.inc = Math.floor(this.env.random() * 0x7fffffff);
+    this.tickMs = cfg.options?.tickMs ?? 10;
+    const send = (m: Message) => this.bus.send(m);
+    const now = () => this.env.clock.now();
+    const clock = { setTimeout: (fn: (...a: any[]) => void, ms: number) => this.env.clock.setTimeout(fn, ms), clearTimeout: (h: any) => this.env.clock.clearTimeout(h) };
+    const common = { clock, ...(cfg.inspect ? { inspect: cfg.inspect } : {}) } as const;
+    const base = { ring: this.ring, self: this.id, send, now } as const;
+
+    this.acceptor = createActor(acceptorMachine, {
+      ...common,
+      input: {
+        ring: this.ring,
+        self: this.id,
+        store: this.store,
+        recovered,
+        send,
+        ...(this.sm.acceptMessageFrom ? { acceptMessageFrom: (r: ReplicaId, c: Uint8Array | undefined) => this.sm.acceptMessageFrom!(r, c) } : {}),
+        ...(cfg.brokenForgetPromise ? { brokenForgetPromise: true } : {}),
+      },
+    });
+    this.proposer = createActor(proposerMachine, {
+      ...common,
+      input: { ...base, inc: this.inc, members: this.members, options: cfg.options?.proposer ?? {} },
+    });
+    this.learner = createActor(learnerMachine, {
+      ...common,
+      input: {
+        ...base,
+        inc: this.inc,
+        members: this.members,
+        stateMachine: this.sm,
+        options: cfg.options?.learner ?? {},
+        onApplyError: (err, slot) => {
+          if (this.applyErrors.length < 100) this.applyErrors.push({ slot, err });
+        },
+      },
+    });
+    this.elector = createActor(electorMachine, {
+      ...common,
+      input: {
+        ...base,
+        members: this.members,
+        random: () => this.env.random(),
+        options: cfg.options?.elector ?? {},
+        ...(this.sm.canBecomeLeader ? { canBecomeLeader: () => this.sm.canBecomeLeader!() } : {}),
+      },
+    });
+
+    const reg = (role: 'acceptor' | 'proposer' | 'learner' | 'elector' | 'client', h: (m: Message) => void) =>
+      this.unregister.push(this.bus.register(this.ring, this.id, role, h));
+    reg('acceptor', (m) => this.acceptor.send(m as any));
+    reg('proposer', (m) => this.proposer.send(m as any));
+    reg('learner', (m) => this.learner.send(m as any));
+    reg('elector', (m) => {
+      if (m.type === 'leader-state') this.onLeaderState(m);
+      this.elector.send(m as any);
+    });
+    reg('client', (m) => this.onClientMessage(m));
+  }
+
+  start(): void {
+    this.acceptor.start();
+    this.learner.start();
+    this.proposer.start();
+    this.elector.start();
+    const tick = () => {
+      if (this.stopped) return;
+      this.proposer.send({ type: 'tick' });
+      this.learner.send({ type: 'tick' });
+      this.tickTimer = this.env.clock.setTimeout(tick, this.tickMs);
+    };
+    this.tickTimer = this.env.clock.setTimeout(tick, this.tickMs);
+  }
+
+  // ------------------------------------------------------------------ submissions
+  /** Replicates one command; resolves with the state machine's result once it executed here. */
+  submit(command: Uint8Array, opts: SubmitOptions = {}): Promise<Uint8Array | undefined> {
+    if (this.stopped) return Promise.reject(new ReplicaStoppedError());
+    if (!this.isLeader()) return Promise.reject(new NotLeaderError(this.currentLeader()));
+    return new Promise((resolve, reject) => {
+      const id = this.nextId++;
+      this.waiters.set(id, { resolve, reject });
+      this.push(
+        opts.exclusive ? { id, cmd: command, excl: true, ...(opts.lastBeforeStepDown ? { last: true } : {}) } : { id, cmd: command },
+      );
+    });
+  }
+
+  /** Replicates many commands with one promise (the fast path for pipelined clients). */
+  submitBatch(commands: readonly Uint8Array[]): Promise<(Uint8Array | undefined)[]> {
+    if (this.stopped) return Promise.reject(new ReplicaStoppedError());
+    if (!this.isLeader()) return Promise.reject(new NotLeaderError(this.currentLeader()));
+    if (commands.length === 0) return Promise.resolve([]);
+    return new Promise((resolve, reject) => {
+      const base = this.nextId;
+      this.nextId += commands.length;
+      const w = new BatchWaiter(commands.length, base, resolve, reject);
+      for (let i = 0; i < commands.length; i++) {
+        this.waiters.set(base + i, w);
+        this.push({ id: base + i, cmd: commands[i]! });
+      }
+    });
+  }
+
+  private push(item: SubmitItem): void {
+    if (this.outbox.length === 0) this.env.defer(this.flushOutbox);
+    this.outbox.push(item);
+  }
+
+  private readonly flushOutbox = (): void => {
+    if (this.outbox.length === 0) return;
+    const items = this.outbox;
+    this.outbox = [];
+    this.bus.send({ type: 'submit', ring: this.ring, from: this.id, to: this.id, items });
+  };
+
+  private settle(id: number, result: Uint8Array | undefined, err?: Error): void {
+    const w = this.waiters.get(id);
+    if (!w) return;
+    this.waiters.delete(id);
+    if (w instanceof BatchWaiter) {
+      if (w.remaining < 0) return; // already rejected
+      if (err) {
+        w.remaining = -1;
+        w.reject(err);
+        for (let i = 0; i < w.results.length; i++) this.waiters.delete(w.base + i);
+        return;
+      }
+      w.results[id - w.base] = result;
+      if (--w.remaining === 0) w.resolve(w.results);
+    } else if (err) w.reject(err);
+    else w.resolve(result);
+  }
+
+  private onClientMessage(m: Message): void {
+    switch (m.type) {
+      case 'executed': {
+        if (m.inc !== this.inc) return;
+        const r = m.results;
+        for (let i = 0; i < r.length; i++) this.settle(m.firstId + i, r[i]);
+        return;
+      }
+      case 'aborted': {
+        const err = new NotLeaderError(m.leaderHint ?? this.currentLeader(), m.maybeChosen);
+        for (const id of m.ids) this.settle(id, undefined, err);
+        return;
+      }
+      case 'recovered':
+        this.sm.onLeaderRecovered?.();
+        return;
+      default:
+        return;
+    }
+  }
+
+  private onLeaderState(m: MessageOf<'leader-state'>): void {
+    const role: LeaderRole = m.state === 'leading' ? 'leader' : m.state === 'preparing' ? 'candidate' : 'follower';
+    if (role === this.role) return;
+    const was = this.role;
+    this.role = role;
+    if (role === 'leader' || was === 'leader') this.sm.onRoleChange?.(role, role === 'leader' ? this.id : m.leaderHint);
+  }
+
+  // ------------------------------------------------------------------ RSL parity
+  isLeader(): boolean {
+    return this.proposer.getSnapshot().value === 'leading';
+  }
+
+  /** RSL: the primary as this replica knows it. */
+  currentLeader(): ReplicaId | undefined {
+    if (this.isLeader()) return this.id;
+    const e = this.elector.getSnapshot().context;
+    return e.leader ?? this.proposer.getSnapshot().context.leaderHint;
+  }
+
+  /** RSL GetCurrentSequenceNumber: the last slot executed here. */
+  executedSlot(): Slot {
+    return this.learner.getSnapshot().context.executedUpTo;
+  }
+
+  /** RSL GetHighestPassedSequenceNumber: the highest slot known chosen. */
+  highestChosenSlot(): Slot {
+    const l = this.learner.getSnapshot().context;
+    const p = this.proposer.getSnapshot().context;
+    return Math.max(l.decidedUpTo, l.executedUpTo, this.isLeader() ? p.chosenUpTo : 0);
+  }
+
+  /** RSL RelinquishPrimary: stop leading (pending commands are aborted); do not campaign for one election timeout. */
+  relinquishLeadership(): void {
+    this.elector.send({ type: 'relinquish' });
+    if (this.isLeader()) this.bus.send({ type: 'resign', ring: this.ring, from: this.id, to: this.id, reason: 'relinquished' });
+  }
+
+  /** RSL AttemptPromotion: campaign now instead of waiting for the election timeout. */
+  attemptPromotion(): void {
+    this.elector.send({ type: 'promote' });
+  }
+
+  /** The election timeout, changeable at run time (RSL ChangeElectionDelay). */
+  setElectionTimeout(minMs: number, maxMs = minMs * 2): void {
+    this.elector.send({ type: 'set-timeout', minMs, maxMs });
+  }
+
+  /** RSL SetVotePayload: bytes this follower attaches to its votes; the leader sees them in peerHealth(). */
+  setVotePayload(payload: Uint8Array | undefined): void {
+    this.elector.send({ type: 'set-payload', payload });
+  }
+
+  /** Health of each peer as this replica sees it (leader-side figures are zero on followers). */
+  peerHealth(): PeerHealth[] {
+    const p = this.proposer.getSnapshot().context;
+    const e = this.elector.getSnapshot().context;
+    return this.members
+      .filter((m) => m !== this.id)
+      .map((id) => {
+        let inFlight = 0;
+        for (const s of p.slots.values()) if (!s.chosen && !s.acks.has(id)) inFlight++;
+        const v = e.votes.get(id);
+        return {
+          id,
+          connected: this.transport ? this.transport.isConnected(id) : true,
+          inFlight,
+          lastAcceptedSlot: p.peers.get(id)?.lastAcceptedSlot ?? 0,
+          votePayload: v?.payload,
+          lastVoteAt: v?.ackAt,
+        };
+      });
+  }
+
+  statistics(): ReplicaStatistics {
+    const l = this.learner.getSnapshot().context.stats;
+    const p = this.proposer.getSnapshot().context.stats;
+    return {
+      commandsExecuted: l.commandsExecuted,
+      slotsExecuted: l.slotsExecuted,
+      slotsProposed: p.slotsProposed,
+      commandsProposed: p.commandsProposed,
+      slotsChosen: p.slotsChosen,
+      meanVotingMs: p.slotsChosen ? p.votingMs / p.slotsChosen : 0,
+      elections: p.elections,
+      leaderships: p.leaderships,
+      log: this.store.stats(),
+      catchupRequests: l.catchupRequests,
+      applyErrors: l.applyErrors,
+    };
+  }
+
+  status(): ReplicaStatus {
+    const p = this.proposer.getSnapshot().context;
+    const a = this.acceptor.getSnapshot().context;
+    const l = this.learner.getSnapshot().context;
+    return {
+      id: this.id,
+      ring: this.ring,
+      role: this.role,
+      leader: this.currentLeader(),
+      ballot: this.isLeader() ? p.ballot : this.elector.getSnapshot().context.leaderBallot,
+      promised: a.promised,
+      executedUpTo: l.executedUpTo,
+      chosenUpTo: this.highestChosenSlot(),
+      members: [...this.members],
+      states: {
+        elector: stateName(this.elector),
+        proposer: stateName(this.proposer),
+        acceptor: stateName(this.acceptor),
+        learner: stateName(this.learner),
+      },
+      pendingSubmissions: this.waiters.size,
+    };
+  }
+
+  /** Stops the roles; pending submissions are rejected. The store is closed unless `keepStore`. */
+  async stop(opts: { keepStore?: boolean } = {}): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.env.clock.clearTimeout(this.tickTimer);
+    for (const u of this.unregister) u();
+    this.unregister = [];
+    for (const a of [this.elector, this.proposer, this.learner, this.acceptor] as Actor<any>[]) a.stop();
+    const err = new ReplicaStoppedError();
+    for (const id of [...this.waiters.keys()]) this.settle(id, undefined, err);
+    this.sm.onShutdown?.();
+    if (!opts.keepStore) await this.store.close();
+    if (this.ownsBus) await this.bus.close();
+  }
+
+  get isStopped(): boolean {
+    return this.stopped;
+  }
+}
+
+/** Builds a replica: recovers its store, composes the roles, starts them. */
+export async function createReplica(cfg: CreateReplicaConfig): Promise<Replica> {
+  const recovered = await cfg.storage.recover();
+  const r = new Replica(cfg, recovered);
+  r.start();
+  return r;
+}
