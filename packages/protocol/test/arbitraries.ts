@@ -2,6 +2,10 @@
 import fc from 'fast-check';
 import type { Ballot, Message, MessageType, SlotValue } from '../src/index.ts';
 
+// Deterministic by default (CI-safe); FC_SEED=<n> replays a seed, FC_SEED=random explores.
+const seedEnv = process.env.FC_SEED;
+if (seedEnv !== 'random') fc.configureGlobal({ ...fc.readConfigureGlobal(), seed: seedEnv ? Number(seedEnv) : 20261123 });
+
 export const id = fc.string({ minLength: 0, maxLength: 8 });
 export const nat = fc.nat({ max: 2 ** 31 });
 export const bigNat = fc.maxSafeNat();
@@ -133,7 +137,8 @@ export function withBuffers(x: unknown): unknown {
   if (Array.isArray(x)) return x.map(withBuffers);
   if (typeof x === 'object' && x !== null) {
     const o: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(x)) o[k] = withBuffers(v);
+    // defineProperty: an own "__proto__" key stays a key instead of setting the prototype
+    for (const [k, v] of Object.entries(x)) Object.defineProperty(o, k, { value: withBuffers(v), enumerable: true, writable: true, configurable: true });
     return o;
   }
   return x;

@@ -1,0 +1,69 @@
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { CONTRACTS, ContractViolation, ensures, invariant, requires } from '../src/index.ts';
+
+const contractsFile = fileURLToPath(new URL('../src/contracts.ts', import.meta.url));
+const root = fileURLToPath(new URL('../../..', import.meta.url));
+
+/** CONTRACTS as a fresh node process sees it with DECREE_CONTRACTS set to `value` (or unset). */
+function contractsInChild(value: string | undefined): string {
+  const env = { ...process.env };
+  delete env.DECREE_CONTRACTS;
+  if (value !== undefined) env.DECREE_CONTRACTS = value;
+  const script = `import(${JSON.stringify(contractsFile)}).then((m) => process.stdout.write(JSON.stringify(m.CONTRACTS)))`;
+  return execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+    cwd: root,
+    env,
+    encoding: 'utf8',
+    timeout: 45_000,
+    killSignal: 'SIGKILL',
+  }).trim();
+}
+
+describe('contracts', () => {
+  it('are on in tests (the vitest config sets DECREE_CONTRACTS=1)', () => {
+    expect(process.env.DECREE_CONTRACTS).toBe('1');
+    expect(CONTRACTS).toBe(true);
+  });
+
+  it('`CONTRACTS && requires(false, ...)` throws ContractViolation naming kind and message', () => {
+    let err: unknown;
+    try {
+      CONTRACTS && requires(false, 'ballot must grow');
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ContractViolation);
+    expect(err).toBeInstanceOf(Error);
+    expect((err as ContractViolation).kind).toBe('requires');
+    expect((err as Error).message).toBe('requires violated: ballot must grow');
+    expect((err as Error).name).toBe('ContractViolation');
+  });
+
+  it('ensures and invariant throw their own kind; true conditions return true', () => {
+    expect(() => ensures(false, 'e')).toThrow(expect.objectContaining({ kind: 'ensures', message: 'ensures violated: e' }));
+    expect(() => invariant(false, 'i')).toThrow(expect.objectContaining({ kind: 'invariant', message: 'invariant violated: i' }));
+    expect(requires(true, 'x')).toBe(true);
+    expect(ensures(true, 'x')).toBe(true);
+    expect(invariant(true, 'x')).toBe(true);
+  });
+
+  it('are off in a process without DECREE_CONTRACTS, on with 1 or true', () => {
+    expect(contractsInChild(undefined)).toBe('false');
+    expect(contractsInChild('0')).toBe('false');
+    expect(contractsInChild('1')).toBe('true');
+    expect(contractsInChild('true')).toBe('true');
+  });
+
+  it('when off, `CONTRACTS && requires(...)` does not evaluate the check', () => {
+    const off = false as boolean; // what CONTRACTS is in production
+    let evaluated = false;
+    const check = () => {
+      evaluated = true;
+      return false;
+    };
+    expect(() => off && requires(check(), 'never')).not.toThrow();
+    expect(evaluated).toBe(false);
+  });
+});
