@@ -267,7 +267,11 @@ export const electorMachine = setup({
     },
     leader: {
       entry: 'becameLeader',
-      after: { heartbeat: { target: 'leader', reenter: true, actions: 'heartbeatTick' } },
+      initial: 'beating',
+      states: {
+        // the heartbeat loop is a child state so that its re-entry does not re-run the leader's entry
+        beating: { after: { heartbeat: { target: 'beating', reenter: true, actions: 'heartbeatTick' } } },
+      },
       on: {
         'heartbeat-ack': { actions: 'ack' },
         heartbeat: { guard: 'higherHeartbeat', actions: 'resignForHigher' },
