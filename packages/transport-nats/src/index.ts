@@ -1,1 +1,2 @@
-export {};
+export * from './nats-transport.ts';
+export * from './subject.ts';
