@@ -63,14 +63,23 @@ let loadError: unknown = null;
 /** Loads the addon (once); throws PmemNotBuiltError when it was not built. */
 export function loadPmemAddon(): PmemAddon {
   if (cached) return cached;
-  if (!existsSync(addonPath)) throw new PmemNotBuiltError(addonPath);
   try {
-    cached = createRequire(import.meta.url)(addonPath) as PmemAddon;
+    cached = loadPmemAddonFrom(addonPath);
   } catch (e) {
     loadError = e;
-    throw new PmemNotBuiltError(addonPath, e);
+    throw e;
   }
   return cached;
+}
+
+/** Loads an addon file (tests point it at a missing file to see the error). */
+export function loadPmemAddonFrom(path: string): PmemAddon {
+  if (!existsSync(path)) throw new PmemNotBuiltError(path);
+  try {
+    return createRequire(import.meta.url)(path) as PmemAddon;
+  } catch (e) {
+    throw new PmemNotBuiltError(path, e);
+  }
 }
 
 /** The backend the addon was built with, or null when it is not built. */
