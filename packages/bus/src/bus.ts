@@ -107,13 +107,25 @@ export class Bus {
     this.scheduled = false;
     const q = this.queue;
     this.queue = [];
-    for (let i = 0; i < q.length; i++) {
-      const m = q[i]!;
-      const h = this.handlers.get(key(m.ring, m.to, ROLE_OF[m.type]));
-      if (h) {
-        this.delivered++;
-        h(m);
-      } else this.dropped++;
+    let i = 0;
+    try {
+      for (; i < q.length; i++) {
+        const m = q[i]!;
+        const h = this.handlers.get(key(m.ring, m.to, ROLE_OF[m.type]));
+        if (h) {
+          this.delivered++;
+          h(m);
+        } else this.dropped++;
+      }
+    } finally {
+      // a handler threw: the exception propagates, the messages after it stay queued, in order
+      if (i + 1 < q.length) {
+        this.queue = q.slice(i + 1).concat(this.queue);
+        if (!this.scheduled) {
+          this.scheduled = true;
+          this.env.defer(this.drain);
+        }
+      }
     }
   };
 

@@ -61,8 +61,17 @@ export function realEnv(): Env {
   const drain = () => {
     scheduled = false;
     // run everything queued so far, plus what it queues (FIFO)
-    for (let i = 0; i < queue.length; i++) queue[i]!();
-    queue.length = 0;
+    let i = 0;
+    try {
+      for (; i < queue.length; i++) queue[i]!();
+    } finally {
+      // on a throw, drop what ran (the thrower included) and keep the rest for the next drain
+      queue.splice(0, Math.min(i + 1, queue.length));
+      if (queue.length > 0 && !scheduled) {
+        scheduled = true;
+        queueMicrotask(drain);
+      }
+    }
   };
   return {
     clock: {

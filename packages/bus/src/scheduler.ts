@@ -76,8 +76,8 @@ export class SimScheduler {
   /** Runs every task due up to `time`, then sets the clock to `time`. */
   runUntil(time: number, maxSteps = 50_000_000): void {
     let n = 0;
-    while (this.heap.length > 0 && this.heap[0]!.at <= time) {
-      if (!this.step()) break;
+    for (let next = this.peek(); next !== undefined && next.at <= time; next = this.peek()) {
+      this.step();
       if (++n > maxSteps) throw new Error(`scheduler: more than ${maxSteps} steps before t=${time}`);
     }
     if (time > this.time) this.time = time;
@@ -91,12 +91,18 @@ export class SimScheduler {
   runUntilCond(cond: () => boolean, timeoutMs: number): boolean {
     const end = this.time + timeoutMs;
     if (cond()) return true;
-    while (this.heap.length > 0 && this.heap[0]!.at <= end) {
+    for (let next = this.peek(); next !== undefined && next.at <= end; next = this.peek()) {
       this.step();
       if (cond()) return true;
     }
     if (end > this.time) this.time = end;
     return cond();
+  }
+
+  /** The next live task (cancelled ones at the head are discarded), without running it. */
+  private peek(): Task | undefined {
+    while (this.heap.length > 0 && this.heap[0]!.cancelled) this.pop();
+    return this.heap[0];
   }
 
   private push(t: Task): void {

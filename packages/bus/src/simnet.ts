@@ -39,7 +39,8 @@ export class SimNetwork {
     const ids = typeof replicas === 'string' ? [replicas] : replicas;
     const self = ids[0]!;
     return {
-      send: (m) => this.send(self, m),
+      // link checks use the sender's own id when this endpoint hosts it
+      send: (m) => this.send(ids.includes(m.from) ? m.from : self, m),
       setReceiver: (r) => {
         for (const id of ids) this.receivers.set(id, r);
       },
