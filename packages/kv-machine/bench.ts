@@ -1,0 +1,75 @@
+/**
+ * Micro-benchmark of KvMachine.apply.
+ *   node --conditions=source --import tsx packages/kv-machine/bench.ts [seconds-per-case]
+ * A "64-byte SET" is a 64-byte command: opcode + 16-byte key + 45-byte value (+ 2 length bytes).
+ * Commands sit in one batch buffer (as subarrays), like the commands of a decided slot.
+ */
+import { KvCommands, KvMachine } from './src/index.ts';
+
+const seconds = Number(process.argv[2] ?? 2);
+const KEYS = 100_000;
+const N_CMDS = 1 << 16;
+
+function batch(make: (i: number) => Uint8Array): Uint8Array[] {
+  const cmds = Array.from({ length: N_CMDS }, (_, i) => make(i));
+  const total = cmds.reduce((a, c) => a + c.length, 0);
+  const buf = new Uint8Array(total);
+  const out: Uint8Array[] = [];
+  let off = 0;
+  for (const c of cmds) {
+    buf.set(c, off);
+    out.push(buf.subarray(off, off + c.length));
+    off += c.length;
+  }
+  return out;
+}
+
+const key = (i: number) => `key:${String((i * 7919) % KEYS).padStart(12, '0')}`; // 16 bytes
+const value45 = 'v'.repeat(45);
+const sets = batch((i) => KvCommands.set(key(i), value45));
+if (sets[0]!.length !== 64) throw new Error(`SET is ${sets[0]!.length} bytes, not 64`);
+const gets = batch((i) => KvCommands.get(key(i)));
+const incrs = batch((i) => KvCommands.incr(`ctr:${i % 1000}`, 1));
+const sessSets = batch((i) => KvCommands.session(`client-${i % 64}`, i, KvCommands.set(key(i), value45)));
+
+function run(name: string, cmds: Uint8Array[], m: KvMachine): void {
+  let n = 0;
+  let slot = 1;
+  const t0 = process.hrtime.bigint();
+  const deadline = t0 + BigInt(Math.round(seconds * 1e9));
+  while (process.hrtime.bigint() < deadline) {
+    for (let j = 0; j < 1000; j++, n++) m.apply(cmds[n & (N_CMDS - 1)]!, slot);
+    slot++; // 1000 commands per slot
+  }
+  const dt = Number(process.hrtime.bigint() - t0) / 1e9;
+  console.log(`${name.padEnd(30)} ${(n / dt / 1e6).toFixed(2).padStart(6)} M applies/s  (${n} in ${dt.toFixed(2)} s, ${(dt / n * 1e9).toFixed(0)} ns each)`);
+}
+
+const m = new KvMachine();
+// warm-up on every kind of command, so that later cases do not pay for re-optimisation
+{
+  const w = new KvMachine();
+  const mixed = [sets, gets, incrs, sessSets];
+  for (let i = 0; i < 400_000; i++) w.apply(mixed[i & 3]![i & (N_CMDS - 1)]!, 1 + (i >> 10));
+}
+run('SET 64-byte (first pass)', sets, m);
+run('SET 64-byte', sets, m);
+run('GET 16-byte key (45-byte value)', gets, m);
+run('INCR', incrs, m);
+run('SESSION(SET 64-byte)', sessSets, new KvMachine());
+const three = [new KvMachine(), new KvMachine(), new KvMachine()];
+{
+  let n = 0;
+  let slot = 1;
+  const t0 = process.hrtime.bigint();
+  const deadline = t0 + BigInt(Math.round(seconds * 1e9));
+  while (process.hrtime.bigint() < deadline) {
+    for (const r of three) for (let j = 0; j < 1000; j++) r.apply(sets[(n + j) & (N_CMDS - 1)]!, slot);
+    n += 1000;
+    slot++;
+  }
+  const dt = Number(process.hrtime.bigint() - t0) / 1e9;
+  console.log(`${'SET 64-byte x 3 replicas'.padEnd(30)} ${(n / dt / 1e6).toFixed(2).padStart(6)} M replicated ops/s (apply cost only)`);
+}
+const mem = process.memoryUsage();
+console.log(`keys ${m.size}, rss ${(mem.rss / 2 ** 20).toFixed(0)} MiB, node ${process.version}`);

@@ -1,0 +1,220 @@
+import { DecodeError, decodeValue, encodeValue } from '@decree/protocol';
+
+/**
+ * Snapshot stream format: a sequence of frames, each a u32 little-endian length followed by that
+ * many bytes of one MessagePack map (encodeValue from @decree/protocol):
+ *
+ *   { t: 'decree-kv', v: 1, lastSlot, nextSweep, applied, ttl, keys, sessions }   header
+ *   { d: [key, value, key, value, ...] }                                            data (bin), repeated
+ *   { s: [[clientId, seq, lastSlot, result], ...] }                                 sessions, repeated
+ *   { end: true, keys, sessions }                                                   trailer (counts checked)
+ *
+ * The reader does not depend on how the stream is cut into chunks (a transport may re-chunk it).
+ */
+
+export const SNAPSHOT_FORMAT = 'decree-kv';
+export const SNAPSHOT_VERSION = 1;
+/** frames are cut near this many payload bytes */
+const FRAME_TARGET_BYTES = 1 << 20;
+const FRAME_MAX_ENTRIES = 1 << 16;
+/** a reader refuses frames larger than this (a corrupt length must not make it buffer without bound) */
+export const MAX_FRAME_BYTES = 256 << 20;
+
+export class KvSnapshotError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'KvSnapshotError';
+  }
+}
+
+export interface SnapshotContents {
+  lastSlot: number;
+  nextSweep: number;
+  applied: number;
+  ttl: number;
+  /** binary (latin1) strings */
+  keys: string[];
+  values: string[];
+  /** [clientId (binary string), seq, lastSlot, result] */
+  sessions: [string, number, number, Uint8Array][];
+}
+
+function frame(v: unknown): Uint8Array {
+  const body = encodeValue(v);
+  const out = new Uint8Array(4 + body.length);
+  new DataView(out.buffer).setUint32(0, body.length, true);
+  out.set(body, 4);
+  return out;
+}
+
+const bin = (s: string): Buffer => Buffer.from(s, 'latin1');
+
+export async function* writeSnapshot(c: SnapshotContents): AsyncGenerator<Uint8Array> {
+  yield frame({
+    t: SNAPSHOT_FORMAT,
+    v: SNAPSHOT_VERSION,
+    lastSlot: c.lastSlot,
+    nextSweep: c.nextSweep,
+    applied: c.applied,
+    ttl: c.ttl,
+    keys: c.keys.length,
+    sessions: c.sessions.length,
+  });
+  let d: Buffer[] = [];
+  let bytes = 0;
+  for (let i = 0; i < c.keys.length; i++) {
+    const k = c.keys[i]!;
+    const v = c.values[i]!;
+    d.push(bin(k), bin(v));
+    bytes += k.length + v.length + 8;
+    if (bytes >= FRAME_TARGET_BYTES || d.length >= 2 * FRAME_MAX_ENTRIES) {
+      yield frame({ d });
+      d = [];
+      bytes = 0;
+    }
+  }
+  if (d.length > 0) yield frame({ d });
+  let s: [Buffer, number, number, Uint8Array][] = [];
+  bytes = 0;
+  for (const [id, seq, lastSlot, result] of c.sessions) {
+    s.push([bin(id), seq, lastSlot, result]);
+    bytes += id.length + result.length + 24;
+    if (bytes >= FRAME_TARGET_BYTES || s.length >= FRAME_MAX_ENTRIES) {
+      yield frame({ s });
+      s = [];
+      bytes = 0;
+    }
+  }
+  if (s.length > 0) yield frame({ s });
+  yield frame({ end: true, keys: c.keys.length, sessions: c.sessions.length });
+}
+
+// ---------------------------------------------------------------- reading
+
+type Input = AsyncIterable<Uint8Array> | Iterable<Uint8Array> | Uint8Array;
+
+async function* frames(input: Input): AsyncGenerator<Uint8Array> {
+  const src: AsyncIterable<Uint8Array> | Iterable<Uint8Array> = input instanceof Uint8Array ? [input] : input;
+  let buf: Uint8Array = new Uint8Array(0);
+  let pos = 0;
+  // chunks held back until the frame being waited for is complete (no quadratic re-copying)
+  let pending: Uint8Array[] = [];
+  let pendingLen = 0;
+  let want = 0;
+  for await (const chunk of src) {
+    if (!(chunk instanceof Uint8Array)) throw new KvSnapshotError('snapshot chunk is not bytes');
+    if (buf.length - pos + pendingLen + chunk.length < want) {
+      pending.push(chunk);
+      pendingLen += chunk.length;
+      continue;
+    }
+    if (pos === buf.length && pendingLen === 0) {
+      buf = chunk;
+    } else {
+      const merged = new Uint8Array(buf.length - pos + pendingLen + chunk.length);
+      merged.set(buf.subarray(pos), 0);
+      let off = buf.length - pos;
+      for (const p of pending) {
+        merged.set(p, off);
+        off += p.length;
+      }
+      merged.set(chunk, off);
+      buf = merged;
+      pending = [];
+      pendingLen = 0;
+    }
+    pos = 0;
+    for (;;) {
+      if (buf.length - pos < 4) {
+        want = 4;
+        break;
+      }
+      const len = (buf[pos]! | (buf[pos + 1]! << 8) | (buf[pos + 2]! << 16) | (buf[pos + 3]! << 24)) >>> 0;
+      if (len > MAX_FRAME_BYTES) throw new KvSnapshotError(`snapshot frame too large (${len} bytes)`);
+      if (buf.length - pos - 4 < len) {
+        want = 4 + len;
+        break;
+      }
+      yield buf.subarray(pos + 4, pos + 4 + len);
+      pos += 4 + len;
+    }
+  }
+  if (pos !== buf.length || pendingLen !== 0) throw new KvSnapshotError('snapshot truncated inside a frame');
+}
+
+const isObj = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
+const isCount = (x: unknown): x is number => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
+const isBytes = (x: unknown): x is Uint8Array => x instanceof Uint8Array;
+const str = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
+
+function decodeFrame(f: Uint8Array): Record<string, unknown> {
+  let v: unknown;
+  try {
+    v = decodeValue(f);
+  } catch (e) {
+    throw new KvSnapshotError(`bad snapshot frame: ${(e as DecodeError).message}`);
+  }
+  if (!isObj(v)) throw new KvSnapshotError('snapshot frame is not a map');
+  return v;
+}
+
+/** Reads and validates a whole snapshot stream; throws KvSnapshotError (only) on a bad one. */
+export async function readSnapshot(input: Input): Promise<SnapshotContents> {
+  let out: SnapshotContents | undefined;
+  let expectKeys = 0;
+  let expectSessions = 0;
+  let ended = false;
+  try {
+    for await (const f of frames(input)) {
+      const m = decodeFrame(f);
+      if (ended) throw new KvSnapshotError('frame after the snapshot trailer');
+      if (out === undefined) {
+        if (m.t !== SNAPSHOT_FORMAT) throw new KvSnapshotError('not a decree-kv snapshot');
+        if (m.v !== SNAPSHOT_VERSION) throw new KvSnapshotError(`unsupported snapshot version ${String(m.v)}`);
+        for (const f of ['lastSlot', 'nextSweep', 'applied', 'ttl', 'keys', 'sessions'])
+          if (!isCount(m[f])) throw new KvSnapshotError(`snapshot header: bad ${f}`);
+        out = {
+          lastSlot: m.lastSlot as number,
+          nextSweep: m.nextSweep as number,
+          applied: m.applied as number,
+          ttl: m.ttl as number,
+          keys: [],
+          values: [],
+          sessions: [],
+        };
+        expectKeys = m.keys as number;
+        expectSessions = m.sessions as number;
+      } else if (Array.isArray(m.d)) {
+        const d = m.d as unknown[];
+        if (d.length % 2 !== 0) throw new KvSnapshotError('snapshot data frame has an odd length');
+        for (let i = 0; i < d.length; i += 2) {
+          const k = d[i];
+          const v = d[i + 1];
+          if (!isBytes(k) || !isBytes(v)) throw new KvSnapshotError('snapshot data entry is not bytes');
+          out.keys.push(str(k));
+          out.values.push(str(v));
+        }
+        if (out.keys.length > expectKeys) throw new KvSnapshotError('snapshot has more keys than its header says');
+      } else if (Array.isArray(m.s)) {
+        for (const e of m.s as unknown[]) {
+          if (!Array.isArray(e) || e.length !== 4 || !isBytes(e[0]) || !isCount(e[1]) || !isCount(e[2]) || !isBytes(e[3]))
+            throw new KvSnapshotError('bad snapshot session entry');
+          out.sessions.push([str(e[0]), e[1], e[2], Uint8Array.prototype.slice.call(e[3])]);
+        }
+        if (out.sessions.length > expectSessions) throw new KvSnapshotError('snapshot has more sessions than its header says');
+      } else if (m.end === true) {
+        if (m.keys !== out.keys.length || m.sessions !== out.sessions.length || out.keys.length !== expectKeys || out.sessions.length !== expectSessions)
+          throw new KvSnapshotError('snapshot counts do not match');
+        ended = true;
+      } else {
+        throw new KvSnapshotError('unknown snapshot frame');
+      }
+    }
+  } catch (e) {
+    if (e instanceof KvSnapshotError) throw e;
+    throw new KvSnapshotError(`snapshot read failed: ${(e as Error).message}`);
+  }
+  if (out === undefined) throw new KvSnapshotError('empty snapshot');
+  if (!ended) throw new KvSnapshotError('snapshot has no trailer');
+  return out;
+}
