@@ -11,7 +11,7 @@ import {
 } from '@decree/protocol';
 import type { Transport } from '@decree/bus';
 import { ErrorCode, Events, connect, headers as natsHeaders, type ConnectionOptions, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from 'nats';
-import { escapeToken, isValidPrefix, replicaWildcard, roleSubject } from './subject.ts';
+import { isValidPrefix, replicaWildcard, roleSubject } from './subject.ts';
 
 /** pino-compatible: `logger.warn({ ...fields }, 'message')` */
 export interface NatsTransportLogger {
@@ -215,8 +215,8 @@ class NatsTransportImpl implements NatsTransport {
   private receiver: ((msg: Message) => void) | undefined;
   private _status: NatsTransportStatus = 'connected';
   private readonly subs: Subscription[] = [];
-  private readonly subjects = new Map<string, string>();
-  private readonly selfTokens: Set<string>;
+  private readonly subjects = new Map<string, Map<string, Map<Role, string>>>();
+  private readonly selfSet: Set<ReplicaId>;
   private readonly listeners = new Set<(s: NatsTransportStatus) => void>();
   private readonly logger: NatsTransportLogger;
   private readonly maxPendingBytes: number;
@@ -247,7 +247,7 @@ class NatsTransportImpl implements NatsTransport {
     this.logger = opts.logger ?? consoleLogger;
     this.maxPendingBytes = opts.maxPendingBytes ?? 32 * 1024 * 1024;
     this.flushEveryBytes = Math.min(opts.flushEveryBytes ?? 256 * 1024, this.maxPendingBytes);
-    this.selfTokens = new Set(self.map(escapeToken));
+    this.selfSet = new Set(self);
     for (const r of self) {
       // a callback subscription: messages are handled as they are parsed, nothing queues up
       this.subs.push(this.connection.subscribe(replicaWildcard(prefix, r), { callback: (err, m) => this.onMessage(err, m) }));
@@ -261,13 +261,19 @@ class NatsTransportImpl implements NatsTransport {
 
   subjectOf(msg: Message): string {
     const role = ROLE_OF[msg.type];
-    const k = `${msg.ring}\u0000${msg.to}\u0000${role}`;
-    let s = this.subjects.get(k);
-    if (s === undefined) {
-      s = roleSubject(this.subjectPrefix, msg.ring, msg.to, role);
+    // ring -> replica -> role -> subject: no string building per message once seen
+    let byTo = this.subjects.get(msg.ring);
+    if (byTo === undefined) {
       if (this.subjects.size >= 10_000) this.subjects.clear();
-      this.subjects.set(k, s);
+      this.subjects.set(msg.ring, (byTo = new Map()));
     }
+    let byRole = byTo.get(msg.to);
+    if (byRole === undefined) {
+      if (byTo.size >= 10_000) byTo.clear();
+      byTo.set(msg.to, (byRole = new Map()));
+    }
+    let s = byRole.get(role);
+    if (s === undefined) byRole.set(role, (s = roleSubject(this.subjectPrefix, msg.ring, msg.to, role)));
     return s;
   }
 
@@ -414,15 +420,8 @@ class NatsTransportImpl implements NatsTransport {
       this.warn('bad-payload', { subject: m.subject, bytes: m.data.length, err: (e as Error).message, decodeError: e instanceof DecodeError }, 'undecodable message dropped');
       return;
     }
-    // <prefix>.<ring>.<replica>.<role>
-    const rest = m.subject.slice(this.subjectPrefix.length + 1).split('.');
-    if (
-      rest.length !== 3 ||
-      rest[0] !== escapeToken(msg.ring) ||
-      rest[1] !== escapeToken(msg.to) ||
-      !this.selfTokens.has(rest[1]!) ||
-      (rest[2] as Role) !== ROLE_OF[msg.type]
-    ) {
+    // it must have come on <prefix>.<its ring>.<its to>.<ROLE_OF[its type]>, and `to` must be ours
+    if (m.subject !== this.subjectOf(msg) || !this.selfSet.has(msg.to)) {
       this.counters.mismatched++;
       this.warn('mismatch', { subject: m.subject, type: msg.type, ring: msg.ring, to: msg.to }, 'message does not belong on its subject: dropped');
       return;
