@@ -87,6 +87,8 @@ export interface ProposerData {
   queue: SubmitItem[];
   queueHead: number;
   stepDownNow: boolean;
+  /** a `last` (step-down) value is in flight: nothing more is proposed behind it */
+  lastProposed: boolean;
   relinquished: boolean;
   peers: Map<ReplicaId, PeerProgress>;
   stats: { slotsProposed: number; commandsProposed: number; slotsChosen: number; votingMs: number; elections: number; leaderships: number };
@@ -142,7 +144,7 @@ function propose(d: ProposerData, slot: Slot, value: SlotValue): void {
 /** Batches queued commands into slot values while the pipeline has room (adaptive batching). */
 export function tryPropose(d: ProposerData): void {
   const q = d.queue;
-  while (d.queueHead < q.length && d.nextSlot - d.chosenUpTo - 1 < d.opts.maxInflightSlots && !d.stepDownNow) {
+  while (d.queueHead < q.length && d.nextSlot - d.chosenUpTo - 1 < d.opts.maxInflightSlots && !d.stepDownNow && !d.lastProposed) {
     const first = q[d.queueHead]!;
     const cmds: Uint8Array[] = [first.cmd];
     let bytes = first.cmd.length;
@@ -161,6 +163,7 @@ export function tryPropose(d: ProposerData): void {
       ? { k: 'batch', origin: d.self, inc: d.inc, firstId: first.id, cmds, excl: true, ...(first.last ? { last: true } : {}) }
       : { k: 'batch', origin: d.self, inc: d.inc, firstId: first.id, cmds };
     d.stats.commandsProposed += cmds.length;
+    if (first.excl && first.last) d.lastProposed = true;
     propose(d, d.nextSlot++, value);
   }
   if (d.queueHead === q.length) {
@@ -217,6 +220,7 @@ export function becomeLeader(d: ProposerData): void {
   d.queue = [];
   d.queueHead = 0;
   d.stepDownNow = false;
+  d.lastProposed = false;
   d.leaderHint = d.self;
   d.stats.leaderships++;
   for (let s = start; s <= maxSlot; s++) propose(d, s, best.get(s)?.value ?? NOOP);
@@ -388,6 +392,7 @@ export const proposerMachine = setup({
       queue: [],
       queueHead: 0,
       stepDownNow: false,
+      lastProposed: false,
       relinquished: false,
       peers: new Map(),
       stats: { slotsProposed: 0, commandsProposed: 0, slotsChosen: 0, votingMs: 0, elections: 0, leaderships: 0 },
