@@ -50,6 +50,8 @@ export interface ElectorData {
   decidedUpTo: Slot;
   executedUpTo: Slot;
   proposerState: 'follower' | 'preparing' | 'leading';
+  /** the ballot this replica campaigns with (while campaigning) */
+  campaignBallot: Ballot;
   cookie: Uint8Array | undefined;
   leaderSince: number;
   lastHeardLeaderAt: number;
@@ -98,6 +100,11 @@ function recordHeartbeat(d: ElectorData, m: MessageOf<'heartbeat'>): void {
 function canCampaign(d: ElectorData): boolean {
   if (!d.members.includes(d.self)) return false;
   if (d.input.now() < d.suppressUntil) return false;
+  return vetted(d);
+}
+
+/** Asks the state machine (RSL CanBecomePrimary); keeps the cookie it hands out. */
+function vetted(d: ElectorData): boolean {
   const v = d.input.canBecomeLeader?.();
   if (v === undefined || v === true) {
     d.cookie = undefined;
@@ -140,12 +147,15 @@ export const electorMachine = setup({
     recordHeartbeat: ({ context, event }) => recordHeartbeat(context, event as MessageOf<'heartbeat'>),
     campaign: ({ context: d }) => {
       d.stats.campaigns++;
+      vetted(d); // refresh the cookie
       d.leader = undefined;
+      d.campaignBallot = { round: d.maxRound + 1, leader: d.self };
       d.input.send({ type: 'campaign', ...hdr(d, d.self), round: d.maxRound + 1, ...(d.cookie ? { cookie: d.cookie } : {}) });
     },
     leaderState: ({ context: d, event }) => {
       const m = event as MessageOf<'leader-state'>;
       d.proposerState = m.state;
+      if (m.state === 'preparing') d.campaignBallot = m.ballot;
       if (m.maxRound > d.maxRound) d.maxRound = m.maxRound;
       if (m.decidedUpTo > d.decidedUpTo || m.state === 'leading') d.decidedUpTo = Math.max(d.decidedUpTo, m.decidedUpTo);
       d.executedUpTo = Math.max(d.executedUpTo, m.executedUpTo);
@@ -199,11 +209,17 @@ export const electorMachine = setup({
   },
   guards: {
     validHeartbeat: ({ context, event }) => validHeartbeat(context, event as MessageOf<'heartbeat'>),
+    /** while campaigning, only a leader of a higher ballot than ours makes us give up */
+    beatsCampaign: ({ context: d, event }) => {
+      const m = event as MessageOf<'heartbeat'>;
+      return validHeartbeat(d, m) && compareBallots(m.ballot, d.campaignBallot) > 0;
+    },
     higherHeartbeat: ({ context: d, event }) => {
       const m = event as MessageOf<'heartbeat'>;
       return m.from !== d.self && compareBallots(m.ballot, d.leaderBallot) > 0;
     },
     canCampaign: ({ context }) => canCampaign(context),
+    mayPromote: ({ context }) => context.members.includes(context.self) && vetted(context),
     nowLeading: ({ event }) => (event as MessageOf<'leader-state'>).state === 'leading',
     nowPreparing: ({ event }) => (event as MessageOf<'leader-state'>).state === 'preparing',
     nowFollower: ({ event }) => (event as MessageOf<'leader-state'>).state === 'follower',
@@ -221,6 +237,7 @@ export const electorMachine = setup({
     decidedUpTo: 0,
     executedUpTo: 0,
     proposerState: 'follower',
+    campaignBallot: { round: 0, leader: input.self },
     cookie: undefined,
     leaderSince: 0,
     lastHeardLeaderAt: 0,
@@ -248,7 +265,7 @@ export const electorMachine = setup({
           { guard: 'nowLeading', target: 'leader', actions: 'leaderState' },
           { actions: 'leaderState' },
         ],
-        promote: { target: 'campaigning', actions: 'clearPromotionSuppression' },
+        promote: { guard: 'mayPromote', target: 'campaigning', actions: 'clearPromotionSuppression' },
       },
     },
     campaigning: {
@@ -257,7 +274,7 @@ export const electorMachine = setup({
         election: [{ guard: 'canCampaign', target: 'campaigning', reenter: true }, { target: 'follower' }],
       },
       on: {
-        heartbeat: { guard: 'validHeartbeat', target: 'follower', actions: ['recordHeartbeat', 'resignForHigher'] },
+        heartbeat: { guard: 'beatsCampaign', target: 'follower', actions: ['recordHeartbeat', 'resignForHigher'] },
         'leader-state': [
           { guard: 'nowLeading', target: 'leader', actions: 'leaderState' },
           { guard: 'nowFollower', target: 'follower', actions: 'leaderState' },

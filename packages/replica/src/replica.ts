@@ -140,6 +140,7 @@ export class Replica {
   private tickTimer: unknown;
   private stopped = false;
   private role: LeaderRole = 'follower';
+  private lastProposerState = 'follower';
   private readonly tickMs: number;
   private readonly transport: Transport | undefined;
   /** errors the state machine threw while applying (counted; the replica keeps going) */
@@ -209,9 +210,13 @@ export class Replica {
     reg('acceptor', (m) => this.acceptor.send(m as any));
     reg('proposer', (m) => this.proposer.send(m as any));
     reg('learner', (m) => this.learner.send(m as any));
-    reg('elector', (m) => {
-      if (m.type === 'leader-state') this.onLeaderState(m);
-      this.elector.send(m as any);
+    reg('elector', (m) => this.elector.send(m as any));
+    // role changes are seen on the proposer's own state, at once (RSL NotifyStatus)
+    this.proposer.subscribe((snap) => {
+      if (snap.value !== this.lastProposerState) {
+        this.lastProposerState = snap.value as string;
+        this.onProposerState(snap.value as string, snap.context.leaderHint);
+      }
     });
     reg('client', (m) => this.onClientMessage(m));
   }
@@ -311,12 +316,12 @@ export class Replica {
     }
   }
 
-  private onLeaderState(m: MessageOf<'leader-state'>): void {
-    const role: LeaderRole = m.state === 'leading' ? 'leader' : m.state === 'preparing' ? 'candidate' : 'follower';
-    if (role === this.role) return;
+  private onProposerState(state: string, hint: ReplicaId | undefined): void {
+    const role: LeaderRole = state === 'leading' ? 'leader' : state === 'preparing' ? 'candidate' : 'follower';
+    if (role === this.role || state === 'stopped') return;
     const was = this.role;
     this.role = role;
-    if (role === 'leader' || was === 'leader') this.sm.onRoleChange?.(role, role === 'leader' ? this.id : m.leaderHint);
+    if (role === 'leader' || was === 'leader') this.sm.onRoleChange?.(role, role === 'leader' ? this.id : hint !== this.id ? hint : undefined);
   }
 
   // ------------------------------------------------------------------ RSL parity
@@ -371,8 +376,9 @@ export class Replica {
     return this.members
       .filter((m) => m !== this.id)
       .map((id) => {
-        let inFlight = 0;
-        for (const s of p.slots.values()) if (!s.chosen && !s.acks.has(id)) inFlight++;
+        const leading = this.isLeader();
+        const last = p.peers.get(id)?.lastAcceptedSlot ?? 0;
+        const inFlight = leading ? Math.max(0, p.nextSlot - 1 - last) : 0;
         const v = e.votes.get(id);
         return {
           id,
