@@ -186,6 +186,8 @@ class Conn {
   closed = false;
   /** the failure of this connection was already reported (refusal, protocol error) */
   reported = false;
+  /** the last socket error, for the report of a failed dial */
+  lastError: string | undefined;
   version: number | undefined;
   remoteIds: readonly ReplicaId[] = [];
   /** the link this connection carries outbound frames for, if any */
@@ -686,6 +688,7 @@ export class TcpTransport implements Transport {
       if (conn.link && conn.link.conn === conn) this.flush(conn.link);
     });
     socket.on('error', (e: NodeJS.ErrnoException) => {
+      conn.lastError = e.code ?? e.message;
       if (!conn.ready && !conn.inbound && conn.link) return; // reported by the close handler as a connect failure
       this.log.debug?.({ conn: conn.label, err: e.message, code: e.code }, 'socket error');
     });
@@ -732,7 +735,7 @@ export class TcpTransport implements Transport {
       link.stats.connectFailures++;
       this.scheduleRedial(link);
     } else {
-      this.connectFailed(link, `cannot connect to ${conn.label}`);
+      this.connectFailed(link, `cannot connect to ${conn.label}${conn.lastError ? `: ${conn.lastError}` : ''}`);
     }
   }
 
