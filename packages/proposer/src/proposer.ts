@@ -346,7 +346,12 @@ export const proposerMachine = setup({
     },
     retransmitPrepare: ({ context }) => retransmit(context, 'preparing'),
     retransmitAccepts: ({ context }) => retransmit(context, 'leading'),
-    abort: ({ context }) => abortAll(context, context.leaderHint),
+    abort: ({ context, event }) => {
+      // exit actions run before the transition's own: learn the new leader from the nack first,
+      // so the aborted submissions carry its hint
+      if (event.type === 'nack') observeNack(context, event as MessageOf<'nack'>);
+      abortAll(context, context.leaderHint);
+    },
     markRelinquished: ({ context }) => {
       context.relinquished = true;
     },

@@ -247,7 +247,7 @@ describe('proposer: phase 2', () => {
     h.actor.send(submit([item(1), item(2), item(3), item(4)]));
     h.choose(1); // id 1 chosen: not aborted (the learner answers it)
     h.take();
-    h.actor.send(nack('r3', b(0, 'r3'), b(9, 'r3'), 2)); // not our ballot: ignored
+    h.actor.send(nack('r3', b(0, 'r3'), b(9, 'r2'), 2)); // not our ballot: no step-down (but round 9 and r2 are noted)
     expect(h.state()).toBe('leading');
     h.actor.send(nack('r3', bal, b(4, 'r3'), 2));
     expect(h.state()).toBe('follower');
