@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
+import net from 'node:net';
 import { connect, type NatsConnection } from 'nats';
 import { Bus, realEnv } from '@decree/bus';
 import { MESSAGE_TYPES, ROLE_OF, encodeMessage, encodeValue, type Message, type MessageType } from '@decree/protocol';
@@ -22,6 +23,27 @@ async function transport(self: NatsTransportOptions['self'], extra: Partial<Nats
 function retarget(m: Message, ring: string, from: string, to: string, headers?: Record<string, string>): Message {
   const { headers: _h, ...rest } = m;
   return { ...rest, ring, from, to, ...(headers ? { headers } : {}) } as Message;
+}
+
+/** Writes raw NATS protocol on a fresh TCP connection, then PING, and resolves on the PONG. */
+function rawProtocol(head: string, payload: Buffer): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ port: server.port, host: '127.0.0.1' }, () => {
+      s.write(Buffer.concat([Buffer.from(head, 'latin1'), payload, Buffer.from('\r\nPING\r\n', 'latin1')]));
+    });
+    let seen = '';
+    s.on('data', (d) => {
+      seen += d.toString('latin1');
+      if (seen.includes('PONG')) {
+        s.destroy();
+        resolve();
+      } else if (seen.includes('-ERR')) {
+        s.destroy();
+        reject(new Error(seen));
+      }
+    });
+    s.on('error', reject);
+  });
 }
 
 beforeAll(async () => {
@@ -128,12 +150,16 @@ describe('NATS transport against a real nats-server', () => {
     raw.publish('decree.ring0.G.learner', encodeMessage(retarget(samples.prepare, 'ring0', 'x', 'G')));
     raw.publish('decree.ring0.G.acceptor', encodeMessage(retarget(samples.prepare, 'ring0', 'x', 'H')));
     raw.publish('decree.ring1.G.acceptor', encodeMessage(retarget(samples.prepare, 'ring0', 'x', 'G')));
+    // a header block the client cannot parse (a space in a header name), written as raw protocol
+    const body = Buffer.from(encodeMessage(retarget(samples.prepare, 'ring0', 'x', 'G')));
+    const hdr = Buffer.from('NATS/1.0\r\nbad key: v\r\n\r\n', 'latin1');
+    await rawProtocol(`CONNECT {"verbose":false,"headers":true}\r\nHPUB decree.ring0.G.acceptor ${hdr.length} ${hdr.length + body.length}\r\n`, Buffer.concat([hdr, body]));
     const good = retarget(samples.prepare, 'ring0', 'x', 'G');
     raw.publish('decree.ring0.G.acceptor', encodeMessage(good));
     await waitFor(() => got.length === 1, 'the good message after the garbage');
     expect(normal(got[0])).toEqual(normal(good));
     const s = b.stats();
-    expect(s.badPayloads).toBe(payloads.length);
+    expect(s.badPayloads).toBe(payloads.length + 1);
     expect(s.mismatched).toBe(3);
     expect(s.received).toBe(1);
     expect(logger.lines.some((l) => /undecodable/.test(l.msg))).toBe(true);

@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Message } from '@decree/protocol';
 import { createNatsTransport, type NatsTransport, type NatsTransportStatus } from '../src/index.ts';
-import { startNatsServer, type NatsServerHandle } from '../src/testing.ts';
+import { freePort, startNatsServer, type NatsServerHandle } from '../src/testing.ts';
 import { collect, memoryLogger, waitFor } from './helpers.ts';
 
 const servers: NatsServerHandle[] = [];
@@ -71,5 +71,29 @@ describe('NATS transport: server restart', () => {
       expect(t.stats().disconnects).toBeGreaterThanOrEqual(1);
       expect(t.stats().reconnects).toBeGreaterThanOrEqual(1);
     }
+  });
+
+  it('waits for a server that is not up yet (waitOnFirstConnect), and close() returns while it is down', async () => {
+    const port = await freePort();
+    const url = `nats://127.0.0.1:${port}`;
+    let settled = false;
+    const pending = createNatsTransport({ servers: url, self: 'late', reconnectTimeWaitMs: 100, logger: memoryLogger() }).finally(() => {
+      settled = true;
+    });
+    await new Promise((r) => setTimeout(r, 500));
+    expect(settled).toBe(false); // still waiting, not failed
+    const server = await startNatsServer({ port });
+    servers.push(server);
+    const late = await pending;
+    const early = await createNatsTransport({ servers: url, self: 'early', reconnectTimeWaitMs: 100, logger: memoryLogger() });
+    const got = collect(late);
+    early.send(hb('early', 'late', 1));
+    await waitFor(() => got.length === 1, 'delivery to the late starter');
+
+    await server.stop();
+    await waitFor(() => late.status === 'disconnected' && early.status === 'disconnected', 'the disconnect');
+    const closing = Promise.all([late.close(), early.close()]);
+    await expect(Promise.race([closing.then(() => 'closed'), new Promise((r) => setTimeout(() => r('hung'), 10_000))])).resolves.toBe('closed');
+    expect(late.status).toBe('closed');
   });
 });
