@@ -95,18 +95,21 @@ export async function codecBench(opts: { ms?: number; samples?: number } = {}): 
   const samples = opts.samples ?? Number(process.env.CODEC_BENCH_SAMPLES ?? 3);
   const rows: Row[] = [];
   for (const { name, msg } of benchMessages()) {
-    for (const codec of CODECS) {
-      const v = codec.prepare(msg);
-      const bytes = codec.encode(v).length;
-      sample(codec, v, Math.min(200, ms)); // warm-up
-      const runs: number[] = [];
-      for (let s = 0; s < samples; s++) {
-        runs.push(sample(codec, v, ms));
-        await new Promise((r) => setImmediate(r)); // let the event loop breathe between samples
-      }
-      const ops = median(runs);
-      rows.push({ message: name, codec: codec.name, bytes, opsPerSec: Math.round(ops), usPerOp: Number((1e6 / ops).toFixed(2)) });
+    const values = CODECS.map((c) => c.prepare(msg));
+    CODECS.forEach((c, i) => sample(c, values[i], Math.min(200, ms))); // warm-up
+    // samples interleave the codecs, so a change in machine load hits all of them alike
+    const runs: number[][] = CODECS.map(() => []);
+    for (let s = 0; s < samples; s++) {
+      CODECS.forEach((c, i) => runs[i]!.push(sample(c, values[i], ms)));
+      await new Promise((r) => setImmediate(r)); // let the event loop breathe between rounds
     }
+    CODECS.forEach((c, i) => {
+      const ops = median(runs[i]!);
+      rows.push({
+        message: name, codec: c.name, bytes: c.encode(values[i]).length,
+        opsPerSec: Math.round(ops), usPerOp: Number((1e6 / ops).toFixed(2)),
+      });
+    });
   }
   if (sink < 0) console.log(sink);
   return rows;
