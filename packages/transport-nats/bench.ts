@@ -5,7 +5,9 @@
 //
 // A sliding window keeps at most `window` messages in flight (sent, not yet received), so the
 // figure is sustained end-to-end throughput with nothing dropped; a second pass measures how fast
-// send() alone returns (fire-and-forget; messages over maxPendingBytes are dropped and counted).
+// send() alone returns (fire-and-forget; messages over maxPendingBytes are dropped and counted), and a
+// baseline publishes the same pre-encoded bytes with the bare client (no codec, no transport).
+import { connect } from 'nats';
 import { encodeMessage, type Message } from '@decree/protocol';
 import { createNatsTransport } from './src/index.ts';
 import { startNatsServer } from './src/testing.ts';
@@ -77,6 +79,40 @@ async function endToEnd(msg: Message): Promise<{ msgs: number; perSec: number; m
   return { msgs: received, perSec: received / dt, mbPerSec: (received * bytes) / dt / 1e6 };
 }
 
+/** The same window over two bare nats connections, payload encoded once: what NATS alone costs. */
+async function rawBaseline(msg: Message): Promise<number> {
+  const data = encodeMessage(msg);
+  const pub = await connect({ servers: server.url });
+  const sub = await connect({ servers: server.url });
+  let received = 0;
+  let sent = 0;
+  let stopAt = 0;
+  let finish: () => void = () => {};
+  const pump = () => {
+    while (sent - received < window && performance.now() < stopAt) {
+      pub.publish('bench.raw', data);
+      sent++;
+    }
+  };
+  sub.subscribe('bench.raw', {
+    callback: () => {
+      received++;
+      if (received % 256 === 0) pump();
+      if (performance.now() >= stopAt && received === sent) finish();
+    },
+  });
+  await sub.flush();
+  const t0 = performance.now();
+  stopAt = t0 + seconds * 1000;
+  const done = new Promise<void>((r) => (finish = r));
+  pump();
+  await done;
+  const dt = (performance.now() - t0) / 1000;
+  await pub.close();
+  await sub.close();
+  return received / dt;
+}
+
 function sendOnly(msg: Message, n: number): { perSec: number; dropped: number } {
   const before = a.stats();
   const t0 = performance.now();
@@ -94,10 +130,12 @@ for (const size of [100, 6 * 1024]) {
   b.setReceiver(() => {});
   const so = sendOnly(msg, size < 1000 ? 100_000 : 4_000);
   await new Promise((r) => setTimeout(r, 500));
+  const raw = await rawBaseline(msg);
   console.log(
     `${String(actual).padStart(5)} B: end-to-end ${Math.round(e2e.perSec).toLocaleString('en-US')} msg/s ` +
       `(${e2e.mbPerSec.toFixed(1)} MB/s, ${e2e.msgs.toLocaleString('en-US')} msgs); ` +
-      `send() alone ${Math.round(so.perSec).toLocaleString('en-US')} calls/s (${so.dropped} dropped over maxPendingBytes)`,
+      `send() alone ${Math.round(so.perSec).toLocaleString('en-US')} calls/s (${so.dropped} dropped over maxPendingBytes); ` +
+      `bare nats client, same bytes: ${Math.round(raw).toLocaleString('en-US')} msg/s`,
   );
 }
 await a.close();
