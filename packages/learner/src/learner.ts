@@ -57,9 +57,15 @@ export interface LearnerData {
   pending: Map<Slot, { ballot: Ballot; value: SlotValue }>;
   chosen: Map<Slot, SlotValue>;
   executedUpTo: Slot;
-  /** the highest slot known chosen, and the ballot of the Decide that said so */
+  /** the highest slot known chosen (from a Decide, or from a peer's catch-up reply) */
   decidedUpTo: Slot;
+  /**
+   * The latest Decide(decideBallot, decideBallotUpTo): a value accepted at a ballot >= decideBallot
+   * for a slot <= decideBallotUpTo is the chosen one. Slots known chosen only through a catch-up
+   * reply (decidedUpTo > decideBallotUpTo) come with no ballot: a learn there proves nothing.
+   */
   decideBallot: Ballot;
+  decideBallotUpTo: Slot;
   leaderGuess: ReplicaId | undefined;
   retained: Map<Slot, SlotValue>;
   retainedBytes: number;
@@ -86,8 +92,9 @@ const hdr = (d: LearnerData, to: ReplicaId) => ({ ring: d.ring, from: d.self, to
 
 /** A Decide(b, upTo): every slot <= upTo is chosen; a value accepted at a ballot >= b is the chosen one. */
 export function onDecide(d: LearnerData, b: Ballot, upTo: Slot, from: ReplicaId): void {
-  if (upTo > d.decidedUpTo || (upTo === d.decidedUpTo && compareBallots(b, d.decideBallot) > 0)) {
-    d.decidedUpTo = upTo;
+  if (upTo > d.decidedUpTo) d.decidedUpTo = upTo;
+  if (upTo > d.decideBallotUpTo || (upTo === d.decideBallotUpTo && compareBallots(b, d.decideBallot) > 0)) {
+    d.decideBallotUpTo = upTo;
     d.decideBallot = b;
   }
   if (from !== d.self || d.leaderGuess === undefined) d.leaderGuess = b.leader;
@@ -116,7 +123,7 @@ export function onLearn(d: LearnerData, m: MessageOf<'learn'>): void {
   if (m.slot > d.executedUpTo && !d.chosen.has(m.slot)) {
     const cur = d.pending.get(m.slot);
     if (!cur || compareBallots(m.ballot, cur.ballot) > 0) d.pending.set(m.slot, { ballot: m.ballot, value: m.value });
-    if (m.slot <= d.decidedUpTo && compareBallots(m.ballot, d.decideBallot) >= 0) {
+    if (m.slot <= d.decideBallotUpTo && compareBallots(m.ballot, d.decideBallot) >= 0) {
       d.chosen.set(m.slot, m.value);
       d.pending.delete(m.slot);
     }
@@ -217,7 +224,8 @@ export function onCatchupReply(d: LearnerData, m: MessageOf<'catchup-rep'>): voi
     d.stats.catchupEntries++;
   }
   if (m.chosenUpTo > d.decidedUpTo) {
-    // the peer executed further than any Decide we saw: those slots are chosen
+    // the peer executed further than any Decide we saw: those slots are chosen (at a ballot we do
+    // not know, so decideBallot/decideBallotUpTo stay as they are)
     d.decidedUpTo = m.chosenUpTo;
   }
   const want = d.executedUpTo + 1;
@@ -279,6 +287,7 @@ export const learnerMachine = setup({
     executedUpTo: input.executedUpTo ?? 0,
     decidedUpTo: input.executedUpTo ?? 0,
     decideBallot: { round: 0, leader: '' },
+    decideBallotUpTo: 0,
     leaderGuess: undefined,
     retained: new Map(),
     retainedBytes: 0,
