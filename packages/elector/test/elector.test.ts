@@ -1,0 +1,260 @@
+import { describe, expect, it } from 'vitest';
+import { createActor } from 'xstate';
+import { SimScheduler } from '@decree/bus';
+import type { Ballot, Message, MessageOf, ReplicaId } from '@decree/protocol';
+import { type ElectorInput, electorMachine } from '../src/index.ts';
+
+const RING = 'ring';
+const SELF = 'r1';
+const MEMBERS = ['r1', 'r2', 'r3'];
+const b = (round: number, leader: ReplicaId): Ballot => ({ round, leader });
+
+// election timeout in [100, 200] ms; heartbeats every 20 ms
+const OPTIONS = { electionTimeoutMinMs: 100, electionTimeoutMaxMs: 200, heartbeatMs: 20 };
+
+function electorHarness(input: Partial<ElectorInput> = {}, random: () => number = () => 0.5) {
+  const sched = new SimScheduler(1);
+  const out: Message[] = [];
+  const errors: unknown[] = [];
+  const actor = createActor(electorMachine, {
+    input: { ring: RING, self: SELF, members: MEMBERS, send: (m) => out.push(m), now: () => sched.now(), random, options: OPTIONS, ...input },
+    clock: { setTimeout: (fn, ms) => sched.after(ms, fn), clearTimeout: (h) => sched.cancel(h) },
+  });
+  actor.subscribe({ error: (e) => errors.push(e) });
+  actor.start();
+  return {
+    actor,
+    out,
+    errors,
+    sched,
+    sent<T extends Message['type']>(type: T): MessageOf<T>[] {
+      return out.filter((m): m is MessageOf<T> => m.type === type);
+    },
+    take: () => out.splice(0),
+    ctx: () => actor.getSnapshot().context,
+    is: (s: 'follower' | 'campaigning' | 'leader' | 'stopped') => actor.getSnapshot().matches(s),
+    /** runs virtual time to `t` ms */
+    at(t: number): void {
+      sched.runUntil(t);
+    },
+    heartbeat(from: ReplicaId, ballot: Ballot = b(1, from), decidedUpTo = 0): void {
+      actor.send({ type: 'heartbeat', ring: RING, from, to: SELF, ballot, decidedUpTo });
+    },
+    ack(from: ReplicaId, ballot: Ballot, payload?: Uint8Array): void {
+      actor.send({ type: 'heartbeat-ack', ring: RING, from, to: SELF, ballot, appliedUpTo: 0, ...(payload ? { payload } : {}) });
+    },
+    leaderState(state: 'follower' | 'preparing' | 'leading', ballot: Ballot = b(1, SELF), extra: Partial<MessageOf<'leader-state'>> = {}): void {
+      actor.send({ type: 'leader-state', ring: RING, from: SELF, to: SELF, state, ballot, maxRound: ballot.round, decidedUpTo: 0, executedUpTo: 0, ...extra });
+    },
+  };
+}
+
+describe('elector: follower', () => {
+  it('campaigns after the randomised election timeout drawn from the injected RNG', () => {
+    const h = electorHarness({}, () => 0.5); // 100 + 0.5 * 100 = 150 ms
+    h.at(149);
+    expect(h.sent('campaign')).toHaveLength(0);
+    expect(h.is('follower')).toBe(true);
+    h.at(151);
+    expect(h.is('campaigning')).toBe(true);
+    expect(h.sent('campaign')).toEqual([expect.objectContaining({ to: SELF, from: SELF, round: 1 })]);
+
+    const early = electorHarness({}, () => 0); // 100 ms
+    early.at(101);
+    expect(early.sent('campaign')).toHaveLength(1);
+    const late = electorHarness({}, () => 0.99); // 199 ms
+    late.at(190);
+    expect(late.sent('campaign')).toHaveLength(0);
+  });
+
+  it('heartbeats from the leader postpone the campaign, and are acknowledged', () => {
+    const h = electorHarness();
+    for (let t = 100; t <= 1000; t += 100) {
+      h.at(t);
+      h.heartbeat('r2', b(1, 'r2'), t);
+    }
+    h.at(1149);
+    expect(h.sent('campaign')).toHaveLength(0);
+    expect(h.ctx().leader).toBe('r2');
+    expect(h.ctx().decidedUpTo).toBe(1000);
+    const acks = h.sent('heartbeat-ack');
+    expect(acks).toHaveLength(10);
+    expect(acks[0]).toMatchObject({ to: 'r2', ballot: b(1, 'r2') });
+    h.at(1151); // the leader went quiet
+    expect(h.sent('campaign')).toEqual([expect.objectContaining({ round: 2 })]); // above the leader's round
+  });
+
+  it('a heartbeat from a non-member or of a lower ballot does not postpone it', () => {
+    const h = electorHarness();
+    h.heartbeat('r3', b(5, 'r3'));
+    h.at(100);
+    h.heartbeat('zz', b(9, 'zz'));
+    h.heartbeat('r2', b(4, 'r2')); // lower than the (5, r3) it already follows
+    h.at(151);
+    expect(h.sent('campaign')).toHaveLength(1);
+  });
+
+  it('canBecomeLeader veto (false or {ok:false}) prevents campaigning; the cookie of a yes goes into Campaign', () => {
+    let answer: boolean | { ok: boolean; cookie?: Uint8Array } = false;
+    const h = electorHarness({ canBecomeLeader: () => answer });
+    h.at(1000);
+    expect(h.sent('campaign')).toHaveLength(0);
+    expect(h.is('follower')).toBe(true);
+    answer = { ok: false, cookie: new Uint8Array([1]) };
+    h.at(2000);
+    expect(h.sent('campaign')).toHaveLength(0);
+    answer = { ok: true, cookie: new Uint8Array([7, 7]) };
+    h.at(2200);
+    const [c] = h.sent('campaign');
+    expect(c).toBeDefined();
+    expect(c!.cookie).toEqual(new Uint8Array([7, 7]));
+    expect(h.ctx().stats.campaigns).toBe(1);
+  });
+
+  it('promote campaigns at once (unless vetoed)', () => {
+    const h = electorHarness();
+    h.actor.send({ type: 'promote' });
+    expect(h.is('campaigning')).toBe(true);
+    expect(h.sent('campaign')).toHaveLength(1);
+    const vetoed = electorHarness({ canBecomeLeader: () => false });
+    vetoed.actor.send({ type: 'promote' });
+    expect(vetoed.is('follower')).toBe(true);
+    expect(vetoed.sent('campaign')).toHaveLength(0);
+  });
+
+  it('set-timeout changes the election timeout at run time (from the next wait on)', () => {
+    const h = electorHarness({}, () => 0);
+    h.actor.send({ type: 'set-timeout', minMs: 1000, maxMs: 1000 });
+    h.heartbeat('r2'); // re-arms the wait with the new timeout
+    h.at(999);
+    expect(h.sent('campaign')).toHaveLength(0);
+    h.at(1001);
+    expect(h.sent('campaign')).toHaveLength(1);
+    expect(h.ctx().opts.electionTimeoutMinMs).toBe(1000);
+  });
+
+  it('set-payload rides on its heartbeat acks', () => {
+    const h = electorHarness();
+    h.heartbeat('r2');
+    expect(h.sent('heartbeat-ack')[0]!.payload).toBeUndefined();
+    h.actor.send({ type: 'set-payload', payload: new Uint8Array([4, 2]) });
+    h.heartbeat('r2');
+    expect(h.sent('heartbeat-ack')[1]!.payload).toEqual(new Uint8Array([4, 2]));
+  });
+});
+
+describe('elector: campaigning', () => {
+  it('campaigns again after another timeout while the proposer has not won', () => {
+    const h = electorHarness({}, () => 0);
+    h.at(101);
+    h.leaderState('preparing', b(1, SELF));
+    h.at(202);
+    expect(h.sent('campaign').map((c) => c.round)).toEqual([1, 2]);
+  });
+
+  it('a heartbeat of a higher ballot than its campaign => follower, and its proposer is told to resign', () => {
+    const h = electorHarness({}, () => 0);
+    h.at(101);
+    h.leaderState('preparing', b(1, SELF));
+    h.heartbeat('r2', b(1, 'r2')); // (1, r2) > (1, r1)
+    expect(h.is('follower')).toBe(true);
+    expect(h.sent('resign')).toEqual([expect.objectContaining({ to: SELF, reason: expect.stringMatching(/higher ballot/) })]);
+  });
+
+  it('the proposer leading => leader', () => {
+    const h = electorHarness({}, () => 0);
+    h.at(101);
+    h.leaderState('leading', b(1, SELF));
+    expect(h.is('leader')).toBe(true);
+    expect(h.ctx().leader).toBe(SELF);
+  });
+});
+
+describe('elector: leader', () => {
+  it('sends heartbeats to every other member every heartbeatMs', () => {
+    const h = electorHarness();
+    h.leaderState('leading', b(3, SELF), { decidedUpTo: 9 });
+    expect(h.is('leader')).toBe(true);
+    const first = h.sent('heartbeat');
+    expect(first.map((m) => m.to)).toEqual(['r2', 'r3']); // at once on becoming leader
+    expect(first[0]).toMatchObject({ ballot: b(3, SELF), decidedUpTo: 9 });
+    for (let t = 10; t <= 100; t += 10) {
+      h.at(t);
+      h.ack('r2', b(3, SELF));
+    }
+    // t = 0, 20, 40, 60, 80, 100: six rounds of two
+    expect(h.sent('heartbeat')).toHaveLength(12);
+    expect(h.sent('campaign')).toHaveLength(0);
+  });
+
+  it('keeps leading while a majority acks; resigns when none did within the election timeout', () => {
+    const h = electorHarness();
+    h.leaderState('leading', b(1, SELF));
+    for (let t = 10; t <= 1000; t += 10) {
+      h.at(t);
+      h.ack('r3', b(1, SELF));
+    }
+    expect(h.sent('resign')).toHaveLength(0);
+    expect(h.is('leader')).toBe(true);
+    // acks of another ballot do not count
+    for (let t = 1010; t <= 1300; t += 10) {
+      h.at(t);
+      h.ack('r3', b(0, SELF));
+    }
+    const r = h.sent('resign');
+    expect(r.length).toBeGreaterThanOrEqual(1);
+    expect(r[0]).toMatchObject({ to: SELF, reason: expect.stringMatching(/majority/) });
+    expect(h.ctx().stats.quorumLosses).toBeGreaterThanOrEqual(1);
+    // resigned within about one election timeout (200 ms) of the last counted ack at t=1000, not before it lapsed
+    expect(h.sched.now()).toBeGreaterThan(1200);
+  });
+
+  it('a leader that never hears anyone resigns after the election timeout', () => {
+    const h = electorHarness();
+    h.leaderState('leading', b(1, SELF));
+    h.at(190);
+    expect(h.sent('resign')).toHaveLength(0);
+    h.at(260);
+    expect(h.sent('resign')).toHaveLength(1);
+  });
+
+  it('relinquish resigns and suppresses campaigning for one election timeout', () => {
+    const h = electorHarness({}, () => 0); // election waits are 100 ms, the max timeout 200 ms
+    h.leaderState('leading', b(1, SELF));
+    h.at(50);
+    h.actor.send({ type: 'relinquish' });
+    expect(h.sent('resign')).toEqual([expect.objectContaining({ reason: 'relinquished' })]);
+    h.leaderState('follower', b(1, SELF), { relinquished: true });
+    expect(h.is('follower')).toBe(true);
+    h.at(249); // the first wait ends at 150, inside the suppression (until 250)
+    expect(h.sent('campaign')).toHaveLength(0);
+    h.at(251); // the next wait ends at 250: suppression over
+    expect(h.sent('campaign')).toHaveLength(1);
+  });
+
+  it('a heartbeat of a higher ballot makes the leader tell its proposer to resign', () => {
+    const h = electorHarness();
+    h.leaderState('leading', b(1, SELF));
+    h.heartbeat('r2', b(1, 'r2'));
+    expect(h.sent('resign')).toEqual([expect.objectContaining({ reason: expect.stringMatching(/higher ballot/) })]);
+    h.heartbeat('r2', b(0, 'r2'));
+    expect(h.sent('resign')).toHaveLength(1);
+  });
+
+  it('the proposer stepping down => follower; it records who leads now', () => {
+    const h = electorHarness();
+    h.leaderState('leading', b(1, SELF));
+    h.leaderState('follower', b(1, SELF), { leaderHint: 'r3', maxRound: 4 });
+    expect(h.is('follower')).toBe(true);
+    expect(h.ctx().leader).toBe('r3');
+    expect(h.ctx().maxRound).toBe(4);
+  });
+
+  it('stop ends the machine', () => {
+    const h = electorHarness();
+    h.actor.send({ type: 'stop' });
+    expect(h.actor.getSnapshot().status).toBe('done');
+    h.at(1000);
+    expect(h.sent('campaign')).toHaveLength(0);
+  });
+});
