@@ -74,10 +74,22 @@ let exitHookInstalled = false;
 function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
-  // a test that crashes or forgets stop() must not leave servers behind
+  // a test that forgets stop() must not leave servers behind
   process.on('exit', () => {
     for (const c of live) c.kill('SIGKILL');
   });
+}
+
+/**
+ * A detached `sh` loop that kills the server and removes its dir once this process is gone, even
+ * when it is SIGKILLed (as a test runner does with a worker that timed out) and no hook runs.
+ */
+function watchdog(serverPid: number, dir: string): ChildProcess {
+  const script = `while kill -0 ${process.pid} 2>/dev/null; do sleep 1; done; kill -9 ${serverPid} 2>/dev/null; rm -rf '${dir}'`;
+  const w = spawn('sh', ['-c', script], { detached: true, stdio: 'ignore' });
+  w.on('error', () => {}); // no sh: the exit hook still covers the usual cases
+  w.unref();
+  return w;
 }
 
 /**
@@ -148,6 +160,7 @@ async function startOn(bin: string, port: number, opts: StartNatsServerOptions):
 
   const child = spawn(bin, ['-c', confFile, ...(opts.args ?? [])], { stdio: ['ignore', 'ignore', 'pipe'] });
   live.add(child);
+  const guard = child.pid !== undefined ? watchdog(child.pid, dir) : undefined;
   let stderr = '';
   child.stderr!.setEncoding('utf8');
   child.stderr!.on('data', (d: string) => {
@@ -177,6 +190,7 @@ async function startOn(bin: string, port: number, opts: StartNatsServerOptions):
       await exited;
       clearTimeout(t);
     }
+    guard?.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
   };
 

@@ -1,3 +1,5 @@
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { fc, test } from '@fast-check/vitest';
 import { escapeToken, isValidPrefix, replicaWildcard, roleSubject, unescapeToken } from '../src/index.ts';
@@ -47,6 +49,37 @@ describe('startNatsServer', () => {
       await expect(startNatsServer({ port: s.port, startTimeoutMs: 10_000 })).rejects.toThrow(/nats-server exited/);
     } finally {
       await s.stop();
+    }
+  });
+
+  it('does not outlive a process that is SIGKILLed (no hook runs): the watchdog kills it', async () => {
+    const fixture = fileURLToPath(new URL('./fixtures/orphan.ts', import.meta.url));
+    const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', fixture], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      const line = await new Promise<string>((resolve, reject) => {
+        let out = '';
+        child.stdout!.on('data', (d) => {
+          out += String(d);
+          if (out.includes('\n')) resolve(out.trim());
+        });
+        child.once('exit', (code) => reject(new Error(`fixture exited early (${code})`)));
+      });
+      const serverPid = Number(line.split(' ')[0]);
+      expect(() => process.kill(serverPid, 0)).not.toThrow();
+      child.kill('SIGKILL');
+      const deadline = Date.now() + 20_000;
+      let alive = true;
+      while (alive && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 100));
+        try {
+          process.kill(serverPid, 0);
+        } catch {
+          alive = false;
+        }
+      }
+      expect(alive).toBe(false);
+    } finally {
+      child.kill('SIGKILL');
     }
   });
 });
