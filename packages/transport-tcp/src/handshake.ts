@@ -1,3 +1,4 @@
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import { decodeValue, encodeValue, type ReplicaId } from '@decree/protocol';
 
 /**
@@ -5,12 +6,18 @@ import { decodeValue, encodeValue, type ReplicaId } from '@decree/protocol';
  * changes between protocol versions, so a replica of any version can read any other's hello and
  * answer with a clear refusal during a rolling upgrade.
  *
- *   hello   (dialler -> listener): "DCRE" u8 kind=1 u16 minVersion u16 maxVersion, MessagePack { ids, to }
- *   welcome (listener -> dialler): "DCRE" u8 kind=2 u8 status u16 version,         MessagePack { ids } | { error }
+ *   hello   (dialler -> listener): "DCRE" u8 kind=1 u16 minVersion u16 maxVersion, MessagePack { ids, to, nonce }
+ *   welcome (listener -> dialler): "DCRE" u8 kind=2 u8 status u16 version,         MessagePack { ids, nonce, proof? } | { ids, error }
+ *   auth    (dialler -> listener, only when the listener proved a shared secret): "DCRE" u8 kind=3, MessagePack { proof }
+ *
+ * With a shared secret both sides prove it: proof = HMAC-SHA256(secret, MessagePack([label,
+ * dialler nonce, listener nonce, dialler ids, listener ids])), label "decree/listener" or
+ * "decree/dialler". Fresh nonces on both sides make a recorded handshake useless.
  */
 export const MAGIC = Buffer.from('DCRE', 'latin1');
 export const KIND_HELLO = 1;
 export const KIND_WELCOME = 2;
+export const KIND_AUTH = 3;
 /** The protocol versions this build speaks. */
 export const PROTOCOL_VERSION_MIN = 1;
 export const PROTOCOL_VERSION_MAX = 1;
@@ -37,6 +44,8 @@ export interface Hello {
   readonly ids: readonly ReplicaId[];
   /** the replica the dialler means to reach */
   readonly to: ReplicaId;
+  /** the dialler's challenge (16 random bytes) */
+  readonly nonce?: Uint8Array;
 }
 
 export interface Welcome {
@@ -44,10 +53,14 @@ export interface Welcome {
   readonly version: number;
   readonly ids: readonly ReplicaId[];
   readonly error?: string;
+  /** the listener's challenge */
+  readonly nonce?: Uint8Array;
+  /** the listener's proof of the shared secret (present when it has one) */
+  readonly proof?: Uint8Array;
 }
 
 export function encodeHello(h: Hello): Buffer {
-  const body = encodeValue({ ids: h.ids, to: h.to });
+  const body = encodeValue(h.nonce ? { ids: h.ids, to: h.to, nonce: h.nonce } : { ids: h.ids, to: h.to });
   const out = Buffer.allocUnsafe(HELLO_FIXED + body.length);
   MAGIC.copy(out, 0);
   out.writeUInt8(KIND_HELLO, 4);
@@ -84,10 +97,10 @@ export function decodeHello(buf: Buffer): Hello {
   } catch (e) {
     throw new HandshakeError(`hello: ${(e as Error).message}`);
   }
-  const b = body as { ids?: unknown; to?: unknown } | null;
+  const b = body as { ids?: unknown; to?: unknown; nonce?: unknown } | null;
   if (typeof b !== 'object' || b === null || !isIdList(b.ids) || typeof b.to !== 'string')
     throw new HandshakeError('hello: body must be { ids: string[], to: string }');
-  return { ...head, ids: b.ids, to: b.to };
+  return { ...head, ids: b.ids, to: b.to, ...(b.nonce instanceof Uint8Array ? { nonce: b.nonce } : {}) };
 }
 
 /** The ids named in a hello, best effort (for error messages about a hello we refuse). */
@@ -100,7 +113,11 @@ export function helloIds(buf: Buffer): string {
 }
 
 export function encodeWelcome(w: Welcome): Buffer {
-  const body = encodeValue(w.status === STATUS_OK ? { ids: w.ids } : { ids: w.ids, error: w.error ?? 'refused' });
+  const body = encodeValue(
+    w.status === STATUS_OK
+      ? { ids: w.ids, ...(w.nonce ? { nonce: w.nonce } : {}), ...(w.proof ? { proof: w.proof } : {}) }
+      : { ids: w.ids, error: w.error ?? 'refused' },
+  );
   const out = Buffer.allocUnsafe(WELCOME_FIXED + body.length);
   MAGIC.copy(out, 0);
   out.writeUInt8(KIND_WELCOME, 4);
@@ -120,11 +137,57 @@ export function decodeWelcome(buf: Buffer): Welcome {
   } catch (e) {
     throw new HandshakeError(`welcome: ${(e as Error).message}`);
   }
-  const b = body as { ids?: unknown; error?: unknown } | null;
+  const b = body as { ids?: unknown; error?: unknown; nonce?: unknown; proof?: unknown } | null;
   if (typeof b !== 'object' || b === null) throw new HandshakeError('welcome: body is not a map');
   const ids = isIdList(b.ids) ? b.ids : [];
   if (status === STATUS_OK && ids.length === 0) throw new HandshakeError('welcome: no replica ids');
-  return { status, version, ids, ...(typeof b.error === 'string' ? { error: b.error } : {}) };
+  return {
+    status,
+    version,
+    ids,
+    ...(typeof b.error === 'string' ? { error: b.error } : {}),
+    ...(b.nonce instanceof Uint8Array ? { nonce: b.nonce } : {}),
+    ...(b.proof instanceof Uint8Array ? { proof: b.proof } : {}),
+  };
+}
+
+export function encodeAuth(proof: Uint8Array): Buffer {
+  const body = encodeValue({ proof });
+  const out = Buffer.allocUnsafe(5 + body.length);
+  MAGIC.copy(out, 0);
+  out.writeUInt8(KIND_AUTH, 4);
+  out.set(body, 5);
+  return out;
+}
+
+export function decodeAuth(buf: Buffer): Uint8Array {
+  checkMagic(buf, KIND_AUTH, 5, 'auth');
+  let body: unknown;
+  try {
+    body = decodeValue(buf.subarray(5));
+  } catch (e) {
+    throw new HandshakeError(`auth: ${(e as Error).message}`);
+  }
+  const p = (body as { proof?: unknown } | null)?.proof;
+  if (!(p instanceof Uint8Array)) throw new HandshakeError('auth: no proof');
+  return p;
+}
+
+/** HMAC-SHA256 proof of the shared secret for one handshake (see the header comment). */
+export function handshakeProof(
+  secret: Uint8Array,
+  label: 'decree/listener' | 'decree/dialler',
+  diallerNonce: Uint8Array,
+  listenerNonce: Uint8Array,
+  diallerIds: readonly string[],
+  listenerIds: readonly string[],
+): Buffer {
+  return createHmac('sha256', secret).update(encodeValue([label, diallerNonce, listenerNonce, diallerIds, listenerIds])).digest();
+}
+
+/** Constant-time comparison of a proof with the expected one. */
+export function proofMatches(got: Uint8Array | undefined, expected: Uint8Array): boolean {
+  return !!got && got.length === expected.length && timingSafeEqual(got, expected);
 }
 
 /** The highest version both ranges hold, or undefined. */

@@ -26,6 +26,12 @@ export {
   encodeWelcome,
   decodeWelcome,
   negotiateVersion,
+  encodeAuth,
+  decodeAuth,
+  handshakeProof,
+  KIND_HELLO,
+  KIND_WELCOME,
+  KIND_AUTH,
   type Hello,
   type Welcome,
 } from './handshake.ts';

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { promises as dnsPromises } from 'node:dns';
 import net from 'node:net';
 import { CONTRACTS, decodeMessage, encodeMessage, invariant, requires, type Message, type ReplicaId } from '@decree/protocol';
@@ -9,14 +10,18 @@ import {
   STATUS_OK,
   STATUS_REFUSED,
   STATUS_VERSION,
+  decodeAuth,
   decodeHello,
   decodeHelloHeader,
   decodeWelcome,
   describeVersions,
+  encodeAuth,
   encodeHello,
   encodeWelcome,
+  handshakeProof,
   helloIds,
   negotiateVersion,
+  proofMatches,
 } from './handshake.ts';
 
 export interface PeerAddress {
@@ -51,6 +56,8 @@ export type TransportErrorCode =
   | 'connect'
   /** a message for a replica this process does not host, or from one the peer did not name */
   | 'misrouted'
+  /** shared-secret authentication failed or was missing on one side */
+  | 'auth'
   /** the receiver threw */
   | 'receiver';
 
@@ -100,6 +107,12 @@ export interface TcpTransportOptions {
   handshakeTimeoutMs?: number;
   /** how long close() lets sockets flush before destroying them (default 250 ms) */
   closeGraceMs?: number;
+  /**
+   * a secret shared by every replica of the cluster: both ends of every connection prove they hold
+   * it (HMAC-SHA256 challenge-response in the handshake) or the connection is refused. Messages
+   * themselves are not encrypted or signed (use a private network or TLS tunnel for that).
+   */
+  secret?: string | Uint8Array;
   /** the protocol versions this replica accepts (default the build's range); for upgrades and tests */
   protocolVersions?: { min: number; max: number };
   /** copy each received frame before decoding so decoded byte fields do not pin socket chunks (default true) */
@@ -150,6 +163,7 @@ export interface TransportStats {
   receiverErrors: number;
   inboundAccepted: number;
   handshakesRefused: number;
+  authFailures: number;
   peers: Record<ReplicaId, PeerStats>;
 }
 
@@ -188,6 +202,11 @@ class Conn {
   reported = false;
   /** the last socket error, for the report of a failed dial */
   lastError: string | undefined;
+  /** the dialler's and the listener's challenges */
+  diallerNonce: Uint8Array | undefined;
+  listenerNonce: Uint8Array | undefined;
+  /** inbound: welcome sent, waiting for the dialler's proof of the shared secret */
+  authPending = false;
   version: number | undefined;
   remoteIds: readonly ReplicaId[] = [];
   /** the link this connection carries outbound frames for, if any */
@@ -262,6 +281,7 @@ export class TcpTransport implements Transport {
   private readonly maxQueuedMessages: number;
   private readonly maxWriteBytes: number;
   private readonly copyFrames: boolean;
+  private readonly secret: Buffer | undefined;
 
   private receiver: ((msg: Message) => void) | undefined;
   private server: net.Server | undefined;
@@ -287,6 +307,7 @@ export class TcpTransport implements Transport {
     receiverErrors: 0,
     inboundAccepted: 0,
     handshakesRefused: 0,
+    authFailures: 0,
   };
   /** counters of links forgotten by forget() */
   private readonly retired = { framesOut: 0, bytesOut: 0, socketWrites: 0, drops: 0, reconnects: 0, connectFailures: 0 };
@@ -309,6 +330,10 @@ export class TcpTransport implements Transport {
     this.maxQueuedMessages = opts.maxQueuedMessages ?? DEFAULTS.maxQueuedMessages;
     this.maxWriteBytes = opts.maxWriteBytes ?? DEFAULTS.maxWriteBytes;
     this.copyFrames = opts.copyFrames ?? true;
+    if (opts.secret !== undefined) {
+      this.secret = typeof opts.secret === 'string' ? Buffer.from(opts.secret, 'utf8') : Buffer.from(opts.secret);
+      if (this.secret.length === 0) throw new TypeError('transport-tcp: secret must not be empty');
+    }
   }
 
   // ------------------------------------------------------------------ public API
@@ -476,6 +501,7 @@ export class TcpTransport implements Transport {
       receiverErrors: t.receiverErrors,
       inboundAccepted: t.inboundAccepted,
       handshakesRefused: t.handshakesRefused,
+      authFailures: t.authFailures,
       peers,
     };
   }
@@ -628,6 +654,7 @@ export class TcpTransport implements Transport {
     const socket = net.connect({ host: ip, port: addr.port });
     socket.setNoDelay(true);
     const conn = this.track(socket, false, label);
+    conn.diallerNonce = randomBytes(16);
     conn.link = link;
     link.conn = conn;
     link.dialing = false;
@@ -639,7 +666,9 @@ export class TcpTransport implements Transport {
     }, this.opts.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs);
     socket.once('connect', () => {
       socket.setKeepAlive(true, 10_000);
-      socket.write(frames([encodeHello({ minVersion: this.versions.min, maxVersion: this.versions.max, ids: this.selfIds, to: link.id })]));
+      socket.write(
+        frames([encodeHello({ minVersion: this.versions.min, maxVersion: this.versions.max, ids: this.selfIds, to: link.id, nonce: conn.diallerNonce })]),
+      );
     });
   }
 
@@ -741,6 +770,7 @@ export class TcpTransport implements Transport {
 
   private onFrame(conn: Conn, payload: Buffer): boolean {
     if (conn.closed) return false;
+    if (conn.authPending) return this.onAuth(conn, payload);
     if (!conn.ready) return conn.inbound ? this.onHello(conn, payload) : this.onWelcome(conn, payload);
     this.totals.framesIn++;
     let msg: Message;
@@ -811,22 +841,66 @@ export class TcpTransport implements Transport {
       this.refuse(conn, STATUS_REFUSED, why);
       return false;
     }
-    if (conn.timer) clearTimeout(conn.timer);
-    conn.timer = undefined;
+    if (this.secret && !hello.nonce) {
+      const why = `${hello.ids.join(',')} sent no challenge, but this replica (${this.selfIds.join(',')}) requires shared-secret authentication`;
+      this.totals.authFailures++;
+      this.report('auth', why, hello.ids[0]);
+      this.refuse(conn, STATUS_REFUSED, why);
+      return false;
+    }
     conn.version = version;
     conn.remoteIds = hello.ids;
+    conn.diallerNonce = hello.nonce;
+    conn.listenerNonce = randomBytes(16);
+    conn.label = `${hello.ids.join(',')}@${conn.socket.remoteAddress}:${conn.socket.remotePort}`;
+    const proof =
+      this.secret && hello.nonce
+        ? handshakeProof(this.secret, 'decree/listener', hello.nonce, conn.listenerNonce, hello.ids, this.selfIds)
+        : undefined;
+    conn.socket.write(frames([encodeWelcome({ status: STATUS_OK, version, ids: this.selfIds, nonce: conn.listenerNonce, ...(proof ? { proof } : {}) })]));
+    if (this.secret) {
+      conn.authPending = true; // the handshake timer keeps running until the dialler proves the secret
+      return true;
+    }
+    this.establishInbound(conn);
+    return true;
+  }
+
+  /** Listener side: the dialler's proof of the shared secret. */
+  private onAuth(conn: Conn, payload: Buffer): boolean {
+    let proof: Uint8Array | undefined;
+    try {
+      proof = decodeAuth(payload);
+    } catch {
+      proof = undefined;
+    }
+    const expected = handshakeProof(this.secret!, 'decree/dialler', conn.diallerNonce!, conn.listenerNonce!, conn.remoteIds, this.selfIds);
+    if (!proofMatches(proof, expected)) {
+      this.totals.authFailures++;
+      this.report('auth', `${conn.label} failed the shared-secret check`, conn.remoteIds[0]);
+      conn.reported = true;
+      conn.reader.dead = true;
+      conn.socket.destroy();
+      return false;
+    }
+    conn.authPending = false;
+    this.establishInbound(conn);
+    return true;
+  }
+
+  /** An inbound connection that passed its handshake starts carrying messages. */
+  private establishInbound(conn: Conn): void {
+    if (conn.timer) clearTimeout(conn.timer);
+    conn.timer = undefined;
     conn.ready = true;
     conn.reader.maxFrameBytes = this.maxFrameBytes;
-    conn.label = `${hello.ids.join(',')}@${conn.socket.remoteAddress}:${conn.socket.remotePort}`;
-    conn.socket.write(frames([encodeWelcome({ status: STATUS_OK, version, ids: this.selfIds })]));
-    for (const id of hello.ids) {
+    for (const id of conn.remoteIds) {
       this.inboundById.set(id, conn);
       // a peer we cannot dial is answered over its own connection
       const link = this.links.get(id);
       if (link && !link.dials && (!link.conn || link.conn.closed)) this.attach(link, conn);
     }
-    this.log.debug?.({ conn: conn.label, version }, 'inbound connection established');
-    return true;
+    this.log.debug?.({ conn: conn.label, version: conn.version }, 'inbound connection established');
   }
 
   private refuse(conn: Conn, status: number, why: string): void {
@@ -858,6 +932,22 @@ export class TcpTransport implements Transport {
     if (w.version < this.versions.min || w.version > this.versions.max) {
       this.protocolError(conn, `${conn.label} chose ${describeVersions(w.version, w.version)}, this replica supports ${this.versions.min}..${this.versions.max}`);
       return false;
+    }
+    if (this.secret || w.proof) {
+      let why: string | undefined;
+      if (!this.secret) why = `${conn.label} requires a shared secret and none is configured here`;
+      else if (!w.proof || !w.nonce) why = `${conn.label} did not prove the shared secret (is one configured there?)`;
+      else if (!proofMatches(w.proof, handshakeProof(this.secret, 'decree/listener', conn.diallerNonce!, w.nonce, this.selfIds, w.ids)))
+        why = `${conn.label} failed the shared-secret check (different secret?)`;
+      if (why) {
+        this.totals.authFailures++;
+        this.report('auth', why, link?.id);
+        conn.reported = true;
+        conn.reader.dead = true;
+        conn.socket.destroy();
+        return false;
+      }
+      conn.socket.write(frames([encodeAuth(handshakeProof(this.secret!, 'decree/dialler', conn.diallerNonce!, w.nonce!, this.selfIds, w.ids))]));
     }
     if (conn.timer) clearTimeout(conn.timer);
     conn.timer = undefined;
@@ -894,7 +984,7 @@ export class TcpTransport implements Transport {
   private report(code: TransportErrorCode, message: string, peer?: ReplicaId, level: 'warn' | 'debug' = 'warn'): void {
     const err = new TransportError(code, message, peer);
     if (level === 'debug') this.log.debug?.({ code, peer }, message);
-    else this.logLimited(code + (peer ?? ''), code === 'protocol' || code.startsWith('version') ? 'error' : 'warn', { code, peer }, message);
+    else this.logLimited(code + (peer ?? ''), code === 'protocol' || code === 'auth' || code.startsWith('version') ? 'error' : 'warn', { code, peer }, message);
     try {
       this.opts.onError?.(err);
     } catch {

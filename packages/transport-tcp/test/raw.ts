@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { FrameReader, decodeWelcome, encodeHello, frames, type Welcome } from '../src/index.ts';
 
@@ -27,7 +28,7 @@ export class RawClient {
   /** Sends a hello and waits for the welcome. */
   async handshake(ids: string[], to: string, min = 1, max = 1): Promise<Welcome> {
     await this.ready();
-    this.write(frames([encodeHello({ minVersion: min, maxVersion: max, ids, to })]));
+    this.write(frames([encodeHello({ minVersion: min, maxVersion: max, ids, to, nonce: randomBytes(16) })]));
     const end = Date.now() + 10_000;
     while (this.frames.length === 0) {
       if (Date.now() > end || this.closed) throw new Error('no welcome');
