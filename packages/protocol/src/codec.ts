@@ -69,7 +69,8 @@ const isStr = (x: unknown): x is string => typeof x === 'string';
 const isBool = (x: unknown): x is boolean => typeof x === 'boolean';
 const isBytes = (x: unknown): x is Uint8Array => x instanceof Uint8Array;
 /** never calls user toString/valueOf (a decoded map may carry a non-callable `toString` key) */
-const describe = (x: unknown): string => (typeof x === 'string' ? JSON.stringify(x) : x === null ? 'null' : typeof x);
+const describe = (x: unknown): string =>
+  typeof x === 'string' ? JSON.stringify(x.length > 40 ? `${x.slice(0, 40)}…` : x) : x === null ? 'null' : Array.isArray(x) ? 'array' : typeof x;
 
 function fail(what: string): never {
   throw new DecodeError(`invalid message: ${what}`);

@@ -124,6 +124,17 @@ describe('validateMessage', () => {
     for (const x of [null, undefined, 5, 'decide', [], new Uint8Array(3)]) rejects(x, 'not an object');
   });
 
+  it('the error stays short when the bad value is huge', () => {
+    let msg = '';
+    try {
+      validateMessage({ ...samples.decide, upTo: 'x'.repeat(100_000) });
+    } catch (e) {
+      msg = (e as Error).message;
+    }
+    expect(msg).toContain('decide.upTo');
+    expect(msg.length).toBeLessThan(120);
+  });
+
   it('headers must be an object of strings', () => {
     rejects({ ...samples.decide, headers: 'x' }, 'decide.headers');
     rejects({ ...samples.decide, headers: { a: 'ok', b: 3 } }, 'decide.headers.b');
