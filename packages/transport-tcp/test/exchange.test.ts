@@ -146,4 +146,22 @@ describe('exchange', () => {
     await waitFor(() => b.got.length === 1, 'the good one');
     expect(b.got[0]!.from).toBe('a');
   });
+
+  it('forget() drops a link and its queue; counters survive; a later send dials again', async () => {
+    const dir: Record<string, PeerAddress> = {};
+    const a = await mk('a', dir);
+    const b = await mk('b', dir);
+    dir.b = { host: '127.0.0.1', port: b.port };
+    a.t.send(makeMessage('accept', 'a', 'b'));
+    await waitFor(() => b.got.length === 1, 'first');
+    a.t.forget('b');
+    expect(a.t.stats().peers.b).toBeUndefined();
+    expect(a.t.isConnected('b')).toBe(false);
+    expect(a.t.stats().framesOut).toBe(1);
+    a.t.send(makeMessage('accept', 'a', 'b', 'again'));
+    await waitFor(() => b.got.length === 2, 'second');
+    expect(b.got[1]!.ring).toBe('again');
+    expect(a.t.stats().framesOut).toBe(2);
+    expect(b.t.stats().inboundAccepted).toBe(2);
+  });
 });
