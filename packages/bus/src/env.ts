@@ -54,22 +54,27 @@ export class Rng {
   }
 }
 
-/** The real environment: wall clock, Math.random, microtask deferral. */
+/** The real environment: wall clock, Math.random, deferral to the next turn of the event loop. */
 export function realEnv(): Env {
-  const queue: (() => void)[] = [];
+  let queue: (() => void)[] = [];
   let scheduled = false;
   const drain = () => {
     scheduled = false;
-    // run everything queued so far, plus what it queues (FIFO)
+    // Run what was queued before this turn; what it queues runs on the next turn, so timers and
+    // socket I/O get their turn in between (a microtask chain would starve them).
+    const q = queue;
+    queue = [];
     let i = 0;
     try {
-      for (; i < queue.length; i++) queue[i]!();
+      for (; i < q.length; i++) q[i]!();
     } finally {
-      // on a throw, drop what ran (the thrower included) and keep the rest for the next drain
-      queue.splice(0, Math.min(i + 1, queue.length));
+      if (i + 1 < q.length) {
+        // a task threw: drop it, keep the rest (ahead of anything queued since) for the next turn
+        queue = q.slice(i + 1).concat(queue);
+      }
       if (queue.length > 0 && !scheduled) {
         scheduled = true;
-        queueMicrotask(drain);
+        setImmediate(drain);
       }
     }
   };
@@ -84,7 +89,7 @@ export function realEnv(): Env {
       queue.push(fn);
       if (!scheduled) {
         scheduled = true;
-        queueMicrotask(drain);
+        setImmediate(drain);
       }
     },
   };

@@ -18,7 +18,8 @@ export interface ElectorOptions {
   heartbeatMs: number;
 }
 
-export const DEFAULT_ELECTOR_OPTIONS: ElectorOptions = { electionTimeoutMinMs: 150, electionTimeoutMaxMs: 300, heartbeatMs: 40 };
+// Seconds-scale like RSL: one event loop hosts every role, and a long GC pause or a big batch must not cost the leadership.
+export const DEFAULT_ELECTOR_OPTIONS: ElectorOptions = { electionTimeoutMinMs: 500, electionTimeoutMaxMs: 1000, heartbeatMs: 100 };
 
 export interface ElectorInput {
   ring: RingId;

@@ -1,0 +1,112 @@
+import { pathToFileURL } from 'node:url';
+import { KvCommands, KvMachine } from '@decree/kv-machine';
+import { LocalCluster } from '@decree/testkit';
+import { type BenchRow, Latency, cpuSeconds } from './stats.ts';
+
+export interface InProcessOptions {
+  seconds?: number;
+  /** concurrent pipelined clients */
+  clients?: number;
+  /** commands each client sends per round trip (its pipeline) */
+  pipeline?: number;
+  valueBytes?: number;
+  maxInflightSlots?: number;
+  maxBatchCmds?: number;
+}
+
+/** 64-byte SET commands (key + value) for the KV state machine. */
+export function makeSetCommands(n: number, valueBytes = 48): Uint8Array[] {
+  const value = new Uint8Array(valueBytes).fill(0x61);
+  const out: Uint8Array[] = [];
+  for (let i = 0; i < n; i++) out.push(KvCommands.set(`key:${(i % 100_000).toString().padStart(8, '0')}`, value));
+  return out;
+}
+
+/** An in-process 3-replica cluster (one bus, memory stores) applying SETs to the KV state machine. */
+export async function inProcessBench(o: InProcessOptions = {}): Promise<BenchRow> {
+  const seconds = o.seconds ?? 5;
+  const clients = o.clients ?? 8;
+  const pipeline = o.pipeline ?? 1024;
+  const cluster = await new LocalCluster({
+    n: 3,
+    makeStateMachine: () => new KvMachine(),
+    options: {
+      proposer: { maxInflightSlots: o.maxInflightSlots ?? 16, maxBatchCmds: o.maxBatchCmds ?? 8192 },
+      learner: { retainSlots: 1024 },
+    },
+  }).start();
+  const leader = await cluster.waitForLeader();
+  const cmds = makeSetCommands(pipeline * clients, o.valueBytes ?? 48);
+  const cmdBytes = cmds[0]!.length;
+  const lat = new Latency();
+  let ops = 0;
+  let stop = false;
+  // warm-up
+  await leader.submitBatch(cmds.slice(0, pipeline));
+  const cpu0 = cpuSeconds();
+  const t0 = performance.now();
+  const client = async (c: number) => {
+    const mine = cmds.slice(c * pipeline, (c + 1) * pipeline);
+    while (!stop) {
+      const s = performance.now();
+      await leader.submitBatch(mine);
+      lat.record(performance.now() - s, mine.length);
+      ops += mine.length;
+    }
+  };
+  const timer = setTimeout(() => (stop = true), seconds * 1000);
+  await Promise.all(Array.from({ length: clients }, (_, c) => client(c)));
+  clearTimeout(timer);
+  const secs = (performance.now() - t0) / 1000;
+  const cpu = cpuSeconds() - cpu0;
+  await cluster.stop();
+  return {
+    name: `in-process engine, 3 replicas, ${cmdBytes}-byte SET, ${clients}×${pipeline} pipelined`,
+    ops,
+    seconds: secs,
+    opsPerSec: ops / secs,
+    p50ms: lat.pct(50),
+    p99ms: lat.pct(99),
+    p999ms: lat.pct(99.9),
+    cpuSecPerMillion: (cpu / ops) * 1e6,
+    note: 'latency = one pipelined batch round trip',
+  };
+}
+
+/** One client, one command at a time: the latency floor of the in-process engine. */
+export async function inProcessLatencyBench(o: { seconds?: number } = {}): Promise<BenchRow> {
+  const seconds = o.seconds ?? 2;
+  const cluster = await new LocalCluster({ n: 3, makeStateMachine: () => new KvMachine(), options: { learner: { retainSlots: 1024 } } }).start();
+  const leader = await cluster.waitForLeader();
+  const cmds = makeSetCommands(1000);
+  const lat = new Latency();
+  let ops = 0;
+  const cpu0 = cpuSeconds();
+  const t0 = performance.now();
+  const end = t0 + seconds * 1000;
+  while (performance.now() < end) {
+    const s = performance.now();
+    await leader.submit(cmds[ops % cmds.length]!);
+    lat.record(performance.now() - s);
+    ops++;
+  }
+  const secs = (performance.now() - t0) / 1000;
+  const cpu = cpuSeconds() - cpu0;
+  await cluster.stop();
+  return {
+    name: `in-process engine, 3 replicas, 1 client, no pipelining`,
+    ops,
+    seconds: secs,
+    opsPerSec: ops / secs,
+    p50ms: lat.pct(50),
+    p99ms: lat.pct(99),
+    p999ms: lat.pct(99.9),
+    cpuSecPerMillion: (cpu / ops) * 1e6,
+  };
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  const { table } = await import('./stats.ts');
+  const rows = [await inProcessBench({ seconds: Number(process.env.BENCH_SECONDS ?? 5) }), await inProcessLatencyBench()];
+  console.log(table(rows));
+}

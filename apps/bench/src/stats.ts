@@ -1,0 +1,44 @@
+import * as hdr from 'hdr-histogram-js';
+
+/** A latency recorder in microseconds (HdrHistogram) reporting milliseconds. */
+export class Latency {
+  private h = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 });
+  record(ms: number, count = 1): void {
+    this.h.recordValueWithCount(Math.max(1, Math.round(ms * 1000)), count);
+  }
+  pct(p: number): number {
+    return this.h.getValueAtPercentile(p) / 1000;
+  }
+  get count(): number {
+    return this.h.totalCount;
+  }
+}
+
+export interface BenchRow {
+  name: string;
+  ops: number;
+  seconds: number;
+  opsPerSec: number;
+  p50ms: number;
+  p99ms: number;
+  p999ms: number;
+  cpuSecPerMillion: number;
+  note?: string;
+}
+
+export function table(rows: readonly BenchRow[]): string {
+  const head = '| benchmark | ops/s | p50 ms | p99 ms | p99.9 ms | CPU s / M ops | ops | note |\n|---|---:|---:|---:|---:|---:|---:|---|';
+  const fmt = (n: number, d = 2) => (Number.isFinite(n) ? n.toFixed(d) : '-');
+  return [
+    head,
+    ...rows.map(
+      (r) =>
+        `| ${r.name} | ${Math.round(r.opsPerSec).toLocaleString('en-US')} | ${fmt(r.p50ms, 3)} | ${fmt(r.p99ms, 3)} | ${fmt(r.p999ms, 3)} | ${fmt(r.cpuSecPerMillion)} | ${r.ops.toLocaleString('en-US')} | ${r.note ?? ''} |`,
+    ),
+  ].join('\n');
+}
+
+export function cpuSeconds(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+}

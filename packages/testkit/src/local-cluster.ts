@@ -1,0 +1,61 @@
+import { Bus, realEnv } from '@decree/bus';
+import type { AcceptorStore, ReplicaId, StateMachine } from '@decree/protocol';
+import { MemoryStore } from '@decree/storage/memory';
+import { createReplica, type Replica, type ReplicaOptions } from '@decree/replica';
+
+export interface LocalClusterOptions<SM extends StateMachine> {
+  n?: number;
+  makeStateMachine: (id: ReplicaId) => SM;
+  makeStore?: (id: ReplicaId) => AcceptorStore;
+  options?: ReplicaOptions;
+  ring?: string;
+}
+
+/** Replicas in this process on one shared bus, real time (benchmarks, examples). */
+export class LocalCluster<SM extends StateMachine> {
+  readonly bus: Bus;
+  readonly replicas: Replica[] = [];
+  readonly machines = new Map<ReplicaId, SM>();
+  constructor(private readonly opts: LocalClusterOptions<SM>) {
+    this.bus = new Bus(realEnv());
+  }
+
+  async start(): Promise<this> {
+    const n = this.opts.n ?? 3;
+    const ids = Array.from({ length: n }, (_, i) => `r${i + 1}`);
+    for (const id of ids) {
+      const sm = this.opts.makeStateMachine(id);
+      this.machines.set(id, sm);
+      this.replicas.push(
+        await createReplica({
+          id,
+          ...(this.opts.ring ? { ring: this.opts.ring } : {}),
+          configuration: { members: ids },
+          storage: this.opts.makeStore?.(id) ?? new MemoryStore(),
+          stateMachine: sm,
+          bus: this.bus,
+          options: this.opts.options ?? {},
+        }),
+      );
+    }
+    return this;
+  }
+
+  leader(): Replica | undefined {
+    return this.replicas.find((r) => r.isLeader());
+  }
+
+  async waitForLeader(timeoutMs = 10_000): Promise<Replica> {
+    const end = Date.now() + timeoutMs;
+    while (Date.now() < end) {
+      const l = this.leader();
+      if (l) return l;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    throw new Error(`no leader within ${timeoutMs} ms`);
+  }
+
+  async stop(): Promise<void> {
+    for (const r of this.replicas) await r.stop();
+  }
+}
