@@ -3,6 +3,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Message } from '@decree/protocol';
 import {
   FrameReader,
+  HandshakeError,
+  KIND_AUTH,
+  KIND_HELLO,
+  KIND_WELCOME,
+  MAGIC,
+  decodeAuth,
   STATUS_OK,
   STATUS_VERSION,
   decodeHello,
@@ -69,6 +75,24 @@ describe('framing properties', () => {
           else expect(v).toBe(Math.min(max, 3));
         },
       ),
+    );
+  });
+});
+
+describe('handshake decoders on hostile bytes', () => {
+  it('throw HandshakeError or succeed, nothing else', () => {
+    const prefix = (kind: number) => fc.uint8Array({ maxLength: 80 }).map((b) => Buffer.concat([MAGIC, Buffer.from([kind]), b]));
+    fc.assert(
+      fc.property(fc.oneof(fc.uint8Array({ maxLength: 80 }).map((b) => Buffer.from(b)), prefix(KIND_HELLO), prefix(KIND_WELCOME), prefix(KIND_AUTH)), (buf) => {
+        for (const dec of [decodeHello, decodeWelcome, decodeAuth]) {
+          try {
+            dec(buf);
+          } catch (e) {
+            expect(e).toBeInstanceOf(HandshakeError);
+          }
+        }
+      }),
+      { numRuns: 2000 },
     );
   });
 });

@@ -111,6 +111,18 @@ describe('hostile and broken input', () => {
     await stillServes();
   });
 
+  it('random frames after a valid handshake never crash the receiver', async () => {
+    const { b, stillServes } = await pair();
+    const r = raw(b.port);
+    await r.handshake(['x'], 'b');
+    const blobs = fc.sample(fc.uint8Array({ maxLength: 200 }), { numRuns: 300, seed: 11 });
+    r.write(frames(blobs));
+    await waitFor(() => b.t.stats().framesIn >= 1 + blobs.length, 'all frames read');
+    expect(b.t.stats().decodeErrors).toBe(blobs.length - b.got.filter((m) => m.from === 'x').length);
+    expect(r.closed).toBe(false);
+    await stillServes();
+  });
+
   it('messages claiming another sender than the handshake named, or for another replica, are dropped', async () => {
     const { b } = await pair();
     const r = raw(b.port);
