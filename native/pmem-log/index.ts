@@ -54,8 +54,8 @@ export class PmemNotBuiltError extends Error {
 }
 
 const here = dirname(fileURLToPath(import.meta.url));
-/** where node-gyp puts the addon */
-export const addonPath = join(here, 'build', 'Release', 'pmem_log.node');
+/** where node-gyp puts the addon; DECREE_PMEM_ADDON points elsewhere (a prebuilt addon, or a bundled script) */
+export const addonPath = process.env.DECREE_PMEM_ADDON || join(here, 'build', 'Release', 'pmem_log.node');
 
 let cached: PmemAddon | null = null;
 let loadError: unknown = null;

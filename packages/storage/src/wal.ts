@@ -304,7 +304,6 @@ export class FileWalStore implements AcceptorStore {
     }
     this.st.readMs += performance.now() - t0;
     this.recovered = true;
-    this.ensureSpare();
     return { promised: state.promised, accepted: new Map(state.accepted), truncatedBelow: state.truncatedBelow, meta: new Map(state.meta) };
   }
 
@@ -525,6 +524,7 @@ export class FileWalStore implements AcceptorStore {
     this.st.syncs++;
     this.st.bytes += buf.length;
     this.writePos += buf.length;
+    if (this.writePos > this.segmentBytes / 2) this.ensureSpare(); // preallocate the next segment ahead of need
     this.nextSeq = seq + 1;
     for (const p of batch) {
       this.st.records += p.records.length;
