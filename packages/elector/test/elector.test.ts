@@ -161,6 +161,16 @@ describe('elector: campaigning', () => {
     expect(h.sent('resign')).toEqual([expect.objectContaining({ to: SELF, reason: expect.stringMatching(/higher ballot/) })]);
   });
 
+  it('a heartbeat of a lower ballot than its campaign does not stop it', () => {
+    const h = electorHarness({}, () => 0);
+    h.heartbeat('r2', b(1, 'r2'));
+    h.at(101); // r2 went quiet: campaign at round 2
+    expect(h.sent('campaign').map((c) => c.round)).toEqual([2]);
+    h.heartbeat('r2', b(1, 'r2')); // r2's old ballot (1, r2) < our (2, r1)
+    expect(h.is('campaigning')).toBe(true);
+    expect(h.sent('resign')).toHaveLength(0);
+  });
+
   it('the proposer leading => leader', () => {
     const h = electorHarness({}, () => 0);
     h.at(101);
