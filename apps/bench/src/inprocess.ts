@@ -1,4 +1,3 @@
-import { pathToFileURL } from 'node:url';
 import { KvCommands, KvMachine } from '@decree/kv-machine';
 import { LocalCluster } from '@decree/testkit';
 import { type BenchRow, Latency, cpuSeconds } from './stats.ts';
@@ -103,10 +102,4 @@ export async function inProcessLatencyBench(o: { seconds?: number } = {}): Promi
     p999ms: lat.pct(99.9),
     cpuSecPerMillion: (cpu / ops) * 1e6,
   };
-}
-
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  const { table } = await import('./stats.ts');
-  const rows = [await inProcessBench({ seconds: Number(process.env.BENCH_SECONDS ?? 5) }), await inProcessLatencyBench()];
-  console.log(table(rows));
 }

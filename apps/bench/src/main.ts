@@ -1,0 +1,49 @@
+/**
+ * `npm run bench`: every benchmark in one run, one table each; results also as JSON and markdown
+ * under .bench-out/. Select with `npm run bench -- engine codec storage` (default: all).
+ * BENCH_SECONDS sets the length of each throughput run (default 5).
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { inProcessBench, inProcessLatencyBench } from './inprocess.ts';
+import { type BenchRow, table } from './stats.ts';
+
+const wanted = new Set(process.argv.slice(2).filter((a) => !a.startsWith('-')));
+const want = (k: string) => wanted.size === 0 || wanted.has(k);
+const seconds = Number(process.env.BENCH_SECONDS ?? 5);
+const out: Record<string, unknown> = {
+  date: new Date().toISOString(),
+  node: process.version,
+  cpus: cpus().length,
+  cpu: cpus()[0]?.model,
+};
+const md: string[] = [`# Decree benchmark run ${out.date}`, '', `Node ${process.version}, ${cpus().length} × ${cpus()[0]?.model}`, ''];
+
+if (want('engine')) {
+  console.error('» in-process engine…');
+  const rows: BenchRow[] = [await inProcessBench({ seconds }), await inProcessLatencyBench({ seconds: Math.min(seconds, 3) })];
+  out.engine = rows;
+  md.push('## In-process engine (3 replicas, memory stores, KV state machine)', '', table(rows), '');
+  console.log(table(rows));
+}
+if (want('codec')) {
+  console.error('» codec…');
+  const { codecBench, formatRows } = await import('./codec.ts');
+  const rows = await codecBench();
+  out.codec = rows;
+  md.push('## MessagePack codecs', '', formatRows(rows), '');
+  console.log(formatRows(rows));
+}
+if (want('storage')) {
+  console.error('» storage…');
+  const { storageBench, formatTable } = await import('./storage.ts');
+  const rows = await storageBench();
+  out.storage = rows;
+  md.push('## Acceptor stores', '', formatTable(rows), '');
+  console.log(formatTable(rows));
+}
+
+mkdirSync('.bench-out', { recursive: true });
+writeFileSync('.bench-out/results.json', JSON.stringify(out, null, 2));
+writeFileSync('.bench-out/results.md', md.join('\n'));
+console.error('» wrote .bench-out/results.json and .bench-out/results.md');
