@@ -638,9 +638,16 @@ export class TcpTransport implements Transport {
     let ip = addr.host;
     if (net.isIP(ip) === 0) {
       link.stats.lookups++;
+      let timer: ReturnType<typeof setTimeout> | undefined;
       try {
-        ip = await this.lookup(addr.host);
+        const ms = this.opts.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs;
+        ip = await Promise.race([
+          this.lookup(addr.host),
+          new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`lookup timed out after ${ms} ms`)), ms))),
+        ]);
+        clearTimeout(timer);
       } catch (e) {
+        clearTimeout(timer);
         link.dialing = false;
         this.connectFailed(link, `cannot resolve ${addr.host} for ${link.id}: ${(e as Error).message}`);
         return;
@@ -660,8 +667,8 @@ export class TcpTransport implements Transport {
     link.dialing = false;
     conn.timer = setTimeout(() => {
       if (!conn.ready) {
-        this.report('connect', `no handshake with ${label} within ${this.opts.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs} ms`, link.id, 'debug');
-        socket.destroy();
+        conn.lastError = `no handshake within ${this.opts.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs} ms`;
+        socket.destroy(); // the close handler reports the failure and schedules the retry
       }
     }, this.opts.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs);
     socket.once('connect', () => {

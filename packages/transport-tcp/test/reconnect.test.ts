@@ -166,3 +166,29 @@ describe('handshake versions', () => {
     await expect(() => createTcpTransport({ self: 'x', peers: {}, protocolVersions: { min: 3, max: 2 } })).rejects.toThrow(/bad protocolVersions/);
   });
 });
+
+describe('timeouts', () => {
+  it('a lookup that never answers and a peer that never answers the hello both end in a retry', async () => {
+    const net = await import('node:net');
+    // a listener that accepts and says nothing
+    const accepted: import('node:net').Socket[] = [];
+    const mute = net.createServer((s) => void accepted.push(s.on('error', () => {})));
+    await new Promise<void>((r) => mute.listen(0, '127.0.0.1', () => r()));
+    const port = (mute.address() as import('node:net').AddressInfo).port;
+    try {
+      const hang = await mk('h', { never: { host: 'never.decree.test', port }, mute: { host: '127.0.0.1', port } }, {
+        lookup: () => new Promise<string>(() => {}),
+        connectTimeoutMs: 100,
+      });
+      hang.t.connect('never');
+      hang.t.connect('mute');
+      await waitFor(() => (hang.t.stats().peers.never?.connectFailures ?? 0) >= 2 && (hang.t.stats().peers.mute?.connectFailures ?? 0) >= 2, 'retries');
+      expect(hang.errors.some((e) => e.peer === 'never' && /lookup timed out after 100 ms/.test(e.message))).toBe(true);
+      expect(hang.errors.some((e) => e.peer === 'mute' && /no handshake within 100 ms/.test(e.message))).toBe(true);
+      expect(hang.t.isConnected('mute')).toBe(false);
+    } finally {
+      for (const s of accepted) s.destroy();
+      await new Promise<void>((r) => mute.close(() => r()));
+    }
+  });
+});
