@@ -81,6 +81,11 @@ export interface BackoffOptions {
   factor?: number;
   /** 0..1: the delay is drawn uniformly from [d * (1 - jitter), d] */
   jitter?: number;
+  /**
+   * a connection must stay up this long (ms) for the backoff to start over (default 1000): a peer
+   * that accepts and drops connections at once is retried with growing delays, not in a tight loop
+   */
+  resetAfterMs?: number;
 }
 
 export interface TcpTransportOptions {
@@ -141,6 +146,8 @@ export interface PeerStats {
   readonly reconnects: number;
   readonly connectFailures: number;
   readonly lookups: number;
+  /** consecutive failed or short-lived connections: the backoff exponent of the next retry */
+  readonly attempt: number;
   readonly version: number | undefined;
 }
 
@@ -247,6 +254,8 @@ class Link {
   timer: ReturnType<typeof setTimeout> | undefined;
   attempt = 0;
   everConnected = false;
+  /** when the current connection completed its handshake (Date.now()) */
+  connectedAt = 0;
   /** a connect failure has been logged at warn level since the last success */
   failureLogged = false;
   stats = { framesOut: 0, bytesOut: 0, socketWrites: 0, drops: 0, connects: 0, reconnects: 0, connectFailures: 0, lookups: 0 };
@@ -480,6 +489,7 @@ export class TcpTransport implements Transport {
         queuedBytes: l.queuedBytes,
         socketBufferedBytes: l.conn && !l.conn.closed ? l.conn.socket.writableLength : 0,
         ...l.stats,
+        attempt: l.attempt,
         version: l.conn?.version,
       };
     }
@@ -765,6 +775,7 @@ export class TcpTransport implements Transport {
       return;
     }
     if (wasReady) {
+      if (Date.now() - link.connectedAt >= (this.opts.backoff?.resetAfterMs ?? 1000)) link.attempt = 0;
       this.log.info?.({ peer: link.id, conn: conn.label }, 'connection closed; reconnecting');
       this.scheduleRedial(link);
     } else if (conn.reported) {
@@ -966,7 +977,7 @@ export class TcpTransport implements Transport {
       link.stats.connects++;
       if (link.everConnected) link.stats.reconnects++;
       link.everConnected = true;
-      link.attempt = 0;
+      link.connectedAt = Date.now();
       if (link.failureLogged) this.log.info?.({ peer: link.id, conn: conn.label }, 'connected again');
       link.failureLogged = false;
       if (link.queuedMessages > 0) this.scheduleFlush(link);

@@ -192,3 +192,33 @@ describe('timeouts', () => {
     }
   });
 });
+
+describe('flapping peer', () => {
+  it('a peer that accepts and drops every connection at once is retried with growing backoff', async () => {
+    const net = await import('node:net');
+    const { decodeHello, encodeWelcome, frames, STATUS_OK } = await import('../src/index.ts');
+    let accepted = 0;
+    const flappy = net.createServer((s) => {
+      accepted++;
+      s.on('error', () => {});
+      s.once('data', (c: Buffer) => {
+        decodeHello(c.subarray(4));
+        s.end(frames([encodeWelcome({ status: STATUS_OK, version: 1, ids: ['f'] })]));
+      });
+    });
+    await new Promise<void>((r) => flappy.listen(0, '127.0.0.1', () => r()));
+    const port = (flappy.address() as import('node:net').AddressInfo).port;
+    try {
+      const a = await mk('a', { f: { host: '127.0.0.1', port } }, { backoff: { initialMs: 1, maxMs: 40, jitter: 0, resetAfterMs: 60_000 } });
+      a.t.connect('f');
+      await waitFor(() => a.t.stats().peers.f!.connects >= 6, 'six short-lived connections');
+      const p = a.t.stats().peers.f!;
+      // every short-lived connection counts as a failure for the backoff: it does not start over
+      expect(p.attempt).toBeGreaterThanOrEqual(5);
+      expect(p.reconnects).toBeGreaterThanOrEqual(5);
+      expect(accepted).toBeGreaterThanOrEqual(6);
+    } finally {
+      await new Promise<void>((r) => flappy.close(() => r()));
+    }
+  });
+});
