@@ -1,0 +1,586 @@
+/**
+ * RESP2 (the Redis serialization protocol, version 2): an incremental parser of client commands,
+ * an incremental decoder of any RESP2 value (replies), and serializers.
+ *
+ * Parsers take chunks as they come off a socket and give back complete items. Bulk strings are
+ * returned as `subarray`s of the bytes fed (or of the parser's own buffer, which it never rewrites
+ * once handed out): zero-copy, but an argument keeps its chunk alive, so copy what you keep.
+ * Every limit violation is a RespProtocolError with Redis's wording; after one the parser stays failed
+ * (a server answers `-ERR Protocol error: ...` and closes the connection, as Redis does).
+ */
+
+export class RespProtocolError extends Error {
+  constructor(message: string) {
+    super(`Protocol error: ${message}`);
+    this.name = 'RespProtocolError';
+  }
+}
+
+export interface RespLimits {
+  /** largest bulk string accepted (Redis proto-max-bulk-len is 512 MiB) */
+  readonly maxBulkLength: number;
+  /** most elements in one array (Redis: 1024*1024 for a multibulk request) */
+  readonly maxArrayElements: number;
+  /** longest inline command or simple-string/error/integer line (Redis PROTO_INLINE_MAX_SIZE: 64 KiB) */
+  readonly maxInlineLength: number;
+  /** deepest array nesting the value decoder accepts */
+  readonly maxDepth: number;
+}
+
+export const DEFAULT_RESP_LIMITS: RespLimits = Object.freeze({
+  maxBulkLength: 64 * 1024 * 1024,
+  maxArrayElements: 1024 * 1024,
+  maxInlineLength: 64 * 1024,
+  maxDepth: 32,
+});
+
+/** A decoded error reply (`-ERR ...`): a value, not a thrown error. */
+export class RespErrorReply {
+  constructor(readonly message: string) {}
+}
+
+/**
+ * A decoded RESP2 value: simple string -> string, error -> RespErrorReply, integer -> number (bigint
+ * beyond 2^53), bulk string -> Buffer, nil bulk / nil array -> null, array -> RespValue[].
+ */
+export type RespValue = string | RespErrorReply | number | bigint | Buffer | null | RespValue[];
+
+const CR = 13;
+const LF = 10;
+/** the longest valid "*<n>" / "$<n>" / ":<n>" header line (sign + 19 digits), before CRLF */
+const MAX_NUMBER_LINE = 21;
+
+/** Parses a decimal int64 from buf[start, end); undefined when not one (Redis string2ll, strict). */
+function parseNumber(buf: Uint8Array, start: number, end: number): number | bigint | undefined {
+  const len = end - start;
+  if (len <= 0 || len > 20) return undefined;
+  let i = start;
+  const neg = buf[i] === 0x2d;
+  if (neg) i++;
+  if (i === end) return undefined;
+  if (buf[i] === 0x30 && end - i > 1) return undefined; // leading zero
+  let n = 0;
+  for (let j = i; j < end; j++) {
+    const d = buf[j]! - 0x30;
+    if (d < 0 || d > 9) return undefined;
+    n = n * 10 + d;
+  }
+  if (neg && n === 0) return undefined;
+  if (Number.isSafeInteger(n)) return neg ? -n : n;
+  const b = BigInt(Buffer.from(buf.buffer, buf.byteOffset + start, len).toString('latin1'));
+  if (b < -(2n ** 63n) || b > 2n ** 63n - 1n) return undefined;
+  return b;
+}
+
+/** The growable input buffer shared by both parsers. */
+abstract class RespInput {
+  protected readonly limits: RespLimits;
+  protected buf: Buffer = Buffer.alloc(0);
+  protected pos = 0;
+  protected end = 0;
+  /** whether `buf` was allocated here (so its spare capacity after `end` may be written) */
+  private owned = false;
+  /** how many bytes from `pos` the parser waits for (to size the next allocation) */
+  protected want = 0;
+  /** where the search for the end of the current line resumes */
+  protected scan = 0;
+  private error: RespProtocolError | undefined;
+
+  constructor(limits: Partial<RespLimits> = {}) {
+    this.limits = { ...DEFAULT_RESP_LIMITS, ...limits };
+  }
+
+  /** Bytes received but not yet part of a complete item. */
+  get buffered(): number {
+    return this.end - this.pos;
+  }
+
+  /** The protocol error that stopped this parser, if any. */
+  get failed(): RespProtocolError | undefined {
+    return this.error;
+  }
+
+  protected append(chunk: Uint8Array): void {
+    if (this.error) throw this.error;
+    const c = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    if (c.length === 0) return;
+    const left = this.end - this.pos;
+    if (left === 0) {
+      this.buf = c;
+      this.pos = 0;
+      this.end = c.length;
+      this.owned = false;
+      this.scan = 0;
+      return;
+    }
+    if (this.owned && this.buf.length - this.end >= c.length) {
+      c.copy(this.buf, this.end);
+      this.end += c.length;
+      return;
+    }
+    // geometric growth towards what the parser waits for: linear copying overall, and a declared
+    // bulk length allocates only as its bytes arrive
+    const have = left + c.length;
+    const next = Buffer.allocUnsafe(Math.max(have, Math.min(this.want, 2 * have), 4096));
+    this.buf.copy(next, 0, this.pos, this.end);
+    c.copy(next, left);
+    this.scan -= this.pos;
+    this.buf = next;
+    this.pos = 0;
+    this.end = left + c.length;
+    this.owned = true;
+  }
+
+  /** Runs a parse; an error after some complete items is deferred to the next feed (and shown by `failed`). */
+  protected guard<T>(out: T[], parse: () => void): T[] {
+    try {
+      parse();
+    } catch (e) {
+      if (!(e instanceof RespProtocolError) || out.length === 0) throw e;
+    }
+    return out;
+  }
+
+  protected fail(message: string): never {
+    this.error = new RespProtocolError(message);
+    throw this.error;
+  }
+
+  /**
+   * Finds the CRLF ending the line that starts at `pos`; returns the index of its CR, or -1 when the
+   * line is not complete yet (and not over `max` bytes, else a protocol error `tooLong`).
+   */
+  /** Index of the first LF in [from, end), or -1 (the spare capacity after `end` is never searched). */
+  protected findLF(from: number): number {
+    if (from >= this.end) return -1;
+    const lf = (this.end === this.buf.length ? this.buf : this.buf.subarray(0, this.end)).indexOf(LF, from);
+    return lf;
+  }
+
+  protected lineEnd(max: number, tooLong: string): number {
+    const lf = this.findLF(Math.max(this.scan, this.pos));
+    if (lf < 0) {
+      if (this.end - this.pos > max + 1) this.fail(tooLong);
+      this.scan = this.end;
+      return -1;
+    }
+    if (lf - this.pos > max + 1) this.fail(tooLong);
+    if (lf === this.pos || this.buf[lf - 1] !== CR) this.fail('expected CRLF at the end of a line');
+    return lf - 1;
+  }
+
+  /** Consumes a "<type><int>\r\n" line; undefined while incomplete. */
+  protected numberLine(invalid: string, tooLong: string): number | bigint | undefined {
+    const cr = this.lineEnd(MAX_NUMBER_LINE, tooLong);
+    if (cr < 0) return undefined;
+    const n = parseNumber(this.buf, this.pos + 1, cr);
+    if (n === undefined) this.fail(invalid);
+    this.pos = cr + 2;
+    return n;
+  }
+
+  /** Consumes a bulk body of `len` bytes + CRLF; undefined while incomplete. */
+  protected bulkBody(len: number): Buffer | undefined {
+    if (this.end - this.pos < len + 2) {
+      this.want = len + 2;
+      return undefined;
+    }
+    if (this.buf[this.pos + len] !== CR || this.buf[this.pos + len + 1] !== LF) this.fail('expected CRLF after a bulk string');
+    const b = this.buf.subarray(this.pos, this.pos + len);
+    this.pos += len + 2;
+    this.want = 0;
+    return b;
+  }
+
+  protected compact(): void {
+    if (this.pos === this.end) {
+      // drop the reference to a fully consumed buffer (the items handed out keep what they need)
+      this.buf = EMPTY;
+      this.pos = this.end = this.scan = 0;
+      this.owned = false;
+    }
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+// ---------------------------------------------------------------- client commands
+
+/**
+ * Incremental parser of client commands, as a Redis server reads them: `*<n>` arrays of `$<len>`
+ * bulk strings, or inline commands (a line of space-separated words, with "double" and 'single'
+ * quotes as redis-cli and telnet users send). Empty commands (`*0`, `*-1`, blank lines) are skipped.
+ */
+export class RespCommandParser extends RespInput {
+  private args: Buffer[] | null = null;
+  private remaining = 0;
+  private bulkLen = -1;
+
+  /**
+   * Feeds a chunk; returns the commands it completed (possibly none). Throws RespProtocolError; when
+   * complete commands came before the error in the same chunk, they are returned first, `failed` is
+   * set, and the next call throws.
+   */
+  feed(chunk: Uint8Array): Buffer[][] {
+    this.append(chunk);
+    const out: Buffer[][] = [];
+    return this.guard(out, () => this.parse(out));
+  }
+
+  private parse(out: Buffer[][]): void {
+    const L = this.limits;
+    for (;;) {
+      if (this.args === null) {
+        if (this.pos >= this.end) break;
+        if (this.buf[this.pos] === 0x2a /* '*' */) {
+          const n = this.numberLine('invalid multibulk length', 'too big mbulk count string');
+          if (n === undefined) break;
+          if (typeof n === 'bigint' || n > L.maxArrayElements) this.fail('invalid multibulk length');
+          if (n <= 0) continue;
+          this.args = [];
+          this.remaining = n;
+          this.bulkLen = -1;
+        } else {
+          const cmd = this.inline();
+          if (cmd === undefined) break;
+          if (cmd.length > 0) out.push(cmd);
+          continue;
+        }
+      }
+      if (this.bulkLen < 0) {
+        if (this.pos >= this.end) break;
+        const t = this.buf[this.pos]!;
+        if (t !== 0x24 /* '$' */) this.fail(`expected '$', got '${t >= 32 && t < 127 ? String.fromCharCode(t) : `\\x${t.toString(16).padStart(2, '0')}`}'`);
+        const len = this.numberLine('invalid bulk length', 'too big bulk count string');
+        if (len === undefined) break;
+        if (typeof len === 'bigint' || len < 0 || len > L.maxBulkLength) this.fail('invalid bulk length');
+        this.bulkLen = len;
+      }
+      const b = this.bulkBody(this.bulkLen);
+      if (b === undefined) break;
+      this.args!.push(b);
+      this.bulkLen = -1;
+      if (--this.remaining === 0) {
+        out.push(this.args!);
+        this.args = null;
+      }
+    }
+    this.compact();
+  }
+
+  private inline(): Buffer[] | undefined {
+    const lf = this.findLF(Math.max(this.scan, this.pos));
+    const max = this.limits.maxInlineLength;
+    if (lf < 0) {
+      if (this.end - this.pos > max) this.fail('too big inline request');
+      this.scan = this.end;
+      return undefined;
+    }
+    if (lf - this.pos > max) this.fail('too big inline request');
+    let e = lf;
+    if (e > this.pos && this.buf[e - 1] === CR) e--;
+    const line = this.buf.subarray(this.pos, e);
+    this.pos = lf + 1;
+    const args = splitArgs(line);
+    if (args === undefined) this.fail('unbalanced quotes in request');
+    return args;
+  }
+}
+
+const isSpace = (c: number) => c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0b || c === 0x0c || c === 0x0d;
+const hexVal = (c: number) => (c >= 0x30 && c <= 0x39 ? c - 0x30 : c >= 0x61 && c <= 0x66 ? c - 0x57 : c >= 0x41 && c <= 0x46 ? c - 0x37 : -1);
+
+/**
+ * Redis's sdssplitargs on bytes: words separated by spaces; "double quotes" with \n \r \t \b \a \xHH
+ * and \<c> escapes; 'single quotes' with \' only; a quote may start mid-word (foo"bar baz" is one
+ * argument); a closing quote must be followed by a space or the end. Undefined on unbalanced quotes.
+ * Unlike C, a NUL byte is an ordinary byte of a word.
+ */
+export function splitArgs(line: Uint8Array): Buffer[] | undefined {
+  const out: Buffer[] = [];
+  const n = line.length;
+  let i = 0;
+  for (;;) {
+    while (i < n && isSpace(line[i]!)) i++;
+    if (i >= n) return out;
+    let inq = false;
+    let insq = false;
+    const cur: number[] = [];
+    let start = i; // bare bytes since `start` are copied in one go
+    const flush = () => {
+      for (let j = start; j < i; j++) cur.push(line[j]!);
+    };
+    for (;;) {
+      if (inq) {
+        if (i >= n) return undefined;
+        const c = line[i]!;
+        if (c === 0x5c && i + 3 < n && line[i + 1] === 0x78 && hexVal(line[i + 2]!) >= 0 && hexVal(line[i + 3]!) >= 0) {
+          cur.push(hexVal(line[i + 2]!) * 16 + hexVal(line[i + 3]!));
+          i += 4;
+        } else if (c === 0x5c && i + 1 < n) {
+          const e = line[i + 1]!;
+          cur.push(e === 0x6e ? 10 : e === 0x72 ? 13 : e === 0x74 ? 9 : e === 0x62 ? 8 : e === 0x61 ? 7 : e);
+          i += 2;
+        } else if (c === 0x22) {
+          if (i + 1 < n && !isSpace(line[i + 1]!)) return undefined;
+          i++;
+          break;
+        } else {
+          cur.push(c);
+          i++;
+        }
+      } else if (insq) {
+        if (i >= n) return undefined;
+        const c = line[i]!;
+        if (c === 0x5c && i + 1 < n && line[i + 1] === 0x27) {
+          cur.push(0x27);
+          i += 2;
+        } else if (c === 0x27) {
+          if (i + 1 < n && !isSpace(line[i + 1]!)) return undefined;
+          i++;
+          break;
+        } else {
+          cur.push(c);
+          i++;
+        }
+      } else {
+        if (i >= n) {
+          flush();
+          break;
+        }
+        const c = line[i]!;
+        if (isSpace(c)) {
+          flush();
+          break;
+        }
+        if (c === 0x22 || c === 0x27) {
+          flush();
+          if (c === 0x22) inq = true;
+          else insq = true;
+          i++;
+        } else {
+          i++;
+          continue;
+        }
+      }
+      start = i;
+    }
+    out.push(Buffer.from(cur));
+  }
+}
+
+// ---------------------------------------------------------------- any RESP2 value (replies)
+
+interface Frame {
+  items: RespValue[];
+  remaining: number;
+}
+
+/** Incremental decoder of RESP2 values (what a server replies), with nesting kept across chunks. */
+export class RespDecoder extends RespInput {
+  private stack: Frame[] = [];
+  private bulkLen = -1;
+
+  /** Feeds a chunk; returns the complete top-level values (possibly none). Errors as RespCommandParser.feed. */
+  feed(chunk: Uint8Array): RespValue[] {
+    this.append(chunk);
+    const out: RespValue[] = [];
+    return this.guard(out, () => this.parse(out));
+  }
+
+  private parse(out: RespValue[]): void {
+    const L = this.limits;
+    for (;;) {
+      let v: RespValue;
+      if (this.bulkLen >= 0) {
+        const b = this.bulkBody(this.bulkLen);
+        if (b === undefined) break;
+        this.bulkLen = -1;
+        v = b;
+      } else {
+        if (this.pos >= this.end) break;
+        const t = this.buf[this.pos]!;
+        if (t === 0x2b /* + */ || t === 0x2d /* - */) {
+          const cr = this.lineEnd(L.maxInlineLength, 'too big inline reply');
+          if (cr < 0) break;
+          const s = this.buf.toString('utf8', this.pos + 1, cr);
+          this.pos = cr + 2;
+          v = t === 0x2b ? s : new RespErrorReply(s);
+        } else if (t === 0x3a /* : */) {
+          const n = this.numberLine('invalid integer', 'too big integer string');
+          if (n === undefined) break;
+          v = n;
+        } else if (t === 0x24 /* $ */) {
+          const n = this.numberLine('invalid bulk length', 'too big bulk count string');
+          if (n === undefined) break;
+          if (typeof n === 'bigint' || n < -1 || n > L.maxBulkLength) this.fail('invalid bulk length');
+          if (n === -1) v = null;
+          else {
+            this.bulkLen = n;
+            continue;
+          }
+        } else if (t === 0x2a /* * */) {
+          const n = this.numberLine('invalid multibulk length', 'too big mbulk count string');
+          if (n === undefined) break;
+          if (typeof n === 'bigint' || n < -1 || n > L.maxArrayElements) this.fail('invalid multibulk length');
+          if (n === -1) v = null;
+          else if (n === 0) v = [];
+          else {
+            if (this.stack.length >= L.maxDepth) this.fail('too deeply nested array');
+            this.stack.push({ items: [], remaining: n });
+            continue;
+          }
+        } else {
+          this.fail(`invalid type byte '${t >= 32 && t < 127 ? String.fromCharCode(t) : `\\x${t.toString(16).padStart(2, '0')}`}'`);
+        }
+      }
+      // place v: into the innermost open array, closing the arrays it completes
+      for (;;) {
+        const top = this.stack[this.stack.length - 1];
+        if (top === undefined) {
+          out.push(v);
+          break;
+        }
+        top.items.push(v);
+        if (--top.remaining > 0) break;
+        this.stack.pop();
+        v = top.items;
+      }
+    }
+    this.compact();
+  }
+}
+
+// ---------------------------------------------------------------- serializers
+
+const CRLF = Buffer.from('\r\n');
+const oneLine = (s: string) => s.replace(/[\r\n]+/g, ' ');
+const asBuffer = (b: Uint8Array | string): Buffer =>
+  typeof b === 'string' ? Buffer.from(b, 'utf8') : Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+
+export const NIL_BULK: Buffer = Buffer.from('$-1\r\n');
+export const NIL_ARRAY: Buffer = Buffer.from('*-1\r\n');
+export const OK: Buffer = Buffer.from('+OK\r\n');
+
+/** `+s\r\n` (CR/LF in `s` become spaces: a simple string is one line). */
+export function simpleString(s: string): Buffer {
+  return Buffer.from(`+${oneLine(s)}\r\n`, 'utf8');
+}
+/** `-message\r\n`; Redis style is a code first: "ERR ...", "WRONGTYPE ...". */
+export function errorReply(message: string): Buffer {
+  return Buffer.from(`-${oneLine(message)}\r\n`, 'utf8');
+}
+export function integer(n: number | bigint): Buffer {
+  if (typeof n === 'number' && !Number.isSafeInteger(n)) throw new RangeError(`RESP integer must be an integer: ${n}`);
+  return Buffer.from(`:${n}\r\n`, 'latin1');
+}
+/** `$len\r\n<bytes>\r\n`, or the nil bulk string for null. */
+export function bulkString(b: Uint8Array | string | null): Buffer {
+  if (b === null) return NIL_BULK;
+  const body = asBuffer(b);
+  return Buffer.concat([Buffer.from(`$${body.length}\r\n`, 'latin1'), body, CRLF]);
+}
+/** `*n\r\n` then the items, already serialized; null is the nil array. */
+export function arrayOf(items: readonly Buffer[] | null): Buffer {
+  if (items === null) return NIL_ARRAY;
+  return Buffer.concat([Buffer.from(`*${items.length}\r\n`, 'latin1'), ...items]);
+}
+
+/**
+ * Serializes a value by its JS type (the inverse of RespDecoder): string -> simple string,
+ * Uint8Array -> bulk, number/bigint -> integer, null -> nil bulk, RespErrorReply -> error, array -> array.
+ */
+export function encodeResp(v: RespValue | Uint8Array): Buffer {
+  const w = new RespWriter();
+  w.value(v);
+  return w.take();
+}
+
+/** A command as a client sends it: an array of bulk strings. */
+export function encodeCommand(args: readonly (Uint8Array | string)[]): Buffer {
+  const w = new RespWriter();
+  w.arrayHeader(args.length);
+  for (const a of args) w.bulk(a);
+  return w.take();
+}
+
+/**
+ * Accumulates replies in one growing buffer: a server answers a pipelined batch of commands with one
+ * socket write.
+ */
+export class RespWriter {
+  private buf: Buffer;
+  private len = 0;
+
+  constructor(initialCapacity = 4096) {
+    this.buf = Buffer.allocUnsafe(initialCapacity);
+  }
+
+  get length(): number {
+    return this.len;
+  }
+
+  private room(n: number): void {
+    if (this.len + n <= this.buf.length) return;
+    const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.len + n));
+    this.buf.copy(next, 0, 0, this.len);
+    this.buf = next;
+  }
+
+  private ascii(s: string): this {
+    this.room(s.length);
+    this.len += this.buf.write(s, this.len, 'latin1');
+    return this;
+  }
+
+  raw(b: Uint8Array): this {
+    this.room(b.length);
+    this.buf.set(b, this.len);
+    this.len += b.length;
+    return this;
+  }
+
+  simple(s: string): this {
+    return this.raw(simpleString(s));
+  }
+  error(message: string): this {
+    return this.raw(errorReply(message));
+  }
+  integer(n: number | bigint): this {
+    if (typeof n === 'number' && !Number.isSafeInteger(n)) throw new RangeError(`RESP integer must be an integer: ${n}`);
+    return this.ascii(`:${n}\r\n`);
+  }
+  bulk(b: Uint8Array | string | null): this {
+    if (b === null) return this.raw(NIL_BULK);
+    const body = asBuffer(b);
+    this.ascii(`$${body.length}\r\n`);
+    this.raw(body);
+    return this.ascii('\r\n');
+  }
+  nil(): this {
+    return this.raw(NIL_BULK);
+  }
+  nilArray(): this {
+    return this.raw(NIL_ARRAY);
+  }
+  arrayHeader(n: number): this {
+    return this.ascii(`*${n}\r\n`);
+  }
+  value(v: RespValue | Uint8Array): this {
+    if (v === null) return this.nil();
+    if (typeof v === 'string') return this.simple(v);
+    if (typeof v === 'number' || typeof v === 'bigint') return this.integer(v);
+    if (v instanceof RespErrorReply) return this.error(v.message);
+    if (v instanceof Uint8Array) return this.bulk(v);
+    this.arrayHeader(v.length);
+    for (const x of v) this.value(x);
+    return this;
+  }
+
+  /** The bytes written so far (a fresh Buffer); the writer starts over. */
+  take(): Buffer {
+    const out = Buffer.from(this.buf.subarray(0, this.len));
+    this.len = 0;
+    return out;
+  }
+}
