@@ -203,11 +203,6 @@ class PmemLog : public Napi::ObjectWrap<PmemLog> {
   // The metadata commit (runs on a worker thread for commit(), on the main thread for commitSync()).
   // Returns 0 or an errno; on success the new (seq, head, tail) is live.
   int DoCommit(uint64_t fromTail, uint64_t upTo, uint64_t head, uint64_t seq, uint64_t flag) {
-    int e = PersistRange(fromTail, upTo);
-#ifdef DECREE_HAVE_LIBPMEM
-    if (map_.isPmem) pmem_drain();
-#endif
-    if (e) return e;
     uint64_t next = flag ^ 1;
     Meta m{};
     m.seq = seq + 1;
@@ -215,8 +210,28 @@ class PmemLog : public Napi::ObjectWrap<PmemLog> {
     m.tail = upTo;
     m.crc = metaCrc(m);
     uint8_t* mp = map_.base + kMetaOff[next];
-    memcpy(mp, &m, sizeof m);
-    if ((e = map_.persist(mp, sizeof m))) return e;
+    int e = 0;
+    if (map_.isPmem) {
+      // persistent memory: flushes are cheap, keep the three ordered steps
+      e = PersistRange(fromTail, upTo);
+#ifdef DECREE_HAVE_LIBPMEM
+      pmem_drain();
+#endif
+      if (e) return e;
+      memcpy(mp, &m, sizeof m);
+      if ((e = map_.persist(mp, sizeof m))) return e;
+    } else {
+      // a file: every msync is a device flush. The inactive copy is not live until the flag
+      // flips, so it can become durable together with the records: one msync from the header
+      // to the end of the records' pages (msync only writes dirty pages), then the flag.
+      memcpy(mp, &m, sizeof m);
+      uint64_t hi = kHeaderBytes;
+      if (upTo > fromTail) {
+        uint64_t p = fromTail % capacity_, n = upTo - fromTail;
+        hi = kHeaderBytes + (p + n > capacity_ ? capacity_ : p + n);
+      }
+      if ((e = map_.persist(map_.base, hi))) return e;
+    }
     // flip: an aligned 8-byte store
     __atomic_store_n(reinterpret_cast<uint64_t*>(map_.base + kFlagOff), next, __ATOMIC_RELEASE);
     return map_.persist(map_.base + kFlagOff, 8);
@@ -236,30 +251,44 @@ class PmemLog : public Napi::ObjectWrap<PmemLog> {
  private:
   void Create(Napi::Env env, uint64_t cap) {
     uint64_t size = kHeaderBytes + cap;
+    // Write the whole file with zeros first (not posix_fallocate): on ext4/xfs fallocated blocks
+    // are "unwritten" extents, and converting them on every commit's msync costs journal writes.
+    int fd = open(path_.c_str(), O_RDWR | O_CREAT | O_EXCL, 0644);
+    if (fd < 0) {
+      int err = errno;
+      throw makeError(env, errnoCode(err), path_, "cannot create pmem log " + path_ + ": " + strerror(err));
+    }
+    {
+      std::vector<uint8_t> zeros(1 << 20, 0);
+      int err = 0;
+      for (uint64_t off = 0; off < size && !err;) {
+        size_t n = static_cast<size_t>(size - off < zeros.size() ? size - off : zeros.size());
+        ssize_t w = pwrite(fd, zeros.data(), n, static_cast<off_t>(off));
+        if (w < 0) err = errno;
+        else off += static_cast<uint64_t>(w);
+      }
+      if (!err && fdatasync(fd) != 0) err = errno;
+      if (err) {
+        close(fd);
+        unlink(path_.c_str());
+        throw makeError(env, errnoCode(err), path_, "cannot allocate pmem log " + path_ + ": " + strerror(err));
+      }
+    }
 #ifdef DECREE_HAVE_LIBPMEM
+    close(fd);
     size_t mapped = 0;
     int isPmem = 0;
-    void* addr = pmem_map_file(path_.c_str(), size, PMEM_FILE_CREATE | PMEM_FILE_EXCL, 0644, &mapped, &isPmem);
+    void* addr = pmem_map_file(path_.c_str(), 0, 0, 0, &mapped, &isPmem);
     if (!addr) {
       int err = errno;
-      throw makeError(env, errnoCode(err), path_, std::string("cannot create pmem log ") + path_ + ": " + pmem_errormsg());
+      unlink(path_.c_str());
+      throw makeError(env, errnoCode(err), path_, std::string("cannot map pmem log ") + path_ + ": " + pmem_errormsg());
     }
     map_.base = static_cast<uint8_t*>(addr);
     map_.size = mapped;
     map_.isPmem = isPmem != 0;
     map_.viaLibpmem = true;
 #else
-    int fd = open(path_.c_str(), O_RDWR | O_CREAT | O_EXCL, 0644);
-    if (fd < 0) {
-      int err = errno;
-      throw makeError(env, errnoCode(err), path_, "cannot create pmem log " + path_ + ": " + strerror(err));
-    }
-    int err = posix_fallocate(fd, 0, static_cast<off_t>(size));
-    if (err) {
-      close(fd);
-      unlink(path_.c_str());
-      throw makeError(env, errnoCode(err), path_, "cannot allocate pmem log " + path_ + ": " + strerror(err));
-    }
     MapFd(env, fd, size);
 #endif
     uint8_t* b = map_.base;
