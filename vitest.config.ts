@@ -10,5 +10,7 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: 'forks',
+    // the last line of a run is a plain `N passed, N failed` for CI
+    reporters: ['default', './tools/scripts/vitest-summary.ts'],
   },
 });

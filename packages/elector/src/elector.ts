@@ -32,6 +32,8 @@ export interface ElectorInput {
   options?: Partial<ElectorOptions>;
   /** RSL CanBecomePrimary: the state machine may veto leadership and hand a cookie to followers */
   canBecomeLeader?: () => boolean | { ok: boolean; cookie?: Uint8Array };
+  /** the highest round known at start (the local acceptor's durable promise) */
+  maxRound?: number;
 }
 
 export interface PeerVote {
@@ -234,7 +236,7 @@ export const electorMachine = setup({
     opts: { ...DEFAULT_ELECTOR_OPTIONS, ...input.options },
     leader: undefined,
     leaderBallot: { round: 0, leader: '' },
-    maxRound: 0,
+    maxRound: input.maxRound ?? 0,
     decidedUpTo: 0,
     executedUpTo: 0,
     proposerState: 'follower',

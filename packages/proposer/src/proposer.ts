@@ -47,6 +47,8 @@ export interface ProposerInput {
   options?: Partial<ProposerOptions>;
   /** the slot the local learner has executed up to at start */
   executedUpTo?: Slot;
+  /** the highest round known at start (the local acceptor's durable promise): never reuse a ballot */
+  maxRound?: number;
 }
 
 export interface InflightSlot {
@@ -361,7 +363,10 @@ export const proposerMachine = setup({
     completesQuorum: ({ context: d, event }) => {
       const m = event as MessageOf<'promise'>;
       if (!ballotEq(m.ballot, d.ballot) || m.fromSlot !== d.fromSlot || !d.members.includes(m.from)) return false;
-      return d.promises.size + (d.promises.has(m.from) ? 0 : 1) >= d.quorum;
+      if (d.promises.size + (d.promises.has(m.from) ? 0 : 1) < d.quorum) return false;
+      // The local acceptor's promise must be among them: it is the durable record that this ballot
+      // was used, so a restarted replica never campaigns with the same ballot again.
+      return !d.members.includes(d.self) || m.from === d.self || d.promises.has(d.self);
     },
     forThisBallot: ({ context: d, event }) => {
       const m = event as MessageOf<'promise'>;
@@ -382,7 +387,7 @@ export const proposerMachine = setup({
       quorum: 1,
       opts,
       ballot: { round: 0, leader: input.self },
-      maxRound: 0,
+      maxRound: input.maxRound ?? 0,
       leaderHint: undefined,
       executedUpTo: input.executedUpTo ?? 0,
       cookie: undefined,

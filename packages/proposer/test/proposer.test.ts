@@ -50,6 +50,9 @@ describe('proposer: phase 1', () => {
     h.actor.send(promise('r2', bal, 1)); // the same member twice
     expect(h.state()).toBe('preparing');
     h.actor.send(promise('r3', bal, 1));
+    // a majority, but not yet the local acceptor's durable promise: a restarted replica must never reuse this ballot
+    expect(h.state()).toBe('preparing');
+    h.actor.send(promise('r1', bal, 1));
     expect(h.state()).toBe('leading');
     expect(h.sent('leader-state').at(-1)).toMatchObject({ state: 'leading', ballot: bal });
   });

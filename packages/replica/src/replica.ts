@@ -179,7 +179,7 @@ export class Replica {
     });
     this.proposer = createActor(proposerMachine, {
       ...common,
-      input: { ...base, inc: this.inc, members: this.members, options: cfg.options?.proposer ?? {} },
+      input: { ...base, inc: this.inc, members: this.members, maxRound: recovered.promised.round, options: cfg.options?.proposer ?? {} },
     });
     this.learner = createActor(learnerMachine, {
       ...common,
@@ -200,6 +200,7 @@ export class Replica {
         ...base,
         members: this.members,
         random: () => this.env.random(),
+        maxRound: recovered.promised.round,
         options: cfg.options?.elector ?? {},
         ...(this.sm.canBecomeLeader ? { canBecomeLeader: () => this.sm.canBecomeLeader!() } : {}),
       },

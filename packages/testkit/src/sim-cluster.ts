@@ -1,5 +1,5 @@
 import { Bus, type Env, type Rng, SimNetwork, type SimNetworkOptions, SimScheduler } from '@decree/bus';
-import type { ReplicaId, StateMachine } from '@decree/protocol';
+import type { AcceptorStore, ReplicaId, StateMachine } from '@decree/protocol';
 import { MemoryStore } from '@decree/storage/memory';
 import { type CreateReplicaConfig, NotLeaderError, Replica, type ReplicaOptions } from '@decree/replica';
 import { LogMachine } from './log-machine.ts';
@@ -13,13 +13,15 @@ export interface SimClusterOptions {
   makeStateMachine?: (id: ReplicaId) => StateMachine;
   inspect?: CreateReplicaConfig['inspect'];
   brokenForgetPromise?: (id: ReplicaId) => boolean;
+  /** makes each replica's store (once; it survives crashes). Default: MemoryStore */
+  makeStore?: (id: ReplicaId, env: Env) => AcceptorStore & { crash?(): void };
 }
 
 export interface SimNode<SM extends StateMachine = StateMachine> {
   id: ReplicaId;
   replica: Replica | undefined;
   sm: SM;
-  store: MemoryStore;
+  store: AcceptorStore & { crash?(): void };
   env: Env;
 }
 
@@ -45,7 +47,7 @@ export class SimCluster<SM extends StateMachine = LogMachine> {
   async start(): Promise<this> {
     for (const id of this.ids) {
       const env = this.sched.env(this.rng.fork());
-      const store = new MemoryStore({ defer: (fn) => env.defer(fn) });
+      const store = this.opts.makeStore?.(id, env) ?? new MemoryStore({ defer: (fn) => env.defer(fn) });
       const sm = (this.opts.makeStateMachine?.(id) ?? new LogMachine()) as SM;
       this.nodes.set(id, { id, replica: undefined, sm, store, env });
       await this.boot(id);
@@ -117,6 +119,7 @@ export class SimCluster<SM extends StateMachine = LogMachine> {
     if (!r) return;
     node.replica = undefined;
     this.net.setDown(id, true);
+    node.store.crash?.(); // writes not yet synced are lost
     await r.stop({ keepStore: true });
   }
 

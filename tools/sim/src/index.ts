@@ -1,1 +1,3 @@
-export {};
+export * from './disk.ts';
+export * from './recording-machine.ts';
+export * from './simulate.ts';

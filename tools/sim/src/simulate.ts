@@ -1,0 +1,294 @@
+import { KvCommands, decodeResult } from '@decree/kv-machine';
+import { HistoryRecorder, checkHistory, type Op, type OpHandle, type OpKind } from '@decree/lincheck';
+import { NotLeaderError } from '@decree/replica';
+import type { ReplicaId } from '@decree/protocol';
+import { SimCluster, checkAgreement, checkDurability, checkValidity, SafetyViolation, type AppliedEntry } from '@decree/testkit';
+import { SimDisk } from './disk.ts';
+import { RecordingKv } from './recording-machine.ts';
+
+export interface SimParams {
+  seed: number;
+  /** cluster size; default from the seed (3 or 5) */
+  n?: 3 | 5;
+  /** simulated milliseconds of faults and load */
+  durationMs?: number;
+  clients?: number;
+  /** TEST ONLY: every acceptor forgets its promises */
+  brokenForgetPromise?: boolean;
+  /** probability of a fault per client round (about every 5 simulated ms); default 0.03 */
+  faultRate?: number;
+}
+
+export interface SimReport {
+  seed: number;
+  n: number;
+  ok: boolean;
+  violation?: string;
+  ops: number;
+  okOps: number;
+  unknownOps: number;
+  applied: number;
+  faults: number;
+  trace: string[];
+  history: Op[];
+}
+
+const KEYS = ['a', 'b', 'c', 'd'];
+
+/**
+ * One deterministic simulation: a cluster of KV replicas on virtual time, simulated network and
+ * disks, clients recording a history, random faults (crash/restart with unsynced writes lost,
+ * partitions, one-way link cuts, drops, duplicates, reordering and delay changes, slow and failing
+ * disks, leader churn). Afterwards: agreement, validity, durability of acknowledged writes, equal
+ * states at equal slots, and linearizability of the client history. Same seed, same run.
+ */
+export async function simulate(p: SimParams): Promise<SimReport> {
+  const seed = p.seed;
+  const rngPre = (seed * 2654435761) >>> 0;
+  const n = p.n ?? (rngPre % 3 === 0 ? 5 : 3);
+  const durationMs = p.durationMs ?? 3_000;
+  const faultRate = p.faultRate ?? 0.03;
+  const disks = new Map<ReplicaId, SimDisk>();
+  const c: SimCluster<RecordingKv> = new SimCluster<RecordingKv>({
+    n,
+    seed,
+    net: { minDelayMs: 0.1, maxDelayMs: 2, dropRate: 0.01, duplicateRate: 0.01, serialize: seed % 4 === 0 },
+    options: { elector: { electionTimeoutMinMs: 150, electionTimeoutMaxMs: 300, heartbeatMs: 40 }, tickMs: 10 },
+    makeStateMachine: () => new RecordingKv(),
+    makeStore: (id: ReplicaId, env): SimDisk => {
+      const d = new SimDisk(env, c.sched.rng.fork());
+      disks.set(id, d);
+      return d;
+    },
+    ...(p.brokenForgetPromise ? { brokenForgetPromise: () => true } : {}),
+  });
+  await c.start();
+  const rng = c.sched.rng.fork();
+  const trace: string[] = [];
+  const t = () => c.sched.now().toFixed(1);
+  const quorum = Math.floor(n / 2) + 1;
+  const down = () => c.ids.filter((id) => !c.nodes.get(id)!.replica);
+  const history = new HistoryRecorder({ clock: () => c.sched.now() });
+  const submitted = new Set<string>();
+  const acked = new Set<string>();
+  let faults = 0;
+  let valueSeq = 0;
+
+  // ------------------------------------------------------------ clients
+  const clients = p.clients ?? 3;
+  const busy = new Array<boolean>(clients).fill(false);
+  const seqs = new Array<number>(clients).fill(0);
+  const clientStep = (ci: number) => {
+    if (busy[ci]) return;
+    const leader = rng.chance(0.9) ? c.leader() : rng.pick(c.up());
+    if (!leader) return;
+    const key = rng.pick(KEYS);
+    const kind = rng.int(0, 9);
+    let cmd: Uint8Array;
+    let h: OpHandle;
+    let op: OpKind;
+    if (kind < 4) {
+      op = 'get';
+      cmd = KvCommands.get(key);
+      h = history.invoke(ci, 'get', key);
+    } else if (kind < 7) {
+      const v = `v${valueSeq++}`;
+      op = 'set';
+      cmd = KvCommands.set(key, v);
+      h = history.invoke(ci, 'set', key, v);
+    } else if (kind < 9) {
+      op = 'incr';
+      cmd = KvCommands.incr(key, 1);
+      h = history.invoke(ci, 'incr', key, '1');
+    } else {
+      const v = `v${valueSeq++}`;
+      const exp = rng.chance(0.5) ? null : `v${Math.max(0, valueSeq - rng.int(1, 4))}`;
+      op = 'cas';
+      cmd = KvCommands.cas(key, exp, v);
+      h = history.invoke(ci, 'cas', key, v, exp);
+    }
+    // a client session makes every command unique (and exactly-once under retries)
+    cmd = KvCommands.session(`c${ci}`, ++seqs[ci]!, cmd);
+    const tag = Buffer.from(cmd).toString('base64');
+    submitted.add(tag);
+    busy[ci] = true;
+    let settled = false;
+    const timeout = c.sched.after(1_000, () => {
+      if (settled) return;
+      settled = true;
+      busy[ci] = false;
+      history.timeout(h);
+    });
+    c.replica(leader)
+      .submit(cmd)
+      .then(
+        (res: Uint8Array | undefined) => {
+          if (settled) return;
+          settled = true;
+          c.sched.cancel(timeout);
+          busy[ci] = false;
+          acked.add(tag);
+          const r = decodeResult(res!);
+          let result: string | number | boolean | null;
+          switch (r.type) {
+            case 'ok':
+              result = 'OK';
+              break;
+            case 'nil':
+              result = null;
+              break;
+            case 'bulk':
+              result = Buffer.from(r.value).toString();
+              break;
+            case 'int':
+              result = op === 'cas' ? Number(r.value) === 1 : Number(r.value);
+              break;
+            default:
+              result = JSON.stringify(r);
+          }
+          if (r.type === 'error') history.fail(h);
+          else history.complete(h, result);
+        },
+        (err: unknown) => {
+          if (settled) return;
+          settled = true;
+          c.sched.cancel(timeout);
+          busy[ci] = false;
+          if (err instanceof NotLeaderError && !err.maybeExecuted) history.fail(h);
+          else history.timeout(h); // proposed before the leader was lost, or the replica stopped: unknown
+        },
+      );
+  };
+
+  // ------------------------------------------------------------ faults
+  const fault = async () => {
+    const kind = rng.int(0, 9);
+    faults++;
+    switch (kind) {
+      case 0:
+      case 1: {
+        if (down().length >= n - quorum) return;
+        const victim = rng.chance(0.6) ? (c.leader() ?? rng.pick(c.up())) : rng.pick(c.up());
+        trace.push(`${t()} crash ${victim}`);
+        await c.crash(victim);
+        return;
+      }
+      case 2:
+      case 3: {
+        if (down().length === 0) return;
+        const back = rng.pick(down());
+        trace.push(`${t()} restart ${back}`);
+        await c.restart(back);
+        return;
+      }
+      case 4: {
+        const shuffled = [...c.ids].sort(() => rng.next() - 0.5);
+        const cut = rng.int(1, n - quorum);
+        const groups = [shuffled.slice(0, cut), shuffled.slice(cut)];
+        trace.push(`${t()} partition ${JSON.stringify(groups)}`);
+        c.net.partition(groups);
+        return;
+      }
+      case 5: {
+        const a = rng.pick(c.ids);
+        const b = rng.pick(c.ids.filter((x: ReplicaId) => x !== a));
+        trace.push(`${t()} cut ${a}->${b}`);
+        c.net.cutLink(a, b, false);
+        return;
+      }
+      case 6:
+        trace.push(`${t()} heal`);
+        c.net.heal();
+        return;
+      case 7: {
+        const drop = rng.chance(0.5) ? 0 : rng.next() * 0.2;
+        const dup = rng.chance(0.5) ? 0 : rng.next() * 0.1;
+        const maxDelay = 0.2 + rng.next() * 30;
+        trace.push(`${t()} net drop=${drop.toFixed(2)} dup=${dup.toFixed(2)} maxDelay=${maxDelay.toFixed(1)}`);
+        c.net.opts = { ...c.net.opts, dropRate: drop, duplicateRate: dup, maxDelayMs: maxDelay };
+        return;
+      }
+      case 8: {
+        const id = rng.pick(c.ids);
+        const d = disks.get(id)!;
+        const slow = rng.chance(0.5);
+        d.opts = { ...d.opts, maxSyncMs: slow ? 5 + rng.next() * 50 : 0.5, failRate: rng.chance(0.2) ? 0.05 : 0 };
+        trace.push(`${t()} disk ${id} maxSync=${d.opts.maxSyncMs.toFixed(1)} fail=${d.opts.failRate}`);
+        return;
+      }
+      case 9: {
+        const l = c.leader();
+        if (l) {
+          trace.push(`${t()} churn: ${l} relinquishes`);
+          c.replica(l).relinquishLeadership();
+        }
+        return;
+      }
+    }
+  };
+
+  // ------------------------------------------------------------ the run
+  let violation: string | undefined;
+  try {
+    const end = c.sched.now() + durationMs;
+    while (c.sched.now() < end) {
+      if (rng.chance(faultRate)) await fault();
+      for (let ci = 0; ci < clients; ci++) if (rng.chance(0.5)) clientStep(ci);
+      c.run(rng.int(1, 10));
+      await c.settle();
+    }
+    // heal and converge
+    trace.push(`${t()} heal all`);
+    c.net.heal();
+    c.net.opts = { ...c.net.opts, dropRate: 0, duplicateRate: 0, maxDelayMs: 2 };
+    for (const d of disks.values()) d.opts = { ...d.opts, maxSyncMs: 0.5, failRate: 0 };
+    for (const id of c.up() as ReplicaId[]) if (c.replica(id).acceptor.getSnapshot().value === 'failed') await c.crash(id);
+    for (const id of down()) await c.restart(id);
+    c.run(3_000); // outstanding client ops time out; a leader emerges
+    await c.settle();
+    let fin = false;
+    for (let attempt = 0; attempt < 20 && !fin; attempt++) {
+      const cmd = KvCommands.set(`final`, `${seed}-${attempt}`);
+      submitted.add(Buffer.from(cmd).toString('base64'));
+      try {
+        c.waitForLeader(5_000);
+        await c.submitAndWait(cmd, 2_000);
+        acked.add(Buffer.from(cmd).toString('base64'));
+        fin = true;
+      } catch {
+        c.run(500);
+      }
+    }
+    c.run(1_000);
+    await c.settle();
+    if (!fin) throw new SafetyViolation('liveness: no command completed after every fault was healed');
+    const logs = new Map<string, readonly AppliedEntry[]>();
+    for (const id of c.ids) logs.set(id, c.sm(id).applied);
+    checkAgreement(logs);
+    checkValidity(logs, submitted);
+    checkDurability(logs, acked, n);
+    // identical state machines at equal applied slots
+    const digests = new Set(c.ids.map((id: ReplicaId) => `${c.replica(id).executedSlot()}:${c.sm(id).kv.digest()}`));
+    if (digests.size !== 1) throw new SafetyViolation(`states differ: ${[...digests].join(' | ')}`);
+    const lin = checkHistory(history.ops(), { timeoutMs: 10_000 });
+    if (!lin.ok && !lin.timedOut) throw new SafetyViolation(`linearizability: key ${lin.key}: ${lin.reason}`);
+  } catch (e) {
+    violation = (e as Error).message;
+  }
+  const ops = history.ops();
+  const applied = Math.max(...c.ids.map((id: ReplicaId) => c.sm(id).applied.length));
+  await c.stop();
+  return {
+    seed,
+    n,
+    ok: violation === undefined,
+    ...(violation !== undefined ? { violation } : {}),
+    ops: ops.length,
+    okOps: ops.filter((o) => o.complete !== null && o.ok !== false).length,
+    unknownOps: ops.filter((o) => o.complete === null).length,
+    applied,
+    faults,
+    trace,
+    history: ops,
+  };
+}
