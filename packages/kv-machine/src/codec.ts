@@ -266,7 +266,7 @@ function decodeAt(buf: Uint8Array, pos: { p: number }, depth: number): KvResult 
     case ResultTag.BULK: {
       const n = varint();
       if (pos.p + n > buf.length) throw new KvDecodeError('truncated bulk');
-      const value = buf.slice(pos.p, pos.p + n);
+      const value = new Uint8Array(buf.subarray(pos.p, pos.p + n)); // a plain copy, even from a Buffer
       pos.p += n;
       return { type: 'bulk', value };
     }

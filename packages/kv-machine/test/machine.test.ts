@@ -106,6 +106,8 @@ describe('command semantics', () => {
         expect(BigInt(p!)).toBe(v);
       }),
     );
+    for (const s of ['9007199254740993', '9999999999999999', '-9999999999999999', '999999999999999', '1000000000000000'])
+      expect(String(parseInt64(s))).toBe(s);
     expect(parseInt64('9223372036854775808')).toBeUndefined();
     expect(parseInt64('-9223372036854775809')).toBeUndefined();
   });
