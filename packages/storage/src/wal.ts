@@ -207,19 +207,20 @@ export class FileWalStore implements AcceptorStore {
     let lastSeq = -1; // last complete batch
     let cut: { seg: number; off: number } | null = null;
     let endPos = WAL_HEADER_BYTES;
-    const bufs: Buffer[] = [];
-    for (const s of segs) {
+    let cutLen = 0;
+    // one segment in memory at a time (a later one is read only to tell a torn tail from corruption)
+    const readSeg = async (s: Segment): Promise<Buffer> => {
+      this.st.reads++;
       try {
-        bufs.push(await readFile(s.path));
+        return await readFile(s.path);
       } catch (e) {
         throw fsError(e, s.path, 'read');
       }
-      this.st.reads++;
-    }
+    };
 
     for (let si = 0; si < segs.length; si++) {
       const seg = segs[si]!;
-      const buf = bufs[si]!;
+      const buf = await readSeg(seg);
       const bad = checkHeader(buf, seg.index);
       if (bad) throw new StorageCorruptionError(seg.path, 0, bad);
       let off = WAL_HEADER_BYTES;
@@ -230,7 +231,8 @@ export class FileWalStore implements AcceptorStore {
         if (!f || (expected >= 0 && f.seq !== expected)) break;
         let rec: StoreRecord;
         try {
-          rec = decodeRecord(buf.subarray(off + WAL_FRAME_HEADER_BYTES, off + WAL_FRAME_HEADER_BYTES + f.len));
+          // a copy, so recovered values do not pin the whole segment buffer
+          rec = decodeRecord(Buffer.from(buf.subarray(off + WAL_FRAME_HEADER_BYTES, off + WAL_FRAME_HEADER_BYTES + f.len)));
         } catch (e) {
           throw new StorageCorruptionError(seg.path, off, `record with a valid checksum does not decode (${(e as Error).message})`);
         }
@@ -256,7 +258,8 @@ export class FileWalStore implements AcceptorStore {
       const inflight = batch ? batch.seq : lastSeq >= 0 ? lastSeq + 1 : -1;
       const after = scanFrames(buf, off).map((x) => ({ ...x, si }));
       for (let sj = si + 1; sj < segs.length; sj++) {
-        if (checkHeader(bufs[sj]!, segs[sj]!.index) === null) after.push(...scanFrames(bufs[sj]!, WAL_HEADER_BYTES).map((x) => ({ ...x, si: sj })));
+        const later = await readSeg(segs[sj]!);
+        if (checkHeader(later, segs[sj]!.index) === null) after.push(...scanFrames(later, WAL_HEADER_BYTES).map((x) => ({ ...x, si: sj })));
         else after.push({ off: 0, seq: -2, si: sj });
       }
       const seqs = new Set(after.map((x) => x.seq));
@@ -270,6 +273,7 @@ export class FileWalStore implements AcceptorStore {
         );
       }
       cut = { seg: si, off: batch ? batch.start : off };
+      cutLen = buf.length;
       break;
     }
 
@@ -277,12 +281,10 @@ export class FileWalStore implements AcceptorStore {
     if (cut) {
       const seg = segs[cut.seg]!;
       endPos = cut.off;
-      await this.zeroFrom(seg.path, cut.off, bufs[cut.seg]!.length);
+      await this.zeroFrom(seg.path, cut.off, cutLen);
       for (const s of segs.splice(cut.seg + 1)) await unlink(s.path).catch((e) => Promise.reject(fsError(e, s.path, 'unlink')));
-      if (segs.length > cut.seg + 1) segs.length = cut.seg + 1;
       await this.syncDir();
     }
-    bufs.length = 0;
 
     this.durable = state;
     this.truncPending = state.truncatedBelow;
