@@ -184,8 +184,12 @@ export function execute(d: LearnerData): void {
   CONTRACTS && ensures(!d.chosen.has(d.executedUpTo + 1), 'execute: stops only at a gap');
 }
 
-function pickPeer(d: LearnerData): ReplicaId | undefined {
-  if (d.leaderGuess && d.leaderGuess !== d.self && d.members.includes(d.leaderGuess)) return d.leaderGuess;
+/**
+ * The peer to ask: the leader it knows first; when it asks again for the same slot (the last
+ * answer did not help), the other members in turn, so a peer lacking the slot is not asked forever.
+ */
+function pickPeer(d: LearnerData, retry: boolean): ReplicaId | undefined {
+  if (!retry && d.leaderGuess && d.leaderGuess !== d.self && d.members.includes(d.leaderGuess)) return d.leaderGuess;
   const others = d.members.filter((m) => m !== d.self);
   if (others.length === 0) return undefined;
   return others[Math.floor((d.executedUpTo + d.stats.catchupRequests) % others.length)];
@@ -198,7 +202,7 @@ export function maybeCatchup(d: LearnerData, force = false): void {
   if (d.chosen.has(want)) return;
   const now = d.input.now();
   if (!force && d.catchupAskedFor === want && now - d.catchupAskedAt < d.opts.catchupIntervalMs) return;
-  const peer = pickPeer(d);
+  const peer = pickPeer(d, d.catchupAskedFor === want);
   if (!peer) return;
   d.catchupAskedAt = now;
   d.catchupAskedFor = want;
@@ -261,9 +265,12 @@ export const learnerMachine = setup({
     },
     serve: ({ context, event }) => serveCatchup(context, event as MessageOf<'catchup-req'>),
     catchupReply: ({ context: d, event }) => {
-      onCatchupReply(d, event as MessageOf<'catchup-rep'>);
+      const m = event as MessageOf<'catchup-rep'>;
+      onCatchupReply(d, m);
       execute(d);
-      maybeCatchup(d, true);
+      // ask for the next run at once only when this reply helped; an empty one waits for the
+      // retry interval (two learners lacking the same slot would otherwise ping-pong without end)
+      maybeCatchup(d, m.entries.length > 0);
       sendProgress(d);
     },
     tick: ({ context: d }) => {

@@ -169,6 +169,26 @@ describe('learner: catch-up', () => {
     expect(h.ctx().stats.catchupRequests).toBe(2);
   });
 
+  it('an empty reply is not re-asked at once, and the retry goes to another peer (no ping-pong storm)', () => {
+    // Regression: every catch-up reply forced a new request at once, always to the leader it knew;
+    // two learners missing the same slot asked each other without end (400K messages in 1 s of
+    // virtual time in the system property test) and never asked the peer that had the slot.
+    const h = learnerHarness({ options: { catchupIntervalMs: 50 } });
+    h.actor.send(decide(b(1, 'r2'), 2));
+    expect(h.sent('catchup-req').map((r) => r.to)).toEqual(['r2']);
+    h.actor.send(catchupRep('r2', [], 0)); // r2 lacks slot 1 too
+    expect(h.sent('catchup-req')).toHaveLength(1);
+    h.sched.runFor(60);
+    h.actor.send({ type: 'tick' });
+    const reqs = h.sent('catchup-req');
+    expect(reqs).toHaveLength(2);
+    expect(reqs[1]!.to).toBe('r3');
+    h.actor.send(catchupRep('r3', [{ slot: 1, value: batch(['c1']) }], 2));
+    // that one helped: the rest is asked at once (of the leader again: a new slot)
+    expect(h.sent('catchup-req')).toHaveLength(3);
+    expect(h.sent('catchup-req')[2]).toMatchObject({ fromSlot: 2, to: 'r2' });
+  });
+
   it('asks nobody while nothing is decided beyond what it executed', () => {
     const h = learnerHarness();
     h.feed(1, 3);
