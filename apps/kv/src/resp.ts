@@ -158,7 +158,21 @@ abstract class RespInput {
   }
 
   protected lineEnd(max: number, tooLong: string): number {
-    const lf = this.findLF(Math.max(this.scan, this.pos));
+    const from = Math.max(this.scan, this.pos);
+    let lf = -1;
+    if (max <= MAX_NUMBER_LINE) {
+      // a short header line: a JS scan beats a native indexOf call
+      const stop = Math.min(this.end, this.pos + max + 2);
+      const b = this.buf;
+      for (let i = from; i < stop; i++) {
+        if (b[i] === LF) {
+          lf = i;
+          break;
+        }
+      }
+    } else {
+      lf = this.findLF(from);
+    }
     if (lf < 0) {
       if (this.end - this.pos > max + 1) this.fail(tooLong);
       this.scan = this.end;
@@ -540,11 +554,20 @@ export class RespWriter {
     return this;
   }
 
+  private line(prefix: string, s: string): this {
+    const t = /[\r\n]/.test(s) ? oneLine(s) : s;
+    this.room(1 + Buffer.byteLength(t, 'utf8') + 2);
+    this.buf[this.len++] = prefix.charCodeAt(0);
+    this.len += this.buf.write(t, this.len, 'utf8');
+    this.buf[this.len++] = CR;
+    this.buf[this.len++] = LF;
+    return this;
+  }
   simple(s: string): this {
-    return this.raw(simpleString(s));
+    return s === 'OK' ? this.raw(OK) : this.line('+', s);
   }
   error(message: string): this {
-    return this.raw(errorReply(message));
+    return this.line('-', message);
   }
   integer(n: number | bigint): this {
     if (typeof n === 'number' && !Number.isSafeInteger(n)) throw new RangeError(`RESP integer must be an integer: ${n}`);
