@@ -1,0 +1,273 @@
+/**
+ * Breadth-first ("frontier") search over one key's history: the events are swept in time order
+ * while keeping every configuration the history could be in at that moment. A configuration is the
+ * set of open (invoked, not yet returned) completed ops already linearized, the key's value, and how
+ * many pending ops of each effect class have been placed. Everything returned earlier is linearized
+ * in every surviving configuration, so configurations reached by different orders merge, and the
+ * cost grows with the history's length times the number of configurations of its concurrency window,
+ * whether or not the history is linearizable. At the return of op X, configurations that have not
+ * linearized X are dropped; none left means X cannot take effect before it completes: a violation,
+ * reported with the values the key could hold at that moment.
+ *
+ * Reductions (each keeps a configuration that dominates the ones it drops):
+ *  - an op that cannot change the state (get, del → 0, cas → false) is linearized as soon as its
+ *    result matches, instead of branching;
+ *  - among configurations with the same open set and value, one that has placed, for every pending
+ *    class, no more ops than another dominates it (a pending op may also never take effect);
+ *  - a pending op that would leave the value as it is is never placed;
+ *  - a run of pending ops is never followed by a blind write (see isBlindWrite in model.ts).
+ *
+ * Relaxed mode drops the rule that a pending op takes effect at most once for pending set, del and
+ * cas (once invoked, such an op may be placed any number of times; pending incr stays exact, or the
+ * values would grow without end). Configurations then differ only in how many pending incrs they
+ * used, so the frontier stays small however many pending writes there are. Its verdict "not linearizable" is
+ * final (the relaxation only admits more histories); "linearizable" is final when the linearization
+ * it found (each configuration keeps the representative that reused pending ops least) uses no
+ * pending op twice, and is otherwise reported as `inconclusive`, for the exact mode to decide.
+ *
+ * Windows wider than 30 open ops on one key are not supported here (`undefined` is returned).
+ */
+import { Deadline, K, StateIds, isBlindWrite, step, type KeyOutcome, type MOp, type State } from './model.ts';
+
+interface Trail {
+  index: number;
+  prev: Trail | null;
+}
+
+interface Config {
+  mask: number;
+  state: State;
+  sid: number;
+  /** The last op placed was pending: no blind write may come next. */
+  chain: boolean;
+  used: Int32Array;
+  /** Relaxed mode: placements of pending ops beyond the members invoked so far (reuses). */
+  reuse: number;
+  /** Pending ops placed. */
+  placedPending: number;
+  trail: Trail | null;
+  dead: boolean;
+}
+
+/** Lexicographic preference of relaxed-mode representatives: fewer reuses, then fewer pending ops placed. */
+function better(a: Config, b: Config): boolean {
+  return a.reuse < b.reuse || (a.reuse === b.reuse && a.placedPending < b.placedPending);
+}
+
+const MAX_WINDOW = 30;
+
+const enum Ev {
+  Call,
+  Avail,
+  Return,
+}
+
+export function searchFrontier(
+  comp: MOp[],
+  classes: MOp[][],
+  deadline: Deadline,
+  relaxed = false,
+): KeyOutcome | undefined {
+  const nc = comp.length;
+  if (nc === 0) return { kind: 'ok', order: [] };
+  const ncls = classes.length;
+
+  // Events: calls and pending availabilities before returns at equal times.
+  const evKind: Ev[] = [];
+  const evId: number[] = [];
+  const evTime: number[] = [];
+  for (let id = 0; id < nc; id++) {
+    evKind.push(Ev.Call, Ev.Return);
+    evId.push(id, id);
+    evTime.push(comp[id].invoke, comp[id].complete);
+  }
+  for (let c = 0; c < ncls; c++)
+    for (const m of classes[c]) {
+      evKind.push(Ev.Avail);
+      evId.push(c);
+      evTime.push(m.invoke);
+    }
+  const order = evKind.map((_, i) => i);
+  order.sort(
+    (a, b) =>
+      evTime[a] - evTime[b] ||
+      (evKind[a] === Ev.Return ? 1 : 0) - (evKind[b] === Ev.Return ? 1 : 0) ||
+      evKind[a] - evKind[b] ||
+      evId[a] - evId[b],
+  );
+
+  const states = new StateIds();
+  const slotOf = new Int32Array(nc).fill(-1);
+  const slotOp = new Int32Array(MAX_WINDOW).fill(-1);
+  let freeSlots = (1 << MAX_WINDOW) - 1 >>> 0;
+  const avail = new Int32Array(ncls);
+  let newOps: number[] = [];
+  let newClasses = new Set<number>();
+  let openMask = 0;
+
+  let frontier: Config[] = [
+    { mask: 0, state: null, sid: states.of(null), chain: false, used: new Int32Array(ncls), reuse: 0, placedPending: 0, trail: null, dead: false },
+  ];
+
+  /** Classes counted exactly (all in exact mode; incr only in relaxed mode). */
+  const exactClasses: number[] = [];
+  for (let c = 0; c < ncls; c++) if (!relaxed || classes[c][0].kind === K.Incr) exactClasses.push(c);
+  /** a ≤ b on the exactly counted classes. */
+  const leq = (a: Int32Array, b: Int32Array): boolean => {
+    for (const c of exactClasses) if (a[c] > b[c]) return false;
+    return true;
+  };
+  const isExact = new Uint8Array(ncls);
+  for (const c of exactClasses) isExact[c] = 1;
+
+  /** Linearizes every open observer op that the value allows (in place). */
+  const saturate = (cfg: Config): boolean => {
+    let changed = false;
+    let todo = openMask & ~cfg.mask;
+    while (todo !== 0) {
+      const bit = todo & -todo;
+      todo ^= bit;
+      const op = comp[slotOp[31 - Math.clz32(bit)]];
+      if (op.observer && step(cfg.state, op) !== undefined) {
+        cfg.mask |= bit;
+        cfg.chain = false;
+        cfg.trail = { index: op.index, prev: cfg.trail };
+        changed = true;
+      }
+    }
+    return changed;
+  };
+
+  /** Closes the frontier under "linearize one more op", trying new ops on old configurations. */
+  const closure = (): boolean => {
+    const groups = new Map<number, Config[]>();
+    const work: { cfg: Config; all: boolean }[] = [];
+    const add = (cfg: Config, all: boolean): void => {
+      const key = (cfg.mask * 1048576 + cfg.sid) * 2 + (cfg.chain ? 1 : 0); // exact while sid < 2^20 (checked below)
+      let g = groups.get(key);
+      if (g === undefined) {
+        g = [];
+        groups.set(key, g);
+      } else {
+        for (const o of g) {
+          if (o.dead || o.state !== cfg.state || o.chain !== cfg.chain || !leq(o.used, cfg.used)) continue;
+          // o dominates cfg (or they are equal in relaxed mode, where o may still be the worse witness)
+          if (relaxed && leq(cfg.used, o.used) && better(cfg, o)) {
+            o.dead = true;
+            break;
+          }
+          return;
+        }
+        for (const o of g) if (!o.dead && o.state === cfg.state && o.chain === cfg.chain && leq(cfg.used, o.used)) o.dead = true;
+      }
+      g.push(cfg);
+      work.push({ cfg, all });
+    };
+    for (const cfg of frontier) add(cfg, saturate(cfg));
+    const newMask = newOps.reduce((m, id) => m | (1 << slotOf[id]), 0);
+    while (work.length > 0) {
+      if (deadline.expired()) return false;
+      const { cfg, all } = work.pop()!;
+      if (cfg.dead) continue;
+      let todo = (all ? openMask : newMask) & ~cfg.mask;
+      while (todo !== 0) {
+        const bit = todo & -todo;
+        todo ^= bit;
+        const op = comp[slotOp[31 - Math.clz32(bit)]];
+        if (op.observer) continue; // saturated already when possible
+        if (cfg.chain && isBlindWrite(op)) continue;
+        const next = step(cfg.state, op);
+        if (next === undefined) continue;
+        const child: Config = {
+          mask: cfg.mask | bit,
+          state: next,
+          sid: states.of(next),
+          chain: false,
+          used: cfg.used,
+          reuse: cfg.reuse,
+          placedPending: cfg.placedPending,
+          trail: { index: op.index, prev: cfg.trail },
+          dead: false,
+        };
+        saturate(child);
+        add(child, true);
+      }
+      for (let c = 0; c < ncls; c++) {
+        if (!all && !newClasses.has(c)) continue;
+        const u = cfg.used[c];
+        if (avail[c] === 0 || (u >= avail[c] && isExact[c] === 1)) continue;
+        const reused = u >= avail[c];
+        const member = classes[c][reused ? avail[c] - 1 : u];
+        if (cfg.chain && isBlindWrite(member)) continue;
+        const next = step(cfg.state, member);
+        if (next === undefined || next === cfg.state) continue;
+        const used = cfg.used.slice();
+        used[c]++;
+        const child: Config = {
+          mask: cfg.mask,
+          state: next,
+          sid: states.of(next),
+          chain: true,
+          used,
+          reuse: cfg.reuse + (reused ? 1 : 0),
+          placedPending: cfg.placedPending + 1,
+          trail: { index: member.index, prev: cfg.trail },
+          dead: false,
+        };
+        saturate(child);
+        add(child, true);
+      }
+    }
+    frontier = [];
+    for (const g of groups.values()) for (const cfg of g) if (!cfg.dead) frontier.push(cfg);
+    newOps = [];
+    newClasses = new Set();
+    return true;
+  };
+
+  for (const e of order) {
+    const kind = evKind[e];
+    const id = evId[e];
+    if (kind === Ev.Call) {
+      if (freeSlots === 0) return undefined; // window too wide for this search
+      const bit = freeSlots & -freeSlots;
+      const slot = 31 - Math.clz32(bit);
+      freeSlots &= ~bit;
+      slotOf[id] = slot;
+      slotOp[slot] = id;
+      openMask |= bit;
+      newOps.push(id);
+    } else if (kind === Ev.Avail) {
+      avail[id]++;
+      newClasses.add(id);
+    } else {
+      if (newOps.length > 0 || newClasses.size > 0) {
+        if (!closure()) return { kind: 'timeout' };
+      }
+      const bit = 1 << slotOf[id];
+      const kept: Config[] = [];
+      for (const cfg of frontier) {
+        if ((cfg.mask & bit) !== 0) {
+          cfg.mask &= ~bit;
+          kept.push(cfg);
+        }
+      }
+      if (kept.length === 0) {
+        const values = [...new Set(frontier.map((c) => c.state))];
+        return { kind: 'fail', stuck: comp[id], states: values, total: nc };
+      }
+      frontier = kept;
+      openMask &= ~bit;
+      freeSlots |= bit;
+      slotOp[slotOf[id]] = -1;
+      if (states.size > 1 << 20) return undefined;
+    }
+  }
+  // Every completed op has returned, so it is linearized in every surviving configuration.
+  let best = frontier[0];
+  for (const cfg of frontier) if (better(cfg, best)) best = cfg;
+  if (best.reuse > 0) return { kind: 'inconclusive' };
+  const out: number[] = [];
+  for (let t = best.trail; t !== null; t = t.prev) out.push(t.index);
+  return { kind: 'ok', order: out.reverse() };
+}
