@@ -1,13 +1,13 @@
 /**
  * Micro-benchmark of KvMachine.apply.
- *   node --conditions=source --import tsx packages/kv-machine/bench.ts [seconds-per-case]
+ *   [KEYS=100000] node --conditions=source --import tsx packages/kv-machine/bench.ts [seconds-per-case]
  * A "64-byte SET" is a 64-byte command: opcode + 16-byte key + 45-byte value (+ 2 length bytes).
  * Commands sit in one batch buffer (as subarrays), like the commands of a decided slot.
  */
 import { KvCommands, KvMachine } from './src/index.ts';
 
 const seconds = Number(process.argv[2] ?? 2);
-const KEYS = 100_000;
+const KEYS = Number(process.env.KEYS ?? 100_000);
 const N_CMDS = 1 << 16;
 
 function batch(make: (i: number) => Uint8Array): Uint8Array[] {
@@ -31,15 +31,18 @@ if (sets[0]!.length !== 64) throw new Error(`SET is ${sets[0]!.length} bytes, no
 const gets = batch((i) => KvCommands.get(key(i)));
 const incrs = batch((i) => KvCommands.incr(`ctr:${i % 1000}`, 1));
 const sessSets = batch((i) => KvCommands.session(`client-${i % 64}`, i, KvCommands.set(key(i), value45)));
+const setsFresh = sets;
 
-function run(name: string, cmds: Uint8Array[], m: KvMachine): void {
+/** `fresh`: a new machine for each pass over the commands (session seqs would otherwise go back: stale). */
+function run(name: string, cmds: Uint8Array[], m: KvMachine, fresh = false): void {
   let n = 0;
   let slot = 1;
   const t0 = process.hrtime.bigint();
   const deadline = t0 + BigInt(Math.round(seconds * 1e9));
   while (process.hrtime.bigint() < deadline) {
-    for (let j = 0; j < 1000; j++, n++) m.apply(cmds[n & (N_CMDS - 1)]!, slot);
-    slot++; // 1000 commands per slot
+    for (let j = 0; j < 1024; j++, n++) m.apply(cmds[n & (N_CMDS - 1)]!, slot);
+    slot++; // 1024 commands per slot
+    if (fresh && (n & (N_CMDS - 1)) === 0) m = new KvMachine();
   }
   const dt = Number(process.hrtime.bigint() - t0) / 1e9;
   console.log(`${name.padEnd(30)} ${(n / dt / 1e6).toFixed(2).padStart(6)} M applies/s  (${n} in ${dt.toFixed(2)} s, ${(dt / n * 1e9).toFixed(0)} ns each)`);
@@ -54,9 +57,10 @@ const m = new KvMachine();
 }
 run('SET 64-byte (first pass)', sets, m);
 run('SET 64-byte', sets, m);
+run('SET 64-byte, new machine per 64K', setsFresh, new KvMachine(), true);
 run('GET 16-byte key (45-byte value)', gets, m);
 run('INCR', incrs, m);
-run('SESSION(SET 64-byte)', sessSets, new KvMachine());
+run('SESSION(SET 64-byte), 64 clients', sessSets, new KvMachine(), true);
 const three = [new KvMachine(), new KvMachine(), new KvMachine()];
 {
   let n = 0;
@@ -73,3 +77,27 @@ const three = [new KvMachine(), new KvMachine(), new KvMachine()];
 }
 const mem = process.memoryUsage();
 console.log(`keys ${m.size}, rss ${(mem.rss / 2 ** 20).toFixed(0)} MiB, node ${process.version}`);
+
+// snapshot + restore of a 1M-key state (16-byte keys, 45-byte values)
+{
+  const big = new KvMachine();
+  for (let i = 0; i < 1_000_000; i++) big.apply(KvCommands.set(`key:${String(i).padStart(12, '0')}`, value45), 1 + (i >> 10));
+  let t0 = performance.now();
+  const stream = await big.snapshot();
+  const tCapture = performance.now() - t0;
+  const frames: Uint8Array[] = [];
+  for await (const f of stream) frames.push(f);
+  const tEncode = performance.now() - t0;
+  const bytes = frames.reduce((a, f) => a + f.length, 0);
+  t0 = performance.now();
+  const fresh = new KvMachine();
+  await fresh.restore(frames);
+  const tRestore = performance.now() - t0;
+  t0 = performance.now();
+  const same = fresh.digest() === big.digest();
+  const tDigest = (performance.now() - t0) / 2;
+  console.log(
+    `snapshot 1M keys: capture ${tCapture.toFixed(0)} ms, stream ${tEncode.toFixed(0)} ms (${frames.length} frames, ${(bytes / 2 ** 20).toFixed(1)} MiB), ` +
+      `restore ${tRestore.toFixed(0)} ms, digest ${tDigest.toFixed(0)} ms, equal: ${same}`,
+  );
+}
