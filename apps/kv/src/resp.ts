@@ -3,8 +3,10 @@
  * an incremental decoder of any RESP2 value (replies), and serializers.
  *
  * Parsers take chunks as they come off a socket and give back complete items. Bulk strings are
- * returned as `subarray`s of the bytes fed (or of the parser's own buffer, which it never rewrites
- * once handed out): zero-copy, but an argument keeps its chunk alive, so copy what you keep.
+ * returned as `subarray`s of the chunk just fed (or of the parser's own buffer, which it never rewrites
+ * once handed out): zero-copy, so use or copy the items before reusing that chunk, and copy what you
+ * keep for long (it pins its chunk). What the parser keeps across calls (an unfinished item, the
+ * unconsumed tail) it copies out of the caller's chunk, so a read buffer may be reused after each feed.
  * Every limit violation is a RespProtocolError with Redis's wording; after one the parser stays failed
  * (a server answers `-ERR Protocol error: ...` and closes the connection, as Redis does).
  */
@@ -146,10 +148,6 @@ abstract class RespInput {
     throw this.error;
   }
 
-  /**
-   * Finds the CRLF ending the line that starts at `pos`; returns the index of its CR, or -1 when the
-   * line is not complete yet (and not over `max` bytes, else a protocol error `tooLong`).
-   */
   /** Index of the first LF in [from, end), or -1 (the spare capacity after `end` is never searched). */
   protected findLF(from: number): number {
     if (from >= this.end) return -1;
@@ -157,6 +155,10 @@ abstract class RespInput {
     return lf;
   }
 
+  /**
+   * Finds the CRLF ending the line that starts at `pos`; returns the index of its CR, or -1 when the
+   * line is not complete yet (and not over `max` bytes, else a protocol error `tooLong`).
+   */
   protected lineEnd(max: number, tooLong: string): number {
     const from = Math.max(this.scan, this.pos);
     let lf = -1;
@@ -206,12 +208,30 @@ abstract class RespInput {
     return b;
   }
 
+  /** Copies the parts of an unfinished item that still point into the caller's chunk. */
+  protected abstract retain(chunk: ArrayBufferLike): void;
+
+  /**
+   * End of a feed: nothing kept across calls may point into the caller's chunk (a socket may reuse it),
+   * so the unfinished item's parts and the unconsumed tail are copied when they do.
+   */
   protected compact(): void {
+    if (!this.owned) this.retain(this.buf.buffer);
     if (this.pos === this.end) {
       // drop the reference to a fully consumed buffer (the items handed out keep what they need)
       this.buf = EMPTY;
       this.pos = this.end = this.scan = 0;
       this.owned = false;
+    } else if (!this.owned) {
+      // keep the unconsumed tail in a buffer of our own: the caller may reuse its chunk for the next read
+      const left = this.end - this.pos;
+      const next = Buffer.allocUnsafe(Math.max(left, Math.min(this.want, 2 * left), 4096));
+      this.buf.copy(next, 0, this.pos, this.end);
+      this.scan -= this.pos;
+      this.buf = next;
+      this.pos = 0;
+      this.end = left;
+      this.owned = true;
     }
   }
 }
@@ -229,6 +249,11 @@ export class RespCommandParser extends RespInput {
   private args: Buffer[] | null = null;
   private remaining = 0;
   private bulkLen = -1;
+
+  protected retain(chunk: ArrayBufferLike): void {
+    const a = this.args;
+    if (a) for (let i = 0; i < a.length; i++) if (a[i]!.buffer === chunk) a[i] = Buffer.from(a[i]!);
+  }
 
   /**
    * Feeds a chunk; returns the commands it completed (possibly none). Throws RespProtocolError; when
@@ -394,6 +419,18 @@ interface Frame {
 export class RespDecoder extends RespInput {
   private stack: Frame[] = [];
   private bulkLen = -1;
+
+  protected retain(chunk: ArrayBufferLike): void {
+    const copy = (items: RespValue[]): void => {
+      for (let i = 0; i < items.length; i++) {
+        const v = items[i];
+        if (Buffer.isBuffer(v)) {
+          if (v.buffer === chunk) items[i] = Buffer.from(v);
+        } else if (Array.isArray(v)) copy(v);
+      }
+    };
+    for (const f of this.stack) copy(f.items);
+  }
 
   /** Feeds a chunk; returns the complete top-level values (possibly none). Errors as RespCommandParser.feed. */
   feed(chunk: Uint8Array): RespValue[] {

@@ -322,3 +322,36 @@ describe('regressions', () => {
     expect(strs(p.feed(B('\0\xb9\xc7\xa4\n\x02\xd2y\xf3')))).toEqual([['\0\xb9\xc7\xa4']]);
   });
 });
+
+describe('chunk ownership', () => {
+  it('an incomplete tail is kept in the parser own buffer: the caller may reuse its read buffer', () => {
+    const p = new RespCommandParser();
+    const readBuf = Buffer.alloc(64);
+    const first = B('*2\r\n$3\r\nGET\r\n$5\r\nab');
+    first.copy(readBuf);
+    expect(p.feed(readBuf.subarray(0, first.length))).toEqual([]);
+    readBuf.fill(0x21); // the socket reuses its buffer
+    const second = B('cde\r\n');
+    second.copy(readBuf);
+    expect(strs(p.feed(readBuf.subarray(0, second.length)))).toEqual([['GET', 'abcde']]);
+  });
+
+  it('so is an unfinished command that ends exactly at a chunk boundary, and an unfinished reply array', () => {
+    const p = new RespCommandParser();
+    const readBuf = Buffer.alloc(64);
+    const first = B('*2\r\n$3\r\nGET\r\n');
+    first.copy(readBuf);
+    expect(p.feed(readBuf.subarray(0, first.length))).toEqual([]);
+    readBuf.fill(0x21);
+    B('$1\r\nk\r\n').copy(readBuf);
+    expect(strs(p.feed(readBuf.subarray(0, 7)))).toEqual([['GET', 'k']]);
+
+    const d = new RespDecoder();
+    const r1 = B('*2\r\n*1\r\n$2\r\nab\r\n');
+    r1.copy(readBuf);
+    expect(d.feed(readBuf.subarray(0, r1.length))).toEqual([]);
+    readBuf.fill(0x21);
+    B(':1\r\n').copy(readBuf);
+    expect(d.feed(readBuf.subarray(0, 4))).toEqual([[[B('ab')], 1]]);
+  });
+});
