@@ -1,1 +1,2 @@
-export {};
+export * from './resp.ts';
+export * from './server.ts';

@@ -143,6 +143,8 @@ export class Replica {
   private lastProposerState = 'follower';
   private readonly tickMs: number;
   private readonly transport: Transport | undefined;
+  private forwards = new Map<number, { resolve(r: (Uint8Array | undefined)[]): void; reject(e: Error): void; timer: unknown }>();
+  private nextForwardId = 1;
   /** errors the state machine threw while applying (counted; the replica keeps going) */
   readonly applyErrors: { slot: Slot; err: unknown }[] = [];
 
@@ -312,6 +314,18 @@ export class Replica {
       case 'recovered':
         this.sm.onLeaderRecovered?.();
         return;
+      case 'client-req':
+        this.serveForwarded(m);
+        return;
+      case 'client-rep': {
+        const f = this.forwards.get(m.id);
+        if (!f) return;
+        this.forwards.delete(m.id);
+        this.env.clock.clearTimeout(f.timer);
+        if (m.error !== undefined) f.reject(m.error === 'NOT_LEADER' ? new NotLeaderError(m.leaderHint) : new Error(m.error));
+        else f.resolve((m.results ?? []).map((r) => (r === null ? undefined : r)));
+        return;
+      }
       default:
         return;
     }
@@ -323,6 +337,42 @@ export class Replica {
     const was = this.role;
     this.role = role;
     if (role === 'leader' || was === 'leader') this.sm.onRoleChange?.(role, role === 'leader' ? this.id : hint !== this.id ? hint : undefined);
+  }
+
+  // ------------------------------------------------------------------ forwarding
+  /**
+   * Replicates commands from any replica: on the leader it submits them; on a follower it forwards
+   * them to the leader it knows and waits for the answer (rejecting with NotLeaderError when no
+   * leader is known, or after `timeoutMs`). Forwarded commands may execute even when the answer is
+   * lost: make them idempotent (client sessions) before retrying.
+   */
+  async execute(commands: readonly Uint8Array[], timeoutMs = 5_000): Promise<(Uint8Array | undefined)[]> {
+    if (this.stopped) throw new ReplicaStoppedError();
+    if (this.isLeader()) return this.submitBatch(commands);
+    const leader = this.currentLeader();
+    if (!leader || leader === this.id) throw new NotLeaderError(undefined);
+    const id = this.nextForwardId++;
+    return new Promise((resolve, reject) => {
+      const timer = this.env.clock.setTimeout(() => {
+        if (this.forwards.delete(id)) reject(new NotLeaderError(leader, true));
+      }, timeoutMs);
+      this.forwards.set(id, { resolve, reject, timer });
+      this.bus.send({ type: 'client-req', ring: this.ring, from: this.id, to: leader, id, cmds: commands });
+    });
+  }
+
+  private serveForwarded(m: MessageOf<'client-req'>): void {
+    const reply = (body: { results?: (Uint8Array | null)[]; error?: string; leaderHint?: ReplicaId }) =>
+      this.bus.send({ type: 'client-rep', ring: this.ring, from: this.id, to: m.from, id: m.id, ...body });
+    if (!this.isLeader()) {
+      const hint = this.currentLeader();
+      reply({ error: 'NOT_LEADER', ...(hint && hint !== this.id ? { leaderHint: hint } : {}) });
+      return;
+    }
+    this.submitBatch(m.cmds).then(
+      (rs) => reply({ results: rs.map((r) => r ?? null) }),
+      (e: Error) => reply(e instanceof NotLeaderError ? { error: 'NOT_LEADER', ...(e.leaderHint ? { leaderHint: e.leaderHint } : {}) } : { error: e.message }),
+    );
   }
 
   // ------------------------------------------------------------------ RSL parity
@@ -444,6 +494,11 @@ export class Replica {
     for (const a of [this.elector, this.proposer, this.learner, this.acceptor] as Actor<any>[]) a.stop();
     const err = new ReplicaStoppedError();
     for (const id of [...this.waiters.keys()]) this.settle(id, undefined, err);
+    for (const f of this.forwards.values()) {
+      this.env.clock.clearTimeout(f.timer);
+      f.reject(err);
+    }
+    this.forwards.clear();
     this.sm.onShutdown?.();
     if (!opts.keepStore) await this.store.close();
     if (this.ownsBus) await this.bus.close();

@@ -149,3 +149,22 @@ describe('in-process clusters (simulated network, virtual time)', () => {
     }
   });
 });
+
+describe('forwarding', () => {
+  it('execute() on a follower forwards to the leader and returns the results', async () => {
+    const c = await simCluster({ n: 3, seed: 31, net: { serialize: true } });
+    const leader = c.waitForLeader();
+    c.run(300);
+    const follower = c.ids.find((id) => id !== leader)!;
+    let out: (Uint8Array | undefined)[] | undefined;
+    c.replica(follower).execute([enc('f1'), enc('f2')]).then((r) => (out = r));
+    for (let i = 0; i < 10 && !out; i++) {
+      c.run(10);
+      await c.settle();
+    }
+    expect(out?.map(dec)).toEqual(['ok:f1', 'ok:f2']);
+    c.run(50);
+    for (const id of c.ids) expect(c.sm(id).commands()).toEqual(['f1', 'f2']);
+    await c.stop();
+  });
+});

@@ -1,0 +1,132 @@
+#!/usr/bin/env node
+/**
+ * decree: run and inspect replicas of a Decree KV cluster.
+ *   decree start --config cluster.json --id r1
+ *   decree status --config cluster.json [--id r1]
+ */
+import net from 'node:net';
+import { Command, CommanderError } from 'commander';
+import { pino } from 'pino';
+import { ConfigError, loadConfig } from './config.ts';
+import { startNode } from './node.ts';
+
+class UsageError extends Error {}
+
+function fail(e: unknown): never {
+  if (e instanceof ConfigError || e instanceof UsageError) console.error(`decree: ${e.message}`);
+  else if (e instanceof Error && 'code' in e && (e as NodeJS.ErrnoException).code === 'EADDRINUSE')
+    console.error(`decree: address in use: ${(e as Error).message.replace(/^listen EADDRINUSE: address already in use /, '')}`);
+  else console.error(`decree: ${(e as Error)?.stack ?? String(e)}`);
+  process.exit(1);
+}
+
+/** Sends one RESP command and reads one bulk reply (for status queries). */
+function respQuery(host: string, port: number, args: string[], timeoutMs = 2000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ host, port });
+    let buf = '';
+    const t = setTimeout(() => {
+      s.destroy();
+      reject(new Error('timeout'));
+    }, timeoutMs);
+    s.on('connect', () => s.write(`*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`));
+    s.on('data', (d) => {
+      buf += d.toString();
+      const m = /^\$(\d+)\r\n/.exec(buf);
+      if (buf.startsWith('-')) {
+        clearTimeout(t);
+        s.destroy();
+        reject(new Error(buf.trim().slice(1)));
+      } else if (m && buf.length >= m[0].length + Number(m[1])) {
+        clearTimeout(t);
+        s.destroy();
+        resolve(buf.slice(m[0].length, m[0].length + Number(m[1])));
+      }
+    });
+    s.on('error', (e) => {
+      clearTimeout(t);
+      reject(e);
+    });
+  });
+}
+
+const program = new Command('decree')
+  .description('Decree: a multi-Paxos replicated KV service (a modern RSL)')
+  .exitOverride()
+  .configureOutput({ writeErr: (s) => process.stderr.write(s.startsWith('error:') ? `decree: ${s.slice(7)}` : s) })
+  .showHelpAfterError('(run decree --help for usage)');
+
+program
+  .command('start')
+  .description('run one replica of the cluster described by the config file')
+  .requiredOption('--config <file>', 'the cluster config (JSON)')
+  .requiredOption('--id <replica>', 'which replica of the config this process is')
+  .option('--log-level <level>', 'trace | debug | info | warn | error', 'info')
+  .action(async (o: { config: string; id: string; logLevel: string }) => {
+    if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(o.logLevel))
+      throw new UsageError(`--log-level: unknown level "${o.logLevel}" (trace, debug, info, warn, error)`);
+    const cfg = loadConfig(o.config);
+    if (!cfg.replicas.some((r) => r.id === o.id))
+      throw new UsageError(`--id: replica "${o.id}" is not in ${o.config} (replicas: ${cfg.replicas.map((r) => r.id).join(', ')})`);
+    const log = pino({ level: o.logLevel, base: { replica: o.id } });
+    const node = await startNode(cfg, o.id, { log });
+    log.info({ client: `${node.clientAddress.host}:${node.clientAddress.port}`, rings: cfg.rings, storage: cfg.storage, transport: cfg.transport }, 'replica started');
+    let leaderWas: string | undefined;
+    const watch = setInterval(() => {
+      const r = node.replicas.get(cfg.rings[0]!)!;
+      const l = r.currentLeader();
+      if (l !== leaderWas) {
+        leaderWas = l;
+        log.info({ leader: l, executed: r.executedSlot() }, l === o.id ? 'this replica leads' : 'leader changed');
+      }
+    }, 250);
+    let stopping = false;
+    const shutdown = async (sig: string) => {
+      if (stopping) return;
+      stopping = true;
+      clearInterval(watch);
+      log.info({ signal: sig }, 'stopping: no new clients, finishing durable writes');
+      const hard = setTimeout(() => {
+        log.error('graceful stop took more than 10 s; exiting');
+        process.exit(1);
+      }, 10_000);
+      hard.unref();
+      await node.stop();
+      log.info('stopped');
+      process.exit(0);
+    };
+    process.on('SIGTERM', () => void shutdown('SIGTERM'));
+    process.on('SIGINT', () => void shutdown('SIGINT'));
+  });
+
+program
+  .command('status')
+  .description("print each replica's role, leader and slots (asks their client ports)")
+  .requiredOption('--config <file>', 'the cluster config (JSON)')
+  .option('--id <replica>', 'only this replica')
+  .option('--json', 'print JSON', false)
+  .action(async (o: { config: string; id?: string; json: boolean }) => {
+    const cfg = loadConfig(o.config);
+    const targets = cfg.replicas.filter((r) => !o.id || r.id === o.id);
+    if (targets.length === 0) throw new UsageError(`--id: replica "${o.id}" is not in ${o.config}`);
+    const rows = await Promise.all(
+      targets.map(async (r) => {
+        try {
+          const s = JSON.parse(await respQuery(r.host, r.clientPort, cfg.kv.password ? ['DECREE', 'STATUS'] : ['DECREE', 'STATUS']));
+          return { id: r.id, address: `${r.host}:${r.clientPort}`, up: true, role: s.role, leader: s.leader, executed: s.executedUpTo, chosen: s.chosenUpTo, ballot: `${s.ballot.round}.${s.ballot.leader}` };
+        } catch (e) {
+          return { id: r.id, address: `${r.host}:${r.clientPort}`, up: false, error: (e as Error).message };
+        }
+      }),
+    );
+    if (o.json) console.log(JSON.stringify(rows, null, 2));
+    else console.table(rows);
+    if (rows.every((r) => !r.up)) process.exitCode = 1;
+  });
+
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  if (e instanceof CommanderError) process.exit(e.exitCode === 0 ? 0 : 2);
+  fail(e);
+}

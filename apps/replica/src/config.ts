@@ -1,0 +1,114 @@
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+
+const id = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1-64 letters, digits, _ or -');
+const port = z.number().int().min(0).max(65535);
+
+export const ReplicaEntry = z.strictObject({
+  id,
+  host: z.string().min(1).default('127.0.0.1'),
+  /** replica-to-replica port (TCP transport) */
+  port,
+  /** RESP (Redis protocol) port for clients */
+  clientPort: port,
+});
+
+export const ClusterConfig = z.strictObject({
+  cluster: z.string().min(1).default('decree'),
+  /** data directory; each replica uses <dataDir>/<id>/<ring> */
+  dataDir: z.string().min(1).default('./data'),
+  storage: z.enum(['wal', 'memory', 'pmem']).default('wal'),
+  transport: z.enum(['tcp', 'nats']).default('tcp'),
+  nats: z
+    .strictObject({
+      servers: z.array(z.string().min(1)).min(1),
+      user: z.string().optional(),
+      pass: z.string().optional(),
+      token: z.string().optional(),
+      subjectPrefix: z.string().min(1).optional(),
+    })
+    .optional(),
+  /** independent replica groups hosted by every process (RSL rings); clients pick one with SELECT <index> */
+  rings: z.array(id).min(1).default(['default']),
+  replicas: z.array(ReplicaEntry).min(1),
+  election: z
+    .strictObject({
+      minMs: z.number().int().positive().default(500),
+      maxMs: z.number().int().positive().default(1000),
+      heartbeatMs: z.number().int().positive().default(100),
+    })
+    .default({ minMs: 500, maxMs: 1000, heartbeatMs: 100 }),
+  batching: z
+    .strictObject({
+      maxInflightSlots: z.number().int().min(1).max(1024).default(16),
+      maxBatchCmds: z.number().int().min(1).max(1_000_000).default(4096),
+    })
+    .default({ maxInflightSlots: 16, maxBatchCmds: 4096 }),
+  kv: z
+    .strictObject({
+      password: z.string().min(1).optional(),
+      maxValueBytes: z.number().int().positive().default(1 << 20),
+    })
+    .default({ maxValueBytes: 1 << 20 }),
+  /** a secret shared by the replicas: the TCP handshake proves both ends hold it */
+  secret: z.string().min(8).optional(),
+});
+
+export type ClusterConfig = z.infer<typeof ClusterConfig>;
+
+export class ConfigError extends Error {
+  constructor(
+    message: string,
+    readonly issues: string[] = [message],
+  ) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Validates a parsed config; every bad field gets one line naming it. */
+export function parseConfig(raw: unknown, source = 'config'): ClusterConfig {
+  const r = ClusterConfig.safeParse(raw);
+  if (!r.success) {
+    const issues = r.error.issues.map((i) => {
+      const path = i.path.length ? i.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '') : '(top level)';
+      return `${source}: ${path}: ${i.message}`;
+    });
+    throw new ConfigError(issues.join('\n'), issues);
+  }
+  const c = r.data;
+  const issues: string[] = [];
+  const ids = new Set<string>();
+  const ports = new Map<string, string>();
+  c.replicas.forEach((rep, i) => {
+    if (ids.has(rep.id)) issues.push(`${source}: replicas[${i}].id: duplicate replica id "${rep.id}"`);
+    ids.add(rep.id);
+    for (const [what, p] of [['port', rep.port], ['clientPort', rep.clientPort]] as const) {
+      const k = `${rep.host}:${p}`;
+      if (p !== 0 && ports.has(k)) issues.push(`${source}: replicas[${i}].${what}: ${k} is already used by ${ports.get(k)}`);
+      ports.set(k, `replicas[${i}].${what}`);
+    }
+  });
+  if (new Set(c.rings).size !== c.rings.length) issues.push(`${source}: rings: duplicate ring id`);
+  if (c.election.maxMs < c.election.minMs) issues.push(`${source}: election.maxMs: must be >= election.minMs (${c.election.minMs})`);
+  if (c.election.heartbeatMs * 2 > c.election.minMs) issues.push(`${source}: election.heartbeatMs: must be at most half of election.minMs`);
+  if (c.transport === 'nats' && !c.nats) issues.push(`${source}: nats: required when transport is "nats"`);
+  if (issues.length) throw new ConfigError(issues.join('\n'), issues);
+  return c;
+}
+
+export function loadConfig(path: string): ClusterConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new ConfigError(`cannot read config file ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new ConfigError(`${path}: not valid JSON: ${(e as Error).message}`);
+  }
+  return parseConfig(raw, path);
+}

@@ -1,0 +1,140 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { Bus, realEnv, type Transport } from '@decree/bus';
+import type { AcceptorStore } from '@decree/protocol';
+import { NotLeaderError, createReplica, type Replica } from '@decree/replica';
+import { FileWalStore, MemoryStore, PmemStore } from '@decree/storage';
+import { KvMachine } from '@decree/kv-machine';
+import { createTcpTransport } from '@decree/transport-tcp';
+import { KvServer } from '@decree/app-kv';
+import type { ClusterConfig } from './config.ts';
+
+export interface RunningNode {
+  id: string;
+  replicas: Map<string, Replica>;
+  machines: Map<string, KvMachine>;
+  kv: KvServer;
+  clientAddress: { host: string; port: number };
+  stop(): Promise<void>;
+}
+
+export interface StartNodeOptions {
+  log: Logger;
+  inspect?: Parameters<typeof createReplica>[0]['inspect'];
+}
+
+function makeStore(cfg: ClusterConfig, id: string, ring: string): AcceptorStore {
+  const dir = join(cfg.dataDir, id, ring);
+  switch (cfg.storage) {
+    case 'memory':
+      return new MemoryStore();
+    case 'pmem':
+      mkdirSync(dir, { recursive: true });
+      return new PmemStore({ path: join(dir, 'pmem.log') });
+    default:
+      return new FileWalStore({ dir });
+  }
+}
+
+async function makeTransport(cfg: ClusterConfig, id: string, log: Logger): Promise<Transport> {
+  const me = cfg.replicas.find((r) => r.id === id)!;
+  if (cfg.transport === 'nats') {
+    const { createNatsTransport } = await import('@decree/transport-nats');
+    const n = cfg.nats!;
+    return createNatsTransport({
+      servers: n.servers,
+      self: id,
+      ...(n.subjectPrefix ? { subjectPrefix: n.subjectPrefix } : { subjectPrefix: cfg.cluster }),
+      ...(n.user ? { user: n.user } : {}),
+      ...(n.pass ? { pass: n.pass } : {}),
+      ...(n.token ? { token: n.token } : {}),
+    });
+  }
+  const peers = Object.fromEntries(cfg.replicas.map((r) => [r.id, { host: r.host, port: r.port }]));
+  return createTcpTransport({
+    self: id,
+    listen: { host: me.host, port: me.port },
+    peers,
+    ...(cfg.secret ? { secret: cfg.secret } : {}),
+    logger: { warn: (o, m) => log.warn(o, m), error: (o, m) => log.error(o, m) },
+  });
+}
+
+/**
+ * Retries while no leader is known or the leader refused before proposing (the command certainly did
+ * not execute, so a retry cannot apply it twice); gives up after `budgetMs`.
+ */
+async function executeWithRetry(replica: Replica, cmds: readonly Uint8Array[], budgetMs = 3_000): Promise<(Uint8Array | undefined)[]> {
+  const end = Date.now() + budgetMs;
+  for (;;) {
+    try {
+      return await replica.execute(cmds);
+    } catch (e) {
+      if (!(e instanceof NotLeaderError) || e.maybeExecuted || Date.now() >= end) throw e;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}
+
+/** Starts one replica process's worth: the transport, one replica per ring, the RESP front end. */
+export async function startNode(cfg: ClusterConfig, id: string, o: StartNodeOptions): Promise<RunningNode> {
+  const me = cfg.replicas.find((r) => r.id === id);
+  if (!me) throw new Error(`replica "${id}" is not in the config (replicas: ${cfg.replicas.map((r) => r.id).join(', ')})`);
+  const env = realEnv();
+  const transport = await makeTransport(cfg, id, o.log);
+  const bus = new Bus(env, transport);
+  const members = cfg.replicas.map((r) => r.id);
+  const replicas = new Map<string, Replica>();
+  const machines = new Map<string, KvMachine>();
+  for (const ring of cfg.rings) {
+    const sm = new KvMachine();
+    machines.set(ring, sm);
+    const replica = await createReplica({
+      id,
+      ring,
+      configuration: { members },
+      storage: makeStore(cfg, id, ring),
+      stateMachine: sm,
+      bus,
+      env,
+      options: {
+        elector: { electionTimeoutMinMs: cfg.election.minMs, electionTimeoutMaxMs: cfg.election.maxMs, heartbeatMs: cfg.election.heartbeatMs },
+        proposer: { maxInflightSlots: cfg.batching.maxInflightSlots, maxBatchCmds: cfg.batching.maxBatchCmds },
+      },
+      ...(o.inspect ? { inspect: o.inspect } : {}),
+    });
+    replicas.set(ring, replica);
+  }
+  const first = cfg.rings[0]!;
+  const replica = replicas.get(first)!;
+  const sm = machines.get(first)!;
+  const kv = new KvServer({
+    port: me.clientPort,
+    host: me.host,
+    ...(cfg.kv.password ? { password: cfg.kv.password } : {}),
+    maxValueBytes: cfg.kv.maxValueBytes,
+    backend: {
+      execute: (cmds) => executeWithRetry(replica, cmds),
+      readLocal: (cmd) => sm.query(cmd),
+      status: () => ({ ...replica.status(), rings: [...replicas.values()].map((r) => ({ ring: r.ring, leader: r.currentLeader(), executed: r.executedSlot() })) }),
+    },
+    log: (level, msg, obj) => o.log[level](obj ?? {}, msg),
+  });
+  const clientAddress = await kv.listen();
+  let stopped = false;
+  return {
+    id,
+    replicas,
+    machines,
+    kv,
+    clientAddress,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      await kv.close(); // stop accepting
+      for (const r of replicas.values()) await r.stop(); // finishes the durable writes, closes the stores
+      await bus.close(); // closes the transport
+    },
+  };
+}
