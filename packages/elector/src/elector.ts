@@ -73,6 +73,8 @@ export type ElectorEvent =
   | { type: 'relinquish' }
   | { type: 'set-timeout'; minMs: number; maxMs: number }
   | { type: 'set-payload'; payload: Uint8Array | undefined }
+  /** send a heartbeat round now (read-index confirms leadership with its acks) */
+  | { type: 'beat-now' }
   | { type: 'set-members'; members: readonly ReplicaId[] }
   | { type: 'stop' };
 
@@ -175,6 +177,7 @@ export const electorMachine = setup({
       d.votes.clear();
       sendHeartbeats(d);
     },
+    beatNow: ({ context: d }) => sendHeartbeats(d),
     heartbeatTick: ({ context: d }) => {
       sendHeartbeats(d);
       if (quorumLost(d)) {
@@ -301,6 +304,7 @@ export const electorMachine = setup({
           { actions: 'leaderState' },
         ],
         relinquish: { actions: 'relinquish' },
+        'beat-now': { actions: 'beatNow' },
       },
     },
     stopped: { type: 'final' },

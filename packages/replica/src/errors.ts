@@ -21,3 +21,15 @@ export class ReplicaStoppedError extends Error {
     this.name = 'ReplicaStoppedError';
   }
 }
+
+/** RSL fast read: this replica has not executed the slot the client has seen, within the timeout. */
+export class StaleReplicaError extends Error {
+  readonly code = 'STALE';
+  constructor(
+    readonly executed: number,
+    readonly wanted: number,
+  ) {
+    super(`replica is stale: executed up to slot ${executed}, the client has seen ${wanted}`);
+    this.name = 'StaleReplicaError';
+  }
+}

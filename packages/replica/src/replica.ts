@@ -18,7 +18,7 @@ import { acceptorMachine } from '@decree/acceptor';
 import { proposerMachine, type ProposerOptions } from '@decree/proposer';
 import { learnerMachine, type LearnerOptions } from '@decree/learner';
 import { electorMachine, type ElectorOptions } from '@decree/elector';
-import { NotLeaderError, ReplicaStoppedError } from './errors.ts';
+import { NotLeaderError, ReplicaStoppedError, StaleReplicaError } from './errors.ts';
 
 export interface ReplicaOptions {
   proposer?: Partial<ProposerOptions>;
@@ -373,6 +373,61 @@ export class Replica {
       (rs) => reply({ results: rs.map((r) => r ?? null) }),
       (e: Error) => reply(e instanceof NotLeaderError ? { error: 'NOT_LEADER', ...(e.leaderHint ? { leaderHint: e.leaderHint } : {}) } : { error: e.message }),
     );
+  }
+
+  // ------------------------------------------------------------------ reads
+  /**
+   * RSL FastReadRequest: resolves once this replica (any role) has executed `minSlot` (the highest
+   * slot the client has seen), or rejects with StaleReplicaError after `timeoutMs`.
+   */
+  waitForSlot(minSlot: Slot, timeoutMs: number): Promise<Slot> {
+    if (this.stopped) return Promise.reject(new ReplicaStoppedError());
+    return this.waitFor(() => (this.executedSlot() >= minSlot ? this.executedSlot() : undefined), timeoutMs, undefined, () => new StaleReplicaError(this.executedSlot(), minSlot));
+  }
+
+  private readonly polls = new Set<() => void>();
+  private pollSubs: { unsubscribe(): void }[] = [];
+
+  /** Resolves with check()'s value once defined, re-checking on every elector and learner event. */
+  private waitFor<T>(check: () => T | undefined, timeoutMs: number, kick?: () => void, onTimeout?: () => Error): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      let timer: unknown;
+      const poll = () => {
+        let v: T | undefined;
+        try {
+          v = check();
+        } catch (e) {
+          done();
+          reject(e);
+          return;
+        }
+        if (v !== undefined) {
+          done();
+          resolve(v);
+        }
+      };
+      const done = () => {
+        this.polls.delete(poll);
+        this.env.clock.clearTimeout(timer);
+        if (this.polls.size === 0) {
+          for (const s of this.pollSubs) s.unsubscribe();
+          this.pollSubs = [];
+        }
+      };
+      timer = this.env.clock.setTimeout(() => {
+        done();
+        reject(onTimeout ? onTimeout() : new NotLeaderError(this.currentLeader(), false));
+      }, timeoutMs);
+      if (this.polls.size === 0) {
+        const run = () => {
+          for (const p of [...this.polls]) p();
+        };
+        this.pollSubs = [this.elector.subscribe(run), this.learner.subscribe(run), this.proposer.subscribe(run)];
+      }
+      this.polls.add(poll);
+      kick?.();
+      poll();
+    });
   }
 
   // ------------------------------------------------------------------ RSL parity

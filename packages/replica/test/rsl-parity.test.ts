@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { InspectionEvent } from 'xstate';
 import type { LeaderRole, ReplicaId, Slot } from '@decree/protocol';
 import { LogMachine, simCluster, enc, dec, SimCluster } from '@decree/testkit';
-import { NotLeaderError } from '@decree/replica';
+import { NotLeaderError, StaleReplicaError } from '@decree/replica';
 
 /** A LogMachine with RSL's notification hooks recorded. */
 class HookedMachine extends LogMachine {
@@ -258,6 +258,27 @@ describe('RSL parity of the replica API', () => {
     c.waitForLeader();
     await c.submitAndWait(enc('inspected'));
     expect([...seen].sort()).toEqual(['acceptor', 'elector', 'learner', 'proposer']);
+    await c.stop();
+  });
+});
+
+describe('fast reads (RSL FastReadRequest)', () => {
+  it('waitForSlot resolves once the replica executed the slot, or rejects as stale after the timeout', async () => {
+    const c = await hooked({ seed: 18 });
+    const l = c.waitForLeader();
+    await c.submitAndWait(enc('fr1'));
+    const seen = c.replica(l).executedSlot();
+    const f = c.ids.find((id) => id !== l)!;
+    c.run(100);
+    expect(await run(c, c.replica(f).waitForSlot(seen, 100))).toBeGreaterThanOrEqual(seen);
+    // cut the follower off: it cannot reach a slot it never hears of
+    c.net.partition([[f], c.ids.filter((id) => id !== f)]);
+    await c.submitAndWait(enc('fr2'));
+    const later = c.replica(l).executedSlot();
+    const err = await run(c, c.replica(f).waitForSlot(later, 200)).catch((e) => e);
+    expect(err).toBeInstanceOf(StaleReplicaError);
+    c.net.heal();
+    expect(await run(c, c.replica(f).waitForSlot(later, 2_000))).toBeGreaterThanOrEqual(later);
     await c.stop();
   });
 });
