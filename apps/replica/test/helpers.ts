@@ -1,0 +1,436 @@
+/**
+ * Test helpers for real `decree start` processes: free ports, config files, spawning and killing
+ * replica processes, a tiny RESP client with timeouts, DECREE STATUS polling.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+export const CLI = path.join(ROOT, 'apps/replica/src/cli.ts');
+export const NODE_ARGS = ['--conditions=source', '--import', 'tsx'];
+
+// ------------------------------------------------------------------ cleanup of children
+const live = new Set<ChildProcess>();
+const groups = new WeakSet<ChildProcess>();
+let hook = false;
+/**
+ * Registers a child so it is SIGKILLed when this test process exits, whatever happens; with `group`
+ * (a child spawned detached, so it leads its own process group) the whole group is killed.
+ */
+export function track(c: ChildProcess, opts: { group?: boolean } = {}): void {
+  live.add(c);
+  if (opts.group) groups.add(c);
+  c.once('exit', () => live.delete(c));
+  if (!hook) {
+    hook = true;
+    process.on('exit', () => {
+      for (const x of live) killHard(x);
+    });
+  }
+}
+function killHard(c: ChildProcess): void {
+  try {
+    if (c.pid !== undefined && groups.has(c)) process.kill(-c.pid, 'SIGKILL');
+    else c.kill('SIGKILL');
+  } catch {
+    /* gone */
+  }
+}
+/** SIGKILLs every child still running (afterAll). */
+export async function killAll(): Promise<void> {
+  const cs = [...live];
+  for (const c of cs) killHard(c);
+  await Promise.all(cs.map((c) => exitOf(c, 10_000).catch(() => undefined)));
+}
+
+export function exitOf(c: ChildProcess, timeoutMs: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  if (c.exitCode !== null || c.signalCode !== null) return Promise.resolve({ code: c.exitCode, signal: c.signalCode });
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`process ${c.pid} did not exit within ${timeoutMs} ms`)), timeoutMs);
+    c.once('exit', (code, signal) => {
+      clearTimeout(t);
+      resolve({ code, signal });
+    });
+  });
+}
+
+// ------------------------------------------------------------------ ports, dirs, polling
+/** n distinct ports that were free a moment ago on 127.0.0.1 (all held open together, then closed). */
+export async function freePorts(n: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<net.Server>((resolve, reject) => {
+          const s = net.createServer();
+          s.on('error', reject);
+          s.listen(0, '127.0.0.1', () => resolve(s));
+        }),
+    ),
+  );
+  const ports = servers.map((s) => (s.address() as net.AddressInfo).port);
+  await Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
+  return ports;
+}
+
+export function tempDir(prefix: string): { dir: string; remove(): void } {
+  const dir = mkdtempSync(path.join(os.tmpdir(), `decree-${prefix}-`));
+  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Polls `fn` until it returns something other than undefined/false; throws `what` + the last value/error after timeoutMs. */
+export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 30_000, everyMs = 100): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v !== undefined && v !== false) return v as T;
+      last = v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`);
+    await sleep(everyMs);
+  }
+}
+
+// ------------------------------------------------------------------ a tiny RESP client
+export class RespError extends Error {}
+export type RespValue = string | number | null | RespError | RespValue[];
+
+/** Parses one RESP2 value from buf at off; returns undefined when incomplete. */
+function parseResp(buf: Buffer, off: number): { v: RespValue; end: number } | undefined {
+  if (off >= buf.length) return undefined;
+  const nl = buf.indexOf('\r\n', off);
+  if (nl < 0) return undefined;
+  const t = String.fromCharCode(buf[off]!);
+  const line = buf.toString('utf8', off + 1, nl);
+  switch (t) {
+    case '+':
+      return { v: line, end: nl + 2 };
+    case '-':
+      return { v: new RespError(line), end: nl + 2 };
+    case ':':
+      return { v: Number(line), end: nl + 2 };
+    case '$': {
+      const n = Number(line);
+      if (n < 0) return { v: null, end: nl + 2 };
+      if (buf.length < nl + 2 + n + 2) return undefined;
+      return { v: buf.toString('utf8', nl + 2, nl + 2 + n), end: nl + 2 + n + 2 };
+    }
+    case '*': {
+      const n = Number(line);
+      if (n < 0) return { v: null, end: nl + 2 };
+      const items: RespValue[] = [];
+      let p = nl + 2;
+      for (let i = 0; i < n; i++) {
+        const r = parseResp(buf, p);
+        if (!r) return undefined;
+        items.push(r.v);
+        p = r.end;
+      }
+      return { v: items, end: p };
+    }
+    default:
+      throw new Error(`bad RESP type byte ${JSON.stringify(t)}`);
+  }
+}
+
+/**
+ * One connection; commands are answered in order. A command that gets no answer within its timeout,
+ * or whose connection breaks, rejects (its outcome is then unknown) and the connection is closed.
+ */
+export class RespClient {
+  private buf = Buffer.alloc(0);
+  private waiting: { resolve(v: RespValue): void; reject(e: Error): void; timer: NodeJS.Timeout }[] = [];
+  private dead: Error | undefined;
+  private constructor(private readonly sock: net.Socket) {
+    sock.on('data', (d) => {
+      this.buf = this.buf.length ? Buffer.concat([this.buf, d]) : d;
+      for (;;) {
+        const r = parseResp(this.buf, 0);
+        if (!r) break;
+        this.buf = this.buf.subarray(r.end);
+        const w = this.waiting.shift();
+        if (!w) continue;
+        clearTimeout(w.timer);
+        w.resolve(r.v);
+      }
+    });
+    const fail = (e: Error) => {
+      this.dead ??= e;
+      for (const w of this.waiting.splice(0)) {
+        clearTimeout(w.timer);
+        w.reject(e);
+      }
+    };
+    sock.on('error', fail);
+    sock.on('close', () => fail(new Error('connection closed')));
+  }
+
+  static connect(port: number, host = '127.0.0.1', timeoutMs = 3000): Promise<RespClient> {
+    return new Promise((resolve, reject) => {
+      const s = net.connect({ port, host });
+      const t = setTimeout(() => {
+        s.destroy();
+        reject(new Error(`connect to ${host}:${port} timed out`));
+      }, timeoutMs);
+      s.once('connect', () => {
+        clearTimeout(t);
+        s.setNoDelay(true);
+        resolve(new RespClient(s));
+      });
+      s.once('error', (e) => {
+        clearTimeout(t);
+        reject(e);
+      });
+    });
+  }
+
+  get closed(): boolean {
+    return this.dead !== undefined;
+  }
+
+  call(args: (string | number)[], timeoutMs = 10_000): Promise<RespValue> {
+    if (this.dead) return Promise.reject(this.dead);
+    const parts = args.map(String);
+    this.sock.write(`*${parts.length}\r\n${parts.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        const e = new Error(`no reply to ${parts[0]} within ${timeoutMs} ms`);
+        this.close();
+        reject(e);
+      }, timeoutMs);
+      this.waiting.push({ resolve, reject, timer });
+    });
+  }
+
+  close(): void {
+    this.sock.destroy();
+  }
+}
+
+/** One command on a fresh connection. */
+export async function resp(port: number, args: (string | number)[], timeoutMs = 5000): Promise<RespValue> {
+  const c = await RespClient.connect(port, '127.0.0.1', timeoutMs);
+  try {
+    return await c.call(args, timeoutMs);
+  } finally {
+    c.close();
+  }
+}
+
+export interface Status {
+  id: string;
+  role: 'leader' | 'candidate' | 'follower';
+  leader: string | undefined;
+  executedUpTo: number;
+  chosenUpTo: number;
+  ballot: { round: number; leader: string };
+}
+
+/** DECREE STATUS of the replica on `port`, or undefined when it does not answer. */
+export async function status(port: number): Promise<Status | undefined> {
+  try {
+    const v = await resp(port, ['DECREE', 'STATUS'], 2000);
+    return typeof v === 'string' ? (JSON.parse(v) as Status) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+// ------------------------------------------------------------------ config files
+export interface ReplicaAddr {
+  id: string;
+  port: number;
+  clientPort: number;
+}
+
+export async function writeClusterConfig(
+  dir: string,
+  extra: Record<string, unknown> = {},
+  ids: string[] = ['r1', 'r2', 'r3'],
+): Promise<{ configPath: string; replicas: ReplicaAddr[] }> {
+  const ports = await freePorts(ids.length * 2);
+  const replicas = ids.map((id, i) => ({ id, port: ports[2 * i]!, clientPort: ports[2 * i + 1]! }));
+  const cfg = {
+    cluster: `t${process.pid}`,
+    dataDir: path.join(dir, 'data'),
+    storage: 'wal',
+    transport: 'tcp',
+    election: { minMs: 300, maxMs: 600, heartbeatMs: 50 },
+    replicas: replicas.map((r) => ({ ...r, host: '127.0.0.1' })),
+    ...extra,
+  };
+  const configPath = path.join(dir, 'cluster.json');
+  writeFileSync(configPath, JSON.stringify(cfg, null, 2));
+  return { configPath, replicas };
+}
+
+// ------------------------------------------------------------------ replica processes
+export interface LogLine {
+  level: number;
+  msg: string;
+  [k: string]: unknown;
+}
+
+/** One `decree start` process; its stdout JSON lines are parsed into `logs`. */
+export class ReplicaProcess {
+  readonly logs: LogLine[] = [];
+  stdout = '';
+  stderr = '';
+  readonly child: ChildProcess;
+  private listeners: (() => void)[] = [];
+
+  constructor(
+    readonly id: string,
+    configPath: string,
+    extraArgs: string[] = [],
+  ) {
+    const child = spawn(process.execPath, [...NODE_ARGS, CLI, 'start', '--config', configPath, '--id', id, ...extraArgs], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, DECREE_CONTRACTS: '1' },
+    });
+    this.child = child;
+    track(child);
+    let partial = '';
+    child.stdout!.setEncoding('utf8');
+    child.stdout!.on('data', (d: string) => {
+      this.stdout += d;
+      partial += d;
+      let nl: number;
+      while ((nl = partial.indexOf('\n')) >= 0) {
+        const line = partial.slice(0, nl);
+        partial = partial.slice(nl + 1);
+        try {
+          this.logs.push(JSON.parse(line) as LogLine);
+        } catch {
+          /* not JSON */
+        }
+      }
+      for (const l of this.listeners) l();
+    });
+    child.stderr!.setEncoding('utf8');
+    child.stderr!.on('data', (d: string) => {
+      this.stderr += d;
+    });
+  }
+
+  get running(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  /** Resolves with the first log line (from the start) matching `pred`. */
+  waitLog(pred: (l: LogLine) => boolean, timeoutMs = 30_000): Promise<LogLine> {
+    return waitFor(
+      `${this.id}: log line (stdout so far: ${this.stdout.slice(-500)} stderr: ${this.stderr.slice(-500)})`,
+      () => {
+        if (!this.running && !this.logs.some(pred)) throw new Error(`${this.id} exited (${this.child.exitCode ?? this.child.signalCode}): ${this.stderr.slice(-1000)}`);
+        return this.logs.find(pred);
+      },
+      timeoutMs,
+      50,
+    );
+  }
+
+  /** Waits for the "replica started" line; returns the client address it printed. */
+  async started(timeoutMs = 30_000): Promise<string> {
+    const l = await this.waitLog((x) => x.msg === 'replica started', timeoutMs);
+    return l.client as string;
+  }
+
+  kill(signal: NodeJS.Signals): void {
+    this.child.kill(signal);
+  }
+
+  exited(timeoutMs = 15_000) {
+    return exitOf(this.child, timeoutMs);
+  }
+}
+
+/** A cluster described by one config file; processes are (re)started by id. */
+export class Cluster {
+  readonly procs = new Map<string, ReplicaProcess>();
+  constructor(
+    readonly configPath: string,
+    readonly replicas: ReplicaAddr[],
+  ) {}
+
+  port(id: string): number {
+    return this.replicas.find((r) => r.id === id)!.clientPort;
+  }
+
+  start(id: string): ReplicaProcess {
+    const old = this.procs.get(id);
+    if (old?.running) throw new Error(`${id} is already running`);
+    const p = new ReplicaProcess(id, this.configPath);
+    this.procs.set(id, p);
+    return p;
+  }
+
+  async startAll(): Promise<void> {
+    const ps = this.replicas.map((r) => this.start(r.id));
+    await Promise.all(ps.map((p) => p.started(45_000)));
+  }
+
+  liveIds(): string[] {
+    return this.replicas.map((r) => r.id).filter((id) => this.procs.get(id)?.running);
+  }
+
+  async kill9(id: string): Promise<void> {
+    const p = this.procs.get(id)!;
+    p.kill('SIGKILL');
+    await p.exited();
+  }
+
+  async statuses(ids = this.liveIds()): Promise<Map<string, Status | undefined>> {
+    const all = await Promise.all(ids.map(async (id) => [id, await status(this.port(id))] as const));
+    return new Map(all);
+  }
+
+  /** Waits until every live replica (or `ids`) names the same live leader, which says it leads. */
+  async leader(timeoutMs = 30_000, ids?: string[]): Promise<string> {
+    return waitFor(
+      'a leader all live replicas agree on',
+      async () => {
+        const want = ids ?? this.liveIds();
+        const st = await this.statuses(want);
+        const leaders = new Set([...st.values()].map((s) => s?.leader));
+        if (leaders.size !== 1) return undefined;
+        const l = [...leaders][0];
+        if (!l || !want.includes(l) || st.get(l)?.role !== 'leader') return undefined;
+        return l;
+      },
+      timeoutMs,
+      100,
+    );
+  }
+
+  /** Waits until every replica in `ids` has executed the same slot (nothing is being written). */
+  async converged(ids = this.liveIds(), timeoutMs = 30_000): Promise<number> {
+    return waitFor(
+      `replicas ${ids.join(',')} to execute the same slots`,
+      async () => {
+        const st = await this.statuses(ids);
+        const ex = [...st.values()].map((s) => s?.executedUpTo);
+        if (ex.some((e) => e === undefined)) return undefined;
+        return new Set(ex).size === 1 ? ex[0] : undefined;
+      },
+      timeoutMs,
+      100,
+    );
+  }
+
+  async stopAll(): Promise<void> {
+    for (const p of this.procs.values()) if (p.running) p.kill('SIGKILL');
+    await Promise.all([...this.procs.values()].map((p) => p.exited().catch(() => undefined)));
+  }
+}
