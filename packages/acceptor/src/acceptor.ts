@@ -53,6 +53,7 @@ export interface AcceptorData {
 export type AcceptorEvent =
   | MessageOf<'prepare'>
   | MessageOf<'accept'>
+  | MessageOf<'read-confirm'>
   | { type: 'persisted'; replies: Message[]; err: Error | null }
   | { type: 'truncate'; below: Slot }
   | { type: 'stop' };
@@ -166,6 +167,12 @@ export const acceptorMachine = setup({
       handleAccept(context, event as MessageOf<'accept'>);
       flush(context, self);
     },
+    /** read-index: ok while we promise nothing higher than the asking leader's ballot (in memory, so conservative) */
+    readConfirm: ({ context: d, event }) => {
+      const m = event as MessageOf<'read-confirm'>;
+      const ok = compareBallots(d.promised, m.ballot) <= 0;
+      d.input.send({ type: 'read-ack', ring: d.ring, from: d.self, to: m.from, ballot: m.ballot, seq: m.seq, ok });
+    },
     persisted: ({ context, event, self }) => {
       const e = event as Extract<AcceptorEvent, { type: 'persisted' }>;
       context.writing = false;
@@ -209,6 +216,7 @@ export const acceptorMachine = setup({
       on: {
         prepare: { actions: 'prepare' },
         accept: { actions: 'accept' },
+        'read-confirm': { actions: 'readConfirm' },
         persisted: [
           { guard: ({ event }) => (event as { err: Error | null }).err !== null, target: 'failed', actions: 'persisted' },
           { actions: 'persisted' },

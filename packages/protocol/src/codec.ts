@@ -257,6 +257,12 @@ export function validateMessage(raw: unknown): Message {
       for (let i = 0; i < cmds.length; i++) if (!isBytes(cmds[i])) fail(`${t}.cmds[${i}] is not bytes`);
       break;
     }
+    case 'read-confirm':
+      need(m, 'ballot', isBallot, t); need(m, 'seq', isInt, t);
+      break;
+    case 'read-ack':
+      need(m, 'ballot', isBallot, t); need(m, 'seq', isInt, t); need(m, 'ok', (x: unknown) => typeof x === 'boolean', t);
+      break;
     case 'client-rep': {
       need(m, 'id', isInt, t);
       if (m.results !== undefined && m.results !== null) {

@@ -80,6 +80,9 @@ export interface Executed extends Header { readonly type: 'executed'; readonly s
 export interface Aborted extends Header { readonly type: 'aborted'; readonly ids: readonly number[]; readonly maybeChosen: boolean; readonly leaderHint?: ReplicaId }
 export interface Recovered extends Header { readonly type: 'recovered'; readonly ballot: Ballot; readonly upTo: Slot }
 export interface LearnerEvent extends Header { readonly type: 'learner-event'; readonly executedUpTo: Slot; readonly chosenUpTo: Slot }
+// ---- read-index: a leader asks the acceptors whether they still promise its ballot
+export interface ReadConfirm extends Header { readonly type: 'read-confirm'; readonly ballot: Ballot; readonly seq: number }
+export interface ReadAck extends Header { readonly type: 'read-ack'; readonly ballot: Ballot; readonly seq: number; readonly ok: boolean }
 // ---- client <-> replica (forwarding, client library)
 export interface ClientRequest extends Header { readonly type: 'client-req'; readonly id: number; readonly cmds: readonly Uint8Array[] }
 export interface ClientReply extends Header { readonly type: 'client-rep'; readonly id: number; readonly results?: readonly (Uint8Array | null)[]; readonly error?: string; readonly leaderHint?: ReplicaId }
@@ -87,7 +90,7 @@ export interface ClientReply extends Header { readonly type: 'client-rep'; reado
 export type Message =
   | Prepare | Accept | Promise_ | Accepted | Nack | Learn | Decide | CatchupRequest | CatchupReply
   | Heartbeat | HeartbeatAck | Campaign | Resign | LeaderState | Progress | Submit | Executed | Aborted
-  | Recovered | LearnerEvent | ClientRequest | ClientReply;
+  | Recovered | LearnerEvent | ClientRequest | ClientReply | ReadConfirm | ReadAck;
 
 export type MessageType = Message['type'];
 export type MessageOf<T extends MessageType> = Extract<Message, { type: T }>;
@@ -116,6 +119,8 @@ export const ROLE_OF: { readonly [T in MessageType]: Role } = {
   'learner-event': 'client',
   'client-req': 'client',
   'client-rep': 'client',
+  'read-confirm': 'acceptor',
+  'read-ack': 'client',
 };
 
 export const MESSAGE_TYPES = Object.keys(ROLE_OF) as MessageType[];

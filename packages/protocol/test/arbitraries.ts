@@ -88,6 +88,8 @@ export const messageArbs: { [T in MessageType]: fc.Arbitrary<Extract<Message, { 
     },
     ['results', 'error', 'leaderHint'],
   ),
+  'read-confirm': rec({ type: fc.constant('read-confirm'), ...header, ballot, seq: bigNat }),
+  'read-ack': rec({ type: fc.constant('read-ack'), ...header, ballot, seq: bigNat, ok: fc.boolean() }),
 };
 
 export const anyMessage: fc.Arbitrary<Message> = fc.oneof(...(Object.values(messageArbs) as fc.Arbitrary<Message>[]));
@@ -129,6 +131,8 @@ export const samples: { [T in MessageType]: Extract<Message, { type: T }> } = {
   'learner-event': { type: 'learner-event', ...h, executedUpTo: 9, chosenUpTo: 11 },
   'client-req': { type: 'client-req', ...h, id: 42, cmds: [u8(1, 2), u8(3)] },
   'client-rep': { type: 'client-rep', ...h, id: 42, results: [u8(5), null], error: 'none', leaderHint: 'r1' },
+  'read-confirm': { type: 'read-confirm', ...h, ballot: { round: 3, leader: 'r1' }, seq: 7 },
+  'read-ack': { type: 'read-ack', ...h, ballot: { round: 3, leader: 'r1' }, seq: 7, ok: true },
 };
 
 /** Deep-copies a structure turning every Uint8Array into a Buffer (what a msgpack-lite peer holds). */

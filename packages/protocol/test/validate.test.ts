@@ -26,6 +26,8 @@ const OPTIONAL: Record<MessageType, string[]> = {
   'learner-event': [],
   'client-req': [],
   'client-rep': ['results', 'error', 'leaderHint'],
+  'read-confirm': [],
+  'read-ack': [],
 };
 
 type Path = (string | number)[];

@@ -317,6 +317,9 @@ export class Replica {
       case 'client-req':
         this.serveForwarded(m);
         return;
+      case 'read-ack':
+        this.onReadAck(m);
+        return;
       case 'client-rep': {
         const f = this.forwards.get(m.id);
         if (!f) return;
@@ -376,6 +379,62 @@ export class Replica {
   }
 
   // ------------------------------------------------------------------ reads
+  private readSeq = 0;
+  private readRounds = new Map<number, { ballot: Ballot; oks: Set<ReplicaId>; nos: number }>();
+
+  /**
+   * Read-index: linearizable reads without a log slot. The leader notes its commit index, asks every
+   * acceptor whether it still promises the leader's ballot (a round started after the request), and
+   * resolves with the index once a majority said yes and this replica executed up to the index (and
+   * every slot of earlier leaders). A read of the local state machine then is linearizable: any
+   * leader that could have chosen a later write had to win a majority of promises first, and one of
+   * them would have said no. No clock assumption.
+   */
+  readIndex(timeoutMs = 2_000): Promise<Slot> {
+    if (this.stopped) return Promise.reject(new ReplicaStoppedError());
+    if (!this.isLeader()) return Promise.reject(new NotLeaderError(this.currentLeader()));
+    const p = this.proposer.getSnapshot().context;
+    const index = Math.max(p.chosenUpTo, p.recoveryEnd);
+    const ballot = p.ballot;
+    const seq = ++this.readSeq;
+    const round = { ballot, oks: new Set<ReplicaId>(), nos: 0 };
+    this.readRounds.set(seq, round);
+    const quorum = Math.floor(this.members.length / 2) + 1;
+    const ask = () => {
+      for (const m of this.members) if (!round.oks.has(m)) this.bus.send({ type: 'read-confirm', ring: this.ring, from: this.id, to: m, ballot, seq });
+    };
+    let retry: unknown;
+    const again = () => {
+      ask();
+      retry = this.env.clock.setTimeout(again, 50);
+    };
+    const out = this.waitFor(
+      () => {
+        const pc = this.proposer.getSnapshot();
+        if (pc.value !== 'leading' || pc.context.ballot.round !== ballot.round || pc.context.ballot.leader !== ballot.leader || round.nos > 0)
+          throw new NotLeaderError(this.currentLeader());
+        if (round.oks.size < quorum) return undefined;
+        return this.executedSlot() >= index ? index : undefined;
+      },
+      timeoutMs,
+      again,
+    );
+    const cleanup = () => {
+      this.env.clock.clearTimeout(retry);
+      this.readRounds.delete(seq);
+    };
+    out.then(cleanup, cleanup);
+    return out;
+  }
+
+  private onReadAck(m: MessageOf<'read-ack'>): void {
+    const r = this.readRounds.get(m.seq);
+    if (!r || m.ballot.round !== r.ballot.round || m.ballot.leader !== r.ballot.leader || !this.members.includes(m.from)) return;
+    if (m.ok) r.oks.add(m.from);
+    else r.nos++;
+    for (const p of [...this.polls]) p();
+  }
+
   /**
    * RSL FastReadRequest: resolves once this replica (any role) has executed `minSlot` (the highest
    * slot the client has seen), or rejects with StaleReplicaError after `timeoutMs`.

@@ -282,3 +282,32 @@ describe('fast reads (RSL FastReadRequest)', () => {
     await c.stop();
   });
 });
+
+describe('read-index (linearizable reads without a log slot)', () => {
+  it('resolves on the leader with an index covering every acknowledged write', async () => {
+    const c = await hooked({ seed: 19 });
+    const l = c.waitForLeader();
+    await c.submitAndWait(enc('ri1'));
+    const slot = c.replica(l).executedSlot();
+    expect(await run(c, c.replica(l).readIndex())).toBeGreaterThanOrEqual(slot);
+    await c.stop();
+  });
+
+  it('a deposed leader cannot confirm a read, even before it notices', async () => {
+    const c = await hooked({ seed: 20, options: { elector: { electionTimeoutMinMs: 150, electionTimeoutMaxMs: 300, heartbeatMs: 40 } } });
+    const old = c.waitForLeader();
+    c.replica(old).setElectionTimeout(5_000, 10_000); // it will not notice (CheckQuorum) for a long time
+    c.run(100);
+    const [f, g] = c.ids.filter((id) => id !== old) as [string, string];
+    c.net.partition([[old], [f, g]]);
+    const next = c.waitForLeader(5_000, [f, g]);
+    await c.submitAndWait(enc('after'), 5_000, next);
+    const other = next === f ? g : f;
+    // the old leader now reaches `other` (which promised the new ballot) but not the new leader
+    c.net.partition([[old, other], [next]]);
+    expect(c.replica(old).isLeader()).toBe(true); // it still believes it leads
+    const err = await run(c, c.replica(old).readIndex(500)).catch((e) => e);
+    expect(err).toBeInstanceOf(NotLeaderError);
+    await c.stop();
+  });
+});
