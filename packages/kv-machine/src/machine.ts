@@ -17,6 +17,37 @@ const { latin1Slice, latin1Write } = Buffer.prototype as unknown as BufProto;
 export interface KvMachineOptions {
   /** A client session unused for more than this many slots is forgotten (by slot number, never the clock). */
   readonly sessionTtlSlots?: number;
+  /**
+   * Replicas of one ring running in one process (tests, the in-process benchmark) apply the same
+   * command objects at the same (slot, position): with a shared group the first to apply a SET parses
+   * it and the others reuse its key and value strings (one copy of each value in memory for all of them).
+   * Requires that command bytes are not modified after they are proposed (Decree never does).
+   */
+  readonly shareGroup?: KvShareGroup;
+}
+
+interface SharedSlot {
+  slot: Slot;
+  cmds: Uint8Array[];
+  /** the parsed key of a plain SET at that position, undefined for any other command */
+  keys: (string | undefined)[];
+  vals: (string | undefined)[];
+}
+
+/** Parsed SETs of the last `size` slots, shared by the in-process replicas of one ring (see KvMachineOptions). */
+export class KvShareGroup {
+  private readonly ring: SharedSlot[];
+  private readonly mask: number;
+  constructor(size = 64) {
+    let n = 1;
+    while (n < size) n <<= 1;
+    this.mask = n - 1;
+    this.ring = Array.from({ length: n }, () => ({ slot: -1, cmds: [], keys: [], vals: [] }));
+  }
+  /** @internal */
+  at(slot: Slot): SharedSlot {
+    return this.ring[slot & this.mask]!;
+  }
 }
 
 export const DEFAULT_SESSION_TTL_SLOTS = 100_000;
@@ -34,6 +65,9 @@ export interface SessionEntry {
 // A module-level cursor: apply is synchronous and never re-entered, so one cursor serves every machine.
 let P = 0;
 let END = 0;
+/** the key and value of the last top-level SET that exec applied (read by the share-group path) */
+let SET_K: string | undefined;
+let SET_V: string | undefined;
 const TRUNCATED = { malformed: 'truncated' } as const;
 
 function readLen(c: Uint8Array): number {
@@ -182,9 +216,13 @@ export class KvMachine implements StateMachine {
   private lastSlot: Slot = 0;
   private nextSweep: Slot = 0;
   private appliedCount = 0;
+  private readonly share: KvShareGroup | undefined;
+  /** position of the next command within the current slot (for the share group) */
+  private idx = 0;
 
   constructor(opts: KvMachineOptions = {}) {
     this.ttl = opts.sessionTtlSlots ?? DEFAULT_SESSION_TTL_SLOTS;
+    this.share = opts.shareGroup;
     CONTRACTS && requires(Number.isSafeInteger(this.ttl) && this.ttl >= 1, 'sessionTtlSlots is a positive integer');
   }
 
@@ -192,7 +230,38 @@ export class KvMachine implements StateMachine {
     CONTRACTS && requires(Number.isSafeInteger(slot) && slot >= this.lastSlot, `slots are applied in order (${slot} >= ${this.lastSlot})`);
     if (slot > this.lastSlot) this.advance(slot);
     this.appliedCount++;
+    if (this.share !== undefined) return this.applyShared(command, this.share);
     return this.exec(command, 0, true);
+  }
+
+  private applyShared(c: Uint8Array, g: KvShareGroup): Uint8Array {
+    const slot = this.lastSlot;
+    const j = this.idx++;
+    const e = g.at(slot);
+    if (e.slot === slot && j < e.cmds.length && e.cmds[j] === c) {
+      const k = e.keys[j];
+      if (k !== undefined) {
+        try {
+          this.data.set(k, e.vals[j]!);
+          return RESULT_OK;
+        } catch {
+          // (the Map is full) let exec produce the error result
+        }
+      }
+      return this.exec(c, 0, true);
+    }
+    SET_K = SET_V = undefined;
+    const r = this.exec(c, 0, true);
+    if (e.slot !== slot) {
+      e.slot = slot;
+      e.cmds.length = e.keys.length = e.vals.length = 0;
+    }
+    if (j === e.cmds.length) {
+      e.cmds.push(c);
+      e.keys.push(SET_K);
+      e.vals.push(SET_V);
+    }
+    return r;
   }
 
   /**
@@ -230,6 +299,7 @@ export class KvMachine implements StateMachine {
 
   private advance(slot: Slot): void {
     this.lastSlot = slot;
+    this.idx = 0;
     if (slot >= this.nextSweep) {
       // Expiry is decided on access (idle > ttl slots means gone); the sweep only frees memory, every ttl/2 slots.
       for (const [id, s] of this.sessions) if (slot - s.lastSlot > this.ttl) this.sessions.delete(id);
@@ -249,6 +319,10 @@ export class KvMachine implements StateMachine {
           const v = readStr(c);
           if (P !== END) return ERR_TRAILING;
           this.data.set(k, v);
+          if (start === 0) {
+            SET_K = k;
+            SET_V = v;
+          }
           return RESULT_OK;
         }
         case Op.GET: {
