@@ -96,6 +96,50 @@ interface Waiter {
   resolve(r: Uint8Array | undefined): void;
   reject(e: Error): void;
 }
+/** Submission waiters indexed by id (ids are allocated densely, settled mostly in order). */
+class WaiterTable {
+  private slots: (Waiter | BatchWaiter | undefined)[] = [];
+  private head = 0; // index in `slots` of the first live entry
+  private base = 1; // the id stored at slots[0]
+  size = 0;
+  set(id: number, w: Waiter | BatchWaiter): void {
+    if (this.slots.length === 0) {
+      this.base = id;
+      this.head = 0;
+    }
+    const i = id - this.base;
+    while (this.slots.length < i) this.slots.push(undefined);
+    this.slots[i] = w;
+    this.size++;
+  }
+  get(id: number): Waiter | BatchWaiter | undefined {
+    const i = id - this.base;
+    return i >= this.head && i < this.slots.length ? this.slots[i] : undefined;
+  }
+  delete(id: number): void {
+    const i = id - this.base;
+    if (i < this.head || i >= this.slots.length || this.slots[i] === undefined) return;
+    this.slots[i] = undefined;
+    this.size--;
+    if (i === this.head) {
+      while (this.head < this.slots.length && this.slots[this.head] === undefined) this.head++;
+      if (this.head === this.slots.length) {
+        this.slots = [];
+        this.head = 0;
+      } else if (this.head > 4096 && this.head * 2 > this.slots.length) {
+        this.slots = this.slots.slice(this.head);
+        this.base += this.head;
+        this.head = 0;
+      }
+    }
+  }
+  keys(): number[] {
+    const out: number[] = [];
+    for (let i = this.head; i < this.slots.length; i++) if (this.slots[i] !== undefined) out.push(this.base + i);
+    return out;
+  }
+}
+
 class BatchWaiter {
   results: (Uint8Array | undefined)[];
   remaining: number;
@@ -134,7 +178,8 @@ export class Replica {
   readonly acceptor: Actor<typeof acceptorMachine>;
   readonly learner: Actor<typeof learnerMachine>;
   private unregister: (() => void)[] = [];
-  private waiters = new Map<number, Waiter | BatchWaiter>();
+  /** waiters by submission id: ids are dense and increasing, so a deque indexed by id beats a Map */
+  private waiters = new WaiterTable();
   private nextId = 1;
   private outbox: SubmitItem[] = [];
   private tickTimer: unknown;
@@ -607,7 +652,7 @@ export class Replica {
     this.unregister = [];
     for (const a of [this.elector, this.proposer, this.learner, this.acceptor] as Actor<any>[]) a.stop();
     const err = new ReplicaStoppedError();
-    for (const id of [...this.waiters.keys()]) this.settle(id, undefined, err);
+    for (const id of this.waiters.keys()) this.settle(id, undefined, err);
     for (const f of this.forwards.values()) {
       this.env.clock.clearTimeout(f.timer);
       f.reject(err);
