@@ -4,12 +4,23 @@ import { RespCommandParser, RespProtocolError, RespWriter, type RespLimits } fro
 
 /** What the RESP front end needs from a replica. */
 export interface KvBackend {
-  /** replicated execution (writes, and linearizable reads through the log), in order */
+  /** replicated execution (writes, and linearizable reads through the log), in order; forwards to the leader */
   execute(commands: readonly Uint8Array[]): Promise<(Uint8Array | undefined)[]>;
   /** a read against this replica's own state (READONLY mode: possibly stale) */
   readLocal(command: Uint8Array): Uint8Array;
   /** facts for INFO / DECREE STATUS */
   status(): Record<string, unknown>;
+  /** whether this replica leads now (reads then use readIndex instead of a log slot) */
+  isLeader?(): boolean;
+  /**
+   * Read-index (leader only): resolves once a local read is linearizable; rejects (e.g. NotLeaderError) when
+   * leadership is lost — the server then sends the reads through execute() instead.
+   */
+  readIndex?(): Promise<number>;
+  /** RSL fast read: resolves once this replica executed minSlot; rejects (StaleReplicaError, code 'STALE') after timeoutMs */
+  waitForSlot?(minSlot: number, timeoutMs: number): Promise<number>;
+  /** a freshness token for a write that just resolved here: a slot >= the write's slot */
+  writeToken?(): number;
 }
 
 export interface KvServerOptions {
@@ -20,9 +31,11 @@ export interface KvServerOptions {
   password?: string;
   /** largest value accepted by SET/MSET/CAS (default 1 MiB); larger ones get an error, the connection goes on */
   maxValueBytes?: number;
-  /** unanswered commands per connection before the server stops reading from it (default 16384) */
+  /** pipelining depth: unanswered commands per connection before the server stops reading from it (default 16384) */
   maxPendingPerConnection?: number;
   maxConnections?: number;
+  /** longest DECREE.FASTREAD wait honoured (default 60000 ms) */
+  maxFastReadWaitMs?: number;
   limits?: Partial<RespLimits>;
   log?: (level: 'info' | 'warn', msg: string, obj?: object) => void;
 }
@@ -93,7 +106,7 @@ export class KvServer {
   stats = { connections: 0, commands: 0, protocolErrors: 0, rejectedConnections: 0 };
 
   constructor(opts: KvServerOptions) {
-    this.o = { maxValueBytes: 1 << 20, maxPendingPerConnection: 16_384, maxConnections: 10_000, ...opts };
+    this.o = { maxValueBytes: 1 << 20, maxPendingPerConnection: 16_384, maxConnections: 10_000, maxFastReadWaitMs: 60_000, ...opts };
   }
 
   async listen(): Promise<{ host: string; port: number }> {
@@ -126,9 +139,16 @@ export class KvServer {
     this.conns.add(sock);
     sock.setNoDelay(true);
     const parser = new RespCommandParser(this.o.limits ?? {});
-    let authed = this.o.password === undefined;
-    let readonly = false;
-    let closing = false;
+    const conn: Conn = {
+      authed: this.o.password === undefined,
+      readonly: false,
+      closing: false,
+      lastToken: 0,
+      writesInFlight: 0,
+      writeTail: Promise.resolve(),
+      readsInFlight: 0,
+      readTail: Promise.resolve(),
+    };
     const queue: Reply[] = [];
     let pending = 0;
     let flushing = false;
@@ -153,57 +173,43 @@ export class KvServer {
         flushing = false;
       }
       if (sock.isPaused() && pending < this.o.maxPendingPerConnection / 2) sock.resume();
-      if (closing && queue.length === 0) sock.end();
+      if (conn.closing && queue.length === 0) sock.end();
     };
 
     sock.on('data', (chunk) => {
+      if (conn.closing) return;
       let cmds: Buffer[][];
       let protoErr: RespProtocolError | undefined;
       try {
         cmds = parser.feed(chunk);
       } catch (e) {
-        if (!(e instanceof RespProtocolError)) throw e;
-        cmds = [];
-        protoErr = e;
+        // the commands the same chunk completed before the bad bytes are executed, as Redis does
+        const done = (e as { completed?: unknown }).completed;
+        cmds = Array.isArray(done) ? (done as Buffer[][]) : [];
+        protoErr = e instanceof RespProtocolError ? e : new RespProtocolError(`Protocol error: ${(e as Error).message}`);
       }
-      // one engine batch for all the replicated commands of this chunk
-      const batch: Uint8Array[] = [];
-      const slots: { idx: number; resolve: (b: Buffer) => void }[] = [];
+      // the replicated commands of this chunk, in order: writes (and reads that must share the log's order)
+      const ops: Op[] = [];
       for (const args of cmds) {
+        if (conn.closing) break;
         this.stats.commands++;
         pending++;
-        const r = this.command(args, {
-          authed,
-          readonly,
-          setAuthed: (v) => (authed = v),
-          setReadonly: (v) => (readonly = v),
-          quit: () => (closing = true),
-          replicate: (cmd) =>
-            new Promise<Buffer>((resolve) => {
-              slots.push({ idx: batch.length, resolve });
-              batch.push(cmd);
-            }),
-        });
+        let r: Reply;
+        try {
+          r = this.command(args, conn, ops);
+        } catch (e) {
+          this.o.log?.('warn', 'command failed', { error: (e as Error).message });
+          r = one((w) => w.error(`ERR ${(e as Error).message}`));
+        }
         queue.push(r);
       }
-      if (batch.length > 0) {
-        this.o.backend.execute(batch).then(
-          (results) => {
-            for (const s of slots) s.resolve(resultBuffer(results[s.idx]));
-          },
-          (e) => {
-            const msg = (e as { code?: string }).code === 'NOT_LEADER' ? NOT_LEADER(e) : `ERR ${(e as Error).message}`;
-            const b = one((w) => w.error(msg));
-            for (const s of slots) s.resolve(b);
-          },
-        );
-      }
+      if (ops.length > 0) this.dispatch(conn, ops);
       if (protoErr) {
         this.stats.protocolErrors++;
         this.o.log?.('warn', 'RESP protocol error; closing the connection', { error: protoErr.message });
         pending++;
         queue.push(one((w) => w.error(`ERR ${protoErr!.message}`)));
-        closing = true;
+        conn.closing = true;
       }
       if (pending >= this.o.maxPendingPerConnection) sock.pause();
       void flush();
@@ -212,39 +218,88 @@ export class KvServer {
     sock.on('close', () => this.conns.delete(sock));
   }
 
-  private command(
-    args: Buffer[],
-    c: {
-      authed: boolean;
-      readonly: boolean;
-      setAuthed(v: boolean): void;
-      setReadonly(v: boolean): void;
-      quit(): void;
-      replicate(cmd: Uint8Array): Promise<Buffer>;
-    },
-  ): Reply {
+  /**
+   * Sends one chunk's replicated commands. Writes go to the engine as one batch. Linearizable reads use
+   * read-index on the leader when the chunk holds only reads; a chunk that mixes reads and writes (or any
+   * read on a follower) goes through the log as one batch, so the connection's order holds. Across chunks,
+   * a read group waits for the connection's earlier writes and a write batch for its earlier reads.
+   */
+  private dispatch(conn: Conn, ops: Op[]): void {
+    const reads = ops.filter((o) => o.kind === 'read');
+    const b = this.o.backend;
+    const useIndex = reads.length === ops.length && b.readIndex !== undefined && (b.isLeader?.() ?? false);
+    if (useIndex) {
+      const prior = conn.writesInFlight > 0 ? conn.writeTail : undefined;
+      conn.readsInFlight++;
+      const run = async () => {
+        if (prior) await prior;
+        try {
+          await b.readIndex!();
+        } catch {
+          // leadership lost (or the confirm round timed out): read through the log instead (forwarded to the leader)
+          await this.execute(conn, ops, false);
+          return;
+        }
+        for (const o of ops) {
+          try {
+            o.resolve(resultBuffer(b.readLocal(o.cmd)));
+          } catch (e) {
+            o.resolve(one((w) => w.error(`ERR ${(e as Error).message}`)));
+          }
+        }
+      };
+      const done = run().finally(() => conn.readsInFlight--);
+      conn.readTail = join(conn.readTail, done);
+      return;
+    }
+    const prior = conn.readsInFlight > 0 ? conn.readTail : undefined;
+    const hasWrite = reads.length < ops.length;
+    if (hasWrite) conn.writesInFlight++;
+    const done = (prior ? prior.then(() => this.execute(conn, ops, hasWrite)) : this.execute(conn, ops, hasWrite)).finally(() => {
+      if (hasWrite) conn.writesInFlight--;
+    });
+    if (hasWrite) conn.writeTail = join(conn.writeTail, done);
+    else {
+      conn.readsInFlight++;
+      conn.readTail = join(conn.readTail, done.finally(() => conn.readsInFlight--));
+    }
+  }
+
+  private async execute(conn: Conn, ops: Op[], hasWrite: boolean): Promise<void> {
+    try {
+      const results = await this.o.backend.execute(ops.map((o) => o.cmd));
+      if (hasWrite) conn.lastToken = Math.max(conn.lastToken, this.o.backend.writeToken?.() ?? 0);
+      for (let i = 0; i < ops.length; i++) ops[i]!.resolve(resultBuffer(results[i]));
+    } catch (e) {
+      const msg = (e as { code?: string }).code === 'NOT_LEADER' ? NOT_LEADER(e) : `ERR ${(e as Error).message}`;
+      const b = one((w) => w.error(msg));
+      for (const o of ops) o.resolve(b);
+    }
+  }
+
+  private command(args: Buffer[], c: Conn, ops: Op[]): Reply {
     const name = up(args[0]!);
     const n = args.length;
-    const arity = (min: number, max = min) => n >= min && n <= max;
     const wrongArgs = () => one((w) => err(w, `ERR wrong number of arguments for '${name.toLowerCase()}' command`));
     if (name === 'AUTH') {
-      if (!arity(2, 3)) return wrongArgs();
+      if (n < 2 || n > 3) return wrongArgs();
       if (this.o.password === undefined) return one((w) => err(w, 'ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?'));
       const ok = args[n - 1]!.toString() === this.o.password;
-      c.setAuthed(ok);
+      c.authed = ok;
       return ok ? one((w) => w.simple('OK')) : one((w) => err(w, 'WRONGPASS invalid username-password pair or user is disabled.'));
     }
     if (name === 'QUIT') {
-      c.quit();
+      c.closing = true;
       return one((w) => w.simple('OK'));
     }
     if (!c.authed) return one((w) => err(w, 'NOAUTH Authentication required.'));
-    const tooBig = (b: Buffer) => b.length > this.o.maxValueBytes;
+    const replicate = (cmd: Uint8Array, kind: 'read' | 'write'): Promise<Buffer> =>
+      new Promise<Buffer>((resolve) => ops.push({ kind, cmd, resolve }));
     switch (name) {
       case 'PING':
         return n > 1 ? one((w) => w.bulk(args[1]!)) : one((w) => w.simple('PONG'));
       case 'ECHO':
-        return arity(2) ? one((w) => w.bulk(args[1]!)) : wrongArgs();
+        return n === 2 ? one((w) => w.bulk(args[1]!)) : wrongArgs();
       case 'SELECT':
         return args[1]?.toString() === '0' ? one((w) => w.simple('OK')) : one((w) => err(w, 'ERR DB index is out of range'));
       case 'COMMAND':
@@ -255,63 +310,105 @@ export class KvServer {
       case 'HELLO':
         return one((w) => err(w, 'NOPROTO this server speaks RESP2 only'));
       case 'READONLY':
-        c.setReadonly(true);
+        c.readonly = true;
         return one((w) => w.simple('OK'));
       case 'READWRITE':
-        c.setReadonly(false);
+        c.readonly = false;
         return one((w) => w.simple('OK'));
       case 'INFO': {
         const s = this.o.backend.status();
         const text = ['# Decree', ...Object.entries(s).map(([k, v]) => `${k}:${typeof v === 'object' ? JSON.stringify(v) : String(v)}`)].join('\r\n');
         return one((w) => w.bulk(text + '\r\n'));
       }
-      case 'DECREE':
-        if (up(args[1] ?? Buffer.alloc(0)) === 'STATUS') return one((w) => w.bulk(JSON.stringify(this.o.backend.status())));
-        return one((w) => err(w, "ERR unknown DECREE subcommand (try DECREE STATUS)"));
+      case 'DECREE': {
+        const sub = up(args[1] ?? Buffer.alloc(0));
+        if (sub === 'STATUS') return one((w) => w.bulk(JSON.stringify(this.o.backend.status())));
+        if (sub === 'SLOT') return this.slotReply(c);
+        return one((w) => err(w, 'ERR unknown DECREE subcommand (try DECREE STATUS | DECREE SLOT)'));
+      }
+      case 'DECREE.SLOT':
+        return n === 1 ? this.slotReply(c) : wrongArgs();
+      case 'DECREE.FASTREAD': {
+        if (n < 5) return wrongArgs();
+        const minSlot = parseNonNeg(args[1]!);
+        const timeoutMs = parseNonNeg(args[2]!);
+        if (minSlot === undefined || timeoutMs === undefined) return one((w) => err(w, 'ERR minSlot and timeoutMs must be non-negative integers'));
+        const inner = this.encode(args.slice(3));
+        if (Buffer.isBuffer(inner)) return inner;
+        if (inner.kind !== 'read') return one((w) => err(w, 'ERR DECREE.FASTREAD serves GET, MGET and EXISTS only'));
+        return this.fastRead(c, minSlot, Math.min(timeoutMs, this.o.maxFastReadWaitMs), inner.cmd);
+      }
+      case 'DECREE.SESSION': {
+        if (n < 4) return wrongArgs();
+        const seq = parseNonNeg(args[2]!);
+        if (seq === undefined) return one((w) => err(w, 'ERR seq must be a non-negative integer'));
+        if (args[1]!.length === 0 || args[1]!.length > 256) return one((w) => err(w, 'ERR clientId must be 1-256 bytes'));
+        if (up(args[3]!).startsWith('DECREE')) return one((w) => err(w, 'ERR sessions wrap a plain write command'));
+        const inner = this.encode(args.slice(3));
+        if (Buffer.isBuffer(inner)) return inner;
+        if (inner.kind !== 'write') return one((w) => err(w, 'ERR DECREE.SESSION wraps writes only (SET MSET DEL INCR DECR INCRBY DECRBY CAS CASNX)'));
+        return replicate(KvCommands.session(args[1]!, seq, inner.cmd), 'write');
+      }
+      default: {
+        const e = this.encode(args);
+        if (Buffer.isBuffer(e)) return e;
+        if (e.kind === 'read' && c.readonly) return this.local(e.cmd);
+        return replicate(e.cmd, e.kind);
+      }
+    }
+  }
+
+  /** A KV command's binary encoding (kind read/write), or an error reply. */
+  private encode(args: Buffer[]): { kind: 'read' | 'write'; cmd: Uint8Array } | Buffer {
+    const name = up(args[0]!);
+    const n = args.length;
+    const arity = (min: number, max = min) => n >= min && n <= max;
+    const wrongArgs = () => one((w) => err(w, `ERR wrong number of arguments for '${name.toLowerCase()}' command`));
+    const tooBig = (b: Buffer) => b.length > this.o.maxValueBytes;
+    const valueTooLarge = () => one((w) => err(w, `ERR value too large (max ${this.o.maxValueBytes} bytes)`));
+    const W = (cmd: Uint8Array) => ({ kind: 'write' as const, cmd });
+    const R = (cmd: Uint8Array) => ({ kind: 'read' as const, cmd });
+    switch (name) {
       case 'GET':
-        if (!arity(2)) return wrongArgs();
-        return this.read(c, KvCommands.get(args[1]!));
+        return arity(2) ? R(KvCommands.get(args[1]!)) : wrongArgs();
       case 'MGET':
-        if (n < 2) return wrongArgs();
-        return this.read(c, KvCommands.mget(args.slice(1)));
+        return n >= 2 ? R(KvCommands.mget(args.slice(1))) : wrongArgs();
       case 'EXISTS':
-        if (n < 2) return wrongArgs();
-        return this.read(c, KvCommands.exists(args.slice(1)));
+        return n >= 2 ? R(KvCommands.exists(args.slice(1))) : wrongArgs();
       case 'SET':
         if (n !== 3) return n > 3 ? one((w) => err(w, 'ERR syntax error (SET options are not supported)')) : wrongArgs();
-        if (tooBig(args[2]!)) return one((w) => err(w, `ERR value too large (max ${this.o.maxValueBytes} bytes)`));
-        return c.replicate(KvCommands.set(args[1]!, args[2]!));
+        if (tooBig(args[2]!)) return valueTooLarge();
+        return W(KvCommands.set(args[1]!, args[2]!));
       case 'MSET': {
         if (n < 3 || n % 2 === 0) return wrongArgs();
         const pairs: [Buffer, Buffer][] = [];
         for (let i = 1; i < n; i += 2) {
-          if (tooBig(args[i + 1]!)) return one((w) => err(w, `ERR value too large (max ${this.o.maxValueBytes} bytes)`));
+          if (tooBig(args[i + 1]!)) return valueTooLarge();
           pairs.push([args[i]!, args[i + 1]!]);
         }
-        return c.replicate(KvCommands.mset(pairs));
+        return W(KvCommands.mset(pairs));
       }
       case 'DEL':
-        if (n < 2) return wrongArgs();
-        return c.replicate(KvCommands.del(args.slice(1)));
+        return n >= 2 ? W(KvCommands.del(args.slice(1))) : wrongArgs();
       case 'INCR':
       case 'DECR':
-        if (!arity(2)) return wrongArgs();
-        return c.replicate(KvCommands.incr(args[1]!, name === 'INCR' ? 1 : -1));
+        return arity(2) ? W(KvCommands.incr(args[1]!, name === 'INCR' ? 1 : -1)) : wrongArgs();
       case 'INCRBY':
       case 'DECRBY': {
         if (!arity(3)) return wrongArgs();
         const s = args[2]!.toString();
         if (!/^-?\d{1,18}$/.test(s)) return one((w) => err(w, 'ERR value is not an integer or out of range'));
         const by = Number(s);
-        return c.replicate(KvCommands.incr(args[1]!, name === 'INCRBY' ? by : -by));
+        return W(KvCommands.incr(args[1]!, name === 'INCRBY' ? by : -by));
       }
       case 'CAS': // CAS key expected new  (compare-and-set; reply 1 when swapped, 0 otherwise)
         if (!arity(4)) return wrongArgs();
-        if (tooBig(args[3]!)) return one((w) => err(w, `ERR value too large (max ${this.o.maxValueBytes} bytes)`));
-        return c.replicate(KvCommands.cas(args[1]!, args[2]!, args[3]!));
+        if (tooBig(args[3]!)) return valueTooLarge();
+        return W(KvCommands.cas(args[1]!, args[2]!, args[3]!));
       case 'CASNX': // CASNX key new  (set only if absent; 1 / 0)
         if (!arity(3)) return wrongArgs();
-        return c.replicate(KvCommands.cas(args[1]!, null, args[2]!));
+        if (tooBig(args[2]!)) return valueTooLarge();
+        return W(KvCommands.cas(args[1]!, null, args[2]!));
       default:
         return one((w) =>
           err(w, `ERR unknown command '${args[0]!.toString('latin1').slice(0, 64)}', with args beginning with: ${args.slice(1, 4).map((a) => `'${a.toString('latin1').slice(0, 32)}'`).join(' ')}`),
@@ -319,14 +416,61 @@ export class KvServer {
     }
   }
 
-  private read(c: { readonly: boolean; replicate(cmd: Uint8Array): Promise<Buffer> }, cmd: Uint8Array): Reply {
-    if (c.readonly) {
-      try {
-        return resultBuffer(this.o.backend.readLocal(cmd));
-      } catch (e) {
-        return one((w) => w.error(`ERR ${(e as Error).message}`));
-      }
+  private local(cmd: Uint8Array): Buffer {
+    try {
+      return resultBuffer(this.o.backend.readLocal(cmd));
+    } catch (e) {
+      return one((w) => w.error(`ERR ${(e as Error).message}`));
     }
-    return c.replicate(cmd); // linearizable: the read takes a slot in the log
   }
+
+  /** The connection's freshness token, once its earlier writes are answered. */
+  private slotReply(c: Conn): Reply {
+    if (c.writesInFlight === 0) return one((w) => w.integer(c.lastToken));
+    return c.writeTail.then(() => one((w) => w.integer(c.lastToken)));
+  }
+
+  private fastRead(c: Conn, minSlot: number, timeoutMs: number, cmd: Uint8Array): Reply {
+    const b = this.o.backend;
+    if (!b.waitForSlot) return one((w) => err(w, 'ERR fast reads are not supported by this backend'));
+    const go = async (): Promise<Buffer> => {
+      try {
+        await b.waitForSlot!(minSlot, timeoutMs);
+      } catch (e) {
+        const ex = e as { code?: string; executed?: number; message: string };
+        if (ex.code === 'STALE') return one((w) => w.error(`STALE replica executed up to slot ${ex.executed ?? '?'}, wanted ${minSlot}`));
+        return one((w) => w.error(`ERR ${ex.message}`));
+      }
+      return this.local(cmd);
+    };
+    return c.writesInFlight > 0 ? c.writeTail.then(go) : go();
+  }
+}
+
+interface Conn {
+  authed: boolean;
+  readonly: boolean;
+  closing: boolean;
+  /** freshness token of the last acknowledged write (DECREE.SLOT) */
+  lastToken: number;
+  writesInFlight: number;
+  /** settles once every write batch sent so far has been answered */
+  writeTail: Promise<void>;
+  readsInFlight: number;
+  readTail: Promise<void>;
+}
+
+interface Op {
+  kind: 'read' | 'write';
+  cmd: Uint8Array;
+  resolve(b: Buffer): void;
+}
+
+/** settles when both have settled (never rejects) */
+const join = (a: Promise<unknown>, b: Promise<unknown>): Promise<void> => Promise.allSettled([a, b]).then(() => undefined);
+
+function parseNonNeg(b: Buffer): number | undefined {
+  const s = b.toString('latin1');
+  if (!/^\d{1,15}$/.test(s)) return undefined;
+  return Number(s);
 }

@@ -48,8 +48,13 @@ export const ClusterConfig = z.strictObject({
     .strictObject({
       password: z.string().min(1).optional(),
       maxValueBytes: z.number().int().positive().default(1 << 20),
+      /** pipelining depth: unanswered commands per connection before the server stops reading it */
+      maxPendingPerConnection: z.number().int().positive().default(16_384),
+      maxConnections: z.number().int().positive().default(10_000),
+      /** request size: the largest bulk string (argument) a client may send; larger closes the connection */
+      maxRequestBytes: z.number().int().positive().default(64 << 20),
     })
-    .default({ maxValueBytes: 1 << 20 }),
+    .default({ maxValueBytes: 1 << 20, maxPendingPerConnection: 16_384, maxConnections: 10_000, maxRequestBytes: 64 << 20 }),
   /** a secret shared by the replicas: the TCP handshake proves both ends hold it */
   secret: z.string().min(8).optional(),
 });

@@ -120,10 +120,26 @@ export async function startNode(cfg: ClusterConfig, id: string, o: StartNodeOpti
     host: me.host,
     ...(cfg.kv.password ? { password: cfg.kv.password } : {}),
     maxValueBytes: cfg.kv.maxValueBytes,
+    maxPendingPerConnection: cfg.kv.maxPendingPerConnection,
+    maxConnections: cfg.kv.maxConnections,
+    limits: { maxBulkLength: cfg.kv.maxRequestBytes },
     backend: {
       execute: (cmds) => executeWithRetry(replica, cmds),
       readLocal: (cmd) => sm.query(cmd),
-      status: () => ({ ...replica.status(), rings: [...replicas.values()].map((r) => ({ ring: r.ring, leader: r.currentLeader(), executed: r.executedSlot() })) }),
+      isLeader: () => replica.isLeader(),
+      readIndex: () => replica.readIndex(),
+      waitForSlot: (minSlot, timeoutMs) => replica.waitForSlot(minSlot, timeoutMs),
+      // on a follower the leader's Decide (sent before it executes and answers) precedes the forwarded reply
+      writeToken: () => Math.max(replica.executedSlot(), replica.highestChosenSlot()),
+      status: () => {
+        const leader = replica.currentLeader();
+        const l = cfg.replicas.find((r) => r.id === leader);
+        return {
+          ...replica.status(),
+          ...(l ? { leaderClient: `${l.host}:${l.clientPort}` } : {}),
+          rings: [...replicas.values()].map((r) => ({ ring: r.ring, leader: r.currentLeader(), executed: r.executedSlot() })),
+        };
+      },
     },
     log: (level, msg, obj) => o.log[level](obj ?? {}, msg),
   });
