@@ -69,6 +69,8 @@ export interface LearnerData {
   leaderGuess: ReplicaId | undefined;
   retained: Map<Slot, SlotValue>;
   retainedBytes: number;
+  /** the size counted for each retained slot (computed once) */
+  retainedSizes: Map<Slot, number>;
   retainFrom: Slot;
   catchupAskedAt: number;
   catchupAskedFor: Slot;
@@ -135,10 +137,13 @@ function retain(d: LearnerData, slot: Slot, v: SlotValue): void {
   if (d.opts.retainSlots <= 0) return;
   if (d.retained.size === 0) d.retainFrom = slot;
   d.retained.set(slot, v);
-  d.retainedBytes += slotValueSize(v);
+  const size = slotValueSize(v);
+  d.retainedSizes.set(slot, size);
+  d.retainedBytes += size;
   while (d.retained.size > d.opts.retainSlots || d.retainedBytes > d.opts.retainBytes) {
     const old = d.retained.get(d.retainFrom);
-    if (old) d.retainedBytes -= slotValueSize(old);
+    if (old) d.retainedBytes -= d.retainedSizes.get(d.retainFrom) ?? 0;
+    d.retainedSizes.delete(d.retainFrom);
     d.retained.delete(d.retainFrom);
     d.retainFrom++;
   }
@@ -298,6 +303,7 @@ export const learnerMachine = setup({
     leaderGuess: undefined,
     retained: new Map(),
     retainedBytes: 0,
+    retainedSizes: new Map(),
     retainFrom: (input.executedUpTo ?? 0) + 1,
     catchupAskedAt: -Infinity,
     catchupAskedFor: 0,
