@@ -15,7 +15,8 @@
  *  - among configurations with the same open set and value, one that has placed, for every pending
  *    class, no more ops than another dominates it (a pending op may also never take effect);
  *  - a pending op that would leave the value as it is is never placed;
- *  - a run of pending ops is never followed by a blind write (see isBlindWrite in model.ts).
+ *  - a run of pending ops is only placed together with the completed op that reads its result, which
+ *    must follow it (see isBlindWrite in model.ts), so such runs never enter the frontier.
  *
  * Relaxed mode drops the rule that a pending op takes effect at most once for pending set, del and
  * cas (once invoked, such an op may be placed any number of times; pending incr stays exact, or the
@@ -38,8 +39,6 @@ interface Config {
   mask: number;
   state: State;
   sid: number;
-  /** The last op placed was pending: no blind write may come next. */
-  chain: boolean;
   used: Int32Array;
   /** Relaxed mode: placements of pending ops beyond the members invoked so far (reuses). */
   reuse: number;
@@ -49,8 +48,11 @@ interface Config {
   dead: boolean;
 }
 
+/** A configuration in the middle of a run of pending ops (never stored in the frontier). */
+type ChainLink = Pick<Config, 'mask' | 'state' | 'used' | 'reuse' | 'placedPending' | 'trail'>;
+
 /** Lexicographic preference of relaxed-mode representatives: fewer reuses, then fewer pending ops placed. */
-function better(a: Config, b: Config): boolean {
+function better(a: Pick<Config, 'reuse' | 'placedPending'>, b: Pick<Config, 'reuse' | 'placedPending'>): boolean {
   return a.reuse < b.reuse || (a.reuse === b.reuse && a.placedPending < b.placedPending);
 }
 
@@ -106,7 +108,7 @@ export function searchFrontier(
   let openMask = 0;
 
   let frontier: Config[] = [
-    { mask: 0, state: null, sid: states.of(null), chain: false, used: new Int32Array(ncls), reuse: 0, placedPending: 0, trail: null, dead: false },
+    { mask: 0, state: null, sid: states.of(null), used: new Int32Array(ncls), reuse: 0, placedPending: 0, trail: null, dead: false },
   ];
 
   /** Classes counted exactly (all in exact mode; incr only in relaxed mode). */
@@ -130,7 +132,6 @@ export function searchFrontier(
       const op = comp[slotOp[31 - Math.clz32(bit)]];
       if (op.observer && step(cfg.state, op) !== undefined) {
         cfg.mask |= bit;
-        cfg.chain = false;
         cfg.trail = { index: op.index, prev: cfg.trail };
         changed = true;
       }
@@ -138,19 +139,43 @@ export function searchFrontier(
     return changed;
   };
 
-  /** Closes the frontier under "linearize one more op", trying new ops on old configurations. */
+  /** Adds op (an open completed op, by its mask bit) after `from`; undefined when the model refuses it. */
+  const placeCompleted = (from: Config | ChainLink, bit: number, op: MOp): Config | undefined => {
+    const next = step(from.state, op);
+    if (next === undefined) return undefined;
+    const child: Config = {
+      mask: from.mask | bit,
+      state: next,
+      sid: states.of(next),
+      used: from.used,
+      reuse: from.reuse,
+      placedPending: from.placedPending,
+      trail: { index: op.index, prev: from.trail },
+      dead: false,
+    };
+    saturate(child);
+    return child;
+  };
+
+  /**
+   * Closes the frontier under "linearize one more completed op, possibly preceded by a run of pending
+   * ops". Runs of pending ops are explored here and never stored: a run is only useful when a
+   * completed op that reads the value follows it, and only its first op may be a blind write (see
+   * isBlindWrite in model.ts). Old configurations
+   * (closed already) only try what is new: new ops, and runs when new pending ops became available.
+   */
   const closure = (): boolean => {
     const groups = new Map<number, Config[]>();
     const work: { cfg: Config; all: boolean }[] = [];
     const add = (cfg: Config, all: boolean): void => {
-      const key = (cfg.mask * 1048576 + cfg.sid) * 2 + (cfg.chain ? 1 : 0); // exact while sid < 2^20 (checked below)
+      const key = cfg.mask * 1048576 + cfg.sid; // exact while sid < 2^20 (checked below)
       let g = groups.get(key);
       if (g === undefined) {
         g = [];
         groups.set(key, g);
       } else {
         for (const o of g) {
-          if (o.dead || o.state !== cfg.state || o.chain !== cfg.chain || !leq(o.used, cfg.used)) continue;
+          if (o.dead || o.state !== cfg.state || !leq(o.used, cfg.used)) continue;
           // o dominates cfg (or they are equal in relaxed mode, where o may still be the worse witness)
           if (relaxed && leq(cfg.used, o.used) && better(cfg, o)) {
             o.dead = true;
@@ -158,64 +183,69 @@ export function searchFrontier(
           }
           return;
         }
-        for (const o of g) if (!o.dead && o.state === cfg.state && o.chain === cfg.chain && leq(cfg.used, o.used)) o.dead = true;
+        for (const o of g) if (!o.dead && o.state === cfg.state && leq(cfg.used, o.used)) o.dead = true;
       }
       g.push(cfg);
       work.push({ cfg, all });
     };
     for (const cfg of frontier) add(cfg, saturate(cfg));
     const newMask = newOps.reduce((m, id) => m | (1 << slotOf[id]), 0);
+    let readersMask = 0; // open completed ops that read the value
+    for (let m = openMask; m !== 0; m &= m - 1) {
+      const bit = m & -m;
+      if (!isBlindWrite(comp[slotOp[31 - Math.clz32(bit)]])) readersMask |= bit;
+    }
+    const anyNewClass = newClasses.size > 0;
     while (work.length > 0) {
       if (deadline.expired()) return false;
       const { cfg, all } = work.pop()!;
       if (cfg.dead) continue;
-      let todo = (all ? openMask : newMask) & ~cfg.mask;
-      while (todo !== 0) {
+      for (let todo = (all ? openMask : newMask) & ~cfg.mask; todo !== 0; todo &= todo - 1) {
         const bit = todo & -todo;
-        todo ^= bit;
         const op = comp[slotOp[31 - Math.clz32(bit)]];
         if (op.observer) continue; // saturated already when possible
-        if (cfg.chain && isBlindWrite(op)) continue;
-        const next = step(cfg.state, op);
-        if (next === undefined) continue;
-        const child: Config = {
-          mask: cfg.mask | bit,
-          state: next,
-          sid: states.of(next),
-          chain: false,
-          used: cfg.used,
-          reuse: cfg.reuse,
-          placedPending: cfg.placedPending,
-          trail: { index: op.index, prev: cfg.trail },
-          dead: false,
-        };
-        saturate(child);
-        add(child, true);
+        const child = placeCompleted(cfg, bit, op);
+        if (child !== undefined) add(child, true);
       }
-      for (let c = 0; c < ncls; c++) {
-        if (!all && !newClasses.has(c)) continue;
-        const u = cfg.used[c];
-        if (avail[c] === 0 || (u >= avail[c] && isExact[c] === 1)) continue;
-        const reused = u >= avail[c];
-        const member = classes[c][reused ? avail[c] - 1 : u];
-        if (cfg.chain && isBlindWrite(member)) continue;
-        const next = step(cfg.state, member);
-        if (next === undefined || next === cfg.state) continue;
-        const used = cfg.used.slice();
-        used[c]++;
-        const child: Config = {
-          mask: cfg.mask,
-          state: next,
-          sid: states.of(next),
-          chain: true,
-          used,
-          reuse: cfg.reuse + (reused ? 1 : 0),
-          placedPending: cfg.placedPending + 1,
-          trail: { index: member.index, prev: cfg.trail },
-          dead: false,
-        };
-        saturate(child);
-        add(child, true);
+      if (ncls === 0) continue;
+      const readers = (all || anyNewClass ? readersMask : readersMask & newMask) & ~cfg.mask;
+      if (readers === 0) continue;
+      // Runs of pending ops from cfg, each followed by one reader.
+      const seen = new Set<string>();
+      const stack: ChainLink[] = [cfg];
+      while (stack.length > 0) {
+        if (deadline.expired()) return false;
+        const link = stack.pop()!;
+        for (let c = 0; c < ncls; c++) {
+          const u = link.used[c];
+          if (avail[c] === 0 || (u >= avail[c] && isExact[c] === 1)) continue;
+          const reused = u >= avail[c];
+          const member = classes[c][reused ? avail[c] - 1 : u];
+          if (link !== cfg && isBlindWrite(member)) continue; // it would make the run before it useless
+          const next = step(link.state, member);
+          if (next === undefined || next === link.state) continue;
+          const used = link.used.slice();
+          used[c]++;
+          const sid = states.of(next);
+          let sig = `${sid}`;
+          for (const x of exactClasses) sig += `,${used[x]}`;
+          if (seen.has(sig)) continue;
+          seen.add(sig);
+          const chained: ChainLink = {
+            mask: link.mask,
+            state: next,
+            used,
+            reuse: link.reuse + (reused ? 1 : 0),
+            placedPending: link.placedPending + 1,
+            trail: { index: member.index, prev: link.trail },
+          };
+          stack.push(chained);
+          for (let todo = readers; todo !== 0; todo &= todo - 1) {
+            const bit = todo & -todo;
+            const child = placeCompleted(chained, bit, comp[slotOp[31 - Math.clz32(bit)]]);
+            if (child !== undefined) add(child, true);
+          }
+        }
       }
     }
     frontier = [];
