@@ -12,8 +12,16 @@
  */
 
 export class RespProtocolError extends Error {
-  constructor(message: string) {
-    super(`Protocol error: ${message}`);
+  /**
+   * @param reason what is wrong, e.g. "invalid bulk length" (the message is "Protocol error: <reason>")
+   * @param completed the items the same `feed` call completed before the error (Redis executes those
+   *   commands, then answers the error and closes the connection)
+   */
+  constructor(
+    readonly reason: string,
+    readonly completed: readonly unknown[] = [],
+  ) {
+    super(`Protocol error: ${reason}`);
     this.name = 'RespProtocolError';
   }
 }
@@ -133,12 +141,13 @@ abstract class RespInput {
     this.owned = true;
   }
 
-  /** Runs a parse; an error after some complete items is deferred to the next feed (and shown by `failed`). */
+  /** Runs a parse; a protocol error carries the items completed before it in this call. */
   protected guard<T>(out: T[], parse: () => void): T[] {
     try {
       parse();
     } catch (e) {
-      if (!(e instanceof RespProtocolError) || out.length === 0) throw e;
+      if (e instanceof RespProtocolError && out.length > 0) throw new RespProtocolError(e.reason, out);
+      throw e;
     }
     return out;
   }
@@ -256,9 +265,9 @@ export class RespCommandParser extends RespInput {
   }
 
   /**
-   * Feeds a chunk; returns the commands it completed (possibly none). Throws RespProtocolError; when
-   * complete commands came before the error in the same chunk, they are returned first, `failed` is
-   * set, and the next call throws.
+   * Feeds a chunk; returns the commands it completed (possibly none). Throws RespProtocolError, whose
+   * `completed` holds the commands this call completed before the error; the parser then stays failed
+   * (`failed`) and every later call throws.
    */
   feed(chunk: Uint8Array): Buffer[][] {
     this.append(chunk);

@@ -159,8 +159,8 @@ describe('protocol errors and limits', () => {
       expect((caught as Error).message).toMatch(/^Protocol error: /);
       expect((caught as Error).message).toMatch(re);
       // the parser stays failed: a server answers the error and closes
-      expect(p.failed).toBe(caught);
-      expect(() => p.feed(B('*1\r\n$4\r\nPING\r\n'))).toThrow(caught as Error);
+      expect(p.failed?.message).toBe((caught as Error).message);
+      expect(() => p.feed(B('*1\r\n$4\r\nPING\r\n'))).toThrow((caught as Error).message);
     });
   }
 
@@ -221,7 +221,7 @@ describe('serializers', () => {
 
 const cutsArb = (len: number) => fc.uniqueArray(fc.integer({ min: 0, max: len }), { maxLength: 12 }).map((xs) => xs.sort((a, b) => a - b));
 
-function withCuts<T>(bytes: Buffer, cuts: number[], make: () => { feed: (c: Buffer) => T[]; failed: unknown }): { items: T[]; error?: unknown } {
+function withCuts<T>(bytes: Buffer, cuts: number[], make: () => { feed: (c: Buffer) => T[]; failed: RespProtocolError | undefined }): { items: T[]; error?: unknown } {
   const p = make();
   const items: T[] = [];
   try {
@@ -230,9 +230,12 @@ function withCuts<T>(bytes: Buffer, cuts: number[], make: () => { feed: (c: Buff
       items.push(...p.feed(bytes.subarray(prev, c)));
       prev = c;
     }
-    return { items, error: p.failed };
+    expect(p.failed).toBeUndefined();
+    return { items };
   } catch (error) {
-    expect(error).toBe(p.failed);
+    expect(error).toBeInstanceOf(RespProtocolError);
+    expect(p.failed?.message).toBe((error as Error).message);
+    items.push(...((error as RespProtocolError).completed as T[]));
     return { items, error };
   }
 }
@@ -261,8 +264,8 @@ describe('fuzz (fast-check)', () => {
         const bytes = Buffer.from(u);
         const cuts = [...new Set([seed % (bytes.length + 1), (seed * 7) % (bytes.length + 1)])].sort((a, b) => a - b);
         for (const make of [() => new RespCommandParser({ maxInlineLength: 64 }), () => new RespDecoder({ maxInlineLength: 64, maxDepth: 4 })]) {
-          const whole = withCuts<unknown>(bytes, [], make as () => { feed: (c: Buffer) => unknown[]; failed: unknown });
-          const cut = withCuts<unknown>(bytes, cuts, make as () => { feed: (c: Buffer) => unknown[]; failed: unknown });
+          const whole = withCuts<unknown>(bytes, [], make as () => { feed: (c: Buffer) => unknown[]; failed: RespProtocolError | undefined });
+          const cut = withCuts<unknown>(bytes, cuts, make as () => { feed: (c: Buffer) => unknown[]; failed: RespProtocolError | undefined });
           for (const r of [whole, cut]) if (r.error !== undefined) expect(r.error).toBeInstanceOf(RespProtocolError);
           expect(cut.error === undefined).toBe(whole.error === undefined);
           expect(cut.items).toEqual(whole.items);
@@ -306,10 +309,18 @@ describe('fuzz (fast-check)', () => {
 });
 
 describe('errors after complete commands', () => {
-  it('returns the commands before a protocol error, then throws on the next feed', () => {
+  it('the error carries the commands completed before it in the same chunk; later feeds throw', () => {
     const p = new RespCommandParser();
-    const cmds = p.feed(B('*1\r\n$4\r\nPING\r\nGET a\r\n*x\r\n'));
-    expect(strs(cmds)).toEqual([['PING'], ['GET', 'a']]);
+    let caught: RespProtocolError | undefined;
+    try {
+      p.feed(B('*1\r\n$4\r\nPING\r\nGET a\r\n*x\r\n'));
+    } catch (e) {
+      caught = e as RespProtocolError;
+    }
+    expect(caught).toBeInstanceOf(RespProtocolError);
+    expect(caught!.reason).toBe('invalid multibulk length');
+    expect(caught!.message).toBe('Protocol error: invalid multibulk length');
+    expect(strs(caught!.completed as Buffer[][])).toEqual([['PING'], ['GET', 'a']]);
     expect(p.failed).toBeInstanceOf(RespProtocolError);
     expect(() => p.feed(B('PING\r\n'))).toThrow(RespProtocolError);
   });
