@@ -52,6 +52,25 @@ function track(c: ChildProcess): void {
   }
 }
 
+/** SIGKILLs every replica process any ChaosCluster of this process started and waits for them (test afterAll). */
+export async function killAllChildren(): Promise<void> {
+  const cs = [...liveChildren];
+  await Promise.all(
+    cs.map(
+      (c) =>
+        new Promise<void>((resolve) => {
+          if (c.exitCode !== null || c.signalCode !== null) return resolve();
+          const t = setTimeout(resolve, 10_000);
+          c.once('exit', () => {
+            clearTimeout(t);
+            resolve();
+          });
+          c.kill('SIGKILL');
+        }),
+    ),
+  );
+}
+
 /** One replica process (one incarnation of one replica id). */
 export class ReplicaProcess {
   readonly child: ChildProcess;

@@ -37,8 +37,8 @@ export interface FaultOptions {
 }
 
 /**
- * Injects one fault at a time until `until`: the first ones are a shuffled round of every kind, the
- * rest random. A fault is healed (the process restarted with its data dir, the links restored)
+ * Injects one fault at a time until `until`: the first ones are a shuffled round of every kind
+ * (always completed, even past `until`), the rest random. A fault is healed (the process restarted with its data dir, the links restored)
  * before the next starts, so at most one replica is ever down or cut off. Half the time the victim
  * is the current leader.
  */
@@ -59,9 +59,11 @@ export async function runFaults(o: FaultOptions): Promise<FaultEvent[]> {
     return { id, leader: false };
   };
 
-  while (Date.now() < o.until && !o.aborted?.()) {
+  // the first round of every kind is always completed, however short `until` is
+  const more = () => !o.aborted?.() && (firstRound.length > 0 || Date.now() < o.until);
+  while (more()) {
     await sleep(rng.int(gapMin, gapMax));
-    if (Date.now() >= o.until || o.aborted?.()) break;
+    if (!more()) break;
     const kind: FaultKind = firstRound.shift() ?? rng.pick(FAULT_KINDS);
     const hold = rng.int(holdMin, holdMax);
     const mode: CutMode = rng.next() < 0.5 ? 'refuse' : 'blackhole';

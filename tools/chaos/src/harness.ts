@@ -200,6 +200,7 @@ export function formatReport(r: ChaosReport): string {
     `chaos ${r.verdict}  seed ${r.seed}  (${(r.elapsedMs / 1000).toFixed(0)} s)`,
     `  ops        ${r.ops} recorded: ${r.stats.ok} ok, ${r.stats.unknown} unknown, ${r.stats.failed} failed (+${r.ops - r.stats.invoked} final reads)`,
     `  unknown    ${Object.entries(r.stats.causes).map(([k, v]) => `${k} ${v}`).join(', ') || 'none'}`,
+    ...Object.entries(r.stats.samples).map(([k, v]) => `             e.g. ${k}: ${v}`),
     `  faults     ${r.faults.length}: ${Object.entries(r.faultCounts).map(([k, v]) => `${k} ${v}`).join(', ')}`,
     `  converged  ${r.converged ? `yes, executedUpTo ${r.executedUpTo} on every replica` : `NO ${JSON.stringify(r.executed ?? {})}`}`,
     `  state      ${r.stateEqual ? `equal on every replica (${Object.keys(Object.values(r.finalStates)[0] ?? {}).length} keys)` : 'DIFFERENT (see problems)'}`,

@@ -16,11 +16,13 @@ export interface WorkloadStats {
   failed: number;
   /** unknown outcomes by cause */
   causes: Record<string, number>;
+  /** the first message seen per cause */
+  samples: Record<string, string>;
   connectFailures: number;
 }
 
 export function newStats(): WorkloadStats {
-  return { invoked: 0, ok: 0, unknown: 0, failed: 0, causes: {}, connectFailures: 0 };
+  return { invoked: 0, ok: 0, unknown: 0, failed: 0, causes: {}, samples: {}, connectFailures: 0 };
 }
 
 export interface ClientOptions {
@@ -125,6 +127,7 @@ export async function runClient(o: ClientOptions): Promise<void> {
       stats.unknown++;
       const c = cause(e);
       stats.causes[c] = (stats.causes[c] ?? 0) + 1;
+      stats.samples[c] ??= (e as Error).message.slice(0, 200);
       conn.close();
       conn = undefined;
       proc = `c${o.client}.${++gen}`;
@@ -137,6 +140,7 @@ export async function runClient(o: ClientOptions): Promise<void> {
       recorder.timeout(h);
       stats.unknown++;
       stats.causes['unexpected-reply'] = (stats.causes['unexpected-reply'] ?? 0) + 1;
+      stats.samples['unexpected-reply'] ??= `${op}: ${JSON.stringify(reply).slice(0, 200)}`;
       conn.close();
       conn = undefined;
       proc = `c${o.client}.${++gen}`;
