@@ -43,6 +43,30 @@ if (want('storage')) {
   console.log(formatTable(rows));
 }
 
+if (want('cluster')) {
+  const { haveRedisBenchmark, processClusterBench } = await import('./cluster.ts');
+  if (!haveRedisBenchmark()) console.error('» skipping multi-process rows: redis-benchmark not found (apt-get install redis-tools)');
+  else {
+    console.error('» 3 processes over TCP…');
+    const rows = await processClusterBench({ transport: 'tcp' });
+    try {
+      console.error('» 3 processes over NATS…');
+      const { startNatsServer } = await import('@decree/transport-nats/testing');
+      const nats = await startNatsServer({});
+      try {
+        rows.push(...(await processClusterBench({ transport: 'nats', natsUrl: nats.url })));
+      } finally {
+        await nats.stop();
+      }
+    } catch (e) {
+      console.error(`» NATS rows skipped: ${(e as Error).message}`);
+    }
+    out.cluster = rows;
+    md.push('## 3-process clusters (redis-benchmark against the leader)', '', table(rows), '');
+    console.log(table(rows));
+  }
+}
+
 mkdirSync('.bench-out', { recursive: true });
 writeFileSync('.bench-out/results.json', JSON.stringify(out, null, 2));
 writeFileSync('.bench-out/results.md', md.join('\n'));
