@@ -12,11 +12,16 @@ import { startNode } from './node.ts';
 
 class UsageError extends Error {}
 
+/** Prints one line per problem (no stack trace for the operator's mistakes) and exits 1. */
 function fail(e: unknown): never {
-  if (e instanceof ConfigError || e instanceof UsageError) console.error(`decree: ${e.message}`);
+  if (e instanceof ConfigError) for (const issue of e.issues) console.error(`decree: ${issue}`);
+  else if (e instanceof UsageError) console.error(`decree: ${e.message}`);
   else if (e instanceof Error && 'code' in e && (e as NodeJS.ErrnoException).code === 'EADDRINUSE')
     console.error(`decree: address in use: ${(e as Error).message.replace(/^listen EADDRINUSE: address already in use /, '')}`);
-  else console.error(`decree: ${(e as Error)?.stack ?? String(e)}`);
+  // an operational failure (a file system error, storage that cannot open): its message is enough
+  else if (e instanceof Error && (typeof (e as NodeJS.ErrnoException).code === 'string' || e.name === 'StorageError' || e.name === 'StorageCorruptionError'))
+    console.error(`decree: ${e.message.replace(/\s*\n\s*/g, ' ')}`);
+  else console.error(`decree: ${(e as Error)?.stack ?? String(e)}`); // a bug: the stack helps
   process.exit(1);
 }
 
@@ -53,8 +58,8 @@ function respQuery(host: string, port: number, args: string[], timeoutMs = 2000)
 const program = new Command('decree')
   .description('Decree: a multi-Paxos replicated KV service (a modern RSL)')
   .exitOverride()
-  .configureOutput({ writeErr: (s) => process.stderr.write(s.startsWith('error:') ? `decree: ${s.slice(7)}` : s) })
-  .showHelpAfterError('(run decree --help for usage)');
+  // a usage error is one line: "decree: unknown option '--x' (see decree --help)"
+  .configureOutput({ writeErr: (s) => process.stderr.write(s.startsWith('error:') ? `decree: ${s.slice(7).trim().replace(/\s*\n\s*/g, ' ')} (see decree --help)\n` : s) });
 
 program
   .command('start')

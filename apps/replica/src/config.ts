@@ -75,10 +75,14 @@ export class ConfigError extends Error {
 export function parseConfig(raw: unknown, source = 'config'): ClusterConfig {
   const r = ClusterConfig.safeParse(raw);
   if (!r.success) {
-    const issues = r.error.issues.map((i) => {
-      const path = i.path.length ? i.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '') : '(top level)';
-      return `${source}: ${path}: ${i.message}`;
-    });
+    const name = (path: readonly PropertyKey[]) =>
+      path.length ? path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '') : '(top level)';
+    // one line per problem, naming the field (an unknown field is named itself, one line per key)
+    const issues = r.error.issues.flatMap((i) =>
+      i.code === 'unrecognized_keys'
+        ? i.keys.map((k) => `${source}: ${name([...i.path, k])}: unknown field`)
+        : [`${source}: ${name(i.path)}: ${i.code === 'invalid_type' && /received undefined$/.test(i.message) ? `missing (${i.message.replace(/^Invalid input: (expected \w+).*$/, '$1')})` : i.message}`],
+    );
     throw new ConfigError(issues.join('\n'), issues);
   }
   const c = r.data;
