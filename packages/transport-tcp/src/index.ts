@@ -35,3 +35,4 @@ export {
   type Hello,
   type Welcome,
 } from './handshake.ts';
+export { certificateNames, loadTlsMaterial, type TlsOptions } from './tls.ts';

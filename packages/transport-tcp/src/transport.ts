@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { promises as dnsPromises } from 'node:dns';
 import net from 'node:net';
+import tls from 'node:tls';
 import { CONTRACTS, decodeMessage, encodeMessage, invariant, requires, type Message, type ReplicaId } from '@decree/protocol';
 import type { Transport } from '@decree/bus';
 import { FRAME_HEADER_BYTES, FrameReader, frames } from './framing.ts';
@@ -23,6 +24,7 @@ import {
   negotiateVersion,
   proofMatches,
 } from './handshake.ts';
+import { certificateNames, loadTlsMaterial, type TlsOptions, type TlsMaterial } from './tls.ts';
 
 export interface PeerAddress {
   readonly host: string;
@@ -118,6 +120,17 @@ export interface TcpTransportOptions {
    * themselves are not encrypted or signed (use a private network or TLS tunnel for that).
    */
   secret?: string | Uint8Array;
+  /**
+   * mutual TLS: both ends present a certificate signed by the cluster CA (`ca`), and each end's
+   * certificate must name (CN or a subjectAltName) every replica id it claims in the handshake.
+   * PEM strings or file paths. Can be combined with `secret`.
+   */
+  tls?: TlsOptions;
+  /**
+   * the replica ids allowed to connect (and to be connected to): a hello or welcome naming any other
+   * id is refused as an authentication failure. Default: anyone who passes the other checks.
+   */
+  members?: readonly ReplicaId[] | ((id: ReplicaId) => boolean);
   /** the protocol versions this replica accepts (default the build's range); for upgrades and tests */
   protocolVersions?: { min: number; max: number };
   /** copy each received frame before decoding so decoded byte fields do not pin socket chunks (default true) */
@@ -171,6 +184,12 @@ export interface TransportStats {
   inboundAccepted: number;
   handshakesRefused: number;
   authFailures: number;
+  /** of misrouted: messages whose `from` is not a replica the connection authenticated as (spoofed), dropped */
+  spoofed: number;
+  /** of authFailures: TLS handshakes that failed (no, bad or untrusted certificate, or a certificate not naming the claimed ids) */
+  tlsFailures: number;
+  /** of authFailures: handshakes naming a replica that is not a member */
+  notMembers: number;
   peers: Record<ReplicaId, PeerStats>;
 }
 
@@ -291,6 +310,8 @@ export class TcpTransport implements Transport {
   private readonly maxWriteBytes: number;
   private readonly copyFrames: boolean;
   private readonly secret: Buffer | undefined;
+  private readonly tls: TlsMaterial | undefined;
+  private readonly isMember: ((id: ReplicaId) => boolean) | undefined;
 
   private receiver: ((msg: Message) => void) | undefined;
   private server: net.Server | undefined;
@@ -317,6 +338,9 @@ export class TcpTransport implements Transport {
     inboundAccepted: 0,
     handshakesRefused: 0,
     authFailures: 0,
+    spoofed: 0,
+    tlsFailures: 0,
+    notMembers: 0,
   };
   /** counters of links forgotten by forget() */
   private readonly retired = { framesOut: 0, bytesOut: 0, socketWrites: 0, drops: 0, reconnects: 0, connectFailures: 0 };
@@ -343,6 +367,15 @@ export class TcpTransport implements Transport {
       this.secret = typeof opts.secret === 'string' ? Buffer.from(opts.secret, 'utf8') : Buffer.from(opts.secret);
       if (this.secret.length === 0) throw new TypeError('transport-tcp: secret must not be empty');
     }
+    if (opts.tls) this.tls = loadTlsMaterial(opts.tls);
+    if (opts.members) {
+      const m = opts.members;
+      if (typeof m === 'function') this.isMember = m;
+      else {
+        const set = new Set(m);
+        this.isMember = (id) => set.has(id);
+      }
+    }
   }
 
   // ------------------------------------------------------------------ public API
@@ -352,7 +385,29 @@ export class TcpTransport implements Transport {
     const l = this.opts.listen;
     if (!l) return undefined;
     if (this.server) return this.address();
-    const server = net.createServer((s) => this.accept(s));
+    let server: net.Server;
+    if (this.tls) {
+      const ts = tls.createServer(
+        {
+          ca: this.tls.ca,
+          cert: this.tls.cert,
+          key: this.tls.key,
+          requestCert: true,
+          rejectUnauthorized: true,
+          minVersion: 'TLSv1.2',
+          handshakeTimeout: this.opts.handshakeTimeoutMs ?? DEFAULTS.handshakeTimeoutMs,
+        },
+        (s) => this.accept(s),
+      );
+      ts.on('tlsClientError', (e: NodeJS.ErrnoException, s: tls.TLSSocket) => {
+        this.totals.authFailures++;
+        this.totals.tlsFailures++;
+        this.report('auth', `TLS handshake from ${s.remoteAddress}:${s.remotePort} failed: ${e.code ?? ''} ${e.message}`.replace(/\s+/g, ' '));
+      });
+      server = ts;
+    } else {
+      server = net.createServer((s) => this.accept(s));
+    }
     this.server = server;
     server.on('error', (e) => this.log.error({ err: e.message }, 'server error'));
     await new Promise<void>((resolve, reject) => {
@@ -512,6 +567,9 @@ export class TcpTransport implements Transport {
       inboundAccepted: t.inboundAccepted,
       handshakesRefused: t.handshakesRefused,
       authFailures: t.authFailures,
+      spoofed: t.spoofed,
+      tlsFailures: t.tlsFailures,
+      notMembers: t.notMembers,
       peers,
     };
   }
@@ -668,7 +726,20 @@ export class TcpTransport implements Transport {
       return;
     }
     const label = `${link.id}@${addr.host}:${addr.port}${ip !== addr.host ? ` (${ip})` : ''}`;
-    const socket = net.connect({ host: ip, port: addr.port });
+    const socket = this.tls
+      ? tls.connect({
+          host: ip,
+          port: addr.port,
+          ca: this.tls.ca,
+          cert: this.tls.cert,
+          key: this.tls.key,
+          rejectUnauthorized: true,
+          minVersion: 'TLSv1.2',
+          ...(net.isIP(addr.host) === 0 ? { servername: addr.host } : {}),
+          // the peer is identified by its replica id (checked against the certificate after the welcome), not its host name
+          checkServerIdentity: () => undefined,
+        })
+      : net.connect({ host: ip, port: addr.port });
     socket.setNoDelay(true);
     const conn = this.track(socket, false, label);
     conn.diallerNonce = randomBytes(16);
@@ -681,7 +752,7 @@ export class TcpTransport implements Transport {
         socket.destroy(); // the close handler reports the failure and schedules the retry
       }
     }, this.opts.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs);
-    socket.once('connect', () => {
+    socket.once(this.tls ? 'secureConnect' : 'connect', () => {
       socket.setKeepAlive(true, 10_000);
       socket.write(
         frames([encodeHello({ minVersion: this.versions.min, maxVersion: this.versions.max, ids: this.selfIds, to: link.id, nonce: conn.diallerNonce })]),
@@ -735,6 +806,14 @@ export class TcpTransport implements Transport {
     });
     socket.on('error', (e: NodeJS.ErrnoException) => {
       conn.lastError = e.code ?? e.message;
+      if (this.tls && !conn.ready && !conn.inbound && !conn.reported && isTlsError(e)) {
+        // the listener's certificate is not trusted, or it refused ours: an authentication failure, not an outage
+        this.totals.authFailures++;
+        this.totals.tlsFailures++;
+        conn.reported = true;
+        this.report('auth', `TLS handshake with ${conn.label} failed: ${e.code ?? ''} ${e.message}`.replace(/\s+/g, ' '), conn.link?.id);
+        return;
+      }
       if (!conn.ready && !conn.inbound && conn.link) return; // reported by the close handler as a connect failure
       this.log.debug?.({ conn: conn.label, err: e.message, code: e.code }, 'socket error');
     });
@@ -813,7 +892,8 @@ export class TcpTransport implements Transport {
       }
       if (!conn.remoteIds.includes(msg.from)) {
         this.totals.misrouted++;
-        this.report('misrouted', `${msg.type} from ${msg.from} arrived over the connection of ${conn.remoteIds.join(',')}`, msg.from);
+        this.totals.spoofed++;
+        this.report('misrouted', `${msg.type} from ${msg.from} arrived over the connection of ${conn.remoteIds.join(',')} (not an id it authenticated as): dropped`, conn.remoteIds[0]);
         return;
       }
     }
@@ -862,6 +942,15 @@ export class TcpTransport implements Transport {
     if (this.secret && !hello.nonce) {
       const why = `${hello.ids.join(',')} sent no challenge, but this replica (${this.selfIds.join(',')}) requires shared-secret authentication`;
       this.totals.authFailures++;
+      this.report('auth', why, hello.ids[0]);
+      this.refuse(conn, STATUS_REFUSED, why);
+      return false;
+    }
+    const denied = this.identityProblem(conn, hello.ids);
+    if (denied) {
+      const why = `refused ${hello.ids.join(',')}: ${denied}`;
+      this.totals.authFailures++;
+      this.totals.handshakesRefused++;
       this.report('auth', why, hello.ids[0]);
       this.refuse(conn, STATUS_REFUSED, why);
       return false;
@@ -951,6 +1040,18 @@ export class TcpTransport implements Transport {
       this.protocolError(conn, `${conn.label} chose ${describeVersions(w.version, w.version)}, this replica supports ${this.versions.min}..${this.versions.max}`);
       return false;
     }
+    {
+      let denied = this.identityProblem(conn, w.ids);
+      if (!denied && link && !w.ids.includes(link.id)) denied = `answered for ${link.id}`;
+      if (denied) {
+        this.totals.authFailures++;
+        this.report('auth', `refused listener ${conn.label} (${w.ids.join(',')}): ${denied}`, link?.id);
+        conn.reported = true;
+        conn.reader.dead = true;
+        conn.socket.destroy();
+        return false;
+      }
+    }
     if (this.secret || w.proof) {
       let why: string | undefined;
       if (!this.secret) why = `${conn.label} requires a shared secret and none is configured here`;
@@ -983,6 +1084,30 @@ export class TcpTransport implements Transport {
       if (link.queuedMessages > 0) this.scheduleFlush(link);
     }
     return true;
+  }
+
+  /**
+   * Why the remote end of `conn` may not act as `ids`, or undefined when it may: a non-member id,
+   * or (with TLS) a certificate that does not name every id. Counts the kind of failure.
+   */
+  private identityProblem(conn: Conn, ids: readonly ReplicaId[]): string | undefined {
+    if (this.isMember) {
+      const outsiders = ids.filter((id) => !this.isMember!(id));
+      if (outsiders.length > 0) {
+        this.totals.notMembers++;
+        return `${outsiders.join(',')} ${outsiders.length > 1 ? 'are not members' : 'is not a member'} of this cluster`;
+      }
+    }
+    if (this.tls) {
+      const s = conn.socket as tls.TLSSocket;
+      const names = typeof s.getPeerCertificate === 'function' ? certificateNames(s.getPeerCertificate()) : [];
+      const unnamed = ids.filter((id) => !names.includes(id));
+      if (unnamed.length > 0) {
+        this.totals.tlsFailures++;
+        return `the certificate names ${names.length ? [...new Set(names)].join(',') : 'nothing'}, not ${unnamed.join(',')}`;
+      }
+    }
+    return undefined;
   }
 
   private protocolError(conn: Conn, why: string): void {
@@ -1022,6 +1147,17 @@ export class TcpTransport implements Transport {
 }
 
 const EMPTY = new Uint8Array(0);
+
+/** An error of the TLS layer (certificate or handshake), as opposed to a plain network failure. */
+function isTlsError(e: NodeJS.ErrnoException): boolean {
+  const c = e.code ?? '';
+  return (
+    c.startsWith('ERR_SSL') ||
+    c.startsWith('ERR_TLS') ||
+    /CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)|SIGNATURE/.test(c) ||
+    /alert|certificate/i.test(e.message)
+  );
+}
 
 /** Creates a transport and starts listening (when `listen` is given). */
 export async function createTcpTransport(opts: TcpTransportOptions): Promise<TcpTransport> {
