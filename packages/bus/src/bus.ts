@@ -40,7 +40,16 @@ export class Bus {
   dropped = 0;
   delivered = 0;
 
-  constructor(private readonly env: Env, transport?: Transport) {
+  /**
+   * `splitRoles`: this process hosts only some roles of its replicas (roles as separate processes);
+   * messages for roles without a local handler go to the transport even when other roles of the same
+   * replica live here.
+   */
+  constructor(
+    private readonly env: Env,
+    transport?: Transport,
+    private readonly opts: { splitRoles?: boolean } = {},
+  ) {
     if (transport) this.attach(transport);
   }
 
@@ -81,7 +90,7 @@ export class Bus {
     if (this.handlers.has(key(msg.ring, msg.to, ROLE_OF[msg.type]))) {
       for (const t of this.taps) t(msg, 'local');
       this.enqueue(msg);
-    } else if (this.transport && !this.hosts(msg.ring, msg.to)) {
+    } else if (this.transport && (this.opts.splitRoles || !this.hosts(msg.ring, msg.to))) {
       for (const t of this.taps) t(msg, 'out');
       this.transport.send(msg);
     } else {

@@ -11,7 +11,7 @@ import {
 } from '@decree/protocol';
 import type { Transport } from '@decree/bus';
 import { ErrorCode, Events, connect, headers as natsHeaders, type ConnectionOptions, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from 'nats';
-import { isValidPrefix, replicaWildcard, roleSubject } from './subject.ts';
+import { escapeToken, isValidPrefix, replicaWildcard, roleSubject } from './subject.ts';
 
 /** pino-compatible: `logger.warn({ ...fields }, 'message')` */
 export interface NatsTransportLogger {
@@ -24,6 +24,11 @@ export interface NatsTransportOptions {
   servers: string | readonly string[];
   /** the replica(s) this process hosts; messages to them (any ring, any role) are received here */
   self: ReplicaId | readonly ReplicaId[];
+  /**
+   * Roles as separate processes: receive only the messages for these roles of `self` (one subject
+   * per role); default every role.
+   */
+  roles?: readonly Role[];
   /** first subject tokens; default `decree` */
   subjectPrefix?: string;
   user?: string;
@@ -250,7 +255,8 @@ class NatsTransportImpl implements NatsTransport {
     this.selfSet = new Set(self);
     for (const r of self) {
       // a callback subscription: messages are handled as they are parsed, nothing queues up
-      this.subs.push(this.connection.subscribe(replicaWildcard(prefix, r), { callback: (err, m) => this.onMessage(err, m) }));
+      const subjects = opts.roles ? opts.roles.map((role) => `${prefix}.*.${escapeToken(r)}.${role}`) : [replicaWildcard(prefix, r)];
+      for (const subject of subjects) this.subs.push(this.connection.subscribe(subject, { callback: (err, m) => this.onMessage(err, m) }));
     }
     this.statusLoop = this.watchStatus();
   }
