@@ -46,6 +46,14 @@ export interface LearnerInput {
   executedUpTo?: Slot;
   /** called when the state machine throws: the replica reports it (the command's result is undefined) */
   onApplyError?: (err: unknown, slot: Slot) => void;
+  /**
+   * Called synchronously between two slots, once after each run of executed slots and after a slot
+   * whose commands asked for a snapshot (`requested`): the state machine holds the state as of
+   * `slot`. `bytes` counts the slot values applied since start. A hold taken inside it stops the run.
+   */
+  onExecuted?: (slot: Slot, bytes: number, requested: boolean) => void;
+  /** a peer no longer holds the slots this learner misses: only a snapshot can help */
+  onNeedsSnapshot?: (from: ReplicaId, below: Slot) => void;
 }
 
 export interface LearnerData {
@@ -77,6 +85,12 @@ export interface LearnerData {
   /** a peer said it no longer holds the slots we miss: only a snapshot can help */
   needsSnapshot: { from: ReplicaId; below: Slot } | null;
   progressDirty: boolean;
+  /** while > 0 nothing is applied (a snapshot is being read or installed); see holdLearner */
+  holds: number;
+  /** bytes of slot values applied since start (the snapshotter's byte interval) */
+  appliedBytes: number;
+  /** the state machine asked for a snapshot after the current slot */
+  snapshotRequested: boolean;
   stats: { slotsExecuted: number; commandsExecuted: number; catchupRequests: number; catchupEntries: number; applyErrors: number };
   readonly input: LearnerInput;
 }
@@ -88,6 +102,12 @@ export type LearnerEvent =
   | MessageOf<'catchup-rep'>
   | { type: 'tick' }
   | { type: 'set-members'; members: readonly ReplicaId[] }
+  | { type: 'hold' }
+  | { type: 'release' }
+  /** the state machine now holds the state as of `slot` (a snapshot was installed); releases one hold */
+  | { type: 'installed'; slot: Slot }
+  /** drop retained slots below `below` (a snapshot covers them) */
+  | { type: 'truncate'; below: Slot }
   | { type: 'stop' };
 
 const hdr = (d: LearnerData, to: ReplicaId) => ({ ring: d.ring, from: d.self, to });
@@ -152,7 +172,8 @@ function retain(d: LearnerData, slot: Slot, v: SlotValue): void {
 /** Executes chosen slots strictly in slot order. */
 export function execute(d: LearnerData): void {
   const sm = d.input.stateMachine;
-  for (;;) {
+  const from = d.executedUpTo;
+  while (d.holds === 0) {
     const slot = d.executedUpTo + 1;
     const v = d.chosen.get(slot);
     if (v === undefined) break;
@@ -184,9 +205,51 @@ export function execute(d: LearnerData): void {
     d.executedUpTo = slot;
     d.stats.slotsExecuted++;
     d.progressDirty = true;
+    d.appliedBytes += slotValueSize(v);
     retain(d, slot, v);
+    if (d.snapshotRequested) {
+      d.snapshotRequested = false;
+      d.input.onExecuted?.(slot, d.appliedBytes, true);
+    }
   }
-  CONTRACTS && ensures(!d.chosen.has(d.executedUpTo + 1), 'execute: stops only at a gap');
+  if (d.executedUpTo > from) d.input.onExecuted?.(d.executedUpTo, d.appliedBytes, false);
+  CONTRACTS && ensures(d.holds > 0 || !d.chosen.has(d.executedUpTo + 1), 'execute: stops only at a gap or a hold');
+}
+
+/**
+ * Stops applying at once (synchronously, even from inside onExecuted): the state machine stays as
+ * of the executed slot until a matching 'release' (or 'installed') event.
+ */
+export function holdLearner(d: LearnerData): void {
+  d.holds++;
+}
+
+/** A snapshot as of `slot` replaced the state machine's state: go on at slot+1. */
+export function onInstalled(d: LearnerData, slot: Slot): void {
+  if (slot > d.executedUpTo) {
+    d.executedUpTo = slot;
+    for (const s of d.chosen.keys()) if (s <= slot) d.chosen.delete(s);
+    for (const s of d.pending.keys()) if (s <= slot) d.pending.delete(s);
+    if (d.decidedUpTo < slot) d.decidedUpTo = slot;
+    d.retained.clear();
+    d.retainedSizes.clear();
+    d.retainedBytes = 0;
+    d.retainFrom = slot + 1;
+    d.needsSnapshot = null;
+    d.catchupAskedFor = 0;
+    d.progressDirty = true;
+  }
+  CONTRACTS && ensures(d.executedUpTo >= slot, 'installed: executed up to the snapshot');
+}
+
+/** Drops retained slots below `below`. */
+export function truncateRetained(d: LearnerData, below: Slot): void {
+  while (d.retained.size > 0 && d.retainFrom < below) {
+    d.retainedBytes -= d.retainedSizes.get(d.retainFrom) ?? 0;
+    d.retainedSizes.delete(d.retainFrom);
+    d.retained.delete(d.retainFrom);
+    d.retainFrom++;
+  }
 }
 
 /**
@@ -238,7 +301,10 @@ export function onCatchupReply(d: LearnerData, m: MessageOf<'catchup-rep'>): voi
     d.decidedUpTo = m.chosenUpTo;
   }
   const want = d.executedUpTo + 1;
-  if (m.entries.length === 0 && m.truncatedBelow > want && !d.chosen.has(want)) d.needsSnapshot = { from: m.from, below: m.truncatedBelow };
+  if (m.entries.length === 0 && m.truncatedBelow > want && !d.chosen.has(want)) {
+    d.needsSnapshot = { from: m.from, below: m.truncatedBelow };
+    d.input.onNeedsSnapshot?.(m.from, m.truncatedBelow);
+  }
 }
 
 function sendProgress(d: LearnerData): void {
@@ -282,6 +348,21 @@ export const learnerMachine = setup({
       maybeCatchup(d);
       sendProgress(d);
     },
+    hold: ({ context }) => holdLearner(context),
+    release: ({ context: d }) => {
+      if (d.holds > 0) d.holds--;
+      execute(d);
+      maybeCatchup(d);
+      sendProgress(d);
+    },
+    installed: ({ context: d, event }) => {
+      onInstalled(d, (event as { slot: Slot }).slot);
+      if (d.holds > 0) d.holds--;
+      execute(d);
+      maybeCatchup(d, true);
+      sendProgress(d);
+    },
+    truncate: ({ context, event }) => truncateRetained(context, (event as { below: Slot }).below),
     setMembers: ({ context, event }) => {
       context.members = [...(event as { members: readonly ReplicaId[] }).members];
     },
@@ -309,6 +390,9 @@ export const learnerMachine = setup({
     catchupAskedFor: 0,
     needsSnapshot: null,
     progressDirty: false,
+    holds: 0,
+    appliedBytes: 0,
+    snapshotRequested: false,
     stats: { slotsExecuted: 0, commandsExecuted: 0, catchupRequests: 0, catchupEntries: 0, applyErrors: 0 },
     input,
   }),
@@ -322,6 +406,10 @@ export const learnerMachine = setup({
         'catchup-rep': { actions: 'catchupReply' },
         tick: { actions: 'tick' },
         'set-members': { actions: 'setMembers' },
+        hold: { actions: 'hold' },
+        release: { actions: 'release' },
+        installed: { actions: 'installed' },
+        truncate: { actions: 'truncate' },
         stop: 'stopped',
       },
     },

@@ -68,6 +68,7 @@ const isInt = (x: unknown): x is number => typeof x === 'number' && Number.isSaf
 const isStr = (x: unknown): x is string => typeof x === 'string';
 const isBool = (x: unknown): x is boolean => typeof x === 'boolean';
 const isBytes = (x: unknown): x is Uint8Array => x instanceof Uint8Array;
+const isU32 = (x: unknown): x is number => isInt(x) && x <= 0xffffffff;
 /** never calls user toString/valueOf (a decoded map may carry a non-callable `toString` key) */
 const describe = (x: unknown): string =>
   typeof x === 'string' ? JSON.stringify(x.length > 40 ? `${x.slice(0, 40)}…` : x) : x === null ? 'null' : Array.isArray(x) ? 'array' : typeof x;
@@ -263,6 +264,16 @@ export function validateMessage(raw: unknown): Message {
     case 'read-ack':
       need(m, 'ballot', isBallot, t); need(m, 'seq', isInt, t); need(m, 'ok', (x: unknown) => typeof x === 'boolean', t);
       break;
+    case 'snap-req':
+      need(m, 'xfer', isInt, t); need(m, 'slot', isInt, t); need(m, 'crc', isU32, t); need(m, 'next', isInt, t); need(m, 'window', isInt, t);
+      break;
+    case 'snap-chunk': {
+      need(m, 'xfer', isInt, t); need(m, 'slot', isInt, t); need(m, 'length', isInt, t); need(m, 'crc', isU32, t);
+      need(m, 'index', isInt, t); need(m, 'count', isInt, t); need(m, 'chunkCrc', isU32, t); need(m, 'data', isBytes, t);
+      const members = needArray(m, 'members', t);
+      for (let i = 0; i < members.length; i++) if (!isStr(members[i])) fail(`${t}.members[${i}] is not a string`);
+      break;
+    }
     case 'client-rep': {
       need(m, 'id', isInt, t);
       if (m.results !== undefined && m.results !== null) {

@@ -1,8 +1,8 @@
 import type { Ballot, ReplicaId, RingId, Slot, SlotValue } from './types.ts';
 
 /** The roles of a replica; every message type goes to exactly one of them. */
-export type Role = 'elector' | 'proposer' | 'acceptor' | 'learner' | 'client';
-export const ROLES: readonly Role[] = ['elector', 'proposer', 'acceptor', 'learner', 'client'];
+export type Role = 'elector' | 'proposer' | 'acceptor' | 'learner' | 'snapshotter' | 'client';
+export const ROLES: readonly Role[] = ['elector', 'proposer', 'acceptor', 'learner', 'snapshotter', 'client'];
 
 export interface Header {
   readonly ring: RingId;
@@ -83,6 +83,31 @@ export interface LearnerEvent extends Header { readonly type: 'learner-event'; r
 // ---- read-index: a leader asks the acceptors whether they still promise its ballot
 export interface ReadConfirm extends Header { readonly type: 'read-confirm'; readonly ballot: Ballot; readonly seq: number }
 export interface ReadAck extends Header { readonly type: 'read-ack'; readonly ballot: Ballot; readonly seq: number; readonly ok: boolean }
+// ---- snapshotter <-> snapshotter (snapshot transfer, see docs/snapshots.md)
+/**
+ * Asks a peer for its latest snapshot, or acknowledges chunks of one being received (cumulative:
+ * every chunk < `next` arrived intact). `slot`/`crc` name the snapshot being received (0/0 for a
+ * new transfer); a sender that no longer has it starts over with its newest one. `window` chunks
+ * may be in flight past `next`.
+ */
+export interface SnapRequest extends Header { readonly type: 'snap-req'; readonly xfer: number; readonly slot: Slot; readonly crc: number; readonly next: number; readonly window: number }
+/**
+ * One chunk of a snapshot: `index` of `count`, `data` checked by `chunkCrc` (CRC32C); the whole
+ * payload (`length` bytes, CRC32C `crc`) is the state as of `slot` with configuration `members`.
+ * `count` 0 means the sender has no snapshot.
+ */
+export interface SnapChunk extends Header {
+  readonly type: 'snap-chunk';
+  readonly xfer: number;
+  readonly slot: Slot;
+  readonly members: readonly ReplicaId[];
+  readonly length: number;
+  readonly crc: number;
+  readonly index: number;
+  readonly count: number;
+  readonly chunkCrc: number;
+  readonly data: Uint8Array;
+}
 // ---- client <-> replica (forwarding, client library)
 export interface ClientRequest extends Header { readonly type: 'client-req'; readonly id: number; readonly cmds: readonly Uint8Array[] }
 export interface ClientReply extends Header { readonly type: 'client-rep'; readonly id: number; readonly results?: readonly (Uint8Array | null)[]; readonly error?: string; readonly leaderHint?: ReplicaId }
@@ -90,7 +115,7 @@ export interface ClientReply extends Header { readonly type: 'client-rep'; reado
 export type Message =
   | Prepare | Accept | Promise_ | Accepted | Nack | Learn | Decide | CatchupRequest | CatchupReply
   | Heartbeat | HeartbeatAck | Campaign | Resign | LeaderState | Progress | Submit | Executed | Aborted
-  | Recovered | LearnerEvent | ClientRequest | ClientReply | ReadConfirm | ReadAck;
+  | Recovered | LearnerEvent | ClientRequest | ClientReply | ReadConfirm | ReadAck | SnapRequest | SnapChunk;
 
 export type MessageType = Message['type'];
 export type MessageOf<T extends MessageType> = Extract<Message, { type: T }>;
@@ -121,6 +146,8 @@ export const ROLE_OF: { readonly [T in MessageType]: Role } = {
   'client-rep': 'client',
   'read-confirm': 'acceptor',
   'read-ack': 'client',
+  'snap-req': 'snapshotter',
+  'snap-chunk': 'snapshotter',
 };
 
 export const MESSAGE_TYPES = Object.keys(ROLE_OF) as MessageType[];

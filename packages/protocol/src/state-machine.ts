@@ -28,4 +28,23 @@ export interface StateMachine {
   afterBatch?(slot: Slot): void;
   onConfigurationChange?(members: readonly ReplicaId[], cookie: Uint8Array | undefined): void;
   onShutdown?(): void;
+
+  // ---- optional checkpoint hooks (RSL's checkpoint API; see docs/snapshots.md)
+  /**
+   * True when `snapshot()` takes its copy synchronously, at the call (copy-on-call, as KvMachine
+   * does): commands may be applied while the returned stream is consumed. Otherwise (the default)
+   * the replica applies nothing until the stream has been read to its end.
+   */
+  readonly snapshotIsCopy?: boolean;
+  /**
+   * Handed once, before any command is applied: calling `request()` from `apply` asks for a
+   * snapshot right after the slot holding the current command (RSL: checkpoint after this command).
+   */
+  setSnapshotRequester?(request: () => void): void;
+  /** Asked before each automatic snapshot; false refuses it and pauses automatic snapshots until resumed. */
+  trySnapshot?(): boolean;
+  /** A snapshot of the state as of `slot` is durable in the snapshot store under `name` (RSL NotifySaveState). */
+  stateSaved?(slot: Slot, name: string): void;
+  /** The state was replaced by a peer's snapshot as of `slot`, stored under `name` (RSL StateCopied). */
+  stateCopied?(slot: Slot, name: string): void;
 }

@@ -90,6 +90,11 @@ export const messageArbs: { [T in MessageType]: fc.Arbitrary<Extract<Message, { 
   ),
   'read-confirm': rec({ type: fc.constant('read-confirm'), ...header, ballot, seq: bigNat }),
   'read-ack': rec({ type: fc.constant('read-ack'), ...header, ballot, seq: bigNat, ok: fc.boolean() }),
+  'snap-req': rec({ type: fc.constant('snap-req'), ...header, xfer: bigNat, slot: bigNat, crc: fc.nat({ max: 0xffffffff }), next: bigNat, window: nat }),
+  'snap-chunk': rec({
+    type: fc.constant('snap-chunk'), ...header, xfer: bigNat, slot: bigNat, members: fc.array(id, { maxLength: 5 }), length: bigNat,
+    crc: fc.nat({ max: 0xffffffff }), index: bigNat, count: bigNat, chunkCrc: fc.nat({ max: 0xffffffff }), data: bytes,
+  }),
 };
 
 export const anyMessage: fc.Arbitrary<Message> = fc.oneof(...(Object.values(messageArbs) as fc.Arbitrary<Message>[]));
@@ -133,6 +138,8 @@ export const samples: { [T in MessageType]: Extract<Message, { type: T }> } = {
   'client-rep': { type: 'client-rep', ...h, id: 42, results: [u8(5), null], error: 'none', leaderHint: 'r1' },
   'read-confirm': { type: 'read-confirm', ...h, ballot: { round: 3, leader: 'r1' }, seq: 7 },
   'read-ack': { type: 'read-ack', ...h, ballot: { round: 3, leader: 'r1' }, seq: 7, ok: true },
+  'snap-req': { type: 'snap-req', ...h, xfer: 3, slot: 100, crc: 0xdeadbeef, next: 4, window: 8 },
+  'snap-chunk': { type: 'snap-chunk', ...h, xfer: 3, slot: 100, members: ['r1', 'r2', 'r3'], length: 10, crc: 0xdeadbeef, index: 0, count: 1, chunkCrc: 7, data: u8(1, 2, 3) },
 };
 
 /** Deep-copies a structure turning every Uint8Array into a Buffer (what a msgpack-lite peer holds). */

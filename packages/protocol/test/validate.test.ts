@@ -28,6 +28,8 @@ const OPTIONAL: Record<MessageType, string[]> = {
   'client-rep': ['results', 'error', 'leaderHint'],
   'read-confirm': [],
   'read-ack': [],
+  'snap-req': [],
+  'snap-chunk': [],
 };
 
 type Path = (string | number)[];

@@ -16,14 +16,28 @@ import {
 import { Bus, type Env, type Transport, realEnv } from '@decree/bus';
 import { acceptorMachine } from '@decree/acceptor';
 import { proposerMachine, type ProposerOptions } from '@decree/proposer';
-import { learnerMachine, type LearnerOptions } from '@decree/learner';
+import { holdLearner, learnerMachine, type LearnerOptions } from '@decree/learner';
 import { electorMachine, type ElectorOptions } from '@decree/elector';
+import {
+  MemorySnapshotStore,
+  type SnapshotMeta,
+  type SnapshotStore,
+  type SnapshotterOptions,
+  loadLatestValid,
+  snapshotterMachine,
+} from '@decree/snapshotter';
 import { NotLeaderError, ReplicaStoppedError, StaleReplicaError } from './errors.ts';
 
 export interface ReplicaOptions {
   proposer?: Partial<ProposerOptions>;
   learner?: Partial<LearnerOptions>;
   elector?: Partial<ElectorOptions>;
+  snapshotter?: Partial<SnapshotterOptions>;
+  /**
+   * Makes a replica's snapshot store when the config names none (for harnesses that build every
+   * replica from one options object, like the simulator); default: a fresh MemorySnapshotStore.
+   */
+  makeSnapshotStore?: (id: ReplicaId) => SnapshotStore;
   /** period of the retransmission / catch-up tick */
   tickMs?: number;
 }
@@ -34,6 +48,8 @@ export interface CreateReplicaConfig {
   configuration: { members: readonly ReplicaId[] } | Configuration;
   storage: AcceptorStore;
   stateMachine: StateMachine;
+  /** where snapshots are kept (default: options.makeSnapshotStore, else memory); createReplica starts from the newest valid one */
+  snapshots?: SnapshotStore;
   /** a bus shared with other replicas/rings of this process; otherwise one is made (with `transport`) */
   bus?: Bus;
   transport?: Transport;
@@ -41,6 +57,8 @@ export interface CreateReplicaConfig {
   options?: ReplicaOptions;
   /** XState inspection observer, passed to every role actor */
   inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void);
+  /** told about each snapshot skipped at start because it does not verify */
+  onSnapshotCorrupt?: (name: string, err: Error) => void;
   /** TEST ONLY: a broken acceptor that forgets its promises (for the simulator's self-test) */
   brokenForgetPromise?: boolean;
 }
@@ -76,6 +94,18 @@ export interface ReplicaStatistics {
   log: StoreStats;
   catchupRequests: number;
   applyErrors: number;
+  snapshots: {
+    taken: number;
+    saved: number;
+    refused: number;
+    installed: number;
+    latestSlot: Slot;
+    truncatedBelow: Slot;
+    chunksSent: number;
+    chunksReceived: number;
+    badChunks: number;
+    transfersStartedOver: number;
+  };
 }
 
 export interface ReplicaStatus {
@@ -177,6 +207,8 @@ export class Replica {
   readonly proposer: Actor<typeof proposerMachine>;
   readonly acceptor: Actor<typeof acceptorMachine>;
   readonly learner: Actor<typeof learnerMachine>;
+  readonly snapshotter: Actor<typeof snapshotterMachine>;
+  readonly snapshots: SnapshotStore;
   private unregister: (() => void)[] = [];
   /** waiters by submission id: ids are dense and increasing, so a deque indexed by id beats a Map */
   private waiters = new WaiterTable();
@@ -194,12 +226,19 @@ export class Replica {
   readonly applyErrors: { slot: Slot; err: unknown }[] = [];
 
   /** use createReplica() */
-  constructor(cfg: CreateReplicaConfig, recovered: Awaited<ReturnType<AcceptorStore['recover']>>) {
+  constructor(
+    cfg: CreateReplicaConfig,
+    recovered: Awaited<ReturnType<AcceptorStore['recover']>>,
+    /** the snapshot the state machine was restored from (createReplica does it) */
+    restoredFrom?: SnapshotMeta,
+  ) {
     this.id = cfg.id;
     this.ring = cfg.ring ?? 'default';
     this.env = cfg.env ?? realEnv();
     this.sm = cfg.stateMachine;
     this.store = cfg.storage;
+    this.snapshots = cfg.snapshots ?? cfg.options?.makeSnapshotStore?.(cfg.id) ?? new MemorySnapshotStore();
+    const startSlot = restoredFrom?.slot ?? 0;
     this.members = [...cfg.configuration.members];
     this.transport = cfg.transport;
     this.ownsBus = !cfg.bus;
@@ -226,7 +265,14 @@ export class Replica {
     });
     this.proposer = createActor(proposerMachine, {
       ...common,
-      input: { ...base, inc: this.inc, members: this.members, maxRound: recovered.promised.round, options: cfg.options?.proposer ?? {} },
+      input: {
+        ...base,
+        inc: this.inc,
+        members: this.members,
+        maxRound: recovered.promised.round,
+        options: cfg.options?.proposer ?? {},
+        ...(startSlot > 0 ? { executedUpTo: startSlot } : {}),
+      },
     });
     this.learner = createActor(learnerMachine, {
       ...common,
@@ -236,10 +282,41 @@ export class Replica {
         members: this.members,
         stateMachine: this.sm,
         options: cfg.options?.learner ?? {},
+        executedUpTo: startSlot,
         onApplyError: (err, slot) => {
           if (this.applyErrors.length < 100) this.applyErrors.push({ slot, err });
         },
+        // synchronous, between two slots: the snapshotter may copy the state as of `slot` right here
+        onExecuted: (slot, bytes, requested) => this.snapshotter.send({ type: 'executed', slot, bytes, requested }),
+        onNeedsSnapshot: (from, below) => this.snapshotter.send({ type: 'need-snapshot', from, below }),
       },
+    });
+    const learnerData = () => this.learner.getSnapshot().context;
+    this.snapshotter = createActor(snapshotterMachine, {
+      ...common,
+      input: {
+        ring: this.ring,
+        self: this.id,
+        members: () => this.members,
+        stateMachine: this.sm,
+        store: this.snapshots,
+        send,
+        now,
+        options: cfg.options?.snapshotter ?? {},
+        ...(restoredFrom ? { initial: restoredFrom } : {}),
+        executedUpTo: () => learnerData().executedUpTo,
+        appliedBytes: () => learnerData().appliedBytes,
+        holdLearner: () => holdLearner(learnerData()),
+        releaseLearner: () => this.learner.send({ type: 'release' }),
+        installed: (slot) => this.learner.send({ type: 'installed', slot }),
+        truncate: (below) => {
+          this.acceptor.send({ type: 'truncate', below });
+          this.learner.send({ type: 'truncate', below });
+        },
+      },
+    });
+    this.sm.setSnapshotRequester?.(() => {
+      learnerData().snapshotRequested = true;
     });
     this.elector = createActor(electorMachine, {
       ...common,
@@ -253,12 +330,13 @@ export class Replica {
       },
     });
 
-    const reg = (role: 'acceptor' | 'proposer' | 'learner' | 'elector' | 'client', h: (m: Message) => void) =>
+    const reg = (role: 'acceptor' | 'proposer' | 'learner' | 'elector' | 'snapshotter' | 'client', h: (m: Message) => void) =>
       this.unregister.push(this.bus.register(this.ring, this.id, role, h));
     reg('acceptor', (m) => this.acceptor.send(m as any));
     reg('proposer', (m) => this.proposer.send(m as any));
     reg('learner', (m) => this.learner.send(m as any));
     reg('elector', (m) => this.elector.send(m as any));
+    reg('snapshotter', (m) => this.snapshotter.send(m as any));
     // role changes are seen on the proposer's own state, at once (RSL NotifyStatus)
     this.proposer.subscribe((snap) => {
       if (snap.value !== this.lastProposerState) {
@@ -272,12 +350,14 @@ export class Replica {
   start(): void {
     this.acceptor.start();
     this.learner.start();
+    this.snapshotter.start();
     this.proposer.start();
     this.elector.start();
     const tick = () => {
       if (this.stopped) return;
       this.proposer.send({ type: 'tick' });
       this.learner.send({ type: 'tick' });
+      this.snapshotter.send({ type: 'tick' });
       this.tickTimer = this.env.clock.setTimeout(tick, this.tickMs);
     };
     this.tickTimer = this.env.clock.setTimeout(tick, this.tickMs);
@@ -601,7 +681,37 @@ export class Replica {
       });
   }
 
+  // ------------------------------------------------------------------ snapshots (RSL checkpoints)
+  /** Stops automatic snapshots (a state machine's trySnapshot() returning false does the same). */
+  pauseSnapshots(): void {
+    this.snapshotter.send({ type: 'pause' });
+  }
+
+  resumeSnapshots(): void {
+    this.snapshotter.send({ type: 'resume' });
+  }
+
+  get snapshotsPaused(): boolean {
+    return this.snapshotter.getSnapshot().context.paused;
+  }
+
+  /** Takes a snapshot now (as of the executed slot); resolves with it once stored (the latest one if nothing new was applied). */
+  snapshotNow(): Promise<SnapshotMeta | undefined> {
+    if (this.stopped) return Promise.reject(new ReplicaStoppedError());
+    return new Promise((resolve, reject) => this.snapshotter.send({ type: 'snapshot-now', resolve, reject }));
+  }
+
+  /**
+   * RSL CopyStateFromReplica: fetches `peer`'s latest snapshot (any peer when omitted) and installs
+   * it if it is ahead of this replica; resolves with the executed slot afterwards.
+   */
+  copyStateFromReplica(peer?: ReplicaId): Promise<Slot> {
+    if (this.stopped) return Promise.reject(new ReplicaStoppedError());
+    return new Promise((resolve, reject) => this.snapshotter.send({ type: 'copy-from', peer, resolve, reject }));
+  }
+
   statistics(): ReplicaStatistics {
+    const sn = this.snapshotter.getSnapshot().context;
     const l = this.learner.getSnapshot().context.stats;
     const p = this.proposer.getSnapshot().context.stats;
     return {
@@ -616,6 +726,18 @@ export class Replica {
       log: this.store.stats(),
       catchupRequests: l.catchupRequests,
       applyErrors: l.applyErrors,
+      snapshots: {
+        taken: sn.stats.taken,
+        saved: sn.stats.saved,
+        refused: sn.stats.refused,
+        installed: sn.stats.installed,
+        latestSlot: sn.latest?.slot ?? 0,
+        truncatedBelow: sn.stats.truncatedBelow,
+        chunksSent: sn.stats.chunksSent,
+        chunksReceived: sn.stats.chunksReceived,
+        badChunks: sn.stats.badChunks,
+        transfersStartedOver: sn.stats.transfersStartedOver,
+      },
     };
   }
 
@@ -650,7 +772,8 @@ export class Replica {
     this.env.clock.clearTimeout(this.tickTimer);
     for (const u of this.unregister) u();
     this.unregister = [];
-    for (const a of [this.elector, this.proposer, this.learner, this.acceptor] as Actor<any>[]) a.stop();
+    this.snapshotter.send({ type: 'stop' });
+    for (const a of [this.elector, this.proposer, this.learner, this.snapshotter, this.acceptor] as Actor<any>[]) a.stop();
     const err = new ReplicaStoppedError();
     for (const id of this.waiters.keys()) this.settle(id, undefined, err);
     for (const f of this.forwards.values()) {
@@ -671,7 +794,11 @@ export class Replica {
 /** Builds a replica: recovers its store, composes the roles, starts them. */
 export async function createReplica(cfg: CreateReplicaConfig): Promise<Replica> {
   const recovered = await cfg.storage.recover();
-  const r = new Replica(cfg, recovered);
+  const snapshots = cfg.snapshots ?? cfg.options?.makeSnapshotStore?.(cfg.id) ?? new MemorySnapshotStore();
+  // the newest snapshot that verifies (a corrupt newest one falls back to the one before)
+  const snap = await loadLatestValid(snapshots, (name, err) => cfg.onSnapshotCorrupt?.(name, err));
+  if (snap) await cfg.stateMachine.restore((async function* () { yield snap.data; })());
+  const r = new Replica({ ...cfg, snapshots }, recovered, snap?.meta);
   r.start();
   return r;
 }

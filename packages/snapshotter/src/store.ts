@@ -1,0 +1,252 @@
+import { promises as fsp } from 'node:fs';
+import { join } from 'node:path';
+import { crc32c } from '@node-rs/crc32';
+import type { ReplicaId, Slot } from '@decree/protocol';
+
+/** What a stored snapshot says about itself (its header). */
+export interface SnapshotMeta {
+  /** the state is as of this slot (every slot <= it applied) */
+  readonly slot: Slot;
+  /** the configuration members at `slot` */
+  readonly members: readonly ReplicaId[];
+  /** payload bytes */
+  readonly length: number;
+  /** CRC32C of the payload */
+  readonly crc: number;
+  /** the store's name for it (a file name for the file store) */
+  readonly name: string;
+}
+
+export interface Snapshot {
+  readonly meta: SnapshotMeta;
+  readonly data: Uint8Array;
+}
+
+export class SnapshotCorruptError extends Error {
+  constructor(
+    readonly snapshotName: string,
+    why: string,
+  ) {
+    super(`snapshot ${snapshotName} is corrupt: ${why}`);
+    this.name = 'SnapshotCorruptError';
+  }
+}
+
+/**
+ * Where a replica keeps its snapshots. `save` is atomic: after a crash a snapshot is either whole
+ * and valid or absent (or detected as corrupt by `load`).
+ */
+export interface SnapshotStore {
+  /** stores the payload as the snapshot of `slot`; resolves once durable */
+  save(slot: Slot, members: readonly ReplicaId[], data: Uint8Array): Promise<SnapshotMeta>;
+  /** the stored snapshots, newest (highest slot) first; headers only, payloads not checked */
+  list(): Promise<SnapshotMeta[]>;
+  /** reads and verifies one; throws SnapshotCorruptError when its header or payload is damaged */
+  load(name: string): Promise<Snapshot>;
+  /** removes every snapshot but the newest `keep` */
+  prune(keep: number): Promise<void>;
+}
+
+/** The newest snapshot that verifies; a corrupt one is skipped (reported through `onCorrupt`). */
+export async function loadLatestValid(store: SnapshotStore, onCorrupt?: (name: string, err: Error) => void): Promise<Snapshot | undefined> {
+  let metas: SnapshotMeta[];
+  try {
+    metas = await store.list();
+  } catch (e) {
+    onCorrupt?.('(list)', e as Error);
+    return undefined;
+  }
+  for (const m of metas) {
+    try {
+      return await store.load(m.name);
+    } catch (e) {
+      onCorrupt?.(m.name, e as Error);
+    }
+  }
+  return undefined;
+}
+
+export const crc32cOf = (data: Uint8Array): number => crc32c(data) >>> 0;
+
+// ------------------------------------------------------------------ memory
+
+/** Snapshots in memory (simulator and tests); `corrupt` damages one on purpose. */
+export class MemorySnapshotStore implements SnapshotStore {
+  private readonly snaps = new Map<string, { meta: SnapshotMeta; data: Uint8Array }>();
+  saves = 0;
+
+  async save(slot: Slot, members: readonly ReplicaId[], data: Uint8Array): Promise<SnapshotMeta> {
+    const name = snapshotFileName(slot);
+    const copy = new Uint8Array(data);
+    const meta: SnapshotMeta = { slot, members: [...members], length: copy.length, crc: crc32cOf(copy), name };
+    this.snaps.set(name, { meta, data: copy });
+    this.saves++;
+    return meta;
+  }
+
+  async list(): Promise<SnapshotMeta[]> {
+    return [...this.snaps.values()].map((s) => s.meta).sort((a, b) => b.slot - a.slot);
+  }
+
+  async load(name: string): Promise<Snapshot> {
+    const s = this.snaps.get(name);
+    if (!s) throw new SnapshotCorruptError(name, 'missing');
+    if (s.data.length !== s.meta.length) throw new SnapshotCorruptError(name, 'length mismatch');
+    if (crc32cOf(s.data) !== s.meta.crc) throw new SnapshotCorruptError(name, 'checksum mismatch');
+    return { meta: s.meta, data: s.data };
+  }
+
+  async prune(keep: number): Promise<void> {
+    const all = await this.list();
+    for (const m of all.slice(Math.max(0, keep))) this.snaps.delete(m.name);
+  }
+
+  /** TEST ONLY: flips a byte of a stored payload */
+  corrupt(name: string, at = 0): void {
+    const s = this.snaps.get(name);
+    if (s && s.data.length > 0) s.data[at % s.data.length]! ^= 0xff;
+  }
+}
+
+// ------------------------------------------------------------------ file
+
+/**
+ * File layout (little-endian):
+ *
+ *   magic "DSNP" | version u32 | slot u64 | length u64 | payload crc32c u32 | members bytes u32 |
+ *   header crc32c u32 (of the 32 bytes before it and the members bytes) | members (JSON, UTF-8) | payload
+ */
+const MAGIC = 0x504e5344; // "DSNP"
+const VERSION = 1;
+const FIXED = 36;
+const PREFIX = 'snap-';
+const SUFFIX = '.dsnap';
+
+export const snapshotFileName = (slot: Slot): string => `${PREFIX}${String(slot).padStart(16, '0')}${SUFFIX}`;
+
+export function encodeSnapshotFile(slot: Slot, members: readonly ReplicaId[], data: Uint8Array): { header: Buffer; crc: number } {
+  const mem = Buffer.from(JSON.stringify(members), 'utf8');
+  const header = Buffer.alloc(FIXED + mem.length);
+  const crc = crc32cOf(data);
+  header.writeUInt32LE(MAGIC, 0);
+  header.writeUInt32LE(VERSION, 4);
+  header.writeBigUInt64LE(BigInt(slot), 8);
+  header.writeBigUInt64LE(BigInt(data.length), 16);
+  header.writeUInt32LE(crc, 24);
+  header.writeUInt32LE(mem.length, 28);
+  mem.copy(header, FIXED);
+  header.writeUInt32LE(crc32cOf(Buffer.concat([header.subarray(0, 32), mem])), 32);
+  return { header, crc };
+}
+
+/** Parses a header; throws SnapshotCorruptError. */
+export function decodeSnapshotHeader(buf: Buffer, name: string): { meta: SnapshotMeta; headerBytes: number } {
+  if (buf.length < FIXED) throw new SnapshotCorruptError(name, 'short header');
+  if (buf.readUInt32LE(0) !== MAGIC) throw new SnapshotCorruptError(name, 'bad magic');
+  if (buf.readUInt32LE(4) !== VERSION) throw new SnapshotCorruptError(name, `unknown version ${buf.readUInt32LE(4)}`);
+  const memLen = buf.readUInt32LE(28);
+  if (memLen > 1 << 20 || buf.length < FIXED + memLen) throw new SnapshotCorruptError(name, 'short header');
+  const mem = buf.subarray(FIXED, FIXED + memLen);
+  if (crc32cOf(Buffer.concat([buf.subarray(0, 32), mem])) !== buf.readUInt32LE(32)) throw new SnapshotCorruptError(name, 'header checksum mismatch');
+  let members: unknown;
+  try {
+    members = JSON.parse(mem.toString('utf8'));
+  } catch {
+    throw new SnapshotCorruptError(name, 'bad members');
+  }
+  if (!Array.isArray(members) || !members.every((m) => typeof m === 'string')) throw new SnapshotCorruptError(name, 'bad members');
+  const slot = Number(buf.readBigUInt64LE(8));
+  const length = Number(buf.readBigUInt64LE(16));
+  return { meta: { slot, members, length, crc: buf.readUInt32LE(24), name }, headerBytes: FIXED + memLen };
+}
+
+export interface FileSnapshotStoreOptions {
+  /** fsync files and the directory (default true; tests on tmpfs may turn it off) */
+  sync?: boolean;
+}
+
+/**
+ * Snapshots as files in one directory. Save: write a temp file, fsync it, rename it into place,
+ * fsync the directory; a crash leaves either the old set or the new file whole (temp files are
+ * removed at the next list).
+ */
+export class FileSnapshotStore implements SnapshotStore {
+  private readonly sync: boolean;
+  private tmpSeq = 0;
+  constructor(
+    readonly dir: string,
+    opts: FileSnapshotStoreOptions = {},
+  ) {
+    this.sync = opts.sync ?? true;
+  }
+
+  async save(slot: Slot, members: readonly ReplicaId[], data: Uint8Array): Promise<SnapshotMeta> {
+    await fsp.mkdir(this.dir, { recursive: true });
+    const name = snapshotFileName(slot);
+    const tmp = join(this.dir, `.tmp-${process.pid}-${++this.tmpSeq}-${name}`);
+    const { header, crc } = encodeSnapshotFile(slot, members, data);
+    const fh = await fsp.open(tmp, 'w');
+    try {
+      await fh.writev([header, data]);
+      if (this.sync) await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await fsp.rename(tmp, join(this.dir, name));
+    if (this.sync) await syncDir(this.dir);
+    return { slot, members: [...members], length: data.length, crc, name };
+  }
+
+  async list(): Promise<SnapshotMeta[]> {
+    let names: string[];
+    try {
+      names = await fsp.readdir(this.dir);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw e;
+    }
+    const out: SnapshotMeta[] = [];
+    for (const n of names) {
+      if (n.startsWith('.tmp-')) {
+        await fsp.rm(join(this.dir, n), { force: true }); // a save that did not finish
+        continue;
+      }
+      if (!n.startsWith(PREFIX) || !n.endsWith(SUFFIX)) continue;
+      const slot = Number(n.slice(PREFIX.length, -SUFFIX.length));
+      if (!Number.isSafeInteger(slot)) continue;
+      // the header is checked at load; list reports what the name says so a damaged newest one is still tried and skipped
+      out.push({ slot, members: [], length: -1, crc: 0, name: n });
+    }
+    return out.sort((a, b) => b.slot - a.slot);
+  }
+
+  async load(name: string): Promise<Snapshot> {
+    let buf: Buffer;
+    try {
+      buf = await fsp.readFile(join(this.dir, name));
+    } catch (e) {
+      throw new SnapshotCorruptError(name, (e as Error).message);
+    }
+    const { meta, headerBytes } = decodeSnapshotHeader(buf, name);
+    if (buf.length !== headerBytes + meta.length) throw new SnapshotCorruptError(name, `length ${buf.length - headerBytes}, header says ${meta.length}`);
+    const data = buf.subarray(headerBytes);
+    if (crc32cOf(data) !== meta.crc) throw new SnapshotCorruptError(name, 'checksum mismatch');
+    if (snapshotFileName(meta.slot) !== name) throw new SnapshotCorruptError(name, `header slot ${meta.slot} does not match the name`);
+    return { meta, data };
+  }
+
+  async prune(keep: number): Promise<void> {
+    const all = await this.list();
+    for (const m of all.slice(Math.max(0, keep))) await fsp.rm(join(this.dir, m.name), { force: true });
+    if (this.sync && all.length > keep) await syncDir(this.dir);
+  }
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const fh = await fsp.open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
