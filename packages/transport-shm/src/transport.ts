@@ -1,0 +1,545 @@
+import { createHash } from 'node:crypto';
+import { statSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { CONTRACTS, decodeMessage, encodeMessage, requires, type Message, type ReplicaId } from '@decree/protocol';
+import type { Transport } from '@decree/bus';
+import {
+  NO_RDMA_DEVICE,
+  createRdmaEndpoint,
+  createShmRing,
+  listRdmaDevices,
+  openShmRing,
+  type NativeRdmaEndpoint,
+  type NativeShmRing,
+  type PollOptions,
+  type RdmaPeerInfo,
+  type RingStats,
+} from '@decree/rdma-transport';
+
+/** Structured logger; a pino logger fits (`(obj, msg)`). */
+export interface ShmTransportLogger {
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+export type ShmTransportErrorCode =
+  /** a ring file that could not be created or opened (other than "not there yet") */
+  | 'ring'
+  /** a frame that is not a valid message */
+  | 'decode'
+  /** a message we could not encode, or one larger than the ring's largest frame */
+  | 'encode'
+  /** a message for a replica that is not ours, or to a replica that is not a peer */
+  | 'misrouted'
+  /** the receiver threw */
+  | 'receiver'
+  /** no RDMA device, or the RDMA setup failed */
+  | 'rdma';
+
+export class ShmTransportError extends Error {
+  constructor(
+    readonly code: ShmTransportErrorCode,
+    message: string,
+    readonly peer?: ReplicaId,
+  ) {
+    super(message);
+    this.name = 'ShmTransportError';
+  }
+}
+
+export interface ShmTransportOptions {
+  /** the replica this process hosts */
+  self: ReplicaId;
+  /** every replica of the cluster (self may be included; it is skipped) */
+  peers: readonly ReplicaId[];
+  /** the cluster name: part of every ring's file name, so two clusters on one host never share rings */
+  cluster: string;
+  /** where the ring files live (default /dev/shm: memory, never disk) */
+  dir?: string;
+  /** data bytes of each ring this replica receives on (power of two, default 4 MiB) */
+  capacity?: number;
+  /** per-peer bound on messages waiting for room in a full ring (or for the ring to appear); default 16384 */
+  maxQueuedMessages?: number;
+  /** per-peer bound on bytes waiting; default 8 MiB */
+  maxQueuedBytes?: number;
+  /** the receiver poll thread's backoff */
+  poll?: PollOptions;
+  /** how often missing rings are looked for, replaced rings reopened and peers' liveness checked (ms, default 200) */
+  checkEveryMs?: number;
+  /** structured logs; default warnings and errors to console.warn; false for silence */
+  logger?: ShmTransportLogger | false;
+  onError?: (err: ShmTransportError) => void;
+}
+
+export interface ShmPeerStats {
+  connected: boolean;
+  queuedMessages: number;
+  queuedBytes: number;
+  sent: number;
+  drops: number;
+  /** sends that found the ring full (the message waited) */
+  full: number;
+  reopens: number;
+  out: RingStats | undefined;
+  in: RingStats | undefined;
+}
+
+export interface ShmTransportStats {
+  received: number;
+  decodeErrors: number;
+  misrouted: number;
+  peers: Record<ReplicaId, ShmPeerStats>;
+}
+
+const safe = (s: string): string => s.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 48);
+
+/**
+ * The file name of the ring that carries `from` -> `to` messages of `cluster`: readable parts plus a
+ * short hash of the exact names (two names that differ only in characters replaced by `_` still get
+ * different rings).
+ */
+export function ringFileName(cluster: string, from: ReplicaId, to: ReplicaId): string {
+  const h = createHash('sha256').update(`${cluster}\u0000${from}\u0000${to}`).digest('hex').slice(0, 8);
+  return `decree-${safe(cluster)}-${safe(from)}-to-${safe(to)}-${h}.ring`;
+}
+
+const defaultLogger: ShmTransportLogger = {
+  warn: (obj, msg) => console.warn(`[transport-shm] ${msg}`, obj),
+  error: (obj, msg) => console.warn(`[transport-shm] ${msg}`, obj),
+};
+
+function pidAlive(pid: number): boolean {
+  if (pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** What a link to one peer needs from a ring end: shm files and RDMA endpoints both fit. */
+interface OutRing {
+  sendMany(frames: readonly Uint8Array[]): number;
+  stats(): RingStats;
+  close(): void;
+  readonly maxPayload: number;
+}
+
+interface Link {
+  readonly peer: ReplicaId;
+  out: OutRing | undefined;
+  /** the inode of the shm file `out` maps */
+  inode: number;
+  queue: Uint8Array[];
+  queuedBytes: number;
+  connected: boolean;
+  sent: number;
+  drops: number;
+  full: number;
+  reopens: number;
+  retry: NodeJS.Timeout | undefined;
+  flushScheduled: boolean;
+  lastOpenError: string | undefined;
+}
+
+/**
+ * The bus Transport over one-sided rings: one ring per directed pair of replicas. This replica owns
+ * (creates, reads) the rings peers write to it, and writes the rings its peers own. Messages are
+ * encoded with encodeMessage, batched per event-loop turn into one ring publish, and decoded with
+ * decodeMessage on the receiving side. A full or missing ring queues boundedly; beyond the bound
+ * messages are dropped (the protocol retransmits). Never blocks the caller.
+ */
+export class RingTransport implements Transport {
+  private receiver: (msg: Message) => void = () => {};
+  protected readonly links = new Map<ReplicaId, Link>();
+  protected closed = false;
+  private received = 0;
+  private decodeErrors = 0;
+  private misrouted = 0;
+  protected readonly log: ShmTransportLogger | undefined;
+  private readonly maxQueuedMessages: number;
+  private readonly maxQueuedBytes: number;
+
+  constructor(
+    readonly self: ReplicaId,
+    peers: readonly ReplicaId[],
+    protected readonly opts: Pick<ShmTransportOptions, 'maxQueuedMessages' | 'maxQueuedBytes' | 'logger' | 'onError'>,
+  ) {
+    this.log = opts.logger === false ? undefined : (opts.logger ?? defaultLogger);
+    this.maxQueuedMessages = opts.maxQueuedMessages ?? 16_384;
+    this.maxQueuedBytes = opts.maxQueuedBytes ?? 8 << 20;
+    for (const p of new Set(peers)) {
+      if (p === self) continue;
+      this.links.set(p, {
+        peer: p, out: undefined, inode: 0, queue: [], queuedBytes: 0, connected: false,
+        sent: 0, drops: 0, full: 0, reopens: 0, retry: undefined, flushScheduled: false, lastOpenError: undefined,
+      });
+    }
+  }
+
+  setReceiver(receiver: (msg: Message) => void): void {
+    this.receiver = receiver;
+  }
+
+  isConnected(to: ReplicaId): boolean {
+    return this.links.get(to)?.connected ?? false;
+  }
+
+  send(msg: Message): void {
+    if (this.closed) return;
+    const link = this.links.get(msg.to);
+    if (!link) {
+      this.misrouted++;
+      this.fail(new ShmTransportError('misrouted', `no ring to ${msg.to} (not a peer of ${this.self})`, msg.to));
+      return;
+    }
+    let frame: Uint8Array;
+    try {
+      frame = encodeMessage(msg);
+    } catch (e) {
+      link.drops++;
+      this.fail(new ShmTransportError('encode', `cannot encode a ${msg.type}: ${(e as Error).message}`, msg.to));
+      return;
+    }
+    if (link.out && frame.length > link.out.maxPayload) {
+      link.drops++;
+      this.fail(new ShmTransportError('encode', `a ${msg.type} of ${frame.length} bytes is larger than the ring's largest frame (${link.out.maxPayload})`, msg.to));
+      return;
+    }
+    if (link.queue.length >= this.maxQueuedMessages || link.queuedBytes + frame.length > this.maxQueuedBytes) {
+      link.drops++;
+      return;
+    }
+    link.queue.push(frame);
+    link.queuedBytes += frame.length;
+    if (!link.flushScheduled && link.retry === undefined) {
+      link.flushScheduled = true;
+      queueMicrotask(() => this.flush(link));
+    }
+  }
+
+  /** Opens the outgoing ring of a link (subclasses); returns undefined while it is not there. */
+  protected openOut(_link: Link): OutRing | undefined {
+    return undefined;
+  }
+
+  protected flush(link: Link): void {
+    link.flushScheduled = false;
+    if (this.closed || link.queue.length === 0) return;
+    if (!link.out) link.out = this.openOut(link);
+    if (!link.out) return this.retryLater(link, 50); // the peer has not created its ring yet
+    let n: number;
+    try {
+      n = link.out.sendMany(link.queue);
+    } catch (e) {
+      // a frame too large for this ring (ETOOBIG) or a closed ring: drop the first frame, go on
+      const err = e as Error & { code?: string };
+      link.drops++;
+      link.queuedBytes -= link.queue[0]!.length;
+      link.queue.shift();
+      this.fail(new ShmTransportError(err.code === 'ETOOBIG' ? 'encode' : 'ring', `send to ${link.peer}: ${err.message}`, link.peer));
+      return this.retryLater(link, 0);
+    }
+    link.sent += n;
+    if (n === link.queue.length) {
+      link.queue = [];
+      link.queuedBytes = 0;
+      return;
+    }
+    for (let i = 0; i < n; i++) link.queuedBytes -= link.queue[i]!.length;
+    link.queue = link.queue.slice(n);
+    link.full++;
+    this.retryLater(link, 1); // full: the receiver has not consumed yet; it publishes its head as it goes
+  }
+
+  private retryLater(link: Link, ms: number): void {
+    if (link.retry !== undefined || this.closed) return;
+    link.retry = setTimeout(() => {
+      link.retry = undefined;
+      this.flush(link);
+    }, ms);
+  }
+
+  /** Decodes and delivers the frames one ring gave. */
+  protected deliver(from: ReplicaId, frames: readonly Uint8Array[]): void {
+    for (const f of frames) {
+      let msg: Message;
+      try {
+        msg = decodeMessage(f);
+      } catch (e) {
+        this.decodeErrors++;
+        this.fail(new ShmTransportError('decode', `bad frame from ${from}: ${(e as Error).message}`, from));
+        continue;
+      }
+      if (msg.to !== this.self) {
+        this.misrouted++;
+        this.fail(new ShmTransportError('misrouted', `a ${msg.type} for ${msg.to} arrived on ${this.self}'s ring from ${from}`, from));
+        continue;
+      }
+      CONTRACTS && requires(msg.to === this.self, 'ring transport delivers only messages for its replica');
+      this.received++;
+      try {
+        this.receiver(msg);
+      } catch (e) {
+        this.fail(new ShmTransportError('receiver', `receiver threw on a ${msg.type}: ${(e as Error).message}`, from));
+      }
+    }
+  }
+
+  protected fail(err: ShmTransportError): void {
+    if (this.opts.onError) this.opts.onError(err);
+    else if (err.code === 'misrouted' || err.code === 'decode' || err.code === 'receiver' || err.code === 'ring') this.log?.warn({ code: err.code, peer: err.peer }, err.message);
+  }
+
+  protected inStats(_peer: ReplicaId): RingStats | undefined {
+    return undefined;
+  }
+
+  stats(): ShmTransportStats {
+    const peers: Record<ReplicaId, ShmPeerStats> = {};
+    for (const l of this.links.values()) {
+      let out: RingStats | undefined;
+      try {
+        out = l.out?.stats();
+      } catch {
+        out = undefined;
+      }
+      peers[l.peer] = {
+        connected: l.connected, queuedMessages: l.queue.length, queuedBytes: l.queuedBytes,
+        sent: l.sent, drops: l.drops, full: l.full, reopens: l.reopens, out, in: this.inStats(l.peer),
+      };
+    }
+    return { received: this.received, decodeErrors: this.decodeErrors, misrouted: this.misrouted, peers };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const l of this.links.values()) {
+      // one last try to hand over what waits (a graceful stop's final messages)
+      if (l.out && l.queue.length) {
+        try {
+          l.out.sendMany(l.queue);
+        } catch {
+          /* closing anyway */
+        }
+      }
+      if (l.retry) clearTimeout(l.retry);
+      l.retry = undefined;
+      l.queue = [];
+      l.queuedBytes = 0;
+      l.connected = false;
+      try {
+        l.out?.close();
+      } catch {
+        /* already closed */
+      }
+      l.out = undefined;
+    }
+  }
+}
+
+/** Shared-memory rings: the rings of this host's replicas are files under `dir`. */
+export class ShmTransport extends RingTransport {
+  readonly dir: string;
+  readonly cluster: string;
+  private readonly capacity: number;
+  private readonly inRings = new Map<ReplicaId, { ring: NativeShmRing; path: string }>();
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(o: ShmTransportOptions) {
+    super(o.self, o.peers, o);
+    CONTRACTS && requires(o.cluster.length > 0, 'a cluster name');
+    this.dir = o.dir ?? '/dev/shm';
+    this.cluster = o.cluster;
+    this.capacity = o.capacity ?? 4 << 20;
+    try {
+      for (const peer of this.links.keys()) {
+        const path = join(this.dir, ringFileName(this.cluster, peer, this.self));
+        const ring = createShmRing(path, this.capacity);
+        this.inRings.set(peer, { ring, path });
+        ring.startPolling(() => this.drain(peer), o.poll);
+      }
+    } catch (e) {
+      for (const { ring } of this.inRings.values()) ring.close();
+      throw e;
+    }
+    this.timer = setInterval(() => this.check(), o.checkEveryMs ?? 200);
+    this.timer.unref();
+    this.check();
+  }
+
+  /** the file of the ring `from` writes and `to` reads */
+  ringPath(from: ReplicaId, to: ReplicaId): string {
+    return join(this.dir, ringFileName(this.cluster, from, to));
+  }
+
+  private drain(peer: ReplicaId): void {
+    const r = this.inRings.get(peer);
+    if (!r || this.closed) return;
+    let frames: Buffer[];
+    try {
+      frames = r.ring.poll();
+    } catch (e) {
+      this.fail(new ShmTransportError('ring', `poll of ${r.path}: ${(e as Error).message}`, peer));
+      return;
+    }
+    this.deliver(peer, frames);
+  }
+
+  protected override openOut(link: Link): OutRing | undefined {
+    const path = this.ringPath(this.self, link.peer);
+    try {
+      const ring = openShmRing(path);
+      link.inode = ring.inode;
+      link.lastOpenError = undefined;
+      link.connected = ring.readerPid !== 0 && !ring.readerClosed && pidAlive(ring.readerPid);
+      return ring;
+    } catch (e) {
+      const err = e as Error & { code?: string };
+      if (err.code !== 'ENOENT' && err.message !== link.lastOpenError) {
+        link.lastOpenError = err.message;
+        this.fail(new ShmTransportError('ring', err.message, link.peer));
+      }
+      return undefined;
+    }
+  }
+
+  /** reopens rings their reader replaced or removed, opens new ones, updates liveness */
+  private check(): void {
+    if (this.closed) return;
+    for (const link of this.links.values()) {
+      const out = link.out as NativeShmRing | undefined;
+      if (out) {
+        let ino = -1;
+        try {
+          ino = statSync(this.ringPath(this.self, link.peer)).ino;
+        } catch {
+          ino = -1;
+        }
+        if (ino !== link.inode) {
+          out.close();
+          link.out = undefined;
+          link.connected = false;
+          link.reopens++;
+        } else {
+          link.connected = out.readerPid !== 0 && !out.readerClosed && pidAlive(out.readerPid);
+          continue;
+        }
+      }
+      link.out = this.openOut(link);
+      if (link.out && link.queue.length && !link.flushScheduled && link.retry === undefined) this.flush(link);
+    }
+  }
+
+  protected override inStats(peer: ReplicaId): RingStats | undefined {
+    try {
+      return this.inRings.get(peer)?.ring.stats();
+    } catch {
+      return undefined;
+    }
+  }
+
+  override async close(): Promise<void> {
+    if (this.closed) return;
+    clearInterval(this.timer);
+    await super.close();
+    for (const { ring, path } of this.inRings.values()) {
+      ring.close(); // marks the ring closed for its writer, stops the poll thread
+      try {
+        unlinkSync(path); // the receiver owns its rings
+      } catch {
+        /* gone */
+      }
+    }
+    this.inRings.clear();
+  }
+}
+
+/** `new ShmTransport(...)`: the bus Transport over shared-memory rings between this host's replicas. */
+export function createShmTransport(o: ShmTransportOptions): ShmTransport {
+  return new ShmTransport(o);
+}
+
+// ------------------------------------------------------------------------------------------ RDMA
+export interface RdmaTransportOptions {
+  self: ReplicaId;
+  peers: readonly ReplicaId[];
+  /** device name (default: the first) */
+  device?: string;
+  port?: number;
+  gidIndex?: number;
+  capacity?: number;
+  /**
+   * Trades queue-pair details with a peer out of band (over the TCP transport, a config service):
+   * given this replica's endpoint info for the link with `peer`, resolves with the peer's.
+   */
+  exchange: (peer: ReplicaId, local: { reader: RdmaPeerInfo; writer: RdmaPeerInfo }) => Promise<{ reader: RdmaPeerInfo; writer: RdmaPeerInfo }>;
+  /** how often the readers are polled (ms, default 1) */
+  pollEveryMs?: number;
+  maxQueuedMessages?: number;
+  maxQueuedBytes?: number;
+  logger?: ShmTransportLogger | false;
+  onError?: (err: ShmTransportError) => void;
+}
+
+/** The ring transport over RDMA WRITE between hosts (libibverbs). Readers are polled from a timer. */
+export class RdmaTransport extends RingTransport {
+  private readonly readers = new Map<ReplicaId, NativeRdmaEndpoint>();
+  private readonly writers = new Map<ReplicaId, NativeRdmaEndpoint & { maxPayload: number }>();
+  private timer: NodeJS.Timeout | undefined;
+
+  private constructor(o: RdmaTransportOptions) {
+    super(o.self, o.peers, o);
+  }
+
+  /** Lists the devices first: with none, throws ShmTransportError('rdma', NO_RDMA_DEVICE). */
+  static async create(o: RdmaTransportOptions): Promise<RdmaTransport> {
+    const devices = listRdmaDevices();
+    if (devices.length === 0) throw new ShmTransportError('rdma', NO_RDMA_DEVICE);
+    const t = new RdmaTransport(o);
+    const capacity = o.capacity ?? 4 << 20;
+    try {
+      for (const peer of t.links.keys()) {
+        const base = { capacity, ...(o.device ? { device: o.device } : {}), ...(o.port ? { port: o.port } : {}), ...(o.gidIndex ? { gidIndex: o.gidIndex } : {}) };
+        const reader = createRdmaEndpoint({ ...base, role: 'reader' });
+        const writer = Object.assign(createRdmaEndpoint({ ...base, role: 'writer' }), { maxPayload: capacity / 4 - 16 });
+        t.readers.set(peer, reader);
+        t.writers.set(peer, writer);
+        const remote = await o.exchange(peer, { reader: reader.localInfo(), writer: writer.localInfo() });
+        reader.connect(remote.writer); // their writer WRITEs into our reader's ring
+        writer.connect(remote.reader);
+        t.links.get(peer)!.out = writer;
+        t.links.get(peer)!.connected = true;
+      }
+    } catch (e) {
+      await t.close();
+      const err = e as Error;
+      throw err instanceof ShmTransportError ? err : new ShmTransportError('rdma', `RDMA setup failed: ${err.message}`);
+    }
+    t.timer = setInterval(() => {
+      for (const [peer, r] of t.readers) {
+        try {
+          t.deliver(peer, r.poll());
+        } catch (e) {
+          t.fail(new ShmTransportError('rdma', `poll of the ring from ${peer}: ${(e as Error).message}`, peer));
+        }
+      }
+    }, o.pollEveryMs ?? 1);
+    return t;
+  }
+
+  override async close(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    await super.close();
+    for (const r of this.readers.values()) r.close();
+    this.readers.clear();
+    this.writers.clear();
+  }
+}
+
+/** The RDMA ring transport; rejects with "no RDMA device found (...)" on a machine without one. */
+export function createRdmaTransport(o: RdmaTransportOptions): Promise<RdmaTransport> {
+  return RdmaTransport.create(o);
+}
