@@ -18,7 +18,9 @@ export const ClusterConfig = z.strictObject({
   /** data directory; each replica uses <dataDir>/<id>/<ring> */
   dataDir: z.string().min(1).default('./data'),
   storage: z.enum(['wal', 'memory', 'pmem']).default('wal'),
-  transport: z.enum(['tcp', 'nats']).default('tcp'),
+  transport: z.enum(['tcp', 'nats', 'shm', 'rdma']).default('tcp'),
+  /** shared-memory rings between replicas of one host (transport "shm"): where the ring files live, bytes per ring */
+  shm: z.strictObject({ dir: z.string().min(1).default('/dev/shm'), capacity: z.number().int().min(4096).optional() }).optional(),
   nats: z
     .strictObject({
       servers: z.array(z.string().min(1)).min(1),
