@@ -131,6 +131,7 @@ export interface SnapshotterData {
   nextXfer: number;
   stats: SnapshotterStats;
   nowWaiters: { resolve(m: SnapshotMeta | undefined): void; reject(e: Error): void }[];
+  stopped: boolean;
   readonly input: SnapshotterInput;
 }
 
@@ -153,6 +154,10 @@ export type SnapshotterEvent =
   | { type: 'stop' };
 
 const hdr = (d: SnapshotterData, to: ReplicaId) => ({ ring: d.ring, from: d.self, to });
+/** async work reports back only while the actor runs */
+const post = (d: SnapshotterData, self: { send(e: SnapshotterEvent): void }, e: SnapshotterEvent): void => {
+  if (!d.stopped) self.send(e);
+};
 const log = (d: SnapshotterData, msg: string, err?: unknown) => d.input.log?.(msg, err);
 
 /** Reads a snapshot stream (or buffer) to one buffer. */
@@ -212,8 +217,8 @@ function capture(d: SnapshotterData, slot: Slot, bytes: number, self: { send(e: 
     p = Promise.reject(err);
   }
   p.then(collect).then(
-    (data) => self.send({ type: 'captured', slot, data }),
-    (err) => self.send({ type: 'capture-failed', err }),
+    (data) => post(d, self, { type: 'captured', slot, data }),
+    (err) => post(d, self, { type: 'capture-failed', err }),
   );
 }
 
@@ -280,8 +285,8 @@ function serve(d: SnapshotterData, m: MessageOf<'snap-req'>, self: { send(e: Sna
   const latest = d.latest;
   const load: Promise<Snapshot | undefined> = latest ? d.input.store.load(latest.name).catch(() => loadLatestValid(d.input.store)) : loadLatestValid(d.input.store);
   load.then(
-    (snap) => self.send({ type: 'serve-loaded', to: m.from, xfer: m.xfer, snap, next: m.next, slot: m.slot, crc: m.crc }),
-    () => self.send({ type: 'serve-loaded', to: m.from, xfer: m.xfer, snap: undefined, next: 0, slot: 0, crc: 0 }),
+    (snap) => post(d, self, { type: 'serve-loaded', to: m.from, xfer: m.xfer, snap, next: m.next, slot: m.slot, crc: m.crc }),
+    () => post(d, self, { type: 'serve-loaded', to: m.from, xfer: m.xfer, snap: undefined, next: 0, slot: 0, crc: 0 }),
   );
 }
 
@@ -426,13 +431,13 @@ function install(d: SnapshotterData, f: Fetch, data: Uint8Array, self: { send(e:
   }
   restored.then(
     () => d.input.store.save(slot, members, data).then(
-      (meta) => self.send({ type: 'install-done', meta, slot }),
+      (meta) => post(d, self, { type: 'install-done', meta, slot }),
       (err) => {
         log(d, 'saving an installed snapshot failed', err);
-        self.send({ type: 'install-done', meta: undefined, slot });
+        post(d, self, { type: 'install-done', meta: undefined, slot });
       },
     ),
-    (err) => self.send({ type: 'install-done', meta: undefined, slot: 0, err }),
+    (err) => post(d, self, { type: 'install-done', meta: undefined, slot: 0, err }),
   );
 }
 
@@ -526,8 +531,8 @@ export const snapshotterMachine = setup({
       const e = event as Extract<SnapshotterEvent, { type: 'captured' }>;
       releaseHold(d);
       d.input.store.save(e.slot, d.input.members(), e.data).then(
-        (meta) => self.send({ type: 'saved', meta }),
-        (err) => self.send({ type: 'save-failed', err }),
+        (meta) => post(d, self, { type: 'saved', meta }),
+        (err) => post(d, self, { type: 'save-failed', err }),
       );
     },
     saved: ({ context: d, event }) => {
@@ -570,6 +575,7 @@ export const snapshotterMachine = setup({
     },
     tick: ({ context }) => tick(context),
     stop: ({ context: d }) => {
+      d.stopped = true;
       releaseHold(d);
       const err = new Error('snapshotter stopped');
       for (const w of d.nowWaiters.splice(0)) w.reject(err);
@@ -601,6 +607,7 @@ export const snapshotterMachine = setup({
       transfersServed: 0, transfersStartedOver: 0, installed: 0, bytesReceived: 0,
     },
     nowWaiters: [],
+    stopped: false,
     input,
   }),
   initial: 'running',
