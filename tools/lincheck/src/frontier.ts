@@ -48,8 +48,15 @@ interface Config {
   dead: boolean;
 }
 
-/** A configuration in the middle of a run of pending ops (never stored in the frontier). */
-type ChainLink = Pick<Config, 'mask' | 'state' | 'used' | 'reuse' | 'placedPending' | 'trail'>;
+/** The end of a run of pending ops placed from some configuration (never stored in the frontier). */
+interface RunEnd {
+  state: State;
+  used: Int32Array;
+  /** Reuses of pending ops within the run (relaxed mode). */
+  reuse: number;
+  /** Input indices of the run's ops, in order. */
+  members: number[];
+}
 
 /** Lexicographic preference of relaxed-mode representatives: fewer reuses, then fewer pending ops placed. */
 function better(a: Pick<Config, 'reuse' | 'placedPending'>, b: Pick<Config, 'reuse' | 'placedPending'>): boolean {
@@ -140,7 +147,7 @@ export function searchFrontier(
   };
 
   /** Adds op (an open completed op, by its mask bit) after `from`; undefined when the model refuses it. */
-  const placeCompleted = (from: Config | ChainLink, bit: number, op: MOp): Config | undefined => {
+  const placeCompleted = (from: Config, bit: number, op: MOp): Config | undefined => {
     const next = step(from.state, op);
     if (next === undefined) return undefined;
     const child: Config = {
@@ -157,6 +164,41 @@ export function searchFrontier(
     return child;
   };
 
+/** Runs of pending ops from (value, used), cached until more pending ops become available. */
+let chainCache = new Map<string, RunEnd[]>();
+let availBlind: number[] = [];
+let availOther: number[] = [];
+/** Runs of pending ops from (state, used), deduplicated by (value, exact counts); undefined on timeout. */
+const runsFrom = (state: State, used0: Int32Array): RunEnd[] | undefined => {
+    const ends: RunEnd[] = [];
+    const seen = new Set<string>();
+    const stack: RunEnd[] = [{ state, used: used0, reuse: 0, members: [] }];
+    while (stack.length > 0) {
+      if (deadline.expired()) return undefined;
+      const link = stack.pop()!;
+      // Only the first op of a run may be a blind write: one later would make the run before it useless.
+      for (let pass = link.members.length === 0 ? 0 : 1; pass < 2; pass++) {
+        for (const c of pass === 0 ? availBlind : availOther) {
+          const u = link.used[c];
+          if (u >= avail[c] && isExact[c] === 1) continue;
+          const reused = u >= avail[c];
+          const member = classes[c][reused ? avail[c] - 1 : u];
+          const next = step(link.state, member);
+          if (next === undefined || next === link.state) continue;
+          const used = link.used.slice();
+          used[c]++;
+          let sig = `${states.of(next)}`;
+          for (const x of exactClasses) sig += `,${used[x]}`;
+          if (seen.has(sig)) continue;
+          seen.add(sig);
+          const end: RunEnd = { state: next, used, reuse: link.reuse + (reused ? 1 : 0), members: [...link.members, member.index] };
+          ends.push(end);
+          stack.push(end);
+        }
+      }
+    }
+    return ends;
+  };
   /**
    * Closes the frontier under "linearize one more completed op, possibly preceded by a run of pending
    * ops". Runs of pending ops are explored here and never stored: a run is only useful when a
@@ -211,40 +253,33 @@ export function searchFrontier(
       const readers = (all || anyNewClass ? readersMask : readersMask & newMask) & ~cfg.mask;
       if (readers === 0) continue;
       // Runs of pending ops from cfg, each followed by one reader.
-      const seen = new Set<string>();
-      const stack: ChainLink[] = [cfg];
-      while (stack.length > 0) {
-        if (deadline.expired()) return false;
-        const link = stack.pop()!;
-        for (let c = 0; c < ncls; c++) {
-          const u = link.used[c];
-          if (avail[c] === 0 || (u >= avail[c] && isExact[c] === 1)) continue;
-          const reused = u >= avail[c];
-          const member = classes[c][reused ? avail[c] - 1 : u];
-          if (link !== cfg && isBlindWrite(member)) continue; // it would make the run before it useless
-          const next = step(link.state, member);
-          if (next === undefined || next === link.state) continue;
-          const used = link.used.slice();
-          used[c]++;
-          const sid = states.of(next);
-          let sig = `${sid}`;
-          for (const x of exactClasses) sig += `,${used[x]}`;
-          if (seen.has(sig)) continue;
-          seen.add(sig);
-          const chained: ChainLink = {
-            mask: link.mask,
+      const key = `${cfg.sid}|${cfg.used.join(',')}`;
+      let ends = chainCache.get(key);
+      if (ends === undefined) {
+        ends = runsFrom(cfg.state, cfg.used);
+        if (ends === undefined) return false;
+        chainCache.set(key, ends);
+      }
+      for (const end of ends) {
+        for (let todo = readers; todo !== 0; todo &= todo - 1) {
+          const bit = todo & -todo;
+          const op = comp[slotOp[31 - Math.clz32(bit)]];
+          const next = step(end.state, op);
+          if (next === undefined) continue;
+          let trail = cfg.trail;
+          for (const m of end.members) trail = { index: m, prev: trail };
+          const child: Config = {
+            mask: cfg.mask | bit,
             state: next,
-            used,
-            reuse: link.reuse + (reused ? 1 : 0),
-            placedPending: link.placedPending + 1,
-            trail: { index: member.index, prev: link.trail },
+            sid: states.of(next),
+            used: end.used,
+            reuse: cfg.reuse + end.reuse,
+            placedPending: cfg.placedPending + end.members.length,
+            trail: { index: op.index, prev: trail },
+            dead: false,
           };
-          stack.push(chained);
-          for (let todo = readers; todo !== 0; todo &= todo - 1) {
-            const bit = todo & -todo;
-            const child = placeCompleted(chained, bit, comp[slotOp[31 - Math.clz32(bit)]]);
-            if (child !== undefined) add(child, true);
-          }
+          saturate(child);
+          add(child, true);
         }
       }
     }
@@ -270,6 +305,10 @@ export function searchFrontier(
     } else if (kind === Ev.Avail) {
       avail[id]++;
       newClasses.add(id);
+      chainCache = new Map();
+      availBlind = [];
+      availOther = [];
+      for (let c = 0; c < ncls; c++) if (avail[c] > 0) (isBlindWrite(classes[c][0]) ? availBlind : availOther).push(c);
     } else {
       if (newOps.length > 0 || newClasses.size > 0) {
         if (!closure()) return { kind: 'timeout' };

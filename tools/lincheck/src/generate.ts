@@ -75,8 +75,12 @@ function valueFor(arg: number): string {
   return arg % 3 === 0 ? String(arg % 7) : `v${arg % 5}`;
 }
 
-/** Builds a linearizable history from a plan (deterministic). */
-export function buildHistory(plan: readonly PlannedOp[], clients = 8): GeneratedHistory {
+/** Builds a linearizable history from a plan (deterministic). `incrDeltas`: the increments incr draws from. */
+export function buildHistory(
+  plan: readonly PlannedOp[],
+  clients = 8,
+  incrDeltas: readonly number[] = [-2, -1, 0, 1, 2],
+): GeneratedHistory {
   const clock = new Array<number>(clients).fill(0);
   const pid = Array.from({ length: clients }, (_, i) => i);
   let nextPid = clients;
@@ -90,7 +94,7 @@ export function buildHistory(plan: readonly PlannedOp[], clients = 8): Generated
     const key = `k${p.key}`;
     const op: Op = { process: pid[c], op: p.kind, key, invoke, complete };
     if (p.kind === 'set') op.value = valueFor(p.arg);
-    else if (p.kind === 'incr') op.value = String((p.arg % 5) - 2);
+    else if (p.kind === 'incr') op.value = String(incrDeltas[p.arg % incrDeltas.length]);
     else if (p.kind === 'cas') {
       op.value = valueFor(p.arg + 1);
       // expected: decided when applied (see below) for arg%3 === 0, else a fixed guess
@@ -156,6 +160,8 @@ export interface RandomHistoryOptions {
   maxDuration?: number;
   /** Operation mix weights [get, set, del, incr, cas]. Default [50, 25, 5, 10, 10]. */
   mix?: [number, number, number, number, number];
+  /** The increments incr draws from. Default [-2, -1, 0, 1, 2]. */
+  incrDeltas?: number[];
 }
 
 /** A random linearizable history (deterministic for a seed). */
@@ -187,5 +193,5 @@ export function randomHistory(seed: number, o: RandomHistoryOptions): GeneratedH
       outcome,
     });
   }
-  return buildHistory(plan, o.clients);
+  return buildHistory(plan, o.clients, o.incrDeltas);
 }

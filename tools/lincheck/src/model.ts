@@ -29,6 +29,8 @@ export interface MOp {
   expected: string | null;
   /** incr: the increment. */
   delta: bigint;
+  /** incr: the increment as a number when |delta| < 2^50 (fast path). */
+  deltaNum: number | undefined;
   /** A completed op's result, normalised: get → State; del → 0/1; incr → canonical decimal; cas → boolean. */
   result: State | number | boolean;
   invoke: number;
@@ -49,11 +51,13 @@ export function step(state: State, op: MOp): State | undefined {
       if (op.pending) return null;
       return (op.result === 1) === (state !== null) ? null : undefined;
     case K.Incr: {
-      let cur: bigint;
-      if (state === null) cur = 0n;
-      else if (INTEGER.test(state)) cur = BigInt(state);
-      else return op.pending ? state : undefined; // INCR of a non-integer fails: no effect
-      const next = (cur + op.delta).toString();
+      let next: string;
+      if (state !== null && !INTEGER.test(state)) return op.pending ? state : undefined; // INCR of a non-integer fails: no effect
+      if ((state === null || state.length < 15) && op.deltaNum !== undefined) {
+        next = String((state === null ? 0 : Number(state)) + op.deltaNum); // exact: both below 2^50
+      } else {
+        next = (BigInt(state ?? '0') + op.delta).toString();
+      }
       if (!op.pending && op.result !== next) return undefined;
       return next;
     }
@@ -95,6 +99,7 @@ export function toModelOp(op: Op, index: number): MOp | undefined {
   }
   const value = op.value ?? null;
   const expected = op.expected ?? null;
+  const delta = kind === K.Incr ? BigInt(op.value ?? '1') : 0n;
   const observer =
     !pending &&
     (kind === K.Get ||
@@ -107,7 +112,8 @@ export function toModelOp(op: Op, index: number): MOp | undefined {
     observer,
     value,
     expected,
-    delta: kind === K.Incr ? BigInt(op.value ?? '1') : 0n,
+    delta,
+    deltaNum: delta >= -(2n ** 50n) && delta <= 2n ** 50n ? Number(delta) : undefined,
     result,
     invoke: op.invoke,
     complete: pending ? Infinity : (op.complete as number),
