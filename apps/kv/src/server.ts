@@ -292,6 +292,7 @@ export class KvServer {
       c.closing = true;
       return one((w) => w.simple('OK'));
     }
+    if (name === 'HELLO') return this.hello(args, c);
     if (!c.authed) return one((w) => err(w, 'NOAUTH Authentication required.'));
     const replicate = (cmd: Uint8Array, kind: 'read' | 'write'): Promise<Buffer> =>
       new Promise<Buffer>((resolve) => ops.push({ kind, cmd, resolve }));
@@ -307,8 +308,6 @@ export class KvServer {
         return one((w) => w.raw(Buffer.from('*0\r\n')));
       case 'CLIENT':
         return one((w) => w.simple('OK'));
-      case 'HELLO':
-        return one((w) => err(w, 'NOPROTO this server speaks RESP2 only'));
       case 'READONLY':
         c.readonly = true;
         return one((w) => w.simple('OK'));
@@ -416,6 +415,32 @@ export class KvServer {
     }
   }
 
+  /** HELLO [protover [AUTH user pass] [SETNAME name]]: RESP2 only (clients like ioredis 6 then fall back to AUTH). */
+  private hello(args: Buffer[], c: Conn): Buffer {
+    const n = args.length;
+    if (n >= 2 && args[1]!.toString() !== '2') return one((w) => err(w, 'NOPROTO this server speaks RESP2 only'));
+    for (let i = 2; i < n; i++) {
+      const opt = up(args[i]!);
+      if (opt === 'AUTH' && i + 2 < n) {
+        if (this.o.password === undefined || args[i + 2]!.toString() !== this.o.password)
+          return one((w) => err(w, 'WRONGPASS invalid username-password pair or user is disabled.'));
+        c.authed = true;
+        i += 2;
+      } else if (opt === 'SETNAME' && i + 1 < n) i++;
+      else return one((w) => err(w, `ERR Syntax error in HELLO option '${args[i]!.toString('latin1').slice(0, 32)}'`));
+    }
+    if (!c.authed) return one((w) => err(w, 'NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time'));
+    const role = this.o.backend.isLeader?.() ? 'master' : 'replica';
+    return one((w) => {
+      w.arrayHeader(12);
+      for (const [k, v] of [['server', 'decree'], ['version', '0.1.0'], ['proto', 2], ['id', 0], ['mode', 'cluster'], ['role', role]] as const) {
+        w.bulk(k);
+        if (typeof v === 'number') w.integer(v);
+        else w.bulk(v);
+      }
+    });
+  }
+
   private local(cmd: Uint8Array): Buffer {
     try {
       return resultBuffer(this.o.backend.readLocal(cmd));
@@ -426,8 +451,10 @@ export class KvServer {
 
   /** The connection's freshness token, once its earlier writes are answered. */
   private slotReply(c: Conn): Reply {
-    if (c.writesInFlight === 0) return one((w) => w.integer(c.lastToken));
-    return c.writeTail.then(() => one((w) => w.integer(c.lastToken)));
+    // after this chunk's writes are dispatched (a microtask later), wait for every write sent so far
+    return Promise.resolve()
+      .then(() => (c.writesInFlight > 0 ? c.writeTail : undefined))
+      .then(() => one((w) => w.integer(c.lastToken)));
   }
 
   private fastRead(c: Conn, minSlot: number, timeoutMs: number, cmd: Uint8Array): Reply {
@@ -443,7 +470,9 @@ export class KvServer {
       }
       return this.local(cmd);
     };
-    return c.writesInFlight > 0 ? c.writeTail.then(go) : go();
+    return Promise.resolve()
+      .then(() => (c.writesInFlight > 0 ? c.writeTail : undefined))
+      .then(go);
   }
 }
 

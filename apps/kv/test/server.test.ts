@@ -1,0 +1,321 @@
+/**
+ * KvServer over an in-process 3-replica LocalCluster (real time, loopback sockets): read modes,
+ * sessions, errors, limits, AUTH, and fast-check fuzzing of a live server.
+ */
+import net from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import Redis from 'ioredis';
+import { KvMachine } from '@decree/kv-machine';
+import { LocalCluster } from '@decree/testkit';
+import type { Replica } from '@decree/replica';
+import { KvServer, RespDecoder, RespErrorReply, encodeCommand, type KvBackend } from '../src/index.ts';
+
+function backendFor(r: Replica, sm: KvMachine, counters: { readIndex: number; execute: number }): KvBackend {
+  return {
+    execute: (cmds) => {
+      counters.execute += cmds.length;
+      return r.execute(cmds);
+    },
+    readLocal: (c) => sm.query(c),
+    status: () => ({ ...r.status() }),
+    isLeader: () => r.isLeader(),
+    readIndex: () => {
+      counters.readIndex++;
+      return r.readIndex();
+    },
+    waitForSlot: (s, t) => r.waitForSlot(s, t),
+    writeToken: () => Math.max(r.executedSlot(), r.highestChosenSlot()),
+  };
+}
+
+/** A raw RESP connection: send bytes, read n replies (with a deadline). */
+class Raw {
+  private dec = new RespDecoder();
+  private got: unknown[] = [];
+  private waiters: (() => void)[] = [];
+  closed = false;
+  private constructor(readonly sock: net.Socket) {
+    sock.on('data', (d) => {
+      this.got.push(...this.dec.feed(d));
+      for (const w of this.waiters.splice(0)) w();
+    });
+    sock.on('close', () => {
+      this.closed = true;
+      for (const w of this.waiters.splice(0)) w();
+    });
+    sock.on('error', () => {});
+  }
+  static connect(port: number): Promise<Raw> {
+    return new Promise((resolve, reject) => {
+      const s = net.connect(port, '127.0.0.1', () => resolve(new Raw(s)));
+      s.once('error', reject);
+    });
+  }
+  send(b: Buffer | string): void {
+    this.sock.write(b);
+  }
+  cmd(...args: (string | Buffer)[]): void {
+    this.sock.write(encodeCommand(args));
+  }
+  async replies(n: number, ms = 10_000): Promise<unknown[]> {
+    const end = Date.now() + ms;
+    while (this.got.length < n && !this.closed && Date.now() < end)
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, 100);
+        this.waiters.push(() => {
+          clearTimeout(t);
+          r();
+        });
+      });
+    return this.got.splice(0, n);
+  }
+  close(): void {
+    this.sock.destroy();
+  }
+}
+const msg = (v: unknown) => (v instanceof RespErrorReply || v instanceof Error ? v.message : String(v));
+
+describe('KvServer over a LocalCluster', () => {
+  let cluster: LocalCluster<KvMachine>;
+  const servers: KvServer[] = [];
+  const ports: number[] = [];
+  const counters: { readIndex: number; execute: number }[] = [];
+  let leaderIdx = 0;
+  let followerIdx = 1;
+  let authServer: KvServer;
+  let authPort = 0;
+
+  beforeAll(async () => {
+    cluster = await new LocalCluster({ n: 3, makeStateMachine: () => new KvMachine() }).start();
+    const leader = await cluster.waitForLeader();
+    for (const r of cluster.replicas) {
+      const c = { readIndex: 0, execute: 0 };
+      counters.push(c);
+      const s = new KvServer({ port: 0, backend: backendFor(r, cluster.machines.get(r.id)!, c), maxValueBytes: 1024, limits: { maxBulkLength: 64 * 1024 } });
+      servers.push(s);
+      ports.push((await s.listen()).port);
+    }
+    leaderIdx = cluster.replicas.indexOf(leader);
+    followerIdx = (leaderIdx + 1) % 3;
+    authServer = new KvServer({ port: 0, password: 's3cret', backend: backendFor(leader, cluster.machines.get(leader.id)!, { readIndex: 0, execute: 0 }) });
+    authPort = (await authServer.listen()).port;
+  }, 30_000);
+
+  afterAll(async () => {
+    for (const s of [...servers, authServer]) await s?.close();
+    await cluster?.stop();
+  });
+
+  it('a read after an acknowledged write sees it, on the leader (read-index, no log slot) and on a follower (forwarded)', async () => {
+    const l = new Redis({ port: ports[leaderIdx]!, lazyConnect: true, maxRetriesPerRequest: 0, enableReadyCheck: false });
+    const f = new Redis({ port: ports[followerIdx]!, lazyConnect: true, maxRetriesPerRequest: 0, enableReadyCheck: false });
+    try {
+      await l.connect();
+      await f.connect();
+      for (let i = 0; i < 20; i++) {
+        expect(await f.set('k', `v${i}`)).toBe('OK'); // written through the follower
+        const before = counters[leaderIdx]!.execute;
+        expect(await l.get('k')).toBe(`v${i}`); // read on the leader through read-index
+        expect(counters[leaderIdx]!.execute).toBe(before); // ...which took no log slot
+        expect(await f.get('k')).toBe(`v${i}`); // read on a follower: through the log
+      }
+      expect(counters[leaderIdx]!.readIndex).toBeGreaterThan(0);
+    } finally {
+      l.disconnect();
+      f.disconnect();
+    }
+  });
+
+  it('keeps per-connection order in a pipeline mixing reads and writes', async () => {
+    const r = await Raw.connect(ports[leaderIdx]!);
+    try {
+      const parts: Buffer[] = [];
+      for (let i = 0; i < 50; i++) parts.push(encodeCommand(['SET', 'p', String(i)]), encodeCommand(['GET', 'p']));
+      r.send(Buffer.concat(parts));
+      const got = await r.replies(100);
+      for (let i = 0; i < 50; i++) {
+        expect(got[2 * i]).toBe('OK');
+        expect(String(got[2 * i + 1])).toBe(String(i));
+      }
+      // writes in one chunk, reads in the next: the reads wait for the writes
+      r.cmd('INCR', 'ord');
+      r.cmd('INCR', 'ord');
+      const a = await r.replies(2);
+      r.cmd('SET', 'ord2', 'x');
+      await new Promise((res) => setImmediate(res));
+      r.cmd('GET', 'ord2');
+      const b = await r.replies(2);
+      expect(a).toEqual([1, 2]);
+      expect(b[0]).toBe('OK');
+      expect(String(b[1])).toBe('x');
+    } finally {
+      r.close();
+    }
+  });
+
+  it('READONLY reads locally; DECREE.SLOT gives a token; DECREE.FASTREAD serves once the slot is executed, else STALE', async () => {
+    const f = await Raw.connect(ports[followerIdx]!);
+    try {
+      f.cmd('SET', 'fr', 'one');
+      f.cmd('DECREE.SLOT');
+      const [ok, slot] = await f.replies(2);
+      expect(ok).toBe('OK');
+      expect(typeof slot).toBe('number');
+      expect(slot as number).toBeGreaterThan(0);
+      f.cmd('DECREE.FASTREAD', String(slot), '5000', 'GET', 'fr');
+      f.cmd('DECREE.FASTREAD', String((slot as number) + 1_000_000), '50', 'GET', 'fr');
+      f.cmd('DECREE.FASTREAD', '1', '50', 'SET', 'fr', 'x');
+      f.cmd('DECREE.FASTREAD', 'x', '50', 'GET', 'fr');
+      const [fresh, stale, notRead, bad] = await f.replies(4);
+      expect(String(fresh)).toBe('one');
+      expect(msg(stale)).toMatch(/^STALE replica executed up to slot \d+, wanted \d+/);
+      expect(msg(notRead)).toMatch(/FASTREAD serves GET/);
+      expect(msg(bad)).toMatch(/non-negative integers/);
+      f.cmd('READONLY');
+      f.cmd('GET', 'fr');
+      f.cmd('READWRITE');
+      const [ro, local] = await f.replies(2);
+      expect(ro).toBe('OK');
+      // the follower has executed the slot (FASTREAD above proved it), so its local read sees the write
+      expect(String(local)).toBe('one');
+      await f.replies(1);
+    } finally {
+      f.close();
+    }
+  });
+
+  it('DECREE.SESSION applies a (clientId, seq) once and returns the cached result on a retry', async () => {
+    const r = await Raw.connect(ports[followerIdx]!);
+    try {
+      r.cmd('DECREE.SESSION', 'client-a', '1', 'INCR', 'ctr');
+      r.cmd('DECREE.SESSION', 'client-a', '1', 'INCR', 'ctr'); // a retry
+      r.cmd('DECREE.SESSION', 'client-a', '2', 'INCRBY', 'ctr', '10');
+      r.cmd('DECREE.SESSION', 'client-a', '1', 'INCR', 'ctr'); // older than the last applied
+      r.cmd('DECREE.SESSION', 'client-a', '3', 'GET', 'ctr');
+      r.cmd('DECREE.SESSION', 'client-a', 'x', 'INCR', 'ctr');
+      r.cmd('GET', 'ctr');
+      const got = await r.replies(7);
+      expect(got.slice(0, 3)).toEqual([1, 1, 11]);
+      expect(msg(got[3])).toMatch(/stale session sequence/);
+      expect(msg(got[4])).toMatch(/wraps writes only/);
+      expect(msg(got[5])).toMatch(/seq must be/);
+      expect(String(got[6])).toBe('11');
+    } finally {
+      r.close();
+    }
+  });
+
+  it('unknown commands, wrong arity and oversized values get errors; the connection keeps working', async () => {
+    const r = await Raw.connect(ports[leaderIdx]!);
+    try {
+      r.cmd('FLUBBER', 'a');
+      r.cmd('GET');
+      r.cmd('SET', 'big', Buffer.alloc(2048, 0x61));
+      r.cmd('MSET', 'a', '1', 'big', Buffer.alloc(2048, 0x61));
+      r.cmd('INCRBY', 'n', 'notanumber');
+      r.cmd('SET', 'after', 'fine');
+      r.cmd('GET', 'after');
+      const got = await r.replies(7);
+      expect(msg(got[0])).toMatch(/^ERR unknown command 'FLUBBER'/);
+      expect(msg(got[1])).toMatch(/wrong number of arguments/);
+      expect(msg(got[2])).toMatch(/value too large/);
+      expect(msg(got[3])).toMatch(/value too large/);
+      expect(msg(got[4])).toMatch(/not an integer/);
+      expect(got[5]).toBe('OK');
+      expect(String(got[6])).toBe('fine');
+      expect(r.closed).toBe(false);
+    } finally {
+      r.close();
+    }
+  });
+
+  it('a request above the size limit is a protocol error: that connection closes, the server keeps serving', async () => {
+    const r = await Raw.connect(ports[leaderIdx]!);
+    r.send(`*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$${128 * 1024}\r\n`);
+    const [e] = await r.replies(1);
+    expect(msg(e)).toMatch(/Protocol error/);
+    await r.replies(1, 2_000); // waits for the close
+    expect(r.closed).toBe(true);
+    const ok = await Raw.connect(ports[leaderIdx]!);
+    ok.cmd('PING');
+    expect(await ok.replies(1)).toEqual(['PONG']);
+    ok.close();
+  });
+
+  it('AUTH: commands before AUTH get NOAUTH, a wrong password WRONGPASS, the right one works', async () => {
+    const r = await Raw.connect(authPort);
+    try {
+      r.cmd('GET', 'k');
+      r.cmd('AUTH', 'wrong');
+      r.cmd('SET', 'k', 'v');
+      r.cmd('AUTH', 's3cret');
+      r.cmd('PING');
+      const got = await r.replies(5);
+      expect(msg(got[0])).toMatch(/^NOAUTH/);
+      expect(msg(got[1])).toMatch(/^WRONGPASS/);
+      expect(msg(got[2])).toMatch(/^NOAUTH/);
+      expect(got[3]).toBe('OK');
+      expect(got[4]).toBe('PONG');
+    } finally {
+      r.close();
+    }
+    const h = await Raw.connect(authPort);
+    try {
+      h.cmd('HELLO', '3', 'AUTH', 'default', 's3cret');
+      h.cmd('HELLO', '2', 'AUTH', 'default', 'nope');
+      h.cmd('HELLO', '2', 'AUTH', 'default', 's3cret');
+      h.cmd('GET', 'authed-none');
+      const got = await h.replies(4);
+      expect(msg(got[0])).toMatch(/^NOPROTO/);
+      expect(msg(got[1])).toMatch(/^WRONGPASS/);
+      expect(Array.isArray(got[2])).toBe(true);
+      expect(got[3]).toBe(null);
+    } finally {
+      h.close();
+    }
+    // ioredis 6 (HELLO 3 AUTH, NOPROTO, then AUTH on RESP2) with the password works
+    const good = new Redis({ port: authPort, password: 's3cret', lazyConnect: true, maxRetriesPerRequest: 0, enableReadyCheck: false });
+    good.on('error', () => {});
+    try {
+      await good.connect();
+      expect(await good.set('authed', '1')).toBe('OK');
+      expect(await good.get('authed')).toBe('1');
+    } finally {
+      good.disconnect();
+    }
+  });
+
+  it('fuzz: random bytes and random commands never crash the server; other connections keep being served', async () => {
+    const port = ports[followerIdx]!;
+    const watcher = await Raw.connect(port);
+    const words = ['GET', 'SET', 'MGET', 'MSET', 'DEL', 'INCR', 'DECR', 'INCRBY', 'CAS', 'CASNX', 'EXISTS', 'PING', 'ECHO', 'READONLY', 'READWRITE',
+      'DECREE.SLOT', 'DECREE.FASTREAD', 'DECREE.SESSION', 'DECREE', 'AUTH', 'SELECT', 'INFO', 'HELLO', 'NOPE', '0', '-1', '99999999999999999999', ''];
+    const arg = fc.oneof(fc.constantFrom(...words), fc.string({ maxLength: 12 }), fc.uint8Array({ maxLength: 40 }).map((u) => Buffer.from(u)));
+    const command = fc.tuple(fc.constantFrom(...words.slice(0, 23)), fc.array(arg, { maxLength: 6 })).map(([n, a]) => encodeCommand([n, ...a]));
+    const payload = fc.array(fc.oneof(command, fc.uint8Array({ maxLength: 64 }).map((u) => Buffer.from(u))), { minLength: 1, maxLength: 8 });
+    let round = 0;
+    await fc.assert(
+      fc.asyncProperty(payload, async (parts) => {
+        const r = await Raw.connect(port);
+        try {
+          r.send(Buffer.concat(parts));
+          r.cmd('PING'); // answered unless the connection was closed for a protocol error
+          await r.replies(1, 3_000);
+        } finally {
+          r.close();
+        }
+        // a clean connection is still served
+        watcher.cmd('ECHO', `alive-${round}`);
+        const [echo] = await watcher.replies(1);
+        expect(String(echo)).toBe(`alive-${round}`);
+        round++;
+      }),
+      { numRuns: 60, seed: 4242 },
+    );
+    watcher.close();
+    // every reply the fuzzed connections got was RESP (the decoder above would have thrown otherwise); the server is whole
+    const s = servers[followerIdx]!;
+    expect(s.stats.commands).toBeGreaterThan(0);
+  }, 60_000);
+});
