@@ -11,9 +11,9 @@
 
 namespace decree {
 
-static const char* kNoDevice = "no RDMA device found (ibv_get_device_list returned 0 devices)";
-
 #ifdef DECREE_HAVE_IBVERBS
+
+static const char* kNoDevice = "no RDMA device found (ibv_get_device_list returned 0 devices)";
 
 bool verbsAvailable() { return true; }
 
