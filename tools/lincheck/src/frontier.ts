@@ -51,11 +51,15 @@ interface Config {
 /** The end of a run of pending ops placed from some configuration (never stored in the frontier). */
 interface RunEnd {
   state: State;
+  sid: number;
   used: Int32Array;
   /** Reuses of pending ops within the run (relaxed mode). */
   reuse: number;
-  /** Input indices of the run's ops, in order. */
-  members: number[];
+  /** Input index of the run's last op (-1 for the empty run) and the run before it. */
+  member: number;
+  prev: RunEnd | null;
+  length: number;
+  dead: boolean;
 }
 
 /** Lexicographic preference of relaxed-mode representatives: fewer reuses, then fewer pending ops placed. */
@@ -168,16 +172,20 @@ export function searchFrontier(
 let chainCache = new Map<string, RunEnd[]>();
 let availBlind: number[] = [];
 let availOther: number[] = [];
-/** Runs of pending ops from (state, used), deduplicated by (value, exact counts); undefined on timeout. */
-const runsFrom = (state: State, used0: Int32Array): RunEnd[] | undefined => {
+  /**
+   * Runs of pending ops from (state, used), breadth first; undefined on timeout. A run end is dropped
+   * when another with the same value used no more of any exactly counted class (it dominates).
+   */
+  const runsFrom = (state: State, used0: Int32Array): RunEnd[] | undefined => {
     const ends: RunEnd[] = [];
-    const seen = new Set<string>();
-    const stack: RunEnd[] = [{ state, used: used0, reuse: 0, members: [] }];
-    while (stack.length > 0) {
+    const bySid = new Map<number, RunEnd[]>();
+    const queue: RunEnd[] = [{ state, sid: states.of(state), used: used0, reuse: 0, member: -1, prev: null, length: 0, dead: false }];
+    for (let qi = 0; qi < queue.length; qi++) {
       if (deadline.expired()) return undefined;
-      const link = stack.pop()!;
+      const link = queue[qi];
+      if (link.dead) continue;
       // Only the first op of a run may be a blind write: one later would make the run before it useless.
-      for (let pass = link.members.length === 0 ? 0 : 1; pass < 2; pass++) {
+      for (let pass = link.length === 0 ? 0 : 1; pass < 2; pass++) {
         for (const c of pass === 0 ? availBlind : availOther) {
           const u = link.used[c];
           if (u >= avail[c] && isExact[c] === 1) continue;
@@ -185,19 +193,41 @@ const runsFrom = (state: State, used0: Int32Array): RunEnd[] | undefined => {
           const member = classes[c][reused ? avail[c] - 1 : u];
           const next = step(link.state, member);
           if (next === undefined || next === link.state) continue;
+          const sid = states.of(next);
+          let same = bySid.get(sid);
+          if (same === undefined) {
+            same = [];
+            bySid.set(sid, same);
+          }
+          // used after this op, compared without copying: link.used + 1 at c
+          let dominated = false;
+          for (const o of same) {
+            if (o.dead) continue;
+            let le = true;
+            for (const x of exactClasses) if (o.used[x] > link.used[x] + (x === c ? 1 : 0)) { le = false; break; }
+            if (le) { dominated = true; break; }
+          }
+          if (dominated) continue;
           const used = link.used.slice();
           used[c]++;
-          let sig = `${states.of(next)}`;
-          for (const x of exactClasses) sig += `,${used[x]}`;
-          if (seen.has(sig)) continue;
-          seen.add(sig);
-          const end: RunEnd = { state: next, used, reuse: link.reuse + (reused ? 1 : 0), members: [...link.members, member.index] };
+          for (const o of same) if (!o.dead && leq(used, o.used)) o.dead = true;
+          const end: RunEnd = {
+            state: next,
+            sid,
+            used,
+            reuse: link.reuse + (reused ? 1 : 0),
+            member: member.index,
+            prev: link,
+            length: link.length + 1,
+            dead: false,
+          };
+          same.push(end);
           ends.push(end);
-          stack.push(end);
+          queue.push(end);
         }
       }
     }
-    return ends;
+    return ends.filter((e) => !e.dead);
   };
   /**
    * Closes the frontier under "linearize one more completed op, possibly preceded by a run of pending
@@ -266,15 +296,17 @@ const runsFrom = (state: State, used0: Int32Array): RunEnd[] | undefined => {
           const op = comp[slotOp[31 - Math.clz32(bit)]];
           const next = step(end.state, op);
           if (next === undefined) continue;
+          const members: number[] = [];
+          for (let r: RunEnd | null = end; r !== null && r.member >= 0; r = r.prev) members.push(r.member);
           let trail = cfg.trail;
-          for (const m of end.members) trail = { index: m, prev: trail };
+          for (let j = members.length - 1; j >= 0; j--) trail = { index: members[j], prev: trail };
           const child: Config = {
             mask: cfg.mask | bit,
             state: next,
             sid: states.of(next),
             used: end.used,
             reuse: cfg.reuse + end.reuse,
-            placedPending: cfg.placedPending + end.members.length,
+            placedPending: cfg.placedPending + end.length,
             trail: { index: op.index, prev: trail },
             dead: false,
           };
