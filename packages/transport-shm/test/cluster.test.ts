@@ -1,7 +1,8 @@
 /**
  * Three real `decree start` processes with `transport: "shm"`: the replicas talk through shared-memory
  * rings (files under a temp dir here; /dev/shm by default). A SET through one replica's RESP port is
- * read back through another's.
+ * read back through another's; kill -9 of the leader (its rings stay behind), a new leader, and the
+ * restarted process reusing its rings and catching up.
  */
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
@@ -24,7 +25,7 @@ function redis(port: number): Redis {
 beforeAll(async () => {
   const { mkdirSync } = await import('node:fs');
   mkdirSync(shmDir, { recursive: true });
-  const { configPath, replicas } = await writeClusterConfig(tmp.dir, { transport: 'shm', storage: 'memory', shm: { dir: shmDir, capacity: 1 << 20 } });
+  const { configPath, replicas } = await writeClusterConfig(tmp.dir, { transport: 'shm', storage: 'wal', shm: { dir: shmDir, capacity: 1 << 20 } });
   cluster = new Cluster(configPath, replicas);
   await cluster.startAll();
 }, 60_000);
@@ -60,5 +61,31 @@ describe('3 replica processes over the shm transport', () => {
       return [...s.values()].every((x) => x !== undefined) ? s : undefined;
     });
     expect(new Set([...st.values()].map((s) => s!.executedUpTo)).size).toBe(1);
+  });
+
+  it('kill -9 of the leader: the survivors elect a new one over their rings; the restarted replica reuses its rings and catches up', async () => {
+    const ids = ['r1', 'r2', 'r3'];
+    const old = await cluster.leader(30_000);
+    await cluster.kill9(old);
+    const survivors = ids.filter((i) => i !== old);
+    const next = await cluster.leader(30_000, survivors);
+    expect(survivors).toContain(next);
+    const w = redis(cluster.port(survivors.find((i) => i !== next)!));
+    const v = await waitFor('INCR after the kill', async () => {
+      try {
+        return await w.incr('n');
+      } catch {
+        return undefined;
+      }
+    }, 20_000, 200);
+    expect(v).toBeGreaterThan(50);
+    expect(readdirSync(shmDir).filter((f) => f.endsWith('.ring')).length).toBe(6); // a SIGKILLed reader leaves its rings
+    const p = cluster.start(old);
+    await p.started(45_000);
+    expect(await redis(cluster.port(next)).set('after-restart', 'yes')).toBe('OK');
+    await cluster.converged(ids, 30_000);
+    const r = redis(cluster.port(old));
+    expect(await r.call('READONLY')).toBe('OK');
+    expect(await r.mget('n', 'after-restart', 'shm-key')).toEqual([String(v), 'yes', 'over shared memory']);
   });
 });

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Bus, realEnv } from '@decree/bus';
 import type { Message } from '@decree/protocol';
-import { createRdmaEndpoint, openShmRing } from '@decree/rdma-transport';
+import { RdmaNotBuiltError, createRdmaEndpoint, loadRdmaAddonFrom, openShmRing } from '@decree/rdma-transport';
 import { NO_RDMA_DEVICE, ShmTransportError, createRdmaTransport, createShmTransport, listRdmaDevices, ringFileName, type ShmTransport } from '../src/index.ts';
 import { sleep, tempDir, waitFor } from './helpers.ts';
 
@@ -155,6 +155,10 @@ describe('ShmTransport', () => {
 });
 
 describe('RDMA backend', () => {
+  it('a missing addon build gives a clear error, not a crash', () => {
+    expect(() => loadRdmaAddonFrom('/nonexistent/rdma_transport.node')).toThrow(RdmaNotBuiltError);
+    expect(() => loadRdmaAddonFrom('/nonexistent/rdma_transport.node')).toThrow(/rdma-transport addon not built/);
+  });
   it('compiles against libibverbs; listRdmaDevices() returns [] here', () => {
     expect(listRdmaDevices()).toEqual([]);
   });
