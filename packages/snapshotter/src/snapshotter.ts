@@ -18,7 +18,10 @@ export interface SnapshotterOptions {
   everyBytes: number;
   /** snapshots kept in the store */
   keep: number;
-  /** the log is truncated below (snapshot slot - truncateMargin): peers that far behind still catch up by log */
+  /**
+   * the log is truncated below (oldest kept snapshot's slot - truncateMargin): peers that far behind
+   * still catch up by log, and a fallback to an older snapshot still finds its log suffix locally
+   */
   truncateMargin: number;
   /** payload bytes per transfer chunk */
   chunkBytes: number;
@@ -126,6 +129,8 @@ export interface SnapshotterData {
   lastBytes: number;
   capturingSlot: Slot;
   latest: SnapshotMeta | undefined;
+  /** slots of the snapshots kept in the store, newest first */
+  kept: Slot[];
   sessions: Map<string, ServeSession>;
   fetch: Fetch | undefined;
   nextXfer: number;
@@ -195,6 +200,17 @@ function due(d: SnapshotterData, slot: Slot, bytes: number): boolean {
   return (o.everySlots > 0 && slot - d.lastSlot >= o.everySlots) || (o.everyBytes > 0 && bytes - d.lastBytes >= o.everyBytes);
 }
 
+function dueAndAccepted(d: SnapshotterData, slot: Slot, bytes: number): boolean {
+  if (!due(d, slot, bytes)) return false;
+  const sm = d.input.stateMachine;
+  if (!d.requested && sm.trySnapshot && !sm.trySnapshot()) {
+    d.paused = true;
+    d.stats.refused++;
+    return false;
+  }
+  return true;
+}
+
 /**
  * Called synchronously by the learner between two slots (its `onExecuted` hook): the state machine
  * holds exactly the state as of `slot`. A copy-on-call state machine copies inside `snapshot()`;
@@ -228,16 +244,28 @@ function releaseHold(d: SnapshotterData): void {
   d.input.releaseLearner();
 }
 
-function afterSave(d: SnapshotterData, meta: SnapshotMeta): void {
-  d.stats.saved++;
-  d.lastSlot = Math.max(d.lastSlot, meta.slot);
-  if (!d.latest || meta.slot >= d.latest.slot) d.latest = meta;
-  const below = meta.slot - d.opts.truncateMargin;
+/**
+ * A snapshot of `slot` is stored: keep the newest K, and let the log go below the OLDEST kept one
+ * (minus the margin), so that falling back to it (the newest is found corrupt at a restart) still
+ * finds the log suffix after it.
+ */
+function kept(d: SnapshotterData, slot: Slot): void {
+  if (!d.kept.includes(slot)) d.kept.push(slot);
+  d.kept.sort((a, b) => b - a);
+  d.kept.length = Math.min(d.kept.length, Math.max(1, d.opts.keep));
+  d.input.store.prune(d.opts.keep).catch((e) => log(d, 'snapshot prune failed', e));
+  const below = d.kept[d.kept.length - 1]! - d.opts.truncateMargin;
   if (below > d.stats.truncatedBelow) {
     d.stats.truncatedBelow = below;
     d.input.truncate(below);
   }
-  d.input.store.prune(d.opts.keep).catch((e) => log(d, 'snapshot prune failed', e));
+}
+
+function afterSave(d: SnapshotterData, meta: SnapshotMeta): void {
+  d.stats.saved++;
+  d.lastSlot = Math.max(d.lastSlot, meta.slot);
+  if (!d.latest || meta.slot >= d.latest.slot) d.latest = meta;
+  kept(d, meta.slot);
 }
 
 // ------------------------------------------------------------------ serving a transfer
@@ -460,12 +488,9 @@ function installDone(d: SnapshotterData, e: Extract<SnapshotterEvent, { type: 'i
   if (e.meta) {
     if (!d.latest || e.meta.slot >= d.latest.slot) d.latest = e.meta;
     d.input.stateMachine.stateCopied?.(e.slot, e.meta.name);
-    d.input.store.prune(d.opts.keep).catch((err) => log(d, 'snapshot prune failed', err));
-  }
-  const below = e.slot - d.opts.truncateMargin;
-  if (below > d.stats.truncatedBelow) {
-    d.stats.truncatedBelow = below;
-    d.input.truncate(below);
+    // older local snapshots are behind the installed state: only it counts for truncation
+    d.kept = [];
+    kept(d, e.slot);
   }
   endFetch(d, e.slot);
 }
@@ -499,15 +524,10 @@ export const snapshotterMachine = setup({
     isDue: ({ context: d, event }) => {
       const e = event as Extract<SnapshotterEvent, { type: 'executed' }>;
       if (e.requested) d.requested = true;
-      if (!due(d, e.slot, e.bytes)) return false;
-      const sm = d.input.stateMachine;
-      if (!d.requested && sm.trySnapshot && !sm.trySnapshot()) {
-        d.paused = true;
-        d.stats.refused++;
-        return false;
-      }
-      return true;
+      return dueAndAccepted(d, e.slot, e.bytes);
     },
+    /** slots applied while the last snapshot was being taken may already make the next one due */
+    dueNow: ({ context: d }) => dueAndAccepted(d, d.input.executedUpTo(), d.input.appliedBytes()),
     hasNew: ({ context: d }) => d.input.executedUpTo() > d.lastSlot,
   },
   actions: {
@@ -524,6 +544,7 @@ export const snapshotterMachine = setup({
       d.nowWaiters.push({ resolve: e.resolve, reject: e.reject });
       capture(d, d.input.executedUpTo(), d.input.appliedBytes(), self);
     },
+    captureLatest: ({ context: d, self }) => capture(d, d.input.executedUpTo(), d.input.appliedBytes(), self),
     resolveLatest: ({ context: d, event }) => {
       (event as Extract<SnapshotterEvent, { type: 'snapshot-now' }>).resolve(d.latest);
     },
@@ -599,6 +620,7 @@ export const snapshotterMachine = setup({
     lastBytes: 0,
     capturingSlot: 0,
     latest: input.initial,
+    kept: input.initial ? [input.initial.slot] : [],
     sessions: new Map(),
     fetch: undefined,
     nextXfer: 1,
@@ -630,6 +652,7 @@ export const snapshotterMachine = setup({
       states: {
         /** waiting for the next interval */
         idle: {
+          always: { guard: 'dueNow', target: 'capturing', actions: 'captureLatest' },
           on: {
             executed: { guard: 'isDue', target: 'capturing', actions: 'capture' },
             'snapshot-now': [{ guard: 'hasNew', target: 'capturing', actions: 'captureNow' }, { actions: 'resolveLatest' }],

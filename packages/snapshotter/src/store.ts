@@ -173,6 +173,8 @@ export interface FileSnapshotStoreOptions {
 export class FileSnapshotStore implements SnapshotStore {
   private readonly sync: boolean;
   private tmpSeq = 0;
+  /** temp files of saves in progress (a concurrent list must not take them for leftovers) */
+  private readonly writing = new Set<string>();
   constructor(
     readonly dir: string,
     opts: FileSnapshotStoreOptions = {},
@@ -183,16 +185,22 @@ export class FileSnapshotStore implements SnapshotStore {
   async save(slot: Slot, members: readonly ReplicaId[], data: Uint8Array): Promise<SnapshotMeta> {
     await fsp.mkdir(this.dir, { recursive: true });
     const name = snapshotFileName(slot);
-    const tmp = join(this.dir, `.tmp-${process.pid}-${++this.tmpSeq}-${name}`);
+    const tmpName = `.tmp-${process.pid}-${++this.tmpSeq}-${name}`;
+    const tmp = join(this.dir, tmpName);
     const { header, crc } = encodeSnapshotFile(slot, members, data);
-    const fh = await fsp.open(tmp, 'w');
+    this.writing.add(tmpName);
     try {
-      await fh.writev([header, data]);
-      if (this.sync) await fh.sync();
+      const fh = await fsp.open(tmp, 'w');
+      try {
+        await fh.writev([header, data]);
+        if (this.sync) await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await fsp.rename(tmp, join(this.dir, name));
     } finally {
-      await fh.close();
+      this.writing.delete(tmpName);
     }
-    await fsp.rename(tmp, join(this.dir, name));
     if (this.sync) await syncDir(this.dir);
     return { slot, members: [...members], length: data.length, crc, name };
   }
@@ -208,6 +216,7 @@ export class FileSnapshotStore implements SnapshotStore {
     const out: SnapshotMeta[] = [];
     for (const n of names) {
       if (n.startsWith('.tmp-')) {
+        if (this.writing.has(n)) continue;
         await fsp.rm(join(this.dir, n), { force: true }); // a save that did not finish
         continue;
       }
