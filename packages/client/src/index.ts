@@ -263,7 +263,7 @@ export class DecreeClient {
     const tried = new Set<string>();
     const candidates = [...this.seeds];
     let hint: Address | undefined;
-    while (candidates.length > 0 && Date.now() < deadline) {
+    while ((hint !== undefined || candidates.length > 0) && Date.now() < deadline) {
       const a = hint ?? candidates.shift()!;
       hint = undefined;
       if (tried.has(key(a))) continue;
@@ -276,8 +276,9 @@ export class DecreeClient {
           return a;
         }
         if (s.leaderClient) hint = parseAddress(s.leaderClient);
-      } catch {
+      } catch (e) {
         this.drop(a);
+        if (/^(WRONGPASS|NOAUTH)/.test((e as Error).message ?? '')) throw new DecreeReplyError((e as Error).message);
       }
     }
     throw new Error('no leader found (the cluster may be electing one)');
@@ -293,6 +294,7 @@ export class DecreeClient {
       port: a.port,
       ...(this.o.password !== undefined ? { password: this.o.password } : {}),
       lazyConnect: true,
+      protocol: 2, // the server speaks RESP2 (saves ioredis' HELLO 3 round trip)
       enableReadyCheck: false,
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
