@@ -29,9 +29,12 @@ export interface RingStats {
 export interface PollOptions {
   /** empty checks spun before the poll thread starts sleeping (default 200) */
   spin?: number;
-  /** first sleep and the sleep while JS drains (µs, default 20) */
+  /** the poll thread's sleep while JS drains a notification (µs, default 20) */
   minSleepUs?: number;
-  /** the sleep doubles up to this (µs, default 1000): the worst added latency when idle */
+  /**
+   * bound of one futex wait when idle (µs, default 20000): a writer's publish wakes the thread at
+   * once; the bound only matters for a writer that never wakes (and for how soon stopPolling returns)
+   */
   maxSleepUs?: number;
 }
 

@@ -86,6 +86,7 @@ class Poller {
     stop = false;
     notified = false;
     running = true;
+    ring_ = ring;
     th = std::thread([this, ring, spin, minUs, maxUs]() {
       uint32_t idle = 0, sleepUs = minUs;
       while (!stop.load(std::memory_order_acquire)) {
@@ -104,14 +105,24 @@ class Poller {
 #endif
           continue;
         }
-        std::this_thread::sleep_for(std::chrono::microseconds(sleepUs));
-        sleepUs = sleepUs * 2 > maxUs ? maxUs : sleepUs * 2;
+        if (ring->wakeups) {
+          ring->waitForData(maxUs);  // the writer's publish (or halt) wakes it; maxUs bounds the wait
+          idle = 0;
+        } else {
+          std::this_thread::sleep_for(std::chrono::microseconds(sleepUs));
+          sleepUs = sleepUs * 2 > maxUs ? maxUs : sleepUs * 2;
+        }
       }
     });
   }
+  Ring* ring_ = nullptr;
   void halt() {
     if (!running) return;
     stop.store(true, std::memory_order_release);
+    if (ring_) {
+      ring_->sleepWord().store(1);  // make sure the wake reaches a thread about to wait
+      ring_->wakeReader();
+    }
     if (th.joinable()) th.join();
     tsfn.Release();
     running = false;
@@ -307,7 +318,7 @@ class ShmRing : public Napi::ObjectWrap<ShmRing> {
     Ring* r = live(env);
     if (!reader_) throw makeError(env, "EROLE", "only the reader polls");
     if (info.Length() < 1 || !info[0].IsFunction()) throw Napi::TypeError::New(env, "startPolling(callback, options?)");
-    uint32_t spin = 200, minUs = 20, maxUs = 1000;
+    uint32_t spin = 200, minUs = 20, maxUs = 20000;
     if (info.Length() > 1 && info[1].IsObject()) {
       Napi::Object o = info[1].As<Napi::Object>();
       if (o.Get("spin").IsNumber()) spin = o.Get("spin").As<Napi::Number>().Uint32Value();
@@ -411,6 +422,7 @@ class RdmaEndpoint : public Napi::ObjectWrap<RdmaEndpoint> {
       throw makeError(env, e.code, e.what());
     }
     ring_ = new Ring(region_, cap);
+    ring_->wakeups = false;  // remote writes wake nobody: the RDMA reader is polled
     if (reader_) ring_->attachReader(static_cast<uint32_t>(getpid()));
     else ring_->attachWriter(static_cast<uint32_t>(getpid()));
   }

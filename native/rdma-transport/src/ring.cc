@@ -1,6 +1,10 @@
 #include "ring.h"
 
 #include <cstring>
+#include <ctime>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "crc32c.h"
 
@@ -118,6 +122,7 @@ size_t Ring::writeMany(const uint8_t* const* d, const size_t* lens, size_t n) {
   if (i > 0) {
     seqAtomic().store(wSeq_, std::memory_order_relaxed);
     tailAtomic().store(wTail_, std::memory_order_release);  // publishes the frames' bytes
+    if (wakeups) wakeReader();
   }
   return i;
 }
@@ -146,6 +151,36 @@ void Ring::writeTorn(const uint8_t* p, size_t len, size_t written, bool corruptC
   } else {
     wTail_ = savedTail;
     wSeq_ = savedSeq;
+  }
+}
+
+}  // namespace decree
+
+namespace decree {
+
+// Dekker-style handshake with no lost wake-up: the reader stores asleep = 1, then (seq_cst) loads the
+// tail; the writer stores the tail, then (seq_cst) loads asleep. At least one of them sees the other's
+// store: either the reader sees the new tail and does not sleep, or the writer sees asleep and wakes it.
+// The futex is not FUTEX_PRIVATE: the word lives in a mapping shared between processes.
+void Ring::waitForData(uint32_t timeoutUs) {
+  std::atomic<uint32_t>& w = sleepWord();
+  w.store(1, std::memory_order_seq_cst);
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (!hasData()) {
+    struct timespec ts;
+    ts.tv_sec = timeoutUs / 1000000;
+    ts.tv_nsec = static_cast<long>(timeoutUs % 1000000) * 1000;
+    syscall(SYS_futex, reinterpret_cast<uint32_t*>(&w), FUTEX_WAIT, 1, &ts, nullptr, 0);
+  }
+  w.store(0, std::memory_order_relaxed);
+}
+
+void Ring::wakeReader() {
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  std::atomic<uint32_t>& w = sleepWord();
+  if (w.load(std::memory_order_seq_cst) != 0) {
+    w.store(0, std::memory_order_relaxed);
+    syscall(SYS_futex, reinterpret_cast<uint32_t*>(&w), FUTEX_WAKE, 1, nullptr, nullptr, 0);
   }
 }
 

@@ -4,7 +4,7 @@
 //   0     magic u64 "DRDMARNG" | version u32 | header crc32c u32 (over 0..12 and 16..24)
 //   16    capacity u64 (data-area bytes, a power of two >= 4096)
 //   64    WRITER cache line: tail u64 (logical bytes committed) | seq u64 (next frame seq) | writerPid u32
-//   128   READER cache line: head u64 (logical bytes consumed) | lastSeq u64 | readerPid u32 | closed u32 (at 144, 148)
+//   128   READER cache line: head u64 (logical bytes consumed) | lastSeq u64 | readerPid u32 @144 | closed u32 @148 | asleep u32 @152
 //   4096  data area, used circularly: logical offset x lives at 4096 + x % capacity
 // Frame (16-byte aligned, never split): len u32 | crc32c u32 | seq u64 | payload | zero pad to 16.
 //   crc = crc32c(len bytes ++ seq bytes ++ payload). len == 0xFFFFFFFF is a padding frame: the rest
@@ -77,6 +77,14 @@ class Ring {
   uint64_t head() const { return headAtomic().load(std::memory_order_acquire); }
   uint32_t readerPid() const { return u32(144); }
   bool readerClosed() const { return u32(148) != 0; }
+  /** the reader's "asleep" word (@152): set by a reader about to futex-wait on it, cleared on waking */
+  std::atomic<uint32_t>& sleepWord() const { return *reinterpret_cast<std::atomic<uint32_t>*>(base_ + 152); }
+  /** reader: waits until the tail moves, `stop` is set, or timeoutUs passes (a futex on sleepWord) */
+  void waitForData(uint32_t timeoutUs);
+  /** wakes a reader blocked in waitForData (the writer calls it after publishing; close calls it) */
+  void wakeReader();
+  /** whether writers wake the reader through the futex (true for shm; an RDMA ring is polled) */
+  bool wakeups = true;
   uint32_t writerPid() const { return u32(80); }
 
   RingStats stats;
