@@ -414,6 +414,33 @@ export class Cluster {
     );
   }
 
+  /**
+   * Waits until every replica in `ids` has executed everything chosen so far: a leader is agreed on,
+   * a linearizable read through it takes a slot after every earlier write (so the leader has executed
+   * them all), then every replica reaches the leader's executedUpTo. Returns that slot.
+   * (Equal executedUpTo alone is not enough: three freshly restarted replicas all report 0.)
+   */
+  async caughtUp(ids = this.liveIds(), timeoutMs = 45_000): Promise<number> {
+    const target = await waitFor(
+      'a linearizable read through the leader',
+      async () => {
+        const leader = await this.leader(timeoutMs, ids);
+        const v = await resp(this.port(leader), ['GET', '__caught_up__'], 8000);
+        if (v instanceof Error) return undefined;
+        return (await status(this.port(leader)))?.executedUpTo;
+      },
+      timeoutMs,
+      200,
+    );
+    await waitFor(
+      `replicas ${ids.join(',')} to execute slot ${target}`,
+      async () => [...(await this.statuses(ids)).values()].every((s) => s !== undefined && s.executedUpTo >= target),
+      timeoutMs,
+      100,
+    );
+    return target;
+  }
+
   /** Waits until every replica in `ids` has executed the same slot (nothing is being written). */
   async converged(ids = this.liveIds(), timeoutMs = 30_000): Promise<number> {
     return waitFor(
