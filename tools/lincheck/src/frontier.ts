@@ -168,10 +168,12 @@ export function searchFrontier(
     return child;
   };
 
-/** Runs of pending ops from (value, used), cached until more pending ops become available. */
-let chainCache = new Map<string, RunEnd[]>();
-let availBlind: number[] = [];
-let availOther: number[] = [];
+  /** Runs of pending ops from (value, used), cached until more pending ops become available. */
+  let chainCache = new Map<string, RunEnd[]>();
+  /** Classes with an invoked member: blind writes, and the others. */
+  let availBlind: number[] = [];
+  let availOther: number[] = [];
+
   /**
    * Runs of pending ops from (state, used), breadth first; undefined on timeout. A run end is dropped
    * when another with the same value used no more of any exactly counted class (it dominates).
@@ -179,7 +181,9 @@ let availOther: number[] = [];
   const runsFrom = (state: State, used0: Int32Array): RunEnd[] | undefined => {
     const ends: RunEnd[] = [];
     const bySid = new Map<number, RunEnd[]>();
-    const queue: RunEnd[] = [{ state, sid: states.of(state), used: used0, reuse: 0, member: -1, prev: null, length: 0, dead: false }];
+    const start: RunEnd = { state, sid: states.of(state), used: used0, reuse: 0, member: -1, prev: null, length: 0, dead: false };
+    bySid.set(start.sid, [start]); // a run back to the start's value is dominated by the empty run
+    const queue: RunEnd[] = [start];
     for (let qi = 0; qi < queue.length; qi++) {
       if (deadline.expired()) return undefined;
       const link = queue[qi];
@@ -204,13 +208,20 @@ let availOther: number[] = [];
           for (const o of same) {
             if (o.dead) continue;
             let le = true;
-            for (const x of exactClasses) if (o.used[x] > link.used[x] + (x === c ? 1 : 0)) { le = false; break; }
-            if (le) { dominated = true; break; }
+            for (const x of exactClasses)
+              if (o.used[x] > link.used[x] + (x === c ? 1 : 0)) {
+                le = false;
+                break;
+              }
+            if (le) {
+              dominated = true;
+              break;
+            }
           }
           if (dominated) continue;
           const used = link.used.slice();
           used[c]++;
-          for (const o of same) if (!o.dead && leq(used, o.used)) o.dead = true;
+          for (const o of same) if (!o.dead && o !== start && leq(used, o.used)) o.dead = true;
           const end: RunEnd = {
             state: next,
             sid,
@@ -229,12 +240,13 @@ let availOther: number[] = [];
     }
     return ends.filter((e) => !e.dead);
   };
+
   /**
    * Closes the frontier under "linearize one more completed op, possibly preceded by a run of pending
    * ops". Runs of pending ops are explored here and never stored: a run is only useful when a
    * completed op that reads the value follows it, and only its first op may be a blind write (see
-   * isBlindWrite in model.ts). Old configurations
-   * (closed already) only try what is new: new ops, and runs when new pending ops became available.
+   * isBlindWrite in model.ts). Old configurations (closed already) only try what is new: new ops,
+   * and runs when new pending ops became available.
    */
   const closure = (): boolean => {
     const groups = new Map<number, Config[]>();
