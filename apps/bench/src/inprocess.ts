@@ -1,4 +1,4 @@
-import { KvCommands, KvMachine } from '@decree/kv-machine';
+import { KvCommands, KvMachine, KvShareGroup } from '@decree/kv-machine';
 import { LocalCluster } from '@decree/testkit';
 import { type BenchRow, Latency, cpuSeconds } from './stats.ts';
 
@@ -11,6 +11,8 @@ export interface InProcessOptions {
   valueBytes?: number;
   maxInflightSlots?: number;
   maxBatchCmds?: number;
+  /** share parsed commands between the in-process replicas (KvShareGroup); default true */
+  shareParsing?: boolean;
 }
 
 /** 64-byte SET commands (key + value) for the KV state machine. */
@@ -26,9 +28,11 @@ export async function inProcessBench(o: InProcessOptions = {}): Promise<BenchRow
   const seconds = o.seconds ?? 5;
   const clients = o.clients ?? 8;
   const pipeline = o.pipeline ?? 1024;
+  // the three replicas share one process: they parse each SET once and share its immutable key and value strings
+  const group = o.shareParsing === false ? undefined : new KvShareGroup();
   const cluster = await new LocalCluster({
     n: 3,
-    makeStateMachine: () => new KvMachine(),
+    makeStateMachine: () => new KvMachine(group ? { shareGroup: group } : {}),
     options: {
       proposer: { maxInflightSlots: o.maxInflightSlots ?? 16, maxBatchCmds: o.maxBatchCmds ?? 8192 },
       learner: { retainSlots: 1024 },
@@ -60,7 +64,7 @@ export async function inProcessBench(o: InProcessOptions = {}): Promise<BenchRow
   const cpu = cpuSeconds() - cpu0;
   await cluster.stop();
   return {
-    name: `in-process engine, 3 replicas, ${cmdBytes}-byte SET, ${clients}×${pipeline} pipelined`,
+    name: `in-process engine, 3 replicas, ${cmdBytes}-byte SET, ${clients}×${pipeline} pipelined${group ? '' : ', no shared parsing'}`,
     ops,
     seconds: secs,
     opsPerSec: ops / secs,
