@@ -40,6 +40,7 @@ describe('3 replica processes over the shm transport', () => {
   it('creates one ring per directed pair', () => {
     const rings = readdirSync(shmDir).filter((f) => f.endsWith('.ring'));
     expect(rings.length).toBe(6);
+    for (const p of cluster.procs.values()) expect(p.logs.find((l) => l.msg === 'replica started')!.transport).toBe('shm');
   });
 
   it('elects a leader; a SET through one replica reads back through another', async () => {

@@ -69,6 +69,27 @@ describe('ShmTransport', () => {
     expect(existsSync(b.ringPath('a', 'b'))).toBe(false); // the receiver removes its rings
   });
 
+  it('a receiver that stops and comes back: the writer reopens its ring and what waited arrives', async () => {
+    const a = createShmTransport({ self: 'a', peers: ['a', 'b'], cluster: 'restart', dir: tmp.dir, logger: false, checkEveryMs: 20 });
+    open.push(a);
+    let b = createShmTransport({ self: 'b', peers: ['a', 'b'], cluster: 'restart', dir: tmp.dir, logger: false, checkEveryMs: 20 });
+    const got: number[] = [];
+    b.setReceiver((m) => m.type === 'heartbeat-ack' && got.push(m.appliedUpTo));
+    a.send(hb('a', 'b', 1));
+    await waitFor('first', () => got.length === 1);
+    await b.close(); // removes its rings
+    await waitFor('a notices', () => !a.isConnected('b') && a.stats().peers.b!.reopens >= 1, 5000);
+    for (let i = 2; i <= 10; i++) a.send(hb('a', 'b', i));
+    await sleep(50);
+    expect(a.stats().peers.b!.queuedMessages).toBe(9); // no ring to write: they wait (bounded)
+    b = createShmTransport({ self: 'b', peers: ['a', 'b'], cluster: 'restart', dir: tmp.dir, logger: false, checkEveryMs: 20 });
+    open.push(b);
+    b.setReceiver((m) => m.type === 'heartbeat-ack' && got.push(m.appliedUpTo));
+    await waitFor('the queued ones', () => got.length === 10, 10_000);
+    expect(got).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    await waitFor('a connected again', () => a.isConnected('b'), 5000);
+  });
+
   it('works under a Bus: a message to a remote replica arrives at its handler', async () => {
     const { a, b } = pair('bus');
     const busA = new Bus(realEnv(), a);
