@@ -23,6 +23,7 @@ export {
   HandshakeError,
   encodeHello,
   decodeHello,
+  decodeHelloHeader,
   encodeWelcome,
   decodeWelcome,
   negotiateVersion,

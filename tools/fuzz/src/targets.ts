@@ -9,13 +9,13 @@ import {
   HandshakeError,
   decodeAuth,
   decodeHello,
+  decodeHelloHeader,
   decodeWelcome,
   encodeAuth,
   encodeHello,
   encodeWelcome,
   frames,
 } from '@decree/transport-tcp';
-import { decodeHelloHeader } from '../../../packages/transport-tcp/src/handshake.ts';
 import { anyMessage, normal } from '../../../packages/protocol/test/arbitraries.ts';
 import { RespCommandParser, RespDecoder, RespErrorReply, RespProtocolError, encodeCommand, encodeResp, type RespLimits, type RespValue } from '../../../apps/kv/src/resp.ts';
 import { ConfigError, loadConfig, parseConfig } from '../../../apps/replica/src/config.ts';
