@@ -88,15 +88,18 @@ class Poller {
     running = true;
     ring_ = ring;
     th = std::thread([this, ring, spin, minUs, maxUs]() {
-      uint32_t idle = 0, sleepUs = minUs;
+      uint32_t idle = 0, sleepUs = minUs, busyUs = minUs;
       while (!stop.load(std::memory_order_acquire)) {
         if (ring->hasData()) {
           if (!notified.exchange(true)) {
             if (tsfn.NonBlockingCall() != napi_ok) break;  // the environment is going away
+            busyUs = minUs;
+          } else {
+            busyUs = busyUs * 2 > 1000 ? 1000 : busyUs * 2;  // JS is busy: look less often
           }
           idle = 0;
           sleepUs = minUs;
-          std::this_thread::sleep_for(std::chrono::microseconds(minUs));  // JS is draining
+          std::this_thread::sleep_for(std::chrono::microseconds(busyUs));  // JS is draining
           continue;
         }
         if (++idle <= spin) {
