@@ -404,14 +404,14 @@ function applyEdits(edits: readonly ConfigEdit[]): unknown {
     }
     let o: unknown = root;
     for (const k of e.path.slice(0, -1)) o = o && typeof o === 'object' ? (o as Record<string | number, unknown>)[k] : undefined;
-    if (!o || typeof o !== 'object') continue;
+    if (!o || typeof o !== 'object' || ArrayBuffer.isView(o)) continue;
     const last = e.path[e.path.length - 1]!;
     const t = o as Record<string | number, unknown>;
     if (e.op === 'set') t[last] = e.value;
     else if (e.op === 'delete') delete t[last];
     else {
       const inner = t[last];
-      if (inner && typeof inner === 'object' && !Array.isArray(inner)) (inner as Record<string, unknown>).unexpected = e.value;
+      if (inner && typeof inner === 'object' && !Array.isArray(inner) && !ArrayBuffer.isView(inner)) (inner as Record<string, unknown>).unexpected = e.value;
     }
   }
   return root;
