@@ -25,7 +25,7 @@ const freePort = () =>
 describe('several rings per process (RSL rings)', () => {
   it('3 rings on the same 3 processes, each with its own leader, log and data, over shared connections', async () => {
     dir = mkdtempSync(join(tmpdir(), 'decree-rings-'));
-    const replicas = [];
+    const replicas: { id: string; host: string; port: number; clientPort: number }[] = [];
     for (const id of ['r1', 'r2', 'r3']) replicas.push({ id, host: '127.0.0.1', port: await freePort(), clientPort: await freePort() });
     const rings = ['alpha', 'beta', 'gamma'];
     const cfg = join(dir, 'cluster.json');
