@@ -25,33 +25,43 @@ function fail(e: unknown): never {
   process.exit(1);
 }
 
-/** Sends one RESP command and reads one bulk reply (for status queries). */
-function respQuery(host: string, port: number, args: string[], timeoutMs = 2000): Promise<string> {
+/**
+ * Sends one RESP command and reads one bulk reply (for status queries); with `password`, an AUTH
+ * goes first (in the same write) and its "+OK" is skipped.
+ */
+function respQuery(host: string, port: number, args: string[], password?: string, timeoutMs = 2000): Promise<string> {
+  const enc = (a: string[]) => `*${a.length}\r\n${a.map((x) => `$${Buffer.byteLength(x)}\r\n${x}\r\n`).join('')}`;
   return new Promise((resolve, reject) => {
     const s = net.connect({ host, port });
     let buf = '';
+    let authPending = password !== undefined;
     const t = setTimeout(() => {
       s.destroy();
       reject(new Error('timeout'));
     }, timeoutMs);
-    s.on('connect', () => s.write(`*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`));
+    const done = (e: Error | undefined, v?: string) => {
+      clearTimeout(t);
+      s.destroy();
+      if (e) reject(e);
+      else resolve(v!);
+    };
+    s.on('connect', () => s.write((password !== undefined ? enc(['AUTH', password]) : '') + enc(args)));
     s.on('data', (d) => {
       buf += d.toString();
+      if (buf.startsWith('-')) return done(new Error(buf.split('\r\n')[0]!.slice(1)));
+      if (authPending) {
+        if (!buf.startsWith('+OK\r\n')) return;
+        buf = buf.slice(5);
+        authPending = false;
+      }
+      if (buf.startsWith('-')) return done(new Error(buf.split('\r\n')[0]!.slice(1)));
       const m = /^\$(\d+)\r\n/.exec(buf);
-      if (buf.startsWith('-')) {
-        clearTimeout(t);
-        s.destroy();
-        reject(new Error(buf.trim().slice(1)));
-      } else if (m && buf.length >= m[0].length + Number(m[1])) {
-        clearTimeout(t);
-        s.destroy();
-        resolve(buf.slice(m[0].length, m[0].length + Number(m[1])));
+      if (m && Buffer.byteLength(buf) >= m[0].length + Number(m[1])) {
+        const body = Buffer.from(buf).subarray(m[0].length, m[0].length + Number(m[1]));
+        done(undefined, body.toString());
       }
     });
-    s.on('error', (e) => {
-      clearTimeout(t);
-      reject(e);
-    });
+    s.on('error', (e) => done(e));
   });
 }
 
@@ -117,7 +127,7 @@ program
     const rows = await Promise.all(
       targets.map(async (r) => {
         try {
-          const s = JSON.parse(await respQuery(r.host, r.clientPort, cfg.kv.password ? ['DECREE', 'STATUS'] : ['DECREE', 'STATUS']));
+          const s = JSON.parse(await respQuery(r.host, r.clientPort, ['DECREE', 'STATUS'], cfg.kv.password));
           return { id: r.id, address: `${r.host}:${r.clientPort}`, up: true, role: s.role, leader: s.leader, executed: s.executedUpTo, chosen: s.chosenUpTo, ballot: `${s.ballot.round}.${s.ballot.leader}` };
         } catch (e) {
           return { id: r.id, address: `${r.host}:${r.clientPort}`, up: false, error: (e as Error).message };
