@@ -88,7 +88,11 @@ describe('3 replica processes over TCP with WAL storage', () => {
     await p.started(45_000);
     const st = await cluster.statuses(ids);
     expect(st.get(killed)).toBeDefined();
-    const latest = String(await resp(cluster.port(ids.find((i) => i !== killed)!), ['GET', 'counter']));
+    // a linearizable read through a survivor (retried: the restart may cause an election)
+    const latest = await waitFor('GET counter through a survivor', async () => {
+      const v = await resp(cluster.port(ids.find((i) => i !== killed)!), ['GET', 'counter'], 8000);
+      return typeof v === 'string' ? v : undefined;
+    }, 30_000, 200);
     const slot = await cluster.converged(ids, 45_000);
     const s = await cluster.statuses(ids);
     for (const id of ids) expect(s.get(id)!.executedUpTo).toBe(slot);
