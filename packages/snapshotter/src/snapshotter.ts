@@ -98,6 +98,8 @@ interface Fetch {
   tried: number;
   waiters: { resolve(slot: Slot): void; reject(e: Error): void }[];
   installing: boolean;
+  /** the whole payload, verified, waiting to be installed */
+  ready: Uint8Array | undefined;
 }
 
 export interface SnapshotterStats {
@@ -194,6 +196,7 @@ async function* once(data: Uint8Array): AsyncGenerator<Uint8Array> {
 
 function due(d: SnapshotterData, slot: Slot, bytes: number): boolean {
   if (slot <= d.lastSlot) return false;
+  if (d.fetch?.installing) return false; // the state is being replaced
   if (d.requested) return true;
   if (d.paused) return false;
   const o = d.opts;
@@ -352,7 +355,7 @@ function startFetch(d: SnapshotterData, peer: ReplicaId | undefined): Fetch | un
   if (!p) return undefined;
   const f: Fetch = {
     peer: p, xfer: d.nextXfer++, slot: 0, crc: 0, length: 0, count: 0, members: [], chunks: new Map(), next: 0,
-    lastProgressAt: 0, retries: 0, tried: 0, waiters: [], installing: false,
+    lastProgressAt: 0, retries: 0, tried: 0, waiters: [], installing: false, ready: undefined,
   };
   d.fetch = f;
   ask(d, f);
@@ -360,6 +363,7 @@ function startFetch(d: SnapshotterData, peer: ReplicaId | undefined): Fetch | un
 }
 
 function startOver(f: Fetch): void {
+  f.ready = undefined;
   f.slot = 0;
   f.crc = 0;
   f.length = 0;
@@ -378,7 +382,7 @@ function endFetch(d: SnapshotterData, result: Slot | Error): void {
 
 function onChunk(d: SnapshotterData, m: MessageOf<'snap-chunk'>, self: { send(e: SnapshotterEvent): void }): void {
   const f = d.fetch;
-  if (!f || f.installing || m.xfer !== f.xfer || m.from !== f.peer) return;
+  if (!f || f.installing || f.ready || m.xfer !== f.xfer || m.from !== f.peer) return;
   if (m.count === 0) {
     // this peer has no snapshot: try the next one at the retry
     f.retries = d.opts.retriesPerPeer;
@@ -437,10 +441,17 @@ function onChunk(d: SnapshotterData, m: MessageOf<'snap-chunk'>, self: { send(e:
     ask(d, f);
     return;
   }
-  install(d, f, whole, self);
+  f.ready = whole;
+  install(d, f, self);
 }
 
-function install(d: SnapshotterData, f: Fetch, data: Uint8Array, self: { send(e: SnapshotterEvent): void }): void {
+/**
+ * Installs a verified snapshot; waits (retried at the tick) while a snapshot of the current state is
+ * being read with the learner held, so that read never sees the state being replaced.
+ */
+function install(d: SnapshotterData, f: Fetch, self: { send(e: SnapshotterEvent): void }): void {
+  const data = f.ready;
+  if (!data || f.installing || d.holding) return;
   const slot = f.slot;
   if (slot <= d.input.executedUpTo()) {
     endFetch(d, d.input.executedUpTo());
@@ -495,11 +506,15 @@ function installDone(d: SnapshotterData, e: Extract<SnapshotterEvent, { type: 'i
   endFetch(d, e.slot);
 }
 
-function tick(d: SnapshotterData): void {
+function tick(d: SnapshotterData, self: { send(e: SnapshotterEvent): void }): void {
   const now = d.input.now();
   for (const [k, s] of d.sessions) if (now - s.lastAt > d.opts.sessionIdleMs) d.sessions.delete(k);
   const f = d.fetch;
   if (!f || f.installing) return;
+  if (f.ready) {
+    install(d, f, self);
+    return;
+  }
   if (now - f.lastProgressAt < d.opts.retryMs) return;
   f.retries++;
   if (f.retries > d.opts.retriesPerPeer) {
@@ -528,7 +543,7 @@ export const snapshotterMachine = setup({
     },
     /** slots applied while the last snapshot was being taken may already make the next one due */
     dueNow: ({ context: d }) => dueAndAccepted(d, d.input.executedUpTo(), d.input.appliedBytes()),
-    hasNew: ({ context: d }) => d.input.executedUpTo() > d.lastSlot,
+    hasNew: ({ context: d }) => d.input.executedUpTo() > d.lastSlot && !d.fetch?.installing,
   },
   actions: {
     capture: ({ context: d, event, self }) => {
@@ -594,7 +609,7 @@ export const snapshotterMachine = setup({
     resume: ({ context }) => {
       context.paused = false;
     },
-    tick: ({ context }) => tick(context),
+    tick: ({ context, self }) => tick(context, self),
     stop: ({ context: d }) => {
       d.stopped = true;
       releaseHold(d);

@@ -2,6 +2,7 @@ import { KvCommands, decodeResult } from '@decree/kv-machine';
 import { HistoryRecorder, checkHistory, type Op, type OpHandle, type OpKind } from '@decree/lincheck';
 import { NotLeaderError } from '@decree/replica';
 import type { ReplicaId } from '@decree/protocol';
+import { MemorySnapshotStore } from '@decree/snapshotter';
 import { SimCluster, checkAgreement, checkDurability, checkValidity, SafetyViolation, type AppliedEntry } from '@decree/testkit';
 import { SimDisk } from './disk.ts';
 import { RecordingKv } from './recording-machine.ts';
@@ -29,6 +30,8 @@ export interface SimReport {
   unknownOps: number;
   applied: number;
   faults: number;
+  /** summed over the replicas alive at the end: snapshots saved, installed from a peer, and the highest log truncation */
+  snapshots: { saved: number; installed: number; truncatedBelow: number };
   trace: string[];
   history: Op[];
 }
@@ -42,6 +45,9 @@ const KEYS = ['a', 'b', 'c', 'd'];
  * disks, leader churn). Afterwards: agreement, validity, durability of acknowledged writes, equal
  * states at equal slots, and linearizability of the client history. Same seed, same run.
  */
+/** Runs every pending promise callback (microtasks only: nothing in a simulation does real I/O). */
+const drain = (): Promise<void> => new Promise((r) => setImmediate(r));
+
 export async function simulate(p: SimParams): Promise<SimReport> {
   const seed = p.seed;
   const rngPre = (seed * 2654435761) >>> 0;
@@ -49,11 +55,24 @@ export async function simulate(p: SimParams): Promise<SimReport> {
   const durationMs = p.durationMs ?? 3_000;
   const faultRate = p.faultRate ?? 0.03;
   const disks = new Map<ReplicaId, SimDisk>();
+  // snapshot stores survive crashes like the disks (a restarted replica serves what it had)
+  const snapshotStores = new Map<ReplicaId, MemorySnapshotStore>();
+  const snapshotStore = (id: ReplicaId): MemorySnapshotStore => {
+    let s = snapshotStores.get(id);
+    if (!s) snapshotStores.set(id, (s = new MemorySnapshotStore()));
+    return s;
+  };
   const c: SimCluster<RecordingKv> = new SimCluster<RecordingKv>({
     n,
     seed,
     net: { minDelayMs: 0.1, maxDelayMs: 2, dropRate: 0.01, duplicateRate: 0.01, serialize: seed % 4 === 0 },
-    options: { elector: { electionTimeoutMinMs: 150, electionTimeoutMaxMs: 300, heartbeatMs: 40 }, tickMs: 10 },
+    options: {
+      elector: { electionTimeoutMinMs: 150, electionTimeoutMaxMs: 300, heartbeatMs: 40 },
+      tickMs: 10,
+      // small intervals so that random runs snapshot, truncate logs and catch up by snapshot transfer
+      snapshotter: { everySlots: 8 + (seed % 5) * 4, everyBytes: 0, truncateMargin: seed % 3, keep: 2, chunkBytes: 256, window: 4, retryMs: 40 },
+      makeSnapshotStore: snapshotStore,
+    },
     makeStateMachine: () => new RecordingKv(),
     makeStore: (id: ReplicaId, env): SimDisk => {
       const d = new SimDisk(env, c.sched.rng.fork());
@@ -72,6 +91,14 @@ export async function simulate(p: SimParams): Promise<SimReport> {
   const submitted = new Set<string>();
   const acked = new Set<string>();
   let faults = 0;
+  /** virtual time in small steps, promise callbacks (snapshot work) run between them */
+  const runDrained = async (ms: number): Promise<void> => {
+    const end = c.sched.now() + ms;
+    while (c.sched.now() < end) {
+      c.run(Math.min(5, end - c.sched.now()));
+      await drain();
+    }
+  };
   let valueSeq = 0;
 
   // ------------------------------------------------------------ clients
@@ -236,6 +263,7 @@ export async function simulate(p: SimParams): Promise<SimReport> {
       for (let ci = 0; ci < clients; ci++) if (rng.chance(0.5)) clientStep(ci);
       c.run(rng.int(1, 10));
       await c.settle();
+      await drain(); // snapshot capture, store and restore are promise chains: let them finish
     }
     // heal and converge
     trace.push(`${t()} heal all`);
@@ -244,7 +272,7 @@ export async function simulate(p: SimParams): Promise<SimReport> {
     for (const d of disks.values()) d.opts = { ...d.opts, maxSyncMs: 0.5, failRate: 0 };
     for (const id of c.up() as ReplicaId[]) if (c.replica(id).acceptor.getSnapshot().value === 'failed') await c.crash(id);
     for (const id of down()) await c.restart(id);
-    c.run(3_000); // outstanding client ops time out; a leader emerges
+    await runDrained(3_000); // outstanding client ops time out; a leader emerges
     await c.settle();
     let fin = false;
     for (let attempt = 0; attempt < 20 && !fin; attempt++) {
@@ -256,10 +284,10 @@ export async function simulate(p: SimParams): Promise<SimReport> {
         acked.add(Buffer.from(cmd).toString('base64'));
         fin = true;
       } catch {
-        c.run(500);
+        await runDrained(500);
       }
     }
-    c.run(1_000);
+    await runDrained(1_000);
     await c.settle();
     if (!fin) throw new SafetyViolation('liveness: no command completed after every fault was healed');
     const logs = new Map<string, readonly AppliedEntry[]>();
@@ -277,6 +305,13 @@ export async function simulate(p: SimParams): Promise<SimReport> {
   }
   const ops = history.ops();
   const applied = Math.max(...c.ids.map((id: ReplicaId) => c.sm(id).applied.length));
+  const snapshots = { saved: 0, installed: 0, truncatedBelow: 0 };
+  for (const id of c.up()) {
+    const st = c.replica(id).statistics().snapshots;
+    snapshots.saved += st.saved;
+    snapshots.installed += st.installed;
+    snapshots.truncatedBelow = Math.max(snapshots.truncatedBelow, st.truncatedBelow);
+  }
   await c.stop();
   return {
     seed,
@@ -288,6 +323,7 @@ export async function simulate(p: SimParams): Promise<SimReport> {
     unknownOps: ops.filter((o) => o.complete === null).length,
     applied,
     faults,
+    snapshots,
     trace,
     history: ops,
   };
