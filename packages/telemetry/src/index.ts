@@ -1,0 +1,1 @@
+export { instrumentBus, formatTraceparent, parseTraceparent, type InstrumentBusOptions, type BusInstrumentation } from './tracing.ts';
