@@ -90,7 +90,7 @@ describe('npm start (tools/scripts/start-local.mjs)', () => {
     expect(cfg.replicas.map((r: { port: number }) => r.port)).toEqual([base, base + 1, base + 2]);
 
     expect(await settled(client + 1, ['SET', 'kept', 'across-restarts'])).toBe('OK');
-    expect(await resp(client, ['GET', 'kept'])).toBe('across-restarts');
+    expect(await settled(client, ['GET', 'kept'])).toBe('across-restarts');
     await waitFor('a leader line', () => /decree: r\d is the leader/.test(first.out()), 10_000);
 
     first.child.kill('SIGINT');
