@@ -234,7 +234,7 @@ export class KvServer {
       const run = async () => {
         if (prior) await prior;
         try {
-          await b.readIndex!();
+          await this.sharedReadIndex();
         } catch {
           // leadership lost (or the confirm round timed out): read through the log instead (forwarded to the leader)
           await this.execute(conn, ops, false);
@@ -263,6 +263,38 @@ export class KvServer {
       conn.readsInFlight++;
       conn.readTail = join(conn.readTail, done.finally(() => conn.readsInFlight--));
     }
+  }
+
+  private riRunning = false;
+  private riNext: { promise: Promise<number>; resolve(v: number): void; reject(e: unknown): void } | undefined;
+
+  /**
+   * One read-index round serves every read that arrived before it started: while a round runs, new
+   * reads (of any connection) wait for the next round, which starts when this one ends. A read never
+   * joins a round that started before it arrived (that would not be linearizable).
+   */
+  private sharedReadIndex(): Promise<number> {
+    if (!this.riRunning) return this.startReadIndex();
+    if (!this.riNext) {
+      let resolve!: (v: number) => void;
+      let reject!: (e: unknown) => void;
+      const promise = new Promise<number>((res, rej) => ((resolve = res), (reject = rej)));
+      this.riNext = { promise, resolve, reject };
+    }
+    return this.riNext.promise;
+  }
+
+  private startReadIndex(): Promise<number> {
+    this.riRunning = true;
+    const p = this.o.backend.readIndex!();
+    const next = () => {
+      this.riRunning = false;
+      const waiting = this.riNext;
+      this.riNext = undefined;
+      if (waiting) this.startReadIndex().then(waiting.resolve, waiting.reject);
+    };
+    p.then(next, next);
+    return p;
   }
 
   private async execute(conn: Conn, ops: Op[], hasWrite: boolean): Promise<void> {
