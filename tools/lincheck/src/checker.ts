@@ -35,7 +35,7 @@ export function describeOp(op: Op): string {
 function checkKey(all: MOp[], deadline: Deadline): KeyOutcome {
   const comp = all.filter((o) => !o.pending).sort((a, b) => a.invoke - b.invoke || a.index - b.index);
   const classes = pendingClasses(all.filter((o) => o.pending));
-  const quick = searchDfs(comp, classes, deadline, 4 * comp.length + 1000);
+  const quick = searchDfs(comp, classes, deadline, 20 * comp.length + 10_000);
   if (quick.kind === 'ok' || quick.kind === 'timeout') return quick;
   const relaxed = searchFrontier(comp, classes, deadline, true);
   if (relaxed !== undefined) {
