@@ -11,6 +11,8 @@ export const ReplicaEntry = z.strictObject({
   port,
   /** RESP (Redis protocol) port for clients */
   clientPort: port,
+  /** status web page (/, /status.json, /metrics) of this replica; absent: no status server */
+  statusPort: port.optional(),
 });
 
 export const ClusterConfig = z.strictObject({
@@ -94,7 +96,7 @@ export function parseConfig(raw: unknown, source = 'config'): ClusterConfig {
   c.replicas.forEach((rep, i) => {
     if (ids.has(rep.id)) issues.push(`${source}: replicas[${i}].id: duplicate replica id "${rep.id}"`);
     ids.add(rep.id);
-    for (const [what, p] of [['port', rep.port], ['clientPort', rep.clientPort]] as const) {
+    for (const [what, p] of [['port', rep.port], ['clientPort', rep.clientPort], ...(rep.statusPort !== undefined ? [['statusPort', rep.statusPort] as const] : [])] as const) {
       const k = `${rep.host}:${p}`;
       if (p !== 0 && ports.has(k)) issues.push(`${source}: replicas[${i}].${what}: ${k} is already used by ${ports.get(k)}`);
       ports.set(k, `replicas[${i}].${what}`);
