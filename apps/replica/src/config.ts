@@ -121,7 +121,7 @@ export function loadConfig(path: string): ClusterConfig {
   try {
     raw = JSON.parse(text);
   } catch (e) {
-    throw new ConfigError(`${path}: not valid JSON: ${(e as Error).message}`);
+    throw new ConfigError(`${path}: not valid JSON: ${(e as Error).message.replace(/\s*\n\s*/g, ' ')}`);
   }
   return parseConfig(raw, path);
 }
