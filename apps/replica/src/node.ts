@@ -9,6 +9,7 @@ import { KvMachine } from '@decree/kv-machine';
 import { createTcpTransport } from '@decree/transport-tcp';
 import { KvServer } from '@decree/app-kv';
 import type { ClusterConfig } from './config.ts';
+import { startStatusServer, type StatusServer } from './status.ts';
 
 export interface RunningNode {
   id: string;
@@ -16,6 +17,8 @@ export interface RunningNode {
   machines: Map<string, KvMachine>;
   kv: KvServer;
   clientAddress: { host: string; port: number };
+  /** the status page (/, /status.json, /metrics) when the config gives a statusPort */
+  statusAddress?: { host: string; port: number };
   stop(): Promise<void>;
 }
 
@@ -166,6 +169,17 @@ export async function startNode(cfg: ClusterConfig, id: string, o: StartNodeOpti
     log: (level, msg, obj) => o.log[level](obj ?? {}, msg),
   });
   const clientAddress = await kv.listen();
+  let status: StatusServer | undefined;
+  if (me.statusPort !== undefined) {
+    const stats = (transport as { stats?: () => { bytesIn: number; bytesOut: number } }).stats;
+    status = await startStatusServer({
+      replicas: [...replicas.values()],
+      host: me.host,
+      port: me.statusPort,
+      ...(typeof stats === 'function' ? { transportStats: () => stats.call(transport) } : {}),
+      log: (level, msg, obj) => o.log[level](obj ?? {}, msg),
+    });
+  }
   let stopped = false;
   return {
     id,
@@ -173,9 +187,11 @@ export async function startNode(cfg: ClusterConfig, id: string, o: StartNodeOpti
     machines,
     kv,
     clientAddress,
+    ...(status ? { statusAddress: status.address } : {}),
     async stop() {
       if (stopped) return;
       stopped = true;
+      await status?.close();
       await kv.close(); // stop accepting
       for (const r of replicas.values()) await r.stop(); // finishes the durable writes, closes the stores
       await bus.close(); // closes the transport
