@@ -10,10 +10,11 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const dataDir = resolve(process.env.DECREE_DATA ?? join(process.cwd(), 'data'));
 const basePort = Number(process.env.DECREE_BASE_PORT ?? 7101);
 const baseClient = Number(process.env.DECREE_CLIENT_PORT ?? 6381);
+const baseStatus = Number(process.env.DECREE_STATUS_PORT ?? 8101);
 mkdirSync(join(dataDir, 'logs'), { recursive: true });
 const configPath = join(dataDir, 'cluster.json');
 if (!existsSync(configPath)) {
-  const replicas = [1, 2, 3].map((i) => ({ id: `r${i}`, host: '127.0.0.1', port: basePort + i - 1, clientPort: baseClient + i - 1 }));
+  const replicas = [1, 2, 3].map((i) => ({ id: `r${i}`, host: '127.0.0.1', port: basePort + i - 1, clientPort: baseClient + i - 1, statusPort: baseStatus + i - 1 }));
   writeFileSync(configPath, JSON.stringify({ cluster: 'local', dataDir, storage: 'wal', transport: 'tcp', replicas }, null, 2) + '\n');
   console.log(`decree: wrote ${configPath}`);
 } else console.log(`decree: using ${configPath} (existing data is kept)`);
@@ -42,6 +43,8 @@ for (const id of ['r1', 'r2', 'r3']) {
         if (j.msg === 'replica started') {
           started.set(id, j.client);
           console.log(`decree: ${id} ready: clients connect to ${j.client}   (redis-cli -h ${j.client.split(':')[0]} -p ${j.client.split(':')[1]})`);
+          if (j.status) console.log(`decree: ${id} status page: http://${j.status}/  (status.json, metrics)`);
+          else console.log(`decree: ${id} has no status page (add "statusPort" to its entry in ${configPath})`);
           if (started.size === 3) console.log(`decree: cluster up; logs in ${join(dataDir, 'logs')}; Ctrl-C stops it`);
         } else if (j.msg === 'this replica leads') console.log(`decree: ${id} is the leader`);
         else if (j.level >= 50) console.log(`decree: ${id}: ${j.msg}`);

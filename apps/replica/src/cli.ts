@@ -85,7 +85,7 @@ program
       throw new UsageError(`--id: replica "${o.id}" is not in ${o.config} (replicas: ${cfg.replicas.map((r) => r.id).join(', ')})`);
     const log = pino({ level: o.logLevel, base: { replica: o.id } });
     const node = await startNode(cfg, o.id, { log });
-    log.info({ client: `${node.clientAddress.host}:${node.clientAddress.port}`, rings: cfg.rings, storage: cfg.storage, transport: cfg.transport }, 'replica started');
+    log.info({ client: `${node.clientAddress.host}:${node.clientAddress.port}`, ...(node.statusAddress ? { status: `${node.statusAddress.host}:${node.statusAddress.port}` } : {}), rings: cfg.rings, storage: cfg.storage, transport: cfg.transport }, 'replica started');
     let leaderWas: string | undefined;
     const watch = setInterval(() => {
       const r = node.replicas.get(cfg.rings[0]!)!;
