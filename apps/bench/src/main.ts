@@ -67,6 +67,15 @@ if (want('cluster')) {
   }
 }
 
+if (want('baselines')) {
+  const { redisBaseline, etcdBaseline } = await import('./baselines.ts');
+  console.error('» redis-server and etcd baselines…');
+  const rows = [...(await redisBaseline()), ...(await etcdBaseline(Math.min(seconds, 5)))];
+  out.baselines = rows;
+  md.push('## Baselines in the same run: redis-server (no replication) and a 3-member etcd', '', table(rows), '');
+  console.log(table(rows));
+}
+
 mkdirSync('.bench-out', { recursive: true });
 writeFileSync('.bench-out/results.json', JSON.stringify(out, null, 2));
 writeFileSync('.bench-out/results.md', md.join('\n'));

@@ -1,0 +1,115 @@
+/**
+ * Side-by-side baselines in the same run: Debian's redis-server (no replication: the ceiling) loaded by
+ * the same redis-benchmark command, and a 3-member etcd cluster (Debian's etcd-server: a production
+ * consensus peer) loaded over its HTTP/JSON gateway (PUT /v3/kv/put) by concurrent keep-alive clients.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort, redisBenchmark } from './cluster.ts';
+import { type BenchRow, Latency } from './stats.ts';
+
+const have = (cmd: string) => spawnSync(cmd, ['--version']).status === 0;
+
+async function waitFor(fn: () => Promise<boolean>, ms: number, what: string): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await fn().catch(() => false)) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${what} did not start within ${ms} ms`);
+}
+
+function stopAll(ps: ChildProcess[]): Promise<void> {
+  return Promise.all(
+    ps.map(
+      (p) =>
+        new Promise<void>((res) => {
+          if (p.exitCode !== null || p.signalCode !== null) return res();
+          p.on('exit', () => res());
+          p.kill('SIGTERM');
+          setTimeout(() => p.kill('SIGKILL'), 5_000).unref();
+        }),
+    ),
+  ).then(() => undefined);
+}
+
+export async function redisBaseline(n = 200_000): Promise<BenchRow[]> {
+  if (!have('redis-server')) return [];
+  const port = await freePort();
+  const p = spawn('redis-server', ['--port', String(port), '--save', '', '--appendonly', 'no', '--bind', '127.0.0.1'], { stdio: 'ignore' });
+  try {
+    await waitFor(async () => spawnSync('redis-cli', ['-p', String(port), 'ping'], { encoding: 'utf8' }).stdout.includes('PONG'), 10_000, 'redis-server');
+    return [
+      ...redisBenchmark(port, ['-t', 'set,get', '-P', '64', '-c', '50', '-d', '64', '-n', String(n), '-r', '100000'], 'redis-server (1 process, no replication, no fsync)'),
+      ...redisBenchmark(port, ['-t', 'set', '-P', '1', '-c', '1', '-d', '64', '-n', '5000'], 'redis-server, 1 client unpipelined'),
+    ];
+  } finally {
+    await stopAll([p]);
+  }
+}
+
+function put(agent: http.Agent, port: number, key: string, value: string): Promise<void> {
+  const body = JSON.stringify({ key: Buffer.from(key).toString('base64'), value: Buffer.from(value).toString('base64') });
+  return new Promise((res, rej) => {
+    const req = http.request({ host: '127.0.0.1', port, path: '/v3/kv/put', method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (r) => {
+      r.resume();
+      r.on('end', () => (r.statusCode === 200 ? res() : rej(new Error(`etcd HTTP ${r.statusCode}`))));
+    });
+    req.on('error', rej);
+    req.end(body);
+  });
+}
+
+export async function etcdBaseline(seconds = 5): Promise<BenchRow[]> {
+  if (!have('etcd')) return [];
+  const dir = mkdtempSync(join(tmpdir(), 'decree-etcd-'));
+  const members: { name: string; client: number; peer: number }[] = [];
+  for (let i = 1; i <= 3; i++) members.push({ name: `e${i}`, client: await freePort(), peer: await freePort() });
+  const initial = members.map((m) => `${m.name}=http://127.0.0.1:${m.peer}`).join(',');
+  const procs = members.map((m) =>
+    spawn(
+      'etcd',
+      [
+        '--name', m.name, '--data-dir', join(dir, m.name),
+        '--listen-client-urls', `http://127.0.0.1:${m.client}`, '--advertise-client-urls', `http://127.0.0.1:${m.client}`,
+        '--listen-peer-urls', `http://127.0.0.1:${m.peer}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${m.peer}`,
+        '--initial-cluster', initial, '--initial-cluster-state', 'new', '--initial-cluster-token', 'decree-bench', '--log-level', 'error',
+      ],
+      { stdio: 'ignore', env: { ...process.env, ETCD_UNSUPPORTED_ARCH: process.arch } },
+    ),
+  );
+  try {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+    const port = members[0]!.client;
+    await waitFor(async () => (await put(agent, port, 'probe', 'x'), true), 30_000, 'etcd cluster');
+    const run = async (clients: number, label: string): Promise<BenchRow> => {
+      const lat = new Latency();
+      let ops = 0;
+      const t0 = performance.now();
+      const end = t0 + seconds * 1000;
+      const value = 'v'.repeat(64);
+      await Promise.all(
+        Array.from({ length: clients }, async (_, c) => {
+          let i = 0;
+          while (performance.now() < end) {
+            const s = performance.now();
+            await put(agent, members[0]!.client, `key:${c}:${i++ % 1000}`, value);
+            lat.record(performance.now() - s);
+            ops++;
+          }
+        }),
+      );
+      const secs = (performance.now() - t0) / 1000;
+      return { name: label, ops, seconds: secs, opsPerSec: ops / secs, p50ms: lat.pct(50), p99ms: lat.pct(99), p999ms: lat.pct(99.9), cpuSecPerMillion: Number.NaN };
+    };
+    const rows = [await run(64, 'etcd 3 members (HTTP gateway), 64 concurrent PUT clients, 64-byte values'), await run(1, 'etcd 3 members, 1 client unpipelined PUT')];
+    agent.destroy();
+    return rows;
+  } finally {
+    await stopAll(procs);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
