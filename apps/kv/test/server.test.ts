@@ -295,13 +295,19 @@ describe('KvServer over a LocalCluster', () => {
     const command = fc.tuple(fc.constantFrom(...words.slice(0, 23)), fc.array(arg, { maxLength: 6 })).map(([n, a]) => encodeCommand([n, ...a]));
     const payload = fc.array(fc.oneof(command, fc.uint8Array({ maxLength: 64 }).map((u) => Buffer.from(u))), { minLength: 1, maxLength: 8 });
     let round = 0;
+    let errors = 0;
+    let replies = 0;
     await fc.assert(
       fc.asyncProperty(payload, async (parts) => {
         const r = await Raw.connect(port);
         try {
           r.send(Buffer.concat(parts));
           r.cmd('PING'); // answered unless the connection was closed for a protocol error
-          await r.replies(1, 3_000);
+          const got: unknown[] = []; // whatever came back up to the PONG (or the close): all of it decoded as RESP
+          const end = Date.now() + 5_000;
+          while (!r.closed && Date.now() < end && got[got.length - 1] !== 'PONG') got.push(...(await r.replies(1, 1_000)));
+          errors += got.filter((g) => g instanceof RespErrorReply).length;
+          replies += got.length;
         } finally {
           r.close();
         }
@@ -317,5 +323,8 @@ describe('KvServer over a LocalCluster', () => {
     // every reply the fuzzed connections got was RESP (the decoder above would have thrown otherwise); the server is whole
     const s = servers[followerIdx]!;
     expect(s.stats.commands).toBeGreaterThan(0);
+    expect(s.stats.protocolErrors).toBeGreaterThan(0); // random bytes did hit the protocol-error path
+    expect(errors).toBeGreaterThan(0); // ...and bad commands got error replies
+    expect(replies).toBeGreaterThan(errors);
   }, 60_000);
 });
