@@ -9,6 +9,7 @@ import { Command, CommanderError } from 'commander';
 import { pino } from 'pino';
 import { ConfigError, loadConfig } from './config.ts';
 import { startNode } from './node.ts';
+import { makeInspector, registerTracing } from '@decree/telemetry/sdk';
 
 class UsageError extends Error {}
 
@@ -77,14 +78,22 @@ program
   .requiredOption('--config <file>', 'the cluster config (JSON)')
   .requiredOption('--id <replica>', 'which replica of the config this process is')
   .option('--log-level <level>', 'trace | debug | info | warn | error', 'info')
-  .action(async (o: { config: string; id: string; logLevel: string }) => {
+  .option('--trace <exporter>', 'trace command batches across replicas (OpenTelemetry): console')
+  .option('--trace-ratio <ratio>', 'fraction of batches traced, 0..1', '1')
+  .option('--inspect', 'connect every role machine to @statelyai/inspect (offline: log inspection events)', false)
+  .action(async (o: { config: string; id: string; logLevel: string; trace?: string; traceRatio: string; inspect: boolean }) => {
     if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(o.logLevel))
       throw new UsageError(`--log-level: unknown level "${o.logLevel}" (trace, debug, info, warn, error)`);
     const cfg = loadConfig(o.config);
     if (!cfg.replicas.some((r) => r.id === o.id))
       throw new UsageError(`--id: replica "${o.id}" is not in ${o.config} (replicas: ${cfg.replicas.map((r) => r.id).join(', ')})`);
     const log = pino({ level: o.logLevel, base: { replica: o.id } });
-    const node = await startNode(cfg, o.id, { log });
+    const ratio = Number(o.traceRatio);
+    if (!(ratio >= 0 && ratio <= 1)) throw new UsageError(`--trace-ratio: must be a number in 0..1, got "${o.traceRatio}"`);
+    if (o.trace !== undefined && o.trace !== 'console') throw new UsageError(`--trace: unknown exporter "${o.trace}" (console)`);
+    const tracer = o.trace ? registerTracing({ exporter: 'console', ratio }) : undefined;
+    const inspector = o.inspect ? await makeInspector((msg, obj) => log.info(obj, msg)) : undefined;
+    const node = await startNode(cfg, o.id, { log, ...(tracer ? { tracing: { ratio } } : {}), ...(inspector ? { inspect: inspector.inspect } : {}) });
     log.info({ client: `${node.clientAddress.host}:${node.clientAddress.port}`, ...(node.statusAddress ? { status: `${node.statusAddress.host}:${node.statusAddress.port}` } : {}), rings: cfg.rings, storage: cfg.storage, transport: cfg.transport }, 'replica started');
     let leaderWas: string | undefined;
     const watch = setInterval(() => {
@@ -107,6 +116,8 @@ program
       }, 10_000);
       hard.unref();
       await node.stop();
+      inspector?.stop();
+      await tracer?.shutdown();
       log.info('stopped');
       process.exit(0);
     };

@@ -10,6 +10,7 @@ import { createTcpTransport } from '@decree/transport-tcp';
 import { KvServer } from '@decree/app-kv';
 import type { ClusterConfig } from './config.ts';
 import { startStatusServer, type StatusServer } from './status.ts';
+import { instrumentBus } from '@decree/telemetry';
 
 export interface RunningNode {
   id: string;
@@ -25,6 +26,8 @@ export interface RunningNode {
 export interface StartNodeOptions {
   log: Logger;
   inspect?: Parameters<typeof createReplica>[0]['inspect'];
+  /** trace command batches from the bus (records only once an OTel SDK is registered) */
+  tracing?: { ratio?: number };
 }
 
 function makeStore(cfg: ClusterConfig, id: string, ring: string): AcceptorStore {
@@ -115,6 +118,7 @@ export async function startNode(cfg: ClusterConfig, id: string, o: StartNodeOpti
   const env = realEnv();
   const transport = await makeTransport(cfg, id, o.log);
   const bus = new Bus(env, transport);
+  const tracing = o.tracing ? instrumentBus(bus, { replica: id, ...(o.tracing.ratio !== undefined ? { ratio: o.tracing.ratio } : {}) }) : undefined;
   const members = cfg.replicas.map((r) => r.id);
   const replicas = new Map<string, Replica>();
   const machines = new Map<string, KvMachine>();
@@ -192,6 +196,7 @@ export async function startNode(cfg: ClusterConfig, id: string, o: StartNodeOpti
       if (stopped) return;
       stopped = true;
       await status?.close();
+      tracing?.stop();
       await kv.close(); // stop accepting
       for (const r of replicas.values()) await r.stop(); // finishes the durable writes, closes the stores
       await bus.close(); // closes the transport

@@ -1,0 +1,47 @@
+import { trace } from '@opentelemetry/api';
+import { BasicTracerProvider, BatchSpanProcessor, ConsoleSpanExporter, type SpanExporter, TraceIdRatioBasedSampler, ParentBasedSampler } from '@opentelemetry/sdk-trace-base';
+
+/**
+ * Application side (uses the OTel SDK; import from `@decree/telemetry/sdk`): registers a global
+ * tracer provider so that instrumentBus() records. `exporter`: 'console' (spans as objects on
+ * stdout) or any SpanExporter (OTLP, Jaeger, in-memory). `ratio` samples root spans (parent-based).
+ */
+export function registerTracing(o: { exporter: 'console' | SpanExporter; ratio?: number; serviceName?: string }): { shutdown(): Promise<void> } {
+  const exporter = o.exporter === 'console' ? new ConsoleSpanExporter() : o.exporter;
+  const provider = new BasicTracerProvider({
+    sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(o.ratio ?? 1) }),
+    spanProcessors: [new BatchSpanProcessor(exporter)],
+  });
+  trace.setGlobalTracerProvider(provider);
+  return {
+    async shutdown() {
+      await provider.shutdown();
+      trace.disable();
+    },
+  };
+}
+
+/**
+ * An XState inspection observer for `--inspect`: connects to the Stately inspector when the
+ * optional `@statelyai/inspect` package is installed and reachable; otherwise (offline, not
+ * installed) logs each inspection event through `log`.
+ */
+export async function makeInspector(log: (msg: string, obj: object) => void): Promise<{ inspect: (ev: any) => void; mode: 'stately' | 'log'; stop(): void }> {
+  const logEvent = (ev: any) => {
+    if (ev?.type === '@xstate.snapshot') log('inspect: snapshot', { actor: ev.actorRef?.id, event: ev.event?.type, value: ev.snapshot?.value });
+    else if (ev?.type === '@xstate.event') log('inspect: event', { actor: ev.actorRef?.id, event: ev.event?.type, from: ev.sourceRef?.id });
+    else if (ev?.type === '@xstate.actor') log('inspect: actor', { actor: ev.actorRef?.id });
+  };
+  try {
+    const name = '@statelyai/inspect';
+    const mod: any = await import(/* @vite-ignore */ name);
+    const inspector = mod.createWebSocketInspector ? mod.createWebSocketInspector({ autoStart: true }) : mod.createBrowserInspector?.();
+    if (!inspector?.inspect) throw new Error('no inspector in @statelyai/inspect');
+    const insp = inspector.inspect;
+    const fn = typeof insp === 'function' ? insp : (ev: any) => insp.next?.(ev);
+    return { inspect: (ev) => { try { fn(ev); } catch { logEvent(ev); } }, mode: 'stately', stop: () => inspector.stop?.() };
+  } catch (e) {
+    log('inspect: @statelyai/inspect unavailable; logging inspection events instead', { reason: String((e as Error).message ?? e) });
+    return { inspect: logEvent, mode: 'log', stop() {} };
+  }
+}
