@@ -113,7 +113,9 @@ function draw() {
   const c = document.getElementById('chart'), g = c.getContext('2d'); g.clearRect(0, 0, c.width, c.height);
   const max = Math.max(1, ...pts.map((p) => p.v)); g.strokeStyle = '#2a6'; g.lineWidth = 2; g.beginPath();
   pts.forEach((p, i) => { const x = c.width * i / 119, y = c.height - 4 - (c.height - 8) * p.v / max; i ? g.lineTo(x, y) : g.moveTo(x, y); });
-  g.stroke(); g.fillStyle = '#666'; g.fillText(Math.round(max) + '/s', 4, 12);
+  g.stroke();
+  if (pts.length) { const i = pts.length - 1, p = pts[i]; g.fillStyle = '#2a6'; g.beginPath(); g.arc(c.width * i / 119, c.height - 4 - (c.height - 8) * p.v / max, 3, 0, 7); g.fill(); }
+  g.fillStyle = '#666'; g.fillText(Math.round(max) + '/s', 4, 12);
 }
 async function poll() {
   try {
