@@ -1,3 +1,4 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
 import net from 'node:net';
 import { KvCommands, decodeResult, type KvResult } from '@decree/kv-machine';
 import { RespCommandParser, RespProtocolError, RespWriter, type RespLimits } from './resp.ts';
@@ -41,6 +42,16 @@ export interface KvServerOptions {
 }
 
 type Reply = Buffer | Promise<Buffer>;
+
+/** Constant-time password check (compares SHA-256 digests, so neither length nor prefix leaks). */
+function passwordMatches(given: Buffer, password: string): boolean {
+  const a = createHash('sha256').update(given).digest();
+  const b = createHash('sha256').update(password, 'utf8').digest();
+  return timingSafeEqual(a, b);
+}
+
+/** replies written but not yet read by the client, above which the server stops reading its requests */
+const MAX_UNREAD_REPLY_BYTES = 8 << 20;
 
 const up = (b: Buffer) => b.toString('latin1').toUpperCase();
 const err = (w: RespWriter, m: string) => w.error(m);
@@ -149,32 +160,51 @@ export class KvServer {
       readsInFlight: 0,
       readTail: Promise.resolve(),
     };
-    const queue: Reply[] = [];
+    const queue: (Buffer | { buf: Buffer | undefined })[] = [];
     let pending = 0;
     let flushing = false;
 
-    const flush = async () => {
-      if (flushing) return;
-      flushing = true;
-      try {
-        while (queue.length > 0) {
-          // write every reply that is ready, in order, as one buffer
-          const ready: Buffer[] = [];
-          while (queue.length > 0 && Buffer.isBuffer(queue[0])) ready.push(queue.shift() as Buffer);
-          if (ready.length > 0) {
-            pending -= ready.length;
-            if (!sock.destroyed) sock.write(ready.length === 1 ? ready[0]! : Buffer.concat(ready));
-            continue;
-          }
-          const head = queue[0] as Promise<Buffer>;
-          queue[0] = await head;
-        }
-      } finally {
-        flushing = false;
+    // Replies leave in request order. A reply still being computed holds back the ones after it;
+    // when replies complete, one flush per turn writes every ready reply at the head as ONE socket
+    // write (a pipelined batch resolves together: 64 replies, one write).
+    let flushScheduled = false;
+    const scheduleFlush = () => {
+      if (flushScheduled) return;
+      flushScheduled = true;
+      setImmediate(flush);
+    };
+    const flush = () => {
+      flushScheduled = false;
+      const ready: Buffer[] = [];
+      while (queue.length > 0) {
+        const head = queue[0]!;
+        const b = Buffer.isBuffer(head) ? head : head.buf;
+        if (b === undefined) break;
+        ready.push(b);
+        queue.shift();
       }
-      if (sock.isPaused() && pending < this.o.maxPendingPerConnection / 2) sock.resume();
+      if (ready.length > 0) {
+        pending -= ready.length;
+        if (!sock.destroyed) sock.write(ready.length === 1 ? ready[0]! : Buffer.concat(ready));
+      }
+      if (sock.isPaused() && pending < this.o.maxPendingPerConnection / 2 && sock.writableLength < MAX_UNREAD_REPLY_BYTES) sock.resume();
       if (conn.closing && queue.length === 0) sock.end();
     };
+    const enqueue = (r: Reply) => {
+      if (Buffer.isBuffer(r)) queue.push(r);
+      else {
+        const slot: { buf: Buffer | undefined } = { buf: undefined };
+        queue.push(slot);
+        r.then((b) => {
+          slot.buf = b;
+          scheduleFlush();
+        });
+      }
+    };
+    // a client that does not read its replies: stop reading its requests until it drains
+    sock.on('drain', () => {
+      if (sock.isPaused() && pending < this.o.maxPendingPerConnection / 2) sock.resume();
+    });
 
     sock.on('data', (chunk) => {
       if (conn.closing) return;
@@ -201,18 +231,18 @@ export class KvServer {
           this.o.log?.('warn', 'command failed', { error: (e as Error).message });
           r = one((w) => w.error(`ERR ${(e as Error).message}`));
         }
-        queue.push(r);
+        enqueue(r);
       }
       if (ops.length > 0) this.dispatch(conn, ops);
       if (protoErr) {
         this.stats.protocolErrors++;
         this.o.log?.('warn', 'RESP protocol error; closing the connection', { error: protoErr.message });
         pending++;
-        queue.push(one((w) => w.error(`ERR ${protoErr!.message}`)));
+        enqueue(one((w) => w.error(`ERR ${protoErr!.message}`)));
         conn.closing = true;
       }
-      if (pending >= this.o.maxPendingPerConnection) sock.pause();
-      void flush();
+      if (pending >= this.o.maxPendingPerConnection || sock.writableLength >= MAX_UNREAD_REPLY_BYTES) sock.pause();
+      flush();
     });
     sock.on('error', () => {});
     sock.on('close', () => this.conns.delete(sock));
@@ -316,7 +346,7 @@ export class KvServer {
     if (name === 'AUTH') {
       if (n < 2 || n > 3) return wrongArgs();
       if (this.o.password === undefined) return one((w) => err(w, 'ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?'));
-      const ok = args[n - 1]!.toString() === this.o.password;
+      const ok = passwordMatches(args[n - 1]!, this.o.password);
       c.authed = ok;
       return ok ? one((w) => w.simple('OK')) : one((w) => err(w, 'WRONGPASS invalid username-password pair or user is disabled.'));
     }
@@ -454,7 +484,7 @@ export class KvServer {
     for (let i = 2; i < n; i++) {
       const opt = up(args[i]!);
       if (opt === 'AUTH' && i + 2 < n) {
-        if (this.o.password === undefined || args[i + 2]!.toString() !== this.o.password)
+        if (this.o.password === undefined || !passwordMatches(args[i + 2]!, this.o.password))
           return one((w) => err(w, 'WRONGPASS invalid username-password pair or user is disabled.'));
         c.authed = true;
         i += 2;
