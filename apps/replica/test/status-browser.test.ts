@@ -44,7 +44,7 @@ describe.skipIf(!existsSync(CHROMIUM))('status page in a browser', () => {
       const page = await b.newPage();
       await page.goto(server.url);
       // the script polls /status.json: wait until the throughput line shows a figure
-      await page.waitForFunction(() => /commands\/s/.test(document.getElementById('tput')?.textContent ?? ''), undefined, { timeout: 20_000 });
+      await page.waitForFunction("/commands\\/s/.test(document.getElementById('tput')?.textContent ?? '')", undefined, { timeout: 20_000 });
       const shown = await page.locator('#leader').textContent();
       expect(shown).toBe(cluster.leader()?.id ?? leader.id);
       expect(await page.locator('#id').textContent()).toBe(follower.id);
