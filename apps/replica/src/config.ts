@@ -61,6 +61,8 @@ export const ClusterConfig = z.strictObject({
     .default({ maxValueBytes: 1 << 20, maxPendingPerConnection: 16_384, maxConnections: 10_000, maxRequestBytes: 64 << 20 }),
   /** a secret shared by the replicas: the TCP handshake proves both ends hold it */
   secret: z.string().min(8).optional(),
+  /** mutual TLS between replicas (TCP transport): PEM file paths; each replica's certificate must name its id (CN or SAN) */
+  tls: z.strictObject({ ca: z.string().min(1), cert: z.string().min(1), key: z.string().min(1) }).optional(),
 });
 
 export type ClusterConfig = z.infer<typeof ClusterConfig>;

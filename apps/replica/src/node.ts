@@ -85,6 +85,9 @@ async function makeTransport(cfg: ClusterConfig, id: string, log: Logger): Promi
     listen: { host: me.host, port: me.port },
     peers,
     ...(cfg.secret ? { secret: cfg.secret } : {}),
+    ...(cfg.tls ? { tls: cfg.tls } : {}),
+    // only the configured replicas may connect; messages claiming another sender are dropped
+    members: cfg.replicas.map((r) => r.id),
     logger: { warn: (o, m) => log.warn(o, m), error: (o, m) => log.error(o, m) },
   });
 }
