@@ -13,6 +13,20 @@ export interface InProcessOptions {
   maxBatchCmds?: number;
   /** share parsed commands between the in-process replicas (KvShareGroup); default true */
   shareParsing?: boolean;
+  /** 'noop': a state machine that does nothing (the engine's own cost); default the KV machine */
+  machine?: 'kv' | 'noop';
+}
+
+const OK = new Uint8Array([1]);
+/** Applies nothing: isolates the engine's own cost per command. */
+class NoopMachine {
+  apply(): Uint8Array {
+    return OK;
+  }
+  async snapshot(): Promise<Uint8Array> {
+    return new Uint8Array(0);
+  }
+  async restore(): Promise<void> {}
 }
 
 /** 64-byte SET commands (key + value) for the KV state machine. */
@@ -32,7 +46,7 @@ export async function inProcessBench(o: InProcessOptions = {}): Promise<BenchRow
   const group = o.shareParsing === false ? undefined : new KvShareGroup();
   const cluster = await new LocalCluster({
     n: 3,
-    makeStateMachine: () => new KvMachine(group ? { shareGroup: group } : {}),
+    makeStateMachine: () => (o.machine === 'noop' ? new NoopMachine() : new KvMachine(group ? { shareGroup: group } : {})),
     options: {
       proposer: { maxInflightSlots: o.maxInflightSlots ?? 16, maxBatchCmds: o.maxBatchCmds ?? 8192 },
       learner: { retainSlots: 1024 },
@@ -64,7 +78,7 @@ export async function inProcessBench(o: InProcessOptions = {}): Promise<BenchRow
   const cpu = cpuSeconds() - cpu0;
   await cluster.stop();
   return {
-    name: `in-process engine, 3 replicas, ${cmdBytes}-byte SET, ${clients}×${pipeline} pipelined${group ? '' : ', no shared parsing'}`,
+    name: o.machine === 'noop' ? `in-process engine alone (no-op state machine), 3 replicas, ${clients}×${pipeline} pipelined` : `in-process engine, 3 replicas, ${cmdBytes}-byte SET, ${clients}×${pipeline} pipelined${group ? '' : ', no shared parsing'}`,
     ops,
     seconds: secs,
     opsPerSec: ops / secs,

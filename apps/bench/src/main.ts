@@ -21,7 +21,11 @@ const md: string[] = [`# Decree benchmark run ${out.date}`, '', `Node ${process.
 
 if (want('engine')) {
   console.error('» in-process engine…');
-  const rows: BenchRow[] = [await inProcessBench({ seconds }), await inProcessLatencyBench({ seconds: Math.min(seconds, 3) })];
+  const rows: BenchRow[] = [
+    await inProcessBench({ seconds }),
+    await inProcessBench({ seconds: Math.min(seconds, 3), machine: 'noop' }),
+    await inProcessLatencyBench({ seconds: Math.min(seconds, 3) }),
+  ];
   out.engine = rows;
   md.push('## In-process engine (3 replicas, memory stores, KV state machine)', '', table(rows), '');
   console.log(table(rows));
