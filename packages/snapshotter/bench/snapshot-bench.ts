@@ -2,7 +2,7 @@
  * Snapshot benchmarks (figures go to docs/benchmarks.md; timing is never a test verdict):
  *
  *   node --conditions=source --import tsx packages/snapshotter/bench/snapshot-bench.ts restart [commands=1000000]
- *   node --conditions=source --import tsx packages/snapshotter/bench/snapshot-bench.ts transfer [keys=1000000]
+ *   [WINDOW=8] [CHUNK=262144] node --conditions=source --import tsx packages/snapshotter/bench/snapshot-bench.ts transfer [keys=1000000]
  *
  * restart: one replica (file WAL + file snapshots in a temp dir) applies N SET commands through
  * consensus with a snapshot every 8 MB of slot values, stops, and is created again: the time from
@@ -108,7 +108,9 @@ async function transfer(keys: number): Promise<void> {
   const t2 = await createTcpTransport({ self: 'r2', listen: { host: '127.0.0.1', port: 0 }, peers: (id) => addrs.get(id) });
   addrs.set('r1', t1.address()!);
   addrs.set('r2', t2.address()!);
-  const common = { configuration: { members: ['r1', 'r2'] }, options: { snapshotter: { everySlots: 0, everyBytes: 0 } } };
+  // WINDOW=<chunks> CHUNK=<bytes> override the flow-control defaults (8 chunks of 256 KiB)
+  const flow = { ...(process.env.WINDOW ? { window: Number(process.env.WINDOW) } : {}), ...(process.env.CHUNK ? { chunkBytes: Number(process.env.CHUNK) } : {}) };
+  const common = { configuration: { members: ['r1', 'r2'] }, options: { snapshotter: { everySlots: 0, everyBytes: 0, ...flow } } };
   const r1 = await createReplica({ id: 'r1', ...common, storage: new MemoryStore(), stateMachine: new KvMachine(), snapshots: store1, transport: t1 });
   const sm2 = new KvMachine();
   const r2 = await createReplica({ id: 'r2', ...common, storage: new MemoryStore(), stateMachine: sm2, transport: t2 });
@@ -127,7 +129,7 @@ async function transfer(keys: number): Promise<void> {
   console.log(
     `transfer over loopback TCP: ${mb.toFixed(1)} MB (${keys} keys) in ${totalMs.toFixed(0)} ms = ${(mb / (totalMs / 1000)).toFixed(1)} MB/s including restore; ` +
       `chunks in and verified after ${wireMs.toFixed(0)} ms = ${(mb / (wireMs / 1000)).toFixed(1)} MB/s on the wire; KvMachine.restore alone ${restoreMs.toFixed(0)} ms; ` +
-      `${st.chunksReceived} chunks, ${st.badChunks} bad; installed at slot ${slot}; ${sm2.stats().keys} keys`,
+      `window ${flow.window ?? 8} x ${flow.chunkBytes ?? 256 << 10} B, ${st.chunksReceived} chunks, ${st.badChunks} bad; installed at slot ${slot}; ${sm2.stats().keys} keys`,
   );
   await r2.stop();
   await r1.stop();
