@@ -9,7 +9,6 @@ import { Command, CommanderError } from 'commander';
 import { pino } from 'pino';
 import { ConfigError, loadConfig } from './config.ts';
 import { startNode } from './node.ts';
-import { makeInspector, registerTracing } from '@decree/telemetry/sdk';
 
 class UsageError extends Error {}
 
@@ -91,8 +90,10 @@ program
     const ratio = Number(o.traceRatio);
     if (!(ratio >= 0 && ratio <= 1)) throw new UsageError(`--trace-ratio: must be a number in 0..1, got "${o.traceRatio}"`);
     if (o.trace !== undefined && o.trace !== 'console') throw new UsageError(`--trace: unknown exporter "${o.trace}" (console)`);
-    const tracer = o.trace ? registerTracing({ exporter: 'console', ratio }) : undefined;
-    const inspector = o.inspect ? await makeInspector((msg, obj) => log.info(obj, msg)) : undefined;
+    // the OTel SDK loads only when asked for
+    const sdk = o.trace || o.inspect ? await import('@decree/telemetry/sdk') : undefined;
+    const tracer = o.trace ? sdk!.registerTracing({ exporter: 'console', ratio }) : undefined;
+    const inspector = o.inspect ? await sdk!.makeInspector((msg, obj) => log.info(obj, msg)) : undefined;
     const node = await startNode(cfg, o.id, { log, ...(tracer ? { tracing: { ratio } } : {}), ...(inspector ? { inspect: inspector.inspect } : {}) });
     log.info({ client: `${node.clientAddress.host}:${node.clientAddress.port}`, ...(node.statusAddress ? { status: `${node.statusAddress.host}:${node.statusAddress.port}` } : {}), rings: cfg.rings, storage: cfg.storage, transport: cfg.transport }, 'replica started');
     let leaderWas: string | undefined;

@@ -27,10 +27,18 @@ export function registerTracing(o: { exporter: 'console' | SpanExporter; ratio?:
  * installed) logs each inspection event through `log`.
  */
 export async function makeInspector(log: (msg: string, obj: object) => void): Promise<{ inspect: (ev: any) => void; mode: 'stately' | 'log'; stop(): void }> {
+  // offline: log actor creation and every change of a machine's state (with the event that caused it);
+  // the events themselves (timer ticks, messages) are far too many to log
+  const last = new Map<string, string>();
   const logEvent = (ev: any) => {
-    if (ev?.type === '@xstate.snapshot') log('inspect: snapshot', { actor: ev.actorRef?.id, event: ev.event?.type, value: ev.snapshot?.value });
-    else if (ev?.type === '@xstate.event') log('inspect: event', { actor: ev.actorRef?.id, event: ev.event?.type, from: ev.sourceRef?.id });
-    else if (ev?.type === '@xstate.actor') log('inspect: actor', { actor: ev.actorRef?.id });
+    if (ev?.type === '@xstate.snapshot') {
+      const id = String(ev.actorRef?.id ?? '?');
+      const v = JSON.stringify(ev.snapshot?.value ?? null);
+      if (last.get(id) === v) return;
+      const from = last.get(id);
+      last.set(id, v);
+      log('inspect: state', { actor: id, machine: ev.actorRef?.logic?.id, from: from ? JSON.parse(from) : undefined, to: ev.snapshot?.value, event: ev.event?.type });
+    } else if (ev?.type === '@xstate.actor') log('inspect: actor', { actor: ev.actorRef?.id, machine: ev.actorRef?.logic?.id });
   };
   try {
     const name = '@statelyai/inspect';
