@@ -6,7 +6,7 @@ import { BasicTracerProvider, BatchSpanProcessor, ConsoleSpanExporter, type Span
  * tracer provider so that instrumentBus() records. `exporter`: 'console' (spans as objects on
  * stdout) or any SpanExporter (OTLP, Jaeger, in-memory). `ratio` samples root spans (parent-based).
  */
-export function registerTracing(o: { exporter: 'console' | SpanExporter; ratio?: number; serviceName?: string }): { shutdown(): Promise<void> } {
+export function registerTracing(o: { exporter: 'console' | SpanExporter; ratio?: number }): { forceFlush(): Promise<void>; shutdown(): Promise<void> } {
   const exporter = o.exporter === 'console' ? new ConsoleSpanExporter() : o.exporter;
   const provider = new BasicTracerProvider({
     sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(o.ratio ?? 1) }),
@@ -14,6 +14,7 @@ export function registerTracing(o: { exporter: 'console' | SpanExporter; ratio?:
   });
   trace.setGlobalTracerProvider(provider);
   return {
+    forceFlush: () => provider.forceFlush(),
     async shutdown() {
       await provider.shutdown();
       trace.disable();
