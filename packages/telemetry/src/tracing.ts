@@ -37,7 +37,7 @@ export function parseTraceparent(v: string | undefined): SpanContext | undefined
 }
 
 function inject(msg: Message, span: Span | SpanContext | undefined): void {
-  if (!span) return;
+  if (!span || Object.isFrozen(msg)) return;
   const sc = 'spanContext' in span ? span.spanContext() : span;
   if (!trace.isSpanContextValid(sc)) return;
   (msg as { headers?: Record<string, string> }).headers = { ...msg.headers, [TRACEPARENT]: formatTraceparent(sc) };
