@@ -136,6 +136,17 @@ describe('checkpoint hooks (RSL parity)', () => {
     expect(c.sm(f).commands().slice(0, 23)).toEqual(c.sm(leader).commands().slice(0, 23));
     await c.stop();
   });
+
+  it('copyStateFromReplica rejects when no peer has a snapshot', async () => {
+    const c = await hooked(8, { everySlots: 0, everyBytes: 0 });
+    await load(c, 'a', 3);
+    let err: unknown;
+    void c.replica(c.ids[0]!).copyStateFromReplica().catch((e) => (err = e));
+    expect(await runUntil(c, () => err !== undefined, 5_000)).toBe(true);
+    expect(String(err)).toMatch(/no peer has a snapshot/);
+    expect(c.replica(c.ids[0]!).snapshotter.getSnapshot().context.fetch).toBeUndefined();
+    await c.stop();
+  });
 });
 
 describe('restart from the local snapshot', () => {

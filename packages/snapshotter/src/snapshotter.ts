@@ -98,6 +98,8 @@ interface Fetch {
   tried: number;
   waiters: { resolve(slot: Slot): void; reject(e: Error): void }[];
   installing: boolean;
+  /** peers that answered they have no snapshot */
+  none: Set<ReplicaId>;
   /** the whole payload, verified, waiting to be installed */
   ready: Uint8Array | undefined;
 }
@@ -355,7 +357,7 @@ function startFetch(d: SnapshotterData, peer: ReplicaId | undefined): Fetch | un
   if (!p) return undefined;
   const f: Fetch = {
     peer: p, xfer: d.nextXfer++, slot: 0, crc: 0, length: 0, count: 0, members: [], chunks: new Map(), next: 0,
-    lastProgressAt: 0, retries: 0, tried: 0, waiters: [], installing: false, ready: undefined,
+    lastProgressAt: 0, retries: 0, tried: 0, waiters: [], installing: false, ready: undefined, none: new Set(),
   };
   d.fetch = f;
   ask(d, f);
@@ -384,11 +386,18 @@ function onChunk(d: SnapshotterData, m: MessageOf<'snap-chunk'>, self: { send(e:
   const f = d.fetch;
   if (!f || f.installing || f.ready || m.xfer !== f.xfer || m.from !== f.peer) return;
   if (m.count === 0) {
-    // this peer has no snapshot: try the next one at the retry
+    // this peer has no snapshot: try the next one at the retry; when none has one, give up (the
+    // learner asks again if it still needs one)
+    f.none.add(m.from);
+    if (f.none.size >= d.input.members().filter((x) => x !== d.self).length) {
+      endFetch(d, new Error('no peer has a snapshot'));
+      return;
+    }
     f.retries = d.opts.retriesPerPeer;
     f.lastProgressAt = -Infinity;
     return;
   }
+  f.none.clear();
   if (crc32cOf(m.data) !== m.chunkCrc) {
     d.stats.badChunks++;
     ask(d, f); // fetch it again
