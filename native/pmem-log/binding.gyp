@@ -5,8 +5,8 @@
   "targets": [
     {
       "target_name": "pmem_log",
-      "sources": ["src/pmem_log.cc", "src/crc32c.cc"],
-      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "sources": ["src/pmem_log.cc", "../common/crc32c.cc"],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")", "../common"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions"],

@@ -5,8 +5,8 @@
   "targets": [
     {
       "target_name": "rdma_transport",
-      "sources": ["src/addon.cc", "src/ring.cc", "src/verbs.cc", "src/crc32c.cc"],
-      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "sources": ["src/addon.cc", "src/ring.cc", "src/verbs.cc", "../common/crc32c.cc"],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")", "../common"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions"],

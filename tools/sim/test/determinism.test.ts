@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { simulate } from '../src/simulate.ts';
+import { TEST_SIM } from './seed-range.ts';
 
 describe('the simulator', () => {
   it('replays the same execution for the same seed', async () => {
@@ -16,7 +17,7 @@ describe('the simulator', () => {
     // the same seeds and settings as the seeds run by npm test
     let caught: { seed: number; violation: string } | undefined;
     for (let seed = 1; seed <= 250 && !caught; seed++) {
-      const r = await simulate({ seed, durationMs: 600, faultRate: 0.12, brokenForgetPromise: true });
+      const r = await simulate({ seed, ...TEST_SIM, brokenForgetPromise: true });
       if (!r.ok) caught = { seed, violation: r.violation! };
     }
     expect(caught, 'the broken acceptor went unnoticed').toBeDefined();
