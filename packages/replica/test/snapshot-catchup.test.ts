@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { Message, ReplicaId } from '@decree/protocol';
 import { LogMachine, SimCluster, enc } from '@decree/testkit';
 import type { Replica } from '@decree/replica';
+import { MemoryStore } from '@decree/storage/memory';
 
 // Small intervals so a few hundred commands make several snapshots, truncations and transfers.
 const SNAP = { everySlots: 20, everyBytes: 0, truncateMargin: 5, chunkBytes: 64, window: 4, retryMs: 30, retriesPerPeer: 3, keep: 2 };
@@ -84,6 +85,25 @@ describe('catch-up by snapshot', () => {
     expect(c.sm(lagger).commands()).toHaveLength(135);
     // the learner's snapshot slot plus the suffix: it never applied slot 1 itself
     expect(r.statistics().slotsExecuted).toBeLessThan(r.executedSlot());
+    await c.stop();
+  });
+
+  it('a replica that restarts with an empty disk (no log, no snapshot) rejoins by snapshot plus log', async () => {
+    const c = await cluster(11);
+    await load(c, 'a', 10);
+    const wiped = follower(c);
+    await c.crash(wiped);
+    await load(c, 'b', 80);
+    // the disk is replaced by an empty one: no promises, no accepted entries, no snapshots
+    c.nodes.get(wiped)!.store = new MemoryStore({ defer: (fn) => c.nodes.get(wiped)!.env.defer(fn) });
+    await c.restart(wiped);
+    expect(c.replica(wiped).acceptor.getSnapshot().context.accepted.size).toBe(0);
+    expect(await converge(c, wiped)).toBe(true);
+    await load(c, 'c', 5);
+    expect(await converge(c, wiped)).toBe(true);
+    expect(c.replica(wiped).statistics().snapshots.installed).toBeGreaterThanOrEqual(1);
+    expect(c.sm(wiped).commands()).toEqual(c.sm(c.leader()!).commands());
+    expect(c.sm(wiped).commands()).toHaveLength(95);
     await c.stop();
   });
 
