@@ -4,7 +4,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
+import { freePorts, respOnce, type RespValue } from '@decree/chaos';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -59,23 +59,8 @@ export function exitOf(c: ChildProcess, timeoutMs: number): Promise<{ code: numb
 }
 
 // ------------------------------------------------------------------ ports, dirs, polling
-/** n distinct ports that were free a moment ago on 127.0.0.1 (all held open together, then closed). */
-export async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from(
-      { length: n },
-      () =>
-        new Promise<net.Server>((resolve, reject) => {
-          const s = net.createServer();
-          s.on('error', reject);
-          s.listen(0, '127.0.0.1', () => resolve(s));
-        }),
-    ),
-  );
-  const ports = servers.map((s) => (s.address() as net.AddressInfo).port);
-  await Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
-  return ports;
-}
+/** n distinct ports that were free a moment ago on 127.0.0.1 */
+export { freePorts };
 
 export function tempDir(prefix: string): { dir: string; remove(): void } {
   const dir = mkdtempSync(path.join(os.tmpdir(), `decree-${prefix}-`));
@@ -101,130 +86,12 @@ export async function waitFor<T>(what: string, fn: () => Promise<T | undefined |
   }
 }
 
-// ------------------------------------------------------------------ a tiny RESP client
-export class RespError extends Error {}
-export type RespValue = string | number | null | RespError | RespValue[];
-
-/** Parses one RESP2 value from buf at off; returns undefined when incomplete. */
-function parseResp(buf: Buffer, off: number): { v: RespValue; end: number } | undefined {
-  if (off >= buf.length) return undefined;
-  const nl = buf.indexOf('\r\n', off);
-  if (nl < 0) return undefined;
-  const t = String.fromCharCode(buf[off]!);
-  const line = buf.toString('utf8', off + 1, nl);
-  switch (t) {
-    case '+':
-      return { v: line, end: nl + 2 };
-    case '-':
-      return { v: new RespError(line), end: nl + 2 };
-    case ':':
-      return { v: Number(line), end: nl + 2 };
-    case '$': {
-      const n = Number(line);
-      if (n < 0) return { v: null, end: nl + 2 };
-      if (buf.length < nl + 2 + n + 2) return undefined;
-      return { v: buf.toString('utf8', nl + 2, nl + 2 + n), end: nl + 2 + n + 2 };
-    }
-    case '*': {
-      const n = Number(line);
-      if (n < 0) return { v: null, end: nl + 2 };
-      const items: RespValue[] = [];
-      let p = nl + 2;
-      for (let i = 0; i < n; i++) {
-        const r = parseResp(buf, p);
-        if (!r) return undefined;
-        items.push(r.v);
-        p = r.end;
-      }
-      return { v: items, end: p };
-    }
-    default:
-      throw new Error(`bad RESP type byte ${JSON.stringify(t)}`);
-  }
-}
-
-/**
- * One connection; commands are answered in order. A command that gets no answer within its timeout,
- * or whose connection breaks, rejects (its outcome is then unknown) and the connection is closed.
- */
-export class RespClient {
-  private buf = Buffer.alloc(0);
-  private waiting: { resolve(v: RespValue): void; reject(e: Error): void; timer: NodeJS.Timeout }[] = [];
-  private dead: Error | undefined;
-  private constructor(private readonly sock: net.Socket) {
-    sock.on('data', (d) => {
-      this.buf = this.buf.length ? Buffer.concat([this.buf, d]) : d;
-      for (;;) {
-        const r = parseResp(this.buf, 0);
-        if (!r) break;
-        this.buf = this.buf.subarray(r.end);
-        const w = this.waiting.shift();
-        if (!w) continue;
-        clearTimeout(w.timer);
-        w.resolve(r.v);
-      }
-    });
-    const fail = (e: Error) => {
-      this.dead ??= e;
-      for (const w of this.waiting.splice(0)) {
-        clearTimeout(w.timer);
-        w.reject(e);
-      }
-    };
-    sock.on('error', fail);
-    sock.on('close', () => fail(new Error('connection closed')));
-  }
-
-  static connect(port: number, host = '127.0.0.1', timeoutMs = 3000): Promise<RespClient> {
-    return new Promise((resolve, reject) => {
-      const s = net.connect({ port, host });
-      const t = setTimeout(() => {
-        s.destroy();
-        reject(new Error(`connect to ${host}:${port} timed out`));
-      }, timeoutMs);
-      s.once('connect', () => {
-        clearTimeout(t);
-        s.setNoDelay(true);
-        resolve(new RespClient(s));
-      });
-      s.once('error', (e) => {
-        clearTimeout(t);
-        reject(e);
-      });
-    });
-  }
-
-  get closed(): boolean {
-    return this.dead !== undefined;
-  }
-
-  call(args: (string | number)[], timeoutMs = 10_000): Promise<RespValue> {
-    if (this.dead) return Promise.reject(this.dead);
-    const parts = args.map(String);
-    this.sock.write(`*${parts.length}\r\n${parts.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        const e = new Error(`no reply to ${parts[0]} within ${timeoutMs} ms`);
-        this.close();
-        reject(e);
-      }, timeoutMs);
-      this.waiting.push({ resolve, reject, timer });
-    });
-  }
-
-  close(): void {
-    this.sock.destroy();
-  }
-}
+// ------------------------------------------------------------------ RESP: the chaos harness's client
+export { RespConnection as RespClient, RespError, type RespValue } from '@decree/chaos';
 
 /** One command on a fresh connection. */
-export async function resp(port: number, args: (string | number)[], timeoutMs = 5000): Promise<RespValue> {
-  const c = await RespClient.connect(port, '127.0.0.1', timeoutMs);
-  try {
-    return await c.call(args, timeoutMs);
-  } finally {
-    c.close();
-  }
+export function resp(port: number, args: (string | number)[], timeoutMs = 5000): Promise<RespValue> {
+  return respOnce(port, args, timeoutMs);
 }
 
 export interface Status {

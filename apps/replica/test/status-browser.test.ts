@@ -8,8 +8,9 @@ import { startStatusServer, type StatusServer } from '../src/status.ts';
 const CHROMIUM = process.env.DECREE_CHROMIUM ?? '/usr/bin/chromium';
 const enc = (s: string) => new TextEncoder().encode(s);
 
-// needs Debian's chromium (apt-get install chromium) and playwright-core; skipped without them
-describe.skipIf(!existsSync(CHROMIUM))('status page in a browser', () => {
+// needs Debian's chromium (the pretest step installs it; tools/scripts/system-deps.json)
+describe('status page in a browser', () => {
+  it('finds chromium', () => expect(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install chromium`).toBe(true));
   let cluster: LocalCluster<LogMachine> | undefined;
   let server: StatusServer | undefined;
   let dir: string | undefined;

@@ -108,7 +108,7 @@ export class RespConnection {
     return this.dead !== undefined;
   }
 
-  call(args: readonly (string | number)[], timeoutMs: number): Promise<RespValue> {
+  call(args: readonly (string | number)[], timeoutMs = 10_000): Promise<RespValue> {
     if (this.dead) return Promise.reject(this.dead);
     const parts = args.map(String);
     this.sock.write(`*${parts.length}\r\n${parts.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`);
