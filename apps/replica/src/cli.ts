@@ -9,6 +9,7 @@ import { Command, CommanderError } from 'commander';
 import { pino } from 'pino';
 import { ConfigError, loadConfig } from './config.ts';
 import { startNode } from './node.ts';
+import { resolveTracing } from './tracing.ts';
 
 class UsageError extends Error {}
 
@@ -77,24 +78,41 @@ program
   .requiredOption('--config <file>', 'the cluster config (JSON)')
   .requiredOption('--id <replica>', 'which replica of the config this process is')
   .option('--log-level <level>', 'trace | debug | info | warn | error', 'info')
-  .option('--trace <exporter>', 'trace command batches across replicas (OpenTelemetry): console')
-  .option('--trace-ratio <ratio>', 'fraction of batches traced, 0..1', '1')
+  .option('--trace <exporter>', 'trace command batches across replicas (OpenTelemetry): console | otlp (overrides the config\'s "tracing")')
+  .option('--trace-ratio <ratio>', 'fraction of batches traced, 0..1 (default: the config\'s tracing.ratio, else 1)')
+  .option('--otlp-endpoint <url>', 'with --trace otlp: OTLP/HTTP traces URL (default: tracing.endpoint, $OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, http://localhost:4318/v1/traces)')
+  .option('--otlp-header <name=value>', 'with --trace otlp: an HTTP header of every export (repeatable)', (v: string, acc: string[] = []) => [...acc, v])
   .option('--inspect', 'connect every role machine to @statelyai/inspect (offline: log inspection events)', false)
-  .action(async (o: { config: string; id: string; logLevel: string; trace?: string; traceRatio: string; inspect: boolean }) => {
+  .action(async (o: { config: string; id: string; logLevel: string; trace?: string; traceRatio?: string; otlpEndpoint?: string; otlpHeader?: string[]; inspect: boolean }) => {
     if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(o.logLevel))
       throw new UsageError(`--log-level: unknown level "${o.logLevel}" (trace, debug, info, warn, error)`);
     const cfg = loadConfig(o.config);
     if (!cfg.replicas.some((r) => r.id === o.id))
       throw new UsageError(`--id: replica "${o.id}" is not in ${o.config} (replicas: ${cfg.replicas.map((r) => r.id).join(', ')})`);
     const log = pino({ level: o.logLevel, base: { replica: o.id } });
-    const ratio = Number(o.traceRatio);
-    if (!(ratio >= 0 && ratio <= 1)) throw new UsageError(`--trace-ratio: must be a number in 0..1, got "${o.traceRatio}"`);
-    if (o.trace !== undefined && o.trace !== 'console') throw new UsageError(`--trace: unknown exporter "${o.trace}" (console)`);
+    const resolved = resolveTracing(cfg.tracing, o);
+    if ('error' in resolved) throw new UsageError(resolved.error);
+    const tracing = resolved.tracing;
     // the OTel SDK loads only when asked for
-    const sdk = o.trace || o.inspect ? await import('@decree/telemetry/sdk') : undefined;
-    const tracer = o.trace ? sdk!.registerTracing({ exporter: 'console', ratio }) : undefined;
+    const sdk = tracing || o.inspect ? await import('@decree/telemetry/sdk') : undefined;
+    let exportFailures = 0;
+    let lastExportWarning = 0;
+    const tracer = tracing
+      ? sdk!.registerTracing({
+          ...tracing,
+          service: { instanceId: o.id },
+          // a collector that is down must not flood the log: the first failure, then at most one line per 30 s
+          onExportError: (e) => {
+            exportFailures++;
+            if (Date.now() - lastExportWarning < 30_000) return;
+            lastExportWarning = Date.now();
+            log.warn({ err: e.message, failures: exportFailures }, 'trace export failed; spans dropped');
+          },
+        })
+      : undefined;
+    if (tracing) log.info({ exporter: tracing.exporter, ratio: tracing.ratio, ...(tracing.exporter === 'otlp' ? { endpoint: tracing.endpoint ?? '(OTEL_EXPORTER_OTLP_* or default)' } : {}) }, 'tracing on');
     const inspector = o.inspect ? await sdk!.makeInspector((msg, obj) => log.info(obj, msg)) : undefined;
-    const node = await startNode(cfg, o.id, { log, ...(tracer ? { tracing: { ratio } } : {}), ...(inspector ? { inspect: inspector.inspect } : {}) });
+    const node = await startNode(cfg, o.id, { log, ...(tracing ? { tracing: { ratio: tracing.ratio } } : {}), ...(inspector ? { inspect: inspector.inspect } : {}) });
     log.info({ client: `${node.clientAddress.host}:${node.clientAddress.port}`, ...(node.statusAddress ? { status: `${node.statusAddress.host}:${node.statusAddress.port}` } : {}), rings: cfg.rings, storage: cfg.storage, transport: cfg.transport }, 'replica started');
     let leaderWas: string | undefined;
     const watch = setInterval(() => {
@@ -118,7 +136,7 @@ program
       hard.unref();
       await node.stop();
       inspector?.stop();
-      await tracer?.shutdown();
+      await tracer?.shutdown().catch((e: Error) => log.warn({ err: e.message }, 'trace export at shutdown failed'));
       log.info('stopped');
       process.exit(0);
     };

@@ -63,6 +63,18 @@ export const ClusterConfig = z.strictObject({
   secret: z.string().min(8).optional(),
   /** mutual TLS between replicas (TCP transport): PEM file paths; each replica's certificate must name its id (CN or SAN) */
   tls: z.strictObject({ ca: z.string().min(1), cert: z.string().min(1), key: z.string().min(1) }).optional(),
+  /** trace command batches across replicas (OpenTelemetry, docs/observability.md); `decree start --trace …` flags override it */
+  tracing: z
+    .strictObject({
+      exporter: z.enum(['console', 'otlp']),
+      /** fraction of batches traced */
+      ratio: z.number().min(0).max(1).default(1),
+      /** exporter "otlp": the OTLP/HTTP traces URL; absent: $OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, else http://localhost:4318/v1/traces */
+      endpoint: z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL, e.g. http://collector:4318/v1/traces' }).optional(),
+      /** exporter "otlp": HTTP headers of every export request (e.g. authorization) */
+      headers: z.record(z.string(), z.string()).optional(),
+    })
+    .optional(),
 });
 
 export type ClusterConfig = z.infer<typeof ClusterConfig>;
@@ -108,6 +120,7 @@ export function parseConfig(raw: unknown, source = 'config'): ClusterConfig {
   if (c.election.maxMs < c.election.minMs) issues.push(`${source}: election.maxMs: must be >= election.minMs (${c.election.minMs})`);
   if (c.election.heartbeatMs * 2 > c.election.minMs) issues.push(`${source}: election.heartbeatMs: must be at most half of election.minMs`);
   if (c.transport === 'nats' && !c.nats) issues.push(`${source}: nats: required when transport is "nats"`);
+  if (c.tracing && c.tracing.exporter !== 'otlp') for (const k of ['endpoint', 'headers'] as const) if (c.tracing[k] !== undefined) issues.push(`${source}: tracing.${k}: only with exporter "otlp"`);
   if (issues.length) throw new ConfigError(issues.join('\n'), issues);
   return c;
 }
