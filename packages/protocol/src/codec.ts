@@ -77,6 +77,27 @@ function fail(what: string): never {
   throw new DecodeError(`invalid message: ${what}`);
 }
 
+/** A required (or, with `optional`, optional) array of strings, naming the bad element. */
+function strArray(o: Record<string, unknown>, field: string, path: string, optional = false): void {
+  if (optional && (o[field] === undefined || o[field] === null)) {
+    if (o[field] === null) delete o[field];
+    return;
+  }
+  const a = needArray(o, field, path);
+  for (let i = 0; i < a.length; i++) if (!isStr(a[i])) fail(`${path}.${field}[${i}] is not a string`);
+}
+/** A configuration {epoch, members, startSlot}, naming the bad field. */
+function configuration(o: Record<string, unknown>, field: string, path: string, optional = false): void {
+  const c = o[field];
+  if (optional && (c === undefined || c === null)) {
+    if (c === null) delete o[field];
+    return;
+  }
+  const p = `${path}.${field}`;
+  if (!isObj(c)) fail(`${p} is ${c === undefined ? 'missing' : `not an object (${describe(c)})`}`);
+  need(c, 'epoch', isInt, p); need(c, 'startSlot', isInt, p); strArray(c, 'members', p);
+}
+
 export function isBallot(x: unknown): x is Ballot {
   return isObj(x) && isInt(x.round) && isStr(x.leader);
 }
@@ -122,6 +143,7 @@ export function validateSlotValue(v: unknown, where = 'value'): SlotValue {
       return v as SlotValue;
     }
     case 'config': {
+      need(v, 'epoch', isInt, where);
       need(v, 'origin', isStr, where);
       need(v, 'inc', isInt, where);
       need(v, 'firstId', isInt, where);
@@ -217,9 +239,10 @@ export function validateMessage(raw: unknown): Message {
       need(m, 'state', (x) => x === 'follower' || x === 'preparing' || x === 'leading', t);
       need(m, 'ballot', isBallot, t); need(m, 'maxRound', isInt, t); need(m, 'decidedUpTo', isInt, t);
       need(m, 'executedUpTo', isInt, t); opt(m, 'leaderHint', isStr, t); opt(m, 'relinquished', isBool, t);
+      configuration(m, 'config', t, true); strArray(m, 'observers', t, true);
       break;
     case 'progress':
-      need(m, 'executedUpTo', isInt, t); need(m, 'chosenUpTo', isInt, t);
+      need(m, 'executedUpTo', isInt, t); need(m, 'chosenUpTo', isInt, t); configuration(m, 'config', t, true);
       break;
     case 'submit': {
       const items = needArray(m, 'items', t);
@@ -272,6 +295,44 @@ export function validateMessage(raw: unknown): Message {
       need(m, 'index', isInt, t); need(m, 'count', isInt, t); need(m, 'chunkCrc', isU32, t); need(m, 'data', isBytes, t);
       const members = needArray(m, 'members', t);
       for (let i = 0; i < members.length; i++) if (!isStr(members[i])) fail(`${t}.members[${i}] is not a string`);
+      opt(m, 'epoch', isInt, t);
+      break;
+    }
+    case 'config-change':
+    case 'config-proposal':
+      need(m, 'id', isInt, t); strArray(m, 'members', t); opt(m, 'cookie', isBytes, t);
+      break;
+    case 'config-result':
+      need(m, 'id', isInt, t); need(m, 'ok', isBool, t); opt(m, 'epoch', isInt, t); strArray(m, 'members', t, true);
+      opt(m, 'slot', isInt, t); opt(m, 'error', isStr, t); opt(m, 'code', isStr, t); opt(m, 'leaderHint', isStr, t);
+      opt(m, 'maybeChosen', isBool, t);
+      break;
+    case 'config-notice':
+      need(m, 'kind', (x) => x === 'changed' || x === 'aborted', t); need(m, 'epoch', isInt, t); strArray(m, 'members', t);
+      opt(m, 'cookie', isBytes, t); opt(m, 'reason', isStr, t);
+      break;
+    case 'config-refused':
+      need(m, 'id', isInt, t); need(m, 'maybeChosen', isBool, t); need(m, 'reason', isStr, t); opt(m, 'leaderHint', isStr, t);
+      break;
+    case 'set-observers':
+      strArray(m, 'observers', t);
+      break;
+    case 'reconfigured':
+      need(m, 'slot', isInt, t); configuration(m, 'config', t); opt(m, 'origin', isStr, t); opt(m, 'inc', isInt, t);
+      opt(m, 'firstId', isInt, t); opt(m, 'cookie', isBytes, t);
+      break;
+    case 'watch-peers':
+      strArray(m, 'observers', t); need(m, 'watch', isBool, t);
+      break;
+    case 'peer-progress': {
+      need(m, 'leading', isBool, t); opt(m, 'leader', isStr, t); need(m, 'decidedUpTo', isInt, t); need(m, 'windowMs', isInt, t);
+      const peers = needArray(m, 'peers', t);
+      for (let i = 0; i < peers.length; i++) {
+        const e = peers[i];
+        const p = `${t}.peers[${i}]`;
+        if (!isObj(e)) fail(`${p} is not an object`);
+        need(e, 'id', isStr, p); need(e, 'appliedUpTo', isInt, p); need(e, 'ageMs', isInt, p);
+      }
       break;
     }
     case 'client-rep': {

@@ -1,8 +1,8 @@
-import type { Ballot, ReplicaId, RingId, Slot, SlotValue } from './types.ts';
+import type { Ballot, Configuration, ReplicaId, RingId, Slot, SlotValue } from './types.ts';
 
 /** The roles of a replica; every message type goes to exactly one of them. */
-export type Role = 'elector' | 'proposer' | 'acceptor' | 'learner' | 'snapshotter' | 'client';
-export const ROLES: readonly Role[] = ['elector', 'proposer', 'acceptor', 'learner', 'snapshotter', 'client'];
+export type Role = 'elector' | 'proposer' | 'acceptor' | 'learner' | 'snapshotter' | 'config-manager' | 'client';
+export const ROLES: readonly Role[] = ['elector', 'proposer', 'acceptor', 'learner', 'snapshotter', 'config-manager', 'client'];
 
 export interface Header {
   readonly ring: RingId;
@@ -69,11 +69,28 @@ export interface LeaderState extends Header {
   readonly leaderHint?: ReplicaId;
   /** the leader gave up on purpose (relinquish, last exclusive command): do not campaign at once */
   readonly relinquished?: boolean;
+  /** the configuration this proposer works in (sent when it changes, and by a leader on every tick) */
+  readonly config?: Configuration;
+  /** non-voting replicas catching up before a configuration change: they get heartbeats too */
+  readonly observers?: readonly ReplicaId[];
 }
 // ---- learner -> local proposer
-export interface Progress extends Header { readonly type: 'progress'; readonly executedUpTo: Slot; readonly chosenUpTo: Slot }
+export interface Progress extends Header {
+  readonly type: 'progress';
+  readonly executedUpTo: Slot;
+  readonly chosenUpTo: Slot;
+  /** the configuration as of executedUpTo (it governs the slots after it) */
+  readonly config?: Configuration;
+}
 // ---- replica (client side) -> local proposer
-export interface SubmitItem { readonly id: number; readonly cmd: Uint8Array; readonly excl?: boolean; readonly last?: boolean }
+export interface SubmitItem {
+  readonly id: number;
+  readonly cmd: Uint8Array;
+  readonly excl?: boolean;
+  readonly last?: boolean;
+  /** internal to the proposer: a configuration change queued behind the commands before it */
+  readonly config?: { readonly members: readonly ReplicaId[]; readonly cookie?: Uint8Array };
+}
 export interface Submit extends Header { readonly type: 'submit'; readonly items: readonly SubmitItem[] }
 // ---- learner / proposer -> local client side
 export interface Executed extends Header { readonly type: 'executed'; readonly slot: Slot; readonly inc: number; readonly firstId: number; readonly results: readonly (Uint8Array | undefined)[] }
@@ -107,6 +124,65 @@ export interface SnapChunk extends Header {
   readonly count: number;
   readonly chunkCrc: number;
   readonly data: Uint8Array;
+  /** the configuration number of `members` (absent from senders older than configuration changes) */
+  readonly epoch?: number;
+}
+// ---- configuration changes (see specs/config-change)
+/** client side -> config-manager: change the member set (on the leader) */
+export interface ConfigChange extends Header { readonly type: 'config-change'; readonly id: number; readonly members: readonly ReplicaId[]; readonly cookie?: Uint8Array }
+/** config-manager -> client side: the outcome of a ConfigChange */
+export interface ConfigResult extends Header {
+  readonly type: 'config-result';
+  readonly id: number;
+  readonly ok: boolean;
+  readonly epoch?: number;
+  readonly members?: readonly ReplicaId[];
+  readonly slot?: Slot;
+  readonly error?: string;
+  /** NOT_LEADER, PENDING, INVALID, NO_CHANGE, UNREACHABLE, CATCHUP_TIMEOUT, ABORTED */
+  readonly code?: string;
+  readonly leaderHint?: ReplicaId;
+  /** the change was proposed before it failed: it may still take effect */
+  readonly maybeChosen?: boolean;
+}
+/** config-manager -> client side: a configuration took effect here, or this replica's change failed (state machine hooks) */
+export interface ConfigNotice extends Header {
+  readonly type: 'config-notice';
+  readonly kind: 'changed' | 'aborted';
+  readonly epoch: number;
+  readonly members: readonly ReplicaId[];
+  readonly cookie?: Uint8Array;
+  readonly reason?: string;
+}
+/** config-manager -> local proposer: propose this change (leader only) */
+export interface ConfigProposal extends Header { readonly type: 'config-proposal'; readonly id: number; readonly members: readonly ReplicaId[]; readonly cookie?: Uint8Array }
+/** proposer -> local config-manager: the proposal was refused or lost with the leadership */
+export interface ConfigRefused extends Header { readonly type: 'config-refused'; readonly id: number; readonly maybeChosen: boolean; readonly reason: string; readonly leaderHint?: ReplicaId }
+/** config-manager -> local proposer: replicas that get Decides while they catch up (non-voting) */
+export interface SetObservers extends Header { readonly type: 'set-observers'; readonly observers: readonly ReplicaId[] }
+/** learner -> local config-manager: a configuration now governs the slots after `slot` (executed, installed, or set at start) */
+export interface Reconfigured extends Header {
+  readonly type: 'reconfigured';
+  readonly slot: Slot;
+  readonly config: Configuration;
+  /** the config value's proposer (absent for a snapshot install) */
+  readonly origin?: ReplicaId;
+  readonly inc?: number;
+  readonly firstId?: number;
+  readonly cookie?: Uint8Array;
+}
+/** config-manager -> local elector: send heartbeats to these observers and report every peer's progress (empty stops it) */
+export interface WatchPeers extends Header { readonly type: 'watch-peers'; readonly observers: readonly ReplicaId[]; readonly watch: boolean }
+export interface PeerProgressEntry { readonly id: ReplicaId; readonly appliedUpTo: Slot; readonly ageMs: number }
+/** elector -> local config-manager: on each heartbeat tick while watched */
+export interface PeerProgressReport extends Header {
+  readonly type: 'peer-progress';
+  readonly leading: boolean;
+  readonly leader?: ReplicaId;
+  readonly decidedUpTo: Slot;
+  /** the election timeout: an ack older than this does not count as reachable */
+  readonly windowMs: number;
+  readonly peers: readonly PeerProgressEntry[];
 }
 // ---- client <-> replica (forwarding, client library)
 export interface ClientRequest extends Header { readonly type: 'client-req'; readonly id: number; readonly cmds: readonly Uint8Array[] }
@@ -115,7 +191,8 @@ export interface ClientReply extends Header { readonly type: 'client-rep'; reado
 export type Message =
   | Prepare | Accept | Promise_ | Accepted | Nack | Learn | Decide | CatchupRequest | CatchupReply
   | Heartbeat | HeartbeatAck | Campaign | Resign | LeaderState | Progress | Submit | Executed | Aborted
-  | Recovered | LearnerEvent | ClientRequest | ClientReply | ReadConfirm | ReadAck | SnapRequest | SnapChunk;
+  | Recovered | LearnerEvent | ClientRequest | ClientReply | ReadConfirm | ReadAck | SnapRequest | SnapChunk
+  | ConfigChange | ConfigResult | ConfigNotice | ConfigProposal | ConfigRefused | SetObservers | Reconfigured | WatchPeers | PeerProgressReport;
 
 export type MessageType = Message['type'];
 export type MessageOf<T extends MessageType> = Extract<Message, { type: T }>;
@@ -148,6 +225,15 @@ export const ROLE_OF: { readonly [T in MessageType]: Role } = {
   'read-ack': 'client',
   'snap-req': 'snapshotter',
   'snap-chunk': 'snapshotter',
+  'config-change': 'config-manager',
+  'config-result': 'client',
+  'config-notice': 'client',
+  'config-proposal': 'proposer',
+  'config-refused': 'config-manager',
+  'set-observers': 'proposer',
+  reconfigured: 'config-manager',
+  'watch-peers': 'elector',
+  'peer-progress': 'config-manager',
 };
 
 export const MESSAGE_TYPES = Object.keys(ROLE_OF) as MessageType[];

@@ -26,7 +26,13 @@ export interface StateMachine {
   /** Called around the commands of one slot. */
   beforeBatch?(slot: Slot): void;
   afterBatch?(slot: Slot): void;
-  onConfigurationChange?(members: readonly ReplicaId[], cookie: Uint8Array | undefined): void;
+  /**
+   * RSL NotifyConfigurationChanged: a configuration took effect at this replica (on old and new members);
+   * `cookie` is the one given to changeConfiguration (undefined for a bootstrap or a snapshot install).
+   */
+  onConfigurationChange?(members: readonly ReplicaId[], cookie: Uint8Array | undefined, epoch: number): void;
+  /** RSL AbortChangeConfiguration: a change this replica proposed failed; `reason` says why. */
+  onConfigurationAborted?(members: readonly ReplicaId[], cookie: Uint8Array | undefined, reason: string): void;
   onShutdown?(): void;
 
   // ---- optional checkpoint hooks (RSL's checkpoint API; see docs/snapshots.md)

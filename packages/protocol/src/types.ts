@@ -35,6 +35,21 @@ export function quorumSize(config: Configuration): number {
   return Math.floor(config.members.length / 2) + 1;
 }
 
+/** The configuration of a replica that has none yet (it joins later, or waits for a bootstrap). */
+export const NO_CONFIGURATION: Configuration = Object.freeze({ epoch: 0, members: Object.freeze([]) as readonly ReplicaId[], startSlot: 1 });
+
+/** Checks a proposed member set: a one-line reason when it is not usable, undefined when it is. */
+export function memberSetProblem(members: readonly unknown[]): string | undefined {
+  if (members.length === 0) return 'the member set is empty';
+  const seen = new Set<string>();
+  for (const m of members) {
+    if (typeof m !== 'string' || m.length === 0 || m.length > 128 || /[\s\u0000]/.test(m)) return `bad replica id ${JSON.stringify(m)}`;
+    if (seen.has(m)) return `duplicate replica id ${JSON.stringify(m)}`;
+    seen.add(m);
+  }
+  return undefined;
+}
+
 /**
  * The value of one slot. Commands stay opaque bytes; one slot carries a batch of them.
  * `origin`/`inc`/`firstId` name the submissions on the replica that proposed the batch so it can
@@ -53,7 +68,20 @@ export type SlotValue =
       /** the leader steps down once this slot is chosen */
       readonly last?: boolean;
     }
-  | { readonly k: 'config'; readonly members: readonly ReplicaId[]; readonly origin: ReplicaId; readonly inc: number; readonly firstId: number; readonly cookie?: Uint8Array };
+  /**
+   * A configuration change (see specs/config-change): chosen at slot e, configuration `epoch` with
+   * `members` governs every slot from e+1. `firstId` names the change on the proposing replica's
+   * config-manager.
+   */
+  | {
+      readonly k: 'config';
+      readonly epoch: number;
+      readonly members: readonly ReplicaId[];
+      readonly origin: ReplicaId;
+      readonly inc: number;
+      readonly firstId: number;
+      readonly cookie?: Uint8Array;
+    };
 
 export const NOOP: SlotValue = Object.freeze({ k: 'noop' });
 
@@ -68,7 +96,7 @@ export function slotValueEquals(a: SlotValue, b: SlotValue): boolean {
     return true;
   }
   if (a.k === 'config' && b.k === 'config') {
-    if (a.origin !== b.origin || a.inc !== b.inc || a.firstId !== b.firstId || a.members.length !== b.members.length) return false;
+    if (a.epoch !== b.epoch || a.origin !== b.origin || a.inc !== b.inc || a.firstId !== b.firstId || a.members.length !== b.members.length) return false;
     for (let i = 0; i < a.members.length; i++) if (a.members[i] !== b.members[i]) return false;
     if (a.cookie === undefined || b.cookie === undefined) return a.cookie === b.cookie;
     return bytesEqual(a.cookie, b.cookie);

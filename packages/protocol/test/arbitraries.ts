@@ -28,12 +28,13 @@ export const slotValue: fc.Arbitrary<SlotValue> = fc.oneof(
     { requiredKeys: ['k', 'origin', 'inc', 'firstId', 'cmds'] },
   ),
   fc.record(
-    { k: fc.constant('config' as const), origin: id, inc: nat, firstId: nat, members: fc.array(id, { maxLength: 5 }), cookie: bytes },
-    { requiredKeys: ['k', 'origin', 'inc', 'firstId', 'members'] },
+    { k: fc.constant('config' as const), epoch: nat, origin: id, inc: nat, firstId: nat, members: fc.array(id, { maxLength: 5 }), cookie: bytes },
+    { requiredKeys: ['k', 'epoch', 'origin', 'inc', 'firstId', 'members'] },
   ),
 );
 
 const header = { ring: id, from: id, to: id };
+const configuration = fc.record({ epoch: bigNat, members: fc.array(id, { maxLength: 5 }), startSlot: bigNat });
 const rec = <T>(fields: { [K in keyof T]: fc.Arbitrary<T[K]> }, optional: string[] = []) =>
   fc.record(fields as never, { requiredKeys: Object.keys(fields).filter((k) => !optional.includes(k)) as never }) as fc.Arbitrary<T>;
 
@@ -62,10 +63,11 @@ export const messageArbs: { [T in MessageType]: fc.Arbitrary<Extract<Message, { 
     {
       type: fc.constant('leader-state'), ...header, state: fc.constantFrom('follower', 'preparing', 'leading'),
       ballot: anyBallot, maxRound: bigNat, decidedUpTo: bigNat, executedUpTo: bigNat, leaderHint: id, relinquished: fc.boolean(),
+      config: configuration, observers: fc.array(id, { maxLength: 3 }),
     },
-    ['leaderHint', 'relinquished'],
+    ['leaderHint', 'relinquished', 'config', 'observers'],
   ),
-  progress: rec({ type: fc.constant('progress'), ...header, executedUpTo: bigNat, chosenUpTo: bigNat }),
+  progress: rec({ type: fc.constant('progress'), ...header, executedUpTo: bigNat, chosenUpTo: bigNat, config: configuration }, ['config']),
   submit: rec({
     type: fc.constant('submit'), ...header,
     items: fc.array(
@@ -93,8 +95,35 @@ export const messageArbs: { [T in MessageType]: fc.Arbitrary<Extract<Message, { 
   'snap-req': rec({ type: fc.constant('snap-req'), ...header, xfer: bigNat, slot: bigNat, crc: fc.nat({ max: 0xffffffff }), next: bigNat, window: nat }),
   'snap-chunk': rec({
     type: fc.constant('snap-chunk'), ...header, xfer: bigNat, slot: bigNat, members: fc.array(id, { maxLength: 5 }), length: bigNat,
-    crc: fc.nat({ max: 0xffffffff }), index: bigNat, count: bigNat, chunkCrc: fc.nat({ max: 0xffffffff }), data: bytes,
-  }),
+    crc: fc.nat({ max: 0xffffffff }), index: bigNat, count: bigNat, chunkCrc: fc.nat({ max: 0xffffffff }), data: bytes, epoch: bigNat,
+  }, ['epoch']),
+  'config-change': rec({ type: fc.constant('config-change'), ...header, id: bigNat, members: fc.array(id, { maxLength: 5 }), cookie: bytes }, ['cookie']),
+  'config-proposal': rec({ type: fc.constant('config-proposal'), ...header, id: bigNat, members: fc.array(id, { maxLength: 5 }), cookie: bytes }, ['cookie']),
+  'config-result': rec(
+    {
+      type: fc.constant('config-result'), ...header, id: bigNat, ok: fc.boolean(), epoch: bigNat, members: fc.array(id, { maxLength: 5 }),
+      slot: bigNat, error: fc.string(), code: fc.string(), leaderHint: id, maybeChosen: fc.boolean(),
+    },
+    ['epoch', 'members', 'slot', 'error', 'code', 'leaderHint', 'maybeChosen'],
+  ),
+  'config-notice': rec(
+    { type: fc.constant('config-notice'), ...header, kind: fc.constantFrom('changed', 'aborted'), epoch: bigNat, members: fc.array(id, { maxLength: 5 }), cookie: bytes, reason: fc.string() },
+    ['cookie', 'reason'],
+  ),
+  'config-refused': rec({ type: fc.constant('config-refused'), ...header, id: bigNat, maybeChosen: fc.boolean(), reason: fc.string(), leaderHint: id }, ['leaderHint']),
+  'set-observers': rec({ type: fc.constant('set-observers'), ...header, observers: fc.array(id, { maxLength: 4 }) }),
+  reconfigured: rec(
+    { type: fc.constant('reconfigured'), ...header, slot: bigNat, config: configuration, origin: id, inc: bigNat, firstId: bigNat, cookie: bytes },
+    ['origin', 'inc', 'firstId', 'cookie'],
+  ),
+  'watch-peers': rec({ type: fc.constant('watch-peers'), ...header, observers: fc.array(id, { maxLength: 4 }), watch: fc.boolean() }),
+  'peer-progress': rec(
+    {
+      type: fc.constant('peer-progress'), ...header, leading: fc.boolean(), leader: id, decidedUpTo: bigNat, windowMs: bigNat,
+      peers: fc.array(fc.record({ id, appliedUpTo: bigNat, ageMs: fc.nat() }), { maxLength: 4 }),
+    },
+    ['leader'],
+  ),
 };
 
 export const anyMessage: fc.Arbitrary<Message> = fc.oneof(...(Object.values(messageArbs) as fc.Arbitrary<Message>[]));
@@ -103,6 +132,7 @@ export const anyMessage: fc.Arbitrary<Message> = fc.oneof(...(Object.values(mess
 const b: Ballot = { round: 3, leader: 'r1' };
 const h = { ring: 'ring0', from: 'r1', to: 'r2' };
 const u8 = (...xs: number[]) => new Uint8Array(xs);
+const cfg = { epoch: 2, members: ['r1', 'r2', 'r4'], startSlot: 13 };
 const batch: SlotValue = { k: 'batch', origin: 'r1', inc: 2, firstId: 7, cmds: [u8(1, 2, 3), u8(), u8(255)], excl: true };
 
 /** One hand-written sample of every message type, every optional field present. */
@@ -114,7 +144,7 @@ export const samples: { [T in MessageType]: Extract<Message, { type: T }> } = {
     accepted: [
       { slot: 10, ballot: { round: 2, leader: 'r3' }, value: batch },
       { slot: 11, ballot: b, value: { k: 'noop' } },
-      { slot: 12, ballot: b, value: { k: 'config', members: ['r1', 'r2', 'r4'], origin: 'r1', inc: 1, firstId: 0, cookie: u8(4) } },
+      { slot: 12, ballot: b, value: { k: 'config', epoch: 2, members: ['r1', 'r2', 'r4'], origin: 'r1', inc: 1, firstId: 0, cookie: u8(4) } },
     ],
   },
   accepted: { type: 'accepted', ...h, ballot: b, slot: 11 },
@@ -127,8 +157,8 @@ export const samples: { [T in MessageType]: Extract<Message, { type: T }> } = {
   'heartbeat-ack': { type: 'heartbeat-ack', ...h, ballot: b, appliedUpTo: 11, payload: u8(0, 1, 2) },
   campaign: { type: 'campaign', ...h, round: 4, cookie: u8(7) },
   resign: { type: 'resign', ...h, reason: 'vetoed' },
-  'leader-state': { type: 'leader-state', ...h, state: 'leading', ballot: b, maxRound: 3, decidedUpTo: 11, executedUpTo: 9, leaderHint: 'r1', relinquished: false },
-  progress: { type: 'progress', ...h, executedUpTo: 9, chosenUpTo: 11 },
+  'leader-state': { type: 'leader-state', ...h, state: 'leading', ballot: b, maxRound: 3, decidedUpTo: 11, executedUpTo: 9, leaderHint: 'r1', relinquished: false, config: cfg, observers: ['r4'] },
+  progress: { type: 'progress', ...h, executedUpTo: 9, chosenUpTo: 11, config: cfg },
   submit: { type: 'submit', ...h, items: [{ id: 1, cmd: u8(1) }, { id: 2, cmd: u8(2, 2), excl: true, last: false }] },
   executed: { type: 'executed', ...h, slot: 11, inc: 2, firstId: 7, results: [u8(1), undefined, u8()] },
   aborted: { type: 'aborted', ...h, ids: [7, 8], maybeChosen: true, leaderHint: 'r2' },
@@ -139,7 +169,18 @@ export const samples: { [T in MessageType]: Extract<Message, { type: T }> } = {
   'read-confirm': { type: 'read-confirm', ...h, ballot: { round: 3, leader: 'r1' }, seq: 7 },
   'read-ack': { type: 'read-ack', ...h, ballot: { round: 3, leader: 'r1' }, seq: 7, ok: true },
   'snap-req': { type: 'snap-req', ...h, xfer: 3, slot: 100, crc: 0xdeadbeef, next: 4, window: 8 },
-  'snap-chunk': { type: 'snap-chunk', ...h, xfer: 3, slot: 100, members: ['r1', 'r2', 'r3'], length: 10, crc: 0xdeadbeef, index: 0, count: 1, chunkCrc: 7, data: u8(1, 2, 3) },
+  'snap-chunk': { type: 'snap-chunk', ...h, xfer: 3, slot: 100, members: ['r1', 'r2', 'r3'], length: 10, crc: 0xdeadbeef, index: 0, count: 1, chunkCrc: 7, data: u8(1, 2, 3), epoch: 2 },
+  'config-change': { type: 'config-change', ...h, id: 5, members: ['r1', 'r2', 'r4'], cookie: u8(4) },
+  'config-proposal': { type: 'config-proposal', ...h, id: 5, members: ['r1', 'r2', 'r4'], cookie: u8(4) },
+  'config-result': {
+    type: 'config-result', ...h, id: 5, ok: false, epoch: 2, members: ['r1'], slot: 12, error: 'pending', code: 'PENDING', leaderHint: 'r2', maybeChosen: true,
+  },
+  'config-notice': { type: 'config-notice', ...h, kind: 'aborted', epoch: 2, members: ['r1', 'r2'], cookie: u8(1), reason: 'timeout' },
+  'config-refused': { type: 'config-refused', ...h, id: 5, maybeChosen: false, reason: 'not leader', leaderHint: 'r2' },
+  'set-observers': { type: 'set-observers', ...h, observers: ['r4'] },
+  reconfigured: { type: 'reconfigured', ...h, slot: 12, config: cfg, origin: 'r1', inc: 1, firstId: 5, cookie: u8(4) },
+  'watch-peers': { type: 'watch-peers', ...h, observers: ['r4'], watch: true },
+  'peer-progress': { type: 'peer-progress', ...h, leading: true, leader: 'r1', decidedUpTo: 12, windowMs: 1000, peers: [{ id: 'r4', appliedUpTo: 10, ageMs: 5 }] },
 };
 
 /** Deep-copies a structure turning every Uint8Array into a Buffer (what a msgpack-lite peer holds). */

@@ -109,7 +109,7 @@ describe('slotValueEquals', () => {
   });
 
   const base: SlotValue = { k: 'batch', origin: 'r1', inc: 1, firstId: 5, cmds: [new Uint8Array([1, 2]), new Uint8Array([3])] };
-  const cfg: SlotValue = { k: 'config', origin: 'r1', inc: 1, firstId: 5, members: ['a', 'b'] };
+  const cfg: SlotValue = { k: 'config', epoch: 2, origin: 'r1', inc: 1, firstId: 5, members: ['a', 'b'] };
   it.each([
     ['kind', NOOP],
     ['origin', { ...base, origin: 'r2' }],
@@ -132,6 +132,7 @@ describe('slotValueEquals', () => {
     ['member order', { ...cfg, members: ['b', 'a'] }],
     ['members joined by a comma', { ...cfg, members: ['a,b'] }],
     ['origin', { ...cfg, origin: 'x' }],
+    ['epoch', { ...cfg, epoch: 3 }],
     ['cookie', { ...cfg, cookie: new Uint8Array([1]) }],
   ] as [string, SlotValue][])('config: a change of %s is detected', (_what, other) => {
     expect(slotValueEquals(cfg, other)).toBe(false);

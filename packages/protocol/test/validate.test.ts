@@ -17,8 +17,8 @@ const OPTIONAL: Record<MessageType, string[]> = {
   'heartbeat-ack': ['payload'],
   campaign: ['cookie'],
   resign: [],
-  'leader-state': ['leaderHint', 'relinquished'],
-  progress: [],
+  'leader-state': ['leaderHint', 'relinquished', 'config', 'observers'],
+  progress: ['config'],
   submit: ['items[*].excl', 'items[*].last'],
   executed: [],
   aborted: ['leaderHint'],
@@ -29,7 +29,16 @@ const OPTIONAL: Record<MessageType, string[]> = {
   'read-confirm': [],
   'read-ack': [],
   'snap-req': [],
-  'snap-chunk': [],
+  'snap-chunk': ['epoch'],
+  'config-change': ['cookie'],
+  'config-proposal': ['cookie'],
+  'config-result': ['epoch', 'members', 'slot', 'error', 'code', 'leaderHint', 'maybeChosen'],
+  'config-notice': ['cookie', 'reason'],
+  'config-refused': ['leaderHint'],
+  'set-observers': [],
+  reconfigured: ['origin', 'inc', 'firstId', 'cookie'],
+  'watch-peers': [],
+  'peer-progress': ['leader'],
 };
 
 type Path = (string | number)[];
@@ -156,7 +165,7 @@ describe('validateMessage', () => {
   it('validateSlotValue: unknown kinds and bad commands are named', () => {
     expect(() => validateSlotValue({ k: 'other' })).toThrow(/value\.k/);
     expect(() => validateSlotValue({ k: 'batch', origin: 'a', inc: 0, firstId: 0, cmds: [new Uint8Array(1), 'x'] })).toThrow(/value\.cmds\[1\]/);
-    expect(() => validateSlotValue({ k: 'config', origin: 'a', inc: 0, firstId: 0, members: ['a', 3] }, 'v')).toThrow(/v\.members\[1\]/);
+    expect(() => validateSlotValue({ k: 'config', epoch: 1, origin: 'a', inc: 0, firstId: 0, members: ['a', 3] }, 'v')).toThrow(/v\.members\[1\]/);
     expect(validateSlotValue({ k: 'noop' })).toEqual({ k: 'noop' });
   });
 });
