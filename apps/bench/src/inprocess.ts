@@ -1,4 +1,5 @@
 import { KvCommands, KvMachine, KvShareGroup } from '@decree/kv-machine';
+import type { StateMachine } from '@decree/protocol';
 import { LocalCluster } from '@decree/testkit';
 import { type BenchRow, Latency, cpuSeconds } from './stats.ts';
 
@@ -15,7 +16,14 @@ export interface InProcessOptions {
   shareParsing?: boolean;
   /** 'noop': a state machine that does nothing (the engine's own cost); default the KV machine */
   machine?: 'kv' | 'noop';
+  /** called once the leader is known, before the warm-up (e.g. instrumentBus); the returned function runs after the measurement */
+  instrument?: Instrument;
+  /** the row's name (default: describes the load) */
+  name?: string;
 }
+
+/** Attaches something to the cluster's (shared) bus once the leader is known; returns its undo. */
+export type Instrument = (bus: LocalCluster<StateMachine>['bus'], leaderId: string) => () => void;
 
 const OK = new Uint8Array([1]);
 /** Applies nothing: isolates the engine's own cost per command. */
@@ -53,6 +61,7 @@ export async function inProcessBench(o: InProcessOptions = {}): Promise<BenchRow
     },
   }).start();
   const leader = await cluster.waitForLeader();
+  const undo = o.instrument?.(cluster.bus, leader.id);
   const cmds = makeSetCommands(pipeline * clients, o.valueBytes ?? 48);
   const cmdBytes = cmds[0]!.length;
   const lat = new Latency();
@@ -76,9 +85,10 @@ export async function inProcessBench(o: InProcessOptions = {}): Promise<BenchRow
   clearTimeout(timer);
   const secs = (performance.now() - t0) / 1000;
   const cpu = cpuSeconds() - cpu0;
+  undo?.();
   await cluster.stop();
   return {
-    name: o.machine === 'noop' ? `in-process engine alone (no-op state machine), 3 replicas, ${clients}×${pipeline} pipelined` : `in-process engine, 3 replicas, ${cmdBytes}-byte SET, ${clients}×${pipeline} pipelined${group ? '' : ', no shared parsing'}`,
+    name: o.name ?? (o.machine === 'noop' ? `in-process engine alone (no-op state machine), 3 replicas, ${clients}×${pipeline} pipelined` : `in-process engine, 3 replicas, ${cmdBytes}-byte SET, ${clients}×${pipeline} pipelined${group ? '' : ', no shared parsing'}`),
     ops,
     seconds: secs,
     opsPerSec: ops / secs,
@@ -91,10 +101,11 @@ export async function inProcessBench(o: InProcessOptions = {}): Promise<BenchRow
 }
 
 /** One client, one command at a time: the latency floor of the in-process engine. */
-export async function inProcessLatencyBench(o: { seconds?: number } = {}): Promise<BenchRow> {
+export async function inProcessLatencyBench(o: { seconds?: number; instrument?: Instrument; name?: string } = {}): Promise<BenchRow> {
   const seconds = o.seconds ?? 2;
   const cluster = await new LocalCluster({ n: 3, makeStateMachine: () => new KvMachine(), options: { learner: { retainSlots: 1024 } } }).start();
   const leader = await cluster.waitForLeader();
+  const undo = o.instrument?.(cluster.bus, leader.id);
   const cmds = makeSetCommands(1000);
   const lat = new Latency();
   let ops = 0;
@@ -109,9 +120,10 @@ export async function inProcessLatencyBench(o: { seconds?: number } = {}): Promi
   }
   const secs = (performance.now() - t0) / 1000;
   const cpu = cpuSeconds() - cpu0;
+  undo?.();
   await cluster.stop();
   return {
-    name: `in-process engine, 3 replicas, 1 client, no pipelining`,
+    name: o.name ?? `in-process engine, 3 replicas, 1 client, no pipelining`,
     ops,
     seconds: secs,
     opsPerSec: ops / secs,

@@ -1,6 +1,7 @@
 /**
  * `npm run bench`: every benchmark in one run, one table each; results also as JSON and markdown
- * under .bench-out/. Select with `npm run bench -- engine codec storage` (default: all).
+ * under .bench-out/. Select with `npm run bench -- engine codec storage` (default: all but
+ * `tracing`, which runs only when named: `npm run bench -- tracing`).
  * BENCH_SECONDS sets the length of each throughput run (default 5).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -10,6 +11,8 @@ import { type BenchRow, table } from './stats.ts';
 
 const wanted = new Set(process.argv.slice(2).filter((a) => !a.startsWith('-')));
 const want = (k: string) => wanted.size === 0 || wanted.has(k);
+/** parts that run only when named */
+const wantNamed = (k: string) => wanted.has(k);
 const seconds = Number(process.env.BENCH_SECONDS ?? 5);
 const out: Record<string, unknown> = {
   date: new Date().toISOString(),
@@ -28,6 +31,13 @@ if (want('engine')) {
   ];
   out.engine = rows;
   md.push('## In-process engine (3 replicas, memory stores, KV state machine)', '', table(rows), '');
+  console.log(table(rows));
+}
+if (wantNamed('tracing')) {
+  const { tracingBench } = await import('./tracing.ts');
+  const rows = await tracingBench({ seconds, log: (s) => console.error(s) });
+  out.tracing = rows;
+  md.push('## Tracing cost (in-process engine, 3 replicas, KV SETs)', '', table(rows), '');
   console.log(table(rows));
 }
 if (want('codec')) {
