@@ -100,6 +100,8 @@ program
     const tracer = tracing
       ? sdk!.registerTracing({
           ...tracing,
+          // the bus samples each batch (startNode's tracing.ratio); a ratio in the SDK's sampler too would multiply the two
+          ratio: 1,
           service: { instanceId: o.id },
           // a collector that is down must not flood the log: the first failure, then at most one line per 30 s
           onExportError: (e) => {
