@@ -23,6 +23,25 @@ export const ClusterConfig = z.strictObject({
   transport: z.enum(['tcp', 'nats', 'shm', 'rdma']).default('tcp'),
   /** shared-memory rings between replicas of one host (transport "shm"): where the ring files live, bytes per ring */
   shm: z.strictObject({ dir: z.string().min(1).default('/dev/shm'), capacity: z.number().int().min(4096).optional() }).optional(),
+  /**
+   * RDMA rings between hosts (transport "rdma"): which device, device port and GID index, bytes per ring.
+   * The queue-pair details are traded over a TCP side channel on each replica's `port`.
+   */
+  rdma: z
+    .strictObject({
+      device: z.string().min(1).optional(),
+      /** the device's port number (as ibv_devinfo numbers them, default 1); not a TCP port */
+      port: z.number().int().min(1).max(255).optional(),
+      gidIndex: z.number().int().min(0).max(255).optional(),
+      capacity: z
+        .number()
+        .int()
+        .min(4096)
+        .max(2 ** 32)
+        .refine((n) => Number.isInteger(Math.log2(n)), 'must be a power of two (4096, 8192, …)')
+        .optional(),
+    })
+    .optional(),
   nats: z
     .strictObject({
       servers: z.array(z.string().min(1)).min(1),

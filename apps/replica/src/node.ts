@@ -58,14 +58,25 @@ async function makeTransport(cfg: ClusterConfig, id: string, log: Logger): Promi
     });
   }
   if (cfg.transport === 'rdma') {
-    // fails at start with "no RDMA device found (...)" on a machine without one
-    const { createRdmaTransport } = await import('@decree/transport-shm');
+    // fails at start with "no RDMA device found (...)" on a machine without one; queue-pair details
+    // are traded over a TCP side channel on each replica's `port` (handshake and secret as TCP's)
+    const { createRdmaTransport, createRdmaSideChannel } = await import('@decree/transport-shm');
+    const logger = { info: (o: object, m: string) => log.info(o, m), warn: (o: object, m: string) => log.warn(o, m), error: (o: object, m: string) => log.error(o, m) };
     return createRdmaTransport({
       self: id,
       peers: cfg.replicas.map((r) => r.id),
-      exchange: async () => {
-        throw new Error('the exchange of RDMA queue-pair details between replica processes is not implemented yet');
-      },
+      ...(cfg.rdma?.device ? { device: cfg.rdma.device } : {}),
+      ...(cfg.rdma?.port !== undefined ? { port: cfg.rdma.port } : {}),
+      ...(cfg.rdma?.gidIndex !== undefined ? { gidIndex: cfg.rdma.gidIndex } : {}),
+      ...(cfg.rdma?.capacity ? { capacity: cfg.rdma.capacity } : {}),
+      exchange: createRdmaSideChannel({
+        self: id,
+        listen: { host: me.host, port: me.port },
+        peers: Object.fromEntries(cfg.replicas.map((r) => [r.id, { host: r.host, port: r.port }])),
+        ...(cfg.secret ? { secret: cfg.secret } : {}),
+        logger,
+      }),
+      logger,
     });
   }
   if (cfg.transport === 'shm') {

@@ -13,4 +13,19 @@ export {
   type ShmTransportStats,
   type ShmPeerStats,
 } from './transport.ts';
-export { NO_RDMA_DEVICE, listRdmaDevices, rdmaAddonBuilt, RdmaNotBuiltError } from '@decree/rdma-transport';
+export {
+  RdmaSideChannel,
+  RdmaExchangeError,
+  createRdmaSideChannel,
+  encodeRdmaInfo,
+  decodeRdmaInfo,
+  type RdmaExchange,
+  type RdmaExchangeHooks,
+  type RdmaExchangeErrorCode,
+  type RdmaExchangeLogger,
+  type RdmaLinkInfo,
+  type RdmaSideChannelOptions,
+} from './exchange.ts';
+export { nativeVerbs, type RdmaVerbs } from './verbs.ts';
+export { MemoryFabric, MemoryEndpoint, type MemoryHost } from './memory-verbs.ts';
+export { NO_RDMA_DEVICE, listRdmaDevices, rdmaAddonBuilt, RdmaNotBuiltError, type RdmaPeerInfo, type RdmaDevice } from '@decree/rdma-transport';

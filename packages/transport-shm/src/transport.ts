@@ -5,16 +5,16 @@ import { CONTRACTS, decodeMessage, encodeMessage, requires, type Message, type R
 import type { Transport } from '@decree/bus';
 import {
   NO_RDMA_DEVICE,
-  createRdmaEndpoint,
   createShmRing,
-  listRdmaDevices,
   openShmRing,
   type NativeRdmaEndpoint,
   type NativeShmRing,
   type PollOptions,
-  type RdmaPeerInfo,
+  type RdmaEndpointOptions,
   type RingStats,
 } from '@decree/rdma-transport';
+import type { RdmaExchange, RdmaLinkInfo } from './exchange.ts';
+import { nativeVerbs, type RdmaVerbs } from './verbs.ts';
 
 /** Structured logger; a pino logger fits (`(obj, msg)`). */
 export interface ShmTransportLogger {
@@ -468,14 +468,20 @@ export interface RdmaTransportOptions {
   peers: readonly ReplicaId[];
   /** device name (default: the first) */
   device?: string;
+  /** the device's port (default 1) */
   port?: number;
+  /** the GID table index (RoCE; default 0) */
   gidIndex?: number;
+  /** data bytes of each ring (power of two, default 4 MiB); every replica must use the same */
   capacity?: number;
   /**
-   * Trades queue-pair details with a peer out of band (over the TCP transport, a config service):
-   * given this replica's endpoint info for the link with `peer`, resolves with the peer's.
+   * The out-of-band exchange of endpoint details: `createRdmaSideChannel(...)` (a small TCP side
+   * channel with the TCP transport's handshake) or any RdmaExchange. The transport makes a fresh pair
+   * of endpoints per peer for every session the exchange opens and drops them when it ends.
    */
-  exchange: (peer: ReplicaId, local: { reader: RdmaPeerInfo; writer: RdmaPeerInfo }) => Promise<{ reader: RdmaPeerInfo; writer: RdmaPeerInfo }>;
+  exchange: RdmaExchange;
+  /** the verbs layer (default the addon's libibverbs backend); tests pass a MemoryFabric host */
+  verbs?: RdmaVerbs;
   /** how often the readers are polled (ms, default 1) */
   pollEveryMs?: number;
   maxQueuedMessages?: number;
@@ -484,58 +490,212 @@ export interface RdmaTransportOptions {
   onError?: (err: ShmTransportError) => void;
 }
 
-/** The ring transport over RDMA WRITE between hosts (libibverbs). Readers are polled from a timer. */
-export class RdmaTransport extends RingTransport {
-  private readonly readers = new Map<ReplicaId, NativeRdmaEndpoint>();
-  private readonly writers = new Map<ReplicaId, NativeRdmaEndpoint & { maxPayload: number }>();
-  private timer: NodeJS.Timeout | undefined;
+/** One exchange's endpoints for one peer. */
+interface RdmaSession {
+  readonly id: number;
+  readonly reader: NativeRdmaEndpoint;
+  readonly writer: NativeRdmaEndpoint;
+  readonly local: RdmaLinkInfo;
+  remote: RdmaLinkInfo | undefined;
+  ready: boolean;
+}
 
-  private constructor(o: RdmaTransportOptions) {
+/**
+ * The ring transport over RDMA WRITE between hosts. For each peer it holds the endpoints of the
+ * current exchange session (a reader the peer writes into, a writer that writes into the peer's
+ * reader); the exchange decides when sessions start and end (peer restarts, a failed write). Readers
+ * are polled from a timer. Messages for a peer without a ready session wait in its bounded queue.
+ */
+export class RdmaTransport extends RingTransport {
+  private readonly sessions = new Map<ReplicaId, RdmaSession>();
+  private readonly everReady = new Set<ReplicaId>();
+  private timer: NodeJS.Timeout | undefined;
+  private readonly exchange: RdmaExchange;
+  private readonly verbs: RdmaVerbs;
+  private readonly endpointOptions: Omit<RdmaEndpointOptions, 'role'>;
+  private readonly maxPayload: number;
+
+  private constructor(o: RdmaTransportOptions, verbs: RdmaVerbs) {
     super(o.self, o.peers, o);
+    this.exchange = o.exchange;
+    this.verbs = verbs;
+    const capacity = o.capacity ?? 4 << 20;
+    this.maxPayload = capacity / 4 - 16;
+    this.endpointOptions = {
+      capacity,
+      ...(o.device ? { device: o.device } : {}),
+      ...(o.port !== undefined ? { port: o.port } : {}),
+      ...(o.gidIndex !== undefined ? { gidIndex: o.gidIndex } : {}),
+    };
   }
 
-  /** Lists the devices first: with none, throws ShmTransportError('rdma', NO_RDMA_DEVICE). */
+  /**
+   * Lists the devices first: with none, throws ShmTransportError('rdma', NO_RDMA_DEVICE); opens the
+   * configured device, port and GID index once (a bad one fails here, not per peer); then starts the
+   * exchange (which listens; an address in use rejects with EADDRINUSE). Does not wait for peers.
+   */
   static async create(o: RdmaTransportOptions): Promise<RdmaTransport> {
-    const devices = listRdmaDevices();
-    if (devices.length === 0) throw new ShmTransportError('rdma', NO_RDMA_DEVICE);
-    const t = new RdmaTransport(o);
-    const capacity = o.capacity ?? 4 << 20;
+    const verbs = o.verbs ?? nativeVerbs;
+    let devices;
     try {
-      for (const peer of t.links.keys()) {
-        const base = { capacity, ...(o.device ? { device: o.device } : {}), ...(o.port ? { port: o.port } : {}), ...(o.gidIndex ? { gidIndex: o.gidIndex } : {}) };
-        const reader = createRdmaEndpoint({ ...base, role: 'reader' });
-        const writer = Object.assign(createRdmaEndpoint({ ...base, role: 'writer' }), { maxPayload: capacity / 4 - 16 });
-        t.readers.set(peer, reader);
-        t.writers.set(peer, writer);
-        const remote = await o.exchange(peer, { reader: reader.localInfo(), writer: writer.localInfo() });
-        reader.connect(remote.writer); // their writer WRITEs into our reader's ring
-        writer.connect(remote.reader);
-        t.links.get(peer)!.out = writer;
-        t.links.get(peer)!.connected = true;
-      }
+      devices = verbs.listDevices();
+    } catch (e) {
+      throw new ShmTransportError('rdma', (e as Error).message);
+    }
+    if (devices.length === 0) throw new ShmTransportError('rdma', NO_RDMA_DEVICE);
+    if (o.device && !devices.some((d) => d.name === o.device))
+      throw new ShmTransportError('rdma', `no RDMA device named "${o.device}" (devices: ${devices.map((d) => d.name).join(', ')})`);
+    const t = new RdmaTransport(o, verbs);
+    try {
+      verbs.createEndpoint({ ...t.endpointOptions, capacity: 4096, role: 'reader' }).close();
+    } catch (e) {
+      throw new ShmTransportError('rdma', `RDMA setup failed: ${(e as Error).message}`);
+    }
+    try {
+      await o.exchange.start([...t.links.keys()], {
+        prepare: (peer, id) => t.prepare(peer, id),
+        connect: (peer, id, remote) => t.connectSession(peer, id, remote),
+        ready: (peer, id) => t.readySession(peer, id),
+        closed: (peer, id, why) => t.sessionClosed(peer, id, why),
+      });
     } catch (e) {
       await t.close();
-      const err = e as Error;
-      throw err instanceof ShmTransportError ? err : new ShmTransportError('rdma', `RDMA setup failed: ${err.message}`);
+      throw e;
     }
-    t.timer = setInterval(() => {
-      for (const [peer, r] of t.readers) {
-        try {
-          t.deliver(peer, r.poll());
-        } catch (e) {
-          t.fail(new ShmTransportError('rdma', `poll of the ring from ${peer}: ${(e as Error).message}`, peer));
-        }
-      }
-    }, o.pollEveryMs ?? 1);
+    t.timer = setInterval(() => t.pollAll(), o.pollEveryMs ?? 1);
+    t.timer.unref();
     return t;
   }
 
+  /** The endpoint details of the current session with `peer` (ours and, once traded, the peer's). */
+  endpointInfo(peer: ReplicaId): { session: number; ready: boolean; local: RdmaLinkInfo; remote: RdmaLinkInfo | undefined } | undefined {
+    const s = this.sessions.get(peer);
+    return s && { session: s.id, ready: s.ready, local: s.local, remote: s.remote };
+  }
+
+  private prepare(peer: ReplicaId, id: number): RdmaLinkInfo {
+    if (this.closed) throw new Error('the transport is closed');
+    if (!this.links.has(peer)) throw new Error(`${peer} is not a peer of ${this.self}`);
+    this.dropSession(peer);
+    const reader = this.verbs.createEndpoint({ ...this.endpointOptions, role: 'reader' });
+    let writer: NativeRdmaEndpoint;
+    try {
+      writer = this.verbs.createEndpoint({ ...this.endpointOptions, role: 'writer' });
+    } catch (e) {
+      reader.close();
+      throw e;
+    }
+    const local = { reader: reader.localInfo(), writer: writer.localInfo() };
+    this.sessions.set(peer, { id, reader, writer, local, remote: undefined, ready: false });
+    return local;
+  }
+
+  private current(peer: ReplicaId, id: number): RdmaSession {
+    const s = this.sessions.get(peer);
+    if (!s || s.id !== id) throw new Error(`session ${id} with ${peer} is no longer current`);
+    return s;
+  }
+
+  private connectSession(peer: ReplicaId, id: number, remote: RdmaLinkInfo): void {
+    const s = this.current(peer, id);
+    s.reader.connect(remote.writer); // their writer WRITEs into our reader's ring
+    s.writer.connect(remote.reader); // our writer WRITEs into theirs; they WRITE the head back
+    s.remote = remote;
+  }
+
+  private readySession(peer: ReplicaId, id: number): void {
+    const s = this.current(peer, id);
+    const link = this.links.get(peer)!;
+    s.ready = true;
+    link.out = {
+      maxPayload: this.maxPayload,
+      sendMany: (frames) => {
+        try {
+          return s.writer.sendMany(frames);
+        } catch (e) {
+          const err = e as Error & { code?: string };
+          if (err.code === 'ETOOBIG') throw err;
+          if (err.code === 'EAGAIN') return 0; // send queue full: like a full ring, retried
+          this.broken(peer, s, `RDMA write to ${peer} failed: ${err.message}`);
+          return 0;
+        }
+      },
+      stats: () => s.writer.stats(),
+      close: () => s.writer.close(),
+    };
+    if (this.everReady.has(peer)) link.reopens++; // a re-exchange (the peer restarted, or a write failed)
+    this.everReady.add(peer);
+    link.connected = true;
+    if (link.retry !== undefined) clearTimeout(link.retry);
+    link.retry = undefined;
+    if (link.queue.length && !link.flushScheduled) this.flush(link);
+  }
+
+  private sessionClosed(peer: ReplicaId, id: number, _why: string): void {
+    if (this.sessions.get(peer)?.id === id) this.dropSession(peer);
+  }
+
+  /** The session's endpoints failed: drop them and ask the exchange for a fresh session. */
+  private broken(peer: ReplicaId, s: RdmaSession, why: string): void {
+    if (this.closed || this.sessions.get(peer) !== s) return;
+    this.fail(new ShmTransportError('rdma', `${why}; exchanging endpoint details again`, peer));
+    this.dropSession(peer);
+    this.exchange.reset(peer, why);
+  }
+
+  private dropSession(peer: ReplicaId): void {
+    const s = this.sessions.get(peer);
+    if (!s) return;
+    this.sessions.delete(peer);
+    const link = this.links.get(peer);
+    if (link) {
+      link.out = undefined;
+      link.connected = false;
+    }
+    for (const ep of [s.reader, s.writer]) {
+      try {
+        ep.close();
+      } catch {
+        /* closed already */
+      }
+    }
+  }
+
+  private pollAll(): void {
+    if (this.closed) return;
+    for (const [peer, s] of this.sessions) {
+      if (!s.remote) continue; // not connected yet
+      let frames: Buffer[];
+      try {
+        frames = s.reader.poll();
+      } catch (e) {
+        this.broken(peer, s, `poll of the ring from ${peer} failed: ${(e as Error).message}`);
+        continue;
+      }
+      if (frames.length) this.deliver(peer, frames);
+    }
+  }
+
+  protected override fail(err: ShmTransportError): void {
+    if (this.opts.onError) this.opts.onError(err);
+    else if (err.code === 'rdma') this.log?.warn({ code: err.code, peer: err.peer }, err.message);
+    else super.fail(err);
+  }
+
+  protected override inStats(peer: ReplicaId): RingStats | undefined {
+    try {
+      return this.sessions.get(peer)?.reader.stats();
+    } catch {
+      return undefined;
+    }
+  }
+
   override async close(): Promise<void> {
+    if (this.closed) return;
     if (this.timer) clearInterval(this.timer);
-    await super.close();
-    for (const r of this.readers.values()) r.close();
-    this.readers.clear();
-    this.writers.clear();
+    await super.close(); // a last try for what waits, then the writers close
+    for (const peer of [...this.sessions.keys()]) this.dropSession(peer);
+    await this.exchange.close();
   }
 }
 

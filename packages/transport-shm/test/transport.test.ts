@@ -10,7 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { Bus, realEnv } from '@decree/bus';
 import type { Message } from '@decree/protocol';
 import { RdmaNotBuiltError, createRdmaEndpoint, loadRdmaAddonFrom, openShmRing } from '@decree/rdma-transport';
-import { NO_RDMA_DEVICE, ShmTransportError, createRdmaTransport, createShmTransport, listRdmaDevices, ringFileName, type ShmTransport } from '../src/index.ts';
+import { NO_RDMA_DEVICE, ShmTransportError, createRdmaSideChannel, createRdmaTransport, createShmTransport, listRdmaDevices, ringFileName, type ShmTransport } from '../src/index.ts';
 import { sleep, tempDir, waitFor } from './helpers.ts';
 
 const tmp = tempDir('shm');
@@ -186,8 +186,10 @@ describe('RDMA backend', () => {
   it('creating an endpoint or a transport throws the clear error', async () => {
     expect(() => createRdmaEndpoint({ role: 'reader' })).toThrow(NO_RDMA_DEVICE);
     expect(() => createRdmaEndpoint({ role: 'writer' })).toThrow(expect.objectContaining({ code: 'ENODEV' }));
-    await expect(createRdmaTransport({ self: 'a', peers: ['a', 'b'], exchange: async () => { throw new Error('unreachable'); } })).rejects.toThrow(
+    const exchange = createRdmaSideChannel({ self: 'a', listen: { port: 0 }, peers: {}, logger: false });
+    await expect(createRdmaTransport({ self: 'a', peers: ['a', 'b'], exchange })).rejects.toThrow(
       'no RDMA device found (ibv_get_device_list returned 0 devices)',
     );
+    expect(() => exchange.address()).toThrow(/not listening/); // device discovery comes first: no side channel opened
   });
 });
