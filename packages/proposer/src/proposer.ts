@@ -1,6 +1,7 @@
 import { setup } from 'xstate';
 import {
   type Ballot,
+  type Configuration,
   type Message,
   type MessageOf,
   type ReplicaId,
@@ -49,6 +50,15 @@ export interface ProposerInput {
   executedUpTo?: Slot;
   /** the highest round known at start (the local acceptor's durable promise): never reuse a ballot */
   maxRound?: number;
+  /** the configuration as of `executedUpTo` (default: epoch 1 of `members` from slot 1) */
+  configuration?: Configuration;
+}
+
+/** A configuration value in flight at `slot`: nothing above it is proposed until it is chosen. */
+export interface PendingConfig {
+  slot: Slot;
+  epoch: number;
+  members: readonly ReplicaId[];
 }
 
 export interface InflightSlot {
@@ -70,6 +80,14 @@ export interface ProposerData {
   readonly inc: number;
   members: readonly ReplicaId[];
   quorum: number;
+  /** the configuration this proposer works in: it prepares from its startSlot at the earliest */
+  config: Configuration;
+  /** a config value in flight (stall rule: no slot above it until it is chosen) */
+  pendingConfig: PendingConfig | undefined;
+  /** leading, but phase 1 runs again in a configuration that took effect (see specs/config-change) */
+  reprepare: boolean;
+  /** non-voting replicas catching up before a change: they get Decides */
+  observers: readonly ReplicaId[];
   opts: ProposerOptions;
   ballot: Ballot;
   maxRound: number;
@@ -105,6 +123,8 @@ export type ProposerEvent =
   | MessageOf<'nack'>
   | MessageOf<'progress'>
   | MessageOf<'submit'>
+  | MessageOf<'config-proposal'>
+  | MessageOf<'set-observers'>
   | { type: 'tick' }
   | { type: 'set-members'; members: readonly ReplicaId[] }
   | { type: 'stop' };
@@ -124,7 +144,53 @@ function leaderState(d: ProposerData, state: 'follower' | 'preparing' | 'leading
     executedUpTo: d.executedUpTo,
     ...(d.leaderHint !== undefined ? { leaderHint: d.leaderHint } : {}),
     ...(d.relinquished ? { relinquished: true } : {}),
+    config: d.config,
+    ...(d.observers.length ? { observers: d.observers } : {}),
   });
+}
+
+/** Decides go to the members and to the observers catching up. */
+function sendDecide(d: ProposerData): void {
+  for (const mm of d.members) d.input.send({ type: 'decide', ...hdr(d, mm), ballot: d.ballot, upTo: d.chosenUpTo });
+  for (const o of d.observers) if (!d.members.includes(o)) d.input.send({ type: 'decide', ...hdr(d, o), ballot: d.ballot, upTo: d.chosenUpTo });
+}
+
+/** Works in `config` from now on (members, quorum). */
+export function adoptConfig(d: ProposerData, config: Configuration): void {
+  CONTRACTS && requires(config.epoch >= d.config.epoch, 'adoptConfig: configurations only move forward');
+  d.config = { epoch: config.epoch, members: [...config.members], startSlot: config.startSlot };
+  setMembers(d, config.members);
+  if (d.observers.length) d.observers = d.observers.filter((o) => !config.members.includes(o));
+}
+
+/** The first slot this proposer may prepare: it never leads slots whose configuration it does not know. */
+const prepareFrom = (d: ProposerData): Slot => Math.max(d.executedUpTo + 1, d.config.startSlot);
+
+/** Phase 1 again, with a new ballot, among the members of a configuration that just took effect. */
+function startReprepare(d: ProposerData): void {
+  CONTRACTS && requires(d.pendingConfig === undefined && d.slots.size === 0, 'reprepare: nothing in flight');
+  d.reprepare = true;
+  d.maxRound++;
+  d.ballot = { round: d.maxRound, leader: d.self };
+  d.fromSlot = Math.max(d.config.startSlot, d.chosenUpTo + 1);
+  d.promises = new Map();
+  d.prepareSentAt = d.input.now();
+  d.stats.elections++;
+  for (const m of d.members) sendPrepare(d, m);
+  leaderState(d, 'leading');
+}
+
+/** A config value chosen at pc.slot: the new configuration governs the slots after it. */
+function configChosen(d: ProposerData): void {
+  const pc = d.pendingConfig!;
+  d.pendingConfig = undefined;
+  adoptConfig(d, { epoch: pc.epoch, members: pc.members, startSlot: pc.slot + 1 });
+  if (!pc.members.includes(d.self)) {
+    // not a member any more: step down (queued commands were never proposed); the new members elect
+    d.stepDownNow = true;
+    return;
+  }
+  startReprepare(d);
 }
 
 function sendPrepare(d: ProposerData, to: ReplicaId): void {
@@ -137,6 +203,8 @@ function sendAccept(d: ProposerData, to: ReplicaId, slot: Slot, value: SlotValue
 
 function propose(d: ProposerData, slot: Slot, value: SlotValue): void {
   CONTRACTS && requires(!d.slots.has(slot) && slot > d.chosenUpTo, `propose: slot ${slot} is free`);
+  CONTRACTS && requires(d.pendingConfig === undefined || slot <= d.pendingConfig.slot, `propose: slot ${slot} above a config value in flight`);
+  if (value.k === 'config') d.pendingConfig = { slot, epoch: value.epoch, members: value.members };
   const now = d.input.now();
   d.slots.set(slot, { value, acks: new Set(), firstSentAt: now, sentAt: now, chosen: false });
   d.stats.slotsProposed++;
@@ -146,15 +214,31 @@ function propose(d: ProposerData, slot: Slot, value: SlotValue): void {
 /** Batches queued commands into slot values while the pipeline has room (adaptive batching). */
 export function tryPropose(d: ProposerData): void {
   const q = d.queue;
-  while (d.queueHead < q.length && d.nextSlot - d.chosenUpTo - 1 < d.opts.maxInflightSlots && !d.stepDownNow && !d.lastProposed) {
+  while (
+    d.queueHead < q.length &&
+    d.nextSlot - d.chosenUpTo - 1 < d.opts.maxInflightSlots &&
+    !d.stepDownNow &&
+    !d.lastProposed &&
+    d.pendingConfig === undefined &&
+    !d.reprepare
+  ) {
     const first = q[d.queueHead]!;
+    if (first.config) {
+      // a configuration change: alone in its slot, and nothing above it until it is chosen
+      d.queueHead++;
+      const c = first.config;
+      propose(d, d.nextSlot++, {
+        k: 'config', epoch: d.config.epoch + 1, members: c.members, origin: d.self, inc: d.inc, firstId: first.id, ...(c.cookie ? { cookie: c.cookie } : {}),
+      });
+      continue;
+    }
     const cmds: Uint8Array[] = [first.cmd];
     let bytes = first.cmd.length;
     let i = d.queueHead + 1;
     if (!first.excl) {
       while (i < q.length && cmds.length < d.opts.maxBatchCmds) {
         const it = q[i]!;
-        if (it.excl || it.id !== q[i - 1]!.id + 1 || bytes + it.cmd.length > d.opts.maxBatchBytes) break;
+        if (it.excl || it.config || it.id !== q[i - 1]!.id + 1 || bytes + it.cmd.length > d.opts.maxBatchBytes) break;
         cmds.push(it.cmd);
         bytes += it.cmd.length;
         i++;
@@ -182,10 +266,11 @@ function startPrepare(d: ProposerData, e: MessageOf<'campaign'>): void {
   d.maxRound = round;
   d.ballot = { round, leader: d.self };
   d.cookie = e.cookie;
-  d.fromSlot = d.executedUpTo + 1;
+  d.fromSlot = prepareFrom(d);
   d.promises = new Map();
   d.prepareSentAt = d.input.now();
   d.relinquished = false;
+  d.stepDownNow = false;
   d.stats.elections++;
   for (const m of d.members) sendPrepare(d, m);
 }
@@ -197,11 +282,27 @@ export function recordPromise(d: ProposerData, m: MessageOf<'promise'>): void {
   d.promises.set(m.from, m);
 }
 
-/** Phase 1 done: re-propose the highest-ballot value of every open slot, fill holes with no-ops. */
-export function becomeLeader(d: ProposerData): void {
+/**
+ * Whether the promises say the log is truncated above the slot this proposer prepares from: a
+ * snapshot covers slots it never executed (which may hold configuration changes), so it must catch
+ * up before it leads.
+ */
+export function truncatedAhead(d: ProposerData, extra?: MessageOf<'promise'>): boolean {
+  if (extra && extra.truncatedBelow > d.fromSlot) return true;
+  for (const p of d.promises.values()) if (p.truncatedBelow > d.fromSlot) return true;
+  return false;
+}
+
+/**
+ * Phase 1 done: re-propose the highest-ballot value of every open slot, fill holes with no-ops. The
+ * re-proposals stop at the first config value: the slots after it belong to the new configuration,
+ * whose members are asked again once it is chosen. `keepQueue`: phase 1 ran again after a
+ * configuration change and the commands queued meanwhile go on.
+ */
+export function becomeLeader(d: ProposerData, keepQueue = false): void {
   CONTRACTS && requires(d.promises.size >= d.quorum, 'becomeLeader: a quorum of promises');
-  let start = d.fromSlot;
-  for (const p of d.promises.values()) if (p.truncatedBelow > start) start = p.truncatedBelow;
+  CONTRACTS && requires(!truncatedAhead(d), 'becomeLeader: no promise is truncated above the prepared slot');
+  const start = d.fromSlot;
   const best = new Map<Slot, { ballot: Ballot; value: SlotValue }>();
   let maxSlot = start - 1;
   for (const p of d.promises.values()) {
@@ -214,17 +315,29 @@ export function becomeLeader(d: ProposerData): void {
       if (e.slot > maxSlot) maxSlot = e.slot;
     }
   }
+  for (let s = start; s <= maxSlot; s++) {
+    if (best.get(s)?.value.k === 'config') {
+      maxSlot = s; // stop at the first config value (rule 4 of specs/config-change)
+      break;
+    }
+  }
   d.slots = new Map();
   d.chosenUpTo = start - 1;
   d.nextSlot = start;
-  d.recoveryEnd = maxSlot;
-  d.recoveredSent = false;
-  d.queue = [];
-  d.queueHead = 0;
+  d.pendingConfig = undefined;
+  d.reprepare = false;
+  if (keepQueue) {
+    d.recoveryEnd = Math.max(d.recoveryEnd, maxSlot);
+  } else {
+    d.recoveryEnd = maxSlot;
+    d.recoveredSent = false;
+    d.queue = [];
+    d.queueHead = 0;
+    d.lastProposed = false;
+    d.stats.leaderships++;
+  }
   d.stepDownNow = false;
-  d.lastProposed = false;
   d.leaderHint = d.self;
-  d.stats.leaderships++;
   for (let s = start; s <= maxSlot; s++) propose(d, s, best.get(s)?.value ?? NOOP);
   d.nextSlot = maxSlot + 1;
   CONTRACTS && ensures(d.nextSlot > d.chosenUpTo, 'becomeLeader: next slot above the chosen prefix');
@@ -255,7 +368,8 @@ export function onAccepted(d: ProposerData, m: MessageOf<'accepted'>): void {
     d.chosenUpTo++;
   }
   if (d.chosenUpTo > before) {
-    for (const mm of d.members) d.input.send({ type: 'decide', ...hdr(d, mm), ballot: d.ballot, upTo: d.chosenUpTo });
+    sendDecide(d);
+    if (d.pendingConfig && d.chosenUpTo >= d.pendingConfig.slot) configChosen(d);
     tryPropose(d);
   }
   CONTRACTS && ensures(d.nextSlot - d.chosenUpTo - 1 <= Math.max(d.opts.maxInflightSlots, d.recoveryEnd - d.chosenUpTo), 'accepted: window bound');
@@ -263,20 +377,77 @@ export function onAccepted(d: ProposerData, m: MessageOf<'accepted'>): void {
 
 /** Leaving leadership: queued commands were never proposed; in-flight ones may still be chosen. */
 function abortAll(d: ProposerData, hint: ReplicaId | undefined): void {
+  const h = hint !== undefined && hint !== d.self ? { leaderHint: hint } : {};
   const queued: number[] = [];
-  for (let i = d.queueHead; i < d.queue.length; i++) queued.push(d.queue[i]!.id);
+  for (let i = d.queueHead; i < d.queue.length; i++) {
+    const it = d.queue[i]!;
+    if (it.config) d.input.send({ type: 'config-refused', ...hdr(d, d.self), id: it.id, maybeChosen: false, reason: 'the leadership was lost before the change was proposed', ...h });
+    else queued.push(it.id);
+  }
   const flying: number[] = [];
   for (const s of d.slots.values()) {
     const v = s.value;
     if (!s.chosen && v.k === 'batch' && v.origin === d.self && v.inc === d.inc) for (let i = 0; i < v.cmds.length; i++) flying.push(v.firstId + i);
+    if (!s.chosen && v.k === 'config' && v.origin === d.self && v.inc === d.inc)
+      d.input.send({ type: 'config-refused', ...hdr(d, d.self), id: v.firstId, maybeChosen: true, reason: 'the leadership was lost while the change was in flight', ...h });
   }
-  const h = hint !== undefined && hint !== d.self ? { leaderHint: hint } : {};
   if (queued.length) d.input.send({ type: 'aborted', ...hdr(d, d.self), ids: queued, maybeChosen: false, ...h });
   if (flying.length) d.input.send({ type: 'aborted', ...hdr(d, d.self), ids: flying, maybeChosen: true, ...h });
   d.queue = [];
   d.queueHead = 0;
   d.slots = new Map();
   d.promises = new Map();
+  d.pendingConfig = undefined;
+  d.reprepare = false;
+}
+
+function refuseConfig(d: ProposerData, e: MessageOf<'config-proposal'>, reason: string): void {
+  const h = d.leaderHint !== undefined && d.leaderHint !== d.self ? { leaderHint: d.leaderHint } : {};
+  d.input.send({ type: 'config-refused', ...hdr(d, d.self), id: e.id, maybeChosen: false, reason, ...h });
+}
+
+/** A configuration change to propose behind the commands already queued (leader). */
+function enqueueConfig(d: ProposerData, e: MessageOf<'config-proposal'>): void {
+  let queued = false;
+  for (let i = d.queueHead; i < d.queue.length; i++) if (d.queue[i]!.config) queued = true;
+  if (queued || d.pendingConfig || d.reprepare) {
+    refuseConfig(d, e, 'another configuration change is pending');
+    return;
+  }
+  d.queue.push({ id: e.id, cmd: new Uint8Array(0), config: { members: [...e.members], ...(e.cookie ? { cookie: e.cookie } : {}) } });
+  tryPropose(d);
+}
+
+/**
+ * The learner's progress; it carries the configuration as of the executed slot. A newer one is
+ * adopted at once by a follower; a candidate prepares again in it; a leader that did not choose it
+ * itself steps down (it was leading slots whose configuration it did not know).
+ */
+function onProgress(d: ProposerData, e: MessageOf<'progress'>, state: 'follower' | 'preparing' | 'leading'): void {
+  if (e.executedUpTo > d.executedUpTo) d.executedUpTo = e.executedUpTo;
+  const c = e.config;
+  if (!c || c.epoch <= d.config.epoch) return;
+  if (state === 'leading') {
+    if (d.pendingConfig && d.pendingConfig.epoch === c.epoch) return; // our own change: configChosen handles it
+    adoptConfig(d, c);
+    d.stepDownNow = true;
+    return;
+  }
+  adoptConfig(d, c);
+  if (state === 'preparing') {
+    if (!c.members.includes(d.self)) {
+      d.stepDownNow = true;
+      return;
+    }
+    // prepare again among the new members, from the slot the new configuration starts at
+    d.maxRound++;
+    d.ballot = { round: d.maxRound, leader: d.self };
+    d.fromSlot = prepareFrom(d);
+    d.promises = new Map();
+    d.prepareSentAt = d.input.now();
+    for (const m of d.members) sendPrepare(d, m);
+  }
+  leaderState(d, state);
 }
 
 function rejectSubmit(d: ProposerData, e: MessageOf<'submit'>): void {
@@ -293,7 +464,7 @@ const higherNack = (d: ProposerData, m: MessageOf<'nack'>) => ballotEq(m.ballot,
 
 function retransmit(d: ProposerData, phase: 'preparing' | 'leading'): void {
   const now = d.input.now();
-  if (phase === 'preparing') {
+  if (phase === 'preparing' || d.reprepare) {
     if (now - d.prepareSentAt < d.opts.retransmitMs) return;
     d.prepareSentAt = now;
     for (const m of d.members) if (!d.promises.has(m)) sendPrepare(d, m);
@@ -305,7 +476,7 @@ function retransmit(d: ProposerData, phase: 'preparing' | 'leading'): void {
     for (const m of d.members) if (!s.acks.has(m)) sendAccept(d, m, slot, s.value);
   }
   // idle Decide: lets lagging or restarted learners know how far the log is chosen
-  for (const m of d.members) d.input.send({ type: 'decide', ...hdr(d, m), ballot: d.ballot, upTo: d.chosenUpTo });
+  sendDecide(d);
 }
 
 function setMembers(d: ProposerData, members: readonly ReplicaId[]): void {
@@ -336,9 +507,19 @@ export const proposerMachine = setup({
     },
     rejectSubmit: ({ context, event }) => rejectSubmit(context, event as MessageOf<'submit'>),
     observeNack: ({ context, event }) => observeNack(context, event as MessageOf<'nack'>),
-    progress: ({ context, event }) => {
-      const e = event as MessageOf<'progress'>;
-      if (e.executedUpTo > context.executedUpTo) context.executedUpTo = e.executedUpTo;
+    progressFollower: ({ context, event }) => onProgress(context, event as MessageOf<'progress'>, 'follower'),
+    progressPreparing: ({ context, event }) => onProgress(context, event as MessageOf<'progress'>, 'preparing'),
+    progressLeading: ({ context, event }) => onProgress(context, event as MessageOf<'progress'>, 'leading'),
+    refuseConfig: ({ context, event }) => refuseConfig(context, event as MessageOf<'config-proposal'>, 'this replica is not the leader'),
+    enqueueConfig: ({ context, event }) => enqueueConfig(context, event as MessageOf<'config-proposal'>),
+    setObservers: ({ context, event }) => {
+      const e = event as MessageOf<'set-observers'>;
+      context.observers = e.observers.filter((o) => !context.members.includes(o));
+    },
+    finishReprepare: ({ context: d }) => {
+      becomeLeader(d, true);
+      leaderState(d, 'leading');
+      tryPropose(d);
     },
     checkRecovered: ({ context: d }) => {
       if (!d.recoveredSent && d.executedUpTo >= d.recoveryEnd) {
@@ -374,6 +555,25 @@ export const proposerMachine = setup({
     },
     higherNack: ({ context, event }) => higherNack(context, event as MessageOf<'nack'>),
     stepDownNow: ({ context }) => context.stepDownNow,
+    /** a promise for this ballot says the log is truncated above the slot we prepare from: catch up first */
+    truncatedPromise: ({ context: d, event }) => {
+      const m = event as MessageOf<'promise'>;
+      return ballotEq(m.ballot, d.ballot) && m.fromSlot === d.fromSlot && d.members.includes(m.from) && m.truncatedBelow > d.fromSlot;
+    },
+    reprepareTruncated: ({ context: d, event }) => {
+      const m = event as MessageOf<'promise'>;
+      return d.reprepare && ballotEq(m.ballot, d.ballot) && m.fromSlot === d.fromSlot && d.members.includes(m.from) && m.truncatedBelow > d.fromSlot;
+    },
+    reprepareCompletes: ({ context: d, event }) => {
+      const m = event as MessageOf<'promise'>;
+      if (!d.reprepare || !ballotEq(m.ballot, d.ballot) || m.fromSlot !== d.fromSlot || !d.members.includes(m.from)) return false;
+      if (d.promises.size + (d.promises.has(m.from) ? 0 : 1) < d.quorum) return false;
+      return !d.members.includes(d.self) || m.from === d.self || d.promises.has(d.self);
+    },
+    repreparePromise: ({ context: d, event }) => {
+      const m = event as MessageOf<'promise'>;
+      return d.reprepare && ballotEq(m.ballot, d.ballot) && m.fromSlot === d.fromSlot;
+    },
   },
 }).createMachine({
   id: 'proposer',
@@ -388,6 +588,12 @@ export const proposerMachine = setup({
       opts,
       ballot: { round: 0, leader: input.self },
       maxRound: input.maxRound ?? 0,
+      config: input.configuration
+        ? { epoch: input.configuration.epoch, members: [...input.configuration.members], startSlot: input.configuration.startSlot }
+        : { epoch: 1, members: [...input.members], startSlot: 1 },
+      pendingConfig: undefined,
+      reprepare: false,
+      observers: [],
       leaderHint: undefined,
       executedUpTo: input.executedUpTo ?? 0,
       cookie: undefined,
@@ -408,13 +614,13 @@ export const proposerMachine = setup({
       stats: { slotsProposed: 0, commandsProposed: 0, slotsChosen: 0, votingMs: 0, elections: 0, leaderships: 0 },
       input,
     };
-    setMembers(d, input.members);
+    setMembers(d, d.config.members);
     return d;
   },
   initial: 'follower',
   on: {
-    progress: { actions: 'progress' },
     'set-members': { actions: 'setMembers' },
+    'set-observers': { actions: 'setObservers' },
     stop: '.stopped',
   },
   states: {
@@ -424,13 +630,19 @@ export const proposerMachine = setup({
         campaign: { target: 'preparing', actions: 'startPrepare' },
         submit: { actions: 'rejectSubmit' },
         nack: { actions: 'observeNack' },
+        progress: { actions: 'progressFollower' },
+        'config-proposal': { actions: 'refuseConfig' },
       },
     },
     preparing: {
       entry: 'announcePreparing',
+      always: { guard: 'stepDownNow', target: 'follower', actions: 'markRelinquished' },
       on: {
         campaign: { target: 'preparing', reenter: true, actions: 'startPrepare' },
+        progress: { actions: 'progressPreparing' },
+        'config-proposal': { actions: 'refuseConfig' },
         promise: [
+          { guard: 'truncatedPromise', target: 'follower', actions: 'markRelinquished' },
           { guard: 'completesQuorum', target: 'leading', actions: ['recordPromise', 'becomeLeader'] },
           { guard: 'forThisBallot', actions: 'recordPromise' },
         ],
@@ -448,7 +660,13 @@ export const proposerMachine = setup({
         submit: { actions: 'enqueue' },
         accepted: { actions: 'onAccepted' },
         nack: [{ guard: 'higherNack', target: 'follower', actions: 'observeNack' }, { actions: 'observeNack' }],
-        progress: { actions: ['progress', 'checkRecovered'] },
+        progress: { actions: ['progressLeading', 'checkRecovered'] },
+        'config-proposal': { actions: 'enqueueConfig' },
+        promise: [
+          { guard: 'reprepareTruncated', target: 'follower', actions: 'markRelinquished' },
+          { guard: 'reprepareCompletes', actions: ['recordPromise', 'finishReprepare'] },
+          { guard: 'repreparePromise', actions: 'recordPromise' },
+        ],
         tick: { actions: ['retransmitAccepts', 'announceLeading'] },
         resign: { target: 'follower', actions: 'markRelinquished' },
       },

@@ -57,14 +57,14 @@ describe('proposer: phase 1', () => {
     expect(h.sent('leader-state').at(-1)).toMatchObject({ state: 'leading', ballot: bal });
   });
 
-  it('recovery re-proposes the highest-ballot value of every open slot, fills holes with no-ops, from the highest truncatedBelow', () => {
+  it('recovery re-proposes the highest-ballot value of every open slot and fills holes with no-ops', () => {
     const h = proposerHarness();
     h.actor.send(campaign(5));
     const bal = h.ctx().ballot;
     h.take();
     h.actor.send(
       promise('r1', bal, 1, [
-        { slot: 2, ballot: b(1, 'r2'), value: val('old-2') }, // below the truncation point: ignored
+        { slot: 2, ballot: b(1, 'r2'), value: val('two') },
         { slot: 5, ballot: b(1, 'r2'), value: val('five-low') },
         { slot: 7, ballot: b(1, 'r2'), value: val('seven') },
       ]),
@@ -73,22 +73,35 @@ describe('proposer: phase 1', () => {
       promise('r3', bal, 1, [
         { slot: 5, ballot: b(2, 'r3'), value: val('five-high') },
         { slot: 8, ballot: b(1, 'r2'), value: val('eight') },
-      ], 4),
+      ]),
     );
     expect(h.state()).toBe('leading');
     const acc = h.sent('accept');
     for (const a of acc) expect(a.ballot).toEqual(bal);
     const p = h.proposals();
-    expect([...p.keys()]).toEqual([4, 5, 6, 7, 8]);
+    expect([...p.keys()]).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    expect(p.get(1)).toEqual(NOOP);
+    expect(slotValueEquals(p.get(2)!, val('two'))).toBe(true);
     expect(p.get(4)).toEqual(NOOP);
     expect(slotValueEquals(p.get(5)!, val('five-high'))).toBe(true);
     expect(p.get(6)).toEqual(NOOP);
     expect(slotValueEquals(p.get(7)!, val('seven'))).toBe(true);
     expect(slotValueEquals(p.get(8)!, val('eight'))).toBe(true);
     expect(acc.filter((a) => a.slot === 5).map((a) => a.to)).toEqual([...MEMBERS]);
-    expect(h.ctx().chosenUpTo).toBe(3);
+    expect(h.ctx().chosenUpTo).toBe(0);
     expect(h.ctx().nextSlot).toBe(9);
     expect(h.ctx().recoveryEnd).toBe(8);
+  });
+
+  it('a promise truncated above the prepared slot makes the candidate step down to catch up first (it cannot know the configuration there)', () => {
+    const h = proposerHarness({ executedUpTo: 2 });
+    h.actor.send(campaign(5));
+    const bal = h.ctx().ballot;
+    h.actor.send(promise('r1', bal, 3));
+    h.actor.send(promise('r3', bal, 3, [], 10)); // r3 holds nothing below slot 10: slots 3..9 were chosen and snapshotted
+    expect(h.state()).toBe('follower');
+    expect(h.sent('accept')).toHaveLength(0);
+    expect(h.sent('leader-state').at(-1)).toMatchObject({ state: 'follower', relinquished: true });
   });
 
   it('sends `recovered` only once progress reports executedUpTo >= the recovery end', () => {
