@@ -53,6 +53,12 @@ describe('parseConfig', () => {
     expect(c.secret).toBeUndefined();
   });
 
+  it('accepts an rdma section', () => {
+    const rdma = { device: 'mlx5_0', port: 1, gidIndex: 3, capacity: 1 << 20 };
+    expect(parseConfig(good({ transport: 'rdma', rdma })).rdma).toEqual(rdma);
+    expect(parseConfig(good({ transport: 'rdma' })).rdma).toBeUndefined(); // every field has a default
+  });
+
   const cases: [string, unknown, RegExp[]][] = [
     ['a replica without port', good({ replicas: [{ id: 'r1', clientPort: 1 }] }), [/^c\.json: replicas\[0\]\.port: missing/]],
     ['a port out of range', good({ replicas: [{ id: 'r1', port: 70000, clientPort: 1 }] }), [/^c\.json: replicas\[0\]\.port: .*65535/]],
@@ -79,6 +85,11 @@ describe('parseConfig', () => {
     ['a heartbeat too slow for the timeout', good({ election: { minMs: 300, maxMs: 600, heartbeatMs: 200 } }), [/^c\.json: election\.heartbeatMs: /]],
     ['a short secret', good({ secret: 'short' }), [/^c\.json: secret: /]],
     ['duplicate rings', good({ rings: ['a', 'a'] }), [/^c\.json: rings: duplicate ring id/]],
+    [
+      'bad rdma settings',
+      good({ transport: 'rdma', rdma: { device: '', port: 0, gidIndex: 256, capacity: 5000, dev: 'x' } }),
+      [/^c\.json: rdma\.device: /, /^c\.json: rdma\.port: .*>=1/, /^c\.json: rdma\.gidIndex: .*<=255/, /^c\.json: rdma\.capacity: must be a power of two/, /^c\.json: rdma\.dev: unknown field$/],
+    ],
     ['not an object', [1, 2], [/^c\.json: \(top level\): /]],
     [
       'three problems at once',
@@ -161,6 +172,12 @@ describe('decree start with bad config files and flags (real CLI)', async () => 
     ['a missing --config', () => ['start', '--id', 'r1'], [/required option '--config <file>' not specified/]],
     ['an unknown flag', () => ['start', '--config', valid(), '--id', 'r1', '--verbose'], [/unknown option '--verbose'/]],
     ['an unknown subcommand', () => ['begin', '--config', valid()], [/unknown command 'begin'/]],
+    [
+      // device discovery at start (packages/transport-shm tests cover the library call): one line, no stack
+      'transport rdma on a machine without an RDMA device',
+      () => ['start', '--config', file('rdma.json', { transport: 'rdma', rdma: { gidIndex: 1 }, dataDir: path.join(tmp.dir, 'data'), replicas: [{ id: 'r1', port: p1, clientPort: p2 }, { id: 'r2', port: p3, clientPort: p4 }] }), '--id', 'r1'],
+      [/^decree: no RDMA device found \(ibv_get_device_list returned 0 devices\)$/],
+    ],
     [
       'a data dir that cannot be created',
       () => ['start', '--config', file('datafile.json', { dataDir: file('afile', 'x'), replicas: [{ id: 'r1', port: p1, clientPort: p2 }] }), '--id', 'r1'],
