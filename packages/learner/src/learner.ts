@@ -2,6 +2,7 @@ import { setup } from 'xstate';
 import {
   type Ballot,
   type ChosenEntry,
+  type Configuration,
   type Message,
   type MessageOf,
   type ReplicaId,
@@ -12,6 +13,7 @@ import {
   CONTRACTS,
   compareBallots,
   ensures,
+  invariant,
   requires,
   slotValueSize,
 } from '@decree/protocol';
@@ -44,6 +46,10 @@ export interface LearnerInput {
   options?: Partial<LearnerOptions>;
   /** the slot the state machine holds at start (from a snapshot); 0 for empty */
   executedUpTo?: Slot;
+  /** the configuration as of executedUpTo (default: epoch 1 of `members`); epoch 0: none known yet (joining) */
+  configuration?: Configuration;
+  /** every replica of the ring this learner may ask for missing slots when its configuration names none */
+  peers?: readonly ReplicaId[];
   /** called when the state machine throws: the replica reports it (the command's result is undefined) */
   onApplyError?: (err: unknown, slot: Slot) => void;
   /**
@@ -61,6 +67,8 @@ export interface LearnerData {
   readonly self: ReplicaId;
   readonly inc: number;
   members: readonly ReplicaId[];
+  /** the configuration as of executedUpTo: it governs the slots after it */
+  config: Configuration;
   opts: LearnerOptions;
   pending: Map<Slot, { ballot: Ballot; value: SlotValue }>;
   chosen: Map<Slot, SlotValue>;
@@ -105,7 +113,7 @@ export type LearnerEvent =
   | { type: 'hold' }
   | { type: 'release' }
   /** the state machine now holds the state as of `slot` (a snapshot was installed); releases one hold */
-  | { type: 'installed'; slot: Slot }
+  | { type: 'installed'; slot: Slot; config?: Configuration }
   /** drop retained slots below `below` (a snapshot covers them) */
   | { type: 'truncate'; below: Slot }
   | { type: 'stop' };
@@ -199,8 +207,11 @@ export function execute(d: LearnerData): void {
       d.stats.commandsExecuted += cmds.length;
       if (results) d.input.send({ type: 'executed', ...hdr(d, d.self), slot, inc: v.inc, firstId: v.firstId, results });
     } else if (v.k === 'config') {
-      if (v.origin === d.self && v.inc === d.inc)
-        d.input.send({ type: 'executed', ...hdr(d, d.self), slot, inc: v.inc, firstId: v.firstId, results: [undefined] });
+      CONTRACTS && invariant(d.config.epoch === 0 || v.epoch === d.config.epoch + 1, `execute: config epoch ${v.epoch} follows ${d.config.epoch}`);
+      setConfig(d, { epoch: v.epoch, members: v.members, startSlot: slot + 1 });
+      d.input.send({
+        type: 'reconfigured', ...hdr(d, d.self), slot, config: d.config, origin: v.origin, inc: v.inc, firstId: v.firstId, ...(v.cookie ? { cookie: v.cookie } : {}),
+      });
     }
     d.executedUpTo = slot;
     d.stats.slotsExecuted++;
@@ -216,6 +227,12 @@ export function execute(d: LearnerData): void {
   CONTRACTS && ensures(d.holds > 0 || !d.chosen.has(d.executedUpTo + 1), 'execute: stops only at a gap or a hold');
 }
 
+function setConfig(d: LearnerData, c: Configuration): void {
+  d.config = { epoch: c.epoch, members: [...c.members], startSlot: c.startSlot };
+  d.members = d.config.members;
+  d.progressDirty = true;
+}
+
 /**
  * Stops applying at once (synchronously, even from inside onExecuted): the state machine stays as
  * of the executed slot until a matching 'release' (or 'installed') event.
@@ -224,10 +241,15 @@ export function holdLearner(d: LearnerData): void {
   d.holds++;
 }
 
-/** A snapshot as of `slot` replaced the state machine's state: go on at slot+1. */
-export function onInstalled(d: LearnerData, slot: Slot): void {
+/** A snapshot as of `slot` (with the configuration of the slots after it) replaced the state machine's state: go on at slot+1. */
+export function onInstalled(d: LearnerData, slot: Slot, config?: Configuration): void {
   if (slot > d.executedUpTo) {
     d.executedUpTo = slot;
+    if (config && config.epoch >= d.config.epoch && config.epoch > 0) {
+      const changed = config.epoch !== d.config.epoch;
+      setConfig(d, config);
+      if (changed) d.input.send({ type: 'reconfigured', ...hdr(d, d.self), slot, config: d.config });
+    }
     for (const s of d.chosen.keys()) if (s <= slot) d.chosen.delete(s);
     for (const s of d.pending.keys()) if (s <= slot) d.pending.delete(s);
     if (d.decidedUpTo < slot) d.decidedUpTo = slot;
@@ -257,8 +279,14 @@ export function truncateRetained(d: LearnerData, below: Slot): void {
  * answer did not help), the other members in turn, so a peer lacking the slot is not asked forever.
  */
 function pickPeer(d: LearnerData, retry: boolean): ReplicaId | undefined {
-  if (!retry && d.leaderGuess && d.leaderGuess !== d.self && d.members.includes(d.leaderGuess)) return d.leaderGuess;
-  const others = d.members.filter((m) => m !== d.self);
+  if (!retry && d.leaderGuess && d.leaderGuess !== d.self && (d.members.includes(d.leaderGuess) || !d.members.includes(d.self)))
+    return d.leaderGuess;
+  // a replica outside the configuration (joining, or removed) asks the leader it heard of, then any peer of the ring
+  let others = d.members.filter((m) => m !== d.self);
+  if (!d.members.includes(d.self)) {
+    const extra = [...(d.leaderGuess && d.leaderGuess !== d.self ? [d.leaderGuess] : []), ...(d.input.peers ?? [])];
+    for (const p of extra) if (p !== d.self && !others.includes(p)) others = [...others, p];
+  }
   if (others.length === 0) return undefined;
   return others[Math.floor((d.executedUpTo + d.stats.catchupRequests) % others.length)];
 }
@@ -310,7 +338,7 @@ export function onCatchupReply(d: LearnerData, m: MessageOf<'catchup-rep'>): voi
 function sendProgress(d: LearnerData): void {
   if (!d.progressDirty) return;
   d.progressDirty = false;
-  d.input.send({ type: 'progress', ...hdr(d, d.self), executedUpTo: d.executedUpTo, chosenUpTo: d.decidedUpTo });
+  d.input.send({ type: 'progress', ...hdr(d, d.self), executedUpTo: d.executedUpTo, chosenUpTo: d.decidedUpTo, config: d.config });
 }
 
 export const learnerMachine = setup({
@@ -356,7 +384,8 @@ export const learnerMachine = setup({
       sendProgress(d);
     },
     installed: ({ context: d, event }) => {
-      onInstalled(d, (event as { slot: Slot }).slot);
+      const e = event as { slot: Slot; config?: Configuration };
+      onInstalled(d, e.slot, e.config);
       if (d.holds > 0) d.holds--;
       execute(d);
       maybeCatchup(d, true);
@@ -373,7 +402,10 @@ export const learnerMachine = setup({
     ring: input.ring,
     self: input.self,
     inc: input.inc,
-    members: [...input.members],
+    members: input.configuration ? [...input.configuration.members] : [...input.members],
+    config: input.configuration
+      ? { epoch: input.configuration.epoch, members: [...input.configuration.members], startSlot: input.configuration.startSlot }
+      : { epoch: 1, members: [...input.members], startSlot: 1 },
     opts: { ...DEFAULT_LEARNER_OPTIONS, ...input.options },
     pending: new Map(),
     chosen: new Map(),
