@@ -495,6 +495,9 @@ class RdmaEndpoint : public Napi::ObjectWrap<RdmaEndpoint> {
     std::vector<const uint8_t*> ptrs;
     std::vector<size_t> lens;
     collect(info[0], ptrs, lens, ring_->maxPayload());
+    // take frames only when their WRITEs can be posted: frames in the mirror that never went out would
+    // leave a hole below the next published tail
+    if (ptrs.empty() || !verbs(env, [&]() { return ep->canPost(); })) return Napi::Number::New(env, 0);
     uint64_t from = ring_->tail();
     size_t n = ring_->writeMany(ptrs.data(), lens.data(), ptrs.size());
     uint64_t to = ring_->tail();
@@ -508,7 +511,7 @@ class RdmaEndpoint : public Napi::ObjectWrap<RdmaEndpoint> {
       }
       ranges.push_back({64, 16});  // tail + seq, after the bytes (the reader checks crc anyway)
       bool ok = verbs(env, [&]() { return ep->writeRanges(ranges); });
-      if (!ok) throw makeError(env, "EAGAIN", "RDMA send queue full");
+      if (!ok) throw makeError(env, "EAGAIN", "RDMA send queue full");  // not reached: canPost() above
     }
     return Napi::Number::New(env, static_cast<double>(n));
   }
@@ -519,12 +522,13 @@ class RdmaEndpoint : public Napi::ObjectWrap<RdmaEndpoint> {
     if (!reader_) throw makeError(env, "EROLE", "this RDMA endpoint is a writer");
     Napi::Array out = Napi::Array::New(env);
     uint32_t i = 0;
-    uint64_t before = ring_->head();
     // a frame that stays invalid for many polls is torn (its writer died): skip it then
     bool wait = stuckPolls_ < 10000;
     ring_->consume(4096, 16u << 20, [&](const uint8_t* p, size_t n) { out.Set(i++, Napi::Buffer<uint8_t>::Copy(env, p, n)); }, wait);
     stuckPolls_ = ring_->stuck ? stuckPolls_ + 1 : 0;
-    if (ring_->head() != before) verbs(env, [&]() { return ep->writeRanges({{128, 16}}); });  // head back to the writer
+    // the head back to the writer (its flow control); a write-back the full send queue refused is
+    // retried on the next poll, so a writer waiting for room always learns of it
+    if (ring_->head() != publishedHead_ && verbs(env, [&]() { return ep->writeRanges({{128, 16}}); })) publishedHead_ = ring_->head();
     return out;
   }
 
@@ -540,6 +544,8 @@ class RdmaEndpoint : public Napi::ObjectWrap<RdmaEndpoint> {
   decree::VerbsEndpoint* ep_ = nullptr;
   Ring* ring_ = nullptr;
   uint32_t stuckPolls_ = 0;
+  /** the head the writer was last sent (reader) */
+  uint64_t publishedHead_ = 0;
 };
 
 Napi::Value ListRdmaDevices(const Napi::CallbackInfo& info) {

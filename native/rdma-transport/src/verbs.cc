@@ -222,6 +222,12 @@ bool VerbsEndpoint::writeRanges(const std::vector<std::pair<uint64_t, uint64_t>>
   return true;
 }
 
+bool VerbsEndpoint::canPost() {
+  if (!impl_->connected) throw VerbsError("ENOTCONN", "RDMA endpoint is not connected (call connect with the peer's info first)");
+  reap();
+  return impl_->outstanding + 1 <= impl_->depth / 2;
+}
+
 int VerbsEndpoint::reap() {
   VerbsImpl* im = impl_;
   ibv_wc wc[16];
@@ -251,6 +257,7 @@ RdmaPeerInfo VerbsEndpoint::local() const { return {}; }
 void VerbsEndpoint::connect(const RdmaPeerInfo&) { throw notBuilt(); }
 bool VerbsEndpoint::writeRanges(const std::vector<std::pair<uint64_t, uint64_t>>&) { throw notBuilt(); }
 int VerbsEndpoint::reap() { return 0; }
+bool VerbsEndpoint::canPost() { throw notBuilt(); }
 std::string VerbsEndpoint::deviceName() const { return ""; }
 
 #endif

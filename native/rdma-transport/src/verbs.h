@@ -47,6 +47,8 @@ class VerbsEndpoint {
   /** posts RDMA WRITEs of the given local byte ranges to the same offsets of the remote region, in
    *  order, one work-request chain; false when the send queue is full */
   bool writeRanges(const std::vector<std::pair<uint64_t, uint64_t>>& ranges);
+  /** reaps completions, then whether one more work-request chain may be posted (false: the send queue is full) */
+  bool canPost();
   /** reaps completions; throws VerbsError on a failed one */
   int reap();
   std::string deviceName() const;
