@@ -34,6 +34,14 @@ export interface ElectorInput {
   canBecomeLeader?: () => boolean | { ok: boolean; cookie?: Uint8Array };
   /** the highest round known at start (the local acceptor's durable promise) */
   maxRound?: number;
+  /** the configuration number of `members` (they change with the proposer's leader-state) */
+  configEpoch?: number;
+  /**
+   * Every replica of the ring: a heartbeat from one of them is honoured even when this replica's
+   * configuration does not name it yet (a lagging replica follows the leader of a newer configuration
+   * instead of campaigning against it). Others are ignored unless they are members.
+   */
+  peers?: readonly ReplicaId[];
 }
 
 export interface PeerVote {
@@ -46,6 +54,11 @@ export interface ElectorData {
   readonly ring: RingId;
   readonly self: ReplicaId;
   members: readonly ReplicaId[];
+  configEpoch: number;
+  /** replicas catching up before a configuration change (the config-manager names them): they get heartbeats */
+  observers: readonly ReplicaId[];
+  /** the config-manager wants a peer-progress report on every heartbeat tick */
+  watch: boolean;
   opts: ElectorOptions;
   leader: ReplicaId | undefined;
   leaderBallot: Ballot;
@@ -76,13 +89,14 @@ export type ElectorEvent =
   /** send a heartbeat round now (read-index confirms leadership with its acks) */
   | { type: 'beat-now' }
   | { type: 'set-members'; members: readonly ReplicaId[] }
+  | MessageOf<'watch-peers'>
   | { type: 'stop' };
 
 const hdr = (d: ElectorData, to: ReplicaId) => ({ ring: d.ring, from: d.self, to });
 const quorumOf = (n: number) => Math.floor(n / 2) + 1;
 
 function validHeartbeat(d: ElectorData, m: MessageOf<'heartbeat'>): boolean {
-  return m.from !== d.self && d.members.includes(m.from) && compareBallots(m.ballot, d.leaderBallot) >= 0 && m.ballot.round >= d.maxRound;
+  return m.from !== d.self && (d.members.includes(m.from) || !!d.input.peers?.includes(m.from)) && compareBallots(m.ballot, d.leaderBallot) >= 0 && m.ballot.round >= d.maxRound;
 }
 
 function recordHeartbeat(d: ElectorData, m: MessageOf<'heartbeat'>): void {
@@ -121,11 +135,27 @@ function vetted(d: ElectorData): boolean {
 }
 
 function sendHeartbeats(d: ElectorData): void {
-  for (const m of d.members) {
-    if (m === d.self) continue;
+  const beat = (m: ReplicaId) => {
     d.stats.heartbeatsSent++;
     d.input.send({ type: 'heartbeat', ...hdr(d, m), ballot: d.leaderBallot, decidedUpTo: d.decidedUpTo, ...(d.cookie ? { cookie: d.cookie } : {}) });
-  }
+  };
+  for (const m of d.members) if (m !== d.self) beat(m);
+  for (const o of d.observers) if (o !== d.self && !d.members.includes(o)) beat(o);
+}
+
+/** For the config-manager: how far each peer has applied, and how long ago it answered. */
+function reportPeers(d: ElectorData, leading: boolean): void {
+  const now = d.input.now();
+  const peers = [...d.votes].map(([id, v]) => ({ id, appliedUpTo: v.appliedUpTo, ageMs: Math.max(0, Math.round(now - v.ackAt)) }));
+  d.input.send({
+    type: 'peer-progress',
+    ...hdr(d, d.self),
+    leading,
+    ...(d.leader !== undefined ? { leader: d.leader } : {}),
+    decidedUpTo: d.decidedUpTo,
+    windowMs: Math.round(d.opts.electionTimeoutMaxMs),
+    peers: leading ? peers : [],
+  });
 }
 
 /** CheckQuorum: a leader that has not heard a majority for an election timeout steps down. */
@@ -164,6 +194,11 @@ export const electorMachine = setup({
       if (m.maxRound > d.maxRound) d.maxRound = m.maxRound;
       if (m.decidedUpTo > d.decidedUpTo || m.state === 'leading') d.decidedUpTo = Math.max(d.decidedUpTo, m.decidedUpTo);
       d.executedUpTo = Math.max(d.executedUpTo, m.executedUpTo);
+      if (m.config && m.config.epoch > d.configEpoch) {
+        d.configEpoch = m.config.epoch;
+        d.members = [...m.config.members];
+        d.observers = d.observers.filter((o) => !d.members.includes(o));
+      }
       if (m.state === 'leading') {
         d.leader = d.self;
         d.leaderBallot = m.ballot;
@@ -180,6 +215,7 @@ export const electorMachine = setup({
     beatNow: ({ context: d }) => sendHeartbeats(d),
     heartbeatTick: ({ context: d }) => {
       sendHeartbeats(d);
+      if (d.watch) reportPeers(d, true);
       if (quorumLost(d)) {
         d.stats.quorumLosses++;
         d.input.send({ type: 'resign', ...hdr(d, d.self), reason: 'no majority heard within the election timeout' });
@@ -209,6 +245,16 @@ export const electorMachine = setup({
     setMembers: ({ context: d, event }) => {
       d.members = [...(event as { members: readonly ReplicaId[] }).members];
     },
+    reportLeft: ({ context: d }) => {
+      if (d.watch) reportPeers(d, false);
+    },
+    watchPeers: ({ context: d, event, self }) => {
+      const e = event as MessageOf<'watch-peers'>;
+      d.watch = e.watch;
+      d.observers = e.observers.filter((o) => !d.members.includes(o));
+      // answer at once: a follower says so (the config-manager refuses the change), a leader reports
+      if (e.watch) reportPeers(d, self.getSnapshot().matches('leader'));
+    },
     clearPromotionSuppression: ({ context: d }) => {
       d.suppressUntil = 0;
     },
@@ -236,6 +282,9 @@ export const electorMachine = setup({
     ring: input.ring,
     self: input.self,
     members: [...input.members],
+    configEpoch: input.configEpoch ?? 1,
+    observers: [],
+    watch: false,
     opts: { ...DEFAULT_ELECTOR_OPTIONS, ...input.options },
     leader: undefined,
     leaderBallot: { round: 0, leader: '' },
@@ -258,6 +307,7 @@ export const electorMachine = setup({
     'set-timeout': { actions: 'setTimeout' },
     'set-payload': { actions: 'setPayload' },
     'set-members': { actions: 'setMembers' },
+    'watch-peers': { actions: 'watchPeers' },
     stop: '.stopped',
   },
   states: {
@@ -298,9 +348,10 @@ export const electorMachine = setup({
       on: {
         'heartbeat-ack': { actions: 'ack' },
         heartbeat: { guard: 'higherHeartbeat', actions: 'resignForHigher' },
+        // a config-manager waiting for peers' progress hears at once that this replica no longer leads
         'leader-state': [
-          { guard: 'nowFollower', target: 'follower', actions: 'leaderState' },
-          { guard: 'nowPreparing', target: 'campaigning', actions: 'leaderState' },
+          { guard: 'nowFollower', target: 'follower', actions: ['leaderState', 'reportLeft'] },
+          { guard: 'nowPreparing', target: 'campaigning', actions: ['leaderState', 'reportLeft'] },
           { actions: 'leaderState' },
         ],
         relinquish: { actions: 'relinquish' },
