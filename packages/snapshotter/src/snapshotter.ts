@@ -1,5 +1,6 @@
 import { setup } from 'xstate';
 import {
+  type Configuration,
   type Message,
   type MessageOf,
   type ReplicaId,
@@ -51,6 +52,10 @@ export interface SnapshotterInput {
   ring: RingId;
   self: ReplicaId;
   members: () => readonly ReplicaId[];
+  /** the configuration as of the executed slot (stored in each snapshot); default: epoch 1 of members() */
+  configuration?: () => Configuration;
+  /** every replica of the ring: a replica outside the configuration (joining) fetches from them */
+  peers?: () => readonly ReplicaId[];
   stateMachine: StateMachine;
   store: SnapshotStore;
   send: (msg: Message) => void;
@@ -64,8 +69,8 @@ export interface SnapshotterInput {
   /** stop applying now (synchronously); `release` undoes one hold */
   holdLearner: () => void;
   releaseLearner: () => void;
-  /** the state machine now holds the state as of `slot`: the learner goes on at slot+1 (and releases one hold) */
-  installed: (slot: Slot) => void;
+  /** the state machine now holds the state as of `slot` (configuration `config` after it): the learner goes on at slot+1 (and releases one hold) */
+  installed: (slot: Slot, config?: Configuration) => void;
   /** the log below `below` may go (acceptor store and the learner's retained slots) */
   truncate: (below: Slot) => void;
   log?: (msg: string, err?: unknown) => void;
@@ -90,6 +95,10 @@ interface Fetch {
   length: number;
   count: number;
   members: readonly ReplicaId[];
+  /** the configuration number the sender named (undefined: an older sender) */
+  epoch?: number | undefined;
+  /** set at install: the configuration after the snapshot's slot */
+  config?: Configuration;
   chunks: Map<number, Uint8Array>;
   next: number;
   lastProgressAt: number;
@@ -287,6 +296,7 @@ function sendChunks(d: SnapshotterData, s: ServeSession, from: number, to: numbe
       xfer: s.xfer,
       slot: snap.meta.slot,
       members: snap.meta.members,
+      ...(snap.meta.epoch !== undefined ? { epoch: snap.meta.epoch } : {}),
       length: snap.data.length,
       crc: snap.meta.crc,
       index: i,
@@ -340,8 +350,18 @@ function serveLoaded(d: SnapshotterData, e: Extract<SnapshotterEvent, { type: 's
 
 // ------------------------------------------------------------------ receiving a transfer
 
+/** The peers to fetch from: the other members; a replica outside its configuration also tries every ring peer. */
+function fetchPeers(d: SnapshotterData): readonly ReplicaId[] {
+  const members = d.input.members();
+  const others = members.filter((m) => m !== d.self);
+  if (members.includes(d.self)) return others;
+  for (const p of d.input.peers?.() ?? []) if (p !== d.self && !others.includes(p)) others.push(p);
+  return others;
+}
+
 function pickPeer(d: SnapshotterData, preferred: ReplicaId | undefined, tried: number): ReplicaId | undefined {
-  const others = d.input.members().filter((m) => m !== d.self);
+  const others = [...fetchPeers(d)];
+  if (preferred && preferred !== d.self && !others.includes(preferred)) others.unshift(preferred);
   if (others.length === 0) return undefined;
   if (preferred && tried === 0 && others.includes(preferred)) return preferred;
   return others[tried % others.length];
@@ -371,6 +391,7 @@ function startOver(f: Fetch): void {
   f.length = 0;
   f.count = 0;
   f.members = [];
+  f.epoch = undefined;
   f.chunks = new Map();
   f.next = 0;
 }
@@ -389,7 +410,7 @@ function onChunk(d: SnapshotterData, m: MessageOf<'snap-chunk'>, self: { send(e:
     // this peer has no snapshot: try the next one at the retry; when none has one, give up (the
     // learner asks again if it still needs one)
     f.none.add(m.from);
-    if (f.none.size >= d.input.members().filter((x) => x !== d.self).length) {
+    if (f.none.size >= fetchPeers(d).length) {
       endFetch(d, new Error('no peer has a snapshot'));
       return;
     }
@@ -416,6 +437,7 @@ function onChunk(d: SnapshotterData, m: MessageOf<'snap-chunk'>, self: { send(e:
     f.length = m.length;
     f.count = m.count;
     f.members = [...m.members];
+    f.epoch = m.epoch;
   }
   if (m.index < f.next || m.index >= f.count || f.chunks.has(m.index)) {
     return;
@@ -471,6 +493,9 @@ function install(d: SnapshotterData, f: Fetch, self: { send(e: SnapshotterEvent)
   d.input.holdLearner();
   const sm = d.input.stateMachine;
   const members = f.members;
+  // a snapshot from a sender older than configuration changes names no epoch: epoch 1 of its members
+  const config: Configuration = { epoch: f.epoch ?? 1, members, startSlot: slot + 1 };
+  f.config = config;
   let restored: Promise<void>;
   try {
     restored = sm.restore(once(data));
@@ -478,7 +503,7 @@ function install(d: SnapshotterData, f: Fetch, self: { send(e: SnapshotterEvent)
     restored = Promise.reject(err);
   }
   restored.then(
-    () => d.input.store.save(slot, members, data).then(
+    () => d.input.store.save(slot, members, data, { epoch: config.epoch, startSlot: config.startSlot }).then(
       (meta) => post(d, self, { type: 'install-done', meta, slot }),
       (err) => {
         log(d, 'saving an installed snapshot failed', err);
@@ -502,7 +527,7 @@ function installDone(d: SnapshotterData, e: Extract<SnapshotterEvent, { type: 'i
     return;
   }
   CONTRACTS && requires(e.slot > d.input.executedUpTo(), 'install: the snapshot is ahead of the learner (held since)');
-  d.input.installed(e.slot);
+  d.input.installed(e.slot, f?.config);
   d.stats.installed++;
   if (e.slot > d.lastSlot) d.lastSlot = e.slot;
   if (e.meta) {
@@ -575,7 +600,8 @@ export const snapshotterMachine = setup({
     save: ({ context: d, event, self }) => {
       const e = event as Extract<SnapshotterEvent, { type: 'captured' }>;
       releaseHold(d);
-      d.input.store.save(e.slot, d.input.members(), e.data).then(
+      const c = d.input.configuration?.();
+      d.input.store.save(e.slot, c ? c.members : d.input.members(), e.data, c ? { epoch: c.epoch, startSlot: c.startSlot } : undefined).then(
         (meta) => post(d, self, { type: 'saved', meta }),
         (err) => post(d, self, { type: 'save-failed', err }),
       );

@@ -9,6 +9,9 @@ export interface SnapshotMeta {
   readonly slot: Slot;
   /** the configuration members at `slot` */
   readonly members: readonly ReplicaId[];
+  /** the configuration's number and first slot (absent from snapshots older than configuration changes) */
+  readonly epoch?: number;
+  readonly startSlot?: Slot;
   /** payload bytes */
   readonly length: number;
   /** CRC32C of the payload */
@@ -16,6 +19,14 @@ export interface SnapshotMeta {
   /** the store's name for it (a file name for the file store) */
   readonly name: string;
 }
+
+/** The configuration number and first slot stored beside the members. */
+export interface SnapshotConfig {
+  readonly epoch: number;
+  readonly startSlot: Slot;
+}
+
+const withConfig = (config: SnapshotConfig | undefined) => (config ? { epoch: config.epoch, startSlot: config.startSlot } : {});
 
 export interface Snapshot {
   readonly meta: SnapshotMeta;
@@ -37,8 +48,8 @@ export class SnapshotCorruptError extends Error {
  * and valid or absent (or detected as corrupt by `load`).
  */
 export interface SnapshotStore {
-  /** stores the payload as the snapshot of `slot`; resolves once durable */
-  save(slot: Slot, members: readonly ReplicaId[], data: Uint8Array): Promise<SnapshotMeta>;
+  /** stores the payload as the snapshot of `slot` (with the configuration then); resolves once durable */
+  save(slot: Slot, members: readonly ReplicaId[], data: Uint8Array, config?: SnapshotConfig): Promise<SnapshotMeta>;
   /** the stored snapshots, newest (highest slot) first; headers only, payloads not checked */
   list(): Promise<SnapshotMeta[]>;
   /** reads and verifies one; throws SnapshotCorruptError when its header or payload is damaged */
@@ -75,10 +86,10 @@ export class MemorySnapshotStore implements SnapshotStore {
   private readonly snaps = new Map<string, { meta: SnapshotMeta; data: Uint8Array }>();
   saves = 0;
 
-  async save(slot: Slot, members: readonly ReplicaId[], data: Uint8Array): Promise<SnapshotMeta> {
+  async save(slot: Slot, members: readonly ReplicaId[], data: Uint8Array, config?: SnapshotConfig): Promise<SnapshotMeta> {
     const name = snapshotFileName(slot);
     const copy = new Uint8Array(data);
-    const meta: SnapshotMeta = { slot, members: [...members], length: copy.length, crc: crc32cOf(copy), name };
+    const meta: SnapshotMeta = { slot, members: [...members], ...withConfig(config), length: copy.length, crc: crc32cOf(copy), name };
     this.snaps.set(name, { meta, data: copy });
     this.saves++;
     return meta;
@@ -115,6 +126,8 @@ export class MemorySnapshotStore implements SnapshotStore {
  *
  *   magic "DSNP" | version u32 | slot u64 | length u64 | payload crc32c u32 | members bytes u32 |
  *   header crc32c u32 (of the 32 bytes before it and the members bytes) | members (JSON, UTF-8) | payload
+ *
+ * "members" is a JSON array of ids, or an object {members, epoch, startSlot} (with the configuration).
  */
 const MAGIC = 0x504e5344; // "DSNP"
 const VERSION = 1;
@@ -124,8 +137,8 @@ const SUFFIX = '.dsnap';
 
 export const snapshotFileName = (slot: Slot): string => `${PREFIX}${String(slot).padStart(16, '0')}${SUFFIX}`;
 
-export function encodeSnapshotFile(slot: Slot, members: readonly ReplicaId[], data: Uint8Array): { header: Buffer; crc: number } {
-  const mem = Buffer.from(JSON.stringify(members), 'utf8');
+export function encodeSnapshotFile(slot: Slot, members: readonly ReplicaId[], data: Uint8Array, config?: SnapshotConfig): { header: Buffer; crc: number } {
+  const mem = Buffer.from(JSON.stringify(config ? { members, epoch: config.epoch, startSlot: config.startSlot } : members), 'utf8');
   const header = Buffer.alloc(FIXED + mem.length);
   const crc = crc32cOf(data);
   header.writeUInt32LE(MAGIC, 0);
@@ -148,16 +161,24 @@ export function decodeSnapshotHeader(buf: Buffer, name: string): { meta: Snapsho
   if (memLen > 1 << 20 || buf.length < FIXED + memLen) throw new SnapshotCorruptError(name, 'short header');
   const mem = buf.subarray(FIXED, FIXED + memLen);
   if (crc32cOf(Buffer.concat([buf.subarray(0, 32), mem])) !== buf.readUInt32LE(32)) throw new SnapshotCorruptError(name, 'header checksum mismatch');
-  let members: unknown;
+  let parsed: unknown;
   try {
-    members = JSON.parse(mem.toString('utf8'));
+    parsed = JSON.parse(mem.toString('utf8'));
   } catch {
     throw new SnapshotCorruptError(name, 'bad members');
+  }
+  let config: SnapshotConfig | undefined;
+  let members: unknown = parsed;
+  if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)) {
+    const o = parsed as { members?: unknown; epoch?: unknown; startSlot?: unknown };
+    if (!Number.isSafeInteger(o.epoch) || !Number.isSafeInteger(o.startSlot)) throw new SnapshotCorruptError(name, 'bad configuration');
+    members = o.members;
+    config = { epoch: o.epoch as number, startSlot: o.startSlot as number };
   }
   if (!Array.isArray(members) || !members.every((m) => typeof m === 'string')) throw new SnapshotCorruptError(name, 'bad members');
   const slot = Number(buf.readBigUInt64LE(8));
   const length = Number(buf.readBigUInt64LE(16));
-  return { meta: { slot, members, length, crc: buf.readUInt32LE(24), name }, headerBytes: FIXED + memLen };
+  return { meta: { slot, members, ...withConfig(config), length, crc: buf.readUInt32LE(24), name }, headerBytes: FIXED + memLen };
 }
 
 export interface FileSnapshotStoreOptions {
@@ -182,12 +203,12 @@ export class FileSnapshotStore implements SnapshotStore {
     this.sync = opts.sync ?? true;
   }
 
-  async save(slot: Slot, members: readonly ReplicaId[], data: Uint8Array): Promise<SnapshotMeta> {
+  async save(slot: Slot, members: readonly ReplicaId[], data: Uint8Array, config?: SnapshotConfig): Promise<SnapshotMeta> {
     await fsp.mkdir(this.dir, { recursive: true });
     const name = snapshotFileName(slot);
     const tmpName = `.tmp-${process.pid}-${++this.tmpSeq}-${name}`;
     const tmp = join(this.dir, tmpName);
-    const { header, crc } = encodeSnapshotFile(slot, members, data);
+    const { header, crc } = encodeSnapshotFile(slot, members, data, config);
     this.writing.add(tmpName);
     try {
       const fh = await fsp.open(tmp, 'w');
@@ -202,7 +223,7 @@ export class FileSnapshotStore implements SnapshotStore {
       this.writing.delete(tmpName);
     }
     if (this.sync) await syncDir(this.dir);
-    return { slot, members: [...members], length: data.length, crc, name };
+    return { slot, members: [...members], ...withConfig(config), length: data.length, crc, name };
   }
 
   async list(): Promise<SnapshotMeta[]> {
