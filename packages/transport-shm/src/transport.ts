@@ -277,6 +277,12 @@ export class RingTransport implements Transport {
         this.fail(new ShmTransportError('misrouted', `a ${msg.type} for ${msg.to} arrived on ${this.self}'s ring from ${from}`, from));
         continue;
       }
+      if (msg.from !== from) {
+        // each ring has one writer: a message naming another sender is dropped (as the TCP transport's from check)
+        this.misrouted++;
+        this.fail(new ShmTransportError('misrouted', `a ${msg.type} from ${msg.from} arrived on the ring from ${from}: dropped`, from));
+        continue;
+      }
       CONTRACTS && requires(msg.to === this.self, 'ring transport delivers only messages for its replica');
       this.received++;
       try {

@@ -245,6 +245,29 @@ describe('RDMA exchange over the TCP side channel (in-memory verbs)', () => {
   });
 });
 
+/** A hand-made dialler: the TCP transport's handshake with `secret`, then whatever `after` sends. */
+async function rawDial(port: number, id: string, to: string, secret: string | undefined, after: (w: ReturnType<typeof decodeWelcome>, nonce: Uint8Array) => Buffer[]): Promise<string[]> {
+  const s = net.connect({ host: '127.0.0.1', port });
+  const nonce = randomBytes(16);
+  const seen: string[] = [];
+  let welcomed = false;
+  const reader = new FrameReader(1 << 16, (p) => {
+    if (!welcomed) {
+      welcomed = true;
+      const w = decodeWelcome(p);
+      seen.push(`welcome ${w.status}${w.error ? ` ${w.error}` : ''}`);
+      const proof = secret && w.nonce ? [encodeAuth(handshakeProof(Buffer.from(secret), 'decree/dialler', nonce, w.nonce, [id], w.ids))] : [];
+      if (w.status === 0) s.write(frames([...proof, ...after(w, nonce)]));
+    } else seen.push(`frame kind 0x${p[4]!.toString(16)}`);
+    return true;
+  }, () => {});
+  s.on('data', (d) => reader.push(d));
+  s.on('error', () => {});
+  s.on('connect', () => s.write(frames([encodeHello({ minVersion: 1, maxVersion: 1, ids: [id], to, nonce })])));
+  await new Promise<void>((r) => s.on('close', () => r()));
+  return seen;
+}
+
 describe('refusals', () => {
   /** Starts two replicas with the given options and collects their errors for a while. */
   async function pairWith(a: Opts, b: Opts, listenerPrepares = false) {
@@ -288,29 +311,6 @@ describe('refusals', () => {
     expect(x1.errors[0]!.message).toMatch(/^x2@127\.0\.0\.1:\d+ refused the RDMA exchange: x1 speaks protocol version 1, this replica \(x2\) supports 2\.\.3$/);
   });
 
-  /** A hand-made dialler: the TCP transport's handshake with `secret`, then whatever `after` sends. */
-  async function rawDial(port: number, id: string, to: string, secret: string | undefined, after: (w: ReturnType<typeof decodeWelcome>, nonce: Uint8Array) => Buffer[]): Promise<string[]> {
-    const s = net.connect({ host: '127.0.0.1', port });
-    const nonce = randomBytes(16);
-    const seen: string[] = [];
-    let welcomed = false;
-    const reader = new FrameReader(1 << 16, (p) => {
-      if (!welcomed) {
-        welcomed = true;
-        const w = decodeWelcome(p);
-        seen.push(`welcome ${w.status}${w.error ? ` ${w.error}` : ''}`);
-        const proof = secret && w.nonce ? [encodeAuth(handshakeProof(Buffer.from(secret), 'decree/dialler', nonce, w.nonce, [id], w.ids))] : [];
-        if (w.status === 0) s.write(frames([...proof, ...after(w, nonce)]));
-      } else seen.push(`frame kind 0x${p[4]!.toString(16)}`);
-      return true;
-    }, () => {});
-    s.on('data', (d) => reader.push(d));
-    s.on('error', () => {});
-    s.on('connect', () => s.write(frames([encodeHello({ minVersion: 1, maxVersion: 1, ids: [id], to, nonce })])));
-    await new Promise<void>((r) => s.on('close', () => r()));
-    return seen;
-  }
-
   it('a replica that is not a member is refused before anything is exchanged', async () => {
     const c = cluster(['m1', 'm2']);
     const m2 = await c.start('m2');
@@ -336,6 +336,25 @@ describe('refusals', () => {
     expect(k2.errors[0]!.message).toMatch(/^the endpoint details from k1@127\.0\.0\.1:\d+ fail their MAC \(altered in transit\?\)$/);
     await waitFor('k2 dropped the endpoints it made for that session', () => k2.host.endpoints.size === 0);
     expect(c.fabric.connects).toEqual([]);
+  });
+});
+
+describe('liveness', () => {
+  it('a peer that goes silent after the exchange is dropped after 3 missed pings', async () => {
+    const c = cluster(['s1', 's2']);
+    const s2 = await c.start('s2'); // keepaliveMs 200
+    const bogus: RdmaLinkInfo['reader'] = { lid: 1, qpn: 9, psn: 9, rkey: 9, addr: 8192n, len: 4096 + (1 << 16), gid: new Uint8Array(16) };
+    const info = encodeRdmaInfo({ reader: bogus, writer: bogus });
+    const started = Date.now();
+    const seen = await rawDial(s2.ch.address().port, 's1', 's2', undefined, () => [
+      Buffer.concat([MAGIC, Buffer.from([0x10]), Buffer.from(encodeValue({ info }))]),
+      Buffer.concat([MAGIC, Buffer.from([0x11])]),
+    ]); // then silence: this dialler never pings
+    expect(Date.now() - started).toBeGreaterThanOrEqual(550);
+    expect(seen.slice(0, 3)).toEqual(['welcome 0', 'frame kind 0x10', 'frame kind 0x11']); // s2's details and READY
+    expect(s2.errors[0]).toMatchObject({ code: 'protocol', peer: 's1' });
+    expect(s2.errors[0]!.message).toMatch(/^no word from s1@127\.0\.0\.1:\d+ for 600 ms$/);
+    await waitFor('s2 dropped the session', () => s2.host.endpoints.size === 0 && !s2.t.isConnected('s1'));
   });
 });
 

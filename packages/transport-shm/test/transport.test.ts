@@ -8,7 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Bus, realEnv } from '@decree/bus';
-import type { Message } from '@decree/protocol';
+import { encodeMessage, type Message } from '@decree/protocol';
 import { RdmaNotBuiltError, createRdmaEndpoint, loadRdmaAddonFrom, openShmRing } from '@decree/rdma-transport';
 import { NO_RDMA_DEVICE, ShmTransportError, createRdmaSideChannel, createRdmaTransport, createShmTransport, listRdmaDevices, ringFileName, type ShmTransport } from '../src/index.ts';
 import { sleep, tempDir, waitFor } from './helpers.ts';
@@ -139,7 +139,8 @@ describe('ShmTransport', () => {
     const got: Message[] = [];
     b.setReceiver((m) => got.push(m));
     const raw = openShmRing(b.ringPath('a', 'b'));
-    raw.sendMany([Buffer.from([0xc1, 0x00]), Buffer.from('not msgpack at all'), Buffer.alloc(0)]);
+    // three undecodable frames, and a valid message on a's ring that claims another sender
+    raw.sendMany([Buffer.from([0xc1, 0x00]), Buffer.from('not msgpack at all'), Buffer.alloc(0), encodeMessage(hb('mallory', 'b', 9))]);
     raw.close();
     const a = createShmTransport({ self: 'a', peers: ['a', 'b'], cluster: 'bad', dir: tmp.dir, logger: false });
     open.push(a);
@@ -147,6 +148,9 @@ describe('ShmTransport', () => {
     await waitFor('the good message', () => got.length === 1);
     expect(b.stats().decodeErrors).toBe(3);
     expect(errs.filter((e) => e.code === 'decode').length).toBe(3);
+    expect(b.stats().misrouted).toBe(1);
+    expect(errs.find((e) => e.code === 'misrouted')!.message).toBe('a heartbeat-ack from mallory arrived on the ring from a: dropped');
+    expect(got.map((m) => m.from)).toEqual(['a']);
   });
 
   it('two processes exchange messages through their rings', async () => {
