@@ -68,7 +68,11 @@ class Bounded<K, V> extends Map<K, V> {
 interface Batch {
   submit: Span;
   ctx: Context;
-  ids: number[];
+  /** the submit's item ids: first..last when consecutive (the replica numbers them so) */
+  first: number;
+  last: number;
+  /** only when the ids are not consecutive: then each is in batchById */
+  ids?: number[];
 }
 interface LeaderSlot {
   batch: Batch;
@@ -125,9 +129,18 @@ export function instrumentBus(bus: Bus, opts: InstrumentBusOptions): BusInstrume
   let leaderDecided = 0;
 
   const finishBatch = (b: Batch) => {
-    for (const id of b.ids) batchById.delete(id);
+    if (b.ids) for (const id of b.ids) batchById.delete(id);
     batches.delete(b);
     b.submit.end();
+  };
+  // a batch by any of its command ids: consecutive ids are a range (no per-command map entries, which
+  // cost more than the spans for batches of thousands of commands); the traced batches open at once are few
+  const findBatch = (id: number): Batch | undefined => {
+    if (batches.size === 0) return undefined;
+    const b = batchById.get(id);
+    if (b) return b;
+    for (const x of batches) if (!x.ids && id >= x.first && id <= x.last) return x;
+    return undefined;
   };
 
   const onSubmit = (msg: Extract<Message, { type: 'submit' }>) => {
@@ -136,14 +149,18 @@ export function instrumentBus(bus: Bus, opts: InstrumentBusOptions): BusInstrume
     const parent = extract(msg) ?? context.active();
     const span = tracer().startSpan('decree.submit', { kind: SpanKind.PRODUCER, attributes: { ...attrs, 'decree.commands': msg.items.length, 'decree.first_id': msg.items[0]!.id } }, parent);
     if (!span.isRecording()) return; // no SDK, or not sampled: remember nothing
-    const b: Batch = { submit: span, ctx: trace.setSpan(parent, span), ids: msg.items.map((i) => i.id) };
+    const items = msg.items;
+    const first = items[0]!.id;
+    let consecutive = items[items.length - 1]!.id - first === items.length - 1;
+    for (let i = 1; consecutive && i < items.length; i++) consecutive = items[i]!.id === first + i;
+    const b: Batch = { submit: span, ctx: trace.setSpan(parent, span), first, last: first + items.length - 1, ...(consecutive ? {} : { ids: items.map((i) => i.id) }) };
     if (batches.size >= max) {
       const oldest = batches.values().next().value!;
       oldest.submit.setAttribute('decree.dropped', true);
       finishBatch(oldest);
     }
     batches.add(b);
-    for (const id of b.ids) batchById.set(id, b);
+    if (b.ids) for (const id of b.ids) batchById.set(id, b);
     inject(msg, span);
   };
 
@@ -152,7 +169,7 @@ export function instrumentBus(bus: Bus, opts: InstrumentBusOptions): BusInstrume
     if (known) return inject(msg, known.accept);
     const v = msg.value;
     if (v.k !== 'batch' || v.origin !== self) return;
-    const b = batchById.get(v.firstId);
+    const b = findBatch(v.firstId);
     if (!b) return;
     const accept = tracer().startSpan('decree.accept', { attributes: { ...attrs, 'decree.slot': msg.slot, 'decree.commands': v.cmds.length } }, b.ctx);
     leaderSlots.set(msg.slot, { batch: b, accept });
@@ -213,7 +230,7 @@ export function instrumentBus(bus: Bus, opts: InstrumentBusOptions): BusInstrume
 
   const onExecuted = (msg: Extract<Message, { type: 'executed' }>) => {
     const s = leaderSlots.get(msg.slot);
-    const b = s?.batch ?? batchById.get(msg.firstId);
+    const b = s?.batch ?? findBatch(msg.firstId);
     if (s) {
       if (!s.apply) s.accept.end();
       s.apply?.end();
@@ -226,7 +243,7 @@ export function instrumentBus(bus: Bus, opts: InstrumentBusOptions): BusInstrume
 
   const onAborted = (msg: Extract<Message, { type: 'aborted' }>) => {
     for (const id of msg.ids) {
-      const b = batchById.get(id);
+      const b = findBatch(id);
       if (!b) continue;
       b.submit.setAttribute('decree.aborted', true);
       finishBatch(b);
