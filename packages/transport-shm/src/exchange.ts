@@ -576,6 +576,7 @@ export class RdmaSideChannel implements RdmaExchange {
     s.state = 'info';
     const every = this.o.keepaliveMs ?? 1000;
     s.ping = setInterval(() => {
+      if (s.state === 'closed') return;
       if (Date.now() - s.lastHeard > 3 * every) return void this.fail(s, 'protocol', `no word from ${s.label} for ${3 * every} ms`);
       s.socket.write(frames([control(KIND_PING)]));
     }, every);
