@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, redisBenchmark } from './cluster.ts';
+import { LOADS, freePort, procCpuSeconds, redisBenchmark } from './cluster.ts';
 import { type BenchRow, Latency } from './stats.ts';
 
 const have = (cmd: string) => spawnSync(cmd, ['--version']).status === 0;
@@ -36,16 +36,21 @@ function stopAll(ps: ChildProcess[]): Promise<void> {
   ).then(() => undefined);
 }
 
-export async function redisBaseline(n = 200_000): Promise<BenchRow[]> {
+export async function redisBaseline(n = 400_000, step?: (s: string) => void): Promise<BenchRow[]> {
   if (!have('redis-server')) return [];
   const port = await freePort();
   const p = spawn('redis-server', ['--port', String(port), '--save', '', '--appendonly', 'no', '--bind', '127.0.0.1'], { stdio: 'ignore' });
   try {
     await waitFor(async () => spawnSync('redis-cli', ['-p', String(port), 'ping'], { encoding: 'utf8' }).stdout.includes('PONG'), 10_000, 'redis-server');
-    return [
-      ...redisBenchmark(port, ['-t', 'set,get', '-P', '64', '-c', '50', '-d', '64', '-n', String(n), '-r', '100000'], 'redis-server (1 process, no replication, no fsync)'),
-      ...redisBenchmark(port, ['-t', 'set', '-P', '1', '-c', '1', '-d', '64', '-n', '5000'], 'redis-server, 1 client unpipelined'),
-    ];
+    const cpu = () => procCpuSeconds(p.pid);
+    const rows: BenchRow[] = [];
+    step?.('redis-server: SET P64 c50');
+    rows.push(...(await redisBenchmark(port, LOADS.setPipelined(n), 'redis-server 7 (1 process, no replication, no fsync), SET -P 64 -c 50', cpu)));
+    step?.('redis-server: GET P64 c50');
+    rows.push(...(await redisBenchmark(port, LOADS.getPipelined(n), 'redis-server, GET -P 64 -c 50', cpu)));
+    step?.('redis-server: SET, 1 client unpipelined');
+    rows.push(...(await redisBenchmark(port, LOADS.setUnpipelined(10_000), 'redis-server, SET 1 client unpipelined', cpu)));
+    return rows.map((r) => ({ ...r, name: r.name.replace(/: (SET|GET)$/, ''), group: 'baselines' }));
   } finally {
     await stopAll([p]);
   }
@@ -63,7 +68,7 @@ function put(agent: http.Agent, port: number, key: string, value: string): Promi
   });
 }
 
-export async function etcdBaseline(seconds = 5): Promise<BenchRow[]> {
+export async function etcdBaseline(seconds = 5, step?: (s: string) => void): Promise<BenchRow[]> {
   if (!have('etcd')) return [];
   const dir = mkdtempSync(join(tmpdir(), 'decree-etcd-'));
   const members: { name: string; client: number; peer: number }[] = [];
@@ -85,7 +90,9 @@ export async function etcdBaseline(seconds = 5): Promise<BenchRow[]> {
     const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
     const port = members[0]!.client;
     await waitFor(async () => (await put(agent, port, 'probe', 'x'), true), 30_000, 'etcd cluster');
+    const cpu = () => procs.reduce((s, p) => s + procCpuSeconds(p.pid), 0);
     const run = async (clients: number, label: string): Promise<BenchRow> => {
+      const c0 = cpu();
       const lat = new Latency();
       let ops = 0;
       const t0 = performance.now();
@@ -103,9 +110,24 @@ export async function etcdBaseline(seconds = 5): Promise<BenchRow[]> {
         }),
       );
       const secs = (performance.now() - t0) / 1000;
-      return { name: label, ops, seconds: secs, opsPerSec: ops / secs, p50ms: lat.pct(50), p99ms: lat.pct(99), p999ms: lat.pct(99.9), cpuSecPerMillion: Number.NaN };
+      return {
+        name: label,
+        group: 'baselines',
+        command: `${clients} keep-alive HTTP clients, POST /v3/kv/put, ${seconds} s`,
+        ops,
+        seconds: secs,
+        opsPerSec: ops / secs,
+        p50ms: lat.pct(50),
+        p99ms: lat.pct(99),
+        p999ms: lat.pct(99.9),
+        cpuSecPerMillion: ((cpu() - c0) / ops) * 1e6,
+        note: 'CPU: the three etcd processes',
+      };
     };
-    const rows = [await run(64, 'etcd 3 members (HTTP gateway), 64 concurrent PUT clients, 64-byte values'), await run(1, 'etcd 3 members, 1 client unpipelined PUT')];
+    step?.('etcd: 64 PUT clients');
+    const rows = [await run(64, 'etcd 3.4, 3 members (HTTP gateway), 64 concurrent PUT clients, 64-byte values')];
+    step?.('etcd: 1 client unpipelined');
+    rows.push(await run(1, 'etcd 3 members, 1 client unpipelined PUT'));
     agent.destroy();
     return rows;
   } finally {

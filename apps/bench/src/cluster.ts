@@ -1,9 +1,11 @@
 /**
  * Multi-process benchmarks: a 3-replica cluster of `decree start` processes (TCP or NATS transport,
- * WAL storage), loaded by redis-benchmark through the leader's RESP port.
+ * WAL or pmem storage), loaded by redis-benchmark through the leader's RESP port. The replica
+ * processes run from the esbuild bundle (tools/scripts/build-replica.mjs: no keepNames wrappers)
+ * unless `runner: 'tsx'`; the CPU they use is read from /proc/<pid>/stat around every run.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -22,16 +24,66 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** CPU seconds (user + system) a process has used so far, from /proc/<pid>/stat; NaN when unavailable. */
+export function procCpuSeconds(pid: number | undefined): number {
+  if (pid === undefined) return Number.NaN;
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // fields after the parenthesised command name: state is field 3, utime 14, stime 15
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+  } catch {
+    return Number.NaN;
+  }
+}
+const CLK_TCK = (() => {
+  const r = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' });
+  const n = Number(r.stdout?.trim());
+  return n > 0 ? n : 100;
+})();
+
+export type Runner = 'bundle' | 'tsx';
+export type Storage = 'wal' | 'memory' | 'pmem';
+
+export interface ClusterOptions {
+  transport: 'tcp' | 'nats';
+  storage?: Storage;
+  natsUrl?: string;
+  /** how the replica processes run: the esbuild bundle (default) or TypeScript through tsx */
+  runner?: Runner;
+  /** proposer pipeline and batch bounds (config `batching`) */
+  batching?: { maxInflightSlots?: number; maxBatchCmds?: number };
+  /** extra environment for the replica processes */
+  env?: Record<string, string>;
+}
+
 export interface ClusterHandle {
-  leaderPort: number;
+  /** the client port of the replica that last said it leads */
+  readonly leaderPort: number;
+  readonly leaderId: string;
   ports: number[];
+  /** leader changes seen after the first leader */
+  readonly leaderChanges: number;
+  pids: Record<string, number>;
+  /** CPU seconds used by the three replica processes so far */
+  cpuSeconds(): number;
   stop(): Promise<void>;
 }
 
+let built: Promise<string> | undefined;
+/** Builds apps/replica/dist/decree.mjs once per bench process. */
+export function ensureReplicaBundle(): Promise<string> {
+  built ??= import(join(root, 'tools/scripts/build-replica.mjs')).then((m: { buildReplica: (o: { quiet: boolean }) => Promise<string> }) => m.buildReplica({ quiet: true }));
+  return built;
+}
+
 /** Starts 3 decree processes; resolves once a leader is known. */
-export async function startProcessCluster(o: { transport: 'tcp' | 'nats'; storage?: 'wal' | 'memory' | 'pmem'; natsUrl?: string }): Promise<ClusterHandle> {
+export async function startProcessCluster(o: ClusterOptions): Promise<ClusterHandle> {
+  const runner = o.runner ?? 'bundle';
+  const entry = runner === 'bundle' ? await ensureReplicaBundle() : join(root, 'apps/replica/src/cli.ts');
+  if (runner === 'bundle' && !existsSync(entry)) throw new Error(`no replica bundle at ${entry}`);
   const dir = mkdtempSync(join(tmpdir(), 'decree-bench-'));
-  const replicas = [];
+  const replicas: { id: string; host: string; port: number; clientPort: number }[] = [];
   for (let i = 1; i <= 3; i++) replicas.push({ id: `r${i}`, host: '127.0.0.1', port: await freePort(), clientPort: await freePort() });
   const cfg = {
     cluster: 'bench',
@@ -40,42 +92,66 @@ export async function startProcessCluster(o: { transport: 'tcp' | 'nats'; storag
     transport: o.transport,
     ...(o.transport === 'nats' ? { nats: { servers: [o.natsUrl!] } } : {}),
     replicas,
-    batching: { maxInflightSlots: 32, maxBatchCmds: 8192 },
+    batching: { maxInflightSlots: o.batching?.maxInflightSlots ?? 32, maxBatchCmds: o.batching?.maxBatchCmds ?? 8192 },
   };
   const cfgPath = join(dir, 'cluster.json');
   writeFileSync(cfgPath, JSON.stringify(cfg));
   const children: ChildProcess[] = [];
+  const pids: Record<string, number> = {};
   let leader: string | undefined;
-  await Promise.all(
-    replicas.map(
-      (r) =>
-        new Promise<void>((res, rej) => {
-          const c = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', join(root, 'apps/replica/src/cli.ts'), 'start', '--config', cfgPath, '--id', r.id, '--log-level', 'info'], {
-            cwd: root,
-            stdio: ['ignore', 'pipe', 'inherit'],
-          });
-          children.push(c);
-          let buf = '';
-          c.stdout!.on('data', (d) => {
-            buf += d.toString();
-            let nl;
-            while ((nl = buf.indexOf('\n')) >= 0) {
-              const line = buf.slice(0, nl);
-              buf = buf.slice(nl + 1);
-              if (line.includes('"replica started"')) res();
-              if (line.includes('"this replica leads"')) leader = r.id;
-            }
-          });
-          c.on('exit', (code) => rej(new Error(`${r.id} exited ${code}`)));
-        }),
-    ),
-  );
-  const t0 = Date.now();
-  while (!leader && Date.now() - t0 < 15_000) await new Promise((r) => setTimeout(r, 50));
-  if (!leader) throw new Error('no leader within 15 s');
+  let changes = -1;
+  const nodeArgs = runner === 'bundle' ? [entry] : ['--conditions=source', '--import', 'tsx', entry];
+  try {
+    await Promise.all(
+      replicas.map(
+        (r) =>
+          new Promise<void>((res, rej) => {
+            const c = spawn(process.execPath, [...nodeArgs, 'start', '--config', cfgPath, '--id', r.id, '--log-level', 'info'], {
+              cwd: root,
+              stdio: ['ignore', 'pipe', 'inherit'],
+              env: { ...process.env, ...o.env },
+            });
+            children.push(c);
+            if (c.pid !== undefined) pids[r.id] = c.pid;
+            let buf = '';
+            c.stdout!.on('data', (d) => {
+              buf += d.toString();
+              let nl;
+              while ((nl = buf.indexOf('\n')) >= 0) {
+                const line = buf.slice(0, nl);
+                buf = buf.slice(nl + 1);
+                if (line.includes('"replica started"')) res();
+                if (line.includes('"this replica leads"')) {
+                  leader = r.id;
+                  changes++;
+                }
+              }
+            });
+            c.on('exit', (code) => rej(new Error(`${r.id} exited ${code}`)));
+          }),
+      ),
+    );
+    const t0 = Date.now();
+    while (!leader && Date.now() - t0 < 15_000) await new Promise((r) => setTimeout(r, 50));
+    if (!leader) throw new Error('no leader within 15 s');
+  } catch (e) {
+    for (const c of children) c.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
   return {
-    leaderPort: replicas.find((r) => r.id === leader)!.clientPort,
+    get leaderPort() {
+      return replicas.find((r) => r.id === leader)!.clientPort;
+    },
+    get leaderId() {
+      return leader!;
+    },
+    get leaderChanges() {
+      return changes;
+    },
     ports: replicas.map((r) => r.clientPort),
+    pids,
+    cpuSeconds: () => Object.values(pids).reduce((s, pid) => s + procCpuSeconds(pid), 0),
     async stop() {
       await Promise.all(
         children.map(
@@ -94,28 +170,81 @@ export async function startProcessCluster(o: { transport: 'tcp' | 'nats'; storag
   };
 }
 
-/** Runs redis-benchmark and turns its CSV into rows. */
-export function redisBenchmark(port: number, args: string[], label: string): BenchRow[] {
-  const cpu0 = process.cpuUsage();
-  const t0 = Date.now();
-  const r = spawnSync('redis-benchmark', ['-p', String(port), '--csv', ...args], { encoding: 'utf8', timeout: 300_000 });
-  if (r.error || r.status !== 0) throw new Error(`redis-benchmark failed: ${r.error?.message ?? r.stderr}`);
-  void cpu0;
-  void t0;
-  const lines = r.stdout.trim().split('\n').slice(1);
-  return lines.map((l) => {
-    const f = l.split(',').map((x) => x.replace(/"/g, ''));
-    // "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
-    return {
-      name: `${label}: ${f[0]} (redis-benchmark ${args.join(' ')})`,
-      ops: 0,
-      seconds: 0,
-      opsPerSec: Number(f[1]),
-      p50ms: Number(f[4]),
-      p99ms: Number(f[6]),
-      p999ms: Number.NaN,
-      cpuSecPerMillion: Number.NaN,
-    };
+export interface RedisBenchResult {
+  test: string;
+  requests: number;
+  seconds: number;
+  rps: number;
+  /** [percentile, ms] from redis-benchmark's "Latency by percentile distribution" */
+  percentiles: [number, number][];
+}
+
+/** Parses redis-benchmark's plain (non-CSV) report: one section per test. */
+export function parseRedisBenchmark(text: string): RedisBenchResult[] {
+  const out: RedisBenchResult[] = [];
+  const sections = text.replace(/\r/g, '\n').split(/====== (.+?) ======/);
+  for (let i = 1; i + 1 < sections.length; i += 2) {
+    const test = sections[i]!.trim();
+    const body = sections[i + 1]!;
+    const done = /(\d+) requests completed in ([\d.]+) seconds/.exec(body);
+    const rps = /throughput summary: ([\d.]+) requests per second/.exec(body);
+    const percentiles: [number, number][] = [];
+    const dist = body.split('Latency by percentile distribution:')[1]?.split('Cumulative distribution')[0] ?? '';
+    for (const m of dist.matchAll(/([\d.]+)% <= ([\d.]+) milliseconds/g)) percentiles.push([Number(m[1]), Number(m[2])]);
+    if (!done || !rps) continue;
+    out.push({ test, requests: Number(done[1]), seconds: Number(done[2]), rps: Number(rps[1]), percentiles });
+  }
+  return out;
+}
+
+/** The latency at percentile p: the first reported bucket at or above p. */
+export function percentile(r: RedisBenchResult, p: number): number {
+  for (const [q, ms] of r.percentiles) if (q >= p) return ms;
+  return r.percentiles.at(-1)?.[1] ?? Number.NaN;
+}
+
+/**
+ * Runs redis-benchmark (one test per call, so CPU is per test) and turns its report into a row.
+ * `cpu` reads the CPU seconds of the server processes (for CPU s per million ops).
+ */
+export async function redisBenchmark(port: number, args: string[], label: string, cpu?: () => number): Promise<BenchRow[]> {
+  const c0 = cpu?.() ?? Number.NaN;
+  const r = await run('redis-benchmark', ['-p', String(port), ...args], 300_000);
+  const c1 = cpu?.() ?? Number.NaN;
+  if (r.status !== 0) throw new Error(`redis-benchmark failed: ${r.stderr || r.stdout.slice(-500)}`);
+  const results = parseRedisBenchmark(r.stdout);
+  if (results.length === 0) throw new Error(`redis-benchmark: no result in its output:\n${r.stdout.slice(-2000)}`);
+  return results.map((res) => ({
+    name: `${label}: ${res.test}`,
+    command: `redis-benchmark ${args.join(' ')}`,
+    ops: res.requests,
+    seconds: res.seconds,
+    opsPerSec: res.rps,
+    p50ms: percentile(res, 50),
+    p99ms: percentile(res, 99),
+    p999ms: percentile(res, 99.9),
+    // per test only when the run had one test
+    cpuSecPerMillion: results.length === 1 ? ((c1 - c0) / res.requests) * 1e6 : Number.NaN,
+  }));
+}
+
+/** Runs a command to completion without blocking the event loop (the progress bar keeps ticking). */
+function run(cmd: string, args: string[], timeoutMs: number): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((res, rej) => {
+    const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    p.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const t = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
+    p.on('error', (e) => {
+      clearTimeout(t);
+      rej(e);
+    });
+    p.on('close', (status) => {
+      clearTimeout(t);
+      res({ status, stdout, stderr });
+    });
   });
 }
 
@@ -123,15 +252,64 @@ export function haveRedisBenchmark(): boolean {
   return spawnSync('redis-benchmark', ['--version']).status === 0;
 }
 
-export async function processClusterBench(o: { transport: 'tcp' | 'nats'; natsUrl?: string; n?: number }): Promise<BenchRow[]> {
-  const c = await startProcessCluster(o);
+/** The redis-benchmark loads of every multi-process row (and of the redis-server baseline). */
+export const LOADS = {
+  setPipelined: (n: number) => ['-t', 'set', '-P', '64', '-c', '50', '-d', '64', '-n', String(n), '-r', '100000'],
+  getPipelined: (n: number) => ['-t', 'get', '-P', '64', '-c', '50', '-d', '64', '-n', String(n), '-r', '100000'],
+  setUnpipelined: (n: number) => ['-t', 'set', '-P', '1', '-c', '1', '-d', '64', '-n', String(n)],
+};
+
+export interface ClusterBenchOptions extends ClusterOptions {
+  /** requests per pipelined run (default 400,000) */
+  n?: number;
+  /** requests of the unpipelined run (default 10,000) */
+  n1?: number;
+  /** skip the GET row */
+  noGet?: boolean;
+  /** called before each redis-benchmark run (progress) */
+  step?: (what: string) => void;
+}
+
+export function clusterLabel(o: ClusterOptions): string {
+  const storage = { wal: 'file WAL', pmem: 'pmem log', memory: 'memory' }[o.storage ?? 'wal'];
+  return `3 processes, ${o.transport.toUpperCase()}, ${storage}${o.runner === 'tsx' ? ', tsx' : ''}`;
+}
+
+/**
+ * One redis-benchmark run against the current leader. On a 2-core machine shared with other work a
+ * leader can lose its quorum mid-run (its heartbeats late); then the run is repeated once against
+ * the new leader and the row notes it.
+ */
+async function leaderRun(c: ClusterHandle, args: string[], label: string): Promise<BenchRow> {
+  const before = c.leaderChanges;
   try {
-    const n = String(o.n ?? 200_000);
-    const rows = [
-      ...redisBenchmark(c.leaderPort, ['-t', 'set,get', '-P', '64', '-c', '50', '-d', '64', '-n', n, '-r', '100000'], `3 processes, ${o.transport}, WAL`),
-      ...redisBenchmark(c.leaderPort, ['-t', 'set', '-P', '1', '-c', '1', '-d', '64', '-n', '5000'], `3 processes, ${o.transport}, WAL, 1 client unpipelined`),
-    ];
-    return rows;
+    const [row] = await redisBenchmark(c.leaderPort, args, label, c.cpuSeconds);
+    if (c.leaderChanges !== before) return { ...row!, note: 'the leader changed during this run' };
+    return row!;
+  } catch (e) {
+    if (!/TRYAGAIN|NOT_LEADER|MOVED|leader/i.test((e as Error).message)) throw e;
+    const t0 = Date.now();
+    while (c.leaderChanges === before && Date.now() - t0 < 5_000) await new Promise((r) => setTimeout(r, 100));
+    const [row] = await redisBenchmark(c.leaderPort, args, label, c.cpuSeconds);
+    return { ...row!, note: 'repeated: the leader changed during the first attempt' };
+  }
+}
+
+export async function processClusterBench(o: ClusterBenchOptions): Promise<BenchRow[]> {
+  const c = await startProcessCluster(o);
+  const label = clusterLabel(o);
+  const n = o.n ?? 400_000;
+  try {
+    const rows: BenchRow[] = [];
+    o.step?.(`${label}: SET P64 c50`);
+    rows.push(await leaderRun(c, LOADS.setPipelined(n), `${label}, SET -P 64 -c 50`));
+    if (!o.noGet) {
+      o.step?.(`${label}: GET P64 c50`);
+      rows.push(await leaderRun(c, LOADS.getPipelined(n), `${label}, GET -P 64 -c 50 (read-index)`));
+    }
+    o.step?.(`${label}: SET, 1 client unpipelined`);
+    rows.push(await leaderRun(c, LOADS.setUnpipelined(o.n1 ?? 10_000), `${label}, SET 1 client unpipelined`));
+    return rows.map((r) => ({ ...r, name: r.name.replace(/: (SET|GET)$/, ''), group: 'cluster' }));
   } finally {
     await c.stop();
   }

@@ -1,7 +1,22 @@
 import { KvCommands, KvMachine, KvShareGroup } from '@decree/kv-machine';
 import type { StateMachine } from '@decree/protocol';
 import { LocalCluster } from '@decree/testkit';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { FileWalStore } from '@decree/storage';
+import type { AcceptorStore } from '@decree/protocol';
 import { type BenchRow, Latency, cpuSeconds } from './stats.ts';
+import { StageTracker, type StageRow } from './stages.ts';
+
+export type InProcessRow = BenchRow & { stages?: StageRow[] };
+
+/** Stores for an in-process cluster: memory (default) or a file WAL per replica in a temporary directory. */
+function storesFor(kind: 'memory' | 'wal' | undefined): { makeStore?: (id: string) => AcceptorStore; cleanup: () => void } {
+  if (kind !== 'wal') return { cleanup: () => {} };
+  const dir = mkdtempSync(join(tmpdir(), 'decree-inproc-'));
+  return { makeStore: (id) => new FileWalStore({ dir: join(dir, id) }), cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
 
 export interface InProcessOptions {
   seconds?: number;
@@ -20,6 +35,10 @@ export interface InProcessOptions {
   instrument?: Instrument;
   /** the row's name (default: describes the load) */
   name?: string;
+  /** acceptor stores: memory (default) or a file WAL each */
+  store?: 'memory' | 'wal';
+  /** measure latency by stage (a bus tap; costs a little throughput) */
+  stages?: boolean;
 }
 
 /** Attaches something to the cluster's (shared) bus once the leader is known; returns its undo. */
@@ -46,14 +65,16 @@ export function makeSetCommands(n: number, valueBytes = 48): Uint8Array[] {
 }
 
 /** An in-process 3-replica cluster (one bus, memory stores) applying SETs to the KV state machine. */
-export async function inProcessBench(o: InProcessOptions = {}): Promise<BenchRow> {
+export async function inProcessBench(o: InProcessOptions = {}): Promise<InProcessRow> {
   const seconds = o.seconds ?? 5;
   const clients = o.clients ?? 8;
   const pipeline = o.pipeline ?? 1024;
   // the three replicas share one process: they parse each SET once and share its immutable key and value strings
   const group = o.shareParsing === false ? undefined : new KvShareGroup();
+  const stores = storesFor(o.store);
   const cluster = await new LocalCluster({
     n: 3,
+    ...(stores.makeStore ? { makeStore: stores.makeStore } : {}),
     makeStateMachine: () => (o.machine === 'noop' ? new NoopMachine() : new KvMachine(group ? { shareGroup: group } : {})),
     options: {
       proposer: { maxInflightSlots: o.maxInflightSlots ?? 16, maxBatchCmds: o.maxBatchCmds ?? 8192 },
@@ -69,13 +90,16 @@ export async function inProcessBench(o: InProcessOptions = {}): Promise<BenchRow
   let stop = false;
   // warm-up
   await leader.submitBatch(cmds.slice(0, pipeline));
+  const tracker = o.stages ? new StageTracker(leader.id).attach(cluster.bus) : undefined;
   const cpu0 = cpuSeconds();
   const t0 = performance.now();
   const client = async (c: number) => {
     const mine = cmds.slice(c * pipeline, (c + 1) * pipeline);
     while (!stop) {
       const s = performance.now();
+      const b = tracker?.received(mine.length);
       await leader.submitBatch(mine);
+      if (b) tracker!.replied(b);
       lat.record(performance.now() - s, mine.length);
       ops += mine.length;
     }
@@ -86,9 +110,18 @@ export async function inProcessBench(o: InProcessOptions = {}): Promise<BenchRow
   const secs = (performance.now() - t0) / 1000;
   const cpu = cpuSeconds() - cpu0;
   undo?.();
+  tracker?.detach();
   await cluster.stop();
+  stores.cleanup();
+  const where = o.store === 'wal' ? 'file WAL' : 'memory stores';
   return {
-    name: o.name ?? (o.machine === 'noop' ? `in-process engine alone (no-op state machine), 3 replicas, ${clients}×${pipeline} pipelined` : `in-process engine, 3 replicas, ${cmdBytes}-byte SET, ${clients}×${pipeline} pipelined${group ? '' : ', no shared parsing'}`),
+    group: 'engine',
+    ...(tracker ? { stages: tracker.rows() } : {}),
+    name:
+      o.name ??
+      (o.machine === 'noop'
+        ? `in-process engine alone (no-op state machine), 3 replicas, ${where}, ${clients}×${pipeline} pipelined`
+        : `in-process engine, 3 replicas, ${where}, ${cmdBytes}-byte SET, ${clients}×${pipeline} pipelined${group ? '' : ', no shared parsing'}${tracker ? ', stage tap on' : ''}`),
     ops,
     seconds: secs,
     opsPerSec: ops / secs,
@@ -101,12 +134,22 @@ export async function inProcessBench(o: InProcessOptions = {}): Promise<BenchRow
 }
 
 /** One client, one command at a time: the latency floor of the in-process engine. */
-export async function inProcessLatencyBench(o: { seconds?: number; instrument?: Instrument; name?: string } = {}): Promise<BenchRow> {
+export async function inProcessLatencyBench(
+  o: { seconds?: number; instrument?: Instrument; name?: string; store?: 'memory' | 'wal'; stages?: boolean } = {},
+): Promise<InProcessRow> {
   const seconds = o.seconds ?? 2;
-  const cluster = await new LocalCluster({ n: 3, makeStateMachine: () => new KvMachine(), options: { learner: { retainSlots: 1024 } } }).start();
+  const stores = storesFor(o.store);
+  const cluster = await new LocalCluster({
+    n: 3,
+    ...(stores.makeStore ? { makeStore: stores.makeStore } : {}),
+    makeStateMachine: () => new KvMachine(),
+    options: { learner: { retainSlots: 1024 } },
+  }).start();
   const leader = await cluster.waitForLeader();
   const undo = o.instrument?.(cluster.bus, leader.id);
   const cmds = makeSetCommands(1000);
+  for (let i = 0; i < 100; i++) await leader.submit(cmds[i]!); // warm-up
+  const tracker = o.stages ? new StageTracker(leader.id).attach(cluster.bus) : undefined;
   const lat = new Latency();
   let ops = 0;
   const cpu0 = cpuSeconds();
@@ -114,16 +157,22 @@ export async function inProcessLatencyBench(o: { seconds?: number; instrument?: 
   const end = t0 + seconds * 1000;
   while (performance.now() < end) {
     const s = performance.now();
+    const b = tracker?.received(1);
     await leader.submit(cmds[ops % cmds.length]!);
+    if (b) tracker!.replied(b);
     lat.record(performance.now() - s);
     ops++;
   }
   const secs = (performance.now() - t0) / 1000;
   const cpu = cpuSeconds() - cpu0;
   undo?.();
+  tracker?.detach();
   await cluster.stop();
+  stores.cleanup();
   return {
-    name: o.name ?? `in-process engine, 3 replicas, 1 client, no pipelining`,
+    group: 'engine',
+    ...(tracker ? { stages: tracker.rows() } : {}),
+    name: o.name ?? `in-process engine, 3 replicas, ${o.store === 'wal' ? 'file WAL' : 'memory stores'}, 1 client, no pipelining${tracker ? ', stage tap on' : ''}`,
     ops,
     seconds: secs,
     opsPerSec: ops / secs,

@@ -1,12 +1,25 @@
 /**
- * `npm run bench`: every benchmark in one run, one table each; results also as JSON and markdown
- * under .bench-out/. Select with `npm run bench -- engine codec storage` (default: all but
- * `tracing`, which runs only when named: `npm run bench -- tracing`).
- * BENCH_SECONDS sets the length of each throughput run (default 5).
+ * `npm run bench`: the whole suite in one run, side by side —
+ *   engine     the in-process 3-replica engine (KV SETs pipelined, the engine alone, one client at a
+ *              time with memory stores and with file WALs) and its latency by stage (bus tap)
+ *   codec      MessagePack codecs
+ *   storage    acceptor stores (group commit)
+ *   cluster    3 replica processes loaded by redis-benchmark: TCP + file WAL, TCP + pmem log, NATS + file WAL
+ *   baselines  redis-server (no replication) and a 3-member etcd, under the same loads
+ * and `tracing` (only when named). Select parts with `npm run bench -- engine cluster` (default: all
+ * but tracing). A progress bar runs on stderr; the tables go to stdout, and to BENCH_OUT (default
+ * .bench-out/) as results.json, results.md, results.svg (chart) and results.png (when chromium is
+ * installed). BENCH_SECONDS sets each in-process throughput run (default 5); BENCH_N the requests of
+ * each pipelined redis-benchmark run (default 400,000).
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { cpus } from 'node:os';
-import { inProcessBench, inProcessLatencyBench } from './inprocess.ts';
+import { execSync } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
+import { resolve } from 'node:path';
+import { inProcessBench, inProcessLatencyBench, type InProcessRow } from './inprocess.ts';
+import { Progress } from './progress.ts';
+import { writeReport } from './report.ts';
+import { stageTable } from './stages.ts';
 import { type BenchRow, table } from './stats.ts';
 
 const wanted = new Set(process.argv.slice(2).filter((a) => !a.startsWith('-')));
@@ -14,83 +27,143 @@ const want = (k: string) => wanted.size === 0 || wanted.has(k);
 /** parts that run only when named */
 const wantNamed = (k: string) => wanted.has(k);
 const seconds = Number(process.env.BENCH_SECONDS ?? 5);
+const n = Number(process.env.BENCH_N ?? 400_000);
+const outDir = resolve(process.env.BENCH_OUT ?? '.bench-out');
+const commit = (() => {
+  try {
+    return execSync('git rev-parse --short HEAD', { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return undefined;
+  }
+})();
+const load = () => loadavg().map((x) => x.toFixed(2)).join(' ');
 const out: Record<string, unknown> = {
   date: new Date().toISOString(),
+  commit,
   node: process.version,
   cpus: cpus().length,
   cpu: cpus()[0]?.model,
+  loadAtStart: load(),
 };
-const md: string[] = [`# Decree benchmark run ${out.date}`, '', `Node ${process.version}, ${cpus().length} × ${cpus()[0]?.model}`, ''];
+const md: string[] = [
+  `# Decree benchmark run ${out.date}`,
+  '',
+  `Node ${process.version}, ${cpus().length} × ${cpus()[0]?.model}, commit ${commit ?? '?'}, load average at start ${out.loadAtStart}`,
+  '',
+];
+const all: BenchRow[] = [];
+
+// the plan, for the progress bar: one step per measured run
+const plan = {
+  engine: 7,
+  tracing: 14,
+  codec: 1,
+  storage: 1,
+  cluster: 9 + 1,
+  baselines: 5,
+};
+const total = Object.entries(plan).reduce((s, [k, v]) => s + ((k === 'tracing' ? wantNamed(k) : want(k)) ? v : 0), 0);
+const progress = new Progress(total);
+const print = (s: string) => progress.log(s);
 
 if (want('engine')) {
-  console.error('» in-process engine…');
-  const rows: BenchRow[] = [
-    await inProcessBench({ seconds }),
-    await inProcessBench({ seconds: Math.min(seconds, 3), machine: 'noop' }),
-    await inProcessLatencyBench({ seconds: Math.min(seconds, 3) }),
-  ];
+  const rows: InProcessRow[] = [];
+  const stageRuns: InProcessRow[] = [];
+  progress.step('in-process engine: KV SETs, 8 × 1024 pipelined');
+  rows.push(await inProcessBench({ seconds }));
+  progress.step('in-process engine: no-op state machine, 8 × 1024 pipelined');
+  rows.push(await inProcessBench({ seconds: Math.min(seconds, 3), machine: 'noop' }));
+  progress.step('in-process engine: 1 client, memory stores');
+  rows.push(await inProcessLatencyBench({ seconds: Math.min(seconds, 3) }));
+  progress.step('in-process engine: 1 client, file WAL');
+  rows.push(await inProcessLatencyBench({ seconds: Math.min(seconds, 3), store: 'wal' }));
+  progress.step('latency by stage: 8 × 1024 pipelined');
+  stageRuns.push(await inProcessBench({ seconds: Math.min(seconds, 3), stages: true }));
+  progress.step('latency by stage: 1 client, memory stores');
+  stageRuns.push(await inProcessLatencyBench({ seconds: Math.min(seconds, 3), stages: true }));
+  progress.step('latency by stage: 1 client, file WAL');
+  stageRuns.push(await inProcessLatencyBench({ seconds: Math.min(seconds, 3), stages: true, store: 'wal' }));
   out.engine = rows;
-  md.push('## In-process engine (3 replicas, memory stores, KV state machine)', '', table(rows), '');
-  console.log(table(rows));
+  out.stages = stageRuns.map((r) => ({ run: r.name, opsPerSec: r.opsPerSec, stages: r.stages }));
+  all.push(...rows);
+  md.push('## In-process engine (3 replicas in one process, KV state machine)', '', table(rows), '');
+  print(table(rows));
+  md.push('## Latency by stage (in-process engine, a bus tap on the leader)', '');
+  for (const r of stageRuns) {
+    const t = `${r.name}: ${Math.round(r.opsPerSec).toLocaleString('en-US')} ops/s\n\n${stageTable(r.stages ?? [])}\n`;
+    md.push(`### ${t}`);
+    print(`\n${t}`);
+  }
 }
 if (wantNamed('tracing')) {
   const { tracingBench } = await import('./tracing.ts');
-  const rows = await tracingBench({ seconds, log: (s) => console.error(s) });
+  const rows = await tracingBench({ seconds, log: (s) => progress.step(s.replace(/^» /, '').replace(/…$/, '')) });
   out.tracing = rows;
   md.push('## Tracing cost (in-process engine, 3 replicas, KV SETs)', '', table(rows), '');
-  console.log(table(rows));
+  print(table(rows));
 }
 if (want('codec')) {
-  console.error('» codec…');
+  progress.step('MessagePack codecs');
   const { codecBench, formatRows } = await import('./codec.ts');
   const rows = await codecBench();
   out.codec = rows;
   md.push('## MessagePack codecs', '', formatRows(rows), '');
-  console.log(formatRows(rows));
+  print(formatRows(rows));
 }
 if (want('storage')) {
-  console.error('» storage…');
+  progress.step('acceptor stores');
   const { storageBench, formatTable } = await import('./storage.ts');
   const rows = await storageBench();
   out.storage = rows;
   md.push('## Acceptor stores', '', formatTable(rows), '');
-  console.log(formatTable(rows));
+  print(formatTable(rows));
 }
 
 if (want('cluster')) {
-  const { haveRedisBenchmark, processClusterBench } = await import('./cluster.ts');
-  if (!haveRedisBenchmark()) console.error('» skipping multi-process rows: redis-benchmark not found (apt-get install redis-tools)');
+  const { haveRedisBenchmark, processClusterBench, ensureReplicaBundle } = await import('./cluster.ts');
+  if (!haveRedisBenchmark()) print('» skipping multi-process rows: redis-benchmark not found (apt-get install redis-tools)');
   else {
-    console.error('» 3 processes over TCP…');
-    const rows = await processClusterBench({ transport: 'tcp' });
+    progress.step('building the replica bundle (tools/scripts/build-replica.mjs)');
+    await ensureReplicaBundle();
+    const rows: BenchRow[] = [];
+    const step = (s: string) => progress.step(s);
+    rows.push(...(await processClusterBench({ transport: 'tcp', storage: 'wal', n, step })));
     try {
-      console.error('» 3 processes over NATS…');
+      rows.push(...(await processClusterBench({ transport: 'tcp', storage: 'pmem', n, step })));
+    } catch (e) {
+      print(`» pmem rows skipped: ${(e as Error).message.split('\n')[0]}`);
+    }
+    try {
       const { startNatsServer } = await import('@decree/transport-nats/testing');
       const nats = await startNatsServer({});
       try {
-        rows.push(...(await processClusterBench({ transport: 'nats', natsUrl: nats.url })));
+        rows.push(...(await processClusterBench({ transport: 'nats', natsUrl: nats.url, n, step })));
       } finally {
         await nats.stop();
       }
     } catch (e) {
-      console.error(`» NATS rows skipped: ${(e as Error).message}`);
+      print(`» NATS rows skipped: ${(e as Error).message.split('\n')[0]}`);
     }
     out.cluster = rows;
-    md.push('## 3-process clusters (redis-benchmark against the leader)', '', table(rows), '');
-    console.log(table(rows));
+    all.push(...rows);
+    md.push('## 3 replica processes (3-way replication, durable stores), redis-benchmark against the leader', '', table(rows), '');
+    print(table(rows));
   }
 }
 
 if (want('baselines')) {
   const { redisBaseline, etcdBaseline } = await import('./baselines.ts');
-  console.error('» redis-server and etcd baselines…');
-  const rows = [...(await redisBaseline()), ...(await etcdBaseline(Math.min(seconds, 5)))];
+  const step = (s: string) => progress.step(s);
+  const rows = [...(await redisBaseline(n, step)), ...(await etcdBaseline(Math.min(seconds, 5), step))];
   out.baselines = rows;
+  all.push(...rows);
   md.push('## Baselines in the same run: redis-server (no replication) and a 3-member etcd', '', table(rows), '');
-  console.log(table(rows));
+  print(table(rows));
 }
 
-mkdirSync('.bench-out', { recursive: true });
-writeFileSync('.bench-out/results.json', JSON.stringify(out, null, 2));
-writeFileSync('.bench-out/results.md', md.join('\n'));
-console.error('» wrote .bench-out/results.json and .bench-out/results.md');
+out.loadAtEnd = load();
+md.push(`Load average at the end: ${out.loadAtEnd}`, '');
+progress.finish();
+mkdirSync(outDir, { recursive: true });
+const files = await writeReport(outDir, out, md, all, `Decree ${commit ?? ''} — ${String(out.date).slice(0, 16).replace('T', ' ')} UTC, load ${out.loadAtStart} → ${out.loadAtEnd}`);
+console.error(`» wrote ${files.join(', ')}`);

@@ -24,6 +24,10 @@ export interface BenchRow {
   p999ms: number;
   cpuSecPerMillion: number;
   note?: string;
+  /** the load generator's command line, when one was used */
+  command?: string;
+  /** the part of the suite: engine, cluster, baselines */
+  group?: string;
 }
 
 export function table(rows: readonly BenchRow[]): string {

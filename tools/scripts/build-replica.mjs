@@ -1,0 +1,70 @@
+#!/usr/bin/env node
+// Bundles the `decree` command (apps/replica/src/cli.ts and every @decree/* package it imports) into
+// one plain-JavaScript ES module, apps/replica/dist/decree.mjs, with esbuild (tsx's own compiler).
+// Why: running from TypeScript through tsx compiles with keepNames, which wraps every function and
+// class in a `__name(...)` call; in a replica process under load that costs about 10 % CPU
+// (docs/benchmarks.md). The bundle is built without keepNames. Third-party packages stay external
+// (resolved from node_modules at run time); the native addons are found next to their sources.
+//
+//   node tools/scripts/build-replica.mjs            # build (about 0.3 s)
+//   node apps/replica/dist/decree.mjs start --config cluster.json --id r1
+//
+// `npm run bench` builds it before the multi-process rows; `npm start` still runs from source.
+import { build } from 'esbuild';
+import { readFileSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const outfile = join(root, 'apps/replica/dist/decree.mjs');
+
+/** Bare imports of anything but our workspace packages stay imports (node_modules at run time). */
+const externalThirdParty = {
+  name: 'external-third-party',
+  setup(b) {
+    b.onResolve({ filter: /^[^./]/ }, (a) => {
+      if (a.path.startsWith('@decree/') || a.path.startsWith('node:')) return undefined;
+      return { path: a.path, external: true };
+    });
+  },
+};
+
+/** native/*\/index.ts locate their addon from import.meta.url: keep the source file's URL in the bundle. */
+const keepNativeUrls = {
+  name: 'keep-native-urls',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]native[\\/][^\\/]+[\\/]index\.ts$/ }, (a) => ({
+      contents: readFileSync(a.path, 'utf8').replaceAll('import.meta.url', JSON.stringify(pathToFileURL(a.path).href)),
+      loader: 'ts',
+    }));
+  },
+};
+
+export async function buildReplica({ quiet = false } = {}) {
+  const t0 = performance.now();
+  await build({
+    entryPoints: [join(root, 'apps/replica/src/cli.ts')],
+    outfile,
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    conditions: ['source'],
+    keepNames: false,
+    sourcemap: 'linked',
+    legalComments: 'none',
+    logLevel: 'warning',
+    // a CommonJS dependency inside the bundle may call require()
+    banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
+    plugins: [externalThirdParty, keepNativeUrls],
+  });
+  if (!quiet) console.error(`build-replica: ${relative(root, outfile)} in ${Math.round(performance.now() - t0)} ms`);
+  return outfile;
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  await buildReplica().catch((e) => {
+    console.error(`build-replica: ${e.message}`);
+    process.exit(1);
+  });
+}
