@@ -33,3 +33,18 @@ export class StaleReplicaError extends Error {
     this.name = 'StaleReplicaError';
   }
 }
+
+/** RSL ChangeConfiguration failed; `code` says why (see specs/config-change). */
+export class ConfigChangeError extends Error {
+  constructor(
+    /** NOT_LEADER, PENDING, INVALID, NO_CHANGE, UNREACHABLE, CATCHUP_TIMEOUT, ABORTED */
+    readonly code: string,
+    message: string,
+    /** the change was proposed before it failed: it may still take effect */
+    readonly maybeChosen: boolean,
+    readonly leaderHint: ReplicaId | undefined,
+  ) {
+    super(message);
+    this.name = 'ConfigChangeError';
+  }
+}

@@ -18,6 +18,7 @@ import { acceptorMachine } from '@decree/acceptor';
 import { proposerMachine, type ProposerOptions } from '@decree/proposer';
 import { holdLearner, learnerMachine, type LearnerOptions } from '@decree/learner';
 import { electorMachine, type ElectorOptions } from '@decree/elector';
+import { type ConfigManagerOptions, configManagerMachine } from '@decree/config-manager';
 import {
   MemorySnapshotStore,
   type SnapshotMeta,
@@ -26,13 +27,14 @@ import {
   loadLatestValid,
   snapshotterMachine,
 } from '@decree/snapshotter';
-import { NotLeaderError, ReplicaStoppedError, StaleReplicaError } from './errors.ts';
+import { ConfigChangeError, NotLeaderError, ReplicaStoppedError, StaleReplicaError } from './errors.ts';
 
 export interface ReplicaOptions {
   proposer?: Partial<ProposerOptions>;
   learner?: Partial<LearnerOptions>;
   elector?: Partial<ElectorOptions>;
   snapshotter?: Partial<SnapshotterOptions>;
+  configManager?: Partial<ConfigManagerOptions>;
   /**
    * Makes a replica's snapshot store when the config names none (for harnesses that build every
    * replica from one options object, like the simulator); default: a fresh MemorySnapshotStore.
@@ -45,7 +47,14 @@ export interface ReplicaOptions {
 export interface CreateReplicaConfig {
   id: ReplicaId;
   ring?: RingId;
+  /**
+   * The initial configuration (epoch 1 from slot 1 when given as a member list). An empty member list
+   * (or epoch 0) starts a replica with none: it joins a running cluster when a change names it. The
+   * first start stores it durably; later starts use the stored one (and a snapshot's, which is newer).
+   */
   configuration: { members: readonly ReplicaId[] } | Configuration;
+  /** every replica of the ring (default: the members): a replica outside its configuration catches up from them */
+  peers?: readonly ReplicaId[];
   storage: AcceptorStore;
   stateMachine: StateMachine;
   /** where snapshots are kept (default: options.makeSnapshotStore, else memory); createReplica starts from the newest valid one */
@@ -108,6 +117,20 @@ export interface ReplicaStatistics {
   };
 }
 
+/** RSL GetConfiguration: the members and the configuration number. */
+export interface ConfigurationInfo {
+  epoch: number;
+  members: ReplicaId[];
+  /** the first slot this configuration governs */
+  startSlot: Slot;
+}
+
+/** The outcome of a configuration change. */
+export interface ConfigChangeResult extends ConfigurationInfo {
+  /** the slot the change was chosen at */
+  slot: Slot;
+}
+
 export interface ReplicaStatus {
   id: ReplicaId;
   ring: RingId;
@@ -118,7 +141,8 @@ export interface ReplicaStatus {
   executedUpTo: Slot;
   chosenUpTo: Slot;
   members: readonly ReplicaId[];
-  states: { elector: string; proposer: string; acceptor: string; learner: string };
+  configEpoch: number;
+  states: { elector: string; proposer: string; acceptor: string; learner: string; configManager: string };
   pendingSubmissions: number;
 }
 
@@ -203,6 +227,11 @@ export class Replica {
   private readonly store: AcceptorStore;
   private readonly ownsBus: boolean;
   private members: ReplicaId[];
+  private config: Configuration;
+  private readonly peers: readonly ReplicaId[];
+  private configRequests = new Map<number, { resolve(r: ConfigChangeResult): void; reject(e: Error): void; timer: unknown }>();
+  private nextConfigRequest = 1;
+  readonly configManager: Actor<typeof configManagerMachine>;
   readonly elector: Actor<typeof electorMachine>;
   readonly proposer: Actor<typeof proposerMachine>;
   readonly acceptor: Actor<typeof acceptorMachine>;
@@ -239,7 +268,9 @@ export class Replica {
     this.store = cfg.storage;
     this.snapshots = cfg.snapshots ?? cfg.options?.makeSnapshotStore?.(cfg.id) ?? new MemorySnapshotStore();
     const startSlot = restoredFrom?.slot ?? 0;
-    this.members = [...cfg.configuration.members];
+    this.config = initialConfiguration(cfg.configuration, restoredFrom);
+    this.members = [...this.config.members];
+    this.peers = [...new Set([...(cfg.peers ?? []), ...cfg.configuration.members, ...this.config.members])];
     this.transport = cfg.transport;
     this.ownsBus = !cfg.bus;
     this.bus = cfg.bus ?? new Bus(this.env, cfg.transport);
@@ -269,6 +300,7 @@ export class Replica {
         ...base,
         inc: this.inc,
         members: this.members,
+        configuration: this.config,
         maxRound: recovered.promised.round,
         options: cfg.options?.proposer ?? {},
         ...(startSlot > 0 ? { executedUpTo: startSlot } : {}),
@@ -280,6 +312,8 @@ export class Replica {
         ...base,
         inc: this.inc,
         members: this.members,
+        configuration: this.config,
+        peers: this.peers,
         stateMachine: this.sm,
         options: cfg.options?.learner ?? {},
         executedUpTo: startSlot,
@@ -298,6 +332,8 @@ export class Replica {
         ring: this.ring,
         self: this.id,
         members: () => this.members,
+        configuration: () => learnerData().config,
+        peers: () => this.peers,
         stateMachine: this.sm,
         store: this.snapshots,
         send,
@@ -308,7 +344,7 @@ export class Replica {
         appliedBytes: () => learnerData().appliedBytes,
         holdLearner: () => holdLearner(learnerData()),
         releaseLearner: () => this.learner.send({ type: 'release' }),
-        installed: (slot) => this.learner.send({ type: 'installed', slot }),
+        installed: (slot, config) => this.learner.send({ type: 'installed', slot, ...(config ? { config } : {}) }),
         truncate: (below) => {
           this.acceptor.send({ type: 'truncate', below });
           this.learner.send({ type: 'truncate', below });
@@ -323,6 +359,8 @@ export class Replica {
       input: {
         ...base,
         members: this.members,
+        configEpoch: this.config.epoch,
+        peers: this.peers,
         random: () => this.env.random(),
         maxRound: recovered.promised.round,
         options: cfg.options?.elector ?? {},
@@ -330,13 +368,19 @@ export class Replica {
       },
     });
 
-    const reg = (role: 'acceptor' | 'proposer' | 'learner' | 'elector' | 'snapshotter' | 'client', h: (m: Message) => void) =>
+    this.configManager = createActor(configManagerMachine, {
+      ...common,
+      input: { ring: this.ring, self: this.id, inc: this.inc, send, now, configuration: this.config, options: cfg.options?.configManager ?? {} },
+    });
+
+    const reg = (role: 'acceptor' | 'proposer' | 'learner' | 'elector' | 'snapshotter' | 'config-manager' | 'client', h: (m: Message) => void) =>
       this.unregister.push(this.bus.register(this.ring, this.id, role, h));
     reg('acceptor', (m) => this.acceptor.send(m as any));
     reg('proposer', (m) => this.proposer.send(m as any));
     reg('learner', (m) => this.learner.send(m as any));
     reg('elector', (m) => this.elector.send(m as any));
     reg('snapshotter', (m) => this.snapshotter.send(m as any));
+    reg('config-manager', (m) => this.configManager.send(m as any));
     // role changes are seen on the proposer's own state, at once (RSL NotifyStatus)
     this.proposer.subscribe((snap) => {
       if (snap.value !== this.lastProposerState) {
@@ -351,6 +395,7 @@ export class Replica {
     this.acceptor.start();
     this.learner.start();
     this.snapshotter.start();
+    this.configManager.start();
     this.proposer.start();
     this.elector.start();
     const tick = () => {
@@ -358,6 +403,7 @@ export class Replica {
       this.proposer.send({ type: 'tick' });
       this.learner.send({ type: 'tick' });
       this.snapshotter.send({ type: 'tick' });
+      this.configManager.send({ type: 'tick' });
       this.tickTimer = this.env.clock.setTimeout(tick, this.tickMs);
     };
     this.tickTimer = this.env.clock.setTimeout(tick, this.tickMs);
@@ -439,6 +485,25 @@ export class Replica {
       case 'recovered':
         this.sm.onLeaderRecovered?.();
         return;
+      case 'config-result': {
+        const r = this.configRequests.get(m.id);
+        if (!r) return;
+        this.configRequests.delete(m.id);
+        this.env.clock.clearTimeout(r.timer);
+        if (m.ok) r.resolve({ epoch: m.epoch ?? this.config.epoch, members: [...(m.members ?? this.members)], startSlot: (m.slot ?? 0) + 1, slot: m.slot ?? 0 });
+        else r.reject(new ConfigChangeError(m.code ?? 'ABORTED', m.error ?? 'the configuration change failed', m.maybeChosen ?? false, m.leaderHint));
+        return;
+      }
+      case 'config-notice':
+        if (m.kind === 'changed') {
+          if (m.epoch > this.config.epoch) {
+            const l = this.learner.getSnapshot().context.config;
+            this.config = l.epoch === m.epoch ? { ...l, members: [...l.members] } : { epoch: m.epoch, members: [...m.members], startSlot: this.config.startSlot };
+            this.members = [...m.members];
+          }
+          this.sm.onConfigurationChange?.(m.members, m.cookie, m.epoch);
+        } else this.sm.onConfigurationAborted?.(m.members, m.cookie, m.reason ?? 'the configuration change failed');
+        return;
       case 'client-req':
         this.serveForwarded(m);
         return;
@@ -465,6 +530,32 @@ export class Replica {
     const was = this.role;
     this.role = role;
     if (role === 'leader' || was === 'leader') this.sm.onRoleChange?.(role, role === 'leader' ? this.id : hint !== this.id ? hint : undefined);
+  }
+
+  // ------------------------------------------------------------------ configuration (RSL ChangeConfiguration)
+  /** RSL GetConfiguration: the members as of the executed slot and the configuration number. */
+  getConfiguration(): ConfigurationInfo {
+    return { epoch: this.config.epoch, members: [...this.members], startSlot: this.config.startSlot };
+  }
+
+  /**
+   * RSL ChangeConfiguration: replaces the member set (add, remove, replace: any new set) through the
+   * log. Call it on the leader. New members are caught up first (snapshot plus log) and must answer;
+   * the change is chosen at some slot e and the new set governs from e+1. Resolves once it executed
+   * here; rejects with ConfigChangeError (code NOT_LEADER, PENDING, INVALID, NO_CHANGE, UNREACHABLE,
+   * CATCHUP_TIMEOUT or ABORTED; `maybeChosen` when it may still take effect). `cookie` reaches
+   * onConfigurationChange on old and new members, or onConfigurationAborted here.
+   */
+  changeConfiguration(members: readonly ReplicaId[], cookie?: Uint8Array, timeoutMs = 120_000): Promise<ConfigChangeResult> {
+    if (this.stopped) return Promise.reject(new ReplicaStoppedError());
+    const id = this.nextConfigRequest++;
+    return new Promise((resolve, reject) => {
+      const timer = this.env.clock.setTimeout(() => {
+        if (this.configRequests.delete(id)) reject(new ConfigChangeError('ABORTED', `no answer within ${timeoutMs} ms`, true, undefined));
+      }, timeoutMs);
+      this.configRequests.set(id, { resolve, reject, timer });
+      this.bus.send({ type: 'config-change', ring: this.ring, from: this.id, to: this.id, id, members: [...members], ...(cookie ? { cookie } : {}) });
+    });
   }
 
   // ------------------------------------------------------------------ forwarding
@@ -755,11 +846,13 @@ export class Replica {
       executedUpTo: l.executedUpTo,
       chosenUpTo: this.highestChosenSlot(),
       members: [...this.members],
+      configEpoch: this.config.epoch,
       states: {
         elector: stateName(this.elector),
         proposer: stateName(this.proposer),
         acceptor: stateName(this.acceptor),
         learner: stateName(this.learner),
+        configManager: stateName(this.configManager),
       },
       pendingSubmissions: this.waiters.size,
     };
@@ -773,8 +866,13 @@ export class Replica {
     for (const u of this.unregister) u();
     this.unregister = [];
     this.snapshotter.send({ type: 'stop' });
-    for (const a of [this.elector, this.proposer, this.learner, this.snapshotter, this.acceptor] as Actor<any>[]) a.stop();
+    for (const a of [this.elector, this.proposer, this.learner, this.snapshotter, this.configManager, this.acceptor] as Actor<any>[]) a.stop();
     const err = new ReplicaStoppedError();
+    for (const r of this.configRequests.values()) {
+      this.env.clock.clearTimeout(r.timer);
+      r.reject(err);
+    }
+    this.configRequests.clear();
     for (const id of this.waiters.keys()) this.settle(id, undefined, err);
     for (const f of this.forwards.values()) {
       this.env.clock.clearTimeout(f.timer);
@@ -791,9 +889,47 @@ export class Replica {
   }
 }
 
+const CONFIG0 = 'config0';
+
+/**
+ * The configuration a replica starts in: the newest snapshot's when it has one, else the initial
+ * configuration (stored durably at the first start, see createReplica).
+ */
+function initialConfiguration(given: CreateReplicaConfig['configuration'], snap: SnapshotMeta | undefined): Configuration {
+  const base: Configuration =
+    'epoch' in given
+      ? { epoch: given.epoch, members: [...given.members], startSlot: given.startSlot }
+      : { epoch: given.members.length ? 1 : 0, members: [...given.members], startSlot: 1 };
+  if (!snap || (snap.members.length === 0 && snap.epoch === undefined)) return base;
+  return { epoch: snap.epoch ?? Math.max(1, base.epoch), members: [...snap.members], startSlot: snap.startSlot ?? snap.slot + 1 };
+}
+
+/**
+ * The initial configuration is written to the store at the first start and read back at the next
+ * ones: a config file edited later (to list the members of today) must not rewrite history.
+ */
+async function persistedInitialConfiguration(cfg: CreateReplicaConfig, recovered: Awaited<ReturnType<AcceptorStore['recover']>>): Promise<CreateReplicaConfig['configuration']> {
+  const stored = recovered.meta.get(CONFIG0);
+  if (stored) {
+    try {
+      const c = JSON.parse(Buffer.from(stored).toString('utf8')) as Configuration;
+      if (Number.isSafeInteger(c.epoch) && Array.isArray(c.members) && Number.isSafeInteger(c.startSlot)) return c;
+    } catch {
+      // unreadable: fall back to the given one (and store it again)
+    }
+  }
+  const given = cfg.configuration;
+  const c: Configuration =
+    'epoch' in given ? given : { epoch: given.members.length ? 1 : 0, members: [...given.members], startSlot: 1 };
+  const value = new Uint8Array(Buffer.from(JSON.stringify({ epoch: c.epoch, members: c.members, startSlot: c.startSlot }), 'utf8'));
+  await new Promise<void>((resolve, reject) => cfg.storage.append([{ t: 'meta', key: CONFIG0, value }], (err) => (err ? reject(err) : resolve())));
+  return c;
+}
+
 /** Builds a replica: recovers its store, composes the roles, starts them. */
 export async function createReplica(cfg: CreateReplicaConfig): Promise<Replica> {
   const recovered = await cfg.storage.recover();
+  cfg = { ...cfg, configuration: await persistedInitialConfiguration(cfg, recovered) };
   const snapshots = cfg.snapshots ?? cfg.options?.makeSnapshotStore?.(cfg.id) ?? new MemorySnapshotStore();
   // the newest snapshot that verifies (a corrupt newest one falls back to the one before)
   const snap = await loadLatestValid(snapshots, (name, err) => cfg.onSnapshotCorrupt?.(name, err));

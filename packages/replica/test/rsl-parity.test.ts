@@ -257,7 +257,7 @@ describe('RSL parity of the replica API', () => {
     await c.start();
     c.waitForLeader();
     await c.submitAndWait(enc('inspected'));
-    expect([...seen].sort()).toEqual(['acceptor', 'elector', 'learner', 'proposer', 'snapshotter']);
+    expect([...seen].sort()).toEqual(['acceptor', 'config-manager', 'elector', 'learner', 'proposer', 'snapshotter']);
     await c.stop();
   });
 });

@@ -5,7 +5,10 @@ import { type CreateReplicaConfig, NotLeaderError, Replica, type ReplicaOptions 
 import { LogMachine } from './log-machine.ts';
 
 export interface SimClusterOptions {
+  /** replicas of the ring (r1..rn) */
   n?: number;
+  /** the initial configuration (default: all n); the others start with none and join through a change */
+  members?: readonly ReplicaId[];
   seed?: number;
   net?: SimNetworkOptions;
   options?: ReplicaOptions;
@@ -33,6 +36,8 @@ export class SimCluster<SM extends StateMachine = LogMachine> {
   readonly sched: SimScheduler;
   readonly net: SimNetwork;
   readonly ids: ReplicaId[];
+  /** the initial configuration */
+  readonly initialMembers: ReplicaId[];
   readonly nodes = new Map<ReplicaId, SimNode<SM>>();
   private readonly rng: Rng;
 
@@ -42,6 +47,7 @@ export class SimCluster<SM extends StateMachine = LogMachine> {
     this.rng = this.sched.rng.fork();
     this.net = new SimNetwork(this.sched, this.rng.fork(), opts.net ?? {});
     this.ids = Array.from({ length: n }, (_, i) => `r${i + 1}`);
+    this.initialMembers = [...(opts.members ?? this.ids)];
   }
 
   async start(): Promise<this> {
@@ -62,7 +68,8 @@ export class SimCluster<SM extends StateMachine = LogMachine> {
     const replica = new Replica(
       {
         id,
-        configuration: { members: this.ids },
+        configuration: { members: this.ids.includes(id) && this.initialMembers.includes(id) ? this.initialMembers : [] },
+        peers: this.ids,
         storage: node.store,
         stateMachine: node.sm,
         bus,
