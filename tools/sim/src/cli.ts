@@ -35,7 +35,7 @@ for (let s = o.startSeed; s < o.startSeed + o.seeds; s++) {
   const r = await simulate({ seed: s, durationMs: o.duration, faultRate: o.faultRate });
   last = r;
   if (o.verbose) {
-    console.log(`seed ${s}: n=${r.n} ops=${r.ops} (ok ${r.okOps}, unknown ${r.unknownOps}) applied=${r.applied} faults=${r.faults} ${r.ok ? 'ok' : 'VIOLATION'}`);
+    console.log(`seed ${s}: n=${r.n} ops=${r.ops} (ok ${r.okOps}, unknown ${r.unknownOps}) applied=${r.applied} faults=${r.faults} config=${r.configChanges.applied}/${r.configChanges.asked}->${r.configChanges.finalMembers.join(",")} ${r.ok ? 'ok' : 'VIOLATION'}`);
     for (const line of r.trace) console.log(`   ${line}`);
   }
   if (!r.ok) {

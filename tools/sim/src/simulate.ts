@@ -18,6 +18,8 @@ export interface SimParams {
   brokenForgetPromise?: boolean;
   /** probability of a fault per client round (about every 5 simulated ms); default 0.03 */
   faultRate?: number;
+  /** spare replicas of the ring outside the initial configuration, for configuration changes (default 1; 0 turns changes off) */
+  spares?: number;
 }
 
 export interface SimReport {
@@ -30,6 +32,8 @@ export interface SimReport {
   unknownOps: number;
   applied: number;
   faults: number;
+  /** configuration changes asked for, and those that took effect */
+  configChanges: { asked: number; applied: number; finalMembers: string[] };
   /** summed over the replicas alive at the end: snapshots saved, installed from a peer, and the highest log truncation */
   snapshots: { saved: number; installed: number; truncatedBelow: number };
   trace: string[];
@@ -54,6 +58,9 @@ export async function simulate(p: SimParams): Promise<SimReport> {
   const n = p.n ?? (rngPre % 3 === 0 ? 5 : 3);
   const durationMs = p.durationMs ?? 3_000;
   const faultRate = p.faultRate ?? 0.03;
+  const spares = p.spares ?? 1;
+  const ring = n + spares;
+  const initial = Array.from({ length: n }, (_, i) => `r${i + 1}`);
   const disks = new Map<ReplicaId, SimDisk>();
   // snapshot stores survive crashes like the disks (a restarted replica serves what it had)
   const snapshotStores = new Map<ReplicaId, MemorySnapshotStore>();
@@ -63,7 +70,8 @@ export async function simulate(p: SimParams): Promise<SimReport> {
     return s;
   };
   const c: SimCluster<RecordingKv> = new SimCluster<RecordingKv>({
-    n,
+    n: ring,
+    members: initial,
     seed,
     net: { minDelayMs: 0.1, maxDelayMs: 2, dropRate: 0.01, duplicateRate: 0.01, serialize: seed % 4 === 0 },
     options: {
@@ -72,6 +80,7 @@ export async function simulate(p: SimParams): Promise<SimReport> {
       // small intervals so that random runs snapshot, truncate logs and catch up by snapshot transfer
       snapshotter: { everySlots: 8 + (seed % 5) * 4, everyBytes: 0, truncateMargin: seed % 3, keep: 2, chunkBytes: 256, window: 4, retryMs: 40 },
       makeSnapshotStore: snapshotStore,
+      configManager: { catchupTimeoutMs: 1_500, proposeTimeoutMs: 3_000, maxLagSlots: 32 },
     },
     makeStateMachine: () => new RecordingKv(),
     makeStore: (id: ReplicaId, env): SimDisk => {
@@ -85,8 +94,17 @@ export async function simulate(p: SimParams): Promise<SimReport> {
   const rng = c.sched.rng.fork();
   const trace: string[] = [];
   const t = () => c.sched.now().toFixed(1);
-  const quorum = Math.floor(n / 2) + 1;
   const down = () => c.ids.filter((id) => !c.nodes.get(id)!.replica);
+  /** the newest configuration any live replica runs */
+  const current = (): { epoch: number; members: string[] } => {
+    let best = { epoch: 1, members: initial };
+    for (const id of c.up()) {
+      const g = c.replica(id).getConfiguration();
+      if (g.epoch > best.epoch) best = g;
+    }
+    return best;
+  };
+  const configChanges = { asked: 0, applied: 0 };
   const history = new HistoryRecorder({ clock: () => c.sched.now() });
   const submitted = new Set<string>();
   const acked = new Set<string>();
@@ -189,13 +207,18 @@ export async function simulate(p: SimParams): Promise<SimReport> {
 
   // ------------------------------------------------------------ faults
   const fault = async () => {
-    const kind = rng.int(0, 9);
+    const kind = rng.int(0, spares > 0 ? 10 : 9);
     faults++;
     switch (kind) {
       case 0:
       case 1: {
-        if (down().length >= n - quorum) return;
-        const victim = rng.chance(0.6) ? (c.leader() ?? rng.pick(c.up())) : rng.pick(c.up());
+        // keep a majority of the newest configuration alive (replicas outside it may crash freely)
+        const cur = current().members;
+        const alive = cur.filter((m) => c.nodes.get(m)!.replica);
+        const victims = c.up().filter((id) => !cur.includes(id) || alive.length - 1 >= Math.floor(cur.length / 2) + 1);
+        if (victims.length === 0) return;
+        const l = c.leader();
+        const victim = rng.chance(0.6) && l && victims.includes(l) ? l : rng.pick(victims);
         trace.push(`${t()} crash ${victim}`);
         await c.crash(victim);
         return;
@@ -210,7 +233,7 @@ export async function simulate(p: SimParams): Promise<SimReport> {
       }
       case 4: {
         const shuffled = [...c.ids].sort(() => rng.next() - 0.5);
-        const cut = rng.int(1, n - quorum);
+        const cut = rng.int(1, Math.max(1, ring - (Math.floor(ring / 2) + 1)));
         const groups = [shuffled.slice(0, cut), shuffled.slice(cut)];
         trace.push(`${t()} partition ${JSON.stringify(groups)}`);
         c.net.partition(groups);
@@ -249,6 +272,23 @@ export async function simulate(p: SimParams): Promise<SimReport> {
           trace.push(`${t()} churn: ${l} relinquishes`);
           c.replica(l).relinquishLeadership();
         }
+        return;
+      }
+      case 10: {
+        // a configuration change: any set of 3 or more of the ring's replicas (add, remove, replace)
+        const l = c.leader();
+        if (!l || spares === 0) return;
+        const size = rng.int(3, ring);
+        const set = [...c.ids].sort(() => rng.next() - 0.5).slice(0, size).sort();
+        configChanges.asked++;
+        trace.push(`${t()} config ${l}: ${set.join(',')}`);
+        c.replica(l).changeConfiguration(set).then(
+          (r) => {
+            configChanges.applied++;
+            trace.push(`${t()} config epoch ${r.epoch} at slot ${r.slot}: ${r.members.join(',')}`);
+          },
+          (e: Error & { code?: string }) => trace.push(`${t()} config refused: ${e.code ?? ''} ${e.message}`),
+        );
         return;
       }
     }
@@ -294,9 +334,11 @@ export async function simulate(p: SimParams): Promise<SimReport> {
     for (const id of c.ids) logs.set(id, c.sm(id).applied);
     checkAgreement(logs);
     checkValidity(logs, submitted);
-    checkDurability(logs, acked, n);
+    // every acknowledged write is on every member of the final configuration (removed replicas stop learning)
+    const finalMembers = current().members;
+    checkDurability(new Map(finalMembers.map((id) => [id, c.sm(id).applied])), acked, finalMembers.length);
     // identical state machines at equal applied slots
-    const digests = new Set(c.ids.map((id: ReplicaId) => `${c.replica(id).executedSlot()}:${c.sm(id).kv.digest()}`));
+    const digests = new Set(finalMembers.map((id: ReplicaId) => `${c.replica(id).executedSlot()}:${c.sm(id).kv.digest()}`));
     if (digests.size !== 1) throw new SafetyViolation(`states differ: ${[...digests].join(' | ')}`);
     const lin = checkHistory(history.ops(), { timeoutMs: 10_000 });
     if (!lin.ok && !lin.timedOut) throw new SafetyViolation(`linearizability: key ${lin.key}: ${lin.reason}`);
@@ -323,6 +365,7 @@ export async function simulate(p: SimParams): Promise<SimReport> {
     unknownOps: ops.filter((o) => o.complete === null).length,
     applied,
     faults,
+    configChanges: { ...configChanges, finalMembers: current().members },
     snapshots,
     trace,
     history: ops,
