@@ -22,6 +22,13 @@ export interface KvBackend {
   waitForSlot?(minSlot: number, timeoutMs: number): Promise<number>;
   /** a freshness token for a write that just resolved here: a slot >= the write's slot */
   writeToken?(): number;
+  /** DECREE CONFIG: the configuration (members, epoch) */
+  configuration?(): Record<string, unknown>;
+  /**
+   * DECREE CONFIG SET m1 m2 …: replaces the member set (on the leader); resolves with the new
+   * configuration, rejects with an Error whose `code` says why (NOT_LEADER carries `leaderHint`)
+   */
+  changeConfiguration?(members: string[]): Promise<Record<string, unknown>>;
 }
 
 export interface KvServerOptions {
@@ -41,7 +48,26 @@ export interface KvServerOptions {
   log?: (level: 'info' | 'warn', msg: string, obj?: object) => void;
 }
 
-type Reply = Buffer | Promise<Buffer>;
+type Reply = Buffer | Promise<Buffer> | PendingOp;
+
+/**
+ * A replicated command waiting for its result: it is both the operation handed to the engine and
+ * the connection's reply slot, so a pipelined SET costs no Promise and no microtask of its own.
+ */
+class PendingOp {
+  buf: Buffer | undefined = undefined;
+  /** set by the connection: schedules its flush */
+  ready: (() => void) | undefined = undefined;
+  constructor(
+    readonly kind: 'read' | 'write',
+    readonly cmd: Uint8Array,
+  ) {}
+  resolve(b: Buffer): void {
+    if (this.buf !== undefined) return;
+    this.buf = b;
+    this.ready?.();
+  }
+}
 
 /** Constant-time password check (compares SHA-256 digests, so neither length nor prefix leaks). */
 function passwordMatches(given: Buffer, password: string): boolean {
@@ -192,7 +218,10 @@ export class KvServer {
     };
     const enqueue = (r: Reply) => {
       if (Buffer.isBuffer(r)) queue.push(r);
-      else {
+      else if (r instanceof PendingOp) {
+        r.ready = scheduleFlush;
+        queue.push(r);
+      } else {
         const slot: { buf: Buffer | undefined } = { buf: undefined };
         queue.push(slot);
         r.then((b) => {
@@ -356,8 +385,11 @@ export class KvServer {
     }
     if (name === 'HELLO') return this.hello(args, c);
     if (!c.authed) return one((w) => err(w, 'NOAUTH Authentication required.'));
-    const replicate = (cmd: Uint8Array, kind: 'read' | 'write'): Promise<Buffer> =>
-      new Promise<Buffer>((resolve) => ops.push({ kind, cmd, resolve }));
+    const replicate = (cmd: Uint8Array, kind: 'read' | 'write'): PendingOp => {
+      const op = new PendingOp(kind, cmd);
+      ops.push(op);
+      return op;
+    };
     switch (name) {
       case 'PING':
         return n > 1 ? one((w) => w.bulk(args[1]!)) : one((w) => w.simple('PONG'));
@@ -385,7 +417,8 @@ export class KvServer {
         const sub = up(args[1] ?? Buffer.alloc(0));
         if (sub === 'STATUS') return one((w) => w.bulk(JSON.stringify(this.o.backend.status())));
         if (sub === 'SLOT') return this.slotReply(c);
-        return one((w) => err(w, 'ERR unknown DECREE subcommand (try DECREE STATUS | DECREE SLOT)'));
+        if (sub === 'CONFIG') return this.configReply(args.slice(2));
+        return one((w) => err(w, 'ERR unknown DECREE subcommand (try DECREE STATUS | DECREE SLOT | DECREE CONFIG [SET id…])'));
       }
       case 'DECREE.SLOT':
         return n === 1 ? this.slotReply(c) : wrongArgs();
@@ -512,6 +545,33 @@ export class KvServer {
   }
 
   /** The connection's freshness token, once its earlier writes are answered. */
+  /** DECREE CONFIG (the configuration as JSON) and DECREE CONFIG SET id… (a membership change, leader only) */
+  private configReply(args: Buffer[]): Reply {
+    const b = this.o.backend;
+    const one = (f: (w: RespWriter) => void): Buffer => {
+      const w = new RespWriter();
+      f(w);
+      return w.take();
+    };
+    if (args.length === 0) {
+      if (!b.configuration) return one((w) => err(w, 'ERR configuration changes are not supported by this server'));
+      return one((w) => w.bulk(JSON.stringify(b.configuration!())));
+    }
+    if (up(args[0]!) !== 'SET' || args.length < 2) return one((w) => err(w, 'ERR usage: DECREE CONFIG | DECREE CONFIG SET id [id …]'));
+    if (!b.changeConfiguration) return one((w) => err(w, 'ERR configuration changes are not supported by this server'));
+    const members = args.slice(1).map((a) => a.toString('utf8'));
+    return b.changeConfiguration(members).then(
+      (r) => one((w) => w.bulk(JSON.stringify(r))),
+      (e: Error & { code?: string; leaderHint?: string; maybeChosen?: boolean }) =>
+        one((w) =>
+          err(
+            w,
+            `ERR ${e.code ?? 'FAILED'} ${e.message.replace(/[\r\n]+/g, ' ')}${e.leaderHint ? ` leader=${e.leaderHint}` : ''}${e.maybeChosen ? ' (it may still take effect)' : ''}`,
+          ),
+        ),
+    );
+  }
+
   private slotReply(c: Conn): Reply {
     // after this chunk's writes are dispatched (a microtask later), wait for every write sent so far
     return Promise.resolve()

@@ -54,6 +54,12 @@ export const ClusterConfig = z.strictObject({
   /** independent replica groups hosted by every process (RSL rings); clients pick one with SELECT <index> */
   rings: z.array(id).min(1).default(['default']),
   replicas: z.array(ReplicaEntry).min(1),
+  /**
+   * The initial configuration (default: every replica listed). Replicas listed but not members start
+   * with none and join when a configuration change names them (`decree config add`). Used at a
+   * replica's first start only: later changes go through the log.
+   */
+  members: z.array(id).min(1).optional(),
   election: z
     .strictObject({
       minMs: z.number().int().positive().default(500),
@@ -136,6 +142,10 @@ export function parseConfig(raw: unknown, source = 'config'): ClusterConfig {
     }
   });
   if (new Set(c.rings).size !== c.rings.length) issues.push(`${source}: rings: duplicate ring id`);
+  c.members?.forEach((m, i) => {
+    if (!ids.has(m)) issues.push(`${source}: members[${i}]: "${m}" is not one of the replicas listed`);
+    else if (c.members!.indexOf(m) !== i) issues.push(`${source}: members[${i}]: duplicate member "${m}"`);
+  });
   if (c.election.maxMs < c.election.minMs) issues.push(`${source}: election.maxMs: must be >= election.minMs (${c.election.minMs})`);
   if (c.election.heartbeatMs * 2 > c.election.minMs) issues.push(`${source}: election.heartbeatMs: must be at most half of election.minMs`);
   if (c.transport === 'nats' && !c.nats) issues.push(`${source}: nats: required when transport is "nats"`);

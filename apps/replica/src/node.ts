@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { Bus, realEnv, type Transport } from '@decree/bus';
 import type { AcceptorStore } from '@decree/protocol';
-import { NotLeaderError, createReplica, type Replica } from '@decree/replica';
+import { ConfigChangeError, NotLeaderError, createReplica, type Replica } from '@decree/replica';
+import { FileSnapshotStore, MemorySnapshotStore, type SnapshotStore } from '@decree/snapshotter';
 import { FileWalStore, MemoryStore, PmemStore } from '@decree/storage';
 import { KvMachine } from '@decree/kv-machine';
 import { createTcpTransport } from '@decree/transport-tcp';
@@ -28,6 +29,11 @@ export interface StartNodeOptions {
   inspect?: Parameters<typeof createReplica>[0]['inspect'];
   /** trace command batches from the bus (records only once an OTel SDK is registered) */
   tracing?: { ratio?: number };
+}
+
+/** Snapshots live beside the log (<dataDir>/<id>/<ring>/snapshots); the log is truncated below them. */
+function makeSnapshots(cfg: ClusterConfig, id: string, ring: string): SnapshotStore {
+  return cfg.storage === 'memory' ? new MemorySnapshotStore() : new FileSnapshotStore(join(cfg.dataDir, id, ring, 'snapshots'));
 }
 
 function makeStore(cfg: ClusterConfig, id: string, ring: string): AcceptorStore {
@@ -133,7 +139,10 @@ export async function startNode(cfg: ClusterConfig, id: string, o: StartNodeOpti
   const transport = await makeTransport(cfg, id, o.log);
   const bus = new Bus(env, transport);
   const tracing = o.tracing ? instrumentBus(bus, { replica: id, ...(o.tracing.ratio !== undefined ? { ratio: o.tracing.ratio } : {}) }) : undefined;
-  const members = cfg.replicas.map((r) => r.id);
+  const peers = cfg.replicas.map((r) => r.id);
+  // replicas listed but not in `members` start with no configuration and join through a change
+  const initial = cfg.members ?? peers;
+  const members = initial.includes(id) ? initial : [];
   const replicas = new Map<string, Replica>();
   const machines = new Map<string, KvMachine>();
   for (const ring of cfg.rings) {
@@ -143,7 +152,9 @@ export async function startNode(cfg: ClusterConfig, id: string, o: StartNodeOpti
       id,
       ring,
       configuration: { members },
+      peers,
       storage: makeStore(cfg, id, ring),
+      snapshots: makeSnapshots(cfg, id, ring),
       stateMachine: sm,
       bus,
       env,
@@ -174,6 +185,14 @@ export async function startNode(cfg: ClusterConfig, id: string, o: StartNodeOpti
       waitForSlot: (minSlot, timeoutMs) => replica.waitForSlot(minSlot, timeoutMs),
       // on a follower the leader's Decide (sent before it executes and answers) precedes the forwarded reply
       writeToken: () => Math.max(replica.executedSlot(), replica.highestChosenSlot()),
+      configuration: () => ({ ...replica.getConfiguration(), leader: replica.currentLeader() }),
+      changeConfiguration: async (ids) => {
+        const unknown = ids.filter((x) => !peers.includes(x));
+        if (unknown.length)
+          throw new ConfigChangeError('INVALID', `not in the cluster config (add their addresses to every replica's config file first): ${unknown.join(', ')}`, false, undefined);
+        const r = await replica.changeConfiguration(ids);
+        return { epoch: r.epoch, members: r.members, slot: r.slot };
+      },
       status: () => {
         const leader = replica.currentLeader();
         const l = cfg.replicas.find((r) => r.id === leader);

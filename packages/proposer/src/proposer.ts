@@ -516,6 +516,14 @@ export const proposerMachine = setup({
       const e = event as MessageOf<'set-observers'>;
       context.observers = e.observers.filter((o) => !context.members.includes(o));
     },
+    /**
+     * The promise says its sender executed every slot below its truncation point: tell the local
+     * learner, as that peer's catch-up answer would, so that it fetches the peer's snapshot.
+     */
+    hintCatchup: ({ context: d, event }) => {
+      const m = event as MessageOf<'promise'>;
+      d.input.send({ type: 'catchup-rep', ring: d.ring, from: m.from, to: d.self, entries: [], truncatedBelow: m.truncatedBelow, chosenUpTo: m.truncatedBelow - 1 });
+    },
     finishReprepare: ({ context: d }) => {
       becomeLeader(d, true);
       leaderState(d, 'leading');
@@ -642,7 +650,7 @@ export const proposerMachine = setup({
         progress: { actions: 'progressPreparing' },
         'config-proposal': { actions: 'refuseConfig' },
         promise: [
-          { guard: 'truncatedPromise', target: 'follower', actions: 'markRelinquished' },
+          { guard: 'truncatedPromise', target: 'follower', actions: ['markRelinquished', 'hintCatchup'] },
           { guard: 'completesQuorum', target: 'leading', actions: ['recordPromise', 'becomeLeader'] },
           { guard: 'forThisBallot', actions: 'recordPromise' },
         ],
@@ -663,7 +671,7 @@ export const proposerMachine = setup({
         progress: { actions: ['progressLeading', 'checkRecovered'] },
         'config-proposal': { actions: 'enqueueConfig' },
         promise: [
-          { guard: 'reprepareTruncated', target: 'follower', actions: 'markRelinquished' },
+          { guard: 'reprepareTruncated', target: 'follower', actions: ['markRelinquished', 'hintCatchup'] },
           { guard: 'reprepareCompletes', actions: ['recordPromise', 'finishReprepare'] },
           { guard: 'repreparePromise', actions: 'recordPromise' },
         ],

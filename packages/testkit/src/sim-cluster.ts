@@ -2,6 +2,7 @@ import { Bus, type Env, type Rng, SimNetwork, type SimNetworkOptions, SimSchedul
 import type { AcceptorStore, ReplicaId, StateMachine } from '@decree/protocol';
 import { MemoryStore } from '@decree/storage/memory';
 import { type CreateReplicaConfig, NotLeaderError, Replica, type ReplicaOptions } from '@decree/replica';
+import { loadLatestValid } from '@decree/snapshotter';
 import { LogMachine } from './log-machine.ts';
 
 export interface SimClusterOptions {
@@ -65,6 +66,10 @@ export class SimCluster<SM extends StateMachine = LogMachine> {
     const node = this.nodes.get(id)!;
     const bus = new Bus(node.env, this.net.endpoint(id));
     const recovered = await node.store.recover();
+    // like createReplica: start from the newest snapshot that verifies
+    const snaps = this.opts.options?.makeSnapshotStore?.(id);
+    const snap = snaps ? await loadLatestValid(snaps) : undefined;
+    if (snap) await node.sm.restore((async function* () { yield snap.data; })());
     const replica = new Replica(
       {
         id,
@@ -77,8 +82,10 @@ export class SimCluster<SM extends StateMachine = LogMachine> {
         options: { tickMs: 10, ...this.opts.options },
         ...(this.opts.inspect ? { inspect: this.opts.inspect } : {}),
         ...(this.opts.brokenForgetPromise?.(id) ? { brokenForgetPromise: true } : {}),
+        ...(snaps ? { snapshots: snaps } : {}),
       },
       recovered,
+      snap?.meta,
     );
     replica.start();
     node.replica = replica;
