@@ -3,6 +3,7 @@
  * decree: run and inspect replicas of a Decree KV cluster.
  *   decree start --config cluster.json --id r1
  *   decree status --config cluster.json [--id r1]
+ *   decree config get|add|remove|replace|set … --config cluster.json
  */
 import net from 'node:net';
 import { Command, CommanderError } from 'commander';
@@ -170,6 +171,104 @@ program
     else console.table(rows);
     if (rows.every((r) => !r.up)) process.exitCode = 1;
   });
+
+// ------------------------------------------------------------------ configuration changes
+interface ConfigView { epoch: number; members: string[]; startSlot: number; leader?: string }
+
+/** The configuration as the first replica that answers sees it (and who leads). */
+async function currentConfig(cfg: ReturnType<typeof loadConfig>): Promise<{ view: ConfigView; via: string }> {
+  const errors: string[] = [];
+  for (const r of cfg.replicas) {
+    try {
+      return { view: JSON.parse(await respQuery(r.host, r.clientPort, ['DECREE', 'CONFIG'], cfg.kv.password)) as ConfigView, via: r.id };
+    } catch (e) {
+      errors.push(`${r.id}: ${(e as Error).message}`);
+    }
+  }
+  throw new UsageError(`no replica answered (${errors.join('; ')})`);
+}
+
+/** Asks the leader (following NOT_LEADER redirects) to replace the member set. */
+async function changeMembers(cfg: ReturnType<typeof loadConfig>, members: string[], leader: string | undefined, timeoutMs: number): Promise<{ epoch: number; members: string[]; slot: number }> {
+  const known = new Set(cfg.replicas.map((r) => r.id));
+  const unknown = members.filter((m) => !known.has(m));
+  if (unknown.length) throw new UsageError(`not in the cluster config: ${unknown.join(', ')} (list their addresses under "replicas" first)`);
+  let target = leader ?? cfg.replicas[0]!.id;
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const r = cfg.replicas.find((x) => x.id === target)!;
+    try {
+      return JSON.parse(await respQuery(r.host, r.clientPort, ['DECREE', 'CONFIG', 'SET', ...members], cfg.kv.password, timeoutMs));
+    } catch (e) {
+      const msg = (e as Error).message;
+      const hint = /NOT_LEADER .*leader=(\S+)/.exec(msg)?.[1];
+      if (hint && hint !== target && known.has(hint)) {
+        target = hint;
+        continue;
+      }
+      if (/NOT_LEADER/.test(msg)) {
+        await new Promise((res) => setTimeout(res, 500)); // an election is under way
+        target = (await currentConfig(cfg)).view.leader ?? target;
+        continue;
+      }
+      throw new UsageError(`the change was refused: ${msg.replace(/^ERR /, '')}`);
+    }
+  }
+  throw new UsageError('no leader accepted the change (elections kept moving it); try again');
+}
+
+const configCmd = program.command('config').description('show or change the member set of a running cluster (through the log)');
+const withConfig = (c: Command) =>
+  c.requiredOption('--config <file>', 'the cluster config (JSON): every replica, members or not, with its addresses').option('--timeout <ms>', 'how long to wait for the change', (v: string) => {
+    const n = Number(v);
+    if (!Number.isSafeInteger(n) || n <= 0) throw new UsageError(`--timeout must be a positive integer (ms), got "${v}"`);
+    return n;
+  }, 120_000);
+
+withConfig(configCmd.command('get').description('print the members, the configuration number and the leader'))
+  .option('--json', 'print JSON', false)
+  .action(async (o: { config: string; json: boolean }) => {
+    const cfg = loadConfig(o.config);
+    const { view, via } = await currentConfig(cfg);
+    if (o.json) console.log(JSON.stringify({ ...view, via }));
+    else console.log(`configuration ${view.epoch}: ${view.members.join(',')} (leader ${view.leader ?? 'unknown'}; asked ${via})`);
+  });
+
+/** Runs one change: computes the new set from the current one, asks the leader, prints the outcome. */
+async function runChange(o: { config: string; timeout: number }, next: (current: string[]) => string[]): Promise<void> {
+  const cfg = loadConfig(o.config);
+  const { view } = await currentConfig(cfg);
+  const members = next(view.members);
+  const r = await changeMembers(cfg, members, view.leader, o.timeout);
+  console.log(`configuration ${r.epoch}: ${r.members.join(',')} (chosen at slot ${r.slot})`);
+}
+
+withConfig(configCmd.command('add').argument('<id...>', 'replicas to add').description('add replicas (they catch up, then vote)')).action(
+  async (ids: string[], o: { config: string; timeout: number }) =>
+    runChange(o, (cur) => {
+      const dup = ids.filter((i) => cur.includes(i));
+      if (dup.length) throw new UsageError(`already members: ${dup.join(', ')}`);
+      return [...cur, ...ids];
+    }),
+);
+withConfig(configCmd.command('remove').argument('<id...>', 'replicas to remove').description('remove replicas (a removed leader steps down)')).action(
+  async (ids: string[], o: { config: string; timeout: number }) =>
+    runChange(o, (cur) => {
+      const missing = ids.filter((i) => !cur.includes(i));
+      if (missing.length) throw new UsageError(`not members: ${missing.join(', ')}`);
+      return cur.filter((m) => !ids.includes(m));
+    }),
+);
+withConfig(configCmd.command('replace').argument('<old>', 'the member to replace').argument('<new>', 'the replica taking its place').description('replace one member by another')).action(
+  async (old: string, nu: string, o: { config: string; timeout: number }) =>
+    runChange(o, (cur) => {
+      if (!cur.includes(old)) throw new UsageError(`not a member: ${old}`);
+      if (cur.includes(nu)) throw new UsageError(`already a member: ${nu}`);
+      return cur.map((m) => (m === old ? nu : m));
+    }),
+);
+withConfig(configCmd.command('set').argument('<id...>', 'the whole new member set').description('set the whole member set')).action(
+  async (ids: string[], o: { config: string; timeout: number }) => runChange(o, () => ids),
+);
 
 try {
   await program.parseAsync(process.argv);
