@@ -22,17 +22,18 @@ const program = new Command('sim')
     if (!(n >= 0 && n <= 1)) throw new InvalidArgumentError(`--fault-rate must be between 0 and 1, got "${v}"`);
     return n;
   }, 0.03)
+  .option('--spares <n>', 'replicas of the ring outside the initial configuration, for configuration changes (0: no changes)', int('--spares'), 1)
   .option('--verbose', 'print each run and its fault trace', false)
   .option('--history <file>', 'write the client history of the last run (JSON lines)')
   .showHelpAfterError();
 program.parse();
-const o = program.opts<{ seeds: number; startSeed: number; duration: number; verbose: boolean; history?: string; faultRate: number }>();
+const o = program.opts<{ seeds: number; startSeed: number; duration: number; verbose: boolean; history?: string; faultRate: number; spares: number }>();
 
 let failures = 0;
 const t0 = Date.now();
 let last;
 for (let s = o.startSeed; s < o.startSeed + o.seeds; s++) {
-  const r = await simulate({ seed: s, durationMs: o.duration, faultRate: o.faultRate });
+  const r = await simulate({ seed: s, durationMs: o.duration, faultRate: o.faultRate, spares: o.spares });
   last = r;
   if (o.verbose) {
     console.log(`seed ${s}: n=${r.n} ops=${r.ops} (ok ${r.okOps}, unknown ${r.unknownOps}) applied=${r.applied} faults=${r.faults} config=${r.configChanges.applied}/${r.configChanges.asked}->${r.configChanges.finalMembers.join(",")} ${r.ok ? 'ok' : 'VIOLATION'}`);
@@ -41,7 +42,7 @@ for (let s = o.startSeed; s < o.startSeed + o.seeds; s++) {
   if (!r.ok) {
     failures++;
     console.log(`VIOLATION at seed ${s}: ${r.violation}`);
-    console.log(`replay: npm run sim -- --seeds 1 --start-seed ${s} --duration ${o.duration} --fault-rate ${o.faultRate} --verbose`);
+    console.log(`replay: npm run sim -- --seeds 1 --start-seed ${s} --duration ${o.duration} --fault-rate ${o.faultRate} --spares ${o.spares} --verbose`);
   } else if (!o.verbose && (s - o.startSeed + 1) % 50 === 0) {
     console.log(`${s - o.startSeed + 1}/${o.seeds} seeds, ${failures} violations, ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   }
