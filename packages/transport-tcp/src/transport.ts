@@ -4,6 +4,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { CONTRACTS, decodeMessage, encodeMessage, invariant, requires, type Message, type ReplicaId } from '@decree/protocol';
 import type { Transport } from '@decree/bus';
+import { EncodeOnce } from './encode-once.ts';
 import { FRAME_HEADER_BYTES, FrameReader, frames } from './framing.ts';
 import {
   PROTOCOL_VERSION_MAX,
@@ -324,6 +325,8 @@ export class TcpTransport implements Transport {
   private closing = false;
   private closedPromise: Promise<void> | undefined;
   private readonly lastLog = new Map<string, number>();
+  /** DECREE_TCP_ENCODE_ONCE=0 turns the shared encoding off (to measure it) */
+  private readonly encoder = process.env.DECREE_TCP_ENCODE_ONCE === '0' ? { encode: encodeMessage } : new EncodeOnce();
 
   private readonly totals = {
     framesIn: 0,
@@ -448,7 +451,8 @@ export class TcpTransport implements Transport {
     }
     let payload: Uint8Array;
     try {
-      payload = encodeMessage(msg);
+      // the same accept goes to every peer: encoded once, the copies get their own `to`
+      payload = this.encoder.encode(msg);
     } catch (e) {
       this.totals.encodeErrors++;
       this.report('encode', `cannot encode ${msg.type} for ${msg.to}: ${(e as Error).message}`, msg.to);
