@@ -55,6 +55,8 @@ export interface ClusterOptions {
   batching?: { maxInflightSlots?: number; maxBatchCmds?: number };
   /** extra environment for the replica processes */
   env?: Record<string, string>;
+  /** extra node flags for the replica processes (e.g. --cpu-prof) */
+  nodeFlags?: string[];
 }
 
 export interface ClusterHandle {
@@ -100,7 +102,7 @@ export async function startProcessCluster(o: ClusterOptions): Promise<ClusterHan
   const pids: Record<string, number> = {};
   let leader: string | undefined;
   let changes = -1;
-  const nodeArgs = runner === 'bundle' ? [entry] : ['--conditions=source', '--import', 'tsx', entry];
+  const nodeArgs = [...(o.nodeFlags ?? []), ...(runner === 'bundle' ? [entry] : ['--conditions=source', '--import', 'tsx', entry])];
   try {
     await Promise.all(
       replicas.map(
