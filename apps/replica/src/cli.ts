@@ -4,6 +4,7 @@
  *   decree start --config cluster.json --id r1
  *   decree status --config cluster.json [--id r1]
  *   decree config get|add|remove|replace|set … --config cluster.json
+ *   decree replay --dir <dataDir>/<id>/<ring> [--to-slot N] [--snapshot-out DIR]
  */
 import net from 'node:net';
 import { Command, CommanderError } from 'commander';
@@ -269,6 +270,34 @@ withConfig(configCmd.command('replace').argument('<old>', 'the member to replace
 withConfig(configCmd.command('set').argument('<id...>', 'the whole new member set').description('set the whole member set')).action(
   async (ids: string[], o: { config: string; timeout: number }) => runChange(o, () => ids),
 );
+
+program
+  .command('replay')
+  .description("offline replay of a replica's snapshot and log into the KV state machine (read-only; RSL Replay)")
+  .requiredOption('--dir <dir>', "a replica's data directory for one ring: <dataDir>/<id>/<ring>")
+  .option('--to-slot <n>', 'replay up to this slot (default: as far as the log proves chosen)', (v: string) => {
+    const n = Number(v);
+    if (!Number.isSafeInteger(n) || n < 0) throw new UsageError(`--to-slot must be a non-negative integer, got "${v}"`);
+    return n;
+  })
+  .option('--snapshot-out <dir>', 'write a snapshot of the state at that slot into this directory')
+  .option('--json', 'print JSON', false)
+  .action(async (o: { dir: string; toSlot?: number; snapshotOut?: string; json: boolean }) => {
+    const { replay, ReplayError } = await import('./replay.ts');
+    try {
+      const r = await replay({ dir: o.dir, ...(o.toSlot !== undefined ? { toSlot: o.toSlot } : {}), ...(o.snapshotOut ? { snapshotOut: o.snapshotOut } : {}) });
+      if (o.json) console.log(JSON.stringify(r));
+      else {
+        console.log(`replayed slots ${r.fromSnapshot + 1}..${r.toSlot} (${r.commands} commands) from ${r.fromSnapshot ? `the snapshot at slot ${r.fromSnapshot}` : 'the empty state'}`);
+        console.log(`state at slot ${r.toSlot}: ${r.keys} keys, digest ${r.digest}; configuration ${r.config.epoch}: ${r.config.members.join(',')}`);
+        console.log(`this directory proves the chosen log up to slot ${r.provenUpTo}`);
+        if (r.snapshotWritten) console.log(`snapshot written: ${r.snapshotWritten}`);
+      }
+    } catch (e) {
+      if (e instanceof ReplayError) throw new UsageError(e.message);
+      throw e;
+    }
+  });
 
 try {
   await program.parseAsync(process.argv);

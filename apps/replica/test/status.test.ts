@@ -36,7 +36,7 @@ describe('status server', () => {
       expect(doc.id).toBe(me.id);
       expect(doc.rings[0]!.leader).toBe(leader.id);
       expect(doc.rings[0]!.isLeader).toBe(me === leader);
-      expect(Object.keys(doc.rings[0]!.states).sort()).toEqual(['acceptor', 'elector', 'learner', 'proposer']);
+      expect(Object.keys(doc.rings[0]!.states).sort()).toEqual(['acceptor', 'configManager', 'elector', 'learner', 'proposer']);
       if (me === leader) {
         expect(doc.rings[0]!.states.proposer).toBe('leading');
         expect(doc.rings[0]!.executedUpTo).toBeGreaterThanOrEqual(10);

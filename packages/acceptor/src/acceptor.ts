@@ -12,7 +12,10 @@ import {
   type StoreRecord,
   type StoredAccept,
   CONTRACTS,
+  EXECUTED_META,
   ballotEq,
+  decodeSlotMeta,
+  encodeSlotMeta,
   compareBallots,
   ensures,
   invariant,
@@ -41,6 +44,8 @@ export interface AcceptorData {
   promised: Ballot;
   accepted: Map<Slot, StoredAccept>;
   truncatedBelow: Slot;
+  /** the executed slot last recorded (meta `executed`) */
+  markedUpTo: Slot;
   /** records waiting for the next group commit, and the replies that wait for them */
   pendingRecords: StoreRecord[];
   pendingReplies: Message[];
@@ -54,6 +59,7 @@ export type AcceptorEvent =
   | MessageOf<'prepare'>
   | MessageOf<'accept'>
   | MessageOf<'read-confirm'>
+  | MessageOf<'exec-mark'>
   | { type: 'persisted'; replies: Message[]; err: Error | null }
   | { type: 'truncate'; below: Slot }
   | { type: 'stop' };
@@ -173,6 +179,20 @@ export const acceptorMachine = setup({
       const ok = compareBallots(d.promised, m.ballot) <= 0;
       d.input.send({ type: 'read-ack', ring: d.ring, from: d.self, to: m.from, ballot: m.ballot, seq: m.seq, ok });
     },
+    /** the learner's executed mark (and the values it got from peers), for an offline replay */
+    execMark: ({ context: d, event, self }) => {
+      const m = event as MessageOf<'exec-mark'>;
+      for (const f of m.fills) d.pendingRecords.push({ t: 'chosen', slot: f.slot, value: f.value });
+      if (m.upTo > d.markedUpTo) {
+        d.markedUpTo = m.upTo;
+        const rec: StoreRecord = { t: 'meta', key: EXECUTED_META, value: encodeSlotMeta(m.upTo) };
+        // one pending mark is enough: a newer one replaces it
+        const i = d.pendingRecords.findIndex((r) => r.t === 'meta' && r.key === EXECUTED_META);
+        if (i >= 0) d.pendingRecords[i] = rec;
+        else d.pendingRecords.push(rec);
+      }
+      if (m.flush) flush(d, self);
+    },
     persisted: ({ context, event, self }) => {
       const e = event as Extract<AcceptorEvent, { type: 'persisted' }>;
       context.writing = false;
@@ -203,6 +223,7 @@ export const acceptorMachine = setup({
     promised: input.recovered.promised,
     accepted: new Map(input.recovered.accepted),
     truncatedBelow: input.recovered.truncatedBelow,
+    markedUpTo: decodeSlotMeta(input.recovered.meta.get(EXECUTED_META)),
     pendingRecords: [],
     pendingReplies: [],
     writing: false,
@@ -217,6 +238,7 @@ export const acceptorMachine = setup({
         prepare: { actions: 'prepare' },
         accept: { actions: 'accept' },
         'read-confirm': { actions: 'readConfirm' },
+        'exec-mark': { actions: 'execMark' },
         persisted: [
           { guard: ({ event }) => (event as { err: Error | null }).err !== null, target: 'failed', actions: 'persisted' },
           { actions: 'persisted' },

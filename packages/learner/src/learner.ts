@@ -99,6 +99,11 @@ export interface LearnerData {
   appliedBytes: number;
   /** the state machine asked for a snapshot after the current slot */
   snapshotRequested: boolean;
+  /** chosen slots whose value came from a peer (the local acceptor does not hold it): recorded for replay */
+  fetched: Set<Slot>;
+  /** the executed slot last marked durable with flush, and when the last slot executed */
+  markFlushed: Slot;
+  lastExecAt: number;
   stats: { slotsExecuted: number; commandsExecuted: number; catchupRequests: number; catchupEntries: number; applyErrors: number };
   readonly input: LearnerInput;
 }
@@ -181,12 +186,14 @@ function retain(d: LearnerData, slot: Slot, v: SlotValue): void {
 export function execute(d: LearnerData): void {
   const sm = d.input.stateMachine;
   const from = d.executedUpTo;
+  let fills: ChosenEntry[] | undefined;
   while (d.holds === 0) {
     const slot = d.executedUpTo + 1;
     const v = d.chosen.get(slot);
     if (v === undefined) break;
     d.chosen.delete(slot);
     d.pending.delete(slot);
+    if (d.fetched.size > 0 && d.fetched.delete(slot)) (fills ??= []).push({ slot, value: v });
     if (v.k === 'batch') {
       const mine = v.origin === d.self && v.inc === d.inc;
       const results: (Uint8Array | undefined)[] | undefined = mine ? new Array(v.cmds.length) : undefined;
@@ -223,7 +230,12 @@ export function execute(d: LearnerData): void {
       d.input.onExecuted?.(slot, d.appliedBytes, true);
     }
   }
-  if (d.executedUpTo > from) d.input.onExecuted?.(d.executedUpTo, d.appliedBytes, false);
+  if (d.executedUpTo > from) {
+    d.lastExecAt = d.input.now();
+    // the local acceptor records how far the log is executed (and the values it lacks) for an offline replay
+    d.input.send({ type: 'exec-mark', ...hdr(d, d.self), upTo: d.executedUpTo, fills: fills ?? [] });
+    d.input.onExecuted?.(d.executedUpTo, d.appliedBytes, false);
+  }
   CONTRACTS && ensures(d.holds > 0 || !d.chosen.has(d.executedUpTo + 1), 'execute: stops only at a gap or a hold');
 }
 
@@ -260,6 +272,7 @@ export function onInstalled(d: LearnerData, slot: Slot, config?: Configuration):
     d.needsSnapshot = null;
     d.catchupAskedFor = 0;
     d.progressDirty = true;
+    for (const s of d.fetched) if (s <= slot) d.fetched.delete(s);
   }
   CONTRACTS && ensures(d.executedUpTo >= slot, 'installed: executed up to the snapshot');
 }
@@ -320,7 +333,10 @@ export function serveCatchup(d: LearnerData, m: MessageOf<'catchup-req'>): void 
 
 export function onCatchupReply(d: LearnerData, m: MessageOf<'catchup-rep'>): void {
   for (const e of m.entries) {
-    if (e.slot > d.executedUpTo && !d.chosen.has(e.slot)) d.chosen.set(e.slot, e.value);
+    if (e.slot > d.executedUpTo && !d.chosen.has(e.slot)) {
+      d.chosen.set(e.slot, e.value);
+      d.fetched.add(e.slot);
+    }
     d.stats.catchupEntries++;
   }
   if (m.chosenUpTo > d.decidedUpTo) {
@@ -375,6 +391,11 @@ export const learnerMachine = setup({
     tick: ({ context: d }) => {
       maybeCatchup(d);
       sendProgress(d);
+      // idle for 100 ms: make the executed mark durable now (while busy it rides with the acceptor's writes)
+      if (d.executedUpTo > d.markFlushed && d.input.now() - d.lastExecAt >= 100) {
+        d.markFlushed = d.executedUpTo;
+        d.input.send({ type: 'exec-mark', ...hdr(d, d.self), upTo: d.executedUpTo, fills: [], flush: true });
+      }
     },
     hold: ({ context }) => holdLearner(context),
     release: ({ context: d }) => {
@@ -425,6 +446,9 @@ export const learnerMachine = setup({
     holds: 0,
     appliedBytes: 0,
     snapshotRequested: false,
+    fetched: new Set(),
+    markFlushed: input.executedUpTo ?? 0,
+    lastExecAt: 0,
     stats: { slotsExecuted: 0, commandsExecuted: 0, catchupRequests: 0, catchupEntries: 0, applyErrors: 0 },
     input,
   }),

@@ -298,6 +298,18 @@ export function validateMessage(raw: unknown): Message {
       opt(m, 'epoch', isInt, t);
       break;
     }
+    case 'exec-mark': {
+      need(m, 'upTo', isInt, t); opt(m, 'flush', isBool, t);
+      const fills = needArray(m, 'fills', t);
+      for (let i = 0; i < fills.length; i++) {
+        const e = fills[i];
+        const p = `${t}.fills[${i}]`;
+        if (!isObj(e)) fail(`${p} is not an object`);
+        need(e, 'slot', isInt, p);
+        validateSlotValue(e.value, `${p}.value`);
+      }
+      break;
+    }
     case 'config-change':
     case 'config-proposal':
       need(m, 'id', isInt, t); strArray(m, 'members', t); opt(m, 'cookie', isBytes, t);

@@ -92,6 +92,16 @@ export interface SubmitItem {
   readonly config?: { readonly members: readonly ReplicaId[]; readonly cookie?: Uint8Array };
 }
 export interface Submit extends Header { readonly type: 'submit'; readonly items: readonly SubmitItem[] }
+// ---- learner -> local acceptor: what it executed, made durable beside the log (offline replay)
+export interface ExecMark extends Header {
+  readonly type: 'exec-mark';
+  /** every slot up to here executed */
+  readonly upTo: Slot;
+  /** executed values the local acceptor does not hold (they came from peers) */
+  readonly fills: readonly ChosenEntry[];
+  /** write it now (the learner is idle); otherwise it rides with the acceptor's next write */
+  readonly flush?: boolean;
+}
 // ---- learner / proposer -> local client side
 export interface Executed extends Header { readonly type: 'executed'; readonly slot: Slot; readonly inc: number; readonly firstId: number; readonly results: readonly (Uint8Array | undefined)[] }
 export interface Aborted extends Header { readonly type: 'aborted'; readonly ids: readonly number[]; readonly maybeChosen: boolean; readonly leaderHint?: ReplicaId }
@@ -192,7 +202,7 @@ export type Message =
   | Prepare | Accept | Promise_ | Accepted | Nack | Learn | Decide | CatchupRequest | CatchupReply
   | Heartbeat | HeartbeatAck | Campaign | Resign | LeaderState | Progress | Submit | Executed | Aborted
   | Recovered | LearnerEvent | ClientRequest | ClientReply | ReadConfirm | ReadAck | SnapRequest | SnapChunk
-  | ConfigChange | ConfigResult | ConfigNotice | ConfigProposal | ConfigRefused | SetObservers | Reconfigured | WatchPeers | PeerProgressReport;
+  | ExecMark | ConfigChange | ConfigResult | ConfigNotice | ConfigProposal | ConfigRefused | SetObservers | Reconfigured | WatchPeers | PeerProgressReport;
 
 export type MessageType = Message['type'];
 export type MessageOf<T extends MessageType> = Extract<Message, { type: T }>;
@@ -225,6 +235,7 @@ export const ROLE_OF: { readonly [T in MessageType]: Role } = {
   'read-ack': 'client',
   'snap-req': 'snapshotter',
   'snap-chunk': 'snapshotter',
+  'exec-mark': 'acceptor',
   'config-change': 'config-manager',
   'config-result': 'client',
   'config-notice': 'client',

@@ -5,6 +5,12 @@ export type StoreRecord =
   | { readonly t: 'promise'; readonly ballot: Ballot }
   | { readonly t: 'accept'; readonly slot: Slot; readonly ballot: Ballot; readonly value: SlotValue }
   | { readonly t: 'meta'; readonly key: string; readonly value: Uint8Array }
+  /**
+   * A value this replica's learner executed that its acceptor did not accept (it came from a peer):
+   * with the `executed` meta record it lets an offline replay rebuild the chosen log
+   * (`decree replay`). Not part of the acceptor's state.
+   */
+  | { readonly t: 'chosen'; readonly slot: Slot; readonly value: SlotValue }
   | { readonly t: 'truncate'; readonly below: Slot };
 
 export interface StoredAccept {
@@ -19,6 +25,20 @@ export interface RecoveredState {
   accepted: Map<Slot, StoredAccept>;
   truncatedBelow: Slot;
   meta: Map<string, Uint8Array>;
+  /** `chosen` records (filled only when the recovery was asked to keep them: replay) */
+  chosen?: Map<Slot, SlotValue>;
+}
+
+/** The meta key of the learner's executed slot (8 bytes, little-endian): every slot up to it is chosen and known. */
+export const EXECUTED_META = 'executed';
+export function encodeSlotMeta(slot: Slot): Uint8Array {
+  const b = new Uint8Array(8);
+  new DataView(b.buffer).setBigUint64(0, BigInt(slot), true);
+  return b;
+}
+export function decodeSlotMeta(b: Uint8Array | undefined): Slot {
+  if (!b || b.length !== 8) return 0;
+  return Number(new DataView(b.buffer, b.byteOffset, 8).getBigUint64(0, true));
 }
 
 export interface StoreStats {
@@ -71,10 +91,14 @@ export function applyRecord(state: RecoveredState, r: StoreRecord): void {
     case 'meta':
       state.meta.set(r.key, r.value);
       break;
+    case 'chosen':
+      if (state.chosen && r.slot >= state.truncatedBelow) state.chosen.set(r.slot, r.value);
+      break;
     case 'truncate':
       if (r.below > state.truncatedBelow) {
         state.truncatedBelow = r.below;
         for (const s of state.accepted.keys()) if (s < r.below) state.accepted.delete(s);
+        if (state.chosen) for (const s of state.chosen.keys()) if (s < r.below) state.chosen.delete(s);
       }
       break;
   }

@@ -97,6 +97,7 @@ export const messageArbs: { [T in MessageType]: fc.Arbitrary<Extract<Message, { 
     type: fc.constant('snap-chunk'), ...header, xfer: bigNat, slot: bigNat, members: fc.array(id, { maxLength: 5 }), length: bigNat,
     crc: fc.nat({ max: 0xffffffff }), index: bigNat, count: bigNat, chunkCrc: fc.nat({ max: 0xffffffff }), data: bytes, epoch: bigNat,
   }, ['epoch']),
+  'exec-mark': rec({ type: fc.constant('exec-mark'), ...header, upTo: bigNat, fills: fc.array(fc.record({ slot: bigNat, value: slotValue }), { maxLength: 3 }), flush: fc.boolean() }, ['flush']),
   'config-change': rec({ type: fc.constant('config-change'), ...header, id: bigNat, members: fc.array(id, { maxLength: 5 }), cookie: bytes }, ['cookie']),
   'config-proposal': rec({ type: fc.constant('config-proposal'), ...header, id: bigNat, members: fc.array(id, { maxLength: 5 }), cookie: bytes }, ['cookie']),
   'config-result': rec(
@@ -170,6 +171,7 @@ export const samples: { [T in MessageType]: Extract<Message, { type: T }> } = {
   'read-ack': { type: 'read-ack', ...h, ballot: { round: 3, leader: 'r1' }, seq: 7, ok: true },
   'snap-req': { type: 'snap-req', ...h, xfer: 3, slot: 100, crc: 0xdeadbeef, next: 4, window: 8 },
   'snap-chunk': { type: 'snap-chunk', ...h, xfer: 3, slot: 100, members: ['r1', 'r2', 'r3'], length: 10, crc: 0xdeadbeef, index: 0, count: 1, chunkCrc: 7, data: u8(1, 2, 3), epoch: 2 },
+  'exec-mark': { type: 'exec-mark', ...h, upTo: 12, fills: [{ slot: 11, value: batch }], flush: true },
   'config-change': { type: 'config-change', ...h, id: 5, members: ['r1', 'r2', 'r4'], cookie: u8(4) },
   'config-proposal': { type: 'config-proposal', ...h, id: 5, members: ['r1', 'r2', 'r4'], cookie: u8(4) },
   'config-result': {

@@ -30,6 +30,7 @@ const OPTIONAL: Record<MessageType, string[]> = {
   'read-ack': [],
   'snap-req': [],
   'snap-chunk': ['epoch'],
+  'exec-mark': ['fills[*].value.excl', 'fills[*].value.last', 'flush'],
   'config-change': ['cookie'],
   'config-proposal': ['cookie'],
   'config-result': ['epoch', 'members', 'slot', 'error', 'code', 'leaderHint', 'maybeChosen'],

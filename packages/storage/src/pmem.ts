@@ -22,6 +22,8 @@ export interface PmemStoreOptions {
   path: string;
   /** bytes of the circular data area when the file is created; default 64 MiB */
   capacity?: number;
+  /** recover() also returns the `chosen` records (offline replay) */
+  keepChosen?: boolean;
 }
 
 interface Pending {
@@ -64,6 +66,7 @@ export class PmemStore implements AcceptorStore {
   private log: NativePmemLog | null = null;
   private readonly st: StoreStats = emptyStoreStats();
   private durable: RecoveredState = emptyRecoveredState();
+  private readonly keepChosen: boolean;
   private units: Unit[] = [];
   private pending: Pending[] = [];
   private flushing = false;
@@ -79,6 +82,7 @@ export class PmemStore implements AcceptorStore {
     CONTRACTS && requires(typeof opts.path === 'string' && opts.path.length > 0, 'PmemStore needs a path');
     this.path = opts.path;
     this.capacity = opts.capacity ?? 64 << 20;
+    this.keepChosen = opts.keepChosen ?? false;
   }
 
   /** 'libpmem' or 'mmap' (how the addon was built); null when it is not built */
@@ -123,6 +127,7 @@ export class PmemStore implements AcceptorStore {
       throw mapNativeError(e, this.path, 'read');
     }
     const state = emptyRecoveredState();
+    if (this.keepChosen) state.chosen = new Map();
     const { payloads, offsets } = read;
     let unit: Unit | null = null;
     for (let i = 0; i < payloads.length; i++) {
@@ -141,7 +146,7 @@ export class PmemStore implements AcceptorStore {
         this.units.push(unit);
       }
       unit.end = end;
-      if (r.t === 'accept' && r.slot > unit.maxAcceptSlot) unit.maxAcceptSlot = r.slot;
+      if ((r.t === 'accept' || r.t === 'chosen') && r.slot > unit.maxAcceptSlot) unit.maxAcceptSlot = r.slot;
     }
     this.st.reads++;
     this.st.readMs += performance.now() - t0;
@@ -150,7 +155,13 @@ export class PmemStore implements AcceptorStore {
     this.truncPending = state.truncatedBelow;
     this.compactedFor = 0;
     this.recovered = true;
-    return { promised: state.promised, accepted: new Map(state.accepted), truncatedBelow: state.truncatedBelow, meta: new Map(state.meta) };
+    return {
+      promised: state.promised,
+      accepted: new Map(state.accepted),
+      truncatedBelow: state.truncatedBelow,
+      meta: new Map(state.meta),
+      ...(state.chosen ? { chosen: new Map(state.chosen) } : {}),
+    };
   }
 
   append(records: readonly StoreRecord[], done: (err: Error | null) => void): void {
@@ -293,7 +304,7 @@ export class PmemStore implements AcceptorStore {
       this.st.records += p.records.length;
       for (const r of p.records) {
         applyRecord(this.durable, r);
-        if (r.t === 'accept' && r.slot > unit.maxAcceptSlot) unit.maxAcceptSlot = r.slot;
+        if ((r.t === 'accept' || r.t === 'chosen') && r.slot > unit.maxAcceptSlot) unit.maxAcceptSlot = r.slot;
       }
     }
     if (upTo > start) this.units.push(unit);

@@ -25,6 +25,10 @@ export function decodeRecord(buf: Uint8Array): StoreRecord {
     case 'truncate':
       if (!isInt(r.below)) throw new DecodeError('truncate record: bad slot');
       return r as unknown as StoreRecord;
+    case 'chosen':
+      if (!isInt(r.slot)) throw new DecodeError('chosen record: bad slot');
+      validateSlotValue(r.value, 'chosen record value');
+      return r as unknown as StoreRecord;
     default:
       throw new DecodeError(`unknown store record type ${String(r.t)}`);
   }

@@ -42,6 +42,8 @@ const SEG_RE = /^wal-(\d{20})\.log$/;
 export interface FileWalStoreOptions {
   /** the data directory (created if missing) */
   dir: string;
+  /** recover() also returns the `chosen` records (offline replay) */
+  keepChosen?: boolean;
   /** size each segment file is preallocated to; default 64 MiB */
   segmentBytes?: number;
   /** upper bound on one group-commit write; default segmentBytes / 4 */
@@ -149,6 +151,7 @@ function rethrowLater(e: unknown): void {
  */
 export class FileWalStore implements AcceptorStore {
   readonly dir: string;
+  private readonly keepChosen: boolean;
   private readonly segmentBytes: number;
   private readonly maxBatchBytes: number;
   private readonly preallocate: boolean;
@@ -175,6 +178,7 @@ export class FileWalStore implements AcceptorStore {
   constructor(opts: FileWalStoreOptions) {
     CONTRACTS && requires(typeof opts.dir === 'string' && opts.dir.length > 0, 'FileWalStore needs a dir');
     this.dir = opts.dir;
+    this.keepChosen = opts.keepChosen ?? false;
     this.segmentBytes = Math.max(opts.segmentBytes ?? 64 << 20, 4096);
     this.maxBatchBytes = Math.max(opts.maxBatchBytes ?? Math.floor(this.segmentBytes / 4), 1024);
     this.preallocate = opts.preallocate ?? true;
@@ -204,6 +208,7 @@ export class FileWalStore implements AcceptorStore {
       .sort((a, b) => a.index - b.index);
 
     const state = emptyRecoveredState();
+    if (this.keepChosen) state.chosen = new Map();
     let lastSeq = -1; // last complete batch
     let cut: { seg: number; off: number } | null = null;
     let endPos = WAL_HEADER_BYTES;
@@ -242,7 +247,7 @@ export class FileWalStore implements AcceptorStore {
         if (f.last) {
           for (const r of batch.records) {
             applyRecord(state, r);
-            if (r.t === 'accept' && r.slot > seg.maxAcceptSlot) seg.maxAcceptSlot = r.slot;
+            if ((r.t === 'accept' || r.t === 'chosen') && r.slot > seg.maxAcceptSlot) seg.maxAcceptSlot = r.slot;
           }
           lastSeq = batch.seq;
           batch = null;
@@ -306,7 +311,13 @@ export class FileWalStore implements AcceptorStore {
     }
     this.st.readMs += performance.now() - t0;
     this.recovered = true;
-    return { promised: state.promised, accepted: new Map(state.accepted), truncatedBelow: state.truncatedBelow, meta: new Map(state.meta) };
+    return {
+      promised: state.promised,
+      accepted: new Map(state.accepted),
+      truncatedBelow: state.truncatedBelow,
+      meta: new Map(state.meta),
+      ...(state.chosen ? { chosen: new Map(state.chosen) } : {}),
+    };
   }
 
   private async zeroFrom(path: string, from: number, to: number): Promise<void> {
@@ -532,7 +543,7 @@ export class FileWalStore implements AcceptorStore {
       this.st.records += p.records.length;
       for (const r of p.records) {
         applyRecord(this.durable, r);
-        if (r.t === 'accept' && r.slot > cur.maxAcceptSlot) cur.maxAcceptSlot = r.slot;
+        if ((r.t === 'accept' || r.t === 'chosen') && r.slot > cur.maxAcceptSlot) cur.maxAcceptSlot = r.slot;
       }
     }
   }
