@@ -7,12 +7,13 @@
 // (resolved from node_modules at run time); the native addons are found next to their sources.
 //
 //   node tools/scripts/build-replica.mjs            # build (about 0.3 s)
+//   node tools/scripts/build-replica.mjs --bench    # and apps/bench/dist/bench.mjs (what `npm run bench` runs)
 //   node apps/replica/dist/decree.mjs start --config cluster.json --id r1
 //
 // `npm run bench` builds it before the multi-process rows; `npm start` still runs from source.
 import { build } from 'esbuild';
 import { readFileSync } from 'node:fs';
-import { dirname, join, relative } from 'node:path';
+import { dirname, join, relative, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -29,21 +30,41 @@ const externalThirdParty = {
   },
 };
 
-/** native/*\/index.ts locate their addon from import.meta.url: keep the source file's URL in the bundle. */
-const keepNativeUrls = {
-  name: 'keep-native-urls',
+/**
+ * Our sources that use import.meta.url / import.meta.dirname (native/*\/index.ts locating their
+ * addon, the bench finding the repository, "run as a script" checks) keep their own file's values
+ * in the bundle, not the bundle's.
+ */
+const keepSourceUrls = {
+  name: 'keep-source-urls',
   setup(b) {
-    b.onLoad({ filter: /[\\/]native[\\/][^\\/]+[\\/]index\.ts$/ }, (a) => ({
-      contents: readFileSync(a.path, 'utf8').replaceAll('import.meta.url', JSON.stringify(pathToFileURL(a.path).href)),
-      loader: 'ts',
-    }));
+    b.onLoad({ filter: /\.ts$/ }, (a) => {
+      if (a.path.includes(`${sep}node_modules${sep}`)) return undefined;
+      const text = readFileSync(a.path, 'utf8');
+      if (!text.includes('import.meta.')) return undefined;
+      return {
+        contents: text.replaceAll('import.meta.url', JSON.stringify(pathToFileURL(a.path).href)).replaceAll('import.meta.dirname', JSON.stringify(dirname(a.path))),
+        loader: 'ts',
+      };
+    });
   },
 };
 
+export const benchOutfile = join(root, 'apps/bench/dist/bench.mjs');
+
 export async function buildReplica({ quiet = false } = {}) {
+  return bundle(join(root, 'apps/replica/src/cli.ts'), outfile, quiet);
+}
+
+/** The bench itself (its in-process engine rows run the engine's code as built JavaScript too). */
+export async function buildBench({ quiet = false } = {}) {
+  return bundle(join(root, 'apps/bench/src/main.ts'), benchOutfile, quiet);
+}
+
+async function bundle(entry, outfile, quiet) {
   const t0 = performance.now();
   await build({
-    entryPoints: [join(root, 'apps/replica/src/cli.ts')],
+    entryPoints: [entry],
     outfile,
     bundle: true,
     platform: 'node',
@@ -56,14 +77,14 @@ export async function buildReplica({ quiet = false } = {}) {
     logLevel: 'warning',
     // a CommonJS dependency inside the bundle may call require()
     banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
-    plugins: [externalThirdParty, keepNativeUrls],
+    plugins: [externalThirdParty, keepSourceUrls],
   });
   if (!quiet) console.error(`build-replica: ${relative(root, outfile)} in ${Math.round(performance.now() - t0)} ms`);
   return outfile;
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  await buildReplica().catch((e) => {
+  await (process.argv.includes('--bench') ? Promise.all([buildReplica(), buildBench()]) : buildReplica()).catch((e) => {
     console.error(`build-replica: ${e.message}`);
     process.exit(1);
   });

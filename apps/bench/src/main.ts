@@ -11,6 +11,11 @@
  * .bench-out/) as results.json, results.md, results.svg (chart) and results.png (when chromium is
  * installed). BENCH_SECONDS sets each in-process throughput run (default 5); BENCH_N the requests of
  * each pipelined redis-benchmark run (default 400,000).
+ *
+ * `npm run bench` first bundles this file and the decree command with esbuild
+ * (tools/scripts/build-replica.mjs --bench: plain JavaScript, no tsx keepNames wrappers) and runs
+ * the bundle with --max-semi-space-size=64; `node --conditions=source --import tsx
+ * apps/bench/src/main.ts` runs it from source.
  */
 import { execSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
@@ -56,7 +61,7 @@ const all: BenchRow[] = [];
 // the plan, for the progress bar: one step per measured run
 const plan = {
   engine: 7,
-  tracing: 14,
+  tracing: 13,
   codec: 1,
   storage: 1,
   cluster: 9 + 1,
@@ -159,6 +164,25 @@ if (want('baselines')) {
   all.push(...rows);
   md.push('## Baselines in the same run: redis-server (no replication) and a 3-member etcd', '', table(rows), '');
   print(table(rows));
+}
+
+// the issue's targets (#9), judged on this run
+const find = (re: RegExp) => all.find((r) => re.test(r.name));
+const targets: { target: string; figure: string; met: boolean | undefined }[] = [];
+const engineRow = find(/^in-process engine, 3 replicas, memory stores, \d+-byte SET, 8×1024 pipelined$/);
+if (engineRow) targets.push({ target: 'in-process 3-replica engine ≥ 1,000,000 ops/s', figure: `${Math.round(engineRow.opsPerSec).toLocaleString('en-US')} ops/s`, met: engineRow.opsPerSec >= 1e6 });
+const setRow = find(/^3 processes, TCP, file WAL, SET -P 64 -c 50$/);
+if (setRow) targets.push({ target: '3 processes (TCP, file WAL): ≥ 300,000 SET/s, redis-benchmark -t set -P 64 -c 50 -d 64', figure: `${Math.round(setRow.opsPerSec).toLocaleString('en-US')} SET/s`, met: setRow.opsPerSec >= 300_000 });
+const oneRow = find(/^3 processes, TCP, file WAL, SET 1 client unpipelined$/);
+if (oneRow) {
+  targets.push({ target: '1 client unpipelined: p50 ≤ 0.5 ms', figure: `p50 ${oneRow.p50ms.toFixed(3)} ms`, met: oneRow.p50ms <= 0.5 });
+  targets.push({ target: '1 client unpipelined: p99 ≤ 2 ms', figure: `p99 ${oneRow.p99ms.toFixed(3)} ms`, met: oneRow.p99ms <= 2 });
+}
+if (targets.length) {
+  const t = ['| target (issue #9) | this run | met |', '|---|---:|---|', ...targets.map((x) => `| ${x.target} | ${x.figure} | ${x.met ? 'yes' : 'no'} |`)].join('\n');
+  out.targets = targets;
+  md.push('## Targets', '', t, '');
+  print(t);
 }
 
 out.loadAtEnd = load();
