@@ -298,6 +298,28 @@ export function validateMessage(raw: unknown): Message {
       opt(m, 'epoch', isInt, t);
       break;
     }
+    case 'snap-executed':
+      need(m, 'slot', isInt, t); need(m, 'bytes', isInt, t); need(m, 'requested', isBool, t);
+      break;
+    case 'snap-need':
+      need(m, 'peer', isStr, t); need(m, 'below', isInt, t);
+      break;
+    case 'snap-take':
+      need(m, 'seq', isInt, t);
+      break;
+    case 'snap-data':
+      need(m, 'seq', isInt, t); need(m, 'slot', isInt, t); need(m, 'data', isBytes, t); configuration(m, 'config', t, true); opt(m, 'error', isStr, t);
+      break;
+    case 'snap-install':
+      need(m, 'seq', isInt, t); need(m, 'slot', isInt, t); need(m, 'data', isBytes, t); configuration(m, 'config', t, true);
+      break;
+    case 'snap-installed':
+      need(m, 'seq', isInt, t); need(m, 'ok', isBool, t); opt(m, 'error', isStr, t);
+      break;
+    case 'log-truncate':
+    case 'retain-truncate':
+      need(m, 'below', isInt, t);
+      break;
     case 'exec-mark': {
       need(m, 'upTo', isInt, t); opt(m, 'flush', isBool, t);
       const fills = needArray(m, 'fills', t);

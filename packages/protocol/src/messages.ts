@@ -137,6 +137,31 @@ export interface SnapChunk extends Header {
   /** the configuration number of `members` (absent from senders older than configuration changes) */
   readonly epoch?: number;
 }
+// ---- learner <-> snapshotter when they run in separate processes (roles as processes; in one
+// process the replica wires them with direct calls)
+/** learner -> snapshotter: slots executed up to `slot` (`bytes` of values applied since start); `requested` by the state machine */
+export interface SnapExecuted extends Header { readonly type: 'snap-executed'; readonly slot: Slot; readonly bytes: number; readonly requested: boolean }
+/** learner -> snapshotter: a peer no longer holds the slots the learner misses */
+export interface SnapNeed extends Header { readonly type: 'snap-need'; readonly peer: ReplicaId; readonly below: Slot }
+/** snapshotter -> learner: copy the state machine now */
+export interface SnapTake extends Header { readonly type: 'snap-take'; readonly seq: number }
+/** learner -> snapshotter: the copy, as of `slot`, with the configuration after it */
+export interface SnapData extends Header {
+  readonly type: 'snap-data';
+  readonly seq: number;
+  readonly slot: Slot;
+  readonly data: Uint8Array;
+  readonly config?: Configuration;
+  readonly error?: string;
+}
+/** snapshotter -> learner: replace the state with this snapshot (as of `slot`) and go on at slot+1 */
+export interface SnapInstall extends Header { readonly type: 'snap-install'; readonly seq: number; readonly slot: Slot; readonly data: Uint8Array; readonly config?: Configuration }
+/** learner -> snapshotter: the install is done (or failed) */
+export interface SnapInstalled extends Header { readonly type: 'snap-installed'; readonly seq: number; readonly ok: boolean; readonly error?: string }
+/** snapshotter -> acceptor: the log below `below` may go */
+export interface LogTruncate extends Header { readonly type: 'log-truncate'; readonly below: Slot }
+/** snapshotter -> learner: retained slots below `below` may go */
+export interface RetainTruncate extends Header { readonly type: 'retain-truncate'; readonly below: Slot }
 // ---- configuration changes (see specs/config-change)
 /** client side -> config-manager: change the member set (on the leader) */
 export interface ConfigChange extends Header { readonly type: 'config-change'; readonly id: number; readonly members: readonly ReplicaId[]; readonly cookie?: Uint8Array }
@@ -202,6 +227,7 @@ export type Message =
   | Prepare | Accept | Promise_ | Accepted | Nack | Learn | Decide | CatchupRequest | CatchupReply
   | Heartbeat | HeartbeatAck | Campaign | Resign | LeaderState | Progress | Submit | Executed | Aborted
   | Recovered | LearnerEvent | ClientRequest | ClientReply | ReadConfirm | ReadAck | SnapRequest | SnapChunk
+  | SnapExecuted | SnapNeed | SnapTake | SnapData | SnapInstall | SnapInstalled | LogTruncate | RetainTruncate
   | ExecMark | ConfigChange | ConfigResult | ConfigNotice | ConfigProposal | ConfigRefused | SetObservers | Reconfigured | WatchPeers | PeerProgressReport;
 
 export type MessageType = Message['type'];
@@ -236,6 +262,14 @@ export const ROLE_OF: { readonly [T in MessageType]: Role } = {
   'snap-req': 'snapshotter',
   'snap-chunk': 'snapshotter',
   'exec-mark': 'acceptor',
+  'snap-executed': 'snapshotter',
+  'snap-need': 'snapshotter',
+  'snap-take': 'learner',
+  'snap-data': 'snapshotter',
+  'snap-install': 'learner',
+  'snap-installed': 'snapshotter',
+  'log-truncate': 'acceptor',
+  'retain-truncate': 'learner',
   'config-change': 'config-manager',
   'config-result': 'client',
   'config-notice': 'client',

@@ -540,7 +540,7 @@ export class Replica {
 
   /**
    * RSL ChangeConfiguration: replaces the member set (add, remove, replace: any new set) through the
-   * log. Call it on the leader. New members are caught up first (snapshot plus log) and must answer;
+   * log. On a follower it goes to the config-manager of the leader it knows. New members are caught up first (snapshot plus log) and must answer;
    * the change is chosen at some slot e and the new set governs from e+1. Resolves once it executed
    * here; rejects with ConfigChangeError (code NOT_LEADER, PENDING, INVALID, NO_CHANGE, UNREACHABLE,
    * CATCHUP_TIMEOUT or ABORTED; `maybeChosen` when it may still take effect). `cookie` reaches
@@ -554,7 +554,11 @@ export class Replica {
         if (this.configRequests.delete(id)) reject(new ConfigChangeError('ABORTED', `no answer within ${timeoutMs} ms`, true, undefined));
       }, timeoutMs);
       this.configRequests.set(id, { resolve, reject, timer });
-      this.bus.send({ type: 'config-change', ring: this.ring, from: this.id, to: this.id, id, members: [...members], ...(cookie ? { cookie } : {}) });
+      // the leader's config-manager runs the change (it answers this replica); with no leader known the
+      // local one answers NOT_LEADER
+      const leader = this.isLeader() ? this.id : this.currentLeader();
+      const to = leader !== undefined ? leader : this.id;
+      this.bus.send({ type: 'config-change', ring: this.ring, from: this.id, to, id, members: [...members], ...(cookie ? { cookie } : {}) });
     });
   }
 

@@ -104,13 +104,13 @@ describe('configuration changes under a write load (specs/config-change)', () =>
     await c.stop();
   });
 
-  it('shrinks 5 -> 3 under load, removing the leader: it steps down and the remaining members elect', async () => {
+  it('shrinks 5 -> 3 under load, removing the leader (asked at a follower): it steps down and the remaining members elect', async () => {
     const c = await simCluster({ n: 5, seed: 72, options: FAST });
     const leader = c.waitForLeader();
     const load = new Load(c).start();
     c.run(500);
     const keep = c.ids.filter((id) => id !== leader).slice(0, 3);
-    const res = await until(c, c.replica(leader).changeConfiguration(keep));
+    const res = await until(c, c.replica(keep[0]!).changeConfiguration(keep));
     expect(res.members).toEqual(keep);
     c.run(3_000);
     expect(keep).toContain(c.leader());
@@ -155,11 +155,11 @@ describe('configuration changes under a write load (specs/config-change)', () =>
     expect(await code(c.replica(leader).changeConfiguration([]))).toBe('INVALID');
     expect(await code(c.replica(leader).changeConfiguration(['r1', 'r1']))).toBe('INVALID');
     expect(await code(c.replica(leader).changeConfiguration([...c.ids].reverse()))).toBe('NO_CHANGE');
+    // asked at a follower, the change goes to the leader's config-manager, whose answer comes back
     const follower = c.ids.find((id) => id !== leader)!;
-    const e = (await until(c, c.replica(follower).changeConfiguration(['r1', 'r2', 'r3'])).catch((x) => x)) as ConfigChangeError;
+    const e = (await until(c, c.replica(follower).changeConfiguration(['r1', 'r2', 'r2'])).catch((x) => x)) as ConfigChangeError;
     expect(e).toBeInstanceOf(ConfigChangeError);
-    expect(e.code).toBe('NOT_LEADER');
-    expect(e.leaderHint).toBe(leader);
+    expect(e.code).toBe('INVALID');
     // two members down: a set of the leader and those two has no reachable majority
     const down = c.ids.filter((id) => id !== leader).slice(0, 2);
     for (const id of down) await c.crash(id);

@@ -9,6 +9,7 @@ import { Command } from 'commander';
 import { Bus, realEnv } from '@decree/bus';
 import { KvMachine } from '@decree/kv-machine';
 import { FileWalStore } from '@decree/storage';
+import { FileSnapshotStore } from '@decree/snapshotter';
 import { createNatsTransport } from '@decree/transport-nats';
 import { loadConfig } from '@decree/app-replica';
 import { HOSTED_ROLES, startRoleHost, type HostedRole } from './host.ts';
@@ -18,9 +19,10 @@ const program = new Command('decree-role')
   .requiredOption('--id <replica>')
   .requiredOption('--role <role>', HOSTED_ROLES.join(' | '))
   .requiredOption('--inc <n>', 'the replica incarnation shared by its role processes')
-  .option('--promote', 'elector: campaign at once', false);
+  .option('--promote', 'elector: campaign at once', false)
+  .option('--snapshot-every <slots>', 'snapshotter: a snapshot every this many slots (default 10000)');
 program.parse();
-const o = program.opts<{ config: string; id: string; role: string; inc: string; promote: boolean }>();
+const o = program.opts<{ config: string; id: string; role: string; inc: string; promote: boolean; snapshotEvery?: string }>();
 const log = (obj: object) => process.stdout.write(JSON.stringify({ role: o.role, replica: o.id, ...obj }) + '\n');
 try {
   if (!HOSTED_ROLES.includes(o.role as HostedRole)) throw new Error(`--role: unknown role "${o.role}" (${HOSTED_ROLES.join(', ')})`);
@@ -49,20 +51,39 @@ try {
     inc: Number(o.inc),
     ...(o.role === 'acceptor' ? { store: new FileWalStore({ dir: join(cfg.dataDir, o.id, ring) }) } : {}),
     ...(o.role === 'learner' ? { stateMachine: sm } : {}),
+    ...(o.role === 'snapshotter'
+      ? {
+          snapshots: new FileSnapshotStore(join(cfg.dataDir, o.id, ring, 'snapshots')),
+          snapshotter: { truncateMargin: 10, ...(o.snapshotEvery ? { everySlots: Number(o.snapshotEvery) } : {}) },
+        }
+      : {}),
     elector: { electionTimeoutMinMs: cfg.election.minMs, electionTimeoutMaxMs: cfg.election.maxMs, heartbeatMs: cfg.election.heartbeatMs },
     proposer: { maxInflightSlots: cfg.batching.maxInflightSlots, maxBatchCmds: cfg.batching.maxBatchCmds },
   });
   log({ msg: 'role started' });
   if (o.role === 'elector' && o.promote) setTimeout(() => host.actor?.send({ type: 'promote' }), 200);
-  if (o.role === 'learner' || o.role === 'proposer') {
+  if (o.role === 'learner' || o.role === 'proposer' || o.role === 'snapshotter' || o.role === 'config-manager') {
     let last = '';
     setInterval(() => {
-      const ctx = host.actor!.getSnapshot().context as { executedUpTo?: number; ballot?: unknown };
+      const ctx = host.actor!.getSnapshot().context as {
+        executedUpTo?: number;
+        ballot?: unknown;
+        stats?: { saved?: number; installed?: number; truncatedBelow?: number };
+        latest?: { slot: number };
+        config?: { epoch: number; members: string[] };
+      };
       const st = host.actor!.getSnapshot().value;
-      const line = o.role === 'learner' ? JSON.stringify({ executedUpTo: ctx.executedUpTo, digest: sm.digest() }) : JSON.stringify({ state: st });
+      const line =
+        o.role === 'learner'
+          ? JSON.stringify({ executedUpTo: ctx.executedUpTo, digest: sm.digest() })
+          : o.role === 'snapshotter'
+            ? JSON.stringify({ saved: ctx.stats?.saved, installed: ctx.stats?.installed, latestSlot: ctx.latest?.slot ?? 0, truncatedBelow: ctx.stats?.truncatedBelow })
+            : o.role === 'config-manager'
+              ? JSON.stringify({ state: st, epoch: ctx.config?.epoch, members: ctx.config?.members })
+              : JSON.stringify({ state: st });
       if (line !== last) {
         last = line;
-        log({ msg: o.role === 'learner' ? 'executed' : 'state', ...JSON.parse(line) });
+        log({ msg: o.role === 'learner' ? 'executed' : o.role === 'snapshotter' ? 'snapshots' : 'state', ...JSON.parse(line) });
       }
     }, 100);
   }

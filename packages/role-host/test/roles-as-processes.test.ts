@@ -81,7 +81,7 @@ function resp(port: number, args: string[]): Promise<string> {
 }
 
 describe('roles as separate processes over NATS', () => {
-  it('the four roles and the client side of r1 run as five processes beside two ordinary replicas, and commands replicate', async () => {
+  it('the six roles of r1 (and its client side) run as separate processes beside two ordinary replicas: commands replicate, snapshots are taken, a configuration change runs', async () => {
     const nats = await startNatsServer({});
     cleanups.push(() => nats.stop());
     const dir = mkdtempSync(join(tmpdir(), 'decree-roles-'));
@@ -95,8 +95,12 @@ describe('roles as separate processes over NATS', () => {
     );
     const inc = 1 + Math.floor(Math.random() * 1e9);
     const roles: Record<string, ReturnType<typeof run>> = {};
-    for (const role of ['acceptor', 'learner', 'client', 'proposer', 'elector'])
-      roles[role] = run(['packages/role-host/src/main.ts', '--config', cfgPath, '--id', 'r1', '--role', role, '--inc', String(inc), ...(role === 'elector' ? ['--promote'] : [])]);
+    for (const role of ['acceptor', 'learner', 'snapshotter', 'config-manager', 'client', 'proposer', 'elector'])
+      roles[role] = run([
+        'packages/role-host/src/main.ts', '--config', cfgPath, '--id', 'r1', '--role', role, '--inc', String(inc),
+        ...(role === 'elector' ? ['--promote'] : []),
+        ...(role === 'snapshotter' ? ['--snapshot-every', '8'] : []),
+      ]);
     const r2 = run(['apps/replica/src/cli.ts', 'start', '--config', cfgPath, '--id', 'r2']);
     const r3 = run(['apps/replica/src/cli.ts', 'start', '--config', cfgPath, '--id', 'r3']);
     await until(() => Object.values(roles).every((r) => r.lines.some((l) => l.msg === 'role started')), 60_000, 'role processes');
@@ -106,7 +110,7 @@ describe('roles as separate processes over NATS', () => {
 
     // writes through r2 and r3 are forwarded to r1 (its client-role process), chosen, executed by r1's learner process
     const expected = new KvMachine();
-    for (let i = 0; i < 10; i++) {
+    for (let i = 0; i < 30; i++) {
       const port = replicas[1 + (i % 2)]!.clientPort;
       let reply = '';
       for (let attempt = 0; attempt < 20; attempt++) {
@@ -122,6 +126,18 @@ describe('roles as separate processes over NATS', () => {
     const learnerDigest = () => (roles.learner!.lines.filter((l) => l.msg === 'executed').at(-1)?.digest as string | undefined) ?? '';
     await until(() => learnerDigest() === expected.digest(), 30_000, "r1's learner to execute the writes");
     expect(learnerDigest()).toBe(expected.digest());
+    // r1's snapshotter process took snapshots from the learner process's copies, stored them and had the log truncated
+    const snaps = () => roles.snapshotter!.lines.filter((l) => l.msg === 'snapshots').at(-1) as { saved?: number; latestSlot?: number; truncatedBelow?: number } | undefined;
+    await until(() => (snaps()?.saved ?? 0) > 0 && (snaps()?.truncatedBelow ?? 0) > 0, 30_000, "r1's snapshotter to save a snapshot and truncate");
+    expect(snaps()!.latestSlot).toBeGreaterThan(0);
+    // a configuration change asked at r2 runs in r1's config-manager process (r1 leads) and takes effect everywhere
+    const change = await resp(replicas[1]!.clientPort, ['DECREE', 'CONFIG', 'SET', 'r1', 'r2']);
+    expect(change).toMatch(/"epoch":2,"members":\["r1","r2"\]/);
+    const cm = () => roles['config-manager']!.lines.filter((l) => l.msg === 'state').at(-1) as { epoch?: number; members?: string[] } | undefined;
+    await until(() => cm()?.epoch === 2, 30_000, "r1's config-manager process to run configuration 2");
+    expect(cm()!.members).toEqual(['r1', 'r2']);
+    // and the shrunk cluster still writes
+    expect(await resp(replicas[1]!.clientPort, ['SET', 'after', 'change'])).toBe('+OK\r\n');
     for (const c of children) c.kill('SIGTERM');
-  }, 180_000);
+  }, 240_000);
 });

@@ -73,6 +73,16 @@ export interface SnapshotterInput {
   installed: (slot: Slot, config?: Configuration) => void;
   /** the log below `below` may go (acceptor store and the learner's retained slots) */
   truncate: (below: Slot) => void;
+  /**
+   * The learner and the state machine live in another process (roles as processes): a copy is asked
+   * for and comes back with the slot it is as of (not the slot of the `executed` event that prompted
+   * it); an install is done there, atomically (hold, restore, go on at slot+1). Without these the
+   * snapshotter calls the state machine and the learner directly.
+   */
+  remote?: {
+    capture: () => Promise<{ slot: Slot; data: Uint8Array; config?: Configuration }>;
+    install: (slot: Slot, data: Uint8Array, config: Configuration) => Promise<void>;
+  };
   log?: (msg: string, err?: unknown) => void;
 }
 
@@ -157,7 +167,7 @@ export type SnapshotterEvent =
   | MessageOf<'snap-req'>
   | MessageOf<'snap-chunk'>
   | { type: 'executed'; slot: Slot; bytes: number; requested: boolean }
-  | { type: 'captured'; slot: Slot; data: Uint8Array }
+  | { type: 'captured'; slot: Slot; data: Uint8Array; config?: Configuration }
   | { type: 'capture-failed'; err: unknown }
   | { type: 'saved'; meta: SnapshotMeta }
   | { type: 'save-failed'; err: unknown }
@@ -236,6 +246,14 @@ function capture(d: SnapshotterData, slot: Slot, bytes: number, self: { send(e: 
   d.capturingSlot = slot;
   d.lastBytes = bytes;
   d.stats.taken++;
+  const remote = d.input.remote;
+  if (remote) {
+    remote.capture().then(
+      (c) => post(d, self, { type: 'captured', slot: c.slot, data: c.data, ...(c.config ? { config: c.config } : {}) }),
+      (err) => post(d, self, { type: 'capture-failed', err }),
+    );
+    return;
+  }
   if (!sm.snapshotIsCopy) {
     d.input.holdLearner();
     d.holding = true;
@@ -489,18 +507,23 @@ function install(d: SnapshotterData, f: Fetch, self: { send(e: SnapshotterEvent)
     return;
   }
   f.installing = true;
-  // nothing applies while the state is replaced; the learner goes on at slot+1 once it is in
-  d.input.holdLearner();
   const sm = d.input.stateMachine;
   const members = f.members;
   // a snapshot from a sender older than configuration changes names no epoch: epoch 1 of its members
   const config: Configuration = { epoch: f.epoch ?? 1, members, startSlot: slot + 1 };
   f.config = config;
   let restored: Promise<void>;
-  try {
-    restored = sm.restore(once(data));
-  } catch (err) {
-    restored = Promise.reject(err);
+  if (d.input.remote) {
+    // the learner's process holds, restores and goes on at slot+1 by itself
+    restored = d.input.remote.install(slot, data, config);
+  } else {
+    // nothing applies while the state is replaced; the learner goes on at slot+1 once it is in
+    d.input.holdLearner();
+    try {
+      restored = sm.restore(once(data));
+    } catch (err) {
+      restored = Promise.reject(err);
+    }
   }
   restored.then(
     () => d.input.store.save(slot, members, data, { epoch: config.epoch, startSlot: config.startSlot }).then(
@@ -526,8 +549,10 @@ function installDone(d: SnapshotterData, e: Extract<SnapshotterEvent, { type: 'i
     }
     return;
   }
-  CONTRACTS && requires(e.slot > d.input.executedUpTo(), 'install: the snapshot is ahead of the learner (held since)');
-  d.input.installed(e.slot, f?.config);
+  if (!d.input.remote) {
+    CONTRACTS && requires(e.slot > d.input.executedUpTo(), 'install: the snapshot is ahead of the learner (held since)');
+    d.input.installed(e.slot, f?.config);
+  }
   d.stats.installed++;
   if (e.slot > d.lastSlot) d.lastSlot = e.slot;
   if (e.meta) {
@@ -600,7 +625,7 @@ export const snapshotterMachine = setup({
     save: ({ context: d, event, self }) => {
       const e = event as Extract<SnapshotterEvent, { type: 'captured' }>;
       releaseHold(d);
-      const c = d.input.configuration?.();
+      const c = e.config ?? d.input.configuration?.();
       d.input.store.save(e.slot, c ? c.members : d.input.members(), e.data, c ? { epoch: c.epoch, startSlot: c.startSlot } : undefined).then(
         (meta) => post(d, self, { type: 'saved', meta }),
         (err) => post(d, self, { type: 'save-failed', err }),
