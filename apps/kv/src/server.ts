@@ -29,6 +29,8 @@ export interface KvBackend {
    * configuration, rejects with an Error whose `code` says why (NOT_LEADER carries `leaderHint`)
    */
   changeConfiguration?(members: string[]): Promise<Record<string, unknown>>;
+  /** DECREE BOOTSTRAP m1 m2 …: the first configuration of replicas started with none (RSL Bootstrap) */
+  bootstrap?(members: string[]): Promise<Record<string, unknown>>;
 }
 
 export interface KvServerOptions {
@@ -418,6 +420,7 @@ export class KvServer {
         if (sub === 'STATUS') return one((w) => w.bulk(JSON.stringify(this.o.backend.status())));
         if (sub === 'SLOT') return this.slotReply(c);
         if (sub === 'CONFIG') return this.configReply(args.slice(2));
+        if (sub === 'BOOTSTRAP') return this.bootstrapReply(args.slice(2));
         return one((w) => err(w, 'ERR unknown DECREE subcommand (try DECREE STATUS | DECREE SLOT | DECREE CONFIG [SET id…])'));
       }
       case 'DECREE.SLOT':
@@ -545,6 +548,22 @@ export class KvServer {
   }
 
   /** The connection's freshness token, once its earlier writes are answered. */
+  /** DECREE BOOTSTRAP id…: the first configuration (JSON result), or ERR <code> <reason> */
+  private bootstrapReply(args: Buffer[]): Reply {
+    const one = (f: (w: RespWriter) => void): Buffer => {
+      const w = new RespWriter();
+      f(w);
+      return w.take();
+    };
+    const b = this.o.backend;
+    if (!b.bootstrap) return one((w) => err(w, 'ERR bootstrap is not supported by this server'));
+    if (args.length === 0) return one((w) => err(w, 'ERR usage: DECREE BOOTSTRAP id [id …]'));
+    return b.bootstrap(args.map((a) => a.toString('utf8'))).then(
+      (r) => one((w) => w.bulk(JSON.stringify(r))),
+      (e: Error & { code?: string }) => one((w) => err(w, `ERR ${e.code ?? 'FAILED'} ${e.message.replace(/[\r\n]+/g, ' ')}`)),
+    );
+  }
+
   /** DECREE CONFIG (the configuration as JSON) and DECREE CONFIG SET id… (a membership change, leader only) */
   private configReply(args: Buffer[]): Reply {
     const b = this.o.backend;

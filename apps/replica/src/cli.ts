@@ -225,6 +225,33 @@ const withConfig = (c: Command) =>
     return n;
   }, 120_000);
 
+program
+  .command('bootstrap')
+  .description('give replicas started with no configuration ("members": []) their first one (RSL Bootstrap)')
+  .requiredOption('--config <file>', 'the cluster config (JSON)')
+  .option('--members <ids>', 'comma-separated member ids (default: every replica listed)')
+  .action(async (o: { config: string; members?: string }) => {
+    const cfg = loadConfig(o.config);
+    const members = o.members ? o.members.split(',').map((x) => x.trim()).filter(Boolean) : cfg.replicas.map((r) => r.id);
+    const known = new Set(cfg.replicas.map((r) => r.id));
+    const unknown = members.filter((m) => !known.has(m));
+    if (unknown.length) throw new UsageError(`--members: not in the cluster config: ${unknown.join(', ')}`);
+    const errors: string[] = [];
+    for (const id of members) {
+      const r = cfg.replicas.find((x) => x.id === id)!;
+      try {
+        const res = JSON.parse(await respQuery(r.host, r.clientPort, ['DECREE', 'BOOTSTRAP', ...members], cfg.kv.password, 60_000));
+        console.log(`${res.result === 'ok' ? 'bootstrapped' : 'already bootstrapped'}: configuration ${res.epoch}: ${res.members.join(',')} (leader ${res.leader})`);
+        return;
+      } catch (e) {
+        const msg = (e as Error).message;
+        if (/^(INVALID|ALREADY|FAILED) /.test(msg.replace(/^ERR /, ''))) throw new UsageError(`bootstrap refused: ${msg.replace(/^ERR /, '')}`);
+        errors.push(`${id}: ${msg}`);
+      }
+    }
+    throw new UsageError(`no member answered (${errors.join('; ')})`);
+  });
+
 withConfig(configCmd.command('get').description('print the members, the configuration number and the leader'))
   .option('--json', 'print JSON', false)
   .action(async (o: { config: string; json: boolean }) => {

@@ -57,9 +57,10 @@ export const ClusterConfig = z.strictObject({
   /**
    * The initial configuration (default: every replica listed). Replicas listed but not members start
    * with none and join when a configuration change names them (`decree config add`). Used at a
-   * replica's first start only: later changes go through the log.
+   * replica's first start only: later changes go through the log. `[]`: every replica starts with
+   * none and waits for `decree bootstrap`.
    */
-  members: z.array(id).min(1).optional(),
+  members: z.array(id).optional(),
   election: z
     .strictObject({
       minMs: z.number().int().positive().default(500),

@@ -186,6 +186,11 @@ export async function startNode(cfg: ClusterConfig, id: string, o: StartNodeOpti
       // on a follower the leader's Decide (sent before it executes and answers) precedes the forwarded reply
       writeToken: () => Math.max(replica.executedSlot(), replica.highestChosenSlot()),
       configuration: () => ({ ...replica.getConfiguration(), leader: replica.currentLeader() }),
+      bootstrap: async (ids) => {
+        const unknown = ids.filter((x) => !peers.includes(x));
+        if (unknown.length) throw new ConfigChangeError('INVALID', `not in the cluster config: ${unknown.join(', ')}`, false, undefined);
+        return { ...(await replica.bootstrap(ids)) };
+      },
       changeConfiguration: async (ids) => {
         const unknown = ids.filter((x) => !peers.includes(x));
         if (unknown.length)

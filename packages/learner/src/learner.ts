@@ -119,6 +119,8 @@ export type LearnerEvent =
   | { type: 'release' }
   /** the state machine now holds the state as of `slot` (a snapshot was installed); releases one hold */
   | { type: 'installed'; slot: Slot; config?: Configuration }
+  /** the first configuration (bootstrap): taken only by a learner with none that executed nothing */
+  | { type: 'bootstrap'; config: Configuration }
   /** drop retained slots below `below` (a snapshot covers them) */
   | { type: 'truncate'; below: Slot }
   | { type: 'stop' };
@@ -413,6 +415,13 @@ export const learnerMachine = setup({
       sendProgress(d);
     },
     truncate: ({ context, event }) => truncateRetained(context, (event as { below: Slot }).below),
+    bootstrap: ({ context: d, event }) => {
+      const c = (event as { config: Configuration }).config;
+      if (d.config.epoch !== 0 || d.executedUpTo !== 0 || c.epoch < 1) return;
+      setConfig(d, c);
+      d.input.send({ type: 'reconfigured', ...hdr(d, d.self), slot: 0, config: d.config });
+      sendProgress(d);
+    },
     setMembers: ({ context, event }) => {
       context.members = [...(event as { members: readonly ReplicaId[] }).members];
     },
@@ -466,6 +475,7 @@ export const learnerMachine = setup({
         release: { actions: 'release' },
         installed: { actions: 'installed' },
         truncate: { actions: 'truncate' },
+        bootstrap: { actions: 'bootstrap' },
         stop: 'stopped',
       },
     },

@@ -298,6 +298,12 @@ export function validateMessage(raw: unknown): Message {
       opt(m, 'epoch', isInt, t);
       break;
     }
+    case 'bootstrap':
+      strArray(m, 'members', t);
+      break;
+    case 'bootstrap-ack':
+      need(m, 'ok', isBool, t); opt(m, 'error', isStr, t);
+      break;
     case 'snap-executed':
       need(m, 'slot', isInt, t); need(m, 'bytes', isInt, t); need(m, 'requested', isBool, t);
       break;

@@ -162,6 +162,10 @@ export interface SnapInstalled extends Header { readonly type: 'snap-installed';
 export interface LogTruncate extends Header { readonly type: 'log-truncate'; readonly below: Slot }
 /** snapshotter -> learner: retained slots below `below` may go */
 export interface RetainTruncate extends Header { readonly type: 'retain-truncate'; readonly below: Slot }
+// ---- bootstrap (RSL Bootstrap): client side <-> client side
+/** a replica with no configuration is asked to take this first one (epoch 1 from slot 1) */
+export interface Bootstrap extends Header { readonly type: 'bootstrap'; readonly members: readonly ReplicaId[] }
+export interface BootstrapAck extends Header { readonly type: 'bootstrap-ack'; readonly ok: boolean; readonly error?: string }
 // ---- configuration changes (see specs/config-change)
 /** client side -> config-manager: change the member set (on the leader) */
 export interface ConfigChange extends Header { readonly type: 'config-change'; readonly id: number; readonly members: readonly ReplicaId[]; readonly cookie?: Uint8Array }
@@ -228,7 +232,7 @@ export type Message =
   | Heartbeat | HeartbeatAck | Campaign | Resign | LeaderState | Progress | Submit | Executed | Aborted
   | Recovered | LearnerEvent | ClientRequest | ClientReply | ReadConfirm | ReadAck | SnapRequest | SnapChunk
   | SnapExecuted | SnapNeed | SnapTake | SnapData | SnapInstall | SnapInstalled | LogTruncate | RetainTruncate
-  | ExecMark | ConfigChange | ConfigResult | ConfigNotice | ConfigProposal | ConfigRefused | SetObservers | Reconfigured | WatchPeers | PeerProgressReport;
+  | ExecMark | Bootstrap | BootstrapAck | ConfigChange | ConfigResult | ConfigNotice | ConfigProposal | ConfigRefused | SetObservers | Reconfigured | WatchPeers | PeerProgressReport;
 
 export type MessageType = Message['type'];
 export type MessageOf<T extends MessageType> = Extract<Message, { type: T }>;
@@ -262,6 +266,8 @@ export const ROLE_OF: { readonly [T in MessageType]: Role } = {
   'snap-req': 'snapshotter',
   'snap-chunk': 'snapshotter',
   'exec-mark': 'acceptor',
+  bootstrap: 'client',
+  'bootstrap-ack': 'client',
   'snap-executed': 'snapshotter',
   'snap-need': 'snapshotter',
   'snap-take': 'learner',

@@ -30,6 +30,8 @@ const OPTIONAL: Record<MessageType, string[]> = {
   'read-ack': [],
   'snap-req': [],
   'snap-chunk': ['epoch'],
+  bootstrap: [],
+  'bootstrap-ack': ['error'],
   'snap-executed': [],
   'snap-need': [],
   'snap-take': [],

@@ -34,6 +34,17 @@ export class StaleReplicaError extends Error {
   }
 }
 
+/** RSL Bootstrap failed: INVALID (the set, or this replica not in it), ALREADY (another set), FAILED (no leader in time). */
+export class BootstrapError extends Error {
+  constructor(
+    readonly code: 'INVALID' | 'ALREADY' | 'FAILED',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'BootstrapError';
+  }
+}
+
 /** RSL ChangeConfiguration failed; `code` says why (see specs/config-change). */
 export class ConfigChangeError extends Error {
   constructor(

@@ -10,6 +10,7 @@ import {
   type Slot,
   type StateMachine,
   type SubmitItem,
+  memberSetProblem,
   type LeaderRole,
   type StoreStats,
 } from '@decree/protocol';
@@ -27,7 +28,7 @@ import {
   loadLatestValid,
   snapshotterMachine,
 } from '@decree/snapshotter';
-import { ConfigChangeError, NotLeaderError, ReplicaStoppedError, StaleReplicaError } from './errors.ts';
+import { BootstrapError, ConfigChangeError, NotLeaderError, ReplicaStoppedError, StaleReplicaError } from './errors.ts';
 
 export interface ReplicaOptions {
   proposer?: Partial<ProposerOptions>;
@@ -268,7 +269,8 @@ export class Replica {
     this.store = cfg.storage;
     this.snapshots = cfg.snapshots ?? cfg.options?.makeSnapshotStore?.(cfg.id) ?? new MemorySnapshotStore();
     const startSlot = restoredFrom?.slot ?? 0;
-    this.config = initialConfiguration(cfg.configuration, restoredFrom);
+    // the initial configuration stored at the first start (or by a bootstrap) wins over the given one
+    this.config = initialConfiguration(storedConfig0(recovered) ?? cfg.configuration, restoredFrom);
     this.members = [...this.config.members];
     this.peers = [...new Set([...(cfg.peers ?? []), ...cfg.configuration.members, ...this.config.members])];
     this.transport = cfg.transport;
@@ -494,6 +496,13 @@ export class Replica {
         else r.reject(new ConfigChangeError(m.code ?? 'ABORTED', m.error ?? 'the configuration change failed', m.maybeChosen ?? false, m.leaderHint));
         return;
       }
+      case 'bootstrap':
+        this.onBootstrapInvite(m);
+        return;
+      case 'bootstrap-ack':
+        if (m.ok) this.bootstrapAcks?.add(m.from);
+        for (const p of [...this.polls]) p();
+        return;
       case 'config-notice':
         if (m.kind === 'changed') {
           if (m.epoch > this.config.epoch) {
@@ -560,6 +569,75 @@ export class Replica {
       const to = leader !== undefined ? leader : this.id;
       this.bus.send({ type: 'config-change', ring: this.ring, from: this.id, to, id, members: [...members], ...(cookie ? { cookie } : {}) });
     });
+  }
+
+  // ------------------------------------------------------------------ bootstrap (RSL Bootstrap)
+  private bootstrapAcks: Set<ReplicaId> | undefined;
+
+  /**
+   * RSL Bootstrap: gives a cluster whose replicas started with no configuration its first one. This
+   * replica (a member of `members`) stores it durably, invites the others (each stores it and takes
+   * it), and resolves once a leader is elected: `result` 'ok', or 'already-bootstrapped' when this
+   * replica already has this configuration. Rejects with BootstrapError: INVALID (bad set, or this
+   * replica not in it), ALREADY (bootstrapped with another set), FAILED (no leader within timeoutMs).
+   */
+  async bootstrap(members: readonly ReplicaId[], timeoutMs = 30_000): Promise<{ result: 'ok' | 'already-bootstrapped'; epoch: number; members: ReplicaId[]; leader: ReplicaId }> {
+    if (this.stopped) throw new ReplicaStoppedError();
+    const problem = memberSetProblem(members);
+    if (problem) throw new BootstrapError('INVALID', problem);
+    if (!members.includes(this.id)) throw new BootstrapError('INVALID', `bootstrap on a member: ${this.id} is not in ${members.join(',')}`);
+    let result: 'ok' | 'already-bootstrapped' = 'ok';
+    if (this.config.epoch > 0) {
+      if (this.config.epoch !== 1 || !sameMembers(this.config.members, members))
+        throw new BootstrapError('ALREADY', `already bootstrapped: configuration ${this.config.epoch} is ${this.config.members.join(',')}`);
+      result = 'already-bootstrapped';
+    } else await this.takeBootstrap(members);
+    const acks = (this.bootstrapAcks = new Set([this.id]));
+    const invite = () => {
+      for (const m of members) if (!acks.has(m)) this.bus.send({ type: 'bootstrap', ring: this.ring, from: this.id, to: m, members: [...members] });
+    };
+    let timer: unknown;
+    const again = () => {
+      invite();
+      timer = this.env.clock.setTimeout(again, 200);
+    };
+    try {
+      const leader = await this.waitFor(
+        () => {
+          const l = this.currentLeader();
+          return l !== undefined && members.includes(l) && acks.size >= Math.floor(members.length / 2) + 1 ? l : undefined;
+        },
+        timeoutMs,
+        again,
+        () => new BootstrapError('FAILED', `no leader within ${timeoutMs} ms (invited: ${members.join(',')}; answered: ${[...acks].join(',')})`),
+      );
+      return { result, epoch: this.config.epoch, members: [...this.config.members], leader };
+    } finally {
+      this.env.clock.clearTimeout(timer);
+    }
+  }
+
+  /** Stores the first configuration and takes it (learner, then proposer and elector through it). */
+  private async takeBootstrap(members: readonly ReplicaId[]): Promise<void> {
+    const c: Configuration = { epoch: 1, members: [...members], startSlot: 1 };
+    const value = new Uint8Array(Buffer.from(JSON.stringify(c), 'utf8'));
+    await new Promise<void>((resolve, reject) => this.store.append([{ t: 'meta', key: 'config0', value }], (err) => (err ? reject(err) : resolve())));
+    this.learner.send({ type: 'bootstrap', config: c });
+  }
+
+  private onBootstrapInvite(m: MessageOf<'bootstrap'>): void {
+    const ack = (ok: boolean, error?: string) =>
+      this.bus.send({ type: 'bootstrap-ack', ring: this.ring, from: this.id, to: m.from, ok, ...(error ? { error } : {}) });
+    if (this.config.epoch > 0) {
+      if (this.config.epoch === 1 && sameMembers(this.config.members, m.members)) ack(true);
+      else ack(false, `${this.id} is already bootstrapped: configuration ${this.config.epoch} is ${this.config.members.join(',')}`);
+      return;
+    }
+    if (memberSetProblem(m.members) || !m.members.includes(this.id)) return ack(false, `bad member set ${m.members.join(',')}`);
+    this.takeBootstrap(m.members).then(
+      () => ack(true),
+      (e: Error) => ack(false, `cannot store the configuration: ${e.message}`),
+    );
   }
 
   // ------------------------------------------------------------------ forwarding
@@ -895,6 +973,21 @@ export class Replica {
 
 const CONFIG0 = 'config0';
 
+const sameMembers = (a: readonly ReplicaId[], b: readonly ReplicaId[]) => a.length === b.length && a.every((x) => b.includes(x));
+
+/** The initial configuration stored in the log (first start, or a bootstrap), if readable. */
+function storedConfig0(recovered: Awaited<ReturnType<AcceptorStore['recover']>>): Configuration | undefined {
+  const stored = recovered.meta.get(CONFIG0);
+  if (!stored) return undefined;
+  try {
+    const c = JSON.parse(Buffer.from(stored).toString('utf8')) as Configuration;
+    if (Number.isSafeInteger(c.epoch) && Array.isArray(c.members) && Number.isSafeInteger(c.startSlot)) return c;
+  } catch {
+    // unreadable: the given one
+  }
+  return undefined;
+}
+
 /**
  * The configuration a replica starts in: the newest snapshot's when it has one, else the initial
  * configuration (stored durably at the first start, see createReplica).
@@ -913,15 +1006,8 @@ function initialConfiguration(given: CreateReplicaConfig['configuration'], snap:
  * ones: a config file edited later (to list the members of today) must not rewrite history.
  */
 async function persistedInitialConfiguration(cfg: CreateReplicaConfig, recovered: Awaited<ReturnType<AcceptorStore['recover']>>): Promise<CreateReplicaConfig['configuration']> {
-  const stored = recovered.meta.get(CONFIG0);
-  if (stored) {
-    try {
-      const c = JSON.parse(Buffer.from(stored).toString('utf8')) as Configuration;
-      if (Number.isSafeInteger(c.epoch) && Array.isArray(c.members) && Number.isSafeInteger(c.startSlot)) return c;
-    } catch {
-      // unreadable: fall back to the given one (and store it again)
-    }
-  }
+  const stored = storedConfig0(recovered);
+  if (stored) return stored;
   const given = cfg.configuration;
   const c: Configuration =
     'epoch' in given ? given : { epoch: given.members.length ? 1 : 0, members: [...given.members], startSlot: 1 };

@@ -178,3 +178,39 @@ describe('configuration changes under a write load (specs/config-change)', () =>
     await c.stop();
   });
 });
+
+describe('bootstrap (RSL Bootstrap)', () => {
+  it('replicas started with no configuration wait; bootstrap on one of them stores it, invites the others and returns once a leader is elected', async () => {
+    const c = await simCluster({ n: 4, members: [], seed: 75, options: FAST });
+    c.run(2_000);
+    expect(c.leaders()).toEqual([]); // nobody campaigns without a configuration
+    for (const id of c.ids) expect(c.replica(id).getConfiguration().epoch).toBe(0);
+    const r = await until(c, c.replica('r2').bootstrap(['r1', 'r2', 'r3']));
+    expect(r).toMatchObject({ result: 'ok', epoch: 1, members: ['r1', 'r2', 'r3'] });
+    expect(['r1', 'r2', 'r3']).toContain(r.leader);
+    for (const id of ['r1', 'r2', 'r3']) expect(c.replica(id).getConfiguration()).toMatchObject({ epoch: 1, members: ['r1', 'r2', 'r3'] });
+    expect(c.replica('r4').getConfiguration().epoch).toBe(0); // not invited
+    await until(c, c.replica(c.waitForLeader()).submit(enc('after-bootstrap')));
+    // again with the same set: already bootstrapped; another set, or a set without the caller: refused
+    expect((await until(c, c.replica('r1').bootstrap(['r1', 'r2', 'r3']))).result).toBe('already-bootstrapped');
+    const codeOf = async (p: Promise<unknown>) => ((await until(c, p).then(() => 'ok', (e) => e)) as { code: string }).code;
+    expect(await codeOf(c.replica('r1').bootstrap(['r1', 'r2']))).toBe('ALREADY');
+    expect(await codeOf(c.replica('r4').bootstrap(['r1', 'r2', 'r3']))).toBe('INVALID');
+    expect(await codeOf(c.replica('r4').bootstrap(['r4', 'r4']))).toBe('INVALID');
+    // the stored configuration survives a restart
+    await c.crash('r3');
+    await c.restart('r3');
+    expect(c.replica('r3').getConfiguration()).toMatchObject({ epoch: 1, members: ['r1', 'r2', 'r3'] });
+    await c.stop();
+  });
+
+  it('a bootstrap that cannot reach a majority fails after its timeout', async () => {
+    const c = await simCluster({ n: 3, members: [], seed: 76, options: FAST });
+    await c.crash('r2');
+    await c.crash('r3');
+    const e = (await until(c, c.replica('r1').bootstrap(['r1', 'r2', 'r3'], 3_000)).catch((x) => x)) as { code: string; message: string };
+    expect(e.code).toBe('FAILED');
+    expect(e.message).toMatch(/no leader within 3000 ms/);
+    await c.stop();
+  });
+});
