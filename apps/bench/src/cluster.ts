@@ -57,6 +57,8 @@ export interface ClusterOptions {
   env?: Record<string, string>;
   /** extra node flags for the replica processes (e.g. --cpu-prof) */
   nodeFlags?: string[];
+  /** another bundle of the decree command to run (A/B comparisons of a change) */
+  entry?: string;
 }
 
 export interface ClusterHandle {
@@ -82,7 +84,7 @@ export function ensureReplicaBundle(): Promise<string> {
 /** Starts 3 decree processes; resolves once a leader is known. */
 export async function startProcessCluster(o: ClusterOptions): Promise<ClusterHandle> {
   const runner = o.runner ?? 'bundle';
-  const entry = runner === 'bundle' ? await ensureReplicaBundle() : join(root, 'apps/replica/src/cli.ts');
+  const entry = o.entry ?? (runner === 'bundle' ? await ensureReplicaBundle() : join(root, 'apps/replica/src/cli.ts'));
   if (runner === 'bundle' && !existsSync(entry)) throw new Error(`no replica bundle at ${entry}`);
   const dir = mkdtempSync(join(tmpdir(), 'decree-bench-'));
   const replicas: { id: string; host: string; port: number; clientPort: number }[] = [];
