@@ -151,6 +151,8 @@ export interface SnapshotterData {
   lastSlot: Slot;
   lastBytes: number;
   capturingSlot: Slot;
+  /** the configuration as of capturingSlot, read at the capture (the learner goes on before the save) */
+  capturingConfig: Configuration | undefined;
   latest: SnapshotMeta | undefined;
   /** slots of the snapshots kept in the store, newest first */
   kept: Slot[];
@@ -244,6 +246,7 @@ function capture(d: SnapshotterData, slot: Slot, bytes: number, self: { send(e: 
   const sm = d.input.stateMachine;
   d.requested = false;
   d.capturingSlot = slot;
+  d.capturingConfig = d.input.configuration?.();
   d.lastBytes = bytes;
   d.stats.taken++;
   const remote = d.input.remote;
@@ -625,7 +628,8 @@ export const snapshotterMachine = setup({
     save: ({ context: d, event, self }) => {
       const e = event as Extract<SnapshotterEvent, { type: 'captured' }>;
       releaseHold(d);
-      const c = e.config ?? d.input.configuration?.();
+      // the configuration as of the captured slot: a config value executed since must not be in it
+      const c = e.config ?? d.capturingConfig;
       d.input.store.save(e.slot, c ? c.members : d.input.members(), e.data, c ? { epoch: c.epoch, startSlot: c.startSlot } : undefined).then(
         (meta) => post(d, self, { type: 'saved', meta }),
         (err) => post(d, self, { type: 'save-failed', err }),
@@ -694,6 +698,7 @@ export const snapshotterMachine = setup({
     lastSlot: input.initial?.slot ?? 0,
     lastBytes: 0,
     capturingSlot: 0,
+    capturingConfig: undefined,
     latest: input.initial,
     kept: input.initial ? [input.initial.slot] : [],
     sessions: new Map(),
