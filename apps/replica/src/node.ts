@@ -111,21 +111,18 @@ async function makeTransport(cfg: ClusterConfig, id: string, log: Logger): Promi
 
 /**
  * Retries only while the commands certainly did not execute, so a retry cannot apply them twice:
- * no leader is known (nothing was sent), or this replica leads and refused them before proposing
- * (NotLeaderError without maybeExecuted). A NOT_LEADER answer to a *forwarded* request is not
- * retried: the leader sends the same answer for commands it aborted after proposing them (they may
- * still be chosen), and the reply does not say which. Gives up after `budgetMs`.
+ * NotLeaderError without maybeExecuted — no leader was known (nothing was sent), this replica leads
+ * and refused them before proposing, or the leader a request was forwarded to says it refused them
+ * before proposing. Commands proposed before a leadership loss (maybeExecuted) are not retried.
+ * Gives up after `budgetMs`.
  */
 async function executeWithRetry(replica: Replica, cmds: readonly Uint8Array[], budgetMs = 3_000): Promise<(Uint8Array | undefined)[]> {
   const end = Date.now() + budgetMs;
   for (;;) {
-    const leading = replica.isLeader();
-    const leader = replica.currentLeader();
     try {
       return await replica.execute(cmds);
     } catch (e) {
-      const forwarded = !leading && leader !== undefined && leader !== replica.id;
-      if (!(e instanceof NotLeaderError) || e.maybeExecuted || forwarded || Date.now() >= end) throw e;
+      if (!(e instanceof NotLeaderError) || e.maybeExecuted || Date.now() >= end) throw e;
       await new Promise((r) => setTimeout(r, 50));
     }
   }

@@ -381,7 +381,7 @@ export function validateMessage(raw: unknown): Message {
         const results = needArray(m, 'results', t);
         for (let i = 0; i < results.length; i++) if (results[i] !== null && !isBytes(results[i])) fail(`${t}.results[${i}] is not bytes or nil`);
       } else if (m.results === null) delete m.results;
-      opt(m, 'error', isStr, t); opt(m, 'leaderHint', isStr, t);
+      opt(m, 'error', isStr, t); opt(m, 'leaderHint', isStr, t); opt(m, 'maybeExecuted', isBool, t);
       break;
     }
   }

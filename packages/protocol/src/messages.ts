@@ -225,7 +225,18 @@ export interface PeerProgressReport extends Header {
 }
 // ---- client <-> replica (forwarding, client library)
 export interface ClientRequest extends Header { readonly type: 'client-req'; readonly id: number; readonly cmds: readonly Uint8Array[] }
-export interface ClientReply extends Header { readonly type: 'client-rep'; readonly id: number; readonly results?: readonly (Uint8Array | null)[]; readonly error?: string; readonly leaderHint?: ReplicaId }
+export interface ClientReply extends Header {
+  readonly type: 'client-rep';
+  readonly id: number;
+  readonly results?: readonly (Uint8Array | null)[];
+  readonly error?: string;
+  readonly leaderHint?: ReplicaId;
+  /**
+   * with error NOT_LEADER: true when the commands were proposed before the leadership was lost (they
+   * may still execute), false when they certainly were not; absent (an older sender) counts as true
+   */
+  readonly maybeExecuted?: boolean;
+}
 
 export type Message =
   | Prepare | Accept | Promise_ | Accepted | Nack | Learn | Decide | CatchupRequest | CatchupReply

@@ -86,9 +86,9 @@ export const messageArbs: { [T in MessageType]: fc.Arbitrary<Extract<Message, { 
   'client-rep': rec(
     {
       type: fc.constant('client-rep'), ...header, id: bigNat,
-      results: fc.array(fc.option(bytes, { nil: null }), { maxLength: 4 }), error: fc.string(), leaderHint: id,
+      results: fc.array(fc.option(bytes, { nil: null }), { maxLength: 4 }), error: fc.string(), leaderHint: id, maybeExecuted: fc.boolean(),
     },
-    ['results', 'error', 'leaderHint'],
+    ['results', 'error', 'leaderHint', 'maybeExecuted'],
   ),
   'read-confirm': rec({ type: fc.constant('read-confirm'), ...header, ballot, seq: bigNat }),
   'read-ack': rec({ type: fc.constant('read-ack'), ...header, ballot, seq: bigNat, ok: fc.boolean() }),
@@ -176,7 +176,7 @@ export const samples: { [T in MessageType]: Extract<Message, { type: T }> } = {
   recovered: { type: 'recovered', ...h, ballot: b, upTo: 11 },
   'learner-event': { type: 'learner-event', ...h, executedUpTo: 9, chosenUpTo: 11 },
   'client-req': { type: 'client-req', ...h, id: 42, cmds: [u8(1, 2), u8(3)] },
-  'client-rep': { type: 'client-rep', ...h, id: 42, results: [u8(5), null], error: 'none', leaderHint: 'r1' },
+  'client-rep': { type: 'client-rep', ...h, id: 42, results: [u8(5), null], error: 'none', leaderHint: 'r1', maybeExecuted: true },
   'read-confirm': { type: 'read-confirm', ...h, ballot: { round: 3, leader: 'r1' }, seq: 7 },
   'read-ack': { type: 'read-ack', ...h, ballot: { round: 3, leader: 'r1' }, seq: 7, ok: true },
   'snap-req': { type: 'snap-req', ...h, xfer: 3, slot: 100, crc: 0xdeadbeef, next: 4, window: 8 },

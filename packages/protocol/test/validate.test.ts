@@ -25,7 +25,7 @@ const OPTIONAL: Record<MessageType, string[]> = {
   recovered: [],
   'learner-event': [],
   'client-req': [],
-  'client-rep': ['results', 'error', 'leaderHint'],
+  'client-rep': ['results', 'error', 'leaderHint', 'maybeExecuted'],
   'read-confirm': [],
   'read-ack': [],
   'snap-req': [],

@@ -524,7 +524,7 @@ export class Replica {
         if (!f) return;
         this.forwards.delete(m.id);
         this.env.clock.clearTimeout(f.timer);
-        if (m.error !== undefined) f.reject(m.error === 'NOT_LEADER' ? new NotLeaderError(m.leaderHint) : new Error(m.error));
+        if (m.error !== undefined) f.reject(m.error === 'NOT_LEADER' ? new NotLeaderError(m.leaderHint, m.maybeExecuted !== false) : new Error(m.error));
         else f.resolve((m.results ?? []).map((r) => (r === null ? undefined : r)));
         return;
       }
@@ -663,16 +663,21 @@ export class Replica {
   }
 
   private serveForwarded(m: MessageOf<'client-req'>): void {
-    const reply = (body: { results?: (Uint8Array | null)[]; error?: string; leaderHint?: ReplicaId }) =>
+    const reply = (body: { results?: (Uint8Array | null)[]; error?: string; leaderHint?: ReplicaId; maybeExecuted?: boolean }) =>
       this.bus.send({ type: 'client-rep', ring: this.ring, from: this.id, to: m.from, id: m.id, ...body });
     if (!this.isLeader()) {
       const hint = this.currentLeader();
-      reply({ error: 'NOT_LEADER', ...(hint && hint !== this.id ? { leaderHint: hint } : {}) });
+      reply({ error: 'NOT_LEADER', maybeExecuted: false, ...(hint && hint !== this.id ? { leaderHint: hint } : {}) });
       return;
     }
     this.submitBatch(m.cmds).then(
       (rs) => reply({ results: rs.map((r) => r ?? null) }),
-      (e: Error) => reply(e instanceof NotLeaderError ? { error: 'NOT_LEADER', ...(e.leaderHint ? { leaderHint: e.leaderHint } : {}) } : { error: e.message }),
+      (e: Error) =>
+        reply(
+          e instanceof NotLeaderError
+            ? { error: 'NOT_LEADER', maybeExecuted: e.maybeExecuted, ...(e.leaderHint ? { leaderHint: e.leaderHint } : {}) }
+            : { error: e.message },
+        ),
     );
   }
 

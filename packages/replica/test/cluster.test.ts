@@ -167,4 +167,23 @@ describe('forwarding', () => {
     for (const id of c.ids) expect(c.sm(id).commands()).toEqual(['f1', 'f2']);
     await c.stop();
   });
+
+  it('a forwarded request the target refuses before proposing says so (maybeExecuted false): it is safe to retry', async () => {
+    const c = await simCluster({ n: 3, seed: 32, net: { serialize: true } });
+    const leader = c.waitForLeader();
+    c.run(300);
+    const follower = c.ids.find((id) => id !== leader)!;
+    c.replica(leader).relinquishLeadership(); // the followers still name it for a while
+    c.run(1);
+    expect(c.replica(follower).currentLeader()).toBe(leader);
+    let err: unknown;
+    c.replica(follower).execute([enc('x')]).catch((e) => (err = e));
+    for (let i = 0; i < 10 && !err; i++) {
+      c.run(5);
+      await c.settle();
+    }
+    expect(err).toBeInstanceOf(NotLeaderError);
+    expect((err as NotLeaderError).maybeExecuted).toBe(false);
+    await c.stop();
+  });
 });

@@ -290,7 +290,7 @@ class ClientRole {
         for (let i = 0; i < m.results.length; i++) this.settle(m.firstId + i, m.results[i] ?? null);
         return;
       case 'aborted':
-        for (const id of m.ids) this.fail(id, m.leaderHint);
+        for (const id of m.ids) this.fail(id, m.leaderHint, m.maybeChosen);
         return;
       default:
         return;
@@ -309,13 +309,13 @@ class ClientRole {
     }
   }
 
-  private fail(id: number, hint: ReplicaId | undefined): void {
+  private fail(id: number, hint: ReplicaId | undefined, maybeExecuted: boolean): void {
     const base = this.byId.get(id);
     if (base === undefined) return;
     const w = this.waiting.get(base)!;
     for (let i = 0; i < w.n; i++) this.byId.delete(base + i);
     this.waiting.delete(base);
-    this.send({ type: 'client-rep', ring: this.ring, from: this.id, to: w.from, id: w.reqId, error: 'NOT_LEADER', ...(hint ? { leaderHint: hint } : {}) });
+    this.send({ type: 'client-rep', ring: this.ring, from: this.id, to: w.from, id: w.reqId, error: 'NOT_LEADER', maybeExecuted, ...(hint ? { leaderHint: hint } : {}) });
   }
 }
 
