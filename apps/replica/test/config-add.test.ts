@@ -4,77 +4,58 @@
  * the log while a client writes and catches up. Then `decree config remove` takes the leader out, and
  * with one more of the old replicas killed the cluster still writes: r4 votes.
  */
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLI, Cluster, NODE_ARGS, ROOT, killAll, resp, status, tempDir, writeClusterConfig } from './helpers.ts';
+import { describe, expect, it } from 'vitest';
+import { decree, resp, startedCluster, status } from './helpers.ts';
 
-const run = promisify(execFile);
-const tmp = tempDir('cfgadd');
-let cluster: Cluster;
-let configPath: string;
-
-const decree = (...args: string[]) => run(process.execPath, [...NODE_ARGS, CLI, ...args], { cwd: ROOT, timeout: 120_000 });
-
-beforeAll(async () => {
-  const w = await writeClusterConfig(tmp.dir, { members: ['r1', 'r2', 'r3'] }, ['r1', 'r2', 'r3', 'r4']);
-  configPath = w.configPath;
-  cluster = new Cluster(configPath, w.replicas);
-  await cluster.startAll();
-}, 90_000);
-
-afterAll(async () => {
-  await killAll();
-  tmp.remove();
-});
+const f = startedCluster('cfgadd', { members: ['r1', 'r2', 'r3'] }, ['r1', 'r2', 'r3', 'r4']);
 
 describe('configuration changes of a running multi-process cluster', () => {
   it('decree config add r4: a fourth replica process joins through the log under writes, catches up and counts', async () => {
-    const leader = await cluster.leader(30_000, ['r1', 'r2', 'r3']);
-    const before = await decree('config', 'get', '--config', configPath, '--json');
+    const leader = await f.cluster.leader(30_000, ['r1', 'r2', 'r3']);
+    const before = await decree('config', 'get', '--config', f.configPath, '--json');
     expect(JSON.parse(before.stdout)).toMatchObject({ epoch: 1, members: ['r1', 'r2', 'r3'] });
     // r4 runs, but outside the configuration: it does not vote
-    expect((await status(cluster.port('r4')))?.role).toBe('follower');
+    expect((await status(f.cluster.port('r4')))?.role).toBe('follower');
     // a writer keeps going while the change runs
     let writes = 0;
     let stop = false;
     const writer = (async () => {
       while (!stop) {
-        const v = await resp(cluster.port(leader), ['INCR', 'counter'], 5000).catch((e) => e);
+        const v = await resp(f.cluster.port(leader), ['INCR', 'counter'], 5000).catch((e) => e);
         if (typeof v === 'number') writes = v;
         else await new Promise((r) => setTimeout(r, 50));
       }
     })();
     await new Promise((r) => setTimeout(r, 300));
-    const add = await decree('config', 'add', 'r4', '--config', configPath);
+    const add = await decree('config', 'add', 'r4', '--config', f.configPath);
     expect(add.stdout).toMatch(/^configuration 2: r1,r2,r3,r4 \(chosen at slot \d+\)/);
     await new Promise((r) => setTimeout(r, 300));
     stop = true;
     await writer;
     expect(writes).toBeGreaterThan(0);
     // every replica, r4 included, reads the last acknowledged count and runs configuration 2
-    await cluster.caughtUp(['r1', 'r2', 'r3', 'r4']);
-    for (const id of ['r1', 'r2', 'r3', 'r4']) expect(await resp(cluster.port(id), ['GET', 'counter'])).toBe(String(writes));
-    const after = JSON.parse((await decree('config', 'get', '--config', configPath, '--json')).stdout);
+    await f.cluster.caughtUp(['r1', 'r2', 'r3', 'r4']);
+    for (const id of ['r1', 'r2', 'r3', 'r4']) expect(await resp(f.cluster.port(id), ['GET', 'counter'])).toBe(String(writes));
+    const after = JSON.parse((await decree('config', 'get', '--config', f.configPath, '--json')).stdout);
     expect(after).toMatchObject({ epoch: 2, members: ['r1', 'r2', 'r3', 'r4'] });
   }, 180_000);
 
   it('decree config remove <leader>: the leader steps down, the others elect, and writes go on', async () => {
-    const leader = await cluster.leader(30_000);
-    const out = await decree('config', 'remove', leader, '--config', configPath);
+    const leader = await f.cluster.leader(30_000);
+    const out = await decree('config', 'remove', leader, '--config', f.configPath);
     expect(out.stdout).toMatch(/^configuration 3: /);
     const rest = ['r1', 'r2', 'r3', 'r4'].filter((x) => x !== leader);
-    const l2 = await cluster.leader(30_000, rest);
+    const l2 = await f.cluster.leader(30_000, rest);
     expect(l2).not.toBe(leader);
-    expect(await resp(cluster.port(l2), ['SET', 'after', 'removal'])).toBe('OK');
+    expect(await resp(f.cluster.port(l2), ['SET', 'after', 'removal'])).toBe('OK');
     // one more of the original replicas dies: the two left (r4 among them) are a majority of three
     const victim = rest.find((x) => x !== 'r4' && x !== l2)!;
-    await cluster.kill9(victim);
-    const l3 = await cluster.leader(30_000, rest.filter((x) => x !== victim));
-    expect(await resp(cluster.port(l3), ['SET', 'r4', 'votes'], 10_000)).toBe('OK');
-    expect(await resp(cluster.port('r4'), ['GET', 'r4'])).toBe('votes');
+    await f.cluster.kill9(victim);
+    const l3 = await f.cluster.leader(30_000, rest.filter((x) => x !== victim));
+    expect(await resp(f.cluster.port(l3), ['SET', 'r4', 'votes'], 10_000)).toBe('OK');
+    expect(await resp(f.cluster.port('r4'), ['GET', 'r4'])).toBe('votes');
     // a bad change gets a one-line error naming the problem
-    const bad = await decree('config', 'add', 'r9', '--config', configPath).catch((e) => e);
+    const bad = await decree('config', 'add', 'r9', '--config', f.configPath).catch((e) => e);
     expect(bad.code).toBe(1);
     expect(bad.stderr.trim()).toBe('decree: not in the cluster config: r9 (list their addresses under "replicas" first)');
   }, 120_000);

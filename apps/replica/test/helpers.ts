@@ -2,7 +2,9 @@
  * Test helpers for real `decree start` processes: free ports, config files, spawning and killing
  * replica processes, a tiny RESP client with timeouts, DECREE STATUS polling.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll } from 'vitest';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { freePorts, respOnce, type RespValue } from '@decree/chaos';
 import os from 'node:os';
@@ -327,4 +329,30 @@ export class Cluster {
     for (const p of this.procs.values()) if (p.running) p.kill('SIGKILL');
     await Promise.all([...this.procs.values()].map((p) => p.exited().catch(() => undefined)));
   }
+}
+
+// ------------------------------------------------------------------ the decree command, a started cluster
+/** Runs `decree <args>` to completion; rejects (with code, stdout, stderr) on a non-zero exit. */
+export function decree(...args: string[]): Promise<{ stdout: string; stderr: string }> {
+  return promisify(execFile)(process.execPath, [...NODE_ARGS, CLI, ...args], { cwd: ROOT, timeout: 120_000 });
+}
+
+/**
+ * A cluster config in a temp dir and its processes started before the file's tests (killed and
+ * removed after them): `fixture.cluster`, `fixture.configPath`.
+ */
+export function startedCluster(prefix: string, extra: Record<string, unknown> = {}, ids?: string[]): { cluster: Cluster; configPath: string } {
+  const tmp = tempDir(prefix);
+  const fixture = {} as { cluster: Cluster; configPath: string };
+  beforeAll(async () => {
+    const w = await writeClusterConfig(tmp.dir, extra, ids);
+    fixture.configPath = w.configPath;
+    fixture.cluster = new Cluster(w.configPath, w.replicas);
+    await fixture.cluster.startAll();
+  }, 90_000);
+  afterAll(async () => {
+    await killAll();
+    tmp.remove();
+  });
+  return fixture;
 }

@@ -79,21 +79,30 @@ describe('decree replay', () => {
     }
   };
   const digests = new Map<string, { slot: number; digest: string }>();
-
-  it('runs a cluster whose logs are truncated below snapshots, with a replica that catches up from peers', async () => {
+  /**
+   * Writes [0, a), stops r3, writes [a, b), restarts r3, writes [b, c); waits until every replica
+   * executed everything and stayed idle long enough to write its executed mark; returns each one's
+   * executed slot and state digest, and stops them all.
+   */
+  const scenario = async (a: number, b: number, c: number) => {
     for (const id of ids) await start(id);
-    await write(0, 150);
+    await write(0, a);
     await live.get('r3')!.r.stop();
     live.delete('r3');
-    await write(150, 400);
+    await write(a, b);
     await start('r3');
-    await write(400, 450);
-    // every replica executes everything, then stays idle long enough to write its executed mark
+    await write(b, c);
     const target = (await leader()).executedSlot();
     for (let i = 0; i < 500 && [...live.values()].some((x) => x.r.executedSlot() < target); i++) await sleep(10);
     await sleep(400);
-    for (const [id, x] of live) digests.set(id, { slot: x.r.executedSlot(), digest: x.sm.digest() });
+    const out = new Map([...live].map(([id, x]) => [id, { slot: x.r.executedSlot(), digest: x.sm.digest() }]));
     for (const x of live.values()) await x.r.stop();
+    live.clear();
+    return out;
+  };
+
+  it('runs a cluster whose logs are truncated below snapshots, with a replica that catches up from peers', async () => {
+    for (const [id, d] of await scenario(150, 400, 450)) digests.set(id, d);
     expect(new Set([...digests.values()].map((d) => `${d.slot}:${d.digest}`)).size).toBe(1);
     expect(digests.get('r1')!.slot).toBeGreaterThan(100);
     expect(readdirSync(join(dirOf('r1'), 'snapshots')).length).toBeGreaterThan(0);
@@ -137,19 +146,7 @@ describe('decree replay', () => {
   it('a replica that caught up from its peers\' logs (no snapshots) replays from its learner\'s records of the values its acceptor missed', async () => {
     base = join(root, 'nosnap');
     snapshots = false;
-    live.clear();
-    for (const id of ids) await start(id);
-    await write(0, 60);
-    await live.get('r3')!.r.stop();
-    live.delete('r3');
-    await write(60, 200);
-    await start('r3');
-    await write(200, 220);
-    const target = (await leader()).executedSlot();
-    for (let i = 0; i < 500 && [...live.values()].some((x) => x.r.executedSlot() < target); i++) await sleep(10);
-    await sleep(400);
-    const want = { slot: live.get('r3')!.r.executedSlot(), digest: live.get('r3')!.sm.digest() };
-    for (const x of live.values()) await x.r.stop();
+    const want = (await scenario(60, 200, 220)).get('r3')!;
     const r = await replay({ dir: dirOf('r3') });
     expect(r.fromSnapshot).toBe(0);
     expect(r.filled).toBeGreaterThan(10); // the slots r3 missed while it was down

@@ -70,6 +70,17 @@ export function emptyRecoveredState(): RecoveredState {
   return { promised: { round: 0, leader: '' }, accepted: new Map(), truncatedBelow: 0, meta: new Map() };
 }
 
+/** A copy of a recovered state for the store's caller (the store keeps its own). */
+export function copyRecoveredState(s: RecoveredState): RecoveredState {
+  return {
+    promised: s.promised,
+    accepted: new Map(s.accepted),
+    truncatedBelow: s.truncatedBelow,
+    meta: new Map(s.meta),
+    ...(s.chosen ? { chosen: new Map(s.chosen) } : {}),
+  };
+}
+
 export function emptyStoreStats(): StoreStats {
   return { appends: 0, records: 0, syncs: 0, bytes: 0, writeMs: 0, reads: 0, readMs: 0 };
 }

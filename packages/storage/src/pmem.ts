@@ -7,6 +7,7 @@ import {
   type StoreRecord,
   type StoreStats,
   applyRecord,
+  copyRecoveredState,
   emptyRecoveredState,
   emptyStoreStats,
   requires,
@@ -155,13 +156,7 @@ export class PmemStore implements AcceptorStore {
     this.truncPending = state.truncatedBelow;
     this.compactedFor = 0;
     this.recovered = true;
-    return {
-      promised: state.promised,
-      accepted: new Map(state.accepted),
-      truncatedBelow: state.truncatedBelow,
-      meta: new Map(state.meta),
-      ...(state.chosen ? { chosen: new Map(state.chosen) } : {}),
-    };
+    return copyRecoveredState(state);
   }
 
   append(records: readonly StoreRecord[], done: (err: Error | null) => void): void {

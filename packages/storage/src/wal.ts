@@ -8,6 +8,7 @@ import {
   type StoreRecord,
   type StoreStats,
   applyRecord,
+  copyRecoveredState,
   emptyRecoveredState,
   emptyStoreStats,
   requires,
@@ -311,13 +312,7 @@ export class FileWalStore implements AcceptorStore {
     }
     this.st.readMs += performance.now() - t0;
     this.recovered = true;
-    return {
-      promised: state.promised,
-      accepted: new Map(state.accepted),
-      truncatedBelow: state.truncatedBelow,
-      meta: new Map(state.meta),
-      ...(state.chosen ? { chosen: new Map(state.chosen) } : {}),
-    };
+    return copyRecoveredState(state);
   }
 
   private async zeroFrom(path: string, from: number, to: number): Promise<void> {
