@@ -21,6 +21,7 @@ import {
   invariant,
   requires,
   slotValueEquals,
+  slotValueSize,
 } from '@decree/protocol';
 
 export interface AcceptorInput {
@@ -35,6 +36,8 @@ export interface AcceptorInput {
   onStoreError?: (err: Error) => void;
   /** TEST ONLY: forget the promised ballot (a deliberately broken acceptor for the simulator's self-test) */
   brokenForgetPromise?: boolean;
+  /** value bytes in one promise message; a longer log's promise goes in pages (default 512 KiB) */
+  maxPromiseBytes?: number;
 }
 
 /** The acceptor's data; mutated in place by the machine's actions (see docs/decisions/0004-role-machines.md). */
@@ -111,14 +114,29 @@ export function handlePrepare(d: AcceptorData, m: MessageOf<'prepare'>): void {
   const accepted: AcceptedEntry[] = [];
   for (const [slot, a] of d.accepted) if (slot >= m.fromSlot) accepted.push({ slot, ballot: a.ballot, value: a.value });
   accepted.sort((x, y) => x.slot - y.slot);
-  d.pendingReplies.push({
-    type: 'promise',
-    ...header(d, m.from),
-    ballot: m.ballot,
-    fromSlot: m.fromSlot,
-    accepted,
-    truncatedBelow: d.truncatedBelow,
-  });
+  // pages that each fit a transport frame (a long log after a restart would not)
+  const budget = d.input.maxPromiseBytes ?? 512 << 10;
+  const pages: AcceptedEntry[][] = [[]];
+  let bytes = 0;
+  for (const e of accepted) {
+    const size = slotValueSize(e.value);
+    if (pages.at(-1)!.length > 0 && bytes + size > budget) {
+      pages.push([]);
+      bytes = 0;
+    }
+    pages.at(-1)!.push(e);
+    bytes += size;
+  }
+  for (let i = 0; i < pages.length; i++)
+    d.pendingReplies.push({
+      type: 'promise',
+      ...header(d, m.from),
+      ballot: m.ballot,
+      fromSlot: m.fromSlot,
+      accepted: pages[i]!,
+      truncatedBelow: d.truncatedBelow,
+      ...(pages.length > 1 ? { page: i, pages: pages.length } : {}),
+    });
   CONTRACTS && ensures(compareBallots(d.promised, m.ballot) >= 0, 'prepare: promised >= ballot after a promise');
 }
 

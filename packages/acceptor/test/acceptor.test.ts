@@ -6,6 +6,7 @@ import {
   ContractViolation,
   emptyRecoveredState,
   slotValueEquals,
+  slotValueSize,
 } from '@decree/protocol';
 import { type AcceptorData, handleAccept } from '../src/index.ts';
 import { SELF, accept, acceptorHarness, b, prepare, val } from './harness.ts';
@@ -317,5 +318,25 @@ describe('acceptor: phase 2', () => {
     const h = acceptorHarness();
     h.actor.send({ type: 'stop' });
     expect(h.actor.getSnapshot().status).toBe('done');
+  });
+});
+
+describe('acceptor: a long log promises in pages', () => {
+  it('splits the accepted entries into pages under the byte budget, in slot order, every page with the same ballot and range', () => {
+    const h = acceptorHarness({ input: { maxPromiseBytes: 200 } });
+    const big = (i: number) => ({ k: 'batch' as const, origin: 'p1', inc: 1, firstId: i, cmds: [new Uint8Array(60)] });
+    for (let s = 1; s <= 10; s++) h.actor.send(accept('p1', 1, s, big(s)));
+    for (let i = 0; i < 3; i++) h.diskDone();
+    h.take();
+    h.actor.send(prepare('p2', 2, 3));
+    for (let i = 0; i < 3; i++) h.diskDone();
+    const ps = h.sent('promise');
+    expect(ps.length).toBeGreaterThan(1);
+    ps.forEach((p, i) => {
+      expect(p).toMatchObject({ ballot: b(2, 'p2'), fromSlot: 3, page: i, pages: ps.length });
+      const bytes = p.accepted.reduce((n, e) => n + slotValueSize(e.value), 0);
+      expect(p.accepted.length === 1 || bytes <= 200).toBe(true);
+    });
+    expect(ps.flatMap((p) => p.accepted.map((e) => e.slot))).toEqual([3, 4, 5, 6, 7, 8, 9, 10]);
   });
 });

@@ -21,6 +21,11 @@ import {
 export interface LearnerOptions {
   /** most slots in one catch-up reply */
   catchupBatchSlots: number;
+  /**
+   * most value bytes in one catch-up reply (at least one slot is always sent): a reply must fit a
+   * transport frame (TCP 16 MiB, NATS max_payload 1 MiB by default)
+   */
+  catchupMaxBytes: number;
   /** executed slots kept in memory to serve peers' catch-up */
   retainSlots: number;
   retainBytes: number;
@@ -30,6 +35,7 @@ export interface LearnerOptions {
 
 export const DEFAULT_LEARNER_OPTIONS: LearnerOptions = {
   catchupBatchSlots: 256,
+  catchupMaxBytes: 512 << 10,
   retainSlots: 100_000,
   retainBytes: 256 << 20,
   catchupIntervalMs: 50,
@@ -324,9 +330,13 @@ export function maybeCatchup(d: LearnerData, force = false): void {
 export function serveCatchup(d: LearnerData, m: MessageOf<'catchup-req'>): void {
   const entries: ChosenEntry[] = [];
   const to = Math.min(m.toSlot, m.fromSlot + d.opts.catchupBatchSlots - 1);
+  let bytes = 0;
   for (let s = m.fromSlot; s <= to; s++) {
     const v = s <= d.executedUpTo ? d.retained.get(s) : d.chosen.get(s);
     if (v === undefined) break;
+    const size = d.retainedSizes.get(s) ?? slotValueSize(v);
+    if (entries.length > 0 && bytes + size > d.opts.catchupMaxBytes) break;
+    bytes += size;
     entries.push({ slot: s, value: v });
   }
   const truncatedBelow = d.retained.size > 0 ? d.retainFrom : d.executedUpTo + 1;

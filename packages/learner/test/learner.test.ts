@@ -251,3 +251,18 @@ describe('learner: catch-up', () => {
     expect(h.ctx().needsSnapshot).toBeNull();
   });
 });
+
+describe('learner: catch-up replies fit a transport frame', () => {
+  it('a catch-up reply stops at the byte budget (at least one slot)', () => {
+    const h = learnerHarness({ options: { catchupMaxBytes: 300 } });
+    const bal = b(1, 'r2');
+    for (let s = 1; s <= 10; s++) h.actor.send(learn(bal, s, batch(['x'.repeat(100)])));
+    h.actor.send(decide(bal, 10));
+    h.take();
+    h.actor.send(catchupReq('r3', 1, 10));
+    const rep = h.sent('catchup-rep')[0]!;
+    expect(rep.entries.length).toBeGreaterThan(0);
+    expect(rep.entries.length).toBeLessThan(10);
+    expect(rep.entries.map((e) => e.slot)).toEqual(Array.from({ length: rep.entries.length }, (_, i) => i + 1));
+  });
+});

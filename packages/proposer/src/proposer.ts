@@ -1,5 +1,6 @@
 import { setup } from 'xstate';
 import {
+  type AcceptedEntry,
   type Ballot,
   type Configuration,
   type Message,
@@ -33,7 +34,7 @@ export interface ProposerOptions {
 export const DEFAULT_PROPOSER_OPTIONS: ProposerOptions = {
   maxInflightSlots: 16,
   maxBatchCmds: 4096,
-  maxBatchBytes: 1 << 20,
+  maxBatchBytes: 512 << 10,
   retransmitMs: 50,
 };
 
@@ -97,6 +98,8 @@ export interface ProposerData {
   // phase 1
   fromSlot: Slot;
   promises: Map<ReplicaId, MessageOf<'promise'>>;
+  /** promises that come in pages (a long log): the pages received so far, per acceptor */
+  promisePages: Map<ReplicaId, { ballot: Ballot; fromSlot: Slot; parts: (readonly AcceptedEntry[] | undefined)[]; got: number }>;
   prepareSentAt: number;
   // phase 2
   nextSlot: Slot;
@@ -174,6 +177,7 @@ function startReprepare(d: ProposerData): void {
   d.ballot = { round: d.maxRound, leader: d.self };
   d.fromSlot = Math.max(d.config.startSlot, d.chosenUpTo + 1);
   d.promises = new Map();
+  d.promisePages = new Map();
   d.prepareSentAt = d.input.now();
   d.stats.elections++;
   for (const m of d.members) sendPrepare(d, m);
@@ -268,6 +272,7 @@ function startPrepare(d: ProposerData, e: MessageOf<'campaign'>): void {
   d.cookie = e.cookie;
   d.fromSlot = prepareFrom(d);
   d.promises = new Map();
+  d.promisePages = new Map();
   d.prepareSentAt = d.input.now();
   d.relinquished = false;
   d.stepDownNow = false;
@@ -275,11 +280,38 @@ function startPrepare(d: ProposerData, e: MessageOf<'campaign'>): void {
   for (const m of d.members) sendPrepare(d, m);
 }
 
+/** Whether this promise message completes its sender's promise (a single page, or the last page missing). */
+export function completesPromise(d: ProposerData, m: MessageOf<'promise'>): boolean {
+  if (!m.pages || m.pages <= 1) return true;
+  const p = d.promisePages.get(m.from);
+  if (!p || !ballotEq(p.ballot, m.ballot) || p.fromSlot !== m.fromSlot || p.parts.length !== m.pages) return m.pages === 1;
+  return (m.page ?? 0) < m.pages && p.parts[m.page ?? 0] === undefined && p.got + 1 === m.pages;
+}
+
 export function recordPromise(d: ProposerData, m: MessageOf<'promise'>): void {
   CONTRACTS && requires(ballotEq(m.ballot, d.ballot), 'promise: for the ballot being prepared');
   CONTRACTS && requires(m.fromSlot === d.fromSlot, 'promise: for the slot range asked');
   if (!d.members.includes(m.from)) return;
-  d.promises.set(m.from, m);
+  if (!m.pages || m.pages <= 1) {
+    d.promises.set(m.from, m);
+    return;
+  }
+  // a promise in pages: keep them until the last one arrives
+  const page = m.page ?? 0;
+  if (page >= m.pages || d.promises.has(m.from)) return;
+  let p = d.promisePages.get(m.from);
+  if (!p || !ballotEq(p.ballot, m.ballot) || p.fromSlot !== m.fromSlot || p.parts.length !== m.pages) {
+    p = { ballot: m.ballot, fromSlot: m.fromSlot, parts: new Array(m.pages).fill(undefined), got: 0 };
+    d.promisePages.set(m.from, p);
+  }
+  if (p.parts[page] !== undefined) return;
+  p.parts[page] = m.accepted;
+  p.got++;
+  if (p.got < m.pages) return;
+  d.promisePages.delete(m.from);
+  const accepted: AcceptedEntry[] = [];
+  for (const part of p.parts) accepted.push(...part!);
+  d.promises.set(m.from, { ...m, accepted, page: 0, pages: 1 });
 }
 
 /**
@@ -342,6 +374,7 @@ export function becomeLeader(d: ProposerData, keepQueue = false): void {
   d.nextSlot = maxSlot + 1;
   CONTRACTS && ensures(d.nextSlot > d.chosenUpTo, 'becomeLeader: next slot above the chosen prefix');
   d.promises = new Map();
+  d.promisePages = new Map();
 }
 
 export function onAccepted(d: ProposerData, m: MessageOf<'accepted'>): void {
@@ -397,6 +430,7 @@ function abortAll(d: ProposerData, hint: ReplicaId | undefined): void {
   d.queueHead = 0;
   d.slots = new Map();
   d.promises = new Map();
+  d.promisePages = new Map();
   d.pendingConfig = undefined;
   d.reprepare = false;
 }
@@ -444,6 +478,7 @@ function onProgress(d: ProposerData, e: MessageOf<'progress'>, state: 'follower'
     d.ballot = { round: d.maxRound, leader: d.self };
     d.fromSlot = prepareFrom(d);
     d.promises = new Map();
+  d.promisePages = new Map();
     d.prepareSentAt = d.input.now();
     for (const m of d.members) sendPrepare(d, m);
   }
@@ -552,6 +587,7 @@ export const proposerMachine = setup({
     completesQuorum: ({ context: d, event }) => {
       const m = event as MessageOf<'promise'>;
       if (!ballotEq(m.ballot, d.ballot) || m.fromSlot !== d.fromSlot || !d.members.includes(m.from)) return false;
+      if (!completesPromise(d, m)) return false;
       if (d.promises.size + (d.promises.has(m.from) ? 0 : 1) < d.quorum) return false;
       // The local acceptor's promise must be among them: it is the durable record that this ballot
       // was used, so a restarted replica never campaigns with the same ballot again.
@@ -575,6 +611,7 @@ export const proposerMachine = setup({
     reprepareCompletes: ({ context: d, event }) => {
       const m = event as MessageOf<'promise'>;
       if (!d.reprepare || !ballotEq(m.ballot, d.ballot) || m.fromSlot !== d.fromSlot || !d.members.includes(m.from)) return false;
+      if (!completesPromise(d, m)) return false;
       if (d.promises.size + (d.promises.has(m.from) ? 0 : 1) < d.quorum) return false;
       return !d.members.includes(d.self) || m.from === d.self || d.promises.has(d.self);
     },
@@ -607,6 +644,7 @@ export const proposerMachine = setup({
       cookie: undefined,
       fromSlot: 1,
       promises: new Map(),
+      promisePages: new Map(),
       prepareSentAt: 0,
       nextSlot: 1,
       chosenUpTo: 0,

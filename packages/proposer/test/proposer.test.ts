@@ -343,3 +343,22 @@ describe('proposer: phase 2', () => {
     expect(h.state()).toBe('leading');
   });
 });
+
+describe('proposer: promises in pages', () => {
+  it('a paged promise counts once all its pages arrived; the entries of every page are recovered', () => {
+    const h = proposerHarness();
+    h.actor.send(campaign(1));
+    const bal = h.ctx().ballot;
+    const page = (i: number, slots: number[]) => ({ ...promise('r2', bal, 1, slots.map((s) => ({ slot: s, ballot: b(0, 'r3'), value: val(`s${s}`) }))), page: i, pages: 3 });
+    h.actor.send(promise('r1', bal, 1));
+    h.actor.send(page(2, [5, 6]));
+    h.actor.send(page(0, [1, 2]));
+    h.actor.send(page(0, [1, 2])); // a duplicate page
+    expect(h.state()).toBe('preparing');
+    h.actor.send(page(1, [3, 4]));
+    expect(h.state()).toBe('leading');
+    const p = h.proposals();
+    expect([...p.keys()]).toEqual([1, 2, 3, 4, 5, 6]);
+    for (const s of [1, 2, 3, 4, 5, 6]) expect(slotValueEquals(p.get(s)!, val(`s${s}`))).toBe(true);
+  });
+});

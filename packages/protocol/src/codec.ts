@@ -185,6 +185,7 @@ export function validateMessage(raw: unknown): Message {
       break;
     case 'promise': {
       need(m, 'ballot', isBallot, t); need(m, 'fromSlot', isInt, t); need(m, 'truncatedBelow', isInt, t);
+      opt(m, 'page', isInt, t); opt(m, 'pages', isInt, t);
       const acc = needArray(m, 'accepted', t);
       for (let i = 0; i < acc.length; i++) {
         const e = acc[i];

@@ -40,6 +40,12 @@ export interface Promise_ extends Header {
   readonly accepted: readonly AcceptedEntry[];
   /** the acceptor holds nothing below this slot (truncated by a snapshot) */
   readonly truncatedBelow: Slot;
+  /**
+   * A long log's promise comes in `pages` messages (page 0..pages-1), each under a transport frame;
+   * the promise counts once every page arrived. Absent: one page.
+   */
+  readonly page?: number;
+  readonly pages?: number;
 }
 export interface Accepted extends Header { readonly type: 'accepted'; readonly ballot: Ballot; readonly slot: Slot }
 export interface Nack extends Header { readonly type: 'nack'; readonly ballot: Ballot; readonly promised: Ballot; readonly slot?: Slot; readonly reason?: string }

@@ -44,8 +44,8 @@ export const messageArbs: { [T in MessageType]: fc.Arbitrary<Extract<Message, { 
   accept: rec({ type: fc.constant('accept'), ...header, ballot: anyBallot, slot: bigNat, value: slotValue, decidedUpTo: bigNat }),
   promise: rec({
     type: fc.constant('promise'), ...header, ballot: anyBallot, fromSlot: bigNat, truncatedBelow: bigNat,
-    accepted: fc.array(fc.record({ slot: bigNat, ballot: anyBallot, value: slotValue }), { maxLength: 4 }),
-  }),
+    accepted: fc.array(fc.record({ slot: bigNat, ballot: anyBallot, value: slotValue }), { maxLength: 4 }), page: nat, pages: nat,
+  }, ['page', 'pages']),
   accepted: rec({ type: fc.constant('accepted'), ...header, ballot: anyBallot, slot: bigNat }),
   nack: rec({ type: fc.constant('nack'), ...header, ballot: anyBallot, promised: anyBallot, slot: bigNat, reason: fc.string() }, ['slot', 'reason']),
   learn: rec({ type: fc.constant('learn'), ...header, ballot: anyBallot, slot: bigNat, value: slotValue, decidedUpTo: bigNat }),
@@ -151,7 +151,7 @@ export const samples: { [T in MessageType]: Extract<Message, { type: T }> } = {
   prepare: { type: 'prepare', ...h, ballot: b, fromSlot: 10, cookie: u8(9, 9), headers: { traceparent: '00-abc-def-01' } },
   accept: { type: 'accept', ...h, ballot: b, slot: 11, value: batch, decidedUpTo: 10 },
   promise: {
-    type: 'promise', ...h, ballot: b, fromSlot: 10, truncatedBelow: 5,
+    type: 'promise', ...h, ballot: b, fromSlot: 10, truncatedBelow: 5, page: 1, pages: 2,
     accepted: [
       { slot: 10, ballot: { round: 2, leader: 'r3' }, value: batch },
       { slot: 11, ballot: b, value: { k: 'noop' } },

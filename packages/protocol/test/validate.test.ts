@@ -6,7 +6,7 @@ import { samples } from './arbitraries.ts';
 const OPTIONAL: Record<MessageType, string[]> = {
   prepare: ['cookie'],
   accept: ['value.excl', 'value.last'],
-  promise: ['accepted[*].value.cookie', 'accepted[*].value.excl', 'accepted[*].value.last'],
+  promise: ['page', 'pages', 'accepted[*].value.cookie', 'accepted[*].value.excl', 'accepted[*].value.last'],
   accepted: [],
   nack: ['slot', 'reason'],
   learn: ['value.excl', 'value.last'],
