@@ -31,6 +31,8 @@ import {
 import { BootstrapError, ConfigChangeError, NotLeaderError, ReplicaStoppedError, StaleReplicaError } from './errors.ts';
 
 export interface ReplicaOptions {
+  /** value bytes in one promise message before it goes in pages (default 512 KiB) */
+  acceptor?: { maxPromiseBytes?: number };
   proposer?: Partial<ProposerOptions>;
   learner?: Partial<LearnerOptions>;
   elector?: Partial<ElectorOptions>;
@@ -294,6 +296,7 @@ export class Replica {
         send,
         ...(this.sm.acceptMessageFrom ? { acceptMessageFrom: (r: ReplicaId, c: Uint8Array | undefined) => this.sm.acceptMessageFrom!(r, c) } : {}),
         ...(cfg.brokenForgetPromise ? { brokenForgetPromise: true } : {}),
+        ...(cfg.options?.acceptor?.maxPromiseBytes ? { maxPromiseBytes: cfg.options.acceptor.maxPromiseBytes } : {}),
       },
     });
     this.proposer = createActor(proposerMachine, {

@@ -81,6 +81,8 @@ export async function simulate(p: SimParams): Promise<SimReport> {
       snapshotter: { everySlots: 8 + (seed % 5) * 4, everyBytes: 0, truncateMargin: seed % 3, keep: 2, chunkBytes: 256, window: 4, retryMs: 40 },
       makeSnapshotStore: snapshotStore,
       configManager: { catchupTimeoutMs: 1_500, proposeTimeoutMs: 3_000, maxLagSlots: 32 },
+      // every other seed: tiny promise pages and catch-up replies (the paths a long log takes)
+      ...(seed % 2 === 0 ? { acceptor: { maxPromiseBytes: 120 }, learner: { catchupMaxBytes: 120 } } : {}),
     },
     makeStateMachine: () => new RecordingKv(),
     makeStore: (id: ReplicaId, env): SimDisk => {
