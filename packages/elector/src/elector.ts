@@ -1,4 +1,4 @@
-import { setup } from 'xstate';
+import { and, setup } from 'xstate';
 import {
   type Ballot,
   type Message,
@@ -16,10 +16,15 @@ export interface ElectorOptions {
   electionTimeoutMinMs: number;
   electionTimeoutMaxMs: number;
   heartbeatMs: number;
+  /**
+   * Ask the members before campaigning (pre-vote): a replica that heard a live leader within the
+   * election timeout says no, so a restarted or cut-off replica does not depose a healthy leader.
+   */
+  preVote: boolean;
 }
 
 // Seconds-scale like RSL: one event loop hosts every role, and a long GC pause or a big batch must not cost the leadership.
-export const DEFAULT_ELECTOR_OPTIONS: ElectorOptions = { electionTimeoutMinMs: 500, electionTimeoutMaxMs: 1000, heartbeatMs: 100 };
+export const DEFAULT_ELECTOR_OPTIONS: ElectorOptions = { electionTimeoutMinMs: 500, electionTimeoutMaxMs: 1000, heartbeatMs: 100, preVote: true };
 
 export interface ElectorInput {
   ring: RingId;
@@ -74,7 +79,10 @@ export interface ElectorData {
   votes: Map<ReplicaId, PeerVote>;
   payload: Uint8Array | undefined;
   suppressUntil: number;
-  stats: { campaigns: number; heartbeatsSent: number; heartbeatsReceived: number; quorumLosses: number };
+  /** the round of the pre-vote under way, and who granted it */
+  preVoteRound: number;
+  preVotes: Set<ReplicaId>;
+  stats: { campaigns: number; heartbeatsSent: number; heartbeatsReceived: number; quorumLosses: number; preVotes: number; preVotesDenied: number };
   readonly input: ElectorInput;
 }
 
@@ -90,6 +98,8 @@ export type ElectorEvent =
   | { type: 'beat-now' }
   | { type: 'set-members'; members: readonly ReplicaId[] }
   | MessageOf<'watch-peers'>
+  | MessageOf<'pre-vote'>
+  | MessageOf<'pre-vote-ack'>
   | { type: 'stop' };
 
 const hdr = (d: ElectorData, to: ReplicaId) => ({ ring: d.ring, from: d.self, to });
@@ -180,6 +190,24 @@ export const electorMachine = setup({
   },
   actions: {
     recordHeartbeat: ({ context, event }) => recordHeartbeat(context, event as MessageOf<'heartbeat'>),
+    preCampaign: ({ context: d }) => {
+      d.stats.preVotes++;
+      d.preVoteRound = d.maxRound + 1;
+      d.preVotes = new Set([d.self]);
+      for (const m of d.members) if (m !== d.self) d.input.send({ type: 'pre-vote', ...hdr(d, m), round: d.preVoteRound });
+    },
+    preVoteAck: ({ context: d, event }) => {
+      const m = event as MessageOf<'pre-vote-ack'>;
+      if (m.round === d.preVoteRound && m.granted && d.members.includes(m.from)) d.preVotes.add(m.from);
+      else if (m.round === d.preVoteRound && !m.granted) d.stats.preVotesDenied++;
+    },
+    /** a peer asks whether it may campaign: yes unless this replica leads, or heard a live leader lately */
+    answerPreVote: ({ context: d, event }) => {
+      const m = event as MessageOf<'pre-vote'>;
+      const quiet = d.input.now() - d.lastHeardLeaderAt >= d.opts.electionTimeoutMinMs - d.opts.heartbeatMs || d.leader === undefined;
+      const granted = d.proposerState !== 'leading' && quiet && (d.members.includes(m.from) || !!d.input.peers?.includes(m.from));
+      d.input.send({ type: 'pre-vote-ack', ...hdr(d, m.from), round: m.round, granted });
+    },
     campaign: ({ context: d }) => {
       d.stats.campaigns++;
       vetted(d); // refresh the cookie
@@ -271,6 +299,8 @@ export const electorMachine = setup({
       return m.from !== d.self && compareBallots(m.ballot, d.leaderBallot) > 0;
     },
     canCampaign: ({ context }) => canCampaign(context),
+    preVoteOn: ({ context }) => context.opts.preVote,
+    preVoteMajority: ({ context: d }) => d.preVotes.size >= quorumOf(d.members.length),
     mayPromote: ({ context }) => context.members.includes(context.self) && vetted(context),
     nowLeading: ({ event }) => (event as MessageOf<'leader-state'>).state === 'leading',
     nowPreparing: ({ event }) => (event as MessageOf<'leader-state'>).state === 'preparing',
@@ -299,7 +329,9 @@ export const electorMachine = setup({
     votes: new Map(),
     payload: undefined,
     suppressUntil: 0,
-    stats: { campaigns: 0, heartbeatsSent: 0, heartbeatsReceived: 0, quorumLosses: 0 },
+    preVoteRound: 0,
+    preVotes: new Set(),
+    stats: { campaigns: 0, heartbeatsSent: 0, heartbeatsReceived: 0, quorumLosses: 0, preVotes: 0, preVotesDenied: 0 },
     input,
   }),
   initial: 'follower',
@@ -308,15 +340,37 @@ export const electorMachine = setup({
     'set-payload': { actions: 'setPayload' },
     'set-members': { actions: 'setMembers' },
     'watch-peers': { actions: 'watchPeers' },
+    'pre-vote': { actions: 'answerPreVote' },
     stop: '.stopped',
   },
   states: {
     follower: {
       after: {
-        election: [{ guard: 'canCampaign', target: 'campaigning' }, { target: 'follower', reenter: true }],
+        election: [
+          { guard: and(['canCampaign', 'preVoteOn']), target: 'preCampaigning' },
+          { guard: 'canCampaign', target: 'campaigning' },
+          { target: 'follower', reenter: true },
+        ],
       },
       on: {
         heartbeat: { guard: 'validHeartbeat', target: 'follower', reenter: true, actions: 'recordHeartbeat' },
+        'leader-state': [
+          { guard: 'nowLeading', target: 'leader', actions: 'leaderState' },
+          { actions: 'leaderState' },
+        ],
+        promote: { guard: 'mayPromote', target: 'campaigning', actions: 'clearPromotionSuppression' },
+      },
+    },
+    /** pre-vote: would a majority follow this replica? Only then does it campaign (and raise the round) */
+    preCampaigning: {
+      entry: 'preCampaign',
+      always: { guard: 'preVoteMajority', target: 'campaigning' },
+      after: {
+        election: [{ guard: 'canCampaign', target: 'preCampaigning', reenter: true }, { target: 'follower' }],
+      },
+      on: {
+        'pre-vote-ack': { actions: 'preVoteAck' },
+        heartbeat: { guard: 'validHeartbeat', target: 'follower', actions: 'recordHeartbeat' },
         'leader-state': [
           { guard: 'nowLeading', target: 'leader', actions: 'leaderState' },
           { actions: 'leaderState' },

@@ -9,8 +9,8 @@ const SELF = 'r1';
 const MEMBERS = ['r1', 'r2', 'r3'];
 const b = (round: number, leader: ReplicaId): Ballot => ({ round, leader });
 
-// election timeout in [100, 200] ms; heartbeats every 20 ms
-const OPTIONS = { electionTimeoutMinMs: 100, electionTimeoutMaxMs: 200, heartbeatMs: 20 };
+// election timeout in [100, 200] ms; heartbeats every 20 ms; the campaign itself (pre-vote has its own tests)
+const OPTIONS = { electionTimeoutMinMs: 100, electionTimeoutMaxMs: 200, heartbeatMs: 20, preVote: false };
 
 function electorHarness(input: Partial<ElectorInput> = {}, random: () => number = () => 0.5) {
   const sched = new SimScheduler(1);
@@ -32,7 +32,7 @@ function electorHarness(input: Partial<ElectorInput> = {}, random: () => number 
     },
     take: () => out.splice(0),
     ctx: () => actor.getSnapshot().context,
-    is: (s: 'follower' | 'campaigning' | 'leader' | 'stopped') => actor.getSnapshot().matches(s),
+    is: (s: 'follower' | 'preCampaigning' | 'campaigning' | 'leader' | 'stopped') => actor.getSnapshot().matches(s),
     /** runs virtual time to `t` ms */
     at(t: number): void {
       sched.runUntil(t);
@@ -314,5 +314,59 @@ describe('elector: configuration changes', () => {
     h.at(200);
     expect(h.sent('campaign')).toHaveLength(0);
     expect(h.ctx().leader).toBe('r4');
+  });
+});
+
+describe('elector: pre-vote', () => {
+  const PV = { ...OPTIONS, preVote: true };
+  it('after the timeout it asks the members first, and campaigns only once a majority granted', () => {
+    const h = electorHarness({ options: PV });
+    h.at(151);
+    expect(h.is('preCampaigning')).toBe(true);
+    expect(h.sent('campaign')).toHaveLength(0);
+    const asks = h.sent('pre-vote');
+    expect(asks.map((m) => m.to).sort()).toEqual(['r2', 'r3']);
+    h.actor.send({ type: 'pre-vote-ack', ring: RING, from: 'r2', to: SELF, round: asks[0]!.round, granted: false });
+    expect(h.sent('campaign')).toHaveLength(0);
+    h.actor.send({ type: 'pre-vote-ack', ring: RING, from: 'r3', to: SELF, round: asks[0]!.round, granted: true });
+    expect(h.is('campaigning')).toBe(true);
+    expect(h.sent('campaign')).toHaveLength(1);
+  });
+
+  it('denied, it does not raise the round: a heartbeat brings it back to follower', () => {
+    const h = electorHarness({ options: PV });
+    h.at(151);
+    expect(h.is('preCampaigning')).toBe(true);
+    h.heartbeat('r2', b(3, 'r2'));
+    expect(h.is('follower')).toBe(true);
+    expect(h.sent('campaign')).toHaveLength(0);
+  });
+
+  it('grants only when it heard no leader within the election timeout, and never while it leads', () => {
+    const h = electorHarness({ options: PV });
+    const ask = (from: string) => h.actor.send({ type: 'pre-vote', ring: RING, from, to: SELF, round: 9 });
+    ask('r2');
+    expect(h.sent('pre-vote-ack').at(-1)).toMatchObject({ to: 'r2', granted: true }); // no leader known yet
+    h.heartbeat('r3', b(2, 'r3'));
+    h.at(20);
+    ask('r2');
+    expect(h.sent('pre-vote-ack').at(-1)).toMatchObject({ granted: false }); // r3 is alive
+    h.at(110);
+    ask('r2');
+    expect(h.sent('pre-vote-ack').at(-1)).toMatchObject({ granted: true }); // quiet for the timeout
+    ask('zz');
+    expect(h.sent('pre-vote-ack').at(-1)).toMatchObject({ to: 'zz', granted: false }); // a stranger
+    const l = electorHarness({ options: PV });
+    l.leaderState('leading', b(4, SELF));
+    l.at(500);
+    l.actor.send({ type: 'pre-vote', ring: RING, from: 'r2', to: SELF, round: 9 });
+    expect(l.sent('pre-vote-ack').at(-1)).toMatchObject({ granted: false });
+  });
+
+  it('promote skips the pre-vote (RSL AttemptPromotion)', () => {
+    const h = electorHarness({ options: PV });
+    h.actor.send({ type: 'promote' });
+    expect(h.sent('campaign')).toHaveLength(1);
+    expect(h.sent('pre-vote')).toHaveLength(0);
   });
 });

@@ -113,6 +113,8 @@ export interface ProposerData {
   /** a `last` (step-down) value is in flight: nothing more is proposed behind it */
   lastProposed: boolean;
   relinquished: boolean;
+  /** the executed slot last told to the elector (a follower's heartbeat acks carry it to the leader) */
+  announcedExecuted: Slot;
   peers: Map<ReplicaId, PeerProgress>;
   stats: { slotsProposed: number; commandsProposed: number; slotsChosen: number; votingMs: number; elections: number; leaderships: number };
   readonly input: ProposerInput;
@@ -137,6 +139,7 @@ const hdr = (d: ProposerData, to: ReplicaId) => ({ ring: d.ring, from: d.self, t
 export const quorumOf = (n: number) => Math.floor(n / 2) + 1;
 
 function leaderState(d: ProposerData, state: 'follower' | 'preparing' | 'leading'): void {
+  d.announcedExecuted = d.executedUpTo;
   d.input.send({
     type: 'leader-state',
     ...hdr(d, d.self),
@@ -528,6 +531,10 @@ export const proposerMachine = setup({
   },
   actions: {
     announceFollower: ({ context }) => leaderState(context, 'follower'),
+    /** a follower tells its elector how far it executed (at most once a tick): the leader sees it in heartbeat acks */
+    announceProgress: ({ context: d }) => {
+      if (d.executedUpTo !== d.announcedExecuted) leaderState(d, 'follower');
+    },
     announcePreparing: ({ context }) => leaderState(context, 'preparing'),
     announceLeading: ({ context }) => leaderState(context, 'leading'),
     startPrepare: ({ context, event }) => startPrepare(context, event as MessageOf<'campaign'>),
@@ -656,6 +663,7 @@ export const proposerMachine = setup({
       stepDownNow: false,
       lastProposed: false,
       relinquished: false,
+      announcedExecuted: 0,
       peers: new Map(),
       stats: { slotsProposed: 0, commandsProposed: 0, slotsChosen: 0, votingMs: 0, elections: 0, leaderships: 0 },
       input,
@@ -678,6 +686,7 @@ export const proposerMachine = setup({
         nack: { actions: 'observeNack' },
         progress: { actions: 'progressFollower' },
         'config-proposal': { actions: 'refuseConfig' },
+        tick: { actions: 'announceProgress' },
       },
     },
     preparing: {

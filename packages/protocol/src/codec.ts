@@ -299,6 +299,12 @@ export function validateMessage(raw: unknown): Message {
       opt(m, 'epoch', isInt, t);
       break;
     }
+    case 'pre-vote':
+      need(m, 'round', isInt, t);
+      break;
+    case 'pre-vote-ack':
+      need(m, 'round', isInt, t); need(m, 'granted', isBool, t);
+      break;
     case 'bootstrap':
       strArray(m, 'members', t);
       break;

@@ -59,6 +59,10 @@ export interface CatchupReply extends Header { readonly type: 'catchup-rep'; rea
 // ---- elector <-> elector
 export interface Heartbeat extends Header { readonly type: 'heartbeat'; readonly ballot: Ballot; readonly decidedUpTo: Slot; readonly cookie?: Uint8Array }
 export interface HeartbeatAck extends Header { readonly type: 'heartbeat-ack'; readonly ballot: Ballot; readonly appliedUpTo: Slot; readonly payload?: Uint8Array }
+// ---- elector <-> elector: pre-vote (would you follow me if I campaigned?)
+/** asked before a campaign: a replica that heard a live leader lately says no, so a restarted or cut-off replica does not depose it */
+export interface PreVote extends Header { readonly type: 'pre-vote'; readonly round: number }
+export interface PreVoteAck extends Header { readonly type: 'pre-vote-ack'; readonly round: number; readonly granted: boolean }
 // ---- elector -> local proposer
 export interface Campaign extends Header { readonly type: 'campaign'; readonly round: number; readonly cookie?: Uint8Array }
 export interface Resign extends Header { readonly type: 'resign'; readonly reason: string }
@@ -249,7 +253,7 @@ export type Message =
   | Heartbeat | HeartbeatAck | Campaign | Resign | LeaderState | Progress | Submit | Executed | Aborted
   | Recovered | LearnerEvent | ClientRequest | ClientReply | ReadConfirm | ReadAck | SnapRequest | SnapChunk
   | SnapExecuted | SnapNeed | SnapTake | SnapData | SnapInstall | SnapInstalled | LogTruncate | RetainTruncate
-  | ExecMark | Bootstrap | BootstrapAck | ConfigChange | ConfigResult | ConfigNotice | ConfigProposal | ConfigRefused | SetObservers | Reconfigured | WatchPeers | PeerProgressReport;
+  | PreVote | PreVoteAck | ExecMark | Bootstrap | BootstrapAck | ConfigChange | ConfigResult | ConfigNotice | ConfigProposal | ConfigRefused | SetObservers | Reconfigured | WatchPeers | PeerProgressReport;
 
 export type MessageType = Message['type'];
 export type MessageOf<T extends MessageType> = Extract<Message, { type: T }>;
@@ -283,6 +287,8 @@ export const ROLE_OF: { readonly [T in MessageType]: Role } = {
   'snap-req': 'snapshotter',
   'snap-chunk': 'snapshotter',
   'exec-mark': 'acceptor',
+  'pre-vote': 'elector',
+  'pre-vote-ack': 'elector',
   bootstrap: 'client',
   'bootstrap-ack': 'client',
   'snap-executed': 'snapshotter',

@@ -30,6 +30,8 @@ const OPTIONAL: Record<MessageType, string[]> = {
   'read-ack': [],
   'snap-req': [],
   'snap-chunk': ['epoch'],
+  'pre-vote': [],
+  'pre-vote-ack': [],
   bootstrap: [],
   'bootstrap-ack': ['error'],
   'snap-executed': [],

@@ -186,4 +186,23 @@ describe('forwarding', () => {
     expect((err as NotLeaderError).maybeExecuted).toBe(false);
     await c.stop();
   });
+
+  it('pre-vote: a replica cut off for several election timeouts does not depose the healthy leader when it comes back', async () => {
+    const opts = { elector: { electionTimeoutMinMs: 150, electionTimeoutMaxMs: 300, heartbeatMs: 40 } };
+    for (const preVote of [true, false]) {
+      const c = await simCluster({ n: 3, seed: 33, options: { elector: { ...opts.elector, preVote } } });
+      const leader = c.waitForLeader();
+      c.run(300);
+      const cut = c.ids.find((id) => id !== leader)!;
+      c.net.partition([[cut], c.ids.filter((id) => id !== cut)]);
+      c.run(2_000); // the cut-off replica's timeouts fire again and again
+      c.net.heal();
+      c.run(2_000);
+      if (preVote) {
+        expect(c.leader()).toBe(leader); // it asked first, nobody agreed, its round never rose
+        expect(c.replica(cut).proposer.getSnapshot().context.ballot.round).toBe(0);
+      } else expect(c.replica(leader).isLeader()).toBe(false); // without pre-vote its higher ballot deposes the leader
+      await c.stop();
+    }
+  });
 });

@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { type AppliedEntry, type LogMachine, type SimCluster, checkAgreement, checkValidity, enc, simCluster } from '@decree/testkit';
 import { ConfigChangeError, type ConfigChangeResult } from '@decree/replica';
 
-const FAST = { elector: { electionTimeoutMinMs: 150, electionTimeoutMaxMs: 300, heartbeatMs: 40 } };
+// maxLagSlots 8: the joining members must really catch up (the log is longer than that when the change runs)
+const FAST = { elector: { electionTimeoutMinMs: 150, electionTimeoutMaxMs: 300, heartbeatMs: 40 }, configManager: { maxLagSlots: 8 } };
 
 /**
  * A write load: one command per `everyMs` of virtual time at whichever replica leads, retried at the
