@@ -300,14 +300,14 @@ export function truncateRetained(d: LearnerData, below: Slot): void {
  * answer did not help), the other members in turn, so a peer lacking the slot is not asked forever.
  */
 function pickPeer(d: LearnerData, retry: boolean): ReplicaId | undefined {
-  if (!retry && d.leaderGuess && d.leaderGuess !== d.self && (d.members.includes(d.leaderGuess) || !d.members.includes(d.self)))
-    return d.leaderGuess;
-  // a replica outside the configuration (joining, or removed) asks the leader it heard of, then any peer of the ring
+  // the leader it heard of first, member of its configuration or not: a lagging replica may not know
+  // yet the newer configuration that leader belongs to
+  if (!retry && d.leaderGuess && d.leaderGuess !== d.self) return d.leaderGuess;
+  // then the members in turn, and every peer of the ring: the slots it misses may be held only by the
+  // members of a configuration it has not executed yet
   let others = d.members.filter((m) => m !== d.self);
-  if (!d.members.includes(d.self)) {
-    const extra = [...(d.leaderGuess && d.leaderGuess !== d.self ? [d.leaderGuess] : []), ...(d.input.peers ?? [])];
-    for (const p of extra) if (p !== d.self && !others.includes(p)) others = [...others, p];
-  }
+  const extra = [...(d.leaderGuess && d.leaderGuess !== d.self ? [d.leaderGuess] : []), ...(d.input.peers ?? [])];
+  for (const p of extra) if (p !== d.self && !others.includes(p)) others = [...others, p];
   if (others.length === 0) return undefined;
   return others[Math.floor((d.executedUpTo + d.stats.catchupRequests) % others.length)];
 }

@@ -45,4 +45,18 @@ describe('learner: configuration changes', () => {
     h.actor.send(catchupRep('r2', [{ slot: 1, value: batch(['x']) }, { slot: 2, value: cfg(5, ['r2', 'r3', 'r1']) }], 10));
     expect(h.ctx().config).toEqual({ epoch: 5, members: ['r2', 'r3', 'r1'], startSlot: 3 });
   });
+
+  it('a lagging member asks the leader it heard of even when its configuration does not name it, then every ring peer', () => {
+    const h = learnerHarness({ peers: ['r1', 'r2', 'r3', 'r4', 'r5'] });
+    h.actor.send(decide(b(4, 'r4'), 40)); // r4 leads a configuration this replica has not executed yet
+    expect(h.sent('catchup-req').at(-1)!.to).toBe('r4');
+    const asked = new Set<string>();
+    for (let i = 0; i < 8; i++) {
+      h.actor.send(catchupRep(h.sent('catchup-req').at(-1)!.to, [], 40, 1)); // nobody helps
+      h.sched.runFor(100);
+      h.actor.send({ type: 'tick' });
+      asked.add(h.sent('catchup-req').at(-1)!.to);
+    }
+    expect([...asked].sort()).toEqual(['r2', 'r3', 'r4', 'r5']);
+  });
 });

@@ -371,11 +371,12 @@ function serveLoaded(d: SnapshotterData, e: Extract<SnapshotterEvent, { type: 's
 
 // ------------------------------------------------------------------ receiving a transfer
 
-/** The peers to fetch from: the other members; a replica outside its configuration also tries every ring peer. */
+/**
+ * The peers to fetch from: the other members, then every ring peer (a lagging replica's configuration
+ * may be older than the one whose members hold the snapshot it needs).
+ */
 function fetchPeers(d: SnapshotterData): readonly ReplicaId[] {
-  const members = d.input.members();
-  const others = members.filter((m) => m !== d.self);
-  if (members.includes(d.self)) return others;
+  const others = d.input.members().filter((m) => m !== d.self);
   for (const p of d.input.peers?.() ?? []) if (p !== d.self && !others.includes(p)) others.push(p);
   return others;
 }

@@ -331,20 +331,7 @@ export async function simulate(p: SimParams): Promise<SimReport> {
     }
     await runDrained(1_000);
     await c.settle();
-    if (!fin) {
-      // what each replica is doing, for the replay's trace
-      for (const id of c.up()) {
-        const r = c.replica(id);
-        const st = r.status();
-        const p = r.proposer.getSnapshot().context;
-        trace.push(
-          `${t()} state ${id}: ${st.states.proposer}/${st.states.elector} leader=${st.leader ?? '-'} ballot=${p.ballot.round}.${p.ballot.leader} ` +
-            `promised=${st.promised.round}.${st.promised.leader} executed=${st.executedUpTo} chosen=${st.chosenUpTo} config=${st.configEpoch}:${st.members.join(',')} ` +
-            `truncated=${r.acceptor.getSnapshot().context.truncatedBelow} fromSlot=${p.fromSlot} reprepare=${p.reprepare} pendingConfig=${p.pendingConfig?.slot ?? '-'}`,
-        );
-      }
-      throw new SafetyViolation('liveness: no command completed after every fault was healed');
-    }
+    if (!fin) throw new SafetyViolation('liveness: no command completed after every fault was healed');
     const logs = new Map<string, readonly AppliedEntry[]>();
     for (const id of c.ids) logs.set(id, c.sm(id).applied);
     checkAgreement(logs);
@@ -359,6 +346,18 @@ export async function simulate(p: SimParams): Promise<SimReport> {
     if (!lin.ok && !lin.timedOut) throw new SafetyViolation(`linearizability: key ${lin.key}: ${lin.reason}`);
   } catch (e) {
     violation = (e as Error).message;
+    // what each replica is doing, for the replay's trace
+    for (const id of c.up()) {
+      const r = c.replica(id);
+      const st = r.status();
+      const p = r.proposer.getSnapshot().context;
+      trace.push(
+        `${t()} state ${id}: ${st.states.proposer}/${st.states.elector} leader=${st.leader ?? '-'} ballot=${p.ballot.round}.${p.ballot.leader} ` +
+          `promised=${st.promised.round}.${st.promised.leader} executed=${st.executedUpTo} chosen=${st.chosenUpTo} applied=${c.sm(id).applied.length} ` +
+          `config=${st.configEpoch}:${st.members.join(',')} truncated=${r.acceptor.getSnapshot().context.truncatedBelow} fromSlot=${p.fromSlot} ` +
+          `reprepare=${p.reprepare} pendingConfig=${p.pendingConfig?.slot ?? '-'} snapshots=${r.statistics().snapshots.installed}/${r.statistics().snapshots.latestSlot}`,
+      );
+    }
   }
   const ops = history.ops();
   const applied = Math.max(...c.ids.map((id: ReplicaId) => c.sm(id).applied.length));
