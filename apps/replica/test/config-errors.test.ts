@@ -8,7 +8,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it, type ExpectStatic } from 'vitest';
 import { ConfigError, parseConfig } from '../src/config.ts';
-import { CLI, NODE_ARGS, ROOT, exitOf, freePorts, killAll, tempDir, track } from './helpers.ts';
+import { CLI, NODE_ARGS, ROOT, exitOf, freePorts, issuesOf, killAll, tempDir, track } from './helpers.ts';
 
 const tmp = tempDir('cfg');
 afterAll(async () => {
@@ -25,15 +25,6 @@ const good = (over: Record<string, unknown> = {}) => ({
   ...over,
 });
 
-function issuesOf(raw: unknown): string[] {
-  try {
-    parseConfig(raw, 'c.json');
-  } catch (e) {
-    expect(e).toBeInstanceOf(ConfigError);
-    return (e as ConfigError).issues;
-  }
-  return [];
-}
 
 describe('parseConfig', () => {
   it('accepts a minimal config and fills in every default', () => {

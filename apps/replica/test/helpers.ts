@@ -4,7 +4,8 @@
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
+import { ConfigError, parseConfig } from '../src/config.ts';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { freePorts, respOnce, type RespValue } from '@decree/chaos';
 import os from 'node:os';
@@ -355,4 +356,15 @@ export function startedCluster(prefix: string, extra: Record<string, unknown> = 
     tmp.remove();
   });
   return fixture;
+}
+
+/** The one-line issues parseConfig reports for `raw` (none: []). */
+export function issuesOf(raw: unknown): string[] {
+  try {
+    parseConfig(raw, 'c.json');
+  } catch (e) {
+    expect(e).toBeInstanceOf(ConfigError);
+    return (e as ConfigError).issues;
+  }
+  return [];
 }

@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, parseConfig } from '../src/config.ts';
 import { resolveTracing } from '../src/tracing.ts';
-import { CLI, Cluster, NODE_ARGS, ROOT, ReplicaProcess, exitOf, killAll, resp, tempDir, track, writeClusterConfig } from './helpers.ts';
+import { CLI, Cluster, NODE_ARGS, ROOT, ReplicaProcess, exitOf, issuesOf, killAll, resp, tempDir, track, writeClusterConfig } from './helpers.ts';
 
 const tmp = tempDir('otlp');
 const received: { method: string; url: string; headers: http.IncomingHttpHeaders; body: string }[] = [];
@@ -35,15 +35,6 @@ afterAll(async () => {
 });
 
 const base = { replicas: [{ id: 'r1', port: 7101, clientPort: 6381 }] };
-function issuesOf(raw: unknown): string[] {
-  try {
-    parseConfig(raw, 'c.json');
-  } catch (e) {
-    expect(e).toBeInstanceOf(ConfigError);
-    return (e as ConfigError).issues;
-  }
-  return [];
-}
 
 describe('config file: tracing', () => {
   it('accepts an OTLP section and defaults the ratio to 1', () => {
