@@ -155,10 +155,11 @@ function leaderState(d: ProposerData, state: 'follower' | 'preparing' | 'leading
   });
 }
 
-/** Decides go to the members and to the observers catching up. */
+/** Decides go to the members, to the observers catching up, and to this replica's own learner. */
 function sendDecide(d: ProposerData): void {
   for (const mm of d.members) d.input.send({ type: 'decide', ...hdr(d, mm), ballot: d.ballot, upTo: d.chosenUpTo });
   for (const o of d.observers) if (!d.members.includes(o)) d.input.send({ type: 'decide', ...hdr(d, o), ballot: d.ballot, upTo: d.chosenUpTo });
+  if (!d.members.includes(d.self) && !d.observers.includes(d.self)) d.input.send({ type: 'decide', ...hdr(d, d.self), ballot: d.ballot, upTo: d.chosenUpTo });
 }
 
 /** Works in `config` from now on (members, quorum). */
@@ -606,6 +607,7 @@ export const proposerMachine = setup({
     },
     higherNack: ({ context, event }) => higherNack(context, event as MessageOf<'nack'>),
     stepDownNow: ({ context }) => context.stepDownNow,
+    isMember: ({ context: d }) => d.config.members.includes(d.self),
     /** a promise for this ballot says the log is truncated above the slot we prepare from: catch up first */
     truncatedPromise: ({ context: d, event }) => {
       const m = event as MessageOf<'promise'>;
@@ -681,7 +683,9 @@ export const proposerMachine = setup({
     follower: {
       entry: 'announceFollower',
       on: {
-        campaign: { target: 'preparing', actions: 'startPrepare' },
+        // an elector that has not heard of the newest configuration may ask a replica that is no
+        // longer a member to campaign: the proposer knows better and tells it (leader-state)
+        campaign: [{ guard: 'isMember', target: 'preparing', actions: 'startPrepare' }, { actions: 'announceFollower' }],
         submit: { actions: 'rejectSubmit' },
         nack: { actions: 'observeNack' },
         progress: { actions: 'progressFollower' },
@@ -693,7 +697,7 @@ export const proposerMachine = setup({
       entry: 'announcePreparing',
       always: { guard: 'stepDownNow', target: 'follower', actions: 'markRelinquished' },
       on: {
-        campaign: { target: 'preparing', reenter: true, actions: 'startPrepare' },
+        campaign: [{ guard: 'isMember', target: 'preparing', reenter: true, actions: 'startPrepare' }, { target: 'follower' }],
         progress: { actions: 'progressPreparing' },
         'config-proposal': { actions: 'refuseConfig' },
         promise: [

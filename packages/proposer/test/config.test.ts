@@ -148,4 +148,14 @@ describe('proposer: configuration changes (specs/config-change)', () => {
     h.actor.send(accepted('r2', bal, 1));
     expect(h.sent('decide').map((d) => d.to).sort()).toEqual(['r1', 'r2', 'r3', 'r4']);
   });
+
+  it('a replica its configuration no longer names does not campaign, even when its elector (not yet told) asks', () => {
+    const h = proposerHarness({ configuration: { epoch: 3, members: ['r2', 'r3', 'r4'], startSlot: 40 }, executedUpTo: 45 });
+    h.take();
+    h.actor.send(campaign(9));
+    expect(h.state()).toBe('follower');
+    expect(h.sent('prepare')).toHaveLength(0);
+    // its elector hears the configuration it missed
+    expect(h.sent('leader-state').at(-1)).toMatchObject({ state: 'follower', config: { epoch: 3, members: ['r2', 'r3', 'r4'] } });
+  });
 });
