@@ -4,26 +4,20 @@
  * acknowledged write must come back from the WALs alone (no replica kept it in memory).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Cluster, killAll, tempDir, waitFor, writeClusterConfig } from './helpers.ts';
+import { startedCluster, waitFor } from './helpers.ts';
 import { WriteLoad } from './load.ts';
 
-const tmp = tempDir('kill9all');
-let cluster: Cluster;
-let load: WriteLoad;
 const ids = ['r1', 'r2', 'r3'];
+const f = startedCluster('kill9all', { storage: 'wal' });
+let load: WriteLoad;
 
 beforeAll(async () => {
-  const { configPath, replicas } = await writeClusterConfig(tmp.dir, { storage: 'wal' });
-  cluster = new Cluster(configPath, replicas);
-  await cluster.startAll();
-  await cluster.leader(30_000);
-  load = new WriteLoad(cluster, ids);
+  await f.cluster.leader(30_000);
+  load = new WriteLoad(f.cluster, ids);
 }, 60_000);
 
 afterAll(async () => {
   await load?.stop();
-  await killAll();
-  tmp.remove();
 });
 
 describe('kill -9 of all three replicas at once under write load (file WAL)', () => {
@@ -31,11 +25,11 @@ describe('kill -9 of all three replicas at once under write load (file WAL)', ()
     const t0 = Date.now();
     load.start('x');
     await waitFor('the load to get going', () => load.acked() >= 150, 40_000);
-    await Promise.all(ids.map((id) => cluster.kill9(id)));
+    await Promise.all(ids.map((id) => f.cluster.kill9(id)));
     await load.stop();
     const acked = load.acked();
-    for (const id of ids) cluster.start(id);
-    await Promise.all(ids.map((id) => cluster.procs.get(id)!.started(45_000)));
+    for (const id of ids) f.cluster.start(id);
+    await Promise.all(ids.map((id) => f.cluster.procs.get(id)!.started(45_000)));
     const restarted = Date.now();
     await load.verify('after kill -9 of the whole cluster');
     expect(load.acked()).toBe(acked);

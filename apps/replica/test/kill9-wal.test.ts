@@ -5,26 +5,20 @@
  * every acknowledged write must be present on every replica.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Cluster, killAll, tempDir, waitFor, writeClusterConfig } from './helpers.ts';
+import { startedCluster, waitFor } from './helpers.ts';
 import { WriteLoad } from './load.ts';
 
-const tmp = tempDir('kill9');
-let cluster: Cluster;
-let load: WriteLoad;
 const ids = ['r1', 'r2', 'r3'];
+const f = startedCluster('kill9', { storage: 'wal' });
+let load: WriteLoad;
 
 beforeAll(async () => {
-  const { configPath, replicas } = await writeClusterConfig(tmp.dir, { storage: 'wal' });
-  cluster = new Cluster(configPath, replicas);
-  await cluster.startAll();
-  await cluster.leader(30_000);
-  load = new WriteLoad(cluster, ids);
+  await f.cluster.leader(30_000);
+  load = new WriteLoad(f.cluster, ids);
 }, 60_000);
 
 afterAll(async () => {
   await load?.stop();
-  await killAll();
-  tmp.remove();
 });
 
 describe('kill -9 of each replica in turn under write load (file WAL)', () => {
@@ -36,19 +30,19 @@ describe('kill -9 of each replica in turn under write load (file WAL)', () => {
     await waitFor('the load to get going', () => load.acked() >= 30, 30_000);
 
     for (const id of ids) {
-      await cluster.kill9(id);
+      await f.cluster.kill9(id);
       const atKill = load.acked();
       // the two survivors keep taking writes (through a new election if the leader was killed)
       await waitFor(`writes to go on while ${id} is down`, () => load.acked() >= atKill + 30, 40_000);
       mark(`${id} down, writes go on`);
-      const p = cluster.start(id);
+      const p = f.cluster.start(id);
       await p.started(45_000);
       // caught up: it executed at least what the others had executed once it was up again
       const others = ids.filter((i) => i !== id);
-      const st = await cluster.statuses(others);
+      const st = await f.cluster.statuses(others);
       const target = Math.max(...[...st.values()].map((s) => s?.executedUpTo ?? 0));
       expect(target).toBeGreaterThan(0);
-      await waitFor(`${id} to catch up to slot ${target}`, async () => ((await cluster.statuses([id])).get(id)?.executedUpTo ?? -1) >= target, 45_000);
+      await waitFor(`${id} to catch up to slot ${target}`, async () => ((await f.cluster.statuses([id])).get(id)?.executedUpTo ?? -1) >= target, 45_000);
       expect(p.logs.filter((l) => l.level >= 50).map((l) => l.msg)).toEqual([]);
       mark(`${id} restarted, caught up`);
     }

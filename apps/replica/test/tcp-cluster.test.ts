@@ -3,11 +3,10 @@
  * kill -9 of the leader, a new election, and the restarted process catching up from its WAL + peers.
  */
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Cluster, killAll, resp, tempDir, waitFor, writeClusterConfig } from './helpers.ts';
+import { afterAll, describe, expect, it } from 'vitest';
+import { resp, startedCluster, waitFor } from './helpers.ts';
 
-const tmp = tempDir('tcp');
-let cluster: Cluster;
+const f = startedCluster('tcp');
 const clients: Redis[] = [];
 
 /** An ioredis client that never queues or resends on its own (a test must see each failure). */
@@ -18,16 +17,8 @@ function redis(port: number): Redis {
   return c;
 }
 
-beforeAll(async () => {
-  const { configPath, replicas } = await writeClusterConfig(tmp.dir);
-  cluster = new Cluster(configPath, replicas);
-  await cluster.startAll();
-}, 60_000);
-
-afterAll(async () => {
+afterAll(() => {
   for (const c of clients) c.disconnect();
-  await killAll();
-  tmp.remove();
 });
 
 describe('3 replica processes over TCP with WAL storage', () => {
@@ -35,24 +26,24 @@ describe('3 replica processes over TCP with WAL storage', () => {
   const ids = ['r1', 'r2', 'r3'];
 
   it('elects one leader and replicates SET/INCR sent to a follower; every replica reads them back', async () => {
-    leader = await cluster.leader(30_000);
+    leader = await f.cluster.leader(30_000);
     expect(ids).toContain(leader);
     const follower = ids.find((i) => i !== leader)!;
-    const c = redis(cluster.port(follower));
+    const c = redis(f.cluster.port(follower));
     expect(await c.set('greeting', 'hello')).toBe('OK'); // forwarded to the leader
     expect(await c.incr('counter')).toBe(1);
     expect(await c.incr('counter')).toBe(2);
     expect(await c.incrby('counter', 40)).toBe(42);
     for (const id of ids) {
-      const r = redis(cluster.port(id));
+      const r = redis(f.cluster.port(id));
       expect(await r.get('greeting')).toBe('hello'); // linearizable read through the log
       expect(await r.get('counter')).toBe('42');
       expect(await r.get('missing')).toBeNull();
     }
     // once every replica executed the same slots, a READONLY (local, possibly stale) read sees them too
-    await cluster.converged(ids);
+    await f.cluster.converged(ids);
     for (const id of ids) {
-      const r = redis(cluster.port(id));
+      const r = redis(f.cluster.port(id));
       expect(await r.call('READONLY')).toBe('OK');
       expect(await r.mget('greeting', 'counter')).toEqual(['hello', '42']);
     }
@@ -60,14 +51,14 @@ describe('3 replica processes over TCP with WAL storage', () => {
 
   it('kill -9 of the leader: a new leader is elected and writes go on', async () => {
     const old = leader;
-    await cluster.kill9(old);
+    await f.cluster.kill9(old);
     const survivors = ids.filter((i) => i !== old);
-    const next = await cluster.leader(30_000, survivors);
+    const next = await f.cluster.leader(30_000, survivors);
     expect(next).not.toBe(old);
     expect(survivors).toContain(next);
     // writes through each survivor (one is the new leader, one forwards to it)
     for (const id of survivors) {
-      const r = redis(cluster.port(id));
+      const r = redis(f.cluster.port(id));
       const v = await waitFor(`INCR through ${id}`, async () => {
         try {
           return await r.incr('counter');
@@ -77,26 +68,26 @@ describe('3 replica processes over TCP with WAL storage', () => {
       }, 20_000, 200);
       expect(v).toBeGreaterThan(42);
     }
-    expect(await redis(cluster.port(next)).set('after-kill', 'yes')).toBe('OK');
-    expect(Number(await redis(cluster.port(survivors[0]!)).get('counter'))).toBeGreaterThanOrEqual(44);
+    expect(await redis(f.cluster.port(next)).set('after-kill', 'yes')).toBe('OK');
+    expect(Number(await redis(f.cluster.port(survivors[0]!)).get('counter'))).toBeGreaterThanOrEqual(44);
     leader = old; // the one to restart
   });
 
   it('the killed process restarted on the same data dir recovers and catches up', async () => {
     const killed = leader;
-    const p = cluster.start(killed);
+    const p = f.cluster.start(killed);
     await p.started(45_000);
-    const st = await cluster.statuses(ids);
+    const st = await f.cluster.statuses(ids);
     expect(st.get(killed)).toBeDefined();
     // a linearizable read through a survivor (retried: the restart may cause an election)
     const latest = await waitFor('GET counter through a survivor', async () => {
-      const v = await resp(cluster.port(ids.find((i) => i !== killed)!), ['GET', 'counter'], 8000);
+      const v = await resp(f.cluster.port(ids.find((i) => i !== killed)!), ['GET', 'counter'], 8000);
       return typeof v === 'string' ? v : undefined;
     }, 30_000, 200);
-    const slot = await cluster.converged(ids, 45_000);
-    const s = await cluster.statuses(ids);
+    const slot = await f.cluster.converged(ids, 45_000);
+    const s = await f.cluster.statuses(ids);
     for (const id of ids) expect(s.get(id)!.executedUpTo).toBe(slot);
-    const r = redis(cluster.port(killed));
+    const r = redis(f.cluster.port(killed));
     expect(await r.call('READONLY')).toBe('OK');
     expect(await r.get('counter')).toBe(latest);
     expect(await r.get('greeting')).toBe('hello');
@@ -104,10 +95,10 @@ describe('3 replica processes over TCP with WAL storage', () => {
     expect(p.stderr).toBe('');
     expect(p.logs.filter((l) => l.level >= 50)).toEqual([]);
     // and the cluster still takes writes with all three up
-    await cluster.leader(30_000, ids);
+    await f.cluster.leader(30_000, ids);
     expect(await waitFor('a write after the restart', async () => {
       try {
-        return await redis(cluster.port(killed)).set('final', 'ok');
+        return await redis(f.cluster.port(killed)).set('final', 'ok');
       } catch {
         return undefined;
       }

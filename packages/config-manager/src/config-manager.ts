@@ -7,11 +7,11 @@ import {
   type RingId,
   type Slot,
   CONTRACTS,
-  NO_CONFIGURATION,
   ensures,
   memberSetProblem,
   quorumSize,
   requires,
+  sameMembers,
 } from '@decree/protocol';
 
 export interface ConfigManagerOptions {
@@ -81,7 +81,6 @@ export type ConfigManagerEvent =
   | { type: 'stop' };
 
 const hdr = (d: ConfigManagerData, to: ReplicaId) => ({ ring: d.ring, from: d.self, to });
-const sameSet = (a: readonly ReplicaId[], b: readonly ReplicaId[]) => a.length === b.length && a.every((x) => b.includes(x));
 
 function reply(d: ConfigManagerData, to: ReplicaId, requestId: number, body: Omit<MessageOf<'config-result'>, 'type' | 'ring' | 'from' | 'to' | 'id'>): void {
   d.input.send({ type: 'config-result', ...hdr(d, to), id: requestId, ...body });
@@ -92,7 +91,7 @@ export function validateChange(d: ConfigManagerData, members: readonly ReplicaId
   if (d.config.epoch === 0) return { code: 'INVALID', error: 'this replica has no configuration yet (bootstrap the cluster first)' };
   const problem = memberSetProblem(members);
   if (problem) return { code: 'INVALID', error: problem };
-  if (sameSet(members, d.config.members)) return { code: 'NO_CHANGE', error: `the member set is already ${members.join(',')}` };
+  if (sameMembers(members, d.config.members)) return { code: 'NO_CHANGE', error: `the member set is already ${members.join(',')}` };
   return undefined;
 }
 
@@ -151,7 +150,7 @@ export function onPeerProgress(d: ConfigManagerData, r: MessageOf<'peer-progress
   const fresh = new Map<ReplicaId, number>();
   for (const e of r.peers) if (e.ageMs <= r.windowMs) fresh.set(e.id, e.appliedUpTo);
   const reachable = p.members.filter((m) => m === d.self || fresh.has(m));
-  const need = Math.floor(p.members.length / 2) + 1;
+  const need = quorumSize({ epoch: 0, members: p.members, startSlot: 0 });
   if (!p.checked) {
     p.checked = true;
     const optimistic = new Set([...reachable, ...p.joining]);
@@ -281,10 +280,3 @@ export const configManagerMachine = setup({
   },
 });
 
-/** The configuration of a replica from its config file's member list (epoch 1 from slot 1), or none (joining). */
-export function initialConfiguration(members: readonly ReplicaId[] | undefined): Configuration {
-  return members && members.length ? { epoch: 1, members: [...members], startSlot: 1 } : NO_CONFIGURATION;
-}
-
-export { quorumSize };
-export type { Slot };

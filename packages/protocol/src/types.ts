@@ -38,6 +38,9 @@ export function quorumSize(config: Configuration): number {
 /** The configuration of a replica that has none yet (it joins later, or waits for a bootstrap). */
 export const NO_CONFIGURATION: Configuration = Object.freeze({ epoch: 0, members: Object.freeze([]) as readonly ReplicaId[], startSlot: 1 });
 
+/** Whether two member lists name the same replicas (order aside). */
+export const sameMembers = (a: readonly ReplicaId[], b: readonly ReplicaId[]): boolean => a.length === b.length && a.every((x) => b.includes(x));
+
 /** Checks a proposed member set: a one-line reason when it is not usable, undefined when it is. */
 export function memberSetProblem(members: readonly unknown[]): string | undefined {
   if (members.length === 0) return 'the member set is empty';

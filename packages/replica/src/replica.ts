@@ -11,6 +11,7 @@ import {
   type StateMachine,
   type SubmitItem,
   memberSetProblem,
+  sameMembers,
   type LeaderRole,
   type StoreStats,
 } from '@decree/protocol';
@@ -623,8 +624,7 @@ export class Replica {
   /** Stores the first configuration and takes it (learner, then proposer and elector through it). */
   private async takeBootstrap(members: readonly ReplicaId[]): Promise<void> {
     const c: Configuration = { epoch: 1, members: [...members], startSlot: 1 };
-    const value = new Uint8Array(Buffer.from(JSON.stringify(c), 'utf8'));
-    await new Promise<void>((resolve, reject) => this.store.append([{ t: 'meta', key: 'config0', value }], (err) => (err ? reject(err) : resolve())));
+    await storeConfig0(this.store, c);
     this.learner.send({ type: 'bootstrap', config: c });
   }
 
@@ -981,7 +981,6 @@ export class Replica {
 
 const CONFIG0 = 'config0';
 
-const sameMembers = (a: readonly ReplicaId[], b: readonly ReplicaId[]) => a.length === b.length && a.every((x) => b.includes(x));
 
 /** The initial configuration stored in the log (first start, or a bootstrap), if readable. */
 function storedConfig0(recovered: Awaited<ReturnType<AcceptorStore['recover']>>): Configuration | undefined {
@@ -1001,10 +1000,7 @@ function storedConfig0(recovered: Awaited<ReturnType<AcceptorStore['recover']>>)
  * configuration (stored durably at the first start, see createReplica).
  */
 function initialConfiguration(given: CreateReplicaConfig['configuration'], snap: SnapshotMeta | undefined): Configuration {
-  const base: Configuration =
-    'epoch' in given
-      ? { epoch: given.epoch, members: [...given.members], startSlot: given.startSlot }
-      : { epoch: given.members.length ? 1 : 0, members: [...given.members], startSlot: 1 };
+  const base = asConfiguration(given);
   if (!snap || (snap.members.length === 0 && snap.epoch === undefined)) return base;
   return { epoch: snap.epoch ?? Math.max(1, base.epoch), members: [...snap.members], startSlot: snap.startSlot ?? snap.slot + 1 };
 }
@@ -1016,12 +1012,22 @@ function initialConfiguration(given: CreateReplicaConfig['configuration'], snap:
 async function persistedInitialConfiguration(cfg: CreateReplicaConfig, recovered: Awaited<ReturnType<AcceptorStore['recover']>>): Promise<CreateReplicaConfig['configuration']> {
   const stored = storedConfig0(recovered);
   if (stored) return stored;
-  const given = cfg.configuration;
-  const c: Configuration =
-    'epoch' in given ? given : { epoch: given.members.length ? 1 : 0, members: [...given.members], startSlot: 1 };
-  const value = new Uint8Array(Buffer.from(JSON.stringify({ epoch: c.epoch, members: c.members, startSlot: c.startSlot }), 'utf8'));
-  await new Promise<void>((resolve, reject) => cfg.storage.append([{ t: 'meta', key: CONFIG0, value }], (err) => (err ? reject(err) : resolve())));
+  const c = asConfiguration(cfg.configuration);
+  await storeConfig0(cfg.storage, c);
   return c;
+}
+
+/** A member list is epoch 1 of it from slot 1 (an empty one: no configuration yet). */
+function asConfiguration(given: CreateReplicaConfig['configuration']): Configuration {
+  return 'epoch' in given
+    ? { epoch: given.epoch, members: [...given.members], startSlot: given.startSlot }
+    : { epoch: given.members.length ? 1 : 0, members: [...given.members], startSlot: 1 };
+}
+
+/** Stores the initial configuration durably (meta `config0`; the latest record wins at recovery). */
+function storeConfig0(store: AcceptorStore, c: Configuration): Promise<void> {
+  const value = new Uint8Array(Buffer.from(JSON.stringify({ epoch: c.epoch, members: c.members, startSlot: c.startSlot }), 'utf8'));
+  return new Promise<void>((resolve, reject) => store.append([{ t: 'meta', key: CONFIG0, value }], (err) => (err ? reject(err) : resolve())));
 }
 
 /** Builds a replica: recovers its store, composes the roles, starts them. */
