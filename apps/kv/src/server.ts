@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import net from 'node:net';
-import { KvCommands, decodeResult, type KvResult } from '@decree/kv-machine';
+import { KvCommands, ResultTag, decodeResult, type KvResult } from '@decree/kv-machine';
 import { RespCommandParser, RespProtocolError, RespWriter, type RespLimits } from './resp.ts';
 
 /** What the RESP front end needs from a replica. */
@@ -82,6 +82,8 @@ function passwordMatches(given: Buffer, password: string): boolean {
 const MAX_UNREAD_REPLY_BYTES = 8 << 20;
 
 const up = (b: Buffer) => b.toString('latin1').toUpperCase();
+/** args[0] is SET, in any case */
+const isSet = (b: Buffer) => b.length === 3 && (b[0]! | 0x20) === 0x73 && (b[1]! | 0x20) === 0x65 && (b[2]! | 0x20) === 0x74;
 const err = (w: RespWriter, m: string) => w.error(m);
 
 function writeResult(w: RespWriter, r: KvResult): void {
@@ -108,7 +110,15 @@ function writeResult(w: RespWriter, r: KvResult): void {
   }
 }
 
+/** the replies of the commonest results, shared (a reply Buffer is never written to after it is made) */
+const REPLY_OK = Buffer.from('+OK\r\n');
+const REPLY_NIL = Buffer.from('$-1\r\n');
+
 function resultBuffer(bytes: Uint8Array | undefined): Buffer {
+  if (bytes !== undefined && bytes.length === 1) {
+    if (bytes[0] === ResultTag.OK) return REPLY_OK;
+    if (bytes[0] === ResultTag.NIL) return REPLY_NIL;
+  }
   const w = new RespWriter(64);
   if (!bytes) w.error('ERR no result');
   else {
@@ -371,6 +381,12 @@ export class KvServer {
   }
 
   private command(args: Buffer[], c: Conn, ops: Op[]): Reply {
+    // the hot path (a pipelined SET): no command-name string, no closures
+    if (args.length === 3 && c.authed && isSet(args[0]!) && args[2]!.length <= this.o.maxValueBytes) {
+      const op = new PendingOp('write', KvCommands.set(args[1]!, args[2]!));
+      ops.push(op);
+      return op;
+    }
     const name = up(args[0]!);
     const n = args.length;
     const wrongArgs = () => one((w) => err(w, `ERR wrong number of arguments for '${name.toLowerCase()}' command`));

