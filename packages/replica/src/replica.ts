@@ -948,7 +948,14 @@ export class Replica {
     };
   }
 
-  /** Stops the roles; pending submissions are rejected. The store is closed unless `keepStore`. */
+  /**
+   * Stops the roles; pending submissions are rejected. The store is closed unless `keepStore`; before
+   * it is, the records the acceptor took in but had not written yet (queued behind a write in flight)
+   * are written: a graceful stop finishes its durable writes. They were never acknowledged, so losing
+   * them would be safe, but the replica may have executed those slots (chosen by other acceptors) and
+   * would restart without its own acceptance of them. With `keepStore` (a simulated crash) they are
+   * lost, as in a crash.
+   */
   async stop(opts: { keepStore?: boolean } = {}): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
@@ -956,6 +963,8 @@ export class Replica {
     for (const u of this.unregister) u();
     this.unregister = [];
     this.snapshotter.send({ type: 'stop' });
+    const acceptor = this.acceptor.getSnapshot().context;
+    const unwritten = acceptor.failed ? [] : [...acceptor.pendingRecords];
     for (const a of [this.elector, this.proposer, this.learner, this.snapshotter, this.configManager, this.acceptor] as Actor<any>[]) a.stop();
     const err = new ReplicaStoppedError();
     for (const r of this.configRequests.values()) {
@@ -970,7 +979,11 @@ export class Replica {
     }
     this.forwards.clear();
     this.sm.onShutdown?.();
-    if (!opts.keepStore) await this.store.close();
+    if (!opts.keepStore) {
+      // appended after the write in flight, in order; no replies go out (the acceptor is stopped)
+      if (unwritten.length > 0) await new Promise<void>((resolve) => this.store.append(unwritten, () => resolve()));
+      await this.store.close();
+    }
     if (this.ownsBus) await this.bus.close();
   }
 
