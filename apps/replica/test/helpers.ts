@@ -89,6 +89,27 @@ export async function waitFor<T>(what: string, fn: () => Promise<T | undefined |
   }
 }
 
+/**
+ * Runs an IDEMPOTENT command (GET/MGET, a SET of a fixed value, a config read) until it is answered
+ * without an error, and returns that answer. On a loaded machine leadership can move at any time (a
+ * starved process misses heartbeats), so a command right after a leader change, kill or restart may
+ * be answered TRYAGAIN or time out; repeating such a command cannot change what the test checks.
+ * Never for INCR & co: a failed INCR is in doubt (it may have executed), see load.ts.
+ * `fn` may throw or resolve to an Error (resp() returns error replies as RespError values).
+ */
+export function idempotent<T>(what: string, fn: () => Promise<T>, timeoutMs = 20_000): Promise<T> {
+  return waitFor(
+    what,
+    async () => {
+      const v = await fn();
+      if (v instanceof Error) throw v;
+      return v;
+    },
+    timeoutMs,
+    200,
+  );
+}
+
 // ------------------------------------------------------------------ RESP: the chaos harness's client
 export { RespConnection as RespClient, RespError, type RespValue } from '@decree/chaos';
 

@@ -8,7 +8,7 @@
  * >= its acknowledged INCRs and <= acknowledged + in doubt, and exactly equal when none was in doubt.
  */
 import { expect } from 'vitest';
-import { RespClient, RespError, resp, sleep, type Cluster } from './helpers.ts';
+import { RespClient, RespError, idempotent, resp, sleep, type Cluster } from './helpers.ts';
 
 export const COUNTERS = ['ctr:a', 'ctr:b', 'ctr:c'];
 
@@ -120,8 +120,8 @@ export class WriteLoad {
         c.close();
       }
     }
-    const leader = await this.cluster.leader(30_000);
-    const vals = (await resp(this.cluster.port(leader), ['MGET', ...COUNTERS], 10_000)) as string[];
+    // a linearizable read (idempotent: retried if leadership moves on a loaded machine)
+    const vals = (await idempotent(`MGET ${COUNTERS.join(' ')} through the leader`, async () => resp(this.cluster.port(await this.cluster.leader(30_000)), ['MGET', ...COUNTERS], 10_000), 45_000)) as string[];
     for (const [i, ctr] of COUNTERS.entries()) expect(Number(vals[i]), `${when}: linearizable ${ctr}`).toBeGreaterThanOrEqual(this.incrAcked.get(ctr)!);
   }
 

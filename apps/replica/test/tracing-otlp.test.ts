@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, parseConfig } from '../src/config.ts';
 import { resolveTracing } from '../src/tracing.ts';
-import { CLI, Cluster, NODE_ARGS, ROOT, ReplicaProcess, exitOf, issuesOf, killAll, resp, tempDir, track, writeClusterConfig } from './helpers.ts';
+import { CLI, Cluster, NODE_ARGS, ROOT, ReplicaProcess, exitOf, idempotent, issuesOf, killAll, resp, tempDir, track, writeClusterConfig } from './helpers.ts';
 
 const tmp = tempDir('otlp');
 const received: { method: string; url: string; headers: http.IncomingHttpHeaders; body: string }[] = [];
@@ -129,7 +129,8 @@ describe('decree start --trace otlp (real processes)', () => {
       await Promise.all([...cluster.procs.values()].map((p) => p.started(45_000)));
       for (const p of cluster.procs.values()) expect((await p.waitLog((l) => l.msg === 'tracing on')).endpoint).toBe(endpoint);
       const leader = await cluster.leader(30_000);
-      for (let i = 0; i < 3; i++) expect(await resp(cluster.port(leader), ['SET', `k${i}`, 'v'], 10_000)).toBe('OK');
+      // idempotent SETs, retried if leadership moves on a loaded machine (an aborted submit's trace is not the one looked for below)
+      for (let i = 0; i < 3; i++) expect(await idempotent(`SET k${i}`, () => resp(cluster.port(leader), ['SET', `k${i}`, 'v'], 10_000))).toBe('OK');
       await cluster.converged();
       // SIGTERM: the graceful stop flushes the batch span processor (no waiting for its 5 s timer)
       for (const p of cluster.procs.values()) p.kill('SIGTERM');
