@@ -156,7 +156,7 @@ export async function writeClusterConfig(
     dataDir: path.join(dir, 'data'),
     storage: 'wal',
     transport: 'tcp',
-    election: { minMs: 300, maxMs: 600, heartbeatMs: 50 },
+    election: { minMs: 800, maxMs: 1600, heartbeatMs: 100 },
     replicas: replicas.map((r) => ({ ...r, host: '127.0.0.1' })),
     ...extra,
   };
