@@ -174,11 +174,10 @@ export function onLearn(d: LearnerData, m: MessageOf<'learn'>): void {
   if (m.decidedUpTo > d.executedUpTo) onDecide(d, m.ballot, m.decidedUpTo, m.ballot.leader);
 }
 
-function retain(d: LearnerData, slot: Slot, v: SlotValue): void {
+function retain(d: LearnerData, slot: Slot, v: SlotValue, size: number): void {
   if (d.opts.retainSlots <= 0) return;
   if (d.retained.size === 0) d.retainFrom = slot;
   d.retained.set(slot, v);
-  const size = slotValueSize(v);
   d.retainedSizes.set(slot, size);
   d.retainedBytes += size;
   while (d.retained.size > d.opts.retainSlots || d.retainedBytes > d.opts.retainBytes) {
@@ -231,8 +230,9 @@ export function execute(d: LearnerData): void {
     d.executedUpTo = slot;
     d.stats.slotsExecuted++;
     d.progressDirty = true;
-    d.appliedBytes += slotValueSize(v);
-    retain(d, slot, v);
+    const size = slotValueSize(v); // one pass over the commands for both
+    d.appliedBytes += size;
+    retain(d, slot, v, size);
     if (d.snapshotRequested) {
       d.snapshotRequested = false;
       d.input.onExecuted?.(slot, d.appliedBytes, true);
