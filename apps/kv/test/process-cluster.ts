@@ -58,7 +58,7 @@ export class ProcessCluster {
         storage: 'wal',
         transport: 'tcp',
         replicas,
-        election: { minMs: 400, maxMs: 800, heartbeatMs: 100 },
+        election: { minMs: 800, maxMs: 1600, heartbeatMs: 100 },
         ...(this.opts.password ? { kv: { password: this.opts.password } } : {}),
       }),
     );
