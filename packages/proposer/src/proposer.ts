@@ -101,6 +101,8 @@ export interface ProposerData {
   /** promises that come in pages (a long log): the pages received so far, per acceptor */
   promisePages: Map<ReplicaId, { ballot: Ballot; fromSlot: Slot; parts: (readonly AcceptedEntry[] | undefined)[]; got: number }>;
   prepareSentAt: number;
+  /** when the last Decide went out (after a choice or idle): idle Decides go at most every retransmitMs */
+  decideSentAt: number;
   // phase 2
   nextSlot: Slot;
   chosenUpTo: Slot;
@@ -157,6 +159,7 @@ function leaderState(d: ProposerData, state: 'follower' | 'preparing' | 'leading
 
 /** Decides go to the members, to the observers catching up, and to this replica's own learner. */
 function sendDecide(d: ProposerData): void {
+  d.decideSentAt = d.input.now();
   for (const mm of d.members) d.input.send({ type: 'decide', ...hdr(d, mm), ballot: d.ballot, upTo: d.chosenUpTo });
   for (const o of d.observers) if (!d.members.includes(o)) d.input.send({ type: 'decide', ...hdr(d, o), ballot: d.ballot, upTo: d.chosenUpTo });
   if (!d.members.includes(d.self) && !d.observers.includes(d.self)) d.input.send({ type: 'decide', ...hdr(d, d.self), ballot: d.ballot, upTo: d.chosenUpTo });
@@ -514,8 +517,9 @@ function retransmit(d: ProposerData, phase: 'preparing' | 'leading'): void {
     s.sentAt = now;
     for (const m of d.members) if (!s.acks.has(m)) sendAccept(d, m, slot, s.value);
   }
-  // idle Decide: lets lagging or restarted learners know how far the log is chosen
-  sendDecide(d);
+  // idle Decide: lets lagging or restarted learners know how far the log is chosen; at most every
+  // retransmitMs (not every tick: an idle cluster would wake every follower 100 times a second)
+  if (now - d.decideSentAt >= d.opts.retransmitMs) sendDecide(d);
 }
 
 function setMembers(d: ProposerData, members: readonly ReplicaId[]): void {
@@ -655,6 +659,7 @@ export const proposerMachine = setup({
       promises: new Map(),
       promisePages: new Map(),
       prepareSentAt: 0,
+      decideSentAt: 0,
       nextSlot: 1,
       chosenUpTo: 0,
       slots: new Map(),

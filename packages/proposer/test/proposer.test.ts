@@ -279,7 +279,7 @@ describe('proposer: phase 2', () => {
     expect(h.state()).toBe('follower');
   });
 
-  it('retransmits unanswered Accepts on tick after retransmitMs (not to those that answered), with an idle Decide', () => {
+  it('retransmits unanswered Accepts on tick after retransmitMs (not to those that answered), with an idle Decide at most every retransmitMs', () => {
     const h = proposerHarness({ options: { retransmitMs: 50 } });
     const bal = h.lead();
     h.actor.send(submit([item(1)]));
@@ -288,18 +288,23 @@ describe('proposer: phase 2', () => {
     h.sched.runFor(49);
     h.actor.send({ type: 'tick' });
     expect(h.sent('accept')).toHaveLength(0);
-    expect(h.sent('decide').map((d) => d.upTo)).toEqual([0, 0, 0]);
+    expect(h.sent('decide')).toHaveLength(0); // not on every tick
     h.sched.runFor(2);
     h.actor.send({ type: 'tick' });
     expect(h.sent('accept').map((a) => [a.to, a.slot])).toEqual([
       ['r1', 1],
       ['r3', 1],
     ]);
+    expect(h.sent('decide').map((d) => d.upTo)).toEqual([0, 0, 0]); // to every member, itself included
     expect(h.sent('leader-state').at(-1)).toMatchObject({ state: 'leading' });
-    // the next tick right after does not resend again
+    // the next tick right after resends neither
     h.take();
     h.actor.send({ type: 'tick' });
     expect(h.sent('accept')).toHaveLength(0);
+    expect(h.sent('decide')).toHaveLength(0);
+    h.sched.runFor(50);
+    h.actor.send({ type: 'tick' });
+    expect(h.sent('decide').map((d) => d.upTo)).toEqual([0, 0, 0]);
   });
 
   it('a last-before-step-down exclusive command: the leader steps down once it is chosen, and proposes nothing after it', () => {
