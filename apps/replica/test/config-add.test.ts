@@ -19,11 +19,14 @@ describe('configuration changes of a running multi-process cluster', () => {
     // a writer keeps going while the change runs
     let writes = 0;
     let stop = false;
+    // each INCR goes in a client session and is retried until answered: an in-doubt attempt applies
+    // once, so the count read afterwards is exactly the last answer
+    const session = `config-add-${process.pid}`;
     const writer = (async () => {
-      while (!stop) {
-        const v = await resp(f.cluster.port(leader), ['INCR', 'counter'], 5000).catch((e) => e);
-        if (typeof v === 'number') writes = v;
-        else await new Promise((r) => setTimeout(r, 50));
+      for (let seq = 1; !stop; seq++) {
+        const v = await idempotent(`INCR counter (session seq ${seq})`, () => resp(f.cluster.port(leader), ['DECREE.SESSION', session, seq, 'INCR', 'counter'], 5000), 60_000);
+        expect(v).toBe(seq);
+        writes = v as number;
       }
     })();
     await new Promise((r) => setTimeout(r, 300));
