@@ -26,14 +26,20 @@ export async function freePort(): Promise<number> {
 
 /** CPU seconds (user + system) a process has used so far, from /proc/<pid>/stat; NaN when unavailable. */
 export function procCpuSeconds(pid: number | undefined): number {
-  if (pid === undefined) return Number.NaN;
+  const [user, system] = procCpuTimes(pid);
+  return user + system;
+}
+
+/** [user, system] CPU seconds of a process so far (NaN when it is gone or unknown). */
+export function procCpuTimes(pid: number | undefined): [number, number] {
+  if (pid === undefined) return [Number.NaN, Number.NaN];
   try {
     const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // fields after the parenthesised command name: state is field 3, utime 14, stime 15
     const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+    return [Number(f[11]) / CLK_TCK, Number(f[12]) / CLK_TCK];
   } catch {
-    return Number.NaN;
+    return [Number.NaN, Number.NaN];
   }
 }
 const CLK_TCK = (() => {

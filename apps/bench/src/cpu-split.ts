@@ -6,19 +6,14 @@
  *   node --conditions=source --import tsx apps/bench/src/cpu-split.ts [N=400000] [bundle]
  */
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { startProcessCluster } from './cluster.ts';
+import { procCpuTimes, startProcessCluster } from './cluster.ts';
 
 const n = Number(process.argv[2] ?? 400_000);
 const entry = process.argv[3];
 const h = await startProcessCluster({ transport: 'tcp', storage: 'wal', ...(entry ? { entry } : {}) });
 try {
   await new Promise((r) => setTimeout(r, 1000));
-  /** [user, system] CPU seconds of a process */
-  const cpu = (pid: number): [number, number] => {
-    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return [Number(f[11]) / 100, Number(f[12]) / 100];
-  };
+  const cpu = procCpuTimes;
   const before = new Map(Object.entries(h.pids).map(([id, pid]) => [id, cpu(pid)]));
   const out = execFileSync('redis-benchmark', ['-p', String(h.leaderPort), '-t', 'set', '-P', '64', '-c', '50', '-d', '64', '-n', String(n), '-r', '100000', '-q'], { stdio: ['ignore', 'pipe', 'ignore'] }).toString();
   console.log(out.trim().split('\r').pop());
