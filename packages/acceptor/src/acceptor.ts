@@ -12,8 +12,11 @@ import {
   type StoreRecord,
   type StoredAccept,
   CONTRACTS,
+  DECIDED_META,
   EXECUTED_META,
   ballotEq,
+  encodeDecidedMeta,
+  isStoreFullError,
   decodeSlotMeta,
   encodeSlotMeta,
   compareBallots,
@@ -34,11 +37,23 @@ export interface AcceptorInput {
   acceptMessageFrom?: (leader: ReplicaId, cookie: Uint8Array | undefined) => boolean;
   /** called when the store fails: the acceptor stops voting (it cannot keep its word) */
   onStoreError?: (err: Error) => void;
+  /** called when the store is full: the acceptor holds its writes (and replies) and retries */
+  onStoreFull?: (err: Error) => void;
   /** TEST ONLY: forget the promised ballot (a deliberately broken acceptor for the simulator's self-test) */
   brokenForgetPromise?: boolean;
-  /** value bytes in one promise message; a longer log's promise goes in pages (default 512 KiB) */
+  /** the slot this replica executed up to at start (a snapshot and the local log replayed) */
+  executedUpTo?: Slot;
+  /** value bytes in one promise page; a longer log's promise is pulled page by page (default 512 KiB) */
   maxPromiseBytes?: number;
+  /** a full store is tried again after this long (and at once after a truncation); default 1000 ms */
+  fullRetryMs?: number;
+  /** a store of fixed capacity this full (fraction) asks the snapshotter for room; default 0.5 */
+  pressureFraction?: number;
+  now?: () => number;
 }
+
+/** replies held while the store is full, at most (the rest are dropped: proposers retransmit) */
+export const MAX_HELD_REPLIES = 4096;
 
 /** The acceptor's data; mutated in place by the machine's actions (see docs/decisions/0004-role-machines.md). */
 export interface AcceptorData {
@@ -54,7 +69,15 @@ export interface AcceptorData {
   pendingReplies: Message[];
   writing: boolean;
   failed: Error | null;
-  stats: { prepares: number; accepts: number; nacks: number; writes: number; refused: number };
+  /** the store said it is full: writes wait for room (a truncation, or the retry timer) */
+  full: Error | null;
+  /** when a log-full request last went to the snapshotter */
+  pressureSentAt: number;
+  stats: {
+    prepares: number; accepts: number; nacks: number; writes: number; refused: number;
+    /** writes refused because the store was full, and replies dropped while it was */
+    fullWrites: number; droppedReplies: number; promisePages: number;
+  };
   readonly input: AcceptorInput;
 }
 
@@ -63,8 +86,9 @@ export type AcceptorEvent =
   | MessageOf<'accept'>
   | MessageOf<'read-confirm'>
   | MessageOf<'exec-mark'>
-  | { type: 'persisted'; replies: Message[]; err: Error | null }
+  | { type: 'persisted'; records: StoreRecord[]; replies: Message[]; err: Error | null }
   | { type: 'truncate'; below: Slot }
+  | { type: 'retry-write' }
   | { type: 'stop' };
 
 function header(d: AcceptorData, to: ReplicaId) {
@@ -73,7 +97,7 @@ function header(d: AcceptorData, to: ReplicaId) {
 
 /** Starts a group commit of what is pending, unless one is in flight (then it follows that one). */
 function flush(d: AcceptorData, self: { send: (e: AcceptorEvent) => void }): void {
-  if (d.writing || d.failed) return;
+  if (d.writing || d.failed || d.full) return;
   if (d.pendingRecords.length === 0) {
     // nothing to make durable: replies go now (everything before them is already durable)
     const r = d.pendingReplies;
@@ -87,7 +111,34 @@ function flush(d: AcceptorData, self: { send: (e: AcceptorEvent) => void }): voi
   d.pendingReplies = [];
   d.writing = true;
   d.stats.writes++;
-  d.input.store.append(records, (err) => self.send({ type: 'persisted', replies, err }));
+  d.input.store.append(records, (err) => self.send({ type: 'persisted', records, replies, err }));
+}
+
+/** The store had no room: the batch goes back in front of what came since, its replies held. */
+function holdFull(d: AcceptorData, e: { records: StoreRecord[]; replies: Message[]; err: Error | null }): void {
+  d.full = e.err;
+  d.stats.fullWrites++;
+  d.pendingRecords = e.records.concat(d.pendingRecords);
+  d.pendingReplies = e.replies.concat(d.pendingReplies);
+  if (d.pendingReplies.length > MAX_HELD_REPLIES) {
+    // only replies go (a proposer retransmits); never records
+    const drop = d.pendingReplies.length - MAX_HELD_REPLIES;
+    d.stats.droppedReplies += drop;
+    d.pendingReplies = d.pendingReplies.slice(drop);
+  }
+}
+
+/** Asks the snapshotter for room (a snapshot and a truncation below it), at most once a second. */
+function askForRoom(d: AcceptorData, force: boolean): void {
+  const now = d.input.now?.() ?? 0;
+  const usage = d.input.store.usage?.();
+  const high = usage !== undefined && usage.usedBytes >= usage.capacityBytes * (d.input.pressureFraction ?? 0.5);
+  if (!force && !high) return;
+  if (now - d.pressureSentAt < 1000 && d.pressureSentAt !== 0) return;
+  d.pressureSentAt = now || 1;
+  d.input.send({
+    type: 'log-full', ...header(d, d.self), usedBytes: usage?.usedBytes ?? 0, capacityBytes: usage?.capacityBytes ?? 0,
+  });
 }
 
 function raisePromise(d: AcceptorData, b: Ballot): void {
@@ -111,32 +162,42 @@ export function handlePrepare(d: AcceptorData, m: MessageOf<'prepare'>): void {
     return;
   }
   raisePromise(d, m.ballot);
+  const executedUpTo = d.markedUpTo;
+  const start = Math.max(m.fromSlot, m.pageFrom ?? m.fromSlot);
   const accepted: AcceptedEntry[] = [];
-  for (const [slot, a] of d.accepted) if (slot >= m.fromSlot) accepted.push({ slot, ballot: a.ballot, value: a.value });
-  accepted.sort((x, y) => x.slot - y.slot);
-  // pages that each fit a transport frame (a long log after a restart would not)
-  const budget = d.input.maxPromiseBytes ?? 512 << 10;
-  const pages: AcceptedEntry[][] = [[]];
-  let bytes = 0;
-  for (const e of accepted) {
-    const size = slotValueSize(e.value);
-    if (pages.at(-1)!.length > 0 && bytes + size > budget) {
-      pages.push([]);
-      bytes = 0;
+  let more: Slot | undefined;
+  // A replica that executed slots the candidate asks about sends none: the candidate lacks chosen
+  // slots (they may change the configuration) and catches up first (Promise.executedUpTo).
+  if (executedUpTo < m.fromSlot) {
+    const slots: Slot[] = [];
+    for (const slot of d.accepted.keys()) if (slot >= start) slots.push(slot);
+    slots.sort((x, y) => x - y);
+    // one page of at most maxPromiseBytes; the candidate pulls the next one (flow control)
+    const budget = d.input.maxPromiseBytes ?? 512 << 10;
+    let bytes = 0;
+    for (const slot of slots) {
+      const a = d.accepted.get(slot)!;
+      const size = slotValueSize(a.value);
+      if (accepted.length > 0 && bytes + size > budget) {
+        more = slot;
+        break;
+      }
+      accepted.push({ slot, ballot: a.ballot, value: a.value });
+      bytes += size;
     }
-    pages.at(-1)!.push(e);
-    bytes += size;
   }
-  for (let i = 0; i < pages.length; i++)
-    d.pendingReplies.push({
-      type: 'promise',
-      ...header(d, m.from),
-      ballot: m.ballot,
-      fromSlot: m.fromSlot,
-      accepted: pages[i]!,
-      truncatedBelow: d.truncatedBelow,
-      ...(pages.length > 1 ? { page: i, pages: pages.length } : {}),
-    });
+  if (m.pageFrom !== undefined) d.stats.promisePages++;
+  d.pendingReplies.push({
+    type: 'promise',
+    ...header(d, m.from),
+    ballot: m.ballot,
+    fromSlot: m.fromSlot,
+    accepted,
+    truncatedBelow: d.truncatedBelow,
+    executedUpTo,
+    ...(m.pageFrom !== undefined ? { pageFrom: m.pageFrom } : {}),
+    ...(more !== undefined ? { more } : {}),
+  });
   CONTRACTS && ensures(compareBallots(d.promised, m.ballot) >= 0, 'prepare: promised >= ballot after a promise');
 }
 
@@ -203,12 +264,9 @@ export const acceptorMachine = setup({
       for (const f of m.fills) d.pendingRecords.push({ t: 'chosen', slot: f.slot, value: f.value });
       if (m.upTo > d.markedUpTo) {
         d.markedUpTo = m.upTo;
-        const rec: StoreRecord = { t: 'meta', key: EXECUTED_META, value: encodeSlotMeta(m.upTo) };
-        // one pending mark is enough: a newer one replaces it
-        const i = d.pendingRecords.findIndex((r) => r.t === 'meta' && r.key === EXECUTED_META);
-        if (i >= 0) d.pendingRecords[i] = rec;
-        else d.pendingRecords.push(rec);
+        setMeta(d, { t: 'meta', key: EXECUTED_META, value: encodeSlotMeta(m.upTo) });
       }
+      if (m.decided && m.decided.upTo > m.upTo) setMeta(d, { t: 'meta', key: DECIDED_META, value: encodeDecidedMeta(m.decided) });
       if (m.flush) flush(d, self);
     },
     persisted: ({ context, event, self }) => {
@@ -219,8 +277,24 @@ export const acceptorMachine = setup({
         context.input.onStoreError?.(e.err);
         return;
       }
+      context.full = null;
       for (const m of e.replies) context.input.send(m);
+      askForRoom(context, false);
       flush(context, self);
+    },
+    holdFull: ({ context: d, event }) => {
+      const e = event as Extract<AcceptorEvent, { type: 'persisted' }>;
+      d.writing = false;
+      holdFull(d, e);
+      d.input.onStoreFull?.(e.err!);
+      askForRoom(d, true);
+    },
+    /** try the held writes again (room may have come back: a truncation, or the operator) */
+    retryWrite: ({ context: d, self }) => {
+      if (!d.full) return;
+      d.full = null;
+      flush(d, self);
+      askForRoom(d, true);
     },
     truncate: ({ context, event }) => {
       const below = (event as Extract<AcceptorEvent, { type: 'truncate' }>).below;
@@ -232,6 +306,11 @@ export const acceptorMachine = setup({
   },
   guards: {
     healthy: ({ context }) => context.failed === null,
+    storeFull: ({ event }) => isStoreFullError((event as { err: Error | null }).err),
+    storeFailed: ({ event }) => (event as { err: Error | null }).err !== null,
+  },
+  delays: {
+    fullRetry: ({ context }) => context.input.fullRetryMs ?? 1000,
   },
 }).createMachine({
   id: 'acceptor',
@@ -241,32 +320,60 @@ export const acceptorMachine = setup({
     promised: input.recovered.promised,
     accepted: new Map(input.recovered.accepted),
     truncatedBelow: input.recovered.truncatedBelow,
-    markedUpTo: decodeSlotMeta(input.recovered.meta.get(EXECUTED_META)),
+    markedUpTo: Math.max(decodeSlotMeta(input.recovered.meta.get(EXECUTED_META)), input.executedUpTo ?? 0),
     pendingRecords: [],
     pendingReplies: [],
     writing: false,
     failed: null,
-    stats: { prepares: 0, accepts: 0, nacks: 0, writes: 0, refused: 0 },
+    full: null,
+    pressureSentAt: 0,
+    stats: { prepares: 0, accepts: 0, nacks: 0, writes: 0, refused: 0, fullWrites: 0, droppedReplies: 0, promisePages: 0 },
     input,
   }),
   initial: 'serving',
+  on: {
+    prepare: { actions: 'prepare' },
+    accept: { actions: 'accept' },
+    'read-confirm': { actions: 'readConfirm' },
+    'exec-mark': { actions: 'execMark' },
+    stop: '.stopped',
+  },
   states: {
     serving: {
       on: {
-        prepare: { actions: 'prepare' },
-        accept: { actions: 'accept' },
-        'read-confirm': { actions: 'readConfirm' },
-        'exec-mark': { actions: 'execMark' },
         persisted: [
-          { guard: ({ event }) => (event as { err: Error | null }).err !== null, target: 'failed', actions: 'persisted' },
+          { guard: 'storeFull', target: 'full', actions: 'holdFull' },
+          { guard: 'storeFailed', target: 'failed', actions: 'persisted' },
           { actions: 'persisted' },
         ],
         truncate: { actions: 'truncate' },
-        stop: 'stopped',
+      },
+    },
+    /**
+     * The store had no room: records and replies are held (nothing is lost, nothing acknowledged),
+     * the snapshotter was asked for a snapshot and a truncation; the write is tried again after the
+     * truncation or the retry delay. The proposer's pipeline fills, and it slows down.
+     */
+    full: {
+      after: { fullRetry: { target: 'full', reenter: true, actions: 'retryWrite' } },
+      on: {
+        persisted: [
+          { guard: 'storeFull', target: 'full', reenter: true, actions: 'holdFull' },
+          { guard: 'storeFailed', target: 'failed', actions: 'persisted' },
+          { target: 'serving', actions: 'persisted' },
+        ],
+        truncate: { actions: ['truncate', 'retryWrite'] },
       },
     },
     /** the store failed: this acceptor no longer votes (it could not keep its promises) */
-    failed: { on: { stop: 'stopped' } },
+    failed: { on: { prepare: {}, accept: {}, 'read-confirm': {}, 'exec-mark': {} } },
     stopped: { type: 'final' },
   },
 });
+
+/** One pending record per meta key is enough: a newer one replaces it. */
+function setMeta(d: AcceptorData, rec: Extract<StoreRecord, { t: 'meta' }>): void {
+  const i = d.pendingRecords.findIndex((r) => r.t === 'meta' && r.key === rec.key);
+  if (i >= 0) d.pendingRecords[i] = rec;
+  else d.pendingRecords.push(rec);
+}

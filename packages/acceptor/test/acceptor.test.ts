@@ -208,6 +208,71 @@ describe('acceptor: phase 2', () => {
     expect(d.pendingRecords.length).toBe(pending);
   });
 
+  it('a full store puts it in `full`: records and replies are held, the snapshotter is asked for room, a truncation lets the write through', async () => {
+    const mem = new MemoryStore();
+    let full = true;
+    const disk: (() => void)[] = [];
+    const fulls: Error[] = [];
+    const fullError = () => Object.assign(new Error('no space'), { name: 'StorageFullError' });
+    const store: AcceptorStore = {
+      recover: () => mem.recover(),
+      append: (records, done) => {
+        const err = full ? fullError() : null;
+        if (!err) mem.append(records, () => {});
+        disk.push(() => done(err));
+      },
+      truncateBelow: (s) => mem.truncateBelow(s),
+      close: () => mem.close(),
+      stats: () => mem.stats(),
+      usage: () => ({ usedBytes: 64, capacityBytes: 64 }),
+    };
+    const h = acceptorHarness({ store, input: { onStoreFull: (e) => fulls.push(e), now: () => h.sched.now() } });
+    h.actor.send(prepare('p1', 1));
+    h.actor.send(accept('p1', 1, 1, val('v')));
+    disk.splice(0).forEach((f) => f());
+    expect(h.state()).toBe('full');
+    expect(fulls).toHaveLength(1);
+    expect(h.sent('log-full')).toEqual([expect.objectContaining({ to: SELF, usedBytes: 64, capacityBytes: 64 })]);
+    expect(h.sent('promise')).toHaveLength(0);
+    h.actor.send(accept('p1', 1, 2, val('w'))); // more arrives: held behind
+    expect(disk).toHaveLength(0); // no write while full: it waits for room, it never spins
+    expect(h.ctx().pendingRecords.map((r) => r.t)).toEqual(['promise', 'accept', 'accept']);
+    // the retry timer tries again (still full: back to waiting, nothing lost)
+    h.sched.runFor(1001);
+    disk.splice(0).forEach((f) => f());
+    expect(h.state()).toBe('full');
+    expect(h.ctx().pendingRecords).toHaveLength(3);
+    // a snapshot let the log be truncated: the held write goes through, and its replies with it
+    full = false;
+    h.actor.send({ type: 'truncate', below: 1 });
+    disk.splice(0).forEach((f) => f());
+    expect(h.state()).toBe('serving');
+    expect(h.sent('promise')).toHaveLength(1);
+    expect(h.sent('accepted').map((m) => m.slot)).toEqual([1, 2]);
+    expect((await mem.recover()).accepted.size).toBe(2); // durable now
+    expect(h.ctx().stats.fullWrites).toBe(2);
+  });
+
+  it('a failed acceptor ignores prepares and accepts (no reply, no write)', () => {
+    const store: AcceptorStore = {
+      recover: async () => emptyRecoveredState(),
+      append: (_r, done) => queueMicrotask(() => done(new Error('EIO'))),
+      truncateBelow: () => {},
+      close: async () => {},
+      stats: () => new MemoryStore().stats(),
+    };
+    const h = acceptorHarness({ store });
+    h.actor.send(prepare('p1', 1));
+    return new Promise<void>((resolve) => setTimeout(resolve, 5)).then(() => {
+      expect(h.state()).toBe('failed');
+      const before = h.ctx().promised;
+      h.actor.send(prepare('p2', 7));
+      h.actor.send(accept('p2', 7, 1, val('x')));
+      expect(h.ctx().promised).toEqual(before);
+      expect(h.out).toHaveLength(0);
+    });
+  });
+
   it('a store failure puts it in `failed`: the unsynced reply is never sent and it votes no more', () => {
     const mem = new MemoryStore();
     let failNext = false;
@@ -321,22 +386,64 @@ describe('acceptor: phase 2', () => {
   });
 });
 
-describe('acceptor: a long log promises in pages', () => {
-  it('splits the accepted entries into pages under the byte budget, in slot order, every page with the same ballot and range', () => {
+describe('acceptor: a long log promises in pages, each pulled by the candidate', () => {
+  const big = (i: number) => ({ k: 'batch' as const, origin: 'p1', inc: 1, firstId: i, cmds: [new Uint8Array(60)] });
+  const tenSlots = () => {
     const h = acceptorHarness({ input: { maxPromiseBytes: 200 } });
-    const big = (i: number) => ({ k: 'batch' as const, origin: 'p1', inc: 1, firstId: i, cmds: [new Uint8Array(60)] });
     for (let s = 1; s <= 10; s++) h.actor.send(accept('p1', 1, s, big(s)));
     for (let i = 0; i < 3; i++) h.diskDone();
     h.take();
+    return h;
+  };
+
+  it('one page per request, under the byte budget; `more` names the next page, pulled by pageFrom', () => {
+    const h = tenSlots();
     h.actor.send(prepare('p2', 2, 3));
     for (let i = 0; i < 3; i++) h.diskDone();
-    const ps = h.sent('promise');
-    expect(ps.length).toBeGreaterThan(1);
-    ps.forEach((p, i) => {
-      expect(p).toMatchObject({ ballot: b(2, 'p2'), fromSlot: 3, page: i, pages: ps.length });
+    const pages = [...h.sent('promise')];
+    expect(pages).toHaveLength(1); // never the whole log at once: the candidate pulls the rest
+    for (let guard = 0; pages.at(-1)!.more !== undefined && guard < 20; guard++) {
+      h.take();
+      h.actor.send({ ...prepare('p2', 2, 3), pageFrom: pages.at(-1)!.more! });
+      const next = h.sent('promise');
+      expect(next).toHaveLength(1);
+      expect(next[0]!.pageFrom).toBe(pages.at(-1)!.more);
+      pages.push(next[0]!);
+    }
+    expect(pages.length).toBeGreaterThan(2);
+    for (const p of pages) {
+      expect(p).toMatchObject({ ballot: b(2, 'p2'), fromSlot: 3 });
       const bytes = p.accepted.reduce((n, e) => n + slotValueSize(e.value), 0);
       expect(p.accepted.length === 1 || bytes <= 200).toBe(true);
-    });
-    expect(ps.flatMap((p) => p.accepted.map((e) => e.slot))).toEqual([3, 4, 5, 6, 7, 8, 9, 10]);
+    }
+    expect(pages.at(-1)!.more).toBeUndefined();
+    expect(pages.flatMap((p) => p.accepted.map((e) => e.slot))).toEqual([3, 4, 5, 6, 7, 8, 9, 10]);
+  });
+
+  it('a pull for an older ballot is refused like any lower prepare', () => {
+    const h = tenSlots();
+    h.actor.send(prepare('p2', 2, 3));
+    h.actor.send(prepare('p3', 3, 3));
+    for (let i = 0; i < 3; i++) h.diskDone();
+    h.take();
+    h.actor.send({ ...prepare('p2', 2, 3), pageFrom: 5 });
+    expect(h.sent('promise')).toHaveLength(0);
+    expect(h.sent('nack')).toHaveLength(1);
+  });
+
+  it('a replica that executed slots >= fromSlot sends no entries, and says how far it executed', () => {
+    const h = tenSlots();
+    h.actor.send({ type: 'exec-mark', ring: 'ring0', from: SELF, to: SELF, upTo: 8, fills: [] });
+    h.actor.send(prepare('p2', 2, 5));
+    for (let i = 0; i < 3; i++) h.diskDone();
+    const [p] = h.sent('promise');
+    expect(p).toMatchObject({ fromSlot: 5, executedUpTo: 8, accepted: [] });
+    expect(p!.more).toBeUndefined();
+    h.take();
+    h.actor.send(prepare('p3', 3, 9));
+    for (let i = 0; i < 3; i++) h.diskDone();
+    const [q] = h.sent('promise');
+    expect(q!.executedUpTo).toBe(8);
+    expect(q!.accepted.map((e) => e.slot)).toEqual([9, 10]);
   });
 });

@@ -50,8 +50,13 @@ export interface LearnerInput {
   send: (msg: Message) => void;
   now: () => number;
   options?: Partial<LearnerOptions>;
-  /** the slot the state machine holds at start (from a snapshot); 0 for empty */
+  /** the slot the state machine holds at start (a snapshot, then the local log replayed); 0 for empty */
   executedUpTo?: Slot;
+  /**
+   * Slots replayed from the local log at start (ascending, ending at executedUpTo): kept to serve
+   * peers' catch-up as if executed here, and counted in appliedBytes (the snapshot byte interval).
+   */
+  replayed?: readonly { readonly slot: Slot; readonly value: SlotValue }[];
   /** the configuration as of executedUpTo (default: epoch 1 of `members`); epoch 0: none known yet (joining) */
   configuration?: Configuration;
   /** every replica of the ring this learner may ask for missing slots when its configuration names none */
@@ -241,10 +246,15 @@ export function execute(d: LearnerData): void {
   if (d.executedUpTo > from) {
     d.lastExecAt = d.input.now();
     // the local acceptor records how far the log is executed (and the values it lacks) for an offline replay
-    d.input.send({ type: 'exec-mark', ...hdr(d, d.self), upTo: d.executedUpTo, fills: fills ?? [] });
+    d.input.send({ type: 'exec-mark', ...hdr(d, d.self), upTo: d.executedUpTo, fills: fills ?? [], ...decidedMark(d) });
     d.input.onExecuted?.(d.executedUpTo, d.appliedBytes, false);
   }
   CONTRACTS && ensures(d.holds > 0 || !d.chosen.has(d.executedUpTo + 1), 'execute: stops only at a gap or a hold');
+}
+
+/** The latest Decide, when it proves more than the executed prefix (a restart replays up to it). */
+function decidedMark(d: LearnerData): { decided?: { ballot: Ballot; upTo: Slot } } {
+  return d.decideBallotUpTo > d.executedUpTo ? { decided: { ballot: d.decideBallot, upTo: d.decideBallotUpTo } } : {};
 }
 
 function setConfig(d: LearnerData, c: Configuration): void {
@@ -406,7 +416,7 @@ export const learnerMachine = setup({
       // idle for 100 ms: make the executed mark durable now (while busy it rides with the acceptor's writes)
       if (d.executedUpTo > d.markFlushed && d.input.now() - d.lastExecAt >= 100) {
         d.markFlushed = d.executedUpTo;
-        d.input.send({ type: 'exec-mark', ...hdr(d, d.self), upTo: d.executedUpTo, fills: [], flush: true });
+        d.input.send({ type: 'exec-mark', ...hdr(d, d.self), upTo: d.executedUpTo, fills: [], flush: true, ...decidedMark(d) });
       }
     },
     hold: ({ context }) => holdLearner(context),
@@ -438,39 +448,48 @@ export const learnerMachine = setup({
   },
 }).createMachine({
   id: 'learner',
-  context: ({ input }) => ({
-    ring: input.ring,
-    self: input.self,
-    inc: input.inc,
-    members: input.configuration ? [...input.configuration.members] : [...input.members],
-    config: input.configuration
-      ? { epoch: input.configuration.epoch, members: [...input.configuration.members], startSlot: input.configuration.startSlot }
-      : { epoch: 1, members: [...input.members], startSlot: 1 },
-    opts: { ...DEFAULT_LEARNER_OPTIONS, ...input.options },
-    pending: new Map(),
-    chosen: new Map(),
-    executedUpTo: input.executedUpTo ?? 0,
-    decidedUpTo: input.executedUpTo ?? 0,
-    decideBallot: { round: 0, leader: '' },
-    decideBallotUpTo: 0,
-    leaderGuess: undefined,
-    retained: new Map(),
-    retainedBytes: 0,
-    retainedSizes: new Map(),
-    retainFrom: (input.executedUpTo ?? 0) + 1,
-    catchupAskedAt: -Infinity,
-    catchupAskedFor: 0,
-    needsSnapshot: null,
-    progressDirty: false,
-    holds: 0,
-    appliedBytes: 0,
-    snapshotRequested: false,
-    fetched: new Set(),
-    markFlushed: input.executedUpTo ?? 0,
-    lastExecAt: 0,
-    stats: { slotsExecuted: 0, commandsExecuted: 0, catchupRequests: 0, catchupEntries: 0, applyErrors: 0 },
-    input,
-  }),
+  context: ({ input }) => {
+    const d: LearnerData = {
+      ring: input.ring,
+      self: input.self,
+      inc: input.inc,
+      members: input.configuration ? [...input.configuration.members] : [...input.members],
+      config: input.configuration
+        ? { epoch: input.configuration.epoch, members: [...input.configuration.members], startSlot: input.configuration.startSlot }
+        : { epoch: 1, members: [...input.members], startSlot: 1 },
+      opts: { ...DEFAULT_LEARNER_OPTIONS, ...input.options },
+      pending: new Map(),
+      chosen: new Map(),
+      executedUpTo: input.executedUpTo ?? 0,
+      decidedUpTo: input.executedUpTo ?? 0,
+      decideBallot: { round: 0, leader: '' },
+      decideBallotUpTo: 0,
+      leaderGuess: undefined,
+      retained: new Map(),
+      retainedBytes: 0,
+      retainedSizes: new Map(),
+      retainFrom: (input.executedUpTo ?? 0) + 1,
+      catchupAskedAt: -Infinity,
+      catchupAskedFor: 0,
+      needsSnapshot: null,
+      progressDirty: false,
+      holds: 0,
+      appliedBytes: 0,
+      snapshotRequested: false,
+      fetched: new Set(),
+      markFlushed: input.executedUpTo ?? 0,
+      lastExecAt: 0,
+      stats: { slotsExecuted: 0, commandsExecuted: 0, catchupRequests: 0, catchupEntries: 0, applyErrors: 0 },
+      input,
+    };
+    // slots replayed from the local log: served to peers as if executed here
+    for (const { slot, value } of input.replayed ?? []) {
+      const size = slotValueSize(value);
+      d.appliedBytes += size;
+      retain(d, slot, value, size);
+    }
+    return d;
+  },
   initial: 'learning',
   states: {
     learning: {

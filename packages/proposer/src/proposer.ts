@@ -27,8 +27,15 @@ export interface ProposerOptions {
   maxBatchCmds: number;
   /** most command bytes in one slot value */
   maxBatchBytes: number;
-  /** resend an unanswered Accept or Prepare after this long */
+  /**
+   * resend an unanswered Accept or Prepare after this long; an Accept's next resends back off
+   * (doubling up to maxRetransmitMs), so a slow peer is not flooded with copies of large values
+   */
   retransmitMs: number;
+  maxRetransmitMs: number;
+  /** commands waiting to be proposed, at most (count and bytes): beyond, submissions are refused as busy */
+  maxQueuedCommands: number;
+  maxQueuedBytes: number;
 }
 
 export const DEFAULT_PROPOSER_OPTIONS: ProposerOptions = {
@@ -36,6 +43,9 @@ export const DEFAULT_PROPOSER_OPTIONS: ProposerOptions = {
   maxBatchCmds: 4096,
   maxBatchBytes: 512 << 10,
   retransmitMs: 50,
+  maxRetransmitMs: 1000,
+  maxQueuedCommands: 1 << 20,
+  maxQueuedBytes: 256 << 20,
 };
 
 export interface ProposerInput {
@@ -67,7 +77,18 @@ export interface InflightSlot {
   acks: Set<ReplicaId>;
   firstSentAt: number;
   sentAt: number;
+  /** resends so far (the next one waits retransmitMs * 2^resends, at most maxRetransmitMs) */
+  resends: number;
   chosen: boolean;
+}
+
+/** A promise that comes in pages, pulled one at a time: the entries so far and the next page's first slot. */
+export interface PartialPromise {
+  ballot: Ballot;
+  fromSlot: Slot;
+  entries: AcceptedEntry[];
+  next: Slot;
+  askedAt: number;
 }
 
 export interface PeerProgress {
@@ -98,8 +119,13 @@ export interface ProposerData {
   // phase 1
   fromSlot: Slot;
   promises: Map<ReplicaId, MessageOf<'promise'>>;
-  /** promises that come in pages (a long log): the pages received so far, per acceptor */
-  promisePages: Map<ReplicaId, { ballot: Ballot; fromSlot: Slot; parts: (readonly AcceptedEntry[] | undefined)[]; got: number }>;
+  /** promises that come in pages (a long log), pulled one page at a time: what arrived so far, per acceptor */
+  promisePages: Map<ReplicaId, PartialPromise>;
+  /**
+   * A promise said its replica executed up to here (>= fromSlot): the candidate's learner catches up
+   * to it, then phase 1 runs again from the slot after it, with the same ballot.
+   */
+  awaitingCatchup: Slot;
   prepareSentAt: number;
   /** when the last Decide went out (after a choice or idle): idle Decides go at most every retransmitMs */
   decideSentAt: number;
@@ -108,9 +134,13 @@ export interface ProposerData {
   chosenUpTo: Slot;
   slots: Map<Slot, InflightSlot>;
   recoveryEnd: Slot;
+  /** the values phase 1 found for the open slots up to recoveryEnd: re-proposed through the window */
+  recoveryValues: Map<Slot, SlotValue>;
   recoveredSent: boolean;
   queue: SubmitItem[];
   queueHead: number;
+  /** bytes of the commands in queue[queueHead..] */
+  queuedBytes: number;
   stepDownNow: boolean;
   /** a `last` (step-down) value is in flight: nothing more is proposed behind it */
   lastProposed: boolean;
@@ -118,7 +148,10 @@ export interface ProposerData {
   /** the executed slot last told to the elector (a follower's heartbeat acks carry it to the leader) */
   announcedExecuted: Slot;
   peers: Map<ReplicaId, PeerProgress>;
-  stats: { slotsProposed: number; commandsProposed: number; slotsChosen: number; votingMs: number; elections: number; leaderships: number };
+  stats: {
+    slotsProposed: number; commandsProposed: number; slotsChosen: number; votingMs: number; elections: number;
+    leaderships: number; acceptResends: number; promisePagesPulled: number; busyRefusals: number;
+  };
   readonly input: ProposerInput;
 }
 
@@ -183,12 +216,18 @@ function startReprepare(d: ProposerData): void {
   d.maxRound++;
   d.ballot = { round: d.maxRound, leader: d.self };
   d.fromSlot = Math.max(d.config.startSlot, d.chosenUpTo + 1);
+  sendPrepares(d);
+  d.stats.elections++;
+  leaderState(d, 'leading');
+}
+
+/** Phase 1 (again) for d.ballot from d.fromSlot: forgets the promises so far, asks every member. */
+function sendPrepares(d: ProposerData): void {
   d.promises = new Map();
   d.promisePages = new Map();
+  d.awaitingCatchup = 0;
   d.prepareSentAt = d.input.now();
-  d.stats.elections++;
   for (const m of d.members) sendPrepare(d, m);
-  leaderState(d, 'leading');
 }
 
 /** A config value chosen at pc.slot: the new configuration governs the slots after it. */
@@ -204,8 +243,11 @@ function configChosen(d: ProposerData): void {
   startReprepare(d);
 }
 
-function sendPrepare(d: ProposerData, to: ReplicaId): void {
-  d.input.send({ type: 'prepare', ...hdr(d, to), ballot: d.ballot, fromSlot: d.fromSlot, ...(d.cookie ? { cookie: d.cookie } : {}) });
+function sendPrepare(d: ProposerData, to: ReplicaId, pageFrom?: Slot): void {
+  d.input.send({
+    type: 'prepare', ...hdr(d, to), ballot: d.ballot, fromSlot: d.fromSlot,
+    ...(d.cookie ? { cookie: d.cookie } : {}), ...(pageFrom !== undefined ? { pageFrom } : {}),
+  });
 }
 
 function sendAccept(d: ProposerData, to: ReplicaId, slot: Slot, value: SlotValue): void {
@@ -217,13 +259,27 @@ function propose(d: ProposerData, slot: Slot, value: SlotValue): void {
   CONTRACTS && requires(d.pendingConfig === undefined || slot <= d.pendingConfig.slot, `propose: slot ${slot} above a config value in flight`);
   if (value.k === 'config') d.pendingConfig = { slot, epoch: value.epoch, members: value.members };
   const now = d.input.now();
-  d.slots.set(slot, { value, acks: new Set(), firstSentAt: now, sentAt: now, chosen: false });
+  d.slots.set(slot, { value, acks: new Set(), firstSentAt: now, sentAt: now, resends: 0, chosen: false });
   d.stats.slotsProposed++;
   for (const m of d.members) sendAccept(d, m, slot, value);
 }
 
 /** Batches queued commands into slot values while the pipeline has room (adaptive batching). */
 export function tryPropose(d: ProposerData): void {
+  // the open slots phase 1 found come first, through the same window
+  while (
+    d.nextSlot <= d.recoveryEnd &&
+    d.nextSlot - d.chosenUpTo - 1 < d.opts.maxInflightSlots &&
+    !d.stepDownNow &&
+    d.pendingConfig === undefined &&
+    !d.reprepare
+  ) {
+    const slot = d.nextSlot++;
+    const v = d.recoveryValues.get(slot) ?? NOOP;
+    d.recoveryValues.delete(slot);
+    propose(d, slot, v);
+  }
+  if (d.nextSlot <= d.recoveryEnd) return;
   const q = d.queue;
   while (
     d.queueHead < q.length &&
@@ -256,6 +312,7 @@ export function tryPropose(d: ProposerData): void {
       }
     }
     d.queueHead = i;
+    d.queuedBytes -= bytes;
     const value: SlotValue = first.excl
       ? { k: 'batch', origin: d.self, inc: d.inc, firstId: first.id, cmds, excl: true, ...(first.last ? { last: true } : {}) }
       : { k: 'batch', origin: d.self, inc: d.inc, firstId: first.id, cmds };
@@ -266,6 +323,7 @@ export function tryPropose(d: ProposerData): void {
   if (d.queueHead === q.length) {
     d.queue = [];
     d.queueHead = 0;
+    d.queuedBytes = 0;
   } else if (d.queueHead > 4096 && d.queueHead * 2 > q.length) {
     d.queue = q.slice(d.queueHead);
     d.queueHead = 0;
@@ -278,47 +336,82 @@ function startPrepare(d: ProposerData, e: MessageOf<'campaign'>): void {
   d.ballot = { round, leader: d.self };
   d.cookie = e.cookie;
   d.fromSlot = prepareFrom(d);
-  d.promises = new Map();
-  d.promisePages = new Map();
-  d.prepareSentAt = d.input.now();
   d.relinquished = false;
   d.stepDownNow = false;
   d.stats.elections++;
-  for (const m of d.members) sendPrepare(d, m);
+  sendPrepares(d);
 }
 
-/** Whether this promise message completes its sender's promise (a single page, or the last page missing). */
+/** A promise (or page) for the ballot and range being prepared, from a member. */
+export function forThisPhase1(d: ProposerData, m: MessageOf<'promise'>): boolean {
+  return ballotEq(m.ballot, d.ballot) && m.fromSlot === d.fromSlot && d.members.includes(m.from);
+}
+
+/** Whether this message completes its sender's promise: a last page that is the one awaited. */
 export function completesPromise(d: ProposerData, m: MessageOf<'promise'>): boolean {
-  if (!m.pages || m.pages <= 1) return true;
+  if (m.more !== undefined || d.promises.has(m.from)) return false;
   const p = d.promisePages.get(m.from);
-  if (!p || !ballotEq(p.ballot, m.ballot) || p.fromSlot !== m.fromSlot || p.parts.length !== m.pages) return m.pages === 1;
-  return (m.page ?? 0) < m.pages && p.parts[m.page ?? 0] === undefined && p.got + 1 === m.pages;
+  if (m.pageFrom === undefined) return p === undefined;
+  return p !== undefined && ballotEq(p.ballot, m.ballot) && p.fromSlot === m.fromSlot && p.next === m.pageFrom;
 }
 
+/**
+ * Records a promise or one page of it. A page with more to come is kept, and the next page is
+ * pulled at once (one page in flight per acceptor); the last page completes the promise.
+ */
 export function recordPromise(d: ProposerData, m: MessageOf<'promise'>): void {
   CONTRACTS && requires(ballotEq(m.ballot, d.ballot), 'promise: for the ballot being prepared');
   CONTRACTS && requires(m.fromSlot === d.fromSlot, 'promise: for the slot range asked');
-  if (!d.members.includes(m.from)) return;
-  if (!m.pages || m.pages <= 1) {
-    d.promises.set(m.from, m);
-    return;
-  }
-  // a promise in pages: keep them until the last one arrives
-  const page = m.page ?? 0;
-  if (page >= m.pages || d.promises.has(m.from)) return;
+  if (!d.members.includes(m.from) || d.promises.has(m.from)) return;
   let p = d.promisePages.get(m.from);
-  if (!p || !ballotEq(p.ballot, m.ballot) || p.fromSlot !== m.fromSlot || p.parts.length !== m.pages) {
-    p = { ballot: m.ballot, fromSlot: m.fromSlot, parts: new Array(m.pages).fill(undefined), got: 0 };
+  if (m.pageFrom === undefined) {
+    if (m.more === undefined) {
+      d.promisePages.delete(m.from);
+      d.promises.set(m.from, m);
+      return;
+    }
+    // the first page of a long promise (again, if the first one was retransmitted)
+    p = { ballot: m.ballot, fromSlot: m.fromSlot, entries: [...m.accepted], next: m.more, askedAt: d.input.now() };
     d.promisePages.set(m.from, p);
+  } else {
+    if (!p || p.next !== m.pageFrom) return; // a late copy of a page already taken
+    for (const e of m.accepted) p.entries.push(e);
+    if (m.more === undefined) {
+      d.promisePages.delete(m.from);
+      d.promises.set(m.from, { ...m, accepted: p.entries, pageFrom: undefined });
+      return;
+    }
+    p.next = m.more;
+    p.askedAt = d.input.now();
   }
-  if (p.parts[page] !== undefined) return;
-  p.parts[page] = m.accepted;
-  p.got++;
-  if (p.got < m.pages) return;
-  d.promisePages.delete(m.from);
-  const accepted: AcceptedEntry[] = [];
-  for (const part of p.parts) accepted.push(...part!);
-  d.promises.set(m.from, { ...m, accepted, page: 0, pages: 1 });
+  d.stats.promisePagesPulled++;
+  sendPrepare(d, m.from, p.next);
+}
+
+/**
+ * The promise says its replica executed slots this candidate has not (>= fromSlot): those are
+ * chosen, and may change the configuration. The candidate keeps its ballot, has its learner fetch
+ * them, and runs phase 1 again from after them once it executed them (see onProgress).
+ */
+export function awaitCatchup(d: ProposerData, m: MessageOf<'promise'>): void {
+  const upTo = m.executedUpTo ?? 0;
+  CONTRACTS && requires(upTo >= d.fromSlot, 'awaitCatchup: the acceptor executed past fromSlot');
+  if (upTo <= d.awaitingCatchup) return;
+  d.awaitingCatchup = upTo;
+  // as that peer's catch-up answer would: slots up to upTo are chosen, ask it for them
+  d.input.send({
+    type: 'catchup-rep', ring: d.ring, from: m.from, to: d.self, entries: [],
+    truncatedBelow: Math.min(m.truncatedBelow, d.executedUpTo + 1), chosenUpTo: upTo,
+  });
+}
+
+/** How far behind a promise's replica a candidate may be and still catch up without giving way. */
+const catchupInPlaceSlots = (d: ProposerData): number => 4 * d.opts.maxInflightSlots;
+
+/** The learner caught up to what a promise said was executed: phase 1 again from after it, same ballot. */
+function resumePhase1(d: ProposerData): void {
+  d.fromSlot = prepareFrom(d);
+  sendPrepares(d);
 }
 
 /**
@@ -372,16 +465,24 @@ export function becomeLeader(d: ProposerData, keepQueue = false): void {
     d.recoveredSent = false;
     d.queue = [];
     d.queueHead = 0;
+    d.queuedBytes = 0;
     d.lastProposed = false;
     d.stats.leaderships++;
   }
   d.stepDownNow = false;
   d.leaderHint = d.self;
-  for (let s = start; s <= maxSlot; s++) propose(d, s, best.get(s)?.value ?? NOOP);
-  d.nextSlot = maxSlot + 1;
-  CONTRACTS && ensures(d.nextSlot > d.chosenUpTo, 'becomeLeader: next slot above the chosen prefix');
+  // the open slots are re-proposed through the pipeline window (tryPropose), not all at once
+  d.recoveryValues = new Map();
+  for (let s = start; s <= maxSlot; s++) {
+    const v = best.get(s)?.value;
+    if (v) d.recoveryValues.set(s, v);
+  }
+  d.nextSlot = start;
   d.promises = new Map();
   d.promisePages = new Map();
+  d.awaitingCatchup = 0;
+  tryPropose(d);
+  CONTRACTS && ensures(d.nextSlot > d.chosenUpTo, 'becomeLeader: next slot above the chosen prefix');
 }
 
 export function onAccepted(d: ProposerData, m: MessageOf<'accepted'>): void {
@@ -435,9 +536,12 @@ function abortAll(d: ProposerData, hint: ReplicaId | undefined): void {
   if (flying.length) d.input.send({ type: 'aborted', ...hdr(d, d.self), ids: flying, maybeChosen: true, ...h });
   d.queue = [];
   d.queueHead = 0;
+  d.queuedBytes = 0;
   d.slots = new Map();
+  d.recoveryValues = new Map();
   d.promises = new Map();
   d.promisePages = new Map();
+  d.awaitingCatchup = 0;
   d.pendingConfig = undefined;
   d.reprepare = false;
 }
@@ -467,7 +571,10 @@ function enqueueConfig(d: ProposerData, e: MessageOf<'config-proposal'>): void {
 function onProgress(d: ProposerData, e: MessageOf<'progress'>, state: 'follower' | 'preparing' | 'leading'): void {
   if (e.executedUpTo > d.executedUpTo) d.executedUpTo = e.executedUpTo;
   const c = e.config;
-  if (!c || c.epoch <= d.config.epoch) return;
+  if (!c || c.epoch <= d.config.epoch) {
+    if (state === 'preparing' && d.awaitingCatchup > 0 && d.executedUpTo >= d.awaitingCatchup) resumePhase1(d);
+    return;
+  }
   if (state === 'leading') {
     if (d.pendingConfig && d.pendingConfig.epoch === c.epoch) return; // our own change: configChosen handles it
     adoptConfig(d, c);
@@ -484,10 +591,7 @@ function onProgress(d: ProposerData, e: MessageOf<'progress'>, state: 'follower'
     d.maxRound++;
     d.ballot = { round: d.maxRound, leader: d.self };
     d.fromSlot = prepareFrom(d);
-    d.promises = new Map();
-  d.promisePages = new Map();
-    d.prepareSentAt = d.input.now();
-    for (const m of d.members) sendPrepare(d, m);
+    sendPrepares(d);
   }
   leaderState(d, state);
 }
@@ -507,14 +611,25 @@ const higherNack = (d: ProposerData, m: MessageOf<'nack'>) => ballotEq(m.ballot,
 function retransmit(d: ProposerData, phase: 'preparing' | 'leading'): void {
   const now = d.input.now();
   if (phase === 'preparing' || d.reprepare) {
+    if (d.awaitingCatchup > 0) return; // the learner is catching up; phase 1 resumes after
+    // a page pull in flight is asked again after a longer wait (a page may be large and slow)
+    for (const [m, p] of d.promisePages) {
+      if (now - p.askedAt < 4 * d.opts.retransmitMs) continue;
+      p.askedAt = now;
+      sendPrepare(d, m, p.next);
+    }
     if (now - d.prepareSentAt < d.opts.retransmitMs) return;
     d.prepareSentAt = now;
-    for (const m of d.members) if (!d.promises.has(m)) sendPrepare(d, m);
+    for (const m of d.members) if (!d.promises.has(m) && !d.promisePages.has(m)) sendPrepare(d, m);
     return;
   }
   for (const [slot, s] of d.slots) {
-    if (s.chosen || now - s.sentAt < d.opts.retransmitMs) continue;
+    if (s.chosen) continue;
+    const wait = Math.min(d.opts.retransmitMs * 2 ** s.resends, Math.max(d.opts.retransmitMs, d.opts.maxRetransmitMs));
+    if (now - s.sentAt < wait) continue;
     s.sentAt = now;
+    s.resends++;
+    d.stats.acceptResends++;
     for (const m of d.members) if (!s.acks.has(m)) sendAccept(d, m, slot, s.value);
   }
   // idle Decide: lets lagging or restarted learners know how far the log is chosen; at most every
@@ -544,13 +659,24 @@ export const proposerMachine = setup({
     announceLeading: ({ context }) => leaderState(context, 'leading'),
     startPrepare: ({ context, event }) => startPrepare(context, event as MessageOf<'campaign'>),
     recordPromise: ({ context, event }) => recordPromise(context, event as MessageOf<'promise'>),
+    awaitCatchup: ({ context, event }) => awaitCatchup(context, event as MessageOf<'promise'>),
     becomeLeader: ({ context }) => becomeLeader(context),
     onAccepted: ({ context, event }) => onAccepted(context, event as MessageOf<'accepted'>),
-    enqueue: ({ context, event }) => {
+    enqueue: ({ context: d, event }) => {
       const e = event as MessageOf<'submit'>;
-      const q = context.queue;
+      let bytes = 0;
+      for (const it of e.items) bytes += it.cmd.length;
+      const queued = d.queue.length - d.queueHead;
+      if (queued > 0 && (queued + e.items.length > d.opts.maxQueuedCommands || d.queuedBytes + bytes > d.opts.maxQueuedBytes)) {
+        // back-pressure: the pipeline is stalled (a full store, a slow majority); refuse, never queue without bound
+        d.stats.busyRefusals += e.items.length;
+        d.input.send({ type: 'aborted', ...hdr(d, d.self), ids: e.items.map((i) => i.id), maybeChosen: false, busy: true });
+        return;
+      }
+      const q = d.queue;
       for (const it of e.items) q.push(it);
-      tryPropose(context);
+      d.queuedBytes += bytes;
+      tryPropose(d);
     },
     rejectSubmit: ({ context, event }) => rejectSubmit(context, event as MessageOf<'submit'>),
     observeNack: ({ context, event }) => observeNack(context, event as MessageOf<'nack'>),
@@ -569,7 +695,8 @@ export const proposerMachine = setup({
      */
     hintCatchup: ({ context: d, event }) => {
       const m = event as MessageOf<'promise'>;
-      d.input.send({ type: 'catchup-rep', ring: d.ring, from: m.from, to: d.self, entries: [], truncatedBelow: m.truncatedBelow, chosenUpTo: m.truncatedBelow - 1 });
+      const chosenUpTo = Math.max(m.truncatedBelow - 1, m.executedUpTo ?? 0);
+      d.input.send({ type: 'catchup-rep', ring: d.ring, from: m.from, to: d.self, entries: [], truncatedBelow: m.truncatedBelow, chosenUpTo });
     },
     finishReprepare: ({ context: d }) => {
       becomeLeader(d, true);
@@ -596,9 +723,24 @@ export const proposerMachine = setup({
     setMembers: ({ context, event }) => setMembers(context, (event as { members: readonly ReplicaId[] }).members),
   },
   guards: {
+    /**
+     * A promise from a replica that executed a few slots this candidate lacks: it fetches them and
+     * runs phase 1 again, same ballot (a cluster restarted as a whole differs by a pipeline or so).
+     */
+    lagging: ({ context: d, event }) => {
+      const m = event as MessageOf<'promise'>;
+      const upTo = m.executedUpTo ?? 0;
+      return forThisPhase1(d, m) && upTo >= d.fromSlot && upTo - d.fromSlot < catchupInPlaceSlots(d);
+    },
+    /** far behind (or truncated above fromSlot): give way for an election timeout and catch up as a follower */
+    farBehind: ({ context: d, event }) => {
+      const m = event as MessageOf<'promise'>;
+      if (!forThisPhase1(d, m)) return false;
+      return m.truncatedBelow > d.fromSlot || (m.executedUpTo ?? 0) - d.fromSlot >= catchupInPlaceSlots(d);
+    },
     completesQuorum: ({ context: d, event }) => {
       const m = event as MessageOf<'promise'>;
-      if (!ballotEq(m.ballot, d.ballot) || m.fromSlot !== d.fromSlot || !d.members.includes(m.from)) return false;
+      if (!forThisPhase1(d, m) || d.awaitingCatchup > 0) return false;
       if (!completesPromise(d, m)) return false;
       if (d.promises.size + (d.promises.has(m.from) ? 0 : 1) < d.quorum) return false;
       // The local acceptor's promise must be among them: it is the durable record that this ballot
@@ -612,18 +754,17 @@ export const proposerMachine = setup({
     higherNack: ({ context, event }) => higherNack(context, event as MessageOf<'nack'>),
     stepDownNow: ({ context }) => context.stepDownNow,
     isMember: ({ context: d }) => d.config.members.includes(d.self),
-    /** a promise for this ballot says the log is truncated above the slot we prepare from: catch up first */
-    truncatedPromise: ({ context: d, event }) => {
+    /**
+     * While re-preparing, a member's log is truncated above the prepared slot, or it executed past
+     * the slots this leader chose (another leader was here): step down and catch up.
+     */
+    reprepareBehind: ({ context: d, event }) => {
       const m = event as MessageOf<'promise'>;
-      return ballotEq(m.ballot, d.ballot) && m.fromSlot === d.fromSlot && d.members.includes(m.from) && m.truncatedBelow > d.fromSlot;
-    },
-    reprepareTruncated: ({ context: d, event }) => {
-      const m = event as MessageOf<'promise'>;
-      return d.reprepare && ballotEq(m.ballot, d.ballot) && m.fromSlot === d.fromSlot && d.members.includes(m.from) && m.truncatedBelow > d.fromSlot;
+      return d.reprepare && forThisPhase1(d, m) && (m.truncatedBelow > d.fromSlot || (m.executedUpTo ?? 0) >= d.fromSlot);
     },
     reprepareCompletes: ({ context: d, event }) => {
       const m = event as MessageOf<'promise'>;
-      if (!d.reprepare || !ballotEq(m.ballot, d.ballot) || m.fromSlot !== d.fromSlot || !d.members.includes(m.from)) return false;
+      if (!d.reprepare || !forThisPhase1(d, m)) return false;
       if (!completesPromise(d, m)) return false;
       if (d.promises.size + (d.promises.has(m.from) ? 0 : 1) < d.quorum) return false;
       return !d.members.includes(d.self) || m.from === d.self || d.promises.has(d.self);
@@ -658,21 +799,27 @@ export const proposerMachine = setup({
       fromSlot: 1,
       promises: new Map(),
       promisePages: new Map(),
+      awaitingCatchup: 0,
       prepareSentAt: 0,
       decideSentAt: 0,
       nextSlot: 1,
       chosenUpTo: 0,
       slots: new Map(),
       recoveryEnd: 0,
+      recoveryValues: new Map(),
       recoveredSent: false,
       queue: [],
       queueHead: 0,
+      queuedBytes: 0,
       stepDownNow: false,
       lastProposed: false,
       relinquished: false,
       announcedExecuted: 0,
       peers: new Map(),
-      stats: { slotsProposed: 0, commandsProposed: 0, slotsChosen: 0, votingMs: 0, elections: 0, leaderships: 0 },
+      stats: {
+        slotsProposed: 0, commandsProposed: 0, slotsChosen: 0, votingMs: 0, elections: 0, leaderships: 0,
+        acceptResends: 0, promisePagesPulled: 0, busyRefusals: 0,
+      },
       input,
     };
     setMembers(d, d.config.members);
@@ -706,7 +853,8 @@ export const proposerMachine = setup({
         progress: { actions: 'progressPreparing' },
         'config-proposal': { actions: 'refuseConfig' },
         promise: [
-          { guard: 'truncatedPromise', target: 'follower', actions: ['markRelinquished', 'hintCatchup'] },
+          { guard: 'farBehind', target: 'follower', actions: ['markRelinquished', 'hintCatchup'] },
+          { guard: 'lagging', actions: 'awaitCatchup' },
           { guard: 'completesQuorum', target: 'leading', actions: ['recordPromise', 'becomeLeader'] },
           { guard: 'forThisBallot', actions: 'recordPromise' },
         ],
@@ -727,7 +875,7 @@ export const proposerMachine = setup({
         progress: { actions: ['progressLeading', 'checkRecovered'] },
         'config-proposal': { actions: 'enqueueConfig' },
         promise: [
-          { guard: 'reprepareTruncated', target: 'follower', actions: ['markRelinquished', 'hintCatchup'] },
+          { guard: 'reprepareBehind', target: 'follower', actions: ['markRelinquished', 'hintCatchup'] },
           { guard: 'reprepareCompletes', actions: ['recordPromise', 'finishReprepare'] },
           { guard: 'repreparePromise', actions: 'recordPromise' },
         ],

@@ -169,7 +169,7 @@ describe('proposer + acceptors (no learner, no elector)', () => {
     expect(p.getSnapshot().context.slots.size).toBe(1);
     expect(w.acceptedBy('r1').size).toBe(1); // the one live acceptor did vote
     await w.startAcceptor('r2'); // back, with its store as it was
-    w.run(100);
+    w.run(1100); // the resend backs off (50 ms doubling, at most 1 s) while no majority answers
     expect(p.getSnapshot().context.chosenUpTo).toBe(1);
     expect(w.commandsAt('r2')).toEqual(['cmd1', 'cmd2', 'cmd3', 'cmd4', 'cmd5']);
   });

@@ -349,21 +349,105 @@ describe('proposer: phase 2', () => {
   });
 });
 
-describe('proposer: promises in pages', () => {
-  it('a paged promise counts once all its pages arrived; the entries of every page are recovered', () => {
+const entries = (slots: number[]) => slots.map((s) => ({ slot: s, ballot: b(0, 'r3'), value: val(`s${s}`) }));
+
+describe('proposer: promises in pages, pulled one at a time', () => {
+  it('pulls each next page from the acceptor that has more; the promise counts with its last page', () => {
     const h = proposerHarness();
     h.actor.send(campaign(1));
     const bal = h.ctx().ballot;
-    const page = (i: number, slots: number[]) => ({ ...promise('r2', bal, 1, slots.map((s) => ({ slot: s, ballot: b(0, 'r3'), value: val(`s${s}`) }))), page: i, pages: 3 });
+    h.take();
     h.actor.send(promise('r1', bal, 1));
-    h.actor.send(page(2, [5, 6]));
-    h.actor.send(page(0, [1, 2]));
-    h.actor.send(page(0, [1, 2])); // a duplicate page
+    h.actor.send({ ...promise('r2', bal, 1, entries([1, 2])), more: 3 });
+    expect(h.sent('prepare')).toEqual([expect.objectContaining({ to: 'r2', ballot: bal, fromSlot: 1, pageFrom: 3 })]);
+    h.take();
+    h.actor.send({ ...promise('r2', bal, 1, entries([1, 2])), more: 3 }); // the first page again (a retransmitted prepare)
+    h.actor.send({ ...promise('r2', bal, 1, entries([5, 6])), pageFrom: 5 }); // not the page awaited: ignored
     expect(h.state()).toBe('preparing');
-    h.actor.send(page(1, [3, 4]));
+    h.actor.send({ ...promise('r2', bal, 1, entries([3, 4])), pageFrom: 3, more: 5 });
+    expect(h.state()).toBe('preparing');
+    expect(h.sent('prepare').at(-1)).toMatchObject({ to: 'r2', pageFrom: 5 });
+    h.actor.send({ ...promise('r2', bal, 1, entries([5, 6])), pageFrom: 5 });
     expect(h.state()).toBe('leading');
     const p = h.proposals();
-    expect([...p.keys()]).toEqual([1, 2, 3, 4, 5, 6]);
+    expect([...p.keys()].sort((x, y) => x - y)).toEqual([1, 2, 3, 4, 5, 6]);
     for (const s of [1, 2, 3, 4, 5, 6]) expect(slotValueEquals(p.get(s)!, val(`s${s}`))).toBe(true);
+  });
+
+  it('a page pull that gets no answer is asked again (after 4 retransmit periods), never the whole promise', () => {
+    const h = proposerHarness();
+    h.actor.send(campaign(1));
+    const bal = h.ctx().ballot;
+    h.actor.send(promise('r1', bal, 1));
+    h.actor.send({ ...promise('r2', bal, 1, entries([1])), more: 2 });
+    h.take();
+    h.sched.runFor(4 * 50 + 1);
+    h.actor.send({ type: 'tick' });
+    const again = h.sent('prepare').filter((m) => m.to === 'r2');
+    expect(again).toHaveLength(1);
+    expect(again[0]!.pageFrom).toBe(2);
+  });
+});
+
+describe('proposer: phase 1 carries only what the candidate lacks', () => {
+  it('a promise from a replica a few slots ahead: the learner fetches them, then phase 1 again from after them, same ballot', () => {
+    const h = proposerHarness({ executedUpTo: 10 });
+    h.actor.send(campaign(1));
+    const bal = h.ctx().ballot;
+    h.take();
+    h.actor.send({ ...promise('r2', bal, 11), executedUpTo: 14 });
+    expect(h.state()).toBe('preparing');
+    expect(h.sent('catchup-rep')).toEqual([expect.objectContaining({ from: 'r2', to: SELF, chosenUpTo: 14, entries: [] })]);
+    h.actor.send(promise('r1', bal, 11));
+    h.actor.send(promise('r3', bal, 11));
+    expect(h.state()).toBe('preparing'); // not before the learner has the slots r2 executed
+    h.take();
+    h.actor.send(progress(14));
+    expect(h.ctx().ballot).toEqual(bal);
+    expect(h.sent('prepare').map((m) => [m.to, m.fromSlot])).toEqual([['r1', 15], ['r2', 15], ['r3', 15]]);
+    h.actor.send(promise('r1', bal, 15));
+    h.actor.send(promise('r2', bal, 15));
+    expect(h.state()).toBe('leading');
+    expect(h.ctx().nextSlot).toBe(15);
+  });
+
+  it('far behind (or truncated above fromSlot): it gives way, and its learner is told to catch up', () => {
+    const h = proposerHarness({ executedUpTo: 10 });
+    h.actor.send(campaign(1));
+    const bal = h.ctx().ballot;
+    h.take();
+    h.actor.send({ ...promise('r2', bal, 11), executedUpTo: 10_000 });
+    expect(h.state()).toBe('follower');
+    expect(h.sent('catchup-rep')).toEqual([expect.objectContaining({ chosenUpTo: 10_000 })]);
+    expect(h.sent('leader-state').at(-1)).toMatchObject({ state: 'follower', relinquished: true });
+  });
+
+  it('re-proposes the open slots through the pipeline window, not all at once', () => {
+    const h = proposerHarness({ options: { maxInflightSlots: 4 } });
+    h.actor.send(campaign(1));
+    const bal = h.ctx().ballot;
+    h.actor.send(promise('r1', bal, 1));
+    h.actor.send(promise('r2', bal, 1, entries([1, 2, 3, 4, 5, 6, 7, 8, 9, 10])));
+    expect(h.state()).toBe('leading');
+    expect(h.ctx().slots.size).toBe(4);
+    for (const s of [1, 2, 3, 4]) for (const m of ['r1', 'r2']) h.actor.send(accepted(m, bal, s));
+    expect(h.ctx().chosenUpTo).toBe(4);
+    expect([...h.ctx().slots.keys()]).toEqual([5, 6, 7, 8]);
+    expect(h.ctx().recoveryEnd).toBe(10);
+  });
+});
+
+describe('proposer: back-pressure', () => {
+  it('refuses submissions as busy beyond maxQueuedCommands (never proposed, so maybeChosen false)', () => {
+    const h = proposerHarness({ options: { maxInflightSlots: 1, maxBatchCmds: 1, maxQueuedCommands: 3 } });
+    h.actor.send(campaign(1));
+    const bal = h.ctx().ballot;
+    h.actor.send(promise('r1', bal, 1));
+    h.actor.send(promise('r2', bal, 1));
+    h.take();
+    h.actor.send(submit([item(1, 'a'), item(2, 'b'), item(3, 'c')])); // one in flight, two queued
+    h.actor.send(submit([item(4, 'd'), item(5, 'e')]));
+    expect(h.sent('aborted')).toEqual([expect.objectContaining({ ids: [4, 5], maybeChosen: false, busy: true })]);
+    expect(h.ctx().stats.busyRefusals).toBe(2);
   });
 });

@@ -178,6 +178,7 @@ export function validateMessage(raw: unknown): Message {
   switch (t as MessageType) {
     case 'prepare':
       need(m, 'ballot', isBallot, t); need(m, 'fromSlot', isInt, t); opt(m, 'cookie', isBytes, t);
+      opt(m, 'pageFrom', isInt, t);
       break;
     case 'accept':
       need(m, 'ballot', isBallot, t); need(m, 'slot', isInt, t); need(m, 'decidedUpTo', isInt, t);
@@ -185,7 +186,7 @@ export function validateMessage(raw: unknown): Message {
       break;
     case 'promise': {
       need(m, 'ballot', isBallot, t); need(m, 'fromSlot', isInt, t); need(m, 'truncatedBelow', isInt, t);
-      opt(m, 'page', isInt, t); opt(m, 'pages', isInt, t);
+      opt(m, 'executedUpTo', isInt, t); opt(m, 'pageFrom', isInt, t); opt(m, 'more', isInt, t);
       const acc = needArray(m, 'accepted', t);
       for (let i = 0; i < acc.length; i++) {
         const e = acc[i];
@@ -267,7 +268,7 @@ export function validateMessage(raw: unknown): Message {
     case 'aborted': {
       const ids = needArray(m, 'ids', t);
       for (let i = 0; i < ids.length; i++) if (!isInt(ids[i])) fail(`${t}.ids[${i}] is not an integer`);
-      need(m, 'maybeChosen', isBool, t); opt(m, 'leaderHint', isStr, t);
+      need(m, 'maybeChosen', isBool, t); opt(m, 'leaderHint', isStr, t); opt(m, 'busy', isBool, t);
       break;
     }
     case 'recovered':
@@ -329,12 +330,19 @@ export function validateMessage(raw: unknown): Message {
     case 'snap-installed':
       need(m, 'seq', isInt, t); need(m, 'ok', isBool, t); opt(m, 'error', isStr, t);
       break;
+    case 'log-full':
+      need(m, 'usedBytes', isInt, t); need(m, 'capacityBytes', isInt, t);
+      break;
     case 'log-truncate':
     case 'retain-truncate':
       need(m, 'below', isInt, t);
       break;
     case 'exec-mark': {
       need(m, 'upTo', isInt, t); opt(m, 'flush', isBool, t);
+      if (m.decided !== undefined) {
+        if (!isObj(m.decided)) fail(`${t}.decided is not an object`);
+        need(m.decided, 'ballot', isBallot, `${t}.decided`); need(m.decided, 'upTo', isInt, `${t}.decided`);
+      }
       const fills = needArray(m, 'fills', t);
       for (let i = 0; i < fills.length; i++) {
         const e = fills[i];

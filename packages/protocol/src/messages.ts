@@ -23,7 +23,14 @@ export interface ChosenEntry {
 }
 
 // ---- proposer -> acceptor
-export interface Prepare extends Header { readonly type: 'prepare'; readonly ballot: Ballot; readonly fromSlot: Slot; readonly cookie?: Uint8Array }
+export interface Prepare extends Header {
+  readonly type: 'prepare';
+  readonly ballot: Ballot;
+  readonly fromSlot: Slot;
+  readonly cookie?: Uint8Array;
+  /** a pull of the next page of this ballot's promise: the entries from this slot on (see Promise.more) */
+  readonly pageFrom?: Slot;
+}
 export interface Accept extends Header {
   readonly type: 'accept';
   readonly ballot: Ballot;
@@ -41,11 +48,19 @@ export interface Promise_ extends Header {
   /** the acceptor holds nothing below this slot (truncated by a snapshot) */
   readonly truncatedBelow: Slot;
   /**
-   * A long log's promise comes in `pages` messages (page 0..pages-1), each under a transport frame;
-   * the promise counts once every page arrived. Absent: one page.
+   * The slot this acceptor's replica executed up to (every slot up to it is chosen). When it is
+   * >= fromSlot the promise carries no entries: the candidate lacks chosen slots (which may hold
+   * configuration changes) and catches up before it campaigns again.
    */
-  readonly page?: number;
-  readonly pages?: number;
+  readonly executedUpTo?: Slot;
+  /** the first slot of `accepted` when this is a pulled page (Prepare.pageFrom); absent: fromSlot */
+  readonly pageFrom?: Slot;
+  /**
+   * A long log's promise comes in pages of at most maxPromiseBytes: more entries start at this slot,
+   * and the candidate pulls them with a Prepare of the same ballot and `pageFrom: more` (one page
+   * in flight per acceptor: flow control by the receiver). Absent: this page completes the promise.
+   */
+  readonly more?: Slot;
 }
 export interface Accepted extends Header { readonly type: 'accepted'; readonly ballot: Ballot; readonly slot: Slot }
 export interface Nack extends Header { readonly type: 'nack'; readonly ballot: Ballot; readonly promised: Ballot; readonly slot?: Slot; readonly reason?: string }
@@ -111,10 +126,22 @@ export interface ExecMark extends Header {
   readonly fills: readonly ChosenEntry[];
   /** write it now (the learner is idle); otherwise it rides with the acceptor's next write */
   readonly flush?: boolean;
+  /**
+   * The learner's latest Decide: a value accepted at a ballot >= `ballot` at a slot <= `upTo` is
+   * chosen. Stored beside the mark, so a restart replays those slots too.
+   */
+  readonly decided?: { readonly ballot: Ballot; readonly upTo: Slot };
 }
 // ---- learner / proposer -> local client side
 export interface Executed extends Header { readonly type: 'executed'; readonly slot: Slot; readonly inc: number; readonly firstId: number; readonly results: readonly (Uint8Array | undefined)[] }
-export interface Aborted extends Header { readonly type: 'aborted'; readonly ids: readonly number[]; readonly maybeChosen: boolean; readonly leaderHint?: ReplicaId }
+export interface Aborted extends Header {
+  readonly type: 'aborted';
+  readonly ids: readonly number[];
+  readonly maybeChosen: boolean;
+  readonly leaderHint?: ReplicaId;
+  /** refused by a leader whose queue is full (back-pressure: a stalled pipeline); never proposed */
+  readonly busy?: boolean;
+}
 export interface Recovered extends Header { readonly type: 'recovered'; readonly ballot: Ballot; readonly upTo: Slot }
 export interface LearnerEvent extends Header { readonly type: 'learner-event'; readonly executedUpTo: Slot; readonly chosenUpTo: Slot }
 // ---- read-index: a leader asks the acceptors whether they still promise its ballot
@@ -170,6 +197,11 @@ export interface SnapInstall extends Header { readonly type: 'snap-install'; rea
 export interface SnapInstalled extends Header { readonly type: 'snap-installed'; readonly seq: number; readonly ok: boolean; readonly error?: string }
 /** snapshotter -> acceptor: the log below `below` may go */
 export interface LogTruncate extends Header { readonly type: 'log-truncate'; readonly below: Slot }
+/**
+ * acceptor -> snapshotter: the store is full (or near it): take a snapshot and truncate below it,
+ * as far as it can (the acceptor holds its writes until the store has room again)
+ */
+export interface LogFull extends Header { readonly type: 'log-full'; readonly usedBytes: number; readonly capacityBytes: number }
 /** snapshotter -> learner: retained slots below `below` may go */
 export interface RetainTruncate extends Header { readonly type: 'retain-truncate'; readonly below: Slot }
 // ---- bootstrap (RSL Bootstrap): client side <-> client side
@@ -253,7 +285,7 @@ export type Message =
   | Heartbeat | HeartbeatAck | Campaign | Resign | LeaderState | Progress | Submit | Executed | Aborted
   | Recovered | LearnerEvent | ClientRequest | ClientReply | ReadConfirm | ReadAck | SnapRequest | SnapChunk
   | SnapExecuted | SnapNeed | SnapTake | SnapData | SnapInstall | SnapInstalled | LogTruncate | RetainTruncate
-  | PreVote | PreVoteAck | ExecMark | Bootstrap | BootstrapAck | ConfigChange | ConfigResult | ConfigNotice | ConfigProposal | ConfigRefused | SetObservers | Reconfigured | WatchPeers | PeerProgressReport;
+  | PreVote | PreVoteAck | ExecMark | LogFull | Bootstrap | BootstrapAck | ConfigChange | ConfigResult | ConfigNotice | ConfigProposal | ConfigRefused | SetObservers | Reconfigured | WatchPeers | PeerProgressReport;
 
 export type MessageType = Message['type'];
 export type MessageOf<T extends MessageType> = Extract<Message, { type: T }>;
@@ -298,6 +330,7 @@ export const ROLE_OF: { readonly [T in MessageType]: Role } = {
   'snap-install': 'learner',
   'snap-installed': 'snapshotter',
   'log-truncate': 'acceptor',
+  'log-full': 'snapshotter',
   'retain-truncate': 'learner',
   'config-change': 'config-manager',
   'config-result': 'client',

@@ -25,7 +25,10 @@ export interface RecoveredState {
   accepted: Map<Slot, StoredAccept>;
   truncatedBelow: Slot;
   meta: Map<string, Uint8Array>;
-  /** `chosen` records (filled only when the recovery was asked to keep them: replay) */
+  /**
+   * `chosen` records: executed values the acceptor did not accept (they came from peers). With the
+   * `executed` and `decided` meta they let a restart replay the log locally (and `decree replay`).
+   */
   chosen?: Map<Slot, SlotValue>;
 }
 
@@ -35,6 +38,27 @@ export function encodeSlotMeta(slot: Slot): Uint8Array {
   const b = new Uint8Array(8);
   new DataView(b.buffer).setBigUint64(0, BigInt(slot), true);
   return b;
+}
+/**
+ * The meta key of the learner's latest Decide (ballot round u64, upTo u64, leader utf-8): a value
+ * accepted at a ballot >= it, at a slot <= upTo, is chosen.
+ */
+export const DECIDED_META = 'decided';
+export function encodeDecidedMeta(d: { ballot: Ballot; upTo: Slot }): Uint8Array {
+  const leader = new TextEncoder().encode(d.ballot.leader);
+  const b = new Uint8Array(16 + leader.length);
+  const v = new DataView(b.buffer);
+  v.setBigUint64(0, BigInt(d.ballot.round), true);
+  v.setBigUint64(8, BigInt(d.upTo), true);
+  b.set(leader, 16);
+  return b;
+}
+export function decodeDecidedMeta(b: Uint8Array | undefined): { ballot: Ballot; upTo: Slot } | undefined {
+  if (!b || b.length < 16) return undefined;
+  const v = new DataView(b.buffer, b.byteOffset, b.length);
+  const round = Number(v.getBigUint64(0, true));
+  const upTo = Number(v.getBigUint64(8, true));
+  return { ballot: { round, leader: new TextDecoder().decode(b.subarray(16)) }, upTo };
 }
 export function decodeSlotMeta(b: Uint8Array | undefined): Slot {
   if (!b || b.length !== 8) return 0;
@@ -64,10 +88,26 @@ export interface AcceptorStore {
   truncateBelow(slot: Slot): void;
   close(): Promise<void>;
   stats(): StoreStats;
+  /** used and total bytes, for stores of a fixed capacity (the acceptor asks for a snapshot when it runs high) */
+  usage?(): StoreUsage | undefined;
 }
 
 export function emptyRecoveredState(): RecoveredState {
-  return { promised: { round: 0, leader: '' }, accepted: new Map(), truncatedBelow: 0, meta: new Map() };
+  return { promised: { round: 0, leader: '' }, accepted: new Map(), truncatedBelow: 0, meta: new Map(), chosen: new Map() };
+}
+
+/**
+ * Whether a store error means "no room now" (disk or log full): the acceptor then holds its writes
+ * and retries once a snapshot let the log be truncated, instead of failing for good.
+ */
+export function isStoreFullError(e: unknown): boolean {
+  return e instanceof Error && e.name === 'StorageFullError';
+}
+
+/** How full a store with a fixed capacity is (the pmem log); stores without one return undefined. */
+export interface StoreUsage {
+  usedBytes: number;
+  capacityBytes: number;
 }
 
 /** A copy of a recovered state for the store's caller (the store keeps its own). */

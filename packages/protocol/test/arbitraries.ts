@@ -40,12 +40,16 @@ const rec = <T>(fields: { [K in keyof T]: fc.Arbitrary<T[K]> }, optional: string
 
 /** One arbitrary per message type, optional fields sometimes present. */
 export const messageArbs: { [T in MessageType]: fc.Arbitrary<Extract<Message, { type: T }>> } = {
-  prepare: rec({ type: fc.constant('prepare'), ...header, ballot: anyBallot, fromSlot: bigNat, cookie: bytes }, ['cookie']),
+  prepare: rec(
+    { type: fc.constant('prepare'), ...header, ballot: anyBallot, fromSlot: bigNat, cookie: bytes, pageFrom: bigNat },
+    ['cookie', 'pageFrom'],
+  ),
   accept: rec({ type: fc.constant('accept'), ...header, ballot: anyBallot, slot: bigNat, value: slotValue, decidedUpTo: bigNat }),
   promise: rec({
     type: fc.constant('promise'), ...header, ballot: anyBallot, fromSlot: bigNat, truncatedBelow: bigNat,
-    accepted: fc.array(fc.record({ slot: bigNat, ballot: anyBallot, value: slotValue }), { maxLength: 4 }), page: nat, pages: nat,
-  }, ['page', 'pages']),
+    accepted: fc.array(fc.record({ slot: bigNat, ballot: anyBallot, value: slotValue }), { maxLength: 4 }),
+    executedUpTo: bigNat, pageFrom: bigNat, more: bigNat,
+  }, ['executedUpTo', 'pageFrom', 'more']),
   accepted: rec({ type: fc.constant('accepted'), ...header, ballot: anyBallot, slot: bigNat }),
   nack: rec({ type: fc.constant('nack'), ...header, ballot: anyBallot, promised: anyBallot, slot: bigNat, reason: fc.string() }, ['slot', 'reason']),
   learn: rec({ type: fc.constant('learn'), ...header, ballot: anyBallot, slot: bigNat, value: slotValue, decidedUpTo: bigNat }),
@@ -79,7 +83,10 @@ export const messageArbs: { [T in MessageType]: fc.Arbitrary<Extract<Message, { 
     type: fc.constant('executed'), ...header, slot: bigNat, inc: bigNat, firstId: bigNat,
     results: fc.array(fc.option(bytes, { nil: undefined }), { maxLength: 4 }),
   }),
-  aborted: rec({ type: fc.constant('aborted'), ...header, ids: fc.array(bigNat, { maxLength: 4 }), maybeChosen: fc.boolean(), leaderHint: id }, ['leaderHint']),
+  aborted: rec(
+    { type: fc.constant('aborted'), ...header, ids: fc.array(bigNat, { maxLength: 4 }), maybeChosen: fc.boolean(), leaderHint: id, busy: fc.boolean() },
+    ['leaderHint', 'busy'],
+  ),
   recovered: rec({ type: fc.constant('recovered'), ...header, ballot: anyBallot, upTo: bigNat }),
   'learner-event': rec({ type: fc.constant('learner-event'), ...header, executedUpTo: bigNat, chosenUpTo: bigNat }),
   'client-req': rec({ type: fc.constant('client-req'), ...header, id: bigNat, cmds: fc.array(bytes, { maxLength: 4 }) }),
@@ -109,7 +116,12 @@ export const messageArbs: { [T in MessageType]: fc.Arbitrary<Extract<Message, { 
   'snap-installed': rec({ type: fc.constant('snap-installed'), ...header, seq: bigNat, ok: fc.boolean(), error: fc.string() }, ['error']),
   'log-truncate': rec({ type: fc.constant('log-truncate'), ...header, below: bigNat }),
   'retain-truncate': rec({ type: fc.constant('retain-truncate'), ...header, below: bigNat }),
-  'exec-mark': rec({ type: fc.constant('exec-mark'), ...header, upTo: bigNat, fills: fc.array(fc.record({ slot: bigNat, value: slotValue }), { maxLength: 3 }), flush: fc.boolean() }, ['flush']),
+  'exec-mark': rec({
+    type: fc.constant('exec-mark'), ...header, upTo: bigNat,
+    fills: fc.array(fc.record({ slot: bigNat, value: slotValue }), { maxLength: 3 }), flush: fc.boolean(),
+    decided: fc.record({ ballot: anyBallot, upTo: bigNat }),
+  }, ['flush', 'decided']),
+  'log-full': rec({ type: fc.constant('log-full'), ...header, usedBytes: bigNat, capacityBytes: bigNat }),
   'config-change': rec({ type: fc.constant('config-change'), ...header, id: bigNat, members: fc.array(id, { maxLength: 5 }), cookie: bytes }, ['cookie']),
   'config-proposal': rec({ type: fc.constant('config-proposal'), ...header, id: bigNat, members: fc.array(id, { maxLength: 5 }), cookie: bytes }, ['cookie']),
   'config-result': rec(
@@ -150,10 +162,10 @@ const batch: SlotValue = { k: 'batch', origin: 'r1', inc: 2, firstId: 7, cmds: [
 
 /** One hand-written sample of every message type, every optional field present. */
 export const samples: { [T in MessageType]: Extract<Message, { type: T }> } = {
-  prepare: { type: 'prepare', ...h, ballot: b, fromSlot: 10, cookie: u8(9, 9), headers: { traceparent: '00-abc-def-01' } },
+  prepare: { type: 'prepare', ...h, ballot: b, fromSlot: 10, cookie: u8(9, 9), pageFrom: 12, headers: { traceparent: '00-abc-def-01' } },
   accept: { type: 'accept', ...h, ballot: b, slot: 11, value: batch, decidedUpTo: 10 },
   promise: {
-    type: 'promise', ...h, ballot: b, fromSlot: 10, truncatedBelow: 5, page: 1, pages: 2,
+    type: 'promise', ...h, ballot: b, fromSlot: 10, truncatedBelow: 5, executedUpTo: 9, pageFrom: 10, more: 13,
     accepted: [
       { slot: 10, ballot: { round: 2, leader: 'r3' }, value: batch },
       { slot: 11, ballot: b, value: { k: 'noop' } },
@@ -174,7 +186,7 @@ export const samples: { [T in MessageType]: Extract<Message, { type: T }> } = {
   progress: { type: 'progress', ...h, executedUpTo: 9, chosenUpTo: 11, config: cfg },
   submit: { type: 'submit', ...h, items: [{ id: 1, cmd: u8(1) }, { id: 2, cmd: u8(2, 2), excl: true, last: false }] },
   executed: { type: 'executed', ...h, slot: 11, inc: 2, firstId: 7, results: [u8(1), undefined, u8()] },
-  aborted: { type: 'aborted', ...h, ids: [7, 8], maybeChosen: true, leaderHint: 'r2' },
+  aborted: { type: 'aborted', ...h, ids: [7, 8], maybeChosen: true, leaderHint: 'r2', busy: false },
   recovered: { type: 'recovered', ...h, ballot: b, upTo: 11 },
   'learner-event': { type: 'learner-event', ...h, executedUpTo: 9, chosenUpTo: 11 },
   'client-req': { type: 'client-req', ...h, id: 42, cmds: [u8(1, 2), u8(3)] },
@@ -195,7 +207,8 @@ export const samples: { [T in MessageType]: Extract<Message, { type: T }> } = {
   'snap-installed': { type: 'snap-installed', ...h, seq: 4, ok: false, error: 'restore failed' },
   'log-truncate': { type: 'log-truncate', ...h, below: 35 },
   'retain-truncate': { type: 'retain-truncate', ...h, below: 35 },
-  'exec-mark': { type: 'exec-mark', ...h, upTo: 12, fills: [{ slot: 11, value: batch }], flush: true },
+  'exec-mark': { type: 'exec-mark', ...h, upTo: 12, fills: [{ slot: 11, value: batch }], flush: true, decided: { ballot: b, upTo: 14 } },
+  'log-full': { type: 'log-full', ...h, usedBytes: 60 << 20, capacityBytes: 64 << 20 },
   'config-change': { type: 'config-change', ...h, id: 5, members: ['r1', 'r2', 'r4'], cookie: u8(4) },
   'config-proposal': { type: 'config-proposal', ...h, id: 5, members: ['r1', 'r2', 'r4'], cookie: u8(4) },
   'config-result': {

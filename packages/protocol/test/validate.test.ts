@@ -4,9 +4,9 @@ import { samples } from './arbitraries.ts';
 
 /** The optional fields of each message (and of nested values): leaving them out is fine. */
 const OPTIONAL: Record<MessageType, string[]> = {
-  prepare: ['cookie'],
+  prepare: ['cookie', 'pageFrom'],
   accept: ['value.excl', 'value.last'],
-  promise: ['page', 'pages', 'accepted[*].value.cookie', 'accepted[*].value.excl', 'accepted[*].value.last'],
+  promise: ['executedUpTo', 'pageFrom', 'more', 'accepted[*].value.cookie', 'accepted[*].value.excl', 'accepted[*].value.last'],
   accepted: [],
   nack: ['slot', 'reason'],
   learn: ['value.excl', 'value.last'],
@@ -21,7 +21,7 @@ const OPTIONAL: Record<MessageType, string[]> = {
   progress: ['config'],
   submit: ['items[*].excl', 'items[*].last'],
   executed: [],
-  aborted: ['leaderHint'],
+  aborted: ['leaderHint', 'busy'],
   recovered: [],
   'learner-event': [],
   'client-req': [],
@@ -42,7 +42,8 @@ const OPTIONAL: Record<MessageType, string[]> = {
   'snap-installed': ['error'],
   'log-truncate': [],
   'retain-truncate': [],
-  'exec-mark': ['fills[*].value.excl', 'fills[*].value.last', 'flush'],
+  'exec-mark': ['fills[*].value.excl', 'fills[*].value.last', 'flush', 'decided'],
+  'log-full': [],
   'config-change': ['cookie'],
   'config-proposal': ['cookie'],
   'config-result': ['epoch', 'members', 'slot', 'error', 'code', 'leaderHint', 'maybeChosen'],

@@ -30,6 +30,7 @@ import {
   snapshotterMachine,
 } from '@decree/snapshotter';
 import { BootstrapError, ConfigChangeError, NotLeaderError, ReplicaStoppedError, StaleReplicaError } from './errors.ts';
+import { type LocalReplay, replayLocalLog } from './local-replay.ts';
 
 export interface ReplicaOptions {
   /** value bytes in one promise message before it goes in pages (default 512 KiB) */
@@ -72,6 +73,11 @@ export interface CreateReplicaConfig {
   inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void);
   /** told about each snapshot skipped at start because it does not verify */
   onSnapshotCorrupt?: (name: string, err: Error) => void;
+  /**
+   * One line for each event an operator must see (the store failed or is full, a contract broke):
+   * the replica app logs it. Status and statistics show the same.
+   */
+  log?: (level: 'info' | 'warn' | 'error', msg: string, obj?: Record<string, unknown>) => void;
   /** TEST ONLY: a broken acceptor that forgets its promises (for the simulator's self-test) */
   brokenForgetPromise?: boolean;
 }
@@ -257,6 +263,10 @@ export class Replica {
   private nextForwardId = 1;
   /** errors the state machine threw while applying (counted; the replica keeps going) */
   readonly applyErrors: { slot: Slot; err: unknown }[] = [];
+  /** what the start replayed from the local log */
+  readonly replayed: LocalReplay | undefined;
+  private readonly logLine: CreateReplicaConfig['log'];
+  private readonly reported = new Map<string, number>();
 
   /** use createReplica() */
   constructor(
@@ -264,6 +274,8 @@ export class Replica {
     recovered: Awaited<ReturnType<AcceptorStore['recover']>>,
     /** the snapshot the state machine was restored from (createReplica does it) */
     restoredFrom?: SnapshotMeta,
+    /** the slots after it replayed from the local log (createReplica does it) */
+    replay?: LocalReplay,
   ) {
     this.id = cfg.id;
     this.ring = cfg.ring ?? 'default';
@@ -271,11 +283,14 @@ export class Replica {
     this.sm = cfg.stateMachine;
     this.store = cfg.storage;
     this.snapshots = cfg.snapshots ?? cfg.options?.makeSnapshotStore?.(cfg.id) ?? new MemorySnapshotStore();
-    const startSlot = restoredFrom?.slot ?? 0;
-    // the initial configuration stored at the first start (or by a bootstrap) wins over the given one
-    this.config = initialConfiguration(storedConfig0(recovered) ?? cfg.configuration, restoredFrom);
+    this.replayed = replay;
+    const startSlot = replay?.upTo ?? restoredFrom?.slot ?? 0;
+    // the initial configuration stored at the first start (or by a bootstrap) wins over the given one;
+    // a configuration change in the replayed log is newer still
+    this.config = replay?.config ?? initialConfiguration(storedConfig0(recovered) ?? cfg.configuration, restoredFrom);
     this.members = [...this.config.members];
     this.peers = [...new Set([...(cfg.peers ?? []), ...cfg.configuration.members, ...this.config.members])];
+    this.logLine = cfg.log;
     this.transport = cfg.transport;
     this.ownsBus = !cfg.bus;
     this.bus = cfg.bus ?? new Bus(this.env, cfg.transport);
@@ -295,6 +310,10 @@ export class Replica {
         store: this.store,
         recovered,
         send,
+        now,
+        executedUpTo: startSlot,
+        onStoreError: (err) => this.report('error', 'acceptor', `store failed: ${err.message}; this acceptor no longer votes`),
+        onStoreFull: (err) => this.report('warn', 'acceptor-full', `store full: ${err.message}; writes wait for a snapshot and truncation`),
         ...(this.sm.acceptMessageFrom ? { acceptMessageFrom: (r: ReplicaId, c: Uint8Array | undefined) => this.sm.acceptMessageFrom!(r, c) } : {}),
         ...(cfg.brokenForgetPromise ? { brokenForgetPromise: true } : {}),
         ...(cfg.options?.acceptor?.maxPromiseBytes ? { maxPromiseBytes: cfg.options.acceptor.maxPromiseBytes } : {}),
@@ -323,6 +342,7 @@ export class Replica {
         stateMachine: this.sm,
         options: cfg.options?.learner ?? {},
         executedUpTo: startSlot,
+        ...(replay?.slots.length ? { replayed: replay.slots } : {}),
         onApplyError: (err, slot) => {
           if (this.applyErrors.length < 100) this.applyErrors.push({ slot, err });
         },
@@ -395,6 +415,15 @@ export class Replica {
       }
     });
     reg('client', (m) => this.onClientMessage(m));
+  }
+
+  /** One log line per kind of event, at most every 10 s (a full store is retried every second). */
+  private report(level: 'info' | 'warn' | 'error', kind: string, msg: string): void {
+    const now = this.env.clock.now();
+    const last = this.reported.get(kind);
+    if (last !== undefined && now - last < 10_000) return;
+    this.reported.set(kind, now);
+    this.logLine?.(level, msg, { replica: this.id, ring: this.ring });
   }
 
   start(): void {
@@ -1051,7 +1080,13 @@ export async function createReplica(cfg: CreateReplicaConfig): Promise<Replica> 
   // the newest snapshot that verifies (a corrupt newest one falls back to the one before)
   const snap = await loadLatestValid(snapshots, (name, err) => cfg.onSnapshotCorrupt?.(name, err));
   if (snap) await cfg.stateMachine.restore((async function* () { yield snap.data; })());
-  const r = new Replica({ ...cfg, snapshots }, recovered, snap?.meta);
+  // local recovery first: the slots the replica's own log proves chosen, before any role starts
+  const replay = replayLocalLog(recovered, snap?.meta.slot ?? 0, cfg.stateMachine);
+  if (replay.slots.length > 0)
+    cfg.log?.('info', `replayed slots ${(snap?.meta.slot ?? 0) + 1}..${replay.upTo} from the local log`, {
+      replica: cfg.id, ring: cfg.ring ?? 'default', commands: replay.commands, ms: Math.round(replay.ms),
+    });
+  const r = new Replica({ ...cfg, snapshots }, recovered, snap?.meta, replay);
   r.start();
   return r;
 }

@@ -20,10 +20,12 @@ export interface SnapshotterOptions {
   /** snapshots kept in the store */
   keep: number;
   /**
-   * the log is truncated below (oldest kept snapshot's slot - truncateMargin): peers that far behind
-   * still catch up by log, and a fallback to an older snapshot still finds its log suffix locally
+   * the log is truncated below (oldest kept snapshot's slot - margin): peers that far behind still
+   * catch up by log, and a fallback to an older snapshot still finds its log suffix locally. The
+   * margin is at most truncateMargin slots and at most truncateMarginBytes of slot values.
    */
   truncateMargin: number;
+  truncateMarginBytes: number;
   /** payload bytes per transfer chunk */
   chunkBytes: number;
   /** chunks in flight (sent, not yet acknowledged) per transfer */
@@ -41,6 +43,7 @@ export const DEFAULT_SNAPSHOTTER_OPTIONS: SnapshotterOptions = {
   everyBytes: 64 << 20,
   keep: 2,
   truncateMargin: 1_000,
+  truncateMarginBytes: 8 << 20,
   chunkBytes: 256 << 10,
   window: 8,
   retryMs: 200,
@@ -136,6 +139,8 @@ export interface SnapshotterStats {
   transfersStartedOver: number;
   installed: number;
   bytesReceived: number;
+  /** the acceptor's store asked for room */
+  logFull: number;
 }
 
 export interface SnapshotterData {
@@ -150,6 +155,14 @@ export interface SnapshotterData {
   holding: boolean;
   lastSlot: Slot;
   lastBytes: number;
+  /** applied bytes at each kept snapshot's slot (for the byte margin) */
+  keptBytes: Map<Slot, number>;
+  /** (slot, applied bytes) every truncateMarginBytes/16 applied, ascending: where the byte margin falls */
+  samples: { slot: Slot; bytes: number }[];
+  /** the store asked for room (log-full): the next truncation goes below the newest snapshot, no margin */
+  pressure: boolean;
+  /** the slot the applied bytes count from (the snapshot this replica started from) */
+  readonly startSlot: Slot;
   capturingSlot: Slot;
   /** the configuration as of capturingSlot, read at the capture (the learner goes on before the save) */
   capturingConfig: Configuration | undefined;
@@ -176,6 +189,7 @@ export type SnapshotterEvent =
   | { type: 'serve-loaded'; to: ReplicaId; xfer: number; snap: Snapshot | undefined; next: number; slot: Slot; crc: number }
   | { type: 'install-done'; meta: SnapshotMeta | undefined; slot: Slot; err?: unknown }
   | { type: 'need-snapshot'; from: ReplicaId; below: Slot }
+  | MessageOf<'log-full'>
   | { type: 'copy-from'; peer: ReplicaId | undefined; resolve(slot: Slot): void; reject(e: Error): void }
   | { type: 'snapshot-now'; resolve(m: SnapshotMeta | undefined): void; reject(e: Error): void }
   | { type: 'pause' }
@@ -284,23 +298,61 @@ function releaseHold(d: SnapshotterData): void {
  * (minus the margin), so that falling back to it (the newest is found corrupt at a restart) still
  * finds the log suffix after it.
  */
-function kept(d: SnapshotterData, slot: Slot): void {
+function kept(d: SnapshotterData, slot: Slot, bytes: number): void {
   if (!d.kept.includes(slot)) d.kept.push(slot);
+  if (!d.keptBytes.has(slot)) d.keptBytes.set(slot, bytes);
   d.kept.sort((a, b) => b - a);
   d.kept.length = Math.min(d.kept.length, Math.max(1, d.opts.keep));
+  for (const s of d.keptBytes.keys()) if (!d.kept.includes(s)) d.keptBytes.delete(s);
   d.input.store.prune(d.opts.keep).catch((e) => log(d, 'snapshot prune failed', e));
-  const below = d.kept[d.kept.length - 1]! - d.opts.truncateMargin;
+  truncate(d);
+}
+
+/**
+ * Lets the log go below the oldest kept snapshot minus the margin (slots and bytes), or below the
+ * newest one when the store asked for room. The log then holds about
+ * (keep - 1)·everyBytes + truncateMarginBytes + what was applied since the newest snapshot.
+ */
+export function truncationPoint(d: SnapshotterData): Slot {
+  if (d.kept.length === 0) return 0;
+  if (d.pressure) return d.kept[0]!;
+  const oldest = d.kept[d.kept.length - 1]!;
+  const at = d.keptBytes.get(oldest) ?? -1;
+  // the bytes below a snapshot this replica did not take in this run are unknown: no margin there
+  if (at < 0) return oldest;
+  let below = oldest - d.opts.truncateMargin;
+  const floorBytes = at - d.opts.truncateMarginBytes;
+  if (floorBytes > 0) {
+    // the lowest sampled slot at most truncateMarginBytes below the oldest snapshot
+    const s = d.samples.find((x) => x.bytes >= floorBytes && x.slot <= oldest);
+    below = Math.max(below, s ? s.slot : oldest);
+  } else below = Math.max(below, d.startSlot); // applied bytes count from the start: nothing older is known
+  return Math.max(0, Math.min(below, oldest));
+}
+
+function truncate(d: SnapshotterData): void {
+  const below = truncationPoint(d);
+  d.pressure = false;
   if (below > d.stats.truncatedBelow) {
     d.stats.truncatedBelow = below;
     d.input.truncate(below);
+    while (d.samples.length > 0 && d.samples[0]!.slot < below) d.samples.shift();
   }
+}
+
+/** Remembers where the applied bytes stood, every truncateMarginBytes/16 (bounded: the log is). */
+function sample(d: SnapshotterData, slot: Slot, bytes: number): void {
+  const last = d.samples[d.samples.length - 1];
+  if (last && (slot <= last.slot || bytes - last.bytes < d.opts.truncateMarginBytes / 16)) return;
+  d.samples.push({ slot, bytes });
+  if (d.samples.length > 4096) d.samples.splice(0, d.samples.length - 4096);
 }
 
 function afterSave(d: SnapshotterData, meta: SnapshotMeta): void {
   d.stats.saved++;
   d.lastSlot = Math.max(d.lastSlot, meta.slot);
   if (!d.latest || meta.slot >= d.latest.slot) d.latest = meta;
-  kept(d, meta.slot);
+  kept(d, meta.slot, meta.slot === d.capturingSlot ? d.lastBytes : 0);
 }
 
 // ------------------------------------------------------------------ serving a transfer
@@ -564,7 +616,8 @@ function installDone(d: SnapshotterData, e: Extract<SnapshotterEvent, { type: 'i
     d.input.stateMachine.stateCopied?.(e.slot, e.meta.name);
     // older local snapshots are behind the installed state: only it counts for truncation
     d.kept = [];
-    kept(d, e.slot);
+    d.samples = [];
+    kept(d, e.slot, -1);
   }
   endFetch(d, e.slot);
 }
@@ -602,6 +655,7 @@ export const snapshotterMachine = setup({
     isDue: ({ context: d, event }) => {
       const e = event as Extract<SnapshotterEvent, { type: 'executed' }>;
       if (e.requested) d.requested = true;
+      sample(d, e.slot, e.bytes);
       return dueAndAccepted(d, e.slot, e.bytes);
     },
     /** slots applied while the last snapshot was being taken may already make the next one due */
@@ -614,7 +668,19 @@ export const snapshotterMachine = setup({
       capture(d, e.slot, e.bytes, self);
     },
     noteRequest: ({ context: d, event }) => {
-      if ((event as Extract<SnapshotterEvent, { type: 'executed' }>).requested) d.requested = true;
+      const e = event as Extract<SnapshotterEvent, { type: 'executed' }>;
+      sample(d, e.slot, e.bytes);
+      if (e.requested) d.requested = true;
+    },
+    /**
+     * The acceptor's store is (nearly) full: a snapshot now, and the next truncation below it with no
+     * margin; with nothing new to snapshot, truncate below the newest snapshot at once.
+     */
+    logFull: ({ context: d }) => {
+      d.stats.logFull++;
+      d.pressure = true;
+      if (d.input.executedUpTo() > d.lastSlot) d.requested = true;
+      else truncate(d);
     },
     /** on demand, outside the learner's execution: the state is as of the executed slot */
     captureNow: ({ context: d, event, self }) => {
@@ -698,6 +764,10 @@ export const snapshotterMachine = setup({
     holding: false,
     lastSlot: input.initial?.slot ?? 0,
     lastBytes: 0,
+    keptBytes: new Map(input.initial ? [[input.initial.slot, -1]] : []),
+    samples: [],
+    pressure: false,
+    startSlot: input.initial?.slot ?? 0,
     capturingSlot: 0,
     capturingConfig: undefined,
     latest: input.initial,
@@ -707,7 +777,7 @@ export const snapshotterMachine = setup({
     nextXfer: 1,
     stats: {
       taken: 0, saved: 0, refused: 0, failed: 0, truncatedBelow: 0, chunksSent: 0, chunksReceived: 0, badChunks: 0,
-      transfersServed: 0, transfersStartedOver: 0, installed: 0, bytesReceived: 0,
+      transfersServed: 0, transfersStartedOver: 0, installed: 0, bytesReceived: 0, logFull: 0,
     },
     nowWaiters: [],
     stopped: false,
@@ -723,6 +793,7 @@ export const snapshotterMachine = setup({
         'snap-chunk': { actions: 'chunk' },
         'install-done': { actions: 'installDone' },
         'need-snapshot': { actions: 'needSnapshot' },
+        'log-full': { actions: 'logFull' },
         'copy-from': { actions: 'copyFrom' },
         'snapshot-now': { actions: 'snapshotNow' }, // busy: the next round after this one
         pause: { actions: 'pause' },

@@ -28,7 +28,10 @@ export class MemoryStore implements AcceptorStore {
 
   async recover(): Promise<RecoveredState> {
     const s = this.state;
-    return { promised: s.promised, accepted: new Map(s.accepted), truncatedBelow: s.truncatedBelow, meta: new Map(s.meta) };
+    return {
+      promised: s.promised, accepted: new Map(s.accepted), truncatedBelow: s.truncatedBelow, meta: new Map(s.meta),
+      chosen: new Map(s.chosen),
+    };
   }
 
   append(records: readonly StoreRecord[], done: (err: Error | null) => void): void {

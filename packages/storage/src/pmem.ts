@@ -6,6 +6,7 @@ import {
   type RecoveredState,
   type StoreRecord,
   type StoreStats,
+  type StoreUsage,
   applyRecord,
   copyRecoveredState,
   emptyRecoveredState,
@@ -77,12 +78,15 @@ export class PmemStore implements AcceptorStore {
   private truncPending = 0;
   /** truncation point the head was last moved for */
   private compactedFor = 0;
+  /** room kept free for checkpoints: a full log can always record a truncation and move its head */
+  private readonly reserveBytes: number;
   private drained: Array<() => void> = [];
 
   constructor(opts: PmemStoreOptions) {
     CONTRACTS && requires(typeof opts.path === 'string' && opts.path.length > 0, 'PmemStore needs a path');
     this.path = opts.path;
     this.capacity = opts.capacity ?? 64 << 20;
+    this.reserveBytes = Math.min(1 << 20, Math.max(1 << 10, Math.floor(this.capacity / 64)));
     this.keepChosen = opts.keepChosen ?? false;
   }
 
@@ -154,7 +158,7 @@ export class PmemStore implements AcceptorStore {
     this.log = log;
     this.durable = state;
     this.truncPending = state.truncatedBelow;
-    this.compactedFor = 0;
+    this.compactedFor = 0; // the first commit moves the head past what the recovered truncation point dropped
     this.recovered = true;
     return copyRecoveredState(state);
   }
@@ -176,11 +180,18 @@ export class PmemStore implements AcceptorStore {
     this.kick();
   }
 
+  /** The head moves past the log below `slot` with the next commit (a checkpoint records the point). */
   truncateBelow(slot: number): void {
     CONTRACTS && requires(Number.isSafeInteger(slot) && slot >= 0, 'truncateBelow takes a slot');
     if (slot <= this.truncPending || this.closed || this.failed || !this.recovered) return;
     this.truncPending = slot;
-    this.append([{ t: 'truncate', below: slot }], () => {});
+    this.kick();
+  }
+
+  /** Bytes between head and tail, of the circular area's capacity. */
+  usage(): StoreUsage | undefined {
+    const log = this.log;
+    return log ? { usedBytes: log.tail - log.head, capacityBytes: log.capacity } : undefined;
   }
 
   private kick(): void {
@@ -190,7 +201,7 @@ export class PmemStore implements AcceptorStore {
   }
 
   private async flushLoop(): Promise<void> {
-    while (!this.failed && (this.pending.length > 0 || this.compactedFor < this.durable.truncatedBelow)) {
+    while (!this.failed && (this.pending.length > 0 || this.compactedFor < this.truncPending)) {
       const batch = this.pending.splice(0);
       let err: Error | null = null;
       try {
@@ -207,6 +218,8 @@ export class PmemStore implements AcceptorStore {
           });
         }
       }
+      // full: the callers hold their records and retry after a truncation (never spin here)
+      if (err instanceof StorageFullError && this.pending.length === 0) break;
       await null; // appends made by the callbacks join the next batch
     }
     if (this.failed) {
@@ -217,69 +230,64 @@ export class PmemStore implements AcceptorStore {
     for (const f of this.drained.splice(0)) f();
   }
 
-  /** The head position that drops every unit whose accepts are all below the durable truncation point. */
-  private reclaimableHead(): { head: number; units: number } {
-    const below = this.durable.truncatedBelow;
+  /** The head position that drops every unit whose accepts are all below `below`. */
+  private reclaimableHead(below: number): { head: number; units: number } {
     let n = 0;
     while (n < this.units.length && this.units[n]!.maxAcceptSlot < below) n++;
     const log = this.log!;
     return { head: n < this.units.length ? this.units[n]!.start : log.tail, units: n };
   }
 
-  private async commitBatch(batch: Pending[]): Promise<void> {
+  /**
+   * Moves the head past every unit below the truncation point `below`, in one commit that also
+   * writes a checkpoint (promise, meta, truncate below) at the tail: after it, the log needs nothing
+   * it dropped. It needs only the checkpoint's room (the reserve), so it works on a full log.
+   */
+  private async compact(below: number): Promise<void> {
     const log = this.log!;
-    let payloads: Uint8Array[] = [];
-    for (const p of batch) for (const x of p.payloads) payloads.push(x);
-    let head = log.head;
-    let dropUnits = 0;
+    const { head, units } = this.reclaimableHead(below);
     const start = log.tail;
-    const tryAppend = (withCheckpoint: boolean): boolean => {
-      const all = withCheckpoint ? [...checkpointRecords(this.durable).map(encodeRecord), ...payloads] : payloads;
-      try {
-        log.appendMany(all);
-        return true;
-      } catch (e) {
-        if ((e as NativeError).code === 'ELOGFULL') return false;
-        throw mapNativeError(e, this.path, 'append');
-      }
-    };
-    // move the head when a new truncation point is durable, or when the log is full
-    let compact = this.compactedFor < this.durable.truncatedBelow;
-    let ok: boolean;
-    if (compact) ok = tryAppend(true);
-    else {
-      ok = tryAppend(false);
-      if (!ok && this.reclaimableHead().head > log.head) {
-        compact = true;
-        ok = tryAppend(true);
-      }
+    const cp = checkpointRecords({ ...this.durable, truncatedBelow: below }).map(encodeRecord);
+    try {
+      log.appendMany(cp);
+    } catch (e) {
+      this.compactedFor = below; // tried; the next truncation tries again
+      if ((e as NativeError).code === 'ELOGFULL')
+        throw new StorageFullError(this.path, `no room for a checkpoint in the circular log (${log.capacity} bytes)`);
+      throw mapNativeError(e, this.path, 'append');
     }
-    if (compact) {
-      const r = this.reclaimableHead();
-      head = r.head;
-      dropUnits = r.units;
-    }
-    if (!ok) {
-      if (!compact || head === log.head) throw new StorageFullError(this.path, `append of ${payloads.length} records: the circular log (${log.capacity} bytes) is full; truncate below a snapshot or recreate it bigger`);
-      // make room first: a checkpoint-only commit that moves the head, then the batch
-      payloads = [];
-      if (!tryAppend(true)) throw new StorageFullError(this.path, 'no room even for a checkpoint');
-      await this.commit(log.tentativeTail, head, start, dropUnits, []);
-      this.compactedFor = this.durable.truncatedBelow;
-      for (const p of batch) for (const x of p.payloads) payloads.push(x);
-      if (!tryAppend(false)) throw new StorageFullError(this.path, `append of ${payloads.length} records: the circular log (${log.capacity} bytes) is full even after moving its head`);
-      await this.commit(log.tentativeTail, log.head, log.tail, 0, batch);
-      return;
-    }
-    if (log.tentativeTail === start && head === log.head) {
-      if (compact) this.compactedFor = this.durable.truncatedBelow;
-      return; // nothing to write: everything before is durable already
-    }
-    await this.commit(log.tentativeTail, head, start, dropUnits, batch);
-    if (compact) this.compactedFor = this.durable.truncatedBelow;
+    await this.commit(log.tentativeTail, head, start, units, [], [{ t: 'truncate', below }]);
+    this.compactedFor = below;
   }
 
-  private async commit(upTo: number, head: number, start: number, dropUnits: number, batch: Pending[]): Promise<void> {
+  private async commitBatch(batch: Pending[]): Promise<void> {
+    const log = this.log!;
+    if (this.compactedFor < this.truncPending) await this.compact(this.truncPending);
+    const payloads: Uint8Array[] = [];
+    let need = 0;
+    let data = false;
+    for (const p of batch) {
+      for (const x of p.payloads) payloads.push(x);
+      need += p.bytes;
+      if (!data) data = p.records.some((r) => r.t === 'accept' || r.t === 'chosen');
+    }
+    if (payloads.length === 0) return; // nothing to write: everything before is durable already
+    // the last reserveBytes are kept for checkpoints and truncations, so a full log can always make room
+    const free = log.capacity - (log.tentativeTail - log.head);
+    if (data && free - need < this.reserveBytes)
+      throw new StorageFullError(this.path, `append of ${payloads.length} records (${need} bytes): the circular log (${log.capacity} bytes, ${free} free) is full until a snapshot lets it be truncated`);
+    const start = log.tail;
+    try {
+      log.appendMany(payloads);
+    } catch (e) {
+      if ((e as NativeError).code === 'ELOGFULL')
+        throw new StorageFullError(this.path, `append of ${payloads.length} records: the circular log (${log.capacity} bytes) is full`);
+      throw mapNativeError(e, this.path, 'append');
+    }
+    await this.commit(log.tentativeTail, log.head, start, 0, batch);
+  }
+
+  private async commit(upTo: number, head: number, start: number, dropUnits: number, batch: Pending[], extra: StoreRecord[] = []): Promise<void> {
     const log = this.log!;
     const t0 = performance.now();
     try {
@@ -295,6 +303,7 @@ export class PmemStore implements AcceptorStore {
     this.st.bytes += upTo - start;
     this.units.splice(0, dropUnits);
     const unit: Unit = { start, end: upTo, maxAcceptSlot: -1 };
+    for (const r of extra) applyRecord(this.durable, r);
     for (const p of batch) {
       this.st.records += p.records.length;
       for (const r of p.records) {

@@ -74,6 +74,8 @@ interface Pending {
   payloads: Uint8Array[];
   bytes: number;
   done: (err: Error | null) => void;
+  /** no accept or chosen records (promises, meta, truncation): may use a segment's reserved tail */
+  control: boolean;
 }
 
 interface Spare {
@@ -181,6 +183,8 @@ export class FileWalStore implements AcceptorStore {
   private closed = false;
   private failed: Error | null = null;
   private truncPending = 0;
+  /** the tail of each segment kept for control records (a truncation on a full disk) */
+  private readonly reserveBytes: number;
   private dropping: Promise<void> = Promise.resolve();
   private drained: Array<() => void> = [];
 
@@ -193,6 +197,7 @@ export class FileWalStore implements AcceptorStore {
     this.segmentBytes = Math.max(opts.segmentBytes ?? 64 << 20, 4096);
     this.maxBatchBytes = Math.max(opts.maxBatchBytes ?? Math.floor(this.segmentBytes / 4), 1024);
     this.preallocate = opts.preallocate ?? true;
+    this.reserveBytes = Math.min(64 << 10, Math.floor(this.segmentBytes / 16));
     this.faults = opts.faults;
   }
 
@@ -417,12 +422,12 @@ export class FileWalStore implements AcceptorStore {
   }
 
   private async roll(): Promise<void> {
-    let spare = this.spare;
+    const early = this.spare;
     this.spare = null;
-    if (!spare) spare = this.makeSpare(this.nextIndex);
     let s: Spare;
     try {
-      s = await spare;
+      // a spare made ahead of need may have failed then (a full disk) and succeed now
+      s = await (early ?? this.makeSpare(this.nextIndex)).catch((e: unknown) => (early ? this.makeSpare(this.nextIndex) : Promise.reject(e)));
     } catch (e) {
       throw e instanceof StorageError ? e : fsError(e, this.dir, 'preallocate segment');
     }
@@ -441,23 +446,34 @@ export class FileWalStore implements AcceptorStore {
     this.st.appends++;
     if (records.length === 0) {
       // nothing to write, but done must still mean "everything before is durable": queue it
-      this.pending.push({ records, payloads: [], bytes: 0, done });
+      this.pending.push({ records, payloads: [], bytes: 0, done, control: true });
     } else {
       const payloads = records.map(encodeRecord);
       let bytes = 0;
       for (const p of payloads) bytes += WAL_FRAME_HEADER_BYTES + p.length;
-      this.pending.push({ records, payloads, bytes, done });
+      const control = records.every((r) => r.t !== 'accept' && r.t !== 'chosen');
+      this.pending.push({ records, payloads, bytes, done, control });
     }
     this.kick();
   }
 
+  /**
+   * Records the truncation point ahead of the appends queued (it commutes with them: an accept
+   * below it is dropped either way), in the segment's reserved tail if need be, so that a full disk
+   * can always free whole segments.
+   */
   truncateBelow(slot: number): void {
     CONTRACTS && requires(Number.isSafeInteger(slot) && slot >= 0, 'truncateBelow takes a slot');
     if (slot <= this.truncPending || this.closed || this.failed) return;
     this.truncPending = slot;
-    this.append([{ t: 'truncate', below: slot }], (err) => {
+    const records: StoreRecord[] = [{ t: 'truncate', below: slot }];
+    const payloads = records.map(encodeRecord);
+    const done = (err: Error | null) => {
       if (!err) this.dropSegments();
-    });
+    };
+    this.st.appends++;
+    this.pending.unshift({ records, payloads, bytes: WAL_FRAME_HEADER_BYTES + payloads[0]!.length, done, control: true });
+    this.kick();
   }
 
   private kick(): void {
@@ -468,10 +484,16 @@ export class FileWalStore implements AcceptorStore {
 
   private async flushLoop(): Promise<void> {
     while (this.pending.length > 0 && !this.failed) {
-      // take as many whole appends as fit one write
+      // take as many whole appends as fit one write (control records alone when they lead: they may
+      // use a segment's reserved tail when the disk has no room for the next segment)
       let bytes = 0;
       let n = 0;
-      while (n < this.pending.length && (n === 0 || bytes + this.pending[n]!.bytes <= this.maxBatchBytes)) bytes += this.pending[n++]!.bytes;
+      const control = this.pending[0]!.control;
+      while (
+        n < this.pending.length &&
+        (n === 0 || (bytes + this.pending[n]!.bytes <= this.maxBatchBytes && (!control || this.pending[n]!.control)))
+      )
+        bytes += this.pending[n++]!.bytes;
       const batch = this.pending.splice(0, n);
       try {
         await this.writeBatch(batch, bytes);
@@ -502,7 +524,9 @@ export class FileWalStore implements AcceptorStore {
   private async writeBatch(batch: Pending[], bytes: number): Promise<void> {
     const seg = this.segments[this.segments.length - 1];
     let pre: Uint8Array[] = [];
-    const needRoll = !seg || (this.writePos > WAL_HEADER_BYTES && this.writePos + bytes > this.segmentBytes);
+    const control = batch.every((p) => p.control);
+    const limit = control ? this.segmentBytes : this.segmentBytes - this.reserveBytes;
+    const needRoll = !seg || (this.writePos > WAL_HEADER_BYTES && this.writePos + bytes > limit);
     if (needRoll) await this.roll(); // throws StorageFullError etc.; nothing was written
     if (this.writePos === WAL_HEADER_BYTES) {
       // first batch of a segment: re-state promise / truncation / meta so older segments can go
