@@ -374,7 +374,8 @@ export class KvServer {
       if (hasWrite) conn.lastToken = Math.max(conn.lastToken, this.o.backend.writeToken?.() ?? 0);
       for (let i = 0; i < ops.length; i++) ops[i]!.resolve(resultBuffer(results[i]));
     } catch (e) {
-      const msg = (e as { code?: string }).code === 'NOT_LEADER' ? NOT_LEADER(e) : `ERR ${(e as Error).message}`;
+      const code = (e as { code?: string }).code;
+      const msg = code === 'NOT_LEADER' ? NOT_LEADER(e) : code === 'BUSY' ? `TRYAGAIN ${(e as Error).message}` : `ERR ${(e as Error).message}`;
       const b = one((w) => w.error(msg));
       for (const o of ops) o.resolve(b);
     }

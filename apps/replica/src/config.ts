@@ -20,6 +20,26 @@ export const ClusterConfig = z.strictObject({
   /** data directory; each replica uses <dataDir>/<id>/<ring> */
   dataDir: z.string().min(1).default('./data'),
   storage: z.enum(['wal', 'memory', 'pmem']).default('wal'),
+  /**
+   * storage "pmem": size of the circular log of each replica and ring in MiB, when it is created (an
+   * existing log keeps the size it was created with). Snapshots are taken often enough to keep it
+   * at most half full (docs/snapshots.md); a full log makes writes wait, it never fails them.
+   */
+  pmemSizeMiB: z.number().int().min(8).max(1_048_576).default(64),
+  /**
+   * When snapshots are taken and how much log is kept (docs/snapshots.md "Bounded log"). Defaults:
+   * every 10,000 slots or 64 MiB of commands (storage pmem: an eighth of pmemSizeMiB), the newest 2
+   * kept, the log kept down to 1,000 slots or 8 MiB (pmem: a sixteenth) below the older of them.
+   */
+  snapshots: z
+    .strictObject({
+      everySlots: z.number().int().min(0).optional(),
+      everyMiB: z.number().positive().optional(),
+      keep: z.number().int().min(1).max(100).optional(),
+      marginSlots: z.number().int().min(0).optional(),
+      marginMiB: z.number().min(0).optional(),
+    })
+    .optional(),
   transport: z.enum(['tcp', 'nats', 'shm', 'rdma']).default('tcp'),
   /** shared-memory rings between replicas of one host (transport "shm"): where the ring files live, bytes per ring */
   shm: z.strictObject({ dir: z.string().min(1).default('/dev/shm'), capacity: z.number().int().min(4096).optional() }).optional(),
@@ -150,9 +170,34 @@ export function parseConfig(raw: unknown, source = 'config'): ClusterConfig {
   if (c.election.maxMs < c.election.minMs) issues.push(`${source}: election.maxMs: must be >= election.minMs (${c.election.minMs})`);
   if (c.election.heartbeatMs * 2 > c.election.minMs) issues.push(`${source}: election.heartbeatMs: must be at most half of election.minMs`);
   if (c.transport === 'nats' && !c.nats) issues.push(`${source}: nats: required when transport is "nats"`);
+  if (c.storage === 'pmem') {
+    const sn = snapshotPolicy(c);
+    const needMiB = (sn.keep * sn.everyBytes + sn.truncateMarginBytes) / (1 << 20);
+    if (needMiB > c.pmemSizeMiB * 0.75)
+      issues.push(
+        `${source}: snapshots: with storage "pmem" the log must hold keep × everyMiB + marginMiB = ${needMiB} MiB in ` +
+          `three quarters of pmemSizeMiB (${c.pmemSizeMiB}): lower them or raise pmemSizeMiB`,
+      );
+  }
   if (c.tracing && c.tracing.exporter !== 'otlp') for (const k of ['endpoint', 'headers'] as const) if (c.tracing[k] !== undefined) issues.push(`${source}: tracing.${k}: only with exporter "otlp"`);
   if (issues.length) throw new ConfigError(issues.join('\n'), issues);
   return c;
+}
+
+/** The snapshotter options the config asks for (pmem: intervals scaled to the log's size). */
+export function snapshotPolicy(c: ClusterConfig): {
+  everySlots: number; everyBytes: number; keep: number; truncateMargin: number; truncateMarginBytes: number;
+} {
+  const s = c.snapshots ?? {};
+  const MiB = 1 << 20;
+  const pmem = c.storage === 'pmem';
+  return {
+    everySlots: s.everySlots ?? 10_000,
+    everyBytes: Math.round((s.everyMiB ?? (pmem ? Math.min(64, c.pmemSizeMiB / 8) : 64)) * MiB),
+    keep: s.keep ?? 2,
+    truncateMargin: s.marginSlots ?? 1_000,
+    truncateMarginBytes: Math.round((s.marginMiB ?? (pmem ? Math.min(8, c.pmemSizeMiB / 16) : 8)) * MiB),
+  };
 }
 
 export function loadConfig(path: string): ClusterConfig {

@@ -3,13 +3,13 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { Bus, realEnv, type Transport } from '@decree/bus';
 import type { AcceptorStore } from '@decree/protocol';
-import { ConfigChangeError, NotLeaderError, createReplica, type Replica } from '@decree/replica';
+import { BusyError, ConfigChangeError, NotLeaderError, createReplica, type Replica } from '@decree/replica';
 import { FileSnapshotStore, MemorySnapshotStore, type SnapshotStore } from '@decree/snapshotter';
 import { FileWalStore, MemoryStore, PmemStore } from '@decree/storage';
 import { KvMachine } from '@decree/kv-machine';
 import { createTcpTransport } from '@decree/transport-tcp';
 import { KvServer } from '@decree/app-kv';
-import type { ClusterConfig } from './config.ts';
+import { type ClusterConfig, snapshotPolicy } from './config.ts';
 import { startStatusServer, type StatusServer } from './status.ts';
 import { instrumentBus } from '@decree/telemetry';
 
@@ -43,7 +43,7 @@ function makeStore(cfg: ClusterConfig, id: string, ring: string): AcceptorStore 
       return new MemoryStore();
     case 'pmem':
       mkdirSync(dir, { recursive: true });
-      return new PmemStore({ path: join(dir, 'pmem.log') });
+      return new PmemStore({ path: join(dir, 'pmem.log'), capacity: cfg.pmemSizeMiB << 20 });
     default:
       return new FileWalStore({ dir });
   }
@@ -122,7 +122,9 @@ async function executeWithRetry(replica: Replica, cmds: readonly Uint8Array[], b
     try {
       return await replica.execute(cmds);
     } catch (e) {
-      if (!(e instanceof NotLeaderError) || e.maybeExecuted || Date.now() >= end) throw e;
+      // busy: refused before it was proposed (the log waits for room): the client waits a little
+      const retry = (e instanceof NotLeaderError && !e.maybeExecuted) || e instanceof BusyError;
+      if (!retry || Date.now() >= end) throw e;
       await new Promise((r) => setTimeout(r, 50));
     }
   }
@@ -145,23 +147,32 @@ export async function startNode(cfg: ClusterConfig, id: string, o: StartNodeOpti
   for (const ring of cfg.rings) {
     const sm = new KvMachine();
     machines.set(ring, sm);
+    const storage = makeStore(cfg, id, ring);
     const replica = await createReplica({
       id,
       ring,
       configuration: { members },
       peers,
-      storage: makeStore(cfg, id, ring),
+      storage,
       snapshots: makeSnapshots(cfg, id, ring),
       stateMachine: sm,
       bus,
       env,
+      log: (level, msg, obj) => o.log[level](obj ?? {}, msg),
       options: {
         elector: { electionTimeoutMinMs: cfg.election.minMs, electionTimeoutMaxMs: cfg.election.maxMs, heartbeatMs: cfg.election.heartbeatMs },
         proposer: { maxInflightSlots: cfg.batching.maxInflightSlots, maxBatchCmds: cfg.batching.maxBatchCmds },
+        snapshotter: snapshotPolicy(cfg),
       },
       ...(o.inspect ? { inspect: o.inspect } : {}),
     });
     replicas.set(ring, replica);
+    const info = storage instanceof PmemStore ? storage.logInfo() : null;
+    if (info && info.capacity !== cfg.pmemSizeMiB << 20)
+      o.log.warn(
+        { replica: id, ring, capacityMiB: info.capacity / (1 << 20), pmemSizeMiB: cfg.pmemSizeMiB },
+        `the pmem log was created with ${info.capacity / (1 << 20)} MiB; pmemSizeMiB ${cfg.pmemSizeMiB} applies to a new log only`,
+      );
   }
   const first = cfg.rings[0]!;
   const replica = replicas.get(first)!;
@@ -210,7 +221,7 @@ export async function startNode(cfg: ClusterConfig, id: string, o: StartNodeOpti
   const clientAddress = await kv.listen();
   let status: StatusServer | undefined;
   if (me.statusPort !== undefined) {
-    const stats = (transport as { stats?: () => { bytesIn: number; bytesOut: number } }).stats;
+    const stats = (transport as { stats?: () => { bytesIn: number; bytesOut: number; controlDrops?: number; bulkDrops?: number } }).stats;
     status = await startStatusServer({
       replicas: [...replicas.values()],
       host: me.host,

@@ -8,11 +8,14 @@
  * it executed (meta `executed`) and every executed value the acceptor did not hold (`chosen`
  * records). Up to that slot a slot's chosen value is its `chosen` record, else the acceptor's
  * highest-ballot accepted value (the learner executed that very value, so it is the chosen one).
+ * Beyond it, the learner's last Decide (meta `decided`) proves the values accepted at its ballot or
+ * above, up to its slot: the same rule a restarting replica replays by (`replayLocalLog`).
  */
 import { cpSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { EXECUTED_META, type Configuration, type RecoveredState, type SlotValue, decodeSlotMeta } from '@decree/protocol';
+import { DECIDED_META, EXECUTED_META, type Configuration, type RecoveredState, type SlotValue, decodeDecidedMeta, decodeSlotMeta } from '@decree/protocol';
+import { provenValue } from '@decree/replica';
 import { FileWalStore, PmemStore } from '@decree/storage';
 import { KvMachine } from '@decree/kv-machine';
 import { FileSnapshotStore, type SnapshotMeta } from '@decree/snapshotter';
@@ -84,7 +87,10 @@ export async function replay(o: ReplayOptions): Promise<ReplayResult> {
   const metas = existsSync(join(o.dir, 'snapshots')) ? await snaps.list() : [];
   const executed = decodeSlotMeta(state.meta.get(EXECUTED_META));
   const newestSnap = metas[0]?.slot ?? 0;
-  const provenUpTo = Math.max(executed, newestSnap);
+  const decided = decodeDecidedMeta(state.meta.get(DECIDED_META));
+  let provenUpTo = Math.max(executed, newestSnap);
+  // the last durable Decide may prove more: a run of values accepted at its ballot or above
+  if (decided) while (provenUpTo < decided.upTo && provenValue(state, provenUpTo + 1, executed, decided)) provenUpTo++;
   const toSlot = o.toSlot ?? provenUpTo;
   if (toSlot > provenUpTo)
     throw new ReplayError(`slot ${toSlot} is beyond what this log proves chosen: the replica had executed up to slot ${provenUpTo} (replay up to it, or use a peer's data directory)`);
@@ -111,9 +117,8 @@ export async function replay(o: ReplayOptions): Promise<ReplayResult> {
   let commands = 0;
   let filled = 0;
   for (let s = start; s <= toSlot; s++) {
-    const fill = state.chosen?.get(s);
-    if (fill) filled++;
-    const v: SlotValue | undefined = fill ?? state.accepted.get(s)?.value;
+    if (state.chosen?.has(s)) filled++;
+    const v: SlotValue | undefined = provenValue(state, s, executed, decided);
     if (v === undefined) throw new ReplayError(`slot ${s} is missing from the log (it was executed, but its value is not here)`);
     if (v.k === 'batch') {
       for (const c of v.cmds) {

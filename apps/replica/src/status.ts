@@ -12,7 +12,7 @@ export interface StatusServerOptions {
   /** 0 picks a free port */
   port: number;
   /** transport byte counters (TcpTransport.stats()) */
-  transportStats?: () => { bytesIn: number; bytesOut: number };
+  transportStats?: () => { bytesIn: number; bytesOut: number; controlDrops?: number; bulkDrops?: number };
   log?: (level: 'warn' | 'error', msg: string, obj?: object) => void;
 }
 

@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it, type ExpectStatic } from 'vitest';
-import { ConfigError, parseConfig } from '../src/config.ts';
+import { ConfigError, parseConfig, snapshotPolicy } from '../src/config.ts';
 import { CLI, NODE_ARGS, ROOT, exitOf, freePorts, issuesOf, killAll, tempDir, track } from './helpers.ts';
 
 const tmp = tempDir('cfg');
@@ -44,6 +44,17 @@ describe('parseConfig', () => {
     expect(c.secret).toBeUndefined();
   });
 
+  it('derives the snapshot policy; with pmem, from the log size', () => {
+    const MiB = 1 << 20;
+    expect(snapshotPolicy(parseConfig(good()))).toEqual({
+      everySlots: 10_000, everyBytes: 64 * MiB, keep: 2, truncateMargin: 1_000, truncateMarginBytes: 8 * MiB,
+    });
+    const p = parseConfig(good({ storage: 'pmem', pmemSizeMiB: 128 }));
+    expect(p.pmemSizeMiB).toBe(128);
+    expect(snapshotPolicy(p)).toMatchObject({ everyBytes: 16 * MiB, truncateMarginBytes: 8 * MiB });
+    expect(parseConfig(good({ storage: 'pmem' })).pmemSizeMiB).toBe(64);
+  });
+
   it('accepts an rdma section', () => {
     const rdma = { device: 'mlx5_0', port: 1, gidIndex: 3, capacity: 1 << 20 };
     expect(parseConfig(good({ transport: 'rdma', rdma })).rdma).toEqual(rdma);
@@ -76,6 +87,15 @@ describe('parseConfig', () => {
     ['a heartbeat too slow for the timeout', good({ election: { minMs: 300, maxMs: 600, heartbeatMs: 200 } }), [/^c\.json: election\.heartbeatMs: /]],
     ['a short secret', good({ secret: 'short' }), [/^c\.json: secret: /]],
     ['duplicate rings', good({ rings: ['a', 'a'] }), [/^c\.json: rings: duplicate ring id/]],
+    ['a pmem log smaller than 8 MiB', good({ storage: 'pmem', pmemSizeMiB: 4 }), [/^c\.json: pmemSizeMiB: .*8/]],
+    ['a pmem size that is not a whole number', good({ storage: 'pmem', pmemSizeMiB: 12.5 }), [/^c\.json: pmemSizeMiB: /]],
+    [
+      'snapshots too far apart for the pmem log',
+      good({ storage: 'pmem', pmemSizeMiB: 64, snapshots: { everyMiB: 32 } }),
+      [/^c\.json: snapshots: with storage "pmem" the log must hold keep × everyMiB \+ marginMiB = 68 MiB in three quarters of pmemSizeMiB \(64\)/],
+    ],
+    ['an unknown snapshots field', good({ snapshots: { every: 5 } }), [/^c\.json: snapshots\.every: unknown field$/]],
+    ['snapshots.keep of 0', good({ snapshots: { keep: 0 } }), [/^c\.json: snapshots\.keep: /]],
     [
       'bad rdma settings',
       good({ transport: 'rdma', rdma: { device: '', port: 0, gidIndex: 256, capacity: 5000, dev: 'x' } }),

@@ -64,6 +64,12 @@ export interface AcceptorData {
   truncatedBelow: Slot;
   /** the executed slot last recorded (meta `executed`) */
   markedUpTo: Slot;
+  /**
+   * How far this replica's learner executed in this run (from its exec-marks; at start, what the
+   * snapshot and the local replay gave it): promises report it. Not the durable mark, which may
+   * be ahead of what this run can serve.
+   */
+  executedUpTo: Slot;
   /** records waiting for the next group commit, and the replies that wait for them */
   pendingRecords: StoreRecord[];
   pendingReplies: Message[];
@@ -162,7 +168,7 @@ export function handlePrepare(d: AcceptorData, m: MessageOf<'prepare'>): void {
     return;
   }
   raisePromise(d, m.ballot);
-  const executedUpTo = d.markedUpTo;
+  const executedUpTo = d.executedUpTo;
   const start = Math.max(m.fromSlot, m.pageFrom ?? m.fromSlot);
   const accepted: AcceptedEntry[] = [];
   let more: Slot | undefined;
@@ -262,6 +268,7 @@ export const acceptorMachine = setup({
     execMark: ({ context: d, event, self }) => {
       const m = event as MessageOf<'exec-mark'>;
       for (const f of m.fills) d.pendingRecords.push({ t: 'chosen', slot: f.slot, value: f.value });
+      if (m.upTo > d.executedUpTo) d.executedUpTo = m.upTo;
       if (m.upTo > d.markedUpTo) {
         d.markedUpTo = m.upTo;
         setMeta(d, { t: 'meta', key: EXECUTED_META, value: encodeSlotMeta(m.upTo) });
@@ -320,7 +327,8 @@ export const acceptorMachine = setup({
     promised: input.recovered.promised,
     accepted: new Map(input.recovered.accepted),
     truncatedBelow: input.recovered.truncatedBelow,
-    markedUpTo: Math.max(decodeSlotMeta(input.recovered.meta.get(EXECUTED_META)), input.executedUpTo ?? 0),
+    markedUpTo: decodeSlotMeta(input.recovered.meta.get(EXECUTED_META)),
+    executedUpTo: input.executedUpTo ?? decodeSlotMeta(input.recovered.meta.get(EXECUTED_META)),
     pendingRecords: [],
     pendingReplies: [],
     writing: false,

@@ -344,3 +344,28 @@ export const ROLE_OF: { readonly [T in MessageType]: Role } = {
 };
 
 export const MESSAGE_TYPES = Object.keys(ROLE_OF) as MessageType[];
+
+/**
+ * The lane a transport carries a message in. `control` (heartbeats, votes, prepares, accepts and
+ * their answers, decides, reads, everything small) is written ahead of `bulk`: promises with
+ * entries, catch-up replies, snapshot chunks and forwarded client batches, whose size would
+ * otherwise delay an election or a commit. Bulk transfers are pulled or acknowledged by their
+ * receiver, so a bulk message dropped on a full lane is asked for again.
+ */
+export type Lane = 'control' | 'bulk';
+export function laneOf(m: Message): Lane {
+  switch (m.type) {
+    case 'promise':
+      return m.accepted.length > 0 ? 'bulk' : 'control';
+    case 'catchup-rep':
+      return m.entries.length > 0 ? 'bulk' : 'control';
+    case 'snap-chunk':
+    case 'snap-data':
+    case 'snap-install':
+    case 'client-req':
+    case 'client-rep':
+      return 'bulk';
+    default:
+      return 'control';
+  }
+}

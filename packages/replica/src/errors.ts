@@ -14,6 +14,18 @@ export class NotLeaderError extends Error {
   }
 }
 
+/**
+ * The leader refused the commands before proposing them: its queue is full because the pipeline is
+ * stalled (a full store waiting for a snapshot, a slow majority). They did not execute: retry later.
+ */
+export class BusyError extends Error {
+  readonly code = 'BUSY';
+  constructor() {
+    super("the leader is busy: its queue is full while the log waits for room or a majority; try again");
+    this.name = 'BusyError';
+  }
+}
+
 export class ReplicaStoppedError extends Error {
   readonly code = 'STOPPED';
   constructor() {

@@ -1,2 +1,3 @@
 export * from './replica.ts';
 export * from './errors.ts';
+export * from './local-replay.ts';

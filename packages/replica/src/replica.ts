@@ -14,11 +14,12 @@ import {
   sameMembers,
   type LeaderRole,
   type StoreStats,
+  type StoreUsage,
 } from '@decree/protocol';
 import { Bus, type Env, type Transport, realEnv } from '@decree/bus';
 import { acceptorMachine } from '@decree/acceptor';
 import { proposerMachine, type ProposerOptions } from '@decree/proposer';
-import { holdLearner, learnerMachine, type LearnerOptions } from '@decree/learner';
+import { DEFAULT_LEARNER_OPTIONS, holdLearner, learnerMachine, type LearnerOptions } from '@decree/learner';
 import { electorMachine, type ElectorOptions } from '@decree/elector';
 import { type ConfigManagerOptions, configManagerMachine } from '@decree/config-manager';
 import {
@@ -26,10 +27,11 @@ import {
   type SnapshotMeta,
   type SnapshotStore,
   type SnapshotterOptions,
+  DEFAULT_SNAPSHOTTER_OPTIONS,
   loadLatestValid,
   snapshotterMachine,
 } from '@decree/snapshotter';
-import { BootstrapError, ConfigChangeError, NotLeaderError, ReplicaStoppedError, StaleReplicaError } from './errors.ts';
+import { BootstrapError, BusyError, ConfigChangeError, NotLeaderError, ReplicaStoppedError, StaleReplicaError } from './errors.ts';
 import { type LocalReplay, replayLocalLog } from './local-replay.ts';
 
 export interface ReplicaOptions {
@@ -111,6 +113,16 @@ export interface ReplicaStatistics {
   elections: number;
   leaderships: number;
   log: StoreStats;
+  /** used/capacity bytes of a store of fixed capacity (pmem) */
+  logUsage: StoreUsage | undefined;
+  /** the acceptor: 'serving', 'full' (writes wait for room) or 'failed'; writes refused as full, replies dropped while full */
+  acceptor: { state: string; fullWrites: number; droppedReplies: number; promisePages: number };
+  /** submissions refused as busy (the leader's queue was full), accepts resent, promise pages pulled */
+  busyRefusals: number;
+  acceptResends: number;
+  promisePagesPulled: number;
+  /** messages the bus could not deliver (no handler, no transport) */
+  busDrops: number;
   catchupRequests: number;
   applyErrors: number;
   snapshots: {
@@ -340,7 +352,7 @@ export class Replica {
         configuration: this.config,
         peers: this.peers,
         stateMachine: this.sm,
-        options: cfg.options?.learner ?? {},
+        options: retainWindow(cfg.options),
         executedUpTo: startSlot,
         ...(replay?.slots.length ? { replayed: replay.slots } : {}),
         onApplyError: (err, slot) => {
@@ -513,7 +525,7 @@ export class Replica {
         return;
       }
       case 'aborted': {
-        const err = new NotLeaderError(m.leaderHint ?? this.currentLeader(), m.maybeChosen);
+        const err = m.busy ? new BusyError() : new NotLeaderError(m.leaderHint ?? this.currentLeader(), m.maybeChosen);
         for (const id of m.ids) this.settle(id, undefined, err);
         return;
       }
@@ -557,7 +569,9 @@ export class Replica {
         if (!f) return;
         this.forwards.delete(m.id);
         this.env.clock.clearTimeout(f.timer);
-        if (m.error !== undefined) f.reject(m.error === 'NOT_LEADER' ? new NotLeaderError(m.leaderHint, m.maybeExecuted !== false) : new Error(m.error));
+        if (m.error === 'NOT_LEADER') f.reject(new NotLeaderError(m.leaderHint, m.maybeExecuted !== false));
+        else if (m.error === 'BUSY') f.reject(new BusyError());
+        else if (m.error !== undefined) f.reject(new Error(m.error));
         else f.resolve((m.results ?? []).map((r) => (r === null ? undefined : r)));
         return;
       }
@@ -708,7 +722,9 @@ export class Replica {
         reply(
           e instanceof NotLeaderError
             ? { error: 'NOT_LEADER', maybeExecuted: e.maybeExecuted, ...(e.leaderHint ? { leaderHint: e.leaderHint } : {}) }
-            : { error: e.message },
+            : e instanceof BusyError
+              ? { error: 'BUSY', maybeExecuted: false }
+              : { error: e.message },
         ),
     );
   }
@@ -924,6 +940,7 @@ export class Replica {
     const sn = this.snapshotter.getSnapshot().context;
     const l = this.learner.getSnapshot().context.stats;
     const p = this.proposer.getSnapshot().context.stats;
+    const a = this.acceptor.getSnapshot().context;
     return {
       commandsExecuted: l.commandsExecuted,
       slotsExecuted: l.slotsExecuted,
@@ -934,6 +951,12 @@ export class Replica {
       elections: p.elections,
       leaderships: p.leaderships,
       log: this.store.stats(),
+      logUsage: this.store.usage?.(),
+      acceptor: { state: stateName(this.acceptor), fullWrites: a.stats.fullWrites, droppedReplies: a.stats.droppedReplies, promisePages: a.stats.promisePages },
+      busyRefusals: p.busyRefusals,
+      acceptResends: p.acceptResends,
+      promisePagesPulled: p.promisePagesPulled,
+      busDrops: this.bus.dropped,
       catchupRequests: l.catchupRequests,
       applyErrors: l.applyErrors,
       snapshots: {
@@ -1022,6 +1045,20 @@ export class Replica {
 }
 
 const CONFIG0 = 'config0';
+
+/**
+ * The learner keeps executed slots to serve peers' catch-up. It must hold at least everything above
+ * the newest snapshot (two intervals and the margin, to be safe): a peer missing a slot either gets
+ * it from there or finds it under a snapshot it can install, never neither.
+ */
+function retainWindow(o: ReplicaOptions | undefined): Partial<LearnerOptions> {
+  const l = { ...DEFAULT_LEARNER_OPTIONS, ...o?.learner };
+  const sn = { ...DEFAULT_SNAPSHOTTER_OPTIONS, ...o?.snapshotter };
+  const retainSlots = sn.everySlots > 0 ? Math.max(l.retainSlots, 2 * sn.everySlots + sn.truncateMargin) : l.retainSlots;
+  const retainBytes = sn.everyBytes > 0 ? Math.max(l.retainBytes, 2 * sn.everyBytes + sn.truncateMarginBytes) : l.retainBytes;
+  // an explicit setting wins (tests shrink the window to force catch-up by snapshot)
+  return { retainSlots, retainBytes, ...o?.learner };
+}
 
 
 /** The initial configuration stored in the log (first start, or a bootstrap), if readable. */

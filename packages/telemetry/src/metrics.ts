@@ -18,13 +18,19 @@ export interface MetricsReplica {
     leaderships: number;
     log: { bytes: number; records: number };
     snapshots: { latestSlot: Slot; truncatedBelow: Slot; taken: number; installed: number };
+    logUsage?: { usedBytes: number; capacityBytes: number } | undefined;
+    acceptor?: { state: string; fullWrites: number; droppedReplies: number };
+    busyRefusals?: number;
+    busDrops?: number;
   };
   readonly proposer: { getSnapshot(): { context: { nextSlot: Slot; chosenUpTo: Slot } } };
 }
 
 export interface ReplicaMetricsOptions {
   /** transport byte counters (TcpTransport.stats()), when the transport has them */
-  transportStats?: () => { bytesIn: number; bytesOut: number; framesIn?: number; framesOut?: number };
+  transportStats?: () => {
+    bytesIn: number; bytesOut: number; framesIn?: number; framesOut?: number; controlDrops?: number; bulkDrops?: number; drops?: number;
+  };
   /** clock for latencies, ms (default performance.now) */
   now?: () => number;
   /** bound on the submissions whose start time is remembered (default 65536) */
@@ -55,7 +61,15 @@ export const METRIC_NAMES = [
   'decree_executed_slot',
   'decree_chosen_slot',
   'decree_transport_bytes_total',
+  'decree_messages_dropped_total',
+  'decree_acceptor_state',
+  'decree_store_full_total',
+  'decree_store_used_bytes',
+  'decree_store_capacity_bytes',
+  'decree_busy_refusals_total',
 ] as const;
+
+const ACCEPTOR_STATES = ['serving', 'full', 'failed'] as const;
 
 /**
  * Registers a replica's metrics on `meter` (OTel metrics API): counters and gauges read from
@@ -138,6 +152,17 @@ export function instrumentReplicaMetrics(replica: MetricsReplica, meter: Meter, 
     meter.createObservableCounter('decree_transport_bytes_total', { description: 'bytes through the transport, by direction', unit: 'By' }),
   ] as const;
   const [cmds, slots, inflight, logBytes, logSlots, snapAgeSlots, snapAgeSec, changes, elections, leaderships, isLeader, executed, chosen, bytes] = observables;
+  const extra = [
+    meter.createObservableCounter('decree_messages_dropped_total', {
+      description: 'messages dropped: a full transport lane (lane=control|bulk), undeliverable on the bus (lane=bus), replies held while the store was full (lane=held-reply)',
+    }),
+    meter.createObservableGauge('decree_acceptor_state', { description: '1 for the acceptor state this replica is in (serving, full: writes wait for room, failed)' }),
+    meter.createObservableCounter('decree_store_full_total', { description: 'acceptor writes refused because the store was full' }),
+    meter.createObservableGauge('decree_store_used_bytes', { description: 'bytes used in a store of fixed capacity (pmem)', unit: 'By' }),
+    meter.createObservableGauge('decree_store_capacity_bytes', { description: 'capacity of a store of fixed capacity (pmem)', unit: 'By' }),
+    meter.createObservableCounter('decree_busy_refusals_total', { description: 'commands the leader refused as busy (its queue was full)' }),
+  ];
+  const [dropped, acceptorState, storeFull, storeUsed, storeCapacity, busy] = extra;
   const callback = (r: import('@opentelemetry/api').BatchObservableResult) => {
     const s = replica.statistics();
     checkLeader();
@@ -166,13 +191,26 @@ export function instrumentReplicaMetrics(replica: MetricsReplica, meter: Meter, 
     if (t) {
       r.observe(bytes, t.bytesIn, { ...attrs, direction: 'in' });
       r.observe(bytes, t.bytesOut, { ...attrs, direction: 'out' });
+      if (t.controlDrops !== undefined) r.observe(dropped!, t.controlDrops, { ...attrs, lane: 'control' });
+      if (t.bulkDrops !== undefined) r.observe(dropped!, t.bulkDrops, { ...attrs, lane: 'bulk' });
     }
+    if (s.busDrops !== undefined) r.observe(dropped!, s.busDrops, { ...attrs, lane: 'bus' });
+    if (s.acceptor) {
+      r.observe(dropped!, s.acceptor.droppedReplies, { ...attrs, lane: 'held-reply' });
+      for (const st of ACCEPTOR_STATES) r.observe(acceptorState!, s.acceptor.state === st ? 1 : 0, { ...attrs, state: st });
+      r.observe(storeFull!, s.acceptor.fullWrites, attrs);
+    }
+    if (s.logUsage) {
+      r.observe(storeUsed!, s.logUsage.usedBytes, attrs);
+      r.observe(storeCapacity!, s.logUsage.capacityBytes, attrs);
+    }
+    if (s.busyRefusals !== undefined) r.observe(busy!, s.busyRefusals, attrs);
   };
-  meter.addBatchObservableCallback(callback, [...observables]);
+  meter.addBatchObservableCallback(callback, [...observables, ...extra]);
   return {
     stop() {
       off();
-      meter.removeBatchObservableCallback(callback, [...observables]);
+      meter.removeBatchObservableCallback(callback, [...observables, ...extra]);
       started.clear();
     },
     get leaderChanges() {

@@ -20,7 +20,7 @@ describe('replica metrics', () => {
     const leader = c.waitForLeader();
     const reader = new PrometheusReader();
     const provider = new MeterProvider({ readers: [reader] });
-    const bytes = { bytesIn: 123, bytesOut: 456 };
+    const bytes = { bytesIn: 123, bytesOut: 456, controlDrops: 7, bulkDrops: 9 };
     const m = instrumentReplicaMetrics(c.replica(leader), provider.getMeter('decree'), { transportStats: () => bytes });
     for (let i = 0; i < 20; i++) await c.submitAndWait(enc(`k${i}`));
     // a snapshot makes the snapshot-age metrics appear
@@ -40,7 +40,15 @@ describe('replica metrics', () => {
       const res = await fetch(`http://127.0.0.1:${port}/metrics`);
       expect(res.headers.get('content-type')).toContain('text/plain');
       const text = await res.text();
-      for (const n of METRIC_NAMES) expect(text, n).toMatch(new RegExp(`^# TYPE ${n} `, 'm'));
+      // the store's used and capacity bytes exist only for a store of fixed capacity (pmem); this one is in memory
+      const fixedCapacityOnly = ['decree_store_used_bytes', 'decree_store_capacity_bytes'];
+      for (const n of METRIC_NAMES) if (!fixedCapacityOnly.includes(n)) expect(text, n).toMatch(new RegExp(`^# TYPE ${n} `, 'm'));
+      expect(text).not.toMatch(/^decree_store_used_bytes/m);
+      expect(value(text, 'decree_messages_dropped_total', 'lane="control"')).toBe(7);
+      expect(value(text, 'decree_messages_dropped_total', 'lane="bulk"')).toBe(9);
+      expect(value(text, 'decree_acceptor_state', 'state="serving"')).toBe(1);
+      expect(value(text, 'decree_acceptor_state', 'state="full"')).toBe(0);
+      expect(value(text, 'decree_store_full_total')).toBe(0);
       expect(value(text, 'decree_commands_executed_total')).toBeGreaterThanOrEqual(21);
       expect(value(text, 'decree_commit_latency_ms_count')).toBeGreaterThanOrEqual(21);
       expect(value(text, 'decree_batch_size_count')).toBeGreaterThanOrEqual(21);

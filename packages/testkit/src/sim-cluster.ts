@@ -1,7 +1,7 @@
 import { Bus, type Env, type Rng, SimNetwork, type SimNetworkOptions, SimScheduler } from '@decree/bus';
 import type { AcceptorStore, ReplicaId, StateMachine } from '@decree/protocol';
 import { MemoryStore } from '@decree/storage/memory';
-import { type CreateReplicaConfig, NotLeaderError, Replica, type ReplicaOptions } from '@decree/replica';
+import { type CreateReplicaConfig, NotLeaderError, Replica, type ReplicaOptions, replayLocalLog } from '@decree/replica';
 import { loadLatestValid } from '@decree/snapshotter';
 import { LogMachine } from './log-machine.ts';
 
@@ -70,6 +70,8 @@ export class SimCluster<SM extends StateMachine = LogMachine> {
     const snaps = this.opts.options?.makeSnapshotStore?.(id);
     const snap = snaps ? await loadLatestValid(snaps) : undefined;
     if (snap) await node.sm.restore((async function* () { yield snap.data; })());
+    // like createReplica: local recovery first (the slots the replica's own log proves chosen)
+    const replay = replayLocalLog(recovered, snap?.meta.slot ?? 0, node.sm);
     const replica = new Replica(
       {
         id,
@@ -86,6 +88,7 @@ export class SimCluster<SM extends StateMachine = LogMachine> {
       },
       recovered,
       snap?.meta,
+      replay,
     );
     replica.start();
     node.replica = replica;

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { promises as dnsPromises } from 'node:dns';
 import net from 'node:net';
 import tls from 'node:tls';
-import { CONTRACTS, decodeMessage, encodeMessage, invariant, requires, type Message, type ReplicaId } from '@decree/protocol';
+import { CONTRACTS, type Lane, decodeMessage, encodeMessage, invariant, laneOf, requires, type Message, type ReplicaId } from '@decree/protocol';
 import type { Transport } from '@decree/bus';
 import { EncodeOnce } from './encode-once.ts';
 import { FRAME_HEADER_BYTES, FrameReader, frames } from './framing.ts';
@@ -102,10 +102,18 @@ export interface TcpTransportOptions {
   lookup?: (host: string) => Promise<string>;
   /** largest frame payload accepted and sent (default 16 MiB) */
   maxFrameBytes?: number;
-  /** per-peer bound on bytes waiting to be written (default 8 MiB) */
+  /**
+   * per-peer bound on bytes waiting to be written in the control lane (default 8 MiB): heartbeats,
+   * votes, prepares, accepts, decides; they are written ahead of the bulk lane
+   */
   maxQueuedBytes?: number;
-  /** per-peer bound on messages waiting to be written (default 16384) */
+  /** per-peer bound on messages waiting to be written in each lane (default 16384) */
   maxQueuedMessages?: number;
+  /**
+   * per-peer bound on bytes waiting in the bulk lane (default 8 MiB): promise pages, catch-up
+   * replies, snapshot chunks, forwarded client batches (see `laneOf`); their receivers pull them
+   */
+  maxBulkQueuedBytes?: number;
   /** most bytes gathered into one socket write (default 1 MiB; one larger frame goes alone) */
   maxWriteBytes?: number;
   backoff?: BackoffOptions;
@@ -150,6 +158,11 @@ export interface PeerStats {
   readonly dials: boolean;
   readonly queuedMessages: number;
   readonly queuedBytes: number;
+  /** of queuedBytes: in the bulk lane */
+  readonly bulkQueuedBytes: number;
+  /** messages dropped because their lane was full, per lane (control drops cost liveness, never safety) */
+  readonly controlDrops: number;
+  readonly bulkDrops: number;
   /** bytes handed to the socket and not yet flushed to the kernel */
   readonly socketBufferedBytes: number;
   readonly framesOut: number;
@@ -173,6 +186,9 @@ export interface TransportStats {
   socketWrites: number;
   /** messages dropped: buffer full, no route, oversized, after close */
   drops: number;
+  /** of drops: a full lane (per lane) */
+  controlDrops: number;
+  bulkDrops: number;
   /** of which: no address and no connection for the destination */
   unroutable: number;
   reconnects: number;
@@ -197,6 +213,7 @@ export interface TransportStats {
 const DEFAULTS = {
   maxFrameBytes: 16 * 1024 * 1024,
   maxQueuedBytes: 8 * 1024 * 1024,
+  maxBulkQueuedBytes: 8 * 1024 * 1024,
   maxQueuedMessages: 16384,
   maxWriteBytes: 1024 * 1024,
   connectTimeoutMs: 5000,
@@ -263,11 +280,63 @@ class Conn {
   }
 }
 
-/** Outbound state for one peer replica: the bounded queue and the connection that drains it. */
-class Link {
+/** One bounded FIFO of encoded frames. */
+class LaneQueue {
   queue: Uint8Array[] = [];
   head = 0;
   queuedBytes = 0;
+  drops = 0;
+
+  get length(): number {
+    return this.queue.length - this.head;
+  }
+
+  push(payload: Uint8Array, size: number): void {
+    this.queue.push(payload);
+    this.queuedBytes += size;
+  }
+
+  /** Takes frames from the head up to `maxBytes` (at least one), framed into one buffer. */
+  take(maxBytes: number): { buf: Buffer; count: number; bytes: number } {
+    const from = this.head;
+    let to = from;
+    let bytes = 0;
+    while (to < this.queue.length) {
+      const n = this.queue[to]!.length + FRAME_HEADER_BYTES;
+      if (to > from && bytes + n > maxBytes) break;
+      bytes += n;
+      to++;
+    }
+    const buf = frames(this.queue, from, to);
+    for (let i = from; i < to; i++) this.queue[i] = EMPTY;
+    this.head = to;
+    this.queuedBytes -= bytes;
+    if (this.head === this.queue.length) {
+      this.queue = [];
+      this.head = 0;
+    } else if (this.head > 4096 && this.head * 2 > this.queue.length) {
+      this.queue = this.queue.slice(this.head);
+      this.head = 0;
+    }
+    return { buf, count: to - from, bytes };
+  }
+
+  clear(): number {
+    const n = this.length;
+    this.queue = [];
+    this.head = 0;
+    this.queuedBytes = 0;
+    return n;
+  }
+}
+
+/**
+ * Outbound state for one peer replica: two bounded lanes (control ahead of bulk) and the
+ * connection that drains them.
+ */
+class Link {
+  readonly control = new LaneQueue();
+  readonly bulk = new LaneQueue();
   conn: Conn | undefined;
   /** dialling (resolving, connecting or handshaking) */
   dialing = false;
@@ -286,7 +355,11 @@ class Link {
   ) {}
 
   get queuedMessages(): number {
-    return this.queue.length - this.head;
+    return this.control.length + this.bulk.length;
+  }
+
+  get queuedBytes(): number {
+    return this.control.queuedBytes + this.bulk.queuedBytes;
   }
 }
 
@@ -307,6 +380,7 @@ export class TcpTransport implements Transport {
   private readonly lookup: (host: string) => Promise<string>;
   private readonly maxFrameBytes: number;
   private readonly maxQueuedBytes: number;
+  private readonly maxBulkQueuedBytes: number;
   private readonly maxQueuedMessages: number;
   private readonly maxWriteBytes: number;
   private readonly copyFrames: boolean;
@@ -346,7 +420,9 @@ export class TcpTransport implements Transport {
     notMembers: 0,
   };
   /** counters of links forgotten by forget() */
-  private readonly retired = { framesOut: 0, bytesOut: 0, socketWrites: 0, drops: 0, reconnects: 0, connectFailures: 0 };
+  private readonly retired = {
+    framesOut: 0, bytesOut: 0, socketWrites: 0, drops: 0, reconnects: 0, connectFailures: 0, controlDrops: 0, bulkDrops: 0,
+  };
 
   constructor(opts: TcpTransportOptions) {
     const ids = typeof opts.self === 'string' ? [opts.self] : [...opts.self];
@@ -363,6 +439,7 @@ export class TcpTransport implements Transport {
     this.lookup = opts.lookup ?? (async (host) => (await dnsPromises.lookup(host)).address);
     this.maxFrameBytes = opts.maxFrameBytes ?? DEFAULTS.maxFrameBytes;
     this.maxQueuedBytes = opts.maxQueuedBytes ?? DEFAULTS.maxQueuedBytes;
+    this.maxBulkQueuedBytes = opts.maxBulkQueuedBytes ?? DEFAULTS.maxBulkQueuedBytes;
     this.maxQueuedMessages = opts.maxQueuedMessages ?? DEFAULTS.maxQueuedMessages;
     this.maxWriteBytes = opts.maxWriteBytes ?? DEFAULTS.maxWriteBytes;
     this.copyFrames = opts.copyFrames ?? true;
@@ -469,11 +546,11 @@ export class TcpTransport implements Transport {
       this.report('connect', `no address for replica ${msg.to} and no connection from it`, msg.to);
       return this.drop();
     }
-    this.enqueue(link, payload);
+    this.enqueue(link, payload, laneOf(msg));
   }
 
-  /** Sends an already encoded message (e.g. forwarded bytes) to `to`. */
-  sendEncoded(to: ReplicaId, payload: Uint8Array): void {
+  /** Sends an already encoded message (e.g. forwarded bytes) to `to`, in the lane given (default control). */
+  sendEncoded(to: ReplicaId, payload: Uint8Array, lane: Lane = 'control'): void {
     if (this.closing) return this.drop();
     if (payload.length > this.maxFrameBytes) return this.drop();
     const link = this.linkFor(to);
@@ -481,7 +558,7 @@ export class TcpTransport implements Transport {
       this.totals.unroutable++;
       return this.drop();
     }
-    this.enqueue(link, payload);
+    this.enqueue(link, payload, lane);
   }
 
   /** Whether the outbound link to `to` has completed its handshake and is open. */
@@ -515,11 +592,10 @@ export class TcpTransport implements Transport {
     this.links.delete(to);
     this.dirty.delete(link);
     if (link.timer) clearTimeout(link.timer);
-    for (const k of Object.keys(this.retired) as (keyof typeof this.retired)[]) this.retired[k] += link.stats[k];
-    this.retired.drops += link.queuedMessages;
-    link.queue = [];
-    link.head = 0;
-    link.queuedBytes = 0;
+    for (const k of ['framesOut', 'bytesOut', 'socketWrites', 'drops', 'reconnects', 'connectFailures'] as const) this.retired[k] += link.stats[k];
+    this.retired.controlDrops += link.control.drops;
+    this.retired.bulkDrops += link.bulk.drops;
+    this.retired.drops += link.control.clear() + link.bulk.clear();
     const c = link.conn;
     link.conn = undefined;
     if (c && !c.inbound) c.socket.destroy();
@@ -532,6 +608,8 @@ export class TcpTransport implements Transport {
     let bytesOut = this.retired.bytesOut;
     let socketWrites = this.retired.socketWrites;
     let drops = this.totals.drops + this.retired.drops;
+    let controlDrops = this.retired.controlDrops;
+    let bulkDrops = this.retired.bulkDrops;
     let reconnects = this.retired.reconnects;
     let connectFailures = this.retired.connectFailures;
     for (const [id, l] of this.links) {
@@ -539,6 +617,8 @@ export class TcpTransport implements Transport {
       bytesOut += l.stats.bytesOut;
       socketWrites += l.stats.socketWrites;
       drops += l.stats.drops;
+      controlDrops += l.control.drops;
+      bulkDrops += l.bulk.drops;
       reconnects += l.stats.reconnects;
       connectFailures += l.stats.connectFailures;
       peers[id] = {
@@ -546,6 +626,9 @@ export class TcpTransport implements Transport {
         dials: l.dials,
         queuedMessages: l.queuedMessages,
         queuedBytes: l.queuedBytes,
+        bulkQueuedBytes: l.bulk.queuedBytes,
+        controlDrops: l.control.drops,
+        bulkDrops: l.bulk.drops,
         socketBufferedBytes: l.conn && !l.conn.closed ? l.conn.socket.writableLength : 0,
         ...l.stats,
         attempt: l.attempt,
@@ -560,6 +643,8 @@ export class TcpTransport implements Transport {
       bytesOut,
       socketWrites,
       drops,
+      controlDrops,
+      bulkDrops,
       unroutable: t.unroutable,
       reconnects,
       connectFailures,
@@ -635,16 +720,22 @@ export class TcpTransport implements Transport {
     return Object.prototype.hasOwnProperty.call(p, id) ? p[id] : undefined;
   }
 
-  private enqueue(link: Link, payload: Uint8Array): void {
+  private enqueue(link: Link, payload: Uint8Array, lane: Lane): void {
     const size = payload.length + FRAME_HEADER_BYTES;
-    if (link.queuedMessages >= this.maxQueuedMessages || (link.queuedBytes + size > this.maxQueuedBytes && link.queuedMessages > 0)) {
+    const q = lane === 'bulk' ? link.bulk : link.control;
+    const bound = lane === 'bulk' ? this.maxBulkQueuedBytes : this.maxQueuedBytes;
+    if (q.length >= this.maxQueuedMessages || (q.queuedBytes + size > bound && q.length > 0)) {
+      // every message is retransmitted or pulled again by its receiver: a drop costs time, not safety
+      q.drops++;
       link.stats.drops++;
-      this.logLimited(`drop:${link.id}`, 'warn', { peer: link.id, queuedBytes: link.queuedBytes, queuedMessages: link.queuedMessages }, `outbound buffer to ${link.id} is full: dropping`);
+      this.logLimited(
+        `drop:${link.id}:${lane}`, 'warn', { peer: link.id, lane, queuedBytes: q.queuedBytes, queuedMessages: q.length, drops: q.drops },
+        `outbound ${lane} lane to ${link.id} is full: dropping`,
+      );
       return;
     }
-    link.queue.push(payload);
-    link.queuedBytes += size;
-    CONTRACTS && invariant(link.queuedBytes <= Math.max(this.maxQueuedBytes, size), 'outbound buffer within its byte bound');
+    q.push(payload, size);
+    CONTRACTS && invariant(q.queuedBytes <= Math.max(bound, size), 'outbound lane within its byte bound');
     if (link.conn?.ready) this.scheduleFlush(link);
   }
 
@@ -660,35 +751,20 @@ export class TcpTransport implements Transport {
     for (const l of links) this.flush(l);
   };
 
-  /** Writes queued frames, as few writes as the batch bound allows, until the socket pushes back. */
+  /**
+   * Writes queued frames until the socket pushes back: the control lane first, then the bulk lane,
+   * one write at a time, so a control message queued while bulk data is going out is next.
+   */
   private flush(link: Link): void {
     const c = link.conn;
     if (!c || !c.ready || c.closed) return;
     const s = c.socket;
-    while (link.head < link.queue.length) {
+    while (link.control.length > 0 || link.bulk.length > 0) {
       if (s.writableNeedDrain || s.destroyed) return; // 'drain' calls flush again
-      const from = link.head;
-      let to = from;
-      let bytes = 0;
-      while (to < link.queue.length) {
-        const n = link.queue[to]!.length + FRAME_HEADER_BYTES;
-        if (to > from && bytes + n > this.maxWriteBytes) break;
-        bytes += n;
-        to++;
-      }
-      const buf = frames(link.queue, from, to);
-      for (let i = from; i < to; i++) link.queue[i] = EMPTY;
-      link.head = to;
-      link.queuedBytes -= bytes;
-      if (link.head === link.queue.length) {
-        link.queue = [];
-        link.head = 0;
-      } else if (link.head > 4096 && link.head * 2 > link.queue.length) {
-        link.queue = link.queue.slice(link.head);
-        link.head = 0;
-      }
+      const q = link.control.length > 0 ? link.control : link.bulk;
+      const { buf, count, bytes } = q.take(this.maxWriteBytes);
       link.stats.socketWrites++;
-      link.stats.framesOut += to - from;
+      link.stats.framesOut += count;
       link.stats.bytesOut += bytes;
       s.write(buf);
     }

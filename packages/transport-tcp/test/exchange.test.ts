@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { MESSAGE_TYPES, type Message } from '@decree/protocol';
 import { createTcpTransport, type PeerAddress } from '../src/index.ts';
-import { makeMessage, node, waitFor, wire, type Node } from './helpers.ts';
+import { makeMessage, node, waitFor, wire, byLane, type Node } from './helpers.ts';
 
 const open: Node[] = [];
 afterEach(async () => {
@@ -14,7 +14,7 @@ async function mk(...args: Parameters<typeof node>): Promise<Node> {
 }
 
 describe('exchange', () => {
-  it('two transports exchange every message type in both directions, intact and in order', async () => {
+  it('two transports exchange every message type in both directions, intact and in order within each lane', async () => {
     const dir: Record<string, PeerAddress> = {};
     const a = await mk('a', dir);
     const b = await mk('b', dir);
@@ -25,9 +25,9 @@ describe('exchange', () => {
     for (const m of ab) a.t.send(m);
     for (const m of ba) b.t.send(m);
     await waitFor(() => a.got.length === ba.length && b.got.length === ab.length, 'all messages');
-    expect(b.got.map(wire)).toEqual(ab.map(wire));
-    expect(a.got.map(wire)).toEqual(ba.map(wire));
-    expect(b.got.map((m) => m.type)).toEqual(MESSAGE_TYPES);
+    expect(byLane(b.got)).toEqual(byLane(ab));
+    expect(byLane(a.got)).toEqual(byLane(ba));
+    expect(b.got.map((m) => m.type).sort()).toEqual([...MESSAGE_TYPES].sort());
     expect(a.t.isConnected('b')).toBe(true);
     expect(b.t.isConnected('a')).toBe(true);
     const sa = a.t.stats();
@@ -46,6 +46,7 @@ describe('exchange', () => {
     const nodes = await Promise.all(ids.map((id) => mk(id, dir)));
     ids.forEach((id, i) => (dir[id] = { host: '127.0.0.1', port: nodes[i]!.port }));
     const sent = new Map<string, string[]>(ids.map((id) => [id, []]));
+    const sentMsgs = new Map<string, Message[]>(ids.map((id) => [id, []]));
     for (let i = 0; i < 3; i++)
       for (let j = 0; j < 3; j++) {
         if (i === j) continue;
@@ -53,16 +54,17 @@ describe('exchange', () => {
           const m = makeMessage(t, ids[i]!, ids[j]!, `ring-${i}${j}`);
           nodes[i]!.t.send(m);
           sent.get(ids[j]!)!.push(wire(m));
+          sentMsgs.get(ids[j]!)!.push(m);
         }
       }
     await waitFor(() => nodes.every((n) => n.got.length === 2 * MESSAGE_TYPES.length), 'all pairs');
     for (let j = 0; j < 3; j++) {
       const got = nodes[j]!.got.map(wire);
       expect(got.slice().sort()).toEqual(sent.get(ids[j]!)!.slice().sort());
-      // per sender, order is kept
+      // per sender and lane, order is kept
       for (const from of ids) {
-        const fromGot = nodes[j]!.got.filter((m) => m.from === from).map(wire);
-        const fromSent = sent.get(ids[j]!)!.filter((w) => fromGot.includes(w));
+        const fromGot = byLane(nodes[j]!.got.filter((m) => m.from === from));
+        const fromSent = byLane(sentMsgs.get(ids[j]!)!.filter((m) => m.from === from));
         expect(fromGot).toEqual(fromSent);
       }
     }
@@ -82,7 +84,7 @@ describe('exchange', () => {
         a.t.send(m);
       }
     await waitFor(() => b.got.length === sent.length, 'all rings');
-    expect(b.got.map(wire)).toEqual(sent.map(wire));
+    expect(byLane(b.got)).toEqual(byLane(sent));
     expect(new Set(b.got.map((m) => m.ring)).size).toBe(50);
     expect(b.t.stats().inboundAccepted).toBe(1);
     expect(a.t.stats().peers.b!.connects).toBe(1);
@@ -163,5 +165,42 @@ describe('exchange', () => {
     expect(b.got[1]!.ring).toBe('again');
     expect(a.t.stats().framesOut).toBe(2);
     expect(b.t.stats().inboundAccepted).toBe(2);
+  });
+});
+
+describe('lanes: control ahead of bulk', () => {
+  it('a heartbeat sent after a burst of large snapshot chunks arrives before the last of them', async () => {
+    const dir: Record<string, PeerAddress> = {};
+    const a = await mk('a', dir);
+    const b = await mk('b', dir);
+    dir.b = { host: '127.0.0.1', port: b.port };
+    await a.t.whenConnected('b');
+    const chunk = (i: number): Message => ({
+      type: 'snap-chunk', ring: 'r', from: 'a', to: 'b', xfer: 1, slot: 9, members: ['a', 'b'], length: 0, crc: 0,
+      index: i, count: 6, chunkCrc: 0, data: new Uint8Array(1 << 20),
+    });
+    for (let i = 0; i < 6; i++) a.t.send(chunk(i));
+    a.t.send({ type: 'heartbeat', ring: 'r', from: 'a', to: 'b', ballot: { round: 1, leader: 'a' }, decidedUpTo: 0 });
+    await waitFor(() => b.got.length === 7, 'all seven');
+    const at = b.got.findIndex((m) => m.type === 'heartbeat');
+    expect(at).toBeLessThan(6); // not behind every chunk: the control lane went first
+    expect(b.got.filter((m) => m.type === 'snap-chunk').map((m) => (m as { index: number }).index)).toEqual([0, 1, 2, 3, 4, 5]);
+  });
+
+  it('a full bulk lane drops bulk messages (counted per lane) while control messages still go', async () => {
+    const dir: Record<string, PeerAddress> = {};
+    const a = await mk('a', dir, { maxBulkQueuedBytes: 3 << 20 });
+    const b = await mk('b', dir);
+    dir.b = { host: '127.0.0.1', port: b.port }; // not connected yet: everything queues
+    for (let i = 0; i < 6; i++)
+      a.t.send({
+        type: 'snap-chunk', ring: 'r', from: 'a', to: 'b', xfer: 1, slot: 9, members: [], length: 0, crc: 0,
+        index: i, count: 6, chunkCrc: 0, data: new Uint8Array(1 << 20),
+      });
+    for (let i = 0; i < 50; i++) a.t.send({ type: 'decide', ring: 'r', from: 'a', to: 'b', ballot: { round: 1, leader: 'a' }, upTo: i });
+    const st = a.t.stats();
+    expect(st.bulkDrops).toBe(4); // 1 MiB + framing each: two fit the 3 MiB bound
+    expect(st.controlDrops).toBe(0);
+    await waitFor(() => b.got.filter((m) => m.type === 'decide').length === 50, 'every decide');
   });
 });

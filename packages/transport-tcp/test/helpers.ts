@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { decodeMessage, encodeMessage, type Message, type MessageType, type ReplicaId } from '@decree/protocol';
+import { decodeMessage, encodeMessage, type Message, type MessageType, type ReplicaId, laneOf } from '@decree/protocol';
 import { anyMessage, normal, samples } from '../../protocol/test/arbitraries.ts';
 import { createTcpTransport, type TcpTransport, type TcpTransportOptions, type TransportError, type TransportLogger } from '../src/index.ts';
 
@@ -18,6 +18,15 @@ export function arbMessage(from: ReplicaId, to: ReplicaId, ring: string): fc.Arb
  * deliver exactly what the codec gives back locally.
  */
 export const wire = (m: Message): string => JSON.stringify(normal(decodeMessage(encodeMessage(m))));
+
+/**
+ * Messages in wire form per lane: order is kept within a lane (control is written ahead of bulk,
+ * so across lanes it is not).
+ */
+export const byLane = (ms: readonly Message[]): { control: string[]; bulk: string[] } => ({
+  control: ms.filter((m) => laneOf(m) === 'control').map(wire),
+  bulk: ms.filter((m) => laneOf(m) === 'bulk').map(wire),
+});
 
 export function captureLogger(): { lines: { level: string; msg: string; obj: object }[]; logger: TransportLogger } {
   const lines: { level: string; msg: string; obj: object }[] = [];

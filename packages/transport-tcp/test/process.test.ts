@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MESSAGE_TYPES } from '@decree/protocol';
 import type { PeerAddress } from '../src/index.ts';
-import { makeMessage, node, waitFor, wire, type Node } from './helpers.ts';
+import { byLane, makeMessage, node, waitFor, type Node } from './helpers.ts';
 
 const children: ChildProcess[] = [];
 const open: Node[] = [];
@@ -30,7 +30,7 @@ describe('across processes', () => {
     const sent = MESSAGE_TYPES.map((t) => makeMessage(t, 'a', 'e', `ring-${t}`));
     for (const m of sent) a.t.send(m);
     await waitFor(() => a.got.length === sent.length, 'echoes', 30_000);
-    expect(a.got.map((m) => wire({ ...m, from: 'a', to: 'e' }))).toEqual(sent.map(wire));
+    expect(byLane(a.got.map((m) => ({ ...m, from: 'a', to: 'e' })))).toEqual(byLane(sent));
     expect(a.got.every((m) => m.from === 'e' && m.to === 'a')).toBe(true);
     // the child dies: the link goes down, and the transport keeps retrying without crashing
     child.kill('SIGKILL');

@@ -355,7 +355,9 @@ export async function simulate(p: SimParams): Promise<SimReport> {
         `${t()} state ${id}: ${st.states.proposer}/${st.states.elector} leader=${st.leader ?? '-'} ballot=${p.ballot.round}.${p.ballot.leader} ` +
           `promised=${st.promised.round}.${st.promised.leader} executed=${st.executedUpTo} chosen=${st.chosenUpTo} applied=${c.sm(id).applied.length} ` +
           `config=${st.configEpoch}:${st.members.join(',')} truncated=${r.acceptor.getSnapshot().context.truncatedBelow} fromSlot=${p.fromSlot} ` +
-          `reprepare=${p.reprepare} pendingConfig=${p.pendingConfig?.slot ?? '-'} snapshots=${r.statistics().snapshots.installed}/${r.statistics().snapshots.latestSlot}`,
+          `reprepare=${p.reprepare} pendingConfig=${p.pendingConfig?.slot ?? '-'} snapshots=${r.statistics().snapshots.installed}/${r.statistics().snapshots.latestSlot} ` +
+          `awaiting=${p.awaitingCatchup} promises=${[...p.promises.keys()].join(',')} pages=${[...p.promisePages.keys()].join(',')} ` +
+          `marked=${r.acceptor.getSnapshot().context.markedUpTo} acceptor=${st.states.acceptor}`,
       );
     }
   }
