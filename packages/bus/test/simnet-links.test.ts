@@ -83,7 +83,8 @@ describe('SimNetwork links: bounded queues', () => {
   });
 
   it('one oversized message is accepted into an empty lane (as the TCP transport does), not behind others', () => {
-    const c = cluster(1, { links: { sizeOf: sizeFromTag, bandwidthBytesPerMs: 1000, lanes: [{ name: 'x', maxBytes: 5000 }] } });
+    const lanes = [{ name: 'x', maxBytes: 5000 }];
+    const c = cluster(1, { links: { sizeOf: sizeFromTag, bandwidthBytesPerMs: 1000, lanes } });
     c.send(decide('a', 'b', 1000)); // on the wire
     c.send(decide('a', 'b', 9000)); // alone in the lane: accepted although above the bound
     c.send(decide('a', 'b', 1001)); // behind it, over the bound: dropped
@@ -223,11 +224,15 @@ describe('SimNetwork links: crashes, cuts, determinism', () => {
 
 describe('estimateMessageSize', () => {
   const bytes = (n: number, fill = 7) => new Uint8Array(n).fill(fill);
-  const batch = (sizes: number[]): SlotValue => ({ k: 'batch', origin: 'r1', inc: 3, firstId: 1234, cmds: sizes.map((s) => bytes(s)) });
+  const batch = (sizes: number[]): SlotValue => ({
+    k: 'batch', origin: 'r1', inc: 3, firstId: 1234, cmds: sizes.map((s) => bytes(s)),
+  });
   const h = { ring: 'r', from: 'r1', to: 'r2' };
   const cases: [string, Message][] = [
     ['accept 100 KB', { type: 'accept', ...h, ballot: B, slot: 123456, value: batch([100_000]), decidedUpTo: 123455 }],
-    ['accept 64 small cmds', { type: 'accept', ...h, ballot: B, slot: 7, value: batch(new Array(64).fill(20)), decidedUpTo: 6 }],
+    ['accept 64 small cmds', {
+      type: 'accept', ...h, ballot: B, slot: 7, value: batch(new Array(64).fill(20)), decidedUpTo: 6,
+    }],
     ['promise page', {
       type: 'promise', ...h, ballot: B, fromSlot: 10, truncatedBelow: 5, page: 3, pages: 9,
       accepted: Array.from({ length: 40 }, (_, i) => ({ slot: 10 + i, ballot: B, value: batch([10_000, 30]) })),
