@@ -45,8 +45,10 @@ export function linkSummary<SM extends StateMachine>(c: SimCluster<SM>): string 
     .sort((x, y) => y[1] - x[1])
     .map(([t, n]) => `${t} ${n}`)
     .join(', ');
-  const lanes = s.lanes.map((l) => `${l.name}: sent ${l.sent} (${(l.sentBytes / 1e6).toFixed(1)} MB), full ${l.dropsFull}`);
-  return `links: drops full=${s.drops.full}${types ? ` (${types})` : ''} down=${s.drops.down} loss=${s.drops.loss}; ${lanes.join('; ')}`;
+  const mb = (b: number) => (b / 1e6).toFixed(1);
+  const lanes = s.lanes.map((l) => `${l.name}: sent ${l.sent} (${mb(l.sentBytes)} MB), full ${l.dropsFull}`);
+  const drops = `drops full=${s.drops.full}${types ? ` (${types})` : ''} down=${s.drops.down} loss=${s.drops.loss}`;
+  return `links: ${drops}; ${lanes.join('; ')}`;
 }
 
 export interface LivenessResult {
@@ -98,7 +100,8 @@ export async function checkLiveness<SM extends StateMachine>(
     c.run(Math.min(5, end - c.sched.now()));
     await drain();
   }
-  if (committedAt !== undefined) return { ok: true, leaderAfterMs: (leaderAt ?? committedAt) - t0, commitAfterMs: committedAt - t0 };
+  if (committedAt !== undefined)
+    return { ok: true, leaderAfterMs: (leaderAt ?? committedAt) - t0, commitAfterMs: committedAt - t0 };
   const rounds = c
     .up()
     .map((id) => `${id} ${rounds0.get(id) ?? '?'}->${c.replica(id).status().promised.round}`)
@@ -106,8 +109,8 @@ export async function checkLiveness<SM extends StateMachine>(
   const head =
     leaderAt === undefined
       ? `no leader after faults stopped: none within ${boundMs} ms (virtual) from t=${t0.toFixed(0)}`
-      : `no write committed after faults stopped: a leader since t=${leaderAt.toFixed(0)}, no commit within ${boundMs} ms ` +
-        `(virtual) from t=${t0.toFixed(0)}`;
+      : `no write committed after faults stopped: a leader since t=${leaderAt.toFixed(0)}, ` +
+        `no commit within ${boundMs} ms (virtual) from t=${t0.toFixed(0)}`;
   return {
     ok: false,
     ...(leaderAt !== undefined ? { leaderAfterMs: leaderAt - t0 } : {}),

@@ -2,7 +2,9 @@ import { type SimLinkOptions, type SimLinkStats, TCP_QUEUE_BYTES, TCP_QUEUE_MESS
 import { KvCommands, KvShareGroup } from '@decree/kv-machine';
 import type { ReplicaId } from '@decree/protocol';
 import { MemorySnapshotStore } from '@decree/snapshotter';
-import { SimCluster, SafetyViolation, checkAgreement, checkDurability, checkValidity, type AppliedEntry } from '@decree/testkit';
+import {
+  SimCluster, SafetyViolation, checkAgreement, checkDurability, checkValidity, type AppliedEntry,
+} from '@decree/testkit';
 import { SimDisk } from './disk.ts';
 import { checkLiveness, drain, linkSummary, replicaStates, runDrained } from './liveness.ts';
 import { RecordingKv, fingerprint } from './recording-machine.ts';
@@ -220,8 +222,8 @@ export async function simulateScale(p: ScaleParams): Promise<ScaleReport> {
         for (const d of disks.values()) maxUsedBytes = Math.max(maxUsedBytes, d.usedBytes());
       }
       trace.push(
-        `${t()} load: executed ${executed()} slots, acked ${acked.large} large (${(acked.largeBytes / 1e6).toFixed(0)} MB) ` +
-          `and ${acked.small} small commands`,
+        `${t()} load: executed ${executed()} slots, acked ${acked.large} large ` +
+          `(${(acked.largeBytes / 1e6).toFixed(0)} MB) and ${acked.small} small commands`,
       );
       if (executed() < goal) {
         trace.push(`${t()} load stopped at the ${maxLoadMs} ms cap short of slot ${goal}`);
@@ -247,7 +249,7 @@ export async function simulateScale(p: ScaleParams): Promise<ScaleReport> {
     const small = new Map<string, readonly AppliedEntry[]>();
     for (const [id, l] of logs) {
       const odd = l.find((e) => e.cmd.startsWith('#') && e.cmd !== largeTag);
-      if (odd) throw new SafetyViolation(`validity: ${id} applied ${odd.cmd} at slot ${odd.slot}, not the large value sent`);
+      if (odd) throw new SafetyViolation(`validity: ${id} applied ${odd.cmd} at slot ${odd.slot}, not the value sent`);
       small.set(id, l.filter((e) => !e.cmd.startsWith('#')));
     }
     checkValidity(small, submittedSmall);
