@@ -13,7 +13,10 @@ export interface ScaleParams {
   seed: number;
   /** cluster size (default 3) */
   n?: 3 | 5;
-  /** bytes of each large value (default 100 KiB); every large SET of one size shares one buffer */
+  /**
+   * bytes of a large value (default 100 KiB): three in four large SETs carry this many, one in four
+   * twice as many; every large SET of one size shares one buffer
+   */
   valueBytes?: number;
   /** slots to execute under load before the last whole-cluster restart (default 2000) */
   slots?: number;
@@ -88,8 +91,8 @@ export async function simulateScale(p: ScaleParams): Promise<ScaleReport> {
     bandwidthBytesPerMs: p.bandwidth ?? 125_000,
     ...(p.lanes === 2 ? twoLanes({ control: bounds, bulk: bounds }) : { lanes: [{ name: 'default', ...bounds }] }),
   };
-  const large = largeSet(valueBytes);
-  const largeTag = fingerprint(large);
+  const largeSizes = [valueBytes, valueBytes, valueBytes, 2 * valueBytes];
+  const largeTags = new Set(largeSizes.map((b) => fingerprint(largeSet(b))));
   const disks = new Map<ReplicaId, SimDisk>();
   const snapshotStores = new Map<ReplicaId, MemorySnapshotStore>();
   const share = new KvShareGroup();
@@ -143,7 +146,8 @@ export async function simulateScale(p: ScaleParams): Promise<ScaleReport> {
       if (!l) return;
       const seq = seqs[ci]!++;
       const isLarge = seq % 2 === 0;
-      const cmd = isLarge ? large : KvCommands.set(`k${ci}`, String(seq));
+      const bytes = isLarge ? rng.pick(largeSizes) : 0;
+      const cmd = isLarge ? largeSet(bytes) : KvCommands.set(`k${ci}`, String(seq));
       const tag = isLarge ? '' : tagOf(cmd);
       if (!isLarge) submittedSmall.add(tag);
       inflight[ci]!++;
@@ -159,7 +163,7 @@ export async function simulateScale(p: ScaleParams): Promise<ScaleReport> {
           () => {
             if (isLarge) {
               acked.large++;
-              acked.largeBytes += valueBytes;
+              acked.largeBytes += bytes;
             } else {
               acked.small++;
               ackedSmall.add(tag);
@@ -248,7 +252,7 @@ export async function simulateScale(p: ScaleParams): Promise<ScaleReport> {
     checkAgreement(logs);
     const small = new Map<string, readonly AppliedEntry[]>();
     for (const [id, l] of logs) {
-      const odd = l.find((e) => e.cmd.startsWith('#') && e.cmd !== largeTag);
+      const odd = l.find((e) => e.cmd.startsWith('#') && !largeTags.has(e.cmd));
       if (odd) throw new SafetyViolation(`validity: ${id} applied ${odd.cmd} at slot ${odd.slot}, not the value sent`);
       small.set(id, l.filter((e) => !e.cmd.startsWith('#')));
     }
