@@ -198,6 +198,13 @@ export async function simulateScale(p: ScaleParams): Promise<ScaleReport> {
     await c.crash(victim);
   };
 
+  const diskSummary = () => {
+    if (!p.diskBytes) return '';
+    const mb = (b: number) => (b / 1e6).toFixed(1);
+    const each = [...disks].map(([id, d]) => `${id} ${mb(d.usedBytes())} MB, ${d.fullErrors} appends refused`);
+    return `\n  disks of ${mb(p.diskBytes)} MB: ${each.join('; ')}`;
+  };
+
   const restartAll = async () => {
     restartsDone++;
     const logs = c.up().map((id) => `${id} executed ${c.replica(id).executedSlot()}`);
@@ -218,8 +225,21 @@ export async function simulateScale(p: ScaleParams): Promise<ScaleReport> {
     const loadEnd = c.sched.now() + maxLoadMs;
     for (let r = 1; r <= restarts; r++) {
       const goal = Math.round((targetSlots * r) / restarts);
+      let progress = { slot: executed(), at: c.sched.now() };
       while (executed() < goal && c.sched.now() < loadEnd) {
-        if (faultRate > 0 && rng.chance(faultRate)) await minorityFault();
+        if (faultRate > 0 && rng.chance(faultRate)) {
+          await minorityFault();
+          progress = { slot: executed(), at: c.sched.now() };
+        }
+        if (executed() > progress.slot) progress = { slot: executed(), at: c.sched.now() };
+        else if (c.sched.now() - progress.at > livenessMs) {
+          // no fault for livenessMs and nothing executed: the load itself wedged the cluster
+          throw new SafetyViolation(
+            `no write committed under load: executed stuck at slot ${progress.slot} for ${livenessMs} ms (virtual) ` +
+              `with no fault since t=${progress.at.toFixed(0)}\n  ${replicaStates(c).join('\n  ')}\n  ${linkSummary(c)}` +
+              diskSummary(),
+          );
+        }
         for (let ci = 0; ci < clients; ci++) topUp(ci);
         c.run(rng.int(1, 5));
         await drain();
@@ -239,7 +259,7 @@ export async function simulateScale(p: ScaleParams): Promise<ScaleReport> {
         ...(live.leaderAfterMs !== undefined ? { leaderAfterMs: live.leaderAfterMs } : {}),
         ...(live.commitAfterMs !== undefined ? { commitAfterMs: live.commitAfterMs } : {}),
       });
-      if (!live.ok) throw new SafetyViolation(live.message!);
+      if (!live.ok) throw new SafetyViolation(live.message! + diskSummary());
       trace.push(
         `${t()} after restart ${r}: leader after ${live.leaderAfterMs!.toFixed(0)} ms, ` +
           `a write committed after ${live.commitAfterMs!.toFixed(0)} ms`,
