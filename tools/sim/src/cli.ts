@@ -123,7 +123,8 @@ for (let s = o.startSeed; s < o.startSeed + o.seeds; s++) {
     const mb = (b: number) => (b / 1e6).toFixed(0);
     const disk = o.diskBytes ? ` disk max ${mb(r.disk.maxUsedBytes)} MB, full errors ${r.disk.fullErrors}` : '';
     console.log(
-      `seed ${s}: n=${r.n} slots=${r.slots} acked ${r.acked.large} large (${mb(r.acked.largeBytes)} MB) + ` +
+      `seed ${s}: n=${r.n} slots=${r.loadSlots} (${r.slots} at the end) ` +
+        `acked ${r.acked.large} large (${mb(r.acked.largeBytes)} MB) + ` +
         `${r.acked.small} small; restarts ${r.restarts} [${rec}]; ${drops};${disk} ` +
         `virtual ${(r.virtualMs / 1000).toFixed(1)} s, real ${((Date.now() - started) / 1000).toFixed(1)} s ` +
         `${r.ok ? 'ok' : 'VIOLATION'}`,

@@ -47,7 +47,8 @@ export interface ScaleReport {
   n: number;
   ok: boolean;
   violation?: string;
-  /** the highest executed slot at the end */
+  /** the highest executed slot before the last whole-cluster restart, and at the end */
+  loadSlots: number;
   slots: number;
   /** acknowledged commands (large, small) and the large values' bytes */
   acked: { large: number; small: number; largeBytes: number };
@@ -125,6 +126,7 @@ export async function simulateScale(p: ScaleParams): Promise<ScaleReport> {
   const recoveries: ScaleReport['recoveries'] = [];
   let faults = 0;
   let restartsDone = 0;
+  let loadSlots = 0;
   let maxUsedBytes = 0;
   let violation: string | undefined;
   const executed = () => Math.max(0, ...c.up().map((id) => c.replica(id).executedSlot()));
@@ -207,6 +209,7 @@ export async function simulateScale(p: ScaleParams): Promise<ScaleReport> {
 
   const restartAll = async () => {
     restartsDone++;
+    loadSlots = executed();
     const logs = c.up().map((id) => `${id} executed ${c.replica(id).executedSlot()}`);
     trace.push(`${t()} whole-cluster restart ${restartsDone}/${restarts}: ${logs.join(', ')}`);
     for (const id of c.ids) await c.crash(id);
@@ -236,8 +239,8 @@ export async function simulateScale(p: ScaleParams): Promise<ScaleReport> {
           // no fault for livenessMs and nothing executed: the load itself wedged the cluster
           throw new SafetyViolation(
             `no write committed under load: executed stuck at slot ${progress.slot} for ${livenessMs} ms (virtual) ` +
-              `with no fault since t=${progress.at.toFixed(0)}\n  ${replicaStates(c).join('\n  ')}\n  ${linkSummary(c)}` +
-              diskSummary(),
+              `with no fault since t=${progress.at.toFixed(0)}\n  ${replicaStates(c).join('\n  ')}` +
+              `\n  ${linkSummary(c)}${diskSummary()}`,
           );
         }
         for (let ci = 0; ci < clients; ci++) topUp(ci);
@@ -288,6 +291,7 @@ export async function simulateScale(p: ScaleParams): Promise<ScaleReport> {
     n,
     ok: violation === undefined,
     ...(violation !== undefined ? { violation } : {}),
+    loadSlots,
     slots: executed(),
     acked,
     restarts: restartsDone,
