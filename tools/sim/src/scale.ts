@@ -190,13 +190,13 @@ export async function simulateScale(p: ScaleParams): Promise<ScaleReport> {
     const down = c.ids.filter((id) => !c.nodes.get(id)!.replica);
     if (down.length > 0 && (rng.chance(0.5) || down.length >= Math.floor((n - 1) / 2))) {
       const back = rng.pick(down);
-      trace.push(`${t()} restart ${back}`);
+      trace.push(`${t()} restart ${back} (executed ${executed()})`);
       await c.restart(back);
       return;
     }
     const l = c.leader();
     const victim = l && rng.chance(0.6) ? l : rng.pick(c.up());
-    trace.push(`${t()} crash ${victim}`);
+    trace.push(`${t()} crash ${victim}${victim === l ? ' (the leader)' : ''} (executed ${executed()})`);
     await c.crash(victim);
   };
 
