@@ -1,3 +1,4 @@
+import type { SimLinkOptions } from '@decree/bus';
 import { KvCommands, decodeResult } from '@decree/kv-machine';
 import { HistoryRecorder, checkHistory, type Op, type OpHandle, type OpKind } from '@decree/lincheck';
 import { NotLeaderError } from '@decree/replica';
@@ -5,6 +6,7 @@ import type { ReplicaId } from '@decree/protocol';
 import { MemorySnapshotStore } from '@decree/snapshotter';
 import { SimCluster, checkAgreement, checkDurability, checkValidity, SafetyViolation, type AppliedEntry } from '@decree/testkit';
 import { SimDisk } from './disk.ts';
+import { checkLiveness } from './liveness.ts';
 import { RecordingKv } from './recording-machine.ts';
 
 export interface SimParams {
@@ -20,6 +22,13 @@ export interface SimParams {
   faultRate?: number;
   /** spare replicas of the ring outside the initial configuration, for configuration changes (default 1; 0 turns changes off) */
   spares?: number;
+  /**
+   * bounded liveness: once the faults stop, a leader is elected and a write commits within this many virtual ms
+   * (default: none; the run only has to complete one write within 20 attempts)
+   */
+  livenessMs?: number;
+  /** links bounded in bytes like the TCP transport's (default: unbounded links, as before) */
+  links?: SimLinkOptions;
 }
 
 export interface SimReport {
@@ -73,7 +82,10 @@ export async function simulate(p: SimParams): Promise<SimReport> {
     n: ring,
     members: initial,
     seed,
-    net: { minDelayMs: 0.1, maxDelayMs: 2, dropRate: 0.01, duplicateRate: 0.01, serialize: seed % 4 === 0 },
+    net: {
+      minDelayMs: 0.1, maxDelayMs: 2, dropRate: 0.01, duplicateRate: 0.01, serialize: seed % 4 === 0,
+      ...(p.links ? { links: p.links } : {}),
+    },
     options: {
       elector: { electionTimeoutMinMs: 150, electionTimeoutMaxMs: 300, heartbeatMs: 40 },
       tickMs: 10,
@@ -314,19 +326,34 @@ export async function simulate(p: SimParams): Promise<SimReport> {
     for (const d of disks.values()) d.opts = { ...d.opts, maxSyncMs: 0.5, failRate: 0 };
     for (const id of c.up() as ReplicaId[]) if (c.replica(id).acceptor.getSnapshot().value === 'failed') await c.crash(id);
     for (const id of down()) await c.restart(id);
-    await runDrained(3_000); // outstanding client ops time out; a leader emerges
-    await c.settle();
     let fin = false;
-    for (let attempt = 0; attempt < 20 && !fin; attempt++) {
-      const cmd = KvCommands.set(`final`, `${seed}-${attempt}`);
-      submitted.add(Buffer.from(cmd).toString('base64'));
-      try {
-        c.waitForLeader(5_000);
-        await c.submitAndWait(cmd, 2_000);
-        acked.add(Buffer.from(cmd).toString('base64'));
-        fin = true;
-      } catch {
-        await runDrained(500);
+    if (p.livenessMs !== undefined) {
+      // bounded liveness: from the moment the faults stopped, a leader and a committed write within livenessMs
+      const tag = (cmd: Uint8Array) => Buffer.from(cmd).toString('base64');
+      const write = (attempt: number) => {
+        const cmd = KvCommands.set(`final`, `${seed}-${attempt}`);
+        submitted.add(tag(cmd));
+        return cmd;
+      };
+      const live = await checkLiveness(c, p.livenessMs, write, (cmd) => acked.add(tag(cmd)));
+      if (!live.ok) throw new SafetyViolation(live.message!);
+      const after = `leader after ${live.leaderAfterMs!.toFixed(0)} ms, commit after ${live.commitAfterMs!.toFixed(0)} ms`;
+      trace.push(`${t()} liveness: ${after}`);
+      fin = true;
+    } else {
+      await runDrained(3_000); // outstanding client ops time out; a leader emerges
+      await c.settle();
+      for (let attempt = 0; attempt < 20 && !fin; attempt++) {
+        const cmd = KvCommands.set(`final`, `${seed}-${attempt}`);
+        submitted.add(Buffer.from(cmd).toString('base64'));
+        try {
+          c.waitForLeader(5_000);
+          await c.submitAndWait(cmd, 2_000);
+          acked.add(Buffer.from(cmd).toString('base64'));
+          fin = true;
+        } catch {
+          await runDrained(500);
+        }
       }
     }
     await runDrained(1_000);

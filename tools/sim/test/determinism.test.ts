@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { simulateScale } from '../src/scale.ts';
 import { simulate } from '../src/simulate.ts';
 import { TEST_SIM } from './seed-range.ts';
 
@@ -12,6 +13,17 @@ describe('the simulator', () => {
     const c = await simulate({ seed: 43, durationMs: 800, faultRate: 0.12 });
     expect(c.history).not.toEqual(a.history);
   });
+
+  it('replays the same scale run for the same seed (bounded links, large values, faults, restarts)', async () => {
+    const params = { slots: 120, valueBytes: 50_000, faultRate: 0.004, restarts: 2, livenessMs: 3_000 } as const;
+    const a = await simulateScale({ seed: 4, ...params });
+    const b = await simulateScale({ seed: 4, ...params });
+    expect(a.trace.length).toBeGreaterThan(3);
+    expect(a.links!.lanes[0]!.sent).toBeGreaterThan(1000);
+    expect(b).toEqual(a);
+    const c = await simulateScale({ seed: 3, ...params });
+    expect(c.trace).not.toEqual(a.trace);
+  }, 120_000);
 
   it('catches a deliberately broken acceptor that forgets its promises', async () => {
     // the same seeds and settings as the seeds run by npm test
