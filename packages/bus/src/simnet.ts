@@ -1,4 +1,4 @@
-import { decodeMessage, encodeMessage, type Message, type ReplicaId } from '@decree/protocol';
+import { decodeMessage, encodeMessage, laneOf, type Message, type ReplicaId } from '@decree/protocol';
 import type { Transport } from './bus.ts';
 import type { Rng } from './env.ts';
 import { estimateMessageSize } from './msg-size.ts';
@@ -45,15 +45,13 @@ export const TCP_QUEUE_MESSAGES = 16384;
 /** TCP framing: a 4-byte length before each message. */
 const FRAME_HEADER_BYTES = 4;
 
-/** Messages that carry bulk data: promise pages, catch-up replies and snapshot chunks. */
-const BULK_TYPES: ReadonlySet<Message['type']> = new Set(['promise', 'catchup-rep', 'snap-chunk']);
-
 /**
- * The two-lane classifier of issue #16: bulk data (promise pages, catch-up replies, snapshot chunks)
- * in `bulk`; heartbeats, votes, prepares, accepts, accepted, decides, nacks and the rest in `control`.
+ * The two-lane classifier the transports use (`laneOf` in @decree/protocol): bulk data (promise
+ * pages with entries, catch-up replies, snapshot chunks, forwarded client batches) in `bulk`;
+ * heartbeats, votes, prepares, accepts, accepted, decides, nacks and the rest in `control`.
  */
 export function controlOrBulk(m: Message): 'control' | 'bulk' {
-  return BULK_TYPES.has(m.type) ? 'bulk' : 'control';
+  return laneOf(m);
 }
 
 /** Two lanes, `control` drained before `bulk`, each with the TCP bounds unless given. */

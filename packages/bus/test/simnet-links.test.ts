@@ -129,7 +129,8 @@ describe('SimNetwork links: bandwidth and order', () => {
       links: { ...twoLanes(), bandwidthBytesPerMs: 1000, sizeOf: (m) => (m.type === 'promise' ? 100_000 : 100) },
     });
     const page = (i: number): Message => ({
-      type: 'promise', ring: 'r', from: 'a', to: 'b', ballot: B, fromSlot: i, accepted: [], truncatedBelow: 0,
+      type: 'promise', ring: 'r', from: 'a', to: 'b', ballot: B, fromSlot: i,
+      accepted: [{ slot: i, ballot: B, value: { k: 'noop' } }], truncatedBelow: 0,
     });
     const got: number[] = [];
     const bus = new Bus(c.sched.env(), c.net.endpoint('b'));
@@ -149,7 +150,7 @@ describe('SimNetwork links: bandwidth and order', () => {
       links: { ...twoLanes({ bulk: { maxMessages: 2 } }), bandwidthBytesPerMs: 1 },
     });
     const page = (i: number): Message => ({
-      type: 'catchup-rep', ring: 'r', from: 'a', to: 'b', entries: [], truncatedBelow: 0, chosenUpTo: i,
+      type: 'catchup-rep', ring: 'r', from: 'a', to: 'b', entries: [{ slot: i, value: { k: 'noop' } }], truncatedBelow: 0, chosenUpTo: i,
     });
     for (let i = 0; i < 10; i++) c.send(page(i));
     for (let i = 0; i < 10; i++) c.send(heartbeat('a', 'b', i));
@@ -159,12 +160,17 @@ describe('SimNetwork links: bandwidth and order', () => {
   });
 
   it('controlOrBulk puts promise pages, catch-up replies and snapshot chunks in bulk, the rest in control', () => {
-    const types = ['promise', 'catchup-rep', 'snap-chunk', 'heartbeat', 'pre-vote', 'prepare', 'accept', 'accepted',
-      'decide', 'nack', 'snap-req', 'catchup-req'] as const;
-    expect(types.map((t) => controlOrBulk({ type: t } as Message))).toEqual([
-      'bulk', 'bulk', 'bulk', 'control', 'control', 'control', 'control', 'control', 'control', 'control',
+    const one = [{ slot: 1, ballot: B, value: { k: 'noop' as const } }];
+    const types = ['promise', 'catchup-rep', 'snap-chunk', 'client-req', 'heartbeat', 'pre-vote', 'prepare', 'accept',
+      'accepted', 'decide', 'nack', 'snap-req', 'catchup-req'] as const;
+    const full = (t: (typeof types)[number]) => ({ type: t, accepted: one, entries: one }) as unknown as Message;
+    expect(types.map((t) => controlOrBulk(full(t)))).toEqual([
+      'bulk', 'bulk', 'bulk', 'bulk', 'control', 'control', 'control', 'control', 'control', 'control', 'control',
       'control', 'control',
     ]);
+    // an empty promise or catch-up answer is small: it travels with the control messages
+    expect(controlOrBulk({ type: 'promise', accepted: [] } as unknown as Message)).toBe('control');
+    expect(controlOrBulk({ type: 'catchup-rep', entries: [] } as unknown as Message)).toBe('control');
   });
 });
 
@@ -234,7 +240,7 @@ describe('estimateMessageSize', () => {
       type: 'accept', ...h, ballot: B, slot: 7, value: batch(new Array(64).fill(20)), decidedUpTo: 6,
     }],
     ['promise page', {
-      type: 'promise', ...h, ballot: B, fromSlot: 10, truncatedBelow: 5, page: 3, pages: 9,
+      type: 'promise', ...h, ballot: B, fromSlot: 10, truncatedBelow: 5, executedUpTo: 9, pageFrom: 10, more: 50,
       accepted: Array.from({ length: 40 }, (_, i) => ({ slot: 10 + i, ballot: B, value: batch([10_000, 30]) })),
     }],
     ['catchup-rep', {

@@ -57,7 +57,7 @@ const program = new Command('sim')
   .addOption(num('--link-messages <n>', `messages a link's lane holds (default ${TCP_QUEUE_MESSAGES})`, 1))
   .addOption(num('--bandwidth <bytes-per-ms>', 'bytes per virtual ms on each directed link (default 125000)', 1))
   .addOption(
-    new Option('--lanes <n>', 'link lanes: 1 (today\'s transports) or 2 (control ahead of bulk)').choices(['1', '2']),
+    new Option('--lanes <n>', 'link lanes: 2 (control ahead of bulk, as the TCP transport; default with --scale) or 1').choices(['1', '2']),
   )
   .showHelpAfterError();
 program.parse();

@@ -31,7 +31,8 @@ export function replicaStates<SM extends StateMachine>(c: SimCluster<SM>): strin
         `ballot=${p.ballot.round}.${p.ballot.leader} promised=${st.promised.round}.${st.promised.leader} ` +
         `maxRound=${p.maxRound} executed=${st.executedUpTo} fromSlot=${p.fromSlot} ` +
         `log=${a.accepted.size} slots above ${a.truncatedBelow} promises=${p.promises.size}/${p.quorum} ` +
-        `pages=${[...p.promisePages].map(([from, pp]) => `${from}:${pp.got}/${pp.parts.length}`).join(',') || '-'}`,
+        `pages=${[...p.promisePages].map(([from, pp]) => `${from}:${pp.entries.length} entries, next ${pp.next}`).join(',') || '-'} ` +
+        `awaiting=${p.awaitingCatchup}`,
     );
   }
   return lines;

@@ -32,7 +32,7 @@ export interface ScaleParams {
   linkMessages?: number;
   /** bytes per virtual ms on each directed link (default 125000: 1 Gbit/s) */
   bandwidth?: number;
-  /** 1: one lane (today's transports); 2: control ahead of bulk (`controlOrBulk`) */
+  /** 2 (default): control ahead of bulk, as the TCP transport (`controlOrBulk`); 1: one lane, as before issue #16 */
   lanes?: 1 | 2;
   /** after a whole-cluster restart a leader must be elected and a write commit within this (default 10000) */
   livenessMs?: number;
@@ -90,7 +90,7 @@ export async function simulateScale(p: ScaleParams): Promise<ScaleReport> {
   const bounds = { maxBytes: p.linkBytes ?? TCP_QUEUE_BYTES, maxMessages: p.linkMessages ?? TCP_QUEUE_MESSAGES };
   const links: SimLinkOptions = {
     bandwidthBytesPerMs: p.bandwidth ?? 125_000,
-    ...(p.lanes === 2 ? twoLanes({ control: bounds, bulk: bounds }) : { lanes: [{ name: 'default', ...bounds }] }),
+    ...(p.lanes === 1 ? { lanes: [{ name: 'default', ...bounds }] } : twoLanes({ control: bounds, bulk: bounds })),
   };
   const largeSizes = [valueBytes, valueBytes, valueBytes, 2 * valueBytes];
   const largeTags = new Set(largeSizes.map((b) => fingerprint(largeSet(b))));
