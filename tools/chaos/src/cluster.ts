@@ -150,7 +150,8 @@ export interface ChaosClusterOptions {
   ids?: string[];
   /** how new connections to a cut link are treated (default: refuse) */
   log?: (msg: string) => void;
-  /** election timeouts in the configs (default {minMs: 300, maxMs: 600, heartbeatMs: 50}); null: the replicas' defaults */
+  /** election timeouts in the configs (default {minMs: 300, maxMs: 600, heartbeatMs: 50});
+   *  null: none, the replicas' defaults */
   election?: { minMs: number; maxMs: number; heartbeatMs: number } | null;
   /** a harness-side proxy on every replica link (default true); false: replicas dial each other (no cuts) */
   proxies?: boolean;

@@ -16,7 +16,7 @@ const num = (what: string, int = false) => (v: string) => {
 };
 
 const program = new Command('soak')
-  .description('real-process soak: 3 replicas under pipelined load with big values, kill -9, SIGSTOP, whole-cluster restarts')
+  .description('real-process soak: 3 replicas, pipelined big-value load, kill -9, SIGSTOP, whole-cluster restarts')
   .option('--minutes <n>', 'minutes of faults (default 1)', num('--minutes'))
   .option('--seconds <n>', 'seconds of faults (short runs)', num('--seconds'))
   .option('--seed <n>', 'seed of the fault schedule and the load (default: time)', (v) => {
@@ -36,8 +36,8 @@ const program = new Command('soak')
   .option('--big-bytes <n>', 'size of a big value', num('--big-bytes', true), 300 * 1024)
   .option('--keyspace <n>', 'keys of the 64-byte SETs', num('--keyspace', true), 10_000)
   .option('--checked-clients <n>', 'recorded one-op-at-a-time clients', num('--checked-clients', true), 2)
-  .option('--pipeline-timeout <ms>', 'no reply progress for this long gives a pipeline up', num('--pipeline-timeout'), 10_000)
-  .option('--recover-timeout <s>', 'seconds to wait for a fault to recover before the next', num('--recover-timeout'), 60)
+  .option('--pipeline-timeout <ms>', 'no reply for this long gives a pipeline up', num('--pipeline-timeout'), 10_000)
+  .option('--recover-timeout <s>', 'seconds to wait for a recovery before the next fault', num('--recover-timeout'), 60)
   .exitOverride()
   .configureOutput({ writeErr: (s) => process.stderr.write(s.split('\n')[0] + '\n') });
 

@@ -255,7 +255,8 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
           if (Date.now() > deadline) throw new Error('deadline');
           try {
             const v = await reader.once(['MGET', ...chunk]);
-            if (!Array.isArray(v) || v.length !== chunk.length) throw new Error(`MGET: ${JSON.stringify(v).slice(0, 80)}`);
+            if (!Array.isArray(v) || v.length !== chunk.length)
+              throw new Error(`MGET: ${JSON.stringify(v).slice(0, 80)}`);
             chunk.forEach((k, j) => finalValues.set(k, v[j] as string | null));
             break;
           } catch (e) {
@@ -302,19 +303,25 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
   say(`checking ${ops.length} recorded ops for linearizability`);
   const fullCheck = checkHistory(ops, { timeoutMs: o.checkTimeoutMs ?? 120_000 });
   const { witness: _w, ...check } = fullCheck;
-  if (!check.ok)
-    problems.push(check.timedOut ? `linearizability check timed out on key ${check.key}` : `not linearizable: key ${check.key}: ${check.reason}`);
+  if (!check.ok && check.timedOut) problems.push(`linearizability check timed out on key ${check.key}`);
+  else if (!check.ok) problems.push(`not linearizable: key ${check.key}: ${check.reason}`);
   const ledgerCheck = ledger.check(finalValues, parseValue, (key, v) =>
     key.startsWith('big:') ? bigValueIntact(v, templateStr, shape.bigBytes) : true,
   );
   const lostWrites = ledgerCheck.lost.length;
-  if (lostWrites) problems.push(`${lostWrites} key(s) lost acknowledged writes, e.g. ${ledgerCheck.lost[0]!.key}: ${ledgerCheck.lost[0]!.what}`);
-  if (ledgerCheck.corrupt.length) problems.push(`${ledgerCheck.corrupt.length} corrupt/duplicate finding(s), e.g. ${ledgerCheck.corrupt[0]}`);
+  const [lost0] = ledgerCheck.lost;
+  if (lost0) problems.push(`${lostWrites} key(s) lost acknowledged writes, e.g. ${lost0.key}: ${lost0.what}`);
+  if (ledgerCheck.corrupt.length)
+    problems.push(`${ledgerCheck.corrupt.length} corrupt/duplicate finding(s), e.g. ${ledgerCheck.corrupt[0]}`);
   if (finalReadsComplete && ledgerCheck.unread) problems.push(`${ledgerCheck.unread} keys not read at the end`);
   const zw = zeroWindows(meter.windows, firstFaultAt, loadEndAt, heldDown);
-  if (zw.zero.length) problems.push(`${zw.zero.length} window(s) with zero successes after the first fault: ${zw.zero.join(', ')}`);
+  if (zw.zero.length) {
+    const first = zw.zero.slice(0, 12).join(', ') + (zw.zero.length > 12 ? ', ...' : '');
+    problems.push(`${zw.zero.length} window(s) with zero successes after the first fault: ${first}`);
+  }
   if (faults.length === 0) problems.push('no fault was injected');
-  for (const f of faults) if (f.error) problems.push(`fault ${f.kind} ${f.target} at +${(f.at / 1000).toFixed(1)}s failed: ${f.error}`);
+  for (const f of faults)
+    if (f.error) problems.push(`fault ${f.kind} ${f.target} at +${(f.at / 1000).toFixed(1)}s failed: ${f.error}`);
   const verdict = problems.length === 0 ? 'PASS' : 'FAIL';
   const report: SoakReport = {
     seed,

@@ -1,5 +1,12 @@
 export { runSoak, type SoakOptions } from './harness.ts';
-export { formatReport, formatWindow, formatFault, summarizeRecovery, type SoakReport, type RecoverySummary } from './report.ts';
+export {
+  formatReport,
+  formatWindow,
+  formatFault,
+  summarizeRecovery,
+  type SoakReport,
+  type RecoverySummary,
+} from './report.ts';
 export { Ledger, type SetEntry, type LedgerCheck, type LostWrite } from './ledger.ts';
 export { Meter, percentile, zeroWindows, type Window, type HeldDown, type RecoveryWatch } from './meter.ts';
 export {

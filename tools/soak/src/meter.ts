@@ -42,7 +42,8 @@ export class Meter {
     while (this.windows.length <= i) {
       const index = this.windows.length;
       const start = index * this.windowMs;
-      this.windows.push({ index, start, end: start + this.windowMs, ok: 0, okBulk: 0, okChecked: 0, errors: 0, unknown: 0, faults: [] });
+      const end = start + this.windowMs;
+      this.windows.push({ index, start, end, ok: 0, okBulk: 0, okChecked: 0, errors: 0, unknown: 0, faults: [] });
     }
     return this.windows[i]!;
   }

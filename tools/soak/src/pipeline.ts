@@ -104,9 +104,16 @@ export class PipelineConnection {
     c.done({ replies: c.replies, broken: kind, brokenMessage: e.message });
   }
 
-  /** Sends `count` commands already encoded in `frame`; resolves when all are answered or the connection is given up. */
-  send(frame: Buffer, count: number, stallMs: number, onReply: (i: number, v: RespValue) => void): Promise<PipelineResult> {
-    if (this.dead) return Promise.resolve({ replies: [], broken: 'connection-lost', brokenMessage: this.dead.message });
+  /** Sends `count` commands encoded in `frame`; resolves when all are answered or the connection is given up. */
+  send(
+    frame: Buffer,
+    count: number,
+    stallMs: number,
+    onReply: (i: number, v: RespValue) => void,
+  ): Promise<PipelineResult> {
+    if (this.dead) {
+      return Promise.resolve({ replies: [], broken: 'connection-lost', brokenMessage: this.dead.message });
+    }
     if (this.cur) throw new Error('one pipeline at a time');
     return new Promise((done) => {
       const timer = setTimeout(() => {

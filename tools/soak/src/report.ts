@@ -79,6 +79,10 @@ export function summarizeRecovery(faults: readonly SoakFault[]): Partial<Record<
   return out;
 }
 
+/** At most 12 window indices, then how many more. */
+const list = (xs: readonly number[]) =>
+  xs.length <= 12 ? xs.join(', ') : `${xs.slice(0, 12).join(', ')}, ... (${xs.length - 12} more)`;
+
 const sec = (ms: number | undefined) => (ms === undefined ? '-' : `${(ms / 1000).toFixed(1)}s`);
 
 /** One live line per window. */
@@ -86,7 +90,8 @@ export function formatWindow(w: Window): string {
   const t = `${String(Math.round(w.start / 1000)).padStart(4)}-${String(Math.round(w.end / 1000)).padEnd(4)}s`;
   const ok = `ok ${String(w.ok).padStart(6)} (bulk ${w.okBulk}, checked ${w.okChecked})`;
   const bad = `err ${w.errors}, unknown ${w.unknown}`;
-  return `window ${String(w.index).padStart(3)} ${t} ${ok}  ${bad}${w.faults.length ? `  faults: ${w.faults.join(', ')}` : ''}`;
+  const faults = w.faults.length ? `  faults: ${w.faults.join(', ')}` : '';
+  return `window ${String(w.index).padStart(3)} ${t} ${ok}  ${bad}${faults}`;
 }
 
 export function formatFault(f: SoakFault): string {
@@ -100,14 +105,18 @@ export function formatFault(f: SoakFault): string {
 /** The summary printed at the end. */
 export function formatReport(r: SoakReport): string {
   const rec = Object.entries(r.recovery).map(([k, s]) => {
-    const ar = s.afterReadyP50Ms !== undefined ? `; after ready p50 ${sec(s.afterReadyP50Ms)} max ${sec(s.afterReadyMaxMs)}` : '';
+    const ar =
+      s.afterReadyP50Ms !== undefined
+        ? `; after ready p50 ${sec(s.afterReadyP50Ms)} max ${sec(s.afterReadyMaxMs)}`
+        : '';
     return `${k} ${s.faults}: p50 ${sec(s.p50Ms)} max ${sec(s.maxMs)}, unrecovered ${s.unrecovered}${ar}`;
   });
   const l = r.ledger;
   const lines = [
     `soak ${r.verdict}  seed ${r.seed}  (${(r.elapsedMs / 1000).toFixed(0)} s)`,
     `  load       ${r.connections} bulk connections x ${r.shape.pipeline}-command pipelines ` +
-      `(${r.shape.big} x ${Math.round(r.shape.bigBytes / 1024)} KB SETs, INCRs, 64-byte SETs), ${r.checkedClients} checked clients`,
+      `(${r.shape.big} x ${Math.round(r.shape.bigBytes / 1024)} KB SETs, INCRs, 64-byte SETs), ` +
+      `${r.checkedClients} checked clients`,
     `  ops ok     ${r.totals.ok} (bulk ${r.totals.okBulk}, checked ${r.totals.okChecked}); ` +
       `errors ${r.totals.errors}, unknown ${r.totals.unknown}`,
     `  causes     ${Object.entries(r.errorsByCause).map(([k, v]) => `${k} ${v}`).join(', ') || 'none'}`,
@@ -115,14 +124,20 @@ export function formatReport(r: SoakReport): string {
     `  faults     ${r.faults.length}`,
     ...r.faults.map((f) => `             ${formatFault(f)}`),
     `  recovery   ${rec.join('\n             ') || 'no faults'}`,
-    `  windows    ${r.windows.length} of ${r.windowMs / 1000}s; counted ${r.countedWindows}; zero: ${r.zeroWindows.length}` +
-      (r.zeroWindows.length ? ` (${r.zeroWindows.join(', ')})` : '') +
-      (r.exemptWindows.length ? `; exempt, cluster held down: ${r.exemptWindows.join(', ')}` : ''),
+    `  windows    ${r.windows.length} windows of ${r.windowMs / 1000} s; counted ${r.countedWindows}; ` +
+      `zero: ${r.zeroWindows.length}` +
+      (r.zeroWindows.length ? ` (${list(r.zeroWindows)})` : '') +
+      (r.exemptWindows.length ? `; exempt, cluster held down: ${list(r.exemptWindows)}` : ''),
     l
-      ? `  writes     ${l.ackedSets} SETs and ${l.ackedIncrs} INCRs acknowledged over ${l.setKeys} + ${l.counterKeys} keys; ` +
-        `lost: ${r.lostWrites}; corrupt: ${l.corrupt.length}; unread keys: ${l.unread}`
+      ? `  writes     ${l.ackedSets} SETs and ${l.ackedIncrs} INCRs acknowledged ` +
+        `over ${l.setKeys} + ${l.counterKeys} keys; ` +
+        (l.unread
+          ? `lost: UNKNOWN for ${l.unread} unread keys (${r.lostWrites} among the read ones)`
+          : `lost: ${r.lostWrites}`) +
+        `; corrupt: ${l.corrupt.length}`
       : `  writes     not checked`,
-    ...(l?.lost.slice(0, 5).map((x) => `             LOST ${x.key}: ${x.what}; found ${JSON.stringify(x.found)}`) ?? []),
+    ...(l?.lost.slice(0, 5).map((x) => `             LOST ${x.key}: ${x.what}; found ${JSON.stringify(x.found)}`) ??
+      []),
     ...(l?.corrupt.slice(0, 5).map((x) => `             CORRUPT ${x}`) ?? []),
     `  lincheck   ${
       !r.check
