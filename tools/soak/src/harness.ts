@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ChaosCluster, RespConnection, RespError, Rng, type RespValue } from '@decree/chaos';
@@ -44,7 +44,7 @@ export interface SoakOptions {
   tailMs?: number;
   /** all final reads must be answered within this (default 120,000 ms) */
   finalReadTimeoutMs?: number;
-  /** progress lines: windows, faults, status (default none) */
+  /** progress lines: windows, faults, status (always written to <dir>/progress.log too) */
   log?: (line: string) => void;
 }
 
@@ -91,7 +91,12 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
   mkdirSync(dir, { recursive: true });
   const historyPath = path.join(dir, 'history.jsonl');
   const runStart = Date.now();
-  const say = (m: string) => o.log?.(`[soak +${((Date.now() - runStart) / 1000).toFixed(1)}s] ${m}`);
+  const progressPath = path.join(dir, 'progress.log');
+  const say = (m: string) => {
+    const line = `[soak +${((Date.now() - runStart) / 1000).toFixed(1)}s] ${m}`;
+    appendFileSync(progressPath, line + '\n');
+    o.log?.(line);
+  };
   const problems: string[] = [];
   const cluster = new ChaosCluster({ dir, log: say, election: null, proxies: false });
   const recorder = new HistoryRecorder();

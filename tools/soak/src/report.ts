@@ -149,7 +149,7 @@ export function formatReport(r: SoakReport): string {
             : `NOT LINEARIZABLE: key ${r.check.key}: ${r.check.reason}`
     }`,
     `  history    ${r.historyPath}`,
-    `  run dir    ${r.dir} (logs/, report.json${r.verdict === 'FAIL' ? ', data/' : ''})`,
+    `  run dir    ${r.dir} (logs/, progress.log, report.json${r.verdict === 'FAIL' ? ', data/' : ''})`,
   ];
   for (const [id, msgs] of Object.entries(r.logDigest))
     if (msgs.length) lines.push(`  log ${id}     ${msgs.slice(0, 4).map((m) => `${m.count}x "${m.msg}"`).join('; ')}`);

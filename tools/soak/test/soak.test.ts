@@ -3,7 +3,8 @@
  * under 400-command pipelines with 300 KB values plus recorded clients, ~40 s of faults (the first
  * round — kill -9, SIGSTOP, whole-cluster restart — is always completed), then the final reads and
  * the checks. It asserts the report's invariants only (no timing thresholds). Every child is
- * SIGKILLed in afterAll; the data directories are removed, the logs and report.json kept on failure.
+ * SIGKILLed in afterAll; the data directories are removed, the run dir (logs/, progress.log,
+ * report.json, history.jsonl) is kept on failure.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -23,9 +24,9 @@ beforeAll(async () => {
     connections: 3,
     checkedClients: 2,
     timing: { gapMs: [2000, 5000], killHoldMs: [500, 2000], pauseHoldMs: [1000, 3000] },
-    recoverTimeoutMs: 15_000,
-    healTimeoutMs: 15_000,
-    finalReadTimeoutMs: 20_000,
+    recoverTimeoutMs: 10_000,
+    healTimeoutMs: 10_000,
+    finalReadTimeoutMs: 15_000,
     checkTimeoutMs: 20_000,
   });
   console.error(formatReport(report));
