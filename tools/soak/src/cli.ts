@@ -5,6 +5,7 @@
  * Exit 1: anything else. Exit 2: usage error.
  */
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { SOAK_FAULT_KINDS, type SoakFaultKind } from './faults.ts';
 import { runSoak } from './harness.ts';
 import { formatReport } from './report.ts';
 
@@ -26,6 +27,12 @@ const program = new Command('soak')
   .option('--dir <dir>', 'run directory (default: a new one under the temp dir)')
   .option('--keep', 'keep the data directories even when the run passes', false)
   .option('--json', 'print the report as JSON on stdout', false)
+  .option('--faults <kinds>', `fault kinds, comma-separated (default all: ${SOAK_FAULT_KINDS.join(',')})`, (v) => {
+    const ks = v.split(',').map((s) => s.trim());
+    const bad = ks.find((k) => !(SOAK_FAULT_KINDS as readonly string[]).includes(k));
+    if (bad !== undefined || ks.length === 0) throw new InvalidArgumentError(`unknown fault kind "${bad}"`);
+    return ks as SoakFaultKind[];
+  })
   .option('--connections <n>', 'bulk pipelining connections', num('--connections', true), 4)
   .option('--pipeline <n>', 'commands per pipeline', num('--pipeline', true), 400)
   .option('--big <n>', '300 KB SETs per pipeline', (v) => {
@@ -53,6 +60,7 @@ const o = program.opts<{
   dir?: string;
   keep: boolean;
   json: boolean;
+  faults?: SoakFaultKind[];
   connections: number;
   pipeline: number;
   big: number;
@@ -82,6 +90,7 @@ const report = await runSoak({
   recoverTimeoutMs: o.recoverTimeout * 1000,
   log: (l) => console.error(l),
   ...(o.seed !== undefined ? { seed: o.seed } : {}),
+  ...(o.faults ? { faultKinds: o.faults } : {}),
   ...(o.dir ? { dir: o.dir } : {}),
 });
 if (o.json) console.log(JSON.stringify(report, null, 2));

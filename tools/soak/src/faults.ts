@@ -31,9 +31,14 @@ export interface FaultTiming {
 
 export const DEFAULT_TIMING: FaultTiming = { gapMs: [3000, 8000], killHoldMs: [500, 3000], pauseHoldMs: [1000, 4000] };
 
-/** The next fault: `kind` if given (the first round), else a random kind. */
-export function planFault(rng: Rng, timing: FaultTiming, kind?: SoakFaultKind): FaultPlan {
-  const k = rng.pick(SOAK_FAULT_KINDS);
+/** The next fault: `kind` if given (the first round), else a random one of `kinds` (default all). */
+export function planFault(
+  rng: Rng,
+  timing: FaultTiming,
+  kind?: SoakFaultKind,
+  kinds: readonly SoakFaultKind[] = SOAK_FAULT_KINDS,
+): FaultPlan {
+  const k = rng.pick(kinds);
   const gapMs = rng.int(...timing.gapMs);
   const killHold = rng.int(...timing.killHoldMs);
   const pauseHold = rng.int(...timing.pauseHoldMs);
@@ -70,6 +75,8 @@ export interface SoakFaultOptions {
   rng: Rng;
   meter: Meter;
   timing: FaultTiming;
+  /** the kinds to inject (default all three) */
+  kinds?: readonly SoakFaultKind[];
   /** performance.now() bound: no new fault after it (the first round is always completed) */
   until: number;
   /** ms to wait for a fault's recovery before going on */
@@ -101,11 +108,12 @@ async function waitRecovery(w: RecoveryWatch, untilClock: number, stopped?: () =
 export async function runSoakFaults(o: SoakFaultOptions): Promise<SoakFault[]> {
   const { cluster, rng, meter } = o;
   const faults: SoakFault[] = [];
-  const firstRound = rng.shuffle(SOAK_FAULT_KINDS);
+  const kinds = o.kinds?.length ? o.kinds : SOAK_FAULT_KINDS;
+  const firstRound = rng.shuffle(kinds);
   const rel = (clock: number) => clock - meter.origin;
   const more = () => !o.stopped?.() && (firstRound.length > 0 || performance.now() < o.until);
   while (more()) {
-    const plan = planFault(rng, o.timing, firstRound.shift());
+    const plan = planFault(rng, o.timing, firstRound.shift(), kinds);
     await sleep(plan.gapMs);
     if (o.stopped?.()) break;
     const startClock = performance.now();

@@ -5,7 +5,7 @@ import { ChaosCluster, RespConnection, RespError, Rng, type RespValue } from '@d
 import { HistoryRecorder, checkHistory } from '@decree/lincheck';
 import { DEFAULT_SHAPE, newBulkStats, runBulkClient, type BulkShape } from './bulk.ts';
 import { newCheckedStats, runCheckedClient } from './checked.ts';
-import { DEFAULT_TIMING, runSoakFaults, type FaultTiming, type SoakFault } from './faults.ts';
+import { DEFAULT_TIMING, runSoakFaults, type FaultTiming, type SoakFault, type SoakFaultKind } from './faults.ts';
 import { Ledger } from './ledger.ts';
 import { digestLogs, statusLine } from './logs.ts';
 import { Meter, zeroWindows, type HeldDown } from './meter.ts';
@@ -32,6 +32,8 @@ export interface SoakOptions {
   /** wait this long for a fault's recovery before the next fault (default 60,000 ms) */
   recoverTimeoutMs?: number;
   timing?: Partial<FaultTiming>;
+  /** fault kinds to inject (default all: kill9, pause, restart-all) */
+  faultKinds?: readonly SoakFaultKind[];
   /** window length (default 5000 ms) */
   windowMs?: number;
   /** checked keys rotate this often (default 20,000 ms) */
@@ -183,6 +185,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
       rng: rng.fork(),
       meter: m,
       timing,
+      ...(o.faultKinds ? { kinds: o.faultKinds } : {}),
       until: m.origin + o.durationMs,
       recoverTimeoutMs: o.recoverTimeoutMs ?? 60_000,
       paused,
