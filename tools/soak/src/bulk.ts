@@ -47,6 +47,8 @@ export interface BulkOptions {
   /** no reply progress for this long: the rest of the pipeline is given up (unknown outcome) */
   stallMs: number;
   running: () => boolean;
+  /** aborting closes the connection at once: the pipeline in flight gets an unknown outcome */
+  stop?: AbortSignal;
   /** writer name in value ids, e.g. "b1" */
   name: string;
   /** pipelines sent, replies by kind */
@@ -79,7 +81,8 @@ export async function runBulkClient(o: BulkOptions): Promise<void> {
   const { shape, rng, ledger, meter, stats } = o;
   let conn: PipelineConnection | undefined;
   let seq = 0;
-  while (o.running()) {
+  o.stop?.addEventListener('abort', () => conn?.close(), { once: true });
+  while (o.running() && !o.stop?.aborted) {
     if (!conn || conn.closed) {
       try {
         conn = await PipelineConnection.connect(rng.pick(o.ports), '127.0.0.1', 2000);

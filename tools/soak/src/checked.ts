@@ -19,6 +19,8 @@ export interface CheckedOptions {
   origin: number;
   epochMs: number;
   running: () => boolean;
+  /** aborting closes the connection at once: the operation in flight gets an unknown outcome */
+  stop?: AbortSignal;
   client: number;
   stats: CheckedStats;
 }
@@ -65,7 +67,8 @@ export async function runCheckedClient(o: CheckedOptions): Promise<void> {
   let conn: RespConnection | undefined;
   let n = 0;
   const seen = new Map<string, string | null>();
-  while (o.running()) {
+  o.stop?.addEventListener('abort', () => conn?.close(), { once: true });
+  while (o.running() && !o.stop?.aborted) {
     if (!conn || conn.closed) {
       try {
         conn = await RespConnection.connect(rng.pick(o.ports), '127.0.0.1', o.opTimeoutMs);

@@ -112,6 +112,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
   let meter = new Meter(performance.now(), windowMs);
   let faults: SoakFault[] = [];
   let load = true;
+  const stopLoad = new AbortController();
   let faultsStopped = false;
   const clients: Promise<void>[] = [];
   let ticker: NodeJS.Timeout | undefined;
@@ -159,6 +160,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
           meter: m,
           stallMs: o.stallMs ?? 10_000,
           running: () => load,
+          stop: stopLoad.signal,
           name: `b${c}`,
           stats: bulkStats,
         }),
@@ -175,6 +177,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
           origin: m.origin,
           epochMs: o.epochMs ?? 20_000,
           running: () => load,
+          stop: stopLoad.signal,
           client: c,
           stats: checkedStats,
         }),
@@ -220,6 +223,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
     await sleep(o.tailMs ?? 2000);
     loadEndAt = performance.now() - m.origin;
     load = false;
+    stopLoad.abort(); // what is in flight now has an unknown outcome: no acknowledgement after this point
     await Promise.all(clients);
     clearInterval(ticker);
     ticker = undefined;
@@ -298,6 +302,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
   } finally {
     faultsStopped = true;
     load = false;
+    stopLoad.abort();
     if (ticker) clearInterval(ticker);
     await Promise.allSettled(clients);
     if (loadEndAt === 0) loadEndAt = performance.now() - meter.origin;

@@ -1,6 +1,6 @@
 /**
  * A short soak inside npm test: a real 3-process cluster (TCP, file WAL, default election timeouts)
- * under 400-command pipelines with 300 KB values plus recorded clients, ~40 s of faults (the first
+ * under 400-command pipelines with 300 KB values plus recorded clients, ~35 s of faults (the first
  * round — kill -9, SIGSTOP, whole-cluster restart — is always completed), then the final reads and
  * the checks. It asserts the report's invariants only (no timing thresholds). Every child is
  * SIGKILLed in afterAll; the data directories are removed, the run dir (logs/, progress.log,
@@ -18,7 +18,7 @@ let report: SoakReport;
 
 beforeAll(async () => {
   report = await runSoak({
-    durationMs: 40_000,
+    durationMs: 35_000,
     seed: 20261205,
     dir,
     connections: 3,
