@@ -23,10 +23,11 @@ beforeAll(async () => {
     dir,
     connections: 3,
     checkedClients: 2,
+    shape: { keyspace: 2000 }, // fewer keys to read back at the end
     timing: { gapMs: [2000, 5000], killHoldMs: [500, 2000], pauseHoldMs: [1000, 3000] },
     recoverTimeoutMs: 10_000,
     healTimeoutMs: 10_000,
-    finalReadTimeoutMs: 15_000,
+    finalReadTimeoutMs: 10_000,
     checkTimeoutMs: 20_000,
   });
   console.error(formatReport(report));
