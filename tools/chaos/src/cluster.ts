@@ -150,6 +150,11 @@ export interface ChaosClusterOptions {
   ids?: string[];
   /** how new connections to a cut link are treated (default: refuse) */
   log?: (msg: string) => void;
+  /** election timeouts in the configs (default {minMs: 300, maxMs: 600, heartbeatMs: 50});
+   *  null: none, the replicas' defaults */
+  election?: { minMs: number; maxMs: number; heartbeatMs: number } | null;
+  /** a harness-side proxy on every replica link (default true); false: replicas dial each other (no cuts) */
+  proxies?: boolean;
 }
 
 interface Addr {
@@ -188,26 +193,30 @@ export class ChaosCluster {
     mkdirSync(this.dataDir, { recursive: true });
     mkdirSync(this.logDir, { recursive: true });
     const n = this.ids.length;
-    const ports = await freePorts(2 * n + n * (n - 1));
+    const proxied = this.o.proxies ?? true;
+    const ports = await freePorts(2 * n + (proxied ? n * (n - 1) : 0));
     let p = 0;
     for (const id of this.ids) this.addrs.set(id, { id, port: ports[p++]!, clientPort: ports[p++]! });
-    for (const from of this.ids)
-      for (const to of this.ids) {
-        if (from === to) continue;
-        const proxy = new LinkProxy(from, to, ports[p++]!, this.addrs.get(to)!.port);
-        await proxy.listen();
-        this.proxies.set(`${from}>${to}`, proxy);
-      }
+    if (proxied)
+      for (const from of this.ids)
+        for (const to of this.ids) {
+          if (from === to) continue;
+          const proxy = new LinkProxy(from, to, ports[p++]!, this.addrs.get(to)!.port);
+          await proxy.listen();
+          this.proxies.set(`${from}>${to}`, proxy);
+        }
+    const election = this.o.election === undefined ? { minMs: 300, maxMs: 600, heartbeatMs: 50 } : this.o.election;
     for (const self of this.ids) {
       const cfg = {
         cluster: `chaos${process.pid}`,
         dataDir: this.dataDir,
         storage: 'wal',
         transport: 'tcp',
-        election: { minMs: 300, maxMs: 600, heartbeatMs: 50 },
+        ...(election ? { election } : {}),
         replicas: this.ids.map((id) => {
           const a = this.addrs.get(id)!;
-          return { id, host: '127.0.0.1', port: id === self ? a.port : this.proxies.get(`${self}>${id}`)!.listenPort, clientPort: a.clientPort };
+          const port = id === self || !proxied ? a.port : this.proxies.get(`${self}>${id}`)!.listenPort;
+          return { id, host: '127.0.0.1', port, clientPort: a.clientPort };
         }),
       };
       const file = path.join(this.o.dir, `cluster-${self}.json`);
@@ -254,6 +263,14 @@ export class ChaosCluster {
     if (!p) return { code: null, signal: null };
     this.logs.get(id)!.write(`--- harness: ${signal} to ${id} at ${new Date().toISOString()}\n`);
     return p.stop(signal);
+  }
+
+  /** Sends `signal` without waiting for an exit (SIGSTOP, SIGCONT); false when `id` is not running. */
+  signal(id: string, signal: NodeJS.Signals): boolean {
+    const p = this.procs.get(id);
+    if (!p?.running) return false;
+    this.logs.get(id)!.write(`--- harness: ${signal} to ${id} at ${new Date().toISOString()}\n`);
+    return p.child.kill(signal);
   }
 
   /** Cuts the links between a and b (both directions, or only a→b when `oneWay`). */
