@@ -6,7 +6,7 @@
  *   storage    acceptor stores (group commit)
  *   cluster    3 replica processes loaded by redis-benchmark: TCP + file WAL, TCP + pmem log, NATS + file WAL
  *   baselines  redis-server (no replication) and a 3-member etcd, under the same loads
- * and `tracing` (only when named). Select parts with `npm run bench -- engine cluster` (default: all
+ * and `tracing` and `recovery` (only when named). Select parts with `npm run bench -- engine cluster` (default: all
  * but tracing). A progress bar runs on stderr; the tables go to stdout, and to BENCH_OUT (default
  * .bench-out/) as results.json, results.md, results.svg (chart) and results.png (when chromium is
  * installed). BENCH_SECONDS sets each in-process throughput run (default 5); BENCH_N the requests of
@@ -66,8 +66,11 @@ const plan = {
   storage: 1,
   cluster: 9 + 1,
   baselines: 5,
+  recovery: 2,
 };
-const total = Object.entries(plan).reduce((s, [k, v]) => s + ((k === 'tracing' ? wantNamed(k) : want(k)) ? v : 0), 0);
+/** the parts that run only when named (they take minutes) */
+const namedOnly = new Set(['tracing', 'recovery']);
+const total = Object.entries(plan).reduce((s, [k, v]) => s + ((namedOnly.has(k) ? wantNamed(k) : want(k)) ? v : 0), 0);
 const progress = new Progress(total);
 const print = (s: string) => progress.log(s);
 
@@ -165,6 +168,27 @@ if (want('baselines')) {
   all.push(...rows);
   md.push('## Baselines in the same run: redis-server (no replication) and a 3-member etcd', '', table(rows), '');
   print(table(rows));
+}
+
+if (wantNamed('recovery')) {
+  // issue #16: restart after 1M pipelined SETs through npm start, and kill -9 of the leader
+  const { restartAfterLoad, leaderKills } = await import('./recovery.ts');
+  const sets = Number(process.env.BENCH_RESTART_SETS ?? 1_000_000);
+  progress.step(`restart after ${sets.toLocaleString('en-US')} pipelined SETs (npm start, Ctrl-C, npm start)`);
+  const r = await restartAfterLoad({ sets, log: print });
+  progress.step('kill -9 of the leader, 20 times');
+  const k = await leaderKills({ kills: 20, log: print });
+  out.recovery = { restart: r, kills: k };
+  const t = [
+    '| recovery (issue #16) | this run | goal |',
+    '|---|---:|---|',
+    `| first write after the last ready line, restart after ${sets.toLocaleString('en-US')} SETs (${Math.round(r.setsPerSec).toLocaleString('en-US')} SET/s) | ${(r.firstWriteMs / 1000).toFixed(3)} s | ≤ 2 s |`,
+    `| acknowledged marker keys read back after the restart | ${r.markers - r.markersLost} / ${r.markers} | all |`,
+    `| no-write window after kill -9 of the leader, p50 (20 kills) | ${(k.p50 / 1000).toFixed(2)} s | ≤ 1.5 s |`,
+    `| no-write window after kill -9 of the leader, max | ${(k.max / 1000).toFixed(2)} s | ≤ 5 s |`,
+  ].join('\n');
+  md.push('## Recovery', '', t, '', ...r.replayed.map((x) => `- ${x}`), '');
+  print(t);
 }
 
 // the issue's targets (#9), judged on this run
