@@ -397,6 +397,11 @@ export function awaitCatchup(d: ProposerData, m: MessageOf<'promise'>): void {
   const upTo = m.executedUpTo ?? 0;
   CONTRACTS && requires(upTo >= d.fromSlot, 'awaitCatchup: the acceptor executed past fromSlot');
   if (upTo <= d.awaitingCatchup) return;
+  if (d.executedUpTo >= upTo) {
+    // the learner got there already (its progress came before this promise): phase 1 again at once
+    resumePhase1(d);
+    return;
+  }
   d.awaitingCatchup = upTo;
   // as that peer's catch-up answer would: slots up to upTo are chosen, ask it for them
   d.input.send({

@@ -451,3 +451,19 @@ describe('proposer: back-pressure', () => {
     expect(h.ctx().stats.busyRefusals).toBe(2);
   });
 });
+
+describe('proposer: a promise says it executed what this learner has executed meanwhile', () => {
+  it('runs phase 1 again at once from after it (no wait for a progress that already came)', () => {
+    const h = proposerHarness({ executedUpTo: 10 });
+    h.actor.send(campaign(1));
+    const bal = h.ctx().ballot;
+    h.actor.send(progress(12)); // the learner executed 11 and 12 while the prepares were out
+    h.take();
+    h.actor.send({ ...promise(SELF, bal, 11), executedUpTo: 12 });
+    expect(h.ctx().awaitingCatchup).toBe(0);
+    expect(h.sent('prepare').map((m) => [m.to, m.fromSlot])).toEqual([['r1', 13], ['r2', 13], ['r3', 13]]);
+    h.actor.send(promise('r1', bal, 13));
+    h.actor.send(promise('r2', bal, 13));
+    expect(h.state()).toBe('leading');
+  });
+});
