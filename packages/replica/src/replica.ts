@@ -29,6 +29,7 @@ import {
   type SnapshotterOptions,
   DEFAULT_SNAPSHOTTER_OPTIONS,
   loadLatestValid,
+  snapshotWritesDone,
   snapshotterMachine,
 } from '@decree/snapshotter';
 import { BootstrapError, BusyError, ConfigChangeError, NotLeaderError, ReplicaStoppedError, StaleReplicaError } from './errors.ts';
@@ -1032,6 +1033,8 @@ export class Replica {
     this.forwards.clear();
     this.sm.onShutdown?.();
     if (!opts.keepStore) {
+      // a snapshot being written finishes first: nothing is written into the directory after stop() returns
+      await snapshotWritesDone(this.snapshotter.getSnapshot().context);
       // appended after the write in flight, in order; no replies go out (the acceptor is stopped)
       if (unwritten.length > 0) await new Promise<void>((resolve) => this.store.append(unwritten, () => resolve()));
       await this.store.close();

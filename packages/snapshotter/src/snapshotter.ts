@@ -175,6 +175,8 @@ export interface SnapshotterData {
   stats: SnapshotterStats;
   nowWaiters: { resolve(m: SnapshotMeta | undefined): void; reject(e: Error): void }[];
   stopped: boolean;
+  /** snapshot store writes in progress */
+  writes: Set<Promise<unknown>>;
   readonly input: SnapshotterInput;
 }
 
@@ -203,6 +205,19 @@ const post = (d: SnapshotterData, self: { send(e: SnapshotterEvent): void }, e: 
   if (!d.stopped) self.send(e);
 };
 const log = (d: SnapshotterData, msg: string, err?: unknown) => d.input.log?.(msg, err);
+
+/** Remembers a store write in progress, so a stop can wait for it (no file written after a stop returns). */
+function track<T>(d: SnapshotterData, p: Promise<T>): Promise<T> {
+  d.writes.add(p);
+  const forget = () => d.writes.delete(p);
+  p.then(forget, forget);
+  return p;
+}
+
+/** Resolves once every snapshot store write started so far has ended (for a replica's stop). */
+export function snapshotWritesDone(d: SnapshotterData): Promise<void> {
+  return Promise.allSettled([...d.writes]).then(() => undefined);
+}
 
 /** Reads a snapshot stream (or buffer) to one buffer. */
 export async function collect(s: Uint8Array | AsyncIterable<Uint8Array>): Promise<Uint8Array> {
@@ -582,7 +597,7 @@ function install(d: SnapshotterData, f: Fetch, self: { send(e: SnapshotterEvent)
     }
   }
   restored.then(
-    () => d.input.store.save(slot, members, data, { epoch: config.epoch, startSlot: config.startSlot }).then(
+    () => track(d, d.input.store.save(slot, members, data, { epoch: config.epoch, startSlot: config.startSlot })).then(
       (meta) => post(d, self, { type: 'install-done', meta, slot }),
       (err) => {
         log(d, 'saving an installed snapshot failed', err);
@@ -697,7 +712,7 @@ export const snapshotterMachine = setup({
       releaseHold(d);
       // the configuration as of the captured slot: a config value executed since must not be in it
       const c = e.config ?? d.capturingConfig;
-      d.input.store.save(e.slot, c ? c.members : d.input.members(), e.data, c ? { epoch: c.epoch, startSlot: c.startSlot } : undefined).then(
+      track(d, d.input.store.save(e.slot, c ? c.members : d.input.members(), e.data, c ? { epoch: c.epoch, startSlot: c.startSlot } : undefined)).then(
         (meta) => post(d, self, { type: 'saved', meta }),
         (err) => post(d, self, { type: 'save-failed', err }),
       );
@@ -781,6 +796,7 @@ export const snapshotterMachine = setup({
     },
     nowWaiters: [],
     stopped: false,
+    writes: new Set(),
     input,
   }),
   initial: 'running',
