@@ -104,10 +104,12 @@ describe('roles as separate processes over NATS', () => {
     const replicas = [];
     for (const id of ['r1', 'r2', 'r3']) replicas.push({ id, host: '127.0.0.1', port: await freePort(), clientPort: await freePort() });
     const cfgPath = join(dir, 'cluster.json');
-    writeFileSync(
-      cfgPath,
-      JSON.stringify({ cluster: 'roles', dataDir: dir, transport: 'nats', nats: { servers: [nats.url] }, replicas, election: { minMs: 1500, maxMs: 3000, heartbeatMs: 100 } }),
-    );
+    const cfg = (election: object) => JSON.stringify({ cluster: 'roles', dataDir: dir, transport: 'nats', nats: { servers: [nats.url] }, replicas, election });
+    writeFileSync(cfgPath, cfg({ minMs: 1500, maxMs: 3000, heartbeatMs: 100 }));
+    // r2 and r3 wait much longer before they campaign (election timeouts are each replica's own): on a
+    // loaded machine one of them could otherwise win before r1's role processes are all up
+    const slowPath = join(dir, 'cluster-slow.json');
+    writeFileSync(slowPath, cfg({ minMs: 20_000, maxMs: 40_000, heartbeatMs: 100 }));
     const inc = 1 + Math.floor(Math.random() * 1e9);
     const roles: Record<string, ReturnType<typeof run>> = {};
     for (const role of ['acceptor', 'learner', 'snapshotter', 'config-manager', 'client', 'proposer', 'elector'])
@@ -116,8 +118,8 @@ describe('roles as separate processes over NATS', () => {
         ...(role === 'elector' ? ['--promote'] : []),
         ...(role === 'snapshotter' ? ['--snapshot-every', '8'] : []),
       ]);
-    const r2 = run(['apps/replica/src/cli.ts', 'start', '--config', cfgPath, '--id', 'r2']);
-    const r3 = run(['apps/replica/src/cli.ts', 'start', '--config', cfgPath, '--id', 'r3']);
+    const r2 = run(['apps/replica/src/cli.ts', 'start', '--config', slowPath, '--id', 'r2']);
+    const r3 = run(['apps/replica/src/cli.ts', 'start', '--config', slowPath, '--id', 'r3']);
     await until(() => Object.values(roles).every((r) => r.lines.some((l) => l.msg === 'role started')), 60_000, 'role processes');
     await until(() => [r2, r3].every((r) => r.lines.some((l) => l.msg === 'replica started')), 60_000, 'r2 and r3');
     // r1's elector campaigns at once with a round above anything seen: r1's proposer process leads
