@@ -101,7 +101,7 @@ describe('roles as separate processes over NATS', () => {
     cleanups.push(() => nats.stop());
     const dir = mkdtempSync(join(tmpdir(), 'decree-roles-'));
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-    const replicas = [];
+    const replicas: { id: string; host: string; port: number; clientPort: number }[] = [];
     for (const id of ['r1', 'r2', 'r3']) replicas.push({ id, host: '127.0.0.1', port: await freePort(), clientPort: await freePort() });
     const cfgPath = join(dir, 'cluster.json');
     const cfg = (election: object) => JSON.stringify({ cluster: 'roles', dataDir: dir, transport: 'nats', nats: { servers: [nats.url] }, replicas, election });
