@@ -3,10 +3,21 @@ import net from 'node:net';
 import { KvCommands, ResultTag, decodeResult, type KvResult } from '@decree/kv-machine';
 import { RespCommandParser, RespProtocolError, RespWriter, type RespLimits } from './resp.ts';
 
+/** Each command's own outcome (a pipelined chunk may span slots and be partly executed: issue #17). */
+export interface KvBatchOutcome {
+  results: readonly (Uint8Array | undefined)[];
+  /** the highest slot the executed commands were in (the connection's DECREE.SLOT token) */
+  slot: number;
+  /** the commands that did not execute, or may have (`maybeExecuted`), by ascending index */
+  failed?: readonly { index: number; error: Error & { code?: string; leaderHint?: string }; maybeExecuted: boolean }[];
+}
+
 /** What the RESP front end needs from a replica. */
 export interface KvBackend {
   /** replicated execution (writes, and linearizable reads through the log), in order; forwards to the leader */
   execute(commands: readonly Uint8Array[]): Promise<(Uint8Array | undefined)[]>;
+  /** like execute, with each command's own outcome (preferred when present: no all-or-nothing answer) */
+  executeEach?(commands: readonly Uint8Array[]): Promise<KvBatchOutcome>;
   /** a read against this replica's own state (READONLY mode: possibly stale) */
   readLocal(command: Uint8Array): Uint8Array;
   /** facts for INFO / DECREE STATUS */
@@ -141,6 +152,18 @@ const NOT_LEADER = (e: unknown) => {
   const hint = (e as { leaderHint?: string }).leaderHint;
   return `TRYAGAIN no leader reachable${hint ? ` (leader ${hint})` : ''}: ${(e as Error).message}`;
 };
+
+/**
+ * The error line of a command that failed: TRYAGAIN for a leader change or a busy leader, saying
+ * whether the command may still have executed (retry a non-idempotent one only in a DECREE.SESSION).
+ */
+function errorText(e: unknown, maybeExecuted: boolean | undefined): string {
+  const code = (e as { code?: string }).code;
+  const doubt = maybeExecuted === undefined ? '' : maybeExecuted ? ' (it may have executed)' : ' (not executed)';
+  if (code === 'NOT_LEADER') return NOT_LEADER(e) + doubt;
+  if (code === 'BUSY') return `TRYAGAIN ${(e as Error).message}${doubt}`;
+  return `ERR ${(e as Error).message}${doubt}`;
+}
 
 /**
  * A RESP2 server in front of a replica: redis-cli, redis-benchmark and Redis client libraries work
@@ -369,14 +392,36 @@ export class KvServer {
   }
 
   private async execute(conn: Conn, ops: Op[], hasWrite: boolean): Promise<void> {
+    const each = this.o.backend.executeEach;
+    if (!each) return this.executeAll(conn, ops, hasWrite);
+    let o: KvBatchOutcome;
+    try {
+      o = await each.call(this.o.backend, ops.map((x) => x.cmd));
+    } catch (e) {
+      const b = one((w) => w.error(errorText(e, undefined)));
+      for (const x of ops) x.resolve(b);
+      return;
+    }
+    // each command gets its own answer: a chunk split across slots may be partly executed
+    const failed = o.failed;
+    let fi = 0;
+    for (let i = 0; i < ops.length; i++) {
+      if (failed && fi < failed.length && failed[fi]!.index === i) {
+        const f = failed[fi++]!;
+        ops[i]!.resolve(one((w) => w.error(errorText(f.error, f.maybeExecuted))));
+      } else ops[i]!.resolve(resultBuffer(o.results[i]));
+    }
+    if (hasWrite && o.slot > conn.lastToken) conn.lastToken = o.slot;
+  }
+
+  /** A backend without executeEach: one answer for the whole chunk. */
+  private async executeAll(conn: Conn, ops: Op[], hasWrite: boolean): Promise<void> {
     try {
       const results = await this.o.backend.execute(ops.map((o) => o.cmd));
       if (hasWrite) conn.lastToken = Math.max(conn.lastToken, this.o.backend.writeToken?.() ?? 0);
       for (let i = 0; i < ops.length; i++) ops[i]!.resolve(resultBuffer(results[i]));
     } catch (e) {
-      const code = (e as { code?: string }).code;
-      const msg = code === 'NOT_LEADER' ? NOT_LEADER(e) : code === 'BUSY' ? `TRYAGAIN ${(e as Error).message}` : `ERR ${(e as Error).message}`;
-      const b = one((w) => w.error(msg));
+      const b = one((w) => w.error(errorText(e, (e as { maybeExecuted?: boolean }).maybeExecuted)));
       for (const o of ops) o.resolve(b);
     }
   }

@@ -3,7 +3,9 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { Bus, realEnv, type Transport } from '@decree/bus';
 import type { AcceptorStore } from '@decree/protocol';
-import { BusyError, ConfigChangeError, NotLeaderError, createReplica, type Replica } from '@decree/replica';
+import {
+  type BatchOutcome, BusyError, type CommandFailure, ConfigChangeError, NotLeaderError, batchError, createReplica, type Replica,
+} from '@decree/replica';
 import { FileSnapshotStore, MemorySnapshotStore, type SnapshotStore } from '@decree/snapshotter';
 import { FileWalStore, MemoryStore, PmemStore } from '@decree/storage';
 import { KvMachine } from '@decree/kv-machine';
@@ -110,25 +112,36 @@ async function makeTransport(cfg: ClusterConfig, id: string, log: Logger): Promi
 }
 
 /**
- * Retries only while the commands certainly did not execute, so a retry cannot apply them twice:
- * NotLeaderError without maybeExecuted — no leader was known (nothing was sent), this replica leads
- * and refused them before proposing, or the leader a request was forwarded to says it refused them
- * before proposing. Commands proposed before a leadership loss (maybeExecuted) are not retried.
- * Gives up after `budgetMs`.
+ * Each command's outcome, retrying (for up to `budgetMs`) only the commands that certainly did not
+ * execute: refused by a leader before it proposed them (busy, or not the leader), or sent when no
+ * leader was known. Those form the tail of the batch (commands are proposed in order), so a retry
+ * keeps the order. A command that may have executed (`maybeExecuted`) is never retried: outside a
+ * client session a retry could apply it twice (issue #17).
  */
-async function executeWithRetry(replica: Replica, cmds: readonly Uint8Array[], budgetMs = 3_000): Promise<(Uint8Array | undefined)[]> {
+export async function executeEachWithRetry(replica: Replica, cmds: readonly Uint8Array[], budgetMs = 3_000): Promise<BatchOutcome> {
   const end = Date.now() + budgetMs;
+  const results: (Uint8Array | undefined)[] = new Array(cmds.length);
+  let slot = 0;
+  let from = 0; // commands [0, from) have their final outcome
+  let failed: CommandFailure[] = [];
   for (;;) {
-    try {
-      return await replica.execute(cmds);
-    } catch (e) {
-      // busy: refused before it was proposed (the log waits for room): the client waits a little
-      const retry = (e instanceof NotLeaderError && !e.maybeExecuted) || e instanceof BusyError;
-      if (!retry || Date.now() >= end) throw e;
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    const o = await replica.executeEach(from === 0 ? cmds : cmds.slice(from));
+    for (let i = 0; i < o.results.length; i++) results[from + i] = o.results[i];
+    if (o.slot > slot) slot = o.slot;
+    const f = (o.failed ?? []).map((x) => ({ ...x, index: x.index + from }));
+    const byIndex = new Map(f.map((x) => [x.index, x]));
+    // [k, n): the tail that certainly did not execute and was refused for a passing reason
+    let k = cmds.length;
+    for (let x = byIndex.get(k - 1); k > from && x && !x.maybeExecuted && retryable(x.error); x = byIndex.get(k - 1)) k--;
+    failed = failed.concat(f.filter((x) => x.index < k));
+    if (k === cmds.length) return failed.length ? { results, slot, failed } : { results, slot };
+    if (Date.now() >= end) return { results, slot, failed: failed.concat(f.filter((x) => x.index >= k)) };
+    from = k;
+    await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+const retryable = (e: Error): boolean => e instanceof BusyError || e instanceof NotLeaderError;
 
 /** Starts one replica process's worth: the transport, one replica per ring, the RESP front end. */
 export async function startNode(cfg: ClusterConfig, id: string, o: StartNodeOptions): Promise<RunningNode> {
@@ -186,7 +199,13 @@ export async function startNode(cfg: ClusterConfig, id: string, o: StartNodeOpti
     maxConnections: cfg.kv.maxConnections,
     limits: { maxBulkLength: cfg.kv.maxRequestBytes },
     backend: {
-      execute: (cmds) => executeWithRetry(replica, cmds),
+      execute: async (cmds) => {
+        const o = await executeEachWithRetry(replica, cmds);
+        const err = batchError(o);
+        if (err) throw err;
+        return o.results;
+      },
+      executeEach: (cmds) => executeEachWithRetry(replica, cmds),
       readLocal: (cmd) => sm.query(cmd),
       isLeader: () => replica.isLeader(),
       readIndex: () => replica.readIndex(),

@@ -46,6 +46,8 @@ export interface PendingChange {
   /** who asked (its client role gets the config-result) and under which id */
   requester: ReplicaId;
   requestId: number;
+  /** the requester's incarnation, echoed in the result (a result for an earlier run is dropped there) */
+  requestInc: number | undefined;
   members: readonly ReplicaId[];
   cookie: Uint8Array | undefined;
   /** members of the new set that are not in the current one: they must catch up first */
@@ -82,8 +84,14 @@ export type ConfigManagerEvent =
 
 const hdr = (d: ConfigManagerData, to: ReplicaId) => ({ ring: d.ring, from: d.self, to });
 
-function reply(d: ConfigManagerData, to: ReplicaId, requestId: number, body: Omit<MessageOf<'config-result'>, 'type' | 'ring' | 'from' | 'to' | 'id'>): void {
-  d.input.send({ type: 'config-result', ...hdr(d, to), id: requestId, ...body });
+function reply(
+  d: ConfigManagerData,
+  to: ReplicaId,
+  requestId: number,
+  inc: number | undefined,
+  body: Omit<MessageOf<'config-result'>, 'type' | 'ring' | 'from' | 'to' | 'id' | 'inc'>,
+): void {
+  d.input.send({ type: 'config-result', ...hdr(d, to), id: requestId, ...(inc !== undefined ? { inc } : {}), ...body });
 }
 
 /** Guard rails checked before anything starts: a one-line reason, or undefined. */
@@ -103,6 +111,7 @@ function begin(d: ConfigManagerData, m: MessageOf<'config-change'>): void {
     id: d.nextId++,
     requester: m.from,
     requestId: m.id,
+    requestInc: m.inc,
     members: [...m.members],
     cookie: m.cookie,
     joining,
@@ -128,7 +137,7 @@ export function fail(d: ConfigManagerData, code: ConfigErrorCode, error: string,
   CONTRACTS && requires(p !== undefined, 'fail: a change is pending');
   if (!p) return;
   d.stats.changesFailed++;
-  reply(d, p.requester, p.requestId, {
+  reply(d, p.requester, p.requestId, p.requestInc, {
     ok: false, code, error, ...(extra.maybeChosen ? { maybeChosen: true } : {}), ...(extra.leaderHint ? { leaderHint: extra.leaderHint } : {}),
   });
   if (!extra.maybeChosen)
@@ -178,7 +187,7 @@ export function onReconfigured(d: ConfigManagerData, m: MessageOf<'reconfigured'
   const p = d.pending;
   if (p && m.origin === d.self && m.inc === d.inc && m.firstId === p.id) {
     d.stats.changesApplied++;
-    reply(d, p.requester, p.requestId, { ok: true, epoch: d.config.epoch, members: d.config.members, slot: m.slot });
+    reply(d, p.requester, p.requestId, p.requestInc, { ok: true, epoch: d.config.epoch, members: d.config.members, slot: m.slot });
     cleanup(d);
     return 'mine';
   }
@@ -195,11 +204,11 @@ export const configManagerMachine = setup({
     refuseInvalid: ({ context: d, event }) => {
       const m = event as MessageOf<'config-change'>;
       const bad = validateChange(d, m.members)!;
-      reply(d, m.from, m.id, { ok: false, ...bad });
+      reply(d, m.from, m.id, m.inc, { ok: false, ...bad });
     },
     refusePending: ({ context: d, event }) => {
       const m = event as MessageOf<'config-change'>;
-      reply(d, m.from, m.id, { ok: false, code: 'PENDING', error: `another configuration change (to ${d.pending?.members.join(',')}) is pending` });
+      reply(d, m.from, m.id, m.inc, { ok: false, code: 'PENDING', error: `another configuration change (to ${d.pending?.members.join(',')}) is pending` });
     },
     begin: ({ context, event }) => begin(context, event as MessageOf<'config-change'>),
     reconfigured: ({ context, event }) => {

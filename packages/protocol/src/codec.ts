@@ -278,7 +278,7 @@ export function validateMessage(raw: unknown): Message {
       need(m, 'executedUpTo', isInt, t); need(m, 'chosenUpTo', isInt, t);
       break;
     case 'client-req': {
-      need(m, 'id', isInt, t);
+      need(m, 'id', isInt, t); opt(m, 'inc', isInt, t);
       const cmds = needArray(m, 'cmds', t);
       for (let i = 0; i < cmds.length; i++) if (!isBytes(cmds[i])) fail(`${t}.cmds[${i}] is not bytes`);
       break;
@@ -356,11 +356,12 @@ export function validateMessage(raw: unknown): Message {
     case 'config-change':
     case 'config-proposal':
       need(m, 'id', isInt, t); strArray(m, 'members', t); opt(m, 'cookie', isBytes, t);
+      if (t === 'config-change') opt(m, 'inc', isInt, t);
       break;
     case 'config-result':
       need(m, 'id', isInt, t); need(m, 'ok', isBool, t); opt(m, 'epoch', isInt, t); strArray(m, 'members', t, true);
       opt(m, 'slot', isInt, t); opt(m, 'error', isStr, t); opt(m, 'code', isStr, t); opt(m, 'leaderHint', isStr, t);
-      opt(m, 'maybeChosen', isBool, t);
+      opt(m, 'maybeChosen', isBool, t); opt(m, 'inc', isInt, t);
       break;
     case 'config-notice':
       need(m, 'kind', (x) => x === 'changed' || x === 'aborted', t); need(m, 'epoch', isInt, t); strArray(m, 'members', t);
@@ -397,6 +398,16 @@ export function validateMessage(raw: unknown): Message {
         for (let i = 0; i < results.length; i++) if (results[i] !== null && !isBytes(results[i])) fail(`${t}.results[${i}] is not bytes or nil`);
       } else if (m.results === null) delete m.results;
       opt(m, 'error', isStr, t); opt(m, 'leaderHint', isStr, t); opt(m, 'maybeExecuted', isBool, t);
+      opt(m, 'inc', isInt, t); opt(m, 'slot', isInt, t);
+      if (m.failed !== undefined) {
+        const failed = needArray(m, 'failed', t);
+        for (let i = 0; i < failed.length; i++) {
+          const f = failed[i];
+          const p = `${t}.failed[${i}]`;
+          if (!isObj(f)) fail(`${p} is not an object`);
+          need(f, 'i', isInt, p); need(f, 'error', isStr, p); need(f, 'maybeExecuted', isBool, p);
+        }
+      }
       break;
     }
   }

@@ -210,11 +210,21 @@ export interface Bootstrap extends Header { readonly type: 'bootstrap'; readonly
 export interface BootstrapAck extends Header { readonly type: 'bootstrap-ack'; readonly ok: boolean; readonly error?: string }
 // ---- configuration changes (see specs/config-change)
 /** client side -> config-manager: change the member set (on the leader) */
-export interface ConfigChange extends Header { readonly type: 'config-change'; readonly id: number; readonly members: readonly ReplicaId[]; readonly cookie?: Uint8Array }
+export interface ConfigChange extends Header {
+  readonly type: 'config-change';
+  /** the request id, unique within the sender's incarnation `inc` */
+  readonly id: number;
+  readonly members: readonly ReplicaId[];
+  readonly cookie?: Uint8Array;
+  /** the sender's incarnation: the result names it, and a result for another incarnation is dropped */
+  readonly inc?: number;
+}
 /** config-manager -> client side: the outcome of a ConfigChange */
 export interface ConfigResult extends Header {
   readonly type: 'config-result';
   readonly id: number;
+  /** the incarnation of the request it answers (ConfigChange.inc) */
+  readonly inc?: number;
   readonly ok: boolean;
   readonly epoch?: number;
   readonly members?: readonly ReplicaId[];
@@ -266,11 +276,31 @@ export interface PeerProgressReport extends Header {
   readonly peers: readonly PeerProgressEntry[];
 }
 // ---- client <-> replica (forwarding, client library)
-export interface ClientRequest extends Header { readonly type: 'client-req'; readonly id: number; readonly cmds: readonly Uint8Array[] }
+export interface ClientRequest extends Header {
+  readonly type: 'client-req';
+  /** the request id, unique within the sender's incarnation `inc` */
+  readonly id: number;
+  readonly cmds: readonly Uint8Array[];
+  /** the sender's incarnation (it changes at every start): a reply for another incarnation is dropped */
+  readonly inc?: number;
+}
+/** One forwarded command that did not execute, or may have. */
+export interface ForwardFailure {
+  /** its index in the request */
+  readonly i: number;
+  /** NOT_LEADER, BUSY, or a message */
+  readonly error: string;
+  /** proposed before the failure: it may still execute */
+  readonly maybeExecuted: boolean;
+}
 export interface ClientReply extends Header {
   readonly type: 'client-rep';
   readonly id: number;
+  /** the incarnation of the request it answers (ClientRequest.inc) */
+  readonly inc?: number;
+  /** per command: the result, or nil (no result, or failed: see `failed`) */
   readonly results?: readonly (Uint8Array | null)[];
+  /** the whole request failed (nothing of it ran here) */
   readonly error?: string;
   readonly leaderHint?: ReplicaId;
   /**
@@ -278,6 +308,10 @@ export interface ClientReply extends Header {
    * may still execute), false when they certainly were not; absent (an older sender) counts as true
    */
   readonly maybeExecuted?: boolean;
+  /** the commands that failed, each with its own outcome (issue #17: a batch may be partly chosen) */
+  readonly failed?: readonly ForwardFailure[];
+  /** the highest slot the executed commands were in: the requester's freshness token (DECREE.SLOT) */
+  readonly slot?: Slot;
 }
 
 export type Message =

@@ -1,3 +1,5 @@
 export * from './replica.ts';
 export * from './errors.ts';
 export * from './local-replay.ts';
+export * from './submissions.ts';
+export * from './forwarding.ts';

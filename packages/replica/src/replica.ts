@@ -34,6 +34,8 @@ import {
 } from '@decree/snapshotter';
 import { BootstrapError, BusyError, ConfigChangeError, NotLeaderError, ReplicaStoppedError, StaleReplicaError } from './errors.ts';
 import { type LocalReplay, replayLocalLog } from './local-replay.ts';
+import { type BatchOutcome, BatchWaiter, WaiterTable, batchError } from './submissions.ts';
+import { Forwarder, allFailed } from './forwarding.ts';
 
 export interface ReplicaOptions {
   /** value bytes in one promise message before it goes in pages (default 512 KiB) */
@@ -169,68 +171,6 @@ export interface ReplicaStatus {
   pendingSubmissions: number;
 }
 
-interface Waiter {
-  resolve(r: Uint8Array | undefined): void;
-  reject(e: Error): void;
-}
-/** Submission waiters indexed by id (ids are allocated densely, settled mostly in order). */
-class WaiterTable {
-  private slots: (Waiter | BatchWaiter | undefined)[] = [];
-  private head = 0; // index in `slots` of the first live entry
-  private base = 1; // the id stored at slots[0]
-  size = 0;
-  set(id: number, w: Waiter | BatchWaiter): void {
-    if (this.slots.length === 0) {
-      this.base = id;
-      this.head = 0;
-    }
-    const i = id - this.base;
-    while (this.slots.length < i) this.slots.push(undefined);
-    this.slots[i] = w;
-    this.size++;
-  }
-  get(id: number): Waiter | BatchWaiter | undefined {
-    const i = id - this.base;
-    return i >= this.head && i < this.slots.length ? this.slots[i] : undefined;
-  }
-  delete(id: number): void {
-    const i = id - this.base;
-    if (i < this.head || i >= this.slots.length || this.slots[i] === undefined) return;
-    this.slots[i] = undefined;
-    this.size--;
-    if (i === this.head) {
-      while (this.head < this.slots.length && this.slots[this.head] === undefined) this.head++;
-      if (this.head === this.slots.length) {
-        this.slots = [];
-        this.head = 0;
-      } else if (this.head > 4096 && this.head * 2 > this.slots.length) {
-        this.slots = this.slots.slice(this.head);
-        this.base += this.head;
-        this.head = 0;
-      }
-    }
-  }
-  keys(): number[] {
-    const out: number[] = [];
-    for (let i = this.head; i < this.slots.length; i++) if (this.slots[i] !== undefined) out.push(this.base + i);
-    return out;
-  }
-}
-
-class BatchWaiter {
-  results: (Uint8Array | undefined)[];
-  remaining: number;
-  constructor(
-    n: number,
-    readonly base: number,
-    readonly resolve: (r: (Uint8Array | undefined)[]) => void,
-    readonly reject: (e: Error) => void,
-  ) {
-    this.results = new Array(n);
-    this.remaining = n;
-  }
-}
-
 const stateName = (a: Actor<any>): string => {
   const v = a.getSnapshot().value;
   return typeof v === 'string' ? v : JSON.stringify(v);
@@ -272,8 +212,7 @@ export class Replica {
   private lastProposerState = 'follower';
   private readonly tickMs: number;
   private readonly transport: Transport | undefined;
-  private forwards = new Map<number, { resolve(r: (Uint8Array | undefined)[]): void; reject(e: Error): void; timer: unknown }>();
-  private nextForwardId = 1;
+  private readonly forwarder: Forwarder;
   /** errors the state machine threw while applying (counted; the replica keeps going) */
   readonly applyErrors: { slot: Slot; err: unknown }[] = [];
   /** what the start replayed from the local log */
@@ -309,6 +248,7 @@ export class Replica {
     this.bus = cfg.bus ?? new Bus(this.env, cfg.transport);
     this.inc = Math.floor(this.env.random() * 0x7fffffff);
     this.tickMs = cfg.options?.tickMs ?? 10;
+    this.forwarder = new Forwarder({ ring: this.ring, self: this.id, inc: this.inc, bus: this.bus, env: this.env });
     const send = (m: Message) => this.bus.send(m);
     const now = () => this.env.clock.now();
     const clock = { setTimeout: (fn: (...a: any[]) => void, ms: number) => this.env.clock.setTimeout(fn, ms), clearTimeout: (h: any) => this.env.clock.clearTimeout(h) };
@@ -459,30 +399,47 @@ export class Replica {
 
   // ------------------------------------------------------------------ submissions
   /** Replicates one command; resolves with the state machine's result once it executed here. */
-  submit(command: Uint8Array, opts: SubmitOptions = {}): Promise<Uint8Array | undefined> {
-    if (this.stopped) return Promise.reject(new ReplicaStoppedError());
-    if (!this.isLeader()) return Promise.reject(new NotLeaderError(this.currentLeader()));
-    return new Promise((resolve, reject) => {
-      const id = this.nextId++;
-      this.waiters.set(id, { resolve, reject });
-      this.push(
-        opts.exclusive ? { id, cmd: command, excl: true, ...(opts.lastBeforeStepDown ? { last: true } : {}) } : { id, cmd: command },
-      );
-    });
+  async submit(command: Uint8Array, opts: SubmitOptions = {}): Promise<Uint8Array | undefined> {
+    const o = await this.submitEach([command], opts);
+    const err = batchError(o);
+    if (err) throw err;
+    return o.results[0];
   }
 
-  /** Replicates many commands with one promise (the fast path for pipelined clients). */
-  submitBatch(commands: readonly Uint8Array[]): Promise<(Uint8Array | undefined)[]> {
-    if (this.stopped) return Promise.reject(new ReplicaStoppedError());
-    if (!this.isLeader()) return Promise.reject(new NotLeaderError(this.currentLeader()));
-    if (commands.length === 0) return Promise.resolve([]);
-    return new Promise((resolve, reject) => {
+  /**
+   * Replicates many commands with one promise (the fast path for pipelined clients). All or nothing
+   * for the caller: when any command failed it rejects, with `maybeExecuted` set when any command of
+   * the batch executed or may have (a batch can span slots). Use submitEach for each one's outcome.
+   */
+  async submitBatch(commands: readonly Uint8Array[]): Promise<(Uint8Array | undefined)[]> {
+    const o = await this.submitEach(commands);
+    const err = batchError(o);
+    if (err) throw err;
+    return o.results;
+  }
+
+  /**
+   * Replicates commands and resolves with each one's own outcome: its result and slot, or its
+   * failure and whether it may still execute (a batch split across slots can be partly chosen when
+   * leadership is lost: issue #17). Never rejects.
+   */
+  submitEach(commands: readonly Uint8Array[], opts: SubmitOptions = {}): Promise<BatchOutcome> {
+    const n = commands.length;
+    const refuse = (e: Error): Promise<BatchOutcome> =>
+      Promise.resolve({ results: new Array(n), slot: 0, failed: commands.map((_, index) => ({ index, error: e, maybeExecuted: false })) });
+    if (n === 0) return Promise.resolve({ results: [], slot: 0 });
+    if (this.stopped) return refuse(new ReplicaStoppedError());
+    if (!this.isLeader()) return refuse(new NotLeaderError(this.currentLeader()));
+    return new Promise((resolve) => {
       const base = this.nextId;
-      this.nextId += commands.length;
-      const w = new BatchWaiter(commands.length, base, resolve, reject);
-      for (let i = 0; i < commands.length; i++) {
+      this.nextId += n;
+      const w = new BatchWaiter(n, base, resolve);
+      for (let i = 0; i < n; i++) {
         this.waiters.set(base + i, w);
-        this.push({ id: base + i, cmd: commands[i]! });
+        const item = opts.exclusive
+          ? { id: base + i, cmd: commands[i]!, excl: true, ...(opts.lastBeforeStepDown ? { last: true } : {}) }
+          : { id: base + i, cmd: commands[i]! };
+        this.push(item);
       }
     });
   }
@@ -499,41 +456,21 @@ export class Replica {
     this.bus.send({ type: 'submit', ring: this.ring, from: this.id, to: this.id, items });
   };
 
-  private settle(id: number, result: Uint8Array | undefined, err?: Error): void {
-    const w = this.waiters.get(id);
-    if (!w) return;
-    this.waiters.delete(id);
-    if (w instanceof BatchWaiter) {
-      if (w.remaining < 0) return; // already rejected
-      if (err) {
-        w.remaining = -1;
-        w.reject(err);
-        for (let i = 0; i < w.results.length; i++) this.waiters.delete(w.base + i);
-        return;
-      }
-      w.results[id - w.base] = result;
-      if (--w.remaining === 0) w.resolve(w.results);
-    } else if (err) w.reject(err);
-    else w.resolve(result);
-  }
-
   private onClientMessage(m: Message): void {
     switch (m.type) {
-      case 'executed': {
-        if (m.inc !== this.inc) return;
-        const r = m.results;
-        for (let i = 0; i < r.length; i++) this.settle(m.firstId + i, r[i]);
+      case 'executed':
+        if (m.inc === this.inc) this.waiters.onExecuted(m);
         return;
-      }
       case 'aborted': {
         const err = m.busy ? new BusyError() : new NotLeaderError(m.leaderHint ?? this.currentLeader(), m.maybeChosen);
-        for (const id of m.ids) this.settle(id, undefined, err);
+        this.waiters.failAll(m.ids, err, m.maybeChosen);
         return;
       }
       case 'recovered':
         this.sm.onLeaderRecovered?.();
         return;
       case 'config-result': {
+        if (m.inc !== undefined && m.inc !== this.inc) return; // the answer to a request of an earlier run
         const r = this.configRequests.get(m.id);
         if (!r) return;
         this.configRequests.delete(m.id);
@@ -560,22 +497,14 @@ export class Replica {
         } else this.sm.onConfigurationAborted?.(m.members, m.cookie, m.reason ?? 'the configuration change failed');
         return;
       case 'client-req':
-        this.serveForwarded(m);
+        this.forwarder.serve(m, this.isLeader(), this.currentLeader(), (cmds) => this.submitEach(cmds));
         return;
       case 'read-ack':
         this.onReadAck(m);
         return;
-      case 'client-rep': {
-        const f = this.forwards.get(m.id);
-        if (!f) return;
-        this.forwards.delete(m.id);
-        this.env.clock.clearTimeout(f.timer);
-        if (m.error === 'NOT_LEADER') f.reject(new NotLeaderError(m.leaderHint, m.maybeExecuted !== false));
-        else if (m.error === 'BUSY') f.reject(new BusyError());
-        else if (m.error !== undefined) f.reject(new Error(m.error));
-        else f.resolve((m.results ?? []).map((r) => (r === null ? undefined : r)));
+      case 'client-rep':
+        this.forwarder.onReply(m);
         return;
-      }
       default:
         return;
     }
@@ -615,7 +544,7 @@ export class Replica {
       // local one answers NOT_LEADER
       const leader = this.isLeader() ? this.id : this.currentLeader();
       const to = leader !== undefined ? leader : this.id;
-      this.bus.send({ type: 'config-change', ring: this.ring, from: this.id, to, id, members: [...members], ...(cookie ? { cookie } : {}) });
+      this.bus.send({ type: 'config-change', ring: this.ring, from: this.id, to, id, inc: this.inc, members: [...members], ...(cookie ? { cookie } : {}) });
     });
   }
 
@@ -690,44 +619,28 @@ export class Replica {
   // ------------------------------------------------------------------ forwarding
   /**
    * Replicates commands from any replica: on the leader it submits them; on a follower it forwards
-   * them to the leader it knows and waits for the answer (rejecting with NotLeaderError when no
-   * leader is known, or after `timeoutMs`). Forwarded commands may execute even when the answer is
-   * lost: make them idempotent (client sessions) before retrying.
+   * them to the leader it knows and waits for the answer. All or nothing for the caller (rejects with
+   * NotLeaderError when no leader is known or after `timeoutMs`, `maybeExecuted` when any command may
+   * have run); executeEach gives each command's own outcome.
    */
   async execute(commands: readonly Uint8Array[], timeoutMs = 5_000): Promise<(Uint8Array | undefined)[]> {
-    if (this.stopped) throw new ReplicaStoppedError();
-    if (this.isLeader()) return this.submitBatch(commands);
-    const leader = this.currentLeader();
-    if (!leader || leader === this.id) throw new NotLeaderError(undefined);
-    const id = this.nextForwardId++;
-    return new Promise((resolve, reject) => {
-      const timer = this.env.clock.setTimeout(() => {
-        if (this.forwards.delete(id)) reject(new NotLeaderError(leader, true));
-      }, timeoutMs);
-      this.forwards.set(id, { resolve, reject, timer });
-      this.bus.send({ type: 'client-req', ring: this.ring, from: this.id, to: leader, id, cmds: commands });
-    });
+    const o = await this.executeEach(commands, timeoutMs);
+    const err = batchError(o);
+    if (err) throw err;
+    return o.results;
   }
 
-  private serveForwarded(m: MessageOf<'client-req'>): void {
-    const reply = (body: { results?: (Uint8Array | null)[]; error?: string; leaderHint?: ReplicaId; maybeExecuted?: boolean }) =>
-      this.bus.send({ type: 'client-rep', ring: this.ring, from: this.id, to: m.from, id: m.id, ...body });
-    if (!this.isLeader()) {
-      const hint = this.currentLeader();
-      reply({ error: 'NOT_LEADER', maybeExecuted: false, ...(hint && hint !== this.id ? { leaderHint: hint } : {}) });
-      return;
-    }
-    this.submitBatch(m.cmds).then(
-      (rs) => reply({ results: rs.map((r) => r ?? null) }),
-      (e: Error) =>
-        reply(
-          e instanceof NotLeaderError
-            ? { error: 'NOT_LEADER', maybeExecuted: e.maybeExecuted, ...(e.leaderHint ? { leaderHint: e.leaderHint } : {}) }
-            : e instanceof BusyError
-              ? { error: 'BUSY', maybeExecuted: false }
-              : { error: e.message },
-        ),
-    );
+  /**
+   * Like submitEach from any replica: on a follower the commands go to the leader it knows, and each
+   * comes back with its own outcome and slot. A command whose answer was lost may have executed
+   * (`maybeExecuted`): retry it only inside a client session.
+   */
+  executeEach(commands: readonly Uint8Array[], timeoutMs = 5_000): Promise<BatchOutcome> {
+    if (this.stopped) return Promise.resolve(allFailed(commands.length, new ReplicaStoppedError(), false));
+    if (this.isLeader()) return this.submitEach(commands);
+    const leader = this.currentLeader();
+    if (!leader || leader === this.id) return Promise.resolve(allFailed(commands.length, new NotLeaderError(undefined), false));
+    return this.forwarder.request(leader, commands, timeoutMs);
   }
 
   // ------------------------------------------------------------------ reads
@@ -1025,12 +938,9 @@ export class Replica {
       r.reject(err);
     }
     this.configRequests.clear();
-    for (const id of this.waiters.keys()) this.settle(id, undefined, err);
-    for (const f of this.forwards.values()) {
-      this.env.clock.clearTimeout(f.timer);
-      f.reject(err);
-    }
-    this.forwards.clear();
+    // in flight when the replica stopped: they may still be chosen (by the other replicas)
+    this.waiters.failAll(this.waiters.keys(), err, true);
+    this.forwarder.stop(err);
     this.sm.onShutdown?.();
     if (!opts.keepStore) {
       // a snapshot being written finishes first: nothing is written into the directory after stop() returns

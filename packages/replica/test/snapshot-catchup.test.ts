@@ -179,6 +179,8 @@ describe('catch-up by snapshot', () => {
     expect(await converge(c, lagger)).toBe(true);
     await load(c, 'c', 3);
     expect(await converge(c, lagger)).toBe(true);
+    // the other follower too (converge() compares with the leader only)
+    expect(await converge(c, other)).toBe(true);
     expect(c.sm(lagger).commands()).toEqual(c.sm(other).commands());
     await c.stop();
   });
