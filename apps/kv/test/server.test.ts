@@ -6,7 +6,7 @@ import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import Redis from 'ioredis';
-import { KvMachine } from '@decree/kv-machine';
+import { KvMachine, encodeInt } from '@decree/kv-machine';
 import { LocalCluster } from '@decree/testkit';
 import type { Replica } from '@decree/replica';
 import { KvServer, RespDecoder, RespErrorReply, encodeCommand, type KvBackend } from '../src/index.ts';
@@ -16,6 +16,10 @@ function backendFor(r: Replica, sm: KvMachine, counters: { readIndex: number; ex
     execute: (cmds) => {
       counters.execute += cmds.length;
       return r.execute(cmds);
+    },
+    executeEach: (cmds) => {
+      counters.execute += cmds.length;
+      return r.executeEach(cmds);
     },
     readLocal: (c) => sm.query(c),
     status: () => ({ ...r.status() }),
@@ -327,4 +331,40 @@ describe('KvServer over a LocalCluster', () => {
     expect(errors).toBeGreaterThan(0); // ...and bad commands got error replies
     expect(replies).toBeGreaterThan(errors);
   }, 60_000);
+});
+
+describe('KvServer: each pipelined command gets its own answer (issue #17)', () => {
+  it('a chunk partly executed: results for the executed commands, TRYAGAIN saying which may have run', async () => {
+    const { NotLeaderError } = await import('@decree/replica');
+    const backend: KvBackend = {
+      execute: async () => {
+        throw new Error('not used: executeEach is preferred');
+      },
+      executeEach: async (cmds) => ({
+        results: cmds.map((_, i) => (i < 2 ? encodeInt(i + 10) : undefined)),
+        slot: 17,
+        failed: [
+          { index: 2, error: new NotLeaderError('r2', true), maybeExecuted: true },
+          { index: 3, error: new NotLeaderError('r2', false), maybeExecuted: false },
+        ],
+      }),
+      readLocal: () => new Uint8Array(0),
+      status: () => ({}),
+    };
+    const server = new KvServer({ port: 0, backend });
+    const { port } = await server.listen();
+    const c = await Raw.connect(port);
+    try {
+      for (let i = 0; i < 4; i++) c.cmd('INCR', 'n');
+      c.cmd('DECREE.SLOT');
+      const [a, b, maybe, not, slot] = await c.replies(5);
+      expect([a, b]).toEqual([10, 11]);
+      expect(msg(maybe)).toMatch(/^TRYAGAIN .*\(it may have executed\)$/);
+      expect(msg(not)).toMatch(/^TRYAGAIN .*\(not executed\)$/);
+      expect(slot).toBe(17); // the token names the slot the executed commands were in
+    } finally {
+      c.close();
+      await server.close();
+    }
+  });
 });
