@@ -10,6 +10,7 @@ import {
   type Slot,
   type StateMachine,
   type SubmitItem,
+  ballotEq,
   memberSetProblem,
   sameMembers,
   type LeaderRole,
@@ -170,6 +171,17 @@ export interface ReplicaStatus {
   states: { elector: string; proposer: string; acceptor: string; learner: string; configManager: string };
   pendingSubmissions: number;
 }
+
+/** One read-index confirmation: the ballot, the members asked (the quorum's configuration), the index. */
+interface ReadRound {
+  ballot: Ballot;
+  members: readonly ReplicaId[];
+  index: Slot;
+  oks: Set<ReplicaId>;
+  nos: number;
+}
+
+const quorumOf = (n: number): number => Math.floor(n / 2) + 1;
 
 const stateName = (a: Actor<any>): string => {
   const v = a.getSnapshot().value;
@@ -645,7 +657,7 @@ export class Replica {
 
   // ------------------------------------------------------------------ reads
   private readSeq = 0;
-  private readRounds = new Map<number, { ballot: Ballot; oks: Set<ReplicaId>; nos: number }>();
+  private readRounds = new Map<number, ReadRound>();
 
   /**
    * Read-index: linearizable reads without a log slot. The leader notes its commit index, asks every
@@ -658,17 +670,13 @@ export class Replica {
   readIndex(timeoutMs = 2_000): Promise<Slot> {
     if (this.stopped) return Promise.reject(new ReplicaStoppedError());
     if (!this.isLeader()) return Promise.reject(new NotLeaderError(this.currentLeader()));
-    const p = this.proposer.getSnapshot().context;
-    const index = Math.max(p.chosenUpTo, p.recoveryEnd);
-    const ballot = p.ballot;
     const seq = ++this.readSeq;
-    const round = { ballot, oks: new Set<ReplicaId>(), nos: 0 };
-    this.readRounds.set(seq, round);
-    const quorum = Math.floor(this.members.length / 2) + 1;
-    const ask = () => {
-      for (const m of this.members) if (!round.oks.has(m)) this.bus.send({ type: 'read-confirm', ring: this.ring, from: this.id, to: m, ballot, seq });
-    };
+    let round: ReadRound | undefined;
     let retry: unknown;
+    const ask = () => {
+      if (!round) return;
+      for (const m of round.members) if (!round.oks.has(m)) this.bus.send({ type: 'read-confirm', ring: this.ring, from: this.id, to: m, ballot: round.ballot, seq });
+    };
     const again = () => {
       ask();
       retry = this.env.clock.setTimeout(again, 50);
@@ -676,10 +684,22 @@ export class Replica {
     const out = this.waitFor(
       () => {
         const pc = this.proposer.getSnapshot();
-        if (pc.value !== 'leading' || pc.context.ballot.round !== ballot.round || pc.context.ballot.leader !== ballot.leader || round.nos > 0)
-          throw new NotLeaderError(this.currentLeader());
-        if (round.oks.size < quorum) return undefined;
-        return this.executedSlot() >= index ? index : undefined;
+        const p = pc.context;
+        if (pc.value !== 'leading') throw new NotLeaderError(this.currentLeader());
+        // phase 1 of a configuration that just took effect (or the change in flight) is not done: the
+        // slots after the change may hold writes this leader has not recovered yet (issue #17)
+        if (p.reprepare || p.pendingConfig !== undefined) return undefined;
+        if (!round || !ballotEq(round.ballot, p.ballot)) {
+          // the index and the quorum of the configuration that governs now (the proposer's: the
+          // replica's own members change only when its learner executes the change)
+          round = { ballot: p.ballot, members: [...p.members], index: Math.max(p.chosenUpTo, p.recoveryEnd), oks: new Set(), nos: 0 };
+          this.readRounds.set(seq, round);
+          ask();
+          return undefined;
+        }
+        if (round.nos > 0) throw new NotLeaderError(this.currentLeader());
+        if (round.oks.size < quorumOf(round.members.length)) return undefined;
+        return this.executedSlot() >= round.index ? round.index : undefined;
       },
       timeoutMs,
       again,
@@ -694,7 +714,7 @@ export class Replica {
 
   private onReadAck(m: MessageOf<'read-ack'>): void {
     const r = this.readRounds.get(m.seq);
-    if (!r || m.ballot.round !== r.ballot.round || m.ballot.leader !== r.ballot.leader || !this.members.includes(m.from)) return;
+    if (!r || !ballotEq(m.ballot, r.ballot) || !r.members.includes(m.from)) return;
     if (m.ok) r.oks.add(m.from);
     else r.nos++;
     for (const p of [...this.polls]) p();
