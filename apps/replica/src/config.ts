@@ -103,8 +103,18 @@ export const ClusterConfig = z.strictObject({
       maxConnections: z.number().int().positive().default(10_000),
       /** request size: the largest bulk string (argument) a client may send; larger closes the connection */
       maxRequestBytes: z.number().int().positive().default(64 << 20),
+      /**
+       * client sessions (DECREE.SESSION): forgotten once idle for more than sessionTtlSlots slots AND
+       * sessionTtlSeconds of log time; a retry of a forgotten session's write gets `ERR session expired`
+       */
+      sessionTtlSlots: z.number().int().positive().default(100_000),
+      sessionTtlSeconds: z.number().int().min(0).default(3600),
+      maxSessions: z.number().int().positive().default(1_000_000),
     })
-    .default({ maxValueBytes: 1 << 20, maxPendingPerConnection: 16_384, maxConnections: 10_000, maxRequestBytes: 64 << 20 }),
+    .default({
+      maxValueBytes: 1 << 20, maxPendingPerConnection: 16_384, maxConnections: 10_000, maxRequestBytes: 64 << 20,
+      sessionTtlSlots: 100_000, sessionTtlSeconds: 3600, maxSessions: 1_000_000,
+    }),
   /** a secret shared by the replicas: the TCP handshake proves both ends hold it */
   secret: z.string().min(8).optional(),
   /** mutual TLS between replicas (TCP transport): PEM file paths; each replica's certificate must name its id (CN or SAN) */

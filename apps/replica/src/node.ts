@@ -158,7 +158,9 @@ export async function startNode(cfg: ClusterConfig, id: string, o: StartNodeOpti
   const replicas = new Map<string, Replica>();
   const machines = new Map<string, KvMachine>();
   for (const ring of cfg.rings) {
-    const sm = new KvMachine();
+    const sm = new KvMachine({
+      sessionTtlSlots: cfg.kv.sessionTtlSlots, sessionTtlMs: cfg.kv.sessionTtlSeconds * 1000, maxSessions: cfg.kv.maxSessions,
+    });
     machines.set(ring, sm);
     const storage = makeStore(cfg, id, ring);
     const replica = await createReplica({

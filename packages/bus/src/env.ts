@@ -1,6 +1,8 @@
 /** Time, timers, randomness and deferral: everything a role would otherwise take from the global scope. */
 export interface Clock {
   now(): number;
+  /** wall-clock ms since the Unix epoch (the simulator: its virtual time); for timestamps in the log */
+  wallMs?(): number;
   setTimeout(fn: () => void, ms: number): unknown;
   clearTimeout(handle: unknown): void;
 }
@@ -81,6 +83,7 @@ export function realEnv(): Env {
   return {
     clock: {
       now: () => performance.now(),
+      wallMs: () => Date.now(),
       setTimeout: (fn, ms) => setTimeout(fn, ms),
       clearTimeout: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
     },

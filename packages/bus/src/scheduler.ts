@@ -46,6 +46,7 @@ export class SimScheduler {
     return {
       clock: {
         now: () => this.time,
+        wallMs: () => Math.floor(this.time),
         setTimeout: (fn, ms) => this.after(ms, fn),
         clearTimeout: (h) => this.cancel(h),
       },

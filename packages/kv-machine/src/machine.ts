@@ -15,8 +15,15 @@ type BufProto = {
 const { latin1Slice, latin1Write } = Buffer.prototype as unknown as BufProto;
 
 export interface KvMachineOptions {
-  /** A client session unused for more than this many slots is forgotten (by slot number, never the clock). */
+  /**
+   * A client session is forgotten once it was unused for more than sessionTtlSlots slots AND more than
+   * sessionTtlMs of log time (the leaders' timestamps in the log, never this replica's clock; 0: slots
+   * only). A retry of a forgotten session's write is answered `ERR session expired`, never applied again.
+   */
   readonly sessionTtlSlots?: number;
+  readonly sessionTtlMs?: number;
+  /** at most this many sessions are kept; beyond, the least recently used is forgotten (default 1,000,000) */
+  readonly maxSessions?: number;
   /**
    * Replicas of one ring running in one process (tests, the in-process benchmark) apply the same
    * command objects at the same (slot, position): with a shared group the first to apply a SET parses
@@ -51,6 +58,8 @@ export class KvShareGroup {
 }
 
 export const DEFAULT_SESSION_TTL_SLOTS = 100_000;
+export const DEFAULT_SESSION_TTL_MS = 3_600_000;
+export const DEFAULT_MAX_SESSIONS = 1_000_000;
 
 export interface SessionEntry {
   /** highest seq applied for this client */
@@ -59,7 +68,11 @@ export interface SessionEntry {
   result: Uint8Array;
   /** last slot at which the session was used */
   lastSlot: Slot;
+  /** the log's time (ms) when the session was last used */
+  lastMs: number;
 }
+
+const ERR_SESSION_EXPIRED = encodeError('ERR session expired');
 
 // ---------------------------------------------------------------- the hot-path reader
 // A module-level cursor: apply is synchronous and never re-entered, so one cursor serves every machine.
@@ -213,6 +226,10 @@ export class KvMachine implements StateMachine {
   private data = new Map<string, string>();
   private sessions = new Map<string, SessionEntry>();
   private readonly ttl: number;
+  private readonly ttlMs: number;
+  private readonly maxSessions: number;
+  /** the log's time: the newest leader timestamp of the batches applied (monotone) */
+  private nowMs = 0;
   private lastSlot: Slot = 0;
   private nextSweep: Slot = 0;
   private appliedCount = 0;
@@ -222,8 +239,22 @@ export class KvMachine implements StateMachine {
 
   constructor(opts: KvMachineOptions = {}) {
     this.ttl = opts.sessionTtlSlots ?? DEFAULT_SESSION_TTL_SLOTS;
+    this.ttlMs = opts.sessionTtlMs ?? DEFAULT_SESSION_TTL_MS;
+    this.maxSessions = opts.maxSessions ?? DEFAULT_MAX_SESSIONS;
     this.share = opts.shareGroup;
     CONTRACTS && requires(Number.isSafeInteger(this.ttl) && this.ttl >= 1, 'sessionTtlSlots is a positive integer');
+    CONTRACTS && requires(Number.isSafeInteger(this.ttlMs) && this.ttlMs >= 0, 'sessionTtlMs is a non-negative integer');
+    CONTRACTS && requires(Number.isSafeInteger(this.maxSessions) && this.maxSessions >= 1, 'maxSessions is a positive integer');
+  }
+
+  /** The leader's timestamp of the batch about to be applied: the log's time moves forward (never back). */
+  beforeBatch(_slot: Slot, atMs?: number): void {
+    if (atMs !== undefined && atMs > this.nowMs) this.nowMs = atMs;
+  }
+
+  /** Idle for more than both windows (the time window counts only when the log carries timestamps). */
+  private expired(s: SessionEntry): boolean {
+    return this.lastSlot - s.lastSlot > this.ttl && (this.ttlMs === 0 || this.nowMs - s.lastMs > this.ttlMs);
   }
 
   apply(command: Uint8Array, slot: Slot): Uint8Array | undefined {
@@ -294,7 +325,7 @@ export class KvMachine implements StateMachine {
   /** The session of a client, if it is live at the last applied slot (tests and introspection). */
   session(clientId: Bytes): Readonly<SessionEntry> | undefined {
     const s = this.sessions.get(utf8ToBinary(clientId));
-    return s && this.lastSlot - s.lastSlot <= this.ttl ? s : undefined;
+    return s && !this.expired(s) ? s : undefined;
   }
 
   private advance(slot: Slot): void {
@@ -302,7 +333,7 @@ export class KvMachine implements StateMachine {
     this.idx = 0;
     if (slot >= this.nextSweep) {
       // Expiry is decided on access (idle > ttl slots means gone); the sweep only frees memory, every ttl/2 slots.
-      for (const [id, s] of this.sessions) if (slot - s.lastSlot > this.ttl) this.sessions.delete(id);
+      for (const [id, s] of this.sessions) if (this.expired(s)) this.sessions.delete(id);
       this.nextSweep = slot + Math.max(1, Math.ceil(this.ttl / 2));
     }
   }
@@ -410,19 +441,31 @@ export class KvMachine implements StateMachine {
           const innerAt = P;
           if (innerAt < END && c[innerAt] === Op.SESSION) return ERR_NESTED;
           const slot = this.lastSlot;
-          const s = this.sessions.get(id);
-          if (s !== undefined && slot - s.lastSlot <= this.ttl) {
+          let s = this.sessions.get(id);
+          if (s !== undefined && this.expired(s)) {
+            this.sessions.delete(id);
+            s = undefined;
+          }
+          if (s !== undefined) {
+            // most recently used last: the cap forgets from the front
+            this.sessions.delete(id);
+            this.sessions.set(id, s);
             s.lastSlot = slot;
+            s.lastMs = this.nowMs;
             if (seq === s.seq) return s.result;
             if (seq < s.seq) return encodeError(`ERR stale session sequence ${seq} (last applied ${s.seq})`);
+          } else if (seq > 1) {
+            // a session that was forgotten (idle past its window, or over the cap): this may be a retry of a
+            // write it already applied, so it is not applied again (Raft's client sessions do the same)
+            return ERR_SESSION_EXPIRED;
           }
           const result = unpooled(this.exec(c, innerAt, true));
           if (s !== undefined) {
             s.seq = seq;
             s.result = result;
-            s.lastSlot = slot;
           } else {
-            this.sessions.set(id, { seq, result, lastSlot: slot });
+            this.sessions.set(id, { seq, result, lastSlot: slot, lastMs: this.nowMs });
+            if (this.sessions.size > this.maxSessions) this.sessions.delete(this.sessions.keys().next().value!);
           }
           return result;
         }
@@ -456,12 +499,13 @@ export class KvMachine implements StateMachine {
 
   private capture(): SnapshotContents {
     const sessions: SnapshotContents['sessions'] = [];
-    for (const [id, s] of this.sessions) sessions.push([id, s.seq, s.lastSlot, s.result]);
+    for (const [id, s] of this.sessions) sessions.push([id, s.seq, s.lastSlot, s.result, s.lastMs]);
     return {
       lastSlot: this.lastSlot,
       nextSweep: this.nextSweep,
       applied: this.appliedCount,
       ttl: this.ttl,
+      nowMs: this.nowMs,
       keys: Array.from(this.data.keys()),
       values: Array.from(this.data.values()),
       sessions,
@@ -474,9 +518,10 @@ export class KvMachine implements StateMachine {
     const data = new Map<string, string>();
     for (let i = 0; i < s.keys.length; i++) data.set(s.keys[i]!, s.values[i]!);
     const sessions = new Map<string, SessionEntry>();
-    for (const [id, seq, lastSlot, result] of s.sessions) sessions.set(id, { seq, lastSlot, result });
+    for (const [id, seq, lastSlot, result, lastMs] of s.sessions) sessions.set(id, { seq, lastSlot, result, lastMs });
     this.data = data;
     this.sessions = sessions;
+    this.nowMs = s.nowMs;
     this.lastSlot = s.lastSlot;
     this.nextSweep = s.nextSweep;
     this.appliedCount = s.applied;
@@ -503,7 +548,7 @@ export class KvMachine implements StateMachine {
     const ids = Array.from(this.sessions.keys()).sort();
     for (const id of ids) {
       const s = this.sessions.get(id)!;
-      if (this.lastSlot - s.lastSlot > this.ttl) continue;
+      if (this.expired(s)) continue;
       put(id);
       len.writeDoubleLE(s.seq, 0);
       h.update(len);

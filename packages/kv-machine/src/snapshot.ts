@@ -4,16 +4,18 @@ import { DecodeError, decodeValue, encodeValue } from '@decree/protocol';
  * Snapshot stream format: a sequence of frames, each a u32 little-endian length followed by that
  * many bytes of one MessagePack map (encodeValue from @decree/protocol):
  *
- *   { t: 'decree-kv', v: 1, lastSlot, nextSweep, applied, ttl, keys, sessions }   header
+ *   { t: 'decree-kv', v: 2, lastSlot, nextSweep, applied, ttl, nowMs, keys, sessions }  header
  *   { d: [key, value, key, value, ...] }                                            data (bin), repeated
- *   { s: [[clientId, seq, lastSlot, result], ...] }                                 sessions, repeated
+ *   { s: [[clientId, seq, lastSlot, result, lastMs], ...] }                         sessions, repeated
  *   { end: true, keys, sessions }                                                   trailer (counts checked)
  *
  * The reader does not depend on how the stream is cut into chunks (a transport may re-chunk it).
  */
 
 export const SNAPSHOT_FORMAT = 'decree-kv';
-export const SNAPSHOT_VERSION = 1;
+export const SNAPSHOT_VERSION = 2;
+/** version 1 (before sessions had a time window): no nowMs, sessions without lastMs; still read */
+const SNAPSHOT_VERSION_1 = 1;
 /** frames are cut near this many payload bytes */
 const FRAME_TARGET_BYTES = 1 << 20;
 const FRAME_MAX_ENTRIES = 1 << 16;
@@ -32,11 +34,13 @@ export interface SnapshotContents {
   nextSweep: number;
   applied: number;
   ttl: number;
+  /** the log's time (ms) as of lastSlot: the latest leader timestamp applied */
+  nowMs: number;
   /** binary (latin1) strings */
   keys: string[];
   values: string[];
-  /** [clientId (binary string), seq, lastSlot, result] */
-  sessions: [string, number, number, Uint8Array][];
+  /** [clientId (binary string), seq, lastSlot, result, lastMs] */
+  sessions: [string, number, number, Uint8Array, number][];
 }
 
 function frame(v: unknown): Uint8Array {
@@ -57,6 +61,7 @@ export async function* writeSnapshot(c: SnapshotContents): AsyncGenerator<Uint8A
     nextSweep: c.nextSweep,
     applied: c.applied,
     ttl: c.ttl,
+    nowMs: c.nowMs,
     keys: c.keys.length,
     sessions: c.sessions.length,
   });
@@ -74,10 +79,10 @@ export async function* writeSnapshot(c: SnapshotContents): AsyncGenerator<Uint8A
     }
   }
   if (d.length > 0) yield frame({ d });
-  let s: [Buffer, number, number, Uint8Array][] = [];
+  let s: [Buffer, number, number, Uint8Array, number][] = [];
   bytes = 0;
-  for (const [id, seq, lastSlot, result] of c.sessions) {
-    s.push([bin(id), seq, lastSlot, result]);
+  for (const [id, seq, lastSlot, result, lastMs] of c.sessions) {
+    s.push([bin(id), seq, lastSlot, result, lastMs]);
     bytes += id.length + result.length + 24;
     if (bytes >= FRAME_TARGET_BYTES || s.length >= FRAME_MAX_ENTRIES) {
       yield frame({ s });
@@ -164,20 +169,23 @@ export async function readSnapshot(input: Input): Promise<SnapshotContents> {
   let expectKeys = 0;
   let expectSessions = 0;
   let ended = false;
+  let version = SNAPSHOT_VERSION;
   try {
     for await (const f of frames(input)) {
       const m = decodeFrame(f);
       if (ended) throw new KvSnapshotError('frame after the snapshot trailer');
       if (out === undefined) {
         if (m.t !== SNAPSHOT_FORMAT) throw new KvSnapshotError('not a decree-kv snapshot');
-        if (m.v !== SNAPSHOT_VERSION) throw new KvSnapshotError(`unsupported snapshot version ${String(m.v)}`);
-        for (const f of ['lastSlot', 'nextSweep', 'applied', 'ttl', 'keys', 'sessions'])
+        if (m.v !== SNAPSHOT_VERSION && m.v !== SNAPSHOT_VERSION_1) throw new KvSnapshotError(`unsupported snapshot version ${String(m.v)}`);
+        version = m.v;
+        for (const f of ['lastSlot', 'nextSweep', 'applied', 'ttl', 'keys', 'sessions', ...(version === 1 ? [] : ['nowMs'])])
           if (!isCount(m[f])) throw new KvSnapshotError(`snapshot header: bad ${f}`);
         out = {
           lastSlot: m.lastSlot as number,
           nextSweep: m.nextSweep as number,
           applied: m.applied as number,
           ttl: m.ttl as number,
+          nowMs: version === 1 ? 0 : (m.nowMs as number),
           keys: [],
           values: [],
           sessions: [],
@@ -196,10 +204,12 @@ export async function readSnapshot(input: Input): Promise<SnapshotContents> {
         }
         if (out.keys.length > expectKeys) throw new KvSnapshotError('snapshot has more keys than its header says');
       } else if (Array.isArray(m.s)) {
+        const n = version === 1 ? 4 : 5;
         for (const e of m.s as unknown[]) {
-          if (!Array.isArray(e) || e.length !== 4 || !isBytes(e[0]) || !isCount(e[1]) || !isCount(e[2]) || !isBytes(e[3]))
+          if (!Array.isArray(e) || e.length !== n || !isBytes(e[0]) || !isCount(e[1]) || !isCount(e[2]) || !isBytes(e[3]))
             throw new KvSnapshotError('bad snapshot session entry');
-          out.sessions.push([str(e[0]), e[1], e[2], Uint8Array.prototype.slice.call(e[3])]);
+          if (n === 5 && !isCount(e[4])) throw new KvSnapshotError('bad snapshot session entry');
+          out.sessions.push([str(e[0]), e[1], e[2], Uint8Array.prototype.slice.call(e[3]), n === 5 ? (e[4] as number) : 0]);
         }
         if (out.sessions.length > expectSessions) throw new KvSnapshotError('snapshot has more sessions than its header says');
       } else if (m.end === true) {

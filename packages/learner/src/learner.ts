@@ -209,7 +209,7 @@ export function execute(d: LearnerData): void {
     if (v.k === 'batch') {
       const mine = v.origin === d.self && v.inc === d.inc;
       const results: (Uint8Array | undefined)[] | undefined = mine ? new Array(v.cmds.length) : undefined;
-      sm.beforeBatch?.(slot);
+      sm.beforeBatch?.(slot, v.at);
       const cmds = v.cmds;
       for (let i = 0; i < cmds.length; i++) {
         let r: Uint8Array | undefined;

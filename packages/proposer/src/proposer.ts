@@ -56,6 +56,8 @@ export interface ProposerInput {
   members: readonly ReplicaId[];
   send: (msg: Message) => void;
   now: () => number;
+  /** the wall clock (ms since the epoch) stamped on each batch it cuts (SlotValue `at`); absent: no stamp */
+  wallNow?: () => number;
   options?: Partial<ProposerOptions>;
   /** the slot the local learner has executed up to at start */
   executedUpTo?: Slot;
@@ -313,9 +315,10 @@ export function tryPropose(d: ProposerData): void {
     }
     d.queueHead = i;
     d.queuedBytes -= bytes;
+    const at = d.input.wallNow ? { at: Math.floor(d.input.wallNow()) } : {};
     const value: SlotValue = first.excl
-      ? { k: 'batch', origin: d.self, inc: d.inc, firstId: first.id, cmds, excl: true, ...(first.last ? { last: true } : {}) }
-      : { k: 'batch', origin: d.self, inc: d.inc, firstId: first.id, cmds };
+      ? { k: 'batch', origin: d.self, inc: d.inc, firstId: first.id, cmds, excl: true, ...(first.last ? { last: true } : {}), ...at }
+      : { k: 'batch', origin: d.self, inc: d.inc, firstId: first.id, cmds, ...at };
     d.stats.commandsProposed += cmds.length;
     if (first.excl && first.last) d.lastProposed = true;
     propose(d, d.nextSlot++, value);

@@ -140,6 +140,7 @@ export function validateSlotValue(v: unknown, where = 'value'): SlotValue {
       for (let i = 0; i < cmds.length; i++) if (!isBytes(cmds[i])) fail(`${where}.cmds[${i}] is not bytes`);
       opt(v, 'excl', isBool, where);
       opt(v, 'last', isBool, where);
+      opt(v, 'at', isInt, where);
       return v as SlotValue;
     }
     case 'config': {

@@ -23,8 +23,11 @@ export interface StateMachine {
   canBecomeLeader?(): boolean | { ok: boolean; cookie?: Uint8Array };
   /** RSL AcceptMessageFromReplica: refuse a leader (and its cookie); a refused leader gets no vote. */
   acceptMessageFrom?(replica: ReplicaId, cookie: Uint8Array | undefined): boolean;
-  /** Called around the commands of one slot. */
-  beforeBatch?(slot: Slot): void;
+  /**
+   * Called around the commands of one slot; `atMs` is the proposing leader's clock when it cut the
+   * batch (the log's time: use it, never the local clock, for anything time-based in the state).
+   */
+  beforeBatch?(slot: Slot, atMs?: number): void;
   afterBatch?(slot: Slot): void;
   /**
    * RSL NotifyConfigurationChanged: a configuration took effect at this replica (on old and new members);

@@ -70,6 +70,11 @@ export type SlotValue =
       readonly excl?: boolean;
       /** the leader steps down once this slot is chosen */
       readonly last?: boolean;
+      /**
+       * the proposing leader's wall clock (ms since the epoch) when it cut the batch: the log's time,
+       * the same on every replica (a state machine's time windows use it, never its own clock)
+       */
+      readonly at?: number;
     }
   /**
    * A configuration change (see specs/config-change): chosen at slot e, configuration `epoch` with
@@ -94,7 +99,7 @@ export function slotValueEquals(a: SlotValue, b: SlotValue): boolean {
   if (a.k === 'noop') return true;
   if (a.k === 'batch' && b.k === 'batch') {
     if (a.origin !== b.origin || a.inc !== b.inc || a.firstId !== b.firstId || a.cmds.length !== b.cmds.length) return false;
-    if (!a.excl !== !b.excl || !a.last !== !b.last) return false;
+    if (!a.excl !== !b.excl || !a.last !== !b.last || a.at !== b.at) return false;
     for (let i = 0; i < a.cmds.length; i++) if (!bytesEqual(a.cmds[i]!, b.cmds[i]!)) return false;
     return true;
   }

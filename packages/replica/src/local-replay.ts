@@ -71,7 +71,7 @@ export function replayLocalLog(s: RecoveredState, fromSlot: Slot, sm: StateMachi
     slot++;
     slots.push({ slot, value: v });
     if (v.k === 'batch') {
-      sm.beforeBatch?.(slot);
+      sm.beforeBatch?.(slot, v.at);
       for (const c of v.cmds) {
         try {
           sm.apply(c, slot);

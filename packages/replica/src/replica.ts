@@ -292,6 +292,7 @@ export class Replica {
         members: this.members,
         configuration: this.config,
         maxRound: recovered.promised.round,
+        wallNow: () => this.env.clock.wallMs?.() ?? Date.now(),
         options: cfg.options?.proposer ?? {},
         ...(startSlot > 0 ? { executedUpTo: startSlot } : {}),
       },
