@@ -23,6 +23,7 @@ import {
   ensures,
   invariant,
   requires,
+  safety,
   slotValueEquals,
   slotValueSize,
 } from '@decree/protocol';
@@ -149,6 +150,7 @@ function askForRoom(d: AcceptorData, force: boolean): void {
 
 function raisePromise(d: AcceptorData, b: Ballot): void {
   if (compareBallots(b, d.promised) > 0) {
+    // monotone by the test above (the simulator's deliberately broken acceptor resets it on purpose)
     d.promised = b;
     d.pendingRecords.push({ t: 'promise', ballot: b });
   }
@@ -233,6 +235,8 @@ export function handleAccept(d: AcceptorData, m: MessageOf<'accept'>): void {
       }
       // a retransmission: durable already (or about to be); answer again
     } else if (!cur || compareBallots(m.ballot, cur.ballot) > 0) {
+      // always on: an acceptor accepts only at its promised ballot (never below a promise it made)
+      safety(ballotEq(d.promised, m.ballot), `acceptor ${d.self}: accept at ${m.ballot.round}.${m.ballot.leader} below promise ${d.promised.round}.${d.promised.leader}`);
       d.accepted.set(m.slot, { ballot: m.ballot, value: m.value });
       d.pendingRecords.push({ t: 'accept', slot: m.slot, ballot: m.ballot, value: m.value });
     }

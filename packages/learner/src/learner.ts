@@ -15,6 +15,8 @@ import {
   ensures,
   invariant,
   requires,
+  safety,
+  slotValueEquals,
   slotValueSize,
 } from '@decree/protocol';
 
@@ -108,6 +110,8 @@ export interface LearnerData {
   holds: number;
   /** bytes of slot values applied since start (the snapshotter's byte interval) */
   appliedBytes: number;
+  /** the last slot handed to the state machine (in-order execution check) */
+  lastExecuted: Slot;
   /** the state machine asked for a snapshot after the current slot */
   snapshotRequested: boolean;
   /** chosen slots whose value came from a peer (the local acceptor does not hold it): recorded for replay */
@@ -138,6 +142,17 @@ export type LearnerEvent =
 
 const hdr = (d: LearnerData, to: ReplicaId) => ({ ring: d.ring, from: d.self, to });
 
+/**
+ * Marks `slot` chosen with `v`. Always on (issue #17): a slot already known chosen with another value
+ * means two values were chosen for it (or a Decide was wrong), so the replica stops.
+ */
+function choose(d: LearnerData, slot: Slot, v: SlotValue): void {
+  const cur = d.chosen.get(slot);
+  if (cur !== undefined && cur !== v)
+    safety(slotValueEquals(cur, v), `learner ${d.self}: slot ${slot} chosen with two different values`);
+  d.chosen.set(slot, v);
+}
+
 /** A Decide(b, upTo): every slot <= upTo is chosen; a value accepted at a ballot >= b is the chosen one. */
 export function onDecide(d: LearnerData, b: Ballot, upTo: Slot, from: ReplicaId): void {
   if (upTo > d.decidedUpTo) d.decidedUpTo = upTo;
@@ -151,7 +166,7 @@ export function onDecide(d: LearnerData, b: Ballot, upTo: Slot, from: ReplicaId)
   if (d.pending.size < upTo - lo + 1) {
     for (const [s, p] of d.pending) {
       if (s >= lo && s <= upTo && compareBallots(p.ballot, b) >= 0) {
-        d.chosen.set(s, p.value);
+        choose(d, s, p.value);
         d.pending.delete(s);
       }
     }
@@ -159,7 +174,7 @@ export function onDecide(d: LearnerData, b: Ballot, upTo: Slot, from: ReplicaId)
     for (let s = lo; s <= upTo; s++) {
       const p = d.pending.get(s);
       if (p && compareBallots(p.ballot, b) >= 0) {
-        d.chosen.set(s, p.value);
+        choose(d, s, p.value);
         d.pending.delete(s);
       }
     }
@@ -172,7 +187,7 @@ export function onLearn(d: LearnerData, m: MessageOf<'learn'>): void {
     const cur = d.pending.get(m.slot);
     if (!cur || compareBallots(m.ballot, cur.ballot) > 0) d.pending.set(m.slot, { ballot: m.ballot, value: m.value });
     if (m.slot <= d.decideBallotUpTo && compareBallots(m.ballot, d.decideBallot) >= 0) {
-      d.chosen.set(m.slot, m.value);
+      choose(d, m.slot, m.value);
       d.pending.delete(m.slot);
     }
   }
@@ -203,6 +218,9 @@ export function execute(d: LearnerData): void {
     const slot = d.executedUpTo + 1;
     const v = d.chosen.get(slot);
     if (v === undefined) break;
+    // always on: strictly in slot order, each slot once
+    safety(slot > d.lastExecuted, `learner ${d.self}: slot ${slot} executed out of order (after ${d.lastExecuted})`);
+    d.lastExecuted = slot;
     d.chosen.delete(slot);
     d.pending.delete(slot);
     if (d.fetched.size > 0 && d.fetched.delete(slot)) (fills ??= []).push({ slot, value: v });
@@ -475,6 +493,7 @@ export const learnerMachine = setup({
       progressDirty: false,
       holds: 0,
       appliedBytes: 0,
+      lastExecuted: input.executedUpTo ?? 0,
       snapshotRequested: false,
       fetched: new Set(),
       markFlushed: input.executedUpTo ?? 0,

@@ -266,3 +266,20 @@ describe('learner: catch-up replies fit a transport frame', () => {
     expect(rep.entries.map((e) => e.slot)).toEqual(Array.from({ length: rep.entries.length }, (_, i) => i + 1));
   });
 });
+
+describe('learner: safety checks that stay on in production (issue #17)', () => {
+  it('a slot reported chosen by a peer with one value and decided with another stops the learner', async () => {
+    const { SafetyViolation } = await import('@decree/protocol');
+    const h = learnerHarness();
+    // slot 2 (slot 1 missing: nothing executes): accepted here at ballot 3, then a peer says it was chosen as "A"
+    h.actor.send(learn(b(3, 'r2'), 2, batch(['B'])));
+    h.actor.send(catchupRep('r3', [{ slot: 2, value: batch(['A']) }], 2));
+    expect(h.errors).toHaveLength(0);
+    // a Decide at ballot 3 says the value accepted at ballot >= 3 ("B") is the chosen one: two values
+    h.actor.send(decide(b(3, 'r2'), 2));
+    expect(h.errors).toHaveLength(1);
+    expect(h.errors[0]).toBeInstanceOf(SafetyViolation);
+    expect((h.errors[0] as Error).message).toMatch(/slot 2 chosen with two different values/);
+    expect(h.sm.applied).toEqual([]);
+  });
+});

@@ -17,6 +17,7 @@ import {
   ensures,
   invariant,
   requires,
+  safety,
   slotValueEquals,
 } from '@decree/protocol';
 
@@ -216,11 +217,17 @@ function startReprepare(d: ProposerData): void {
   CONTRACTS && requires(d.pendingConfig === undefined && d.slots.size === 0, 'reprepare: nothing in flight');
   d.reprepare = true;
   d.maxRound++;
-  d.ballot = { round: d.maxRound, leader: d.self };
+  setBallot(d, { round: d.maxRound, leader: d.self });
   d.fromSlot = Math.max(d.config.startSlot, d.chosenUpTo + 1);
   sendPrepares(d);
   d.stats.elections++;
   leaderState(d, 'leading');
+}
+
+/** A new ballot of this proposer: always higher than its last (checked in production too: issue #17). */
+function setBallot(d: ProposerData, b: Ballot): void {
+  safety(compareBallots(b, d.ballot) > 0, `proposer ${d.self}: ballot ${b.round}.${b.leader} not above ${d.ballot.round}.${d.ballot.leader}`);
+  d.ballot = b;
 }
 
 /** Phase 1 (again) for d.ballot from d.fromSlot: forgets the promises so far, asks every member. */
@@ -336,7 +343,7 @@ export function tryPropose(d: ProposerData): void {
 function startPrepare(d: ProposerData, e: MessageOf<'campaign'>): void {
   const round = Math.max(e.round, d.maxRound + 1);
   d.maxRound = round;
-  d.ballot = { round, leader: d.self };
+  setBallot(d, { round, leader: d.self });
   d.cookie = e.cookie;
   d.fromSlot = prepareFrom(d);
   d.relinquished = false;
@@ -597,7 +604,7 @@ function onProgress(d: ProposerData, e: MessageOf<'progress'>, state: 'follower'
     }
     // prepare again among the new members, from the slot the new configuration starts at
     d.maxRound++;
-    d.ballot = { round: d.maxRound, leader: d.self };
+    setBallot(d, { round: d.maxRound, leader: d.self });
     d.fromSlot = prepareFrom(d);
     sendPrepares(d);
   }

@@ -9,7 +9,7 @@ export const CONTRACTS: boolean =
 
 export class ContractViolation extends Error {
   constructor(
-    readonly kind: 'requires' | 'ensures' | 'invariant',
+    readonly kind: 'requires' | 'ensures' | 'invariant' | 'safety',
     message: string,
   ) {
     super(`${kind} violated: ${message}`);
@@ -27,5 +27,23 @@ export function ensures(cond: boolean, message: string): true {
 }
 export function invariant(cond: boolean, message: string): true {
   if (!cond) throw new ContractViolation('invariant', message);
+  return true;
+}
+
+/**
+ * A safety property the protocol rests on (ballot monotonicity, one value per chosen slot, in-order
+ * execution), checked in production builds too: each check is a comparison or two. A violation means
+ * a bug or a corrupted input; the replica stops with one log line rather than go on (issue #17).
+ */
+export class SafetyViolation extends ContractViolation {
+  constructor(message: string) {
+    super('safety', message);
+    this.name = 'SafetyViolation';
+  }
+}
+
+/** Always on, unlike the contracts above: keep the condition cheap. */
+export function safety(cond: boolean, message: string): true {
+  if (!cond) throw new SafetyViolation(message);
   return true;
 }

@@ -84,6 +84,8 @@ export interface CreateReplicaConfig {
    * the replica app logs it. Status and statistics show the same.
    */
   log?: (level: 'info' | 'warn' | 'error', msg: string, obj?: Record<string, unknown>) => void;
+  /** told once when a role fails (a safety check): the replica has stopped itself; the process may exit */
+  onFatal?: (err: Error) => void;
   /** TEST ONLY: a broken acceptor that forgets its promises (for the simulator's self-test) */
   brokenForgetPromise?: boolean;
 }
@@ -170,6 +172,8 @@ export interface ReplicaStatus {
   configEpoch: number;
   states: { elector: string; proposer: string; acceptor: string; learner: string; configManager: string };
   pendingSubmissions: number;
+  /** set when the replica stopped itself because a role failed (a safety check) */
+  fatal?: string;
 }
 
 /** One read-index confirmation: the ballot, the members asked (the quorum's configuration), the index. */
@@ -381,6 +385,27 @@ export class Replica {
       }
     });
     reg('client', (m) => this.onClientMessage(m));
+    // a role that throws (a safety check that is always on, or a contract in tests) stops the replica
+    const roles = { acceptor: this.acceptor, proposer: this.proposer, learner: this.learner, elector: this.elector, snapshotter: this.snapshotter, 'config-manager': this.configManager } as const;
+    for (const [role, a] of Object.entries(roles)) (a as Actor<any>).subscribe({ error: (e: unknown) => this.fatal(role, e) });
+    this.onFatal = cfg.onFatal;
+  }
+
+  /** Why the replica stopped on its own (a role failed a safety check), if it did. */
+  fatalError: Error | undefined;
+  private readonly onFatal: CreateReplicaConfig['onFatal'];
+
+  /**
+   * A role failed: one error line, the replica stops (as a crash: no further writes), and the status
+   * says why. Going on could break agreement or lose a write; a restart replays from the durable log.
+   */
+  private fatal(role: string, e: unknown): void {
+    if (this.fatalError) return;
+    const err = e instanceof Error ? e : new Error(String(e));
+    this.fatalError = new Error(`${role}: ${err.message}`, { cause: err });
+    this.logLine?.('error', `replica ${this.id} stops: its ${role} failed: ${err.message}`, { replica: this.id, ring: this.ring, role });
+    this.onFatal?.(this.fatalError);
+    void this.stop({ keepStore: true }).then(() => this.store.close());
   }
 
   /** One log line per kind of event, at most every 10 s (a full store is retried every second). */
@@ -932,6 +957,7 @@ export class Replica {
         configManager: stateName(this.configManager),
       },
       pendingSubmissions: this.waiters.size,
+      ...(this.fatalError ? { fatal: this.fatalError.message } : {}),
     };
   }
 

@@ -35,6 +35,10 @@ export class LocalCluster<SM extends StateMachine> {
           stateMachine: sm,
           bus: this.bus,
           options: this.opts.options ?? {},
+          // a replica that stops itself fails the test loudly (as an uncaught contract violation did)
+          onFatal: (e) => queueMicrotask(() => {
+            throw e;
+          }),
         }),
       );
     }

@@ -85,6 +85,7 @@ export class SimCluster<SM extends StateMachine = LogMachine> {
         ...(this.opts.inspect ? { inspect: this.opts.inspect } : {}),
         ...(this.opts.brokenForgetPromise?.(id) ? { brokenForgetPromise: true } : {}),
         ...(snaps ? { snapshots: snaps } : {}),
+        onFatal: (e) => this.fatals.push(`${id}: ${e.message}`),
       },
       recovered,
       snap?.meta,
@@ -125,8 +126,12 @@ export class SimCluster<SM extends StateMachine = LogMachine> {
     return this.leaders().find((l) => !among || among.includes(l))!;
   }
 
+  /** replicas that stopped themselves because a role failed a safety check or a contract */
+  readonly fatals: string[] = [];
+
   run(ms: number): void {
     this.sched.runFor(ms);
+    if (this.fatals.length) throw new Error(`a replica stopped itself: ${this.fatals.join('; ')}`);
   }
 
   /** Crash: the process dies; its durable store survives, messages to it are lost. */
