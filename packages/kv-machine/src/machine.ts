@@ -225,6 +225,12 @@ const utf8ToBinary = (x: Bytes): string =>
 export class KvMachine implements StateMachine {
   private data = new Map<string, string>();
   private sessions = new Map<string, SessionEntry>();
+  /**
+   * Sessions forgotten (idle past their window, or evicted over the cap) and when, oldest first: a
+   * later write under one of these ids may be the retry of a write already applied, so it is refused
+   * (`ERR session expired`). Kept for another window, and at most maxSessions of them.
+   */
+  private forgotten = new Map<string, { slot: Slot; ms: number }>();
   private readonly ttl: number;
   private readonly ttlMs: number;
   private readonly maxSessions: number;
@@ -253,8 +259,16 @@ export class KvMachine implements StateMachine {
   }
 
   /** Idle for more than both windows (the time window counts only when the log carries timestamps). */
-  private expired(s: SessionEntry): boolean {
+  private expired(s: { lastSlot: Slot; lastMs: number }): boolean {
     return this.lastSlot - s.lastSlot > this.ttl && (this.ttlMs === 0 || this.nowMs - s.lastMs > this.ttlMs);
+  }
+
+  /** Forgets a session: its id is remembered as forgotten (bounded, oldest first out). */
+  private forget(id: string): void {
+    this.sessions.delete(id);
+    this.forgotten.delete(id);
+    this.forgotten.set(id, { slot: this.lastSlot, ms: this.nowMs });
+    if (this.forgotten.size > this.maxSessions) this.forgotten.delete(this.forgotten.keys().next().value!);
   }
 
   apply(command: Uint8Array, slot: Slot): Uint8Array | undefined {
@@ -318,8 +332,8 @@ export class KvMachine implements StateMachine {
     return this.data.size;
   }
 
-  stats(): { keys: number; sessions: number; applied: number; lastSlot: Slot } {
-    return { keys: this.data.size, sessions: this.sessions.size, applied: this.appliedCount, lastSlot: this.lastSlot };
+  stats(): { keys: number; sessions: number; forgotten: number; applied: number; lastSlot: Slot } {
+    return { keys: this.data.size, sessions: this.sessions.size, forgotten: this.forgotten.size, applied: this.appliedCount, lastSlot: this.lastSlot };
   }
 
   /** The session of a client, if it is live at the last applied slot (tests and introspection). */
@@ -333,7 +347,12 @@ export class KvMachine implements StateMachine {
     this.idx = 0;
     if (slot >= this.nextSweep) {
       // Expiry is decided on access (idle > ttl slots means gone); the sweep only frees memory, every ttl/2 slots.
-      for (const [id, s] of this.sessions) if (this.expired(s)) this.sessions.delete(id);
+      for (const [id, s] of this.sessions) if (this.expired(s)) this.forget(id);
+      // forgotten long enough (another whole window): their retries are no longer expected
+      for (const [id, f] of this.forgotten) {
+        if (!this.expired({ lastSlot: f.slot, lastMs: f.ms })) break; // oldest first
+        this.forgotten.delete(id);
+      }
       this.nextSweep = slot + Math.max(1, Math.ceil(this.ttl / 2));
     }
   }
@@ -443,7 +462,7 @@ export class KvMachine implements StateMachine {
           const slot = this.lastSlot;
           let s = this.sessions.get(id);
           if (s !== undefined && this.expired(s)) {
-            this.sessions.delete(id);
+            this.forget(id);
             s = undefined;
           }
           if (s !== undefined) {
@@ -454,7 +473,7 @@ export class KvMachine implements StateMachine {
             s.lastMs = this.nowMs;
             if (seq === s.seq) return s.result;
             if (seq < s.seq) return encodeError(`ERR stale session sequence ${seq} (last applied ${s.seq})`);
-          } else if (seq > 1) {
+          } else if (this.forgotten.has(id)) {
             // a session that was forgotten (idle past its window, or over the cap): this may be a retry of a
             // write it already applied, so it is not applied again (Raft's client sessions do the same)
             return ERR_SESSION_EXPIRED;
@@ -465,7 +484,7 @@ export class KvMachine implements StateMachine {
             s.result = result;
           } else {
             this.sessions.set(id, { seq, result, lastSlot: slot, lastMs: this.nowMs });
-            if (this.sessions.size > this.maxSessions) this.sessions.delete(this.sessions.keys().next().value!);
+            if (this.sessions.size > this.maxSessions) this.forget(this.sessions.keys().next().value!);
           }
           return result;
         }
@@ -506,6 +525,7 @@ export class KvMachine implements StateMachine {
       applied: this.appliedCount,
       ttl: this.ttl,
       nowMs: this.nowMs,
+      forgotten: Array.from(this.forgotten, ([id, f]) => [id, f.slot, f.ms] as [string, number, number]),
       keys: Array.from(this.data.keys()),
       values: Array.from(this.data.values()),
       sessions,
@@ -521,6 +541,7 @@ export class KvMachine implements StateMachine {
     for (const [id, seq, lastSlot, result, lastMs] of s.sessions) sessions.set(id, { seq, lastSlot, result, lastMs });
     this.data = data;
     this.sessions = sessions;
+    this.forgotten = new Map(s.forgotten.map(([id, slot, ms]) => [id, { slot, ms }]));
     this.nowMs = s.nowMs;
     this.lastSlot = s.lastSlot;
     this.nextSweep = s.nextSweep;
@@ -544,6 +565,8 @@ export class KvMachine implements StateMachine {
       put(k);
       put(this.data.get(k)!);
     }
+    h.update('|forgotten|');
+    for (const id of Array.from(this.forgotten.keys()).sort()) put(id);
     h.update('|sessions|');
     const ids = Array.from(this.sessions.keys()).sort();
     for (const id of ids) {

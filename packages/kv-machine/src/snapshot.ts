@@ -4,9 +4,10 @@ import { DecodeError, decodeValue, encodeValue } from '@decree/protocol';
  * Snapshot stream format: a sequence of frames, each a u32 little-endian length followed by that
  * many bytes of one MessagePack map (encodeValue from @decree/protocol):
  *
- *   { t: 'decree-kv', v: 2, lastSlot, nextSweep, applied, ttl, nowMs, keys, sessions }  header
+ *   { t: 'decree-kv', v: 2, lastSlot, nextSweep, applied, ttl, nowMs, keys, sessions, forgotten }  header
  *   { d: [key, value, key, value, ...] }                                            data (bin), repeated
  *   { s: [[clientId, seq, lastSlot, result, lastMs], ...] }                         sessions, repeated
+ *   { x: [[clientId, slot, ms], ...] }                                              forgotten sessions, repeated
  *   { end: true, keys, sessions }                                                   trailer (counts checked)
  *
  * The reader does not depend on how the stream is cut into chunks (a transport may re-chunk it).
@@ -41,6 +42,8 @@ export interface SnapshotContents {
   values: string[];
   /** [clientId (binary string), seq, lastSlot, result, lastMs] */
   sessions: [string, number, number, Uint8Array, number][];
+  /** sessions forgotten (expired or evicted) and when: [clientId, slot, ms], oldest first */
+  forgotten: [string, number, number][];
 }
 
 function frame(v: unknown): Uint8Array {
@@ -64,6 +67,7 @@ export async function* writeSnapshot(c: SnapshotContents): AsyncGenerator<Uint8A
     nowMs: c.nowMs,
     keys: c.keys.length,
     sessions: c.sessions.length,
+    forgotten: c.forgotten.length,
   });
   let d: Buffer[] = [];
   let bytes = 0;
@@ -91,6 +95,15 @@ export async function* writeSnapshot(c: SnapshotContents): AsyncGenerator<Uint8A
     }
   }
   if (s.length > 0) yield frame({ s });
+  let x: [Buffer, number, number][] = [];
+  for (const [id, slot, ms] of c.forgotten) {
+    x.push([bin(id), slot, ms]);
+    if (x.length >= FRAME_MAX_ENTRIES) {
+      yield frame({ x });
+      x = [];
+    }
+  }
+  if (x.length > 0) yield frame({ x });
   yield frame({ end: true, keys: c.keys.length, sessions: c.sessions.length });
 }
 
@@ -170,6 +183,7 @@ export async function readSnapshot(input: Input): Promise<SnapshotContents> {
   let expectSessions = 0;
   let ended = false;
   let version = SNAPSHOT_VERSION;
+  let expectForgotten = 0;
   try {
     for await (const f of frames(input)) {
       const m = decodeFrame(f);
@@ -178,7 +192,7 @@ export async function readSnapshot(input: Input): Promise<SnapshotContents> {
         if (m.t !== SNAPSHOT_FORMAT) throw new KvSnapshotError('not a decree-kv snapshot');
         if (m.v !== SNAPSHOT_VERSION && m.v !== SNAPSHOT_VERSION_1) throw new KvSnapshotError(`unsupported snapshot version ${String(m.v)}`);
         version = m.v;
-        for (const f of ['lastSlot', 'nextSweep', 'applied', 'ttl', 'keys', 'sessions', ...(version === 1 ? [] : ['nowMs'])])
+        for (const f of ['lastSlot', 'nextSweep', 'applied', 'ttl', 'keys', 'sessions', ...(version === 1 ? [] : ['nowMs', 'forgotten'])])
           if (!isCount(m[f])) throw new KvSnapshotError(`snapshot header: bad ${f}`);
         out = {
           lastSlot: m.lastSlot as number,
@@ -189,7 +203,9 @@ export async function readSnapshot(input: Input): Promise<SnapshotContents> {
           keys: [],
           values: [],
           sessions: [],
+          forgotten: [],
         };
+        expectForgotten = version === 1 ? 0 : (m.forgotten as number);
         expectKeys = m.keys as number;
         expectSessions = m.sessions as number;
       } else if (Array.isArray(m.d)) {
@@ -212,9 +228,17 @@ export async function readSnapshot(input: Input): Promise<SnapshotContents> {
           out.sessions.push([str(e[0]), e[1], e[2], Uint8Array.prototype.slice.call(e[3]), n === 5 ? (e[4] as number) : 0]);
         }
         if (out.sessions.length > expectSessions) throw new KvSnapshotError('snapshot has more sessions than its header says');
+      } else if (Array.isArray(m.x) && version !== 1) {
+        for (const e of m.x as unknown[]) {
+          if (!Array.isArray(e) || e.length !== 3 || !isBytes(e[0]) || !isCount(e[1]) || !isCount(e[2]))
+            throw new KvSnapshotError('bad snapshot forgotten-session entry');
+          out.forgotten.push([str(e[0]), e[1], e[2]]);
+        }
+        if (out.forgotten.length > expectForgotten) throw new KvSnapshotError('snapshot has more forgotten sessions than its header says');
       } else if (m.end === true) {
         if (m.keys !== out.keys.length || m.sessions !== out.sessions.length || out.keys.length !== expectKeys || out.sessions.length !== expectSessions)
           throw new KvSnapshotError('snapshot counts do not match');
+        if (out.forgotten.length !== expectForgotten) throw new KvSnapshotError('snapshot counts do not match');
         ended = true;
       } else {
         throw new KvSnapshotError('unknown snapshot frame');

@@ -273,13 +273,17 @@ describe('client sessions', () => {
     expect(m.get('n')).toEqual(b('1'));
     run(KvCommands.get('x'), 22); // idle 11 slots: expired
     expect(m.session('c1')).toBeUndefined();
-    // a retry of a later write of the forgotten session: it may have applied already, so it is refused
+    // a retry of a write of the forgotten session (any seq): it may have applied already, so it is refused
     expect(err(run(KvCommands.session('c1', 2, KvCommands.incr('n')), 22))).toBe('ERR session expired');
+    expect(err(run(cmd, 23))).toBe('ERR session expired');
     expect(m.get('n')).toEqual(b('1'));
-    // seq 1 opens a session afresh (a first write retried after its session expired would apply again:
-    // docs/kv-service.md says so; the time window makes that hours)
-    expect(run(cmd, 23)).toEqual(int(2));
-    expect(m.get('n')).toEqual(b('2'));
+    // another client id opens a new session at once, at any seq (a restarted client may continue above its last)
+    expect(run(KvCommands.session('c2', 7, KvCommands.incr('n')), 24)).toEqual(int(2));
+    // the forgotten id is remembered for another whole window, then let go (c2, idle now, is forgotten in turn)
+    run(KvCommands.get('x'), 50);
+    expect(m.stats()).toMatchObject({ sessions: 0, forgotten: 1 });
+    expect(run(KvCommands.session('c1', 3, KvCommands.incr('n')), 51)).toEqual(int(3));
+    expect(err(run(KvCommands.session('c2', 8, KvCommands.incr('n')), 52))).toBe('ERR session expired');
   });
 
   it('the window is in log time as well as slots: a session outlives any number of slots within sessionTtlMs', () => {

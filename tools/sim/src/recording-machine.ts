@@ -35,6 +35,9 @@ export class RecordingKv implements StateMachine {
     const over = this.opts.fingerprintOver;
     return over !== undefined && command.length > over ? fingerprint(command) : Buffer.from(command).toString('base64');
   }
+  beforeBatch(slot: Slot, atMs?: number): void {
+    this.kv.beforeBatch(slot, atMs);
+  }
   apply(command: Uint8Array, slot: Slot): Uint8Array | undefined {
     this.applied.push({ slot, cmd: this.tag(command) });
     return this.kv.apply(command, slot);
