@@ -1,4 +1,4 @@
-import { setup } from 'xstate';
+import { assertEvent, setup } from 'xstate';
 import {
   type AcceptorStore,
   type AcceptedEntry,
@@ -93,10 +93,10 @@ export type AcceptorEvent =
   | MessageOf<'accept'>
   | MessageOf<'read-confirm'>
   | MessageOf<'exec-mark'>
+  | MessageOf<'log-truncate'>
   | { type: 'persisted'; records: StoreRecord[]; replies: Message[]; err: Error | null }
-  | { type: 'truncate'; below: Slot }
-  | { type: 'retry-write' }
-  | { type: 'stop' };
+  /** graceful: write the records taken in but not yet written before stopping (a crash: not) */
+  | { type: 'stop'; graceful?: boolean };
 
 function header(d: AcceptorData, to: ReplicaId) {
   return { ring: d.ring, from: d.self, to };
@@ -255,22 +255,25 @@ export const acceptorMachine = setup({
   },
   actions: {
     prepare: ({ context, event, self }) => {
-      handlePrepare(context, event as MessageOf<'prepare'>);
+      assertEvent(event, 'prepare');
+      handlePrepare(context, event);
       flush(context, self);
     },
     accept: ({ context, event, self }) => {
-      handleAccept(context, event as MessageOf<'accept'>);
+      assertEvent(event, 'accept');
+      handleAccept(context, event);
       flush(context, self);
     },
     /** read-index: ok while we promise nothing higher than the asking leader's ballot (in memory, so conservative) */
     readConfirm: ({ context: d, event }) => {
-      const m = event as MessageOf<'read-confirm'>;
-      const ok = compareBallots(d.promised, m.ballot) <= 0;
-      d.input.send({ type: 'read-ack', ring: d.ring, from: d.self, to: m.from, ballot: m.ballot, seq: m.seq, ok });
+      assertEvent(event, 'read-confirm');
+      const ok = compareBallots(d.promised, event.ballot) <= 0;
+      d.input.send({ type: 'read-ack', ring: d.ring, from: d.self, to: event.from, ballot: event.ballot, seq: event.seq, ok });
     },
     /** the learner's executed mark (and the values it got from peers), for an offline replay */
     execMark: ({ context: d, event, self }) => {
-      const m = event as MessageOf<'exec-mark'>;
+      assertEvent(event, 'exec-mark');
+      const m = event;
       for (const f of m.fills) d.pendingRecords.push({ t: 'chosen', slot: f.slot, value: f.value });
       if (m.upTo > d.executedUpTo) d.executedUpTo = m.upTo;
       if (m.upTo > d.markedUpTo) {
@@ -281,23 +284,23 @@ export const acceptorMachine = setup({
       if (m.flush) flush(d, self);
     },
     persisted: ({ context, event, self }) => {
-      const e = event as Extract<AcceptorEvent, { type: 'persisted' }>;
+      assertEvent(event, 'persisted');
       context.writing = false;
-      if (e.err) {
-        context.failed = e.err;
-        context.input.onStoreError?.(e.err);
+      if (event.err) {
+        context.failed = event.err;
+        context.input.onStoreError?.(event.err);
         return;
       }
       context.full = null;
-      for (const m of e.replies) context.input.send(m);
+      for (const m of event.replies) context.input.send(m);
       askForRoom(context, false);
       flush(context, self);
     },
     holdFull: ({ context: d, event }) => {
-      const e = event as Extract<AcceptorEvent, { type: 'persisted' }>;
+      assertEvent(event, 'persisted');
       d.writing = false;
-      holdFull(d, e);
-      d.input.onStoreFull?.(e.err!);
+      holdFull(d, event);
+      d.input.onStoreFull?.(event.err!);
       askForRoom(d, true);
     },
     /** try the held writes again (room may have come back: a truncation, or the operator) */
@@ -307,18 +310,40 @@ export const acceptorMachine = setup({
       flush(d, self);
       askForRoom(d, true);
     },
+    /** the snapshotter lets the log go below `below` (a snapshot covers it) */
     truncate: ({ context, event }) => {
-      const below = (event as Extract<AcceptorEvent, { type: 'truncate' }>).below;
+      assertEvent(event, 'log-truncate');
+      const below = event.below;
       if (below <= context.truncatedBelow) return;
       context.truncatedBelow = below;
       for (const s of context.accepted.keys()) if (s < below) context.accepted.delete(s);
       context.input.store.truncateBelow(below);
     },
+    /**
+     * A graceful stop writes what it took in but had not written yet (queued behind a write in
+     * flight): never acknowledged, but the replica may have executed those slots. No replies go out.
+     */
+    writeRest: ({ context: d, self }) => {
+      d.pendingReplies = [];
+      if (d.writing || d.pendingRecords.length === 0) return;
+      const records = d.pendingRecords;
+      d.pendingRecords = [];
+      d.writing = true;
+      d.input.store.append(records, (err) => self.send({ type: 'persisted', records, replies: [], err }));
+    },
+    doneWriting: ({ context: d }) => {
+      d.writing = false;
+    },
   },
   guards: {
-    healthy: ({ context }) => context.failed === null,
     storeFull: ({ event }) => isStoreFullError((event as { err: Error | null }).err),
     storeFailed: ({ event }) => (event as { err: Error | null }).err !== null,
+    writing: ({ context }) => context.writing,
+    idle: ({ context }) => !context.writing,
+    /** a graceful stop with records to write (or a write in flight to wait for) */
+    gracefulWithWork: ({ context: d, event }) =>
+      (event as { graceful?: boolean }).graceful === true && d.failed === null && (d.writing || d.pendingRecords.length > 0),
+    moreToWrite: ({ context: d }) => d.pendingRecords.length > 0,
   },
   delays: {
     fullRetry: ({ context }) => context.input.fullRetryMs ?? 1000,
@@ -348,17 +373,25 @@ export const acceptorMachine = setup({
     accept: { actions: 'accept' },
     'read-confirm': { actions: 'readConfirm' },
     'exec-mark': { actions: 'execMark' },
-    stop: '.stopped',
+    stop: [{ guard: 'gracefulWithWork', target: '.stopping' }, { target: '.stopped' }],
   },
   states: {
+    /** promises and accepts; each batch of records is group-committed before its replies go out */
     serving: {
+      initial: 'idle',
+      states: {
+        /** nothing being written: the next prepare or accept starts a group commit */
+        idle: { always: { guard: 'writing', target: 'writing' } },
+        /** a group commit in flight: what arrives meanwhile is the next batch */
+        writing: { always: { guard: 'idle', target: 'idle' } },
+      },
       on: {
         persisted: [
           { guard: 'storeFull', target: 'full', actions: 'holdFull' },
           { guard: 'storeFailed', target: 'failed', actions: 'persisted' },
           { actions: 'persisted' },
         ],
-        truncate: { actions: 'truncate' },
+        'log-truncate': { actions: 'truncate' },
       },
     },
     /**
@@ -374,7 +407,23 @@ export const acceptorMachine = setup({
           { guard: 'storeFailed', target: 'failed', actions: 'persisted' },
           { target: 'serving', actions: 'persisted' },
         ],
-        truncate: { actions: ['truncate', 'retryWrite'] },
+        'log-truncate': { actions: ['truncate', 'retryWrite'] },
+      },
+    },
+    /** a graceful stop: the records taken in are written (no replies), then it stops */
+    stopping: {
+      entry: 'writeRest',
+      on: {
+        prepare: {},
+        accept: {},
+        'read-confirm': {},
+        'exec-mark': {},
+        stop: {},
+        persisted: [
+          { guard: 'storeFailed', target: 'stopped', actions: 'doneWriting' },
+          { guard: 'moreToWrite', actions: ['doneWriting', 'writeRest'] },
+          { target: 'stopped', actions: 'doneWriting' },
+        ],
       },
     },
     /** the store failed: this acceptor no longer votes (it could not keep its promises) */

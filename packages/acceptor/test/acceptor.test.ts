@@ -244,9 +244,9 @@ describe('acceptor: phase 2', () => {
     expect(h.ctx().pendingRecords).toHaveLength(3);
     // a snapshot let the log be truncated: the held write goes through, and its replies with it
     full = false;
-    h.actor.send({ type: 'truncate', below: 1 });
+    h.actor.send({ type: 'log-truncate', ring: 'ring', from: SELF, to: SELF, below: 1 });
     disk.splice(0).forEach((f) => f());
-    expect(h.state()).toBe('serving');
+    expect(h.actor.getSnapshot().matches('serving')).toBe(true);
     expect(h.sent('promise')).toHaveLength(1);
     expect(h.sent('accepted').map((m) => m.slot)).toEqual([1, 2]);
     expect((await mem.recover()).accepted.size).toBe(2); // durable now
@@ -358,7 +358,7 @@ describe('acceptor: phase 2', () => {
     for (let s = 1; s <= 4; s++) h.actor.send(accept('p1', 1, s, val(`s${s}`)));
     h.diskDone();
     h.diskDone();
-    h.actor.send({ type: 'truncate', below: 3 });
+    h.actor.send({ type: 'log-truncate', ring: 'ring', from: SELF, to: SELF, below: 3 });
     expect([...h.ctx().accepted.keys()]).toEqual([3, 4]);
     h.actor.send(prepare('p2', 2));
     h.diskDone();

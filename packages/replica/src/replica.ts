@@ -187,10 +187,15 @@ interface ReadRound {
 
 const quorumOf = (n: number): number => Math.floor(n / 2) + 1;
 
-const stateName = (a: Actor<any>): string => {
-  const v = a.getSnapshot().value;
-  return typeof v === 'string' ? v : JSON.stringify(v);
-};
+/** A state value as a dotted path: 'serving.writing', 'leading.steady' (parallel regions joined by commas). */
+export function statePath(v: unknown): string {
+  if (typeof v === 'string') return v;
+  if (v && typeof v === 'object')
+    return Object.entries(v as Record<string, unknown>).map(([k, sub]) => (sub === undefined ? k : `${k}.${statePath(sub)}`)).join(',');
+  return String(v);
+}
+
+const stateName = (a: Actor<any>): string => statePath(a.getSnapshot().value);
 
 /**
  * One replica: the four roles (elector, proposer, acceptor, learner) composed over a bus, storage
@@ -342,7 +347,7 @@ export class Replica {
         releaseLearner: () => this.learner.send({ type: 'release' }),
         installed: (slot, config) => this.learner.send({ type: 'installed', slot, ...(config ? { config } : {}) }),
         truncate: (below) => {
-          this.acceptor.send({ type: 'truncate', below });
+          this.acceptor.send({ type: 'log-truncate', ring: this.ring, from: this.id, to: this.id, below });
           this.learner.send({ type: 'truncate', below });
         },
       },
@@ -976,9 +981,10 @@ export class Replica {
     for (const u of this.unregister) u();
     this.unregister = [];
     this.snapshotter.send({ type: 'stop' });
-    const acceptor = this.acceptor.getSnapshot().context;
-    const unwritten = acceptor.failed ? [] : [...acceptor.pendingRecords];
-    for (const a of [this.elector, this.proposer, this.learner, this.snapshotter, this.configManager, this.acceptor] as Actor<any>[]) a.stop();
+    // graceful: the acceptor writes what it took in but had not written, then stops (a crash: at once)
+    const acceptorDone = untilDone(this.acceptor);
+    this.acceptor.send({ type: 'stop', graceful: !opts.keepStore });
+    for (const a of [this.elector, this.proposer, this.learner, this.configManager] as Actor<any>[]) a.stop();
     const err = new ReplicaStoppedError();
     for (const r of this.configRequests.values()) {
       this.env.clock.clearTimeout(r.timer);
@@ -992,10 +998,11 @@ export class Replica {
     if (!opts.keepStore) {
       // a snapshot being written finishes first: nothing is written into the directory after stop() returns
       await snapshotWritesDone(this.snapshotter.getSnapshot().context);
-      // appended after the write in flight, in order; no replies go out (the acceptor is stopped)
-      if (unwritten.length > 0) await new Promise<void>((resolve) => this.store.append(unwritten, () => resolve()));
+      await acceptorDone;
       await this.store.close();
     }
+    this.snapshotter.stop();
+    this.acceptor.stop();
     if (this.ownsBus) await this.bus.close();
   }
 
@@ -1005,6 +1012,23 @@ export class Replica {
 }
 
 const CONFIG0 = 'config0';
+
+/** Resolves when the actor reaches a final state (or stops, or fails). */
+function untilDone(a: Actor<any>): Promise<void> {
+  return new Promise((resolve) => {
+    if (a.getSnapshot().status !== 'active') return resolve();
+    const sub = a.subscribe({
+      next: (snap: { status: string }) => {
+        if (snap.status !== 'active') {
+          sub.unsubscribe();
+          resolve();
+        }
+      },
+      error: () => resolve(),
+      complete: () => resolve(),
+    });
+  });
+}
 
 /**
  * The learner keeps executed slots to serve peers' catch-up. It must hold at least everything above

@@ -197,7 +197,8 @@ export function instrumentReplicaMetrics(replica: MetricsReplica, meter: Meter, 
     if (s.busDrops !== undefined) r.observe(dropped!, s.busDrops, { ...attrs, lane: 'bus' });
     if (s.acceptor) {
       r.observe(dropped!, s.acceptor.droppedReplies, { ...attrs, lane: 'held-reply' });
-      for (const st of ACCEPTOR_STATES) r.observe(acceptorState!, s.acceptor.state === st ? 1 : 0, { ...attrs, state: st });
+      const top = s.acceptor.state.split('.')[0];
+      for (const st of ACCEPTOR_STATES) r.observe(acceptorState!, top === st ? 1 : 0, { ...attrs, state: st });
       r.observe(storeFull!, s.acceptor.fullWrites, attrs);
     }
     if (s.logUsage) {
