@@ -1,4 +1,4 @@
-import { setup } from 'xstate';
+import { assertEvent, fromPromise, setup } from 'xstate';
 import {
   type Ballot,
   type ChosenEntry,
@@ -66,13 +66,11 @@ export interface LearnerInput {
   /** called when the state machine throws: the replica reports it (the command's result is undefined) */
   onApplyError?: (err: unknown, slot: Slot) => void;
   /**
-   * Called synchronously between two slots, once after each run of executed slots and after a slot
-   * whose commands asked for a snapshot (`requested`): the state machine holds the state as of
-   * `slot`. `bytes` counts the slot values applied since start. A hold taken inside it stops the run.
+   * Where the snapshotter runs (its replica id; default this replica): the learner tells it how far it
+   * executed (`snap-executed`) and when a peer no longer has the slots it misses (`snap-need`), and
+   * answers its `snap-take` (a copy of the state machine) and `snap-install` (replace the state).
    */
-  onExecuted?: (slot: Slot, bytes: number, requested: boolean) => void;
-  /** a peer no longer holds the slots this learner misses: only a snapshot can help */
-  onNeedsSnapshot?: (from: ReplicaId, below: Slot) => void;
+  snapshotter?: ReplicaId;
 }
 
 export interface LearnerData {
@@ -106,14 +104,18 @@ export interface LearnerData {
   /** a peer said it no longer holds the slots we miss: only a snapshot can help */
   needsSnapshot: { from: ReplicaId; below: Slot } | null;
   progressDirty: boolean;
-  /** while > 0 nothing is applied (a snapshot is being read or installed); see holdLearner */
-  holds: number;
+  /** nothing is applied while set: a snapshot of a state machine that is not copy-on-call is being read, or one is installed */
+  paused: boolean;
+  /** the copy being read (capturing state): who asked, as of which slot, with which configuration */
+  capture: { seq: number; slot: Slot; config: Configuration; requested: boolean; data: Promise<Uint8Array> } | undefined;
+  /** the install in progress (installing state) */
+  install: { seq: number; slot: Slot; config: Configuration | undefined; done: Promise<void> } | undefined;
   /** bytes of slot values applied since start (the snapshotter's byte interval) */
   appliedBytes: number;
   /** the last slot handed to the state machine (in-order execution check) */
   lastExecuted: Slot;
   /** the state machine asked for a snapshot after the current slot */
-  snapshotRequested: boolean;
+  snapshotRequest: { requested: boolean };
   /** chosen slots whose value came from a peer (the local acceptor does not hold it): recorded for replay */
   fetched: Set<Slot>;
   /** the executed slot last marked durable with flush, and when the last slot executed */
@@ -128,16 +130,15 @@ export type LearnerEvent =
   | MessageOf<'decide'>
   | MessageOf<'catchup-req'>
   | MessageOf<'catchup-rep'>
+  | MessageOf<'snap-take'>
+  | MessageOf<'snap-install'>
+  | MessageOf<'snap-saved'>
+  /** the snapshotter: drop retained slots below `below` (a snapshot covers them) */
+  | MessageOf<'retain-truncate'>
   | { type: 'tick' }
   | { type: 'set-members'; members: readonly ReplicaId[] }
-  | { type: 'hold' }
-  | { type: 'release' }
-  /** the state machine now holds the state as of `slot` (a snapshot was installed); releases one hold */
-  | { type: 'installed'; slot: Slot; config?: Configuration }
   /** the first configuration (bootstrap): taken only by a learner with none that executed nothing */
   | { type: 'bootstrap'; config: Configuration }
-  /** drop retained slots below `below` (a snapshot covers them) */
-  | { type: 'truncate'; below: Slot }
   | { type: 'stop' };
 
 const hdr = (d: LearnerData, to: ReplicaId) => ({ ring: d.ring, from: d.self, to });
@@ -214,7 +215,7 @@ export function execute(d: LearnerData): void {
   const sm = d.input.stateMachine;
   const from = d.executedUpTo;
   let fills: ChosenEntry[] | undefined;
-  while (d.holds === 0) {
+  while (!d.paused && !d.snapshotRequest.requested) {
     const slot = d.executedUpTo + 1;
     const v = d.chosen.get(slot);
     if (v === undefined) break;
@@ -256,19 +257,18 @@ export function execute(d: LearnerData): void {
     const size = slotValueSize(v); // one pass over the commands for both
     d.appliedBytes += size;
     retain(d, slot, v, size);
-    if (d.snapshotRequested) {
-      d.snapshotRequested = false;
-      d.input.onExecuted?.(slot, d.appliedBytes, true);
-    }
+    // the state machine asked for a snapshot after this slot: the loop stops here, the machine captures
   }
   if (d.executedUpTo > from) {
     d.lastExecAt = d.input.now();
     // the local acceptor records how far the log is executed (and the values it lacks) for an offline replay
     d.input.send({ type: 'exec-mark', ...hdr(d, d.self), upTo: d.executedUpTo, fills: fills ?? [], ...decidedMark(d) });
-    d.input.onExecuted?.(d.executedUpTo, d.appliedBytes, false);
+    d.input.send({ type: 'snap-executed', ...hdr(d, snapshotterOf(d)), slot: d.executedUpTo, bytes: d.appliedBytes, requested: false });
   }
-  CONTRACTS && ensures(d.holds > 0 || !d.chosen.has(d.executedUpTo + 1), 'execute: stops only at a gap or a hold');
+  CONTRACTS && ensures(d.paused || d.snapshotRequest.requested || !d.chosen.has(d.executedUpTo + 1), 'execute: stops only at a gap or a pause');
 }
+
+const snapshotterOf = (d: LearnerData): ReplicaId => d.input.snapshotter ?? d.self;
 
 /** The latest Decide, when it proves more than the executed prefix (a restart replays up to it). */
 function decidedMark(d: LearnerData): { decided?: { ballot: Ballot; upTo: Slot } } {
@@ -279,14 +279,6 @@ function setConfig(d: LearnerData, c: Configuration): void {
   d.config = { epoch: c.epoch, members: [...c.members], startSlot: c.startSlot };
   d.members = d.config.members;
   d.progressDirty = true;
-}
-
-/**
- * Stops applying at once (synchronously, even from inside onExecuted): the state machine stays as
- * of the executed slot until a matching 'release' (or 'installed') event.
- */
-export function holdLearner(d: LearnerData): void {
-  d.holds++;
 }
 
 /** A snapshot as of `slot` (with the configuration of the slots after it) replaced the state machine's state: go on at slot+1. */
@@ -387,7 +379,7 @@ export function onCatchupReply(d: LearnerData, m: MessageOf<'catchup-rep'>): voi
   const want = d.executedUpTo + 1;
   if (m.entries.length === 0 && m.truncatedBelow > want && !d.chosen.has(want)) {
     d.needsSnapshot = { from: m.from, below: m.truncatedBelow };
-    d.input.onNeedsSnapshot?.(m.from, m.truncatedBelow);
+    d.input.send({ type: 'snap-need', ...hdr(d, snapshotterOf(d)), peer: m.from, below: m.truncatedBelow });
   }
 }
 
@@ -403,24 +395,49 @@ export const learnerMachine = setup({
     events: {} as LearnerEvent,
     input: {} as LearnerInput,
   },
+  actors: {
+    /** the copy's bytes (the state machine was called at the capture point: this only waits for them) */
+    readCopy: fromPromise<Uint8Array, Promise<Uint8Array>>(({ input }) => input),
+    /** the state machine's restore, started at the install point */
+    restore: fromPromise<void, Promise<void>>(({ input }) => input),
+  },
+  guards: {
+    snapshotRequested: ({ context }) => context.snapshotRequest.requested,
+    /** an automatic snapshot the state machine refuses (RSL trySnapshot) */
+    refuses: ({ context, event }) => {
+      assertEvent(event, 'snap-take');
+      const sm = context.input.stateMachine;
+      return !event.forced && sm.trySnapshot !== undefined && !sm.trySnapshot();
+    },
+    installBehind: ({ context, event }) => {
+      assertEvent(event, 'snap-install');
+      return event.slot <= context.executedUpTo;
+    },
+  },
   actions: {
     learn: ({ context: d, event }) => {
-      onLearn(d, event as MessageOf<'learn'>);
+      assertEvent(event, 'learn');
+      onLearn(d, event);
       execute(d);
       maybeCatchup(d);
       sendProgress(d);
     },
     decide: ({ context: d, event }) => {
-      const m = event as MessageOf<'decide'>;
+      assertEvent(event, 'decide');
+      const m = event;
       CONTRACTS && requires(m.ballot.leader === m.from, 'decide: sent by the ballot\'s leader');
       onDecide(d, m.ballot, m.upTo, m.from);
       execute(d);
       maybeCatchup(d);
       sendProgress(d);
     },
-    serve: ({ context, event }) => serveCatchup(context, event as MessageOf<'catchup-req'>),
+    serve: ({ context, event }) => {
+      assertEvent(event, 'catchup-req');
+      serveCatchup(context, event);
+    },
     catchupReply: ({ context: d, event }) => {
-      const m = event as MessageOf<'catchup-rep'>;
+      assertEvent(event, 'catchup-rep');
+      const m = event;
       onCatchupReply(d, m);
       execute(d);
       // ask for the next run at once only when this reply helped; an empty one waits for the
@@ -437,31 +454,109 @@ export const learnerMachine = setup({
         d.input.send({ type: 'exec-mark', ...hdr(d, d.self), upTo: d.executedUpTo, fills: [], flush: true, ...decidedMark(d) });
       }
     },
-    hold: ({ context }) => holdLearner(context),
-    release: ({ context: d }) => {
-      if (d.holds > 0) d.holds--;
-      execute(d);
-      maybeCatchup(d);
-      sendProgress(d);
+    truncate: ({ context, event }) => {
+      assertEvent(event, 'retain-truncate');
+      truncateRetained(context, event.below);
     },
-    installed: ({ context: d, event }) => {
-      const e = event as { slot: Slot; config?: Configuration };
-      onInstalled(d, e.slot, e.config);
-      if (d.holds > 0) d.holds--;
+    /**
+     * A copy of the state machine as of the executed slot, between two slots: for a snapshotter's
+     * snap-take, or right after the slot whose commands asked for one. A copy-on-call state machine
+     * copies inside snapshot() and execution goes on; any other is paused until its stream was read.
+     */
+    beginCapture: ({ context: d, event }) => {
+      const requested = event.type !== 'snap-take';
+      const seq = event.type === 'snap-take' ? event.seq : 0;
+      d.snapshotRequest.requested = false;
+      const sm = d.input.stateMachine;
+      let p: Promise<Uint8Array | AsyncIterable<Uint8Array>>;
+      try {
+        p = sm.snapshot();
+      } catch (err) {
+        p = Promise.reject(err);
+      }
+      d.capture = { seq, slot: d.executedUpTo, config: d.config, requested, data: p.then(collect) };
+      d.paused = !sm.snapshotIsCopy;
+    },
+    sendSnapData: ({ context: d, event }) => {
+      const c = d.capture!;
+      const data = (event as { output?: Uint8Array }).output ?? new Uint8Array(0);
+      d.input.send({
+        type: 'snap-data', ...hdr(d, snapshotterOf(d)), seq: c.seq, slot: c.slot, data, config: c.config,
+        ...(c.requested ? { requested: true } : {}),
+      });
+    },
+    sendSnapError: ({ context: d, event }) => {
+      const c = d.capture!;
+      const err = (event as { error?: unknown }).error;
+      d.input.send({
+        type: 'snap-data', ...hdr(d, snapshotterOf(d)), seq: c.seq, slot: c.slot, data: new Uint8Array(0),
+        error: err instanceof Error ? err.message : String(err),
+      });
+    },
+    /** trySnapshot() said no to an automatic snapshot (RSL: a refused checkpoint) */
+    sendRefused: ({ context: d, event }) => {
+      assertEvent(event, 'snap-take');
+      d.input.send({
+        type: 'snap-data', ...hdr(d, event.from), seq: event.seq, slot: d.executedUpTo, data: new Uint8Array(0),
+        error: 'the state machine refused the snapshot', refused: true,
+      });
+    },
+    sendBusy: ({ context: d, event }) => {
+      if (event.type === 'snap-take')
+        d.input.send({ type: 'snap-data', ...hdr(d, event.from), seq: event.seq, slot: d.executedUpTo, data: new Uint8Array(0), error: 'busy' });
+      else if (event.type === 'snap-install')
+        d.input.send({ type: 'snap-installed', ...hdr(d, event.from), seq: event.seq, ok: false, error: 'busy' });
+    },
+    /** restores the state machine from a verified snapshot; nothing is applied meanwhile */
+    beginInstall: ({ context: d, event }) => {
+      assertEvent(event, 'snap-install');
+      let done: Promise<void>;
+      try {
+        done = d.input.stateMachine.restore(pieces(event.data));
+      } catch (err) {
+        done = Promise.reject(err);
+      }
+      d.install = { seq: event.seq, slot: event.slot, config: event.config, done };
+      d.paused = true;
+    },
+    installed: ({ context: d }) => {
+      const i = d.install!;
+      onInstalled(d, i.slot, i.config);
+      d.input.send({ type: 'snap-installed', ...hdr(d, snapshotterOf(d)), seq: i.seq, ok: true });
+    },
+    installFailed: ({ context: d, event }) => {
+      const i = d.install!;
+      const err = (event as { error?: unknown }).error;
+      d.input.send({ type: 'snap-installed', ...hdr(d, snapshotterOf(d)), seq: i.seq, ok: false, error: err instanceof Error ? err.message : String(err) });
+    },
+    /** the install's slot is not ahead of this learner any more (it executed past it meanwhile) */
+    refuseBehind: ({ context: d, event }) => {
+      assertEvent(event, 'snap-install');
+      d.input.send({ type: 'snap-installed', ...hdr(d, event.from), seq: event.seq, ok: false, error: `behind: executed up to ${d.executedUpTo}` });
+    },
+    /** out of capturing or installing (after its answer): apply what was chosen meanwhile */
+    resume: ({ context: d }) => {
+      d.paused = false;
       execute(d);
       maybeCatchup(d, true);
       sendProgress(d);
     },
-    truncate: ({ context, event }) => truncateRetained(context, (event as { below: Slot }).below),
+    notifySaved: ({ context: d, event }) => {
+      assertEvent(event, 'snap-saved');
+      if (event.copied) d.input.stateMachine.stateCopied?.(event.slot, event.name);
+      else d.input.stateMachine.stateSaved?.(event.slot, event.name);
+    },
     bootstrap: ({ context: d, event }) => {
-      const c = (event as { config: Configuration }).config;
+      assertEvent(event, 'bootstrap');
+      const c = event.config;
       if (d.config.epoch !== 0 || d.executedUpTo !== 0 || c.epoch < 1) return;
       setConfig(d, c);
       d.input.send({ type: 'reconfigured', ...hdr(d, d.self), slot: 0, config: d.config });
       sendProgress(d);
     },
     setMembers: ({ context, event }) => {
-      context.members = [...(event as { members: readonly ReplicaId[] }).members];
+      assertEvent(event, 'set-members');
+      context.members = [...event.members];
     },
   },
 }).createMachine({
@@ -491,10 +586,12 @@ export const learnerMachine = setup({
       catchupAskedFor: 0,
       needsSnapshot: null,
       progressDirty: false,
-      holds: 0,
+      paused: false,
+      capture: undefined,
+      install: undefined,
       appliedBytes: 0,
       lastExecuted: input.executedUpTo ?? 0,
-      snapshotRequested: false,
+      snapshotRequest: { requested: false },
       fetched: new Set(),
       markFlushed: input.executedUpTo ?? 0,
       lastExecAt: 0,
@@ -507,26 +604,85 @@ export const learnerMachine = setup({
       d.appliedBytes += size;
       retain(d, slot, value, size);
     }
+    // RSL's checkpoint request: a command may ask for a snapshot right after its slot (a holder object:
+    // the actor's context is a copy of `d`, the holder is shared)
+    const request = d.snapshotRequest;
+    input.stateMachine.setSnapshotRequester?.(() => {
+      request.requested = true;
+    });
     return d;
   },
   initial: 'learning',
+  on: {
+    learn: { actions: 'learn' },
+    decide: { actions: 'decide' },
+    'catchup-req': { actions: 'serve' },
+    'catchup-rep': { actions: 'catchupReply' },
+    tick: { actions: 'tick' },
+    'set-members': { actions: 'setMembers' },
+    'retain-truncate': { actions: 'truncate' },
+    bootstrap: { actions: 'bootstrap' },
+    'snap-saved': { actions: 'notifySaved' },
+    // a copy or an install is under way: the snapshotter asks again later
+    'snap-take': { actions: 'sendBusy' },
+    'snap-install': { actions: 'sendBusy' },
+    stop: '.stopped',
+  },
   states: {
+    /** learning chosen values and executing them in slot order; catch-up of gaps from peers */
     learning: {
+      always: { guard: 'snapshotRequested', target: 'capturing' },
       on: {
-        learn: { actions: 'learn' },
-        decide: { actions: 'decide' },
-        'catchup-req': { actions: 'serve' },
-        'catchup-rep': { actions: 'catchupReply' },
-        tick: { actions: 'tick' },
-        'set-members': { actions: 'setMembers' },
-        hold: { actions: 'hold' },
-        release: { actions: 'release' },
-        installed: { actions: 'installed' },
-        truncate: { actions: 'truncate' },
-        bootstrap: { actions: 'bootstrap' },
-        stop: 'stopped',
+        'snap-take': [{ guard: 'refuses', actions: 'sendRefused' }, { target: 'capturing' }],
+        'snap-install': [{ guard: 'installBehind', actions: 'refuseBehind' }, { target: 'installing' }],
+      },
+    },
+    /** a copy of the state machine as of one slot is being read (nothing applied unless copy-on-call) */
+    capturing: {
+      entry: 'beginCapture',
+      invoke: {
+        src: 'readCopy',
+        input: ({ context }) => context.capture!.data,
+        onDone: { target: 'learning', actions: ['sendSnapData', 'resume'] },
+        onError: { target: 'learning', actions: ['sendSnapError', 'resume'] },
+      },
+    },
+    /** a snapshot from a peer replaces the state; the learner goes on at its slot + 1 */
+    installing: {
+      entry: 'beginInstall',
+      invoke: {
+        src: 'restore',
+        input: ({ context }) => context.install!.done,
+        // the install's slot first, then what was chosen meanwhile (above it) is applied
+        onDone: { target: 'learning', actions: ['installed', 'resume'] },
+        onError: { target: 'learning', actions: ['installFailed', 'resume'] },
       },
     },
     stopped: { type: 'final' },
   },
 });
+
+/** Reads a snapshot stream (or buffer) to one buffer. */
+async function collect(s: Uint8Array | AsyncIterable<Uint8Array>): Promise<Uint8Array> {
+  if (s instanceof Uint8Array) return s;
+  const parts: Uint8Array[] = [];
+  let n = 0;
+  for await (const p of s) {
+    parts.push(p);
+    n += p.length;
+  }
+  if (parts.length === 1) return parts[0]!;
+  const out = new Uint8Array(n);
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+/** A snapshot handed to the state machine in bounded pieces. */
+async function* pieces(data: Uint8Array): AsyncGenerator<Uint8Array> {
+  const piece = 1 << 20;
+  for (let o = 0; o < data.length; o += piece) yield data.subarray(o, Math.min(data.length, o + piece));
+}

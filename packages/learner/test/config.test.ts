@@ -23,10 +23,15 @@ describe('learner: configuration changes', () => {
     expect(h.sent('progress').at(-1)).toMatchObject({ executedUpTo: 3, config: { epoch: 2 } });
   });
 
-  it('a snapshot install brings the configuration of the slots after it', () => {
+  it('a snapshot install brings the configuration of the slots after it', async () => {
     const h = learnerHarness();
-    h.actor.send({ type: 'hold' });
-    h.actor.send({ type: 'installed', slot: 50, config: { epoch: 4, members: ['r3', 'r4', 'r5'], startSlot: 40 } });
+    const config = { epoch: 4, members: ['r3', 'r4', 'r5'], startSlot: 40 };
+    h.actor.send({ type: 'snap-install', ring: 'ring', from: 'r1', to: 'r1', seq: 7, slot: 50, data: new Uint8Array(0), config });
+    expect(h.actor.getSnapshot().value).toBe('installing');
+    await new Promise((r) => setTimeout(r, 0)); // the state machine's restore resolves
+    expect(h.actor.getSnapshot().value).toBe('learning');
+    expect(h.sent('snap-installed')).toEqual([expect.objectContaining({ seq: 7, ok: true })]);
+    expect(h.ctx().executedUpTo).toBe(50);
     expect(h.ctx().config).toEqual({ epoch: 4, members: ['r3', 'r4', 'r5'], startSlot: 40 });
     expect(h.sent('reconfigured')).toEqual([expect.objectContaining({ slot: 50, config: { epoch: 4, members: ['r3', 'r4', 'r5'], startSlot: 40 } })]);
     expect(h.sent('reconfigured')[0]!.origin).toBeUndefined();

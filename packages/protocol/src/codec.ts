@@ -320,10 +320,14 @@ export function validateMessage(raw: unknown): Message {
       need(m, 'peer', isStr, t); need(m, 'below', isInt, t);
       break;
     case 'snap-take':
-      need(m, 'seq', isInt, t);
+      need(m, 'seq', isInt, t); opt(m, 'forced', isBool, t);
       break;
     case 'snap-data':
       need(m, 'seq', isInt, t); need(m, 'slot', isInt, t); need(m, 'data', isBytes, t); configuration(m, 'config', t, true); opt(m, 'error', isStr, t);
+      opt(m, 'requested', isBool, t); opt(m, 'refused', isBool, t);
+      break;
+    case 'snap-saved':
+      need(m, 'slot', isInt, t); need(m, 'name', isStr, t); need(m, 'copied', isBool, t);
       break;
     case 'snap-install':
       need(m, 'seq', isInt, t); need(m, 'slot', isInt, t); need(m, 'data', isBytes, t); configuration(m, 'config', t, true);

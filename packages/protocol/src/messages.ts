@@ -174,14 +174,14 @@ export interface SnapChunk extends Header {
   /** the configuration number of `members` (absent from senders older than configuration changes) */
   readonly epoch?: number;
 }
-// ---- learner <-> snapshotter when they run in separate processes (roles as processes; in one
-// process the replica wires them with direct calls)
+// ---- learner <-> snapshotter (in one process or two: the learner owns the state machine; the
+// snapshotter asks it for copies and installs, and keeps the snapshot store)
 /** learner -> snapshotter: slots executed up to `slot` (`bytes` of values applied since start); `requested` by the state machine */
 export interface SnapExecuted extends Header { readonly type: 'snap-executed'; readonly slot: Slot; readonly bytes: number; readonly requested: boolean }
 /** learner -> snapshotter: a peer no longer holds the slots the learner misses */
 export interface SnapNeed extends Header { readonly type: 'snap-need'; readonly peer: ReplicaId; readonly below: Slot }
-/** snapshotter -> learner: copy the state machine now */
-export interface SnapTake extends Header { readonly type: 'snap-take'; readonly seq: number }
+/** snapshotter -> learner: copy the state machine now (`forced`: asked for, the state machine may not refuse) */
+export interface SnapTake extends Header { readonly type: 'snap-take'; readonly seq: number; readonly forced?: boolean }
 /** learner -> snapshotter: the copy, as of `slot`, with the configuration after it */
 export interface SnapData extends Header {
   readonly type: 'snap-data';
@@ -190,7 +190,13 @@ export interface SnapData extends Header {
   readonly data: Uint8Array;
   readonly config?: Configuration;
   readonly error?: string;
+  /** the state machine asked for this copy (seq 0: not in answer to a snap-take) */
+  readonly requested?: boolean;
+  /** with `error`: the state machine refused it (trySnapshot false): automatic snapshots pause */
+  readonly refused?: boolean;
 }
+/** snapshotter -> learner: a snapshot is durable (`copied`: installed from a peer): the state machine's hooks */
+export interface SnapSaved extends Header { readonly type: 'snap-saved'; readonly slot: Slot; readonly name: string; readonly copied: boolean }
 /** snapshotter -> learner: replace the state with this snapshot (as of `slot`) and go on at slot+1 */
 export interface SnapInstall extends Header { readonly type: 'snap-install'; readonly seq: number; readonly slot: Slot; readonly data: Uint8Array; readonly config?: Configuration }
 /** learner -> snapshotter: the install is done (or failed) */
@@ -318,7 +324,7 @@ export type Message =
   | Prepare | Accept | Promise_ | Accepted | Nack | Learn | Decide | CatchupRequest | CatchupReply
   | Heartbeat | HeartbeatAck | Campaign | Resign | LeaderState | Progress | Submit | Executed | Aborted
   | Recovered | LearnerEvent | ClientRequest | ClientReply | ReadConfirm | ReadAck | SnapRequest | SnapChunk
-  | SnapExecuted | SnapNeed | SnapTake | SnapData | SnapInstall | SnapInstalled | LogTruncate | RetainTruncate
+  | SnapExecuted | SnapNeed | SnapTake | SnapData | SnapInstall | SnapInstalled | SnapSaved | LogTruncate | RetainTruncate
   | PreVote | PreVoteAck | ExecMark | LogFull | Bootstrap | BootstrapAck | ConfigChange | ConfigResult | ConfigNotice | ConfigProposal | ConfigRefused | SetObservers | Reconfigured | WatchPeers | PeerProgressReport;
 
 export type MessageType = Message['type'];
@@ -363,6 +369,7 @@ export const ROLE_OF: { readonly [T in MessageType]: Role } = {
   'snap-data': 'snapshotter',
   'snap-install': 'learner',
   'snap-installed': 'snapshotter',
+  'snap-saved': 'learner',
   'log-truncate': 'acceptor',
   'log-full': 'snapshotter',
   'retain-truncate': 'learner',

@@ -20,7 +20,7 @@ import {
 import { Bus, type Env, type Transport, realEnv } from '@decree/bus';
 import { acceptorMachine } from '@decree/acceptor';
 import { proposerMachine, type ProposerOptions } from '@decree/proposer';
-import { DEFAULT_LEARNER_OPTIONS, holdLearner, learnerMachine, type LearnerOptions } from '@decree/learner';
+import { DEFAULT_LEARNER_OPTIONS, learnerMachine, type LearnerOptions } from '@decree/learner';
 import { electorMachine, type ElectorOptions } from '@decree/elector';
 import { type ConfigManagerOptions, configManagerMachine } from '@decree/config-manager';
 import {
@@ -321,39 +321,23 @@ export class Replica {
         onApplyError: (err, slot) => {
           if (this.applyErrors.length < 100) this.applyErrors.push({ slot, err });
         },
-        // synchronous, between two slots: the snapshotter may copy the state as of `slot` right here
-        onExecuted: (slot, bytes, requested) => this.snapshotter.send({ type: 'executed', slot, bytes, requested }),
-        onNeedsSnapshot: (from, below) => this.snapshotter.send({ type: 'need-snapshot', from, below }),
       },
     });
-    const learnerData = () => this.learner.getSnapshot().context;
+    // the snapshotter talks to the learner (which owns the state machine) and the acceptor by messages
     this.snapshotter = createActor(snapshotterMachine, {
       ...common,
       input: {
         ring: this.ring,
         self: this.id,
-        members: () => this.members,
-        configuration: () => learnerData().config,
-        peers: () => this.peers,
-        stateMachine: this.sm,
+        configuration: this.config,
+        peers: this.peers,
+        executedUpTo: startSlot,
         store: this.snapshots,
         send,
         now,
         options: cfg.options?.snapshotter ?? {},
         ...(restoredFrom ? { initial: restoredFrom } : {}),
-        executedUpTo: () => learnerData().executedUpTo,
-        appliedBytes: () => learnerData().appliedBytes,
-        holdLearner: () => holdLearner(learnerData()),
-        releaseLearner: () => this.learner.send({ type: 'release' }),
-        installed: (slot, config) => this.learner.send({ type: 'installed', slot, ...(config ? { config } : {}) }),
-        truncate: (below) => {
-          this.acceptor.send({ type: 'log-truncate', ring: this.ring, from: this.id, to: this.id, below });
-          this.learner.send({ type: 'truncate', below });
-        },
       },
-    });
-    this.sm.setSnapshotRequester?.(() => {
-      learnerData().snapshotRequested = true;
     });
     this.elector = createActor(electorMachine, {
       ...common,

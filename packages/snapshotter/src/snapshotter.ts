@@ -1,4 +1,4 @@
-import { setup } from 'xstate';
+import { assertEvent, setup } from 'xstate';
 import {
   type Configuration,
   type Message,
@@ -54,38 +54,21 @@ export const DEFAULT_SNAPSHOTTER_OPTIONS: SnapshotterOptions = {
 export interface SnapshotterInput {
   ring: RingId;
   self: ReplicaId;
-  members: () => readonly ReplicaId[];
-  /** the configuration as of the executed slot (stored in each snapshot); default: epoch 1 of members() */
-  configuration?: () => Configuration;
+  /** the configuration at start; newer ones come with the learner's copies */
+  configuration: Configuration;
   /** every replica of the ring: a replica outside the configuration (joining) fetches from them */
-  peers?: () => readonly ReplicaId[];
-  stateMachine: StateMachine;
+  peers: readonly ReplicaId[];
+  /** the slot the learner executed up to at start; later ones come in `snap-executed` */
+  executedUpTo?: Slot;
+  /** where this replica's learner and acceptor run (default: this replica id) */
+  learner?: ReplicaId;
+  acceptor?: ReplicaId;
   store: SnapshotStore;
   send: (msg: Message) => void;
   now: () => number;
   options?: Partial<SnapshotterOptions>;
   /** the snapshot the replica started from, if any */
   initial?: SnapshotMeta;
-  /** the learner's executed slot, and the bytes of slot values it applied since start */
-  executedUpTo: () => Slot;
-  appliedBytes: () => number;
-  /** stop applying now (synchronously); `release` undoes one hold */
-  holdLearner: () => void;
-  releaseLearner: () => void;
-  /** the state machine now holds the state as of `slot` (configuration `config` after it): the learner goes on at slot+1 (and releases one hold) */
-  installed: (slot: Slot, config?: Configuration) => void;
-  /** the log below `below` may go (acceptor store and the learner's retained slots) */
-  truncate: (below: Slot) => void;
-  /**
-   * The learner and the state machine live in another process (roles as processes): a copy is asked
-   * for and comes back with the slot it is as of (not the slot of the `executed` event that prompted
-   * it); an install is done there, atomically (hold, restore, go on at slot+1). Without these the
-   * snapshotter calls the state machine and the learner directly.
-   */
-  remote?: {
-    capture: () => Promise<{ slot: Slot; data: Uint8Array; config?: Configuration }>;
-    install: (slot: Slot, data: Uint8Array, config: Configuration) => Promise<void>;
-  };
   log?: (msg: string, err?: unknown) => void;
 }
 
@@ -119,7 +102,9 @@ interface Fetch {
   /** peers tried in turn */
   tried: number;
   waiters: { resolve(slot: Slot): void; reject(e: Error): void }[];
+  /** a snap-install is with the learner (its seq) */
   installing: boolean;
+  installSeq: number;
   /** peers that answered they have no snapshot */
   none: Set<ReplicaId>;
   /** the whole payload, verified, waiting to be installed */
@@ -151,8 +136,17 @@ export interface SnapshotterData {
   paused: boolean;
   /** a snapshot was asked for (by the state machine or the API) regardless of the interval */
   requested: boolean;
-  /** the learner is held for the capture in progress */
-  holding: boolean;
+  /** how far the learner executed, and the bytes it applied since start (from its snap-executed) */
+  executed: Slot;
+  bytes: number;
+  /** the configuration as of the latest copy (members to fetch from) */
+  config: Configuration;
+  /** the snap-take in flight (its seq), and a copy the learner took on its own while one was */
+  takeSeq: number;
+  nextSeq: number;
+  queued: { slot: Slot; data: Uint8Array; config: Configuration | undefined } | undefined;
+  /** the learner answered busy: no new snap-take before this time */
+  busyUntil: number;
   lastSlot: Slot;
   lastBytes: number;
   /** applied bytes at each kept snapshot's slot (for the byte margin) */
@@ -164,8 +158,6 @@ export interface SnapshotterData {
   /** the slot the applied bytes count from (the snapshot this replica started from) */
   readonly startSlot: Slot;
   capturingSlot: Slot;
-  /** the configuration as of capturingSlot, read at the capture (the learner goes on before the save) */
-  capturingConfig: Configuration | undefined;
   latest: SnapshotMeta | undefined;
   /** slots of the snapshots kept in the store, newest first */
   kept: Slot[];
@@ -183,14 +175,14 @@ export interface SnapshotterData {
 export type SnapshotterEvent =
   | MessageOf<'snap-req'>
   | MessageOf<'snap-chunk'>
-  | { type: 'executed'; slot: Slot; bytes: number; requested: boolean }
-  | { type: 'captured'; slot: Slot; data: Uint8Array; config?: Configuration }
-  | { type: 'capture-failed'; err: unknown }
+  | MessageOf<'snap-executed'>
+  | MessageOf<'snap-need'>
+  | MessageOf<'snap-data'>
+  | MessageOf<'snap-installed'>
   | { type: 'saved'; meta: SnapshotMeta }
   | { type: 'save-failed'; err: unknown }
   | { type: 'serve-loaded'; to: ReplicaId; xfer: number; snap: Snapshot | undefined; next: number; slot: Slot; crc: number }
   | { type: 'install-done'; meta: SnapshotMeta | undefined; slot: Slot; err?: unknown }
-  | { type: 'need-snapshot'; from: ReplicaId; below: Slot }
   | MessageOf<'log-full'>
   | { type: 'copy-from'; peer: ReplicaId | undefined; resolve(slot: Slot): void; reject(e: Error): void }
   | { type: 'snapshot-now'; resolve(m: SnapshotMeta | undefined): void; reject(e: Error): void }
@@ -238,16 +230,11 @@ export async function collect(s: Uint8Array | AsyncIterable<Uint8Array>): Promis
   return out;
 }
 
-async function* once(data: Uint8Array): AsyncGenerator<Uint8Array> {
-  // hand the state machine bounded pieces (a real transfer would stream them)
-  const piece = 1 << 20;
-  for (let o = 0; o < data.length; o += piece) yield data.subarray(o, Math.min(data.length, o + piece));
-}
-
 // ------------------------------------------------------------------ taking snapshots
 
 function due(d: SnapshotterData, slot: Slot, bytes: number): boolean {
   if (slot <= d.lastSlot) return false;
+  if (d.busyUntil > 0 && d.input.now() < d.busyUntil) return false;
   if (d.fetch?.installing) return false; // the state is being replaced
   if (d.requested) return true;
   if (d.paused) return false;
@@ -255,57 +242,31 @@ function due(d: SnapshotterData, slot: Slot, bytes: number): boolean {
   return (o.everySlots > 0 && slot - d.lastSlot >= o.everySlots) || (o.everyBytes > 0 && bytes - d.lastBytes >= o.everyBytes);
 }
 
-function dueAndAccepted(d: SnapshotterData, slot: Slot, bytes: number): boolean {
-  if (!due(d, slot, bytes)) return false;
-  const sm = d.input.stateMachine;
-  if (!d.requested && sm.trySnapshot && !sm.trySnapshot()) {
-    d.paused = true;
-    d.stats.refused++;
-    return false;
-  }
-  return true;
-}
-
 /**
- * Called synchronously by the learner between two slots (its `onExecuted` hook): the state machine
- * holds exactly the state as of `slot`. A copy-on-call state machine copies inside `snapshot()`;
- * any other is held (nothing applied) until its stream has been read.
+ * Asks the learner for a copy of the state machine (it owns it): the copy comes back in snap-data,
+ * as of the slot the learner had executed when it took it (between two slots). `forced`: asked for
+ * (a request or the API): the state machine may not refuse it.
  */
-function capture(d: SnapshotterData, slot: Slot, bytes: number, self: { send(e: SnapshotterEvent): void }): void {
-  const sm = d.input.stateMachine;
+function take(d: SnapshotterData, forced: boolean): void {
   d.requested = false;
-  d.capturingSlot = slot;
-  d.capturingConfig = d.input.configuration?.();
-  d.lastBytes = bytes;
+  d.takeSeq = d.nextSeq++;
+  d.lastBytes = d.bytes;
   d.stats.taken++;
-  const remote = d.input.remote;
-  if (remote) {
-    remote.capture().then(
-      (c) => post(d, self, { type: 'captured', slot: c.slot, data: c.data, ...(c.config ? { config: c.config } : {}) }),
-      (err) => post(d, self, { type: 'capture-failed', err }),
-    );
-    return;
-  }
-  if (!sm.snapshotIsCopy) {
-    d.input.holdLearner();
-    d.holding = true;
-  }
-  let p: Promise<Uint8Array | AsyncIterable<Uint8Array>>;
-  try {
-    p = sm.snapshot();
-  } catch (err) {
-    p = Promise.reject(err);
-  }
-  p.then(collect).then(
-    (data) => post(d, self, { type: 'captured', slot, data }),
-    (err) => post(d, self, { type: 'capture-failed', err }),
-  );
+  d.input.send({ type: 'snap-take', ...hdr(d, learnerOf(d)), seq: d.takeSeq, ...(forced ? { forced: true } : {}) });
 }
 
-function releaseHold(d: SnapshotterData): void {
-  if (!d.holding) return;
-  d.holding = false;
-  d.input.releaseLearner();
+const learnerOf = (d: SnapshotterData): ReplicaId => d.input.learner ?? d.self;
+const acceptorOf = (d: SnapshotterData): ReplicaId => d.input.acceptor ?? d.self;
+
+/** Writes a copy to the store; `saved` / `save-failed` come back. */
+function save(d: SnapshotterData, slot: Slot, data: Uint8Array, config: Configuration | undefined, self: { send(e: SnapshotterEvent): void }): void {
+  if (config && config.epoch >= d.config.epoch) d.config = config;
+  d.capturingSlot = slot;
+  const c = config ?? d.config;
+  track(d, d.input.store.save(slot, c.members, data, { epoch: c.epoch, startSlot: c.startSlot })).then(
+    (meta) => post(d, self, { type: 'saved', meta }),
+    (err) => post(d, self, { type: 'save-failed', err }),
+  );
 }
 
 /**
@@ -350,7 +311,9 @@ function truncate(d: SnapshotterData): void {
   d.pressure = false;
   if (below > d.stats.truncatedBelow) {
     d.stats.truncatedBelow = below;
-    d.input.truncate(below);
+    // the acceptor's log and the learner's retained slots below it may go
+    d.input.send({ type: 'log-truncate', ...hdr(d, acceptorOf(d)), below });
+    d.input.send({ type: 'retain-truncate', ...hdr(d, learnerOf(d)), below });
     while (d.samples.length > 0 && d.samples[0]!.slot < below) d.samples.shift();
   }
 }
@@ -368,6 +331,8 @@ function afterSave(d: SnapshotterData, meta: SnapshotMeta): void {
   d.lastSlot = Math.max(d.lastSlot, meta.slot);
   if (!d.latest || meta.slot >= d.latest.slot) d.latest = meta;
   kept(d, meta.slot, meta.slot === d.capturingSlot ? d.lastBytes : 0);
+  // the state machine's hook (RSL NotifyStateSaved) runs where it lives, with the learner
+  d.input.send({ type: 'snap-saved', ...hdr(d, learnerOf(d)), slot: meta.slot, name: meta.name, copied: false });
 }
 
 // ------------------------------------------------------------------ serving a transfer
@@ -443,8 +408,8 @@ function serveLoaded(d: SnapshotterData, e: Extract<SnapshotterEvent, { type: 's
  * may be older than the one whose members hold the snapshot it needs).
  */
 function fetchPeers(d: SnapshotterData): readonly ReplicaId[] {
-  const others = d.input.members().filter((m) => m !== d.self);
-  for (const p of d.input.peers?.() ?? []) if (p !== d.self && !others.includes(p)) others.push(p);
+  const others = d.config.members.filter((m) => m !== d.self);
+  for (const p of d.input.peers) if (p !== d.self && !others.includes(p)) others.push(p);
   return others;
 }
 
@@ -466,7 +431,7 @@ function startFetch(d: SnapshotterData, peer: ReplicaId | undefined): Fetch | un
   if (!p) return undefined;
   const f: Fetch = {
     peer: p, xfer: d.nextXfer++, slot: 0, crc: 0, length: 0, count: 0, members: [], chunks: new Map(), next: 0,
-    lastProgressAt: 0, retries: 0, tried: 0, waiters: [], installing: false, ready: undefined, none: new Set(),
+    lastProgressAt: 0, retries: 0, tried: 0, waiters: [], installing: false, installSeq: 0, ready: undefined, none: new Set(),
   };
   d.fetch = f;
   ask(d, f);
@@ -514,9 +479,9 @@ function onChunk(d: SnapshotterData, m: MessageOf<'snap-chunk'>, self: { send(e:
     return;
   }
   if (f.slot !== m.slot || f.crc !== m.crc || f.count !== m.count || f.length !== m.length) {
-    if (m.slot <= d.input.executedUpTo()) {
+    if (m.slot <= d.executed) {
       // the peer's snapshot is not ahead of us: nothing to install
-      endFetch(d, d.input.executedUpTo());
+      endFetch(d, d.executed);
       return;
     }
     if (f.slot !== 0) d.stats.transfersStartedOver++;
@@ -562,73 +527,64 @@ function onChunk(d: SnapshotterData, m: MessageOf<'snap-chunk'>, self: { send(e:
     return;
   }
   f.ready = whole;
-  install(d, f, self);
+  install(d, f);
 }
 
 /**
- * Installs a verified snapshot; waits (retried at the tick) while a snapshot of the current state is
- * being read with the learner held, so that read never sees the state being replaced.
+ * Hands a verified snapshot to the learner, which replaces the state machine's state (nothing applies
+ * meanwhile) and goes on at slot+1; a busy learner (taking a copy) answers busy, and the tick retries.
  */
-function install(d: SnapshotterData, f: Fetch, self: { send(e: SnapshotterEvent): void }): void {
+function install(d: SnapshotterData, f: Fetch): void {
   const data = f.ready;
-  if (!data || f.installing || d.holding) return;
+  if (!data || f.installing) return;
   const slot = f.slot;
-  if (slot <= d.input.executedUpTo()) {
-    endFetch(d, d.input.executedUpTo());
+  if (slot <= d.executed) {
+    endFetch(d, d.executed);
     return;
   }
   f.installing = true;
-  const sm = d.input.stateMachine;
-  const members = f.members;
+  f.installSeq = d.nextSeq++;
   // a snapshot from a sender older than configuration changes names no epoch: epoch 1 of its members
-  const config: Configuration = { epoch: f.epoch ?? 1, members, startSlot: slot + 1 };
-  f.config = config;
-  let restored: Promise<void>;
-  if (d.input.remote) {
-    // the learner's process holds, restores and goes on at slot+1 by itself
-    restored = d.input.remote.install(slot, data, config);
-  } else {
-    // nothing applies while the state is replaced; the learner goes on at slot+1 once it is in
-    d.input.holdLearner();
-    try {
-      restored = sm.restore(once(data));
-    } catch (err) {
-      restored = Promise.reject(err);
+  f.config = { epoch: f.epoch ?? 1, members: f.members, startSlot: slot + 1 };
+  d.input.send({ type: 'snap-install', ...hdr(d, learnerOf(d)), seq: f.installSeq, slot, data, config: f.config });
+}
+
+/** The learner's answer to snap-install: on success the snapshot is stored locally too. */
+function installed(d: SnapshotterData, m: MessageOf<'snap-installed'>, self: { send(e: SnapshotterEvent): void }): void {
+  const f = d.fetch;
+  if (!f || !f.installing || m.seq !== f.installSeq) return;
+  if (!m.ok) {
+    f.installing = false;
+    if (m.error === 'busy') return; // the tick tries again (the ready payload is kept)
+    if (m.error?.startsWith('behind')) {
+      endFetch(d, d.executed);
+      return;
     }
+    log(d, 'restoring a snapshot failed', m.error);
+    startOver(f);
+    f.lastProgressAt = d.input.now();
+    return;
   }
-  restored.then(
-    () => track(d, d.input.store.save(slot, members, data, { epoch: config.epoch, startSlot: config.startSlot })).then(
-      (meta) => post(d, self, { type: 'install-done', meta, slot }),
-      (err) => {
-        log(d, 'saving an installed snapshot failed', err);
-        post(d, self, { type: 'install-done', meta: undefined, slot });
-      },
-    ),
-    (err) => post(d, self, { type: 'install-done', meta: undefined, slot: 0, err }),
+  const slot = f.slot;
+  if (slot > d.executed) d.executed = slot;
+  const config = f.config!;
+  track(d, d.input.store.save(slot, f.members, f.ready!, { epoch: config.epoch, startSlot: config.startSlot })).then(
+    (meta) => post(d, self, { type: 'install-done', meta, slot }),
+    (err) => {
+      log(d, 'saving an installed snapshot failed', err);
+      post(d, self, { type: 'install-done', meta: undefined, slot });
+    },
   );
 }
 
 function installDone(d: SnapshotterData, e: Extract<SnapshotterEvent, { type: 'install-done' }>): void {
   const f = d.fetch;
-  if (e.err !== undefined || e.slot === 0) {
-    log(d, 'restoring a snapshot failed', e.err);
-    d.input.releaseLearner();
-    if (f) {
-      f.installing = false;
-      startOver(f);
-      f.lastProgressAt = d.input.now();
-    }
-    return;
-  }
-  if (!d.input.remote) {
-    CONTRACTS && requires(e.slot > d.input.executedUpTo(), 'install: the snapshot is ahead of the learner (held since)');
-    d.input.installed(e.slot, f?.config);
-  }
   d.stats.installed++;
   if (e.slot > d.lastSlot) d.lastSlot = e.slot;
+  if (f?.config && f.config.epoch >= d.config.epoch) d.config = f.config;
   if (e.meta) {
     if (!d.latest || e.meta.slot >= d.latest.slot) d.latest = e.meta;
-    d.input.stateMachine.stateCopied?.(e.slot, e.meta.name);
+    d.input.send({ type: 'snap-saved', ...hdr(d, learnerOf(d)), slot: e.slot, name: e.meta.name, copied: true });
     // older local snapshots are behind the installed state: only it counts for truncation
     d.kept = [];
     d.samples = [];
@@ -643,7 +599,7 @@ function tick(d: SnapshotterData, self: { send(e: SnapshotterEvent): void }): vo
   const f = d.fetch;
   if (!f || f.installing) return;
   if (f.ready) {
-    install(d, f, self);
+    install(d, f);
     return;
   }
   if (now - f.lastProgressAt < d.opts.retryMs) return;
@@ -666,26 +622,112 @@ export const snapshotterMachine = setup({
     input: {} as SnapshotterInput,
   },
   guards: {
-    /** due by interval or request; an automatic one the state machine refuses pauses them (RSL: a refused checkpoint) */
-    isDue: ({ context: d, event }) => {
-      const e = event as Extract<SnapshotterEvent, { type: 'executed' }>;
-      if (e.requested) d.requested = true;
-      sample(d, e.slot, e.bytes);
-      return dueAndAccepted(d, e.slot, e.bytes);
+    /** the learner executed enough since the last snapshot (or one was asked for) */
+    isDue: ({ context: d }) => due(d, d.executed, d.bytes),
+    hasNew: ({ context: d }) => d.executed > d.lastSlot && !d.fetch?.installing,
+    /** the copy asked for came back, or the learner could not make it */
+    ourCopy: ({ context: d, event }) => {
+      assertEvent(event, 'snap-data');
+      return event.seq === d.takeSeq && event.seq !== 0 && event.error === undefined;
     },
-    /** slots applied while the last snapshot was being taken may already make the next one due */
-    dueNow: ({ context: d }) => dueAndAccepted(d, d.input.executedUpTo(), d.input.appliedBytes()),
-    hasNew: ({ context: d }) => d.input.executedUpTo() > d.lastSlot && !d.fetch?.installing,
+    ourCopyFailed: ({ context: d, event }) => {
+      assertEvent(event, 'snap-data');
+      return event.seq === d.takeSeq && event.seq !== 0 && event.error !== undefined;
+    },
+    /** a copy the learner took on its own (the state machine asked for one after a slot) */
+    requestedCopy: ({ event }) => {
+      assertEvent(event, 'snap-data');
+      return event.seq === 0 && event.requested === true && event.error === undefined;
+    },
+    hasQueued: ({ context: d }) => d.queued !== undefined,
   },
   actions: {
-    capture: ({ context: d, event, self }) => {
-      const e = event as Extract<SnapshotterEvent, { type: 'executed' }>;
-      capture(d, e.slot, e.bytes, self);
+    /** how far the learner executed (its snap-executed, after each run of slots) */
+    noteExecuted: ({ context: d, event }) => {
+      assertEvent(event, 'snap-executed');
+      if (event.slot > d.executed) d.executed = event.slot;
+      d.bytes = event.bytes;
+      if (event.requested) d.requested = true;
+      sample(d, event.slot, event.bytes);
     },
-    noteRequest: ({ context: d, event }) => {
-      const e = event as Extract<SnapshotterEvent, { type: 'executed' }>;
-      sample(d, e.slot, e.bytes);
-      if (e.requested) d.requested = true;
+    take: ({ context: d }) => take(d, d.requested),
+    /** on demand (the API): the learner copies as of its executed slot */
+    takeNow: ({ context: d, event }) => {
+      assertEvent(event, 'snapshot-now');
+      d.nowWaiters.push({ resolve: event.resolve, reject: event.reject });
+      take(d, true);
+    },
+    resolveLatest: ({ context: d, event }) => {
+      assertEvent(event, 'snapshot-now');
+      event.resolve(d.latest);
+    },
+    saveCopy: ({ context: d, event, self }) => {
+      assertEvent(event, 'snap-data');
+      save(d, event.slot, event.data, event.config, self);
+    },
+    /** a requested copy arriving while another is being taken or saved: it is saved next */
+    queueCopy: ({ context: d, event }) => {
+      assertEvent(event, 'snap-data');
+      d.queued = { slot: event.slot, data: event.data, config: event.config };
+    },
+    saveQueued: ({ context: d, self }) => {
+      const q = d.queued!;
+      d.queued = undefined;
+      save(d, q.slot, q.data, q.config, self);
+    },
+    /** the learner could not copy: refused (trySnapshot: automatic snapshots pause), busy, or failed */
+    copyFailed: ({ context: d, event }) => {
+      assertEvent(event, 'snap-data');
+      if (event.refused) {
+        d.paused = true;
+        d.stats.refused++;
+        return;
+      }
+      if (event.error === 'busy') {
+        // the learner is installing or copying: ask again a little later (at a tick)
+        d.requested = true;
+        d.busyUntil = d.input.now() + d.opts.retryMs;
+        return;
+      }
+      d.stats.failed++;
+      log(d, 'snapshot failed', event.error);
+      for (const w of d.nowWaiters.splice(0)) w.reject(new Error(event.error ?? 'snapshot failed'));
+    },
+    saved: ({ context: d, event }) => {
+      assertEvent(event, 'saved');
+      afterSave(d, event.meta);
+      for (const w of d.nowWaiters.splice(0)) w.resolve(event.meta);
+    },
+    saveFailed: ({ context: d, event }) => {
+      assertEvent(event, 'save-failed');
+      d.stats.failed++;
+      log(d, 'snapshot failed', event.err);
+      const err = event.err instanceof Error ? event.err : new Error(String(event.err));
+      for (const w of d.nowWaiters.splice(0)) w.reject(err);
+    },
+    serve: ({ context, event, self }) => {
+      assertEvent(event, 'snap-req');
+      serve(context, event, self);
+    },
+    serveLoaded: ({ context, event }) => {
+      assertEvent(event, 'serve-loaded');
+      serveLoaded(context, event);
+    },
+    chunk: ({ context, event, self }) => {
+      assertEvent(event, 'snap-chunk');
+      onChunk(context, event, self);
+    },
+    installed: ({ context, event, self }) => {
+      assertEvent(event, 'snap-installed');
+      installed(context, event, self);
+    },
+    installDone: ({ context, event }) => {
+      assertEvent(event, 'install-done');
+      installDone(context, event);
+    },
+    needSnapshot: ({ context: d, event }) => {
+      assertEvent(event, 'snap-need');
+      if (!d.fetch) startFetch(d, event.peer);
     },
     /**
      * The acceptor's store is (nearly) full: a snapshot now, and the next truncation below it with no
@@ -694,60 +736,19 @@ export const snapshotterMachine = setup({
     logFull: ({ context: d }) => {
       d.stats.logFull++;
       d.pressure = true;
-      if (d.input.executedUpTo() > d.lastSlot) d.requested = true;
+      if (d.executed > d.lastSlot) d.requested = true;
       else truncate(d);
     },
-    /** on demand, outside the learner's execution: the state is as of the executed slot */
-    captureNow: ({ context: d, event, self }) => {
-      const e = event as Extract<SnapshotterEvent, { type: 'snapshot-now' }>;
-      d.nowWaiters.push({ resolve: e.resolve, reject: e.reject });
-      capture(d, d.input.executedUpTo(), d.input.appliedBytes(), self);
-    },
-    captureLatest: ({ context: d, self }) => capture(d, d.input.executedUpTo(), d.input.appliedBytes(), self),
-    resolveLatest: ({ context: d, event }) => {
-      (event as Extract<SnapshotterEvent, { type: 'snapshot-now' }>).resolve(d.latest);
-    },
-    save: ({ context: d, event, self }) => {
-      const e = event as Extract<SnapshotterEvent, { type: 'captured' }>;
-      releaseHold(d);
-      // the configuration as of the captured slot: a config value executed since must not be in it
-      const c = e.config ?? d.capturingConfig;
-      track(d, d.input.store.save(e.slot, c ? c.members : d.input.members(), e.data, c ? { epoch: c.epoch, startSlot: c.startSlot } : undefined)).then(
-        (meta) => post(d, self, { type: 'saved', meta }),
-        (err) => post(d, self, { type: 'save-failed', err }),
-      );
-    },
-    saved: ({ context: d, event }) => {
-      const meta = (event as Extract<SnapshotterEvent, { type: 'saved' }>).meta;
-      afterSave(d, meta);
-      d.input.stateMachine.stateSaved?.(meta.slot, meta.name);
-      for (const w of d.nowWaiters.splice(0)) w.resolve(meta);
-    },
-    failed: ({ context: d, event }) => {
-      releaseHold(d);
-      d.stats.failed++;
-      const err = (event as { err: unknown }).err;
-      log(d, 'snapshot failed', err);
-      for (const w of d.nowWaiters.splice(0)) w.reject(err instanceof Error ? err : new Error(String(err)));
-    },
-    serve: ({ context, event, self }) => serve(context, event as MessageOf<'snap-req'>, self),
-    serveLoaded: ({ context, event }) => serveLoaded(context, event as Extract<SnapshotterEvent, { type: 'serve-loaded' }>),
-    chunk: ({ context, event, self }) => onChunk(context, event as MessageOf<'snap-chunk'>, self),
-    installDone: ({ context, event }) => installDone(context, event as Extract<SnapshotterEvent, { type: 'install-done' }>),
-    needSnapshot: ({ context: d, event }) => {
-      const e = event as Extract<SnapshotterEvent, { type: 'need-snapshot' }>;
-      if (!d.fetch) startFetch(d, e.from);
-    },
     copyFrom: ({ context: d, event }) => {
-      const e = event as Extract<SnapshotterEvent, { type: 'copy-from' }>;
-      const f = d.fetch ?? startFetch(d, e.peer);
-      if (!f) e.reject(new Error('no peer to copy the state from'));
-      else f.waiters.push({ resolve: e.resolve, reject: e.reject });
+      assertEvent(event, 'copy-from');
+      const f = d.fetch ?? startFetch(d, event.peer);
+      if (!f) event.reject(new Error('no peer to copy the state from'));
+      else f.waiters.push({ resolve: event.resolve, reject: event.reject });
     },
-    snapshotNow: ({ context: d, event }) => {
-      const e = event as Extract<SnapshotterEvent, { type: 'snapshot-now' }>;
+    noteNow: ({ context: d, event }) => {
+      assertEvent(event, 'snapshot-now');
       d.requested = true;
-      d.nowWaiters.push({ resolve: e.resolve, reject: e.reject });
+      d.nowWaiters.push({ resolve: event.resolve, reject: event.reject });
     },
     pause: ({ context }) => {
       context.paused = true;
@@ -758,7 +759,6 @@ export const snapshotterMachine = setup({
     tick: ({ context, self }) => tick(context, self),
     stop: ({ context: d }) => {
       d.stopped = true;
-      releaseHold(d);
       const err = new Error('snapshotter stopped');
       for (const w of d.nowWaiters.splice(0)) w.reject(err);
       if (d.fetch) {
@@ -768,6 +768,10 @@ export const snapshotterMachine = setup({
       }
     },
   },
+  delays: {
+    /** the learner did not answer a snap-take (another process that died): give up on that copy */
+    copyTimeout: 60_000,
+  },
 }).createMachine({
   id: 'snapshotter',
   context: ({ input }) => ({
@@ -776,7 +780,13 @@ export const snapshotterMachine = setup({
     opts: { ...DEFAULT_SNAPSHOTTER_OPTIONS, ...input.options },
     paused: false,
     requested: false,
-    holding: false,
+    executed: input.executedUpTo ?? input.initial?.slot ?? 0,
+    bytes: 0,
+    config: input.configuration,
+    takeSeq: 0,
+    nextSeq: 1,
+    queued: undefined,
+    busyUntil: 0,
     lastSlot: input.initial?.slot ?? 0,
     lastBytes: 0,
     keptBytes: new Map(input.initial ? [[input.initial.slot, -1]] : []),
@@ -784,7 +794,6 @@ export const snapshotterMachine = setup({
     pressure: false,
     startSlot: input.initial?.slot ?? 0,
     capturingSlot: 0,
-    capturingConfig: undefined,
     latest: input.initial,
     kept: input.initial ? [input.initial.slot] : [],
     sessions: new Map(),
@@ -804,14 +813,17 @@ export const snapshotterMachine = setup({
     running: {
       initial: 'idle',
       on: {
+        'snap-executed': { actions: 'noteExecuted' },
         'snap-req': { actions: 'serve' },
         'serve-loaded': { actions: 'serveLoaded' },
         'snap-chunk': { actions: 'chunk' },
+        'snap-installed': { actions: 'installed' },
         'install-done': { actions: 'installDone' },
-        'need-snapshot': { actions: 'needSnapshot' },
+        'snap-need': { actions: 'needSnapshot' },
         'log-full': { actions: 'logFull' },
         'copy-from': { actions: 'copyFrom' },
-        'snapshot-now': { actions: 'snapshotNow' }, // busy: the next round after this one
+        'snapshot-now': { actions: 'noteNow' }, // busy: the next round after this one
+        'snap-data': { guard: 'requestedCopy', actions: 'queueCopy' },
         pause: { actions: 'pause' },
         resume: { actions: 'resume' },
         tick: { actions: 'tick' },
@@ -820,26 +832,31 @@ export const snapshotterMachine = setup({
       states: {
         /** waiting for the next interval */
         idle: {
-          always: { guard: 'dueNow', target: 'capturing', actions: 'captureLatest' },
+          always: [
+            { guard: 'hasQueued', target: 'saving', actions: 'saveQueued' },
+            { guard: 'isDue', target: 'capturing', actions: 'take' },
+          ],
           on: {
-            executed: { guard: 'isDue', target: 'capturing', actions: 'capture' },
-            'snapshot-now': [{ guard: 'hasNew', target: 'capturing', actions: 'captureNow' }, { actions: 'resolveLatest' }],
+            'snapshot-now': [{ guard: 'hasNew', target: 'capturing', actions: 'takeNow' }, { actions: 'resolveLatest' }],
+            'snap-data': { guard: 'requestedCopy', target: 'saving', actions: 'saveCopy' },
           },
         },
-        /** the state machine's stream is being read (the learner is held unless it is copy-on-call) */
+        /** the learner is copying the state machine (snap-take sent) */
         capturing: {
+          after: { copyTimeout: { target: 'idle' } },
           on: {
-            captured: { target: 'saving', actions: 'save' },
-            'capture-failed': { target: 'idle', actions: 'failed' },
-            executed: { actions: 'noteRequest' }, // remembers a request for the next round
+            'snap-data': [
+              { guard: 'ourCopy', target: 'saving', actions: 'saveCopy' },
+              { guard: 'ourCopyFailed', target: 'idle', actions: 'copyFailed' },
+              { guard: 'requestedCopy', actions: 'queueCopy' },
+            ],
           },
         },
         /** the snapshot is being written to the store */
         saving: {
           on: {
             saved: { target: 'idle', actions: 'saved' },
-            'save-failed': { target: 'idle', actions: 'failed' },
-            executed: { actions: 'noteRequest' },
+            'save-failed': { target: 'idle', actions: 'saveFailed' },
           },
         },
       },
