@@ -36,6 +36,8 @@ export interface ReplicaStatus {
   leader: string | undefined;
   executedUpTo: number;
   chosenUpTo?: number;
+  /** the configuration this replica runs (absent on old servers) */
+  members?: string[];
 }
 
 /** Every child process any ChaosCluster started: SIGKILLed on exit of the harness, whatever happens. */
@@ -155,6 +157,8 @@ export interface ChaosClusterOptions {
   election?: { minMs: number; maxMs: number; heartbeatMs: number } | null;
   /** a harness-side proxy on every replica link (default true); false: replicas dial each other (no cuts) */
   proxies?: boolean;
+  /** the initial configuration (default: every id); the others start as spares outside it */
+  members?: string[];
 }
 
 interface Addr {
@@ -213,6 +217,7 @@ export class ChaosCluster {
         storage: 'wal',
         transport: 'tcp',
         ...(election ? { election } : {}),
+        ...(this.o.members ? { members: this.o.members } : {}),
         replicas: this.ids.map((id) => {
           const a = this.addrs.get(id)!;
           const port = id === self || !proxied ? a.port : this.proxies.get(`${self}>${id}`)!.listenPort;
@@ -301,12 +306,13 @@ export class ChaosCluster {
     return new Map(await Promise.all(this.ids.map(async (id) => [id, await this.status(id)] as const)));
   }
 
-  /** A leader every replica names, which says it leads; undefined on timeout. */
-  async waitLeader(timeoutMs: number): Promise<string | undefined> {
+  /** A leader every replica (of `among`, default all) names, which says it leads; undefined on timeout. */
+  async waitLeader(timeoutMs: number, among?: () => readonly string[]): Promise<string | undefined> {
     const end = Date.now() + timeoutMs;
     while (Date.now() < end) {
       const st = await this.statuses();
-      const leaders = new Set([...st.values()].map((s) => s?.leader));
+      const ids = among?.() ?? this.ids;
+      const leaders = new Set(ids.map((id) => st.get(id)?.leader));
       const l = [...leaders][0];
       if (leaders.size === 1 && l && st.get(l)?.role === 'leader') return l;
       await sleep(200);
@@ -314,14 +320,20 @@ export class ChaosCluster {
     return undefined;
   }
 
-  /** Waits until every replica reports the same executedUpTo, twice in a row; returns it, or the last statuses on timeout. */
-  async waitConverged(timeoutMs: number): Promise<{ ok: true; executedUpTo: number } | { ok: false; executed: Record<string, number | undefined> }> {
+  /**
+   * Waits until every replica (of `among`, default all) reports the same executedUpTo, twice in a row;
+   * returns it, or the last statuses on timeout.
+   */
+  async waitConverged(
+    timeoutMs: number,
+    among?: readonly string[],
+  ): Promise<{ ok: true; executedUpTo: number } | { ok: false; executed: Record<string, number | undefined> }> {
     const end = Date.now() + timeoutMs;
     let prev: number | undefined;
     let executed: Record<string, number | undefined> = {};
     while (Date.now() < end) {
       const st = await this.statuses();
-      executed = Object.fromEntries([...st].map(([id, s]) => [id, s?.executedUpTo]));
+      executed = Object.fromEntries([...st].filter(([id]) => !among || among.includes(id)).map(([id, s]) => [id, s?.executedUpTo]));
       const vals = Object.values(executed);
       if (vals.every((v) => v !== undefined) && new Set(vals).size === 1) {
         if (prev === vals[0]) return { ok: true, executedUpTo: prev! };
