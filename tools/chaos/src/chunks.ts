@@ -55,6 +55,11 @@ export interface ChunksOptions {
   finalReadTimeoutMs?: number;
   /** election timeouts of the replicas (default the chaos cluster's {300, 600, 50}); null: the replicas' defaults */
   election?: { minMs: number; maxMs: number; heartbeatMs: number } | null;
+  /**
+   * the leader's pipeline window (`batching.maxInflightSlots`, default 4; the engine's default is 16):
+   * small, so the proposer's queue fills and a chunk straddles slots in flight and slots still queued
+   */
+  inflightSlots?: number;
 }
 
 export interface ChunksReport {
@@ -65,6 +70,7 @@ export interface ChunksReport {
   elapsedMs: number;
   writers: number;
   shape: ChunkShape;
+  inflightSlots: number;
   chunks: ChunkStats;
   recorded: RecordedStats;
   /** history length (recorded ops + final reads) */
@@ -151,6 +157,7 @@ export async function runChunks(o: ChunksOptions): Promise<ChunksReport> {
     log: say,
     ids,
     members: initial,
+    batching: { maxInflightSlots: o.inflightSlots ?? 4 },
     ...(o.election !== undefined ? { election: o.election } : {}),
   });
   const tracker = new LeaderTracker(cluster, initial);
@@ -412,6 +419,7 @@ export async function runChunks(o: ChunksOptions): Promise<ChunksReport> {
     elapsedMs: Date.now() - runStart,
     writers,
     shape,
+    inflightSlots: o.inflightSlots ?? 4,
     chunks,
     recorded,
     ops: ops.length,
@@ -450,7 +458,7 @@ export function formatChunksReport(r: ChunksReport): string {
   const lines = [
     `chaos chunks ${r.verdict}  seed ${r.seed}  (${(r.elapsedMs / 1000).toFixed(0)} s)`,
     `  load       ${r.writers} writers x pipelines of ${s.size[0]}-${s.size[1]} commands (${s.big} x ${kb(s.bigBytes)} SETs, ` +
-      `${Math.round(s.incrShare * 100)}% of the rest INCRs), ioredis, no retries`,
+      `${Math.round(s.incrShare * 100)}% of the rest INCRs), ioredis, no retries; maxInflightSlots ${r.inflightSlots}`,
     `  pipelines  ${c.pipelines}: to the leader ${c.byRole.leader}, to followers ${c.byRole.follower}, to spares/removed ${c.byRole.spare}`,
     `  commands   ${c.commands}: ${c.answered} answered, ${c.inDoubt} in doubt (${causes(c.causes)}); ${c.bigSets} big SETs acknowledged`,
     ...Object.entries(c.samples).map(([k, v]) => `             e.g. ${k}: ${v}`),

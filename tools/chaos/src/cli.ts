@@ -65,6 +65,7 @@ const program = new Command('chaos')
   .option('--incr-share <x>', 'chunks: share of the other commands that are INCRs', share('--incr-share'), 0.5)
   .option('--counters <n>', 'chunks: shared counter keys', num('--counters'), 4)
   .option('--pipeline-timeout <ms>', 'chunks: a pipeline not fully answered by then is given up', num('--pipeline-timeout'), 15_000)
+  .option('--inflight-slots <n>', 'chunks: the leader\'s pipeline window (batching.maxInflightSlots)', num('--inflight-slots'), 4)
   .option('--faults <kinds>', `chunks: fault kinds, of ${ALL_FAULT_KINDS.join(',')}`, faultList, ['kill9', 'pause', 'isolate'])
   .option('--leader-share <x>', 'chunks: share of the faults aimed at the leader', share('--leader-share'), 0.75)
   .option('--config-gap <range>', 'chunks: ms between configuration changes, MIN-MAX', range('--config-gap'), [2000, 5000])
@@ -95,6 +96,7 @@ const o = program.opts<{
   incrShare: number;
   counters: number;
   pipelineTimeout: number;
+  inflightSlots: number;
   faults: FaultKind[];
   leaderShare: number;
   configGap: [number, number];
@@ -128,6 +130,7 @@ if (o.workload === 'chunks') {
       counters: Math.floor(o.counters),
     },
     pipelineTimeoutMs: o.pipelineTimeout,
+    inflightSlots: Math.floor(o.inflightSlots),
     faultKinds: o.faults,
     leaderShare: o.leaderShare,
     configGapMs: o.configGap,

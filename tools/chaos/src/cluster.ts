@@ -159,6 +159,8 @@ export interface ChaosClusterOptions {
   proxies?: boolean;
   /** the initial configuration (default: every id); the others start as spares outside it */
   members?: string[];
+  /** the config file's `batching` section (e.g. a small maxInflightSlots, so that the proposer's queue fills) */
+  batching?: { maxInflightSlots?: number; maxBatchCmds?: number };
 }
 
 interface Addr {
@@ -218,6 +220,7 @@ export class ChaosCluster {
         transport: 'tcp',
         ...(election ? { election } : {}),
         ...(this.o.members ? { members: this.o.members } : {}),
+        ...(this.o.batching ? { batching: this.o.batching } : {}),
         replicas: this.ids.map((id) => {
           const a = this.addrs.get(id)!;
           const port = id === self || !proxied ? a.port : this.proxies.get(`${self}>${id}`)!.listenPort;
