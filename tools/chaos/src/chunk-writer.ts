@@ -26,6 +26,12 @@ export interface ChunkShape {
   counters: number;
   /** keys of the small SETs */
   keyspace: number;
+  /**
+   * padding of the pipeline's own counter key (bytes): a fat INCR fills the server's 64 KB reads with
+   * fewer commands, so one RESP chunk holds a few hundred INCRs of that key and a chunk applied twice
+   * shows above the pipeline's own in-doubt INCRs
+   */
+  keyPad: number;
 }
 
 export const DEFAULT_CHUNK_SHAPE: ChunkShape = {
@@ -33,19 +39,39 @@ export const DEFAULT_CHUNK_SHAPE: ChunkShape = {
   big: 3,
   bigBytes: 300 * 1024,
   bigKeys: 16,
-  incrShare: 0.5,
-  ownShare: 0.3,
+  incrShare: 0.6,
+  ownShare: 0.7,
   counters: 4,
   keyspace: 1000,
+  keyPad: 200,
 };
 
 export const sharedCounter = (i: number) => `ctr:${i}`;
-export const ownCounter = (writer: string, n: number) => `pc:${writer}.${n}`;
+export const ownCounter = (writer: string, n: number, pad = 0) => `pc:${writer}.${n}${pad > 0 ? ':' + '.'.repeat(pad) : ''}`;
 export const bigKey = (i: number) => `big:${i}`;
 export const smallKey = (i: number) => `k:${i}`;
 
+/** One pipeline's outcome (written to <run dir>/pipelines.jsonl). */
+export interface PipelineRecord {
+  writer: string;
+  n: number;
+  target: string;
+  role: TargetRole;
+  commands: number;
+  /** performance.now() when sent and when the last answer (or the give-up) came */
+  sent: number;
+  done: number;
+  answered: number;
+  /** in-doubt commands by cause */
+  doubt: Record<string, number>;
+  /** the pipeline's own counter: INCRs sent, acknowledged, and the acknowledged results in command order */
+  own: { key: string; sent: number; acked: number; results: number[] };
+}
+
 export interface ChunkStats {
   pipelines: number;
+  /** every pipeline's outcome */
+  log: PipelineRecord[];
   /** pipelines by the role of the replica they went to (when sent) */
   byRole: Record<TargetRole, number>;
   commands: number;
@@ -67,6 +93,7 @@ export interface ChunkStats {
 export function newChunkStats(): ChunkStats {
   return {
     pipelines: 0,
+    log: [],
     byRole: { leader: 0, follower: 0, spare: 0 },
     commands: 0,
     answered: 0,
@@ -110,12 +137,14 @@ export async function runChunkWriter(o: ChunkWriterOptions): Promise<void> {
   let p = 0;
   while (o.running() && !o.stop.aborted) {
     p++;
-    // the target: the leader half the time, another running replica otherwise
+    // the target: the leader 60% of the time, a follower 30%, a replica outside the configuration 10%
     const up = [...o.ports.keys()].filter((id) => o.isRunning(id));
     const leader = o.tracker.leader;
-    const others = up.filter((id) => id !== leader);
-    const toLeader = rng.next() < 0.5;
-    const target = toLeader && leader && up.includes(leader) ? leader : others.length ? rng.pick(others) : leader;
+    const followers = up.filter((id) => id !== leader && o.tracker.members.includes(id));
+    const outside = up.filter((id) => id !== leader && !o.tracker.members.includes(id));
+    const x = rng.next();
+    const pool = x < 0.6 && leader && up.includes(leader) ? [leader] : x < 0.9 && followers.length ? followers : outside;
+    const target = pool.length ? rng.pick(pool) : up.length ? rng.pick(up) : undefined;
     if (!target) {
       await sleep(200);
       continue;
@@ -135,7 +164,7 @@ export async function runChunkWriter(o: ChunkWriterOptions): Promise<void> {
       const n = rng.int(o.shape.size[0], o.shape.size[1]);
       const bigAt = new Set<number>();
       while (bigAt.size < Math.min(shape.big, n)) bigAt.add(rng.int(0, n - 1));
-      const own = ownCounter(o.name, p);
+      const own = ownCounter(o.name, p, shape.keyPad);
       const cmds: Cmd[] = [];
       const pipe = r.pipeline();
       for (let i = 0; i < n; i++) {
@@ -160,6 +189,19 @@ export async function runChunkWriter(o: ChunkWriterOptions): Promise<void> {
       stats.pipelines++;
       stats.byRole[role]++;
       stats.commands += n;
+      const rec: PipelineRecord = {
+        writer: o.name,
+        n: p,
+        target,
+        role,
+        commands: n,
+        sent: performance.now(),
+        done: 0,
+        answered: 0,
+        doubt: {},
+        own: { key: own, sent: cmds.filter((c) => c.key === own).length, acked: 0, results: [] },
+      };
+      stats.log.push(rec);
       let timedOut = false;
       const timer = setTimeout(() => {
         timedOut = true;
@@ -173,6 +215,7 @@ export async function runChunkWriter(o: ChunkWriterOptions): Promise<void> {
         results = cmds.map(() => [e as Error, null]);
       } finally {
         clearTimeout(timer);
+        rec.done = performance.now();
       }
       const seen = new Map<string, number>();
       let disorder: string | undefined;
@@ -185,6 +228,7 @@ export async function runChunkWriter(o: ChunkWriterOptions): Promise<void> {
           const cause = causeLabel(err, timedOut);
           stats.causes[cause] = (stats.causes[cause] ?? 0) + 1;
           stats.samples[cause] ??= (err.message ?? String(err)).slice(0, 160);
+          rec.doubt[cause] = (rec.doubt[cause] ?? 0) + 1;
           if (c.kind === 'incr') ledger.doubt(c.key);
           continue;
         }
@@ -195,14 +239,20 @@ export async function runChunkWriter(o: ChunkWriterOptions): Promise<void> {
           stats.crossedCount++;
           if (stats.crossed.length < 20)
             stats.crossed.push(`${who}: ${c.kind === 'big' ? 'SET (300 KB)' : c.kind.toUpperCase()} ${c.key} answered ${JSON.stringify(v)?.slice(0, 80)}`);
+          rec.doubt['wrong-type'] = (rec.doubt['wrong-type'] ?? 0) + 1;
           if (c.kind === 'incr') ledger.doubt(c.key);
           continue;
         }
         stats.answered++;
+        rec.answered++;
         if (c.kind === 'big') stats.bigSets++;
         if (c.kind === 'incr') {
           const res = v as number;
           ledger.acked(c.key, res, who);
+          if (c.key === own) {
+            rec.own.acked++;
+            rec.own.results.push(res);
+          }
           const prev = seen.get(c.key);
           if (prev !== undefined && res <= prev && !disorder) disorder = `${who}: INCR ${c.key} answered ${res} after ${prev}`;
           seen.set(c.key, res);

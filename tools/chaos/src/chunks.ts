@@ -20,7 +20,7 @@ import { runReconfig, type ConfigChange } from './reconfig.ts';
 import { RespConnection, RespError } from './resp.ts';
 import { Rng } from './rng.ts';
 
-export const CHUNK_FAULT_KINDS: readonly FaultKind[] = ['kill9', 'pause', 'isolate'];
+export const CHUNK_FAULT_KINDS: readonly FaultKind[] = ['kill9', 'pause', 'deafen', 'isolate'];
 
 export interface ChunksOptions {
   /** how long faults and configuration changes run (ms); the first round of fault kinds always completes */
@@ -40,7 +40,7 @@ export interface ChunksOptions {
   opTimeoutMs?: number;
   /** recorded keys rotate this often (default 15,000 ms) */
   epochMs?: number;
-  /** default kill9, pause, isolate */
+  /** default kill9, pause, deafen, isolate */
   faultKinds?: readonly FaultKind[];
   gapMs?: [number, number];
   holdMs?: [number, number];
@@ -384,6 +384,7 @@ export async function runChunks(o: ChunksOptions): Promise<ChunksReport> {
   mkdirSync(path.dirname(historyPath), { recursive: true });
   await recorder.writeFile(historyPath);
   writeFileSync(path.join(dir, 'faults.json'), JSON.stringify({ seed, faults, changes }, null, 2));
+  writeFileSync(path.join(dir, 'pipelines.jsonl'), chunks.log.map((x) => JSON.stringify(x)).join('\n') + '\n');
   const ops = recorder.ops();
   say(`checking ${ops.length} ops for linearizability, ${ledger.keyList().length} counters`);
   const check = checkHistory(ops, { timeoutMs: o.checkTimeoutMs ?? 120_000 });

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * npm run chaos -- --minutes 5 [--seed 42] [--out history.jsonl] [--clients 6] [--keep]
- * npm run chaos -- --workload chunks --seconds 60 [--seed 7] [--writers 3] [--faults kill9,pause,isolate]
+ * npm run chaos -- --workload chunks --seconds 60 [--seed 7] [--writers 3] [--faults kill9,pause,deafen,isolate]
  * Exit 0: linearizable, converged, equal state (chunks: and every counter check holds). Exit 1: anything
  * else. Exit 2: usage error.
  */
@@ -62,11 +62,12 @@ const program = new Command('chaos')
   .option('--chunk-size <range>', 'chunks: commands per pipeline, N or MIN-MAX', range('--chunk-size'), [100, 400])
   .option('--big <n>', 'chunks: big SETs per pipeline', int0('--big'), 3)
   .option('--big-bytes <n>', 'chunks: bytes of a big SET value', num('--big-bytes'), 300 * 1024)
-  .option('--incr-share <x>', 'chunks: share of the other commands that are INCRs', share('--incr-share'), 0.5)
+  .option('--incr-share <x>', 'chunks: share of the other commands that are INCRs', share('--incr-share'), 0.6)
+  .option('--key-pad <n>', 'chunks: bytes of padding in each pipeline\'s own counter key', int0('--key-pad'), 200)
   .option('--counters <n>', 'chunks: shared counter keys', num('--counters'), 4)
   .option('--pipeline-timeout <ms>', 'chunks: a pipeline not fully answered by then is given up', num('--pipeline-timeout'), 15_000)
   .option('--inflight-slots <n>', 'chunks: the leader\'s pipeline window (batching.maxInflightSlots)', num('--inflight-slots'), 4)
-  .option('--faults <kinds>', `chunks: fault kinds, of ${ALL_FAULT_KINDS.join(',')}`, faultList, ['kill9', 'pause', 'isolate'])
+  .option('--faults <kinds>', `chunks: fault kinds, of ${ALL_FAULT_KINDS.join(',')}`, faultList, ['kill9', 'pause', 'deafen', 'isolate'])
   .option('--leader-share <x>', 'chunks: share of the faults aimed at the leader', share('--leader-share'), 0.75)
   .option('--config-gap <range>', 'chunks: ms between configuration changes, MIN-MAX', range('--config-gap'), [2000, 5000])
   .option('--no-config', 'chunks: no configuration changes')
@@ -95,6 +96,7 @@ const o = program.opts<{
   bigBytes: number;
   incrShare: number;
   counters: number;
+  keyPad: number;
   pipelineTimeout: number;
   inflightSlots: number;
   faults: FaultKind[];
@@ -128,6 +130,7 @@ if (o.workload === 'chunks') {
       bigBytes: Math.floor(o.bigBytes),
       incrShare: o.incrShare,
       counters: Math.floor(o.counters),
+      keyPad: o.keyPad,
     },
     pipelineTimeoutMs: o.pipelineTimeout,
     inflightSlots: Math.floor(o.inflightSlots),
@@ -136,7 +139,8 @@ if (o.workload === 'chunks') {
     configGapMs: o.configGap,
     configChanges: o.config,
   });
-  if (o.json) console.log(JSON.stringify({ ...report, check: { ...report.check, witness: undefined } }, null, 2));
+  const chunks = { ...report.chunks, log: `${report.chunks.log.length} pipelines in ${report.dir}/pipelines.jsonl` };
+  if (o.json) console.log(JSON.stringify({ ...report, chunks, check: { ...report.check, witness: undefined } }, null, 2));
   else console.log(formatChunksReport(report));
   process.exit(report.verdict === 'PASS' ? 0 : 1);
 }

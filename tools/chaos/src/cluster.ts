@@ -292,6 +292,11 @@ export class ChaosCluster {
     for (const p of this.proxies.values()) if (p.from === id || p.to === id) p.cut(mode);
   }
 
+  /** Cuts every link into `id`: it still sends (accepts, heartbeats reach the others) but hears nobody. */
+  deafen(id: string, mode: CutMode): void {
+    for (const p of this.proxies.values()) if (p.to === id) p.cut(mode);
+  }
+
   healAll(): void {
     for (const p of this.proxies.values()) p.restore();
   }

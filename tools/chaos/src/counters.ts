@@ -43,6 +43,9 @@ export interface CounterCheck {
   unread: string[];
 }
 
+/** A key as the report shows it: a padded counter key's padding is abbreviated (`pc:w1.7:…+200`). */
+export const keyLabel = (key: string): string => key.replace(/:\.{8,}$/, (m) => `:…+${m.length - 1}`);
+
 export class CounterLedger {
   private readonly keys = new Map<string, CounterState & { group: string }>();
 
@@ -100,7 +103,8 @@ export class CounterLedger {
     const counters: CounterCheck['counters'] = [];
     const violations: string[] = [];
     const unread: string[] = [];
-    for (const [key, c] of this.keys) {
+    for (const [fullKey, c] of this.keys) {
+      const key = keyLabel(fullKey);
       const bad: string[] = [];
       for (const [result, who] of c.dupes)
         bad.push(`${key}: INCR result ${result} acknowledged ${who.length} times: ${who.slice(0, 6).join(', ')}`);
@@ -111,9 +115,9 @@ export class CounterLedger {
       if (c.acked + c.inDoubt !== c.sent)
         bad.push(`${key}: ledger mismatch: ${c.sent} sent != ${c.acked} acknowledged + ${c.inDoubt} in doubt`);
       let final: number | null | undefined;
-      if (!finals.has(key)) unread.push(key);
+      if (!finals.has(fullKey)) unread.push(key);
       else {
-        const v = finals.get(key)!;
+        const v = finals.get(fullKey)!;
         final = v === null ? null : Number(v);
         const n = final ?? 0;
         if (v !== null && !/^-?\d+$/.test(v)) bad.push(`${key}: final value is not an integer: ${JSON.stringify(v.slice(0, 60))}`);

@@ -5,8 +5,12 @@ import type { Rng } from './rng.ts';
 
 /** the default workload's fault kinds */
 export const FAULT_KINDS = ['kill9', 'sigterm', 'cut-link', 'isolate'] as const;
-/** every kind `runFaults` can inject (`pause`: SIGSTOP, then SIGCONT: the victim wakes up deposed) */
-export const ALL_FAULT_KINDS = [...FAULT_KINDS, 'pause'] as const;
+/**
+ * every kind `runFaults` can inject. `pause`: SIGSTOP, then SIGCONT (the victim wakes up deposed);
+ * `deafen`: cut every link *into* the victim (it still sends: its accepts and heartbeats arrive, the
+ * answers do not; a leader's window fills, it steps down with slots accepted and commands queued)
+ */
+export const ALL_FAULT_KINDS = [...FAULT_KINDS, 'pause', 'deafen'] as const;
 export type FaultKind = (typeof ALL_FAULT_KINDS)[number];
 
 export interface FaultEvent {
@@ -122,12 +126,14 @@ export async function runFaults(o: FaultOptions): Promise<FaultEvent[]> {
           cluster.healAll();
           break;
         }
+        case 'deafen':
         case 'isolate': {
           const v = await victim();
           ev = { kind, target: v.id, detail: `${mode}${v.leader ? ', leader' : ''}`, at: now(), startClock: performance.now() };
           events.push(ev);
           o.onEvent?.(ev, 'start');
-          cluster.isolate(v.id, mode);
+          if (kind === 'isolate') cluster.isolate(v.id, mode);
+          else cluster.deafen(v.id, mode);
           await sleep(hold);
           cluster.healAll();
           break;
