@@ -485,7 +485,7 @@ export function formatChunksReport(r: ChunksReport): string {
     `  crossed    ${c.crossedCount + r.recorded.crossedCount} answers of the wrong type`,
     ...[...c.crossed, ...r.recorded.crossed].slice(0, 10).map((v) => `             ${v}`),
     `  reordered  ${c.reorderedCount} pipelines saw one key's INCR answers out of order`,
-    ...c.reordered.slice(0, 5).map((v) => `             ${v}`),
+    ...c.reordered.slice(0, 5).map((v) => `             ${v.replace(/:\.{8,}/, (m) => `:…+${m.length - 1}`)}`),
     `  converged  ${r.converged ? `yes, executedUpTo ${r.executedUpTo} on ${r.members.join(',')}` : `NO ${JSON.stringify(r.executed ?? {})}`}`,
     `  state      ${r.stateEqual ? `equal on every member (${r.stateKeys} keys)` : 'DIFFERENT or unread (see problems)'}`,
     `  lincheck   ${r.check.ok ? `linearizable (${r.check.checkedKeys} keys, ${r.ops} ops)` : r.check.timedOut ? `TIMED OUT on key ${r.check.key}` : `NOT LINEARIZABLE: key ${r.check.key}: ${r.check.reason}`}`,
