@@ -63,6 +63,7 @@ const program = new Command('chaos')
   .option('--big <n>', 'chunks: big SETs per pipeline', int0('--big'), 3)
   .option('--big-bytes <n>', 'chunks: bytes of a big SET value', num('--big-bytes'), 300 * 1024)
   .option('--incr-share <x>', 'chunks: share of the other commands that are INCRs', share('--incr-share'), 0.6)
+  .option('--own-share <x>', 'chunks: share of the INCRs on the pipeline\'s own counter', share('--own-share'), 0.7)
   .option('--key-pad <n>', 'chunks: bytes of padding in each pipeline\'s own counter key', int0('--key-pad'), 200)
   .option('--counters <n>', 'chunks: shared counter keys', num('--counters'), 4)
   .option('--pipeline-timeout <ms>', 'chunks: a pipeline not fully answered by then is given up', num('--pipeline-timeout'), 15_000)
@@ -97,6 +98,7 @@ const o = program.opts<{
   incrShare: number;
   counters: number;
   keyPad: number;
+  ownShare: number;
   pipelineTimeout: number;
   inflightSlots: number;
   faults: FaultKind[];
@@ -131,6 +133,7 @@ if (o.workload === 'chunks') {
       incrShare: o.incrShare,
       counters: Math.floor(o.counters),
       keyPad: o.keyPad,
+      ownShare: o.ownShare,
     },
     pipelineTimeoutMs: o.pipelineTimeout,
     inflightSlots: Math.floor(o.inflightSlots),

@@ -115,8 +115,9 @@ export async function runReconfig(o: ReconfigOptions): Promise<ConfigChange[]> {
     };
     changes.push(c);
     o.onEvent?.(c, 'start');
-    // a refusal naming another leader is followed once; anything else ends this change
-    for (let attempt = 0; attempt < 2; attempt++) {
+    // a NOT_LEADER refusal is followed (to the leader it names, or the one polled now) twice at most;
+    // anything else ends this change (a change whose answer was lost is not sent again)
+    for (let attempt = 0; attempt < 3; attempt++) {
       try {
         const v = await ask(cluster.clientPort(c.via), ['DECREE', 'CONFIG', 'SET', ...to], o.timeoutMs);
         const r = JSON.parse(String(v)) as ConfigReply;
@@ -125,7 +126,8 @@ export async function runReconfig(o: ReconfigOptions): Promise<ConfigChange[]> {
         break;
       } catch (e) {
         c.error = ((e as Error).message ?? String(e)).slice(0, 200);
-        const hint = /NOT_LEADER.*leader=(\S+)/.exec(c.error)?.[1];
+        if (!/NOT_LEADER/.test(c.error) || /may still take effect/.test(c.error)) break;
+        const hint = /leader=(\S+)/.exec(c.error)?.[1] ?? (await o.tracker.poll());
         if (!hint || hint === c.via || !cluster.ids.includes(hint)) break;
         c.via = hint;
       }

@@ -17,7 +17,7 @@ let report: ChunksReport;
 
 beforeAll(async () => {
   report = await runChunks({
-    durationMs: 22_000,
+    durationMs: 40_000,
     seed: SEED,
     dir,
     writers: 3,
@@ -30,7 +30,7 @@ beforeAll(async () => {
     finalReadTimeoutMs: 20_000,
     checkTimeoutMs: 20_000,
   });
-  if (report.verdict !== 'PASS') console.error(`${formatChunksReport(report)}\nrerun: npm run chaos -- --workload chunks --seconds 22 --seed ${SEED}`);
+  if (report.verdict !== 'PASS') console.error(`${formatChunksReport(report)}\nrerun: npm run chaos -- --workload chunks --seconds 40 --seed ${SEED}`);
 }, 150_000);
 
 afterAll(async () => {
