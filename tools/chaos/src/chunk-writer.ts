@@ -117,6 +117,8 @@ export interface ChunkWriterOptions {
   rng: Rng;
   ports: ReadonlyMap<string, number>;
   tracker: LeaderTracker;
+  /** share of the pipelines sent to the leader (default 0.6; of the rest 3/4 go to followers) */
+  toLeader?: number;
   /** is this replica process up (the harness's view) */
   isRunning: (id: string) => boolean;
   ledger: CounterLedger;
@@ -137,13 +139,14 @@ export async function runChunkWriter(o: ChunkWriterOptions): Promise<void> {
   let p = 0;
   while (o.running() && !o.stop.aborted) {
     p++;
-    // the target: the leader 60% of the time, a follower 30%, a replica outside the configuration 10%
+    // the target: the leader (toLeader, 60%), else a follower (3/4 of the rest) or a replica outside the configuration
     const up = [...o.ports.keys()].filter((id) => o.isRunning(id));
     const leader = o.tracker.leader;
     const followers = up.filter((id) => id !== leader && o.tracker.members.includes(id));
     const outside = up.filter((id) => id !== leader && !o.tracker.members.includes(id));
     const x = rng.next();
-    const pool = x < 0.6 && leader && up.includes(leader) ? [leader] : x < 0.9 && followers.length ? followers : outside;
+    const tl = o.toLeader ?? 0.6;
+    const pool = x < tl && leader && up.includes(leader) ? [leader] : x < tl + (1 - tl) * 0.75 && followers.length ? followers : outside;
     const target = pool.length ? rng.pick(pool) : up.length ? rng.pick(up) : undefined;
     if (!target) {
       await sleep(200);

@@ -32,6 +32,8 @@ export interface ChunksOptions {
   log?: (line: string) => void;
   /** pipelining writers (default 3) */
   writers?: number;
+  /** share of the pipelines aimed at the leader (default 0.6) */
+  toLeader?: number;
   shape?: Partial<ChunkShape>;
   /** a pipeline not fully answered within this is given up, its rest in doubt (default 15,000 ms) */
   pipelineTimeoutMs?: number;
@@ -209,6 +211,7 @@ export async function runChunks(o: ChunksOptions): Promise<ChunksReport> {
           ledger,
           stats: chunks,
           pipelineTimeoutMs: o.pipelineTimeoutMs ?? 15_000,
+          ...(o.toLeader !== undefined ? { toLeader: o.toLeader } : {}),
           running: () => load,
           stop: stopLoad.signal,
         }),
@@ -454,8 +457,9 @@ export function formatChunksReport(r: ChunksReport): string {
   const c = r.chunks;
   const s = r.shape;
   const done = r.changes.filter((x) => x.result);
-  const shared = r.counters.counters.filter((x) => x.group !== 'pipeline');
+  const shared = r.counters.counters.filter((x) => x.group === 'shared');
   const own = r.counters.counters.filter((x) => x.group === 'pipeline');
+  const rec = r.counters.counters.filter((x) => x.group === 'recorded');
   const lines = [
     `chaos chunks ${r.verdict}  seed ${r.seed}  (${(r.elapsedMs / 1000).toFixed(0)} s)`,
     `  load       ${r.writers} writers x pipelines of ${s.size[0]}-${s.size[1]} commands (${s.big} x ${kb(s.bigBytes)} SETs, ` +
@@ -480,6 +484,8 @@ export function formatChunksReport(r: ChunksReport): string {
         `${String(x.maxAcked).padStart(10)} ${String(x.final ?? '-').padStart(7)}  ${x.ok ? 'ok' : 'VIOLATION'}`,
     ),
     `             + ${own.length} per-pipeline counters: ${own.filter((x) => !x.ok).length} with a violation`,
+    `             + ${rec.length} recorded counters (${rec.reduce((a, x) => a + x.acked, 0)} INCRs acknowledged, ` +
+      `${rec.reduce((a, x) => a + x.inDoubt, 0)} in doubt): ${rec.filter((x) => !x.ok).length} with a violation`,
     `  violations ${r.counters.violations.length === 0 ? 'none' : r.counters.violations.length}`,
     ...r.counters.violations.slice(0, 30).map((v) => `             ${v}`),
     `  crossed    ${c.crossedCount + r.recorded.crossedCount} answers of the wrong type`,

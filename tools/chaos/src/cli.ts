@@ -59,6 +59,7 @@ const program = new Command('chaos')
   .option('--json', 'print the report as JSON', false)
   // chunks workload
   .option('--writers <n>', 'chunks: pipelining writer connections', num('--writers'), 3)
+  .option('--to-leader <x>', 'chunks: share of the pipelines sent to the leader (the rest: followers, spares)', share('--to-leader'), 0.6)
   .option('--chunk-size <range>', 'chunks: commands per pipeline, N or MIN-MAX', range('--chunk-size'), [100, 400])
   .option('--big <n>', 'chunks: big SETs per pipeline', int0('--big'), 3)
   .option('--big-bytes <n>', 'chunks: bytes of a big SET value', num('--big-bytes'), 300 * 1024)
@@ -92,6 +93,7 @@ const o = program.opts<{
   keep: boolean;
   json: boolean;
   writers: number;
+  toLeader: number;
   chunkSize: [number, number];
   big: number;
   bigBytes: number;
@@ -125,6 +127,7 @@ if (o.workload === 'chunks') {
   const report = await runChunks({
     ...common,
     writers: Math.floor(o.writers),
+    toLeader: o.toLeader,
     clients: Math.floor(o.clients ?? 3),
     shape: {
       size: o.chunkSize,
