@@ -26,7 +26,8 @@ const pos = (what: string) => (v: string) => {
 };
 const program = new Command('leader-pipelines')
   .option('--fault <kind>', 'none, pause, deafen or isolate (of the leader)', (v) => {
-    if (!['none', 'pause', 'deafen', 'isolate'].includes(v)) throw new InvalidArgumentError('--fault: none|pause|deafen|isolate');
+    if (!['none', 'pause', 'deafen', 'isolate'].includes(v))
+      throw new InvalidArgumentError('--fault must be none, pause, deafen or isolate');
     return v;
   }, 'deafen')
   .option('--faults <n>', 'faults, one every 5 s', pos('--faults'), 6)
@@ -41,10 +42,21 @@ try {
 } catch (e) {
   process.exit(e instanceof CommanderError && e.exitCode === 0 ? 0 : 2);
 }
-const o = program.opts<{ fault: string; faults: number; hold: number; inflightSlots: number; bigBytes: number; incrs: number }>();
+const o = program.opts<{
+  fault: string;
+  faults: number;
+  hold: number;
+  inflightSlots: number;
+  bigBytes: number;
+  incrs: number;
+}>();
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'decree-leader-pipelines-'));
-const cluster = new ChaosCluster({ dir, proxies: o.fault === 'deafen' || o.fault === 'isolate', batching: { maxInflightSlots: o.inflightSlots } });
+const cluster = new ChaosCluster({
+  dir,
+  proxies: o.fault === 'deafen' || o.fault === 'isolate',
+  batching: { maxInflightSlots: o.inflightSlots },
+});
 const tracker = new LeaderTracker(cluster, cluster.ids);
 const lines: string[] = [];
 const say = (l: string) => {
@@ -90,11 +102,15 @@ try {
       g?.disconnect(false);
       const dur = performance.now() - t0;
       if (errs.size || dur > 1000)
-        say(`t=${(t0 / 1000).toFixed(1)}s w${w} -> ${target}: ${vals.length} acknowledged (${vals[0] ?? '-'}..${vals.at(-1) ?? '-'}), ` +
-          `${incr.length - vals.length} in doubt ${[...errs].join(' | ')}`);
+        say(
+          `t=${(t0 / 1000).toFixed(1)}s w${w} -> ${target}: ${vals.length} acknowledged ` +
+            `(${vals[0] ?? '-'}..${vals.at(-1) ?? '-'}), ` +
+            `${incr.length - vals.length} in doubt ${[...errs].join(' | ')}`,
+        );
       if (now > acked[w]! + doubt[w]!) {
         doubles++;
-        say(`DOUBLE t=${t()}s ctr${w} = ${now} > ${acked[w]} acknowledged + ${doubt[w]} in doubt = ${acked[w]! + doubt[w]!}`);
+        const sum = acked[w]! + doubt[w]!;
+        say(`DOUBLE t=${t()}s ctr${w} = ${now} > ${acked[w]} acknowledged + ${doubt[w]} in doubt = ${sum}`);
       }
     }
   };
@@ -118,7 +134,8 @@ try {
   await sleep(3000);
   running = false;
   await Promise.all(ws);
-  console.log(`${doubles === 0 ? 'no INCR applied twice' : `${doubles} DOUBLE lines`}; acknowledged ${acked.join('/')}, in doubt ${doubt.join('/')}`);
+  const verdict = doubles === 0 ? 'no INCR applied twice' : `${doubles} DOUBLE lines`;
+  console.log(`${verdict}; acknowledged ${acked.slice(1).join('/')}, in doubt ${doubt.slice(1).join('/')}`);
 } finally {
   await tracker.stop();
   await cluster.shutdown();

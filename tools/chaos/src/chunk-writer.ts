@@ -47,7 +47,8 @@ export const DEFAULT_CHUNK_SHAPE: ChunkShape = {
 };
 
 export const sharedCounter = (i: number) => `ctr:${i}`;
-export const ownCounter = (writer: string, n: number, pad = 0) => `pc:${writer}.${n}${pad > 0 ? ':' + '.'.repeat(pad) : ''}`;
+export const ownCounter = (writer: string, n: number, pad = 0) =>
+  `pc:${writer}.${n}${pad > 0 ? ':' + '.'.repeat(pad) : ''}`;
 export const bigKey = (i: number) => `big:${i}`;
 export const smallKey = (i: number) => `k:${i}`;
 
@@ -146,7 +147,8 @@ export async function runChunkWriter(o: ChunkWriterOptions): Promise<void> {
     const outside = up.filter((id) => id !== leader && !o.tracker.members.includes(id));
     const x = rng.next();
     const tl = o.toLeader ?? 0.6;
-    const pool = x < tl && leader && up.includes(leader) ? [leader] : x < tl + (1 - tl) * 0.75 && followers.length ? followers : outside;
+    const toFollower = x < tl + (1 - tl) * 0.75 && followers.length > 0;
+    const pool = x < tl && leader && up.includes(leader) ? [leader] : toFollower ? followers : outside;
     const target = pool.length ? rng.pick(pool) : up.length ? rng.pick(up) : undefined;
     if (!target) {
       await sleep(200);
@@ -241,7 +243,10 @@ export async function runChunkWriter(o: ChunkWriterOptions): Promise<void> {
           stats.inDoubt++;
           stats.crossedCount++;
           if (stats.crossed.length < 20)
-            stats.crossed.push(`${who}: ${c.kind === 'big' ? 'SET (300 KB)' : c.kind.toUpperCase()} ${c.key} answered ${JSON.stringify(v)?.slice(0, 80)}`);
+            stats.crossed.push(
+              `${who}: ${c.kind === 'big' ? 'SET (big)' : c.kind.toUpperCase()} ${c.key} ` +
+                `answered ${JSON.stringify(v)?.slice(0, 80)}`,
+            );
           rec.doubt['wrong-type'] = (rec.doubt['wrong-type'] ?? 0) + 1;
           if (c.kind === 'incr') ledger.doubt(c.key);
           continue;
@@ -257,7 +262,8 @@ export async function runChunkWriter(o: ChunkWriterOptions): Promise<void> {
             rec.own.results.push(res);
           }
           const prev = seen.get(c.key);
-          if (prev !== undefined && res <= prev && !disorder) disorder = `${who}: INCR ${c.key} answered ${res} after ${prev}`;
+          if (prev !== undefined && res <= prev && !disorder)
+            disorder = `${who}: INCR ${c.key} answered ${res} after ${prev}`;
           seen.set(c.key, res);
         }
       }

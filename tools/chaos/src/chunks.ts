@@ -10,7 +10,15 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { HistoryRecorder, checkHistory, type CheckResult } from '@decree/lincheck';
-import { DEFAULT_CHUNK_SHAPE, bigKey, newChunkStats, runChunkWriter, smallKey, type ChunkShape, type ChunkStats } from './chunk-writer.ts';
+import {
+  DEFAULT_CHUNK_SHAPE,
+  bigKey,
+  newChunkStats,
+  runChunkWriter,
+  smallKey,
+  type ChunkShape,
+  type ChunkStats,
+} from './chunk-writer.ts';
 import { ChaosCluster, sleep } from './cluster.ts';
 import { CounterLedger, type CounterCheck } from './counters.ts';
 import { ALL_FAULT_KINDS, runFaults, type FaultEvent, type FaultKind } from './faults.ts';
@@ -95,8 +103,13 @@ export interface ChunksReport {
   verdict: 'PASS' | 'FAIL';
 }
 
-/** Reads `keys` through the cluster with MGET (linearizable), retrying each batch on another replica until `deadline`. */
-async function readAll(keys: readonly string[], ports: () => number[], rng: Rng, deadline: number): Promise<Map<string, string | null>> {
+/** MGET of `keys` through the cluster (linearizable), each batch retried at random replicas until `deadline`. */
+async function readAll(
+  keys: readonly string[],
+  ports: () => number[],
+  rng: Rng,
+  deadline: number,
+): Promise<Map<string, string | null>> {
   const out = new Map<string, string | null>();
   for (let i = 0; i < keys.length; i += 200) {
     const batch = keys.slice(i, i + 200);
@@ -260,7 +273,8 @@ export async function runChunks(o: ChunksOptions): Promise<ChunksReport> {
             onEvent: (c, phase) =>
               say(
                 phase === 'start'
-                  ? `config ${c.kind}: ${c.from.join(',')} -> ${c.to.join(',')} via ${c.via}${c.removedLeader ? ' (removes the leader)' : ''}`
+                  ? `config ${c.kind}: ${c.from.join(',')} -> ${c.to.join(',')} via ${c.via}` +
+                    (c.removedLeader ? ' (removes the leader)' : '')
                   : `config ${c.kind} done: ${c.result ?? `ERROR ${c.error}`}`,
               ),
           });
@@ -276,7 +290,11 @@ export async function runChunks(o: ChunksOptions): Promise<ChunksReport> {
         gapMs: o.gapMs ?? [2000, 5000],
         holdMs: o.holdMs ?? [1000, 3000],
         onEvent: (e, phase) =>
-          say(phase === 'start' ? `fault ${e.kind} ${e.target} (${e.detail})` : `healed ${e.kind} ${e.target}${e.error ? ` ERROR ${e.error}` : ''}`),
+          say(
+            phase === 'start'
+              ? `fault ${e.kind} ${e.target} (${e.detail})`
+              : `healed ${e.kind} ${e.target}${e.error ? ` ERROR ${e.error}` : ''}`,
+          ),
       });
     } finally {
       faulting = false;
@@ -365,7 +383,8 @@ export async function runChunks(o: ChunksOptions): Promise<ChunksReport> {
         const vs = states.map((s) => s!.get(k));
         if (vs.some((v) => v !== vs[0])) {
           stateEqual = false;
-          problems.push(`members hold different values of ${k}: ${members.map((m, i) => `${m}=${JSON.stringify(vs[i])?.slice(0, 60)}`).join(' ')}`);
+          const each = members.map((m, i) => `${m}=${JSON.stringify(vs[i])?.slice(0, 60)}`).join(' ');
+          problems.push(`members hold different values of ${k}: ${each}`);
           break;
         }
       }
@@ -391,12 +410,18 @@ export async function runChunks(o: ChunksOptions): Promise<ChunksReport> {
   const ops = recorder.ops();
   say(`checking ${ops.length} ops for linearizability, ${ledger.keyList().length} counters`);
   const check = checkHistory(ops, { timeoutMs: o.checkTimeoutMs ?? 120_000 });
-  if (!check.ok) problems.push(check.timedOut ? `linearizability check timed out on key ${check.key}` : `not linearizable: key ${check.key}: ${check.reason}`);
+  if (!check.ok)
+    problems.push(
+      check.timedOut
+        ? `linearizability check timed out on key ${check.key}`
+        : `not linearizable: key ${check.key}: ${check.reason}`,
+    );
   const counters = ledger.check(finals);
   for (const v of counters.violations) problems.push(`counter: ${v}`);
-  if (chunks.crossedCount + recorded.crossedCount > 0)
-    problems.push(`${chunks.crossedCount + recorded.crossedCount} answers of the wrong type (meant for another command)`);
-  for (const f of faults.filter((x) => x.error)) problems.push(`fault ${f.kind} ${f.target} at +${(f.at / 1000).toFixed(1)}s failed: ${f.error}`);
+  const crossed = chunks.crossedCount + recorded.crossedCount;
+  if (crossed > 0) problems.push(`${crossed} answers of the wrong type (meant for other requests)`);
+  for (const f of faults.filter((x) => x.error))
+    problems.push(`fault ${f.kind} ${f.target} at +${(f.at / 1000).toFixed(1)}s failed: ${f.error}`);
   if (faults.length === 0) problems.push('no fault was injected');
   let total = 0;
   let answered = 0;
@@ -460,17 +485,30 @@ export function formatChunksReport(r: ChunksReport): string {
   const shared = r.counters.counters.filter((x) => x.group === 'shared');
   const own = r.counters.counters.filter((x) => x.group === 'pipeline');
   const rec = r.counters.counters.filter((x) => x.group === 'recorded');
+  const converged = r.converged
+    ? `yes, executedUpTo ${r.executedUpTo} on ${r.members.join(',')}`
+    : `NO ${JSON.stringify(r.executed ?? {})}`;
+  const lincheck = r.check.ok
+    ? `linearizable (${r.check.checkedKeys} keys, ${r.ops} ops)`
+    : r.check.timedOut
+      ? `TIMED OUT on key ${r.check.key}`
+      : `NOT LINEARIZABLE: key ${r.check.key}: ${r.check.reason}`;
   const lines = [
     `chaos chunks ${r.verdict}  seed ${r.seed}  (${(r.elapsedMs / 1000).toFixed(0)} s)`,
-    `  load       ${r.writers} writers x pipelines of ${s.size[0]}-${s.size[1]} commands (${s.big} x ${kb(s.bigBytes)} SETs, ` +
+    `  load       ${r.writers} writers x pipelines of ${s.size[0]}-${s.size[1]} commands ` +
+      `(${s.big} x ${kb(s.bigBytes)} SETs, ` +
       `${Math.round(s.incrShare * 100)}% of the rest INCRs), ioredis, no retries; maxInflightSlots ${r.inflightSlots}`,
-    `  pipelines  ${c.pipelines}: to the leader ${c.byRole.leader}, to followers ${c.byRole.follower}, to spares/removed ${c.byRole.spare}`,
-    `  commands   ${c.commands}: ${c.answered} answered, ${c.inDoubt} in doubt (${causes(c.causes)}); ${c.bigSets} big SETs acknowledged`,
+    `  pipelines  ${c.pipelines}: to the leader ${c.byRole.leader}, to followers ${c.byRole.follower}, ` +
+      `to spares/removed ${c.byRole.spare}`,
+    `  commands   ${c.commands}: ${c.answered} answered, ${c.inDoubt} in doubt (${causes(c.causes)}); ` +
+      `${c.bigSets} big SETs acknowledged`,
     ...Object.entries(c.samples).map(([k, v]) => `             e.g. ${k}: ${v}`),
     `  INCRs      ${r.incrs.sent} sent: ${r.incrs.acked} acknowledged, ${r.incrs.inDoubt} in doubt`,
-    `  recorded   ${r.recorded.invoked} ops: ${r.recorded.ok} ok, ${r.recorded.unknown} unknown (${causes(r.recorded.causes)}); ` +
-      `${r.recorded.gets} GETs, ${r.readsDuringChanges.total} of them during a configuration change (${r.readsDuringChanges.answered} answered)`,
-    `  config     ${r.changes.length} changes: ${done.length} done (${done.filter((x) => x.removedLeader).length} removed the leader), ` +
+    `  recorded   ${r.recorded.invoked} ops: ${r.recorded.ok} ok, ${r.recorded.unknown} unknown ` +
+      `(${causes(r.recorded.causes)}); ${r.recorded.gets} GETs, ${r.readsDuringChanges.total} of them during a ` +
+      `configuration change (${r.readsDuringChanges.answered} answered)`,
+    `  config     ${r.changes.length} changes: ${done.length} done ` +
+      `(${done.filter((x) => x.removedLeader).length} removed the leader), ` +
       `${r.changes.length - done.length} refused or unanswered; final members ${r.members.join(',')}`,
     ...r.changes
       .filter((x) => x.error)
@@ -480,7 +518,8 @@ export function formatChunksReport(r: ChunksReport): string {
     `  counters   key            sent  acked  in-doubt  max-acked   final  verdict`,
     ...shared.map(
       (x) =>
-        `             ${x.key.padEnd(12)} ${String(x.sent).padStart(6)} ${String(x.acked).padStart(6)} ${String(x.inDoubt).padStart(9)} ` +
+        `             ${x.key.padEnd(12)} ${String(x.sent).padStart(6)} ${String(x.acked).padStart(6)} ` +
+        `${String(x.inDoubt).padStart(9)} ` +
         `${String(x.maxAcked).padStart(10)} ${String(x.final ?? '-').padStart(7)}  ${x.ok ? 'ok' : 'VIOLATION'}`,
     ),
     `             + ${own.length} per-pipeline counters: ${own.filter((x) => !x.ok).length} with a violation`,
@@ -492,9 +531,9 @@ export function formatChunksReport(r: ChunksReport): string {
     ...[...c.crossed, ...r.recorded.crossed].slice(0, 10).map((v) => `             ${v}`),
     `  reordered  ${c.reorderedCount} pipelines saw one key's INCR answers out of order`,
     ...c.reordered.slice(0, 5).map((v) => `             ${v.replace(/:\.{8,}/, (m) => `:…+${m.length - 1}`)}`),
-    `  converged  ${r.converged ? `yes, executedUpTo ${r.executedUpTo} on ${r.members.join(',')}` : `NO ${JSON.stringify(r.executed ?? {})}`}`,
-    `  state      ${r.stateEqual ? `equal on every member (${r.stateKeys} keys)` : 'DIFFERENT or unread (see problems)'}`,
-    `  lincheck   ${r.check.ok ? `linearizable (${r.check.checkedKeys} keys, ${r.ops} ops)` : r.check.timedOut ? `TIMED OUT on key ${r.check.key}` : `NOT LINEARIZABLE: key ${r.check.key}: ${r.check.reason}`}`,
+    `  converged  ${converged}`,
+    `  state      ${r.stateEqual ? `equal on every member (${r.stateKeys} keys)` : 'DIFFERENT or unread (see below)'}`,
+    `  lincheck   ${lincheck}`,
     `  history    ${r.historyPath}`,
     `  run dir    ${r.dir} (logs/, faults.json${r.verdict === 'FAIL' ? ', data/' : ''})`,
   ];

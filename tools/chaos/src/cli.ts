@@ -34,7 +34,8 @@ const share = (what: string) => (v: string) => {
 const faultList = (v: string): FaultKind[] => {
   const ks = v.split(',').map((s) => s.trim()).filter(Boolean);
   const bad = ks.filter((k) => !(ALL_FAULT_KINDS as readonly string[]).includes(k));
-  if (!ks.length || bad.length) throw new InvalidArgumentError(`--faults takes a list of ${ALL_FAULT_KINDS.join(', ')}`);
+  if (!ks.length || bad.length)
+    throw new InvalidArgumentError(`--faults takes a list of ${ALL_FAULT_KINDS.join(', ')}`);
   return ks as FaultKind[];
 };
 
@@ -59,7 +60,7 @@ const program = new Command('chaos')
   .option('--json', 'print the report as JSON', false)
   // chunks workload
   .option('--writers <n>', 'chunks: pipelining writer connections', num('--writers'), 3)
-  .option('--to-leader <x>', 'chunks: share of the pipelines sent to the leader (the rest: followers, spares)', share('--to-leader'), 0.6)
+  .option('--to-leader <x>', 'chunks: share of the pipelines sent to the leader', share('--to-leader'), 0.6)
   .option('--chunk-size <range>', 'chunks: commands per pipeline, N or MIN-MAX', range('--chunk-size'), [100, 400])
   .option('--big <n>', 'chunks: big SETs per pipeline', int0('--big'), 3)
   .option('--big-bytes <n>', 'chunks: bytes of a big SET value', num('--big-bytes'), 300 * 1024)
@@ -67,11 +68,18 @@ const program = new Command('chaos')
   .option('--own-share <x>', 'chunks: share of the INCRs on the pipeline\'s own counter', share('--own-share'), 0.7)
   .option('--key-pad <n>', 'chunks: bytes of padding in each pipeline\'s own counter key', int0('--key-pad'), 200)
   .option('--counters <n>', 'chunks: shared counter keys', num('--counters'), 4)
-  .option('--pipeline-timeout <ms>', 'chunks: a pipeline not fully answered by then is given up', num('--pipeline-timeout'), 15_000)
-  .option('--inflight-slots <n>', 'chunks: the leader\'s pipeline window (batching.maxInflightSlots)', num('--inflight-slots'), 4)
-  .option('--faults <kinds>', `chunks: fault kinds, of ${ALL_FAULT_KINDS.join(',')}`, faultList, ['kill9', 'pause', 'deafen', 'isolate'])
+  .option('--pipeline-timeout <ms>', 'chunks: ms until a pipeline is given up', num('--pipeline-timeout'), 15_000)
+  .option('--inflight-slots <n>', 'chunks: batching.maxInflightSlots of the replicas', num('--inflight-slots'), 4)
+  .option('--faults <kinds>', `chunks: fault kinds, of ${ALL_FAULT_KINDS.join(',')}`, faultList, [
+    'kill9',
+    'pause',
+    'deafen',
+    'isolate',
+  ])
   .option('--leader-share <x>', 'chunks: share of the faults aimed at the leader', share('--leader-share'), 0.75)
-  .option('--config-gap <range>', 'chunks: ms between configuration changes, MIN-MAX', range('--config-gap'), [2000, 5000])
+  .option('--config-gap <range>', 'chunks: ms between configuration changes, MIN-MAX', range('--config-gap'), [
+    2000, 5000,
+  ])
   .option('--no-config', 'chunks: no configuration changes')
   .exitOverride()
   .configureOutput({ writeErr: (s) => process.stderr.write(s.split('\n')[0] + '\n') });
@@ -146,7 +154,8 @@ if (o.workload === 'chunks') {
     configChanges: o.config,
   });
   const chunks = { ...report.chunks, log: `${report.chunks.log.length} pipelines in ${report.dir}/pipelines.jsonl` };
-  if (o.json) console.log(JSON.stringify({ ...report, chunks, check: { ...report.check, witness: undefined } }, null, 2));
+  const check = { ...report.check, witness: undefined };
+  if (o.json) console.log(JSON.stringify({ ...report, chunks, check }, null, 2));
   else console.log(formatChunksReport(report));
   process.exit(report.verdict === 'PASS' ? 0 : 1);
 }

@@ -341,7 +341,8 @@ export class ChaosCluster {
     let executed: Record<string, number | undefined> = {};
     while (Date.now() < end) {
       const st = await this.statuses();
-      executed = Object.fromEntries([...st].filter(([id]) => !among || among.includes(id)).map(([id, s]) => [id, s?.executedUpTo]));
+      const asked = [...st].filter(([id]) => !among || among.includes(id));
+      executed = Object.fromEntries(asked.map(([id, s]) => [id, s?.executedUpTo]));
       const vals = Object.values(executed);
       if (vals.every((v) => v !== undefined) && new Set(vals).size === 1) {
         if (prev === vals[0]) return { ok: true, executedUpTo: prev! };

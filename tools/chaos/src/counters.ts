@@ -120,7 +120,8 @@ export class CounterLedger {
         const v = finals.get(fullKey)!;
         final = v === null ? null : Number(v);
         const n = final ?? 0;
-        if (v !== null && !/^-?\d+$/.test(v)) bad.push(`${key}: final value is not an integer: ${JSON.stringify(v.slice(0, 60))}`);
+        if (v !== null && !/^-?\d+$/.test(v))
+          bad.push(`${key}: final value is not an integer: ${JSON.stringify(v.slice(0, 60))}`);
         else {
           if (n > c.acked + c.inDoubt)
             bad.push(
@@ -128,7 +129,9 @@ export class CounterLedger {
                 `(${n - c.acked - c.inDoubt} INCR application(s) more than INCRs sent)`,
             );
           if (n < c.maxAcked)
-            bad.push(`${key}: final ${n} < highest acknowledged result ${c.maxAcked} (given to ${c.results.get(c.maxAcked)})`);
+            bad.push(
+              `${key}: final ${n} < highest acknowledged result ${c.maxAcked} (given to ${c.results.get(c.maxAcked)})`,
+            );
           if (n < c.acked) bad.push(`${key}: final ${n} < ${c.acked} acknowledged INCRs`);
         }
       }

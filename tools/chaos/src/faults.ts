@@ -104,7 +104,8 @@ export async function runFaults(o: FaultOptions): Promise<FaultEvent[]> {
         }
         case 'pause': {
           const v = await victim();
-          ev = { kind, target: v.id, detail: v.leader ? 'leader' : 'random replica', at: now(), startClock: performance.now() };
+          const detail = v.leader ? 'leader' : 'random replica';
+          ev = { kind, target: v.id, detail, at: now(), startClock: performance.now() };
           events.push(ev);
           o.onEvent?.(ev, 'start');
           if (!cluster.signal(v.id, 'SIGSTOP')) ev.detail += ', not running';

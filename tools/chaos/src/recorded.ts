@@ -140,7 +140,9 @@ export async function runRecordedClient(o: RecordedOptions): Promise<void> {
         if (res === undefined) {
           stats.crossedCount++;
           if (stats.crossed.length < 20)
-            stats.crossed.push(`${proc}@${target}: ${op.toUpperCase()} ${key} answered ${JSON.stringify(v)?.slice(0, 80)}`);
+            stats.crossed.push(
+              `${proc}@${target}: ${op.toUpperCase()} ${key} answered ${JSON.stringify(v)?.slice(0, 80)}`,
+            );
           throw new Error(`unexpected-reply ${op}: ${JSON.stringify(v)?.slice(0, 80)}`);
         }
       } catch (e) {
@@ -148,7 +150,8 @@ export async function runRecordedClient(o: RecordedOptions): Promise<void> {
         recorder.timeout(h);
         if (op === 'incr') ledger.doubt(key);
         stats.unknown++;
-        const cause = (e as Error).message?.startsWith('unexpected-reply') ? 'unexpected-reply' : causeLabel(e, timedOut);
+        const unexpected = (e as Error).message?.startsWith('unexpected-reply');
+        const cause = unexpected ? 'unexpected-reply' : causeLabel(e, timedOut);
         stats.causes[cause] = (stats.causes[cause] ?? 0) + 1;
         stats.samples[cause] ??= ((e as Error).message ?? String(e)).slice(0, 160);
         conn.disconnect(false);

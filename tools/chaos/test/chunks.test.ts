@@ -30,7 +30,8 @@ beforeAll(async () => {
     finalReadTimeoutMs: 20_000,
     checkTimeoutMs: 20_000,
   });
-  if (report.verdict !== 'PASS') console.error(`${formatChunksReport(report)}\nrerun: npm run chaos -- --workload chunks --seconds 40 --seed ${SEED}`);
+  const rerun = `npm run chaos -- --workload chunks --seconds 40 --seed ${SEED}`;
+  if (report.verdict !== 'PASS') console.error(`${formatChunksReport(report)}\nrerun: ${rerun}`);
 }, 150_000);
 
 afterAll(async () => {

@@ -46,7 +46,10 @@ describe('CounterLedger', () => {
     l.acked('c', 2, 'b');
     l.acked('c', 3, 'c');
     const r = l.check(finals({ c: '2' }));
-    expect(r.violations).toEqual(['c: final 2 < highest acknowledged result 3 (given to c)', 'c: final 2 < 3 acknowledged INCRs']);
+    expect(r.violations).toEqual([
+      'c: final 2 < highest acknowledged result 3 (given to c)',
+      'c: final 2 < 3 acknowledged INCRs',
+    ]);
     expect(l.check(finals({ c: null })).violations).toHaveLength(2);
   });
 
