@@ -36,6 +36,8 @@ export interface ReplicaStatus {
   leader: string | undefined;
   executedUpTo: number;
   chosenUpTo?: number;
+  /** the configuration this replica runs (absent on old servers) */
+  members?: string[];
 }
 
 /** Every child process any ChaosCluster started: SIGKILLed on exit of the harness, whatever happens. */
@@ -155,6 +157,10 @@ export interface ChaosClusterOptions {
   election?: { minMs: number; maxMs: number; heartbeatMs: number } | null;
   /** a harness-side proxy on every replica link (default true); false: replicas dial each other (no cuts) */
   proxies?: boolean;
+  /** the initial configuration (default: every id); the others start as spares outside it */
+  members?: string[];
+  /** the config file's `batching` section (e.g. a small maxInflightSlots, so that the proposer's queue fills) */
+  batching?: { maxInflightSlots?: number; maxBatchCmds?: number };
 }
 
 interface Addr {
@@ -213,6 +219,8 @@ export class ChaosCluster {
         storage: 'wal',
         transport: 'tcp',
         ...(election ? { election } : {}),
+        ...(this.o.members ? { members: this.o.members } : {}),
+        ...(this.o.batching ? { batching: this.o.batching } : {}),
         replicas: this.ids.map((id) => {
           const a = this.addrs.get(id)!;
           const port = id === self || !proxied ? a.port : this.proxies.get(`${self}>${id}`)!.listenPort;
@@ -284,6 +292,11 @@ export class ChaosCluster {
     for (const p of this.proxies.values()) if (p.from === id || p.to === id) p.cut(mode);
   }
 
+  /** Cuts every link into `id`: it still sends (accepts, heartbeats reach the others) but hears nobody. */
+  deafen(id: string, mode: CutMode): void {
+    for (const p of this.proxies.values()) if (p.to === id) p.cut(mode);
+  }
+
   healAll(): void {
     for (const p of this.proxies.values()) p.restore();
   }
@@ -301,12 +314,13 @@ export class ChaosCluster {
     return new Map(await Promise.all(this.ids.map(async (id) => [id, await this.status(id)] as const)));
   }
 
-  /** A leader every replica names, which says it leads; undefined on timeout. */
-  async waitLeader(timeoutMs: number): Promise<string | undefined> {
+  /** A leader every replica (of `among`, default all) names, which says it leads; undefined on timeout. */
+  async waitLeader(timeoutMs: number, among?: () => readonly string[]): Promise<string | undefined> {
     const end = Date.now() + timeoutMs;
     while (Date.now() < end) {
       const st = await this.statuses();
-      const leaders = new Set([...st.values()].map((s) => s?.leader));
+      const ids = among?.() ?? this.ids;
+      const leaders = new Set(ids.map((id) => st.get(id)?.leader));
       const l = [...leaders][0];
       if (leaders.size === 1 && l && st.get(l)?.role === 'leader') return l;
       await sleep(200);
@@ -314,14 +328,21 @@ export class ChaosCluster {
     return undefined;
   }
 
-  /** Waits until every replica reports the same executedUpTo, twice in a row; returns it, or the last statuses on timeout. */
-  async waitConverged(timeoutMs: number): Promise<{ ok: true; executedUpTo: number } | { ok: false; executed: Record<string, number | undefined> }> {
+  /**
+   * Waits until every replica (of `among`, default all) reports the same executedUpTo, twice in a row;
+   * returns it, or the last statuses on timeout.
+   */
+  async waitConverged(
+    timeoutMs: number,
+    among?: readonly string[],
+  ): Promise<{ ok: true; executedUpTo: number } | { ok: false; executed: Record<string, number | undefined> }> {
     const end = Date.now() + timeoutMs;
     let prev: number | undefined;
     let executed: Record<string, number | undefined> = {};
     while (Date.now() < end) {
       const st = await this.statuses();
-      executed = Object.fromEntries([...st].map(([id, s]) => [id, s?.executedUpTo]));
+      const asked = [...st].filter(([id]) => !among || among.includes(id));
+      executed = Object.fromEntries(asked.map(([id, s]) => [id, s?.executedUpTo]));
       const vals = Object.values(executed);
       if (vals.every((v) => v !== undefined) && new Set(vals).size === 1) {
         if (prev === vals[0]) return { ok: true, executedUpTo: prev! };

@@ -3,8 +3,15 @@ import { sleep } from './cluster.ts';
 import type { CutMode } from './proxy.ts';
 import type { Rng } from './rng.ts';
 
+/** the default workload's fault kinds */
 export const FAULT_KINDS = ['kill9', 'sigterm', 'cut-link', 'isolate'] as const;
-export type FaultKind = (typeof FAULT_KINDS)[number];
+/**
+ * every kind `runFaults` can inject. `pause`: SIGSTOP, then SIGCONT (the victim wakes up deposed);
+ * `deafen`: cut every link *into* the victim (it still sends: its accepts and heartbeats arrive, the
+ * answers do not; a leader's window fills, it steps down with slots accepted and commands queued)
+ */
+export const ALL_FAULT_KINDS = [...FAULT_KINDS, 'pause', 'deafen'] as const;
+export type FaultKind = (typeof ALL_FAULT_KINDS)[number];
 
 export interface FaultEvent {
   kind: FaultKind;
@@ -34,6 +41,12 @@ export interface FaultOptions {
   onEvent?: (e: FaultEvent, phase: 'start' | 'end') => void;
   /** stop early (checked between faults) */
   aborted?: () => boolean;
+  /** the kinds to inject (default FAULT_KINDS) */
+  kinds?: readonly FaultKind[];
+  /** share of kill9/sigterm/isolate/pause faults aimed at the current leader (default 0.5) */
+  leaderShare?: number;
+  /** who leads now (default: ask a random replica's DECREE STATUS) */
+  findLeader?: () => Promise<string | undefined>;
 }
 
 /**
@@ -47,13 +60,20 @@ export async function runFaults(o: FaultOptions): Promise<FaultEvent[]> {
   const [gapMin, gapMax] = o.gapMs ?? [1000, 3000];
   const [holdMin, holdMax] = o.holdMs ?? [1000, 4000];
   const events: FaultEvent[] = [];
-  const firstRound = rng.shuffle(FAULT_KINDS);
+  const kinds = o.kinds?.length ? o.kinds : FAULT_KINDS;
+  const firstRound = rng.shuffle(kinds);
   const now = () => Date.now() - o.runStart;
+  const findLeader =
+    o.findLeader ??
+    (async () => {
+      const st = await cluster.status(rng.pick(cluster.ids));
+      return st?.leader;
+    });
 
   const victim = async (): Promise<{ id: string; leader: boolean }> => {
-    if (rng.next() < 0.5) {
-      const st = await cluster.status(rng.pick(cluster.ids));
-      if (st?.leader && cluster.ids.includes(st.leader)) return { id: st.leader, leader: true };
+    if (rng.next() < (o.leaderShare ?? 0.5)) {
+      const l = await findLeader();
+      if (l && cluster.ids.includes(l)) return { id: l, leader: true };
     }
     const id = rng.pick(cluster.ids);
     return { id, leader: false };
@@ -64,7 +84,7 @@ export async function runFaults(o: FaultOptions): Promise<FaultEvent[]> {
   while (more()) {
     await sleep(rng.int(gapMin, gapMax));
     if (!more()) break;
-    const kind: FaultKind = firstRound.shift() ?? rng.pick(FAULT_KINDS);
+    const kind: FaultKind = firstRound.shift() ?? rng.pick(kinds);
     const hold = rng.int(holdMin, holdMax);
     const mode: CutMode = rng.next() < 0.5 ? 'refuse' : 'blackhole';
     let ev: FaultEvent;
@@ -82,6 +102,20 @@ export async function runFaults(o: FaultOptions): Promise<FaultEvent[]> {
           await cluster.start(v.id);
           break;
         }
+        case 'pause': {
+          const v = await victim();
+          const detail = v.leader ? 'leader' : 'random replica';
+          ev = { kind, target: v.id, detail, at: now(), startClock: performance.now() };
+          events.push(ev);
+          o.onEvent?.(ev, 'start');
+          if (!cluster.signal(v.id, 'SIGSTOP')) ev.detail += ', not running';
+          try {
+            await sleep(hold);
+          } finally {
+            cluster.signal(v.id, 'SIGCONT');
+          }
+          break;
+        }
         case 'cut-link': {
           const [a, b] = rng.shuffle(cluster.ids);
           const oneWay = rng.next() < 0.3;
@@ -93,12 +127,14 @@ export async function runFaults(o: FaultOptions): Promise<FaultEvent[]> {
           cluster.healAll();
           break;
         }
+        case 'deafen':
         case 'isolate': {
           const v = await victim();
           ev = { kind, target: v.id, detail: `${mode}${v.leader ? ', leader' : ''}`, at: now(), startClock: performance.now() };
           events.push(ev);
           o.onEvent?.(ev, 'start');
-          cluster.isolate(v.id, mode);
+          if (kind === 'isolate') cluster.isolate(v.id, mode);
+          else cluster.deafen(v.id, mode);
           await sleep(hold);
           cluster.healAll();
           break;
