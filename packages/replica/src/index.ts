@@ -1,5 +1,7 @@
 export * from './replica.ts';
+export { createReplica } from './create.ts';
 export * from './errors.ts';
 export * from './local-replay.ts';
 export * from './submissions.ts';
 export * from './forwarding.ts';
+export * from './types.ts';

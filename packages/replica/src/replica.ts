@@ -1,201 +1,33 @@
-import { createActor, type Actor, type InspectionEvent, type Observer } from 'xstate';
-import {
-  type AcceptorStore,
-  type Ballot,
-  type Configuration,
-  type Message,
-  type MessageOf,
-  type ReplicaId,
-  type RingId,
-  type Slot,
-  type StateMachine,
-  type SubmitItem,
-  ballotEq,
-  memberSetProblem,
-  sameMembers,
-  type LeaderRole,
-  type StoreStats,
-  type StoreUsage,
+import type { Actor } from 'xstate';
+import type {
+  AcceptorStore, Configuration, LeaderRole, Message, ReplicaId, RingId, Slot, StateMachine,
 } from '@decree/protocol';
 import { Bus, type Env, type Transport, realEnv } from '@decree/bus';
 import { acceptorMachine } from '@decree/acceptor';
-import { proposerMachine, type ProposerOptions } from '@decree/proposer';
-import { DEFAULT_LEARNER_OPTIONS, learnerMachine, type LearnerOptions } from '@decree/learner';
-import { electorMachine, type ElectorOptions } from '@decree/elector';
-import { type ConfigManagerOptions, configManagerMachine } from '@decree/config-manager';
+import { proposerMachine } from '@decree/proposer';
+import { learnerMachine } from '@decree/learner';
+import { electorMachine } from '@decree/elector';
+import { configManagerMachine } from '@decree/config-manager';
 import {
-  MemorySnapshotStore,
-  type SnapshotMeta,
-  type SnapshotStore,
-  type SnapshotterOptions,
-  DEFAULT_SNAPSHOTTER_OPTIONS,
-  loadLatestValid,
-  snapshotWritesDone,
-  snapshotterMachine,
+  MemorySnapshotStore, type SnapshotMeta, type SnapshotStore, snapshotWritesDone, snapshotterMachine,
 } from '@decree/snapshotter';
-import { BootstrapError, BusyError, ConfigChangeError, NotLeaderError, ReplicaStoppedError, StaleReplicaError } from './errors.ts';
-import { type LocalReplay, replayLocalLog } from './local-replay.ts';
-import { type BatchOutcome, BatchWaiter, WaiterTable, batchError } from './submissions.ts';
+import { BusyError, NotLeaderError, ReplicaStoppedError, StaleReplicaError } from './errors.ts';
+import type { LocalReplay } from './local-replay.ts';
+import { untilDone } from './until-done.ts';
+import { type BatchOutcome, Submitter, batchError } from './submissions.ts';
 import { Forwarder, allFailed } from './forwarding.ts';
+import { composeRoles } from './roles.ts';
+import { initialConfiguration, storedConfig0 } from './config0.ts';
+import { Poller } from './poller.ts';
+import { ReadIndex } from './read-index.ts';
+import { ConfigRequests } from './config-requests.ts';
+import { type BootstrapResult, Bootstrapper } from './bootstrap.ts';
+import { type StatsView, peerHealthOf, statisticsOf, statusOf, topState } from './stats.ts';
+import type {
+  ConfigChangeResult, ConfigurationInfo, CreateReplicaConfig, PeerHealth, ReplicaStatistics, ReplicaStatus, SubmitOptions,
+} from './types.ts';
 
-export interface ReplicaOptions {
-  /** value bytes in one promise message before it goes in pages (default 512 KiB) */
-  acceptor?: { maxPromiseBytes?: number };
-  proposer?: Partial<ProposerOptions>;
-  learner?: Partial<LearnerOptions>;
-  elector?: Partial<ElectorOptions>;
-  snapshotter?: Partial<SnapshotterOptions>;
-  configManager?: Partial<ConfigManagerOptions>;
-  /**
-   * Makes a replica's snapshot store when the config names none (for harnesses that build every
-   * replica from one options object, like the simulator); default: a fresh MemorySnapshotStore.
-   */
-  makeSnapshotStore?: (id: ReplicaId) => SnapshotStore;
-  /** period of the retransmission / catch-up tick */
-  tickMs?: number;
-}
-
-export interface CreateReplicaConfig {
-  id: ReplicaId;
-  ring?: RingId;
-  /**
-   * The initial configuration (epoch 1 from slot 1 when given as a member list). An empty member list
-   * (or epoch 0) starts a replica with none: it joins a running cluster when a change names it. The
-   * first start stores it durably; later starts use the stored one (and a snapshot's, which is newer).
-   */
-  configuration: { members: readonly ReplicaId[] } | Configuration;
-  /** every replica of the ring (default: the members): a replica outside its configuration catches up from them */
-  peers?: readonly ReplicaId[];
-  storage: AcceptorStore;
-  stateMachine: StateMachine;
-  /** where snapshots are kept (default: options.makeSnapshotStore, else memory); createReplica starts from the newest valid one */
-  snapshots?: SnapshotStore;
-  /** a bus shared with other replicas/rings of this process; otherwise one is made (with `transport`) */
-  bus?: Bus;
-  transport?: Transport;
-  env?: Env;
-  options?: ReplicaOptions;
-  /** XState inspection observer, passed to every role actor */
-  inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void);
-  /** told about each snapshot skipped at start because it does not verify */
-  onSnapshotCorrupt?: (name: string, err: Error) => void;
-  /**
-   * One line for each event an operator must see (the store failed or is full, a contract broke):
-   * the replica app logs it. Status and statistics show the same.
-   */
-  log?: (level: 'info' | 'warn' | 'error', msg: string, obj?: Record<string, unknown>) => void;
-  /** told once when a role fails (a safety check): the replica has stopped itself; the process may exit */
-  onFatal?: (err: Error) => void;
-  /** TEST ONLY: a broken acceptor that forgets its promises (for the simulator's self-test) */
-  brokenForgetPromise?: boolean;
-}
-
-export interface SubmitOptions {
-  /** the command gets a slot of its own (RSL ReplicateRequestExclusiveVote) */
-  exclusive?: boolean;
-  /** with exclusive: the leader steps down once this command is chosen */
-  lastBeforeStepDown?: boolean;
-}
-
-export interface PeerHealth {
-  id: ReplicaId;
-  connected: boolean;
-  /** slots this leader has sent the peer that it has not acknowledged */
-  inFlight: number;
-  lastAcceptedSlot: Slot;
-  /** the payload the peer attached to its last vote (RSL SetVotePayload) */
-  votePayload: Uint8Array | undefined;
-  lastVoteAt: number | undefined;
-}
-
-export interface ReplicaStatistics {
-  commandsExecuted: number;
-  slotsExecuted: number;
-  slotsProposed: number;
-  commandsProposed: number;
-  slotsChosen: number;
-  /** mean time from first Accept to a majority, in ms */
-  meanVotingMs: number;
-  elections: number;
-  leaderships: number;
-  log: StoreStats;
-  /** used/capacity bytes of a store of fixed capacity (pmem) */
-  logUsage: StoreUsage | undefined;
-  /** the acceptor: 'serving', 'full' (writes wait for room) or 'failed'; writes refused as full, replies dropped while full */
-  acceptor: { state: string; fullWrites: number; droppedReplies: number; promisePages: number };
-  /** submissions refused as busy (the leader's queue was full), accepts resent, promise pages pulled */
-  busyRefusals: number;
-  acceptResends: number;
-  promisePagesPulled: number;
-  /** messages the bus could not deliver (no handler, no transport) */
-  busDrops: number;
-  catchupRequests: number;
-  applyErrors: number;
-  snapshots: {
-    taken: number;
-    saved: number;
-    refused: number;
-    installed: number;
-    latestSlot: Slot;
-    truncatedBelow: Slot;
-    chunksSent: number;
-    chunksReceived: number;
-    badChunks: number;
-    transfersStartedOver: number;
-  };
-}
-
-/** RSL GetConfiguration: the members and the configuration number. */
-export interface ConfigurationInfo {
-  epoch: number;
-  members: ReplicaId[];
-  /** the first slot this configuration governs */
-  startSlot: Slot;
-}
-
-/** The outcome of a configuration change. */
-export interface ConfigChangeResult extends ConfigurationInfo {
-  /** the slot the change was chosen at */
-  slot: Slot;
-}
-
-export interface ReplicaStatus {
-  id: ReplicaId;
-  ring: RingId;
-  role: LeaderRole;
-  leader: ReplicaId | undefined;
-  ballot: Ballot;
-  promised: Ballot;
-  executedUpTo: Slot;
-  chosenUpTo: Slot;
-  members: readonly ReplicaId[];
-  configEpoch: number;
-  states: { elector: string; proposer: string; acceptor: string; learner: string; configManager: string };
-  pendingSubmissions: number;
-  /** set when the replica stopped itself because a role failed (a safety check) */
-  fatal?: string;
-}
-
-/** One read-index confirmation: the ballot, the members asked (the quorum's configuration), the index. */
-interface ReadRound {
-  ballot: Ballot;
-  members: readonly ReplicaId[];
-  index: Slot;
-  oks: Set<ReplicaId>;
-  nos: number;
-}
-
-const quorumOf = (n: number): number => Math.floor(n / 2) + 1;
-
-/** A state value as a dotted path: 'serving.writing', 'leading.steady' (parallel regions joined by commas). */
-export function statePath(v: unknown): string {
-  if (typeof v === 'string') return v;
-  if (v && typeof v === 'object')
-    return Object.entries(v as Record<string, unknown>).map(([k, sub]) => (sub === undefined ? k : `${k}.${statePath(sub)}`)).join(',');
-  return String(v);
-}
-
-const stateName = (a: Actor<any>): string => statePath(a.getSnapshot().value);
+export { statePath } from './stats.ts';
 
 /**
  * One replica: the four roles (elector, proposer, acceptor, learner) composed over a bus, storage
@@ -213,8 +45,10 @@ export class Replica {
   private members: ReplicaId[];
   private config: Configuration;
   private readonly peers: readonly ReplicaId[];
-  private configRequests = new Map<number, { resolve(r: ConfigChangeResult): void; reject(e: Error): void; timer: unknown }>();
-  private nextConfigRequest = 1;
+  private readonly configRequests: ConfigRequests;
+  private readonly poller: Poller;
+  private readonly reads: ReadIndex;
+  private readonly bootstrapper: Bootstrapper;
   readonly configManager: Actor<typeof configManagerMachine>;
   readonly elector: Actor<typeof electorMachine>;
   readonly proposer: Actor<typeof proposerMachine>;
@@ -223,10 +57,7 @@ export class Replica {
   readonly snapshotter: Actor<typeof snapshotterMachine>;
   readonly snapshots: SnapshotStore;
   private unregister: (() => void)[] = [];
-  /** waiters by submission id: ids are dense and increasing, so a deque indexed by id beats a Map */
-  private waiters = new WaiterTable();
-  private nextId = 1;
-  private outbox: SubmitItem[] = [];
+  private readonly submitter: Submitter;
   private tickTimer: unknown;
   private stopped = false;
   private role: LeaderRole = 'follower';
@@ -269,93 +100,34 @@ export class Replica {
     this.bus = cfg.bus ?? new Bus(this.env, cfg.transport);
     this.inc = Math.floor(this.env.random() * 0x7fffffff);
     this.tickMs = cfg.options?.tickMs ?? 10;
-    this.forwarder = new Forwarder({ ring: this.ring, self: this.id, inc: this.inc, bus: this.bus, env: this.env });
-    const send = (m: Message) => this.bus.send(m);
-    const now = () => this.env.clock.now();
-    const clock = { setTimeout: (fn: (...a: any[]) => void, ms: number) => this.env.clock.setTimeout(fn, ms), clearTimeout: (h: any) => this.env.clock.clearTimeout(h) };
-    const common = { clock, ...(cfg.inspect ? { inspect: cfg.inspect } : {}) } as const;
-    const base = { ring: this.ring, self: this.id, send, now } as const;
-
-    this.acceptor = createActor(acceptorMachine, {
-      ...common,
-      input: {
-        ring: this.ring,
-        self: this.id,
-        store: this.store,
-        recovered,
-        send,
-        now,
-        executedUpTo: startSlot,
-        onStoreError: (err) => this.report('error', 'acceptor', `store failed: ${err.message}; this acceptor no longer votes`),
-        onStoreFull: (err) => this.report('warn', 'acceptor-full', `store full: ${err.message}; writes wait for a snapshot and truncation`),
-        ...(this.sm.acceptMessageFrom ? { acceptMessageFrom: (r: ReplicaId, c: Uint8Array | undefined) => this.sm.acceptMessageFrom!(r, c) } : {}),
-        ...(cfg.brokenForgetPromise ? { brokenForgetPromise: true } : {}),
-        ...(cfg.options?.acceptor?.maxPromiseBytes ? { maxPromiseBytes: cfg.options.acceptor.maxPromiseBytes } : {}),
+    const scope = { ring: this.ring, self: this.id, inc: this.inc, bus: this.bus, env: this.env };
+    this.forwarder = new Forwarder(scope);
+    this.configRequests = new ConfigRequests(scope);
+    this.submitter = new Submitter(scope, () => this.currentLeader());
+    const roles = composeRoles({
+      ring: this.ring, self: this.id, inc: this.inc, bus: this.bus, env: this.env, sm: this.sm, store: this.store,
+      snapshots: this.snapshots, config: this.config, members: this.members, peers: this.peers, recovered, startSlot,
+      ...(restoredFrom ? { restoredFrom } : {}), ...(replay ? { replay } : {}), cfg,
+      report: (level, kind, msg) => this.report(level, kind, msg),
+      onApplyError: (err, slot) => {
+        if (this.applyErrors.length < 100) this.applyErrors.push({ slot, err });
       },
     });
-    this.proposer = createActor(proposerMachine, {
-      ...common,
-      input: {
-        ...base,
-        inc: this.inc,
-        members: this.members,
-        configuration: this.config,
-        maxRound: recovered.promised.round,
-        wallNow: () => this.env.clock.wallMs?.() ?? Date.now(),
-        options: cfg.options?.proposer ?? {},
-        ...(startSlot > 0 ? { executedUpTo: startSlot } : {}),
-      },
+    this.acceptor = roles.acceptor;
+    this.proposer = roles.proposer;
+    this.learner = roles.learner;
+    this.snapshotter = roles.snapshotter;
+    this.elector = roles.elector;
+    this.configManager = roles.configManager;
+    this.poller = new Poller(this.env, () => [this.elector, this.learner, this.proposer],
+      () => new NotLeaderError(this.currentLeader(), false));
+    this.reads = new ReadIndex({
+      ...scope, poller: this.poller, proposer: this.proposer,
+      executedSlot: () => this.executedSlot(), currentLeader: () => this.currentLeader(),
     });
-    this.learner = createActor(learnerMachine, {
-      ...common,
-      input: {
-        ...base,
-        inc: this.inc,
-        members: this.members,
-        configuration: this.config,
-        peers: this.peers,
-        stateMachine: this.sm,
-        options: retainWindow(cfg.options),
-        executedUpTo: startSlot,
-        ...(replay?.slots.length ? { replayed: replay.slots } : {}),
-        onApplyError: (err, slot) => {
-          if (this.applyErrors.length < 100) this.applyErrors.push({ slot, err });
-        },
-      },
-    });
-    // the snapshotter talks to the learner (which owns the state machine) and the acceptor by messages
-    this.snapshotter = createActor(snapshotterMachine, {
-      ...common,
-      input: {
-        ring: this.ring,
-        self: this.id,
-        configuration: this.config,
-        peers: this.peers,
-        executedUpTo: startSlot,
-        store: this.snapshots,
-        send,
-        now,
-        options: cfg.options?.snapshotter ?? {},
-        ...(restoredFrom ? { initial: restoredFrom } : {}),
-      },
-    });
-    this.elector = createActor(electorMachine, {
-      ...common,
-      input: {
-        ...base,
-        members: this.members,
-        configEpoch: this.config.epoch,
-        peers: this.peers,
-        random: () => this.env.random(),
-        maxRound: recovered.promised.round,
-        options: cfg.options?.elector ?? {},
-        ...(this.sm.canBecomeLeader ? { canBecomeLeader: () => this.sm.canBecomeLeader!() } : {}),
-      },
-    });
-
-    this.configManager = createActor(configManagerMachine, {
-      ...common,
-      input: { ring: this.ring, self: this.id, inc: this.inc, send, now, configuration: this.config, options: cfg.options?.configManager ?? {} },
+    this.bootstrapper = new Bootstrapper({
+      ...scope, store: this.store, poller: this.poller, config: () => this.config,
+      currentLeader: () => this.currentLeader(), take: (c) => this.learner.send({ type: 'bootstrap', config: c }),
     });
 
     const reg = (role: 'acceptor' | 'proposer' | 'learner' | 'elector' | 'snapshotter' | 'config-manager' | 'client', h: (m: Message) => void) =>
@@ -368,15 +140,16 @@ export class Replica {
     reg('config-manager', (m) => this.configManager.send(m as any));
     // role changes are seen on the proposer's own state, at once (RSL NotifyStatus)
     this.proposer.subscribe((snap) => {
-      if (snap.value !== this.lastProposerState) {
-        this.lastProposerState = snap.value as string;
-        this.onProposerState(snap.value as string, snap.context.leaderHint);
+      const top = topState(snap.value);
+      if (top !== this.lastProposerState) {
+        this.lastProposerState = top;
+        this.onProposerState(top, snap.context.leaderHint);
       }
     });
     reg('client', (m) => this.onClientMessage(m));
     // a role that throws (a safety check that is always on, or a contract in tests) stops the replica
-    const roles = { acceptor: this.acceptor, proposer: this.proposer, learner: this.learner, elector: this.elector, snapshotter: this.snapshotter, 'config-manager': this.configManager } as const;
-    for (const [role, a] of Object.entries(roles)) (a as Actor<any>).subscribe({ error: (e: unknown) => this.fatal(role, e) });
+    const named = { ...roles, 'config-manager': roles.configManager, configManager: undefined } as Record<string, Actor<any> | undefined>;
+    for (const [role, a] of Object.entries(named)) a?.subscribe({ error: (e: unknown) => this.fatal(role, e) });
     this.onFatal = cfg.onFatal;
   }
 
@@ -457,61 +230,23 @@ export class Replica {
     if (n === 0) return Promise.resolve({ results: [], slot: 0 });
     if (this.stopped) return refuse(new ReplicaStoppedError());
     if (!this.isLeader()) return refuse(new NotLeaderError(this.currentLeader()));
-    return new Promise((resolve) => {
-      const base = this.nextId;
-      this.nextId += n;
-      const w = new BatchWaiter(n, base, resolve);
-      for (let i = 0; i < n; i++) {
-        this.waiters.set(base + i, w);
-        const item = opts.exclusive
-          ? { id: base + i, cmd: commands[i]!, excl: true, ...(opts.lastBeforeStepDown ? { last: true } : {}) }
-          : { id: base + i, cmd: commands[i]! };
-        this.push(item);
-      }
-    });
+    return this.submitter.submitEach(commands, opts);
   }
-
-  private push(item: SubmitItem): void {
-    if (this.outbox.length === 0) this.env.defer(this.flushOutbox);
-    this.outbox.push(item);
-  }
-
-  private readonly flushOutbox = (): void => {
-    if (this.outbox.length === 0) return;
-    const items = this.outbox;
-    this.outbox = [];
-    this.bus.send({ type: 'submit', ring: this.ring, from: this.id, to: this.id, items });
-  };
 
   private onClientMessage(m: Message): void {
+    if (this.submitter.onMessage(m)) return;
     switch (m.type) {
-      case 'executed':
-        if (m.inc === this.inc) this.waiters.onExecuted(m);
-        return;
-      case 'aborted': {
-        const err = m.busy ? new BusyError() : new NotLeaderError(m.leaderHint ?? this.currentLeader(), m.maybeChosen);
-        this.waiters.failAll(m.ids, err, m.maybeChosen);
-        return;
-      }
       case 'recovered':
         this.sm.onLeaderRecovered?.();
         return;
-      case 'config-result': {
-        if (m.inc !== undefined && m.inc !== this.inc) return; // the answer to a request of an earlier run
-        const r = this.configRequests.get(m.id);
-        if (!r) return;
-        this.configRequests.delete(m.id);
-        this.env.clock.clearTimeout(r.timer);
-        if (m.ok) r.resolve({ epoch: m.epoch ?? this.config.epoch, members: [...(m.members ?? this.members)], startSlot: (m.slot ?? 0) + 1, slot: m.slot ?? 0 });
-        else r.reject(new ConfigChangeError(m.code ?? 'ABORTED', m.error ?? 'the configuration change failed', m.maybeChosen ?? false, m.leaderHint));
+      case 'config-result':
+        this.configRequests.onResult(m, this.getConfiguration());
         return;
-      }
       case 'bootstrap':
-        this.onBootstrapInvite(m);
+        this.bootstrapper.onInvite(m);
         return;
       case 'bootstrap-ack':
-        if (m.ok) this.bootstrapAcks?.add(m.from);
-        for (const p of [...this.polls]) p();
+        this.bootstrapper.onAck(m);
         return;
       case 'config-notice':
         if (m.kind === 'changed') {
@@ -527,7 +262,7 @@ export class Replica {
         this.forwarder.serve(m, this.isLeader(), this.currentLeader(), (cmds) => this.submitEach(cmds));
         return;
       case 'read-ack':
-        this.onReadAck(m);
+        this.reads.onAck(m);
         return;
       case 'client-rep':
         this.forwarder.onReply(m);
@@ -561,23 +296,13 @@ export class Replica {
    */
   changeConfiguration(members: readonly ReplicaId[], cookie?: Uint8Array, timeoutMs = 120_000): Promise<ConfigChangeResult> {
     if (this.stopped) return Promise.reject(new ReplicaStoppedError());
-    const id = this.nextConfigRequest++;
-    return new Promise((resolve, reject) => {
-      const timer = this.env.clock.setTimeout(() => {
-        if (this.configRequests.delete(id)) reject(new ConfigChangeError('ABORTED', `no answer within ${timeoutMs} ms`, true, undefined));
-      }, timeoutMs);
-      this.configRequests.set(id, { resolve, reject, timer });
-      // the leader's config-manager runs the change (it answers this replica); with no leader known the
-      // local one answers NOT_LEADER
-      const leader = this.isLeader() ? this.id : this.currentLeader();
-      const to = leader !== undefined ? leader : this.id;
-      this.bus.send({ type: 'config-change', ring: this.ring, from: this.id, to, id, inc: this.inc, members: [...members], ...(cookie ? { cookie } : {}) });
-    });
+    // the leader's config-manager runs the change (it answers this replica); with no leader known the
+    // local one answers NOT_LEADER
+    const to = this.currentLeader() ?? this.id;
+    return this.configRequests.request(to, members, cookie, timeoutMs);
   }
 
   // ------------------------------------------------------------------ bootstrap (RSL Bootstrap)
-  private bootstrapAcks: Set<ReplicaId> | undefined;
-
   /**
    * RSL Bootstrap: gives a cluster whose replicas started with no configuration its first one. This
    * replica (a member of `members`) stores it durably, invites the others (each stores it and takes
@@ -585,62 +310,9 @@ export class Replica {
    * replica already has this configuration. Rejects with BootstrapError: INVALID (bad set, or this
    * replica not in it), ALREADY (bootstrapped with another set), FAILED (no leader within timeoutMs).
    */
-  async bootstrap(members: readonly ReplicaId[], timeoutMs = 30_000): Promise<{ result: 'ok' | 'already-bootstrapped'; epoch: number; members: ReplicaId[]; leader: ReplicaId }> {
+  async bootstrap(members: readonly ReplicaId[], timeoutMs = 30_000): Promise<BootstrapResult> {
     if (this.stopped) throw new ReplicaStoppedError();
-    const problem = memberSetProblem(members);
-    if (problem) throw new BootstrapError('INVALID', problem);
-    if (!members.includes(this.id)) throw new BootstrapError('INVALID', `bootstrap on a member: ${this.id} is not in ${members.join(',')}`);
-    let result: 'ok' | 'already-bootstrapped' = 'ok';
-    if (this.config.epoch > 0) {
-      if (this.config.epoch !== 1 || !sameMembers(this.config.members, members))
-        throw new BootstrapError('ALREADY', `already bootstrapped: configuration ${this.config.epoch} is ${this.config.members.join(',')}`);
-      result = 'already-bootstrapped';
-    } else await this.takeBootstrap(members);
-    const acks = (this.bootstrapAcks = new Set([this.id]));
-    const invite = () => {
-      for (const m of members) if (!acks.has(m)) this.bus.send({ type: 'bootstrap', ring: this.ring, from: this.id, to: m, members: [...members] });
-    };
-    let timer: unknown;
-    const again = () => {
-      invite();
-      timer = this.env.clock.setTimeout(again, 200);
-    };
-    try {
-      const leader = await this.waitFor(
-        () => {
-          const l = this.currentLeader();
-          return l !== undefined && members.includes(l) && acks.size >= Math.floor(members.length / 2) + 1 ? l : undefined;
-        },
-        timeoutMs,
-        again,
-        () => new BootstrapError('FAILED', `no leader within ${timeoutMs} ms (invited: ${members.join(',')}; answered: ${[...acks].join(',')})`),
-      );
-      return { result, epoch: this.config.epoch, members: [...this.config.members], leader };
-    } finally {
-      this.env.clock.clearTimeout(timer);
-    }
-  }
-
-  /** Stores the first configuration and takes it (learner, then proposer and elector through it). */
-  private async takeBootstrap(members: readonly ReplicaId[]): Promise<void> {
-    const c: Configuration = { epoch: 1, members: [...members], startSlot: 1 };
-    await storeConfig0(this.store, c);
-    this.learner.send({ type: 'bootstrap', config: c });
-  }
-
-  private onBootstrapInvite(m: MessageOf<'bootstrap'>): void {
-    const ack = (ok: boolean, error?: string) =>
-      this.bus.send({ type: 'bootstrap-ack', ring: this.ring, from: this.id, to: m.from, ok, ...(error ? { error } : {}) });
-    if (this.config.epoch > 0) {
-      if (this.config.epoch === 1 && sameMembers(this.config.members, m.members)) ack(true);
-      else ack(false, `${this.id} is already bootstrapped: configuration ${this.config.epoch} is ${this.config.members.join(',')}`);
-      return;
-    }
-    if (memberSetProblem(m.members) || !m.members.includes(this.id)) return ack(false, `bad member set ${m.members.join(',')}`);
-    this.takeBootstrap(m.members).then(
-      () => ack(true),
-      (e: Error) => ack(false, `cannot store the configuration: ${e.message}`),
-    );
+    return this.bootstrapper.run(members, timeoutMs);
   }
 
   // ------------------------------------------------------------------ forwarding
@@ -671,68 +343,15 @@ export class Replica {
   }
 
   // ------------------------------------------------------------------ reads
-  private readSeq = 0;
-  private readRounds = new Map<number, ReadRound>();
-
   /**
-   * Read-index: linearizable reads without a log slot. The leader notes its commit index, asks every
-   * acceptor whether it still promises the leader's ballot (a round started after the request), and
-   * resolves with the index once a majority said yes and this replica executed up to the index (and
-   * every slot of earlier leaders). A read of the local state machine then is linearizable: any
-   * leader that could have chosen a later write had to win a majority of promises first, and one of
-   * them would have said no. No clock assumption.
+   * Read-index: linearizable reads without a log slot (see ReadIndex). Resolves with the index once a
+   * majority of the leader's configuration confirmed its ballot after the request and this replica
+   * executed up to the index; read the local state machine then.
    */
   readIndex(timeoutMs = 2_000): Promise<Slot> {
     if (this.stopped) return Promise.reject(new ReplicaStoppedError());
     if (!this.isLeader()) return Promise.reject(new NotLeaderError(this.currentLeader()));
-    const seq = ++this.readSeq;
-    let round: ReadRound | undefined;
-    let retry: unknown;
-    const ask = () => {
-      if (!round) return;
-      for (const m of round.members) if (!round.oks.has(m)) this.bus.send({ type: 'read-confirm', ring: this.ring, from: this.id, to: m, ballot: round.ballot, seq });
-    };
-    const again = () => {
-      ask();
-      retry = this.env.clock.setTimeout(again, 50);
-    };
-    const out = this.waitFor(
-      () => {
-        const pc = this.proposer.getSnapshot();
-        const p = pc.context;
-        if (pc.value !== 'leading') throw new NotLeaderError(this.currentLeader());
-        // phase 1 of a configuration that just took effect (or the change in flight) is not done: the
-        // slots after the change may hold writes this leader has not recovered yet (issue #17)
-        if (p.reprepare || p.pendingConfig !== undefined) return undefined;
-        if (!round || !ballotEq(round.ballot, p.ballot)) {
-          // the index and the quorum of the configuration that governs now (the proposer's: the
-          // replica's own members change only when its learner executes the change)
-          round = { ballot: p.ballot, members: [...p.members], index: Math.max(p.chosenUpTo, p.recoveryEnd), oks: new Set(), nos: 0 };
-          this.readRounds.set(seq, round);
-          ask();
-          return undefined;
-        }
-        if (round.nos > 0) throw new NotLeaderError(this.currentLeader());
-        if (round.oks.size < quorumOf(round.members.length)) return undefined;
-        return this.executedSlot() >= round.index ? round.index : undefined;
-      },
-      timeoutMs,
-      again,
-    );
-    const cleanup = () => {
-      this.env.clock.clearTimeout(retry);
-      this.readRounds.delete(seq);
-    };
-    out.then(cleanup, cleanup);
-    return out;
-  }
-
-  private onReadAck(m: MessageOf<'read-ack'>): void {
-    const r = this.readRounds.get(m.seq);
-    if (!r || !ballotEq(m.ballot, r.ballot) || !r.members.includes(m.from)) return;
-    if (m.ok) r.oks.add(m.from);
-    else r.nos++;
-    for (const p of [...this.polls]) p();
+    return this.reads.read(timeoutMs);
   }
 
   /**
@@ -741,57 +360,13 @@ export class Replica {
    */
   waitForSlot(minSlot: Slot, timeoutMs: number): Promise<Slot> {
     if (this.stopped) return Promise.reject(new ReplicaStoppedError());
-    return this.waitFor(() => (this.executedSlot() >= minSlot ? this.executedSlot() : undefined), timeoutMs, undefined, () => new StaleReplicaError(this.executedSlot(), minSlot));
-  }
-
-  private readonly polls = new Set<() => void>();
-  private pollSubs: { unsubscribe(): void }[] = [];
-
-  /** Resolves with check()'s value once defined, re-checking on every elector and learner event. */
-  private waitFor<T>(check: () => T | undefined, timeoutMs: number, kick?: () => void, onTimeout?: () => Error): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      let timer: unknown;
-      const poll = () => {
-        let v: T | undefined;
-        try {
-          v = check();
-        } catch (e) {
-          done();
-          reject(e);
-          return;
-        }
-        if (v !== undefined) {
-          done();
-          resolve(v);
-        }
-      };
-      const done = () => {
-        this.polls.delete(poll);
-        this.env.clock.clearTimeout(timer);
-        if (this.polls.size === 0) {
-          for (const s of this.pollSubs) s.unsubscribe();
-          this.pollSubs = [];
-        }
-      };
-      timer = this.env.clock.setTimeout(() => {
-        done();
-        reject(onTimeout ? onTimeout() : new NotLeaderError(this.currentLeader(), false));
-      }, timeoutMs);
-      if (this.polls.size === 0) {
-        const run = () => {
-          for (const p of [...this.polls]) p();
-        };
-        this.pollSubs = [this.elector.subscribe(run), this.learner.subscribe(run), this.proposer.subscribe(run)];
-      }
-      this.polls.add(poll);
-      kick?.();
-      poll();
-    });
+    const executed = () => (this.executedSlot() >= minSlot ? this.executedSlot() : undefined);
+    return this.poller.waitFor(executed, timeoutMs, undefined, () => new StaleReplicaError(this.executedSlot(), minSlot));
   }
 
   // ------------------------------------------------------------------ RSL parity
   isLeader(): boolean {
-    return this.proposer.getSnapshot().value === 'leading';
+    return this.proposer.getSnapshot().matches('leading');
   }
 
   /** RSL: the primary as this replica knows it. */
@@ -836,24 +411,7 @@ export class Replica {
 
   /** Health of each peer as this replica sees it (leader-side figures are zero on followers). */
   peerHealth(): PeerHealth[] {
-    const p = this.proposer.getSnapshot().context;
-    const e = this.elector.getSnapshot().context;
-    return this.members
-      .filter((m) => m !== this.id)
-      .map((id) => {
-        const leading = this.isLeader();
-        const last = p.peers.get(id)?.lastAcceptedSlot ?? 0;
-        const inFlight = leading ? Math.max(0, p.nextSlot - 1 - last) : 0;
-        const v = e.votes.get(id);
-        return {
-          id,
-          connected: this.transport ? this.transport.isConnected(id) : true,
-          inFlight,
-          lastAcceptedSlot: p.peers.get(id)?.lastAcceptedSlot ?? 0,
-          votePayload: v?.payload,
-          lastVoteAt: v?.ackAt,
-        };
-      });
+    return peerHealthOf(this.view());
   }
 
   // ------------------------------------------------------------------ snapshots (RSL checkpoints)
@@ -886,67 +444,21 @@ export class Replica {
   }
 
   statistics(): ReplicaStatistics {
-    const sn = this.snapshotter.getSnapshot().context;
-    const l = this.learner.getSnapshot().context.stats;
-    const p = this.proposer.getSnapshot().context.stats;
-    const a = this.acceptor.getSnapshot().context;
-    return {
-      commandsExecuted: l.commandsExecuted,
-      slotsExecuted: l.slotsExecuted,
-      slotsProposed: p.slotsProposed,
-      commandsProposed: p.commandsProposed,
-      slotsChosen: p.slotsChosen,
-      meanVotingMs: p.slotsChosen ? p.votingMs / p.slotsChosen : 0,
-      elections: p.elections,
-      leaderships: p.leaderships,
-      log: this.store.stats(),
-      logUsage: this.store.usage?.(),
-      acceptor: { state: stateName(this.acceptor), fullWrites: a.stats.fullWrites, droppedReplies: a.stats.droppedReplies, promisePages: a.stats.promisePages },
-      busyRefusals: p.busyRefusals,
-      acceptResends: p.acceptResends,
-      promisePagesPulled: p.promisePagesPulled,
-      busDrops: this.bus.dropped,
-      catchupRequests: l.catchupRequests,
-      applyErrors: l.applyErrors,
-      snapshots: {
-        taken: sn.stats.taken,
-        saved: sn.stats.saved,
-        refused: sn.stats.refused,
-        installed: sn.stats.installed,
-        latestSlot: sn.latest?.slot ?? 0,
-        truncatedBelow: sn.stats.truncatedBelow,
-        chunksSent: sn.stats.chunksSent,
-        chunksReceived: sn.stats.chunksReceived,
-        badChunks: sn.stats.badChunks,
-        transfersStartedOver: sn.stats.transfersStartedOver,
-      },
-    };
+    return statisticsOf(this.view());
   }
 
   status(): ReplicaStatus {
-    const p = this.proposer.getSnapshot().context;
-    const a = this.acceptor.getSnapshot().context;
-    const l = this.learner.getSnapshot().context;
+    return statusOf(this.view());
+  }
+
+  private view(): StatsView {
     return {
-      id: this.id,
-      ring: this.ring,
-      role: this.role,
-      leader: this.currentLeader(),
-      ballot: this.isLeader() ? p.ballot : this.elector.getSnapshot().context.leaderBallot,
-      promised: a.promised,
-      executedUpTo: l.executedUpTo,
-      chosenUpTo: this.highestChosenSlot(),
-      members: [...this.members],
-      configEpoch: this.config.epoch,
-      states: {
-        elector: stateName(this.elector),
-        proposer: stateName(this.proposer),
-        acceptor: stateName(this.acceptor),
-        learner: stateName(this.learner),
-        configManager: stateName(this.configManager),
-      },
-      pendingSubmissions: this.waiters.size,
-      ...(this.fatalError ? { fatal: this.fatalError.message } : {}),
+      id: this.id, ring: this.ring, role: this.role, store: this.store, bus: this.bus, transport: this.transport,
+      members: this.members, config: this.config, pendingSubmissions: this.submitter.pending, fatal: this.fatalError,
+      elector: this.elector, proposer: this.proposer, acceptor: this.acceptor, learner: this.learner,
+      snapshotter: this.snapshotter, configManager: this.configManager,
+      isLeader: () => this.isLeader(), currentLeader: () => this.currentLeader(),
+      highestChosenSlot: () => this.highestChosenSlot(),
     };
   }
 
@@ -970,13 +482,9 @@ export class Replica {
     this.acceptor.send({ type: 'stop', graceful: !opts.keepStore });
     for (const a of [this.elector, this.proposer, this.learner, this.configManager] as Actor<any>[]) a.stop();
     const err = new ReplicaStoppedError();
-    for (const r of this.configRequests.values()) {
-      this.env.clock.clearTimeout(r.timer);
-      r.reject(err);
-    }
-    this.configRequests.clear();
+    this.configRequests.stop(err);
     // in flight when the replica stopped: they may still be chosen (by the other replicas)
-    this.waiters.failAll(this.waiters.keys(), err, true);
+    this.submitter.stop(err);
     this.forwarder.stop(err);
     this.sm.onShutdown?.();
     if (!opts.keepStore) {
@@ -993,105 +501,4 @@ export class Replica {
   get isStopped(): boolean {
     return this.stopped;
   }
-}
-
-const CONFIG0 = 'config0';
-
-/** Resolves when the actor reaches a final state (or stops, or fails). */
-function untilDone(a: Actor<any>): Promise<void> {
-  return new Promise((resolve) => {
-    if (a.getSnapshot().status !== 'active') return resolve();
-    const sub = a.subscribe({
-      next: (snap: { status: string }) => {
-        if (snap.status !== 'active') {
-          sub.unsubscribe();
-          resolve();
-        }
-      },
-      error: () => resolve(),
-      complete: () => resolve(),
-    });
-  });
-}
-
-/**
- * The learner keeps executed slots to serve peers' catch-up. It must hold at least everything above
- * the newest snapshot (two intervals and the margin, to be safe): a peer missing a slot either gets
- * it from there or finds it under a snapshot it can install, never neither.
- */
-function retainWindow(o: ReplicaOptions | undefined): Partial<LearnerOptions> {
-  const l = { ...DEFAULT_LEARNER_OPTIONS, ...o?.learner };
-  const sn = { ...DEFAULT_SNAPSHOTTER_OPTIONS, ...o?.snapshotter };
-  const retainSlots = sn.everySlots > 0 ? Math.max(l.retainSlots, 2 * sn.everySlots + sn.truncateMargin) : l.retainSlots;
-  const retainBytes = sn.everyBytes > 0 ? Math.max(l.retainBytes, 2 * sn.everyBytes + sn.truncateMarginBytes) : l.retainBytes;
-  // an explicit setting wins (tests shrink the window to force catch-up by snapshot)
-  return { retainSlots, retainBytes, ...o?.learner };
-}
-
-
-/** The initial configuration stored in the log (first start, or a bootstrap), if readable. */
-function storedConfig0(recovered: Awaited<ReturnType<AcceptorStore['recover']>>): Configuration | undefined {
-  const stored = recovered.meta.get(CONFIG0);
-  if (!stored) return undefined;
-  try {
-    const c = JSON.parse(Buffer.from(stored).toString('utf8')) as Configuration;
-    if (Number.isSafeInteger(c.epoch) && Array.isArray(c.members) && Number.isSafeInteger(c.startSlot)) return c;
-  } catch {
-    // unreadable: the given one
-  }
-  return undefined;
-}
-
-/**
- * The configuration a replica starts in: the newest snapshot's when it has one, else the initial
- * configuration (stored durably at the first start, see createReplica).
- */
-function initialConfiguration(given: CreateReplicaConfig['configuration'], snap: SnapshotMeta | undefined): Configuration {
-  const base = asConfiguration(given);
-  if (!snap || (snap.members.length === 0 && snap.epoch === undefined)) return base;
-  return { epoch: snap.epoch ?? Math.max(1, base.epoch), members: [...snap.members], startSlot: snap.startSlot ?? snap.slot + 1 };
-}
-
-/**
- * The initial configuration is written to the store at the first start and read back at the next
- * ones: a config file edited later (to list the members of today) must not rewrite history.
- */
-async function persistedInitialConfiguration(cfg: CreateReplicaConfig, recovered: Awaited<ReturnType<AcceptorStore['recover']>>): Promise<CreateReplicaConfig['configuration']> {
-  const stored = storedConfig0(recovered);
-  if (stored) return stored;
-  const c = asConfiguration(cfg.configuration);
-  await storeConfig0(cfg.storage, c);
-  return c;
-}
-
-/** A member list is epoch 1 of it from slot 1 (an empty one: no configuration yet). */
-function asConfiguration(given: CreateReplicaConfig['configuration']): Configuration {
-  return 'epoch' in given
-    ? { epoch: given.epoch, members: [...given.members], startSlot: given.startSlot }
-    : { epoch: given.members.length ? 1 : 0, members: [...given.members], startSlot: 1 };
-}
-
-/** Stores the initial configuration durably (meta `config0`; the latest record wins at recovery). */
-function storeConfig0(store: AcceptorStore, c: Configuration): Promise<void> {
-  const value = new Uint8Array(Buffer.from(JSON.stringify({ epoch: c.epoch, members: c.members, startSlot: c.startSlot }), 'utf8'));
-  return new Promise<void>((resolve, reject) => store.append([{ t: 'meta', key: CONFIG0, value }], (err) => (err ? reject(err) : resolve())));
-}
-
-/** Builds a replica: recovers its store, composes the roles, starts them. */
-export async function createReplica(cfg: CreateReplicaConfig): Promise<Replica> {
-  const recovered = await cfg.storage.recover();
-  cfg = { ...cfg, configuration: await persistedInitialConfiguration(cfg, recovered) };
-  const snapshots = cfg.snapshots ?? cfg.options?.makeSnapshotStore?.(cfg.id) ?? new MemorySnapshotStore();
-  // the newest snapshot that verifies (a corrupt newest one falls back to the one before)
-  const snap = await loadLatestValid(snapshots, (name, err) => cfg.onSnapshotCorrupt?.(name, err));
-  if (snap) await cfg.stateMachine.restore((async function* () { yield snap.data; })());
-  // local recovery first: the slots the replica's own log proves chosen, before any role starts
-  const replay = replayLocalLog(recovered, snap?.meta.slot ?? 0, cfg.stateMachine);
-  if (replay.slots.length > 0)
-    cfg.log?.('info', `replayed slots ${(snap?.meta.slot ?? 0) + 1}..${replay.upTo} from the local log`, {
-      replica: cfg.id, ring: cfg.ring ?? 'default', commands: replay.commands, ms: Math.round(replay.ms),
-    });
-  const r = new Replica({ ...cfg, snapshots }, recovered, snap?.meta, replay);
-  r.start();
-  return r;
 }

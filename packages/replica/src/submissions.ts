@@ -1,4 +1,6 @@
-import type { MessageOf, Slot } from '@decree/protocol';
+import type { Bus, Env } from '@decree/bus';
+import type { SubmitOptions } from './types.ts';
+import type { Message, MessageOf, ReplicaId, RingId, Slot, SubmitItem } from '@decree/protocol';
 import { BusyError, NotLeaderError } from './errors.ts';
 
 /** A command that did not execute here, or may have (its slot was in flight when leadership was lost). */
@@ -149,4 +151,75 @@ export class WaiterTable {
       if (w.fail(id, error, maybeExecuted)) w.resolve(w.outcome());
     }
   }
+}
+
+/**
+ * A replica's client side of the proposer: commands go out as `submit` messages (those of one turn
+ * of the event loop in one message), and each gets its outcome from the learner's `executed` or the
+ * proposer's `aborted`.
+ */
+export class Submitter {
+  private nextId = 1;
+  private readonly waiters = new WaiterTable();
+  private outbox: SubmitItem[] = [];
+
+  constructor(
+    private readonly o: { ring: RingId; self: ReplicaId; inc: number; bus: Bus; env: Env },
+    /** the leader as this replica knows it: the hint of an abort that names none */
+    private readonly leaderHint: () => ReplicaId | undefined = () => undefined,
+  ) {}
+
+  /** submissions waiting for their outcome */
+  get pending(): number {
+    return this.waiters.size;
+  }
+
+  submitEach(commands: readonly Uint8Array[], opts: SubmitOptions = {}): Promise<BatchOutcome> {
+    const n = commands.length;
+    if (n === 0) return Promise.resolve({ results: [], slot: 0 });
+    return new Promise((resolve) => {
+      const base = this.nextId;
+      this.nextId += n;
+      const w = new BatchWaiter(n, base, resolve);
+      const last = opts.exclusive && opts.lastBeforeStepDown ? { last: true } : {};
+      for (let i = 0; i < n; i++) {
+        this.waiters.set(base + i, w);
+        const cmd = commands[i]!;
+        this.push(opts.exclusive ? { id: base + i, cmd, excl: true, ...last } : { id: base + i, cmd });
+      }
+    });
+  }
+
+  /** `executed` or `aborted` for this replica's submissions; false for any other message. */
+  onMessage(m: Message): boolean {
+    if (m.type === 'executed') {
+      if (m.inc === this.o.inc) this.waiters.onExecuted(m);
+      return true;
+    }
+    if (m.type === 'aborted') {
+      const err = m.busy ? new BusyError() : new NotLeaderError(m.leaderHint ?? this.leaderHint(), m.maybeChosen);
+      this.waiters.failAll(m.ids, err, m.maybeChosen);
+      return true;
+    }
+    return false;
+  }
+
+  /** Every pending submission fails with `err`; they were in flight, so they may still be chosen. */
+  stop(err: Error): void {
+    this.outbox = [];
+    this.waiters.failAll(this.waiters.keys(), err, true);
+  }
+
+  private push(item: SubmitItem): void {
+    if (this.outbox.length === 0) this.o.env.defer(this.flush);
+    this.outbox.push(item);
+  }
+
+  private readonly flush = (): void => {
+    if (this.outbox.length === 0) return;
+    const items = this.outbox;
+    this.outbox = [];
+    const { ring, self, bus } = this.o;
+    bus.send({ type: 'submit', ring, from: self, to: self, items });
+  };
 }

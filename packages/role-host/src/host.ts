@@ -6,7 +6,7 @@ import { proposerMachine, type ProposerOptions } from '@decree/proposer';
 import { learnerMachine } from '@decree/learner';
 import { electorMachine, type ElectorOptions } from '@decree/elector';
 import { snapshotterMachine, type SnapshotStore, type SnapshotterOptions } from '@decree/snapshotter';
-import { BatchWaiter, type BatchOutcome, BusyError, Forwarder, NotLeaderError, WaiterTable } from '@decree/replica';
+import { Forwarder, Submitter } from '@decree/replica';
 import { configManagerMachine } from '@decree/config-manager';
 
 export type HostedRole = 'elector' | 'proposer' | 'acceptor' | 'learner' | 'snapshotter' | 'config-manager' | 'client';
@@ -112,7 +112,7 @@ export async function startRoleHost(o: RoleHostOptions): Promise<RoleHost> {
       });
       break;
     case 'client': {
-      const c = new ClientRole(o.ring, o.id, inc, send, o.bus, o.env);
+      const c = new ClientRole(o.ring, o.id, inc, o.bus, o.env);
       unregister = o.bus.register(o.ring, o.id, 'client', (m) => c.onMessage(m));
       return { role: 'client', actor: undefined, stop: () => unregister() };
     }
@@ -138,47 +138,19 @@ export async function startRoleHost(o: RoleHostOptions): Promise<RoleHost> {
  * runs) executed it — the same submission table and forwarding answers as an in-process Replica.
  */
 class ClientRole {
-  private nextId = 1;
-  private readonly waiters = new WaiterTable();
+  private readonly submitter: Submitter;
   private readonly forwarder: Forwarder;
 
-  constructor(
-    private readonly ring: RingId,
-    private readonly id: ReplicaId,
-    readonly inc: number,
-    private readonly send: (m: Message) => void,
-    bus: Bus,
-    env: Env,
-  ) {
-    this.forwarder = new Forwarder({ ring, self: id, inc, bus, env });
-  }
-
-  private submitEach(cmds: readonly Uint8Array[]): Promise<BatchOutcome> {
-    return new Promise((resolve) => {
-      const base = this.nextId;
-      this.nextId += cmds.length;
-      const w = new BatchWaiter(cmds.length, base, resolve);
-      for (let i = 0; i < cmds.length; i++) this.waiters.set(base + i, w);
-      const items: SubmitItem[] = cmds.map((cmd, i) => ({ id: base + i, cmd }));
-      this.send({ type: 'submit', ring: this.ring, from: this.id, to: this.id, items });
-    });
+  constructor(ring: RingId, id: ReplicaId, inc: number, bus: Bus, env: Env) {
+    const scope = { ring, self: id, inc, bus, env };
+    this.submitter = new Submitter(scope);
+    this.forwarder = new Forwarder(scope);
   }
 
   onMessage(m: Message): void {
-    switch (m.type) {
-      case 'client-req':
-        // whether the proposer leads is its own business: it aborts the commands if it does not
-        this.forwarder.serve(m, true, undefined, (cmds) => this.submitEach(cmds));
-        return;
-      case 'executed':
-        if (m.inc === this.inc) this.waiters.onExecuted(m);
-        return;
-      case 'aborted':
-        this.waiters.failAll(m.ids, m.busy ? new BusyError() : new NotLeaderError(m.leaderHint, m.maybeChosen), m.maybeChosen);
-        return;
-      default:
-        return;
-    }
+    if (this.submitter.onMessage(m)) return;
+    // whether the proposer leads is its own business: it aborts the commands if it does not
+    if (m.type === 'client-req') this.forwarder.serve(m, true, undefined, (cmds) => this.submitter.submitEach(cmds));
   }
 }
 
