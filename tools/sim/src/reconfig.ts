@@ -1,0 +1,167 @@
+import type { Rng } from '@decree/bus';
+import type { ReplicaId } from '@decree/protocol';
+import type { SimCluster } from '@decree/testkit';
+import type { RecordingKv } from './recording-machine.ts';
+
+/**
+ * Reconfiguration episodes (issue #17, point 2): the windows in which a read-index read may be stale.
+ *
+ * 1. `start`: a member R of the current configuration (not the leader L) crashes; L is asked for a new
+ *    member set that keeps L and R, may remove another member X and adds spares.
+ * 2. `changing`: the moment L's proposer has chosen the config value at slot e (it re-prepares), X's
+ *    link from L is cut in the same scheduler step, so X misses the Decide for e (in some episodes
+ *    X also crashes then): X accepted e but never executed it.
+ * 3. `new-config`: once L chose a few slots above e (or after a while), L crashes, whatever the
+ *    majority rule of the random faults says.
+ * 4. `aftermath`: R restarts with its disk and snapshot store as they were (its state predates e) and
+ *    may campaign in the old configuration with X; the links heal, X comes back. The episode ends
+ *    after a while; the random faults (and the end of the run) bring the rest back.
+ */
+export interface EpisodeHost {
+  readonly c: SimCluster<RecordingKv>;
+  readonly rng: Rng;
+  readonly spares: number;
+  trace(line: string): void;
+  /** the newest configuration a live replica runs */
+  current(): { epoch: number; members: readonly ReplicaId[] };
+}
+
+type Phase =
+  | { k: 'idle' }
+  | {
+      k: 'changing' | 'new-config' | 'aftermath';
+      leader: ReplicaId;
+      r: ReplicaId;
+      x: ReplicaId | undefined;
+      crashX: boolean;
+      /** the slot of the config value, once chosen */
+      e: number;
+      /** slots above e the new configuration must choose before the leader crashes */
+      extra: number;
+      until: number;
+      unsubscribe?: () => void;
+    };
+
+export interface EpisodeStats {
+  started: number;
+  /** the config value was chosen while the episode watched (a re-prepare followed) */
+  chosen: number;
+  /** the leader crashed just after choosing slots in the new configuration */
+  leaderCrashes: number;
+  /** R restarted from its state from before the change */
+  staleRestarts: number;
+}
+
+export class ReconfigEpisodes {
+  private phase: Phase = { k: 'idle' };
+  readonly stats: EpisodeStats = { started: 0, chosen: 0, leaderCrashes: 0, staleRestarts: 0 };
+  private readonly t = (): string => this.h.c.sched.now().toFixed(1);
+
+  constructor(private readonly h: EpisodeHost) {}
+
+  get active(): boolean {
+    return this.phase.k !== 'idle';
+  }
+
+  /** Starts an episode when a leader of a configuration of 3 or more members is up. */
+  async start(): Promise<void> {
+    const { c, rng } = this.h;
+    if (this.active) return;
+    const leader = c.leader();
+    if (!leader || c.leaders().length !== 1) return;
+    const cur = this.h.current().members;
+    const others = cur.filter((m) => m !== leader && c.nodes.get(m)!.replica);
+    if (!cur.includes(leader) || others.length < 2 || others.length + 1 < cur.length) return;
+    const r = rng.pick(others);
+    const rest = others.filter((m) => m !== r);
+    const x = rng.chance(0.8) ? rng.pick(rest) : undefined;
+    const spares = c.ids.filter((id) => !cur.includes(id));
+    // the new set: the leader and R stay, X goes (when chosen), one or more spares join
+    const keep = cur.filter((m) => m !== x);
+    const add = [...spares].sort(() => rng.next() - 0.5).slice(0, rng.int(1, Math.max(1, spares.length)));
+    const next = [...new Set([...keep, ...add])].sort();
+    if (next.length < 3 || (next.length === cur.length && next.every((m) => cur.includes(m)))) return;
+    this.stats.started++;
+    const crashX = x !== undefined && rng.chance(0.3);
+    this.h.trace(`${this.t()} episode: crash ${r}, ${leader} changes ${cur.join(',')} -> ${next.join(',')}` +
+      `${x ? `, ${x} will miss the decide${crashX ? ' and crash' : ''}` : ''}`);
+    await c.crash(r);
+    const ph: Phase = {
+      k: 'changing', leader, r, x, crashX, e: 0, extra: rng.int(1, 8), until: c.sched.now() + 2_500,
+    };
+    this.phase = ph;
+    // the moment the config value is chosen: cut X's link from the leader (the Decide in flight is lost)
+    let pending = 0;
+    const sub = c.replica(leader).proposer.subscribe((snap) => {
+      const ctx = snap.context;
+      if (ctx.pendingConfig) pending = ctx.pendingConfig.slot;
+      if (ph.k === 'changing' && pending > 0 && ctx.chosenUpTo >= pending && ctx.config.startSlot === pending + 1) {
+        ph.e = pending;
+        ph.k = 'new-config';
+        ph.until = c.sched.now() + 600;
+        this.stats.chosen++;
+        if (x) c.net.cutLink(leader, x, false);
+      }
+    });
+    ph.unsubscribe = () => sub.unsubscribe();
+    c.replica(leader).changeConfiguration(next).then(
+      (res) => this.h.trace(`${this.t()} episode: config epoch ${res.epoch} at slot ${res.slot}: ${res.members.join(',')}`),
+      (err: Error & { code?: string }) => this.h.trace(`${this.t()} episode: config refused: ${err.code ?? ''} ${err.message}`),
+    );
+  }
+
+  /** Advances the episode; called once per client round. */
+  async step(): Promise<void> {
+    const ph = this.phase;
+    if (ph.k === 'idle') return;
+    const { c, rng } = this.h;
+    const now = c.sched.now();
+    const leaderUp = !!c.nodes.get(ph.leader)!.replica;
+    if (ph.k === 'changing') {
+      if (now < ph.until && leaderUp) return;
+      this.h.trace(`${this.t()} episode: the change was not chosen in time`);
+      await this.aftermath(ph, false);
+      return;
+    }
+    if (ph.k === 'new-config') {
+      if (ph.crashX && ph.x && c.nodes.get(ph.x)!.replica) {
+        this.h.trace(`${this.t()} episode: crash ${ph.x} (it missed the decide of slot ${ph.e})`);
+        await c.crash(ph.x);
+      }
+      if (!leaderUp) {
+        await this.aftermath(ph, false);
+        return;
+      }
+      const p = c.replica(ph.leader).proposer.getSnapshot();
+      const far = p.value === 'leading' && !p.context.reprepare && p.context.chosenUpTo >= ph.e + ph.extra;
+      if (!far && now < ph.until) return;
+      this.h.trace(`${this.t()} episode: crash leader ${ph.leader} (chosen up to ${p.context.chosenUpTo}, config at ${ph.e})`);
+      this.stats.leaderCrashes++;
+      await c.crash(ph.leader);
+      await this.aftermath(ph, rng.chance(0.5));
+      return;
+    }
+    if (now < ph.until) return;
+    this.h.trace(`${this.t()} episode ends`);
+    c.net.heal();
+    this.phase = { k: 'idle' };
+  }
+
+  /** R restarts from its old state; X comes back; the links heal now or when the episode ends. */
+  private async aftermath(ph: Exclude<Phase, { k: 'idle' }>, healLater: boolean): Promise<void> {
+    const { c, rng } = this.h;
+    ph.unsubscribe?.();
+    if (!c.nodes.get(ph.r)!.replica) {
+      this.h.trace(`${this.t()} episode: restart ${ph.r} (down since before the change)`);
+      this.stats.staleRestarts++;
+      await c.restart(ph.r);
+    }
+    if (ph.x && !c.nodes.get(ph.x)!.replica) {
+      this.h.trace(`${this.t()} episode: restart ${ph.x}`);
+      await c.restart(ph.x);
+    }
+    if (!healLater) c.net.heal();
+    ph.k = 'aftermath';
+    ph.until = c.sched.now() + rng.int(300, 900);
+  }
+}
