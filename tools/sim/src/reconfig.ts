@@ -94,7 +94,9 @@ export class ReconfigEpisodes {
     let pending = 0;
     const sub = c.replica(leader).proposer.subscribe((snap) => {
       const ctx = snap.context;
-      if (ctx.pendingConfig) pending = ctx.pendingConfig.slot;
+      const pc = ctx.pendingConfig;
+      // our change only (a change asked by the random faults may be in flight instead)
+      if (pc) pending = pc.members.length === next.length && pc.members.every((m) => next.includes(m)) ? pc.slot : 0;
       if (ph.k === 'changing' && pending > 0 && ctx.chosenUpTo >= pending && ctx.config.startSlot === pending + 1) {
         ph.e = pending;
         ph.k = 'new-config';
@@ -106,7 +108,10 @@ export class ReconfigEpisodes {
     ph.unsubscribe = () => sub.unsubscribe();
     c.replica(leader).changeConfiguration(next).then(
       (res) => this.h.trace(`${this.t()} episode: config epoch ${res.epoch} at slot ${res.slot}: ${res.members.join(',')}`),
-      (err: Error & { code?: string }) => this.h.trace(`${this.t()} episode: config refused: ${err.code ?? ''} ${err.message}`),
+      (err: Error & { code?: string }) => {
+        this.h.trace(`${this.t()} episode: config refused: ${err.code ?? ''} ${err.message}`);
+        if (ph.k === 'changing') ph.until = 0; // the next step ends the episode
+      },
     );
   }
 
@@ -144,6 +149,12 @@ export class ReconfigEpisodes {
     if (now < ph.until) return;
     this.h.trace(`${this.t()} episode ends`);
     c.net.heal();
+    this.phase = { k: 'idle' };
+  }
+
+  /** The faults stop: no more cuts or crashes from the episode (the run restarts and heals everything). */
+  stop(): void {
+    if (this.phase.k !== 'idle') this.phase.unsubscribe?.();
     this.phase = { k: 'idle' };
   }
 

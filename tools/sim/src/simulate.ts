@@ -134,6 +134,7 @@ export async function simulate(p: SimParams): Promise<SimReport> {
   await c.start();
   const rng = c.sched.rng.fork();
   const trace: string[] = [];
+  if (process.env.SIM_TRACE) trace.push = (...l: string[]) => (console.log(...l), 0);
   const t = () => c.sched.now().toFixed(1);
   const down = () => c.ids.filter((id) => !c.nodes.get(id)!.replica);
   /** the newest configuration any live replica runs */
@@ -221,8 +222,11 @@ export async function simulate(p: SimParams): Promise<SimReport> {
   };
   /** clients that only read (process ids after the clients'), at any replica that believes it leads */
   const readerBusy = new Array<boolean>(readerCount).fill(false);
+  /** when each reader last read: in a window, at most one read per reader per virtual ms */
+  const readerAt = new Array<number>(readerCount).fill(-1);
   const readerStep = (ri: number, at?: ReplicaId): void => {
     if (readerBusy[ri]) return;
+    readerAt[ri] = c.sched.now();
     const target = at ?? (c.leaders().length ? rrng.pick(c.leaders()) : undefined);
     if (!target) return;
     readerBusy[ri] = true;
@@ -234,7 +238,7 @@ export async function simulate(p: SimParams): Promise<SimReport> {
     for (const id of c.up()) {
       const ps = c.replica(id).proposer.getSnapshot();
       if (ps.value !== 'leading' || !(ps.context.reprepare || ps.context.pendingConfig)) continue;
-      for (let ri = 0; ri < readerCount; ri++) if (!readerBusy[ri]) readerStep(ri, id);
+      for (let ri = 0; ri < readerCount; ri++) if (!readerBusy[ri] && c.sched.now() >= readerAt[ri]! + 1) readerStep(ri, id);
     }
   };
   /**
@@ -253,6 +257,8 @@ export async function simulate(p: SimParams): Promise<SimReport> {
       const once = () => (first ? ((first = false), false) : true);
       c.sched.runUntilCond(once, Math.max(0, end - c.sched.now()));
       if (c.sched.steps === before) break;
+      if (process.env.SIM_TRACE && c.sched.steps % 200000 === 0)
+        console.log('steps', c.sched.steps, c.sched.now(), c.sched.pending, reads.issued, readsOut, history.size);
       if (readsOut > 0) await Promise.resolve();
       readInWindows();
     }
@@ -460,6 +466,7 @@ export async function simulate(p: SimParams): Promise<SimReport> {
       await drain(); // snapshot capture, store and restore are promise chains: let them finish
     }
     // heal and converge
+    episodes?.stop();
     trace.push(`${t()} heal all`);
     c.net.heal();
     c.net.opts = { ...c.net.opts, dropRate: 0, duplicateRate: 0, maxDelayMs: 2 };
