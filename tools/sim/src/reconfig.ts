@@ -1,16 +1,19 @@
 import type { Rng } from '@decree/bus';
 import type { ReplicaId } from '@decree/protocol';
 import type { SimCluster } from '@decree/testkit';
+import type { SimDisk } from './disk.ts';
 import type { RecordingKv } from './recording-machine.ts';
 
 /**
  * Reconfiguration episodes (issue #17, point 2): the windows in which a read-index read may be stale.
  *
- * 1. `start`: a member R of the current configuration (not the leader L) crashes; L is asked for a new
- *    member set that keeps L and R, may remove another member X and adds spares.
- * 2. `changing`: the moment L's proposer has chosen the config value at slot e (it re-prepares), X's
- *    link from L is cut in the same scheduler step, so X misses the Decide for e (in some episodes
- *    X also crashes then): X accepted e but never executed it.
+ * 1. `start`: a member R of the current configuration C1 (not the leader L) crashes. Members M ("missers",
+ *    enough that R and M are a majority of C1) will miss the change. L is asked for a new member set C2
+ *    with spares, in which L and the spares (and the members outside R and M) are a majority without R
+ *    and M, and which keeps some of R and M: one of them may win phase 1 in C1 later and re-prepare in C2.
+ * 2. `changing`: the moment L's proposer has chosen the config value at slot e (it re-prepares), the
+ *    links from L to M are cut in the same scheduler step, so M miss the Decide for e and every accept
+ *    after it (in some episodes they also crash then): they accepted e but never executed it.
  * 3. `new-config`: once L chose a few slots above e (or after a while), L crashes, whatever the
  *    majority rule of the random faults says.
  * 4. `aftermath`: R restarts with its disk and snapshot store as they were (its state predates e) and
@@ -20,7 +23,7 @@ import type { RecordingKv } from './recording-machine.ts';
 export interface EpisodeHost {
   readonly c: SimCluster<RecordingKv>;
   readonly rng: Rng;
-  readonly spares: number;
+  readonly disks: ReadonlyMap<ReplicaId, SimDisk>;
   trace(line: string): void;
   /** the newest configuration a live replica runs */
   current(): { epoch: number; members: readonly ReplicaId[] };
@@ -32,7 +35,7 @@ type Phase =
       k: 'changing' | 'new-config' | 'aftermath';
       leader: ReplicaId;
       r: ReplicaId;
-      x: ReplicaId | undefined;
+      misses: ReplicaId[];
       crashX: boolean;
       /** the slot of the config value, once chosen */
       e: number;
@@ -72,22 +75,35 @@ export class ReconfigEpisodes {
     const cur = this.h.current().members;
     const others = cur.filter((m) => m !== leader && c.nodes.get(m)!.replica);
     if (!cur.includes(leader) || others.length < 2 || others.length + 1 < cur.length) return;
-    const r = rng.pick(others);
-    const rest = others.filter((m) => m !== r);
-    const x = rng.chance(0.8) ? rng.pick(rest) : undefined;
+    const shuffle = <T>(a: readonly T[]): T[] => [...a].sort(() => rng.next() - 0.5);
+    const quorum = (k: number) => Math.floor(k / 2) + 1;
+    const [r, ...rest] = shuffle(others) as [ReplicaId, ...ReplicaId[]];
+    // most episodes: R and the missers are a majority of C1 (they can elect one of them without L)
+    const misses = rng.chance(0.85) ? rest.slice(0, quorum(cur.length) - 1) : [];
+    const stay = cur.filter((m) => m !== r && !misses.includes(m)); // L and the members that follow L
     const spares = c.ids.filter((id) => !cur.includes(id));
-    // the new set: the leader and R stay, X goes (when chosen), one or more spares join
-    const keep = cur.filter((m) => m !== x);
-    const add = [...spares].sort(() => rng.next() - 0.5).slice(0, rng.int(1, Math.max(1, spares.length)));
-    const next = [...new Set([...keep, ...add])].sort();
-    if (next.length < 3 || (next.length === cur.length && next.every((m) => cur.includes(m)))) return;
+    const add = shuffle(spares).slice(0, rng.int(1, Math.max(1, spares.length)));
+    if (add.length === 0) return;
+    // some of R and the missers stay in C2, as long as L, the followers and the spares are a majority of it
+    let kept = shuffle([r, ...misses]).filter(() => rng.chance(0.7));
+    const fits = () => stay.length + add.length >= quorum(stay.length + add.length + kept.length);
+    while (kept.length > 0 && !fits()) kept = kept.slice(1);
+    if (kept.length === 0 && misses.length > 0 && rng.chance(0.8)) return; // nobody stale would re-prepare
+    const next = [...stay, ...add, ...kept].sort();
+    if (next.length < 3 || !fits()) return;
     this.stats.started++;
-    const crashX = x !== undefined && rng.chance(0.3);
+    const crashX = misses.length > 0 && rng.chance(0.2);
     this.h.trace(`${this.t()} episode: crash ${r}, ${leader} changes ${cur.join(',')} -> ${next.join(',')}` +
-      `${x ? `, ${x} will miss the decide${crashX ? ' and crash' : ''}` : ''}`);
+      `${misses.length ? `, ${misses.join(',')} will miss the decide${crashX ? ' and crash' : ''}` : ''}`);
     await c.crash(r);
+    // slow disks on the new members in some episodes: a promise waits for its sync, a read-confirm does not
+    if (rng.chance(0.5))
+      for (const m of add) {
+        const d = this.h.disks.get(m);
+        if (d) d.opts = { ...d.opts, maxSyncMs: 5 + rng.next() * 40 };
+      }
     const ph: Phase = {
-      k: 'changing', leader, r, x, crashX, e: 0, extra: rng.int(1, 8), until: c.sched.now() + 2_500,
+      k: 'changing', leader, r, misses, crashX, e: 0, extra: rng.int(1, 8), until: c.sched.now() + 2_500,
     };
     this.phase = ph;
     // the moment the config value is chosen: cut X's link from the leader (the Decide in flight is lost)
@@ -102,7 +118,7 @@ export class ReconfigEpisodes {
         ph.k = 'new-config';
         ph.until = c.sched.now() + 600;
         this.stats.chosen++;
-        if (x) c.net.cutLink(leader, x, false);
+        for (const m of ph.misses) c.net.cutLink(leader, m, false);
       }
     });
     ph.unsubscribe = () => sub.unsubscribe();
@@ -129,10 +145,12 @@ export class ReconfigEpisodes {
       return;
     }
     if (ph.k === 'new-config') {
-      if (ph.crashX && ph.x && c.nodes.get(ph.x)!.replica) {
-        this.h.trace(`${this.t()} episode: crash ${ph.x} (it missed the decide of slot ${ph.e})`);
-        await c.crash(ph.x);
-      }
+      if (ph.crashX)
+        for (const m of ph.misses) {
+          if (!c.nodes.get(m)!.replica) continue;
+          this.h.trace(`${this.t()} episode: crash ${m} (it missed the decide of slot ${ph.e})`);
+          await c.crash(m);
+        }
       if (!leaderUp) {
         await this.aftermath(ph, false);
         return;
@@ -167,9 +185,10 @@ export class ReconfigEpisodes {
       this.stats.staleRestarts++;
       await c.restart(ph.r);
     }
-    if (ph.x && !c.nodes.get(ph.x)!.replica) {
-      this.h.trace(`${this.t()} episode: restart ${ph.x}`);
-      await c.restart(ph.x);
+    for (const m of ph.misses) {
+      if (c.nodes.get(m)!.replica) continue;
+      this.h.trace(`${this.t()} episode: restart ${m}`);
+      await c.restart(m);
     }
     if (!healLater) c.net.heal();
     ph.k = 'aftermath';

@@ -134,7 +134,6 @@ export async function simulate(p: SimParams): Promise<SimReport> {
   await c.start();
   const rng = c.sched.rng.fork();
   const trace: string[] = [];
-  if (process.env.SIM_TRACE) trace.push = (...l: string[]) => (console.log(...l), 0);
   const t = () => c.sched.now().toFixed(1);
   const down = () => c.ids.filter((id) => !c.nodes.get(id)!.replica);
   /** the newest configuration any live replica runs */
@@ -177,7 +176,7 @@ export async function simulate(p: SimParams): Promise<SimReport> {
    * this replica's state machine, read in the scheduler step in which the index resolved. Any error
    * (not the leader, leadership lost, timeout, the replica restarted) is a failed read: it has no effect.
    */
-  const readIndexOp = (process: number, target: ReplicaId, key: string, done: () => void): void => {
+  const readIndexOp = (proc: number, target: ReplicaId, key: string, done: () => void): void => {
     const node = c.nodes.get(target)!;
     const rep = node.replica!;
     const sm = node.sm;
@@ -188,7 +187,7 @@ export async function simulate(p: SimParams): Promise<SimReport> {
     reads.issued++;
     if (inReprepare) reads.reprepare.issued++;
     if (inPending) reads.pendingConfig.issued++;
-    const h = history.invoke(process, 'get', key);
+    const h = history.invoke(proc, 'get', key);
     readsOut++;
     let settled = false;
     const finish = (value: string | null | undefined, index?: number): void => {
@@ -257,14 +256,24 @@ export async function simulate(p: SimParams): Promise<SimReport> {
       const once = () => (first ? ((first = false), false) : true);
       c.sched.runUntilCond(once, Math.max(0, end - c.sched.now()));
       if (c.sched.steps === before) break;
-      if (process.env.SIM_TRACE && c.sched.steps % 200000 === 0)
-        console.log('steps', c.sched.steps, c.sched.now(), c.sched.pending, reads.issued, readsOut, history.size);
       if (readsOut > 0) await Promise.resolve();
       readInWindows();
+      if (reconfigRate > 0) traceLeaders();
     }
   };
+  /** with reads: a trace line whenever the set of replicas that believe they lead changes */
+  let leadersSeen = '';
+  const traceLeaders = (): void => {
+    const now = c.leaders().map((id) => {
+      const x = c.replica(id).proposer.getSnapshot().context;
+      const w = x.reprepare ? ' reprepare' : x.pendingConfig ? ` pendingConfig ${x.pendingConfig.slot}` : '';
+      return `${id}@${x.ballot.round}.${x.ballot.leader} epoch ${x.config.epoch}${w}`;
+    }).join(', ');
+    if (now !== leadersSeen) trace.push(`${t()} leaders: ${now || 'none'}`);
+    leadersSeen = now;
+  };
   const episodes = reconfigRate > 0
-    ? new ReconfigEpisodes({ c, rng: rrng, spares, trace: (l) => trace.push(l), current })
+    ? new ReconfigEpisodes({ c, rng: rrng, disks, trace: (l) => trace.push(l), current })
     : undefined;
 
   // ------------------------------------------------------------ clients
