@@ -8,7 +8,7 @@ import { writeFileSync } from 'node:fs';
 import { type SimLinkOptions, TCP_QUEUE_BYTES, TCP_QUEUE_MESSAGES, twoLanes } from '@decree/bus';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { type ScaleParams, simulateScale } from './scale.ts';
-import { simulate } from './simulate.ts';
+import { READS_MODE, simulate } from './simulate.ts';
 
 const int = (name: string, min = 0) => (v: string) => {
   const n = Number(v);
@@ -82,10 +82,10 @@ const o = program.opts<{
   bandwidth?: number; lanes?: '1' | '2';
 }>();
 
-const spares = o.spares ?? (o.reads ? 2 : 1);
-const readIndexShare = o.readIndex ?? (o.reads ? 0.5 : 0);
-const readers = o.readers ?? (o.reads ? 2 : 0);
-const reconfig = o.reconfig ?? (o.reads ? 0.05 : 0);
+const spares = o.spares ?? (o.reads ? READS_MODE.spares : 1);
+const readIndexShare = o.readIndex ?? (o.reads ? READS_MODE.readIndexShare : 0);
+const readers = o.readers ?? (o.reads ? READS_MODE.readers : 0);
+const reconfig = o.reconfig ?? (o.reads ? READS_MODE.reconfig : 0);
 
 /** The flags of this run, for the replay line. */
 function replayFlags(): string {

@@ -45,6 +45,9 @@ export interface SimParams {
   reconfig?: number;
 }
 
+/** The `--reads` mode of the CLI: read-index reads around frequent reconfigurations (issue #17). */
+export const READS_MODE = { spares: 2, readIndexShare: 0.5, readers: 2, reconfig: 0.05 } as const;
+
 /** Read-index reads of a run (issue #17). `reprepare`/`pendingConfig`: issued at a replica whose proposer was so. */
 export interface ReadStats {
   issued: number;
@@ -184,6 +187,9 @@ export async function simulate(p: SimParams): Promise<SimReport> {
     const inReprepare = ctx.reprepare;
     const inPending = ctx.pendingConfig !== undefined;
     const window = inReprepare ? 'reprepare' : inPending ? `pendingConfig ${ctx.pendingConfig!.slot}` : '';
+    // the replica asks its own member list (it changes when the learner executes the config value)
+    const asked = rep.getConfiguration().members.join(',');
+    const proposing = ctx.members.join(',');
     reads.issued++;
     if (inReprepare) reads.reprepare.issued++;
     if (inPending) reads.pendingConfig.issued++;
@@ -206,7 +212,8 @@ export async function simulate(p: SimParams): Promise<SimReport> {
       if (inPending) reads.pendingConfig.ok++;
       history.complete(h, value);
       if (window)
-        trace.push(`${t()} read-index ${target} (${window}, ballot ${ctx.ballot.round}.${ctx.ballot.leader}): ` +
+        trace.push(`${t()} read-index ${target} (${window}, ballot ${ctx.ballot.round}.${ctx.ballot.leader}, ` +
+          `asked ${asked}${asked === proposing ? '' : ` not the proposer's ${proposing}`}): ` +
           `get ${key} = ${value} at index ${index}, executed ${rep.executedSlot()}`);
     };
     const timeout = c.sched.after(1_000, () => finish(undefined));
