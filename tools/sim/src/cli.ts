@@ -77,7 +77,8 @@ const program = new Command('sim')
 program.parse();
 const o = program.opts<{
   seeds: number; startSeed: number; duration: number; verbose: boolean; history?: string; faultRate?: number;
-  spares?: number; livenessMs?: number; reads: boolean; readIndex?: number; readers?: number; reconfig?: number; scale: boolean; slots: number; valueBytes: number; clients: number;
+  spares?: number; livenessMs?: number; reads: boolean; readIndex?: number; readers?: number; reconfig?: number;
+  scale: boolean; slots: number; valueBytes: number; clients: number;
   pipeline: number; restarts: number; diskBytes: number; n?: '3' | '5'; linkBytes?: number; linkMessages?: number;
   bandwidth?: number; lanes?: '1' | '2';
 }>();
@@ -121,7 +122,9 @@ function links(): SimLinkOptions {
 
 let failures = 0;
 const t0 = Date.now();
-const readTotals = { runs: 0, issued: 0, ok: 0, reprepare: 0, reprepareOk: 0, pending: 0, pendingOk: 0, episodes: 0, staleRestarts: 0 };
+const readTotals = {
+  runs: 0, issued: 0, ok: 0, reprepare: 0, reprepareOk: 0, pending: 0, pendingOk: 0, episodes: 0, staleRestarts: 0,
+};
 let last;
 for (let s = o.startSeed; s < o.startSeed + o.seeds; s++) {
   let ok: boolean;
@@ -185,7 +188,8 @@ for (let s = o.startSeed; s < o.startSeed + o.seeds; s++) {
       const rds = rd.issued > 0
         ? ` read-index ${rd.issued} (ok ${rd.ok}, failed ${rd.failed}; in reprepare ${rd.reprepare.issued} ` +
           `ok ${rd.reprepare.ok}; pendingConfig ${rd.pendingConfig.issued} ok ${rd.pendingConfig.ok}) ` +
-          `episodes ${ep.started} (chosen ${ep.chosen}, leader crashes ${ep.leaderCrashes}, stale restarts ${ep.staleRestarts})`
+          `episodes ${ep.started} (chosen ${ep.chosen}, leader crashes ${ep.leaderCrashes}, ` +
+          `stale restarts ${ep.staleRestarts})`
         : '';
       console.log(`seed ${s}: n=${r.n} ops=${r.ops} (ok ${r.okOps}, unknown ${r.unknownOps}) applied=${r.applied} ` +
         `faults=${r.faults} config=${cfg}${rds} ${r.ok ? 'ok' : 'VIOLATION'}`);
@@ -204,8 +208,10 @@ for (let s = o.startSeed; s < o.startSeed + o.seeds; s++) {
 if (o.history && last) writeFileSync(o.history, last.history.map((op) => JSON.stringify(op)).join('\n') + '\n');
 if (readTotals.runs > 0) {
   const x = readTotals;
-  console.log(`read-index reads: ${x.issued} issued, ${x.ok} ok; issued in a re-prepare ${x.reprepare} (ok ${x.reprepareOk}), ` +
-    `with a config value in flight ${x.pending} (ok ${x.pendingOk}); episodes ${x.episodes}, stale restarts ${x.staleRestarts}`);
+  console.log(`read-index reads: ${x.issued} issued, ${x.ok} ok; ` +
+    `issued in a re-prepare ${x.reprepare} (ok ${x.reprepareOk}), ` +
+    `with a config value in flight ${x.pending} (ok ${x.pendingOk}); ` +
+    `episodes ${x.episodes}, stale restarts ${x.staleRestarts}`);
 }
 const total = ((Date.now() - t0) / 1000).toFixed(1);
 console.log(`${o.seeds} seeds from ${o.startSeed}: ${failures} violations (${total} s)`);

@@ -123,7 +123,8 @@ export class ReconfigEpisodes {
     });
     ph.unsubscribe = () => sub.unsubscribe();
     c.replica(leader).changeConfiguration(next).then(
-      (res) => this.h.trace(`${this.t()} episode: config epoch ${res.epoch} at slot ${res.slot}: ${res.members.join(',')}`),
+      (res) => this.h.trace(`${this.t()} episode: config epoch ${res.epoch} at slot ${res.slot}: ` +
+        `${res.members.join(',')}`),
       (err: Error & { code?: string }) => {
         this.h.trace(`${this.t()} episode: config refused: ${err.code ?? ''} ${err.message}`);
         if (ph.k === 'changing') ph.until = 0; // the next step ends the episode
@@ -158,7 +159,8 @@ export class ReconfigEpisodes {
       const p = c.replica(ph.leader).proposer.getSnapshot();
       const far = p.value === 'leading' && !p.context.reprepare && p.context.chosenUpTo >= ph.e + ph.extra;
       if (!far && now < ph.until) return;
-      this.h.trace(`${this.t()} episode: crash leader ${ph.leader} (chosen up to ${p.context.chosenUpTo}, config at ${ph.e})`);
+      this.h.trace(`${this.t()} episode: crash leader ${ph.leader} ` +
+        `(chosen up to ${p.context.chosenUpTo}, config at ${ph.e})`);
       this.stats.leaderCrashes++;
       await c.crash(ph.leader);
       await this.aftermath(ph, rng.chance(0.5));

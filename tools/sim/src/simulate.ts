@@ -171,7 +171,9 @@ export async function simulate(p: SimParams): Promise<SimReport> {
   const readMode = readIndexShare > 0 || readerCount > 0 || reconfigRate > 0;
   // a stream of its own, drawn only in this mode: without it every seed replays as before
   const rrng = readMode ? rng.fork() : rng;
-  const reads: ReadStats = { issued: 0, ok: 0, failed: 0, reprepare: { issued: 0, ok: 0 }, pendingConfig: { issued: 0, ok: 0 } };
+  const reads: ReadStats = {
+    issued: 0, ok: 0, failed: 0, reprepare: { issued: 0, ok: 0 }, pendingConfig: { issued: 0, ok: 0 },
+  };
   /** read-index reads not answered yet: while there are any, virtual time advances one task at a time */
   let readsOut = 0;
   /**
@@ -244,7 +246,8 @@ export async function simulate(p: SimParams): Promise<SimReport> {
     for (const id of c.up()) {
       const ps = c.replica(id).proposer.getSnapshot();
       if (ps.value !== 'leading' || !(ps.context.reprepare || ps.context.pendingConfig)) continue;
-      for (let ri = 0; ri < readerCount; ri++) if (!readerBusy[ri] && c.sched.now() >= readerAt[ri]! + 1) readerStep(ri, id);
+      for (let ri = 0; ri < readerCount; ri++)
+        if (!readerBusy[ri] && c.sched.now() >= readerAt[ri]! + 1) readerStep(ri, id);
     }
   };
   /**
