@@ -8,7 +8,7 @@ import { writeFileSync } from 'node:fs';
 import { type SimLinkOptions, TCP_QUEUE_BYTES, TCP_QUEUE_MESSAGES, twoLanes } from '@decree/bus';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { type ScaleParams, simulateScale } from './scale.ts';
-import { simulate } from './simulate.ts';
+import { READS_MODE, simulate } from './simulate.ts';
 
 const int = (name: string, min = 0) => (v: string) => {
   const n = Number(v);
@@ -36,7 +36,21 @@ const program = new Command('sim')
     new Option('--fault-rate <p>', 'probability of a fault per ~5 simulated ms (default 0.03; --scale: 0)')
       .argParser(rate('--fault-rate')),
   )
-  .addOption(num('--spares <n>', 'replicas outside the initial configuration, for configuration changes', 0, 1))
+  .addOption(num('--spares <n>', 'replicas outside the initial configuration, for configuration changes ' +
+    '(default 1; --reads: 2)', 0))
+  // --- read-index reads (issue #17)
+  .option('--reads', 'read-index reads around configuration changes: --read-index 0.5 --readers 2 --reconfig 0.05 ' +
+    '--spares 2 unless given', false)
+  .addOption(
+    new Option('--read-index <p>', 'share of the clients\' GETs served by read-index instead of the log (default 0)')
+      .argParser(rate('--read-index')),
+  )
+  .addOption(num('--readers <n>', 'clients that only issue read-index reads at any replica that believes it leads', 0))
+  .addOption(
+    new Option('--reconfig <p>', 'probability per ~5 simulated ms of a reconfiguration episode (crash a member, ' +
+      'change the configuration, crash the leader just after, restart the member from its old state)')
+      .argParser(rate('--reconfig')),
+  )
   .addOption(
     num('--liveness-ms <ms>', 'once faults stop, a leader and a committed write within this virtual time ' +
       '(--scale: default 10000; otherwise default: off)', 1),
@@ -63,10 +77,16 @@ const program = new Command('sim')
 program.parse();
 const o = program.opts<{
   seeds: number; startSeed: number; duration: number; verbose: boolean; history?: string; faultRate?: number;
-  spares: number; livenessMs?: number; scale: boolean; slots: number; valueBytes: number; clients: number;
+  spares?: number; livenessMs?: number; reads: boolean; readIndex?: number; readers?: number; reconfig?: number;
+  scale: boolean; slots: number; valueBytes: number; clients: number;
   pipeline: number; restarts: number; diskBytes: number; n?: '3' | '5'; linkBytes?: number; linkMessages?: number;
   bandwidth?: number; lanes?: '1' | '2';
 }>();
+
+const spares = o.spares ?? (o.reads ? READS_MODE.spares : 1);
+const readIndexShare = o.readIndex ?? (o.reads ? READS_MODE.readIndexShare : 0);
+const readers = o.readers ?? (o.reads ? READS_MODE.readers : 0);
+const reconfig = o.reconfig ?? (o.reads ? READS_MODE.reconfig : 0);
 
 /** The flags of this run, for the replay line. */
 function replayFlags(): string {
@@ -75,7 +95,12 @@ function replayFlags(): string {
     f.push('--scale', `--slots ${o.slots}`, `--value-bytes ${o.valueBytes}`, `--clients ${o.clients}`,
       `--pipeline ${o.pipeline}`, `--restarts ${o.restarts}`);
     if (o.diskBytes) f.push(`--disk-bytes ${o.diskBytes}`);
-  } else f.push(`--duration ${o.duration}`, `--spares ${o.spares}`);
+  } else {
+    f.push(`--duration ${o.duration}`, `--spares ${spares}`);
+    if (readIndexShare) f.push(`--read-index ${readIndexShare}`);
+    if (readers) f.push(`--readers ${readers}`);
+    if (reconfig) f.push(`--reconfig ${reconfig}`);
+  }
   if (o.faultRate !== undefined) f.push(`--fault-rate ${o.faultRate}`);
   if (o.livenessMs !== undefined) f.push(`--liveness-ms ${o.livenessMs}`);
   if (o.n) f.push(`--n ${o.n}`);
@@ -97,6 +122,9 @@ function links(): SimLinkOptions {
 
 let failures = 0;
 const t0 = Date.now();
+const readTotals = {
+  runs: 0, issued: 0, ok: 0, reprepare: 0, reprepareOk: 0, pending: 0, pendingOk: 0, episodes: 0, staleRestarts: 0,
+};
 let last;
 for (let s = o.startSeed; s < o.startSeed + o.seeds; s++) {
   let ok: boolean;
@@ -132,17 +160,39 @@ for (let s = o.startSeed; s < o.startSeed + o.seeds; s++) {
     if (o.verbose) for (const line of r.trace) console.log(`   ${line}`);
   } else {
     const r = await simulate({
-      seed: s, durationMs: o.duration, faultRate: o.faultRate ?? 0.03, spares: o.spares,
+      seed: s, durationMs: o.duration, faultRate: o.faultRate ?? 0.03, spares,
+      ...(readIndexShare ? { readIndexShare } : {}),
+      ...(readers ? { readers } : {}),
+      ...(reconfig ? { reconfig } : {}),
       ...(o.n ? { n: Number(o.n) as 3 | 5 } : {}),
       ...(o.livenessMs !== undefined ? { livenessMs: o.livenessMs } : {}),
       ...(linkFlags ? { links: links() } : {}),
     });
     last = r;
     ({ ok, violation } = r);
+    const rd = r.reads;
+    if (rd.issued > 0 || r.episodes.started > 0) {
+      readTotals.runs++;
+      readTotals.issued += rd.issued;
+      readTotals.ok += rd.ok;
+      readTotals.reprepare += rd.reprepare.issued;
+      readTotals.reprepareOk += rd.reprepare.ok;
+      readTotals.pending += rd.pendingConfig.issued;
+      readTotals.pendingOk += rd.pendingConfig.ok;
+      readTotals.episodes += r.episodes.started;
+      readTotals.staleRestarts += r.episodes.staleRestarts;
+    }
     if (o.verbose) {
       const cfg = `${r.configChanges.applied}/${r.configChanges.asked}->${r.configChanges.finalMembers.join(',')}`;
+      const ep = r.episodes;
+      const rds = rd.issued > 0
+        ? ` read-index ${rd.issued} (ok ${rd.ok}, failed ${rd.failed}; in reprepare ${rd.reprepare.issued} ` +
+          `ok ${rd.reprepare.ok}; pendingConfig ${rd.pendingConfig.issued} ok ${rd.pendingConfig.ok}) ` +
+          `episodes ${ep.started} (chosen ${ep.chosen}, leader crashes ${ep.leaderCrashes}, ` +
+          `stale restarts ${ep.staleRestarts})`
+        : '';
       console.log(`seed ${s}: n=${r.n} ops=${r.ops} (ok ${r.okOps}, unknown ${r.unknownOps}) applied=${r.applied} ` +
-        `faults=${r.faults} config=${cfg} ${r.ok ? 'ok' : 'VIOLATION'}`);
+        `faults=${r.faults} config=${cfg}${rds} ${r.ok ? 'ok' : 'VIOLATION'}`);
       for (const line of r.trace) console.log(`   ${line}`);
     }
   }
@@ -156,6 +206,13 @@ for (let s = o.startSeed; s < o.startSeed + o.seeds; s++) {
   }
 }
 if (o.history && last) writeFileSync(o.history, last.history.map((op) => JSON.stringify(op)).join('\n') + '\n');
+if (readTotals.runs > 0) {
+  const x = readTotals;
+  console.log(`read-index reads: ${x.issued} issued, ${x.ok} ok; ` +
+    `issued in a re-prepare ${x.reprepare} (ok ${x.reprepareOk}), ` +
+    `with a config value in flight ${x.pending} (ok ${x.pendingOk}); ` +
+    `episodes ${x.episodes}, stale restarts ${x.staleRestarts}`);
+}
 const total = ((Date.now() - t0) / 1000).toFixed(1);
 console.log(`${o.seeds} seeds from ${o.startSeed}: ${failures} violations (${total} s)`);
 process.exit(failures > 0 ? 1 : 0);

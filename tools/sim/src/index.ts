@@ -3,3 +3,4 @@ export * from './recording-machine.ts';
 export * from './simulate.ts';
 export * from './scale.ts';
 export * from './liveness.ts';
+export * from './reconfig.ts';

@@ -7,6 +7,7 @@ import { MemorySnapshotStore } from '@decree/snapshotter';
 import { SimCluster, checkAgreement, checkDurability, checkValidity, SafetyViolation, type AppliedEntry } from '@decree/testkit';
 import { SimDisk } from './disk.ts';
 import { checkLiveness } from './liveness.ts';
+import { type EpisodeStats, ReconfigEpisodes } from './reconfig.ts';
 import { RecordingKv } from './recording-machine.ts';
 
 export interface SimParams {
@@ -29,6 +30,31 @@ export interface SimParams {
   livenessMs?: number;
   /** links bounded in bytes like the TCP transport's (default: unbounded links, as before) */
   links?: SimLinkOptions;
+  /**
+   * Share of the clients' GETs served by read-index (`Replica.readIndex()`, then a read of that replica's
+   * state machine) instead of a GET through the log. Default 0: the seeds replay as before.
+   */
+  readIndexShare?: number;
+  /** clients that only issue read-index reads, at any replica that believes it leads (default 0) */
+  readers?: number;
+  /**
+   * Probability per client round (~5 virtual ms) of starting a reconfiguration episode when none runs
+   * (`reconfig.ts`: a member crashes, the leader changes the configuration, crashes just after, the
+   * member restarts from its old state). Default 0.
+   */
+  reconfig?: number;
+}
+
+/** The `--reads` mode of the CLI: read-index reads around frequent reconfigurations (issue #17). */
+export const READS_MODE = { spares: 2, readIndexShare: 0.5, readers: 2, reconfig: 0.05 } as const;
+
+/** Read-index reads of a run (issue #17). `reprepare`/`pendingConfig`: issued at a replica whose proposer was so. */
+export interface ReadStats {
+  issued: number;
+  ok: number;
+  failed: number;
+  reprepare: { issued: number; ok: number };
+  pendingConfig: { issued: number; ok: number };
 }
 
 export interface SimReport {
@@ -45,6 +71,10 @@ export interface SimReport {
   configChanges: { asked: number; applied: number; finalMembers: string[] };
   /** summed over the replicas alive at the end: snapshots saved, installed from a peer, and the highest log truncation */
   snapshots: { saved: number; installed: number; truncatedBelow: number };
+  /** read-index reads (all zero unless readIndexShare or readers is set) */
+  reads: ReadStats;
+  /** reconfiguration episodes (all zero unless reconfig is set) */
+  episodes: EpisodeStats;
   trace: string[];
   history: Op[];
 }
@@ -127,25 +157,154 @@ export async function simulate(p: SimParams): Promise<SimReport> {
   const runDrained = async (ms: number): Promise<void> => {
     const end = c.sched.now() + ms;
     while (c.sched.now() < end) {
-      c.run(Math.min(5, end - c.sched.now()));
+      await advance(Math.min(5, end - c.sched.now()));
       await drain();
     }
   };
   let valueSeq = 0;
+  const clients = p.clients ?? 3;
+
+  // ------------------------------------------------------------ read-index reads (issue #17)
+  const readIndexShare = p.readIndexShare ?? 0;
+  const readerCount = p.readers ?? 0;
+  const reconfigRate = p.reconfig ?? 0;
+  const readMode = readIndexShare > 0 || readerCount > 0 || reconfigRate > 0;
+  // a stream of its own, drawn only in this mode: without it every seed replays as before
+  const rrng = readMode ? rng.fork() : rng;
+  const reads: ReadStats = {
+    issued: 0, ok: 0, failed: 0, reprepare: { issued: 0, ok: 0 }, pendingConfig: { issued: 0, ok: 0 },
+  };
+  /** read-index reads not answered yet: while there are any, virtual time advances one task at a time */
+  let readsOut = 0;
+  /**
+   * A linearizable read as the KV service serves GET on the leader: `readIndex()`, then the key from
+   * this replica's state machine, read in the scheduler step in which the index resolved. Any error
+   * (not the leader, leadership lost, timeout, the replica restarted) is a failed read: it has no effect.
+   */
+  const readIndexOp = (proc: number, target: ReplicaId, key: string, done: () => void): void => {
+    const node = c.nodes.get(target)!;
+    const rep = node.replica!;
+    const sm = node.sm;
+    const ctx = rep.proposer.getSnapshot().context;
+    const inReprepare = ctx.reprepare;
+    const inPending = ctx.pendingConfig !== undefined;
+    const window = inReprepare ? 'reprepare' : inPending ? `pendingConfig ${ctx.pendingConfig!.slot}` : '';
+    // the replica asks its own member list (it changes when the learner executes the config value)
+    const asked = rep.getConfiguration().members.join(',');
+    const proposing = ctx.members.join(',');
+    reads.issued++;
+    if (inReprepare) reads.reprepare.issued++;
+    if (inPending) reads.pendingConfig.issued++;
+    const h = history.invoke(proc, 'get', key);
+    readsOut++;
+    let settled = false;
+    const finish = (value: string | null | undefined, index?: number): void => {
+      if (settled) return;
+      settled = true;
+      readsOut--;
+      c.sched.cancel(timeout);
+      done();
+      if (value === undefined) {
+        reads.failed++;
+        history.fail(h);
+        return;
+      }
+      reads.ok++;
+      if (inReprepare) reads.reprepare.ok++;
+      if (inPending) reads.pendingConfig.ok++;
+      history.complete(h, value);
+      if (window)
+        trace.push(`${t()} read-index ${target} (${window}, ballot ${ctx.ballot.round}.${ctx.ballot.leader}, ` +
+          `asked ${asked}${asked === proposing ? '' : ` not the proposer's ${proposing}`}): ` +
+          `get ${key} = ${value} at index ${index}, executed ${rep.executedSlot()}`);
+    };
+    const timeout = c.sched.after(1_000, () => finish(undefined));
+    rep.readIndex(1_000).then(
+      (index) => {
+        if (node.replica !== rep) return finish(undefined);
+        const r = decodeResult(sm.kv.query(KvCommands.get(key)));
+        finish(r.type === 'bulk' ? Buffer.from(r.value).toString() : r.type === 'nil' ? null : undefined, index);
+      },
+      () => finish(undefined),
+    );
+  };
+  /** clients that only read (process ids after the clients'), at any replica that believes it leads */
+  const readerBusy = new Array<boolean>(readerCount).fill(false);
+  /** when each reader last read: in a window, at most one read per reader per virtual ms */
+  const readerAt = new Array<number>(readerCount).fill(-1);
+  const readerStep = (ri: number, at?: ReplicaId): void => {
+    if (readerBusy[ri]) return;
+    readerAt[ri] = c.sched.now();
+    const target = at ?? (c.leaders().length ? rrng.pick(c.leaders()) : undefined);
+    if (!target) return;
+    readerBusy[ri] = true;
+    readIndexOp(clients + ri, target, rrng.pick(KEYS), () => (readerBusy[ri] = false));
+  };
+  /** between two tasks: idle readers read at every leader that re-prepares or has a config value in flight */
+  const readInWindows = (): void => {
+    if (readerCount === 0) return;
+    for (const id of c.up()) {
+      const ps = c.replica(id).proposer.getSnapshot();
+      if (ps.value !== 'leading' || !(ps.context.reprepare || ps.context.pendingConfig)) continue;
+      for (let ri = 0; ri < readerCount; ri++)
+        if (!readerBusy[ri] && c.sched.now() >= readerAt[ri]! + 1) readerStep(ri, id);
+    }
+  };
+  /**
+   * Virtual time: with reads, one task at a time, and a resolved read's callback runs before the next
+   * task (so it reads the state as of its index's resolution); otherwise as before.
+   */
+  const advance = async (ms: number): Promise<void> => {
+    if (!readMode) {
+      c.run(ms);
+      return;
+    }
+    const end = c.sched.now() + ms;
+    for (;;) {
+      const before = c.sched.steps;
+      let first = true;
+      const once = () => (first ? ((first = false), false) : true);
+      c.sched.runUntilCond(once, Math.max(0, end - c.sched.now()));
+      if (c.sched.steps === before) break;
+      if (readsOut > 0) await Promise.resolve();
+      readInWindows();
+      if (reconfigRate > 0) traceLeaders();
+    }
+  };
+  /** with reads: a trace line whenever the set of replicas that believe they lead changes */
+  let leadersSeen = '';
+  const traceLeaders = (): void => {
+    const now = c.leaders().map((id) => {
+      const x = c.replica(id).proposer.getSnapshot().context;
+      const w = x.reprepare ? ' reprepare' : x.pendingConfig ? ` pendingConfig ${x.pendingConfig.slot}` : '';
+      return `${id}@${x.ballot.round}.${x.ballot.leader} epoch ${x.config.epoch}${w}`;
+    }).join(', ');
+    if (now !== leadersSeen) trace.push(`${t()} leaders: ${now || 'none'}`);
+    leadersSeen = now;
+  };
+  const episodes = reconfigRate > 0
+    ? new ReconfigEpisodes({ c, rng: rrng, disks, trace: (l) => trace.push(l), current })
+    : undefined;
 
   // ------------------------------------------------------------ clients
-  const clients = p.clients ?? 3;
   const busy = new Array<boolean>(clients).fill(false);
   const seqs = new Array<number>(clients).fill(0);
   const clientStep = (ci: number) => {
     if (busy[ci]) return;
-    const leader = rng.chance(0.9) ? c.leader() : rng.pick(c.up());
+    let leader = rng.chance(0.9) ? c.leader() : rng.pick(c.up());
     if (!leader) return;
+    // with reads: any of the replicas that believe they lead (a deposed one that does not know yet)
+    if (readMode && c.leaders().length > 1 && c.leaders().includes(leader)) leader = rrng.pick(c.leaders());
     const key = rng.pick(KEYS);
     const kind = rng.int(0, 9);
     let cmd: Uint8Array;
     let h: OpHandle;
     let op: OpKind;
+    if (kind < 4 && readIndexShare > 0 && rrng.chance(readIndexShare)) {
+      busy[ci] = true;
+      readIndexOp(ci, leader, key, () => (busy[ci] = false));
+      return;
+    }
     if (kind < 4) {
       op = 'get';
       cmd = KvCommands.get(key);
@@ -313,13 +472,20 @@ export async function simulate(p: SimParams): Promise<SimReport> {
   try {
     const end = c.sched.now() + durationMs;
     while (c.sched.now() < end) {
-      if (rng.chance(faultRate)) await fault();
+      // random faults wait while a reconfiguration episode runs its own
+      if (rng.chance(faultRate) && !episodes?.active) await fault();
+      if (episodes) {
+        if (!episodes.active && rrng.chance(reconfigRate)) await episodes.start();
+        await episodes.step();
+      }
       for (let ci = 0; ci < clients; ci++) if (rng.chance(0.5)) clientStep(ci);
-      c.run(rng.int(1, 10));
+      for (let ri = 0; ri < readerCount; ri++) if (rrng.chance(0.5)) readerStep(ri);
+      await advance(rng.int(1, 10));
       await c.settle();
       await drain(); // snapshot capture, store and restore are promise chains: let them finish
     }
     // heal and converge
+    episodes?.stop();
     trace.push(`${t()} heal all`);
     c.net.heal();
     c.net.opts = { ...c.net.opts, dropRate: 0, duplicateRate: 0, maxDelayMs: 2 };
@@ -410,6 +576,8 @@ export async function simulate(p: SimParams): Promise<SimReport> {
     faults,
     configChanges: { ...configChanges, finalMembers: current().members },
     snapshots,
+    reads,
+    episodes: episodes ? { ...episodes.stats } : { started: 0, chosen: 0, leaderCrashes: 0, staleRestarts: 0 },
     trace,
     history: ops,
   };

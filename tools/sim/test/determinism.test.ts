@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { simulateScale } from '../src/scale.ts';
-import { simulate } from '../src/simulate.ts';
+import { READS_MODE, simulate } from '../src/simulate.ts';
 import { TEST_SIM } from './seed-range.ts';
 
 describe('the simulator', () => {
@@ -12,6 +12,17 @@ describe('the simulator', () => {
     expect(b.history).toEqual(a.history);
     const c = await simulate({ seed: 43, durationMs: 800, faultRate: 0.12 });
     expect(c.history).not.toEqual(a.history);
+  });
+
+  it('replays the same run with read-index reads and reconfiguration episodes (--reads)', async () => {
+    const params = { durationMs: 1_500, faultRate: 0.03, ...READS_MODE } as const;
+    const a = await simulate({ seed: 74, ...params });
+    const b = await simulate({ seed: 74, ...params });
+    expect(a.reads.issued).toBeGreaterThan(50);
+    expect(a.episodes.started).toBeGreaterThan(0);
+    expect(b.trace).toEqual(a.trace);
+    expect(b.history).toEqual(a.history);
+    expect(b.reads).toEqual(a.reads);
   });
 
   it('replays the same scale run for the same seed (bounded links, large values, faults, restarts)', async () => {

@@ -77,3 +77,18 @@ describe('SimDisk capacity', () => {
     expect(d.usedBytes()).toBe(0);
   });
 });
+
+describe('SimDisk recovery', () => {
+  it('returns the chosen fills with the accepted values (the local replay needs both)', async () => {
+    const { sched, d, append } = disk(0);
+    const fill: SlotValue = value(7);
+    append(accept(1), { t: 'chosen', slot: 1, value: fill }, { t: 'chosen', slot: 2, value: fill });
+    sched.runFor(10);
+    append({ t: 'chosen', slot: 3, value: fill });
+    d.crash(); // not synced: lost
+    const r = await d.recover();
+    expect([...r.accepted.keys()]).toEqual([1]);
+    expect([...(r.chosen ?? new Map()).keys()]).toEqual([1, 2]);
+    expect(r.chosen!.get(1)).toEqual(fill);
+  });
+});
