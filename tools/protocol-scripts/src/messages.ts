@@ -2,9 +2,10 @@
  * Messages in a script: `> type to=… field=…` out, `type from=… field=…` in.
  *
  * Out: the header's `ring` is left out (one ring a script), `from` is shown only when it is not the
- * role's own replica, `to` only when it is not the role's own replica (a message to its own learner,
- * elector or client side shows none). Fields come in a fixed order per type (`ORDER`), any other in
- * the order the role wrote them, so a new field shows in the diff.
+ * role's own replica, `to` always except on a message between two roles of the role's own replica
+ * (`LOCAL_TYPES`: a `learn` to its learner, a `leader-state` to its elector). The same message to
+ * several replicas in a row (a broadcast) prints once, `to=r1,r2,r3`. Fields come in a fixed order
+ * per type (`ORDER`), any other in the order the role wrote them, so a new field shows in the diff.
  */
 import { type Message, type MessageType, ROLE_OF, validateMessage } from '@decree/protocol';
 import { type Rendered, fmtField, parseField } from './format.ts';
@@ -37,6 +38,18 @@ export const ORDER: Partial<Record<MessageType, readonly string[]>> = {
 };
 
 const HEADER = new Set(['type', 'ring', 'from', 'to', 'headers']);
+
+/**
+ * Messages between the roles of one replica (an acceptor's `learn` to its learner, a proposer's
+ * `leader-state` to its elector…): printed without `to` when they go to the role's own replica.
+ * Every other message shows `to`, its own replica included (a Prepare to its own acceptor).
+ */
+export const LOCAL_TYPES: ReadonlySet<string> = new Set<MessageType>([
+  'learn', 'leader-state', 'progress', 'exec-mark', 'executed', 'aborted', 'recovered', 'reconfigured',
+  'log-full', 'log-truncate', 'retain-truncate', 'config-refused', 'config-proposal', 'set-observers', 'campaign',
+  'resign', 'submit', 'learner-event', 'snap-executed', 'snap-need', 'snap-take', 'snap-data', 'snap-install',
+  'snap-installed', 'watch-peers', 'peer-progress', 'config-notice',
+]);
 
 /** A message's fields, rendered, in print order (header fields aside). */
 export function renderFields(m: Message | ({ type: string } & Record<string, unknown>)): [string, Rendered][] {

@@ -13,7 +13,7 @@
  */
 import type { Message } from '@decree/protocol';
 import { SimScheduler } from '@decree/bus';
-import { buildEvent, renderFields, renderLine } from './messages.ts';
+import { LOCAL_TYPES, buildEvent, renderFields, renderLine } from './messages.ts';
 import { ArgReader, ScriptError, type ScriptCommand, parseIntStrict } from './syntax.ts';
 
 /** XState's `clock` option. */
@@ -168,9 +168,8 @@ export class ScriptRunner {
         out.push(e.text);
         continue;
       }
-      const to = e.tos.length === 1 && e.tos[0] === this.self ? '' : ` to=${e.tos.join(',')}`;
-      const [gt, type, ...rest] = e.head.split(' ');
-      out.push(...renderLine([gt, type, ...(to ? [to.trim()] : []), ...rest].join(' '), e.fields));
+      const local = LOCAL_TYPES.has(e.type) && e.tos.length === 1 && e.tos[0] === this.self;
+      out.push(...renderLine(local ? e.head : `${e.head} to=${e.tos.join(',')}`, e.fields));
     }
     this.entries = [];
     return out;
