@@ -101,13 +101,20 @@ const FROM_BALLOT = new Set<string>(['prepare', 'accept', 'decide']);
 /**
  * An event from a script command: a protocol message (its type is in ROLE_OF; it gets the header
  * and is checked with the codec's validateMessage) or one of the role's internal events (`tick`,
- * `truncate`…: just the fields given). Every key=value of the command is a field.
+ * `truncate`…: just the fields given; `internal` for one named like a message, such as the learner's
+ * `bootstrap`). Every key=value of the command is a field.
  */
-export function buildEvent(type: string, args: ArgReader, ring: string, self: string): { type: string } & Record<string, unknown> {
+export function buildEvent(
+  type: string,
+  args: ArgReader,
+  ring: string,
+  self: string,
+  internal = false,
+): { type: string } & Record<string, unknown> {
   const fields: Record<string, unknown> = {};
   for (const { key, value } of args.rest()) fields[key] = parseField(key, value);
   if (args.positional().length > 0) throw new ScriptError(`${type}: fields are written key=value`);
-  if (!Object.prototype.hasOwnProperty.call(ROLE_OF, type)) return { type, ...fields };
+  if (internal || !Object.prototype.hasOwnProperty.call(ROLE_OF, type)) return { type, ...fields };
   const ballot = fields.ballot as { leader: string } | undefined;
   const from = fields.from ?? (FROM_BALLOT.has(type) && ballot ? ballot.leader : self);
   const raw = { type, ring, from, to: self, ...DEFAULTS[type as MessageType], ...fields };

@@ -41,6 +41,8 @@ export interface RoleAdapter {
   readonly defaultSelf: string;
   /** the event types (protocol messages and internal events) a script may send the role */
   readonly events: ReadonlySet<string>;
+  /** the events among them that are not protocol messages although a message type has their name */
+  readonly internal?: ReadonlySet<string>;
   /** creates and starts the role's actor; reads init's options from `args` */
   init(args: ArgReader, io: ScriptIO): void;
   send(event: ScriptEvent): void;
@@ -132,7 +134,7 @@ export class ScriptRunner {
       default:
         if (this.adapter.command?.(cmd.name, args)) break;
         if (!this.adapter.events.has(cmd.name)) throw new ScriptError(`unknown command: ${cmd.name}`);
-        this.adapter.send(buildEvent(cmd.name, args, this.ring, this.self));
+        this.adapter.send(buildEvent(cmd.name, args, this.ring, this.self, this.adapter.internal?.has(cmd.name)));
     }
     args.done();
     if (lines) return lines.length > 0 ? lines : ['ok'];
