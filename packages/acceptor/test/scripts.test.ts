@@ -50,7 +50,9 @@ class AcceptorScript implements RoleAdapter {
     if (promised !== undefined) rec.promised = parseField('ballot', promised) as RecoveredState['promised'];
     const accepted = args.raw('accepted');
     if (accepted !== undefined) {
-      for (const e of parseField('accepted', accepted) as AcceptedEntry[]) rec.accepted.set(e.slot, { ballot: e.ballot, value: e.value });
+      for (const e of parseField('accepted', accepted) as AcceptedEntry[]) {
+        rec.accepted.set(e.slot, { ballot: e.ballot, value: e.value });
+      }
     }
     rec.truncatedBelow = args.int('truncatedBelow', 0);
     const executed = args.int('executed', 0);
@@ -102,7 +104,9 @@ class AcceptorScript implements RoleAdapter {
       case 'sync': {
         const p = args.positional();
         const outcome = p[0] ?? 'ok';
-        if (p.length > 1 || (outcome !== 'ok' && outcome !== 'fail' && outcome !== 'full')) throw new ScriptError('sync [fail|full]');
+        if (p.length > 1 || (outcome !== 'ok' && outcome !== 'fail' && outcome !== 'full')) {
+          throw new ScriptError('sync [fail|full]');
+        }
         if (!this.store.complete(outcome)) this.io.note('no write pending');
         return true;
       }

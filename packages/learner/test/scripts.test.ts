@@ -56,7 +56,9 @@ class ScriptMachine implements StateMachine {
  */
 class LearnerScript implements RoleAdapter {
   readonly defaultSelf = 'r1';
-  readonly events = new Set(['learn', 'decide', 'catchup-req', 'catchup-rep', 'tick', 'set-members', 'truncate', 'bootstrap', 'stop']);
+  readonly events = new Set([
+    'learn', 'decide', 'catchup-req', 'catchup-rep', 'tick', 'set-members', 'truncate', 'bootstrap', 'stop',
+  ]);
   /** the learner's `bootstrap { config }` is its own event, not the client side's Bootstrap message */
   readonly internal = new Set(['bootstrap']);
   private actor!: Actor<typeof learnerMachine>;

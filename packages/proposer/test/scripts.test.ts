@@ -20,7 +20,8 @@ import type { Configuration } from '@decree/protocol';
 import { type ProposerEvent, type ProposerInput, type ProposerOptions, proposerMachine } from '../src/index.ts';
 
 const OPTIONS: readonly (keyof ProposerOptions)[] = [
-  'maxInflightSlots', 'maxBatchCmds', 'maxBatchBytes', 'retransmitMs', 'maxRetransmitMs', 'maxQueuedCommands', 'maxQueuedBytes',
+  'maxInflightSlots', 'maxBatchCmds', 'maxBatchBytes', 'retransmitMs', 'maxRetransmitMs', 'maxQueuedCommands',
+  'maxQueuedBytes',
 ];
 
 /**

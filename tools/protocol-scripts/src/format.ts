@@ -90,7 +90,8 @@ export function fmtValue(v: SlotValue): string {
   }
 }
 
-const VALUE = /^(batch|config)\((.*)\)(?:@([A-Za-z0-9_-]+)(?:\/(\d+))?(?:#(\d+))?)?((?:\+[a-z]+(?:=[^+]*)?)*)$/s;
+const ORIGIN = String.raw`(?:@([A-Za-z0-9_-]+)(?:\/(\d+))?(?:#(\d+))?)?`;
+const VALUE = new RegExp(String.raw`^(batch|config)\((.*)\)${ORIGIN}((?:\+[a-z]+(?:=[^+]*)?)*)$`, 's');
 
 export function parseValue(s: string): SlotValue {
   if (s === 'noop') return { k: 'noop' };
@@ -106,7 +107,9 @@ export function parseValue(s: string): SlotValue {
   }
   if (m[1] === 'batch') {
     const cmds = m[2] === '' ? [] : splitTop(m[2]!, ',').map(parseBytes);
-    for (const k of flags.keys()) if (!['excl', 'last', 'at'].includes(k)) throw new ScriptError(`batch: unknown flag +${k}`);
+    for (const k of flags.keys()) {
+      if (!['excl', 'last', 'at'].includes(k)) throw new ScriptError(`batch: unknown flag +${k}`);
+    }
     return {
       k: 'batch', origin, inc, firstId, cmds,
       ...(flags.has('excl') ? { excl: true } : {}),
@@ -223,7 +226,10 @@ const INTS: FieldCodec = {
   parse: (s) => parseTuple(s).map((x) => parseIntStrict(x, 'id')),
 };
 const RESULTS: FieldCodec = {
-  fmt: (v) => word(`(${(v as readonly (Uint8Array | undefined)[]).map((r) => (r === undefined ? '-' : fmtBytes(r))).join(',')})`),
+  fmt: (v) => {
+    const results = v as readonly (Uint8Array | undefined)[];
+    return word(`(${results.map((r) => (r === undefined ? '-' : fmtBytes(r))).join(',')})`);
+  },
   parse: (s) => parseTuple(s).map((x) => (x === '-' ? undefined : parseBytes(x))),
 };
 const ACCEPTED: FieldCodec = {

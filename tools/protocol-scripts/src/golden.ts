@@ -15,7 +15,9 @@ import { ScriptError, type ScriptCommand, parseCommand } from './syntax.ts';
 
 export const SEPARATOR = '----';
 
-type Block = { kind: 'text'; line: string } | { kind: 'case'; cmdLines: string[]; line: number; expected: string[] };
+type Block =
+  | { kind: 'text'; line: string }
+  | { kind: 'case'; cmdLines: string[]; line: number; expected: string[] };
 
 export function parseGolden(text: string): Block[] {
   const lines = text.split('\n');
@@ -31,12 +33,13 @@ export function parseGolden(text: string): Block[] {
     }
     const start = i;
     const cmdLines: string[] = [];
+    const unterminated = new ScriptError(`line ${start + 1}: a command ends with a line '${SEPARATOR}'`);
     while (i < lines.length && lines[i] !== SEPARATOR) {
-      if (lines[i]!.trim() === '') throw new ScriptError(`line ${start + 1}: a command ends with a line '${SEPARATOR}'`);
+      if (lines[i]!.trim() === '') throw unterminated;
       cmdLines.push(lines[i]!);
       i++;
     }
-    if (i >= lines.length) throw new ScriptError(`line ${start + 1}: a command ends with a line '${SEPARATOR}'`);
+    if (i >= lines.length) throw unterminated;
     i++; // the separator
     const expected: string[] = [];
     while (i < lines.length && lines[i]!.trim() !== '') expected.push(lines[i++]!);

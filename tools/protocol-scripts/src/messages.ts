@@ -22,7 +22,9 @@ export const ORDER: Partial<Record<MessageType, readonly string[]>> = {
   decide: ['ballot', 'upTo'],
   'catchup-req': ['fromSlot', 'toSlot'],
   'catchup-rep': ['chosenUpTo', 'truncatedBelow', 'entries'],
-  'leader-state': ['state', 'ballot', 'maxRound', 'decidedUpTo', 'executedUpTo', 'leaderHint', 'relinquished', 'config', 'observers'],
+  'leader-state': [
+    'state', 'ballot', 'maxRound', 'decidedUpTo', 'executedUpTo', 'leaderHint', 'relinquished', 'config', 'observers',
+  ],
   progress: ['executedUpTo', 'chosenUpTo', 'config'],
   submit: ['items'],
   campaign: ['round', 'cookie'],
@@ -64,22 +66,24 @@ export function renderFields(m: Message | ({ type: string } & Record<string, unk
 export const MAX_LINE = 120;
 
 /**
- * One line (or a few, when lists wrap) for a message, `head` first (`> promise to=r2` or similar).
- * Wrapped: the fields that are words on the first line, then `  name=[`, `    item` per item, `  ]`.
+ * One line (or a few) for a message, `head` first (`> promise to=r2` or similar). A line longer than
+ * MAX_LINE wraps: the fields that are words fill lines (the next ones indented by two spaces), then
+ * each list that has items goes `  name=[`, `    item` per item, `  ]`.
  */
 export function renderLine(head: string, fields: readonly [string, Rendered][]): string[] {
   const flat = (f: Rendered): string => ('text' in f ? f.text : `[${f.items.join(' ')}]`);
   const one = [head, ...fields.map(([k, f]) => `${k}=${flat(f)}`)].join(' ');
   if (one.length <= MAX_LINE) return [one];
-  const words = fields.filter(([, f]) => 'text' in f);
-  const lists = fields.filter(([, f]) => 'items' in f);
-  const lines = [[head, ...words.map(([k, f]) => `${k}=${flat(f)}`)].join(' ')];
+  const words = fields.filter(([, f]) => 'text' in f || f.items.length === 0).map(([k, f]) => `${k}=${flat(f)}`);
+  const lists = fields.filter(([, f]) => 'items' in f && f.items.length > 0);
+  const lines = [head];
+  for (const w of words) {
+    const last = lines[lines.length - 1]!;
+    if (last.length + 1 + w.length <= MAX_LINE) lines[lines.length - 1] = `${last} ${w}`;
+    else lines.push(`  ${w}`);
+  }
   for (const [k, f] of lists) {
     const items = (f as { items: readonly string[] }).items;
-    if (items.length === 0) {
-      lines[0] += ` ${k}=[]`;
-      continue;
-    }
     lines.push(`  ${k}=[`, ...items.map((i) => `    ${i}`), '  ]');
   }
   return lines;

@@ -72,7 +72,8 @@ function echoRole(): RoleAdapter {
         slot: k + 1, ballot: m.ballot, value: parseValue(`batch(command-number-${k + 1})`),
       }));
       for (const to of ['r2', 'r3']) {
-        io.send({ type: 'promise', ring: 'ring', from: 'r1', to, ballot: m.ballot, fromSlot: m.fromSlot, accepted, truncatedBelow: 0 });
+        const { ballot, fromSlot } = m;
+        io.send({ type: 'promise', ring: 'ring', from: 'r1', to, ballot, fromSlot, accepted, truncatedBelow: 0 });
       }
       io.note('noted');
     },
