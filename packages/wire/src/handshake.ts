@@ -201,8 +201,19 @@ export function handshakeStep(state: HandshakeState, input: HandshakeInput): Han
 type ListenerState = Extract<HandshakeState, { side: 'listener' }>;
 type DiallerState = Extract<HandshakeState, { side: 'dialler' }>;
 
+/**
+ * One line of at most 1000 characters: ids and a peer's error text come from the other end, and a
+ * log line must not be forged or flooded with them.
+ */
+function oneLine(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  const flat = text.replace(/[\u0000-\u001f\u007f\u2028\u2029]+/g, ' ');
+  return flat.length > 1000 ? `${flat.slice(0, 1000)}…` : flat;
+}
+
 function local(state: HandshakeState, code: RefusalCode, message: string, reason: string, peer?: ReplicaId): Refusal {
-  return { code, by: 'local', side: state.side, message, reason, ...(peer !== undefined ? { peer } : {}) };
+  const r = { code, by: 'local' as const, side: state.side, message: oneLine(message), reason: oneLine(reason) };
+  return peer !== undefined ? { ...r, peer } : r;
 }
 
 function finish(state: HandshakeState, refusal: Refusal, send?: Buffer): HandshakeStep {
@@ -326,9 +337,9 @@ function onWelcome(state: DiallerState, payload: Buffer): HandshakeStep {
     return badFrame(state, e, c.to);
   }
   if (w.status !== STATUS_OK) {
-    const reason = w.error ?? 'no reason given';
+    const reason = oneLine(w.error ?? 'no reason given');
     const code = w.code ?? (w.status === STATUS_VERSION ? 'VERSION' : 'REFUSED');
-    const message = `handshake refused by ${label}: ${reason}`;
+    const message = oneLine(`handshake refused by ${label}: ${reason}`);
     const refusal: Refusal = { code, by: 'remote', side: 'dialler', message, reason, peer: c.to };
     return finish(state, refusal);
   }
