@@ -485,8 +485,8 @@ export class RdmaSideChannel implements RdmaExchange {
       const label = s.label;
       // a listener whose dialler hung up before proving the secret: most likely ours failed its check
       if (s.inbound && was === 'handshake' && s.hs?.phase === 'auth') {
-        const why = 'closed the side channel before proving the shared secret (different secret?)';
-        this.report('auth', `${label} ${why}`, p.id, s);
+        const guess = 'closed the side channel before proving the shared secret (different secret?)';
+        this.report('auth', `${label} ${guess}`, p.id, s);
       } else if (!s.inbound && was === 'handshake') {
         this.report('connect', `cannot reach the RDMA exchange of ${label}: ${why}`, p.id, s);
       } else if (was === 'info' || was === 'ready-wait') {
