@@ -3,13 +3,15 @@
  * a fabric with IP addressing): each replica tells each peer, over a small TCP side channel, the
  * details of the two endpoints it made for that peer — its reader (the registered ring the peer will
  * RDMA-WRITE into) and its writer (the mirror whose head line the peer writes back) — and learns the
- * peer's. The connection opens with the TCP transport's handshake (packages/transport-tcp
- * handshake.ts: magic, protocol-version negotiation, the shared secret's HMAC challenge-response in
- * both directions), then:
+ * peer's. The connection opens with the TCP transport's handshake (packages/wire handshake.ts, the
+ * same step function: magic, protocol-version negotiation, membership, the shared secret's HMAC
+ * challenge-response in both directions, refusals with a code), then:
  *
  *   INFO  (both ways)  "DCRE" u8 0x10, MessagePack { info: bytes, mac?: bytes }
- *                      info = MessagePack { reader, writer } (lid, qpn, psn, rkey, addr (8 bytes BE), len, gid (16 bytes), device)
- *                      mac  = HMAC-SHA256(secret, MessagePack(["decree/rdma-info", dialler nonce, listener nonce, sender id, info]))
+ *                      info = MessagePack { reader, writer }
+ *                             (lid, qpn, psn, rkey, addr (8 bytes BE), len, gid (16 bytes), device)
+ *                      mac  = HMAC-SHA256(secret, MessagePack(["decree/rdma-info", dialler nonce,
+ *                             listener nonce, sender id, info]))
  *   READY (both ways)  "DCRE" u8 0x11: the sender has moved its queue pairs to RTR/RTS with our details; writes may start
  *   PING  (both ways)  "DCRE" u8 0x12 every keepaliveMs; a session silent for 3 × keepaliveMs is dead
  *
@@ -27,28 +29,29 @@ import {
   MAGIC,
   PROTOCOL_VERSION_MAX,
   PROTOCOL_VERSION_MIN,
-  STATUS_OK,
-  STATUS_REFUSED,
-  STATUS_VERSION,
+  RdmaExchangeError,
   backoffDelay,
-  decodeAuth,
-  decodeHello,
-  decodeHelloHeader,
-  decodeWelcome,
-  describeVersions,
-  encodeAuth,
-  encodeHello,
-  encodeWelcome,
   frames,
-  handshakeProof,
-  helloIds,
-  negotiateVersion,
+  handshakeStep,
+  peerAddress,
   proofMatches,
+  resolveLogger,
+  startDialler,
+  startListener,
+  type AdmitCheck,
   type BackoffOptions,
+  type HandshakeState,
+  type HandshakeStep,
   type PeerAddress,
   type PeerDirectory,
-} from '@decree/transport-tcp';
+  type RdmaExchangeErrorCode,
+  type Refusal,
+  type RefusalCode,
+  type WireLogger,
+} from '@decree/wire';
 import type { RdmaPeerInfo } from '@decree/rdma-transport';
+
+export { RdmaExchangeError, type RdmaExchangeErrorCode };
 
 /** The details of one replica's two endpoints for one peer. */
 export interface RdmaLinkInfo {
@@ -79,36 +82,8 @@ export interface RdmaExchange {
   close(): Promise<void>;
 }
 
-export type RdmaExchangeErrorCode =
-  /** the peer's side channel cannot be reached */
-  | 'connect'
-  /** no protocol version in common (either side refused) */
-  | 'version'
-  /** shared secret missing on one side, different, or a replica that is not a member */
-  | 'auth'
-  /** the peer refused the session for another reason */
-  | 'refused'
-  /** a malformed frame, bad endpoint details, a timeout */
-  | 'protocol'
-  /** our endpoints could not be made or connected with the peer's details */
-  | 'rdma';
-
-export class RdmaExchangeError extends Error {
-  constructor(
-    readonly code: RdmaExchangeErrorCode,
-    message: string,
-    readonly peer?: ReplicaId,
-  ) {
-    super(message);
-    this.name = 'RdmaExchangeError';
-  }
-}
-
-export interface RdmaExchangeLogger {
-  info?(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-  error(obj: object, msg: string): void;
-}
+/** Structured logger; a pino logger fits (`(obj, msg)`). */
+export type RdmaExchangeLogger = WireLogger;
 
 export interface RdmaSideChannelOptions {
   /** the replica this process hosts */
@@ -202,10 +177,13 @@ function control(kind: number, body?: unknown): Buffer {
 }
 
 // -------------------------------------------------------------------------------- sessions
-type State = 'hello' | 'welcome' | 'auth' | 'info' | 'ready-wait' | 'ready' | 'closed';
+/** handshake (packages/wire), then our details out and theirs in, then both READYs */
+type State = 'handshake' | 'info' | 'ready-wait' | 'ready' | 'closed';
 
 class Session {
-  state: State;
+  state: State = 'handshake';
+  /** the handshake's state while it runs (set once the socket is connected) */
+  hs: HandshakeState | undefined;
   peer: ReplicaId | undefined;
   label: string;
   diallerNonce: Uint8Array | undefined;
@@ -231,7 +209,6 @@ class Session {
     onFrame: (payload: Buffer) => boolean,
     onOversize: (n: number) => void,
   ) {
-    this.state = inbound ? 'hello' : 'welcome';
     this.label = label;
     this.reader = new FrameReader(MAX_FRAME, onFrame, onOversize);
   }
@@ -249,17 +226,32 @@ interface Peer {
   lastError: string | undefined;
 }
 
-const consoleLogger: RdmaExchangeLogger = {
-  warn: (obj, msg) => console.warn(`[rdma-exchange] ${msg}`, obj),
-  error: (obj, msg) => console.warn(`[rdma-exchange] ${msg}`, obj),
-};
+/** The side channel's error code for a refused handshake, and whether it names an authentication problem. */
+function exchangeCode(r: Refusal): RdmaExchangeErrorCode {
+  switch (r.code) {
+    case 'VERSION':
+      return 'version';
+    case 'AUTH':
+    case 'NOT_MEMBER':
+    case 'TLS_NAME':
+      return 'auth';
+    case 'BAD_FRAME':
+    case 'TIMEOUT':
+      return r.by === 'local' ? 'protocol' : 'refused';
+    case 'WRONG_REPLICA':
+      // a listener answering as another replica than the one dialled is an impostor or a misconfiguration
+      return r.by === 'local' && r.side === 'dialler' ? 'auth' : 'refused';
+    case 'REFUSED':
+      return 'refused';
+  }
+}
 
 /** The TCP side channel that trades RDMA endpoint details between replica processes. */
 export class RdmaSideChannel implements RdmaExchange {
   readonly self: ReplicaId;
   private readonly secret: Buffer | undefined;
   private readonly versions: { min: number; max: number };
-  private readonly log: RdmaExchangeLogger | undefined;
+  private readonly log: RdmaExchangeLogger;
   private readonly peers = new Map<ReplicaId, Peer>();
   private readonly sessions = new Set<Session>();
   private hooks: RdmaExchangeHooks | undefined;
@@ -276,7 +268,7 @@ export class RdmaSideChannel implements RdmaExchange {
       if (this.secret.length === 0) throw new TypeError('rdma exchange: secret must not be empty');
     }
     this.versions = o.protocolVersions ?? { min: PROTOCOL_VERSION_MIN, max: PROTOCOL_VERSION_MAX };
-    this.log = o.logger === false ? undefined : (o.logger ?? consoleLogger);
+    this.log = resolveLogger(o.logger, 'rdma-exchange');
   }
 
   /** where the side channel listens (after start) */
@@ -307,7 +299,7 @@ export class RdmaSideChannel implements RdmaExchange {
         resolve();
       });
     });
-    server.on('error', (e) => this.log?.error({ err: e.message }, 'rdma exchange listener error'));
+    server.on('error', (e) => this.log.error({ err: e.message }, 'rdma exchange listener error'));
     for (const p of this.peers.values()) if (p.dials) this.dial(p);
   }
 
@@ -331,16 +323,22 @@ export class RdmaSideChannel implements RdmaExchange {
   }
 
   // ------------------------------------------------------------------ reporting
-  private report(code: RdmaExchangeErrorCode, message: string, peer: ReplicaId | undefined, s?: Session): void {
+  private report(
+    code: RdmaExchangeErrorCode,
+    message: string,
+    peer: ReplicaId | undefined,
+    s?: Session,
+    refusal?: RefusalCode,
+  ): void {
     if (s) s.reported = true;
-    const err = new RdmaExchangeError(code, message, peer);
+    const err = new RdmaExchangeError(code, message, peer, refusal);
     if (this.o.onError) return this.o.onError(err);
     const p = peer !== undefined ? this.peers.get(peer) : undefined;
     if (p) {
       if (p.lastError === message) return; // a retry loop: each distinct failure once
       p.lastError = message;
     }
-    this.log?.warn({ code, peer }, message);
+    this.log.warn({ code, peer, ...(refusal && { refusal }) }, message);
   }
 
   // ------------------------------------------------------------------ connections
@@ -365,7 +363,11 @@ export class RdmaSideChannel implements RdmaExchange {
     socket.on('close', () => this.onClose(s));
     const ms = this.o.handshakeTimeoutMs ?? 5000;
     s.timer = setTimeout(() => {
-      if (s.state !== 'ready' && s.state !== 'closed') this.fail(s, 'protocol', `no ${s.state === 'hello' ? 'hello' : 'complete exchange'} from ${s.label} within ${ms} ms`);
+      if (s.state === 'ready' || s.state === 'closed') return;
+      const hs = s.hs;
+      if (s.state === 'handshake' && hs && hs.phase !== 'done') {
+        this.onHandshake(s, handshakeStep(hs, { type: 'timeout', afterMs: ms }));
+      } else this.fail(s, 'protocol', `no complete exchange from ${s.label} within ${ms} ms`);
     }, ms);
     return s;
   }
@@ -374,7 +376,7 @@ export class RdmaSideChannel implements RdmaExchange {
     if (this.closing || p.session || p.timer) return;
     let addr: PeerAddress | undefined;
     try {
-      addr = typeof this.o.peers === 'function' ? this.o.peers(p.id) : this.o.peers[p.id];
+      addr = peerAddress(this.o.peers, p.id);
     } catch {
       addr = undefined;
     }
@@ -385,11 +387,12 @@ export class RdmaSideChannel implements RdmaExchange {
     const socket = net.connect({ host: addr.host, port: addr.port });
     const s = this.track(socket, false, `${p.id}@${addr.host}:${addr.port}`);
     s.peer = p.id;
-    s.diallerNonce = randomBytes(16);
     p.session = s;
     socket.once('connect', () => {
       socket.setKeepAlive(true, 10_000);
-      socket.write(frames([encodeHello({ minVersion: this.versions.min, maxVersion: this.versions.max, ids: [this.self], to: p.id, nonce: s.diallerNonce })]));
+      const step = startDialler({ ...this.handshakeConfig(), to: p.id, label: s.label });
+      s.hs = step.state;
+      socket.write(step.send!);
     });
   }
 
@@ -409,8 +412,28 @@ export class RdmaSideChannel implements RdmaExchange {
       return;
     }
     socket.setKeepAlive(true, 10_000);
-    this.track(socket, true, `inbound ${socket.remoteAddress}:${socket.remotePort}`);
+    const remote = `${socket.remoteAddress}:${socket.remotePort}`;
+    const s = this.track(socket, true, `inbound ${remote}`);
+    const isMember = (id: ReplicaId): boolean => this.peers.has(id);
+    s.hs = startListener({ ...this.handshakeConfig(), remote, isMember, admit: this.admit });
   }
+
+  /** The handshake's settings (packages/wire handshake.ts), the same for every session. */
+  private handshakeConfig() {
+    const secret = this.secret;
+    return { selfIds: [this.self], versions: this.versions, nonce: randomBytes(16), ...(secret && { secret }) };
+  }
+
+  /** One replica per side channel, and the lower id dials: the listener's own checks of a hello. */
+  private readonly admit: AdmitCheck = (ids) => {
+    if (ids.length !== 1) return { code: 'REFUSED', reason: 'an RDMA side channel carries one replica per process' };
+    const id = ids[0]!;
+    if (this.peers.get(id)?.dials) {
+      const self = this.self;
+      return { code: 'REFUSED', reason: `${id} dialled ${self}, but ${self} dials ${id} (the lower id dials)` };
+    }
+    return undefined;
+  };
 
   /** Ends a session (its close handler does the rest). */
   private end(s: Session, why: string): void {
@@ -427,12 +450,22 @@ export class RdmaSideChannel implements RdmaExchange {
     return false;
   }
 
-  /** A refusal the other side can read (a welcome with a status), then the end. */
-  private refuse(s: Session, status: number, code: RdmaExchangeErrorCode, why: string, peer: ReplicaId | undefined): false {
-    this.report(code, why, peer, s);
-    s.socket.end(frames([encodeWelcome({ status, version: 0, ids: [this.self], error: why })]));
+  /**
+   * A refused handshake, either way: reported with the side channel's code and the refusal code,
+   * then the end (after the refusal frame, when there is one for the peer to read).
+   */
+  private refused(s: Session, r: Refusal, send: Buffer | undefined): false {
+    let message = r.by === 'remote' ? `${s.label} refused the RDMA exchange: ${r.reason}` : r.message;
+    if (r.code === 'BAD_FRAME' && r.side === 'dialler') message += " (is it a Decree replica's RDMA exchange port?)";
+    const peer = s.peer ?? (r.peer !== undefined && this.peers.has(r.peer) ? r.peer : undefined);
+    if (s.state !== 'closed') this.report(exchangeCode(r), message, peer, s, r.code);
+    if (!send) {
+      this.end(s, message);
+      return false;
+    }
+    s.socket.end(send);
     s.state = 'closed';
-    s.why = why;
+    s.why = message;
     s.reader.dead = true;
     const t = setTimeout(() => s.socket.destroy(), 1000);
     t.unref();
@@ -449,16 +482,23 @@ export class RdmaSideChannel implements RdmaExchange {
     const p = s.peer !== undefined ? this.peers.get(s.peer) : undefined;
     const why = s.why ?? 'the peer closed the side channel';
     if (!s.reported && !this.closing && p) {
+      const label = s.label;
       // a listener whose dialler hung up before proving the secret: most likely ours failed its check
-      if (s.inbound && was === 'auth') this.report('auth', `${s.label} closed the side channel before proving the shared secret (different secret?)`, p.id, s);
-      else if (!s.inbound && (was === 'welcome' || was === 'hello')) this.report('connect', `cannot reach the RDMA exchange of ${s.label}: ${why}`, p.id, s);
-      else if (was === 'info' || was === 'ready-wait') this.report('refused', `${s.label} closed the side channel before the exchange completed (did it refuse this replica? see its log)`, p.id, s);
+      if (s.inbound && was === 'handshake' && s.hs?.phase === 'auth') {
+        const guess = 'closed the side channel before proving the shared secret (different secret?)';
+        this.report('auth', `${label} ${guess}`, p.id, s);
+      } else if (!s.inbound && was === 'handshake') {
+        this.report('connect', `cannot reach the RDMA exchange of ${label}: ${why}`, p.id, s);
+      } else if (was === 'info' || was === 'ready-wait') {
+        const hint = 'did it refuse this replica? see its log';
+        this.report('refused', `${label} closed the side channel before the exchange completed (${hint})`, p.id, s);
+      }
     }
     if (s.prepared && p && !this.closing) this.hooks?.closed(p.id, s.id, why);
     if (!p || p.session !== s) return;
     p.session = undefined;
     if (this.closing) return;
-    if (was === 'ready' || s.readyAt) this.log?.info?.({ peer: p.id, why }, 'RDMA session ended; exchanging again when the peer is back');
+    if (was === 'ready' || s.readyAt) this.log.info?.({ peer: p.id, why }, 'RDMA session ended; exchanging again when the peer is back');
     if (p.dials) {
       if (s.readyAt && Date.now() - s.readyAt >= (this.o.backoff?.resetAfterMs ?? 1000)) p.attempt = 0;
       this.redial(p);
@@ -468,92 +508,25 @@ export class RdmaSideChannel implements RdmaExchange {
   // ------------------------------------------------------------------ frames
   private onFrame(s: Session, payload: Buffer): boolean {
     if (s.state === 'closed') return false;
-    switch (s.state) {
-      case 'hello':
-        return this.onHello(s, payload);
-      case 'welcome':
-        return this.onWelcome(s, payload);
-      case 'auth':
-        return this.onAuth(s, payload);
-      default:
-        return this.onControl(s, payload);
-    }
+    if (s.state !== 'handshake') return this.onControl(s, payload);
+    const hs = s.hs;
+    if (!hs || hs.phase === 'done') return this.fail(s, 'protocol', `a frame from ${s.label} before the handshake`);
+    return this.onHandshake(s, handshakeStep(hs, { type: 'frame', payload }));
   }
 
-  /** Listener: the dialler's hello (the TCP transport's, with the same checks). */
-  private onHello(s: Session, payload: Buffer): boolean {
-    let head: { minVersion: number; maxVersion: number };
-    try {
-      head = decodeHelloHeader(payload);
-    } catch (e) {
-      return this.fail(s, 'protocol', `${(e as Error).message} from ${s.label}`);
-    }
-    const version = negotiateVersion({ min: head.minVersion, max: head.maxVersion }, this.versions);
-    if (version === undefined) {
-      const who = helloIds(payload);
-      return this.refuse(s, STATUS_VERSION, 'version', `${who} speaks ${describeVersions(head.minVersion, head.maxVersion)}, this replica (${this.self}) supports ${this.versions.min}..${this.versions.max}`, this.peers.has(who) ? who : undefined);
-    }
-    let hello;
-    try {
-      hello = decodeHello(payload);
-    } catch (e) {
-      return this.fail(s, 'protocol', `${(e as Error).message} from ${s.label}`);
-    }
-    const id = hello.ids[0]!;
-    s.label = `${id}@${s.socket.remoteAddress}:${s.socket.remotePort}`;
-    if (hello.to !== this.self) return this.refuse(s, STATUS_REFUSED, 'refused', `${id} asked for replica ${hello.to}, but this is ${this.self}`, undefined);
-    const p = this.peers.get(id);
-    if (hello.ids.length !== 1 || !p) return this.refuse(s, STATUS_REFUSED, 'auth', `refused ${hello.ids.join(',')}: not a member of this cluster`, undefined);
-    if (p.dials) return this.refuse(s, STATUS_REFUSED, 'refused', `${id} dialled ${this.self}, but ${this.self} dials ${id} (the lower id dials)`, id);
-    if (this.secret && !hello.nonce) return this.refuse(s, STATUS_REFUSED, 'auth', `${id} sent no challenge, but this replica (${this.self}) requires shared-secret authentication`, id);
-    s.peer = id;
-    s.diallerNonce = hello.nonce ?? new Uint8Array(0);
-    s.listenerNonce = randomBytes(16);
-    const proof = this.secret && hello.nonce ? handshakeProof(this.secret, 'decree/listener', hello.nonce, s.listenerNonce, hello.ids, [this.self]) : undefined;
-    s.socket.write(frames([encodeWelcome({ status: STATUS_OK, version, ids: [this.self], nonce: s.listenerNonce, ...(proof ? { proof } : {}) })]));
-    if (this.secret) {
-      s.state = 'auth';
-      return true;
-    }
-    return this.begin(s);
-  }
-
-  /** Listener: the dialler's proof of the shared secret. */
-  private onAuth(s: Session, payload: Buffer): boolean {
-    let proof: Uint8Array | undefined;
-    try {
-      proof = decodeAuth(payload);
-    } catch {
-      proof = undefined;
-    }
-    const expected = handshakeProof(this.secret!, 'decree/dialler', s.diallerNonce!, s.listenerNonce!, [s.peer!], [this.self]);
-    if (!proofMatches(proof, expected)) return this.fail(s, 'auth', `${s.label} failed the shared-secret check (different secret?)`);
-    return this.begin(s);
-  }
-
-  /** Dialler: the listener's welcome or refusal. */
-  private onWelcome(s: Session, payload: Buffer): boolean {
-    let w;
-    try {
-      w = decodeWelcome(payload);
-    } catch (e) {
-      return this.fail(s, 'protocol', `${(e as Error).message} from ${s.label} (is it a Decree replica's RDMA exchange port?)`);
-    }
-    if (w.status !== STATUS_OK)
-      return this.fail(s, w.status === STATUS_VERSION ? 'version' : /secret|challenge|member/.test(w.error ?? '') ? 'auth' : 'refused', `${s.label} refused the RDMA exchange: ${w.error ?? 'no reason given'}`);
-    if (w.version < this.versions.min || w.version > this.versions.max)
-      return this.fail(s, 'version', `${s.label} chose ${describeVersions(w.version, w.version)}, this replica (${this.self}) supports ${this.versions.min}..${this.versions.max}`);
-    if (!w.ids.includes(s.peer!)) return this.fail(s, 'auth', `${s.label} answered as ${w.ids.join(',')}, not ${s.peer}`);
-    if (this.secret || w.proof) {
-      let why: string | undefined;
-      if (!this.secret) why = `${s.label} requires a shared secret and none is configured here`;
-      else if (!w.proof || !w.nonce) why = `${s.label} did not prove the shared secret (is one configured there?)`;
-      else if (!proofMatches(w.proof, handshakeProof(this.secret, 'decree/listener', s.diallerNonce!, w.nonce, [this.self], w.ids)))
-        why = `${s.label} failed the shared-secret check (different secret?)`;
-      if (why) return this.fail(s, 'auth', why);
-      s.socket.write(frames([encodeAuth(handshakeProof(this.secret!, 'decree/dialler', s.diallerNonce!, w.nonce!, [this.self], w.ids))]));
-    }
-    s.listenerNonce = w.nonce ?? new Uint8Array(0);
+  /** Acts on one step of the handshake (the TCP transport's, packages/wire). */
+  private onHandshake(s: Session, step: HandshakeStep): boolean {
+    const st = step.state;
+    s.hs = st;
+    s.label = st.label;
+    // a listener knows its peer once it accepted the hello (the proof may still be due)
+    if (st.side === 'listener' && st.hello) s.peer = st.hello.ids[0];
+    const o = step.outcome;
+    if (o.kind === 'refused') return this.refused(s, o.refusal, step.send);
+    if (step.send) s.socket.write(step.send);
+    if (o.kind === 'pending') return true;
+    s.diallerNonce = o.session.diallerNonce;
+    s.listenerNonce = o.session.listenerNonce;
     return this.begin(s);
   }
 
@@ -627,7 +600,7 @@ export class RdmaSideChannel implements RdmaExchange {
     if (s.timer) clearTimeout(s.timer);
     s.timer = undefined;
     const p = this.peers.get(s.peer!)!;
-    if (p.lastError !== undefined) this.log?.info?.({ peer: p.id }, 'RDMA exchange with the peer succeeded');
+    if (p.lastError !== undefined) this.log.info?.({ peer: p.id }, 'RDMA exchange with the peer succeeded');
     p.lastError = undefined;
     this.exchanges++;
     this.hooks!.ready(p.id, s.id);

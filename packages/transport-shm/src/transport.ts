@@ -1,8 +1,25 @@
 import { createHash } from 'node:crypto';
 import { statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { CONTRACTS, decodeMessage, encodeMessage, requires, type Message, type ReplicaId } from '@decree/protocol';
+import {
+  CONTRACTS,
+  decodeMessage,
+  encodeMessage,
+  laneOf,
+  requires,
+  type Message,
+  type ReplicaId,
+} from '@decree/protocol';
 import type { Transport } from '@decree/bus';
+import {
+  DEFAULT_LANE_BOUNDS,
+  PeerQueue,
+  ShmTransportError,
+  resolveLogger,
+  type LaneQueue,
+  type ShmTransportErrorCode,
+  type WireLogger,
+} from '@decree/wire';
 import {
   NO_RDMA_DEVICE,
   createShmRing,
@@ -16,36 +33,10 @@ import {
 import type { RdmaExchange, RdmaLinkInfo } from './exchange.ts';
 import { nativeVerbs, type RdmaVerbs } from './verbs.ts';
 
+export { ShmTransportError, type ShmTransportErrorCode };
+
 /** Structured logger; a pino logger fits (`(obj, msg)`). */
-export interface ShmTransportLogger {
-  warn(obj: object, msg: string): void;
-  error(obj: object, msg: string): void;
-}
-
-export type ShmTransportErrorCode =
-  /** a ring file that could not be created or opened (other than "not there yet") */
-  | 'ring'
-  /** a frame that is not a valid message */
-  | 'decode'
-  /** a message we could not encode, or one larger than the ring's largest frame */
-  | 'encode'
-  /** a message for a replica that is not ours, or to a replica that is not a peer */
-  | 'misrouted'
-  /** the receiver threw */
-  | 'receiver'
-  /** no RDMA device, or the RDMA setup failed */
-  | 'rdma';
-
-export class ShmTransportError extends Error {
-  constructor(
-    readonly code: ShmTransportErrorCode,
-    message: string,
-    readonly peer?: ReplicaId,
-  ) {
-    super(message);
-    this.name = 'ShmTransportError';
-  }
-}
+export type ShmTransportLogger = WireLogger;
 
 export interface ShmTransportOptions {
   /** the replica this process hosts */
@@ -58,10 +49,15 @@ export interface ShmTransportOptions {
   dir?: string;
   /** data bytes of each ring this replica receives on (power of two, default 4 MiB) */
   capacity?: number;
-  /** per-peer bound on messages waiting for room in a full ring (or for the ring to appear); default 16384 */
+  /**
+   * per-peer bound on messages waiting for room in a full ring (or for the ring to appear), in each
+   * lane; default 16384
+   */
   maxQueuedMessages?: number;
-  /** per-peer bound on bytes waiting; default 8 MiB */
+  /** per-peer bound on bytes waiting in the control lane (written first; see `laneOf`); default 8 MiB */
   maxQueuedBytes?: number;
+  /** per-peer bound on bytes waiting in the bulk lane; default 8 MiB */
+  maxBulkQueuedBytes?: number;
   /** the receiver poll thread's backoff */
   poll?: PollOptions;
   /** how often missing rings are looked for, replaced rings reopened and peers' liveness checked (ms, default 200) */
@@ -75,8 +71,14 @@ export interface ShmPeerStats {
   connected: boolean;
   queuedMessages: number;
   queuedBytes: number;
+  /** of queuedBytes: in the bulk lane */
+  bulkQueuedBytes: number;
   sent: number;
+  /** messages dropped: a full lane, too large, a failed send */
   drops: number;
+  /** of drops: a full lane, per lane */
+  controlDrops: number;
+  bulkDrops: number;
   /** sends that found the ring full (the message waited) */
   full: number;
   reopens: number;
@@ -103,10 +105,6 @@ export function ringFileName(cluster: string, from: ReplicaId, to: ReplicaId): s
   return `decree-${safe(cluster)}-${safe(from)}-to-${safe(to)}-${h}.ring`;
 }
 
-const defaultLogger: ShmTransportLogger = {
-  warn: (obj, msg) => console.warn(`[transport-shm] ${msg}`, obj),
-  error: (obj, msg) => console.warn(`[transport-shm] ${msg}`, obj),
-};
 
 function pidAlive(pid: number): boolean {
   if (pid <= 0) return false;
@@ -131,10 +129,11 @@ interface Link {
   out: OutRing | undefined;
   /** the inode of the shm file `out` maps */
   inode: number;
-  queue: Uint8Array[];
-  queuedBytes: number;
+  /** what waits for room in the ring: control ahead of bulk, each lane bounded (packages/wire) */
+  readonly queue: PeerQueue;
   connected: boolean;
   sent: number;
+  /** drops other than a full lane (too large, a failed send); the lanes count their own */
   drops: number;
   full: number;
   reopens: number;
@@ -157,22 +156,26 @@ export class RingTransport implements Transport {
   private received = 0;
   private decodeErrors = 0;
   private misrouted = 0;
-  protected readonly log: ShmTransportLogger | undefined;
-  private readonly maxQueuedMessages: number;
-  private readonly maxQueuedBytes: number;
+  protected readonly log: ShmTransportLogger;
 
   constructor(
     readonly self: ReplicaId,
     peers: readonly ReplicaId[],
-    protected readonly opts: Pick<ShmTransportOptions, 'maxQueuedMessages' | 'maxQueuedBytes' | 'logger' | 'onError'>,
+    protected readonly opts: Pick<
+      ShmTransportOptions,
+      'maxQueuedMessages' | 'maxQueuedBytes' | 'maxBulkQueuedBytes' | 'logger' | 'onError'
+    >,
   ) {
-    this.log = opts.logger === false ? undefined : (opts.logger ?? defaultLogger);
-    this.maxQueuedMessages = opts.maxQueuedMessages ?? 16_384;
-    this.maxQueuedBytes = opts.maxQueuedBytes ?? 8 << 20;
+    this.log = resolveLogger(opts.logger, 'transport-shm');
+    const maxMessages = opts.maxQueuedMessages ?? DEFAULT_LANE_BOUNDS.maxMessages;
+    const bounds = {
+      control: { maxBytes: opts.maxQueuedBytes ?? DEFAULT_LANE_BOUNDS.maxBytes, maxMessages },
+      bulk: { maxBytes: opts.maxBulkQueuedBytes ?? DEFAULT_LANE_BOUNDS.maxBytes, maxMessages },
+    };
     for (const p of new Set(peers)) {
       if (p === self) continue;
       this.links.set(p, {
-        peer: p, out: undefined, inode: 0, queue: [], queuedBytes: 0, connected: false,
+        peer: p, out: undefined, inode: 0, queue: new PeerQueue(bounds, 0), connected: false,
         sent: 0, drops: 0, full: 0, reopens: 0, retry: undefined, flushScheduled: false, lastOpenError: undefined,
       });
     }
@@ -204,15 +207,11 @@ export class RingTransport implements Transport {
     }
     if (link.out && frame.length > link.out.maxPayload) {
       link.drops++;
-      this.fail(new ShmTransportError('encode', `a ${msg.type} of ${frame.length} bytes is larger than the ring's largest frame (${link.out.maxPayload})`, msg.to));
+      const why = `a ${msg.type} of ${frame.length} bytes is larger than the ring's largest frame (${link.out.maxPayload})`;
+      this.fail(new ShmTransportError('encode', why, msg.to));
       return;
     }
-    if (link.queue.length >= this.maxQueuedMessages || link.queuedBytes + frame.length > this.maxQueuedBytes) {
-      link.drops++;
-      return;
-    }
-    link.queue.push(frame);
-    link.queuedBytes += frame.length;
+    if (!link.queue.offer(frame, laneOf(msg))) return; // the lane is full: counted there (the protocol retransmits)
     if (!link.flushScheduled && link.retry === undefined) {
       link.flushScheduled = true;
       queueMicrotask(() => this.flush(link));
@@ -224,33 +223,34 @@ export class RingTransport implements Transport {
     return undefined;
   }
 
+  /** Hands what waits to the ring: the control lane first, then the bulk lane, until the ring is full. */
   protected flush(link: Link): void {
     link.flushScheduled = false;
     if (this.closed || link.queue.length === 0) return;
     if (!link.out) link.out = this.openOut(link);
     if (!link.out) return this.retryLater(link, 50); // the peer has not created its ring yet
-    let n: number;
-    try {
-      n = link.out.sendMany(link.queue);
-    } catch (e) {
-      // a frame too large for this ring (ETOOBIG) or a closed ring: drop the first frame, go on
-      const err = e as Error & { code?: string };
-      link.drops++;
-      link.queuedBytes -= link.queue[0]!.length;
-      link.queue.shift();
-      this.fail(new ShmTransportError(err.code === 'ETOOBIG' ? 'encode' : 'ring', `send to ${link.peer}: ${err.message}`, link.peer));
-      return this.retryLater(link, 0);
+    for (let q: LaneQueue | undefined = link.queue.next(); q; q = link.queue.next()) {
+      const waiting = q.items();
+      let n: number;
+      try {
+        n = link.out.sendMany(waiting);
+      } catch (e) {
+        // a frame too large for this ring (ETOOBIG) or a closed ring: drop the first frame, go on
+        const err = e as Error & { code?: string };
+        link.drops++;
+        q.shift(1);
+        const code = err.code === 'ETOOBIG' ? 'encode' : 'ring';
+        this.fail(new ShmTransportError(code, `send to ${link.peer}: ${err.message}`, link.peer));
+        return this.retryLater(link, 0);
+      }
+      link.sent += n;
+      const all = n === waiting.length;
+      q.shift(n);
+      if (!all || !link.out) {
+        link.full++;
+        return this.retryLater(link, 1); // full: the receiver has not consumed yet; it publishes its head as it goes
+      }
     }
-    link.sent += n;
-    if (n === link.queue.length) {
-      link.queue = [];
-      link.queuedBytes = 0;
-      return;
-    }
-    for (let i = 0; i < n; i++) link.queuedBytes -= link.queue[i]!.length;
-    link.queue = link.queue.slice(n);
-    link.full++;
-    this.retryLater(link, 1); // full: the receiver has not consumed yet; it publishes its head as it goes
   }
 
   private retryLater(link: Link, ms: number): void {
@@ -295,7 +295,9 @@ export class RingTransport implements Transport {
 
   protected fail(err: ShmTransportError): void {
     if (this.opts.onError) this.opts.onError(err);
-    else if (err.code === 'misrouted' || err.code === 'decode' || err.code === 'receiver' || err.code === 'ring') this.log?.warn({ code: err.code, peer: err.peer }, err.message);
+    else if (err.code === 'misrouted' || err.code === 'decode' || err.code === 'receiver' || err.code === 'ring') {
+      this.log.warn({ code: err.code, peer: err.peer }, err.message);
+    }
   }
 
   protected inStats(_peer: ReplicaId): RingStats | undefined {
@@ -311,9 +313,11 @@ export class RingTransport implements Transport {
       } catch {
         out = undefined;
       }
+      const q = l.queue;
       peers[l.peer] = {
-        connected: l.connected, queuedMessages: l.queue.length, queuedBytes: l.queuedBytes,
-        sent: l.sent, drops: l.drops, full: l.full, reopens: l.reopens, out, in: this.inStats(l.peer),
+        connected: l.connected, queuedMessages: q.length, queuedBytes: q.bytes, bulkQueuedBytes: q.bulk.bytes,
+        sent: l.sent, drops: l.drops + q.drops, controlDrops: q.control.drops, bulkDrops: q.bulk.drops,
+        full: l.full, reopens: l.reopens, out, in: this.inStats(l.peer),
       };
     }
     return { received: this.received, decodeErrors: this.decodeErrors, misrouted: this.misrouted, peers };
@@ -324,17 +328,17 @@ export class RingTransport implements Transport {
     this.closed = true;
     for (const l of this.links.values()) {
       // one last try to hand over what waits (a graceful stop's final messages)
-      if (l.out && l.queue.length) {
+      for (const q of [l.queue.control, l.queue.bulk]) {
+        if (!l.out || q.length === 0) continue;
         try {
-          l.out.sendMany(l.queue);
+          if (l.out.sendMany(q.items()) < q.length) break; // full: the rest is lost with the process
         } catch {
           /* closing anyway */
         }
       }
       if (l.retry) clearTimeout(l.retry);
       l.retry = undefined;
-      l.queue = [];
-      l.queuedBytes = 0;
+      l.queue.clear();
       l.connected = false;
       try {
         l.out?.close();
@@ -684,7 +688,7 @@ export class RdmaTransport extends RingTransport {
 
   protected override fail(err: ShmTransportError): void {
     if (this.opts.onError) this.opts.onError(err);
-    else if (err.code === 'rdma') this.log?.warn({ code: err.code, peer: err.peer }, err.message);
+    else if (err.code === 'rdma') this.log.warn({ code: err.code, peer: err.peer }, err.message);
     else super.fail(err);
   }
 

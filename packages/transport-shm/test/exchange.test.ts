@@ -13,7 +13,7 @@ import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Message } from '@decree/protocol';
 import { encodeValue } from '@decree/protocol';
-import { FrameReader, MAGIC, decodeWelcome, encodeAuth, encodeHello, frames, handshakeProof } from '@decree/transport-tcp';
+import { FrameReader, MAGIC, decodeWelcome, encodeAuth, encodeHello, frames, handshakeProof } from '@decree/wire';
 import {
   MemoryFabric,
   RdmaExchangeError,
@@ -306,17 +306,18 @@ describe('refusals', () => {
 
   it('no protocol version in common', async () => {
     const { x1, x2 } = await pairWith({ versions: { min: 1, max: 1 } }, { versions: { min: 2, max: 3 } });
-    expect(x2.errors[0]).toMatchObject({ code: 'version', message: 'x1 speaks protocol version 1, this replica (x2) supports 2..3' });
-    expect(x1.errors[0]).toMatchObject({ code: 'version' });
-    expect(x1.errors[0]!.message).toMatch(/^x2@127\.0\.0\.1:\d+ refused the RDMA exchange: x1 speaks protocol version 1, this replica \(x2\) supports 2\.\.3$/);
+    // the TCP transport's handshake (packages/wire), its wording; the refusal code crossed the wire
+    expect(x2.errors[0]).toMatchObject({ code: 'version', refusal: 'VERSION', message: 'peer x1 speaks protocol version 1, this replica (x2) supports 2..3' });
+    expect(x1.errors[0]).toMatchObject({ code: 'version', refusal: 'VERSION' });
+    expect(x1.errors[0]!.message).toMatch(/^x2@127\.0\.0\.1:\d+ refused the RDMA exchange: peer x1 speaks protocol version 1, this replica \(x2\) supports 2\.\.3$/);
   });
 
   it('a replica that is not a member is refused before anything is exchanged', async () => {
     const c = cluster(['m1', 'm2']);
     const m2 = await c.start('m2');
     const seen = await rawDial(m2.ch.address().port, 'intruder', 'm2', undefined, () => []);
-    expect(seen).toEqual(['welcome 2 refused intruder: not a member of this cluster']);
-    expect(m2.errors[0]).toMatchObject({ code: 'auth', message: 'refused intruder: not a member of this cluster' });
+    expect(seen).toEqual(['welcome 2 refused intruder: intruder is not a member of this cluster']);
+    expect(m2.errors[0]).toMatchObject({ code: 'auth', refusal: 'NOT_MEMBER', message: 'refused intruder: intruder is not a member of this cluster' });
     expect(m2.host.endpoints.size).toBe(0);
   });
 

@@ -12,6 +12,7 @@ import { encodeMessage, type Message } from '@decree/protocol';
 import { RdmaNotBuiltError, createRdmaEndpoint, loadRdmaAddonFrom, openShmRing } from '@decree/rdma-transport';
 import { NO_RDMA_DEVICE, ShmTransportError, createRdmaSideChannel, createRdmaTransport, createShmTransport, listRdmaDevices, ringFileName, type ShmTransport } from '../src/index.ts';
 import { sleep, tempDir, waitFor } from './helpers.ts';
+import { samples } from '../../protocol/test/arbitraries.ts';
 
 const tmp = tempDir('shm');
 const open: ShmTransport[] = [];
@@ -130,6 +131,32 @@ describe('ShmTransport', () => {
     open.push(c);
     c.send(hb('c', 'nobody', 1));
     expect(errs[0]?.code).toBe('misrouted');
+  });
+
+  it('two lanes per peer (PeerQueue): each bounded, its own drops, control handed over first', async () => {
+    const chunk = (i: number): Message => ({
+      ...samples['snap-chunk'], ring: 'default', from: 'a', to: 'b', index: i,
+    });
+    const a = createShmTransport({
+      self: 'a', peers: ['a', 'b'], cluster: 'lanes', dir: tmp.dir, logger: false, checkEveryMs: 20,
+      maxQueuedMessages: 4, maxBulkQueuedBytes: 1 << 20,
+    });
+    open.push(a);
+    // b is not there yet: everything waits in a's lanes, each lane dropping on its own
+    for (let i = 0; i < 6; i++) a.send(chunk(i));
+    for (let i = 0; i < 6; i++) a.send(hb('a', 'b', i));
+    await sleep(20);
+    expect(a.stats().peers.b).toMatchObject({ queuedMessages: 8, controlDrops: 2, bulkDrops: 2, drops: 4 });
+    expect(a.stats().peers.b!.bulkQueuedBytes).toBeGreaterThan(0);
+    const b = createShmTransport({ self: 'b', peers: ['a', 'b'], cluster: 'lanes', dir: tmp.dir, logger: false });
+    open.push(b);
+    const got: string[] = [];
+    b.setReceiver((m) => {
+      if (m.type === 'heartbeat-ack') got.push(`hb${m.appliedUpTo}`);
+      else if (m.type === 'snap-chunk') got.push(`chunk${m.index}`);
+    });
+    await waitFor('what waited', () => got.length === 8, 10_000);
+    expect(got).toEqual(['hb0', 'hb1', 'hb2', 'hb3', 'chunk0', 'chunk1', 'chunk2', 'chunk3']);
   });
 
   it('a bad frame in the ring is counted and skipped; later messages arrive', async () => {

@@ -12,8 +12,12 @@ export {
   type PeerDirectory,
   type BackoffOptions,
 } from './transport.ts';
-export { FrameReader, FRAME_HEADER_BYTES, frame, frames } from './framing.ts';
+// the wire pieces (framing, handshake frames) now live in @decree/wire; re-exported for tools and tests
 export {
+  FrameReader,
+  FRAME_HEADER_BYTES,
+  frame,
+  frames,
   MAGIC,
   PROTOCOL_VERSION_MIN,
   PROTOCOL_VERSION_MAX,
@@ -38,5 +42,6 @@ export {
   KIND_AUTH,
   type Hello,
   type Welcome,
-} from './handshake.ts';
+  type RefusalCode,
+} from '@decree/wire';
 export { certificateNames, loadTlsMaterial, type TlsOptions } from './tls.ts';

@@ -2,94 +2,48 @@ import { randomBytes } from 'node:crypto';
 import { promises as dnsPromises } from 'node:dns';
 import net from 'node:net';
 import tls from 'node:tls';
-import { CONTRACTS, type Lane, decodeMessage, encodeMessage, invariant, laneOf, requires, type Message, type ReplicaId } from '@decree/protocol';
-import type { Transport } from '@decree/bus';
-import { EncodeOnce } from './encode-once.ts';
-import { FRAME_HEADER_BYTES, FrameReader, frames } from './framing.ts';
 import {
+  CONTRACTS,
+  type Lane,
+  decodeMessage,
+  encodeMessage,
+  laneOf,
+  requires,
+  type Message,
+  type ReplicaId,
+} from '@decree/protocol';
+import type { Transport } from '@decree/bus';
+import {
+  HANDSHAKE_MAX_FRAME_BYTES,
   PROTOCOL_VERSION_MAX,
   PROTOCOL_VERSION_MIN,
-  STATUS_OK,
-  STATUS_REFUSED,
-  STATUS_VERSION,
-  decodeAuth,
-  decodeHello,
-  decodeHelloHeader,
-  decodeWelcome,
-  describeVersions,
-  encodeAuth,
-  encodeHello,
-  encodeWelcome,
-  handshakeProof,
-  helloIds,
-  negotiateVersion,
-  proofMatches,
-} from './handshake.ts';
+  FrameReader,
+  PeerQueue,
+  TransportError,
+  backoffDelay,
+  handshakeStep,
+  peerAddress,
+  resolveLogger,
+  startDialler,
+  startListener,
+  type BackoffOptions,
+  type HandshakeState,
+  type HandshakeStep,
+  type PeerAddress,
+  type PeerDirectory,
+  type Refusal,
+  type RefusalCode,
+  type TransportErrorCode,
+  type WireLogger,
+} from '@decree/wire';
+import { EncodeOnce } from './encode-once.ts';
 import { certificateNames, loadTlsMaterial, type TlsOptions, type TlsMaterial } from './tls.ts';
 
-export interface PeerAddress {
-  readonly host: string;
-  readonly port: number;
-}
-
-export type PeerDirectory = Readonly<Record<ReplicaId, PeerAddress>> | ((id: ReplicaId) => PeerAddress | undefined);
+export { TransportError, backoffDelay };
+export type { BackoffOptions, PeerAddress, PeerDirectory, TransportErrorCode };
 
 /** Structured logger; a pino logger fits (`(obj, msg)`). */
-export interface TransportLogger {
-  debug?(obj: object, msg: string): void;
-  info?(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-  error(obj: object, msg: string): void;
-}
-
-export type TransportErrorCode =
-  /** the listener refused our hello: no protocol version in common */
-  | 'version-refused'
-  /** we refused a dialler's hello: no protocol version in common */
-  | 'version-mismatch'
-  /** the listener refused our hello for another reason (wrong replica, bad hello) */
-  | 'handshake-refused'
-  /** bad magic, malformed handshake, oversized frame, handshake timeout */
-  | 'protocol'
-  /** a frame that is not a valid message (the connection goes on) */
-  | 'decode'
-  /** a message we could not encode, or one too large to send */
-  | 'encode'
-  /** dialling failed (refused, unreachable, name not resolved, timeout) */
-  | 'connect'
-  /** a message for a replica this process does not host, or from one the peer did not name */
-  | 'misrouted'
-  /** shared-secret authentication failed or was missing on one side */
-  | 'auth'
-  /** the receiver threw */
-  | 'receiver';
-
-export class TransportError extends Error {
-  constructor(
-    readonly code: TransportErrorCode,
-    message: string,
-    /** the remote replica, when known */
-    readonly peer?: ReplicaId,
-  ) {
-    super(message);
-    this.name = 'TransportError';
-  }
-}
-
-export interface BackoffOptions {
-  /** delay before the first retry (ms) */
-  initialMs?: number;
-  /** cap (ms) */
-  maxMs?: number;
-  factor?: number;
-  /** 0..1: the delay is drawn uniformly from [d * (1 - jitter), d] */
-  jitter?: number;
-  /**
-   * a connection must stay up this long (ms) for the backoff to start over (default 1000): a peer
-   * that accepts and drops connections at once is retried with growing delays, not in a tight loop
-   */
-  resetAfterMs?: number;
-}
+export type TransportLogger = WireLogger;
 
 export interface TcpTransportOptions {
   /** the replica(s) this process hosts */
@@ -144,6 +98,11 @@ export interface TcpTransportOptions {
   protocolVersions?: { min: number; max: number };
   /** copy each received frame before decoding so decoded byte fields do not pin socket chunks (default true) */
   copyFrames?: boolean;
+  /**
+   * encode a message sent to several peers once (the proposer's `accept`): the copy for the next
+   * peer gets its own `to` at a computed, verified offset (default true; false packs every copy)
+   */
+  encodeOnce?: boolean;
   /** jitter source, uniform in [0, 1) (default Math.random) */
   random?: () => number;
   /** structured logs; default warnings and errors to console.warn; false for silence */
@@ -220,23 +179,9 @@ const DEFAULTS = {
   handshakeTimeoutMs: 5000,
   closeGraceMs: 250,
 };
-const HANDSHAKE_MAX_BYTES = 64 * 1024;
 
-/** The delay before retry number `attempt` (0-based): capped exponential with jitter. */
-export function backoffDelay(attempt: number, opts: BackoffOptions = {}, random: () => number = Math.random): number {
-  const initial = opts.initialMs ?? 50;
-  const max = opts.maxMs ?? 5000;
-  const factor = opts.factor ?? 2;
-  const jitter = Math.min(1, Math.max(0, opts.jitter ?? 0.5));
-  const d = Math.min(max, initial * Math.pow(factor, Math.min(attempt, 64)));
-  return d * (1 - jitter * random());
-}
-
-const consoleLogger: TransportLogger = {
-  warn: (obj, msg) => console.warn(`[transport-tcp] ${msg}`, obj),
-  error: (obj, msg) => console.warn(`[transport-tcp] ${msg}`, obj),
-};
-const silentLogger: TransportLogger = { warn: () => {}, error: () => {} };
+const consoleLogger: TransportLogger = resolveLogger(undefined, 'transport-tcp');
+const silentLogger: TransportLogger = resolveLogger(false, 'transport-tcp');
 
 /** One TCP connection, either direction, before and after its handshake. */
 class Conn {
@@ -246,11 +191,8 @@ class Conn {
   reported = false;
   /** the last socket error, for the report of a failed dial */
   lastError: string | undefined;
-  /** the dialler's and the listener's challenges */
-  diallerNonce: Uint8Array | undefined;
-  listenerNonce: Uint8Array | undefined;
-  /** inbound: welcome sent, waiting for the dialler's proof of the shared secret */
-  authPending = false;
+  /** the handshake (packages/wire) while it runs */
+  hs: HandshakeState | undefined;
   version: number | undefined;
   remoteIds: readonly ReplicaId[] = [];
   /** the link this connection carries outbound frames for, if any */
@@ -267,7 +209,7 @@ class Conn {
     onFrame: (payload: Buffer) => boolean,
     onOversize: (len: number) => void,
   ) {
-    this.reader = new FrameReader(HANDSHAKE_MAX_BYTES, onFrame, onOversize);
+    this.reader = new FrameReader(HANDSHAKE_MAX_FRAME_BYTES, onFrame, onOversize);
     this.closedPromise = new Promise((r) => (this.resolveClosed = r));
   }
 
@@ -280,63 +222,12 @@ class Conn {
   }
 }
 
-/** One bounded FIFO of encoded frames. */
-class LaneQueue {
-  queue: Uint8Array[] = [];
-  head = 0;
-  queuedBytes = 0;
-  drops = 0;
-
-  get length(): number {
-    return this.queue.length - this.head;
-  }
-
-  push(payload: Uint8Array, size: number): void {
-    this.queue.push(payload);
-    this.queuedBytes += size;
-  }
-
-  /** Takes frames from the head up to `maxBytes` (at least one), framed into one buffer. */
-  take(maxBytes: number): { buf: Buffer; count: number; bytes: number } {
-    const from = this.head;
-    let to = from;
-    let bytes = 0;
-    while (to < this.queue.length) {
-      const n = this.queue[to]!.length + FRAME_HEADER_BYTES;
-      if (to > from && bytes + n > maxBytes) break;
-      bytes += n;
-      to++;
-    }
-    const buf = frames(this.queue, from, to);
-    for (let i = from; i < to; i++) this.queue[i] = EMPTY;
-    this.head = to;
-    this.queuedBytes -= bytes;
-    if (this.head === this.queue.length) {
-      this.queue = [];
-      this.head = 0;
-    } else if (this.head > 4096 && this.head * 2 > this.queue.length) {
-      this.queue = this.queue.slice(this.head);
-      this.head = 0;
-    }
-    return { buf, count: to - from, bytes };
-  }
-
-  clear(): number {
-    const n = this.length;
-    this.queue = [];
-    this.head = 0;
-    this.queuedBytes = 0;
-    return n;
-  }
-}
-
 /**
- * Outbound state for one peer replica: two bounded lanes (control ahead of bulk) and the
- * connection that drains them.
+ * Outbound state for one peer replica: two bounded lanes (control ahead of bulk, `PeerQueue` of
+ * packages/wire) and the connection that drains them.
  */
 class Link {
-  readonly control = new LaneQueue();
-  readonly bulk = new LaneQueue();
+  readonly queue: PeerQueue;
   conn: Conn | undefined;
   /** dialling (resolving, connecting or handshaking) */
   dialing = false;
@@ -347,19 +238,19 @@ class Link {
   connectedAt = 0;
   /** a connect failure has been logged at warn level since the last success */
   failureLogged = false;
-  stats = { framesOut: 0, bytesOut: 0, socketWrites: 0, drops: 0, connects: 0, reconnects: 0, connectFailures: 0, lookups: 0 };
+  stats = {
+    framesOut: 0, bytesOut: 0, socketWrites: 0, drops: 0, connects: 0, reconnects: 0, connectFailures: 0, lookups: 0,
+  };
 
   constructor(
     readonly id: ReplicaId,
     readonly dials: boolean,
-  ) {}
-
-  get queuedMessages(): number {
-    return this.control.length + this.bulk.length;
-  }
-
-  get queuedBytes(): number {
-    return this.control.queuedBytes + this.bulk.queuedBytes;
+    bounds: { maxQueuedBytes: number; maxBulkQueuedBytes: number; maxQueuedMessages: number },
+  ) {
+    this.queue = new PeerQueue({
+      control: { maxBytes: bounds.maxQueuedBytes, maxMessages: bounds.maxQueuedMessages },
+      bulk: { maxBytes: bounds.maxBulkQueuedBytes, maxMessages: bounds.maxQueuedMessages },
+    });
   }
 }
 
@@ -379,9 +270,7 @@ export class TcpTransport implements Transport {
   private readonly random: () => number;
   private readonly lookup: (host: string) => Promise<string>;
   private readonly maxFrameBytes: number;
-  private readonly maxQueuedBytes: number;
-  private readonly maxBulkQueuedBytes: number;
-  private readonly maxQueuedMessages: number;
+  private readonly bounds: { maxQueuedBytes: number; maxBulkQueuedBytes: number; maxQueuedMessages: number };
   private readonly maxWriteBytes: number;
   private readonly copyFrames: boolean;
   private readonly secret: Buffer | undefined;
@@ -399,8 +288,8 @@ export class TcpTransport implements Transport {
   private closing = false;
   private closedPromise: Promise<void> | undefined;
   private readonly lastLog = new Map<string, number>();
-  /** DECREE_TCP_ENCODE_ONCE=0 turns the shared encoding off (to measure it) */
-  private readonly encoder = process.env.DECREE_TCP_ENCODE_ONCE === '0' ? { encode: encodeMessage } : new EncodeOnce();
+  /** packs a message sent to several peers once (option encodeOnce, default on) */
+  private readonly encoder: { encode(msg: Message): Uint8Array };
 
   private readonly totals = {
     framesIn: 0,
@@ -438,11 +327,14 @@ export class TcpTransport implements Transport {
     this.random = opts.random ?? Math.random;
     this.lookup = opts.lookup ?? (async (host) => (await dnsPromises.lookup(host)).address);
     this.maxFrameBytes = opts.maxFrameBytes ?? DEFAULTS.maxFrameBytes;
-    this.maxQueuedBytes = opts.maxQueuedBytes ?? DEFAULTS.maxQueuedBytes;
-    this.maxBulkQueuedBytes = opts.maxBulkQueuedBytes ?? DEFAULTS.maxBulkQueuedBytes;
-    this.maxQueuedMessages = opts.maxQueuedMessages ?? DEFAULTS.maxQueuedMessages;
+    this.bounds = {
+      maxQueuedBytes: opts.maxQueuedBytes ?? DEFAULTS.maxQueuedBytes,
+      maxBulkQueuedBytes: opts.maxBulkQueuedBytes ?? DEFAULTS.maxBulkQueuedBytes,
+      maxQueuedMessages: opts.maxQueuedMessages ?? DEFAULTS.maxQueuedMessages,
+    };
     this.maxWriteBytes = opts.maxWriteBytes ?? DEFAULTS.maxWriteBytes;
     this.copyFrames = opts.copyFrames ?? true;
+    this.encoder = opts.encodeOnce === false ? { encode: encodeMessage } : new EncodeOnce();
     if (opts.secret !== undefined) {
       this.secret = typeof opts.secret === 'string' ? Buffer.from(opts.secret, 'utf8') : Buffer.from(opts.secret);
       if (this.secret.length === 0) throw new TypeError('transport-tcp: secret must not be empty');
@@ -593,9 +485,9 @@ export class TcpTransport implements Transport {
     this.dirty.delete(link);
     if (link.timer) clearTimeout(link.timer);
     for (const k of ['framesOut', 'bytesOut', 'socketWrites', 'drops', 'reconnects', 'connectFailures'] as const) this.retired[k] += link.stats[k];
-    this.retired.controlDrops += link.control.drops;
-    this.retired.bulkDrops += link.bulk.drops;
-    this.retired.drops += link.control.clear() + link.bulk.clear();
+    this.retired.controlDrops += link.queue.control.drops;
+    this.retired.bulkDrops += link.queue.bulk.drops;
+    this.retired.drops += link.queue.clear();
     const c = link.conn;
     link.conn = undefined;
     if (c && !c.inbound) c.socket.destroy();
@@ -617,18 +509,18 @@ export class TcpTransport implements Transport {
       bytesOut += l.stats.bytesOut;
       socketWrites += l.stats.socketWrites;
       drops += l.stats.drops;
-      controlDrops += l.control.drops;
-      bulkDrops += l.bulk.drops;
+      controlDrops += l.queue.control.drops;
+      bulkDrops += l.queue.bulk.drops;
       reconnects += l.stats.reconnects;
       connectFailures += l.stats.connectFailures;
       peers[id] = {
         connected: this.isConnected(id),
         dials: l.dials,
-        queuedMessages: l.queuedMessages,
-        queuedBytes: l.queuedBytes,
-        bulkQueuedBytes: l.bulk.queuedBytes,
-        controlDrops: l.control.drops,
-        bulkDrops: l.bulk.drops,
+        queuedMessages: l.queue.length,
+        queuedBytes: l.queue.bytes,
+        bulkQueuedBytes: l.queue.bulk.bytes,
+        controlDrops: l.queue.control.drops,
+        bulkDrops: l.queue.bulk.drops,
         socketBufferedBytes: l.conn && !l.conn.closed ? l.conn.socket.writableLength : 0,
         ...l.stats,
         attempt: l.attempt,
@@ -707,7 +599,7 @@ export class TcpTransport implements Transport {
     const addr = this.peerAddress(to);
     const inbound = this.inboundById.get(to);
     if (!addr && !inbound) return undefined;
-    link = new Link(to, !!addr);
+    link = new Link(to, !!addr, this.bounds);
     this.links.set(to, link);
     if (addr) this.dial(link);
     else if (inbound) this.attach(link, inbound);
@@ -715,27 +607,18 @@ export class TcpTransport implements Transport {
   }
 
   private peerAddress(id: ReplicaId): PeerAddress | undefined {
-    const p = this.opts.peers;
-    if (typeof p === 'function') return p(id);
-    return Object.prototype.hasOwnProperty.call(p, id) ? p[id] : undefined;
+    return peerAddress(this.opts.peers, id);
   }
 
   private enqueue(link: Link, payload: Uint8Array, lane: Lane): void {
-    const size = payload.length + FRAME_HEADER_BYTES;
-    const q = lane === 'bulk' ? link.bulk : link.control;
-    const bound = lane === 'bulk' ? this.maxBulkQueuedBytes : this.maxQueuedBytes;
-    if (q.length >= this.maxQueuedMessages || (q.queuedBytes + size > bound && q.length > 0)) {
+    const q = link.queue.lane(lane);
+    if (!q.offer(payload)) {
       // every message is retransmitted or pulled again by its receiver: a drop costs time, not safety
-      q.drops++;
       link.stats.drops++;
-      this.logLimited(
-        `drop:${link.id}:${lane}`, 'warn', { peer: link.id, lane, queuedBytes: q.queuedBytes, queuedMessages: q.length, drops: q.drops },
-        `outbound ${lane} lane to ${link.id} is full: dropping`,
-      );
+      const obj = { peer: link.id, lane, queuedBytes: q.bytes, queuedMessages: q.length, drops: q.drops };
+      this.logLimited(`drop:${link.id}:${lane}`, 'warn', obj, `outbound ${lane} lane to ${link.id} is full: dropping`);
       return;
     }
-    q.push(payload, size);
-    CONTRACTS && invariant(q.queuedBytes <= Math.max(bound, size), 'outbound lane within its byte bound');
     if (link.conn?.ready) this.scheduleFlush(link);
   }
 
@@ -759,10 +642,9 @@ export class TcpTransport implements Transport {
     const c = link.conn;
     if (!c || !c.ready || c.closed) return;
     const s = c.socket;
-    while (link.control.length > 0 || link.bulk.length > 0) {
+    for (let q = link.queue.next(); q; q = link.queue.next()) {
       if (s.writableNeedDrain || s.destroyed) return; // 'drain' calls flush again
-      const q = link.control.length > 0 ? link.control : link.bulk;
-      const { buf, count, bytes } = q.take(this.maxWriteBytes);
+      const { buf, count, bytes } = q.takeFramed(this.maxWriteBytes);
       link.stats.socketWrites++;
       link.stats.framesOut += count;
       link.stats.bytesOut += bytes;
@@ -822,7 +704,6 @@ export class TcpTransport implements Transport {
       : net.connect({ host: ip, port: addr.port });
     socket.setNoDelay(true);
     const conn = this.track(socket, false, label);
-    conn.diallerNonce = randomBytes(16);
     conn.link = link;
     link.conn = conn;
     link.dialing = false;
@@ -834,9 +715,9 @@ export class TcpTransport implements Transport {
     }, this.opts.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs);
     socket.once(this.tls ? 'secureConnect' : 'connect', () => {
       socket.setKeepAlive(true, 10_000);
-      socket.write(
-        frames([encodeHello({ minVersion: this.versions.min, maxVersion: this.versions.max, ids: this.selfIds, to: link.id, nonce: conn.diallerNonce })]),
-      );
+      const step = startDialler({ ...this.handshakeConfig(socket), to: link.id, label });
+      conn.hs = step.state;
+      socket.write(step.send!);
     });
   }
 
@@ -862,7 +743,7 @@ export class TcpTransport implements Transport {
   private attach(link: Link, conn: Conn): void {
     link.conn = conn;
     conn.link = link;
-    if (link.queuedMessages > 0) this.scheduleFlush(link);
+    if (link.queue.length > 0) this.scheduleFlush(link);
   }
 
   // ------------------------------------------------------------------ connections
@@ -909,10 +790,15 @@ export class TcpTransport implements Transport {
     this.totals.inboundAccepted++;
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 10_000);
-    const conn = this.track(socket, true, `inbound ${socket.remoteAddress}:${socket.remotePort}`);
+    const remote = `${socket.remoteAddress}:${socket.remotePort}`;
+    const conn = this.track(socket, true, `inbound ${remote}`);
+    conn.hs = startListener({ ...this.handshakeConfig(socket), remote });
     const timeout = this.opts.handshakeTimeoutMs ?? DEFAULTS.handshakeTimeoutMs;
     conn.timer = setTimeout(() => {
-      if (!conn.ready) this.protocolError(conn, `no hello from ${conn.label} within ${timeout} ms`);
+      const hs = conn.hs;
+      if (!conn.ready && !conn.closed && hs && hs.phase !== 'done') {
+        this.onHandshake(conn, handshakeStep(hs, { type: 'timeout', afterMs: timeout }));
+      }
     }, timeout);
   }
 
@@ -947,8 +833,14 @@ export class TcpTransport implements Transport {
 
   private onFrame(conn: Conn, payload: Buffer): boolean {
     if (conn.closed) return false;
-    if (conn.authPending) return this.onAuth(conn, payload);
-    if (!conn.ready) return conn.inbound ? this.onHello(conn, payload) : this.onWelcome(conn, payload);
+    if (!conn.ready) {
+      const hs = conn.hs;
+      if (!hs || hs.phase === 'done') {
+        this.protocolError(conn, `a frame from ${conn.label} before the handshake`);
+        return false;
+      }
+      return this.onHandshake(conn, handshakeStep(hs, { type: 'frame', payload }));
+    }
     this.totals.framesIn++;
     let msg: Message;
     try {
@@ -987,92 +879,73 @@ export class TcpTransport implements Transport {
     }
   }
 
-  /** Listener side: read the dialler's hello, answer welcome or refusal. */
-  private onHello(conn: Conn, payload: Buffer): boolean {
-    let head: { minVersion: number; maxVersion: number };
-    try {
-      head = decodeHelloHeader(payload);
-    } catch (e) {
-      this.protocolError(conn, `${(e as Error).message} from ${conn.label}`);
+  /** The handshake's settings for one connection (packages/wire handshake.ts). */
+  private handshakeConfig(socket: net.Socket) {
+    let peerNames: string[] | undefined;
+    if (this.tls) {
+      const s = socket as tls.TLSSocket;
+      peerNames = typeof s.getPeerCertificate === 'function' ? certificateNames(s.getPeerCertificate()) : [];
+    }
+    return {
+      selfIds: this.selfIds,
+      versions: this.versions,
+      nonce: randomBytes(16),
+      ...(this.secret && { secret: this.secret }),
+      ...(this.isMember && { isMember: this.isMember }),
+      ...(peerNames && { peerNames }),
+    };
+  }
+
+  /** Acts on one step of a connection's handshake: write, refuse, or start carrying messages. */
+  private onHandshake(conn: Conn, step: HandshakeStep): boolean {
+    conn.hs = step.state;
+    conn.label = step.state.label;
+    const o = step.outcome;
+    if (o.kind === 'refused') {
+      this.handshakeFailed(conn, o.refusal, step.send);
       return false;
     }
-    const version = negotiateVersion({ min: head.minVersion, max: head.maxVersion }, this.versions);
-    if (version === undefined) {
-      const who = helloIds(payload);
-      const why = `peer ${who} speaks ${describeVersions(head.minVersion, head.maxVersion)}, this replica (${this.selfIds.join(',')}) supports ${this.versions.min}..${this.versions.max}`;
-      this.totals.handshakesRefused++;
-      this.report('version-mismatch', why, who);
-      this.refuse(conn, STATUS_VERSION, why);
-      return false;
-    }
-    let hello;
-    try {
-      hello = decodeHello(payload);
-    } catch (e) {
-      this.protocolError(conn, `${(e as Error).message} from ${conn.label}`);
-      return false;
-    }
-    if (!this.selfSet.has(hello.to)) {
-      const why = `${hello.ids.join(',')} dialled replica ${hello.to}, but this process hosts ${this.selfIds.join(',')}`;
-      this.totals.handshakesRefused++;
-      this.report('handshake-refused', why, hello.ids[0]);
-      this.refuse(conn, STATUS_REFUSED, why);
-      return false;
-    }
-    if (this.secret && !hello.nonce) {
-      const why = `${hello.ids.join(',')} sent no challenge, but this replica (${this.selfIds.join(',')}) requires shared-secret authentication`;
-      this.totals.authFailures++;
-      this.report('auth', why, hello.ids[0]);
-      this.refuse(conn, STATUS_REFUSED, why);
-      return false;
-    }
-    const denied = this.identityProblem(conn, hello.ids);
-    if (denied) {
-      const why = `refused ${hello.ids.join(',')}: ${denied}`;
-      this.totals.authFailures++;
-      this.totals.handshakesRefused++;
-      this.report('auth', why, hello.ids[0]);
-      this.refuse(conn, STATUS_REFUSED, why);
-      return false;
-    }
-    conn.version = version;
-    conn.remoteIds = hello.ids;
-    conn.diallerNonce = hello.nonce;
-    conn.listenerNonce = randomBytes(16);
-    conn.label = `${hello.ids.join(',')}@${conn.socket.remoteAddress}:${conn.socket.remotePort}`;
-    const proof =
-      this.secret && hello.nonce
-        ? handshakeProof(this.secret, 'decree/listener', hello.nonce, conn.listenerNonce, hello.ids, this.selfIds)
-        : undefined;
-    conn.socket.write(frames([encodeWelcome({ status: STATUS_OK, version, ids: this.selfIds, nonce: conn.listenerNonce, ...(proof ? { proof } : {}) })]));
-    if (this.secret) {
-      conn.authPending = true; // the handshake timer keeps running until the dialler proves the secret
-      return true;
-    }
-    this.establishInbound(conn);
+    if (step.send) conn.socket.write(step.send);
+    if (o.kind === 'pending') return true; // the handshake timer keeps running until the dialler proves the secret
+    conn.hs = undefined;
+    conn.version = o.session.version;
+    conn.remoteIds = o.session.remoteIds;
+    if (conn.inbound) this.establishInbound(conn);
+    else this.establishOutbound(conn);
     return true;
   }
 
-  /** Listener side: the dialler's proof of the shared secret. */
-  private onAuth(conn: Conn, payload: Buffer): boolean {
-    let proof: Uint8Array | undefined;
-    try {
-      proof = decodeAuth(payload);
-    } catch {
-      proof = undefined;
-    }
-    const expected = handshakeProof(this.secret!, 'decree/dialler', conn.diallerNonce!, conn.listenerNonce!, conn.remoteIds, this.selfIds);
-    if (!proofMatches(proof, expected)) {
-      this.totals.authFailures++;
-      this.report('auth', `${conn.label} failed the shared-secret check`, conn.remoteIds[0]);
-      conn.reported = true;
-      conn.reader.dead = true;
+  /**
+   * A refused handshake, either way: counted and reported by its refusal code, then the connection
+   * ends (after the refusal frame, when there is one for the peer to read).
+   */
+  private handshakeFailed(conn: Conn, r: Refusal, send: Buffer | undefined): void {
+    const t = this.totals;
+    const listener = r.side === 'listener';
+    let code: TransportErrorCode;
+    if (r.by === 'remote') code = r.code === 'VERSION' ? 'version-refused' : 'handshake-refused';
+    else if (r.code === 'VERSION') code = listener ? 'version-mismatch' : 'protocol';
+    else if (r.code === 'WRONG_REPLICA') code = listener ? 'handshake-refused' : 'auth';
+    else if (r.code === 'REFUSED') code = 'handshake-refused';
+    else if (r.code === 'BAD_FRAME' || r.code === 'TIMEOUT') code = 'protocol';
+    else code = 'auth';
+    if (code === 'protocol') t.protocolErrors++;
+    if (code === 'auth') t.authFailures++;
+    if (r.by === 'local' && r.code === 'NOT_MEMBER') t.notMembers++;
+    if (r.by === 'local' && r.code === 'TLS_NAME') t.tlsFailures++;
+    if (send) t.handshakesRefused++;
+    this.report(code, r.message, r.peer, 'warn', r.code);
+    conn.reported = true;
+    conn.ready = false;
+    conn.reader.dead = true;
+    if (!send) {
       conn.socket.destroy();
-      return false;
+      return;
     }
-    conn.authPending = false;
-    this.establishInbound(conn);
-    return true;
+    conn.socket.end(send);
+    const timer = setTimeout(() => conn.socket.destroy(), 1000);
+    timer.unref?.();
+    void conn.closedPromise.then(() => clearTimeout(timer));
   }
 
   /** An inbound connection that passed its handshake starts carrying messages. */
@@ -1090,68 +963,11 @@ export class TcpTransport implements Transport {
     this.log.debug?.({ conn: conn.label, version: conn.version }, 'inbound connection established');
   }
 
-  private refuse(conn: Conn, status: number, why: string): void {
-    conn.ready = false;
-    conn.socket.end(frames([encodeWelcome({ status, version: 0, ids: this.selfIds, error: why })]));
-    const t = setTimeout(() => conn.socket.destroy(), 1000);
-    t.unref?.();
-    void conn.closedPromise.then(() => clearTimeout(t));
-    conn.reader.dead = true;
-  }
-
-  /** Dialler side: read the welcome. */
-  private onWelcome(conn: Conn, payload: Buffer): boolean {
+  /** An outbound connection that passed its handshake starts draining its link. */
+  private establishOutbound(conn: Conn): void {
     const link = conn.link;
-    let w;
-    try {
-      w = decodeWelcome(payload);
-    } catch (e) {
-      this.protocolError(conn, `${(e as Error).message} from ${conn.label}`);
-      return false;
-    }
-    if (w.status !== STATUS_OK) {
-      const code = w.status === STATUS_VERSION ? 'version-refused' : 'handshake-refused';
-      this.report(code, `handshake refused by ${conn.label}: ${w.error ?? 'no reason given'}`, link?.id);
-      conn.reported = true;
-      conn.socket.destroy();
-      return false;
-    }
-    if (w.version < this.versions.min || w.version > this.versions.max) {
-      this.protocolError(conn, `${conn.label} chose ${describeVersions(w.version, w.version)}, this replica supports ${this.versions.min}..${this.versions.max}`);
-      return false;
-    }
-    {
-      let denied = this.identityProblem(conn, w.ids);
-      if (!denied && link && !w.ids.includes(link.id)) denied = `answered for ${link.id}`;
-      if (denied) {
-        this.totals.authFailures++;
-        this.report('auth', `refused listener ${conn.label} (${w.ids.join(',')}): ${denied}`, link?.id);
-        conn.reported = true;
-        conn.reader.dead = true;
-        conn.socket.destroy();
-        return false;
-      }
-    }
-    if (this.secret || w.proof) {
-      let why: string | undefined;
-      if (!this.secret) why = `${conn.label} requires a shared secret and none is configured here`;
-      else if (!w.proof || !w.nonce) why = `${conn.label} did not prove the shared secret (is one configured there?)`;
-      else if (!proofMatches(w.proof, handshakeProof(this.secret, 'decree/listener', conn.diallerNonce!, w.nonce, this.selfIds, w.ids)))
-        why = `${conn.label} failed the shared-secret check (different secret?)`;
-      if (why) {
-        this.totals.authFailures++;
-        this.report('auth', why, link?.id);
-        conn.reported = true;
-        conn.reader.dead = true;
-        conn.socket.destroy();
-        return false;
-      }
-      conn.socket.write(frames([encodeAuth(handshakeProof(this.secret!, 'decree/dialler', conn.diallerNonce!, w.nonce!, this.selfIds, w.ids))]));
-    }
     if (conn.timer) clearTimeout(conn.timer);
     conn.timer = undefined;
-    conn.version = w.version;
-    conn.remoteIds = w.ids;
     conn.ready = true;
     conn.reader.maxFrameBytes = this.maxFrameBytes;
     if (link && link.conn === conn) {
@@ -1161,33 +977,8 @@ export class TcpTransport implements Transport {
       link.connectedAt = Date.now();
       if (link.failureLogged) this.log.info?.({ peer: link.id, conn: conn.label }, 'connected again');
       link.failureLogged = false;
-      if (link.queuedMessages > 0) this.scheduleFlush(link);
+      if (link.queue.length > 0) this.scheduleFlush(link);
     }
-    return true;
-  }
-
-  /**
-   * Why the remote end of `conn` may not act as `ids`, or undefined when it may: a non-member id,
-   * or (with TLS) a certificate that does not name every id. Counts the kind of failure.
-   */
-  private identityProblem(conn: Conn, ids: readonly ReplicaId[]): string | undefined {
-    if (this.isMember) {
-      const outsiders = ids.filter((id) => !this.isMember!(id));
-      if (outsiders.length > 0) {
-        this.totals.notMembers++;
-        return `${outsiders.join(',')} ${outsiders.length > 1 ? 'are not members' : 'is not a member'} of this cluster`;
-      }
-    }
-    if (this.tls) {
-      const s = conn.socket as tls.TLSSocket;
-      const names = typeof s.getPeerCertificate === 'function' ? certificateNames(s.getPeerCertificate()) : [];
-      const unnamed = ids.filter((id) => !names.includes(id));
-      if (unnamed.length > 0) {
-        this.totals.tlsFailures++;
-        return `the certificate names ${names.length ? [...new Set(names)].join(',') : 'nothing'}, not ${unnamed.join(',')}`;
-      }
-    }
-    return undefined;
   }
 
   private protocolError(conn: Conn, why: string): void {
@@ -1204,10 +995,20 @@ export class TcpTransport implements Transport {
     this.totals.drops++;
   }
 
-  private report(code: TransportErrorCode, message: string, peer?: ReplicaId, level: 'warn' | 'debug' = 'warn'): void {
-    const err = new TransportError(code, message, peer);
-    if (level === 'debug') this.log.debug?.({ code, peer }, message);
-    else this.logLimited(code + (peer ?? ''), code === 'protocol' || code === 'auth' || code.startsWith('version') ? 'error' : 'warn', { code, peer }, message);
+  private report(
+    code: TransportErrorCode,
+    message: string,
+    peer?: ReplicaId,
+    level: 'warn' | 'debug' = 'warn',
+    refusal?: RefusalCode,
+  ): void {
+    const err = new TransportError(code, message, peer, refusal);
+    const obj = { code, peer, ...(refusal && { refusal }) };
+    if (level === 'debug') this.log.debug?.(obj, message);
+    else {
+      const severe = code === 'protocol' || code === 'auth' || code.startsWith('version');
+      this.logLimited(code + (peer ?? ''), severe ? 'error' : 'warn', obj, message);
+    }
     try {
       this.opts.onError?.(err);
     } catch {

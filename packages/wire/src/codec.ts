@@ -1,14 +1,24 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { decodeValue, encodeValue, type ReplicaId } from '@decree/protocol';
+import { HandshakeError } from './errors.ts';
+import { isRefusalCode, type RefusalCode } from './refusal.ts';
 
 /**
  * The handshake that opens every connection. Its fixed header (magic, kind, versions) never
  * changes between protocol versions, so a replica of any version can read any other's hello and
  * answer with a clear refusal during a rolling upgrade.
  *
- *   hello   (dialler -> listener): "DCRE" u8 kind=1 u16 minVersion u16 maxVersion, MessagePack { ids, to, nonce }
- *   welcome (listener -> dialler): "DCRE" u8 kind=2 u8 status u16 version,         MessagePack { ids, nonce, proof? } | { ids, error }
- *   auth    (dialler -> listener, only when the listener proved a shared secret): "DCRE" u8 kind=3, MessagePack { proof }
+ *   hello   (dialler -> listener): "DCRE" u8 kind=1 u16 minVersion u16 maxVersion,
+ *                                  MessagePack { ids, to, nonce }
+ *   welcome (listener -> dialler): "DCRE" u8 kind=2 u8 status u16 version,
+ *                                  MessagePack { ids, nonce, proof? } | { ids, error, code? }
+ *   auth    (dialler -> listener, only when the listener proved a shared secret): "DCRE" u8 kind=3,
+ *                                  MessagePack { proof }
+ *
+ * A refusal carries the status byte (1: no version in common, 2: anything else), a one-line `error`
+ * for logs, and the refusal `code` (a RefusalCode string). A peer that predates `code` ignores it
+ * and still reads status and error; a refusal from such a peer carries no code, and decodeWelcome
+ * derives one from the status (VERSION or REFUSED). The text is never parsed.
  *
  * With a shared secret both sides prove it: proof = HMAC-SHA256(secret, MessagePack([label,
  * dialler nonce, listener nonce, dialler ids, listener ids])), label "decree/listener" or
@@ -18,6 +28,12 @@ export const MAGIC = Buffer.from('DCRE', 'latin1');
 export const KIND_HELLO = 1;
 export const KIND_WELCOME = 2;
 export const KIND_AUTH = 3;
+/** A range of protocol versions, both ends included. */
+export interface VersionRange {
+  readonly min: number;
+  readonly max: number;
+}
+
 /** The protocol versions this build speaks. */
 export const PROTOCOL_VERSION_MIN = 1;
 export const PROTOCOL_VERSION_MAX = 1;
@@ -30,13 +46,6 @@ export const STATUS_REFUSED = 2;
 
 const HELLO_FIXED = 9;
 const WELCOME_FIXED = 8;
-
-export class HandshakeError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'HandshakeError';
-  }
-}
 
 export interface Hello {
   readonly minVersion: number;
@@ -53,6 +62,8 @@ export interface Welcome {
   readonly version: number;
   readonly ids: readonly ReplicaId[];
   readonly error?: string;
+  /** why the hello was refused (status other than STATUS_OK); derived from the status for older peers */
+  readonly code?: RefusalCode;
   /** the listener's challenge */
   readonly nonce?: Uint8Array;
   /** the listener's proof of the shared secret (present when it has one) */
@@ -72,7 +83,9 @@ export function encodeHello(h: Hello): Buffer {
 
 function checkMagic(buf: Uint8Array, kind: number, fixed: number, what: string): void {
   if (buf.length < fixed) throw new HandshakeError(`${what} too short (${buf.length} bytes)`);
-  for (let i = 0; i < 4; i++) if (buf[i] !== MAGIC[i]) throw new HandshakeError(`${what}: bad magic (not a Decree peer)`);
+  for (let i = 0; i < 4; i++) {
+    if (buf[i] !== MAGIC[i]) throw new HandshakeError(`${what}: bad magic (not a Decree peer)`);
+  }
   if (buf[4] !== kind) throw new HandshakeError(`${what}: unexpected frame kind ${buf[4]}`);
 }
 
@@ -84,7 +97,9 @@ export function decodeHelloHeader(buf: Buffer): { minVersion: number; maxVersion
   checkMagic(buf, KIND_HELLO, HELLO_FIXED, 'hello');
   const minVersion = buf.readUInt16BE(5);
   const maxVersion = buf.readUInt16BE(7);
-  if (minVersion > maxVersion) throw new HandshakeError(`hello: version range ${minVersion}..${maxVersion} is empty`);
+  if (minVersion > maxVersion) {
+    throw new HandshakeError(`hello: version range ${minVersion}..${maxVersion} is empty`);
+  }
   return { minVersion, maxVersion };
 }
 
@@ -116,7 +131,7 @@ export function encodeWelcome(w: Welcome): Buffer {
   const body = encodeValue(
     w.status === STATUS_OK
       ? { ids: w.ids, ...(w.nonce ? { nonce: w.nonce } : {}), ...(w.proof ? { proof: w.proof } : {}) }
-      : { ids: w.ids, error: w.error ?? 'refused' },
+      : { ids: w.ids, error: w.error ?? 'refused', ...(w.code ? { code: w.code } : {}) },
   );
   const out = Buffer.allocUnsafe(WELCOME_FIXED + body.length);
   MAGIC.copy(out, 0);
@@ -137,15 +152,18 @@ export function decodeWelcome(buf: Buffer): Welcome {
   } catch (e) {
     throw new HandshakeError(`welcome: ${(e as Error).message}`);
   }
-  const b = body as { ids?: unknown; error?: unknown; nonce?: unknown; proof?: unknown } | null;
+  const b = body as { ids?: unknown; error?: unknown; code?: unknown; nonce?: unknown; proof?: unknown } | null;
   if (typeof b !== 'object' || b === null) throw new HandshakeError('welcome: body is not a map');
   const ids = isIdList(b.ids) ? b.ids : [];
   if (status === STATUS_OK && ids.length === 0) throw new HandshakeError('welcome: no replica ids');
+  let code: RefusalCode | undefined;
+  if (status !== STATUS_OK) code = isRefusalCode(b.code) ? b.code : status === STATUS_VERSION ? 'VERSION' : 'REFUSED';
   return {
     status,
     version,
     ids,
     ...(typeof b.error === 'string' ? { error: b.error } : {}),
+    ...(code ? { code } : {}),
     ...(b.nonce instanceof Uint8Array ? { nonce: b.nonce } : {}),
     ...(b.proof instanceof Uint8Array ? { proof: b.proof } : {}),
   };
@@ -182,7 +200,8 @@ export function handshakeProof(
   diallerIds: readonly string[],
   listenerIds: readonly string[],
 ): Buffer {
-  return createHmac('sha256', secret).update(encodeValue([label, diallerNonce, listenerNonce, diallerIds, listenerIds])).digest();
+  const input = encodeValue([label, diallerNonce, listenerNonce, diallerIds, listenerIds]);
+  return createHmac('sha256', secret).update(input).digest();
 }
 
 /** Constant-time comparison of a proof with the expected one. */
@@ -191,7 +210,7 @@ export function proofMatches(got: Uint8Array | undefined, expected: Uint8Array):
 }
 
 /** The highest version both ranges hold, or undefined. */
-export function negotiateVersion(a: { min: number; max: number }, b: { min: number; max: number }): number | undefined {
+export function negotiateVersion(a: VersionRange, b: VersionRange): number | undefined {
   const hi = Math.min(a.max, b.max);
   const lo = Math.max(a.min, b.min);
   return hi >= lo ? hi : undefined;
