@@ -37,7 +37,7 @@ import { type AcceptorEvent, type AcceptorInput, acceptorMachine } from '../src/
  */
 class AcceptorScript implements RoleAdapter {
   readonly defaultSelf = 'r1';
-  readonly events = new Set(['prepare', 'accept', 'read-confirm', 'exec-mark', 'truncate', 'stop']);
+  readonly events = new Set(['prepare', 'accept', 'read-confirm', 'exec-mark', 'log-truncate', 'stop']);
   private io!: ScriptIO;
   private store!: ScriptStore;
   private actor!: Actor<typeof acceptorMachine>;

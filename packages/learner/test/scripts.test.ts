@@ -52,12 +52,13 @@ class ScriptMachine implements StateMachine {
 /**
  * init options: `self=` (r1), `members=(r1,r2,r3)`, `inc=` (1), `executedUpTo=`, `config=e2:r1,r2,r4@6`,
  * `peers=(…)`, `replayed=[slot:value …]` and the LearnerOptions by name. `onApplyError` prints
- * `apply-error`, `onNeedsSnapshot` prints `needs-snapshot` (a peer no longer holds what it misses).
+ * `apply-error`. The learner tells its snapshotter (this replica's, `to=r1`) how far it executed
+ * (`snap-executed`, muted in most scripts) and that a peer no longer holds what it misses (`snap-need`).
  */
 class LearnerScript implements RoleAdapter {
   readonly defaultSelf = 'r1';
   readonly events = new Set([
-    'learn', 'decide', 'catchup-req', 'catchup-rep', 'tick', 'set-members', 'truncate', 'bootstrap', 'stop',
+    'learn', 'decide', 'catchup-req', 'catchup-rep', 'tick', 'set-members', 'retain-truncate', 'bootstrap', 'stop',
   ]);
   /** the learner's `bootstrap { config }` is its own event, not the client side's Bootstrap message */
   readonly internal = new Set(['bootstrap']);
@@ -76,7 +77,6 @@ class LearnerScript implements RoleAdapter {
       now: () => io.sched.now(),
       options,
       onApplyError: (err, slot) => io.note(`apply-error ${slot}: ${(err as Error).message}`),
-      onNeedsSnapshot: (from, below) => io.note(`needs-snapshot from=${from} below=${below}`),
     };
     if (args.has('executedUpTo')) input.executedUpTo = args.int('executedUpTo');
     const config = args.raw('config');
