@@ -7,6 +7,7 @@ export default defineConfig({
   test: {
     include: ['{packages,apps,tools}/*/test/**/*.test.ts'],
     env: { DECREE_CONTRACTS: '1' },
+    setupFiles: ['./tools/scripts/contracts-on.ts'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: 'forks',

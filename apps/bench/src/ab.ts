@@ -17,7 +17,7 @@ const VARIANTS: Record<string, Partial<ClusterOptions>> = {
   /** replica processes from the esbuild bundle (the default) */
   bundle: {},
   /** the TCP transport packs a message sent to several peers once per peer again */
-  noenc: { env: { DECREE_TCP_ENCODE_ONCE: '0' } },
+  noenc: { config: { tcp: { encodeOnce: false } } },
   inflight8: { batching: { maxInflightSlots: 8 } },
   inflight128: { batching: { maxInflightSlots: 128 } },
   batch1024: { batching: { maxBatchCmds: 1024 } },
@@ -25,7 +25,7 @@ const VARIANTS: Record<string, Partial<ClusterOptions>> = {
   /** memory stores: the same cluster without a disk (how much of the latency is the WAL) */
   memory: { storage: 'memory' },
   /** the WAL writes, then fdatasyncs (the default opens segments O_DSYNC: one round trip per batch) */
-  fdatasync: { env: { DECREE_WAL_SYNC: 'fdatasync' } },
+  fdatasync: { config: { wal: { sync: 'fdatasync' } } },
 };
 
 const args = process.argv.slice(2);

@@ -59,6 +59,8 @@ export interface ClusterOptions {
   runner?: Runner;
   /** proposer pipeline and batch bounds (config `batching`) */
   batching?: { maxInflightSlots?: number; maxBatchCmds?: number };
+  /** extra sections of the cluster config (e.g. { wal: { sync: 'fdatasync' } }) */
+  config?: Record<string, unknown>;
   /** extra environment for the replica processes */
   env?: Record<string, string>;
   /** extra node flags for the replica processes (e.g. --cpu-prof) */
@@ -103,6 +105,7 @@ export async function startProcessCluster(o: ClusterOptions): Promise<ClusterHan
     ...(o.transport === 'nats' ? { nats: { servers: [o.natsUrl!] } } : {}),
     replicas,
     batching: { maxInflightSlots: o.batching?.maxInflightSlots ?? 32, maxBatchCmds: o.batching?.maxBatchCmds ?? 8192 },
+    ...o.config,
   };
   const cfgPath = join(dir, 'cluster.json');
   writeFileSync(cfgPath, JSON.stringify(cfg));

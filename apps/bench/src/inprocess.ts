@@ -12,10 +12,14 @@ import { StageTracker, type StageRow } from './stages.ts';
 export type InProcessRow = BenchRow & { stages?: StageRow[] };
 
 /** Stores for an in-process cluster: memory (default) or a file WAL per replica in a temporary directory. */
-function storesFor(kind: 'memory' | 'wal' | undefined): { makeStore?: (id: string) => AcceptorStore; cleanup: () => void } {
+function storesFor(
+  kind: 'memory' | 'wal' | undefined,
+  sync?: 'dsync' | 'fdatasync',
+): { makeStore?: (id: string) => AcceptorStore; cleanup: () => void } {
   if (kind !== 'wal') return { cleanup: () => {} };
   const dir = mkdtempSync(join(tmpdir(), 'decree-inproc-'));
-  return { makeStore: (id) => new FileWalStore({ dir: join(dir, id) }), cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+  const makeStore = (id: string) => new FileWalStore({ dir: join(dir, id), ...(sync ? { sync } : {}) });
+  return { makeStore, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
 export interface InProcessOptions {
@@ -143,10 +147,14 @@ export async function inProcessBench(o: InProcessOptions = {}): Promise<InProces
 
 /** One client, one command at a time: the latency floor of the in-process engine. */
 export async function inProcessLatencyBench(
-  o: { seconds?: number; instrument?: Instrument; name?: string; store?: 'memory' | 'wal'; stages?: boolean } = {},
+  o: {
+    seconds?: number; instrument?: Instrument; name?: string; store?: 'memory' | 'wal'; stages?: boolean;
+    /** the WAL's sync mode (store 'wal') */
+    walSync?: 'dsync' | 'fdatasync';
+  } = {},
 ): Promise<InProcessRow> {
   const seconds = o.seconds ?? 2;
-  const stores = storesFor(o.store);
+  const stores = storesFor(o.store, o.walSync);
   const cluster = await new LocalCluster({
     n: 3,
     ...(stores.makeStore ? { makeStore: stores.makeStore } : {}),

@@ -11,8 +11,7 @@ const res: Record<string, { p50: number[]; p99: number[]; ops: number[] }> = { d
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 for (let r = 0; r < rounds; r++) {
   for (const mode of r % 2 ? (['fdatasync', 'dsync'] as const) : (['dsync', 'fdatasync'] as const)) {
-    process.env.DECREE_WAL_SYNC = mode;
-    const row = await inProcessLatencyBench({ seconds, store: 'wal' });
+    const row = await inProcessLatencyBench({ seconds, store: 'wal', walSync: mode });
     res[mode]!.p50.push(row.p50ms);
     res[mode]!.p99.push(row.p99ms);
     res[mode]!.ops.push(row.opsPerSec);

@@ -12,6 +12,10 @@ import { pino } from 'pino';
 import { ConfigError, loadConfig } from './config.ts';
 import { startNode } from './node.ts';
 import { resolveTracing } from './tracing.ts';
+import { contractsWanted, setContracts } from '@decree/protocol';
+
+// a program (not a library) reads the environment: DECREE_CONTRACTS=1 turns the code contracts on
+setContracts(contractsWanted(process.env.DECREE_CONTRACTS));
 
 class UsageError extends Error {}
 

@@ -40,7 +40,11 @@ export const ClusterConfig = z.strictObject({
       marginMiB: z.number().min(0).optional(),
     })
     .optional(),
+  /** storage "wal": `sync` dsync (segments opened O_DSYNC: one round trip per batch, the default) or fdatasync */
+  wal: z.strictObject({ sync: z.enum(['dsync', 'fdatasync']).default('dsync') }).optional(),
   transport: z.enum(['tcp', 'nats', 'shm', 'rdma']).default('tcp'),
+  /** transport "tcp": `encodeOnce` (default true) packs a message sent to several peers once */
+  tcp: z.strictObject({ encodeOnce: z.boolean().default(true) }).optional(),
   /** shared-memory rings between replicas of one host (transport "shm"): where the ring files live, bytes per ring */
   shm: z.strictObject({ dir: z.string().min(1).default('/dev/shm'), capacity: z.number().int().min(4096).optional() }).optional(),
   /**

@@ -47,7 +47,7 @@ function makeStore(cfg: ClusterConfig, id: string, ring: string): AcceptorStore 
       mkdirSync(dir, { recursive: true });
       return new PmemStore({ path: join(dir, 'pmem.log'), capacity: cfg.pmemSizeMiB << 20 });
     default:
-      return new FileWalStore({ dir });
+      return new FileWalStore({ dir, ...(cfg.wal ? { sync: cfg.wal.sync } : {}) });
   }
 }
 
@@ -107,6 +107,7 @@ async function makeTransport(cfg: ClusterConfig, id: string, log: Logger): Promi
     ...(cfg.tls ? { tls: cfg.tls } : {}),
     // only the configured replicas may connect; messages claiming another sender are dropped
     members: cfg.replicas.map((r) => r.id),
+    ...(cfg.tcp ? { encodeOnce: cfg.tcp.encodeOnce } : {}),
     logger: { warn: (o, m) => log.warn(o, m), error: (o, m) => log.error(o, m) },
   });
 }

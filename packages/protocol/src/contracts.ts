@@ -1,11 +1,23 @@
 /**
- * Code contracts. On when DECREE_CONTRACTS=1 (the test config sets it), off in production.
- * Write them behind the constant so they cost nothing when off:
+ * Code contracts. Off unless turned on with setContracts(true): the test setup does, and so does the
+ * decree command when DECREE_CONTRACTS=1 (a library reads no environment variables). Write them
+ * behind the flag so they cost nothing when off:
  *
  *   CONTRACTS && requires(ballot.round >= 0, 'round is non-negative');
+ *
+ * The always-on safety checks (safety()) do not depend on it.
  */
-export const CONTRACTS: boolean =
-  typeof process !== 'undefined' && (process.env.DECREE_CONTRACTS === '1' || process.env.DECREE_CONTRACTS === 'true');
+export let CONTRACTS = false;
+
+/** Turns the contracts on or off for this process (before the roles start). */
+export function setContracts(on: boolean): void {
+  CONTRACTS = on;
+}
+
+/** DECREE_CONTRACTS as a program reads it: `1` or `true` turn the contracts on. */
+export function contractsWanted(value: string | undefined): boolean {
+  return value === '1' || value === 'true';
+}
 
 export class ContractViolation extends Error {
   constructor(

@@ -1,12 +1,12 @@
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { CONTRACTS, ContractViolation, ensures, invariant, requires } from '../src/index.ts';
+import { CONTRACTS, ContractViolation, contractsWanted, ensures, invariant, requires } from '../src/index.ts';
 
 const contractsFile = fileURLToPath(new URL('../src/contracts.ts', import.meta.url));
 const root = fileURLToPath(new URL('../../..', import.meta.url));
 
-/** CONTRACTS as a fresh node process sees it with DECREE_CONTRACTS set to `value` (or unset). */
+/** CONTRACTS as a fresh node process that imports the library sees it, DECREE_CONTRACTS set to `value`. */
 function contractsInChild(value: string | undefined): string {
   const env = { ...process.env };
   delete env.DECREE_CONTRACTS;
@@ -22,7 +22,7 @@ function contractsInChild(value: string | undefined): string {
 }
 
 describe('contracts', () => {
-  it('are on in tests (the vitest config sets DECREE_CONTRACTS=1)', () => {
+  it('are on in tests (the vitest setup turns them on; DECREE_CONTRACTS=1 for child processes)', () => {
     expect(process.env.DECREE_CONTRACTS).toBe('1');
     expect(CONTRACTS).toBe(true);
   });
@@ -49,11 +49,17 @@ describe('contracts', () => {
     expect(invariant(true, 'x')).toBe(true);
   });
 
-  it('are off in a process without DECREE_CONTRACTS, on with 1 or true', () => {
+  it('the library reads no environment: off in a fresh process whatever DECREE_CONTRACTS says', () => {
     expect(contractsInChild(undefined)).toBe('false');
-    expect(contractsInChild('0')).toBe('false');
-    expect(contractsInChild('1')).toBe('true');
-    expect(contractsInChild('true')).toBe('true');
+    expect(contractsInChild('1')).toBe('false');
+  });
+
+  it('programs turn them on for DECREE_CONTRACTS 1 or true (contractsWanted)', () => {
+    expect(contractsWanted(undefined)).toBe(false);
+    expect(contractsWanted('0')).toBe(false);
+    expect(contractsWanted('yes')).toBe(false);
+    expect(contractsWanted('1')).toBe(true);
+    expect(contractsWanted('true')).toBe(true);
   });
 
   it('when off, `CONTRACTS && requires(...)` does not evaluate the check', () => {

@@ -13,6 +13,10 @@ import { FileSnapshotStore } from '@decree/snapshotter';
 import { createNatsTransport } from '@decree/transport-nats';
 import { loadConfig } from '@decree/app-replica';
 import { HOSTED_ROLES, startRoleHost, type HostedRole } from './host.ts';
+import { contractsWanted, setContracts } from '@decree/protocol';
+
+// a program (not a library) reads the environment: DECREE_CONTRACTS=1 turns the code contracts on
+setContracts(contractsWanted(process.env.DECREE_CONTRACTS));
 
 const program = new Command('decree-role')
   .requiredOption('--config <file>')

@@ -55,7 +55,7 @@ export interface FileWalStoreOptions {
   /**
    * How a batch is made durable: 'dsync' (default) opens segments with O_DSYNC so the one write is
    * durable when it returns (one thread-pool round trip per batch); 'fdatasync' writes, then syncs
-   * (two). Both give data-integrity completion; `DECREE_WAL_SYNC` overrides for measurements.
+   * (two). Both give data-integrity completion (the replica's config: `wal.sync`).
    */
   sync?: 'dsync' | 'fdatasync';
   /** test hook: called before each file operation; throw an errno-style error to inject a fault */
@@ -192,7 +192,7 @@ export class FileWalStore implements AcceptorStore {
     CONTRACTS && requires(typeof opts.dir === 'string' && opts.dir.length > 0, 'FileWalStore needs a dir');
     this.dir = opts.dir;
     this.keepChosen = opts.keepChosen ?? false;
-    const mode = (process.env.DECREE_WAL_SYNC as 'dsync' | 'fdatasync' | undefined) ?? opts.sync ?? 'dsync';
+    const mode = opts.sync ?? 'dsync';
     this.dsync = mode === 'dsync';
     this.segmentBytes = Math.max(opts.segmentBytes ?? 64 << 20, 4096);
     this.maxBatchBytes = Math.max(opts.maxBatchBytes ?? Math.floor(this.segmentBytes / 4), 1024);

@@ -9,6 +9,10 @@ import { type SimLinkOptions, TCP_QUEUE_BYTES, TCP_QUEUE_MESSAGES, twoLanes } fr
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { type ScaleParams, simulateScale } from './scale.ts';
 import { READS_MODE, simulate } from './simulate.ts';
+import { contractsWanted, setContracts } from '@decree/protocol';
+
+// a program (not a library) reads the environment: DECREE_CONTRACTS=1 turns the code contracts on
+setContracts(contractsWanted(process.env.DECREE_CONTRACTS));
 
 const int = (name: string, min = 0) => (v: string) => {
   const n = Number(v);
