@@ -2,12 +2,11 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { Bus, realEnv, type Transport } from '@decree/bus';
-import type { AcceptorStore } from '@decree/protocol';
+import type { AcceptorStore, SnapshotStore } from '@decree/protocol';
 import {
   type BatchOutcome, BusyError, type CommandFailure, ConfigChangeError, NotLeaderError, batchError, createReplica, type Replica,
 } from '@decree/replica';
-import { FileSnapshotStore, MemorySnapshotStore, type SnapshotStore } from '@decree/snapshotter';
-import { FileWalStore, MemoryStore, PmemStore } from '@decree/storage';
+import { FileSnapshotStore, FileWalStore, MemorySnapshotStore, MemoryStore, PmemStore } from '@decree/storage';
 import { KvMachine } from '@decree/kv-machine';
 import { createTcpTransport } from '@decree/transport-tcp';
 import { KvServer } from '@decree/app-kv';

@@ -14,11 +14,13 @@
 import { cpSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DECIDED_META, EXECUTED_META, type Configuration, type RecoveredState, type SlotValue, decodeDecidedMeta, decodeSlotMeta } from '@decree/protocol';
+import {
+  DECIDED_META, EXECUTED_META, type Configuration, type RecoveredState, type SlotValue, type SnapshotMeta, decodeDecidedMeta,
+  decodeSlotMeta,
+} from '@decree/protocol';
 import { provenValue } from '@decree/replica';
-import { FileWalStore, PmemStore } from '@decree/storage';
+import { FileSnapshotStore, FileWalStore, PmemStore } from '@decree/storage';
 import { KvMachine } from '@decree/kv-machine';
-import { FileSnapshotStore, type SnapshotMeta } from '@decree/snapshotter';
 
 export class ReplayError extends Error {
   constructor(message: string) {

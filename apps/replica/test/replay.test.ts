@@ -15,8 +15,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { Bus, realEnv } from '@decree/bus';
 import { KvCommands, KvMachine } from '@decree/kv-machine';
 import { createReplica, type Replica } from '@decree/replica';
-import { FileSnapshotStore } from '@decree/snapshotter';
-import { FileWalStore } from '@decree/storage';
+import { FileSnapshotStore, FileWalStore } from '@decree/storage';
 import { ReplayError, replay } from '../src/replay.ts';
 import { CLI, NODE_ARGS, ROOT } from './helpers.ts';
 

@@ -1,6 +1,6 @@
 import type { Actor } from 'xstate';
 import type {
-  AcceptorStore, Configuration, LeaderRole, Message, ReplicaId, RingId, Slot, StateMachine,
+  AcceptorStore, Configuration, LeaderRole, Message, ReplicaId, RingId, Slot, SnapshotMeta, SnapshotStore, StateMachine,
 } from '@decree/protocol';
 import { Bus, type Env, type Transport, realEnv } from '@decree/bus';
 import { acceptorMachine } from '@decree/acceptor';
@@ -8,9 +8,8 @@ import { proposerMachine } from '@decree/proposer';
 import { learnerMachine } from '@decree/learner';
 import { electorMachine } from '@decree/elector';
 import { configManagerMachine } from '@decree/config-manager';
-import {
-  MemorySnapshotStore, type SnapshotMeta, type SnapshotStore, snapshotWritesDone, snapshotterMachine,
-} from '@decree/snapshotter';
+import { MemorySnapshotStore } from '@decree/storage/memory';
+import { snapshotWritesDone, snapshotterMachine } from '@decree/snapshotter';
 import { BusyError, NotLeaderError, ReplicaStoppedError, StaleReplicaError } from './errors.ts';
 import type { LocalReplay } from './local-replay.ts';
 import { untilDone } from './until-done.ts';

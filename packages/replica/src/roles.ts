@@ -4,13 +4,15 @@
  */
 import { createActor, type InspectionEvent, type Observer } from 'xstate';
 import type { Bus, Env } from '@decree/bus';
-import type { AcceptorStore, Configuration, Message, RecoveredState, ReplicaId, RingId, Slot, StateMachine } from '@decree/protocol';
+import type {
+  AcceptorStore, Configuration, Message, RecoveredState, ReplicaId, RingId, Slot, SnapshotMeta, SnapshotStore, StateMachine,
+} from '@decree/protocol';
 import { acceptorMachine } from '@decree/acceptor';
 import { proposerMachine } from '@decree/proposer';
 import { learnerMachine } from '@decree/learner';
 import { electorMachine } from '@decree/elector';
 import { configManagerMachine } from '@decree/config-manager';
-import { snapshotterMachine, type SnapshotMeta, type SnapshotStore } from '@decree/snapshotter';
+import { snapshotterMachine } from '@decree/snapshotter';
 import { retainWindow } from './config0.ts';
 import type { LocalReplay } from './local-replay.ts';
 import type { CreateReplicaConfig } from './types.ts';

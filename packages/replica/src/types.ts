@@ -1,13 +1,14 @@
 import type { InspectionEvent, Observer } from 'xstate';
 import type { Bus, Env, Transport } from '@decree/bus';
 import type {
-  AcceptorStore, Ballot, Configuration, LeaderRole, ReplicaId, RingId, Slot, StateMachine, StoreStats, StoreUsage,
+  AcceptorStore, Ballot, Configuration, LeaderRole, ReplicaId, RingId, Slot, SnapshotStore, StateMachine, StoreStats,
+  StoreUsage,
 } from '@decree/protocol';
 import type { ProposerOptions } from '@decree/proposer';
 import type { LearnerOptions } from '@decree/learner';
 import type { ElectorOptions } from '@decree/elector';
 import type { ConfigManagerOptions } from '@decree/config-manager';
-import type { SnapshotStore, SnapshotterOptions } from '@decree/snapshotter';
+import type { SnapshotterOptions } from '@decree/snapshotter';
 
 export interface ReplicaOptions {
   /** value bytes in one promise message before it goes in pages (default 512 KiB) */

@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ReplicaId, Slot } from '@decree/protocol';
 import { LogMachine, SimCluster, enc } from '@decree/testkit';
+import { FileSnapshotStore } from '@decree/storage';
 import { MemoryStore } from '@decree/storage/memory';
-import { FileSnapshotStore } from '@decree/snapshotter';
 import { createReplica, type Replica, type ReplicaOptions } from '@decree/replica';
 
 /** A LogMachine with the checkpoint hooks recorded. */

@@ -1,11 +1,13 @@
 import { createActor, type AnyActorRef } from 'xstate';
 import type { Bus, Env } from '@decree/bus';
-import type { AcceptorStore, Configuration, Message, MessageOf, ReplicaId, RingId, StateMachine, SubmitItem } from '@decree/protocol';
+import type {
+  AcceptorStore, Configuration, Message, MessageOf, ReplicaId, RingId, SnapshotStore, StateMachine, SubmitItem,
+} from '@decree/protocol';
 import { acceptorMachine } from '@decree/acceptor';
 import { proposerMachine, type ProposerOptions } from '@decree/proposer';
 import { learnerMachine } from '@decree/learner';
 import { electorMachine, type ElectorOptions } from '@decree/elector';
-import { snapshotterMachine, type SnapshotStore, type SnapshotterOptions } from '@decree/snapshotter';
+import { snapshotterMachine, type SnapshotterOptions } from '@decree/snapshotter';
 import { Forwarder, Submitter } from '@decree/replica';
 import { configManagerMachine } from '@decree/config-manager';
 

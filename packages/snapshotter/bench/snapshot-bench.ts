@@ -16,11 +16,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KvCommands, KvMachine } from '@decree/kv-machine';
-import { FileWalStore } from '@decree/storage';
-import { MemoryStore } from '@decree/storage/memory';
+import { loadLatestValid } from '@decree/protocol';
+import { FileSnapshotStore, FileWalStore, MemorySnapshotStore, MemoryStore } from '@decree/storage';
 import { createTcpTransport, type PeerAddress } from '@decree/transport-tcp';
 import { createReplica, type Replica } from '@decree/replica';
-import { FileSnapshotStore, MemorySnapshotStore, collect, loadLatestValid } from '../src/index.ts';
+import { collect } from '../src/index.ts';
 
 const ms = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e6;
 const sleep = (n: number) => new Promise((r) => setTimeout(r, n));

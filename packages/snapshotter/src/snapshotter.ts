@@ -6,11 +6,18 @@ import {
   type ReplicaId,
   type RingId,
   type Slot,
+  type Snapshot,
+  type SnapshotMeta,
+  type SnapshotStore,
   type StateMachine,
   CONTRACTS,
+  loadLatestValid,
   requires,
 } from '@decree/protocol';
-import { type Snapshot, type SnapshotMeta, type SnapshotStore, crc32cOf, loadLatestValid } from './store.ts';
+import { crc32c } from '@node-rs/crc32';
+
+/** The CRC32C of a transferred chunk or whole snapshot, unsigned. */
+export const crc32cOf = (data: Uint8Array): number => crc32c(data) >>> 0;
 
 export interface SnapshotterOptions {
   /** take a snapshot once this many slots were applied since the last one (0: never by slots) */

@@ -1,8 +1,7 @@
 import { Bus, type Env, type Rng, SimNetwork, type SimNetworkOptions, SimScheduler } from '@decree/bus';
-import type { AcceptorStore, ReplicaId, StateMachine } from '@decree/protocol';
+import { type AcceptorStore, type ReplicaId, type StateMachine, loadLatestValid } from '@decree/protocol';
 import { MemoryStore } from '@decree/storage/memory';
 import { type CreateReplicaConfig, NotLeaderError, Replica, type ReplicaOptions, replayLocalLog } from '@decree/replica';
-import { loadLatestValid } from '@decree/snapshotter';
 import { LogMachine } from './log-machine.ts';
 
 export interface SimClusterOptions {

@@ -1,7 +1,7 @@
 import { type SimLinkOptions, type SimLinkStats, TCP_QUEUE_BYTES, TCP_QUEUE_MESSAGES, twoLanes } from '@decree/bus';
 import { KvCommands, KvShareGroup } from '@decree/kv-machine';
 import type { ReplicaId } from '@decree/protocol';
-import { MemorySnapshotStore } from '@decree/snapshotter';
+import { MemorySnapshotStore } from '@decree/storage/memory';
 import {
   SimCluster, SafetyViolation, checkAgreement, checkDurability, checkValidity, type AppliedEntry,
 } from '@decree/testkit';

@@ -3,7 +3,7 @@ import { KvCommands, decodeResult } from '@decree/kv-machine';
 import { HistoryRecorder, checkHistory, type Op, type OpHandle, type OpKind } from '@decree/lincheck';
 import { NotLeaderError } from '@decree/replica';
 import type { ReplicaId } from '@decree/protocol';
-import { MemorySnapshotStore } from '@decree/snapshotter';
+import { MemorySnapshotStore } from '@decree/storage/memory';
 import { SimCluster, checkAgreement, checkDurability, checkValidity, SafetyViolation, type AppliedEntry } from '@decree/testkit';
 import { SimDisk } from './disk.ts';
 import { checkLiveness } from './liveness.ts';

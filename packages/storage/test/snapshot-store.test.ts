@@ -2,14 +2,8 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  FileSnapshotStore,
-  MemorySnapshotStore,
-  SnapshotCorruptError,
-  loadLatestValid,
-  snapshotFileName,
-  type SnapshotStore,
-} from '../src/index.ts';
+import { SnapshotCorruptError, type SnapshotStore, loadLatestValid } from '@decree/protocol';
+import { FileSnapshotStore, MemorySnapshotStore, snapshotFileName } from '../src/index.ts';
 
 const dirs: string[] = [];
 const tmp = () => {
