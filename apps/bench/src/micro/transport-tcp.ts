@@ -4,8 +4,8 @@
  * (the receiver acknowledges every `ackEvery` messages with a small message), so nothing is
  * dropped and the figure is the sustained rate.
  *
- *   node --conditions=source --import tsx packages/transport-tcp/bench.ts            # both ends in one process
- *   node --conditions=source --import tsx packages/transport-tcp/bench.ts --split    # receiver in a child process
+ *   node --conditions=source --import tsx apps/bench/src/micro/transport-tcp.ts          # both ends in one process
+ *   node --conditions=source --import tsx apps/bench/src/micro/transport-tcp.ts --split  # receiver in a child process
  *   options: --seconds=N (per size, default 3)  --sizes=100,6144
  *
  * CPU µs/msg (process.cpuUsage over the messages sent) is the figure to compare on a loaded machine;
@@ -14,7 +14,7 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { encodeMessage, type Message } from '@decree/protocol';
-import { createTcpTransport, type TcpTransport } from './src/index.ts';
+import { createTcpTransport, type TcpTransport } from '@decree/transport-tcp';
 
 const args = new Map(
   process.argv.slice(2).map((a) => {

@@ -1,8 +1,9 @@
 /**
  * Snapshot benchmarks (figures go to docs/benchmarks.md; timing is never a test verdict):
  *
- *   node --conditions=source --import tsx packages/snapshotter/bench/snapshot-bench.ts restart [commands=1000000]
- *   [WINDOW=8] [CHUNK=262144] node --conditions=source --import tsx packages/snapshotter/bench/snapshot-bench.ts transfer [keys=1000000]
+ *   node --conditions=source --import tsx apps/bench/src/micro/snapshots.ts restart [commands=1000000]
+ *   [WINDOW=8] [CHUNK=262144] node --conditions=source --import tsx apps/bench/src/micro/snapshots.ts \
+ *     transfer [keys=1000000]
  *
  * restart: one replica (file WAL + file snapshots in a temp dir) applies N SET commands through
  * consensus with a snapshot every 8 MB of slot values, stops, and is created again: the time from
@@ -20,7 +21,7 @@ import { loadLatestValid } from '@decree/protocol';
 import { FileSnapshotStore, FileWalStore, MemorySnapshotStore, MemoryStore } from '@decree/storage';
 import { createTcpTransport, type PeerAddress } from '@decree/transport-tcp';
 import { createReplica, type Replica } from '@decree/replica';
-import { collect } from '../src/index.ts';
+import { collect } from '@decree/snapshotter';
 
 const ms = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e6;
 const sleep = (n: number) => new Promise((r) => setTimeout(r, n));
@@ -64,8 +65,10 @@ async function restart(n: number): Promise<void> {
     let t = process.hrtime.bigint();
     const snap = await loadLatestValid(new FileSnapshotStore(join(dir, 'snap')));
     const readMs = ms(t);
+    // a snapshot is taken every 8 MB of slot values: about 300,000 commands
+    if (!snap) throw new Error(`no snapshot after ${n} commands: give more (a snapshot every 8 MB of slot values)`);
     t = process.hrtime.bigint();
-    await new KvMachine().restore(snap!.data);
+    await new KvMachine().restore(snap.data);
     const restoreMs = ms(t);
     t = process.hrtime.bigint();
     const wal = new FileWalStore({ dir: join(dir, 'wal') });
@@ -84,7 +87,7 @@ async function restart(n: number): Promise<void> {
     await r2.stop();
     console.log(
       `restart: ${totalMs.toFixed(0)} ms until slot ${executed} executed again (createReplica ${createdMs.toFixed(0)} ms); ` +
-        `snapshot ${(snap!.data.length / 1e6).toFixed(1)} MB at slot ${snap!.meta.slot}: read+verify ${readMs.toFixed(0)} ms, restore ${restoreMs.toFixed(0)} ms; ` +
+        `snapshot ${(snap.data.length / 1e6).toFixed(1)} MB at slot ${snap.meta.slot}: read+verify ${readMs.toFixed(0)} ms, restore ${restoreMs.toFixed(0)} ms; ` +
         `WAL recovery ${walMs.toFixed(0)} ms (${rec.accepted.size} log entries after the truncation point); state equal: ${same}`,
     );
   } finally {
@@ -138,4 +141,4 @@ async function transfer(keys: number): Promise<void> {
 const [what, arg] = process.argv.slice(2);
 if (what === 'restart') await restart(Number(arg ?? 1_000_000));
 else if (what === 'transfer') await transfer(Number(arg ?? 1_000_000));
-else console.log('usage: snapshot-bench.ts restart|transfer [n]');
+else console.log('usage: snapshots.ts restart|transfer [n]');

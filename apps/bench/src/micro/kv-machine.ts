@@ -1,10 +1,10 @@
 /**
  * Micro-benchmark of KvMachine.apply.
- *   [KEYS=100000] node --conditions=source --import tsx packages/kv-machine/bench.ts [seconds-per-case]
+ *   [KEYS=100000] node --conditions=source --import tsx apps/bench/src/micro/kv-machine.ts [seconds-per-case]
  * A "64-byte SET" is a 64-byte command: opcode + 16-byte key + 45-byte value (+ 2 length bytes).
  * Commands sit in one batch buffer (as subarrays), like the commands of a decided slot.
  */
-import { KvCommands, KvMachine, KvShareGroup } from './src/index.ts';
+import { KvCommands, KvMachine, KvShareGroup } from '@decree/kv-machine';
 
 const seconds = Number(process.argv[2] ?? 2);
 const KEYS = Number(process.env.KEYS ?? 100_000);

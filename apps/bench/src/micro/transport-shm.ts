@@ -5,7 +5,7 @@
  *    messages/s, MB/s and the sender's CPU µs per message.
  *  - latency: ping-pong, one message in flight; round-trip p50 / p99 in µs.
  *
- *   node --conditions=source --import tsx packages/transport-shm/bench.ts            # receiver in a child process
+ *   node --conditions=source --import tsx apps/bench/src/micro/transport-shm.ts  # receiver in a child process
  *   options: --local (both ends in one process)  --seconds=N (per size, default 2)  --sizes=100,6144
  *            --pings=N (default 3000)  --kinds=shm,tcp
  *
@@ -19,7 +19,7 @@ import { fileURLToPath } from 'node:url';
 import type { Transport } from '@decree/bus';
 import { encodeMessage, type Message } from '@decree/protocol';
 import { createTcpTransport } from '@decree/transport-tcp';
-import { createShmTransport } from './src/index.ts';
+import { createShmTransport } from '@decree/transport-shm';
 
 const args = new Map(
   process.argv.slice(2).map((a) => {
