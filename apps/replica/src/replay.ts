@@ -15,8 +15,8 @@ import { cpSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync } from '
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  DECIDED_META, EXECUTED_META, type Configuration, type RecoveredState, type SlotValue, type SnapshotMeta, decodeDecidedMeta,
-  decodeSlotMeta,
+  DECIDED_META, EXECUTED_META, type Configuration, type RecoveredState, type SlotValue, type SnapshotMeta,
+  decodeDecidedMeta, decodeSlotMeta,
 } from '@decree/protocol';
 import { provenValue } from '@decree/replica';
 import { FileSnapshotStore, FileWalStore, PmemStore } from '@decree/storage';

@@ -40,8 +40,6 @@ export interface AcceptorInput {
   onStoreError?: (err: Error) => void;
   /** called when the store is full: the acceptor holds its writes (and replies) and retries */
   onStoreFull?: (err: Error) => void;
-  /** TEST ONLY: forget the promised ballot (a deliberately broken acceptor for the simulator's self-test) */
-  brokenForgetPromise?: boolean;
   /** the slot this replica executed up to at start (a snapshot and the local log replayed) */
   executedUpTo?: Slot;
   /** value bytes in one promise page; a longer log's promise is pulled page by page (default 512 KiB) */
@@ -148,28 +146,80 @@ function askForRoom(d: AcceptorData, force: boolean): void {
   });
 }
 
-function raisePromise(d: AcceptorData, b: Ballot): void {
-  if (compareBallots(b, d.promised) > 0) {
-    // monotone by the test above (the simulator's deliberately broken acceptor resets it on purpose)
-    d.promised = b;
-    d.pendingRecords.push({ t: 'promise', ballot: b });
+/**
+ * Records `b` as the promised ballot: kept in memory and written with the next group commit. The
+ * caller has checked that `b` is higher than the promise (`keepPromise`); never lower it elsewhere.
+ */
+export function recordPromise(d: AcceptorData, b: Ballot): void {
+  d.promised = b;
+  d.pendingRecords.push({ t: 'promise', ballot: b });
+}
+
+/**
+ * The promise step of a Prepare or an Accept (the machine's `keepPromise` action): a ballot above
+ * the promise becomes the promise. After it, the ballot is refused (nacked) iff it is below the
+ * promise. Tools that need a deliberately broken acceptor replace this action through
+ * `acceptorMachine.provide({ actions: { keepPromise } })` (the testkit's forgetful acceptor).
+ */
+export function keepPromise(d: AcceptorData, m: MessageOf<'prepare'> | MessageOf<'accept'>): void {
+  requireWellFormed(m);
+  if (compareBallots(m.ballot, d.promised) > 0) recordPromise(d, m.ballot);
+}
+
+function requireWellFormed(m: MessageOf<'prepare'> | MessageOf<'accept'>): void {
+  if (!CONTRACTS) return;
+  if (m.type === 'prepare') {
+    requires(m.ballot.round > 0 && m.ballot.leader === m.from, 'prepare: a ballot is the sender\'s, round > 0');
+  } else {
+    requires(m.slot > 0, 'accept: slot > 0');
+    requires(m.ballot.leader === m.from, 'accept: the ballot is the sender\'s');
   }
 }
 
+/**
+ * RSL AcceptMessageFromReplica: whether the state machine refuses the sender (a refused leader
+ * gets no promise, no nack and no vote). A leader we promised was vetted at its Prepare; one we
+ * never saw prepare is vetted at its Accept (without a cookie).
+ */
+export function refusesLeader(d: AcceptorData, m: MessageOf<'prepare'> | MessageOf<'accept'>): boolean {
+  const ok = d.input.acceptMessageFrom;
+  if (!ok) return false;
+  if (m.type === 'prepare') return !ok(m.from, m.cookie);
+  return compareBallots(m.ballot, d.promised) > 0 && !ok(m.from, undefined);
+}
+
+function refuse(d: AcceptorData, m: MessageOf<'prepare'> | MessageOf<'accept'>): void {
+  requireWellFormed(m);
+  if (m.type === 'prepare') d.stats.prepares++;
+  else d.stats.accepts++;
+  d.stats.refused++;
+}
+
+/**
+ * A Prepare, as the machine runs it in three steps (the refusesLeader guard, the keepPromise
+ * action, then the answer), in one call for tests.
+ */
 export function handlePrepare(d: AcceptorData, m: MessageOf<'prepare'>): void {
-  CONTRACTS && requires(m.ballot.round > 0 && m.ballot.leader === m.from, 'prepare: a ballot is the sender\'s, round > 0');
+  if (refusesLeader(d, m)) return refuse(d, m);
+  keepPromise(d, m);
+  answerPrepare(d, m);
+}
+
+/** An Accept, in the machine's three steps (see handlePrepare), in one call for tests. */
+export function handleAccept(d: AcceptorData, m: MessageOf<'accept'>): void {
+  if (refusesLeader(d, m)) return refuse(d, m);
+  keepPromise(d, m);
+  answerAccept(d, m);
+}
+
+/** The answer to a Prepare after the promise step: a nack below the promise, else a promise (one page). */
+function answerPrepare(d: AcceptorData, m: MessageOf<'prepare'>): void {
   d.stats.prepares++;
-  if (d.input.acceptMessageFrom && !d.input.acceptMessageFrom(m.from, m.cookie)) {
-    d.stats.refused++;
-    return;
-  }
-  if (d.input.brokenForgetPromise) d.promised = { round: 0, leader: '' };
   if (compareBallots(m.ballot, d.promised) < 0) {
     d.stats.nacks++;
     d.pendingReplies.push({ type: 'nack', ...header(d, m.from), ballot: m.ballot, promised: d.promised });
     return;
   }
-  raisePromise(d, m.ballot);
   const executedUpTo = d.executedUpTo;
   const start = Math.max(m.fromSlot, m.pageFrom ?? m.fromSlot);
   const accepted: AcceptedEntry[] = [];
@@ -209,22 +259,14 @@ export function handlePrepare(d: AcceptorData, m: MessageOf<'prepare'>): void {
   CONTRACTS && ensures(compareBallots(d.promised, m.ballot) >= 0, 'prepare: promised >= ballot after a promise');
 }
 
-export function handleAccept(d: AcceptorData, m: MessageOf<'accept'>): void {
-  CONTRACTS && requires(m.slot > 0, 'accept: slot > 0');
-  CONTRACTS && requires(m.ballot.leader === m.from, 'accept: the ballot is the sender\'s');
+/** The answer to an Accept after the promise step: a nack below the promise, else the record and accepted. */
+function answerAccept(d: AcceptorData, m: MessageOf<'accept'>): void {
   d.stats.accepts++;
-  // A leader we promised was vetted at its Prepare; one we never saw prepare is vetted here (without a cookie).
-  if (d.input.acceptMessageFrom && compareBallots(m.ballot, d.promised) > 0 && !d.input.acceptMessageFrom(m.from, undefined)) {
-    d.stats.refused++;
-    return;
-  }
-  if (d.input.brokenForgetPromise) d.promised = { round: 0, leader: '' };
   if (compareBallots(m.ballot, d.promised) < 0) {
     d.stats.nacks++;
     d.pendingReplies.push({ type: 'nack', ...header(d, m.from), ballot: m.ballot, promised: d.promised, slot: m.slot });
     return;
   }
-  raisePromise(d, m.ballot);
   if (m.slot >= d.truncatedBelow) {
     const cur = d.accepted.get(m.slot);
     if (cur && ballotEq(cur.ballot, m.ballot)) {
@@ -254,14 +296,24 @@ export const acceptorMachine = setup({
     input: {} as AcceptorInput,
   },
   actions: {
+    /** a refused leader's Prepare or Accept: counted, not answered */
+    refuse: ({ context, event }) => {
+      assertEvent(event, ['prepare', 'accept']);
+      refuse(context, event);
+    },
+    /** the promise step (see keepPromise); the testkit's forgetful acceptor replaces it */
+    keepPromise: ({ context, event }) => {
+      assertEvent(event, ['prepare', 'accept']);
+      keepPromise(context, event);
+    },
     prepare: ({ context, event, self }) => {
       assertEvent(event, 'prepare');
-      handlePrepare(context, event);
+      answerPrepare(context, event);
       flush(context, self);
     },
     accept: ({ context, event, self }) => {
       assertEvent(event, 'accept');
-      handleAccept(context, event);
+      answerAccept(context, event);
       flush(context, self);
     },
     /** read-index: ok while we promise nothing higher than the asking leader's ballot (in memory, so conservative) */
@@ -336,6 +388,10 @@ export const acceptorMachine = setup({
     },
   },
   guards: {
+    refusesLeader: ({ context, event }) => {
+      assertEvent(event, ['prepare', 'accept']);
+      return refusesLeader(context, event);
+    },
     storeFull: ({ event }) => isStoreFullError((event as { err: Error | null }).err),
     storeFailed: ({ event }) => (event as { err: Error | null }).err !== null,
     writing: ({ context }) => context.writing,
@@ -369,8 +425,9 @@ export const acceptorMachine = setup({
   }),
   initial: 'serving',
   on: {
-    prepare: { actions: 'prepare' },
-    accept: { actions: 'accept' },
+    // the promise step is an action of its own so that `provide` can replace it (a broken acceptor for tests)
+    prepare: [{ guard: 'refusesLeader', actions: 'refuse' }, { actions: ['keepPromise', 'prepare'] }],
+    accept: [{ guard: 'refusesLeader', actions: 'refuse' }, { actions: ['keepPromise', 'accept'] }],
     'read-confirm': { actions: 'readConfirm' },
     'exec-mark': { actions: 'execMark' },
     stop: [{ guard: 'gracefulWithWork', target: '.stopping' }, { target: '.stopped' }],

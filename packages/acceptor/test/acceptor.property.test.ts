@@ -1,8 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { type Ballot, type SlotValue, ContractViolation, compareBallots, ballotEq, slotValueEquals } from '@decree/protocol';
-import type { AcceptorInput } from '../src/index.ts';
-import { accept, acceptorHarness, prepare, val } from './harness.ts';
+import { type HarnessOptions, accept, acceptorHarness, forgetfulAcceptor, prepare, val } from './harness.ts';
 
 type Op =
   | { k: 'prep'; round: number; leader: string; fromSlot: number }
@@ -32,8 +31,8 @@ const valueOf = (o: Extract<Op, { k: 'acc' }>): SlotValue => val(`${o.slot}/${o.
 let contractStops = 0;
 
 /** Runs `ops` against one acceptor; returns the first broken rule, or null. */
-function run(ops: readonly Op[], input: Partial<AcceptorInput> = {}): string | null {
-  const h = acceptorHarness({ input });
+function run(ops: readonly Op[], opts: HarnessOptions = {}): string | null {
+  const h = acceptorHarness(opts);
   let highest: Ballot | undefined; // the highest ballot this acceptor has answered Promise/Accepted to
   let checked = 0;
   const seen = new Map<number, { ballot: Ballot; value: SlotValue }>();
@@ -99,9 +98,12 @@ describe('acceptor properties (fast-check)', () => {
     expect(contractStops).toBe(1);
   });
 
-  it('the property has teeth: it fails for the brokenForgetPromise acceptor', () => {
+  it('the property has teeth: it fails for the forgetful acceptor (keepPromise replaced through provide)', () => {
     const res = fc.check(
-      fc.property(fc.array(op, { minLength: 1, maxLength: 60 }), (ops) => run(ops, { brokenForgetPromise: true }) === null),
+      fc.property(
+        fc.array(op, { minLength: 1, maxLength: 60 }),
+        (ops) => run(ops, { machine: forgetfulAcceptor }) === null,
+      ),
       { numRuns: 400, seed: 7 },
     );
     expect(res.failed).toBe(true);

@@ -9,7 +9,7 @@ import {
   slotValueSize,
 } from '@decree/protocol';
 import { type AcceptorData, handleAccept } from '../src/index.ts';
-import { SELF, accept, acceptorHarness, b, prepare, val } from './harness.ts';
+import { SELF, accept, acceptorHarness, b, forgetfulAcceptor, prepare, val } from './harness.ts';
 
 describe('acceptor: phase 1', () => {
   it('promises a higher ballot with every accepted entry >= fromSlot, the highest ballot per slot', () => {
@@ -367,10 +367,10 @@ describe('acceptor: phase 2', () => {
     expect(p!.accepted.map((e) => e.slot)).toEqual([3, 4]);
   });
 
-  it('brokenForgetPromise (a DELIBERATE bug switch for the simulator self-test) promises a lower ballot', () => {
-    // The switch exists only so the simulator can prove its checkers catch a broken acceptor.
+  it('a forgetful acceptor (keepPromise replaced through provide, DELIBERATELY broken) promises a lower ballot', () => {
+    // Built only so the simulator and the properties can prove their checkers catch a broken acceptor.
     // Correct acceptors nack here (see "nacks a lower Prepare"); this one promises.
-    const h = acceptorHarness({ input: { brokenForgetPromise: true } });
+    const h = acceptorHarness({ machine: forgetfulAcceptor });
     h.actor.send(prepare('p2', 5));
     h.diskDone();
     h.actor.send(prepare('p1', 3));

@@ -1,4 +1,4 @@
-import { createActor } from 'xstate';
+import { assertEvent, createActor } from 'xstate';
 import { SimScheduler } from '@decree/bus';
 import { MemoryStore } from '@decree/storage/memory';
 import {
@@ -11,7 +11,7 @@ import {
   type SlotValue,
   emptyRecoveredState,
 } from '@decree/protocol';
-import { type AcceptorInput, acceptorMachine } from '../src/index.ts';
+import { type AcceptorInput, acceptorMachine, recordPromise } from '../src/index.ts';
 
 export const RING = 'ring';
 export const SELF = 'a1';
@@ -45,7 +45,23 @@ export interface HarnessOptions {
   recovered?: RecoveredState;
   store?: AcceptorStore;
   input?: Partial<AcceptorInput>;
+  /** the machine to run (default acceptorMachine) */
+  machine?: typeof acceptorMachine;
 }
+
+/**
+ * A DELIBERATELY BROKEN acceptor built with `provide`, as the testkit's `forgetfulAcceptorMachine` (which
+ * this package cannot import: the testkit depends on it): its promise step takes every ballot as the
+ * promise, forgetting a higher one, so it promises and accepts lower ballots.
+ */
+export const forgetfulAcceptor = acceptorMachine.provide({
+  actions: {
+    keepPromise: ({ context, event }) => {
+      assertEvent(event, ['prepare', 'accept']);
+      recordPromise(context, event.ballot);
+    },
+  },
+});
 
 /**
  * One acceptor alone: a MemoryStore whose completions wait in `disk` until the test says
@@ -58,7 +74,7 @@ export function acceptorHarness(opts: HarnessOptions = {}) {
   const store = opts.store ?? mem;
   const out: Message[] = [];
   const errors: unknown[] = [];
-  const actor = createActor(acceptorMachine, {
+  const actor = createActor(opts.machine ?? acceptorMachine, {
     input: {
       ring: RING,
       self: SELF,

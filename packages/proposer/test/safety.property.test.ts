@@ -7,16 +7,26 @@
  */
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { type Actor, createActor } from 'xstate';
+import { type Actor, assertEvent, createActor } from 'xstate';
 import { Rng, SimScheduler } from '@decree/bus';
 import { MemoryStore } from '@decree/storage/memory';
 import { type Message, type ReplicaId, type SlotValue, ROLE_OF, ballotToString, slotValueEquals } from '@decree/protocol';
-import { acceptorMachine } from '@decree/acceptor';
+import { acceptorMachine, recordPromise } from '@decree/acceptor';
 import { proposerMachine } from '../src/index.ts';
 import { enc } from './harness.ts';
 
 const RING = 'ring';
 const IDS = ['r1', 'r2', 'r3'];
+
+/** A DELIBERATELY BROKEN acceptor (as the testkit's forgetfulAcceptorMachine): every ballot becomes its promise. */
+const forgetfulAcceptor = acceptorMachine.provide({
+  actions: {
+    keepPromise: ({ context, event }) => {
+      assertEvent(event, ['prepare', 'accept']);
+      recordPromise(context, event.ballot);
+    },
+  },
+});
 
 type Action =
   | { k: 'campaign'; p: number; round: number }
@@ -89,8 +99,8 @@ async function runSchedule(seed: number, actions: { gap: number; act: Action }[]
       store = new MemoryStore({ defer: (fn) => sched.after(rng.next() * 2, fn) });
       stores.set(id, store);
     }
-    const a = createActor(acceptorMachine, {
-      input: { ring: RING, self: id, store, recovered: await store.recover(), send, ...(broken ? { brokenForgetPromise: true } : {}) },
+    const a = createActor(broken ? forgetfulAcceptor : acceptorMachine, {
+      input: { ring: RING, self: id, store, recovered: await store.recover(), send },
       clock,
     });
     a.subscribe({ error: (e) => errors.push(e) });

@@ -1,7 +1,9 @@
 import { Bus, type Env, type Rng, SimNetwork, type SimNetworkOptions, SimScheduler } from '@decree/bus';
 import { type AcceptorStore, type ReplicaId, type StateMachine, loadLatestValid } from '@decree/protocol';
 import { MemoryStore } from '@decree/storage/memory';
-import { type CreateReplicaConfig, NotLeaderError, Replica, type ReplicaOptions, replayLocalLog } from '@decree/replica';
+import {
+  type CreateReplicaConfig, NotLeaderError, Replica, type ReplicaOptions, type RoleMachines, replayLocalLog,
+} from '@decree/replica';
 import { LogMachine } from './log-machine.ts';
 
 export interface SimClusterOptions {
@@ -15,7 +17,8 @@ export interface SimClusterOptions {
   /** makes each replica's state machine (called again at every restart) */
   makeStateMachine?: (id: ReplicaId) => StateMachine;
   inspect?: CreateReplicaConfig['inspect'];
-  brokenForgetPromise?: (id: ReplicaId) => boolean;
+  /** role machines to run instead of the standard ones at a replica (`CreateReplicaConfig.machines`) */
+  machines?: (id: ReplicaId) => RoleMachines | undefined;
   /** makes each replica's store (once; it survives crashes). Default: MemoryStore */
   makeStore?: (id: ReplicaId, env: Env) => AcceptorStore & { crash?(): void };
 }
@@ -71,6 +74,7 @@ export class SimCluster<SM extends StateMachine = LogMachine> {
     if (snap) await node.sm.restore((async function* () { yield snap.data; })());
     // like createReplica: local recovery first (the slots the replica's own log proves chosen)
     const replay = replayLocalLog(recovered, snap?.meta.slot ?? 0, node.sm);
+    const machines = this.opts.machines?.(id);
     const replica = new Replica(
       {
         id,
@@ -82,8 +86,8 @@ export class SimCluster<SM extends StateMachine = LogMachine> {
         env: node.env,
         options: { tickMs: 10, ...this.opts.options },
         ...(this.opts.inspect ? { inspect: this.opts.inspect } : {}),
-        ...(this.opts.brokenForgetPromise?.(id) ? { brokenForgetPromise: true } : {}),
         ...(snaps ? { snapshots: snaps } : {}),
+        ...(machines ? { machines } : {}),
         onFatal: (e) => this.fatals.push(`${id}: ${e.message}`),
       },
       recovered,

@@ -1,7 +1,7 @@
 import type { SimLinkOptions } from '@decree/bus';
 import { KvCommands, decodeResult } from '@decree/kv-machine';
 import { HistoryRecorder, checkHistory, type Op, type OpHandle, type OpKind } from '@decree/lincheck';
-import { NotLeaderError } from '@decree/replica';
+import { NotLeaderError, type RoleMachines } from '@decree/replica';
 import type { ReplicaId } from '@decree/protocol';
 import { MemorySnapshotStore } from '@decree/storage/memory';
 import { SimCluster, checkAgreement, checkDurability, checkValidity, SafetyViolation, type AppliedEntry } from '@decree/testkit';
@@ -17,8 +17,11 @@ export interface SimParams {
   /** simulated milliseconds of faults and load */
   durationMs?: number;
   clients?: number;
-  /** TEST ONLY: every acceptor forgets its promises */
-  brokenForgetPromise?: boolean;
+  /**
+   * Role machines to run instead of the standard ones at every replica: the self-test passes the testkit's
+   * `forgetfulAcceptorMachine` (a deliberately broken acceptor) to show the checks catch it.
+   */
+  machines?: RoleMachines;
   /** probability of a fault per client round (about every 5 simulated ms); default 0.03 */
   faultRate?: number;
   /** spare replicas of the ring outside the initial configuration, for configuration changes (default 1; 0 turns changes off) */
@@ -132,7 +135,7 @@ export async function simulate(p: SimParams): Promise<SimReport> {
       disks.set(id, d);
       return d;
     },
-    ...(p.brokenForgetPromise ? { brokenForgetPromise: () => true } : {}),
+    ...(p.machines ? { machines: () => p.machines } : {}),
   });
   await c.start();
   const rng = c.sched.rng.fork();
