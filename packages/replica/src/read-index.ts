@@ -51,7 +51,8 @@ export class ReadIndex {
     const ask = () => {
       if (!round) return;
       for (const m of round.members)
-        if (!round.oks.has(m)) h.bus.send({ type: 'read-confirm', ring: h.ring, from: h.self, to: m, ballot: round.ballot, seq });
+        if (!round.oks.has(m))
+          h.bus.send({ type: 'read-confirm', ring: h.ring, from: h.self, to: m, ballot: round.ballot, seq });
     };
     const again = () => {
       ask();
@@ -66,7 +67,13 @@ export class ReadIndex {
         if (!round || !ballotEq(round.ballot, p.ballot)) {
           // the index and the quorum of the configuration that governs now (the proposer's: the
           // replica's own member list changes only when its learner executes the change)
-          round = { ballot: p.ballot, members: [...p.members], index: Math.max(p.chosenUpTo, p.recoveryEnd), oks: new Set(), nos: 0 };
+          round = {
+            ballot: p.ballot,
+            members: [...p.members],
+            index: Math.max(p.chosenUpTo, p.recoveryEnd),
+            oks: new Set(),
+            nos: 0,
+          };
           this.rounds.set(seq, round);
           ask();
           return undefined;

@@ -33,6 +33,13 @@ export function batchError(o: BatchOutcome): Error | undefined {
   return first;
 }
 
+/** The results of a batch that must be all or nothing: throws batchError() when any command failed. */
+export function resultsOrThrow(o: BatchOutcome): (Uint8Array | undefined)[] {
+  const err = batchError(o);
+  if (err) throw err;
+  return o.results;
+}
+
 /**
  * The outcome of one batch, filled command by command from `executed` (per slot) and `aborted`
  * (per id) messages; resolves once every command has one.
