@@ -6,10 +6,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 // @ts-expect-error: a plain ESM module without types
 import decree from '../eslint-decree.mjs';
 
-RuleTester.afterAll = afterAll;
-RuleTester.describe = describe;
-RuleTester.it = it;
-RuleTester.itOnly = it.only;
+// RuleTester runs its cases through these (vitest's); its types do not declare afterAll
+Object.assign(RuleTester, { afterAll, describe, it, itOnly: it.only });
 
 const root = fileURLToPath(new URL('../../..', import.meta.url));
 const tester = new RuleTester({ languageOptions: { parser: tseslint.parser } });
