@@ -18,8 +18,11 @@ export interface KvBackend {
   execute(commands: readonly Uint8Array[]): Promise<(Uint8Array | undefined)[]>;
   /** like execute, with each command's own outcome (preferred when present: no all-or-nothing answer) */
   executeEach?(commands: readonly Uint8Array[]): Promise<KvBatchOutcome>;
-  /** a read against this replica's own state (READONLY mode: possibly stale) */
-  readLocal(command: Uint8Array): Uint8Array;
+  /**
+   * a read against this replica's own state (READONLY mode: possibly stale). Absent (a front end
+   * without the state machine, as a client-role process): every read goes through the log.
+   */
+  readLocal?(command: Uint8Array): Uint8Array;
   /** facts for INFO / DECREE STATUS */
   status(): Record<string, unknown>;
   /** whether this replica leads now (reads then use readIndex instead of a log slot) */
@@ -321,7 +324,8 @@ export class KvServer {
   private dispatch(conn: Conn, ops: Op[]): void {
     const reads = ops.filter((o) => o.kind === 'read');
     const b = this.o.backend;
-    const useIndex = reads.length === ops.length && b.readIndex !== undefined && (b.isLeader?.() ?? false);
+    const useIndex =
+      reads.length === ops.length && b.readIndex !== undefined && b.readLocal !== undefined && (b.isLeader?.() ?? false);
     if (useIndex) {
       const prior = conn.writesInFlight > 0 ? conn.writeTail : undefined;
       conn.readsInFlight++;
@@ -336,7 +340,7 @@ export class KvServer {
         }
         for (const o of ops) {
           try {
-            o.resolve(resultBuffer(b.readLocal(o.cmd)));
+            o.resolve(resultBuffer(b.readLocal!(o.cmd)));
           } catch (e) {
             o.resolve(one((w) => w.error(`ERR ${(e as Error).message}`)));
           }
@@ -511,7 +515,7 @@ export class KvServer {
       default: {
         const e = this.encode(args);
         if (Buffer.isBuffer(e)) return e;
-        if (e.kind === 'read' && c.readonly) return this.local(e.cmd);
+        if (e.kind === 'read' && c.readonly && this.o.backend.readLocal) return this.local(e.cmd);
         return replicate(e.cmd, e.kind);
       }
     }
@@ -603,6 +607,7 @@ export class KvServer {
 
   private local(cmd: Uint8Array): Buffer {
     try {
+      if (!this.o.backend.readLocal) throw new Error('local reads are not supported by this backend');
       return resultBuffer(this.o.backend.readLocal(cmd));
     } catch (e) {
       return one((w) => w.error(`ERR ${(e as Error).message}`));
