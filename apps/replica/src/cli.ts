@@ -2,11 +2,13 @@
 /**
  * decree: run and inspect replicas of a Decree KV cluster.
  *   decree start --config cluster.json --id r1
+ *   decree start --role acceptor --config cluster.json --id r1 [--inc N]   (one role as this process, NATS)
  *   decree status --config cluster.json [--id r1]
  *   decree config get|add|remove|replace|set … --config cluster.json
  *   decree replay --dir <dataDir>/<id>/<ring> [--to-slot N] [--snapshot-out DIR]
  */
 import net from 'node:net';
+import { join } from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { pino } from 'pino';
 import { ConfigError, loadConfig } from './config.ts';
@@ -78,20 +80,85 @@ const program = new Command('decree')
   // a usage error is one line: "decree: unknown option '--x' (see decree --help)"
   .configureOutput({ writeErr: (s) => process.stderr.write(s.startsWith('error:') ? `decree: ${s.slice(7).trim().replace(/\s*\n\s*/g, ' ')} (see decree --help)\n` : s) });
 
+const ROLE_NAMES = ['acceptor', 'proposer', 'learner', 'elector', 'snapshotter', 'config-manager', 'client'];
+
+interface StartOptions {
+  config: string;
+  id: string;
+  logLevel: string;
+  role?: string;
+  inc?: string;
+  promote: boolean;
+  trace?: string;
+  traceRatio?: string;
+  otlpEndpoint?: string;
+  otlpHeader?: string[];
+  inspect: boolean;
+}
+
+/** `decree start --role <role>`: one role of replica --id as this process (roles as processes, over NATS). */
+async function startRole(o: StartOptions & { role: string }): Promise<void> {
+  if (!ROLE_NAMES.includes(o.role)) throw new UsageError(`--role: unknown role "${o.role}" (${ROLE_NAMES.join(', ')})`);
+  if (o.trace !== undefined || o.inspect) throw new UsageError('--trace and --inspect run with a whole replica, not with --role');
+  const cfg = loadConfig(o.config);
+  if (!cfg.replicas.some((r) => r.id === o.id))
+    throw new UsageError(`--id: replica "${o.id}" is not in ${o.config} (replicas: ${cfg.replicas.map((r) => r.id).join(', ')})`);
+  const { ROLES_WITH_INC, rolesConfigProblem, startRoleProcess } = await import('./roles.ts');
+  const problem = rolesConfigProblem(cfg, o.config);
+  if (problem) throw new UsageError(`--role ${o.role}: ${problem}`);
+  const role = o.role as (typeof ROLES_WITH_INC)[number];
+  const log = pino({ level: o.logLevel, base: { replica: o.id, role } });
+  let inc: number;
+  if (o.inc !== undefined) {
+    inc = Number(o.inc);
+    if (!/^\d{1,15}$/.test(o.inc) || inc === 0) throw new UsageError(`--inc must be a positive integer, got "${o.inc}"`);
+  } else if (ROLES_WITH_INC.includes(role)) {
+    // the same in every role process of this replica on this host (incarnation.ts)
+    const { deriveIncarnation } = await import('./incarnation.ts');
+    const d = deriveIncarnation(join(cfg.dataDir, o.id));
+    inc = d.inc;
+    log.info({ inc, file: join(cfg.dataDir, o.id, 'incarnation.json') }, d.fresh ? 'new incarnation' : 'joined incarnation');
+  } else inc = 1; // the acceptor, elector and snapshotter carry none
+  const running = await startRoleProcess(cfg, o.id, role, { log, inc, promote: o.promote });
+  const client = running.clientAddress;
+  log.info({ inc, ...(client ? { client: `${client.host}:${client.port}` } : {}), transport: cfg.transport }, 'role started');
+  let stopping = false;
+  const shutdown = async (sig: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal: sig }, 'stopping');
+    const hard = setTimeout(() => {
+      log.error('graceful stop took more than 10 s; exiting');
+      process.exit(1);
+    }, 10_000);
+    hard.unref();
+    await running.stop();
+    log.info('stopped');
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+}
+
 program
   .command('start')
-  .description('run one replica of the cluster described by the config file')
+  .description('run one replica of the cluster described by the config file (or, with --role, one role of it)')
   .requiredOption('--config <file>', 'the cluster config (JSON)')
   .requiredOption('--id <replica>', 'which replica of the config this process is')
+  .option('--role <role>', `run only this role of the replica, over NATS: ${ROLE_NAMES.join(' | ')}`)
+  .option('--inc <n>', 'with --role: the incarnation shared by the role processes of the replica (default: <dataDir>/<id>/incarnation.json)')
+  .option('--promote', 'with --role elector: campaign at once', false)
   .option('--log-level <level>', 'trace | debug | info | warn | error', 'info')
   .option('--trace <exporter>', 'trace command batches across replicas (OpenTelemetry): console | otlp (overrides the config\'s "tracing")')
   .option('--trace-ratio <ratio>', 'fraction of batches traced, 0..1 (default: the config\'s tracing.ratio, else 1)')
   .option('--otlp-endpoint <url>', 'with --trace otlp: OTLP/HTTP traces URL (default: tracing.endpoint, $OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, http://localhost:4318/v1/traces)')
   .option('--otlp-header <name=value>', 'with --trace otlp: an HTTP header of every export (repeatable)', (v: string, acc: string[] = []) => [...acc, v])
   .option('--inspect', 'connect every role machine to @statelyai/inspect (offline: log inspection events)', false)
-  .action(async (o: { config: string; id: string; logLevel: string; trace?: string; traceRatio?: string; otlpEndpoint?: string; otlpHeader?: string[]; inspect: boolean }) => {
+  .action(async (o: StartOptions) => {
     if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(o.logLevel))
       throw new UsageError(`--log-level: unknown level "${o.logLevel}" (trace, debug, info, warn, error)`);
+    if (o.role !== undefined) return startRole({ ...o, role: o.role });
+    if (o.inc !== undefined || o.promote) throw new UsageError('--inc and --promote go with --role');
     const cfg = loadConfig(o.config);
     if (!cfg.replicas.some((r) => r.id === o.id))
       throw new UsageError(`--id: replica "${o.id}" is not in ${o.config} (replicas: ${cfg.replicas.map((r) => r.id).join(', ')})`);
@@ -166,7 +233,7 @@ program
       targets.map(async (r) => {
         try {
           const s = JSON.parse(await respQuery(r.host, r.clientPort, ['DECREE', 'STATUS'], cfg.kv.password));
-          return { id: r.id, address: `${r.host}:${r.clientPort}`, up: true, role: s.role, leader: s.leader, executed: s.executedUpTo, chosen: s.chosenUpTo, ballot: `${s.ballot.round}.${s.ballot.leader}` };
+          return { id: r.id, address: `${r.host}:${r.clientPort}`, up: true, role: s.role, leader: s.leader, executed: s.executedUpTo, chosen: s.chosenUpTo, ballot: s.ballot ? `${s.ballot.round}.${s.ballot.leader}` : undefined };
         } catch (e) {
           return { id: r.id, address: `${r.host}:${r.clientPort}`, up: false, error: (e as Error).message };
         }

@@ -34,11 +34,12 @@ export interface StartNodeOptions {
 }
 
 /** Snapshots live beside the log (<dataDir>/<id>/<ring>/snapshots); the log is truncated below them. */
-function makeSnapshots(cfg: ClusterConfig, id: string, ring: string): SnapshotStore {
+export function makeSnapshots(cfg: ClusterConfig, id: string, ring: string): SnapshotStore {
   return cfg.storage === 'memory' ? new MemorySnapshotStore() : new FileSnapshotStore(join(cfg.dataDir, id, ring, 'snapshots'));
 }
 
-function makeStore(cfg: ClusterConfig, id: string, ring: string): AcceptorStore {
+/** The acceptor's store the config asks for: <dataDir>/<id>/<ring> (wal, pmem) or memory. */
+export function makeStore(cfg: ClusterConfig, id: string, ring: string): AcceptorStore {
   const dir = join(cfg.dataDir, id, ring);
   switch (cfg.storage) {
     case 'memory':
@@ -119,7 +120,11 @@ async function makeTransport(cfg: ClusterConfig, id: string, log: Logger): Promi
  * keeps the order. A command that may have executed (`maybeExecuted`) is never retried: outside a
  * client session a retry could apply it twice (issue #17).
  */
-export async function executeEachWithRetry(replica: Replica, cmds: readonly Uint8Array[], budgetMs = 3_000): Promise<BatchOutcome> {
+export async function executeEachWithRetry(
+  replica: Pick<Replica, 'executeEach'>,
+  cmds: readonly Uint8Array[],
+  budgetMs = 3_000,
+): Promise<BatchOutcome> {
   const end = Date.now() + budgetMs;
   const results: (Uint8Array | undefined)[] = new Array(cmds.length);
   let slot = 0;

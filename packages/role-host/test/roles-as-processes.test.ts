@@ -104,8 +104,10 @@ describe('roles as separate processes over NATS', () => {
     const replicas: { id: string; host: string; port: number; clientPort: number }[] = [];
     for (const id of ['r1', 'r2', 'r3']) replicas.push({ id, host: '127.0.0.1', port: await freePort(), clientPort: await freePort() });
     const cfgPath = join(dir, 'cluster.json');
-    const cfg = (election: object) => JSON.stringify({ cluster: 'roles', dataDir: dir, transport: 'nats', nats: { servers: [nats.url] }, replicas, election });
-    writeFileSync(cfgPath, cfg({ minMs: 1500, maxMs: 3000, heartbeatMs: 100 }));
+    const cfg = (election: object, more: object = {}) =>
+      JSON.stringify({ cluster: 'roles', dataDir: dir, transport: 'nats', nats: { servers: [nats.url] }, replicas, election, ...more });
+    // r1's snapshotter: a snapshot every 8 slots, the log kept 10 slots below it
+    writeFileSync(cfgPath, cfg({ minMs: 1500, maxMs: 3000, heartbeatMs: 100 }, { snapshots: { everySlots: 8, marginSlots: 10 } }));
     // r2 and r3 wait much longer before they campaign (election timeouts are each replica's own): on a
     // loaded machine one of them could otherwise win before r1's role processes are all up
     const slowPath = join(dir, 'cluster-slow.json');
@@ -114,9 +116,8 @@ describe('roles as separate processes over NATS', () => {
     const roles: Record<string, ReturnType<typeof run>> = {};
     for (const role of ['acceptor', 'learner', 'snapshotter', 'config-manager', 'client', 'proposer', 'elector'])
       roles[role] = run([
-        'packages/role-host/src/main.ts', '--config', cfgPath, '--id', 'r1', '--role', role, '--inc', String(inc),
+        'apps/replica/src/cli.ts', 'start', '--role', role, '--config', cfgPath, '--id', 'r1', '--inc', String(inc),
         ...(role === 'elector' ? ['--promote'] : []),
-        ...(role === 'snapshotter' ? ['--snapshot-every', '8'] : []),
       ]);
     const r2 = run(['apps/replica/src/cli.ts', 'start', '--config', slowPath, '--id', 'r2']);
     const r3 = run(['apps/replica/src/cli.ts', 'start', '--config', slowPath, '--id', 'r3']);
@@ -125,14 +126,17 @@ describe('roles as separate processes over NATS', () => {
     // r1's elector campaigns at once with a round above anything seen: r1's proposer process leads
     await until(() => roles.proposer!.lines.some((l) => l.state === 'leading'), 30_000, "r1's proposer to lead");
 
-    // writes through r2 and r3 are forwarded to r1 (its client-role process), chosen, executed by r1's learner process
+    // writes through r2 and r3 are forwarded to r1 (its client-role process), chosen, executed by r1's learner
+    // process; r1's client process serves RESP too (its commands go to r1's proposer process)
     const expected = new KvMachine();
     for (let i = 0; i < 30; i++) {
-      const port = replicas[1 + (i % 2)]!.clientPort;
+      const port = replicas[i % 3]!.clientPort;
       expect(await settled(port, ['SET', `k${i}`, `v${i}`], '+OK\r\n')).toBe('+OK\r\n');
       expected.apply(KvCommands.set(`k${i}`, `v${i}`), i + 1);
     }
     expect(await settled(replicas[2]!.clientPort, ['GET', 'k7'], '$2\r\nv7\r\n')).toBe('$2\r\nv7\r\n');
+    // a GET at r1's client process is a read through the log (its state machine is in the learner's process)
+    expect(await settled(replicas[0]!.clientPort, ['GET', 'k8'], '$2\r\nv8\r\n')).toBe('$2\r\nv8\r\n');
     // r1's learner (another process) executed the same commands: its state digest matches
     const learnerDigest = () => (roles.learner!.lines.filter((l) => l.msg === 'executed').at(-1)?.digest as string | undefined) ?? '';
     await until(() => learnerDigest() === expected.digest(), 30_000, "r1's learner to execute the writes");
