@@ -44,7 +44,9 @@ const keepSourceUrls = {
       const text = readFileSync(a.path, 'utf8');
       if (!text.includes('import.meta.')) return undefined;
       return {
-        contents: text.replaceAll('import.meta.url', JSON.stringify(pathToFileURL(a.path).href)).replaceAll('import.meta.dirname', JSON.stringify(dirname(a.path))),
+        contents: text
+          .replaceAll('import.meta.url', JSON.stringify(pathToFileURL(a.path).href))
+          .replaceAll('import.meta.dirname', JSON.stringify(dirname(a.path))),
         loader: 'ts',
       };
     });

@@ -75,7 +75,8 @@ try {
 } catch (e) {
   die(`${configPath}: ${e.message}`);
 }
-if (cfg.transport !== 'nats' || !cfg.nats?.servers?.length) die(`${configPath}: roles as processes need transport "nats"`);
+if (cfg.transport !== 'nats' || !cfg.nats?.servers?.length)
+  die(`${configPath}: roles as processes need transport "nats"`);
 const natsUrl = new URL(cfg.nats.servers[0]);
 const natsPort = Number(natsUrl.port || 4222);
 if (!['127.0.0.1', 'localhost'].includes(natsUrl.hostname))
@@ -93,7 +94,9 @@ const listening = (port) =>
   });
 
 if (await listening(natsPort))
-  die(`127.0.0.1:${natsPort} is in use (another nats-server?); stop it, or remove ${configPath} and set DECREE_NATS_PORT`);
+  die(
+    `127.0.0.1:${natsPort} is in use (another nats-server?); stop it, or remove ${configPath} and set DECREE_NATS_PORT`,
+  );
 
 // ---------------------------------------------------------------- nats-server
 const natsLog = createWriteStream(join(dataDir, 'logs', 'nats-server.log'), { flags: 'a' });
@@ -106,10 +109,14 @@ const nats = spawn(natsBin, ['-a', '127.0.0.1', '-p', String(natsPort)], {
 nats.stdout.pipe(natsLog);
 nats.stderr.pipe(natsLog);
 // if this script is SIGKILLed, a watchdog still stops the server
-const watchdog = spawn('sh', ['-c', `while kill -0 ${process.pid} 2>/dev/null; do sleep 1; done; kill ${nats.pid} 2>/dev/null`], {
-  stdio: 'ignore',
-  detached: true,
-});
+const watchdog = spawn(
+  'sh',
+  ['-c', `while kill -0 ${process.pid} 2>/dev/null; do sleep 1; done; kill ${nats.pid} 2>/dev/null`],
+  {
+    stdio: 'ignore',
+    detached: true,
+  },
+);
 watchdog.on('error', () => {});
 watchdog.unref();
 let natsExited = false;
@@ -188,7 +195,10 @@ function spawnRole(id, role) {
   });
   child.on('exit', (code, sig) => {
     if (!stopping) {
-      console.error(`decree: ${id} ${role} exited (${sig ?? code}); stopping the others (see ${join(dataDir, 'logs', `${id}-${role}.log`)})`);
+      console.error(
+        `decree: ${id} ${role} exited (${sig ?? code}); stopping the others ` +
+          `(see ${join(dataDir, 'logs', `${id}-${role}.log`)})`,
+      );
       stop(1);
     }
   });
@@ -200,7 +210,10 @@ function spawnElectors() {
   for (const id of IDS) spawnRole(id, 'elector');
 }
 
-say(`starting ${IDS.length} replicas × ${ROLES.length} processes (${ROLES.join(', ')}) from ${bundle.slice(root.length + 1)}`);
+say(
+  `starting ${IDS.length} replicas × ${ROLES.length} processes (${ROLES.join(', ')}) ` +
+    `from ${bundle.slice(root.length + 1)}`,
+);
 for (const id of IDS) for (const role of FIRST_WAVE) spawnRole(id, role);
 
 function stop(code = 0) {

@@ -48,7 +48,11 @@ function lock(path: string): () => void {
   }
 }
 
-export function deriveIncarnation(dir: string, pid = process.pid, isAlive: (pid: number) => boolean = alive): Incarnation {
+export function deriveIncarnation(
+  dir: string,
+  pid = process.pid,
+  isAlive: (pid: number) => boolean = alive,
+): Incarnation {
   mkdirSync(dir, { recursive: true });
   const file = join(dir, 'incarnation.json');
   const release = lock(join(dir, 'incarnation.lock'));
@@ -56,7 +60,8 @@ export function deriveIncarnation(dir: string, pid = process.pid, isAlive: (pid:
     let prev: { inc: number; pids: number[] } | undefined;
     try {
       const j = JSON.parse(readFileSync(file, 'utf8')) as { inc?: unknown; pids?: unknown };
-      if (Number.isSafeInteger(j.inc) && Array.isArray(j.pids)) prev = { inc: j.inc as number, pids: j.pids as number[] };
+      if (Number.isSafeInteger(j.inc) && Array.isArray(j.pids))
+        prev = { inc: j.inc as number, pids: j.pids as number[] };
     } catch {
       /* none yet, or unreadable: a new run */
     }

@@ -44,7 +44,9 @@ describe('deriveIncarnation', () => {
     const code = `import { deriveIncarnation } from ${JSON.stringify(src)};
       console.log(deriveIncarnation(${JSON.stringify(dir)}).inc); setTimeout(() => {}, 1500);`;
     const procs = Array.from({ length: 5 }, () =>
-      spawn(process.execPath, [...NODE_ARGS, '--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'inherit'] }),
+      spawn(process.execPath, [...NODE_ARGS, '--input-type=module', '-e', code], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      }),
     );
     const outs = procs.map((p) => {
       let s = '';

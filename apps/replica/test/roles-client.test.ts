@@ -21,7 +21,11 @@ async function setup() {
   const env = realEnv();
   const bus = new Bus(env);
   const seen = { r1Proposer: [] as string[], r2Client: [] as string[] };
-  const how = { r1Proposer: 'refuse' as Behaviour, r2Client: 'execute' as Behaviour, hint: undefined as string | undefined };
+  const how = {
+    r1Proposer: 'refuse' as Behaviour,
+    r2Client: 'execute' as Behaviour,
+    hint: undefined as string | undefined,
+  };
   let slot = 0;
   bus.register(ring, 'r1', 'proposer', (m: Message) => {
     if (m.type !== 'submit') return;
@@ -45,8 +49,16 @@ async function setup() {
   bus.register(ring, 'r2', 'client', (m: Message) => {
     if (m.type !== 'client-req') return;
     seen.r2Client.push(...m.cmds.map((c) => text(c)!));
-    const head = { type: 'client-rep' as const, ring, from: 'r2', to: m.from, id: m.id, ...(m.inc ? { inc: m.inc } : {}) };
-    if (how.r2Client === 'execute') bus.send({ ...head, results: m.cmds.map((c) => cmd(`r2:${text(c)}`)), slot: ++slot });
+    const head = {
+      type: 'client-rep' as const,
+      ring,
+      from: 'r2',
+      to: m.from,
+      id: m.id,
+      ...(m.inc ? { inc: m.inc } : {}),
+    };
+    if (how.r2Client === 'execute')
+      bus.send({ ...head, results: m.cmds.map((c) => cmd(`r2:${text(c)}`)), slot: ++slot });
     else if (how.r2Client === 'refuse') bus.send({ ...head, error: 'NOT_LEADER', maybeExecuted: false });
   });
   const host = await startRoleHost({
@@ -61,12 +73,19 @@ async function setup() {
   });
   const client: ClientSide = host.client!;
   const heartbeat = (from: string, round: number) =>
-    bus.receive({ type: 'heartbeat', ring, from, to: 'r1', ballot: { round, leader: from }, decidedUpTo: 0 } as MessageOf<'heartbeat'>);
+    bus.receive({
+      type: 'heartbeat',
+      ring,
+      from,
+      to: 'r1',
+      ballot: { round, leader: from },
+      decidedUpTo: 0,
+    } as MessageOf<'heartbeat'>);
   return { bus, client, seen, how, heartbeat, stop: () => host.stop() };
 }
 
 describe('the client side of a replica as a process', () => {
-  it("submits to its own proposer while no leader is known; forwards to the leader a heartbeat names", async () => {
+  it('submits to its own proposer while no leader is known; forwards to the leader a heartbeat names', async () => {
     const t = await setup();
     t.how.r1Proposer = 'execute';
     const a = await t.client.executeEach([cmd('a')]);

@@ -9,7 +9,19 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CLI, NODE_ARGS, ROOT, RespClient, exitOf, freePorts, killAll, resp, tempDir, track, waitFor } from './helpers.ts';
+import {
+  CLI,
+  NODE_ARGS,
+  ROOT,
+  RespClient,
+  exitOf,
+  freePorts,
+  killAll,
+  resp,
+  tempDir,
+  track,
+  waitFor,
+} from './helpers.ts';
 
 const tmp = tempDir('roles');
 afterAll(async () => {
@@ -78,7 +90,9 @@ describe('npm run start:roles (tools/scripts/start-roles.mjs)', () => {
       () => {
         if (child.exitCode !== null) throw new Error(`start-roles exited ${child.exitCode}: ${err}`);
         const m = [...out.matchAll(/decree: (r\d) ready \(7 processes\): clients connect to 127\.0\.0\.1:(\d+)/g)];
-        return m.length === 3 && out.includes('cluster up: 21 processes') ? new Map(m.map((x) => [x[1]!, Number(x[2])])) : undefined;
+        return m.length === 3 && out.includes('cluster up: 21 processes')
+          ? new Map(m.map((x) => [x[1]!, Number(x[2])]))
+          : undefined;
       },
       100_000,
       100,
@@ -126,7 +140,10 @@ describe('npm run start:roles (tools/scripts/start-roles.mjs)', () => {
 
 /** `decree start …` from source: its exit code and stderr. */
 async function decreeStart(args: string[]): Promise<{ code: number | null; stderr: string }> {
-  const c = spawn(process.execPath, [...NODE_ARGS, CLI, 'start', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const c = spawn(process.execPath, [...NODE_ARGS, CLI, 'start', ...args], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   track(c);
   let stderr = '';
   c.stderr!.on('data', (d) => (stderr += d));
@@ -146,11 +163,14 @@ describe('decree start --role: one-line errors', () => {
     expect(bogus).toEqual({
       code: 1,
       stderr:
-        'decree: --role: unknown role "bogus" (acceptor, proposer, learner, elector, snapshotter, config-manager, client)\n',
+        'decree: --role: unknown role "bogus" ' +
+        '(acceptor, proposer, learner, elector, snapshotter, config-manager, client)\n',
     });
     expect(acceptor).toEqual({
       code: 1,
-      stderr: `decree: --role acceptor: roles as separate processes need transport "nats" (${tcp} has transport "tcp")\n`,
+      stderr:
+        'decree: --role acceptor: roles as separate processes need transport "nats" ' +
+        `(${tcp} has transport "tcp")\n`,
     });
   }, 60_000);
 });

@@ -223,7 +223,10 @@ export class Submitter {
       if (timeoutMs !== undefined) {
         // the commands still waiting may be in flight at the proposer: in doubt, never retried
         const ids = Array.from({ length: n }, (_, i) => base + i);
-        timer = env.clock.setTimeout(() => this.waiters.failAll(ids, new NotLeaderError(undefined, true), true), timeoutMs);
+        timer = env.clock.setTimeout(
+          () => this.waiters.failAll(ids, new NotLeaderError(undefined, true), true),
+          timeoutMs,
+        );
       }
     });
   }

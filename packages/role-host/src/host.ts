@@ -25,7 +25,15 @@ import { type BatchOutcome, Forwarder, NotLeaderError, Submitter } from '@decree
 import { configManagerMachine } from '@decree/config-manager';
 
 export type HostedRole = 'elector' | 'proposer' | 'acceptor' | 'learner' | 'snapshotter' | 'config-manager' | 'client';
-export const HOSTED_ROLES: readonly HostedRole[] = ['elector', 'proposer', 'acceptor', 'learner', 'snapshotter', 'config-manager', 'client'];
+export const HOSTED_ROLES: readonly HostedRole[] = [
+  'elector',
+  'proposer',
+  'acceptor',
+  'learner',
+  'snapshotter',
+  'config-manager',
+  'client',
+];
 
 export interface RoleHostOptions {
   role: HostedRole;
@@ -94,7 +102,10 @@ function untilDone(a: AnyActorRef): Promise<void> {
 export async function startRoleHost(o: RoleHostOptions): Promise<RoleHost> {
   const send = (m: Message) => o.bus.send(m);
   const now = () => o.env.clock.now();
-  const clock = { setTimeout: (fn: (...a: any[]) => void, ms: number) => o.env.clock.setTimeout(fn, ms), clearTimeout: (h: any) => o.env.clock.clearTimeout(h) };
+  const clock = {
+    setTimeout: (fn: (...a: any[]) => void, ms: number) => o.env.clock.setTimeout(fn, ms),
+    clearTimeout: (h: any) => o.env.clock.clearTimeout(h),
+  };
   const base = { ring: o.ring, self: o.id, send, now };
   const inc = o.inc;
   let actor: AnyActorRef | undefined;
@@ -111,7 +122,10 @@ export async function startRoleHost(o: RoleHostOptions): Promise<RoleHost> {
   switch (o.role) {
     case 'acceptor': {
       const recovered = await o.store!.recover();
-      actor = createActor(acceptorMachine, { clock, input: { ring: o.ring, self: o.id, store: o.store!, recovered, send, now } });
+      actor = createActor(acceptorMachine, {
+        clock,
+        input: { ring: o.ring, self: o.id, store: o.store!, recovered, send, now },
+      });
       break;
     }
     case 'snapshotter':
@@ -131,12 +145,22 @@ export async function startRoleHost(o: RoleHostOptions): Promise<RoleHost> {
       });
       break;
     case 'config-manager':
-      actor = createActor(configManagerMachine, { clock, input: { ring: o.ring, self: o.id, inc, send, now, configuration: initialConfig } });
+      actor = createActor(configManagerMachine, {
+        clock,
+        input: { ring: o.ring, self: o.id, inc, send, now, configuration: initialConfig },
+      });
       break;
     case 'proposer':
       actor = createActor(proposerMachine, {
         clock,
-        input: { ...base, inc, members: o.members, maxRound: o.maxRound ?? Date.now(), options: o.proposer ?? {}, wallNow: () => Date.now() },
+        input: {
+          ...base,
+          inc,
+          members: o.members,
+          maxRound: o.maxRound ?? Date.now(),
+          options: o.proposer ?? {},
+          wallNow: () => Date.now(),
+        },
       });
       break;
     case 'learner':
@@ -148,7 +172,13 @@ export async function startRoleHost(o: RoleHostOptions): Promise<RoleHost> {
     case 'elector':
       actor = createActor(electorMachine, {
         clock,
-        input: { ...base, members: o.members, random: () => o.env.random(), maxRound: o.maxRound ?? Date.now(), options: o.elector ?? {} },
+        input: {
+          ...base,
+          members: o.members,
+          random: () => o.env.random(),
+          maxRound: o.maxRound ?? Date.now(),
+          options: o.elector ?? {},
+        },
       });
       break;
     case 'client': {
@@ -168,7 +198,8 @@ export async function startRoleHost(o: RoleHostOptions): Promise<RoleHost> {
   const a = actor!;
   unregister = o.bus.register(o.ring, o.id, o.role, (m) => a.send(m as any));
   a.start();
-  if (o.role === 'proposer' || o.role === 'learner' || o.role === 'snapshotter' || o.role === 'config-manager') ticking(a);
+  if (o.role === 'proposer' || o.role === 'learner' || o.role === 'snapshotter' || o.role === 'config-manager')
+    ticking(a);
   return {
     role: o.role,
     actor: a,
@@ -261,7 +292,8 @@ class ClientRole implements ClientSide {
     if (this.submitter.onMessage(m)) return;
     if (m.type === 'client-rep') this.forwarder.onReply(m);
     // whether the proposer leads is its own business: it aborts the commands if it does not
-    else if (m.type === 'client-req') this.forwarder.serve(m, true, undefined, (cmds) => this.submitter.submitEach(cmds));
+    else if (m.type === 'client-req')
+      this.forwarder.serve(m, true, undefined, (cmds) => this.submitter.submitEach(cmds));
   }
 
   private onHeartbeat(m: MessageOf<'heartbeat'>): void {
@@ -293,7 +325,8 @@ class ClientRole implements ClientSide {
 
   async executeEach(commands: readonly Uint8Array[]): Promise<BatchOutcome> {
     const leader = this.leader();
-    if (leader === undefined || leader === this.id) return this.learn(await this.submitter.submitEach(commands), this.id);
+    if (leader === undefined || leader === this.id)
+      return this.learn(await this.submitter.submitEach(commands), this.id);
     return this.learn(await this.forwarder.request(leader, commands, this.timeoutMs), leader);
   }
 
