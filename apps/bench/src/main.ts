@@ -5,7 +5,8 @@
  *   codec      MessagePack codecs
  *   storage    acceptor stores (group commit)
  *   cluster    3 replica processes loaded by redis-benchmark: TCP + file WAL, TCP + pmem log, NATS + file WAL
- *   baselines  redis-server (no replication) and a 3-member etcd, under the same loads
+ *   baselines  redis-server (no replication) and a 3-member etcd, under the same loads (installed with
+ *              apt-get as root, BENCH_INSTALL=0 aside; else a "skipped: … not installed" row)
  * and `tracing` and `recovery` (only when named). Select parts with `npm run bench -- engine cluster` (default: all
  * but tracing). A progress bar runs on stderr; the tables go to stdout, and to BENCH_OUT (default
  * .bench-out/) as results.json, results.md, results.svg (chart) and results.png (when chromium is
@@ -163,7 +164,10 @@ if (want('cluster')) {
 if (want('baselines')) {
   const { redisBaseline, etcdBaseline } = await import('./baselines.ts');
   const step = (s: string) => progress.step(s);
-  const rows = [...(await redisBaseline(n, step)), ...(await etcdBaseline(Math.min(seconds, 5), step))];
+  // a missing server is installed as root (apt-get, tools/scripts/system-deps.json "bench"), else its row says "skipped: …"
+  const deps = { log: print };
+  const rows = [...(await redisBaseline(n, step, deps)), ...(await etcdBaseline(Math.min(seconds, 5), step, deps))];
+  for (const r of rows) if (r.skipped) print(`» ${r.name.split(':')[0]} skipped: ${r.skipped}`);
   out.baselines = rows;
   all.push(...rows);
   md.push('## Baselines in the same run: redis-server (no replication) and a 3-member etcd', '', table(rows), '');

@@ -61,7 +61,7 @@ function barPanel(title: string, bars: Bar[], y0: number, width: number, unit: s
 
 export function chartSvg(rows: readonly BenchRow[], title: string): string {
   const width = 1200;
-  const thr = rows.filter((r) => r.opsPerSec > 0 && Number.isFinite(r.opsPerSec) && (r.group === 'engine' || r.group === 'cluster' || r.group === 'baselines'));
+  const thr = rows.filter((r) => r.skipped === undefined && r.opsPerSec > 0 && Number.isFinite(r.opsPerSec) && (r.group === 'engine' || r.group === 'cluster' || r.group === 'baselines'));
   const lat = thr.filter((r) => /unpipelined|no pipelining|1 client/i.test(r.name) && r.p50ms > 0);
   const p1 = barPanel(
     'Throughput (ops/s, log scale)',

@@ -18,8 +18,11 @@ export interface KvBackend {
   execute(commands: readonly Uint8Array[]): Promise<(Uint8Array | undefined)[]>;
   /** like execute, with each command's own outcome (preferred when present: no all-or-nothing answer) */
   executeEach?(commands: readonly Uint8Array[]): Promise<KvBatchOutcome>;
-  /** a read against this replica's own state (READONLY mode: possibly stale) */
-  readLocal(command: Uint8Array): Uint8Array;
+  /**
+   * a read against this replica's own state (READONLY mode: possibly stale). Absent (a front end
+   * without the state machine, as a client-role process): every read goes through the log.
+   */
+  readLocal?(command: Uint8Array): Uint8Array;
   /** facts for INFO / DECREE STATUS */
   status(): Record<string, unknown>;
   /** whether this replica leads now (reads then use readIndex instead of a log slot) */
@@ -94,7 +97,8 @@ const MAX_UNREAD_REPLY_BYTES = 8 << 20;
 
 const up = (b: Buffer) => b.toString('latin1').toUpperCase();
 /** args[0] is SET, in any case */
-const isSet = (b: Buffer) => b.length === 3 && (b[0]! | 0x20) === 0x73 && (b[1]! | 0x20) === 0x65 && (b[2]! | 0x20) === 0x74;
+const isSet = (b: Buffer) =>
+  b.length === 3 && (b[0]! | 0x20) === 0x73 && (b[1]! | 0x20) === 0x65 && (b[2]! | 0x20) === 0x74;
 const err = (w: RespWriter, m: string) => w.error(m);
 
 function writeResult(w: RespWriter, r: KvResult): void {
@@ -178,7 +182,13 @@ export class KvServer {
   stats = { connections: 0, commands: 0, protocolErrors: 0, rejectedConnections: 0 };
 
   constructor(opts: KvServerOptions) {
-    this.o = { maxValueBytes: 1 << 20, maxPendingPerConnection: 16_384, maxConnections: 10_000, maxFastReadWaitMs: 60_000, ...opts };
+    this.o = {
+      maxValueBytes: 1 << 20,
+      maxPendingPerConnection: 16_384,
+      maxConnections: 10_000,
+      maxFastReadWaitMs: 60_000,
+      ...opts,
+    };
   }
 
   async listen(): Promise<{ host: string; port: number }> {
@@ -248,7 +258,12 @@ export class KvServer {
         pending -= ready.length;
         if (!sock.destroyed) sock.write(ready.length === 1 ? ready[0]! : Buffer.concat(ready));
       }
-      if (sock.isPaused() && pending < this.o.maxPendingPerConnection / 2 && sock.writableLength < MAX_UNREAD_REPLY_BYTES) sock.resume();
+      if (
+        sock.isPaused() &&
+        pending < this.o.maxPendingPerConnection / 2 &&
+        sock.writableLength < MAX_UNREAD_REPLY_BYTES
+      )
+        sock.resume();
       if (conn.closing && queue.length === 0) sock.end();
     };
     const enqueue = (r: Reply) => {
@@ -280,7 +295,8 @@ export class KvServer {
         // the commands the same chunk completed before the bad bytes are executed, as Redis does
         const done = (e as { completed?: unknown }).completed;
         cmds = Array.isArray(done) ? (done as Buffer[][]) : [];
-        protoErr = e instanceof RespProtocolError ? e : new RespProtocolError(`Protocol error: ${(e as Error).message}`);
+        protoErr =
+          e instanceof RespProtocolError ? e : new RespProtocolError(`Protocol error: ${(e as Error).message}`);
       }
       // the replicated commands of this chunk, in order: writes (and reads that must share the log's order)
       const ops: Op[] = [];
@@ -321,7 +337,11 @@ export class KvServer {
   private dispatch(conn: Conn, ops: Op[]): void {
     const reads = ops.filter((o) => o.kind === 'read');
     const b = this.o.backend;
-    const useIndex = reads.length === ops.length && b.readIndex !== undefined && (b.isLeader?.() ?? false);
+    const useIndex =
+      reads.length === ops.length &&
+      b.readIndex !== undefined &&
+      b.readLocal !== undefined &&
+      (b.isLeader?.() ?? false);
     if (useIndex) {
       const prior = conn.writesInFlight > 0 ? conn.writeTail : undefined;
       conn.readsInFlight++;
@@ -336,7 +356,7 @@ export class KvServer {
         }
         for (const o of ops) {
           try {
-            o.resolve(resultBuffer(b.readLocal(o.cmd)));
+            o.resolve(resultBuffer(b.readLocal!(o.cmd)));
           } catch (e) {
             o.resolve(one((w) => w.error(`ERR ${(e as Error).message}`)));
           }
@@ -349,13 +369,18 @@ export class KvServer {
     const prior = conn.readsInFlight > 0 ? conn.readTail : undefined;
     const hasWrite = reads.length < ops.length;
     if (hasWrite) conn.writesInFlight++;
-    const done = (prior ? prior.then(() => this.execute(conn, ops, hasWrite)) : this.execute(conn, ops, hasWrite)).finally(() => {
+    const done = (
+      prior ? prior.then(() => this.execute(conn, ops, hasWrite)) : this.execute(conn, ops, hasWrite)
+    ).finally(() => {
       if (hasWrite) conn.writesInFlight--;
     });
     if (hasWrite) conn.writeTail = join(conn.writeTail, done);
     else {
       conn.readsInFlight++;
-      conn.readTail = join(conn.readTail, done.finally(() => conn.readsInFlight--));
+      conn.readTail = join(
+        conn.readTail,
+        done.finally(() => conn.readsInFlight--),
+      );
     }
   }
 
@@ -396,7 +421,10 @@ export class KvServer {
     if (!each) return this.executeAll(conn, ops, hasWrite);
     let o: KvBatchOutcome;
     try {
-      o = await each.call(this.o.backend, ops.map((x) => x.cmd));
+      o = await each.call(
+        this.o.backend,
+        ops.map((x) => x.cmd),
+      );
     } catch (e) {
       const b = one((w) => w.error(errorText(e, undefined)));
       for (const x of ops) x.resolve(b);
@@ -438,10 +466,18 @@ export class KvServer {
     const wrongArgs = () => one((w) => err(w, `ERR wrong number of arguments for '${name.toLowerCase()}' command`));
     if (name === 'AUTH') {
       if (n < 2 || n > 3) return wrongArgs();
-      if (this.o.password === undefined) return one((w) => err(w, 'ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?'));
+      if (this.o.password === undefined)
+        return one((w) =>
+          err(
+            w,
+            'ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?',
+          ),
+        );
       const ok = passwordMatches(args[n - 1]!, this.o.password);
       c.authed = ok;
-      return ok ? one((w) => w.simple('OK')) : one((w) => err(w, 'WRONGPASS invalid username-password pair or user is disabled.'));
+      return ok
+        ? one((w) => w.simple('OK'))
+        : one((w) => err(w, 'WRONGPASS invalid username-password pair or user is disabled.'));
     }
     if (name === 'QUIT') {
       c.closing = true;
@@ -460,7 +496,9 @@ export class KvServer {
       case 'ECHO':
         return n === 2 ? one((w) => w.bulk(args[1]!)) : wrongArgs();
       case 'SELECT':
-        return args[1]?.toString() === '0' ? one((w) => w.simple('OK')) : one((w) => err(w, 'ERR DB index is out of range'));
+        return args[1]?.toString() === '0'
+          ? one((w) => w.simple('OK'))
+          : one((w) => err(w, 'ERR DB index is out of range'));
       case 'COMMAND':
       case 'CONFIG':
         return one((w) => w.raw(Buffer.from('*0\r\n')));
@@ -474,7 +512,10 @@ export class KvServer {
         return one((w) => w.simple('OK'));
       case 'INFO': {
         const s = this.o.backend.status();
-        const text = ['# Decree', ...Object.entries(s).map(([k, v]) => `${k}:${typeof v === 'object' ? JSON.stringify(v) : String(v)}`)].join('\r\n');
+        const text = [
+          '# Decree',
+          ...Object.entries(s).map(([k, v]) => `${k}:${typeof v === 'object' ? JSON.stringify(v) : String(v)}`),
+        ].join('\r\n');
         return one((w) => w.bulk(text + '\r\n'));
       }
       case 'DECREE': {
@@ -483,7 +524,9 @@ export class KvServer {
         if (sub === 'SLOT') return this.slotReply(c);
         if (sub === 'CONFIG') return this.configReply(args.slice(2));
         if (sub === 'BOOTSTRAP') return this.bootstrapReply(args.slice(2));
-        return one((w) => err(w, 'ERR unknown DECREE subcommand (try DECREE STATUS | DECREE SLOT | DECREE CONFIG [SET id…])'));
+        return one((w) =>
+          err(w, 'ERR unknown DECREE subcommand (try DECREE STATUS | DECREE SLOT | DECREE CONFIG [SET id…])'),
+        );
       }
       case 'DECREE.SLOT':
         return n === 1 ? this.slotReply(c) : wrongArgs();
@@ -491,7 +534,8 @@ export class KvServer {
         if (n < 5) return wrongArgs();
         const minSlot = parseNonNeg(args[1]!);
         const timeoutMs = parseNonNeg(args[2]!);
-        if (minSlot === undefined || timeoutMs === undefined) return one((w) => err(w, 'ERR minSlot and timeoutMs must be non-negative integers'));
+        if (minSlot === undefined || timeoutMs === undefined)
+          return one((w) => err(w, 'ERR minSlot and timeoutMs must be non-negative integers'));
         const inner = this.encode(args.slice(3));
         if (Buffer.isBuffer(inner)) return inner;
         if (inner.kind !== 'read') return one((w) => err(w, 'ERR DECREE.FASTREAD serves GET, MGET and EXISTS only'));
@@ -501,17 +545,21 @@ export class KvServer {
         if (n < 4) return wrongArgs();
         const seq = parseNonNeg(args[2]!);
         if (seq === undefined) return one((w) => err(w, 'ERR seq must be a non-negative integer'));
-        if (args[1]!.length === 0 || args[1]!.length > 256) return one((w) => err(w, 'ERR clientId must be 1-256 bytes'));
+        if (args[1]!.length === 0 || args[1]!.length > 256)
+          return one((w) => err(w, 'ERR clientId must be 1-256 bytes'));
         if (up(args[3]!).startsWith('DECREE')) return one((w) => err(w, 'ERR sessions wrap a plain write command'));
         const inner = this.encode(args.slice(3));
         if (Buffer.isBuffer(inner)) return inner;
-        if (inner.kind !== 'write') return one((w) => err(w, 'ERR DECREE.SESSION wraps writes only (SET MSET DEL INCR DECR INCRBY DECRBY CAS CASNX)'));
+        if (inner.kind !== 'write')
+          return one((w) =>
+            err(w, 'ERR DECREE.SESSION wraps writes only (SET MSET DEL INCR DECR INCRBY DECRBY CAS CASNX)'),
+          );
         return replicate(KvCommands.session(args[1]!, seq, inner.cmd), 'write');
       }
       default: {
         const e = this.encode(args);
         if (Buffer.isBuffer(e)) return e;
-        if (e.kind === 'read' && c.readonly) return this.local(e.cmd);
+        if (e.kind === 'read' && c.readonly && this.o.backend.readLocal) return this.local(e.cmd);
         return replicate(e.cmd, e.kind);
       }
     }
@@ -535,7 +583,8 @@ export class KvServer {
       case 'EXISTS':
         return n >= 2 ? R(KvCommands.exists(args.slice(1))) : wrongArgs();
       case 'SET':
-        if (n !== 3) return n > 3 ? one((w) => err(w, 'ERR syntax error (SET options are not supported)')) : wrongArgs();
+        if (n !== 3)
+          return n > 3 ? one((w) => err(w, 'ERR syntax error (SET options are not supported)')) : wrongArgs();
         if (tooBig(args[2]!)) return valueTooLarge();
         return W(KvCommands.set(args[1]!, args[2]!));
       case 'MSET': {
@@ -570,7 +619,13 @@ export class KvServer {
         return W(KvCommands.cas(args[1]!, null, args[2]!));
       default:
         return one((w) =>
-          err(w, `ERR unknown command '${args[0]!.toString('latin1').slice(0, 64)}', with args beginning with: ${args.slice(1, 4).map((a) => `'${a.toString('latin1').slice(0, 32)}'`).join(' ')}`),
+          err(
+            w,
+            `ERR unknown command '${args[0]!.toString('latin1').slice(0, 64)}', with args beginning with: ${args
+              .slice(1, 4)
+              .map((a) => `'${a.toString('latin1').slice(0, 32)}'`)
+              .join(' ')}`,
+          ),
         );
     }
   }
@@ -589,11 +644,24 @@ export class KvServer {
       } else if (opt === 'SETNAME' && i + 1 < n) i++;
       else return one((w) => err(w, `ERR Syntax error in HELLO option '${args[i]!.toString('latin1').slice(0, 32)}'`));
     }
-    if (!c.authed) return one((w) => err(w, 'NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time'));
+    if (!c.authed)
+      return one((w) =>
+        err(
+          w,
+          'NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time',
+        ),
+      );
     const role = this.o.backend.isLeader?.() ? 'master' : 'replica';
     return one((w) => {
       w.arrayHeader(12);
-      for (const [k, v] of [['server', 'decree'], ['version', '0.1.0'], ['proto', 2], ['id', 0], ['mode', 'cluster'], ['role', role]] as const) {
+      for (const [k, v] of [
+        ['server', 'decree'],
+        ['version', '0.1.0'],
+        ['proto', 2],
+        ['id', 0],
+        ['mode', 'cluster'],
+        ['role', role],
+      ] as const) {
         w.bulk(k);
         if (typeof v === 'number') w.integer(v);
         else w.bulk(v);
@@ -603,6 +671,7 @@ export class KvServer {
 
   private local(cmd: Uint8Array): Buffer {
     try {
+      if (!this.o.backend.readLocal) throw new Error('local reads are not supported by this backend');
       return resultBuffer(this.o.backend.readLocal(cmd));
     } catch (e) {
       return one((w) => w.error(`ERR ${(e as Error).message}`));
@@ -622,7 +691,8 @@ export class KvServer {
     if (args.length === 0) return one((w) => err(w, 'ERR usage: DECREE BOOTSTRAP id [id …]'));
     return b.bootstrap(args.map((a) => a.toString('utf8'))).then(
       (r) => one((w) => w.bulk(JSON.stringify(r))),
-      (e: Error & { code?: string }) => one((w) => err(w, `ERR ${e.code ?? 'FAILED'} ${e.message.replace(/[\r\n]+/g, ' ')}`)),
+      (e: Error & { code?: string }) =>
+        one((w) => err(w, `ERR ${e.code ?? 'FAILED'} ${e.message.replace(/[\r\n]+/g, ' ')}`)),
     );
   }
 
@@ -638,7 +708,8 @@ export class KvServer {
       if (!b.configuration) return one((w) => err(w, 'ERR configuration changes are not supported by this server'));
       return one((w) => w.bulk(JSON.stringify(b.configuration!())));
     }
-    if (up(args[0]!) !== 'SET' || args.length < 2) return one((w) => err(w, 'ERR usage: DECREE CONFIG | DECREE CONFIG SET id [id …]'));
+    if (up(args[0]!) !== 'SET' || args.length < 2)
+      return one((w) => err(w, 'ERR usage: DECREE CONFIG | DECREE CONFIG SET id [id …]'));
     if (!b.changeConfiguration) return one((w) => err(w, 'ERR configuration changes are not supported by this server'));
     const members = args.slice(1).map((a) => a.toString('utf8'));
     return b.changeConfiguration(members).then(
@@ -668,7 +739,8 @@ export class KvServer {
         await b.waitForSlot!(minSlot, timeoutMs);
       } catch (e) {
         const ex = e as { code?: string; executed?: number; message: string };
-        if (ex.code === 'STALE') return one((w) => w.error(`STALE replica executed up to slot ${ex.executed ?? '?'}, wanted ${minSlot}`));
+        if (ex.code === 'STALE')
+          return one((w) => w.error(`STALE replica executed up to slot ${ex.executed ?? '?'}, wanted ${minSlot}`));
         return one((w) => w.error(`ERR ${ex.message}`));
       }
       return this.local(cmd);
@@ -699,7 +771,8 @@ interface Op {
 }
 
 /** settles when both have settled (never rejects) */
-const join = (a: Promise<unknown>, b: Promise<unknown>): Promise<void> => Promise.allSettled([a, b]).then(() => undefined);
+const join = (a: Promise<unknown>, b: Promise<unknown>): Promise<void> =>
+  Promise.allSettled([a, b]).then(() => undefined);
 
 function parseNonNeg(b: Buffer): number | undefined {
   const s = b.toString('latin1');

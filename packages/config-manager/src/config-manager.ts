@@ -1,4 +1,4 @@
-import { setup } from 'xstate';
+import { assertEvent, setup } from 'xstate';
 import {
   type Configuration,
   type Message,
@@ -201,26 +201,31 @@ export const configManagerMachine = setup({
     input: {} as ConfigManagerInput,
   },
   actions: {
-    refuseInvalid: ({ context: d, event }) => {
-      const m = event as MessageOf<'config-change'>;
+    refuseInvalid: ({ context: d, event: m }) => {
+      assertEvent(m, 'config-change');
       const bad = validateChange(d, m.members)!;
       reply(d, m.from, m.id, m.inc, { ok: false, ...bad });
     },
-    refusePending: ({ context: d, event }) => {
-      const m = event as MessageOf<'config-change'>;
+    refusePending: ({ context: d, event: m }) => {
+      assertEvent(m, 'config-change');
       reply(d, m.from, m.id, m.inc, { ok: false, code: 'PENDING', error: `another configuration change (to ${d.pending?.members.join(',')}) is pending` });
     },
-    begin: ({ context, event }) => begin(context, event as MessageOf<'config-change'>),
-    reconfigured: ({ context, event }) => {
-      onReconfigured(context, event as MessageOf<'reconfigured'>);
+    begin: ({ context, event }) => {
+      assertEvent(event, 'config-change');
+      begin(context, event);
     },
-    refused: ({ context: d, event }) => {
-      const m = event as MessageOf<'config-refused'>;
+    reconfigured: ({ context, event }) => {
+      assertEvent(event, 'reconfigured');
+      onReconfigured(context, event);
+    },
+    refused: ({ context: d, event: m }) => {
+      assertEvent(m, 'config-refused');
       if (!d.pending || m.id !== d.pending.id) return;
       fail(d, m.maybeChosen ? 'ABORTED' : 'NOT_LEADER', m.reason, { maybeChosen: m.maybeChosen, ...(m.leaderHint ? { leaderHint: m.leaderHint } : {}) });
     },
     peerProgress: ({ context: d, event }) => {
-      if (d.pending) onPeerProgress(d, event as MessageOf<'peer-progress'>);
+      assertEvent(event, 'peer-progress');
+      if (d.pending) onPeerProgress(d, event);
     },
     catchupTimeout: ({ context: d }) => {
       const p = d.pending!;
@@ -231,7 +236,10 @@ export const configManagerMachine = setup({
     },
   },
   guards: {
-    invalid: ({ context, event }) => validateChange(context, (event as MessageOf<'config-change'>).members) !== undefined,
+    invalid: ({ context, event }) => {
+      assertEvent(event, 'config-change');
+      return validateChange(context, event.members) !== undefined;
+    },
     proposedNow: ({ context }) => context.pending !== undefined && context.pending.proposed,
     noPending: ({ context }) => context.pending === undefined,
     catchupExpired: ({ context: d }) => d.pending !== undefined && d.input.now() - d.pending.startedAt > d.opts.catchupTimeoutMs,

@@ -1,4 +1,4 @@
-import { and, setup } from 'xstate';
+import { and, assertEvent, setup } from 'xstate';
 import {
   type Ballot,
   type Message,
@@ -189,21 +189,24 @@ export const electorMachine = setup({
     heartbeat: ({ context: d }) => d.opts.heartbeatMs,
   },
   actions: {
-    recordHeartbeat: ({ context, event }) => recordHeartbeat(context, event as MessageOf<'heartbeat'>),
+    recordHeartbeat: ({ context, event }) => {
+      assertEvent(event, 'heartbeat');
+      recordHeartbeat(context, event);
+    },
     preCampaign: ({ context: d }) => {
       d.stats.preVotes++;
       d.preVoteRound = d.maxRound + 1;
       d.preVotes = new Set([d.self]);
       for (const m of d.members) if (m !== d.self) d.input.send({ type: 'pre-vote', ...hdr(d, m), round: d.preVoteRound });
     },
-    preVoteAck: ({ context: d, event }) => {
-      const m = event as MessageOf<'pre-vote-ack'>;
+    preVoteAck: ({ context: d, event: m }) => {
+      assertEvent(m, 'pre-vote-ack');
       if (m.round === d.preVoteRound && m.granted && d.members.includes(m.from)) d.preVotes.add(m.from);
       else if (m.round === d.preVoteRound && !m.granted) d.stats.preVotesDenied++;
     },
     /** a peer asks whether it may campaign: yes unless this replica leads, or heard a live leader lately */
-    answerPreVote: ({ context: d, event }) => {
-      const m = event as MessageOf<'pre-vote'>;
+    answerPreVote: ({ context: d, event: m }) => {
+      assertEvent(m, 'pre-vote');
       const quiet = d.input.now() - d.lastHeardLeaderAt >= d.opts.electionTimeoutMinMs - d.opts.heartbeatMs || d.leader === undefined;
       const granted = d.proposerState !== 'leading' && quiet && (d.members.includes(m.from) || !!d.input.peers?.includes(m.from));
       d.input.send({ type: 'pre-vote-ack', ...hdr(d, m.from), round: m.round, granted });
@@ -215,8 +218,8 @@ export const electorMachine = setup({
       d.campaignBallot = { round: d.maxRound + 1, leader: d.self };
       d.input.send({ type: 'campaign', ...hdr(d, d.self), round: d.maxRound + 1, ...(d.cookie ? { cookie: d.cookie } : {}) });
     },
-    leaderState: ({ context: d, event }) => {
-      const m = event as MessageOf<'leader-state'>;
+    leaderState: ({ context: d, event: m }) => {
+      assertEvent(m, 'leader-state');
       d.proposerState = m.state;
       if (m.state === 'preparing') d.campaignBallot = m.ballot;
       if (m.maxRound > d.maxRound) d.maxRound = m.maxRound;
@@ -250,8 +253,8 @@ export const electorMachine = setup({
         d.leaderSince = d.input.now();
       }
     },
-    ack: ({ context: d, event }) => {
-      const m = event as MessageOf<'heartbeat-ack'>;
+    ack: ({ context: d, event: m }) => {
+      assertEvent(m, 'heartbeat-ack');
       if (compareBallots(m.ballot, d.leaderBallot) !== 0) return;
       d.votes.set(m.from, { ackAt: d.input.now(), appliedUpTo: m.appliedUpTo, payload: m.payload });
     },
@@ -262,22 +265,24 @@ export const electorMachine = setup({
       d.suppressUntil = d.input.now() + d.opts.electionTimeoutMaxMs;
       d.input.send({ type: 'resign', ...hdr(d, d.self), reason: 'relinquished' });
     },
-    setTimeout: ({ context: d, event }) => {
-      const e = event as { minMs: number; maxMs: number };
+    setTimeout: ({ context: d, event: e }) => {
+      assertEvent(e, 'set-timeout');
       CONTRACTS && requires(e.minMs > 0 && e.maxMs >= e.minMs, 'set-timeout: 0 < min <= max');
       d.opts = { ...d.opts, electionTimeoutMinMs: e.minMs, electionTimeoutMaxMs: e.maxMs };
     },
     setPayload: ({ context: d, event }) => {
-      d.payload = (event as { payload: Uint8Array | undefined }).payload;
+      assertEvent(event, 'set-payload');
+      d.payload = event.payload;
     },
     setMembers: ({ context: d, event }) => {
-      d.members = [...(event as { members: readonly ReplicaId[] }).members];
+      assertEvent(event, 'set-members');
+      d.members = [...event.members];
     },
     reportLeft: ({ context: d }) => {
       if (d.watch) reportPeers(d, false);
     },
-    watchPeers: ({ context: d, event, self }) => {
-      const e = event as MessageOf<'watch-peers'>;
+    watchPeers: ({ context: d, event: e, self }) => {
+      assertEvent(e, 'watch-peers');
       d.watch = e.watch;
       d.observers = e.observers.filter((o) => !d.members.includes(o));
       // answer at once: a follower says so (the config-manager refuses the change), a leader reports
@@ -288,23 +293,35 @@ export const electorMachine = setup({
     },
   },
   guards: {
-    validHeartbeat: ({ context, event }) => validHeartbeat(context, event as MessageOf<'heartbeat'>),
+    validHeartbeat: ({ context, event }) => {
+      assertEvent(event, 'heartbeat');
+      return validHeartbeat(context, event);
+    },
     /** while campaigning, only a leader of a higher ballot than ours makes us give up */
-    beatsCampaign: ({ context: d, event }) => {
-      const m = event as MessageOf<'heartbeat'>;
+    beatsCampaign: ({ context: d, event: m }) => {
+      assertEvent(m, 'heartbeat');
       return validHeartbeat(d, m) && compareBallots(m.ballot, d.campaignBallot) > 0;
     },
-    higherHeartbeat: ({ context: d, event }) => {
-      const m = event as MessageOf<'heartbeat'>;
+    higherHeartbeat: ({ context: d, event: m }) => {
+      assertEvent(m, 'heartbeat');
       return m.from !== d.self && compareBallots(m.ballot, d.leaderBallot) > 0;
     },
     canCampaign: ({ context }) => canCampaign(context),
     preVoteOn: ({ context }) => context.opts.preVote,
     preVoteMajority: ({ context: d }) => d.preVotes.size >= quorumOf(d.members.length),
     mayPromote: ({ context }) => context.members.includes(context.self) && vetted(context),
-    nowLeading: ({ event }) => (event as MessageOf<'leader-state'>).state === 'leading',
-    nowPreparing: ({ event }) => (event as MessageOf<'leader-state'>).state === 'preparing',
-    nowFollower: ({ event }) => (event as MessageOf<'leader-state'>).state === 'follower',
+    nowLeading: ({ event }) => {
+      assertEvent(event, 'leader-state');
+      return event.state === 'leading';
+    },
+    nowPreparing: ({ event }) => {
+      assertEvent(event, 'leader-state');
+      return event.state === 'preparing';
+    },
+    nowFollower: ({ event }) => {
+      assertEvent(event, 'leader-state');
+      return event.state === 'follower';
+    },
   },
 }).createMachine({
   id: 'elector',

@@ -37,7 +37,7 @@ describe('proposer: configuration changes (specs/config-change)', () => {
     h.choose(1, bal);
     expect(h.state()).toBe('leading');
     const c = h.ctx();
-    expect(c.reprepare).toBe(true);
+    expect(h.path()).toBe('leading.reconfiguring.re-preparing');
     expect(c.config).toEqual({ epoch: 2, members: ['r1', 'r2', 'r3', 'r4'], startSlot: 2 });
     expect(c.quorum).toBe(3);
     expect(c.ballot.round).toBeGreaterThan(bal.round);
@@ -58,7 +58,8 @@ describe('proposer: configuration changes (specs/config-change)', () => {
     expect(slotValueEquals(p.get(3)!, val('new-config-slot'))).toBe(true);
     expect(cmdsOf(p.get(4))).toEqual(['c1']);
     expect(h.sent('accept').filter((a) => a.slot === 4).map((a) => a.to)).toEqual(['r1', 'r2', 'r3', 'r4']);
-    expect(h.ctx().reprepare).toBe(false);
+    // slot 3 (what r4 accepted above e) is recovered: not chosen yet
+    expect(h.path()).toBe('leading.recovering');
   });
 
   it('a leader that is not in the new configuration steps down once it is chosen, aborting what it queued', () => {
@@ -93,7 +94,7 @@ describe('proposer: configuration changes (specs/config-change)', () => {
     h.take();
     h.choose(1, bal);
     h.choose(2, bal);
-    expect(h.ctx().reprepare).toBe(true);
+    expect(h.path()).toBe('leading.reconfiguring.re-preparing');
     expect(h.sent('prepare').map((p) => p.to)).toEqual(['r2', 'r3', 'r4', 'r1']);
   });
 

@@ -13,7 +13,7 @@ import { MemoryStore } from '@decree/storage/memory';
 import { type Message, type ReplicaId, type SlotValue, ROLE_OF, ballotToString, slotValueEquals } from '@decree/protocol';
 import { acceptorMachine, recordPromise } from '@decree/acceptor';
 import { proposerMachine } from '../src/index.ts';
-import { enc } from './harness.ts';
+import { enc, stateInvariants } from './harness.ts';
 
 const RING = 'ring';
 const IDS = ['r1', 'r2', 'r3'];
@@ -120,7 +120,14 @@ async function runSchedule(seed: number, actions: { gap: number; act: Action }[]
       input: { ring: RING, self: id, inc: 1, members: IDS, send, now: () => sched.now(), options: { retransmitMs: 15, maxInflightSlots: 4, maxBatchCmds: 3 } },
       clock,
     });
-    p.subscribe({ error: (e) => errors.push(e) });
+    p.subscribe({
+      // the substates agree with the data after every event (harness.ts)
+      next: (s) => {
+        const bad = stateInvariants(s);
+        if (bad) errors.push(new Error(`${id}: proposer state invariant: ${bad}`));
+      },
+      error: (e) => errors.push(e),
+    });
     p.start();
     handlers.set(`${id}/proposer`, (m) => p.send(m as never));
     const tick = () => {

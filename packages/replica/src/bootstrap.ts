@@ -1,6 +1,12 @@
 import type { Bus, Env } from '@decree/bus';
 import {
-  type AcceptorStore, type Configuration, type MessageOf, type ReplicaId, type RingId, memberSetProblem, sameMembers,
+  type AcceptorStore,
+  type Configuration,
+  type MessageOf,
+  type ReplicaId,
+  type RingId,
+  memberSetProblem,
+  sameMembers,
 } from '@decree/protocol';
 import { BootstrapError } from './errors.ts';
 import { storeConfig0 } from './config0.ts';
@@ -73,8 +79,11 @@ export class Bootstrapper {
         },
         timeoutMs,
         again,
-        () => new BootstrapError('FAILED',
-          `no leader within ${timeoutMs} ms (invited: ${members.join(',')}; answered: ${[...acks].join(',')})`),
+        () =>
+          new BootstrapError(
+            'FAILED',
+            `no leader within ${timeoutMs} ms (invited: ${members.join(',')}; answered: ${[...acks].join(',')})`,
+          ),
       );
       const now = h.config();
       return { result, epoch: now.epoch, members: [...now.members], leader };
@@ -94,7 +103,8 @@ export class Bootstrapper {
       else ack(false, `${h.self} is already bootstrapped: configuration ${c.epoch} is ${c.members.join(',')}`);
       return;
     }
-    if (memberSetProblem(m.members) || !m.members.includes(h.self)) return ack(false, `bad member set ${m.members.join(',')}`);
+    if (memberSetProblem(m.members) || !m.members.includes(h.self))
+      return ack(false, `bad member set ${m.members.join(',')}`);
     this.take(m.members).then(
       () => ack(true),
       (e: Error) => ack(false, `cannot store the configuration: ${e.message}`),

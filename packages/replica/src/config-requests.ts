@@ -21,15 +21,30 @@ export class ConfigRequests {
   constructor(private readonly o: { ring: RingId; self: ReplicaId; inc: number; bus: Bus; env: Env }) {}
 
   /** Sends the change to `to` (the leader, or this replica when none is known: it answers NOT_LEADER). */
-  request(to: ReplicaId, members: readonly ReplicaId[], cookie: Uint8Array | undefined, timeoutMs: number): Promise<ConfigChangeResult> {
+  request(
+    to: ReplicaId,
+    members: readonly ReplicaId[],
+    cookie: Uint8Array | undefined,
+    timeoutMs: number,
+  ): Promise<ConfigChangeResult> {
     const { ring, self, inc, bus, env } = this.o;
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       const timer = env.clock.setTimeout(() => {
-        if (this.open.delete(id)) reject(new ConfigChangeError('ABORTED', `no answer within ${timeoutMs} ms`, true, undefined));
+        if (this.open.delete(id))
+          reject(new ConfigChangeError('ABORTED', `no answer within ${timeoutMs} ms`, true, undefined));
       }, timeoutMs);
       this.open.set(id, { resolve, reject, timer });
-      bus.send({ type: 'config-change', ring, from: self, to, id, inc, members: [...members], ...(cookie ? { cookie } : {}) });
+      bus.send({
+        type: 'config-change',
+        ring,
+        from: self,
+        to,
+        id,
+        inc,
+        members: [...members],
+        ...(cookie ? { cookie } : {}),
+      });
     });
   }
 
@@ -42,7 +57,12 @@ export class ConfigRequests {
     this.o.env.clock.clearTimeout(r.timer);
     if (m.ok) {
       const slot = m.slot ?? 0;
-      r.resolve({ epoch: m.epoch ?? current.epoch, members: [...(m.members ?? current.members)], startSlot: slot + 1, slot });
+      r.resolve({
+        epoch: m.epoch ?? current.epoch,
+        members: [...(m.members ?? current.members)],
+        startSlot: slot + 1,
+        slot,
+      });
     } else {
       const msg = m.error ?? 'the configuration change failed';
       r.reject(new ConfigChangeError(m.code ?? 'ABORTED', msg, m.maybeChosen ?? false, m.leaderHint));

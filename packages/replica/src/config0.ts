@@ -17,12 +17,13 @@ const CONFIG0 = 'config0';
 export function retainWindow(o: ReplicaOptions | undefined): Partial<LearnerOptions> {
   const l = { ...DEFAULT_LEARNER_OPTIONS, ...o?.learner };
   const sn = { ...DEFAULT_SNAPSHOTTER_OPTIONS, ...o?.snapshotter };
-  const retainSlots = sn.everySlots > 0 ? Math.max(l.retainSlots, 2 * sn.everySlots + sn.truncateMargin) : l.retainSlots;
-  const retainBytes = sn.everyBytes > 0 ? Math.max(l.retainBytes, 2 * sn.everyBytes + sn.truncateMarginBytes) : l.retainBytes;
+  const retainSlots =
+    sn.everySlots > 0 ? Math.max(l.retainSlots, 2 * sn.everySlots + sn.truncateMargin) : l.retainSlots;
+  const retainBytes =
+    sn.everyBytes > 0 ? Math.max(l.retainBytes, 2 * sn.everyBytes + sn.truncateMarginBytes) : l.retainBytes;
   // an explicit setting wins (tests shrink the window to force catch-up by snapshot)
   return { retainSlots, retainBytes, ...o?.learner };
 }
-
 
 /** The initial configuration stored in the log (first start, or a bootstrap), if readable. */
 export function storedConfig0(recovered: Awaited<ReturnType<AcceptorStore['recover']>>): Configuration | undefined {
@@ -41,17 +42,27 @@ export function storedConfig0(recovered: Awaited<ReturnType<AcceptorStore['recov
  * The configuration a replica starts in: the newest snapshot's when it has one, else the initial
  * configuration (stored durably at the first start, see createReplica).
  */
-export function initialConfiguration(given: CreateReplicaConfig['configuration'], snap: SnapshotMeta | undefined): Configuration {
+export function initialConfiguration(
+  given: CreateReplicaConfig['configuration'],
+  snap: SnapshotMeta | undefined,
+): Configuration {
   const base = asConfiguration(given);
   if (!snap || (snap.members.length === 0 && snap.epoch === undefined)) return base;
-  return { epoch: snap.epoch ?? Math.max(1, base.epoch), members: [...snap.members], startSlot: snap.startSlot ?? snap.slot + 1 };
+  return {
+    epoch: snap.epoch ?? Math.max(1, base.epoch),
+    members: [...snap.members],
+    startSlot: snap.startSlot ?? snap.slot + 1,
+  };
 }
 
 /**
  * The initial configuration is written to the store at the first start and read back at the next
  * ones: a config file edited later (to list the members of today) must not rewrite history.
  */
-export async function persistedInitialConfiguration(cfg: CreateReplicaConfig, recovered: Awaited<ReturnType<AcceptorStore['recover']>>): Promise<CreateReplicaConfig['configuration']> {
+export async function persistedInitialConfiguration(
+  cfg: CreateReplicaConfig,
+  recovered: Awaited<ReturnType<AcceptorStore['recover']>>,
+): Promise<CreateReplicaConfig['configuration']> {
   const stored = storedConfig0(recovered);
   if (stored) return stored;
   const c = asConfiguration(cfg.configuration);
@@ -68,7 +79,10 @@ export function asConfiguration(given: CreateReplicaConfig['configuration']): Co
 
 /** Stores the initial configuration durably (meta `config0`; the latest record wins at recovery). */
 export function storeConfig0(store: AcceptorStore, c: Configuration): Promise<void> {
-  const value = new Uint8Array(Buffer.from(JSON.stringify({ epoch: c.epoch, members: c.members, startSlot: c.startSlot }), 'utf8'));
-  return new Promise<void>((resolve, reject) => store.append([{ t: 'meta', key: CONFIG0, value }], (err) => (err ? reject(err) : resolve())));
+  const value = new Uint8Array(
+    Buffer.from(JSON.stringify({ epoch: c.epoch, members: c.members, startSlot: c.startSlot }), 'utf8'),
+  );
+  return new Promise<void>((resolve, reject) =>
+    store.append([{ t: 'meta', key: CONFIG0, value }], (err) => (err ? reject(err) : resolve())),
+  );
 }
-

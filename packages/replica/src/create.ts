@@ -12,12 +12,20 @@ export async function createReplica(cfg: CreateReplicaConfig): Promise<Replica> 
   const snapshots = cfg.snapshots ?? cfg.options?.makeSnapshotStore?.(cfg.id) ?? new MemorySnapshotStore();
   // the newest snapshot that verifies (a corrupt newest one falls back to the one before)
   const snap = await loadLatestValid(snapshots, (name, err) => cfg.onSnapshotCorrupt?.(name, err));
-  if (snap) await cfg.stateMachine.restore((async function* () { yield snap.data; })());
+  if (snap)
+    await cfg.stateMachine.restore(
+      (async function* () {
+        yield snap.data;
+      })(),
+    );
   // local recovery first: the slots the replica's own log proves chosen, before any role starts
   const replay = replayLocalLog(recovered, snap?.meta.slot ?? 0, cfg.stateMachine);
   if (replay.slots.length > 0)
     cfg.log?.('info', `replayed slots ${(snap?.meta.slot ?? 0) + 1}..${replay.upTo} from the local log`, {
-      replica: cfg.id, ring: cfg.ring ?? 'default', commands: replay.commands, ms: Math.round(replay.ms),
+      replica: cfg.id,
+      ring: cfg.ring ?? 'default',
+      commands: replay.commands,
+      ms: Math.round(replay.ms),
     });
   const r = new Replica({ ...cfg, snapshots }, recovered, snap?.meta, replay);
   r.start();

@@ -21,7 +21,7 @@ export class NotLeaderError extends Error {
 export class BusyError extends Error {
   readonly code = 'BUSY';
   constructor() {
-    super("the leader is busy: its queue is full while the log waits for room or a majority; try again");
+    super('the leader is busy: its queue is full while the log waits for room or a majority; try again');
     this.name = 'BusyError';
   }
 }

@@ -17,7 +17,8 @@ export function allFailed(n: number, error: Error, maybeExecuted: boolean): Batc
   return { results: new Array(n), slot: 0, failed };
 }
 
-const wireError = (e: Error): string => (e instanceof NotLeaderError ? 'NOT_LEADER' : e instanceof BusyError ? 'BUSY' : e.message);
+const wireError = (e: Error): string =>
+  e instanceof NotLeaderError ? 'NOT_LEADER' : e instanceof BusyError ? 'BUSY' : e.message;
 
 function fromWire(error: string, hint: ReplicaId | undefined, maybeExecuted: boolean): Error {
   if (error === 'NOT_LEADER') return new NotLeaderError(hint, maybeExecuted);
@@ -32,12 +33,22 @@ function fromWire(error: string, hint: ReplicaId | undefined, maybeExecuted: boo
  * comes back with its own outcome and the slot it executed in (the follower's freshness token).
  */
 export class Forwarder {
-  private nextId = 1;
+  private nextId: number;
   private readonly open = new Map<number, Open>();
 
   constructor(
-    private readonly o: { ring: RingId; self: ReplicaId; inc: number; bus: Bus; env: Env },
-  ) {}
+    private readonly o: {
+      ring: RingId;
+      self: ReplicaId;
+      inc: number;
+      bus: Bus;
+      env: Env;
+      /** the first request id (default 1) */
+      firstId?: number;
+    },
+  ) {
+    this.nextId = o.firstId ?? 1;
+  }
 
   get pending(): number {
     return this.open.size;
@@ -72,21 +83,48 @@ export class Forwarder {
     for (let i = 0; i < f.n; i++) results[i] = rs[i] ?? undefined;
     const failed = (m.failed ?? [])
       .filter((x) => x.i < f.n)
-      .map((x) => ({ index: x.i, error: fromWire(x.error, m.leaderHint, x.maybeExecuted), maybeExecuted: x.maybeExecuted }));
+      .map((x) => ({
+        index: x.i,
+        error: fromWire(x.error, m.leaderHint, x.maybeExecuted),
+        maybeExecuted: x.maybeExecuted,
+      }));
     f.resolve(failed.length ? { results, slot: m.slot ?? 0, failed } : { results, slot: m.slot ?? 0 });
   }
 
   /** On the leader: runs a forwarded request and answers with each command's outcome. */
-  serve(m: MessageOf<'client-req'>, leading: boolean, hint: ReplicaId | undefined, submitEach: (cmds: readonly Uint8Array[]) => Promise<BatchOutcome>): void {
+  serve(
+    m: MessageOf<'client-req'>,
+    leading: boolean,
+    hint: ReplicaId | undefined,
+    submitEach: (cmds: readonly Uint8Array[]) => Promise<BatchOutcome>,
+  ): void {
     const { ring, self, bus } = this.o;
-    const head = { type: 'client-rep' as const, ring, from: self, to: m.from, id: m.id, ...(m.inc !== undefined ? { inc: m.inc } : {}) };
+    const head = {
+      type: 'client-rep' as const,
+      ring,
+      from: self,
+      to: m.from,
+      id: m.id,
+      ...(m.inc !== undefined ? { inc: m.inc } : {}),
+    };
     if (!leading) {
-      bus.send({ ...head, error: 'NOT_LEADER', maybeExecuted: false, ...(hint && hint !== self ? { leaderHint: hint } : {}) });
+      bus.send({
+        ...head,
+        error: 'NOT_LEADER',
+        maybeExecuted: false,
+        ...(hint && hint !== self ? { leaderHint: hint } : {}),
+      });
       return;
     }
     void submitEach(m.cmds).then((o) => {
-      const failed: ForwardFailure[] | undefined = o.failed?.map((x) => ({ i: x.index, error: wireError(x.error), maybeExecuted: x.maybeExecuted }));
-      const leaderHint = o.failed?.map((x) => x.error).find((e): e is NotLeaderError => e instanceof NotLeaderError)?.leaderHint;
+      const failed: ForwardFailure[] | undefined = o.failed?.map((x) => ({
+        i: x.index,
+        error: wireError(x.error),
+        maybeExecuted: x.maybeExecuted,
+      }));
+      const leaderHint = o.failed
+        ?.map((x) => x.error)
+        .find((e): e is NotLeaderError => e instanceof NotLeaderError)?.leaderHint;
       bus.send({
         ...head,
         results: o.results.map((r) => r ?? null),

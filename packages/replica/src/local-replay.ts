@@ -56,7 +56,12 @@ export function provenValue(
  * not. Runs before any role starts, so a restarted replica campaigns and serves only once its
  * state is as far as its disk allows; restart time is bounded by local read speed, not the network.
  */
-export function replayLocalLog(s: RecoveredState, fromSlot: Slot, sm: StateMachine, onApplyError?: (err: unknown, slot: Slot) => void): LocalReplay {
+export function replayLocalLog(
+  s: RecoveredState,
+  fromSlot: Slot,
+  sm: StateMachine,
+  onApplyError?: (err: unknown, slot: Slot) => void,
+): LocalReplay {
   const t0 = performance.now();
   const markedUpTo = decodeSlotMeta(s.meta.get(EXECUTED_META));
   const decided = decodeDecidedMeta(s.meta.get(DECIDED_META));
@@ -83,6 +88,15 @@ export function replayLocalLog(s: RecoveredState, fromSlot: Slot, sm: StateMachi
       commands += v.cmds.length;
     } else if (v.k === 'config') config = { epoch: v.epoch, members: [...v.members], startSlot: slot + 1 };
   }
-  CONTRACTS && ensures(slot >= fromSlot && slots.length === slot - fromSlot, 'replay: a contiguous run after the snapshot');
-  return { upTo: slot, slots, commands, config, markedUpTo, decidedUpTo: decided?.upTo ?? 0, ms: performance.now() - t0 };
+  CONTRACTS &&
+    ensures(slot >= fromSlot && slots.length === slot - fromSlot, 'replay: a contiguous run after the snapshot');
+  return {
+    upTo: slot,
+    slots,
+    commands,
+    config,
+    markedUpTo,
+    decidedUpTo: decided?.upTo ?? 0,
+    ms: performance.now() - t0,
+  };
 }

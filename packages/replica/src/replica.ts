@@ -1,36 +1,37 @@
 import type { Actor } from 'xstate';
-import type {
-  AcceptorStore, Configuration, LeaderRole, Message, ReplicaId, RingId, Slot, SnapshotMeta, SnapshotStore, StateMachine,
-} from '@decree/protocol';
-import { Bus, type Env, type Transport, realEnv } from '@decree/bus';
-import { acceptorMachine } from '@decree/acceptor';
-import { proposerMachine } from '@decree/proposer';
-import { learnerMachine } from '@decree/learner';
-import { electorMachine } from '@decree/elector';
-import { configManagerMachine } from '@decree/config-manager';
-import { MemorySnapshotStore } from '@decree/storage/memory';
-import { snapshotWritesDone, snapshotterMachine } from '@decree/snapshotter';
-import { BusyError, NotLeaderError, ReplicaStoppedError, StaleReplicaError } from './errors.ts';
+import type { Bus, Env } from '@decree/bus';
+import type { AcceptorStore, ReplicaId, RingId, Slot, SnapshotMeta, SnapshotStore } from '@decree/protocol';
+import type { acceptorMachine } from '@decree/acceptor';
+import type { proposerMachine } from '@decree/proposer';
+import type { learnerMachine } from '@decree/learner';
+import type { electorMachine } from '@decree/elector';
+import type { configManagerMachine } from '@decree/config-manager';
+import { snapshotWritesDone, type snapshotterMachine } from '@decree/snapshotter';
+import { NotLeaderError, ReplicaStoppedError, StaleReplicaError } from './errors.ts';
 import type { LocalReplay } from './local-replay.ts';
 import { untilDone } from './until-done.ts';
-import { type BatchOutcome, Submitter, batchError } from './submissions.ts';
-import { Forwarder, allFailed } from './forwarding.ts';
-import { composeRoles } from './roles.ts';
-import { initialConfiguration, storedConfig0 } from './config0.ts';
-import { Poller } from './poller.ts';
-import { ReadIndex } from './read-index.ts';
-import { ConfigRequests } from './config-requests.ts';
-import { type BootstrapResult, Bootstrapper } from './bootstrap.ts';
-import { type StatsView, peerHealthOf, statisticsOf, statusOf, topState } from './stats.ts';
+import { type BatchOutcome, resultsOrThrow } from './submissions.ts';
+import { allFailed } from './forwarding.ts';
+import type { BootstrapResult } from './bootstrap.ts';
+import { type StatsView, peerHealthOf, statisticsOf, statusOf } from './stats.ts';
+import { startTicking } from './wiring.ts';
+import { type ReplicaParts, assemble } from './assemble.ts';
 import type {
-  ConfigChangeResult, ConfigurationInfo, CreateReplicaConfig, PeerHealth, ReplicaStatistics, ReplicaStatus, SubmitOptions,
+  ConfigChangeResult,
+  ConfigurationInfo,
+  CreateReplicaConfig,
+  PeerHealth,
+  ReplicaStatistics,
+  ReplicaStatus,
+  SubmitOptions,
 } from './types.ts';
 
 export { statePath } from './stats.ts';
 
 /**
- * One replica: the four roles (elector, proposer, acceptor, learner) composed over a bus, storage
- * and a transport, around the user's state machine.
+ * One replica: the six roles (elector, proposer, acceptor, learner, snapshotter, config-manager)
+ * composed over a bus, storage and a transport, around the user's state machine (assemble.ts wires
+ * them); this class holds the parts and offers the public API (RSL's).
  */
 export class Replica {
   readonly id: ReplicaId;
@@ -38,16 +39,6 @@ export class Replica {
   readonly bus: Bus;
   readonly env: Env;
   readonly inc: number;
-  private readonly sm: StateMachine;
-  private readonly store: AcceptorStore;
-  private readonly ownsBus: boolean;
-  private members: ReplicaId[];
-  private config: Configuration;
-  private readonly peers: readonly ReplicaId[];
-  private readonly configRequests: ConfigRequests;
-  private readonly poller: Poller;
-  private readonly reads: ReadIndex;
-  private readonly bootstrapper: Bootstrapper;
   readonly configManager: Actor<typeof configManagerMachine>;
   readonly elector: Actor<typeof electorMachine>;
   readonly proposer: Actor<typeof proposerMachine>;
@@ -55,21 +46,16 @@ export class Replica {
   readonly learner: Actor<typeof learnerMachine>;
   readonly snapshotter: Actor<typeof snapshotterMachine>;
   readonly snapshots: SnapshotStore;
-  private unregister: (() => void)[] = [];
-  private readonly submitter: Submitter;
-  private tickTimer: unknown;
-  private stopped = false;
-  private role: LeaderRole = 'follower';
-  private lastProposerState = 'follower';
-  private readonly tickMs: number;
-  private readonly transport: Transport | undefined;
-  private readonly forwarder: Forwarder;
   /** errors the state machine threw while applying (counted; the replica keeps going) */
   readonly applyErrors: { slot: Slot; err: unknown }[] = [];
   /** what the start replayed from the local log */
   readonly replayed: LocalReplay | undefined;
-  private readonly logLine: CreateReplicaConfig['log'];
-  private readonly reported = new Map<string, number>();
+  /** Why the replica stopped on its own (a role failed a safety check), if it did. */
+  fatalError: Error | undefined;
+  private readonly p: ReplicaParts;
+  private readonly cfg: CreateReplicaConfig;
+  private stopTicking: () => void = () => {};
+  private stopped = false;
 
   /** use createReplica() */
   constructor(
@@ -80,81 +66,23 @@ export class Replica {
     /** the slots after it replayed from the local log (createReplica does it) */
     replay?: LocalReplay,
   ) {
-    this.id = cfg.id;
-    this.ring = cfg.ring ?? 'default';
-    this.env = cfg.env ?? realEnv();
-    this.sm = cfg.stateMachine;
-    this.store = cfg.storage;
-    this.snapshots = cfg.snapshots ?? cfg.options?.makeSnapshotStore?.(cfg.id) ?? new MemorySnapshotStore();
+    this.cfg = cfg;
     this.replayed = replay;
-    const startSlot = replay?.upTo ?? restoredFrom?.slot ?? 0;
-    // the initial configuration stored at the first start (or by a bootstrap) wins over the given one;
-    // a configuration change in the replayed log is newer still
-    this.config = replay?.config ?? initialConfiguration(storedConfig0(recovered) ?? cfg.configuration, restoredFrom);
-    this.members = [...this.config.members];
-    this.peers = [...new Set([...(cfg.peers ?? []), ...cfg.configuration.members, ...this.config.members])];
-    this.logLine = cfg.log;
-    this.transport = cfg.transport;
-    this.ownsBus = !cfg.bus;
-    this.bus = cfg.bus ?? new Bus(this.env, cfg.transport);
-    this.inc = Math.floor(this.env.random() * 0x7fffffff);
-    this.tickMs = cfg.options?.tickMs ?? 10;
-    const scope = { ring: this.ring, self: this.id, inc: this.inc, bus: this.bus, env: this.env };
-    this.forwarder = new Forwarder(scope);
-    this.configRequests = new ConfigRequests(scope);
-    this.submitter = new Submitter(scope, () => this.currentLeader());
-    const roles = composeRoles({
-      ring: this.ring, self: this.id, inc: this.inc, bus: this.bus, env: this.env, sm: this.sm, store: this.store,
-      snapshots: this.snapshots, config: this.config, members: this.members, peers: this.peers, recovered, startSlot,
-      ...(restoredFrom ? { restoredFrom } : {}), ...(replay ? { replay } : {}), cfg,
-      report: (level, kind, msg) => this.report(level, kind, msg),
-      onApplyError: (err, slot) => {
+    const p = assemble(cfg, recovered, restoredFrom, replay, {
+      currentLeader: () => this.currentLeader(),
+      isLeader: () => this.isLeader(),
+      executedSlot: () => this.executedSlot(),
+      submitEach: (cmds) => this.submitEach(cmds),
+      fatal: (role, e) => this.fatal(role, e),
+      applyError: (err, slot) => {
         if (this.applyErrors.length < 100) this.applyErrors.push({ slot, err });
       },
     });
-    this.acceptor = roles.acceptor;
-    this.proposer = roles.proposer;
-    this.learner = roles.learner;
-    this.snapshotter = roles.snapshotter;
-    this.elector = roles.elector;
-    this.configManager = roles.configManager;
-    this.poller = new Poller(this.env, () => [this.elector, this.learner, this.proposer],
-      () => new NotLeaderError(this.currentLeader(), false));
-    this.reads = new ReadIndex({
-      ...scope, poller: this.poller, proposer: this.proposer,
-      executedSlot: () => this.executedSlot(), currentLeader: () => this.currentLeader(),
-    });
-    this.bootstrapper = new Bootstrapper({
-      ...scope, store: this.store, poller: this.poller, config: () => this.config,
-      currentLeader: () => this.currentLeader(), take: (c) => this.learner.send({ type: 'bootstrap', config: c }),
-    });
-
-    const reg = (role: 'acceptor' | 'proposer' | 'learner' | 'elector' | 'snapshotter' | 'config-manager' | 'client', h: (m: Message) => void) =>
-      this.unregister.push(this.bus.register(this.ring, this.id, role, h));
-    reg('acceptor', (m) => this.acceptor.send(m as any));
-    reg('proposer', (m) => this.proposer.send(m as any));
-    reg('learner', (m) => this.learner.send(m as any));
-    reg('elector', (m) => this.elector.send(m as any));
-    reg('snapshotter', (m) => this.snapshotter.send(m as any));
-    reg('config-manager', (m) => this.configManager.send(m as any));
-    // role changes are seen on the proposer's own state, at once (RSL NotifyStatus)
-    this.proposer.subscribe((snap) => {
-      const top = topState(snap.value);
-      if (top !== this.lastProposerState) {
-        this.lastProposerState = top;
-        this.onProposerState(top, snap.context.leaderHint);
-      }
-    });
-    reg('client', (m) => this.onClientMessage(m));
-    // a role that throws (a safety check that is always on, or a contract in tests) stops the replica
-    const named = { ...roles, 'config-manager': roles.configManager, configManager: undefined } as Record<string, Actor<any> | undefined>;
-    for (const [role, a] of Object.entries(named)) a?.subscribe({ error: (e: unknown) => this.fatal(role, e) });
-    this.onFatal = cfg.onFatal;
+    this.p = p;
+    ({ self: this.id, ring: this.ring, bus: this.bus, env: this.env, inc: this.inc, snapshots: this.snapshots } = p);
+    ({ acceptor: this.acceptor, proposer: this.proposer, learner: this.learner } = p.roles);
+    ({ snapshotter: this.snapshotter, elector: this.elector, configManager: this.configManager } = p.roles);
   }
-
-  /** Why the replica stopped on its own (a role failed a safety check), if it did. */
-  fatalError: Error | undefined;
-  private readonly onFatal: CreateReplicaConfig['onFatal'];
 
   /**
    * A role failed: one error line, the replica stops (as a crash: no further writes), and the status
@@ -164,45 +92,22 @@ export class Replica {
     if (this.fatalError) return;
     const err = e instanceof Error ? e : new Error(String(e));
     this.fatalError = new Error(`${role}: ${err.message}`, { cause: err });
-    this.logLine?.('error', `replica ${this.id} stops: its ${role} failed: ${err.message}`, { replica: this.id, ring: this.ring, role });
-    this.onFatal?.(this.fatalError);
-    void this.stop({ keepStore: true }).then(() => this.store.close());
-  }
-
-  /** One log line per kind of event, at most every 10 s (a full store is retried every second). */
-  private report(level: 'info' | 'warn' | 'error', kind: string, msg: string): void {
-    const now = this.env.clock.now();
-    const last = this.reported.get(kind);
-    if (last !== undefined && now - last < 10_000) return;
-    this.reported.set(kind, now);
-    this.logLine?.(level, msg, { replica: this.id, ring: this.ring });
+    const line = `replica ${this.id} stops: its ${role} failed: ${err.message}`;
+    this.cfg.log?.('error', line, { replica: this.id, ring: this.ring, role });
+    this.cfg.onFatal?.(this.fatalError);
+    void this.stop({ keepStore: true }).then(() => this.p.store.close());
   }
 
   start(): void {
-    this.acceptor.start();
-    this.learner.start();
-    this.snapshotter.start();
-    this.configManager.start();
-    this.proposer.start();
-    this.elector.start();
-    const tick = () => {
-      if (this.stopped) return;
-      this.proposer.send({ type: 'tick' });
-      this.learner.send({ type: 'tick' });
-      this.snapshotter.send({ type: 'tick' });
-      this.configManager.send({ type: 'tick' });
-      this.tickTimer = this.env.clock.setTimeout(tick, this.tickMs);
-    };
-    this.tickTimer = this.env.clock.setTimeout(tick, this.tickMs);
+    for (const a of [this.acceptor, this.learner, this.snapshotter, this.configManager, this.proposer, this.elector])
+      a.start();
+    const ticked = [this.proposer, this.learner, this.snapshotter, this.configManager];
+    this.stopTicking = startTicking(this.env.clock, this.p.tickMs, ticked);
   }
 
-  // ------------------------------------------------------------------ submissions
   /** Replicates one command; resolves with the state machine's result once it executed here. */
   async submit(command: Uint8Array, opts: SubmitOptions = {}): Promise<Uint8Array | undefined> {
-    const o = await this.submitEach([command], opts);
-    const err = batchError(o);
-    if (err) throw err;
-    return o.results[0];
+    return resultsOrThrow(await this.submitEach([command], opts))[0];
   }
 
   /**
@@ -211,10 +116,7 @@ export class Replica {
    * the batch executed or may have (a batch can span slots). Use submitEach for each one's outcome.
    */
   async submitBatch(commands: readonly Uint8Array[]): Promise<(Uint8Array | undefined)[]> {
-    const o = await this.submitEach(commands);
-    const err = batchError(o);
-    if (err) throw err;
-    return o.results;
+    return resultsOrThrow(await this.submitEach(commands));
   }
 
   /**
@@ -224,84 +126,37 @@ export class Replica {
    */
   submitEach(commands: readonly Uint8Array[], opts: SubmitOptions = {}): Promise<BatchOutcome> {
     const n = commands.length;
-    const refuse = (e: Error): Promise<BatchOutcome> =>
-      Promise.resolve({ results: new Array(n), slot: 0, failed: commands.map((_, index) => ({ index, error: e, maybeExecuted: false })) });
     if (n === 0) return Promise.resolve({ results: [], slot: 0 });
-    if (this.stopped) return refuse(new ReplicaStoppedError());
-    if (!this.isLeader()) return refuse(new NotLeaderError(this.currentLeader()));
-    return this.submitter.submitEach(commands, opts);
+    if (this.stopped) return Promise.resolve(allFailed(n, new ReplicaStoppedError(), false));
+    if (!this.isLeader()) return Promise.resolve(allFailed(n, new NotLeaderError(this.currentLeader()), false));
+    return this.p.submitter.submitEach(commands, opts);
   }
 
-  private onClientMessage(m: Message): void {
-    if (this.submitter.onMessage(m)) return;
-    switch (m.type) {
-      case 'recovered':
-        this.sm.onLeaderRecovered?.();
-        return;
-      case 'config-result':
-        this.configRequests.onResult(m, this.getConfiguration());
-        return;
-      case 'bootstrap':
-        this.bootstrapper.onInvite(m);
-        return;
-      case 'bootstrap-ack':
-        this.bootstrapper.onAck(m);
-        return;
-      case 'config-notice':
-        if (m.kind === 'changed') {
-          if (m.epoch > this.config.epoch) {
-            const l = this.learner.getSnapshot().context.config;
-            this.config = l.epoch === m.epoch ? { ...l, members: [...l.members] } : { epoch: m.epoch, members: [...m.members], startSlot: this.config.startSlot };
-            this.members = [...m.members];
-          }
-          this.sm.onConfigurationChange?.(m.members, m.cookie, m.epoch);
-        } else this.sm.onConfigurationAborted?.(m.members, m.cookie, m.reason ?? 'the configuration change failed');
-        return;
-      case 'client-req':
-        this.forwarder.serve(m, this.isLeader(), this.currentLeader(), (cmds) => this.submitEach(cmds));
-        return;
-      case 'read-ack':
-        this.reads.onAck(m);
-        return;
-      case 'client-rep':
-        this.forwarder.onReply(m);
-        return;
-      default:
-        return;
-    }
-  }
-
-  private onProposerState(state: string, hint: ReplicaId | undefined): void {
-    const role: LeaderRole = state === 'leading' ? 'leader' : state === 'preparing' ? 'candidate' : 'follower';
-    if (role === this.role || state === 'stopped') return;
-    const was = this.role;
-    this.role = role;
-    if (role === 'leader' || was === 'leader') this.sm.onRoleChange?.(role, role === 'leader' ? this.id : hint !== this.id ? hint : undefined);
-  }
-
-  // ------------------------------------------------------------------ configuration (RSL ChangeConfiguration)
   /** RSL GetConfiguration: the members as of the executed slot and the configuration number. */
   getConfiguration(): ConfigurationInfo {
-    return { epoch: this.config.epoch, members: [...this.members], startSlot: this.config.startSlot };
+    return this.p.notices.info();
   }
 
   /**
    * RSL ChangeConfiguration: replaces the member set (add, remove, replace: any new set) through the
-   * log. On a follower it goes to the config-manager of the leader it knows. New members are caught up first (snapshot plus log) and must answer;
-   * the change is chosen at some slot e and the new set governs from e+1. Resolves once it executed
+   * log, run by the leader's config-manager. New members are caught up first (snapshot plus log) and
+   * must answer; the change is chosen at some slot e and the new set governs from e+1. Resolves once it executed
    * here; rejects with ConfigChangeError (code NOT_LEADER, PENDING, INVALID, NO_CHANGE, UNREACHABLE,
    * CATCHUP_TIMEOUT or ABORTED; `maybeChosen` when it may still take effect). `cookie` reaches
    * onConfigurationChange on old and new members, or onConfigurationAborted here.
    */
-  changeConfiguration(members: readonly ReplicaId[], cookie?: Uint8Array, timeoutMs = 120_000): Promise<ConfigChangeResult> {
+  changeConfiguration(
+    members: readonly ReplicaId[],
+    cookie?: Uint8Array,
+    timeoutMs = 120_000,
+  ): Promise<ConfigChangeResult> {
     if (this.stopped) return Promise.reject(new ReplicaStoppedError());
     // the leader's config-manager runs the change (it answers this replica); with no leader known the
     // local one answers NOT_LEADER
     const to = this.currentLeader() ?? this.id;
-    return this.configRequests.request(to, members, cookie, timeoutMs);
+    return this.p.configRequests.request(to, members, cookie, timeoutMs);
   }
 
-  // ------------------------------------------------------------------ bootstrap (RSL Bootstrap)
   /**
    * RSL Bootstrap: gives a cluster whose replicas started with no configuration its first one. This
    * replica (a member of `members`) stores it durably, invites the others (each stores it and takes
@@ -311,10 +166,9 @@ export class Replica {
    */
   async bootstrap(members: readonly ReplicaId[], timeoutMs = 30_000): Promise<BootstrapResult> {
     if (this.stopped) throw new ReplicaStoppedError();
-    return this.bootstrapper.run(members, timeoutMs);
+    return this.p.bootstrapper.run(members, timeoutMs);
   }
 
-  // ------------------------------------------------------------------ forwarding
   /**
    * Replicates commands from any replica: on the leader it submits them; on a follower it forwards
    * them to the leader it knows and waits for the answer. All or nothing for the caller (rejects with
@@ -322,10 +176,7 @@ export class Replica {
    * have run); executeEach gives each command's own outcome.
    */
   async execute(commands: readonly Uint8Array[], timeoutMs = 5_000): Promise<(Uint8Array | undefined)[]> {
-    const o = await this.executeEach(commands, timeoutMs);
-    const err = batchError(o);
-    if (err) throw err;
-    return o.results;
+    return resultsOrThrow(await this.executeEach(commands, timeoutMs));
   }
 
   /**
@@ -337,11 +188,11 @@ export class Replica {
     if (this.stopped) return Promise.resolve(allFailed(commands.length, new ReplicaStoppedError(), false));
     if (this.isLeader()) return this.submitEach(commands);
     const leader = this.currentLeader();
-    if (!leader || leader === this.id) return Promise.resolve(allFailed(commands.length, new NotLeaderError(undefined), false));
-    return this.forwarder.request(leader, commands, timeoutMs);
+    if (!leader || leader === this.id)
+      return Promise.resolve(allFailed(commands.length, new NotLeaderError(undefined), false));
+    return this.p.forwarder.request(leader, commands, timeoutMs);
   }
 
-  // ------------------------------------------------------------------ reads
   /**
    * Read-index: linearizable reads without a log slot (see ReadIndex). Resolves with the index once a
    * majority of the leader's configuration confirmed its ballot after the request and this replica
@@ -350,7 +201,7 @@ export class Replica {
   readIndex(timeoutMs = 2_000): Promise<Slot> {
     if (this.stopped) return Promise.reject(new ReplicaStoppedError());
     if (!this.isLeader()) return Promise.reject(new NotLeaderError(this.currentLeader()));
-    return this.reads.read(timeoutMs);
+    return this.p.reads.read(timeoutMs);
   }
 
   /**
@@ -360,10 +211,14 @@ export class Replica {
   waitForSlot(minSlot: Slot, timeoutMs: number): Promise<Slot> {
     if (this.stopped) return Promise.reject(new ReplicaStoppedError());
     const executed = () => (this.executedSlot() >= minSlot ? this.executedSlot() : undefined);
-    return this.poller.waitFor(executed, timeoutMs, undefined, () => new StaleReplicaError(this.executedSlot(), minSlot));
+    return this.p.poller.waitFor(
+      executed,
+      timeoutMs,
+      undefined,
+      () => new StaleReplicaError(this.executedSlot(), minSlot),
+    );
   }
 
-  // ------------------------------------------------------------------ RSL parity
   isLeader(): boolean {
     return this.proposer.getSnapshot().matches('leading');
   }
@@ -390,7 +245,8 @@ export class Replica {
   /** RSL RelinquishPrimary: stop leading (pending commands are aborted); do not campaign for one election timeout. */
   relinquishLeadership(): void {
     this.elector.send({ type: 'relinquish' });
-    if (this.isLeader()) this.bus.send({ type: 'resign', ring: this.ring, from: this.id, to: this.id, reason: 'relinquished' });
+    if (this.isLeader())
+      this.bus.send({ type: 'resign', ring: this.ring, from: this.id, to: this.id, reason: 'relinquished' });
   }
 
   /** RSL AttemptPromotion: campaign now instead of waiting for the election timeout. */
@@ -413,7 +269,6 @@ export class Replica {
     return peerHealthOf(this.view());
   }
 
-  // ------------------------------------------------------------------ snapshots (RSL checkpoints)
   /** Stops automatic snapshots (a state machine's trySnapshot() returning false does the same). */
   pauseSnapshots(): void {
     this.snapshotter.send({ type: 'pause' });
@@ -452,11 +307,24 @@ export class Replica {
 
   private view(): StatsView {
     return {
-      id: this.id, ring: this.ring, role: this.role, store: this.store, bus: this.bus, transport: this.transport,
-      members: this.members, config: this.config, pendingSubmissions: this.submitter.pending, fatal: this.fatalError,
-      elector: this.elector, proposer: this.proposer, acceptor: this.acceptor, learner: this.learner,
-      snapshotter: this.snapshotter, configManager: this.configManager,
-      isLeader: () => this.isLeader(), currentLeader: () => this.currentLeader(),
+      id: this.id,
+      ring: this.ring,
+      role: this.p.notices.role,
+      store: this.p.store,
+      bus: this.bus,
+      transport: this.p.transport,
+      members: this.p.notices.members,
+      config: this.p.notices.config,
+      pendingSubmissions: this.p.submitter.pending,
+      fatal: this.fatalError,
+      elector: this.elector,
+      proposer: this.proposer,
+      acceptor: this.acceptor,
+      learner: this.learner,
+      snapshotter: this.snapshotter,
+      configManager: this.configManager,
+      isLeader: () => this.isLeader(),
+      currentLeader: () => this.currentLeader(),
       highestChosenSlot: () => this.highestChosenSlot(),
     };
   }
@@ -472,29 +340,29 @@ export class Replica {
   async stop(opts: { keepStore?: boolean } = {}): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    this.env.clock.clearTimeout(this.tickTimer);
-    for (const u of this.unregister) u();
-    this.unregister = [];
+    this.stopTicking();
+    for (const u of this.p.unregister) u();
+    this.p.unregister = [];
     this.snapshotter.send({ type: 'stop' });
     // graceful: the acceptor writes what it took in but had not written, then stops (a crash: at once)
     const acceptorDone = untilDone(this.acceptor);
     this.acceptor.send({ type: 'stop', graceful: !opts.keepStore });
     for (const a of [this.elector, this.proposer, this.learner, this.configManager] as Actor<any>[]) a.stop();
     const err = new ReplicaStoppedError();
-    this.configRequests.stop(err);
+    this.p.configRequests.stop(err);
     // in flight when the replica stopped: they may still be chosen (by the other replicas)
-    this.submitter.stop(err);
-    this.forwarder.stop(err);
-    this.sm.onShutdown?.();
+    this.p.submitter.stop(err);
+    this.p.forwarder.stop(err);
+    this.p.sm.onShutdown?.();
     if (!opts.keepStore) {
       // a snapshot being written finishes first: nothing is written into the directory after stop() returns
       await snapshotWritesDone(this.snapshotter.getSnapshot().context);
       await acceptorDone;
-      await this.store.close();
+      await this.p.store.close();
     }
     this.snapshotter.stop();
     this.acceptor.stop();
-    if (this.ownsBus) await this.bus.close();
+    if (this.p.ownsBus) await this.bus.close();
   }
 
   get isStopped(): boolean {

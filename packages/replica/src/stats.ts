@@ -65,7 +65,10 @@ export function statisticsOf(v: StatsView): ReplicaStatistics {
     log: v.store.stats(),
     logUsage: v.store.usage?.(),
     acceptor: {
-      state: stateName(v.acceptor), fullWrites: a.fullWrites, droppedReplies: a.droppedReplies, promisePages: a.promisePages,
+      state: stateName(v.acceptor),
+      fullWrites: a.fullWrites,
+      droppedReplies: a.droppedReplies,
+      promisePages: a.promisePages,
     },
     busyRefusals: p.busyRefusals,
     acceptResends: p.acceptResends,

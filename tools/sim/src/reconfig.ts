@@ -157,7 +157,8 @@ export class ReconfigEpisodes {
         return;
       }
       const p = c.replica(ph.leader).proposer.getSnapshot();
-      const far = p.value === 'leading' && !p.context.reprepare && p.context.chosenUpTo >= ph.e + ph.extra;
+      const far = p.matches('leading') && !p.matches({ leading: { reconfiguring: 're-preparing' } }) &&
+        p.context.chosenUpTo >= ph.e + ph.extra;
       if (!far && now < ph.until) return;
       this.h.trace(`${this.t()} episode: crash leader ${ph.leader} ` +
         `(chosen up to ${p.context.chosenUpTo}, config at ${ph.e})`);

@@ -188,8 +188,9 @@ export async function simulate(p: SimParams): Promise<SimReport> {
     const node = c.nodes.get(target)!;
     const rep = node.replica!;
     const sm = node.sm;
-    const ctx = rep.proposer.getSnapshot().context;
-    const inReprepare = ctx.reprepare;
+    const snap = rep.proposer.getSnapshot();
+    const ctx = snap.context;
+    const inReprepare = snap.matches({ leading: { reconfiguring: 're-preparing' } });
     const inPending = ctx.pendingConfig !== undefined;
     const window = inReprepare ? 'reprepare' : inPending ? `pendingConfig ${ctx.pendingConfig!.slot}` : '';
     // the replica asks its own member list (it changes when the learner executes the config value)
@@ -248,7 +249,7 @@ export async function simulate(p: SimParams): Promise<SimReport> {
     if (readerCount === 0) return;
     for (const id of c.up()) {
       const ps = c.replica(id).proposer.getSnapshot();
-      if (ps.value !== 'leading' || !(ps.context.reprepare || ps.context.pendingConfig)) continue;
+      if (!ps.matches({ leading: 'reconfiguring' })) continue;
       for (let ri = 0; ri < readerCount; ri++)
         if (!readerBusy[ri] && c.sched.now() >= readerAt[ri]! + 1) readerStep(ri, id);
     }
@@ -278,8 +279,10 @@ export async function simulate(p: SimParams): Promise<SimReport> {
   let leadersSeen = '';
   const traceLeaders = (): void => {
     const now = c.leaders().map((id) => {
-      const x = c.replica(id).proposer.getSnapshot().context;
-      const w = x.reprepare ? ' reprepare' : x.pendingConfig ? ` pendingConfig ${x.pendingConfig.slot}` : '';
+      const ps = c.replica(id).proposer.getSnapshot();
+      const x = ps.context;
+      const reprepare = ps.matches({ leading: { reconfiguring: 're-preparing' } });
+      const w = reprepare ? ' reprepare' : x.pendingConfig ? ` pendingConfig ${x.pendingConfig.slot}` : '';
       return `${id}@${x.ballot.round}.${x.ballot.leader} epoch ${x.config.epoch}${w}`;
     }).join(', ');
     if (now !== leadersSeen) trace.push(`${t()} leaders: ${now || 'none'}`);
@@ -546,12 +549,15 @@ export async function simulate(p: SimParams): Promise<SimReport> {
     for (const id of c.up()) {
       const r = c.replica(id);
       const st = r.status();
-      const p = r.proposer.getSnapshot().context;
+      const ps = r.proposer.getSnapshot();
+      const p = ps.context;
+      const reprepare = ps.matches({ leading: { reconfiguring: 're-preparing' } });
       trace.push(
         `${t()} state ${id}: ${st.states.proposer}/${st.states.elector} leader=${st.leader ?? '-'} ballot=${p.ballot.round}.${p.ballot.leader} ` +
           `promised=${st.promised.round}.${st.promised.leader} executed=${st.executedUpTo} chosen=${st.chosenUpTo} applied=${c.sm(id).applied.length} ` +
           `config=${st.configEpoch}:${st.members.join(',')} truncated=${r.acceptor.getSnapshot().context.truncatedBelow} fromSlot=${p.fromSlot} ` +
-          `reprepare=${p.reprepare} pendingConfig=${p.pendingConfig?.slot ?? '-'} snapshots=${r.statistics().snapshots.installed}/${r.statistics().snapshots.latestSlot} ` +
+          `reprepare=${reprepare} pendingConfig=${p.pendingConfig?.slot ?? '-'} ` +
+          `snapshots=${r.statistics().snapshots.installed}/${r.statistics().snapshots.latestSlot} ` +
           `awaiting=${p.awaitingCatchup} promises=${[...p.promises.keys()].join(',')} pages=${[...p.promisePages.keys()].join(',')} ` +
           `marked=${r.acceptor.getSnapshot().context.markedUpTo} acceptor=${st.states.acceptor}`,
       );

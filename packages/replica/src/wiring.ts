@@ -1,0 +1,69 @@
+import type { Actor } from 'xstate';
+import type { Bus } from '@decree/bus';
+import type { Message, ReplicaId, RingId, Role } from '@decree/protocol';
+
+/** The role actors of one replica, by the name the bus routes to. */
+export type RoleActors = Record<Exclude<Role, 'client'>, Actor<any>>;
+
+/**
+ * Registers each role's actor (and the replica's client side) for its messages on the bus; returns
+ * the unregister functions. Messages reach a role only as events of its machine.
+ */
+export function registerRoles(
+  bus: Bus,
+  ring: RingId,
+  self: ReplicaId,
+  roles: RoleActors,
+  client: (m: Message) => void,
+): (() => void)[] {
+  const out: (() => void)[] = [];
+  for (const [role, actor] of Object.entries(roles) as [Role, Actor<any>][])
+    out.push(bus.register(ring, self, role, (m) => actor.send(m)));
+  out.push(bus.register(ring, self, 'client', client));
+  return out;
+}
+
+/** Calls `onFailure` with the role's name when one of the actors fails (throws in a handler). */
+export function watchFailures(roles: RoleActors, onFailure: (role: string, e: unknown) => void): void {
+  for (const [role, a] of Object.entries(roles)) a.subscribe({ error: (e: unknown) => onFailure(role, e) });
+}
+
+/**
+ * One log line per kind of event, at most every `everyMs` (a full store is retried every second: one
+ * line per 10 s says it, not ten).
+ */
+export function rateLimited(
+  now: () => number,
+  log: ((level: 'info' | 'warn' | 'error', msg: string, fields: Record<string, unknown>) => void) | undefined,
+  fields: Record<string, unknown>,
+  everyMs = 10_000,
+): (level: 'info' | 'warn' | 'error', kind: string, msg: string) => void {
+  const reported = new Map<string, number>();
+  return (level, kind, msg) => {
+    const t = now();
+    const last = reported.get(kind);
+    if (last !== undefined && t - last < everyMs) return;
+    reported.set(kind, t);
+    log?.(level, msg, fields);
+  };
+}
+
+/** Sends `tick` to the actors every `tickMs` until `stopped()`; returns a function that stops it. */
+export function startTicking(
+  clock: { setTimeout(fn: () => void, ms: number): unknown; clearTimeout(h: unknown): void },
+  tickMs: number,
+  actors: readonly Actor<any>[],
+): () => void {
+  let timer: unknown;
+  let on = true;
+  const tick = () => {
+    if (!on) return;
+    for (const a of actors) a.send({ type: 'tick' });
+    timer = clock.setTimeout(tick, tickMs);
+  };
+  timer = clock.setTimeout(tick, tickMs);
+  return () => {
+    on = false;
+    clock.clearTimeout(timer);
+  };
+}
