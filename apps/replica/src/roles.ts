@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import { Bus, realEnv } from '@decree/bus';
 import { KvMachine } from '@decree/kv-machine';
 import type { AcceptorStore, Role } from '@decree/protocol';
-import { batchError } from '@decree/replica';
+import { batchError, statePath } from '@decree/replica';
 import { HOSTED_ROLES, startRoleHost, type HostedRole } from '@decree/role-host';
 import { createNatsTransport } from '@decree/transport-nats';
 import { KvServer } from '@decree/app-kv';
@@ -165,8 +165,8 @@ export async function startRoleProcess(
                 },
               ]
             : role === 'config-manager'
-              ? ['state', { state: snap.value, epoch: ctx.config?.epoch, members: ctx.config?.members }]
-              : ['state', { state: snap.value }];
+              ? ['state', { state: statePath(snap.value), epoch: ctx.config?.epoch, members: ctx.config?.members }]
+              : ['state', { state: statePath(snap.value) }];
       const line = JSON.stringify(fields);
       if (line !== last) {
         last = line;
