@@ -50,12 +50,21 @@ const noRoleContextWrites = {
           report(node, 'updates');
       },
       UnaryExpression(node) {
-        if (node.operator === 'delete' && node.argument.type === 'MemberExpression' && fromContext(node.argument.object, bound))
+        if (
+          node.operator === 'delete' &&
+          node.argument.type === 'MemberExpression' &&
+          fromContext(node.argument.object, bound)
+        )
           report(node, 'deletes from');
       },
       CallExpression(node) {
         const c = node.callee;
-        if (c.type === 'MemberExpression' && !c.computed && MUTATORS.has(c.property.name) && fromContext(c.object, bound))
+        if (
+          c.type === 'MemberExpression' &&
+          !c.computed &&
+          MUTATORS.has(c.property.name) &&
+          fromContext(c.object, bound)
+        )
           report(node, 'mutates');
       },
     };

@@ -78,7 +78,8 @@ let lostLeader;
 let firstUp = false;
 let stopping = false;
 
-const running = () => [...slots.values()].filter((s) => s.child && s.child.exitCode === null && s.child.signalCode === null);
+const running = () =>
+  [...slots.values()].filter((s) => s.child && s.child.exitCode === null && s.child.signalCode === null);
 
 function onLine(s, line) {
   let j;
@@ -180,7 +181,9 @@ function died(s, code, signal) {
       return;
     }
     const delay = BACKOFF_MS * 2 ** (s.startFailures - 1);
-    say(`${s.id} failed to start (${how}: ${cut(why, 60)}); attempt ${s.startFailures + 1} of ${START_ATTEMPTS} in ${secs(delay)}`);
+    say(
+      `${s.id} failed to start (${how}: ${cut(why, 60)}); attempt ${s.startFailures + 1} of ${START_ATTEMPTS} in ${secs(delay)}`,
+    );
     s.restarts++;
     s.timer = setTimeout(() => spawnReplica(s), delay);
     return;
@@ -193,7 +196,9 @@ function died(s, code, signal) {
   }
   const role = wasLeader ? ' (the leader)' : '';
   const rest = others.length === 0 ? 'no other replica is running' : `${list(others)} keep serving`;
-  say(`${s.id}${role} died (${how}) after ${secs(upMs)}; ${rest}${wasLeader && others.length >= 2 ? ' and elect a leader' : ''}`);
+  say(
+    `${s.id}${role} died (${how}) after ${secs(upMs)}; ${rest}${wasLeader && others.length >= 2 ? ' and elect a leader' : ''}`,
+  );
   s.quickDeaths = upMs < QUICK_MS ? s.quickDeaths + 1 : 0;
   const delay = Math.min(BACKOFF_MS * 2 ** Math.max(0, s.quickDeaths - 1), BACKOFF_MAX_MS);
   s.restarts++;

@@ -45,23 +45,42 @@ function stopAll(ps: ChildProcess[]): Promise<void> {
  * redis-server under the same redis-benchmark loads as the cluster. Without redis-server (and no
  * apt-get as root: system-deps.ts), or when it fails, a skip row says so.
  */
-export async function redisBaseline(n = 400_000, step?: (s: string) => void, deps: EnsureOptions = {}): Promise<BenchRow[]> {
+export async function redisBaseline(
+  n = 400_000,
+  step?: (s: string) => void,
+  deps: EnsureOptions = {},
+): Promise<BenchRow[]> {
   const dep = ensureCommand(benchDep('redis-server'), deps);
   if (!dep.ok) return [skippedRow(REDIS_BASELINE, dep.reason, 'baselines')];
   const port = await freePort();
-  const p = spawn('redis-server', ['--port', String(port), '--save', '', '--appendonly', 'no', '--bind', '127.0.0.1'], { stdio: 'ignore' });
+  const p = spawn('redis-server', ['--port', String(port), '--save', '', '--appendonly', 'no', '--bind', '127.0.0.1'], {
+    stdio: 'ignore',
+  });
   p.on('error', () => {}); // reported by waitFor
   const rows: BenchRow[] = [];
   const named = () => rows.map((r) => ({ ...r, name: r.name.replace(/: (SET|GET)$/, ''), group: 'baselines' }));
   try {
-    await waitFor(async () => spawnSync('redis-cli', ['-p', String(port), 'ping'], { encoding: 'utf8' }).stdout.includes('PONG'), 10_000, 'redis-server');
+    await waitFor(
+      async () => spawnSync('redis-cli', ['-p', String(port), 'ping'], { encoding: 'utf8' }).stdout.includes('PONG'),
+      10_000,
+      'redis-server',
+    );
     const cpu = () => procCpuSeconds(p.pid);
     step?.('redis-server: SET P64 c50');
-    rows.push(...(await redisBenchmark(port, LOADS.setPipelined(n), 'redis-server 7 (1 process, no replication, no fsync), SET -P 64 -c 50', cpu)));
+    rows.push(
+      ...(await redisBenchmark(
+        port,
+        LOADS.setPipelined(n),
+        'redis-server 7 (1 process, no replication, no fsync), SET -P 64 -c 50',
+        cpu,
+      )),
+    );
     step?.('redis-server: GET P64 c50');
     rows.push(...(await redisBenchmark(port, LOADS.getPipelined(n), 'redis-server, GET -P 64 -c 50', cpu)));
     step?.('redis-server: SET, 1 client unpipelined');
-    rows.push(...(await redisBenchmark(port, LOADS.setUnpipelined(10_000), 'redis-server, SET 1 client unpipelined', cpu)));
+    rows.push(
+      ...(await redisBenchmark(port, LOADS.setUnpipelined(10_000), 'redis-server, SET 1 client unpipelined', cpu)),
+    );
     return named();
   } catch (e) {
     return [...named(), skippedRow(REDIS_BASELINE, `redis-server failed: ${firstLine(e)}`, 'baselines')];
@@ -71,12 +90,25 @@ export async function redisBaseline(n = 400_000, step?: (s: string) => void, dep
 }
 
 function put(agent: http.Agent, port: number, key: string, value: string): Promise<void> {
-  const body = JSON.stringify({ key: Buffer.from(key).toString('base64'), value: Buffer.from(value).toString('base64') });
+  const body = JSON.stringify({
+    key: Buffer.from(key).toString('base64'),
+    value: Buffer.from(value).toString('base64'),
+  });
   return new Promise((res, rej) => {
-    const req = http.request({ host: '127.0.0.1', port, path: '/v3/kv/put', method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (r) => {
-      r.resume();
-      r.on('end', () => (r.statusCode === 200 ? res() : rej(new Error(`etcd HTTP ${r.statusCode}`))));
-    });
+    const req = http.request(
+      {
+        host: '127.0.0.1',
+        port,
+        path: '/v3/kv/put',
+        method: 'POST',
+        agent,
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+      },
+      (r) => {
+        r.resume();
+        r.on('end', () => (r.statusCode === 200 ? res() : rej(new Error(`etcd HTTP ${r.statusCode}`))));
+      },
+    );
     req.on('error', rej);
     req.end(body);
   });
@@ -86,7 +118,11 @@ function put(agent: http.Agent, port: number, key: string, value: string): Promi
  * A 3-member etcd cluster under concurrent PUTs. Without etcd (Debian's etcd-server; installed as
  * root: system-deps.ts), or when it fails, a skip row says so.
  */
-export async function etcdBaseline(seconds = 5, step?: (s: string) => void, deps: EnsureOptions = {}): Promise<BenchRow[]> {
+export async function etcdBaseline(
+  seconds = 5,
+  step?: (s: string) => void,
+  deps: EnsureOptions = {},
+): Promise<BenchRow[]> {
   const dep = ensureCommand(benchDep('etcd'), deps);
   if (!dep.ok) return [skippedRow(ETCD_BASELINE, dep.reason, 'baselines')];
   const dir = mkdtempSync(join(tmpdir(), 'decree-etcd-'));
@@ -97,10 +133,26 @@ export async function etcdBaseline(seconds = 5, step?: (s: string) => void, deps
     spawn(
       'etcd',
       [
-        '--name', m.name, '--data-dir', join(dir, m.name),
-        '--listen-client-urls', `http://127.0.0.1:${m.client}`, '--advertise-client-urls', `http://127.0.0.1:${m.client}`,
-        '--listen-peer-urls', `http://127.0.0.1:${m.peer}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${m.peer}`,
-        '--initial-cluster', initial, '--initial-cluster-state', 'new', '--initial-cluster-token', 'decree-bench', '--log-level', 'error',
+        '--name',
+        m.name,
+        '--data-dir',
+        join(dir, m.name),
+        '--listen-client-urls',
+        `http://127.0.0.1:${m.client}`,
+        '--advertise-client-urls',
+        `http://127.0.0.1:${m.client}`,
+        '--listen-peer-urls',
+        `http://127.0.0.1:${m.peer}`,
+        '--initial-advertise-peer-urls',
+        `http://127.0.0.1:${m.peer}`,
+        '--initial-cluster',
+        initial,
+        '--initial-cluster-state',
+        'new',
+        '--initial-cluster-token',
+        'decree-bench',
+        '--log-level',
+        'error',
       ],
       { stdio: 'ignore', env: { ...process.env, ETCD_UNSUPPORTED_ARCH: process.arch } },
     ),

@@ -36,14 +36,17 @@ describe('baseline rows', () => {
   });
 
   it('the chart leaves a skipped row out', () => {
-    const svg = chartSvg([measured, skippedRow(ETCD_BASELINE, 'etcd not installed (apt-get install etcd-server)', 'baselines')], 't');
+    const svg = chartSvg(
+      [measured, skippedRow(ETCD_BASELINE, 'etcd not installed (apt-get install etcd-server)', 'baselines')],
+      't',
+    );
     expect(svg).toContain('redis-server, GET');
     expect(svg).not.toContain('3 members (HTTP gateway)');
   });
 });
 
 describe('the bench system deps', () => {
-  it('system-deps.json lists the baselines\' servers and their Debian packages', () => {
+  it("system-deps.json lists the baselines' servers and their Debian packages", () => {
     expect(benchDeps()).toEqual([
       { command: 'redis-server', debian: 'redis-server' },
       { command: 'etcd', debian: 'etcd-server' },
@@ -86,7 +89,9 @@ describe('the bench system deps', () => {
   });
 
   it('present: nothing to do', () => {
-    expect(ensureCommand(benchDep('redis-server'), { have: () => true, aptGet: () => ({ ok: false, output: '' }) })).toEqual({
+    expect(
+      ensureCommand(benchDep('redis-server'), { have: () => true, aptGet: () => ({ ok: false, output: '' }) }),
+    ).toEqual({
       ok: true,
       installed: false,
     });
@@ -98,6 +103,8 @@ describe('the bench system deps', () => {
       skippedRow(REDIS_BASELINE, 'redis-server not installed (apt-get install redis-server)', 'baselines'),
     ]);
     const [etcd] = await etcdBaseline(1, undefined, missing);
-    expect(table([etcd!])).toContain(`| ${ETCD_BASELINE} | skipped: etcd not installed (apt-get install etcd-server) |`);
+    expect(table([etcd!])).toContain(
+      `| ${ETCD_BASELINE} | skipped: etcd not installed (apt-get install etcd-server) |`,
+    );
   });
 });

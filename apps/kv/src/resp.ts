@@ -210,7 +210,8 @@ abstract class RespInput {
       this.want = len + 2;
       return undefined;
     }
-    if (this.buf[this.pos + len] !== CR || this.buf[this.pos + len + 1] !== LF) this.fail('expected CRLF after a bulk string');
+    if (this.buf[this.pos + len] !== CR || this.buf[this.pos + len + 1] !== LF)
+      this.fail('expected CRLF after a bulk string');
     const b = this.buf.subarray(this.pos, this.pos + len);
     this.pos += len + 2;
     this.want = 0;
@@ -298,7 +299,10 @@ export class RespCommandParser extends RespInput {
       if (this.bulkLen < 0) {
         if (this.pos >= this.end) break;
         const t = this.buf[this.pos]!;
-        if (t !== 0x24 /* '$' */) this.fail(`expected '$', got '${t >= 32 && t < 127 ? String.fromCharCode(t) : `\\x${t.toString(16).padStart(2, '0')}`}'`);
+        if (t !== 0x24 /* '$' */)
+          this.fail(
+            `expected '$', got '${t >= 32 && t < 127 ? String.fromCharCode(t) : `\\x${t.toString(16).padStart(2, '0')}`}'`,
+          );
         const len = this.numberLine('invalid bulk length', 'too big bulk count string');
         if (len === undefined) break;
         if (typeof len === 'bigint' || len < 0 || len > L.maxBulkLength) this.fail('invalid bulk length');
@@ -336,7 +340,8 @@ export class RespCommandParser extends RespInput {
 }
 
 const isSpace = (c: number) => c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0b || c === 0x0c || c === 0x0d;
-const hexVal = (c: number) => (c >= 0x30 && c <= 0x39 ? c - 0x30 : c >= 0x61 && c <= 0x66 ? c - 0x57 : c >= 0x41 && c <= 0x46 ? c - 0x37 : -1);
+const hexVal = (c: number) =>
+  c >= 0x30 && c <= 0x39 ? c - 0x30 : c >= 0x61 && c <= 0x66 ? c - 0x57 : c >= 0x41 && c <= 0x46 ? c - 0x37 : -1;
 
 /**
  * Redis's sdssplitargs on bytes: words separated by spaces; "double quotes" with \n \r \t \b \a \xHH
@@ -491,7 +496,9 @@ export class RespDecoder extends RespInput {
             continue;
           }
         } else {
-          this.fail(`invalid type byte '${t >= 32 && t < 127 ? String.fromCharCode(t) : `\\x${t.toString(16).padStart(2, '0')}`}'`);
+          this.fail(
+            `invalid type byte '${t >= 32 && t < 127 ? String.fromCharCode(t) : `\\x${t.toString(16).padStart(2, '0')}`}'`,
+          );
         }
       }
       // place v: into the innermost open array, closing the arrays it completes
@@ -516,7 +523,11 @@ export class RespDecoder extends RespInput {
 const CRLF = Buffer.from('\r\n');
 const oneLine = (s: string) => s.replace(/[\r\n]+/g, ' ');
 const asBuffer = (b: Uint8Array | string): Buffer =>
-  typeof b === 'string' ? Buffer.from(b, 'utf8') : Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+  typeof b === 'string'
+    ? Buffer.from(b, 'utf8')
+    : Buffer.isBuffer(b)
+      ? b
+      : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
 
 export const NIL_BULK: Buffer = Buffer.from('$-1\r\n');
 export const NIL_ARRAY: Buffer = Buffer.from('*-1\r\n');
@@ -616,7 +627,8 @@ export class RespWriter {
     return this.line('-', message);
   }
   integer(n: number | bigint): this {
-    if (typeof n === 'number' && !Number.isSafeInteger(n)) throw new RangeError(`RESP integer must be an integer: ${n}`);
+    if (typeof n === 'number' && !Number.isSafeInteger(n))
+      throw new RangeError(`RESP integer must be an integer: ${n}`);
     return this.ascii(`:${n}\r\n`);
   }
   bulk(b: Uint8Array | string | null): this {

@@ -10,7 +10,19 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ROOT, RespClient, RespError, exitOf, killAll, resp, sleep, status, tempDir, track, waitFor } from './helpers.ts';
+import {
+  ROOT,
+  RespClient,
+  RespError,
+  exitOf,
+  killAll,
+  resp,
+  sleep,
+  status,
+  tempDir,
+  track,
+  waitFor,
+} from './helpers.ts';
 
 const tmp = tempDir('local');
 afterAll(async () => {
@@ -87,7 +99,9 @@ async function addresses(l: Local): Promise<Map<string, number>> {
     () => {
       if (l.child.exitCode !== null) throw new Error(`start-local exited ${l.child.exitCode}: ${l.err()}`);
       const m = [...l.out().matchAll(/decree: (r\d) ready: clients connect to 127\.0\.0\.1:(\d+)/g)];
-      return m.length === 3 && l.out().includes('cluster up') ? new Map(m.map((x) => [x[1]!, Number(x[2])])) : undefined;
+      return m.length === 3 && l.out().includes('cluster up')
+        ? new Map(m.map((x) => [x[1]!, Number(x[2])]))
+        : undefined;
     },
     60_000,
     100,
@@ -96,10 +110,15 @@ async function addresses(l: Local): Promise<Map<string, number>> {
 
 /** A command retried while the cluster elects its first leader. */
 async function settled(port: number, args: string[]) {
-  return waitFor(`${args[0]} on ${port}`, async () => {
-    const v = await resp(port, args, 8000);
-    return v instanceof Error ? undefined : v;
-  }, 30_000, 200);
+  return waitFor(
+    `${args[0]} on ${port}`,
+    async () => {
+      const v = await resp(port, args, 8000);
+      return v instanceof Error ? undefined : v;
+    },
+    30_000,
+    200,
+  );
 }
 
 describe('npm start (tools/scripts/start-local.mjs)', () => {
@@ -111,7 +130,13 @@ describe('npm start (tools/scripts/start-local.mjs)', () => {
     const first = startLocal(env);
     const addrs = await addresses(first);
     expect(first.out()).toContain(`wrote ${path.join(env.DECREE_DATA, 'cluster.json')}`);
-    expect(addrs).toEqual(new Map([['r1', client], ['r2', client + 1], ['r3', client + 2]]));
+    expect(addrs).toEqual(
+      new Map([
+        ['r1', client],
+        ['r2', client + 1],
+        ['r3', client + 2],
+      ]),
+    );
     const cfg = JSON.parse(readFileSync(path.join(env.DECREE_DATA, 'cluster.json'), 'utf8'));
     expect(cfg.replicas.map((r: { port: number }) => r.port)).toEqual([base, base + 1, base + 2]);
 
@@ -124,7 +149,8 @@ describe('npm start (tools/scripts/start-local.mjs)', () => {
     expect(e1, first.out() + first.err()).toEqual({ code: 0, signal: null });
     expect(first.out()).toMatch(/decree: stopped; data kept in/);
     // each replica stopped gracefully (its own log says so), none was killed
-    for (const id of ['r1', 'r2', 'r3']) expect(readFileSync(path.join(env.DECREE_DATA, 'logs', `${id}.log`), 'utf8')).toContain('"msg":"stopped"');
+    for (const id of ['r1', 'r2', 'r3'])
+      expect(readFileSync(path.join(env.DECREE_DATA, 'logs', `${id}.log`), 'utf8')).toContain('"msg":"stopped"');
     for (const port of [client, client + 1, client + 2]) expect(await canListen(port)).toBe(true);
 
     const second = startLocal(env);
@@ -178,8 +204,7 @@ describe('npm start (tools/scripts/start-local.mjs)', () => {
             acked.set(key, value);
             if (killedAt && !firstAfterKill) firstAfterKill = Date.now() - killedAt;
             slowest = Math.max(slowest, Date.now() - t0);
-          }
-          else {
+          } else {
             errors++;
             await sleep(50); // TRYAGAIN or a redirect while the survivors elect
           }
@@ -195,22 +220,40 @@ describe('npm start (tools/scripts/start-local.mjs)', () => {
     })();
 
     await waitFor('50 acknowledged SETs before the kill', () => acked.size >= 50, 20_000);
-    const victim = processesWith(`--id ${leader}`).filter((p) => p.args.includes(path.join(env.DECREE_DATA!, 'cluster.json')));
+    const victim = processesWith(`--id ${leader}`).filter((p) =>
+      p.args.includes(path.join(env.DECREE_DATA!, 'cluster.json')),
+    );
     expect(victim).toHaveLength(1);
     const ackedAtKill = acked.size;
     process.kill(victim[0]!.pid, 'SIGKILL');
     killedAt = Date.now();
 
-    const died = await waitFor(`"${leader} (the leader) died"`, () => l.out().includes(`decree: ${leader} (the leader) died (SIGKILL)`), 10_000);
+    const died = await waitFor(
+      `"${leader} (the leader) died"`,
+      () => l.out().includes(`decree: ${leader} (the leader) died (SIGKILL)`),
+      10_000,
+    );
     expect(died).toBe(true);
     const elected = new RegExp(`decree: (r\\d) is the leader \\(elected [\\d.]+ s after ${leader} died\\)`);
-    const next = await waitFor(`the new leader line (stdout: ${l.out().slice(-400)})`, () => elected.exec(l.out())?.[1], 20_000);
+    const next = await waitFor(
+      `the new leader line (stdout: ${l.out().slice(-400)})`,
+      () => elected.exec(l.out())?.[1],
+      20_000,
+    );
     expect(survivors).toContain(next);
     expect(l.out()).toMatch(new RegExp(`decree: restarting ${leader} in 1 s \\(restart 1\\)`));
-    await waitFor(`"${leader} is back" (stdout: ${l.out().slice(-400)})`, () => l.out().includes(`decree: ${leader} is back (restart 1)`), 30_000);
+    await waitFor(
+      `"${leader} is back" (stdout: ${l.out().slice(-400)})`,
+      () => l.out().includes(`decree: ${leader} is back (restart 1)`),
+      30_000,
+    );
     // writes go on after the failover, and while the restarted replica catches up
     const ackedAtBack = acked.size;
-    await waitFor('50 more acknowledged SETs after the restart', () => acked.size >= Math.max(ackedAtBack, ackedAtKill + 20) + 50, 30_000);
+    await waitFor(
+      '50 more acknowledged SETs after the restart',
+      () => acked.size >= Math.max(ackedAtBack, ackedAtKill + 20) + 50,
+      30_000,
+    );
     writing = false;
     await writer;
 
@@ -223,7 +266,8 @@ describe('npm start (tools/scripts/start-local.mjs)', () => {
         const batch = keys.slice(i, i + 200);
         const got = await Promise.all(batch.map((k) => conn.call(['GET', k], 10_000)));
         batch.forEach((k, j) => {
-          if (got[j] !== acked.get(k)) wrong.push(`${k}: ${JSON.stringify(acked.get(k))} acknowledged, read ${String(got[j])}`);
+          if (got[j] !== acked.get(k))
+            wrong.push(`${k}: ${JSON.stringify(acked.get(k))} acknowledged, read ${String(got[j])}`);
         });
       }
     } finally {
@@ -233,16 +277,26 @@ describe('npm start (tools/scripts/start-local.mjs)', () => {
     expect(keys.length).toBeGreaterThanOrEqual(100);
 
     // the restarted replica serves: its status names a leader, and it reads the last acknowledged SET
-    const back = await waitFor(`${leader}'s status`, async () => {
-      const s = await status(portOf(leader));
-      return s?.leader ? s : undefined;
-    }, 20_000, 200);
+    const back = await waitFor(
+      `${leader}'s status`,
+      async () => {
+        const s = await status(portOf(leader));
+        return s?.leader ? s : undefined;
+      },
+      20_000,
+      200,
+    );
     expect(back.id).toBe(leader);
     const last = keys.at(-1)!;
-    const read = await waitFor(`GET ${last} on ${leader}`, async () => {
-      const v = await resp(portOf(leader), ['GET', last], 5000).catch((e: Error) => e);
-      return v instanceof Error || v instanceof RespError ? undefined : v;
-    }, 20_000, 200);
+    const read = await waitFor(
+      `GET ${last} on ${leader}`,
+      async () => {
+        const v = await resp(portOf(leader), ['GET', last], 5000).catch((e: Error) => e);
+        return v instanceof Error || v instanceof RespError ? undefined : v;
+      },
+      20_000,
+      200,
+    );
     expect(read).toBe(acked.get(last));
 
     // SIGINT: every replica stops gracefully, the launcher exits 0 and no process of this cluster is left
@@ -267,9 +321,16 @@ describe('npm start (tools/scripts/start-local.mjs)', () => {
     await new Promise<void>((r) => holder.listen(Number(env.DECREE_BASE_PORT), '127.0.0.1', r));
     try {
       const l = startLocal(env);
-      await waitFor(`"cluster up without r1" (stdout: ${l.out().slice(-600)})`, () => l.out().includes('decree: cluster up without r1 (failed to start)'), 60_000, 100);
+      await waitFor(
+        `"cluster up without r1" (stdout: ${l.out().slice(-600)})`,
+        () => l.out().includes('decree: cluster up without r1 (failed to start)'),
+        60_000,
+        100,
+      );
       const out = l.out();
-      expect(out).toMatch(/decree: r1 failed to start \(exit 1: address in use: 127\.0\.0\.1:\d+\); attempt 2 of 3 in 1 s/);
+      expect(out).toMatch(
+        /decree: r1 failed to start \(exit 1: address in use: 127\.0\.0\.1:\d+\); attempt 2 of 3 in 1 s/,
+      );
       expect(out).toMatch(/decree: r1 failed to start \(exit 1: address in use: [\d.:]+\); attempt 3 of 3 in 2 s/);
       expect(out).toMatch(/decree: r1 failed to start 3 times \(exit 1: address in use: [\d.:]+\); not restarting it/);
       expect(out).not.toContain('restarting r1');

@@ -79,9 +79,15 @@ export interface AcceptorData {
   /** when a log-full request last went to the snapshotter */
   pressureSentAt: number;
   stats: {
-    prepares: number; accepts: number; nacks: number; writes: number; refused: number;
+    prepares: number;
+    accepts: number;
+    nacks: number;
+    writes: number;
+    refused: number;
     /** writes refused because the store was full, and replies dropped while it was */
-    fullWrites: number; droppedReplies: number; promisePages: number;
+    fullWrites: number;
+    droppedReplies: number;
+    promisePages: number;
   };
   readonly input: AcceptorInput;
 }
@@ -142,7 +148,10 @@ function askForRoom(d: AcceptorData, force: boolean): void {
   if (now - d.pressureSentAt < 1000 && d.pressureSentAt !== 0) return;
   d.pressureSentAt = now || 1;
   d.input.send({
-    type: 'log-full', ...header(d, d.self), usedBytes: usage?.usedBytes ?? 0, capacityBytes: usage?.capacityBytes ?? 0,
+    type: 'log-full',
+    ...header(d, d.self),
+    usedBytes: usage?.usedBytes ?? 0,
+    capacityBytes: usage?.capacityBytes ?? 0,
   });
 }
 
@@ -169,10 +178,10 @@ export function keepPromise(d: AcceptorData, m: MessageOf<'prepare'> | MessageOf
 function requireWellFormed(m: MessageOf<'prepare'> | MessageOf<'accept'>): void {
   if (!CONTRACTS) return;
   if (m.type === 'prepare') {
-    requires(m.ballot.round > 0 && m.ballot.leader === m.from, 'prepare: a ballot is the sender\'s, round > 0');
+    requires(m.ballot.round > 0 && m.ballot.leader === m.from, "prepare: a ballot is the sender's, round > 0");
   } else {
     requires(m.slot > 0, 'accept: slot > 0');
-    requires(m.ballot.leader === m.from, 'accept: the ballot is the sender\'s');
+    requires(m.ballot.leader === m.from, "accept: the ballot is the sender's");
   }
 }
 
@@ -272,18 +281,32 @@ function answerAccept(d: AcceptorData, m: MessageOf<'accept'>): void {
     if (cur && ballotEq(cur.ballot, m.ballot)) {
       // A proposer never sends two values for one slot in one ballot: a different value is a bug upstream.
       if (!slotValueEquals(cur.value, m.value)) {
-        CONTRACTS && invariant(false, `accept: slot ${m.slot} already holds another value at ballot ${m.ballot.round}.${m.ballot.leader}`);
+        CONTRACTS &&
+          invariant(
+            false,
+            `accept: slot ${m.slot} already holds another value at ballot ${m.ballot.round}.${m.ballot.leader}`,
+          );
         return; // production: keep the first value, never replace it
       }
       // a retransmission: durable already (or about to be); answer again
     } else if (!cur || compareBallots(m.ballot, cur.ballot) > 0) {
       // always on: an acceptor accepts only at its promised ballot (never below a promise it made)
-      safety(ballotEq(d.promised, m.ballot), `acceptor ${d.self}: accept at ${m.ballot.round}.${m.ballot.leader} below promise ${d.promised.round}.${d.promised.leader}`);
+      safety(
+        ballotEq(d.promised, m.ballot),
+        `acceptor ${d.self}: accept at ${m.ballot.round}.${m.ballot.leader} below promise ${d.promised.round}.${d.promised.leader}`,
+      );
       d.accepted.set(m.slot, { ballot: m.ballot, value: m.value });
       d.pendingRecords.push({ t: 'accept', slot: m.slot, ballot: m.ballot, value: m.value });
     }
     // the local learner hears of the value at once; it executes only once the slot is decided
-    d.input.send({ type: 'learn', ...header(d, d.self), ballot: m.ballot, slot: m.slot, value: m.value, decidedUpTo: m.decidedUpTo });
+    d.input.send({
+      type: 'learn',
+      ...header(d, d.self),
+      ballot: m.ballot,
+      slot: m.slot,
+      value: m.value,
+      decidedUpTo: m.decidedUpTo,
+    });
   }
   d.pendingReplies.push({ type: 'accepted', ...header(d, m.from), ballot: m.ballot, slot: m.slot });
   CONTRACTS && ensures(compareBallots(d.promised, m.ballot) >= 0, 'accept: promised >= ballot after accepting');
@@ -320,7 +343,15 @@ export const acceptorMachine = setup({
     readConfirm: ({ context: d, event }) => {
       assertEvent(event, 'read-confirm');
       const ok = compareBallots(d.promised, event.ballot) <= 0;
-      d.input.send({ type: 'read-ack', ring: d.ring, from: d.self, to: event.from, ballot: event.ballot, seq: event.seq, ok });
+      d.input.send({
+        type: 'read-ack',
+        ring: d.ring,
+        from: d.self,
+        to: event.from,
+        ballot: event.ballot,
+        seq: event.seq,
+        ok,
+      });
     },
     /** the learner's executed mark (and the values it got from peers), for an offline replay */
     execMark: ({ context: d, event, self }) => {
@@ -332,7 +363,8 @@ export const acceptorMachine = setup({
         d.markedUpTo = m.upTo;
         setMeta(d, { t: 'meta', key: EXECUTED_META, value: encodeSlotMeta(m.upTo) });
       }
-      if (m.decided && m.decided.upTo > m.upTo) setMeta(d, { t: 'meta', key: DECIDED_META, value: encodeDecidedMeta(m.decided) });
+      if (m.decided && m.decided.upTo > m.upTo)
+        setMeta(d, { t: 'meta', key: DECIDED_META, value: encodeDecidedMeta(m.decided) });
       if (m.flush) flush(d, self);
     },
     persisted: ({ context, event, self }) => {
@@ -398,7 +430,9 @@ export const acceptorMachine = setup({
     idle: ({ context }) => !context.writing,
     /** a graceful stop with records to write (or a write in flight to wait for) */
     gracefulWithWork: ({ context: d, event }) =>
-      (event as { graceful?: boolean }).graceful === true && d.failed === null && (d.writing || d.pendingRecords.length > 0),
+      (event as { graceful?: boolean }).graceful === true &&
+      d.failed === null &&
+      (d.writing || d.pendingRecords.length > 0),
     moreToWrite: ({ context: d }) => d.pendingRecords.length > 0,
   },
   delays: {
@@ -420,7 +454,16 @@ export const acceptorMachine = setup({
     failed: null,
     full: null,
     pressureSentAt: 0,
-    stats: { prepares: 0, accepts: 0, nacks: 0, writes: 0, refused: 0, fullWrites: 0, droppedReplies: 0, promisePages: 0 },
+    stats: {
+      prepares: 0,
+      accepts: 0,
+      nacks: 0,
+      writes: 0,
+      refused: 0,
+      fullWrites: 0,
+      droppedReplies: 0,
+      promisePages: 0,
+    },
     input,
   }),
   initial: 'serving',

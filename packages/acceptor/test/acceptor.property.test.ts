@@ -1,6 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { type Ballot, type SlotValue, ContractViolation, compareBallots, ballotEq, slotValueEquals } from '@decree/protocol';
+import {
+  type Ballot,
+  type SlotValue,
+  ContractViolation,
+  compareBallots,
+  ballotEq,
+  slotValueEquals,
+} from '@decree/protocol';
 import { type HarnessOptions, accept, acceptorHarness, forgetfulAcceptor, prepare, val } from './harness.ts';
 
 type Op =
@@ -11,7 +18,10 @@ type Op =
 const leader = fc.constantFrom('p1', 'p2', 'p3');
 const round = fc.integer({ min: 1, max: 4 });
 const op: fc.Arbitrary<Op> = fc.oneof(
-  { weight: 2, arbitrary: fc.record({ k: fc.constant('prep' as const), round, leader, fromSlot: fc.integer({ min: 1, max: 3 }) }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({ k: fc.constant('prep' as const), round, leader, fromSlot: fc.integer({ min: 1, max: 3 }) }),
+  },
   {
     weight: 4,
     arbitrary: fc.record({
@@ -59,7 +69,8 @@ function run(ops: readonly Op[], opts: HarnessOptions = {}): string | null {
     else h.diskDone();
     if (h.errors.length > 0) {
       // the only error allowed: the contract against a second value at one (slot, ballot)
-      if (!(h.errors[0] instanceof ContractViolation) || o.k !== 'acc') return `unexpected error ${String(h.errors[0])}`;
+      if (!(h.errors[0] instanceof ContractViolation) || o.k !== 'acc')
+        return `unexpected error ${String(h.errors[0])}`;
       const cur = h.ctx().accepted.get(o.slot);
       if (!cur || !ballotEq(cur.ballot, { round: o.round, leader: o.leader }) || slotValueEquals(cur.value, valueOf(o)))
         return 'ContractViolation without a conflicting value';

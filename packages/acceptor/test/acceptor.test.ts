@@ -349,7 +349,9 @@ describe('acceptor: phase 2', () => {
     expect(p!.accepted.map((e) => [e.slot, e.ballot.round])).toEqual([[9, 5]]);
     // the recovered vote binds: the same (slot, ballot) with another value is refused
     const h2 = acceptorHarness({ recovered });
-    expect(() => handleAccept(h2.ctx() as AcceptorData, accept('p2', 5, 9, val('other', 'p2')))).toThrow(ContractViolation);
+    expect(() => handleAccept(h2.ctx() as AcceptorData, accept('p2', 5, 9, val('other', 'p2')))).toThrow(
+      ContractViolation,
+    );
   });
 
   it('truncate drops entries below the point and the next Promise says so', () => {

@@ -19,7 +19,13 @@ export const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 export const b = (round: number, leader: ReplicaId): Ballot => ({ round, leader });
 
 /** A batch value; `tag` makes values distinguishable. */
-export const val = (tag: string, origin: ReplicaId = 'p1'): SlotValue => ({ k: 'batch', origin, inc: 1, firstId: 1, cmds: [enc(tag)] });
+export const val = (tag: string, origin: ReplicaId = 'p1'): SlotValue => ({
+  k: 'batch',
+  origin,
+  inc: 1,
+  firstId: 1,
+  cmds: [enc(tag)],
+});
 
 export const prepare = (from: ReplicaId, round: number, fromSlot = 1, to: ReplicaId = SELF): MessageOf<'prepare'> => ({
   type: 'prepare',
@@ -30,7 +36,14 @@ export const prepare = (from: ReplicaId, round: number, fromSlot = 1, to: Replic
   fromSlot,
 });
 
-export const accept = (from: ReplicaId, round: number, slot: number, value: SlotValue, decidedUpTo = 0, to: ReplicaId = SELF): MessageOf<'accept'> => ({
+export const accept = (
+  from: ReplicaId,
+  round: number,
+  slot: number,
+  value: SlotValue,
+  decidedUpTo = 0,
+  to: ReplicaId = SELF,
+): MessageOf<'accept'> => ({
   type: 'accept',
   ring: RING,
   from,

@@ -24,7 +24,12 @@ export interface ElectorOptions {
 }
 
 // Seconds-scale like RSL: one event loop hosts every role, and a long GC pause or a big batch must not cost the leadership.
-export const DEFAULT_ELECTOR_OPTIONS: ElectorOptions = { electionTimeoutMinMs: 500, electionTimeoutMaxMs: 1000, heartbeatMs: 100, preVote: true };
+export const DEFAULT_ELECTOR_OPTIONS: ElectorOptions = {
+  electionTimeoutMinMs: 500,
+  electionTimeoutMaxMs: 1000,
+  heartbeatMs: 100,
+  preVote: true,
+};
 
 export interface ElectorInput {
   ring: RingId;
@@ -82,7 +87,14 @@ export interface ElectorData {
   /** the round of the pre-vote under way, and who granted it */
   preVoteRound: number;
   preVotes: Set<ReplicaId>;
-  stats: { campaigns: number; heartbeatsSent: number; heartbeatsReceived: number; quorumLosses: number; preVotes: number; preVotesDenied: number };
+  stats: {
+    campaigns: number;
+    heartbeatsSent: number;
+    heartbeatsReceived: number;
+    quorumLosses: number;
+    preVotes: number;
+    preVotesDenied: number;
+  };
   readonly input: ElectorInput;
 }
 
@@ -106,11 +118,16 @@ const hdr = (d: ElectorData, to: ReplicaId) => ({ ring: d.ring, from: d.self, to
 const quorumOf = (n: number) => Math.floor(n / 2) + 1;
 
 function validHeartbeat(d: ElectorData, m: MessageOf<'heartbeat'>): boolean {
-  return m.from !== d.self && (d.members.includes(m.from) || !!d.input.peers?.includes(m.from)) && compareBallots(m.ballot, d.leaderBallot) >= 0 && m.ballot.round >= d.maxRound;
+  return (
+    m.from !== d.self &&
+    (d.members.includes(m.from) || !!d.input.peers?.includes(m.from)) &&
+    compareBallots(m.ballot, d.leaderBallot) >= 0 &&
+    m.ballot.round >= d.maxRound
+  );
 }
 
 function recordHeartbeat(d: ElectorData, m: MessageOf<'heartbeat'>): void {
-  CONTRACTS && requires(m.ballot.leader === m.from, 'heartbeat: the ballot is the sender\'s');
+  CONTRACTS && requires(m.ballot.leader === m.from, "heartbeat: the ballot is the sender's");
   d.stats.heartbeatsReceived++;
   d.leader = m.from;
   d.leaderBallot = m.ballot;
@@ -147,7 +164,13 @@ function vetted(d: ElectorData): boolean {
 function sendHeartbeats(d: ElectorData): void {
   const beat = (m: ReplicaId) => {
     d.stats.heartbeatsSent++;
-    d.input.send({ type: 'heartbeat', ...hdr(d, m), ballot: d.leaderBallot, decidedUpTo: d.decidedUpTo, ...(d.cookie ? { cookie: d.cookie } : {}) });
+    d.input.send({
+      type: 'heartbeat',
+      ...hdr(d, m),
+      ballot: d.leaderBallot,
+      decidedUpTo: d.decidedUpTo,
+      ...(d.cookie ? { cookie: d.cookie } : {}),
+    });
   };
   for (const m of d.members) if (m !== d.self) beat(m);
   for (const o of d.observers) if (o !== d.self && !d.members.includes(o)) beat(o);
@@ -156,7 +179,11 @@ function sendHeartbeats(d: ElectorData): void {
 /** For the config-manager: how far each peer has applied, and how long ago it answered. */
 function reportPeers(d: ElectorData, leading: boolean): void {
   const now = d.input.now();
-  const peers = [...d.votes].map(([id, v]) => ({ id, appliedUpTo: v.appliedUpTo, ageMs: Math.max(0, Math.round(now - v.ackAt)) }));
+  const peers = [...d.votes].map(([id, v]) => ({
+    id,
+    appliedUpTo: v.appliedUpTo,
+    ageMs: Math.max(0, Math.round(now - v.ackAt)),
+  }));
   d.input.send({
     type: 'peer-progress',
     ...hdr(d, d.self),
@@ -185,7 +212,8 @@ export const electorMachine = setup({
     input: {} as ElectorInput,
   },
   delays: {
-    election: ({ context: d }) => d.opts.electionTimeoutMinMs + d.input.random() * (d.opts.electionTimeoutMaxMs - d.opts.electionTimeoutMinMs),
+    election: ({ context: d }) =>
+      d.opts.electionTimeoutMinMs + d.input.random() * (d.opts.electionTimeoutMaxMs - d.opts.electionTimeoutMinMs),
     heartbeat: ({ context: d }) => d.opts.heartbeatMs,
   },
   actions: {
@@ -197,7 +225,8 @@ export const electorMachine = setup({
       d.stats.preVotes++;
       d.preVoteRound = d.maxRound + 1;
       d.preVotes = new Set([d.self]);
-      for (const m of d.members) if (m !== d.self) d.input.send({ type: 'pre-vote', ...hdr(d, m), round: d.preVoteRound });
+      for (const m of d.members)
+        if (m !== d.self) d.input.send({ type: 'pre-vote', ...hdr(d, m), round: d.preVoteRound });
     },
     preVoteAck: ({ context: d, event: m }) => {
       assertEvent(m, 'pre-vote-ack');
@@ -207,8 +236,11 @@ export const electorMachine = setup({
     /** a peer asks whether it may campaign: yes unless this replica leads, or heard a live leader lately */
     answerPreVote: ({ context: d, event: m }) => {
       assertEvent(m, 'pre-vote');
-      const quiet = d.input.now() - d.lastHeardLeaderAt >= d.opts.electionTimeoutMinMs - d.opts.heartbeatMs || d.leader === undefined;
-      const granted = d.proposerState !== 'leading' && quiet && (d.members.includes(m.from) || !!d.input.peers?.includes(m.from));
+      const quiet =
+        d.input.now() - d.lastHeardLeaderAt >= d.opts.electionTimeoutMinMs - d.opts.heartbeatMs ||
+        d.leader === undefined;
+      const granted =
+        d.proposerState !== 'leading' && quiet && (d.members.includes(m.from) || !!d.input.peers?.includes(m.from));
       d.input.send({ type: 'pre-vote-ack', ...hdr(d, m.from), round: m.round, granted });
     },
     campaign: ({ context: d }) => {
@@ -216,14 +248,20 @@ export const electorMachine = setup({
       vetted(d); // refresh the cookie
       d.leader = undefined;
       d.campaignBallot = { round: d.maxRound + 1, leader: d.self };
-      d.input.send({ type: 'campaign', ...hdr(d, d.self), round: d.maxRound + 1, ...(d.cookie ? { cookie: d.cookie } : {}) });
+      d.input.send({
+        type: 'campaign',
+        ...hdr(d, d.self),
+        round: d.maxRound + 1,
+        ...(d.cookie ? { cookie: d.cookie } : {}),
+      });
     },
     leaderState: ({ context: d, event: m }) => {
       assertEvent(m, 'leader-state');
       d.proposerState = m.state;
       if (m.state === 'preparing') d.campaignBallot = m.ballot;
       if (m.maxRound > d.maxRound) d.maxRound = m.maxRound;
-      if (m.decidedUpTo > d.decidedUpTo || m.state === 'leading') d.decidedUpTo = Math.max(d.decidedUpTo, m.decidedUpTo);
+      if (m.decidedUpTo > d.decidedUpTo || m.state === 'leading')
+        d.decidedUpTo = Math.max(d.decidedUpTo, m.decidedUpTo);
       d.executedUpTo = Math.max(d.executedUpTo, m.executedUpTo);
       if (m.config && m.config.epoch > d.configEpoch) {
         d.configEpoch = m.config.epoch;
@@ -371,10 +409,7 @@ export const electorMachine = setup({
       },
       on: {
         heartbeat: { guard: 'validHeartbeat', target: 'follower', reenter: true, actions: 'recordHeartbeat' },
-        'leader-state': [
-          { guard: 'nowLeading', target: 'leader', actions: 'leaderState' },
-          { actions: 'leaderState' },
-        ],
+        'leader-state': [{ guard: 'nowLeading', target: 'leader', actions: 'leaderState' }, { actions: 'leaderState' }],
         promote: { guard: 'mayPromote', target: 'campaigning', actions: 'clearPromotionSuppression' },
       },
     },
@@ -388,10 +423,7 @@ export const electorMachine = setup({
       on: {
         'pre-vote-ack': { actions: 'preVoteAck' },
         heartbeat: { guard: 'validHeartbeat', target: 'follower', actions: 'recordHeartbeat' },
-        'leader-state': [
-          { guard: 'nowLeading', target: 'leader', actions: 'leaderState' },
-          { actions: 'leaderState' },
-        ],
+        'leader-state': [{ guard: 'nowLeading', target: 'leader', actions: 'leaderState' }, { actions: 'leaderState' }],
         promote: { guard: 'mayPromote', target: 'campaigning', actions: 'clearPromotionSuppression' },
       },
     },

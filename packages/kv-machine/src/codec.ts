@@ -228,7 +228,12 @@ export const KvCommands = {
     if (!Number.isSafeInteger(seq) || seq < 0) throw new RangeError(`seq must be a non-negative safe integer: ${seq}`);
     if (inner.length > 0 && inner[0] === Op.SESSION) throw new RangeError('sessions do not nest');
     const id = toBytes(clientId);
-    return new Writer(1 + lp(id) + varintSize(seq) + inner.length).u8(Op.SESSION).bytes(id).varint(seq).raw(inner).done();
+    return new Writer(1 + lp(id) + varintSize(seq) + inner.length)
+      .u8(Op.SESSION)
+      .bytes(id)
+      .varint(seq)
+      .raw(inner)
+      .done();
   },
 } as const;
 

@@ -165,8 +165,14 @@ export interface ProposerData {
   announcedExecuted: Slot;
   peers: Map<ReplicaId, PeerProgress>;
   stats: {
-    slotsProposed: number; commandsProposed: number; slotsChosen: number; votingMs: number;
-    elections: number; leaderships: number; acceptResends: number; promisePagesPulled: number;
+    slotsProposed: number;
+    commandsProposed: number;
+    slotsChosen: number;
+    votingMs: number;
+    elections: number;
+    leaderships: number;
+    acceptResends: number;
+    promisePagesPulled: number;
     busyRefusals: number;
   };
   readonly input: ProposerInput;
@@ -290,8 +296,12 @@ function adoptChosenConfig(d: ProposerData): void {
 
 function sendPrepare(d: ProposerData, to: ReplicaId, pageFrom?: Slot): void {
   d.input.send({
-    type: 'prepare', ...hdr(d, to), ballot: d.ballot, fromSlot: d.fromSlot,
-    ...(d.cookie ? { cookie: d.cookie } : {}), ...(pageFrom !== undefined ? { pageFrom } : {}),
+    type: 'prepare',
+    ...hdr(d, to),
+    ballot: d.ballot,
+    fromSlot: d.fromSlot,
+    ...(d.cookie ? { cookie: d.cookie } : {}),
+    ...(pageFrom !== undefined ? { pageFrom } : {}),
   });
 }
 
@@ -301,10 +311,11 @@ function sendAccept(d: ProposerData, to: ReplicaId, slot: Slot, value: SlotValue
 
 function propose(d: ProposerData, slot: Slot, value: SlotValue): void {
   CONTRACTS && requires(!d.slots.has(slot) && slot > d.chosenUpTo, `propose: slot ${slot} is free`);
-  CONTRACTS && requires(
-    d.pendingConfig === undefined || slot <= d.pendingConfig.slot,
-    `propose: slot ${slot} above a config value in flight`,
-  );
+  CONTRACTS &&
+    requires(
+      d.pendingConfig === undefined || slot <= d.pendingConfig.slot,
+      `propose: slot ${slot} above a config value in flight`,
+    );
   if (value.k === 'config') d.pendingConfig = { slot, epoch: value.epoch, members: value.members };
   const now = d.input.now();
   d.slots.set(slot, { value, acks: new Set(), firstSentAt: now, sentAt: now, resends: 0, chosen: false });
@@ -343,7 +354,12 @@ export function tryPropose(d: ProposerData): void {
       d.queueHead++;
       const c = first.config;
       propose(d, d.nextSlot++, {
-        k: 'config', epoch: d.config.epoch + 1, members: c.members, origin: d.self, inc: d.inc, firstId: first.id,
+        k: 'config',
+        epoch: d.config.epoch + 1,
+        members: c.members,
+        origin: d.self,
+        inc: d.inc,
+        firstId: first.id,
         ...(c.cookie ? { cookie: c.cookie } : {}),
       });
       continue;
@@ -365,8 +381,14 @@ export function tryPropose(d: ProposerData): void {
     const at = d.input.wallNow ? { at: Math.floor(d.input.wallNow()) } : {};
     const value: SlotValue = first.excl
       ? {
-          k: 'batch', origin: d.self, inc: d.inc, firstId: first.id, cmds, excl: true,
-          ...(first.last ? { last: true } : {}), ...at,
+          k: 'batch',
+          origin: d.self,
+          inc: d.inc,
+          firstId: first.id,
+          cmds,
+          excl: true,
+          ...(first.last ? { last: true } : {}),
+          ...at,
         }
       : { k: 'batch', origin: d.self, inc: d.inc, firstId: first.id, cmds, ...at };
     d.stats.commandsProposed += cmds.length;
@@ -445,8 +467,13 @@ export function awaitCatchup(d: ProposerData, m: MessageOf<'promise'>): void {
   d.awaitingCatchup = upTo;
   // as that peer's catch-up answer would: slots up to upTo are chosen, ask it for them
   d.input.send({
-    type: 'catchup-rep', ring: d.ring, from: m.from, to: d.self, entries: [],
-    truncatedBelow: Math.min(m.truncatedBelow, d.executedUpTo + 1), chosenUpTo: upTo,
+    type: 'catchup-rep',
+    ring: d.ring,
+    from: m.from,
+    to: d.self,
+    entries: [],
+    truncatedBelow: Math.min(m.truncatedBelow, d.executedUpTo + 1),
+    chosenUpTo: upTo,
   });
 }
 
@@ -469,7 +496,6 @@ export function truncatedAhead(d: ProposerData, extra?: MessageOf<'promise'>): b
   for (const p of d.promises.values()) if (p.truncatedBelow > d.fromSlot) return true;
   return false;
 }
-
 
 /**
  * Phase 1 done: re-propose the highest-ballot value of every open slot, fill holes with no-ops. The
@@ -568,10 +594,11 @@ export function onAccepted(d: ProposerData, m: MessageOf<'accepted'>): void {
     d.chosenUpTo++;
   }
   if (d.chosenUpTo > before) sendDecide(d);
-  CONTRACTS && ensures(
-    d.nextSlot - d.chosenUpTo - 1 <= Math.max(d.opts.maxInflightSlots, d.recoveryEnd - d.chosenUpTo),
-    'accepted: window bound',
-  );
+  CONTRACTS &&
+    ensures(
+      d.nextSlot - d.chosenUpTo - 1 <= Math.max(d.opts.maxInflightSlots, d.recoveryEnd - d.chosenUpTo),
+      'accepted: window bound',
+    );
 }
 
 /** Leaving leadership: queued commands were never proposed; in-flight ones may still be chosen. */
@@ -582,8 +609,12 @@ function abortAll(d: ProposerData, hint: ReplicaId | undefined): void {
     const it = d.queue[i]!;
     if (it.config) {
       d.input.send({
-        type: 'config-refused', ...hdr(d, d.self), id: it.id, maybeChosen: false,
-        reason: 'the leadership was lost before the change was proposed', ...h,
+        type: 'config-refused',
+        ...hdr(d, d.self),
+        id: it.id,
+        maybeChosen: false,
+        reason: 'the leadership was lost before the change was proposed',
+        ...h,
       });
     } else queued.push(it.id);
   }
@@ -594,8 +625,12 @@ function abortAll(d: ProposerData, hint: ReplicaId | undefined): void {
       for (let i = 0; i < v.cmds.length; i++) flying.push(v.firstId + i);
     if (!s.chosen && v.k === 'config' && v.origin === d.self && v.inc === d.inc) {
       d.input.send({
-        type: 'config-refused', ...hdr(d, d.self), id: v.firstId, maybeChosen: true,
-        reason: 'the leadership was lost while the change was in flight', ...h,
+        type: 'config-refused',
+        ...hdr(d, d.self),
+        id: v.firstId,
+        maybeChosen: true,
+        reason: 'the leadership was lost while the change was in flight',
+        ...h,
       });
     }
   }
@@ -631,7 +666,9 @@ function enqueueConfig(d: ProposerData, e: MessageOf<'config-proposal'>): void {
     }
   }
   d.queue.push({
-    id: e.id, cmd: new Uint8Array(0), config: { members: [...e.members], ...(e.cookie ? { cookie: e.cookie } : {}) },
+    id: e.id,
+    cmd: new Uint8Array(0),
+    config: { members: [...e.members], ...(e.cookie ? { cookie: e.cookie } : {}) },
   });
 }
 
@@ -664,7 +701,10 @@ const newerConfig = (d: ProposerData, e: MessageOf<'progress'>): Configuration |
  * not know). The stepping down is the transition's (guards configWithoutMe, foreignConfig).
  */
 function onProgress(
-  d: ProposerData, e: MessageOf<'progress'>, state: 'follower' | 'preparing' | 'leading', relinquished = false,
+  d: ProposerData,
+  e: MessageOf<'progress'>,
+  state: 'follower' | 'preparing' | 'leading',
+  relinquished = false,
 ): void {
   if (e.executedUpTo > d.executedUpTo) d.executedUpTo = e.executedUpTo;
   const c = newerConfig(d, e);
@@ -829,7 +869,12 @@ export const proposerMachine = setup({
       assertEvent(m, 'promise');
       const chosenUpTo = Math.max(m.truncatedBelow - 1, m.executedUpTo ?? 0);
       d.input.send({
-        type: 'catchup-rep', ring: d.ring, from: m.from, to: d.self, entries: [], truncatedBelow: m.truncatedBelow,
+        type: 'catchup-rep',
+        ring: d.ring,
+        from: m.from,
+        to: d.self,
+        entries: [],
+        truncatedBelow: m.truncatedBelow,
         chosenUpTo,
       });
     },
@@ -977,8 +1022,15 @@ export const proposerMachine = setup({
       announcedExecuted: 0,
       peers: new Map(),
       stats: {
-        slotsProposed: 0, commandsProposed: 0, slotsChosen: 0, votingMs: 0, elections: 0, leaderships: 0,
-        acceptResends: 0, promisePagesPulled: 0, busyRefusals: 0,
+        slotsProposed: 0,
+        commandsProposed: 0,
+        slotsChosen: 0,
+        votingMs: 0,
+        elections: 0,
+        leaderships: 0,
+        acceptResends: 0,
+        promisePagesPulled: 0,
+        busyRefusals: 0,
       },
       input,
     };
@@ -1107,7 +1159,8 @@ export const proposerMachine = setup({
               description: 'the config value in flight at slot e - nothing above e is proposed until it is chosen',
               always: [
                 {
-                  guard: 'configChosenWithoutMe', target: '#proposer.leading.stepping-down',
+                  guard: 'configChosenWithoutMe',
+                  target: '#proposer.leading.stepping-down',
                   actions: 'adoptChosenConfig',
                 },
                 { guard: 'configChosen', target: 're-preparing', actions: 'adoptChosenConfig' },
@@ -1115,7 +1168,8 @@ export const proposerMachine = setup({
               on: {
                 accepted: [
                   {
-                    guard: 'choosesOwnLast', target: '#proposer.leading.stepping-down',
+                    guard: 'choosesOwnLast',
+                    target: '#proposer.leading.stepping-down',
                     actions: ['recordAccepted', 'settleChosenConfig'],
                   },
                   { actions: 'recordAccepted' },
@@ -1129,7 +1183,8 @@ export const proposerMachine = setup({
                 promise: [
                   { guard: 'reprepareBehind', target: '#proposer.follower.relinquished', actions: 'hintCatchup' },
                   {
-                    guard: 'reprepareCompletes', target: '#proposer.leading.recovering',
+                    guard: 'reprepareCompletes',
+                    target: '#proposer.leading.recovering',
                     actions: ['recordPromise', 'finishReprepare'],
                   },
                   { guard: 'forThisBallot', actions: 'recordPromise' },

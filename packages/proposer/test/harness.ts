@@ -9,7 +9,13 @@ export const MEMBERS = ['r1', 'r2', 'r3'] as const;
 export const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 export const dec = (b: Uint8Array): string => new TextDecoder().decode(b);
 export const b = (round: number, leader: ReplicaId): Ballot => ({ round, leader });
-export const val = (tag: string, origin: ReplicaId = 'r9'): SlotValue => ({ k: 'batch', origin, inc: 1, firstId: 1, cmds: [enc(tag)] });
+export const val = (tag: string, origin: ReplicaId = 'r9'): SlotValue => ({
+  k: 'batch',
+  origin,
+  inc: 1,
+  firstId: 1,
+  cmds: [enc(tag)],
+});
 
 const h0 = (from: ReplicaId, to: ReplicaId = SELF) => ({ ring: RING, from, to });
 
@@ -19,7 +25,13 @@ export const campaign = (round = 1, cookie?: Uint8Array): MessageOf<'campaign'> 
   round,
   ...(cookie ? { cookie } : {}),
 });
-export const promise = (from: ReplicaId, ballot: Ballot, fromSlot: number, accepted: AcceptedEntry[] = [], truncatedBelow = 0): MessageOf<'promise'> => ({
+export const promise = (
+  from: ReplicaId,
+  ballot: Ballot,
+  fromSlot: number,
+  accepted: AcceptedEntry[] = [],
+  truncatedBelow = 0,
+): MessageOf<'promise'> => ({
   type: 'promise',
   ...h0(from),
   ballot,
@@ -27,7 +39,12 @@ export const promise = (from: ReplicaId, ballot: Ballot, fromSlot: number, accep
   accepted,
   truncatedBelow,
 });
-export const accepted = (from: ReplicaId, ballot: Ballot, slot: number): MessageOf<'accepted'> => ({ type: 'accepted', ...h0(from), ballot, slot });
+export const accepted = (from: ReplicaId, ballot: Ballot, slot: number): MessageOf<'accepted'> => ({
+  type: 'accepted',
+  ...h0(from),
+  ballot,
+  slot,
+});
 export const nack = (from: ReplicaId, ballot: Ballot, promised: Ballot, slot?: number): MessageOf<'nack'> => ({
   type: 'nack',
   ...h0(from),
@@ -36,7 +53,11 @@ export const nack = (from: ReplicaId, ballot: Ballot, promised: Ballot, slot?: n
   ...(slot !== undefined ? { slot } : {}),
 });
 export const submit = (items: SubmitItem[]): MessageOf<'submit'> => ({ type: 'submit', ...h0(SELF), items });
-export const item = (id: number, cmd = `c${id}`, extra: Partial<SubmitItem> = {}): SubmitItem => ({ id, cmd: enc(cmd), ...extra });
+export const item = (id: number, cmd = `c${id}`, extra: Partial<SubmitItem> = {}): SubmitItem => ({
+  id,
+  cmd: enc(cmd),
+  ...extra,
+});
 export const progress = (executedUpTo: number, chosenUpTo = executedUpTo): MessageOf<'progress'> => ({
   type: 'progress',
   ...h0(SELF),
@@ -119,7 +140,13 @@ export function proposerHarness(input: Partial<ProposerInput> = {}) {
     /** the whole state path ('leading.reconfiguring.re-preparing') */
     path: () => statePath(actor.getSnapshot().value),
     /** campaign and collect promises from r1 and r2: leading at ballot (round, r1) */
-    lead(round = 1, promises: (ballot: Ballot, fromSlot: number) => MessageOf<'promise'>[] = (bb, f) => [promise('r1', bb, f), promise('r2', bb, f)]): Ballot {
+    lead(
+      round = 1,
+      promises: (ballot: Ballot, fromSlot: number) => MessageOf<'promise'>[] = (bb, f) => [
+        promise('r1', bb, f),
+        promise('r2', bb, f),
+      ],
+    ): Ballot {
       actor.send(campaign(round));
       const { ballot, fromSlot } = actor.getSnapshot().context;
       for (const p of promises(ballot, fromSlot)) actor.send(p);

@@ -7,7 +7,14 @@ import { describe, expect, it } from 'vitest';
 import { type Actor, createActor } from 'xstate';
 import { SimScheduler } from '@decree/bus';
 import { MemoryStore } from '@decree/storage/memory';
-import { type Message, type ReplicaId, type SlotValue, ROLE_OF, compareBallots, slotValueEquals } from '@decree/protocol';
+import {
+  type Message,
+  type ReplicaId,
+  type SlotValue,
+  ROLE_OF,
+  compareBallots,
+  slotValueEquals,
+} from '@decree/protocol';
 import { acceptorMachine } from '@decree/acceptor';
 import { type ProposerOptions, proposerMachine } from '../src/index.ts';
 import { cmdsOf, enc } from './harness.ts';
@@ -61,7 +68,15 @@ class World {
 
   startProposer(id: ReplicaId, options: Partial<ProposerOptions> = {}): Actor<typeof proposerMachine> {
     const p = createActor(proposerMachine, {
-      input: { ring: RING, self: id, inc: 1, members: IDS, send: this.send, now: () => this.sched.now(), options: { retransmitMs: 20, ...options } },
+      input: {
+        ring: RING,
+        self: id,
+        inc: 1,
+        members: IDS,
+        send: this.send,
+        now: () => this.sched.now(),
+        options: { retransmitMs: 20, ...options },
+      },
       clock: this.clock,
     });
     p.start();
@@ -184,7 +199,7 @@ describe('proposer + acceptors (no learner, no elector)', () => {
     expect(p.getSnapshot().matches('preparing')).toBe(true);
   });
 
-  it('a second proposer with a higher ballot takes over and re-proposes the first one\'s values', async () => {
+  it("a second proposer with a higher ballot takes over and re-proposes the first one's values", async () => {
     const w = await world();
     const p1 = w.startProposer('r1', { maxInflightSlots: 8, maxBatchCmds: 1 });
     w.campaign('r1');
@@ -201,7 +216,8 @@ describe('proposer + acceptors (no learner, no elector)', () => {
     const before = w.acceptedBy('r3');
 
     // p2's quorum is r2 + r3 (r1's promise is lost; its own acceptor's promise is required), so it sees r3's vote for slot 5
-    w.drop = (m) => (m.type === 'accept' && m.from === 'r1' && m.to !== 'r3') || (m.type === 'promise' && m.from === 'r1');
+    w.drop = (m) =>
+      (m.type === 'accept' && m.from === 'r1' && m.to !== 'r3') || (m.type === 'promise' && m.from === 'r1');
     const p2 = w.startProposer('r2');
     w.campaign('r2', 1);
     w.run(50);

@@ -21,7 +21,12 @@ import { type ProposerEvent, type ProposerInput, type ProposerOptions, proposerM
 import { stateInvariants } from './harness.ts';
 
 const OPTIONS: readonly (keyof ProposerOptions)[] = [
-  'maxInflightSlots', 'maxBatchCmds', 'maxBatchBytes', 'retransmitMs', 'maxRetransmitMs', 'maxQueuedCommands',
+  'maxInflightSlots',
+  'maxBatchCmds',
+  'maxBatchBytes',
+  'retransmitMs',
+  'maxRetransmitMs',
+  'maxQueuedCommands',
   'maxQueuedBytes',
 ];
 
@@ -33,8 +38,18 @@ const OPTIONS: readonly (keyof ProposerOptions)[] = [
 class ProposerScript implements RoleAdapter {
   readonly defaultSelf = 'r1';
   readonly events = new Set([
-    'campaign', 'resign', 'promise', 'accepted', 'nack', 'progress', 'submit', 'config-proposal', 'set-observers',
-    'tick', 'set-members', 'stop',
+    'campaign',
+    'resign',
+    'promise',
+    'accepted',
+    'nack',
+    'progress',
+    'submit',
+    'config-proposal',
+    'set-observers',
+    'tick',
+    'set-members',
+    'stop',
   ]);
   private actor!: Actor<typeof proposerMachine>;
   private io!: ScriptIO;

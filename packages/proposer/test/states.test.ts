@@ -1,27 +1,26 @@
 // The proposer's substates (issue #18): each test fails if the machine were in another state.
 import { describe, expect, it } from 'vitest';
 import type { MessageOf, SlotValue } from '@decree/protocol';
-import {
-  SELF,
-  accepted,
-  b,
-  campaign,
-  cmdsOf,
-  item,
-  nack,
-  promise,
-  proposerHarness,
-  submit,
-  val,
-} from './harness.ts';
+import { SELF, accepted, b, campaign, cmdsOf, item, nack, promise, proposerHarness, submit, val } from './harness.ts';
 
 const proposal = (id: number, members: string[]): MessageOf<'config-proposal'> => ({
-  type: 'config-proposal', ring: 'ring', from: SELF, to: SELF, id, members,
+  type: 'config-proposal',
+  ring: 'ring',
+  from: SELF,
+  to: SELF,
+  id,
+  members,
 });
 const resign = (): MessageOf<'resign'> => ({ type: 'resign', ring: 'ring', from: SELF, to: SELF, reason: 'test' });
 const tick = { type: 'tick' } as const;
-const cfgVal = (epoch: number, members: string[]): SlotValue =>
-  ({ k: 'config', epoch, members, origin: 'r9', inc: 1, firstId: 1 });
+const cfgVal = (epoch: number, members: string[]): SlotValue => ({
+  k: 'config',
+  epoch,
+  members,
+  origin: 'r9',
+  inc: 1,
+  firstId: 1,
+});
 
 describe('proposer substates: phase 1, recovery, phase 2', () => {
   it('phase 1 with holes: leading.recovering until the recovered slots are chosen, then leading.steady', () => {
@@ -91,7 +90,12 @@ describe('proposer substates: reconfiguration', () => {
     expect(h.ctx().pendingConfig).toBeUndefined();
     const nb = h.ctx().ballot;
     expect(nb.round).toBe(bal.round + 1);
-    expect(h.sent('prepare').map((p) => [p.to, p.fromSlot])).toEqual([['r1', 2], ['r2', 2], ['r3', 2], ['r4', 2]]);
+    expect(h.sent('prepare').map((p) => [p.to, p.fromSlot])).toEqual([
+      ['r1', 2],
+      ['r2', 2],
+      ['r3', 2],
+      ['r4', 2],
+    ]);
     // phase 1 again: a tick resends Prepares (not Accepts) to members that have not promised
     h.actor.send(promise('r1', nb, 2));
     h.take();
@@ -182,7 +186,9 @@ describe('proposer substates: stepping down', () => {
     h.actor.send(accepted('r2', bal, 1));
     // the Accepted itself (a microstep in config-in-flight), then the config value's choice
     expect(h.steps).toEqual([
-      'leading.reconfiguring.config-in-flight', 'leading.stepping-down', 'follower.relinquished',
+      'leading.reconfiguring.config-in-flight',
+      'leading.stepping-down',
+      'follower.relinquished',
     ]);
     expect(h.ctx().config.members).toEqual(['r2', 'r3', 'r4']);
   });
@@ -192,7 +198,12 @@ describe('proposer substates: stepping down', () => {
     h.lead();
     h.steps.length = 0;
     h.actor.send({
-      type: 'progress', ring: 'ring', from: SELF, to: SELF, executedUpTo: 0, chosenUpTo: 0,
+      type: 'progress',
+      ring: 'ring',
+      from: SELF,
+      to: SELF,
+      executedUpTo: 0,
+      chosenUpTo: 0,
       config: { epoch: 2, members: ['r1', 'r2', 'r4'], startSlot: 1 },
     });
     expect(h.steps).toEqual(['leading.stepping-down', 'follower.relinquished']);

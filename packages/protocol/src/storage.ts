@@ -93,7 +93,13 @@ export interface AcceptorStore {
 }
 
 export function emptyRecoveredState(): RecoveredState {
-  return { promised: { round: 0, leader: '' }, accepted: new Map(), truncatedBelow: 0, meta: new Map(), chosen: new Map() };
+  return {
+    promised: { round: 0, leader: '' },
+    accepted: new Map(),
+    truncatedBelow: 0,
+    meta: new Map(),
+    chosen: new Map(),
+  };
 }
 
 /**
@@ -129,13 +135,20 @@ export function emptyStoreStats(): StoreStats {
 export function applyRecord(state: RecoveredState, r: StoreRecord): void {
   switch (r.t) {
     case 'promise':
-      if (r.ballot.round > state.promised.round || (r.ballot.round === state.promised.round && r.ballot.leader >= state.promised.leader))
+      if (
+        r.ballot.round > state.promised.round ||
+        (r.ballot.round === state.promised.round && r.ballot.leader >= state.promised.leader)
+      )
         state.promised = r.ballot;
       break;
     case 'accept': {
       if (r.slot < state.truncatedBelow) break;
       const cur = state.accepted.get(r.slot);
-      if (!cur || cur.ballot.round < r.ballot.round || (cur.ballot.round === r.ballot.round && cur.ballot.leader <= r.ballot.leader))
+      if (
+        !cur ||
+        cur.ballot.round < r.ballot.round ||
+        (cur.ballot.round === r.ballot.round && cur.ballot.leader <= r.ballot.leader)
+      )
         state.accepted.set(r.slot, { ballot: r.ballot, value: r.value });
       break;
     }

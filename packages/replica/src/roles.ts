@@ -5,7 +5,15 @@
 import { createActor, type InspectionEvent, type Observer } from 'xstate';
 import type { Bus, Env } from '@decree/bus';
 import type {
-  AcceptorStore, Configuration, Message, RecoveredState, ReplicaId, RingId, Slot, SnapshotMeta, SnapshotStore,
+  AcceptorStore,
+  Configuration,
+  Message,
+  RecoveredState,
+  ReplicaId,
+  RingId,
+  Slot,
+  SnapshotMeta,
+  SnapshotStore,
   StateMachine,
 } from '@decree/protocol';
 import { acceptorMachine } from '@decree/acceptor';
@@ -42,7 +50,10 @@ export interface RoleWiring {
 export function composeRoles(o: RoleWiring) {
   const send = (m: Message) => o.bus.send(m);
   const now = () => o.env.clock.now();
-  const clock = { setTimeout: (fn: (...a: any[]) => void, ms: number) => o.env.clock.setTimeout(fn, ms), clearTimeout: (h: any) => o.env.clock.clearTimeout(h) };
+  const clock = {
+    setTimeout: (fn: (...a: any[]) => void, ms: number) => o.env.clock.setTimeout(fn, ms),
+    clearTimeout: (h: any) => o.env.clock.clearTimeout(h),
+  };
   const inspect: Observer<InspectionEvent> | ((e: InspectionEvent) => void) | undefined = o.cfg.inspect;
   const common = { clock, ...(inspect ? { inspect } : {}) } as const;
   const base = { ring: o.ring, self: o.self, send, now } as const;
@@ -59,9 +70,13 @@ export function composeRoles(o: RoleWiring) {
       send,
       now,
       executedUpTo: o.startSlot,
-      onStoreError: (err) => o.report('error', 'acceptor', `store failed: ${err.message}; this acceptor no longer votes`),
-      onStoreFull: (err) => o.report('warn', 'acceptor-full', `store full: ${err.message}; writes wait for a snapshot and truncation`),
-      ...(o.sm.acceptMessageFrom ? { acceptMessageFrom: (r: ReplicaId, c: Uint8Array | undefined) => o.sm.acceptMessageFrom!(r, c) } : {}),
+      onStoreError: (err) =>
+        o.report('error', 'acceptor', `store failed: ${err.message}; this acceptor no longer votes`),
+      onStoreFull: (err) =>
+        o.report('warn', 'acceptor-full', `store full: ${err.message}; writes wait for a snapshot and truncation`),
+      ...(o.sm.acceptMessageFrom
+        ? { acceptMessageFrom: (r: ReplicaId, c: Uint8Array | undefined) => o.sm.acceptMessageFrom!(r, c) }
+        : {}),
       ...(o.cfg.options?.acceptor?.maxPromiseBytes ? { maxPromiseBytes: o.cfg.options.acceptor.maxPromiseBytes } : {}),
     },
   });
@@ -125,7 +140,15 @@ export function composeRoles(o: RoleWiring) {
 
   const configManager = createActor(m.configManager ?? configManagerMachine, {
     ...common,
-    input: { ring: o.ring, self: o.self, inc: o.inc, send, now, configuration: o.config, options: o.cfg.options?.configManager ?? {} },
+    input: {
+      ring: o.ring,
+      self: o.self,
+      inc: o.inc,
+      send,
+      now,
+      configuration: o.config,
+      options: o.cfg.options?.configManager ?? {},
+    },
   });
 
   return { acceptor, proposer, learner, snapshotter, elector, configManager };

@@ -1,7 +1,16 @@
 import type { InspectionEvent, Observer } from 'xstate';
 import type { Bus, Env, Transport } from '@decree/bus';
 import type {
-  AcceptorStore, Ballot, Configuration, LeaderRole, ReplicaId, RingId, Slot, SnapshotStore, StateMachine, StoreStats,
+  AcceptorStore,
+  Ballot,
+  Configuration,
+  LeaderRole,
+  ReplicaId,
+  RingId,
+  Slot,
+  SnapshotStore,
+  StateMachine,
+  StoreStats,
   StoreUsage,
 } from '@decree/protocol';
 import type { acceptorMachine } from '@decree/acceptor';
@@ -163,4 +172,3 @@ export interface ReplicaStatus {
   /** set when the replica stopped itself because a role failed (a safety check) */
   fatal?: string;
 }
-

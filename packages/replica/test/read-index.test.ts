@@ -12,13 +12,25 @@ import { type LogMachine, type SimCluster, enc, simCluster } from '@decree/testk
 
 /** the proposer's state while phase 1 runs again in the configuration its change set up */
 const REPREPARING = { leading: { reconfiguring: 're-preparing' } } as const;
-const FAST = { elector: { electionTimeoutMinMs: 2_000, electionTimeoutMaxMs: 4_000, heartbeatMs: 40 }, configManager: { maxLagSlots: 8 } };
+const FAST = {
+  elector: { electionTimeoutMinMs: 2_000, electionTimeoutMaxMs: 4_000, heartbeatMs: 40 },
+  configManager: { maxLagSlots: 8 },
+};
 
 async function until<T>(c: SimCluster<LogMachine>, p: Promise<T>, timeoutMs = 30_000): Promise<T> {
   let done = false;
   let value: T | undefined;
   let error: unknown;
-  p.then((v) => { done = true; value = v; }, (e) => { done = true; error = e; });
+  p.then(
+    (v) => {
+      done = true;
+      value = v;
+    },
+    (e) => {
+      done = true;
+      error = e;
+    },
+  );
   const end = c.sched.now() + timeoutMs;
   while (!done && c.sched.now() < end) {
     if (!c.sched.step()) c.sched.runFor(1);
@@ -55,7 +67,10 @@ describe('read-index around a configuration change', () => {
       if (!reading && s.matches(REPREPARING)) {
         block = true;
         reading = c.replica(leader).readIndex(10_000);
-        reading.then(() => (readDone = true), () => (readDone = true));
+        reading.then(
+          () => (readDone = true),
+          () => (readDone = true),
+        );
       }
     });
     const change = c.replica(leader).changeConfiguration(keep);

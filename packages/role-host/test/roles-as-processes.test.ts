@@ -155,7 +155,11 @@ describe('roles as separate processes over NATS', () => {
     );
     await until(() => [r2, r3].every((r) => r.lines.some((l) => l.msg === 'replica started')), 60_000, 'r2 and r3');
     // r1's elector campaigns at once with a round above anything seen: r1's proposer process leads
-    await until(() => roles.proposer!.lines.some((l) => String(l.state).startsWith('leading')), 30_000, "r1's proposer to lead");
+    await until(
+      () => roles.proposer!.lines.some((l) => String(l.state).startsWith('leading')),
+      30_000,
+      "r1's proposer to lead",
+    );
 
     // writes through r2 and r3 are forwarded to r1 (its client-role process), chosen, executed by r1's learner
     // process; r1's client process serves RESP too (its commands go to r1's proposer process)

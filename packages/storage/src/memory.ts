@@ -37,7 +37,10 @@ export class MemoryStore implements AcceptorStore {
   async recover(): Promise<RecoveredState> {
     const s = this.state;
     return {
-      promised: s.promised, accepted: new Map(s.accepted), truncatedBelow: s.truncatedBelow, meta: new Map(s.meta),
+      promised: s.promised,
+      accepted: new Map(s.accepted),
+      truncatedBelow: s.truncatedBelow,
+      meta: new Map(s.meta),
       chosen: new Map(s.chosen),
     };
   }

@@ -2,7 +2,12 @@ import { Bus, type Env, type Rng, SimNetwork, type SimNetworkOptions, SimSchedul
 import { type AcceptorStore, type ReplicaId, type StateMachine, loadLatestValid } from '@decree/protocol';
 import { MemoryStore } from '@decree/storage/memory';
 import {
-  type CreateReplicaConfig, NotLeaderError, Replica, type ReplicaOptions, type RoleMachines, replayLocalLog,
+  type CreateReplicaConfig,
+  NotLeaderError,
+  Replica,
+  type ReplicaOptions,
+  type RoleMachines,
+  replayLocalLog,
 } from '@decree/replica';
 import { LogMachine } from './log-machine.ts';
 
@@ -71,14 +76,21 @@ export class SimCluster<SM extends StateMachine = LogMachine> {
     // like createReplica: start from the newest snapshot that verifies
     const snaps = this.opts.options?.makeSnapshotStore?.(id);
     const snap = snaps ? await loadLatestValid(snaps) : undefined;
-    if (snap) await node.sm.restore((async function* () { yield snap.data; })());
+    if (snap)
+      await node.sm.restore(
+        (async function* () {
+          yield snap.data;
+        })(),
+      );
     // like createReplica: local recovery first (the slots the replica's own log proves chosen)
     const replay = replayLocalLog(recovered, snap?.meta.slot ?? 0, node.sm);
     const machines = this.opts.machines?.(id);
     const replica = new Replica(
       {
         id,
-        configuration: { members: this.ids.includes(id) && this.initialMembers.includes(id) ? this.initialMembers : [] },
+        configuration: {
+          members: this.ids.includes(id) && this.initialMembers.includes(id) ? this.initialMembers : [],
+        },
         peers: this.ids,
         storage: node.store,
         stateMachine: node.sm,
@@ -200,6 +212,8 @@ export class SimCluster<SM extends StateMachine = LogMachine> {
   }
 }
 
-export async function simCluster<SM extends StateMachine = LogMachine>(opts: SimClusterOptions = {}): Promise<SimCluster<SM>> {
+export async function simCluster<SM extends StateMachine = LogMachine>(
+  opts: SimClusterOptions = {},
+): Promise<SimCluster<SM>> {
   return new SimCluster<SM>(opts).start();
 }

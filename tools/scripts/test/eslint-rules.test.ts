@@ -22,9 +22,21 @@ tester.run('decree/no-role-context-writes', decree.rules['no-role-context-writes
     { filename: `${root}packages/learner/src/learner.ts`, code: 'a.getSnapshot().context.x = 1;' },
   ],
   invalid: [
-    { filename: outside, code: 'learner.getSnapshot().context.snapshotRequested = true;', errors: [{ messageId: 'write' }] },
-    { filename: outside, code: 'const d = acceptor.getSnapshot().context; d.pending.push(r);', errors: [{ messageId: 'write' }] },
-    { filename: outside, code: 'const d = proposer.getSnapshot().context; d.stats.elections++;', errors: [{ messageId: 'write' }] },
+    {
+      filename: outside,
+      code: 'learner.getSnapshot().context.snapshotRequested = true;',
+      errors: [{ messageId: 'write' }],
+    },
+    {
+      filename: outside,
+      code: 'const d = acceptor.getSnapshot().context; d.pending.push(r);',
+      errors: [{ messageId: 'write' }],
+    },
+    {
+      filename: outside,
+      code: 'const d = proposer.getSnapshot().context; d.stats.elections++;',
+      errors: [{ messageId: 'write' }],
+    },
     { filename: outside, code: 'delete learner.getSnapshot().context.retained;', errors: [{ messageId: 'write' }] },
     { filename: outside, code: 'learner.getSnapshot().context.chosen.set(1, v);', errors: [{ messageId: 'write' }] },
   ],
@@ -55,11 +67,18 @@ describe('import boundaries (eslint.config.mjs)', () => {
   });
 
   it('protocol imports nothing of ours; a library imports no tool', async () => {
-    const p = await problems('packages/protocol/src/probe.ts', "import { Bus } from '@decree/bus';\nexport const b = Bus;\n");
+    const p = await problems(
+      'packages/protocol/src/probe.ts',
+      "import { Bus } from '@decree/bus';\nexport const b = Bus;\n",
+    );
     expect(p).toEqual([expect.stringMatching(/protocol imports nothing of ours/)]);
     const lib = "import { simulate } from '@decree/sim';\nexport const s = simulate;\n";
-    expect(await problems('packages/storage/src/probe.ts', lib)).toEqual([expect.stringMatching(/never imports a tool/)]);
+    expect(await problems('packages/storage/src/probe.ts', lib)).toEqual([
+      expect.stringMatching(/never imports a tool/),
+    ]);
     // tools may use libraries
-    expect(await problems('tools/sim/src/probe.ts', "import { Bus } from '@decree/bus';\nexport const b = Bus;\n")).toEqual([]);
+    expect(
+      await problems('tools/sim/src/probe.ts', "import { Bus } from '@decree/bus';\nexport const b = Bus;\n"),
+    ).toEqual([]);
   });
 });

@@ -17,7 +17,7 @@ describe('the scale scenario and its liveness check', () => {
     expect(r.links!.drops.full).toBe(0);
   }, 60_000);
 
-  it('names each replica\'s states and rounds when no leader is elected, and passes once one is', async () => {
+  it("names each replica's states and rounds when no leader is elected, and passes once one is", async () => {
     const c = new SimCluster({ n: 3, seed: 5 });
     await c.start();
     c.waitForLeader(5_000);

@@ -40,7 +40,10 @@ async function restart(n: number): Promise<void> {
       storage: new FileWalStore({ dir: join(dir, 'wal') }),
       stateMachine: sm,
       snapshots: new FileSnapshotStore(join(dir, 'snap')),
-      options: { snapshotter: { everySlots: 0, everyBytes: 8 << 20, truncateMargin: 0, keep: 2 }, elector: { electionTimeoutMinMs: 20, electionTimeoutMaxMs: 40 } },
+      options: {
+        snapshotter: { everySlots: 0, everyBytes: 8 << 20, truncateMargin: 0, keep: 2 },
+        elector: { electionTimeoutMinMs: 20, electionTimeoutMaxMs: 40 },
+      },
     });
   try {
     const sm1 = new KvMachine();
@@ -54,12 +57,15 @@ async function restart(n: number): Promise<void> {
       await r1.submitBatch(cmds);
     }
     const loadMs = ms(t0);
-    for (let i = 0; i < 500 && JSON.stringify(r1.snapshotter.getSnapshot().value) !== '{"running":"idle"}'; i++) await sleep(10);
+    for (let i = 0; i < 500 && JSON.stringify(r1.snapshotter.getSnapshot().value) !== '{"running":"idle"}'; i++)
+      await sleep(10);
     const executed = r1.executedSlot();
     const st = r1.statistics();
     const digest = sm1.digest();
     await r1.stop();
-    console.log(`loaded ${n} commands in ${(loadMs / 1000).toFixed(1)} s (${Math.round(n / (loadMs / 1000))} cmds/s), ${executed} slots, ${st.snapshots.saved} snapshots, newest at slot ${st.snapshots.latestSlot}, log truncated below ${st.snapshots.truncatedBelow}`);
+    console.log(
+      `loaded ${n} commands in ${(loadMs / 1000).toFixed(1)} s (${Math.round(n / (loadMs / 1000))} cmds/s), ${executed} slots, ${st.snapshots.saved} snapshots, newest at slot ${st.snapshots.latestSlot}, log truncated below ${st.snapshots.truncatedBelow}`,
+    );
 
     // the parts, measured apart
     let t = process.hrtime.bigint();
@@ -107,14 +113,35 @@ async function transfer(keys: number): Promise<void> {
   const restoreMs = ms(t);
 
   const addrs = new Map<string, PeerAddress>();
-  const t1 = await createTcpTransport({ self: 'r1', listen: { host: '127.0.0.1', port: 0 }, peers: (id) => addrs.get(id) });
-  const t2 = await createTcpTransport({ self: 'r2', listen: { host: '127.0.0.1', port: 0 }, peers: (id) => addrs.get(id) });
+  const t1 = await createTcpTransport({
+    self: 'r1',
+    listen: { host: '127.0.0.1', port: 0 },
+    peers: (id) => addrs.get(id),
+  });
+  const t2 = await createTcpTransport({
+    self: 'r2',
+    listen: { host: '127.0.0.1', port: 0 },
+    peers: (id) => addrs.get(id),
+  });
   addrs.set('r1', t1.address()!);
   addrs.set('r2', t2.address()!);
   // WINDOW=<chunks> CHUNK=<bytes> override the flow-control defaults (8 chunks of 256 KiB)
-  const flow = { ...(process.env.WINDOW ? { window: Number(process.env.WINDOW) } : {}), ...(process.env.CHUNK ? { chunkBytes: Number(process.env.CHUNK) } : {}) };
-  const common = { configuration: { members: ['r1', 'r2'] }, options: { snapshotter: { everySlots: 0, everyBytes: 0, ...flow } } };
-  const r1 = await createReplica({ id: 'r1', ...common, storage: new MemoryStore(), stateMachine: new KvMachine(), snapshots: store1, transport: t1 });
+  const flow = {
+    ...(process.env.WINDOW ? { window: Number(process.env.WINDOW) } : {}),
+    ...(process.env.CHUNK ? { chunkBytes: Number(process.env.CHUNK) } : {}),
+  };
+  const common = {
+    configuration: { members: ['r1', 'r2'] },
+    options: { snapshotter: { everySlots: 0, everyBytes: 0, ...flow } },
+  };
+  const r1 = await createReplica({
+    id: 'r1',
+    ...common,
+    storage: new MemoryStore(),
+    stateMachine: new KvMachine(),
+    snapshots: store1,
+    transport: t1,
+  });
   const sm2 = new KvMachine();
   const r2 = await createReplica({ id: 'r2', ...common, storage: new MemoryStore(), stateMachine: sm2, transport: t2 });
   await sleep(200);

@@ -27,7 +27,15 @@ function messageOfSize(size: number): Message {
   const small = size < 1000;
   const make = (n: number): Message =>
     small
-      ? { type: 'heartbeat', ring: 'ring0', from: 'A', to: 'B', ballot: { round: 7, leader: 'A' }, decidedUpTo: 123450, cookie: new Uint8Array(n).fill(7) }
+      ? {
+          type: 'heartbeat',
+          ring: 'ring0',
+          from: 'A',
+          to: 'B',
+          ballot: { round: 7, leader: 'A' },
+          decidedUpTo: 123450,
+          cookie: new Uint8Array(n).fill(7),
+        }
       : {
           type: 'accept',
           ring: 'ring0',
