@@ -6,3 +6,4 @@ export * from './submissions.ts';
 export * from './forwarding.ts';
 export * from './types.ts';
 export { statePath } from './stats.ts';
+export { untilDone } from './until-done.ts';

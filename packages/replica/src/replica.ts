@@ -6,7 +6,7 @@ import type { proposerMachine } from '@decree/proposer';
 import type { learnerMachine } from '@decree/learner';
 import type { electorMachine } from '@decree/elector';
 import type { configManagerMachine } from '@decree/config-manager';
-import { snapshotWritesDone, type snapshotterMachine } from '@decree/snapshotter';
+import type { snapshotterMachine } from '@decree/snapshotter';
 import { NotLeaderError, ReplicaStoppedError, StaleReplicaError } from './errors.ts';
 import type { LocalReplay } from './local-replay.ts';
 import { untilDone } from './until-done.ts';
@@ -343,6 +343,9 @@ export class Replica {
     this.stopTicking();
     for (const u of this.p.unregister) u();
     this.p.unregister = [];
+    // the snapshotter ends the store writes in flight before it is done: nothing is written into the
+    // directory after stop() returns
+    const snapshotterDone = untilDone(this.snapshotter);
     this.snapshotter.send({ type: 'stop' });
     // graceful: the acceptor writes what it took in but had not written, then stops (a crash: at once)
     const acceptorDone = untilDone(this.acceptor);
@@ -355,8 +358,7 @@ export class Replica {
     this.p.forwarder.stop(err);
     this.p.sm.onShutdown?.();
     if (!opts.keepStore) {
-      // a snapshot being written finishes first: nothing is written into the directory after stop() returns
-      await snapshotWritesDone(this.snapshotter.getSnapshot().context);
+      await snapshotterDone;
       await acceptorDone;
       await this.p.store.close();
     }

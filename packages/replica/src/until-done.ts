@@ -1,7 +1,7 @@
-import type { Actor } from 'xstate';
+import type { AnyActorRef } from 'xstate';
 
 /** Resolves when the actor reaches a final state (or stops, or fails). */
-export function untilDone(a: Actor<any>): Promise<void> {
+export function untilDone(a: AnyActorRef): Promise<void> {
   return new Promise((resolve) => {
     if (a.getSnapshot().status !== 'active') return resolve();
     const sub = a.subscribe({

@@ -16,8 +16,8 @@ import { acceptorMachine } from '@decree/acceptor';
 import { proposerMachine, type ProposerOptions } from '@decree/proposer';
 import { learnerMachine } from '@decree/learner';
 import { electorMachine, type ElectorOptions } from '@decree/elector';
-import { snapshotterMachine, snapshotWritesDone, type SnapshotterOptions } from '@decree/snapshotter';
-import { type BatchOutcome, Forwarder, NotLeaderError, Submitter } from '@decree/replica';
+import { snapshotterMachine, type SnapshotterOptions } from '@decree/snapshotter';
+import { type BatchOutcome, Forwarder, NotLeaderError, Submitter, untilDone } from '@decree/replica';
 import { configManagerMachine } from '@decree/config-manager';
 
 export type HostedRole = 'elector' | 'proposer' | 'acceptor' | 'learner' | 'snapshotter' | 'config-manager' | 'client';
@@ -71,23 +71,6 @@ export interface RoleHost {
    * the snapshotter (a snapshot being written finishes); then the caller may close the store.
    */
   stop(): Promise<void>;
-}
-
-/** Resolves when the actor reaches a final state (or stops, or fails). */
-function untilDone(a: AnyActorRef): Promise<void> {
-  return new Promise((resolve) => {
-    if (a.getSnapshot().status !== 'active') return resolve();
-    const sub = a.subscribe({
-      next: (snap: { status: string }) => {
-        if (snap.status !== 'active') {
-          sub.unsubscribe();
-          resolve();
-        }
-      },
-      error: () => resolve(),
-      complete: () => resolve(),
-    });
-  });
 }
 
 /**
@@ -202,13 +185,11 @@ export async function startRoleHost(o: RoleHostOptions): Promise<RoleHost> {
     async stop() {
       o.env.clock.clearTimeout(tick);
       unregister();
-      if (o.role === 'acceptor') {
+      // the acceptor writes what it took in, the snapshotter ends its store writes, then each is done
+      if (o.role === 'acceptor' || o.role === 'snapshotter') {
         const done = untilDone(a);
-        a.send({ type: 'stop', graceful: true });
+        a.send(o.role === 'acceptor' ? { type: 'stop', graceful: true } : { type: 'stop' });
         await done;
-      } else if (o.role === 'snapshotter') {
-        a.send({ type: 'stop' });
-        await snapshotWritesDone(a.getSnapshot().context);
       }
       a.stop();
     },

@@ -1,4 +1,4 @@
-import { assertEvent, setup } from 'xstate';
+import { assertEvent, fromPromise, setup } from 'xstate';
 import {
   type Configuration,
   type Message,
@@ -714,6 +714,10 @@ export const snapshotterMachine = setup({
     },
     hasQueued: ({ context: d }) => d.queued !== undefined,
   },
+  actors: {
+    /** the snapshot store writes started before the stop (no file is written after the machine is done) */
+    drain: fromPromise<void, SnapshotterData>(({ input }) => snapshotWritesDone(input)),
+  },
   actions: {
     /** how far the learner executed (its snap-executed, after each run of slots) */
     noteExecuted: ({ context: d, event }) => {
@@ -911,7 +915,7 @@ export const snapshotterMachine = setup({
         pause: { actions: 'pause' },
         resume: { actions: 'resume' },
         tick: { actions: 'tick' },
-        stop: { target: 'stopped', actions: 'stop' },
+        stop: { target: 'draining', actions: 'stop' },
       },
       states: {
         /** waiting for the next interval */
@@ -947,6 +951,10 @@ export const snapshotterMachine = setup({
           },
         },
       },
+    },
+    /** stopped: the store writes in flight end, then the machine is done */
+    draining: {
+      invoke: { src: 'drain', input: ({ context }) => context, onDone: 'stopped', onError: 'stopped' },
     },
     stopped: { type: 'final' },
   },
