@@ -64,15 +64,22 @@ function eventLabel(t: TransitionDef): string {
 }
 
 /** The Mermaid stateDiagram-v2 text of a machine definition. */
-export function mermaidOf(machine: { definition: unknown }): string {
+export function mermaidOf(machine: { definition: unknown; root?: unknown }): string {
   const root = machine.definition as StateDef;
   const rootId = root.id;
+  // eventless (`always`) transitions are on the state nodes, not in their definitions
+  const always = new Map<string, readonly TransitionDef[]>();
+  const collect = (n: { id: string; always?: readonly TransitionDef[]; states?: Record<string, unknown> }) => {
+    if (n.always?.length) always.set(n.id, n.always);
+    for (const c of Object.values(n.states ?? {})) collect(c as typeof n);
+  };
+  if (machine.root) collect(machine.root as Parameters<typeof collect>[0]);
   const lines: string[] = ['stateDiagram-v2'];
   const edges: string[] = [];
   const topLevel = Object.values(root.states);
 
   const addEdges = (from: string, s: StateDef, excludeSelfOf?: string) => {
-    for (const t of s.transitions) {
+    for (const t of [...s.transitions, ...(always.get(s.id) ?? [])]) {
       if (!t.target?.length) continue; // actions only: not a state change
       const g = guardName(t.guard);
       const label = `${eventLabel(t)}${g ? ` [${g}]` : ''}`.replace(/:/g, '∶');

@@ -443,6 +443,12 @@ export const learnerMachine = setup({
   },
   guards: {
     snapshotRequested: ({ context }) => context.snapshotRequest.requested,
+    /** chosen slots it lacks are asked of a peer (a catch-up request for a slot not yet executed) */
+    catchingUp: ({ context: d }) => d.decidedUpTo > d.executedUpTo && d.catchupAskedFor > d.executedUpTo,
+    /** a peer no longer holds the slots it misses: only a snapshot install can help */
+    needsSnapshot: ({ context: d }) => d.needsSnapshot !== null,
+    caughtUp: ({ context: d }) => !(d.decidedUpTo > d.executedUpTo && d.catchupAskedFor > d.executedUpTo),
+    snapshotNotNeeded: ({ context: d }) => d.needsSnapshot === null,
     /** an automatic snapshot the state machine refuses (RSL trySnapshot) */
     refuses: ({ context, event }) => {
       assertEvent(event, 'snap-take');
@@ -713,16 +719,37 @@ export const learnerMachine = setup({
     stop: '.stopped',
   },
   states: {
-    /** learning chosen values and executing them in slot order; catch-up of gaps from peers */
     learning: {
+      description: 'chosen values learned and executed in slot order',
+      initial: 'current',
       always: { guard: 'snapshotRequested', target: 'capturing' },
       on: {
         'snap-take': [{ guard: 'refuses', actions: 'sendRefused' }, { target: 'capturing' }],
         'snap-install': [{ guard: 'installBehind', actions: 'refuseBehind' }, { target: 'installing' }],
       },
+      states: {
+        current: {
+          description: 'executes chosen slots in order; nothing chosen is missing',
+          always: [
+            { guard: 'needsSnapshot', target: 'awaitingSnapshot' },
+            { guard: 'catchingUp', target: 'catchingUp' },
+          ],
+        },
+        catchingUp: {
+          description: 'chosen slots it lacks are fetched from peers (catchup-req, asked again at the interval)',
+          always: [
+            { guard: 'needsSnapshot', target: 'awaitingSnapshot' },
+            { guard: 'caughtUp', target: 'current' },
+          ],
+        },
+        awaitingSnapshot: {
+          description: 'the peers truncated what it misses - its snapshotter fetches a snapshot (snap-need)',
+          always: { guard: 'snapshotNotNeeded', target: 'current' },
+        },
+      },
     },
-    /** a copy of the state machine as of one slot is being read (nothing applied unless copy-on-call) */
     capturing: {
+      description: 'held - a copy of the state machine as of one slot is read, nothing applied meanwhile',
       entry: 'beginCapture',
       invoke: {
         src: 'readCopy',
@@ -731,8 +758,8 @@ export const learnerMachine = setup({
         onError: { target: 'learning', actions: ['sendSnapError', 'resume'] },
       },
     },
-    /** a snapshot from a peer replaces the state; the learner goes on at its slot + 1 */
     installing: {
+      description: 'a snapshot from a peer replaces the state - the learner goes on at its slot + 1',
       entry: 'beginInstall',
       invoke: {
         src: 'restore',

@@ -51,7 +51,7 @@ describe('learner: configuration changes', () => {
     });
     expect(h.actor.getSnapshot().value).toBe('installing');
     await new Promise((r) => setTimeout(r, 0)); // the state machine's restore resolves
-    expect(h.actor.getSnapshot().value).toBe('learning');
+    expect(h.actor.getSnapshot().value).toEqual({ learning: 'current' });
     expect(h.sent('snap-installed')).toEqual([expect.objectContaining({ seq: 7, ok: true })]);
     expect(h.ctx().executedUpTo).toBe(50);
     expect(h.ctx().config).toEqual({ epoch: 4, members: ['r3', 'r4', 'r5'], startSlot: 40 });

@@ -301,3 +301,42 @@ describe('learner: safety checks that stay on in production (issue #17)', () => 
     expect(h.sm.applied).toEqual([]);
   });
 });
+
+describe('learner: states (docs/statecharts/learner.md)', () => {
+  const value = (h: ReturnType<typeof learnerHarness>) => h.actor.getSnapshot().value;
+
+  it('learning.current → catchingUp while chosen slots are fetched → current once they are executed', () => {
+    const h = learnerHarness({ options: { catchupBatchSlots: 10 } });
+    h.feed(1, 2);
+    expect(value(h)).toEqual({ learning: 'current' });
+    h.actor.send(decide(b(1, 'r2'), 5)); // slots 3..5 chosen, none held here
+    expect(h.sent('catchup-req').map((r) => r.fromSlot)).toEqual([3]);
+    expect(value(h)).toEqual({ learning: 'catchingUp' });
+    const entries = [3, 4, 5].map((slot) => ({ slot, value: batch([`c${slot}`]) }));
+    h.actor.send(catchupRep('r2', entries, 5));
+    expect(h.ctx().executedUpTo).toBe(5);
+    expect(value(h)).toEqual({ learning: 'current' });
+  });
+
+  it('learning.awaitingSnapshot when the peers truncated what it misses, until a snapshot is installed', async () => {
+    const h = learnerHarness();
+    h.actor.send(decide(b(1, 'r2'), 30));
+    expect(value(h)).toEqual({ learning: 'catchingUp' });
+    h.actor.send(catchupRep('r2', [], 30, 20)); // r2 holds slots from 20 only
+    expect(h.sent('snap-need')).toEqual([expect.objectContaining({ peer: 'r2', below: 20 })]);
+    expect(value(h)).toEqual({ learning: 'awaitingSnapshot' });
+    h.actor.send({
+      type: 'snap-install',
+      ring: 'ring',
+      from: SELF,
+      to: SELF,
+      seq: 1,
+      slot: 30,
+      data: new Uint8Array(0),
+    });
+    expect(value(h)).toBe('installing');
+    await new Promise((r) => setTimeout(r, 0)); // the state machine's restore resolves
+    expect(h.ctx().executedUpTo).toBe(30);
+    expect(value(h)).toEqual({ learning: 'current' });
+  });
+});
