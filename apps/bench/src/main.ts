@@ -124,8 +124,14 @@ if (want('codec')) {
 }
 if (want('storage')) {
   progress.step('acceptor stores');
-  const { storageBench, formatTable } = await import('./storage.ts');
+  const { storageBench, formatTable, emulatedNvmRows } = await import('./storage.ts');
   const rows = await storageBench();
+  try {
+    // persistent memory EMULATED on /dev/shm (PMEM_IS_PMEM_FORCE=1): not durable across power loss
+    rows.push(...(await emulatedNvmRows()));
+  } catch (e) {
+    print(`» emulated NVM rows skipped: ${(e as Error).message.split('\n')[0]}`);
+  }
   out.storage = rows;
   md.push('## Acceptor stores', '', formatTable(rows), '');
   print(formatTable(rows));
