@@ -43,7 +43,10 @@ export interface PmemAddon {
 }
 
 export class PmemNotBuiltError extends Error {
-  constructor(readonly addonPath: string, cause?: unknown) {
+  constructor(
+    readonly addonPath: string,
+    cause?: unknown,
+  ) {
     super(
       `pmem addon not built (${addonPath} is missing or does not load): run \`node tools/scripts/build-native.mjs\` ` +
         `(needs g++, make and python3; libpmem-dev for the libpmem backend)`,

@@ -121,7 +121,10 @@ export interface RdmaAddon {
 }
 
 export class RdmaNotBuiltError extends Error {
-  constructor(readonly addonPath: string, cause?: unknown) {
+  constructor(
+    readonly addonPath: string,
+    cause?: unknown,
+  ) {
     super(
       `rdma-transport addon not built (${addonPath} is missing or does not load): run \`node tools/scripts/build-native.mjs rdma-transport\` ` +
         `(needs g++, make and python3; libibverbs-dev for the RDMA verbs backend)`,

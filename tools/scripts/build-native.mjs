@@ -14,7 +14,15 @@ import { dirname, join, relative } from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { existsSync } from 'node:fs';
-import { addonFiles, buildAddon, describeBackend, listAddons, probeAddon, readStamp, staleReason } from './native-addons.mjs';
+import {
+  addonFiles,
+  buildAddon,
+  describeBackend,
+  listAddons,
+  probeAddon,
+  readStamp,
+  staleReason,
+} from './native-addons.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const args = process.argv.slice(2);
@@ -27,7 +35,11 @@ const nodedir = process.env.DECREE_NODEDIR ?? '/usr';
 
 let nodeGyp;
 try {
-  nodeGyp = join(dirname(createRequire(join(root, 'package.json')).resolve('node-gyp/package.json')), 'bin', 'node-gyp.js');
+  nodeGyp = join(
+    dirname(createRequire(join(root, 'package.json')).resolve('node-gyp/package.json')),
+    'bin',
+    'node-gyp.js',
+  );
 } catch {
   nodeGyp = null;
 }
@@ -37,7 +49,11 @@ for (const addon of listAddons(nativeDir, only)) {
   const { name } = addon;
   let reason = null;
   if (staleOnly) {
-    reason = staleReason({ built: addonFiles(addon).every((f) => existsSync(f)), stamp: readStamp(addon), probe: probeAddon(addon) });
+    reason = staleReason({
+      built: addonFiles(addon).every((f) => existsSync(f)),
+      stamp: readStamp(addon),
+      probe: probeAddon(addon),
+    });
     if (reason === null) continue;
   }
   if (!nodeGyp) {
@@ -47,11 +63,15 @@ for (const addon of listAddons(nativeDir, only)) {
   }
   const r = buildAddon(addon, { nodeGyp, nodedir });
   if (r.ok) {
-    const verb = reason ? `rebuilt in ${r.seconds.toFixed(1)} s${describeBackend(r.probe)}: ${reason}` : `built in ${r.seconds.toFixed(1)} s${describeBackend(r.probe)}`;
+    const verb = reason
+      ? `rebuilt in ${r.seconds.toFixed(1)} s${describeBackend(r.probe)}: ${reason}`
+      : `built in ${r.seconds.toFixed(1)} s${describeBackend(r.probe)}`;
     console.log(`decree: native/${name}: ${verb}`);
   } else {
     failed++;
-    console.error(`decree: native/${name}: BUILD FAILED (exit ${r.status})${reason ? ` rebuilding it (${reason})` : ''}; the features that need it will report that it is not built.`);
+    console.error(
+      `decree: native/${name}: BUILD FAILED (exit ${r.status})${reason ? ` rebuilding it (${reason})` : ''}; the features that need it will report that it is not built.`,
+    );
     for (const l of r.errors) console.error(`  ${l}`);
     console.error(`  retry with: (cd ${relative(root, addon.dir)} && npx node-gyp rebuild --nodedir=${nodedir})`);
   }

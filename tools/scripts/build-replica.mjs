@@ -10,9 +10,10 @@
 //   node tools/scripts/build-replica.mjs --bench    # and apps/bench/dist/bench.mjs (what `npm run bench` runs)
 //   node apps/replica/dist/decree.mjs start --config cluster.json --id r1
 //
-// `npm run bench` builds it before the multi-process rows; `npm start` still runs from source.
+// `npm run bench` builds it before the multi-process rows, `npm run start:roles` before its 21
+// processes; `npm start` still runs from source.
 import { build } from 'esbuild';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -43,7 +44,9 @@ const keepSourceUrls = {
       const text = readFileSync(a.path, 'utf8');
       if (!text.includes('import.meta.')) return undefined;
       return {
-        contents: text.replaceAll('import.meta.url', JSON.stringify(pathToFileURL(a.path).href)).replaceAll('import.meta.dirname', JSON.stringify(dirname(a.path))),
+        contents: text
+          .replaceAll('import.meta.url', JSON.stringify(pathToFileURL(a.path).href))
+          .replaceAll('import.meta.dirname', JSON.stringify(dirname(a.path))),
         loader: 'ts',
       };
     });
@@ -63,7 +66,7 @@ export async function buildBench({ quiet = false } = {}) {
 
 async function bundle(entry, outfile, quiet) {
   const t0 = performance.now();
-  await build({
+  const out = await build({
     entryPoints: [entry],
     outfile,
     bundle: true,
@@ -78,7 +81,16 @@ async function bundle(entry, outfile, quiet) {
     // a CommonJS dependency inside the bundle may call require()
     banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
     plugins: [externalThirdParty, keepSourceUrls],
+    // written below, each file by rename: a process starting from the bundle while another build
+    // runs (npm run start:roles, the bench, tests in parallel) reads a whole file, old or new
+    write: false,
   });
+  for (const f of out.outputFiles) {
+    const tmp = `${f.path}.${process.pid}.tmp`;
+    mkdirSync(dirname(f.path), { recursive: true });
+    writeFileSync(tmp, f.contents);
+    renameSync(tmp, f.path);
+  }
   if (!quiet) console.error(`build-replica: ${relative(root, outfile)} in ${Math.round(performance.now() - t0)} ms`);
   return outfile;
 }

@@ -17,7 +17,14 @@ const program = new Command()
   .option('--hang-ms <n>', 'no progress for this long is a hang (ms)', '20000')
   .option('--list', 'list the targets and exit')
   .parse();
-const o = program.opts<{ minutes: string; target?: string; seed?: string; budgetMs: string; hangMs: string; list?: boolean }>();
+const o = program.opts<{
+  minutes: string;
+  target?: string;
+  seed?: string;
+  budgetMs: string;
+  hangMs: string;
+  list?: boolean;
+}>();
 
 if (o.list) {
   for (const t of TARGETS) console.log(`${t.name.padEnd(14)} ${t.what}`);
@@ -39,7 +46,9 @@ const perTargetMs = (minutes * 60_000) / targets.length;
 const roundMs = Math.min(perTargetMs, 60_000);
 let seed = o.seed !== undefined ? Number(o.seed) : Date.now() % 1_000_000_000;
 let failed = 0;
-console.log(`fuzzing ${targets.map((t) => t.name).join(', ')} for ${minutes} min (${Math.round(perTargetMs / 1000)} s each), first seed ${seed}`);
+console.log(
+  `fuzzing ${targets.map((t) => t.name).join(', ')} for ${minutes} min (${Math.round(perTargetMs / 1000)} s each), first seed ${seed}`,
+);
 for (const t of targets) {
   const end = Date.now() + perTargetMs;
   let runs = 0;
@@ -64,7 +73,9 @@ for (const t of targets) {
   const line = `${t.name.padEnd(14)} ${String(runs).padStart(10)} inputs in ${rounds} round(s), slowest input ${slowest} ms`;
   if (bad) {
     failed++;
-    console.log(`${line}  FAILED${bad.hung ? ' (hang)' : ''}\n  seed ${bad.seed}: ${bad.failure}\n  input: ${bad.counterexample ?? '?'}`);
+    console.log(
+      `${line}  FAILED${bad.hung ? ' (hang)' : ''}\n  seed ${bad.seed}: ${bad.failure}\n  input: ${bad.counterexample ?? '?'}`,
+    );
     console.log(`  reproduce: npm run fuzz -- --target ${t.name} --seed ${bad.seed} --minutes 1`);
   } else console.log(`${line}  ok`);
   for (const [k, n] of Object.entries(known)) console.log(`  known open finding, hit ${n} times: ${k}`);

@@ -84,7 +84,8 @@ export function staleReason({ built, stamp, probe }) {
     if (now?.found && !then?.found) return `${lib} appeared since it was built (${stamp.backend} backend)`;
     if (!now?.found && then?.found) return `${lib} is gone since it was built (${stamp.backend} backend)`;
   }
-  if (probe.forced && probe.forced !== stamp.forced) return `${probe.forced} is set now (${stamp.backend} backend before)`;
+  if (probe.forced && probe.forced !== stamp.forced)
+    return `${probe.forced} is set now (${stamp.backend} backend before)`;
   if (stamp.forced && !probe.forced) return `${stamp.forced} is no longer set (${stamp.backend} backend before)`;
   return `backend ${stamp.backend} -> ${probe.backend}`;
 }
@@ -93,10 +94,17 @@ export function staleReason({ built, stamp, probe }) {
 export function buildAddon(addon, { nodeGyp, nodedir, env = process.env }) {
   const probe = probeAddon(addon);
   const t0 = Date.now();
-  const r = spawnSync(process.execPath, [nodeGyp, 'rebuild', `--nodedir=${nodedir}`], { cwd: addon.dir, encoding: 'utf8', env });
+  const r = spawnSync(process.execPath, [nodeGyp, 'rebuild', `--nodedir=${nodedir}`], {
+    cwd: addon.dir,
+    encoding: 'utf8',
+    env,
+  });
   const seconds = (Date.now() - t0) / 1000;
   if (r.status !== 0 || !addonFiles(addon).every((f) => existsSync(f))) {
-    const errors = `${r.stdout ?? ''}${r.stderr ?? ''}`.split('\n').filter((l) => /error|Error|not found|No such/.test(l)).slice(-8);
+    const errors = `${r.stdout ?? ''}${r.stderr ?? ''}`
+      .split('\n')
+      .filter((l) => /error|Error|not found|No such/.test(l))
+      .slice(-8);
     return { ok: false, seconds, status: r.status ?? r.signal, errors, probe };
   }
   return { ok: true, seconds, stamp: writeStamp(addon, probe), probe };
@@ -105,7 +113,9 @@ export function buildAddon(addon, { nodeGyp, nodedir, env = process.env }) {
 /** "libpmem backend", or "mmap backend: libpmem not found", for the build line. */
 export function describeBackend(probe) {
   if (!probe) return '';
-  const missing = Object.entries(probe.libraries ?? {}).filter(([, v]) => !v?.found).map(([k]) => k);
+  const missing = Object.entries(probe.libraries ?? {})
+    .filter(([, v]) => !v?.found)
+    .map(([k]) => k);
   if (probe.forced) return ` (${probe.backend} backend: ${probe.forced})`;
   if (missing.length > 0) return ` (${probe.backend} backend: ${missing.join(', ')} not found)`;
   return ` (${probe.backend} backend)`;

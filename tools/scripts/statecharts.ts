@@ -42,9 +42,16 @@ interface StateDef {
 
 /** a target is a StateNode (its id) or, in JSON form, '#id' */
 const tid = (t: unknown): string => (typeof t === 'string' ? t.replace(/^#/, '') : (t as { id: string }).id);
-const mid = (id: string, rootId: string) => (id === rootId ? rootId : id.slice(rootId.length + 1)).replace(/[^A-Za-z0-9_]/g, '_');
+const mid = (id: string, rootId: string) =>
+  (id === rootId ? rootId : id.slice(rootId.length + 1)).replace(/[^A-Za-z0-9_]/g, '_');
 const guardName = (g: unknown): string | undefined =>
-  g === undefined ? undefined : typeof g === 'string' ? g : typeof g === 'function' ? g.name || 'guard' : (g as { type?: string }).type ?? 'guard';
+  g === undefined
+    ? undefined
+    : typeof g === 'string'
+      ? g
+      : typeof g === 'function'
+        ? g.name || 'guard'
+        : ((g as { type?: string }).type ?? 'guard');
 
 function eventLabel(t: TransitionDef): string {
   const e = t.eventType;

@@ -16,7 +16,9 @@ const missing = wanted.filter((p) => !installed(p));
 if (missing.length > 0) {
   const line = `apt-get install -y --no-install-recommends ${missing.join(' ')}`;
   if (process.getuid?.() !== 0) {
-    console.error(`decree: missing Debian packages for the tests: ${missing.join(', ')}\nrun as root:\n  apt-get update && ${line}`);
+    console.error(
+      `decree: missing Debian packages for the tests: ${missing.join(', ')}\nrun as root:\n  apt-get update && ${line}`,
+    );
     process.exit(1);
   }
   console.log(`decree: installing ${missing.join(' ')} with apt-get`);

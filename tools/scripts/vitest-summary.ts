@@ -12,7 +12,10 @@ export interface Counts {
   skipped: number;
 }
 
-export function countTests(modules: ReadonlyArray<TestModule>, unhandledErrors: ReadonlyArray<SerializedError>): Counts {
+export function countTests(
+  modules: ReadonlyArray<TestModule>,
+  unhandledErrors: ReadonlyArray<SerializedError>,
+): Counts {
   const c: Counts = { passed: 0, failed: 0, skipped: 0 };
   for (const mod of modules) {
     let failedHere = 0;

@@ -9,9 +9,14 @@ import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LOADS, freePort, procCpuSeconds, redisBenchmark } from './cluster.ts';
-import { type BenchRow, Latency } from './stats.ts';
+import { type BenchRow, Latency, skippedRow } from './stats.ts';
+import { type EnsureOptions, benchDep, ensureCommand } from './system-deps.ts';
 
-const have = (cmd: string) => spawnSync(cmd, ['--version']).status === 0;
+/** the names of the skip rows that stand for each baseline's runs */
+export const REDIS_BASELINE = 'redis-server (no replication): SET, GET -P 64 -c 50; SET 1 client unpipelined';
+export const ETCD_BASELINE = 'etcd, 3 members (HTTP gateway): 64 concurrent PUT clients; 1 client unpipelined';
+
+const firstLine = (e: unknown) => String((e as Error)?.message ?? e).split('\n')[0]!;
 
 async function waitFor(fn: () => Promise<boolean>, ms: number, what: string): Promise<void> {
   const end = Date.now() + ms;
@@ -36,40 +41,90 @@ function stopAll(ps: ChildProcess[]): Promise<void> {
   ).then(() => undefined);
 }
 
-export async function redisBaseline(n = 400_000, step?: (s: string) => void): Promise<BenchRow[]> {
-  if (!have('redis-server')) return [];
+/**
+ * redis-server under the same redis-benchmark loads as the cluster. Without redis-server (and no
+ * apt-get as root: system-deps.ts), or when it fails, a skip row says so.
+ */
+export async function redisBaseline(
+  n = 400_000,
+  step?: (s: string) => void,
+  deps: EnsureOptions = {},
+): Promise<BenchRow[]> {
+  const dep = ensureCommand(benchDep('redis-server'), deps);
+  if (!dep.ok) return [skippedRow(REDIS_BASELINE, dep.reason, 'baselines')];
   const port = await freePort();
-  const p = spawn('redis-server', ['--port', String(port), '--save', '', '--appendonly', 'no', '--bind', '127.0.0.1'], { stdio: 'ignore' });
+  const p = spawn('redis-server', ['--port', String(port), '--save', '', '--appendonly', 'no', '--bind', '127.0.0.1'], {
+    stdio: 'ignore',
+  });
+  p.on('error', () => {}); // reported by waitFor
+  const rows: BenchRow[] = [];
+  const named = () => rows.map((r) => ({ ...r, name: r.name.replace(/: (SET|GET)$/, ''), group: 'baselines' }));
   try {
-    await waitFor(async () => spawnSync('redis-cli', ['-p', String(port), 'ping'], { encoding: 'utf8' }).stdout.includes('PONG'), 10_000, 'redis-server');
+    await waitFor(
+      async () => spawnSync('redis-cli', ['-p', String(port), 'ping'], { encoding: 'utf8' }).stdout.includes('PONG'),
+      10_000,
+      'redis-server',
+    );
     const cpu = () => procCpuSeconds(p.pid);
-    const rows: BenchRow[] = [];
     step?.('redis-server: SET P64 c50');
-    rows.push(...(await redisBenchmark(port, LOADS.setPipelined(n), 'redis-server 7 (1 process, no replication, no fsync), SET -P 64 -c 50', cpu)));
+    rows.push(
+      ...(await redisBenchmark(
+        port,
+        LOADS.setPipelined(n),
+        'redis-server 7 (1 process, no replication, no fsync), SET -P 64 -c 50',
+        cpu,
+      )),
+    );
     step?.('redis-server: GET P64 c50');
     rows.push(...(await redisBenchmark(port, LOADS.getPipelined(n), 'redis-server, GET -P 64 -c 50', cpu)));
     step?.('redis-server: SET, 1 client unpipelined');
-    rows.push(...(await redisBenchmark(port, LOADS.setUnpipelined(10_000), 'redis-server, SET 1 client unpipelined', cpu)));
-    return rows.map((r) => ({ ...r, name: r.name.replace(/: (SET|GET)$/, ''), group: 'baselines' }));
+    rows.push(
+      ...(await redisBenchmark(port, LOADS.setUnpipelined(10_000), 'redis-server, SET 1 client unpipelined', cpu)),
+    );
+    return named();
+  } catch (e) {
+    return [...named(), skippedRow(REDIS_BASELINE, `redis-server failed: ${firstLine(e)}`, 'baselines')];
   } finally {
     await stopAll([p]);
   }
 }
 
 function put(agent: http.Agent, port: number, key: string, value: string): Promise<void> {
-  const body = JSON.stringify({ key: Buffer.from(key).toString('base64'), value: Buffer.from(value).toString('base64') });
+  const body = JSON.stringify({
+    key: Buffer.from(key).toString('base64'),
+    value: Buffer.from(value).toString('base64'),
+  });
   return new Promise((res, rej) => {
-    const req = http.request({ host: '127.0.0.1', port, path: '/v3/kv/put', method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (r) => {
-      r.resume();
-      r.on('end', () => (r.statusCode === 200 ? res() : rej(new Error(`etcd HTTP ${r.statusCode}`))));
-    });
+    const req = http.request(
+      {
+        host: '127.0.0.1',
+        port,
+        path: '/v3/kv/put',
+        method: 'POST',
+        agent,
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+      },
+      (r) => {
+        r.resume();
+        r.on('end', () => (r.statusCode === 200 ? res() : rej(new Error(`etcd HTTP ${r.statusCode}`))));
+      },
+    );
     req.on('error', rej);
     req.end(body);
   });
 }
 
-export async function etcdBaseline(seconds = 5, step?: (s: string) => void): Promise<BenchRow[]> {
-  if (!have('etcd')) return [];
+/**
+ * A 3-member etcd cluster under concurrent PUTs. Without etcd (Debian's etcd-server; installed as
+ * root: system-deps.ts), or when it fails, a skip row says so.
+ */
+export async function etcdBaseline(
+  seconds = 5,
+  step?: (s: string) => void,
+  deps: EnsureOptions = {},
+): Promise<BenchRow[]> {
+  const dep = ensureCommand(benchDep('etcd'), deps);
+  if (!dep.ok) return [skippedRow(ETCD_BASELINE, dep.reason, 'baselines')];
   const dir = mkdtempSync(join(tmpdir(), 'decree-etcd-'));
   const members: { name: string; client: number; peer: number }[] = [];
   for (let i = 1; i <= 3; i++) members.push({ name: `e${i}`, client: await freePort(), peer: await freePort() });
@@ -78,16 +133,34 @@ export async function etcdBaseline(seconds = 5, step?: (s: string) => void): Pro
     spawn(
       'etcd',
       [
-        '--name', m.name, '--data-dir', join(dir, m.name),
-        '--listen-client-urls', `http://127.0.0.1:${m.client}`, '--advertise-client-urls', `http://127.0.0.1:${m.client}`,
-        '--listen-peer-urls', `http://127.0.0.1:${m.peer}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${m.peer}`,
-        '--initial-cluster', initial, '--initial-cluster-state', 'new', '--initial-cluster-token', 'decree-bench', '--log-level', 'error',
+        '--name',
+        m.name,
+        '--data-dir',
+        join(dir, m.name),
+        '--listen-client-urls',
+        `http://127.0.0.1:${m.client}`,
+        '--advertise-client-urls',
+        `http://127.0.0.1:${m.client}`,
+        '--listen-peer-urls',
+        `http://127.0.0.1:${m.peer}`,
+        '--initial-advertise-peer-urls',
+        `http://127.0.0.1:${m.peer}`,
+        '--initial-cluster',
+        initial,
+        '--initial-cluster-state',
+        'new',
+        '--initial-cluster-token',
+        'decree-bench',
+        '--log-level',
+        'error',
       ],
       { stdio: 'ignore', env: { ...process.env, ETCD_UNSUPPORTED_ARCH: process.arch } },
     ),
   );
+  for (const p of procs) p.on('error', () => {}); // reported by waitFor
+  const rows: BenchRow[] = [];
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
   try {
-    const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
     const port = members[0]!.client;
     await waitFor(async () => (await put(agent, port, 'probe', 'x'), true), 30_000, 'etcd cluster');
     const cpu = () => procs.reduce((s, p) => s + procCpuSeconds(p.pid), 0);
@@ -125,12 +198,14 @@ export async function etcdBaseline(seconds = 5, step?: (s: string) => void): Pro
       };
     };
     step?.('etcd: 64 PUT clients');
-    const rows = [await run(64, 'etcd 3.4, 3 members (HTTP gateway), 64 concurrent PUT clients, 64-byte values')];
+    rows.push(await run(64, 'etcd 3.4, 3 members (HTTP gateway), 64 concurrent PUT clients, 64-byte values'));
     step?.('etcd: 1 client unpipelined');
     rows.push(await run(1, 'etcd 3 members, 1 client unpipelined PUT'));
-    agent.destroy();
     return rows;
+  } catch (e) {
+    return [...rows, skippedRow(ETCD_BASELINE, `etcd failed: ${firstLine(e)}`, 'baselines')];
   } finally {
+    agent.destroy();
     await stopAll(procs);
     rmSync(dir, { recursive: true, force: true });
   }

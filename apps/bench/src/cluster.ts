@@ -85,7 +85,9 @@ export interface ClusterHandle {
 let built: Promise<string> | undefined;
 /** Builds apps/replica/dist/decree.mjs once per bench process. */
 export function ensureReplicaBundle(): Promise<string> {
-  built ??= import(join(root, 'tools/scripts/build-replica.mjs')).then((m: { buildReplica: (o: { quiet: boolean }) => Promise<string> }) => m.buildReplica({ quiet: true }));
+  built ??= import(join(root, 'tools/scripts/build-replica.mjs')).then(
+    (m: { buildReplica: (o: { quiet: boolean }) => Promise<string> }) => m.buildReplica({ quiet: true }),
+  );
   return built;
 }
 
@@ -96,7 +98,8 @@ export async function startProcessCluster(o: ClusterOptions): Promise<ClusterHan
   if (runner === 'bundle' && !existsSync(entry)) throw new Error(`no replica bundle at ${entry}`);
   const dir = mkdtempSync(join(tmpdir(), 'decree-bench-'));
   const replicas: { id: string; host: string; port: number; clientPort: number }[] = [];
-  for (let i = 1; i <= 3; i++) replicas.push({ id: `r${i}`, host: '127.0.0.1', port: await freePort(), clientPort: await freePort() });
+  for (let i = 1; i <= 3; i++)
+    replicas.push({ id: `r${i}`, host: '127.0.0.1', port: await freePort(), clientPort: await freePort() });
   const cfg = {
     cluster: 'bench',
     dataDir: dir,
@@ -113,17 +116,24 @@ export async function startProcessCluster(o: ClusterOptions): Promise<ClusterHan
   const pids: Record<string, number> = {};
   let leader: string | undefined;
   let changes = -1;
-  const nodeArgs = [...(o.nodeFlags ?? []), ...(runner === 'bundle' ? [entry] : ['--conditions=source', '--import', 'tsx', entry])];
+  const nodeArgs = [
+    ...(o.nodeFlags ?? []),
+    ...(runner === 'bundle' ? [entry] : ['--conditions=source', '--import', 'tsx', entry]),
+  ];
   try {
     await Promise.all(
       replicas.map(
         (r) =>
           new Promise<void>((res, rej) => {
-            const c = spawn(process.execPath, [...nodeArgs, 'start', '--config', cfgPath, '--id', r.id, '--log-level', 'info'], {
-              cwd: root,
-              stdio: ['ignore', 'pipe', 'inherit'],
-              env: { ...process.env, ...o.env },
-            });
+            const c = spawn(
+              process.execPath,
+              [...nodeArgs, 'start', '--config', cfgPath, '--id', r.id, '--log-level', 'info'],
+              {
+                cwd: root,
+                stdio: ['ignore', 'pipe', 'inherit'],
+                env: { ...process.env, ...o.env },
+              },
+            );
             children.push(c);
             if (c.pid !== undefined) pids[r.id] = c.pid;
             let buf = '';
@@ -203,7 +213,8 @@ export function parseRedisBenchmark(text: string): RedisBenchResult[] {
     const rps = /throughput summary: ([\d.]+) requests per second/.exec(body);
     const percentiles: [number, number][] = [];
     const dist = body.split('Latency by percentile distribution:')[1]?.split('Cumulative distribution')[0] ?? '';
-    for (const m of dist.matchAll(/([\d.]+)% <= ([\d.]+) milliseconds/g)) percentiles.push([Number(m[1]), Number(m[2])]);
+    for (const m of dist.matchAll(/([\d.]+)% <= ([\d.]+) milliseconds/g))
+      percentiles.push([Number(m[1]), Number(m[2])]);
     if (!done || !rps) continue;
     out.push({ test, requests: Number(done[1]), seconds: Number(done[2]), rps: Number(rps[1]), percentiles });
   }
@@ -220,7 +231,12 @@ export function percentile(r: RedisBenchResult, p: number): number {
  * Runs redis-benchmark (one test per call, so CPU is per test) and turns its report into a row.
  * `cpu` reads the CPU seconds of the server processes (for CPU s per million ops).
  */
-export async function redisBenchmark(port: number, args: string[], label: string, cpu?: () => number): Promise<BenchRow[]> {
+export async function redisBenchmark(
+  port: number,
+  args: string[],
+  label: string,
+  cpu?: () => number,
+): Promise<BenchRow[]> {
   const c0 = cpu?.() ?? Number.NaN;
   const r = await run('redis-benchmark', ['-p', String(port), ...args], 300_000);
   const c1 = cpu?.() ?? Number.NaN;
@@ -242,7 +258,11 @@ export async function redisBenchmark(port: number, args: string[], label: string
 }
 
 /** Runs a command to completion without blocking the event loop (the progress bar keeps ticking). */
-function run(cmd: string, args: string[], timeoutMs: number): Promise<{ status: number | null; stdout: string; stderr: string }> {
+function run(
+  cmd: string,
+  args: string[],
+  timeoutMs: number,
+): Promise<{ status: number | null; stdout: string; stderr: string }> {
   return new Promise((res, rej) => {
     const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';

@@ -25,7 +25,11 @@ const head = { ring: 'ring-0', from: 'replica-1', to: 'replica-2' };
 export function benchMessages(): { name: string; msg: Message }[] {
   const accepted: Message = { type: 'accepted', ...head, ballot, slot: 123_456 };
   const promise: Message = {
-    type: 'promise', ...head, ballot, fromSlot: 1000, truncatedBelow: 900,
+    type: 'promise',
+    ...head,
+    ballot,
+    fromSlot: 1000,
+    truncatedBelow: 900,
     accepted: Array.from({ length: 10 }, (_, i) => ({
       slot: 1000 + i,
       ballot: { round: 6, leader: 'replica-3' },
@@ -33,8 +37,18 @@ export function benchMessages(): { name: string; msg: Message }[] {
     })),
   };
   const accept: Message = {
-    type: 'accept', ...head, ballot, slot: 123_457, decidedUpTo: 123_450,
-    value: { k: 'batch', origin: 'replica-1', inc: 3, firstId: 5000, cmds: Array.from({ length: 100 }, (_, i) => u8(64, i)) },
+    type: 'accept',
+    ...head,
+    ballot,
+    slot: 123_457,
+    decidedUpTo: 123_450,
+    value: {
+      k: 'batch',
+      origin: 'replica-1',
+      inc: 3,
+      firstId: 5000,
+      cmds: Array.from({ length: 100 }, (_, i) => u8(64, i)),
+    },
   };
   return [
     { name: 'Accepted (small)', msg: accepted },
@@ -47,7 +61,8 @@ export function benchMessages(): { name: string; msg: Message }[] {
 function withBuffers(x: unknown): unknown {
   if (x instanceof Uint8Array) return Buffer.from(x);
   if (Array.isArray(x)) return x.map(withBuffers);
-  if (typeof x === 'object' && x !== null) return Object.fromEntries(Object.entries(x).map(([k, v]) => [k, withBuffers(v)]));
+  if (typeof x === 'object' && x !== null)
+    return Object.fromEntries(Object.entries(x).map(([k, v]) => [k, withBuffers(v)]));
   return x;
 }
 
@@ -59,7 +74,13 @@ interface Codec {
 }
 
 // msgpackr exactly as packages/protocol/src/codec.ts configures it, without the validation step
-const packr = new Packr({ useRecords: false, moreTypes: false, variableMapSize: true, encodeUndefinedAsNil: true, skipValues: [undefined] } as ConstructorParameters<typeof Packr>[0]);
+const packr = new Packr({
+  useRecords: false,
+  moreTypes: false,
+  variableMapSize: true,
+  encodeUndefinedAsNil: true,
+  skipValues: [undefined],
+} as ConstructorParameters<typeof Packr>[0]);
 const unpackr = new Unpackr({ useRecords: false, moreTypes: false, mapsAsObjects: true });
 
 const CODECS: Codec[] = [
@@ -113,8 +134,11 @@ export async function codecBench(opts: { ms?: number; samples?: number } = {}): 
     CODECS.forEach((c, i) => {
       const ops = median(runs[i]!);
       rows.push({
-        message: name, codec: c.name, bytes: c.encode(values[i]).length,
-        opsPerSec: Math.round(ops), usPerOp: Number((1e6 / ops).toFixed(2)),
+        message: name,
+        codec: c.name,
+        bytes: c.encode(values[i]).length,
+        opsPerSec: Math.round(ops),
+        usPerOp: Number((1e6 / ops).toFixed(2)),
       });
     });
   }
@@ -126,14 +150,25 @@ export function formatRows(rows: Row[]): string {
   const lines = [['message', 'codec', 'bytes', 'round trips/s', 'µs/op', 'vs msgpack-lite']];
   for (const r of rows) {
     const base = rows.find((x) => x.message === r.message && x.codec === 'msgpack-lite')!;
-    lines.push([r.message, r.codec, String(r.bytes), r.opsPerSec.toLocaleString('en-US'), r.usPerOp.toFixed(2), `${(r.opsPerSec / base.opsPerSec).toFixed(2)}x`]);
+    lines.push([
+      r.message,
+      r.codec,
+      String(r.bytes),
+      r.opsPerSec.toLocaleString('en-US'),
+      r.usPerOp.toFixed(2),
+      `${(r.opsPerSec / base.opsPerSec).toFixed(2)}x`,
+    ]);
   }
   const widths = lines[0]!.map((_, i) => Math.max(...lines.map((l) => l[i]!.length)));
-  return lines.map((l) => l.map((c, i) => (i >= 2 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ')).join('\n');
+  return lines
+    .map((l) => l.map((c, i) => (i >= 2 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  '))
+    .join('\n');
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const rows = await codecBench();
-  console.log(`node ${process.version}, msgpackr vs msgpack-lite: encode+decode round trips per CPU second (median of ${process.env.CODEC_BENCH_SAMPLES ?? 3} samples)`);
+  console.log(
+    `node ${process.version}, msgpackr vs msgpack-lite: encode+decode round trips per CPU second (median of ${process.env.CODEC_BENCH_SAMPLES ?? 3} samples)`,
+  );
   console.log(formatRows(rows));
 }

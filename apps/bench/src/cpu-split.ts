@@ -15,7 +15,27 @@ try {
   await new Promise((r) => setTimeout(r, 1000));
   const cpu = procCpuTimes;
   const before = new Map(Object.entries(h.pids).map(([id, pid]) => [id, cpu(pid)]));
-  const out = execFileSync('redis-benchmark', ['-p', String(h.leaderPort), '-t', 'set', '-P', '64', '-c', '50', '-d', '64', '-n', String(n), '-r', '100000', '-q'], { stdio: ['ignore', 'pipe', 'ignore'] }).toString();
+  const out = execFileSync(
+    'redis-benchmark',
+    [
+      '-p',
+      String(h.leaderPort),
+      '-t',
+      'set',
+      '-P',
+      '64',
+      '-c',
+      '50',
+      '-d',
+      '64',
+      '-n',
+      String(n),
+      '-r',
+      '100000',
+      '-q',
+    ],
+    { stdio: ['ignore', 'pipe', 'ignore'] },
+  ).toString();
   console.log(out.trim().split('\r').pop());
   let total = 0;
   for (const [id, pid] of Object.entries(h.pids)) {
@@ -23,7 +43,9 @@ try {
     const [u0, s0] = before.get(id)!;
     const us = (x: number) => (x / n) * 1e6;
     total += us(u - u0 + s - s0);
-    console.log(`${id}${id === h.leaderId ? ' (leader)' : ''}: user ${us(u - u0).toFixed(2)} sys ${us(s - s0).toFixed(2)} µs/SET`);
+    console.log(
+      `${id}${id === h.leaderId ? ' (leader)' : ''}: user ${us(u - u0).toFixed(2)} sys ${us(s - s0).toFixed(2)} µs/SET`,
+    );
   }
   console.log(`all three: ${total.toFixed(2)} CPU µs/SET`);
 } finally {

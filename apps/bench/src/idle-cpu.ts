@@ -14,7 +14,9 @@ try {
   await new Promise((r) => setTimeout(r, 2000));
   const c0 = h.cpuSeconds();
   await new Promise((r) => setTimeout(r, seconds * 1000));
-  console.log(`${entry ?? 'current bundle'}: idle CPU of the 3 processes over ${seconds} s: ${(h.cpuSeconds() - c0).toFixed(2)} s`);
+  console.log(
+    `${entry ?? 'current bundle'}: idle CPU of the 3 processes over ${seconds} s: ${(h.cpuSeconds() - c0).toFixed(2)} s`,
+  );
 } finally {
   await h.stop();
 }

@@ -85,7 +85,8 @@ export async function inProcessBench(o: InProcessOptions = {}): Promise<InProces
   const cluster = await new LocalCluster({
     n: 3,
     ...(stores.makeStore ? { makeStore: stores.makeStore } : {}),
-    makeStateMachine: () => (o.machine === 'noop' ? new NoopMachine() : new KvMachine(group ? { shareGroup: group } : {})),
+    makeStateMachine: () =>
+      o.machine === 'noop' ? new NoopMachine() : new KvMachine(group ? { shareGroup: group } : {}),
     options: {
       proposer: { maxInflightSlots: o.maxInflightSlots ?? 16, maxBatchCmds: o.maxBatchCmds ?? 8192 },
       learner: { retainSlots: 1024 },
@@ -148,7 +149,11 @@ export async function inProcessBench(o: InProcessOptions = {}): Promise<InProces
 /** One client, one command at a time: the latency floor of the in-process engine. */
 export async function inProcessLatencyBench(
   o: {
-    seconds?: number; instrument?: Instrument; name?: string; store?: 'memory' | 'wal'; stages?: boolean;
+    seconds?: number;
+    instrument?: Instrument;
+    name?: string;
+    store?: 'memory' | 'wal';
+    stages?: boolean;
     /** the WAL's sync mode (store 'wal') */
     walSync?: 'dsync' | 'fdatasync';
   } = {},
@@ -189,7 +194,9 @@ export async function inProcessLatencyBench(
   return {
     group: 'engine',
     ...(tracker ? { stages: tracker.rows() } : {}),
-    name: o.name ?? `in-process engine, 3 replicas, ${o.store === 'wal' ? 'file WAL' : 'memory stores'}, 1 client, no pipelining${tracker ? ', stage tap on' : ''}`,
+    name:
+      o.name ??
+      `in-process engine, 3 replicas, ${o.store === 'wal' ? 'file WAL' : 'memory stores'}, 1 client, no pipelining${tracker ? ', stage tap on' : ''}`,
     ops,
     seconds: secs,
     opsPerSec: ops / secs,

@@ -36,7 +36,9 @@ if (process.argv[2] === 'echo') {
   });
   lat.sort((a, b) => a - b);
   const pct = (p: number) => lat[Math.min(N - 1, Math.floor((N * p) / 100))]!.toFixed(3);
-  console.log(`loopback round trip, 100 B, ${N} one at a time: p50 ${pct(50)} ms, p99 ${pct(99)} ms, p99.9 ${pct(99.9)} ms`);
+  console.log(
+    `loopback round trip, 100 B, ${N} one at a time: p50 ${pct(50)} ms, p99 ${pct(99)} ms, p99.9 ${pct(99.9)} ms`,
+  );
   c.destroy();
   child.kill();
 }

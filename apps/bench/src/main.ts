@@ -5,7 +5,8 @@
  *   codec      MessagePack codecs
  *   storage    acceptor stores (group commit)
  *   cluster    3 replica processes loaded by redis-benchmark: TCP + file WAL, TCP + pmem log, NATS + file WAL
- *   baselines  redis-server (no replication) and a 3-member etcd, under the same loads
+ *   baselines  redis-server (no replication) and a 3-member etcd, under the same loads (installed with
+ *              apt-get as root, BENCH_INSTALL=0 aside; else a "skipped: … not installed" row)
  * and `tracing` and `recovery` (only when named). Select parts with `npm run bench -- engine cluster` (default: all
  * but tracing). A progress bar runs on stderr; the tables go to stdout, and to BENCH_OUT (default
  * .bench-out/) as results.json, results.md, results.svg (chart) and results.png (when chromium is
@@ -41,7 +42,10 @@ const commit = (() => {
     return undefined;
   }
 })();
-const load = () => loadavg().map((x) => x.toFixed(2)).join(' ');
+const load = () =>
+  loadavg()
+    .map((x) => x.toFixed(2))
+    .join(' ');
 const out: Record<string, unknown> = {
   date: new Date().toISOString(),
   commit,
@@ -129,7 +133,8 @@ if (want('storage')) {
 
 if (want('cluster')) {
   const { haveRedisBenchmark, processClusterBench, ensureReplicaBundle } = await import('./cluster.ts');
-  if (!haveRedisBenchmark()) print('» skipping multi-process rows: redis-benchmark not found (apt-get install redis-tools)');
+  if (!haveRedisBenchmark())
+    print('» skipping multi-process rows: redis-benchmark not found (apt-get install redis-tools)');
   else {
     progress.step('building the replica bundle (tools/scripts/build-replica.mjs)');
     await ensureReplicaBundle();
@@ -155,7 +160,12 @@ if (want('cluster')) {
     }
     out.cluster = rows;
     all.push(...rows);
-    md.push('## 3 replica processes (3-way replication, durable stores), redis-benchmark against the leader', '', table(rows), '');
+    md.push(
+      '## 3 replica processes (3-way replication, durable stores), redis-benchmark against the leader',
+      '',
+      table(rows),
+      '',
+    );
     print(table(rows));
   }
 }
@@ -163,7 +173,10 @@ if (want('cluster')) {
 if (want('baselines')) {
   const { redisBaseline, etcdBaseline } = await import('./baselines.ts');
   const step = (s: string) => progress.step(s);
-  const rows = [...(await redisBaseline(n, step)), ...(await etcdBaseline(Math.min(seconds, 5), step))];
+  // a missing server is installed as root (apt-get, tools/scripts/system-deps.json "bench"), else its row says "skipped: …"
+  const deps = { log: print };
+  const rows = [...(await redisBaseline(n, step, deps)), ...(await etcdBaseline(Math.min(seconds, 5), step, deps))];
+  for (const r of rows) if (r.skipped) print(`» ${r.name.split(':')[0]} skipped: ${r.skipped}`);
   out.baselines = rows;
   all.push(...rows);
   md.push('## Baselines in the same run: redis-server (no replication) and a 3-member etcd', '', table(rows), '');
@@ -195,16 +208,38 @@ if (wantNamed('recovery')) {
 const find = (re: RegExp) => all.find((r) => re.test(r.name));
 const targets: { target: string; figure: string; met: boolean | undefined }[] = [];
 const engineRow = find(/^in-process engine, 3 replicas, memory stores, \d+-byte SET, 8×1024 pipelined$/);
-if (engineRow) targets.push({ target: 'in-process 3-replica engine ≥ 1,000,000 ops/s', figure: `${Math.round(engineRow.opsPerSec).toLocaleString('en-US')} ops/s`, met: engineRow.opsPerSec >= 1e6 });
+if (engineRow)
+  targets.push({
+    target: 'in-process 3-replica engine ≥ 1,000,000 ops/s',
+    figure: `${Math.round(engineRow.opsPerSec).toLocaleString('en-US')} ops/s`,
+    met: engineRow.opsPerSec >= 1e6,
+  });
 const setRow = find(/^3 processes, TCP, file WAL, SET -P 64 -c 50$/);
-if (setRow) targets.push({ target: '3 processes (TCP, file WAL): ≥ 300,000 SET/s, redis-benchmark -t set -P 64 -c 50 -d 64', figure: `${Math.round(setRow.opsPerSec).toLocaleString('en-US')} SET/s`, met: setRow.opsPerSec >= 300_000 });
+if (setRow)
+  targets.push({
+    target: '3 processes (TCP, file WAL): ≥ 300,000 SET/s, redis-benchmark -t set -P 64 -c 50 -d 64',
+    figure: `${Math.round(setRow.opsPerSec).toLocaleString('en-US')} SET/s`,
+    met: setRow.opsPerSec >= 300_000,
+  });
 const oneRow = find(/^3 processes, TCP, file WAL, SET 1 client unpipelined$/);
 if (oneRow) {
-  targets.push({ target: '1 client unpipelined: p50 ≤ 0.5 ms', figure: `p50 ${oneRow.p50ms.toFixed(3)} ms`, met: oneRow.p50ms <= 0.5 });
-  targets.push({ target: '1 client unpipelined: p99 ≤ 2 ms', figure: `p99 ${oneRow.p99ms.toFixed(3)} ms`, met: oneRow.p99ms <= 2 });
+  targets.push({
+    target: '1 client unpipelined: p50 ≤ 0.5 ms',
+    figure: `p50 ${oneRow.p50ms.toFixed(3)} ms`,
+    met: oneRow.p50ms <= 0.5,
+  });
+  targets.push({
+    target: '1 client unpipelined: p99 ≤ 2 ms',
+    figure: `p99 ${oneRow.p99ms.toFixed(3)} ms`,
+    met: oneRow.p99ms <= 2,
+  });
 }
 if (targets.length) {
-  const t = ['| target (issue #9) | this run | met |', '|---|---:|---|', ...targets.map((x) => `| ${x.target} | ${x.figure} | ${x.met ? 'yes' : 'no'} |`)].join('\n');
+  const t = [
+    '| target (issue #9) | this run | met |',
+    '|---|---:|---|',
+    ...targets.map((x) => `| ${x.target} | ${x.figure} | ${x.met ? 'yes' : 'no'} |`),
+  ].join('\n');
   out.targets = targets;
   md.push('## Targets', '', t, '');
   print(t);
@@ -214,5 +249,11 @@ out.loadAtEnd = load();
 md.push(`Load average at the end: ${out.loadAtEnd}`, '');
 progress.finish();
 mkdirSync(outDir, { recursive: true });
-const files = await writeReport(outDir, out, md, all, `Decree ${commit ?? ''} — ${String(out.date).slice(0, 16).replace('T', ' ')} UTC, load ${out.loadAtStart} → ${out.loadAtEnd}`);
+const files = await writeReport(
+  outDir,
+  out,
+  md,
+  all,
+  `Decree ${commit ?? ''} — ${String(out.date).slice(0, 16).replace('T', ' ')} UTC, load ${out.loadAtStart} → ${out.loadAtEnd}`,
+);
 console.error(`» wrote ${files.join(', ')}`);

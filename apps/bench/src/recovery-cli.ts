@@ -23,5 +23,7 @@ if (which.length === 0 || which.includes('restart')) {
 }
 if (which.length === 0 || which.includes('kills')) {
   const k = await leaderKills({ kills: num('--kills', 20), log });
-  console.log(`leader kill -9 x${k.kills}: no-write window p50 ${(k.p50 / 1000).toFixed(2)} s, max ${(k.max / 1000).toFixed(2)} s (${k.noLeaderMs.map((x) => Math.round(x)).join(', ')} ms)`);
+  console.log(
+    `leader kill -9 x${k.kills}: no-write window p50 ${(k.p50 / 1000).toFixed(2)} s, max ${(k.max / 1000).toFixed(2)} s (${k.noLeaderMs.map((x) => Math.round(x)).join(', ')} ms)`,
+  );
 }

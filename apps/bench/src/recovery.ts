@@ -29,7 +29,9 @@ export function resp(port: number, args: readonly string[], timeoutMs = 1000): P
       s.destroy();
       rej(new Error('timeout'));
     }, timeoutMs);
-    s.on('connect', () => s.write(`*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`));
+    s.on('connect', () =>
+      s.write(`*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`),
+    );
     s.on('data', (d) => {
       buf += d.toString('latin1');
       const nl = buf.indexOf('\r\n');
@@ -38,7 +40,11 @@ export function resp(port: number, args: readonly string[], timeoutMs = 1000): P
       if (buf[0] === '$' && Number(buf.slice(1, nl)) >= 0 && buf.length < nl + 2 + Number(buf.slice(1, nl)) + 2) return;
       clearTimeout(t);
       s.destroy();
-      res(buf[0] === '$' && Number(buf.slice(1, nl)) >= 0 ? buf.slice(nl + 2, nl + 2 + Number(buf.slice(1, nl))) : buf.slice(0, nl));
+      res(
+        buf[0] === '$' && Number(buf.slice(1, nl)) >= 0
+          ? buf.slice(nl + 2, nl + 2 + Number(buf.slice(1, nl)))
+          : buf.slice(0, nl),
+      );
     });
     s.on('error', (e) => {
       clearTimeout(t);
@@ -114,7 +120,11 @@ interface Launcher {
 
 /** `npm start`'s launcher with its own data dir and ports; resolves once the three replicas are ready. */
 async function launch(env: Record<string, string>): Promise<Launcher> {
-  const child = spawn(process.execPath, [join(root, 'tools/scripts/start-local.mjs')], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [join(root, 'tools/scripts/start-local.mjs')], {
+    cwd: root,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const l: Launcher = { child, ready: new Map(), leader: undefined, lines: [] };
   let buf = '';
   child.stdout!.on('data', (d: Buffer) => {
@@ -161,7 +171,9 @@ export interface RestartResult {
 }
 
 /** Ctrl-C after a redis-benchmark run and `npm start` again: how soon it serves, and what it kept. */
-export async function restartAfterLoad(o: { sets?: number; storage?: 'wal' | 'pmem'; log?: (s: string) => void } = {}): Promise<RestartResult> {
+export async function restartAfterLoad(
+  o: { sets?: number; storage?: 'wal' | 'pmem'; log?: (s: string) => void } = {},
+): Promise<RestartResult> {
   const log = o.log ?? (() => {});
   const sets = o.sets ?? 1_000_000;
   const dir = mkdtempSync(join(tmpdir(), 'decree-restart-bench-'));
@@ -175,8 +187,16 @@ export async function restartAfterLoad(o: { sets?: number; storage?: 'wal' | 'pm
     };
     if (o.storage === 'pmem') {
       mkdirSync(env.DECREE_DATA, { recursive: true });
-      const replicas = [1, 2, 3].map((i) => ({ id: `r${i}`, host: '127.0.0.1', port: Number(env.DECREE_BASE_PORT) + i - 1, clientPort: Number(env.DECREE_CLIENT_PORT) + i - 1 }));
-      writeFileSync(join(env.DECREE_DATA, 'cluster.json'), JSON.stringify({ cluster: 'local', dataDir: env.DECREE_DATA, storage: 'pmem', transport: 'tcp', replicas }));
+      const replicas = [1, 2, 3].map((i) => ({
+        id: `r${i}`,
+        host: '127.0.0.1',
+        port: Number(env.DECREE_BASE_PORT) + i - 1,
+        clientPort: Number(env.DECREE_CLIENT_PORT) + i - 1,
+      }));
+      writeFileSync(
+        join(env.DECREE_DATA, 'cluster.json'),
+        JSON.stringify({ cluster: 'local', dataDir: env.DECREE_DATA, storage: 'pmem', transport: 'tcp', replicas }),
+      );
     }
     let l = await launch(env);
     const ports = [...l.ready.values()].map((r) => r.port);
@@ -185,14 +205,36 @@ export async function restartAfterLoad(o: { sets?: number; storage?: 'wal' | 'pm
     const leaderPort = l.ready.get(l.leader ?? 'r1')!.port;
     log(`redis-benchmark: ${sets} SETs against ${l.leader} (port ${leaderPort})`);
     const t0 = performance.now();
-    const rb = spawnSync('redis-benchmark', ['-p', String(leaderPort), '-t', 'set', '-d', '64', '-P', '64', '-c', '50', '-n', String(sets), '-r', '100000', '-q'], { encoding: 'utf8', timeout: 600_000 });
+    const rb = spawnSync(
+      'redis-benchmark',
+      [
+        '-p',
+        String(leaderPort),
+        '-t',
+        'set',
+        '-d',
+        '64',
+        '-P',
+        '64',
+        '-c',
+        '50',
+        '-n',
+        String(sets),
+        '-r',
+        '100000',
+        '-q',
+      ],
+      { encoding: 'utf8', timeout: 600_000 },
+    );
     const secs = (performance.now() - t0) / 1000;
     if (rb.status !== 0) throw new Error(`redis-benchmark failed: ${rb.stderr || rb.stdout}`);
     log(`redis-benchmark: ${rb.stdout.trim().split('\r').pop()!.trim()}`);
     // marker keys, each acknowledged before the stop
     const markers = 2000;
     for (let i = 0; i < markers; i += 100) {
-      const batch = Array.from({ length: 100 }, (_, j) => resp(leaderPort, ['SET', `marker:${i + j}`, `v${i + j}`], 10_000));
+      const batch = Array.from({ length: 100 }, (_, j) =>
+        resp(leaderPort, ['SET', `marker:${i + j}`, `v${i + j}`], 10_000),
+      );
       const got = await Promise.all(batch);
       if (got.some((g) => g !== '+OK')) throw new Error(`marker SET not acknowledged: ${got.find((g) => g !== '+OK')}`);
     }
@@ -206,7 +248,11 @@ export async function restartAfterLoad(o: { sets?: number; storage?: 'wal' | 'pm
     const firstWriteMs = await firstWrite(ports, 'after-restart', 120_000);
     let lost = 0;
     for (let i = 0; i < markers; i += 100) {
-      const got = await Promise.all(Array.from({ length: 100 }, (_, j) => resp(ports[(i / 100) % 3]!, ['GET', `marker:${i + j}`], 10_000).catch(() => 'ERR')));
+      const got = await Promise.all(
+        Array.from({ length: 100 }, (_, j) =>
+          resp(ports[(i / 100) % 3]!, ['GET', `marker:${i + j}`], 10_000).catch(() => 'ERR'),
+        ),
+      );
       got.forEach((g, j) => {
         if (g !== `v${i + j}`) lost++;
       });
@@ -215,13 +261,25 @@ export async function restartAfterLoad(o: { sets?: number; storage?: 'wal' | 'pm
     const replayed: string[] = [];
     for (const id of ['r1', 'r2', 'r3']) {
       const text = readFileSync(join(env.DECREE_DATA, 'logs', `${id}.log`), 'utf8');
-      const last = text.split('\n').filter((x) => x.includes('replayed slots')).at(-1);
+      const last = text
+        .split('\n')
+        .filter((x) => x.includes('replayed slots'))
+        .at(-1);
       if (last) {
         const j = JSON.parse(last) as { msg: string; commands: number; ms: number };
         replayed.push(`${id}: ${j.msg} (${j.commands} commands in ${j.ms} ms)`);
       }
     }
-    return { sets, setsPerSec: sets / secs, walBytesBefore, firstWriteMs, readyMs: lastReady - t1, markers, markersLost: lost, replayed };
+    return {
+      sets,
+      setsPerSec: sets / secs,
+      walBytesBefore,
+      firstWriteMs,
+      readyMs: lastReady - t1,
+      markers,
+      markersLost: lost,
+      replayed,
+    };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -249,12 +307,30 @@ export async function leaderKills(o: { kills?: number; log?: (s: string) => void
   try {
     const ids = ['r1', 'r2', 'r3'];
     const replicas: { id: string; host: string; port: number; clientPort: number }[] = [];
-    for (const id of ids) replicas.push({ id, host: '127.0.0.1', port: await freePort(), clientPort: await freePort() });
+    for (const id of ids)
+      replicas.push({ id, host: '127.0.0.1', port: await freePort(), clientPort: await freePort() });
     const cfgPath = join(dir, 'cluster.json');
-    writeFileSync(cfgPath, JSON.stringify({ cluster: 'killbench', dataDir: join(dir, 'data'), storage: 'wal', transport: 'tcp', replicas }));
+    writeFileSync(
+      cfgPath,
+      JSON.stringify({ cluster: 'killbench', dataDir: join(dir, 'data'), storage: 'wal', transport: 'tcp', replicas }),
+    );
     const port = (id: string) => replicas.find((r) => r.id === id)!.clientPort;
     const start = async (id: string) => {
-      const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', join(root, 'apps/replica/src/cli.ts'), 'start', '--config', cfgPath, '--id', id], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(
+        process.execPath,
+        [
+          '--conditions=source',
+          '--import',
+          'tsx',
+          join(root, 'apps/replica/src/cli.ts'),
+          'start',
+          '--config',
+          cfgPath,
+          '--id',
+          id,
+        ],
+        { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
+      );
       procs.set(id, { id, child });
       await new Promise<void>((res, rej) => {
         let buf = '';
@@ -284,7 +360,9 @@ export async function leaderKills(o: { kills?: number; log?: (s: string) => void
     let loading = true;
     const load = (async () => {
       for (let i = 0; loading; i++) {
-        await Promise.allSettled(ids.filter((id) => procs.has(id)).map((id) => resp(port(id), ['SET', `bg:${i % 100}`, String(i)], 500)));
+        await Promise.allSettled(
+          ids.filter((id) => procs.has(id)).map((id) => resp(port(id), ['SET', `bg:${i % 100}`, String(i)], 500)),
+        );
         await sleep(5);
       }
     })();
@@ -302,7 +380,9 @@ export async function leaderKills(o: { kills?: number; log?: (s: string) => void
       procs.delete(leader);
       const ms = await firstWrite(ids.filter((id) => id !== leader).map(port), `after-kill-${k}`, 60_000);
       noLeaderMs.push(performance.now() - t0);
-      log(`kill ${k + 1}/${kills}: ${leader} killed; a write committed again after ${Math.round(performance.now() - t0)} ms (probe ${Math.round(ms)} ms)`);
+      log(
+        `kill ${k + 1}/${kills}: ${leader} killed; a write committed again after ${Math.round(performance.now() - t0)} ms (probe ${Math.round(ms)} ms)`,
+      );
       await exited;
       await start(leader);
     }
@@ -315,4 +395,3 @@ export async function leaderKills(o: { kills?: number; log?: (s: string) => void
     rmSync(dir, { recursive: true, force: true });
   }
 }
-

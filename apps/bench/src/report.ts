@@ -16,7 +16,14 @@ interface Bar {
 }
 
 /** A horizontal bar chart on a log10 axis; returns the SVG fragment and its height. */
-function barPanel(title: string, bars: Bar[], y0: number, width: number, unit: string, legend?: { color: string; text: string }[]): { svg: string; height: number } {
+function barPanel(
+  title: string,
+  bars: Bar[],
+  y0: number,
+  width: number,
+  unit: string,
+  legend?: { color: string; text: string }[],
+): { svg: string; height: number } {
   const labelW = 470;
   const plotW = width - labelW - 110;
   const barH = 14;
@@ -25,14 +32,17 @@ function barPanel(title: string, bars: Bar[], y0: number, width: number, unit: s
   if (all.length === 0) return { svg: '', height: 0 };
   const lo = Math.pow(10, Math.floor(Math.log10(Math.min(...all))));
   const hi = Math.pow(10, Math.ceil(Math.log10(Math.max(...all))));
-  const x = (v: number) => labelW + (Math.log10(Math.max(v, lo)) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo)) * plotW;
+  const x = (v: number) =>
+    labelW + ((Math.log10(Math.max(v, lo)) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo))) * plotW;
   const out: string[] = [];
   let y = y0;
   out.push(`<text x="10" y="${y + 16}" font-size="15" font-weight="bold">${esc(title)}</text>`);
   if (legend) {
     let lx = width - 20 - legend.length * 140;
     for (const l of legend) {
-      out.push(`<rect x="${lx}" y="${y + 5}" width="12" height="12" fill="${l.color}"/><text x="${lx + 16}" y="${y + 15}" font-size="11">${esc(l.text)}</text>`);
+      out.push(
+        `<rect x="${lx}" y="${y + 5}" width="12" height="12" fill="${l.color}"/><text x="${lx + 16}" y="${y + 15}" font-size="11">${esc(l.text)}</text>`,
+      );
       lx += 140;
     }
   }
@@ -40,11 +50,15 @@ function barPanel(title: string, bars: Bar[], y0: number, width: number, unit: s
   const top = y;
   for (const b of bars) {
     const h = b.values.length * barH + (b.values.length - 1) * 2;
-    out.push(`<text x="${labelW - 8}" y="${y + h / 2 + 4}" font-size="11" text-anchor="end">${esc(b.label.length > 80 ? `${b.label.slice(0, 77)}…` : b.label)}</text>`);
+    out.push(
+      `<text x="${labelW - 8}" y="${y + h / 2 + 4}" font-size="11" text-anchor="end">${esc(b.label.length > 80 ? `${b.label.slice(0, 77)}…` : b.label)}</text>`,
+    );
     b.values.forEach((v, i) => {
       const yy = y + i * (barH + 2);
       if (!(v.v > 0) || !Number.isFinite(v.v)) return;
-      out.push(`<rect x="${labelW}" y="${yy}" width="${Math.max(1, x(v.v) - labelW).toFixed(1)}" height="${barH}" fill="${v.color}"/>`);
+      out.push(
+        `<rect x="${labelW}" y="${yy}" width="${Math.max(1, x(v.v) - labelW).toFixed(1)}" height="${barH}" fill="${v.color}"/>`,
+      );
       out.push(`<text x="${(x(v.v) + 4).toFixed(1)}" y="${yy + barH - 3}" font-size="10">${esc(v.text)}</text>`);
     });
     y += h + gap;
@@ -53,7 +67,14 @@ function barPanel(title: string, bars: Bar[], y0: number, width: number, unit: s
   for (let d = lo; d <= hi * 1.0001; d *= 10) {
     const xx = x(d).toFixed(1);
     out.push(`<line x1="${xx}" y1="${top - 4}" x2="${xx}" y2="${y}" stroke="#ccc" stroke-dasharray="2,3"/>`);
-    const tick = unit === 'ops/s' ? (d >= 1e6 ? `${d / 1e6} M` : d >= 1e3 ? `${d / 1e3} K` : String(d)) : `${Number(d.toPrecision(1))} ${unit}`;
+    const tick =
+      unit === 'ops/s'
+        ? d >= 1e6
+          ? `${d / 1e6} M`
+          : d >= 1e3
+            ? `${d / 1e3} K`
+            : String(d)
+        : `${Number(d.toPrecision(1))} ${unit}`;
     out.push(`<text x="${xx}" y="${y + 12}" font-size="10" text-anchor="middle" fill="#555">${tick}</text>`);
   }
   return { svg: out.join('\n'), height: y + 22 - y0 };
@@ -61,11 +82,26 @@ function barPanel(title: string, bars: Bar[], y0: number, width: number, unit: s
 
 export function chartSvg(rows: readonly BenchRow[], title: string): string {
   const width = 1200;
-  const thr = rows.filter((r) => r.opsPerSec > 0 && Number.isFinite(r.opsPerSec) && (r.group === 'engine' || r.group === 'cluster' || r.group === 'baselines'));
+  const thr = rows.filter(
+    (r) =>
+      r.skipped === undefined &&
+      r.opsPerSec > 0 &&
+      Number.isFinite(r.opsPerSec) &&
+      (r.group === 'engine' || r.group === 'cluster' || r.group === 'baselines'),
+  );
   const lat = thr.filter((r) => /unpipelined|no pipelining|1 client/i.test(r.name) && r.p50ms > 0);
   const p1 = barPanel(
     'Throughput (ops/s, log scale)',
-    thr.map((r) => ({ label: r.name, values: [{ v: r.opsPerSec, color: COLORS[r.group ?? ''] ?? '#555', text: Math.round(r.opsPerSec).toLocaleString('en-US') }] })),
+    thr.map((r) => ({
+      label: r.name,
+      values: [
+        {
+          v: r.opsPerSec,
+          color: COLORS[r.group ?? ''] ?? '#555',
+          text: Math.round(r.opsPerSec).toLocaleString('en-US'),
+        },
+      ],
+    })),
     50,
     width,
     'ops/s',
@@ -113,7 +149,10 @@ export async function svgToPng(svgPath: string, pngPath: string): Promise<boolea
   } catch {
     return false;
   }
-  const browser = await pw.chromium.launch({ executablePath: exe, args: ['--headless', '--no-sandbox', '--disable-gpu'] });
+  const browser = await pw.chromium.launch({
+    executablePath: exe,
+    args: ['--headless', '--no-sandbox', '--disable-gpu'],
+  });
   try {
     const page = await browser.newPage();
     const { readFileSync } = await import('node:fs');
@@ -129,9 +168,18 @@ export async function svgToPng(svgPath: string, pngPath: string): Promise<boolea
   }
 }
 
-export async function writeReport(dir: string, out: Record<string, unknown>, md: string[], rows: readonly BenchRow[], title: string): Promise<string[]> {
+export async function writeReport(
+  dir: string,
+  out: Record<string, unknown>,
+  md: string[],
+  rows: readonly BenchRow[],
+  title: string,
+): Promise<string[]> {
   const files = [join(dir, 'results.json'), join(dir, 'results.md'), join(dir, 'results.svg')];
-  writeFileSync(files[0]!, JSON.stringify(out, (_k, v) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2));
+  writeFileSync(
+    files[0]!,
+    JSON.stringify(out, (_k, v) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2),
+  );
   writeFileSync(files[1]!, md.join('\n'));
   writeFileSync(files[2]!, chartSvg(rows, title));
   try {

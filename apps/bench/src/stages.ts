@@ -117,9 +117,22 @@ export class StageTracker {
         return;
       }
       case 'accept': {
-        if (m.from !== this.leader || m.slot <= this.maxAcceptSlot || m.value.k !== 'batch' || m.value.origin !== this.leader) return;
+        if (
+          m.from !== this.leader ||
+          m.slot <= this.maxAcceptSlot ||
+          m.value.k !== 'batch' ||
+          m.value.origin !== this.leader
+        )
+          return;
         this.maxAcceptSlot = m.slot;
-        this.slots.set(m.slot, { firstId: m.value.firstId, n: m.value.cmds.length, tAccept: now, acks: 0, tDurable: 0, tChosen: 0 });
+        this.slots.set(m.slot, {
+          firstId: m.value.firstId,
+          n: m.value.cmds.length,
+          tAccept: now,
+          acks: 0,
+          tDurable: 0,
+          tChosen: 0,
+        });
         this.slotsSeen++;
         return;
       }
@@ -208,6 +221,8 @@ export function stageTable(rows: readonly StageRow[]): string {
     '| stage | this stage p50 ms | p99 ms | since received p50 ms | p99 ms |',
     '|---|---:|---:|---:|---:|',
     `| received | | | 0 | 0 |`,
-    ...rows.map((r) => `| ${r.stage}: ${r.description} | ${f(r.p50ms)} | ${f(r.p99ms)} | ${f(r.cumP50ms)} | ${f(r.cumP99ms)} |`),
+    ...rows.map(
+      (r) => `| ${r.stage}: ${r.description} | ${f(r.p50ms)} | ${f(r.p99ms)} | ${f(r.cumP50ms)} | ${f(r.cumP99ms)} |`,
+    ),
   ].join('\n');
 }

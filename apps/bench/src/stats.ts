@@ -2,7 +2,11 @@ import * as hdr from 'hdr-histogram-js';
 
 /** A latency recorder in microseconds (HdrHistogram) reporting milliseconds. */
 export class Latency {
-  private h = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 });
+  private h = hdr.build({
+    lowestDiscernibleValue: 1,
+    highestTrackableValue: 60_000_000,
+    numberOfSignificantValueDigits: 3,
+  });
   record(ms: number, count = 1): void {
     this.h.recordValueWithCount(Math.max(1, Math.round(ms * 1000)), count);
   }
@@ -28,16 +32,36 @@ export interface BenchRow {
   command?: string;
   /** the part of the suite: engine, cluster, baselines */
   group?: string;
+  /** not measured, and why (the table says "skipped: …"; the chart leaves it out) */
+  skipped?: string;
+}
+
+/** A row that stands for runs that did not happen, so the table says so instead of dropping them. */
+export function skippedRow(name: string, reason: string, group?: string): BenchRow {
+  return {
+    name,
+    ops: 0,
+    seconds: 0,
+    opsPerSec: 0,
+    p50ms: 0,
+    p99ms: 0,
+    p999ms: 0,
+    cpuSecPerMillion: 0,
+    skipped: reason,
+    ...(group ? { group } : {}),
+  };
 }
 
 export function table(rows: readonly BenchRow[]): string {
-  const head = '| benchmark | ops/s | p50 ms | p99 ms | p99.9 ms | CPU s / M ops | ops | note |\n|---|---:|---:|---:|---:|---:|---:|---|';
+  const head =
+    '| benchmark | ops/s | p50 ms | p99 ms | p99.9 ms | CPU s / M ops | ops | note |\n|---|---:|---:|---:|---:|---:|---:|---|';
   const fmt = (n: number, d = 2) => (Number.isFinite(n) ? n.toFixed(d) : '-');
   return [
     head,
-    ...rows.map(
-      (r) =>
-        `| ${r.name} | ${Math.round(r.opsPerSec).toLocaleString('en-US')} | ${fmt(r.p50ms, 3)} | ${fmt(r.p99ms, 3)} | ${fmt(r.p999ms, 3)} | ${fmt(r.cpuSecPerMillion)} | ${r.ops.toLocaleString('en-US')} | ${r.note ?? ''} |`,
+    ...rows.map((r) =>
+      r.skipped !== undefined
+        ? `| ${r.name} | skipped: ${r.skipped} | - | - | - | - | - | ${r.note ?? ''} |`
+        : `| ${r.name} | ${Math.round(r.opsPerSec).toLocaleString('en-US')} | ${fmt(r.p50ms, 3)} | ${fmt(r.p99ms, 3)} | ${fmt(r.p999ms, 3)} | ${fmt(r.cpuSecPerMillion)} | ${r.ops.toLocaleString('en-US')} | ${r.note ?? ''} |`,
     ),
   ].join('\n');
 }

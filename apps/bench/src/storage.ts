@@ -45,7 +45,14 @@ function makeStore(kind: StoreKind, dir: string, n: number): AcceptorStore {
   }
 }
 
-async function runOne(kind: StoreKind, recordBytes: number, appenders: number, durationMs: number, dir: string, n: number): Promise<StorageBenchRow> {
+async function runOne(
+  kind: StoreKind,
+  recordBytes: number,
+  appenders: number,
+  durationMs: number,
+  dir: string,
+  n: number,
+): Promise<StorageBenchRow> {
   const store = makeStore(kind, dir, n);
   await store.recover();
   const payload = new Uint8Array(recordBytes).fill(7);
@@ -63,7 +70,12 @@ async function runOne(kind: StoreKind, recordBytes: number, appenders: number, d
       return;
     }
     const s = slot++;
-    const rec: StoreRecord = { t: 'accept', slot: s, ballot: { round: 1, leader: 'bench' }, value: { k: 'batch', origin: 'bench', inc: 1, firstId: s, cmds: [payload] } };
+    const rec: StoreRecord = {
+      t: 'accept',
+      slot: s,
+      ballot: { round: 1, leader: 'bench' },
+      value: { k: 'batch', origin: 'bench', inc: 1, firstId: s, cmds: [payload] },
+    };
     store.append([rec], (err) => {
       if (err) failure = err;
       else {

@@ -78,7 +78,12 @@ const MODES: Mode[] = [
 ];
 
 /** One run of one load under one tracing mode; the note says how many spans were exported. */
-async function runMode(mode: Mode, load: 'pipelined' | 'single', seconds: number, sinkUrl: string | undefined): Promise<BenchRow> {
+async function runMode(
+  mode: Mode,
+  load: 'pipelined' | 'single',
+  seconds: number,
+  sinkUrl: string | undefined,
+): Promise<BenchRow> {
   const name = `${load === 'pipelined' ? '8 × 1024 pipelined SET' : '1 client, one SET at a time'}: ${mode.label}`;
   let counter: CountingExporter | undefined;
   let sdk: ReturnType<typeof registerTracing> | undefined;
@@ -95,7 +100,10 @@ async function runMode(mode: Mode, load: 'pipelined' | 'single', seconds: number
     };
   }
   try {
-    const row = load === 'pipelined' ? await inProcessBench({ seconds, instrument, name }) : await inProcessLatencyBench({ seconds, instrument, name });
+    const row =
+      load === 'pipelined'
+        ? await inProcessBench({ seconds, instrument, name })
+        : await inProcessLatencyBench({ seconds, instrument, name });
     if (sdk && counter) {
       await sdk.forceFlush().catch(() => undefined);
       const perSec = counter.spans / row.seconds;

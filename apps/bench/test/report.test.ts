@@ -39,9 +39,26 @@ describe('redis-benchmark report', () => {
 });
 
 describe('outputs', () => {
-  const row = (name: string, group: string, ops: number): BenchRow => ({ name, group, ops: 1, seconds: 1, opsPerSec: ops, p50ms: 0.5, p99ms: 2, p999ms: 3, cpuSecPerMillion: 1 });
+  const row = (name: string, group: string, ops: number): BenchRow => ({
+    name,
+    group,
+    ops: 1,
+    seconds: 1,
+    opsPerSec: ops,
+    p50ms: 0.5,
+    p99ms: 2,
+    p999ms: 3,
+    cpuSecPerMillion: 1,
+  });
   it('the chart has a bar per row and the unpipelined rows in the latency panel', () => {
-    const svg = chartSvg([row('engine <pipelined>', 'engine', 1e6), row('3 processes, SET 1 client unpipelined', 'cluster', 900), row('etcd', 'baselines', 4000)], 'title');
+    const svg = chartSvg(
+      [
+        row('engine <pipelined>', 'engine', 1e6),
+        row('3 processes, SET 1 client unpipelined', 'cluster', 900),
+        row('etcd', 'baselines', 4000),
+      ],
+      'title',
+    );
     expect(svg.startsWith('<svg')).toBe(true);
     expect(svg).toContain('engine &lt;pipelined&gt;');
     expect(svg).toContain('1,000,000');
@@ -65,8 +82,16 @@ describe('latency by stage', () => {
   it('a bus tap attributes every stage of pipelined batches', async () => {
     const r = await inProcessBench({ seconds: 0.5, clients: 2, pipeline: 64, stages: true });
     expect(r.ops).toBeGreaterThan(0);
-    expect(r.stages!.map((s) => s.stage)).toEqual(['to proposer', 'accept sent', 'durable', 'chosen', 'applied', 'replied']);
-    for (const s of r.stages!) for (const v of [s.p50ms, s.p99ms, s.cumP50ms, s.cumP99ms]) expect(Number.isFinite(v)).toBe(true);
+    expect(r.stages!.map((s) => s.stage)).toEqual([
+      'to proposer',
+      'accept sent',
+      'durable',
+      'chosen',
+      'applied',
+      'replied',
+    ]);
+    for (const s of r.stages!)
+      for (const v of [s.p50ms, s.p99ms, s.cumP50ms, s.cumP99ms]) expect(Number.isFinite(v)).toBe(true);
     // time since received only grows along the path; these four stages are recorded for the same commands
     const cum = r.stages!.slice(1, 5).map((s) => s.cumP50ms);
     expect([...cum].sort((a, b) => a - b)).toEqual(cum);

@@ -10,23 +10,61 @@ export const DECREE_VERSION = '0.1.0';
 
 /** Every command the server answers (COMMAND COUNT / COMMAND LIST). */
 export const COMMAND_NAMES: readonly string[] = [
-  'get', 'mget', 'exists', 'dbsize', 'scan', 'type', 'ttl', 'pttl',
-  'set', 'mset', 'del', 'incr', 'decr', 'incrby', 'decrby', 'cas', 'casnx',
-  'decree', 'decree.session', 'decree.slot', 'decree.fastread',
-  'readonly', 'readwrite', 'auth', 'hello', 'ping', 'echo', 'quit', 'select', 'info', 'client', 'config', 'command',
+  'get',
+  'mget',
+  'exists',
+  'dbsize',
+  'scan',
+  'type',
+  'ttl',
+  'pttl',
+  'set',
+  'mset',
+  'del',
+  'incr',
+  'decr',
+  'incrby',
+  'decrby',
+  'cas',
+  'casnx',
+  'decree',
+  'decree.session',
+  'decree.slot',
+  'decree.fastread',
+  'readonly',
+  'readwrite',
+  'auth',
+  'hello',
+  'ping',
+  'echo',
+  'quit',
+  'select',
+  'info',
+  'client',
+  'config',
+  'command',
 ];
 
 export const CLIENT_HELP: readonly string[] = [
   'CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:',
-  'ID', '    Return the ID of the current connection.',
-  'INFO', '    Return information about the current client connection.',
-  'LIST', '    Return information about client connections.',
-  'GETNAME', '    Return the name of the current connection.',
-  'SETNAME <connection-name>', '    Assign the name <connection-name> to the current connection.',
-  'SETINFO <option> <value>', '    Set client meta attr (LIB-NAME or LIB-VER).',
-  'NO-EVICT (ON|OFF)', '    Accepted; no effect (this server evicts nothing).',
-  'NO-TOUCH (ON|OFF)', '    Accepted; no effect.',
-  'HELP', '    Print this help.',
+  'ID',
+  '    Return the ID of the current connection.',
+  'INFO',
+  '    Return information about the current client connection.',
+  'LIST',
+  '    Return information about client connections.',
+  'GETNAME',
+  '    Return the name of the current connection.',
+  'SETNAME <connection-name>',
+  '    Assign the name <connection-name> to the current connection.',
+  'SETINFO <option> <value>',
+  '    Set client meta attr (LIB-NAME or LIB-VER).',
+  'NO-EVICT (ON|OFF)',
+  '    Accepted; no effect (this server evicts nothing).',
+  'NO-TOUCH (ON|OFF)',
+  '    Accepted; no effect.',
+  'HELP',
+  '    Print this help.',
 ];
 
 /**
@@ -121,7 +159,11 @@ export function infoText(wanted: readonly string[], f: InfoFacts): string {
   const pick = SECTIONS.filter((s) => all || w.includes(s));
   const blocks: string[] = [];
   const block = (title: string, fields: [string, unknown][]) =>
-    blocks.push([`# ${title}`, ...fields.map(([k, v]) => `${k}:${typeof v === 'object' ? JSON.stringify(v) : String(v)}`)].join('\r\n'));
+    blocks.push(
+      [`# ${title}`, ...fields.map(([k, v]) => `${k}:${typeof v === 'object' ? JSON.stringify(v) : String(v)}`)].join(
+        '\r\n',
+      ),
+    );
   for (const s of pick) {
     if (s === 'server')
       block('Server', [

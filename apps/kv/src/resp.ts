@@ -54,7 +54,8 @@ export class RespMap {
   constructor(readonly entries: [RespValue, RespValue][]) {}
   /** the value of the first entry whose key is the string or bulk `key` */
   get(key: string): RespValue | undefined {
-    for (const [k, v] of this.entries) if ((typeof k === 'string' || Buffer.isBuffer(k)) && k.toString() === key) return v;
+    for (const [k, v] of this.entries)
+      if ((typeof k === 'string' || Buffer.isBuffer(k)) && k.toString() === key) return v;
     return undefined;
   }
 }
@@ -270,7 +271,8 @@ abstract class RespInput {
       this.want = len + 2;
       return undefined;
     }
-    if (this.buf[this.pos + len] !== CR || this.buf[this.pos + len + 1] !== LF) this.fail('expected CRLF after a bulk string');
+    if (this.buf[this.pos + len] !== CR || this.buf[this.pos + len + 1] !== LF)
+      this.fail('expected CRLF after a bulk string');
     const b = this.buf.subarray(this.pos, this.pos + len);
     this.pos += len + 2;
     this.want = 0;
@@ -358,7 +360,10 @@ export class RespCommandParser extends RespInput {
       if (this.bulkLen < 0) {
         if (this.pos >= this.end) break;
         const t = this.buf[this.pos]!;
-        if (t !== 0x24 /* '$' */) this.fail(`expected '$', got '${t >= 32 && t < 127 ? String.fromCharCode(t) : `\\x${t.toString(16).padStart(2, '0')}`}'`);
+        if (t !== 0x24 /* '$' */)
+          this.fail(
+            `expected '$', got '${t >= 32 && t < 127 ? String.fromCharCode(t) : `\\x${t.toString(16).padStart(2, '0')}`}'`,
+          );
         const len = this.numberLine('invalid bulk length', 'too big bulk count string');
         if (len === undefined) break;
         if (typeof len === 'bigint' || len < 0 || len > L.maxBulkLength) this.fail('invalid bulk length');
@@ -396,7 +401,8 @@ export class RespCommandParser extends RespInput {
 }
 
 const isSpace = (c: number) => c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0b || c === 0x0c || c === 0x0d;
-const hexVal = (c: number) => (c >= 0x30 && c <= 0x39 ? c - 0x30 : c >= 0x61 && c <= 0x66 ? c - 0x57 : c >= 0x41 && c <= 0x46 ? c - 0x37 : -1);
+const hexVal = (c: number) =>
+  c >= 0x30 && c <= 0x39 ? c - 0x30 : c >= 0x61 && c <= 0x66 ? c - 0x57 : c >= 0x41 && c <= 0x46 ? c - 0x37 : -1;
 
 /**
  * Redis's sdssplitargs on bytes: words separated by spaces; "double quotes" with \n \r \t \b \a \xHH
@@ -607,12 +613,20 @@ export class RespDecoder extends RespInput {
             this.body = t === 0x24 ? Body.Bulk : t === 0x21 ? Body.BlobError : Body.Verbatim;
             continue;
           }
-        } else if (t === 0x2a /* * */ || t === 0x25 /* % */ || t === 0x7e /* ~ */ || t === 0x3e /* > */ || t === 0x7c /* | */) {
+        } else if (
+          t === 0x2a /* * */ ||
+          t === 0x25 /* % */ ||
+          t === 0x7e /* ~ */ ||
+          t === 0x3e /* > */ ||
+          t === 0x7c /* | */
+        ) {
           const n = this.numberLine('invalid multibulk length', 'too big mbulk count string');
           if (n === undefined) break;
           const nilOk = t === 0x2a;
-          if (typeof n === 'bigint' || n < (nilOk ? -1 : 0) || n > L.maxArrayElements) this.fail('invalid multibulk length');
-          const kind: Aggregate = t === 0x2a ? 'array' : t === 0x25 ? 'map' : t === 0x7e ? 'set' : t === 0x3e ? 'push' : 'attr';
+          if (typeof n === 'bigint' || n < (nilOk ? -1 : 0) || n > L.maxArrayElements)
+            this.fail('invalid multibulk length');
+          const kind: Aggregate =
+            t === 0x2a ? 'array' : t === 0x25 ? 'map' : t === 0x7e ? 'set' : t === 0x3e ? 'push' : 'attr';
           // a map's or attribute's count is of pairs; an attribute then wraps the one value after it
           const items = kind === 'map' ? 2 * n : kind === 'attr' ? 2 * n + 1 : n;
           if (n === -1) v = null;
@@ -644,7 +658,9 @@ export class RespDecoder extends RespInput {
           if (!BIG_RE.test(s)) this.fail('invalid big number');
           v = new RespBigNumber(BigInt(s));
         } else {
-          this.fail(`invalid type byte '${t >= 32 && t < 127 ? String.fromCharCode(t) : `\\x${t.toString(16).padStart(2, '0')}`}'`);
+          this.fail(
+            `invalid type byte '${t >= 32 && t < 127 ? String.fromCharCode(t) : `\\x${t.toString(16).padStart(2, '0')}`}'`,
+          );
         }
       }
       // place v: into the innermost open aggregate, closing the aggregates it completes
@@ -669,7 +685,11 @@ export class RespDecoder extends RespInput {
 const CRLF = Buffer.from('\r\n');
 const oneLine = (s: string) => s.replace(/[\r\n]+/g, ' ');
 const asBuffer = (b: Uint8Array | string): Buffer =>
-  typeof b === 'string' ? Buffer.from(b, 'utf8') : Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+  typeof b === 'string'
+    ? Buffer.from(b, 'utf8')
+    : Buffer.isBuffer(b)
+      ? b
+      : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
 
 export const NIL_BULK: Buffer = Buffer.from('$-1\r\n');
 export const NIL_ARRAY: Buffer = Buffer.from('*-1\r\n');
@@ -796,7 +816,8 @@ export class RespWriter {
     return this.ascii('\r\n');
   }
   integer(n: number | bigint): this {
-    if (typeof n === 'number' && !Number.isSafeInteger(n)) throw new RangeError(`RESP integer must be an integer: ${n}`);
+    if (typeof n === 'number' && !Number.isSafeInteger(n))
+      throw new RangeError(`RESP integer must be an integer: ${n}`);
     return this.ascii(`:${n}\r\n`);
   }
   bulk(b: Uint8Array | string | null): this {
@@ -842,7 +863,8 @@ export class RespWriter {
   /** `=len\r\nfmt:text` with a 3-letter format such as `txt` (RESP2: a bulk string of the text) */
   verbatim(format: string, text: Uint8Array | string): this {
     if (this.proto !== 3) return this.bulk(text);
-    if (!/^[\x21-\x7e]{3}$/.test(format) || format.includes(':')) throw new RangeError(`bad verbatim format: ${format}`);
+    if (!/^[\x21-\x7e]{3}$/.test(format) || format.includes(':'))
+      throw new RangeError(`bad verbatim format: ${format}`);
     return this.lengthPrefixed('=', Buffer.concat([Buffer.from(`${format}:`, 'latin1'), asBuffer(text)]));
   }
   value(v: RespValue | Uint8Array): this {

@@ -19,8 +19,11 @@ export interface KvBackend {
   execute(commands: readonly Uint8Array[]): Promise<(Uint8Array | undefined)[]>;
   /** like execute, with each command's own outcome (preferred when present: no all-or-nothing answer) */
   executeEach?(commands: readonly Uint8Array[]): Promise<KvBatchOutcome>;
-  /** a read against this replica's own state (READONLY mode: possibly stale) */
-  readLocal(command: Uint8Array): Uint8Array;
+  /**
+   * a read against this replica's own state (READONLY mode: possibly stale). Absent (a front end
+   * without the state machine, as a client-role process): every read goes through the log.
+   */
+  readLocal?(command: Uint8Array): Uint8Array;
   /** facts for INFO / DECREE STATUS */
   status(): Record<string, unknown>;
   /** whether this replica leads now (reads then use readIndex instead of a log slot) */
@@ -98,7 +101,8 @@ const MAX_UNREAD_REPLY_BYTES = 8 << 20;
 const up = (b: Buffer) => b.toString('latin1').toUpperCase();
 const WRONGPASS = 'WRONGPASS invalid username-password pair or user is disabled.';
 /** args[0] is SET, in any case */
-const isSet = (b: Buffer) => b.length === 3 && (b[0]! | 0x20) === 0x73 && (b[1]! | 0x20) === 0x65 && (b[2]! | 0x20) === 0x74;
+const isSet = (b: Buffer) =>
+  b.length === 3 && (b[0]! | 0x20) === 0x73 && (b[1]! | 0x20) === 0x65 && (b[2]! | 0x20) === 0x74;
 const err = (w: RespWriter, m: string) => w.error(m);
 
 function writeResult(w: RespWriter, r: KvResult): void {
@@ -190,7 +194,13 @@ export class KvServer {
   stats = { connections: 0, commands: 0, protocolErrors: 0, rejectedConnections: 0 };
 
   constructor(opts: KvServerOptions) {
-    this.o = { maxValueBytes: 1 << 20, maxPendingPerConnection: 16_384, maxConnections: 10_000, maxFastReadWaitMs: 60_000, ...opts };
+    this.o = {
+      maxValueBytes: 1 << 20,
+      maxPendingPerConnection: 16_384,
+      maxConnections: 10_000,
+      maxFastReadWaitMs: 60_000,
+      ...opts,
+    };
   }
 
   async listen(): Promise<{ host: string; port: number }> {
@@ -271,7 +281,12 @@ export class KvServer {
         pending -= ready.length;
         if (!sock.destroyed) sock.write(ready.length === 1 ? ready[0]! : Buffer.concat(ready));
       }
-      if (sock.isPaused() && pending < this.o.maxPendingPerConnection / 2 && sock.writableLength < MAX_UNREAD_REPLY_BYTES) sock.resume();
+      if (
+        sock.isPaused() &&
+        pending < this.o.maxPendingPerConnection / 2 &&
+        sock.writableLength < MAX_UNREAD_REPLY_BYTES
+      )
+        sock.resume();
       if (conn.closing && queue.length === 0) sock.end();
     };
     const enqueue = (r: Reply) => {
@@ -303,7 +318,8 @@ export class KvServer {
         // the commands the same chunk completed before the bad bytes are executed, as Redis does
         const done = (e as { completed?: unknown }).completed;
         cmds = Array.isArray(done) ? (done as Buffer[][]) : [];
-        protoErr = e instanceof RespProtocolError ? e : new RespProtocolError(`Protocol error: ${(e as Error).message}`);
+        protoErr =
+          e instanceof RespProtocolError ? e : new RespProtocolError(`Protocol error: ${(e as Error).message}`);
       }
       // the replicated commands of this chunk, in order: writes (and reads that must share the log's order)
       const ops: Op[] = [];
@@ -345,7 +361,11 @@ export class KvServer {
   private dispatch(conn: Conn, ops: Op[]): void {
     const reads = ops.filter((o) => o.kind === 'read');
     const b = this.o.backend;
-    const useIndex = reads.length === ops.length && b.readIndex !== undefined && (b.isLeader?.() ?? false);
+    const useIndex =
+      reads.length === ops.length &&
+      b.readIndex !== undefined &&
+      b.readLocal !== undefined &&
+      (b.isLeader?.() ?? false);
     if (useIndex) {
       const prior = conn.writesInFlight > 0 ? conn.writeTail : undefined;
       conn.readsInFlight++;
@@ -360,7 +380,7 @@ export class KvServer {
         }
         for (const o of ops) {
           try {
-            o.resolve(resultBuffer(b.readLocal(o.cmd), o.proto));
+            o.resolve(resultBuffer(b.readLocal!(o.cmd), o.proto));
           } catch (e) {
             o.resolve(one((w) => w.error(`ERR ${(e as Error).message}`)));
           }
@@ -373,13 +393,18 @@ export class KvServer {
     const prior = conn.readsInFlight > 0 ? conn.readTail : undefined;
     const hasWrite = reads.length < ops.length;
     if (hasWrite) conn.writesInFlight++;
-    const done = (prior ? prior.then(() => this.execute(conn, ops, hasWrite)) : this.execute(conn, ops, hasWrite)).finally(() => {
+    const done = (
+      prior ? prior.then(() => this.execute(conn, ops, hasWrite)) : this.execute(conn, ops, hasWrite)
+    ).finally(() => {
       if (hasWrite) conn.writesInFlight--;
     });
     if (hasWrite) conn.writeTail = join(conn.writeTail, done);
     else {
       conn.readsInFlight++;
-      conn.readTail = join(conn.readTail, done.finally(() => conn.readsInFlight--));
+      conn.readTail = join(
+        conn.readTail,
+        done.finally(() => conn.readsInFlight--),
+      );
     }
   }
 
@@ -420,7 +445,10 @@ export class KvServer {
     if (!each) return this.executeAll(conn, ops, hasWrite);
     let o: KvBatchOutcome;
     try {
-      o = await each.call(this.o.backend, ops.map((x) => x.cmd));
+      o = await each.call(
+        this.o.backend,
+        ops.map((x) => x.cmd),
+      );
     } catch (e) {
       const b = one((w) => w.error(errorText(e, undefined)));
       for (const x of ops) x.resolve(b);
@@ -527,7 +555,8 @@ export class KvServer {
         if (n < 5) return wrongArgs();
         const minSlot = parseNonNeg(args[1]!);
         const timeoutMs = parseNonNeg(args[2]!);
-        if (minSlot === undefined || timeoutMs === undefined) return error('ERR minSlot and timeoutMs must be non-negative integers');
+        if (minSlot === undefined || timeoutMs === undefined)
+          return error('ERR minSlot and timeoutMs must be non-negative integers');
         const inner = this.encode(args.slice(3));
         if (Buffer.isBuffer(inner)) return inner;
         if (inner.kind !== 'read')
@@ -549,7 +578,7 @@ export class KvServer {
       default: {
         const e = this.encode(args);
         if (Buffer.isBuffer(e)) return e;
-        if (e.kind === 'read' && c.readonly) return this.local(e.cmd, p);
+        if (e.kind === 'read' && c.readonly && this.o.backend.readLocal) return this.local(e.cmd, p);
         return replicate(e.cmd, e.kind);
       }
     }
@@ -591,7 +620,7 @@ export class KvServer {
     }
     if (otherType) return one((w) => w.arrayHeader(2).bulk('0').arrayHeader(0));
     const cmd = KvCommands.scan(cursor, Math.min(count, Number.MAX_SAFE_INTEGER), match);
-    return c.readonly ? this.local(cmd, c.proto) : replicate(cmd, 'read');
+    return c.readonly && this.o.backend.readLocal ? this.local(cmd, c.proto) : replicate(cmd, 'read');
   }
 
   /** COMMAND [COUNT | LIST | DOCS | INFO name…]: enough for redis-cli and tools that probe. */
@@ -610,7 +639,9 @@ export class KvServer {
         w.arrayHeader(args.length - 2);
         for (let i = 2; i < args.length; i++) w.nilArray();
       }, p);
-    return one((w) => w.error(`ERR unknown subcommand '${args[1]!.toString('latin1').slice(0, 64)}'. Try COMMAND HELP.`));
+    return one((w) =>
+      w.error(`ERR unknown subcommand '${args[1]!.toString('latin1').slice(0, 64)}'. Try COMMAND HELP.`),
+    );
   }
 
   /** CONFIG GET → an empty map (nothing is configurable over RESP); CONFIG RESETSTAT → OK; the rest refused. */
@@ -622,7 +653,9 @@ export class KvServer {
     }
     if (sub === 'RESETSTAT') return REPLY_OK;
     if (sub === 'SET' || sub === 'REWRITE')
-      return one((w) => w.error(`ERR CONFIG ${sub} is not supported (configure the replicas through their config file)`));
+      return one((w) =>
+        w.error(`ERR CONFIG ${sub} is not supported (configure the replicas through their config file)`),
+      );
     return one((w) => w.error(`ERR unknown subcommand '${(args[1] ?? '').toString().slice(0, 64)}'. Try CONFIG HELP.`));
   }
 
@@ -641,7 +674,8 @@ export class KvServer {
         return arity(2) ? one((w) => w.bulk(c.name === '' ? null : c.name), p) : wrong();
       case 'SETNAME':
         if (!arity(3)) return wrong();
-        if (!validName(args[2]!)) return error('ERR Client names cannot contain spaces, newlines or special characters.');
+        if (!validName(args[2]!))
+          return error('ERR Client names cannot contain spaces, newlines or special characters.');
         c.name = args[2]!.toString('latin1');
         return REPLY_OK;
       case 'SETINFO': {
@@ -695,8 +729,9 @@ export class KvServer {
   private info(sections: string[]): string {
     let keys: number | undefined;
     try {
-      const r = decodeResult(this.o.backend.readLocal(KvCommands.dbsize()));
-      if (r.type === 'int') keys = Number(r.value);
+      const b = this.o.backend;
+      const r = b.readLocal ? decodeResult(b.readLocal(KvCommands.dbsize())) : undefined;
+      if (r?.type === 'int') keys = Number(r.value);
     } catch {
       keys = undefined;
     }
@@ -749,7 +784,8 @@ export class KvServer {
       case 'PTTL': // keys never expire: -1 (exists) / -2 (missing), the same in ms
         return arity(2) ? R(KvCommands.ttl(args[1]!)) : wrongArgs();
       case 'SET':
-        if (n !== 3) return n > 3 ? one((w) => err(w, 'ERR syntax error (SET options are not supported)')) : wrongArgs();
+        if (n !== 3)
+          return n > 3 ? one((w) => err(w, 'ERR syntax error (SET options are not supported)')) : wrongArgs();
         if (tooBig(args[2]!)) return valueTooLarge();
         return W(KvCommands.set(args[1]!, args[2]!));
       case 'MSET': {
@@ -789,7 +825,10 @@ export class KvServer {
           .join(' ');
         this.logUnknown(args);
         return one((w) =>
-          err(w, `ERR unknown command '${args[0]!.toString('latin1').slice(0, 64)}', with args beginning with: ${shown}`),
+          err(
+            w,
+            `ERR unknown command '${args[0]!.toString('latin1').slice(0, 64)}', with args beginning with: ${shown}`,
+          ),
         );
       }
     }
@@ -831,6 +870,7 @@ export class KvServer {
 
   private local(cmd: Uint8Array, proto: RespProtocol): Buffer {
     try {
+      if (!this.o.backend.readLocal) throw new Error('local reads are not supported by this backend');
       return resultBuffer(this.o.backend.readLocal(cmd), proto);
     } catch (e) {
       return one((w) => w.error(`ERR ${(e as Error).message}`));
@@ -850,7 +890,8 @@ export class KvServer {
     if (args.length === 0) return one((w) => err(w, 'ERR usage: DECREE BOOTSTRAP id [id …]'));
     return b.bootstrap(args.map((a) => a.toString('utf8'))).then(
       (r) => one((w) => w.bulk(JSON.stringify(r))),
-      (e: Error & { code?: string }) => one((w) => err(w, `ERR ${e.code ?? 'FAILED'} ${e.message.replace(/[\r\n]+/g, ' ')}`)),
+      (e: Error & { code?: string }) =>
+        one((w) => err(w, `ERR ${e.code ?? 'FAILED'} ${e.message.replace(/[\r\n]+/g, ' ')}`)),
     );
   }
 
@@ -866,7 +907,8 @@ export class KvServer {
       if (!b.configuration) return one((w) => err(w, 'ERR configuration changes are not supported by this server'));
       return one((w) => w.bulk(JSON.stringify(b.configuration!())));
     }
-    if (up(args[0]!) !== 'SET' || args.length < 2) return one((w) => err(w, 'ERR usage: DECREE CONFIG | DECREE CONFIG SET id [id …]'));
+    if (up(args[0]!) !== 'SET' || args.length < 2)
+      return one((w) => err(w, 'ERR usage: DECREE CONFIG | DECREE CONFIG SET id [id …]'));
     if (!b.changeConfiguration) return one((w) => err(w, 'ERR configuration changes are not supported by this server'));
     const members = args.slice(1).map((a) => a.toString('utf8'));
     return b.changeConfiguration(members).then(
@@ -897,7 +939,8 @@ export class KvServer {
         await b.waitForSlot!(minSlot, timeoutMs);
       } catch (e) {
         const ex = e as { code?: string; executed?: number; message: string };
-        if (ex.code === 'STALE') return one((w) => w.error(`STALE replica executed up to slot ${ex.executed ?? '?'}, wanted ${minSlot}`));
+        if (ex.code === 'STALE')
+          return one((w) => w.error(`STALE replica executed up to slot ${ex.executed ?? '?'}, wanted ${minSlot}`));
         return one((w) => w.error(`ERR ${ex.message}`));
       }
       return this.local(cmd, proto);
@@ -945,7 +988,8 @@ interface Op {
 }
 
 /** settles when both have settled (never rejects) */
-const join = (a: Promise<unknown>, b: Promise<unknown>): Promise<void> => Promise.allSettled([a, b]).then(() => undefined);
+const join = (a: Promise<unknown>, b: Promise<unknown>): Promise<void> =>
+  Promise.allSettled([a, b]).then(() => undefined);
 
 function parseNonNeg(b: Buffer): number | undefined {
   const s = b.toString('latin1');

@@ -20,11 +20,15 @@ process.on('exit', () => {
 
 export async function freePorts(n: number): Promise<number[]> {
   const servers = await Promise.all(
-    Array.from({ length: n }, () => new Promise<net.Server>((res, rej) => {
-      const s = net.createServer();
-      s.on('error', rej);
-      s.listen(0, '127.0.0.1', () => res(s));
-    })),
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<net.Server>((res, rej) => {
+          const s = net.createServer();
+          s.on('error', rej);
+          s.listen(0, '127.0.0.1', () => res(s));
+        }),
+    ),
   );
   const ports = servers.map((s) => (s.address() as net.AddressInfo).port);
   await Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
@@ -48,7 +52,12 @@ export class ProcessCluster {
   async start(): Promise<this> {
     this.dir = mkdtempSync(path.join(os.tmpdir(), 'decree-kv-'));
     const ports = await freePorts(6);
-    const replicas = [0, 1, 2].map((i) => ({ id: `r${i + 1}`, host: '127.0.0.1', port: ports[i]!, clientPort: ports[i + 3]! }));
+    const replicas = [0, 1, 2].map((i) => ({
+      id: `r${i + 1}`,
+      host: '127.0.0.1',
+      port: ports[i]!,
+      clientPort: ports[i + 3]!,
+    }));
     this.configPath = path.join(this.dir, 'cluster.json');
     writeFileSync(
       this.configPath,
@@ -69,10 +78,26 @@ export class ProcessCluster {
 
   /** starts (or restarts) a member's process; resolves when it logs "replica started" */
   spawn(m: Member): Promise<void> {
-    const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', CLI, 'start', '--config', this.configPath, '--id', m.id, '--log-level', 'warn'], {
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      [
+        '--conditions=source',
+        '--import',
+        'tsx',
+        CLI,
+        'start',
+        '--config',
+        this.configPath,
+        '--id',
+        m.id,
+        '--log-level',
+        'warn',
+      ],
+      {
+        cwd: ROOT,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     live.add(child);
     child.once('exit', () => live.delete(child));
     m.child = child;
@@ -119,7 +144,10 @@ export class ProcessCluster {
     const r = this.redis(m);
     try {
       await r.connect();
-      const s = await Promise.race([r.call('DECREE', 'STATUS'), sleep(timeoutMs).then(() => Promise.reject(new Error('status timeout')))]);
+      const s = await Promise.race([
+        r.call('DECREE', 'STATUS'),
+        sleep(timeoutMs).then(() => Promise.reject(new Error('status timeout'))),
+      ]);
       return JSON.parse(String(s));
     } finally {
       r.disconnect();

@@ -10,7 +10,9 @@ import { ProcessCluster, type Member } from './process-cluster.ts';
 const REDIS_CLI = '/usr/bin/redis-cli';
 const cli = (m: Member, ...args: string[]): Promise<string> =>
   new Promise((resolve, reject) =>
-    execFile(REDIS_CLI, ['-h', '127.0.0.1', '-p', String(m.clientPort), ...args], { timeout: 10_000 }, (e, out) => (e ? reject(e) : resolve(out.trim()))),
+    execFile(REDIS_CLI, ['-h', '127.0.0.1', '-p', String(m.clientPort), ...args], { timeout: 10_000 }, (e, out) =>
+      e ? reject(e) : resolve(out.trim()),
+    ),
   );
 
 /** a command retried while the cluster has no leader (TRYAGAIN); reads are idempotent, so are these SETs of one value */
@@ -32,7 +34,8 @@ async function retry<T>(fn: () => Promise<T>, ok: (v: T) => boolean = () => true
 
 // redis-cli comes from Debian's redis-tools (the pretest step installs it)
 describe('KV service processes: read-after-write, ioredis and redis-cli, across a leader kill', () => {
-  it('finds redis-cli', () => expect(existsSync(REDIS_CLI), `${REDIS_CLI} is missing: apt-get install redis-tools`).toBe(true));
+  it('finds redis-cli', () =>
+    expect(existsSync(REDIS_CLI), `${REDIS_CLI} is missing: apt-get install redis-tools`).toBe(true));
   let c: ProcessCluster;
   beforeAll(async () => {
     c = await new ProcessCluster().start();
@@ -59,9 +62,24 @@ describe('KV service processes: read-after-write, ioredis and redis-cli, across 
     rl.disconnect();
     rf.disconnect();
     // redis-cli
-    expect(await retry(() => cli(followers[1]!, 'SET', 'cli:a', 'uno'), (v) => v === 'OK')).toBe('OK');
-    expect(await retry(() => cli(leader, 'GET', 'cli:a'), (v) => v === 'uno')).toBe('uno');
-    expect(await retry(() => cli(followers[0]!, 'GET', 'cli:a'), (v) => v === 'uno')).toBe('uno');
+    expect(
+      await retry(
+        () => cli(followers[1]!, 'SET', 'cli:a', 'uno'),
+        (v) => v === 'OK',
+      ),
+    ).toBe('OK');
+    expect(
+      await retry(
+        () => cli(leader, 'GET', 'cli:a'),
+        (v) => v === 'uno',
+      ),
+    ).toBe('uno');
+    expect(
+      await retry(
+        () => cli(followers[0]!, 'GET', 'cli:a'),
+        (v) => v === 'uno',
+      ),
+    ).toBe('uno');
 
     // the leader dies; a new one is elected among the two others
     await c.kill9(leader);
@@ -74,14 +92,34 @@ describe('KV service processes: read-after-write, ioredis and redis-cli, across 
     expect(await retry(() => rn.get('io:a'))).toBe('one');
     expect(await retry(() => ro.get('io:b'))).toBe('two');
     expect(await retry(() => ro.get('io:n'))).toBe('1');
-    expect(await retry(() => cli(other, 'GET', 'cli:a'), (v) => v === 'uno')).toBe('uno');
-    expect(await retry(() => cli(next, 'GET', 'cli:a'), (v) => v === 'uno')).toBe('uno');
+    expect(
+      await retry(
+        () => cli(other, 'GET', 'cli:a'),
+        (v) => v === 'uno',
+      ),
+    ).toBe('uno');
+    expect(
+      await retry(
+        () => cli(next, 'GET', 'cli:a'),
+        (v) => v === 'uno',
+      ),
+    ).toBe('uno');
     // writes after the change, read through the other tool on the other replica
-    expect(await retry(() => cli(other, 'SET', 'cli:after', 'dos'), (v) => v === 'OK')).toBe('OK');
+    expect(
+      await retry(
+        () => cli(other, 'SET', 'cli:after', 'dos'),
+        (v) => v === 'OK',
+      ),
+    ).toBe('OK');
     expect(await retry(() => rn.get('cli:after'))).toBe('dos');
     expect(await retry(() => rn.set('io:after', 'three'))).toBe('OK');
     // a TRYAGAIN (the forward timed out on a loaded machine) is an answer a client retries
-    expect(await retry(() => cli(other, 'GET', 'io:after'), (v) => !String(v).startsWith('TRYAGAIN'))).toBe('three');
+    expect(
+      await retry(
+        () => cli(other, 'GET', 'io:after'),
+        (v) => !String(v).startsWith('TRYAGAIN'),
+      ),
+    ).toBe('three');
     // READONLY stale read + fast read with the write's slot on the surviving follower
     expect(await retry(() => ro.set('io:fresh', 'f'))).toBe('OK'); // DECREE.SLOT: the last acknowledged write's slot
     const slot = (await ro.call('DECREE.SLOT')) as number;

@@ -38,10 +38,19 @@ function everySplit<T>(make: () => { feed: (c: Buffer) => T[] }, bytes: Buffer):
   const whole = make().feed(bytes);
   for (let i = 0; i <= bytes.length; i++) {
     const p = make();
-    expect(feedCut((c) => p.feed(c), bytes, [i]), `split at ${i}`).toEqual(whole);
+    expect(
+      feedCut((c) => p.feed(c), bytes, [i]),
+      `split at ${i}`,
+    ).toEqual(whole);
   }
   const p = make();
-  expect(feedCut((c) => p.feed(c), bytes, Array.from({ length: bytes.length }, (_, i) => i))).toEqual(whole);
+  expect(
+    feedCut(
+      (c) => p.feed(c),
+      bytes,
+      Array.from({ length: bytes.length }, (_, i) => i),
+    ),
+  ).toEqual(whole);
   return whole;
 }
 
@@ -85,13 +94,28 @@ describe('RespCommandParser', () => {
   });
 
   it('parses pipelined commands, mixing arrays and inline, skipping empty ones', () => {
-    const wire = B('*1\r\n$4\r\nPING\r\n' + 'PING\r\n' + '\r\n' + '*0\r\n' + '*-1\r\n' + 'set a  b\n' + '*2\r\n$3\r\nGET\r\n$0\r\n\r\n');
-    expect(strs(everySplit(() => new RespCommandParser(), wire))).toEqual([['PING'], ['PING'], ['set', 'a', 'b'], ['GET', '']]);
+    const wire = B(
+      '*1\r\n$4\r\nPING\r\n' +
+        'PING\r\n' +
+        '\r\n' +
+        '*0\r\n' +
+        '*-1\r\n' +
+        'set a  b\n' +
+        '*2\r\n$3\r\nGET\r\n$0\r\n\r\n',
+    );
+    expect(strs(everySplit(() => new RespCommandParser(), wire))).toEqual([
+      ['PING'],
+      ['PING'],
+      ['set', 'a', 'b'],
+      ['GET', ''],
+    ]);
   });
 
   it('parses inline commands with quotes as redis-cli and telnet users send them', () => {
     const wire = B('SET "a key" \'it\\\'s\' "\\x41\\n\\"q\\"" foo"bar baz" \'\'\r\n');
-    expect(strs(everySplit(() => new RespCommandParser(), wire))).toEqual([['SET', 'a key', "it's", 'A\n"q"', 'foobar baz', '']]);
+    expect(strs(everySplit(() => new RespCommandParser(), wire))).toEqual([
+      ['SET', 'a key', "it's", 'A\n"q"', 'foobar baz', ''],
+    ]);
   });
 
   it('binary bulk strings keep every byte', () => {
@@ -173,7 +197,9 @@ describe('protocol errors and limits', () => {
   });
 
   it('the decoder limits nesting, bulk and array sizes', () => {
-    expect(() => new RespDecoder({ maxDepth: 3 }).feed(B('*1\r\n*1\r\n*1\r\n*1\r\n:1\r\n'))).toThrow(/too deeply nested/);
+    expect(() => new RespDecoder({ maxDepth: 3 }).feed(B('*1\r\n*1\r\n*1\r\n*1\r\n:1\r\n'))).toThrow(
+      /too deeply nested/,
+    );
     expect(new RespDecoder({ maxDepth: 3 }).feed(B('*1\r\n*1\r\n*1\r\n:1\r\n'))).toEqual([[[[1]]]]);
     expect(() => new RespDecoder({ maxBulkLength: 3 }).feed(B('$4\r\n'))).toThrow(/invalid bulk length/);
     expect(() => new RespDecoder({ maxArrayElements: 3 }).feed(B('*4\r\n'))).toThrow(/invalid multibulk length/);
@@ -202,8 +228,18 @@ describe('serializers', () => {
 
   it('RespWriter batches replies and grows past its initial capacity', () => {
     const w = new RespWriter(8);
-    w.simple('OK').error('ERR x').integer(3).bulk('abc').nil().nilArray().arrayHeader(2).bulk(null).value([1, 'two', B('3')]);
-    expect(w.take().toString()).toBe('+OK\r\n-ERR x\r\n:3\r\n$3\r\nabc\r\n$-1\r\n*-1\r\n*2\r\n$-1\r\n*3\r\n:1\r\n+two\r\n$1\r\n3\r\n');
+    w.simple('OK')
+      .error('ERR x')
+      .integer(3)
+      .bulk('abc')
+      .nil()
+      .nilArray()
+      .arrayHeader(2)
+      .bulk(null)
+      .value([1, 'two', B('3')]);
+    expect(w.take().toString()).toBe(
+      '+OK\r\n-ERR x\r\n:3\r\n$3\r\nabc\r\n$-1\r\n*-1\r\n*2\r\n$-1\r\n*3\r\n:1\r\n+two\r\n$1\r\n3\r\n',
+    );
     expect(w.length).toBe(0);
     w.bulk(Buffer.alloc(10_000, 1));
     expect(w.take().length).toBe(10_000 + 10);
@@ -219,9 +255,14 @@ describe('serializers', () => {
 
 // ---------------------------------------------------------------- property tests
 
-const cutsArb = (len: number) => fc.uniqueArray(fc.integer({ min: 0, max: len }), { maxLength: 12 }).map((xs) => xs.sort((a, b) => a - b));
+const cutsArb = (len: number) =>
+  fc.uniqueArray(fc.integer({ min: 0, max: len }), { maxLength: 12 }).map((xs) => xs.sort((a, b) => a - b));
 
-function withCuts<T>(bytes: Buffer, cuts: number[], make: () => { feed: (c: Buffer) => T[]; failed: RespProtocolError | undefined }): { items: T[]; error?: unknown } {
+function withCuts<T>(
+  bytes: Buffer,
+  cuts: number[],
+  make: () => { feed: (c: Buffer) => T[]; failed: RespProtocolError | undefined },
+): { items: T[]; error?: unknown } {
   const p = make();
   const items: T[] = [];
   try {
@@ -245,7 +286,9 @@ const valueArb = fc.letrec<{ v: RespValue }>((tie) => ({
     { depthSize: 'small' },
     fc.string({ unit: 'grapheme-ascii' }).map((s) => s.replace(/[\r\n]/g, '')),
     fc.string({ unit: 'grapheme-ascii' }).map((s) => new RespErrorReply(s.replace(/[\r\n]/g, ''))),
-    fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n }).map((b) => (b >= -(2n ** 53n) + 1n && b <= 2n ** 53n - 1n ? Number(b) : b)),
+    fc
+      .bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n })
+      .map((b) => (b >= -(2n ** 53n) + 1n && b <= 2n ** 53n - 1n ? Number(b) : b)),
     fc.uint8Array({ maxLength: 40 }).map((u) => Buffer.from(u)),
     fc.constant(null),
     fc.array(tie('v'), { maxLength: 4 }),
@@ -263,9 +306,20 @@ describe('fuzz (fast-check)', () => {
       fc.property(bytesArb, fc.nat(), (u, seed) => {
         const bytes = Buffer.from(u);
         const cuts = [...new Set([seed % (bytes.length + 1), (seed * 7) % (bytes.length + 1)])].sort((a, b) => a - b);
-        for (const make of [() => new RespCommandParser({ maxInlineLength: 64 }), () => new RespDecoder({ maxInlineLength: 64, maxDepth: 4 })]) {
-          const whole = withCuts<unknown>(bytes, [], make as () => { feed: (c: Buffer) => unknown[]; failed: RespProtocolError | undefined });
-          const cut = withCuts<unknown>(bytes, cuts, make as () => { feed: (c: Buffer) => unknown[]; failed: RespProtocolError | undefined });
+        for (const make of [
+          () => new RespCommandParser({ maxInlineLength: 64 }),
+          () => new RespDecoder({ maxInlineLength: 64, maxDepth: 4 }),
+        ]) {
+          const whole = withCuts<unknown>(
+            bytes,
+            [],
+            make as () => { feed: (c: Buffer) => unknown[]; failed: RespProtocolError | undefined },
+          );
+          const cut = withCuts<unknown>(
+            bytes,
+            cuts,
+            make as () => { feed: (c: Buffer) => unknown[]; failed: RespProtocolError | undefined },
+          );
           for (const r of [whole, cut]) if (r.error !== undefined) expect(r.error).toBeInstanceOf(RespProtocolError);
           expect(cut.error === undefined).toBe(whole.error === undefined);
           expect(cut.items).toEqual(whole.items);
@@ -281,11 +335,15 @@ describe('fuzz (fast-check)', () => {
       args: args.map((a) => Buffer.from(a)),
     }));
     const word = fc.string({ unit: fc.constantFrom(...'abcXYZ019-_:.'), minLength: 1, maxLength: 10 });
-    const inlineCmd = fc.array(word, { minLength: 1, maxLength: 5 }).map((ws) => ({ wire: B(ws.join(' ') + '\r\n'), args: ws.map(B) }));
+    const inlineCmd = fc
+      .array(word, { minLength: 1, maxLength: 5 })
+      .map((ws) => ({ wire: B(ws.join(' ') + '\r\n'), args: ws.map(B) }));
     fc.assert(
       fc.property(fc.array(fc.oneof(arrayCmd, inlineCmd), { minLength: 1, maxLength: 8 }), fc.nat(), (cmds, seed) => {
         const wire = Buffer.concat(cmds.map((c) => c.wire));
-        const cuts = [...new Set(Array.from({ length: 6 }, (_, i) => (seed * (i + 3)) % (wire.length + 1)))].sort((a, b) => a - b);
+        const cuts = [...new Set(Array.from({ length: 6 }, (_, i) => (seed * (i + 3)) % (wire.length + 1)))].sort(
+          (a, b) => a - b,
+        );
         const r = withCuts(wire, cuts, () => new RespCommandParser());
         expect(r.error).toBeUndefined();
         expect(r.items).toEqual(cmds.map((c) => c.args));
@@ -298,7 +356,9 @@ describe('fuzz (fast-check)', () => {
     fc.assert(
       fc.property(fc.array(valueArb, { minLength: 1, maxLength: 5 }), fc.nat(), (values, seed) => {
         const wire = Buffer.concat(values.map((v) => encodeResp(v)));
-        const cuts = [...new Set(Array.from({ length: 5 }, (_, i) => (seed * (i + 2)) % (wire.length + 1)))].sort((a, b) => a - b);
+        const cuts = [...new Set(Array.from({ length: 5 }, (_, i) => (seed * (i + 2)) % (wire.length + 1)))].sort(
+          (a, b) => a - b,
+        );
         const r = withCuts(wire, cuts, () => new RespDecoder());
         expect(r.error).toBeUndefined();
         expect(r.items).toEqual(values);

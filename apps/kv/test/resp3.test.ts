@@ -56,13 +56,22 @@ const cases: [string, RespValue][] = [
   ['!22\r\nSYNTAX invalid\r\nsyntax\r\n', new RespErrorReply('SYNTAX invalid\r\nsyntax')],
   ['=15\r\ntxt:Some string\r\n', new RespVerbatim('txt', B('Some string'))],
   ['=4\r\nmkd:\r\n', new RespVerbatim('mkd', B(''))],
-  ['%2\r\n+first\r\n:1\r\n$6\r\nsecond\r\n_\r\n', new RespMap([['first', 1], [B('second'), null]])],
+  [
+    '%2\r\n+first\r\n:1\r\n$6\r\nsecond\r\n_\r\n',
+    new RespMap([
+      ['first', 1],
+      [B('second'), null],
+    ]),
+  ],
   ['%0\r\n', new RespMap([])],
   ['~3\r\n:1\r\n:2\r\n#f\r\n', new RespSet([1, 2, false])],
   ['>3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$2\r\nhi\r\n', new RespPush([B('message'), B('ch'), B('hi')])],
   ['|1\r\n+ttl\r\n:3600\r\n$1\r\nv\r\n', new RespAttributed([['ttl', 3600]], B('v'))],
   ['*2\r\n|1\r\n+a\r\n#t\r\n:1\r\n:2\r\n', [new RespAttributed([['a', true]], 1), 2]],
-  ['%1\r\n~1\r\n,1.5\r\n*2\r\n%0\r\n_\r\n', new RespMap([[new RespSet([new RespDouble(1.5)]), [new RespMap([]), null]]])],
+  [
+    '%1\r\n~1\r\n,1.5\r\n*2\r\n%0\r\n_\r\n',
+    new RespMap([[new RespSet([new RespDouble(1.5)]), [new RespMap([]), null]]]),
+  ],
 ];
 
 describe('RespDecoder: every RESP3 type, split at every byte', () => {
@@ -70,10 +79,14 @@ describe('RespDecoder: every RESP3 type, split at every byte', () => {
     it(JSON.stringify(wire.slice(0, 40)), () => {
       const bytes = B(wire);
       for (let i = 0; i <= bytes.length; i++) expect(decodeCut(bytes, [i]).items, `split at ${i}`).toEqual([value]);
-      const bytewise = decodeCut(bytes, Array.from({ length: bytes.length }, (_, i) => i));
+      const bytewise = decodeCut(
+        bytes,
+        Array.from({ length: bytes.length }, (_, i) => i),
+      );
       expect(bytewise.items).toEqual([value]);
       // and the writer writes it back byte for byte (the decoder's canonical forms)
-      if (!wire.startsWith(',.5') && !wire.startsWith('*2\r\n|')) expect(encodeResp(value, 3).toString('latin1')).toBe(wire);
+      if (!wire.startsWith(',.5') && !wire.startsWith('*2\r\n|'))
+        expect(encodeResp(value, 3).toString('latin1')).toBe(wire);
     });
   }
 
@@ -124,7 +137,10 @@ describe('RespWriter: RESP3 types, and their RESP2 forms (as Redis sends them to
     expect(both((w) => w.nil())).toEqual(['_\r\n', '$-1\r\n']);
     expect(both((w) => w.bulk(null))).toEqual(['_\r\n', '$-1\r\n']);
     expect(both((w) => w.nilArray())).toEqual(['_\r\n', '*-1\r\n']);
-    expect(both((w) => w.mapHeader(1).bulk('k').integer(1))).toEqual(['%1\r\n$1\r\nk\r\n:1\r\n', '*2\r\n$1\r\nk\r\n:1\r\n']);
+    expect(both((w) => w.mapHeader(1).bulk('k').integer(1))).toEqual([
+      '%1\r\n$1\r\nk\r\n:1\r\n',
+      '*2\r\n$1\r\nk\r\n:1\r\n',
+    ]);
     expect(both((w) => w.setHeader(1).bulk('m'))).toEqual(['~1\r\n$1\r\nm\r\n', '*1\r\n$1\r\nm\r\n']);
     expect(both((w) => w.pushHeader(0))).toEqual(['>0\r\n', '*0\r\n']);
     expect(both((w) => w.double(1.5))).toEqual([',1.5\r\n', '$3\r\n1.5\r\n']);
@@ -158,7 +174,9 @@ const resp3Arb = fc.letrec<{ v: RespValue }>((tie) => ({
     { depthSize: 'small' },
     oneLine,
     fc.string({ unit: 'grapheme-ascii', maxLength: 20 }).map((s) => new RespErrorReply(s)),
-    fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n }).map((b) => (b >= -(2n ** 53n) + 1n && b <= 2n ** 53n - 1n ? Number(b) : b)),
+    fc
+      .bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n })
+      .map((b) => (b >= -(2n ** 53n) + 1n && b <= 2n ** 53n - 1n ? Number(b) : b)),
     fc.uint8Array({ maxLength: 30 }).map((u) => Buffer.from(u)),
     fc.constant(null),
     fc.boolean(),
@@ -182,7 +200,9 @@ describe('fuzz (fast-check): RESP3', () => {
     fc.assert(
       fc.property(fc.array(resp3Arb, { minLength: 1, maxLength: 4 }), fc.nat(), (values, seed) => {
         const wire = Buffer.concat(values.map((v) => encodeResp(v, 3)));
-        const cuts = [...new Set(Array.from({ length: 5 }, (_, i) => (seed * (i + 2)) % (wire.length + 1)))].sort((a, b) => a - b);
+        const cuts = [...new Set(Array.from({ length: 5 }, (_, i) => (seed * (i + 2)) % (wire.length + 1)))].sort(
+          (a, b) => a - b,
+        );
         const r = decodeCut(wire, cuts);
         expect(r.error).toBeUndefined();
         expect(r.items).toEqual(values);

@@ -10,7 +10,6 @@ import { LocalCluster } from '@decree/testkit';
 import { KvServer, RespErrorReply, RespMap, encodeCommand, type KvBackend } from '../src/index.ts';
 import { Raw, backendFor, msg } from './helpers.ts';
 
-
 describe('KvServer over a LocalCluster', () => {
   let cluster: LocalCluster<KvMachine>;
   const servers: KvServer[] = [];
@@ -27,13 +26,22 @@ describe('KvServer over a LocalCluster', () => {
     for (const r of cluster.replicas) {
       const c = { readIndex: 0, execute: 0 };
       counters.push(c);
-      const s = new KvServer({ port: 0, backend: backendFor(r, cluster.machines.get(r.id)!, c), maxValueBytes: 1024, limits: { maxBulkLength: 64 * 1024 } });
+      const s = new KvServer({
+        port: 0,
+        backend: backendFor(r, cluster.machines.get(r.id)!, c),
+        maxValueBytes: 1024,
+        limits: { maxBulkLength: 64 * 1024 },
+      });
       servers.push(s);
       ports.push((await s.listen()).port);
     }
     leaderIdx = cluster.replicas.indexOf(leader);
     followerIdx = (leaderIdx + 1) % 3;
-    authServer = new KvServer({ port: 0, password: 's3cret', backend: backendFor(leader, cluster.machines.get(leader.id)!, { readIndex: 0, execute: 0 }) });
+    authServer = new KvServer({
+      port: 0,
+      password: 's3cret',
+      backend: backendFor(leader, cluster.machines.get(leader.id)!, { readIndex: 0, execute: 0 }),
+    });
     authPort = (await authServer.listen()).port;
   }, 30_000);
 
@@ -43,8 +51,18 @@ describe('KvServer over a LocalCluster', () => {
   });
 
   it('a read after an acknowledged write sees it, on the leader (read-index, no log slot) and on a follower (forwarded)', async () => {
-    const l = new Redis({ port: ports[leaderIdx]!, lazyConnect: true, maxRetriesPerRequest: 0, enableReadyCheck: false });
-    const f = new Redis({ port: ports[followerIdx]!, lazyConnect: true, maxRetriesPerRequest: 0, enableReadyCheck: false });
+    const l = new Redis({
+      port: ports[leaderIdx]!,
+      lazyConnect: true,
+      maxRetriesPerRequest: 0,
+      enableReadyCheck: false,
+    });
+    const f = new Redis({
+      port: ports[followerIdx]!,
+      lazyConnect: true,
+      maxRetriesPerRequest: 0,
+      enableReadyCheck: false,
+    });
     try {
       await l.connect();
       await f.connect();
@@ -217,7 +235,13 @@ describe('KvServer over a LocalCluster', () => {
       h.close();
     }
     // ioredis 6 (HELLO 3 AUTH default <password>: RESP3) with the password works
-    const good = new Redis({ port: authPort, password: 's3cret', lazyConnect: true, maxRetriesPerRequest: 0, enableReadyCheck: false });
+    const good = new Redis({
+      port: authPort,
+      password: 's3cret',
+      lazyConnect: true,
+      maxRetriesPerRequest: 0,
+      enableReadyCheck: false,
+    });
     good.on('error', () => {});
     try {
       await good.connect();
@@ -231,11 +255,51 @@ describe('KvServer over a LocalCluster', () => {
   it('fuzz: random bytes and random commands never crash the server; other connections keep being served', async () => {
     const port = ports[followerIdx]!;
     const watcher = await Raw.connect(port);
-    const words = ['GET', 'SET', 'MGET', 'MSET', 'DEL', 'INCR', 'DECR', 'INCRBY', 'CAS', 'CASNX', 'EXISTS', 'PING', 'ECHO', 'READONLY', 'READWRITE',
-      'DECREE.SLOT', 'DECREE.FASTREAD', 'DECREE.SESSION', 'DECREE', 'AUTH', 'SELECT', 'INFO', 'HELLO', 'NOPE', '0', '-1', '99999999999999999999', ''];
-    const arg = fc.oneof(fc.constantFrom(...words), fc.string({ maxLength: 12 }), fc.uint8Array({ maxLength: 40 }).map((u) => Buffer.from(u)));
-    const command = fc.tuple(fc.constantFrom(...words.slice(0, 23)), fc.array(arg, { maxLength: 6 })).map(([n, a]) => encodeCommand([n, ...a]));
-    const payload = fc.array(fc.oneof(command, fc.uint8Array({ maxLength: 64 }).map((u) => Buffer.from(u))), { minLength: 1, maxLength: 8 });
+    const words = [
+      'GET',
+      'SET',
+      'MGET',
+      'MSET',
+      'DEL',
+      'INCR',
+      'DECR',
+      'INCRBY',
+      'CAS',
+      'CASNX',
+      'EXISTS',
+      'PING',
+      'ECHO',
+      'READONLY',
+      'READWRITE',
+      'DECREE.SLOT',
+      'DECREE.FASTREAD',
+      'DECREE.SESSION',
+      'DECREE',
+      'AUTH',
+      'SELECT',
+      'INFO',
+      'HELLO',
+      'NOPE',
+      '0',
+      '-1',
+      '99999999999999999999',
+      '',
+    ];
+    const arg = fc.oneof(
+      fc.constantFrom(...words),
+      fc.string({ maxLength: 12 }),
+      fc.uint8Array({ maxLength: 40 }).map((u) => Buffer.from(u)),
+    );
+    const command = fc
+      .tuple(fc.constantFrom(...words.slice(0, 23)), fc.array(arg, { maxLength: 6 }))
+      .map(([n, a]) => encodeCommand([n, ...a]));
+    const payload = fc.array(
+      fc.oneof(
+        command,
+        fc.uint8Array({ maxLength: 64 }).map((u) => Buffer.from(u)),
+      ),
+      { minLength: 1, maxLength: 8 },
+    );
     let round = 0;
     let errors = 0;
     let replies = 0;
@@ -247,7 +311,8 @@ describe('KvServer over a LocalCluster', () => {
           r.cmd('PING'); // answered unless the connection was closed for a protocol error
           const got: unknown[] = []; // whatever came back up to the PONG (or the close): all of it decoded as RESP
           const end = Date.now() + 5_000;
-          while (!r.closed && Date.now() < end && got[got.length - 1] !== 'PONG') got.push(...(await r.replies(1, 1_000)));
+          while (!r.closed && Date.now() < end && got[got.length - 1] !== 'PONG')
+            got.push(...(await r.replies(1, 1_000)));
           errors += got.filter((g) => g instanceof RespErrorReply).length;
           replies += got.length;
         } finally {

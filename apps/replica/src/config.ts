@@ -46,7 +46,9 @@ export const ClusterConfig = z.strictObject({
   /** transport "tcp": `encodeOnce` (default true) packs a message sent to several peers once */
   tcp: z.strictObject({ encodeOnce: z.boolean().default(true) }).optional(),
   /** shared-memory rings between replicas of one host (transport "shm"): where the ring files live, bytes per ring */
-  shm: z.strictObject({ dir: z.string().min(1).default('/dev/shm'), capacity: z.number().int().min(4096).optional() }).optional(),
+  shm: z
+    .strictObject({ dir: z.string().min(1).default('/dev/shm'), capacity: z.number().int().min(4096).optional() })
+    .optional(),
   /**
    * RDMA rings between hosts (transport "rdma"): which device, device port and GID index, bytes per ring.
    * The queue-pair details are traded over a TCP side channel on each replica's `port`.
@@ -101,12 +103,20 @@ export const ClusterConfig = z.strictObject({
   kv: z
     .strictObject({
       password: z.string().min(1).optional(),
-      maxValueBytes: z.number().int().positive().default(1 << 20),
+      maxValueBytes: z
+        .number()
+        .int()
+        .positive()
+        .default(1 << 20),
       /** pipelining depth: unanswered commands per connection before the server stops reading it */
       maxPendingPerConnection: z.number().int().positive().default(16_384),
       maxConnections: z.number().int().positive().default(10_000),
       /** request size: the largest bulk string (argument) a client may send; larger closes the connection */
-      maxRequestBytes: z.number().int().positive().default(64 << 20),
+      maxRequestBytes: z
+        .number()
+        .int()
+        .positive()
+        .default(64 << 20),
       /**
        * client sessions (DECREE.SESSION): forgotten once idle for more than sessionTtlSlots slots AND
        * sessionTtlSeconds of log time; a retry of a forgotten session's write gets `ERR session expired`
@@ -116,8 +126,13 @@ export const ClusterConfig = z.strictObject({
       maxSessions: z.number().int().positive().default(1_000_000),
     })
     .default({
-      maxValueBytes: 1 << 20, maxPendingPerConnection: 16_384, maxConnections: 10_000, maxRequestBytes: 64 << 20,
-      sessionTtlSlots: 100_000, sessionTtlSeconds: 3600, maxSessions: 1_000_000,
+      maxValueBytes: 1 << 20,
+      maxPendingPerConnection: 16_384,
+      maxConnections: 10_000,
+      maxRequestBytes: 64 << 20,
+      sessionTtlSlots: 100_000,
+      sessionTtlSeconds: 3600,
+      maxSessions: 1_000_000,
     }),
   /** a secret shared by the replicas: the TCP handshake proves both ends hold it */
   secret: z.string().min(8).optional(),
@@ -130,7 +145,12 @@ export const ClusterConfig = z.strictObject({
       /** fraction of batches traced */
       ratio: z.number().min(0).max(1).default(1),
       /** exporter "otlp": the OTLP/HTTP traces URL; absent: $OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, else http://localhost:4318/v1/traces */
-      endpoint: z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL, e.g. http://collector:4318/v1/traces' }).optional(),
+      endpoint: z
+        .url({
+          protocol: /^https?$/,
+          error: 'must be an http:// or https:// URL, e.g. http://collector:4318/v1/traces',
+        })
+        .optional(),
       /** exporter "otlp": HTTP headers of every export request (e.g. authorization) */
       headers: z.record(z.string(), z.string()).optional(),
     })
@@ -154,12 +174,19 @@ export function parseConfig(raw: unknown, source = 'config'): ClusterConfig {
   const r = ClusterConfig.safeParse(raw);
   if (!r.success) {
     const name = (path: readonly PropertyKey[]) =>
-      path.length ? path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '') : '(top level)';
+      path.length
+        ? path
+            .map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`))
+            .join('')
+            .replace(/^\./, '')
+        : '(top level)';
     // one line per problem, naming the field (an unknown field is named itself, one line per key)
     const issues = r.error.issues.flatMap((i) =>
       i.code === 'unrecognized_keys'
         ? i.keys.map((k) => `${source}: ${name([...i.path, k])}: unknown field`)
-        : [`${source}: ${name(i.path)}: ${i.code === 'invalid_type' && /received undefined$/.test(i.message) ? `missing (${i.message.replace(/^Invalid input: (expected \w+).*$/, '$1')})` : i.message}`],
+        : [
+            `${source}: ${name(i.path)}: ${i.code === 'invalid_type' && /received undefined$/.test(i.message) ? `missing (${i.message.replace(/^Invalid input: (expected \w+).*$/, '$1')})` : i.message}`,
+          ],
     );
     throw new ConfigError(issues.join('\n'), issues);
   }
@@ -170,9 +197,14 @@ export function parseConfig(raw: unknown, source = 'config'): ClusterConfig {
   c.replicas.forEach((rep, i) => {
     if (ids.has(rep.id)) issues.push(`${source}: replicas[${i}].id: duplicate replica id "${rep.id}"`);
     ids.add(rep.id);
-    for (const [what, p] of [['port', rep.port], ['clientPort', rep.clientPort], ...(rep.statusPort !== undefined ? [['statusPort', rep.statusPort] as const] : [])] as const) {
+    for (const [what, p] of [
+      ['port', rep.port],
+      ['clientPort', rep.clientPort],
+      ...(rep.statusPort !== undefined ? [['statusPort', rep.statusPort] as const] : []),
+    ] as const) {
       const k = `${rep.host}:${p}`;
-      if (p !== 0 && ports.has(k)) issues.push(`${source}: replicas[${i}].${what}: ${k} is already used by ${ports.get(k)}`);
+      if (p !== 0 && ports.has(k))
+        issues.push(`${source}: replicas[${i}].${what}: ${k} is already used by ${ports.get(k)}`);
       ports.set(k, `replicas[${i}].${what}`);
     }
   });
@@ -181,8 +213,10 @@ export function parseConfig(raw: unknown, source = 'config'): ClusterConfig {
     if (!ids.has(m)) issues.push(`${source}: members[${i}]: "${m}" is not one of the replicas listed`);
     else if (c.members!.indexOf(m) !== i) issues.push(`${source}: members[${i}]: duplicate member "${m}"`);
   });
-  if (c.election.maxMs < c.election.minMs) issues.push(`${source}: election.maxMs: must be >= election.minMs (${c.election.minMs})`);
-  if (c.election.heartbeatMs * 2 > c.election.minMs) issues.push(`${source}: election.heartbeatMs: must be at most half of election.minMs`);
+  if (c.election.maxMs < c.election.minMs)
+    issues.push(`${source}: election.maxMs: must be >= election.minMs (${c.election.minMs})`);
+  if (c.election.heartbeatMs * 2 > c.election.minMs)
+    issues.push(`${source}: election.heartbeatMs: must be at most half of election.minMs`);
   if (c.transport === 'nats' && !c.nats) issues.push(`${source}: nats: required when transport is "nats"`);
   if (c.storage === 'pmem') {
     const sn = snapshotPolicy(c);
@@ -193,14 +227,20 @@ export function parseConfig(raw: unknown, source = 'config'): ClusterConfig {
           `three quarters of pmemSizeMiB (${c.pmemSizeMiB}): lower them or raise pmemSizeMiB`,
       );
   }
-  if (c.tracing && c.tracing.exporter !== 'otlp') for (const k of ['endpoint', 'headers'] as const) if (c.tracing[k] !== undefined) issues.push(`${source}: tracing.${k}: only with exporter "otlp"`);
+  if (c.tracing && c.tracing.exporter !== 'otlp')
+    for (const k of ['endpoint', 'headers'] as const)
+      if (c.tracing[k] !== undefined) issues.push(`${source}: tracing.${k}: only with exporter "otlp"`);
   if (issues.length) throw new ConfigError(issues.join('\n'), issues);
   return c;
 }
 
 /** The snapshotter options the config asks for (pmem: intervals scaled to the log's size). */
 export function snapshotPolicy(c: ClusterConfig): {
-  everySlots: number; everyBytes: number; keep: number; truncateMargin: number; truncateMarginBytes: number;
+  everySlots: number;
+  everyBytes: number;
+  keep: number;
+  truncateMargin: number;
+  truncateMarginBytes: number;
 } {
   const s = c.snapshots ?? {};
   const MiB = 1 << 20;
@@ -219,7 +259,9 @@ export function loadConfig(path: string): ClusterConfig {
   try {
     text = readFileSync(path, 'utf8');
   } catch (e) {
-    throw new ConfigError(`cannot read config file ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    throw new ConfigError(
+      `cannot read config file ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+    );
   }
   let raw: unknown;
   try {

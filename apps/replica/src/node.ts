@@ -2,12 +2,18 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { Bus, realEnv, type Transport } from '@decree/bus';
-import type { AcceptorStore } from '@decree/protocol';
+import type { AcceptorStore, SnapshotStore } from '@decree/protocol';
 import {
-  type BatchOutcome, BusyError, type CommandFailure, ConfigChangeError, NotLeaderError, batchError, createReplica, type Replica,
+  type BatchOutcome,
+  BusyError,
+  type CommandFailure,
+  ConfigChangeError,
+  NotLeaderError,
+  batchError,
+  createReplica,
+  type Replica,
 } from '@decree/replica';
-import { FileSnapshotStore, MemorySnapshotStore, type SnapshotStore } from '@decree/snapshotter';
-import { FileWalStore, MemoryStore, PmemStore } from '@decree/storage';
+import { FileSnapshotStore, FileWalStore, MemorySnapshotStore, MemoryStore, PmemStore } from '@decree/storage';
 import { KvMachine } from '@decree/kv-machine';
 import { createTcpTransport } from '@decree/transport-tcp';
 import { KvServer } from '@decree/app-kv';
@@ -34,11 +40,14 @@ export interface StartNodeOptions {
 }
 
 /** Snapshots live beside the log (<dataDir>/<id>/<ring>/snapshots); the log is truncated below them. */
-function makeSnapshots(cfg: ClusterConfig, id: string, ring: string): SnapshotStore {
-  return cfg.storage === 'memory' ? new MemorySnapshotStore() : new FileSnapshotStore(join(cfg.dataDir, id, ring, 'snapshots'));
+export function makeSnapshots(cfg: ClusterConfig, id: string, ring: string): SnapshotStore {
+  return cfg.storage === 'memory'
+    ? new MemorySnapshotStore()
+    : new FileSnapshotStore(join(cfg.dataDir, id, ring, 'snapshots'));
 }
 
-function makeStore(cfg: ClusterConfig, id: string, ring: string): AcceptorStore {
+/** The acceptor's store the config asks for: <dataDir>/<id>/<ring> (wal, pmem) or memory. */
+export function makeStore(cfg: ClusterConfig, id: string, ring: string): AcceptorStore {
   const dir = join(cfg.dataDir, id, ring);
   switch (cfg.storage) {
     case 'memory':
@@ -69,7 +78,11 @@ async function makeTransport(cfg: ClusterConfig, id: string, log: Logger): Promi
     // fails at start with "no RDMA device found (...)" on a machine without one; queue-pair details
     // are traded over a TCP side channel on each replica's `port` (handshake and secret as TCP's)
     const { createRdmaTransport, createRdmaSideChannel } = await import('@decree/transport-shm');
-    const logger = { info: (o: object, m: string) => log.info(o, m), warn: (o: object, m: string) => log.warn(o, m), error: (o: object, m: string) => log.error(o, m) };
+    const logger = {
+      info: (o: object, m: string) => log.info(o, m),
+      warn: (o: object, m: string) => log.warn(o, m),
+      error: (o: object, m: string) => log.error(o, m),
+    };
     return createRdmaTransport({
       self: id,
       peers: cfg.replicas.map((r) => r.id),
@@ -119,7 +132,11 @@ async function makeTransport(cfg: ClusterConfig, id: string, log: Logger): Promi
  * keeps the order. A command that may have executed (`maybeExecuted`) is never retried: outside a
  * client session a retry could apply it twice (issue #17).
  */
-export async function executeEachWithRetry(replica: Replica, cmds: readonly Uint8Array[], budgetMs = 3_000): Promise<BatchOutcome> {
+export async function executeEachWithRetry(
+  replica: Pick<Replica, 'executeEach'>,
+  cmds: readonly Uint8Array[],
+  budgetMs = 3_000,
+): Promise<BatchOutcome> {
   const end = Date.now() + budgetMs;
   const results: (Uint8Array | undefined)[] = new Array(cmds.length);
   let slot = 0;
@@ -133,7 +150,8 @@ export async function executeEachWithRetry(replica: Replica, cmds: readonly Uint
     const byIndex = new Map(f.map((x) => [x.index, x]));
     // [k, n): the tail that certainly did not execute and was refused for a passing reason
     let k = cmds.length;
-    for (let x = byIndex.get(k - 1); k > from && x && !x.maybeExecuted && retryable(x.error); x = byIndex.get(k - 1)) k--;
+    for (let x = byIndex.get(k - 1); k > from && x && !x.maybeExecuted && retryable(x.error); x = byIndex.get(k - 1))
+      k--;
     failed = failed.concat(f.filter((x) => x.index < k));
     if (k === cmds.length) return failed.length ? { results, slot, failed } : { results, slot };
     if (Date.now() >= end) return { results, slot, failed: failed.concat(f.filter((x) => x.index >= k)) };
@@ -147,11 +165,14 @@ const retryable = (e: Error): boolean => e instanceof BusyError || e instanceof 
 /** Starts one replica process's worth: the transport, one replica per ring, the RESP front end. */
 export async function startNode(cfg: ClusterConfig, id: string, o: StartNodeOptions): Promise<RunningNode> {
   const me = cfg.replicas.find((r) => r.id === id);
-  if (!me) throw new Error(`replica "${id}" is not in the config (replicas: ${cfg.replicas.map((r) => r.id).join(', ')})`);
+  if (!me)
+    throw new Error(`replica "${id}" is not in the config (replicas: ${cfg.replicas.map((r) => r.id).join(', ')})`);
   const env = realEnv();
   const transport = await makeTransport(cfg, id, o.log);
   const bus = new Bus(env, transport);
-  const tracing = o.tracing ? instrumentBus(bus, { replica: id, ...(o.tracing.ratio !== undefined ? { ratio: o.tracing.ratio } : {}) }) : undefined;
+  const tracing = o.tracing
+    ? instrumentBus(bus, { replica: id, ...(o.tracing.ratio !== undefined ? { ratio: o.tracing.ratio } : {}) })
+    : undefined;
   const peers = cfg.replicas.map((r) => r.id);
   // replicas listed but not in `members` start with no configuration and join through a change
   const initial = cfg.members ?? peers;
@@ -160,7 +181,9 @@ export async function startNode(cfg: ClusterConfig, id: string, o: StartNodeOpti
   const machines = new Map<string, KvMachine>();
   for (const ring of cfg.rings) {
     const sm = new KvMachine({
-      sessionTtlSlots: cfg.kv.sessionTtlSlots, sessionTtlMs: cfg.kv.sessionTtlSeconds * 1000, maxSessions: cfg.kv.maxSessions,
+      sessionTtlSlots: cfg.kv.sessionTtlSlots,
+      sessionTtlMs: cfg.kv.sessionTtlSeconds * 1000,
+      maxSessions: cfg.kv.maxSessions,
     });
     machines.set(ring, sm);
     const storage = makeStore(cfg, id, ring);
@@ -176,7 +199,11 @@ export async function startNode(cfg: ClusterConfig, id: string, o: StartNodeOpti
       env,
       log: (level, msg, obj) => o.log[level](obj ?? {}, msg),
       options: {
-        elector: { electionTimeoutMinMs: cfg.election.minMs, electionTimeoutMaxMs: cfg.election.maxMs, heartbeatMs: cfg.election.heartbeatMs },
+        elector: {
+          electionTimeoutMinMs: cfg.election.minMs,
+          electionTimeoutMaxMs: cfg.election.maxMs,
+          heartbeatMs: cfg.election.heartbeatMs,
+        },
         proposer: { maxInflightSlots: cfg.batching.maxInflightSlots, maxBatchCmds: cfg.batching.maxBatchCmds },
         snapshotter: snapshotPolicy(cfg),
       },
@@ -187,7 +214,8 @@ export async function startNode(cfg: ClusterConfig, id: string, o: StartNodeOpti
     if (info && info.capacity !== cfg.pmemSizeMiB << 20)
       o.log.warn(
         { replica: id, ring, capacityMiB: info.capacity / (1 << 20), pmemSizeMiB: cfg.pmemSizeMiB },
-        `the pmem log was created with ${info.capacity / (1 << 20)} MiB; pmemSizeMiB ${cfg.pmemSizeMiB} applies to a new log only`,
+        `the pmem log was created with ${info.capacity / (1 << 20)} MiB; ` +
+          `pmemSizeMiB ${cfg.pmemSizeMiB} applies to a new log only`,
       );
   }
   const first = cfg.rings[0]!;
@@ -218,13 +246,20 @@ export async function startNode(cfg: ClusterConfig, id: string, o: StartNodeOpti
       configuration: () => ({ ...replica.getConfiguration(), leader: replica.currentLeader() }),
       bootstrap: async (ids) => {
         const unknown = ids.filter((x) => !peers.includes(x));
-        if (unknown.length) throw new ConfigChangeError('INVALID', `not in the cluster config: ${unknown.join(', ')}`, false, undefined);
+        if (unknown.length)
+          throw new ConfigChangeError('INVALID', `not in the cluster config: ${unknown.join(', ')}`, false, undefined);
         return { ...(await replica.bootstrap(ids)) };
       },
       changeConfiguration: async (ids) => {
         const unknown = ids.filter((x) => !peers.includes(x));
         if (unknown.length)
-          throw new ConfigChangeError('INVALID', `not in the cluster config (add their addresses to every replica's config file first): ${unknown.join(', ')}`, false, undefined);
+          throw new ConfigChangeError(
+            'INVALID',
+            "not in the cluster config (add their addresses to every replica's config file first): " +
+              unknown.join(', '),
+            false,
+            undefined,
+          );
         const r = await replica.changeConfiguration(ids);
         return { epoch: r.epoch, members: r.members, slot: r.slot };
       },
@@ -234,7 +269,11 @@ export async function startNode(cfg: ClusterConfig, id: string, o: StartNodeOpti
         return {
           ...replica.status(),
           ...(l ? { leaderClient: `${l.host}:${l.clientPort}` } : {}),
-          rings: [...replicas.values()].map((r) => ({ ring: r.ring, leader: r.currentLeader(), executed: r.executedSlot() })),
+          rings: [...replicas.values()].map((r) => ({
+            ring: r.ring,
+            leader: r.currentLeader(),
+            executed: r.executedSlot(),
+          })),
         };
       },
     },
@@ -243,7 +282,9 @@ export async function startNode(cfg: ClusterConfig, id: string, o: StartNodeOpti
   const clientAddress = await kv.listen();
   let status: StatusServer | undefined;
   if (me.statusPort !== undefined) {
-    const stats = (transport as { stats?: () => { bytesIn: number; bytesOut: number; controlDrops?: number; bulkDrops?: number } }).stats;
+    const stats = (
+      transport as { stats?: () => { bytesIn: number; bytesOut: number; controlDrops?: number; bulkDrops?: number } }
+    ).stats;
     status = await startStatusServer({
       replicas: [...replicas.values()],
       host: me.host,

@@ -14,11 +14,19 @@
 import { cpSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DECIDED_META, EXECUTED_META, type Configuration, type RecoveredState, type SlotValue, decodeDecidedMeta, decodeSlotMeta } from '@decree/protocol';
+import {
+  DECIDED_META,
+  EXECUTED_META,
+  type Configuration,
+  type RecoveredState,
+  type SlotValue,
+  type SnapshotMeta,
+  decodeDecidedMeta,
+  decodeSlotMeta,
+} from '@decree/protocol';
 import { provenValue } from '@decree/replica';
-import { FileWalStore, PmemStore } from '@decree/storage';
+import { FileSnapshotStore, FileWalStore, PmemStore } from '@decree/storage';
 import { KvMachine } from '@decree/kv-machine';
-import { FileSnapshotStore, type SnapshotMeta } from '@decree/snapshotter';
 
 export class ReplayError extends Error {
   constructor(message: string) {
@@ -93,7 +101,9 @@ export async function replay(o: ReplayOptions): Promise<ReplayResult> {
   if (decided) while (provenUpTo < decided.upTo && provenValue(state, provenUpTo + 1, executed, decided)) provenUpTo++;
   const toSlot = o.toSlot ?? provenUpTo;
   if (toSlot > provenUpTo)
-    throw new ReplayError(`slot ${toSlot} is beyond what this log proves chosen: the replica had executed up to slot ${provenUpTo} (replay up to it, or use a peer's data directory)`);
+    throw new ReplayError(
+      `slot ${toSlot} is beyond what this log proves chosen: the replica had executed up to slot ${provenUpTo} (replay up to it, or use a peer's data directory)`,
+    );
   // the newest snapshot at or below the target that verifies
   const sm = new KvMachine();
   let from: SnapshotMeta | undefined;
@@ -110,7 +120,9 @@ export async function replay(o: ReplayOptions): Promise<ReplayResult> {
   }
   const start = (from?.slot ?? 0) + 1;
   if (start <= toSlot && start < state.truncatedBelow)
-    throw new ReplayError(`slots ${start}..${state.truncatedBelow - 1} are neither in a snapshot at or below slot ${toSlot} nor in the log (truncated below ${state.truncatedBelow})`);
+    throw new ReplayError(
+      `slots ${start}..${state.truncatedBelow - 1} are neither in a snapshot at or below slot ${toSlot} nor in the log (truncated below ${state.truncatedBelow})`,
+    );
   let config: Configuration = from
     ? { epoch: from.epoch ?? 1, members: [...from.members], startSlot: from.startSlot ?? from.slot + 1 }
     : configZero(state);
@@ -119,7 +131,8 @@ export async function replay(o: ReplayOptions): Promise<ReplayResult> {
   for (let s = start; s <= toSlot; s++) {
     if (state.chosen?.has(s)) filled++;
     const v: SlotValue | undefined = provenValue(state, s, executed, decided);
-    if (v === undefined) throw new ReplayError(`slot ${s} is missing from the log (it was executed, but its value is not here)`);
+    if (v === undefined)
+      throw new ReplayError(`slot ${s} is missing from the log (it was executed, but its value is not here)`);
     if (v.k === 'batch') {
       for (const c of v.cmds) {
         sm.apply(c, s);
@@ -142,7 +155,10 @@ export async function replay(o: ReplayOptions): Promise<ReplayResult> {
     const parts: Uint8Array[] = [];
     for await (const p of await toIterable(await sm.snapshot())) parts.push(p);
     const out = new FileSnapshotStore(o.snapshotOut);
-    const meta = await out.save(toSlot, config.members, Buffer.concat(parts), { epoch: config.epoch, startSlot: config.startSlot });
+    const meta = await out.save(toSlot, config.members, Buffer.concat(parts), {
+      epoch: config.epoch,
+      startSlot: config.startSlot,
+    });
     result.snapshotWritten = join(o.snapshotOut, meta.name);
   }
   return result;
@@ -161,6 +177,9 @@ function configZero(state: RecoveredState): Configuration {
 }
 
 async function toIterable(x: Uint8Array | AsyncIterable<Uint8Array>): Promise<AsyncIterable<Uint8Array>> {
-  if (x instanceof Uint8Array) return (async function* () { yield x; })();
+  if (x instanceof Uint8Array)
+    return (async function* () {
+      yield x;
+    })();
   return x;
 }

@@ -84,7 +84,9 @@ const ballotText = (b: unknown) => (b && typeof b === 'object' ? Object.values(b
 export function statusPage(doc: StatusDoc): string {
   const rows = doc.rings
     .map(
-      (r) => `<tr><td>${esc(r.ring)}</td><td class="leader">${esc(r.leader ?? '—')}</td><td>${esc(r.role)}</td><td>${esc(ballotText(r.ballot))}</td>
+      (
+        r,
+      ) => `<tr><td>${esc(r.ring)}</td><td class="leader">${esc(r.leader ?? '—')}</td><td>${esc(r.role)}</td><td>${esc(ballotText(r.ballot))}</td>
 <td>${esc(r.states.elector)}</td><td>${esc(r.states.proposer)}</td><td>${esc(r.states.acceptor)}</td><td>${esc(r.states.learner)}</td>
 <td>${r.chosenUpTo}</td><td>${r.executedUpTo}</td><td>${r.logSlots}</td><td>${r.commandsExecuted}</td></tr>`,
     )
@@ -159,9 +161,13 @@ export async function startStatusServer(o: StatusServerOptions): Promise<StatusS
       } else if (path === '/metrics') {
         metricsHandler(req, res);
       } else if (path === '/status.json') {
-        res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify(statusDoc(o.replicas)));
+        res
+          .writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' })
+          .end(JSON.stringify(statusDoc(o.replicas)));
       } else if (path === '/' || path === '/index.html') {
-        res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' }).end(statusPage(statusDoc(o.replicas)));
+        res
+          .writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' })
+          .end(statusPage(statusDoc(o.replicas)));
       } else {
         res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
       }

@@ -4,7 +4,10 @@
  */
 import type { ClusterConfig } from './config.ts';
 
-export type ResolvedTracing = { ratio: number } & ({ exporter: 'console' } | { exporter: 'otlp'; endpoint?: string; headers?: Record<string, string> });
+export type ResolvedTracing = { ratio: number } & (
+  | { exporter: 'console' }
+  | { exporter: 'otlp'; endpoint?: string; headers?: Record<string, string> }
+);
 
 export interface TracingFlags {
   trace?: string;
@@ -21,19 +24,26 @@ const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
  * `{ tracing }` (undefined: tracing off) or `{ error }`: one line naming the flag. The config file
  * was validated by parseConfig already.
  */
-export function resolveTracing(file: ClusterConfig['tracing'], flags: TracingFlags): { tracing: ResolvedTracing | undefined } | { error: string } {
+export function resolveTracing(
+  file: ClusterConfig['tracing'],
+  flags: TracingFlags,
+): { tracing: ResolvedTracing | undefined } | { error: string } {
   if (flags.trace !== undefined && !(EXPORTERS as readonly string[]).includes(flags.trace))
     return { error: `--trace: unknown exporter "${flags.trace}" (${EXPORTERS.join(', ')})` };
   let ratio = file?.ratio ?? 1;
   if (flags.traceRatio !== undefined) {
     ratio = flags.traceRatio.trim() === '' ? NaN : Number(flags.traceRatio);
-    if (!(ratio >= 0 && ratio <= 1)) return { error: `--trace-ratio: must be a number in 0..1, got "${flags.traceRatio}"` };
+    if (!(ratio >= 0 && ratio <= 1))
+      return { error: `--trace-ratio: must be a number in 0..1, got "${flags.traceRatio}"` };
   }
   const exporter = (flags.trace as (typeof EXPORTERS)[number] | undefined) ?? file?.exporter;
-  const otlpFlag = flags.otlpEndpoint !== undefined ? '--otlp-endpoint' : flags.otlpHeader?.length ? '--otlp-header' : undefined;
+  const otlpFlag =
+    flags.otlpEndpoint !== undefined ? '--otlp-endpoint' : flags.otlpHeader?.length ? '--otlp-header' : undefined;
   if (exporter === undefined) {
     const given = otlpFlag ?? (flags.traceRatio !== undefined ? '--trace-ratio' : undefined);
-    return given ? { error: `${given}: needs --trace (or a "tracing" section in the config file)` } : { tracing: undefined };
+    return given
+      ? { error: `${given}: needs --trace (or a "tracing" section in the config file)` }
+      : { tracing: undefined };
   }
   if (exporter === 'console') {
     if (otlpFlag) return { error: `${otlpFlag}: only with --trace otlp` };
@@ -50,7 +60,9 @@ export function resolveTracing(file: ClusterConfig['tracing'], flags: TracingFla
       u = undefined;
     }
     if (!u || (u.protocol !== 'http:' && u.protocol !== 'https:'))
-      return { error: `--otlp-endpoint: must be an http:// or https:// URL (e.g. http://collector:4318/v1/traces), got "${flags.otlpEndpoint}"` };
+      return {
+        error: `--otlp-endpoint: must be an http:// or https:// URL (e.g. http://collector:4318/v1/traces), got "${flags.otlpEndpoint}"`,
+      };
     endpoint = flags.otlpEndpoint;
   }
   const headers: Record<string, string> = { ...(fromFile?.headers ?? {}) };

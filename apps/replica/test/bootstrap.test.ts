@@ -20,7 +20,9 @@ describe('decree bootstrap', () => {
     expect(out.stdout).toMatch(/^bootstrapped: configuration 1: r1,r2,r3 \(leader r[123]\)/);
     const leader = await f.cluster.leader(30_000);
     // idempotent: retried if leadership moves again right after the first election (loaded machine)
-    expect(await idempotent('SET k through the leader', () => resp(f.cluster.port(leader), ['SET', 'k', 'v']))).toBe('OK');
+    expect(await idempotent('SET k through the leader', () => resp(f.cluster.port(leader), ['SET', 'k', 'v']))).toBe(
+      'OK',
+    );
     const again = await decree('bootstrap', '--config', f.configPath);
     expect(again.stdout).toMatch(/^already bootstrapped: configuration 1: r1,r2,r3/);
     const other = await decree('bootstrap', '--config', f.configPath, '--members', 'r1,r2').catch((e) => e);
@@ -30,10 +32,16 @@ describe('decree bootstrap', () => {
     const follower = ['r1', 'r2', 'r3'].find((x) => x !== leader)!;
     await f.cluster.kill9(follower);
     await f.cluster.start(follower).started();
-    await waitFor('the restarted replica back in configuration 1', async () => {
-      const s = (await status(f.cluster.port(follower))) as unknown as { configEpoch?: number; members?: string[] } | undefined;
-      return s?.configEpoch === 1 && s.members?.length === 3;
-    }, 30_000);
+    await waitFor(
+      'the restarted replica back in configuration 1',
+      async () => {
+        const s = (await status(f.cluster.port(follower))) as unknown as
+          | { configEpoch?: number; members?: string[] }
+          | undefined;
+        return s?.configEpoch === 1 && s.members?.length === 3;
+      },
+      30_000,
+    );
     // the restart can start an election on a loaded machine: the (idempotent) GET is retried
     expect(await idempotent(`GET k through ${follower}`, () => resp(f.cluster.port(follower), ['GET', 'k']))).toBe('v');
   }, 150_000);

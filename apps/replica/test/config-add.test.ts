@@ -24,7 +24,11 @@ describe('configuration changes of a running multi-process cluster', () => {
     const session = `config-add-${process.pid}`;
     const writer = (async () => {
       for (let seq = 1; !stop; seq++) {
-        const v = await idempotent(`INCR counter (session seq ${seq})`, () => resp(f.cluster.port(leader), ['DECREE.SESSION', session, seq, 'INCR', 'counter'], 5000), 60_000);
+        const v = await idempotent(
+          `INCR counter (session seq ${seq})`,
+          () => resp(f.cluster.port(leader), ['DECREE.SESSION', session, seq, 'INCR', 'counter'], 5000),
+          60_000,
+        );
         expect(v).toBe(seq);
         writes = v as number;
       }
@@ -38,7 +42,10 @@ describe('configuration changes of a running multi-process cluster', () => {
     expect(writes).toBeGreaterThan(0);
     // every replica, r4 included, reads the last acknowledged count and runs configuration 2
     await f.cluster.caughtUp(['r1', 'r2', 'r3', 'r4']);
-    for (const id of ['r1', 'r2', 'r3', 'r4']) expect(await idempotent(`GET counter on ${id}`, () => resp(f.cluster.port(id), ['GET', 'counter']))).toBe(String(writes));
+    for (const id of ['r1', 'r2', 'r3', 'r4'])
+      expect(await idempotent(`GET counter on ${id}`, () => resp(f.cluster.port(id), ['GET', 'counter']))).toBe(
+        String(writes),
+      );
     const after = JSON.parse((await decree('config', 'get', '--config', f.configPath, '--json')).stdout);
     expect(after).toMatchObject({ epoch: 2, members: ['r1', 'r2', 'r3', 'r4'] });
   }, 180_000);
@@ -51,16 +58,25 @@ describe('configuration changes of a running multi-process cluster', () => {
     const l2 = await f.cluster.leader(30_000, rest);
     expect(l2).not.toBe(leader);
     // right after a leader change leadership may move again on a loaded machine: idempotent commands are retried
-    expect(await idempotent(`SET after through ${l2}`, () => resp(f.cluster.port(l2), ['SET', 'after', 'removal']))).toBe('OK');
+    expect(
+      await idempotent(`SET after through ${l2}`, () => resp(f.cluster.port(l2), ['SET', 'after', 'removal'])),
+    ).toBe('OK');
     // one more of the original replicas dies: the two left (r4 among them) are a majority of three
     const victim = rest.find((x) => x !== 'r4' && x !== l2)!;
     await f.cluster.kill9(victim);
-    const l3 = await f.cluster.leader(30_000, rest.filter((x) => x !== victim));
-    expect(await idempotent(`SET r4 through ${l3}`, () => resp(f.cluster.port(l3), ['SET', 'r4', 'votes'], 10_000), 30_000)).toBe('OK');
+    const l3 = await f.cluster.leader(
+      30_000,
+      rest.filter((x) => x !== victim),
+    );
+    expect(
+      await idempotent(`SET r4 through ${l3}`, () => resp(f.cluster.port(l3), ['SET', 'r4', 'votes'], 10_000), 30_000),
+    ).toBe('OK');
     expect(await idempotent('GET r4 through r4', () => resp(f.cluster.port('r4'), ['GET', 'r4']))).toBe('votes');
     // a bad change gets a one-line error naming the problem
     const bad = await decree('config', 'add', 'r9', '--config', f.configPath).catch((e) => e);
     expect(bad.code).toBe(1);
-    expect(bad.stderr.trim()).toBe('decree: not in the cluster config: r9 (list their addresses under "replicas" first)');
+    expect(bad.stderr.trim()).toBe(
+      'decree: not in the cluster config: r9 (list their addresses under "replicas" first)',
+    );
   }, 120_000);
 });

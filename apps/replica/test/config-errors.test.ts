@@ -25,7 +25,6 @@ const good = (over: Record<string, unknown> = {}) => ({
   ...over,
 });
 
-
 describe('parseConfig', () => {
   it('accepts a minimal config and fills in every default', () => {
     const c = parseConfig(good());
@@ -47,7 +46,11 @@ describe('parseConfig', () => {
   it('derives the snapshot policy; with pmem, from the log size', () => {
     const MiB = 1 << 20;
     expect(snapshotPolicy(parseConfig(good()))).toEqual({
-      everySlots: 10_000, everyBytes: 64 * MiB, keep: 2, truncateMargin: 1_000, truncateMarginBytes: 8 * MiB,
+      everySlots: 10_000,
+      everyBytes: 64 * MiB,
+      keep: 2,
+      truncateMargin: 1_000,
+      truncateMarginBytes: 8 * MiB,
     });
     const p = parseConfig(good({ storage: 'pmem', pmemSizeMiB: 128 }));
     expect(p.pmemSizeMiB).toBe(128);
@@ -62,49 +65,109 @@ describe('parseConfig', () => {
   });
 
   const cases: [string, unknown, RegExp[]][] = [
-    ['a replica without port', good({ replicas: [{ id: 'r1', clientPort: 1 }] }), [/^c\.json: replicas\[0\]\.port: missing/]],
-    ['a port out of range', good({ replicas: [{ id: 'r1', port: 70000, clientPort: 1 }] }), [/^c\.json: replicas\[0\]\.port: .*65535/]],
-    ['a negative client port', good({ replicas: [{ id: 'r1', port: 1, clientPort: -1 }] }), [/^c\.json: replicas\[0\]\.clientPort: /]],
+    [
+      'a replica without port',
+      good({ replicas: [{ id: 'r1', clientPort: 1 }] }),
+      [/^c\.json: replicas\[0\]\.port: missing/],
+    ],
+    [
+      'a port out of range',
+      good({ replicas: [{ id: 'r1', port: 70000, clientPort: 1 }] }),
+      [/^c\.json: replicas\[0\]\.port: .*65535/],
+    ],
+    [
+      'a negative client port',
+      good({ replicas: [{ id: 'r1', port: 1, clientPort: -1 }] }),
+      [/^c\.json: replicas\[0\]\.clientPort: /],
+    ],
     [
       'duplicate ids',
-      good({ replicas: [{ id: 'r1', port: 1, clientPort: 2 }, { id: 'r1', port: 3, clientPort: 4 }] }),
+      good({
+        replicas: [
+          { id: 'r1', port: 1, clientPort: 2 },
+          { id: 'r1', port: 3, clientPort: 4 },
+        ],
+      }),
       [/^c\.json: replicas\[1\]\.id: duplicate replica id "r1"/],
     ],
     [
       'two replicas on one address',
-      good({ replicas: [{ id: 'r1', port: 1, clientPort: 2 }, { id: 'r2', port: 1, clientPort: 4 }] }),
+      good({
+        replicas: [
+          { id: 'r1', port: 1, clientPort: 2 },
+          { id: 'r2', port: 1, clientPort: 4 },
+        ],
+      }),
       [/^c\.json: replicas\[1\]\.port: 127\.0\.0\.1:1 is already used by replicas\[0\]\.port/],
     ],
     ['an unknown top-level field', good({ replicaz: [] }), [/^c\.json: replicaz: unknown field$/]],
-    ['an unknown field in a replica', good({ replicas: [{ id: 'r1', port: 1, clientPort: 2, cp: 3 }] }), [/^c\.json: replicas\[0\]\.cp: unknown field$/]],
-    ['transport nats without a nats section', good({ transport: 'nats' }), [/^c\.json: nats: required when transport is "nats"/]],
+    [
+      'an unknown field in a replica',
+      good({ replicas: [{ id: 'r1', port: 1, clientPort: 2, cp: 3 }] }),
+      [/^c\.json: replicas\[0\]\.cp: unknown field$/],
+    ],
+    [
+      'transport nats without a nats section',
+      good({ transport: 'nats' }),
+      [/^c\.json: nats: required when transport is "nats"/],
+    ],
     ['an unknown transport', good({ transport: 'udp' }), [/^c\.json: transport: /]],
     ['an unknown storage', good({ storage: 'disk' }), [/^c\.json: storage: /]],
     ['no replicas', { cluster: 'x' }, [/^c\.json: replicas: missing/]],
     ['an empty replica list', good({ replicas: [] }), [/^c\.json: replicas: /]],
-    ['a bad replica id', good({ replicas: [{ id: 'r 1', port: 1, clientPort: 2 }] }), [/^c\.json: replicas\[0\]\.id: must be 1-64 letters/]],
-    ['election.maxMs below minMs', good({ election: { minMs: 500, maxMs: 400, heartbeatMs: 50 } }), [/^c\.json: election\.maxMs: must be >= election\.minMs/]],
-    ['a heartbeat too slow for the timeout', good({ election: { minMs: 300, maxMs: 600, heartbeatMs: 200 } }), [/^c\.json: election\.heartbeatMs: /]],
+    [
+      'a bad replica id',
+      good({ replicas: [{ id: 'r 1', port: 1, clientPort: 2 }] }),
+      [/^c\.json: replicas\[0\]\.id: must be 1-64 letters/],
+    ],
+    [
+      'election.maxMs below minMs',
+      good({ election: { minMs: 500, maxMs: 400, heartbeatMs: 50 } }),
+      [/^c\.json: election\.maxMs: must be >= election\.minMs/],
+    ],
+    [
+      'a heartbeat too slow for the timeout',
+      good({ election: { minMs: 300, maxMs: 600, heartbeatMs: 200 } }),
+      [/^c\.json: election\.heartbeatMs: /],
+    ],
     ['a short secret', good({ secret: 'short' }), [/^c\.json: secret: /]],
     ['duplicate rings', good({ rings: ['a', 'a'] }), [/^c\.json: rings: duplicate ring id/]],
     ['a pmem log smaller than 8 MiB', good({ storage: 'pmem', pmemSizeMiB: 4 }), [/^c\.json: pmemSizeMiB: .*8/]],
-    ['a pmem size that is not a whole number', good({ storage: 'pmem', pmemSizeMiB: 12.5 }), [/^c\.json: pmemSizeMiB: /]],
+    [
+      'a pmem size that is not a whole number',
+      good({ storage: 'pmem', pmemSizeMiB: 12.5 }),
+      [/^c\.json: pmemSizeMiB: /],
+    ],
     [
       'snapshots too far apart for the pmem log',
       good({ storage: 'pmem', pmemSizeMiB: 64, snapshots: { everyMiB: 32 } }),
-      [/^c\.json: snapshots: with storage "pmem" the log must hold keep × everyMiB \+ marginMiB = 68 MiB in three quarters of pmemSizeMiB \(64\)/],
+      [
+        /^c\.json: snapshots: with storage "pmem" the log must hold keep × everyMiB \+ marginMiB = 68 MiB in three quarters of pmemSizeMiB \(64\)/,
+      ],
     ],
     ['an unknown snapshots field', good({ snapshots: { every: 5 } }), [/^c\.json: snapshots\.every: unknown field$/]],
     ['snapshots.keep of 0', good({ snapshots: { keep: 0 } }), [/^c\.json: snapshots\.keep: /]],
     [
       'bad rdma settings',
       good({ transport: 'rdma', rdma: { device: '', port: 0, gidIndex: 256, capacity: 5000, dev: 'x' } }),
-      [/^c\.json: rdma\.device: /, /^c\.json: rdma\.port: .*>=1/, /^c\.json: rdma\.gidIndex: .*<=255/, /^c\.json: rdma\.capacity: must be a power of two/, /^c\.json: rdma\.dev: unknown field$/],
+      [
+        /^c\.json: rdma\.device: /,
+        /^c\.json: rdma\.port: .*>=1/,
+        /^c\.json: rdma\.gidIndex: .*<=255/,
+        /^c\.json: rdma\.capacity: must be a power of two/,
+        /^c\.json: rdma\.dev: unknown field$/,
+      ],
     ],
     ['not an object', [1, 2], [/^c\.json: \(top level\): /]],
     [
       'three problems at once',
-      good({ replicas: [{ id: 'r1', clientPort: 1 }, { id: 'r2', port: 99999, clientPort: 2 }], foo: 1 }),
+      good({
+        replicas: [
+          { id: 'r1', clientPort: 1 },
+          { id: 'r2', port: 99999, clientPort: 2 },
+        ],
+        foo: 1,
+      }),
       [/replicas\[0\]\.port: missing/, /replicas\[1\]\.port: .*65535/, /foo: unknown field/],
     ],
   ];
@@ -158,40 +221,120 @@ function expectProblems(expect: ExpectStatic, r: Run, want: RegExp[]): void {
 
 describe('decree start with bad config files and flags (real CLI)', async () => {
   const [p1, p2, p3, p4] = await freePorts(4);
-  const valid = () => file('valid.json', { dataDir: path.join(tmp.dir, 'data'), replicas: [{ id: 'r1', port: p1, clientPort: p2 }, { id: 'r2', port: p3, clientPort: p4 }] });
+  const valid = () =>
+    file('valid.json', {
+      dataDir: path.join(tmp.dir, 'data'),
+      replicas: [
+        { id: 'r1', port: p1, clientPort: p2 },
+        { id: 'r2', port: p3, clientPort: p4 },
+      ],
+    });
 
   const runs: [string, () => string[], RegExp[]][] = [
-    ['a missing config file', () => ['start', '--config', path.join(tmp.dir, 'nope.json'), '--id', 'r1'], [/cannot read config file .*nope\.json: ENOENT/]],
-    ['invalid JSON', () => ['start', '--config', file('bad.json', '{"replicas": [}'), '--id', 'r1'], [/bad\.json: not valid JSON/]],
+    [
+      'a missing config file',
+      () => ['start', '--config', path.join(tmp.dir, 'nope.json'), '--id', 'r1'],
+      [/cannot read config file .*nope\.json: ENOENT/],
+    ],
+    [
+      'invalid JSON',
+      () => ['start', '--config', file('bad.json', '{"replicas": [}'), '--id', 'r1'],
+      [/bad\.json: not valid JSON/],
+    ],
     [
       'a replica without port, a port out of range and an unknown field',
-      () => ['start', '--config', file('three.json', { replicas: [{ id: 'r1', clientPort: 1 }, { id: 'r2', port: 99999, clientPort: 2 }], foo: 1 }), '--id', 'r1'],
-      [/three\.json: replicas\[0\]\.port: missing/, /three\.json: replicas\[1\]\.port: .*65535/, /three\.json: foo: unknown field/],
+      () => [
+        'start',
+        '--config',
+        file('three.json', {
+          replicas: [
+            { id: 'r1', clientPort: 1 },
+            { id: 'r2', port: 99999, clientPort: 2 },
+          ],
+          foo: 1,
+        }),
+        '--id',
+        'r1',
+      ],
+      [
+        /three\.json: replicas\[0\]\.port: missing/,
+        /three\.json: replicas\[1\]\.port: .*65535/,
+        /three\.json: foo: unknown field/,
+      ],
     ],
     [
       'duplicate ids',
-      () => ['start', '--config', file('dup.json', { replicas: [{ id: 'r1', port: p1, clientPort: p2 }, { id: 'r1', port: p3, clientPort: p4 }] }), '--id', 'r1'],
+      () => [
+        'start',
+        '--config',
+        file('dup.json', {
+          replicas: [
+            { id: 'r1', port: p1, clientPort: p2 },
+            { id: 'r1', port: p3, clientPort: p4 },
+          ],
+        }),
+        '--id',
+        'r1',
+      ],
       [/dup\.json: replicas\[1\]\.id: duplicate replica id "r1"/],
     ],
     [
       'transport nats without a nats section',
-      () => ['start', '--config', file('nats.json', { transport: 'nats', replicas: [{ id: 'r1', port: p1, clientPort: p2 }] }), '--id', 'r1'],
+      () => [
+        'start',
+        '--config',
+        file('nats.json', { transport: 'nats', replicas: [{ id: 'r1', port: p1, clientPort: p2 }] }),
+        '--id',
+        'r1',
+      ],
       [/nats\.json: nats: required when transport is "nats"/],
     ],
-    ['--id not in the config', () => ['start', '--config', valid(), '--id', 'r9'], [/--id: replica "r9" is not in .*valid\.json \(replicas: r1, r2\)/]],
-    ['an unknown --log-level', () => ['start', '--config', valid(), '--id', 'r1', '--log-level', 'loud'], [/--log-level: unknown level "loud"/]],
+    [
+      '--id not in the config',
+      () => ['start', '--config', valid(), '--id', 'r9'],
+      [/--id: replica "r9" is not in .*valid\.json \(replicas: r1, r2\)/],
+    ],
+    [
+      'an unknown --log-level',
+      () => ['start', '--config', valid(), '--id', 'r1', '--log-level', 'loud'],
+      [/--log-level: unknown level "loud"/],
+    ],
     ['a missing --config', () => ['start', '--id', 'r1'], [/required option '--config <file>' not specified/]],
-    ['an unknown flag', () => ['start', '--config', valid(), '--id', 'r1', '--verbose'], [/unknown option '--verbose'/]],
+    [
+      'an unknown flag',
+      () => ['start', '--config', valid(), '--id', 'r1', '--verbose'],
+      [/unknown option '--verbose'/],
+    ],
     ['an unknown subcommand', () => ['begin', '--config', valid()], [/unknown command 'begin'/]],
     [
       // device discovery at start (packages/transport-shm tests cover the library call): one line, no stack
       'transport rdma on a machine without an RDMA device',
-      () => ['start', '--config', file('rdma.json', { transport: 'rdma', rdma: { gidIndex: 1 }, dataDir: path.join(tmp.dir, 'data'), replicas: [{ id: 'r1', port: p1, clientPort: p2 }, { id: 'r2', port: p3, clientPort: p4 }] }), '--id', 'r1'],
+      () => [
+        'start',
+        '--config',
+        file('rdma.json', {
+          transport: 'rdma',
+          rdma: { gidIndex: 1 },
+          dataDir: path.join(tmp.dir, 'data'),
+          replicas: [
+            { id: 'r1', port: p1, clientPort: p2 },
+            { id: 'r2', port: p3, clientPort: p4 },
+          ],
+        }),
+        '--id',
+        'r1',
+      ],
       [/^decree: no RDMA device found \(ibv_get_device_list returned 0 devices\)$/],
     ],
     [
       'a data dir that cannot be created',
-      () => ['start', '--config', file('datafile.json', { dataDir: file('afile', 'x'), replicas: [{ id: 'r1', port: p1, clientPort: p2 }] }), '--id', 'r1'],
+      () => [
+        'start',
+        '--config',
+        file('datafile.json', { dataDir: file('afile', 'x'), replicas: [{ id: 'r1', port: p1, clientPort: p2 }] }),
+        '--id',
+        'r1',
+      ],
       [/storage I\/O error on .*afile.*ENOTDIR/],
     ],
   ];

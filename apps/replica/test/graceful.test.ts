@@ -23,10 +23,15 @@ afterAll(async () => {
 });
 
 async function settled(port: number, args: (string | number)[]) {
-  return waitFor(`${args[0]} on ${port}`, async () => {
-    const v = await resp(port, args, 8000);
-    return v instanceof Error ? undefined : v;
-  }, 20_000, 200);
+  return waitFor(
+    `${args[0]} on ${port}`,
+    async () => {
+      const v = await resp(port, args, 8000);
+      return v instanceof Error ? undefined : v;
+    },
+    20_000,
+    200,
+  );
 }
 
 describe('graceful stop (SIGTERM)', () => {
@@ -36,10 +41,13 @@ describe('graceful stop (SIGTERM)', () => {
     const c = await RespClient.connect(cluster.port(leader));
     const replies = await Promise.all(Array.from({ length: 200 }, (_, i) => c.call(['SET', `k${i}`, `v${i}`])));
     // a SET answered TRYAGAIN (leadership moving on a loaded machine) is idempotent: sent again
-    for (const [i, r] of replies.entries()) if (r !== 'OK') replies[i] = await settled(cluster.port(leader), ['SET', `k${i}`, `v${i}`]);
+    for (const [i, r] of replies.entries())
+      if (r !== 'OK') replies[i] = await settled(cluster.port(leader), ['SET', `k${i}`, `v${i}`]);
     expect(replies.every((r) => r === 'OK')).toBe(true);
     // in a client session: a retry after an in-doubt TRYAGAIN is answered once, exactly
-    expect(await settled(cluster.port(leader), ['DECREE.SESSION', `graceful-${process.pid}`, 1, 'INCRBY', 'n', 7])).toBe(7);
+    expect(
+      await settled(cluster.port(leader), ['DECREE.SESSION', `graceful-${process.pid}`, 1, 'INCRBY', 'n', 7]),
+    ).toBe(7);
     c.close();
     leader = await cluster.leader(30_000); // the one to stop is the leader now
     const before = (await cluster.statuses([leader])).get(leader)!.executedUpTo;
@@ -65,7 +73,9 @@ describe('graceful stop (SIGTERM)', () => {
     // the others go on without it
     const survivors = ids.filter((i) => i !== leader);
     await cluster.leader(30_000, survivors);
-    const n = String(await settled(cluster.port(survivors[0]!), ['DECREE.SESSION', `graceful-${process.pid}`, 2, 'INCRBY', 'n', 3]));
+    const n = String(
+      await settled(cluster.port(survivors[0]!), ['DECREE.SESSION', `graceful-${process.pid}`, 2, 'INCRBY', 'n', 3]),
+    );
     expect(n).toBe('10'); // applied once, however often it was retried
     expect(await settled(cluster.port(survivors[1]!), ['SET', 'while-down', 'yes'])).toBe('OK');
 

@@ -50,7 +50,10 @@ export async function killAll(): Promise<void> {
   await Promise.all(cs.map((c) => exitOf(c, 10_000).catch(() => undefined)));
 }
 
-export function exitOf(c: ChildProcess, timeoutMs: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+export function exitOf(
+  c: ChildProcess,
+  timeoutMs: number,
+): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
   if (c.exitCode !== null || c.signalCode !== null) return Promise.resolve({ code: c.exitCode, signal: c.signalCode });
   return new Promise((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`process ${c.pid} did not exit within ${timeoutMs} ms`)), timeoutMs);
@@ -73,7 +76,12 @@ export function tempDir(prefix: string): { dir: string; remove(): void } {
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Polls `fn` until it returns something other than undefined/false; throws `what` + the last value/error after timeoutMs. */
-export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 30_000, everyMs = 100): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  fn: () => Promise<T | undefined | false> | T | undefined | false,
+  timeoutMs = 30_000,
+  everyMs = 100,
+): Promise<T> {
   const end = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -84,7 +92,10 @@ export async function waitFor<T>(what: string, fn: () => Promise<T | undefined |
     } catch (e) {
       last = e;
     }
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`);
+    if (Date.now() > end)
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what} (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`,
+      );
     await sleep(everyMs);
   }
 }
@@ -185,11 +196,15 @@ export class ReplicaProcess {
     configPath: string,
     extraArgs: string[] = [],
   ) {
-    const child = spawn(process.execPath, [...NODE_ARGS, CLI, 'start', '--config', configPath, '--id', id, ...extraArgs], {
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, DECREE_CONTRACTS: '1' },
-    });
+    const child = spawn(
+      process.execPath,
+      [...NODE_ARGS, CLI, 'start', '--config', configPath, '--id', id, ...extraArgs],
+      {
+        cwd: ROOT,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, DECREE_CONTRACTS: '1' },
+      },
+    );
     this.child = child;
     track(child);
     let partial = '';
@@ -224,7 +239,10 @@ export class ReplicaProcess {
     return waitFor(
       `${this.id}: log line (stdout so far: ${this.stdout.slice(-500)} stderr: ${this.stderr.slice(-500)})`,
       () => {
-        if (!this.running && !this.logs.some(pred)) throw new Error(`${this.id} exited (${this.child.exitCode ?? this.child.signalCode}): ${this.stderr.slice(-1000)}`);
+        if (!this.running && !this.logs.some(pred))
+          throw new Error(
+            `${this.id} exited (${this.child.exitCode ?? this.child.signalCode}): ${this.stderr.slice(-1000)}`,
+          );
         return this.logs.find(pred);
       },
       timeoutMs,
@@ -363,7 +381,11 @@ export function decree(...args: string[]): Promise<{ stdout: string; stderr: str
  * A cluster config in a temp dir and its processes started before the file's tests (killed and
  * removed after them): `fixture.cluster`, `fixture.configPath`.
  */
-export function startedCluster(prefix: string, extra: Record<string, unknown> = {}, ids?: string[]): { cluster: Cluster; configPath: string } {
+export function startedCluster(
+  prefix: string,
+  extra: Record<string, unknown> = {},
+  ids?: string[],
+): { cluster: Cluster; configPath: string } {
   const tmp = tempDir(prefix);
   const fixture = {} as { cluster: Cluster; configPath: string };
   beforeAll(async () => {

@@ -42,7 +42,11 @@ describe('kill -9 of each replica in turn under write load (file WAL)', () => {
       const st = await f.cluster.statuses(others);
       const target = Math.max(...[...st.values()].map((s) => s?.executedUpTo ?? 0));
       expect(target).toBeGreaterThan(0);
-      await waitFor(`${id} to catch up to slot ${target}`, async () => ((await f.cluster.statuses([id])).get(id)?.executedUpTo ?? -1) >= target, 45_000);
+      await waitFor(
+        `${id} to catch up to slot ${target}`,
+        async () => ((await f.cluster.statuses([id])).get(id)?.executedUpTo ?? -1) >= target,
+        45_000,
+      );
       expect(p.logs.filter((l) => l.level >= 50).map((l) => l.msg)).toEqual([]);
       mark(`${id} restarted, caught up`);
     }

@@ -76,7 +76,8 @@ export class WriteLoad {
       } catch (e) {
         if (isIncr) this.incrDoubt.set(counter, this.incrDoubt.get(counter)! + 1);
         else this.setsFailed++;
-        if (this.errors.length < 50) this.errors.push(`${ids[target]} ${isIncr ? 'INCR' : 'SET'}: ${(e as Error).message}`);
+        if (this.errors.length < 50)
+          this.errors.push(`${ids[target]} ${isIncr ? 'INCR' : 'SET'}: ${(e as Error).message}`);
         client.close();
         client = undefined;
         target = (target + 1) % ids.length;
@@ -121,8 +122,13 @@ export class WriteLoad {
       }
     }
     // a linearizable read (idempotent: retried if leadership moves on a loaded machine)
-    const vals = (await idempotent(`MGET ${COUNTERS.join(' ')} through the leader`, async () => resp(this.cluster.port(await this.cluster.leader(30_000)), ['MGET', ...COUNTERS], 10_000), 45_000)) as string[];
-    for (const [i, ctr] of COUNTERS.entries()) expect(Number(vals[i]), `${when}: linearizable ${ctr}`).toBeGreaterThanOrEqual(this.incrAcked.get(ctr)!);
+    const vals = (await idempotent(
+      `MGET ${COUNTERS.join(' ')} through the leader`,
+      async () => resp(this.cluster.port(await this.cluster.leader(30_000)), ['MGET', ...COUNTERS], 10_000),
+      45_000,
+    )) as string[];
+    for (const [i, ctr] of COUNTERS.entries())
+      expect(Number(vals[i]), `${when}: linearizable ${ctr}`).toBeGreaterThanOrEqual(this.incrAcked.get(ctr)!);
   }
 
   summary(): string {

@@ -26,16 +26,44 @@ describe('several rings per process (RSL rings)', () => {
   it('3 rings on the same 3 processes, each with its own leader, log and data, over shared connections', async () => {
     dir = mkdtempSync(join(tmpdir(), 'decree-rings-'));
     const replicas: { id: string; host: string; port: number; clientPort: number }[] = [];
-    for (const id of ['r1', 'r2', 'r3']) replicas.push({ id, host: '127.0.0.1', port: await freePort(), clientPort: await freePort() });
+    for (const id of ['r1', 'r2', 'r3'])
+      replicas.push({ id, host: '127.0.0.1', port: await freePort(), clientPort: await freePort() });
     const rings = ['alpha', 'beta', 'gamma'];
     const cfg = join(dir, 'cluster.json');
-    writeFileSync(cfg, JSON.stringify({ cluster: 'rings', dataDir: dir, rings, replicas, election: { minMs: 1000, maxMs: 2000, heartbeatMs: 100 } }));
-    const latest = new Map<string, { rings: Record<string, { leader: string | null; executed: number }>; wrote: number }>();
+    writeFileSync(
+      cfg,
+      JSON.stringify({
+        cluster: 'rings',
+        dataDir: dir,
+        rings,
+        replicas,
+        election: { minMs: 1000, maxMs: 2000, heartbeatMs: 100 },
+      }),
+    );
+    const latest = new Map<
+      string,
+      { rings: Record<string, { leader: string | null; executed: number }>; wrote: number }
+    >();
     replicas.forEach((r, i) => {
-      const p = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', join(import.meta.dirname, 'fixtures/multi-ring-node.ts'), '--config', cfg, '--id', r.id, '--lead', rings[i]!], {
-        cwd: root,
-        stdio: ['ignore', 'pipe', 'inherit'],
-      });
+      const p = spawn(
+        process.execPath,
+        [
+          '--conditions=source',
+          '--import',
+          'tsx',
+          join(import.meta.dirname, 'fixtures/multi-ring-node.ts'),
+          '--config',
+          cfg,
+          '--id',
+          r.id,
+          '--lead',
+          rings[i]!,
+        ],
+        {
+          cwd: root,
+          stdio: ['ignore', 'pipe', 'inherit'],
+        },
+      );
       procs.push(p);
       let buf = '';
       p.stdout!.on('data', (d) => {
@@ -53,13 +81,18 @@ describe('several rings per process (RSL rings)', () => {
     const done = () =>
       replicas.every((r, i) => {
         const s = latest.get(r.id);
-        return s !== undefined && s.wrote >= 5 && rings.every((ring, j) => s.rings[ring]?.leader === replicas[j]!.id && s.rings[ring]!.executed >= 5);
+        return (
+          s !== undefined &&
+          s.wrote >= 5 &&
+          rings.every((ring, j) => s.rings[ring]?.leader === replicas[j]!.id && s.rings[ring]!.executed >= 5)
+        );
       });
     const end = Date.now() + 90_000;
     while (!done() && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
     expect(done(), JSON.stringify([...latest])).toBe(true);
     // every process sees the same three different leaders
-    for (const r of replicas) expect(rings.map((ring) => latest.get(r.id)!.rings[ring]!.leader)).toEqual(['r1', 'r2', 'r3']);
+    for (const r of replicas)
+      expect(rings.map((ring) => latest.get(r.id)!.rings[ring]!.leader)).toEqual(['r1', 'r2', 'r3']);
     // each ring keeps its own log in its own directory under the shared data dir
     for (const r of replicas) expect(readdirSync(join(dir, r.id)).sort()).toEqual(rings);
     for (const p of procs) p.kill('SIGTERM');

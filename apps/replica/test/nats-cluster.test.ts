@@ -14,7 +14,10 @@ const session = `nats-cluster-${process.pid}`;
 
 beforeAll(async () => {
   nats = await startNatsServer();
-  const { configPath, replicas } = await writeClusterConfig(tmp.dir, { transport: 'nats', nats: { servers: [nats.url] } });
+  const { configPath, replicas } = await writeClusterConfig(tmp.dir, {
+    transport: 'nats',
+    nats: { servers: [nats.url] },
+  });
   cluster = new Cluster(configPath, replicas);
   await cluster.startAll();
 }, 60_000);
@@ -27,10 +30,15 @@ afterAll(async () => {
 
 /** Retries a command while the cluster settles (TRYAGAIN / no leader yet); returns its reply. */
 async function settled(port: number, args: (string | number)[]) {
-  return waitFor(`${args.join(' ')} on ${port}`, async () => {
-    const v = await resp(port, args, 8000);
-    return v instanceof Error ? undefined : v;
-  }, 20_000, 200);
+  return waitFor(
+    `${args.join(' ')} on ${port}`,
+    async () => {
+      const v = await resp(port, args, 8000);
+      return v instanceof Error ? undefined : v;
+    },
+    20_000,
+    200,
+  );
 }
 
 describe('3 replica processes over NATS', () => {

@@ -30,7 +30,14 @@ describe('startNode observability over TCP', () => {
     const leaderOf = (n: RunningNode) => n.replicas.get('default')!.currentLeader();
     const leaderId = await waitFor('a leader known everywhere', () => {
       const l = leaderOf(nodes[0]!);
-      return l && nodes.every((n) => leaderOf(n) === l) && nodes.find((n) => n.id === l)!.replicas.get('default')!.isLeader() ? l : undefined;
+      return l &&
+        nodes.every((n) => leaderOf(n) === l) &&
+        nodes
+          .find((n) => n.id === l)!
+          .replicas.get('default')!
+          .isLeader()
+        ? l
+        : undefined;
     });
     const leader = nodes.find((n) => n.id === leaderId)!.replicas.get('default')!;
     await waitFor('a command executed', async () => {
@@ -62,6 +69,7 @@ describe('startNode observability over TCP', () => {
       return undefined;
     });
     expect(joined.reps).toEqual(['r1', 'r2', 'r3']);
-    for (const n of ['decree.submit', 'decree.accept', 'decree.acceptor.accept', 'decree.chosen', 'decree.reply']) expect(joined.names).toContain(n);
+    for (const n of ['decree.submit', 'decree.accept', 'decree.acceptor.accept', 'decree.chosen', 'decree.reply'])
+      expect(joined.names).toContain(n);
   }, 60_000);
 });

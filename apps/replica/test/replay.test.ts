@@ -15,8 +15,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { Bus, realEnv } from '@decree/bus';
 import { KvCommands, KvMachine } from '@decree/kv-machine';
 import { createReplica, type Replica } from '@decree/replica';
-import { FileSnapshotStore } from '@decree/snapshotter';
-import { FileWalStore } from '@decree/storage';
+import { FileSnapshotStore, FileWalStore } from '@decree/storage';
 import { ReplayError, replay } from '../src/replay.ts';
 import { CLI, NODE_ARGS, ROOT } from './helpers.ts';
 
@@ -57,7 +56,9 @@ describe('decree replay', () => {
       bus,
       options: {
         elector: { electionTimeoutMinMs: 150, electionTimeoutMaxMs: 300, heartbeatMs: 40 },
-        snapshotter: snapshots ? { everySlots: 40, truncateMargin: 5, keep: 2 } : { everySlots: 1_000_000, everyBytes: 0 },
+        snapshotter: snapshots
+          ? { everySlots: 40, truncateMargin: 5, keep: 2 }
+          : { everySlots: 1_000_000, everyBytes: 0 },
         proposer: { maxBatchCmds: 4 },
       },
     });
@@ -74,7 +75,8 @@ describe('decree replay', () => {
   const write = async (from: number, to: number) => {
     for (let i = from; i < to; i += 8) {
       const cmds = [];
-      for (let j = i; j < Math.min(to, i + 8); j++) cmds.push(KvCommands.set(`k${j % 37}`, `v${j}`), KvCommands.incr('counter', 1));
+      for (let j = i; j < Math.min(to, i + 8); j++)
+        cmds.push(KvCommands.set(`k${j % 37}`, `v${j}`), KvCommands.incr('counter', 1));
       await (await leader()).submitBatch(cmds);
     }
   };
@@ -138,12 +140,14 @@ describe('decree replay', () => {
   it('refuses a slot beyond what the log proves, a directory without a log, and names the problem', async () => {
     const beyond = digests.get('r2')!.slot + 1;
     await expect(replay({ dir: dirOf('r2'), toSlot: beyond })).rejects.toThrow(ReplayError);
-    await expect(replay({ dir: dirOf('r2'), toSlot: beyond })).rejects.toThrow(new RegExp(`executed up to slot ${beyond - 1}`));
+    await expect(replay({ dir: dirOf('r2'), toSlot: beyond })).rejects.toThrow(
+      new RegExp(`executed up to slot ${beyond - 1}`),
+    );
     await expect(replay({ dir: join(root, 'nope') })).rejects.toThrow(/no such directory/);
     await expect(replay({ dir: root })).rejects.toThrow(/no log here/);
   });
 
-  it('a replica that caught up from its peers\' logs (no snapshots) replays from its learner\'s records of the values its acceptor missed', async () => {
+  it("a replica that caught up from its peers' logs (no snapshots) replays from its learner's records of the values its acceptor missed", async () => {
     base = join(root, 'nosnap');
     snapshots = false;
     const want = (await scenario(60, 200, 220)).get('r3')!;
@@ -157,12 +161,24 @@ describe('decree replay', () => {
   it('the decree replay command prints the replay, and a one-line error for a bad slot', async () => {
     const run = promisify(execFile);
     const slot = digests.get('r1')!.slot - 3;
-    const out = await run(process.execPath, [...NODE_ARGS, CLI, 'replay', '--dir', dirOf('r1'), '--to-slot', String(slot)], { cwd: ROOT });
-    expect(out.stdout).toMatch(new RegExp(`^replayed slots \\d+\\.\\.${slot} \\(\\d+ commands\\) from the snapshot at slot \\d+`));
+    const out = await run(
+      process.execPath,
+      [...NODE_ARGS, CLI, 'replay', '--dir', dirOf('r1'), '--to-slot', String(slot)],
+      { cwd: ROOT },
+    );
+    expect(out.stdout).toMatch(
+      new RegExp(`^replayed slots \\d+\\.\\.${slot} \\(\\d+ commands\\) from the snapshot at slot \\d+`),
+    );
     // older than every snapshot kept and below the log's truncation: a one-line refusal
-    const old = await run(process.execPath, [...NODE_ARGS, CLI, 'replay', '--dir', dirOf('r1'), '--to-slot', '3'], { cwd: ROOT }).catch((e) => e);
+    const old = await run(process.execPath, [...NODE_ARGS, CLI, 'replay', '--dir', dirOf('r1'), '--to-slot', '3'], {
+      cwd: ROOT,
+    }).catch((e) => e);
     expect(old.stderr).toMatch(/^decree: slots 1\.\.\d+ are neither in a snapshot at or below slot 3 nor in the log/);
-    const bad = await run(process.execPath, [...NODE_ARGS, CLI, 'replay', '--dir', dirOf('r1'), '--to-slot', '999999'], { cwd: ROOT }).catch((e) => e);
+    const bad = await run(
+      process.execPath,
+      [...NODE_ARGS, CLI, 'replay', '--dir', dirOf('r1'), '--to-slot', '999999'],
+      { cwd: ROOT },
+    ).catch((e) => e);
     expect(bad.code).toBe(1);
     expect(bad.stderr.trim().split('\n')).toHaveLength(1);
     expect(bad.stderr).toMatch(/^decree: slot 999999 is beyond what this log proves chosen/);

@@ -10,7 +10,8 @@ const enc = (s: string) => new TextEncoder().encode(s);
 
 // needs Debian's chromium (the pretest step installs it; tools/scripts/system-deps.json)
 describe('status page in a browser', () => {
-  it('finds chromium', () => expect(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install chromium`).toBe(true));
+  it('finds chromium', () =>
+    expect(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install chromium`).toBe(true));
   let cluster: LocalCluster<LogMachine> | undefined;
   let server: StatusServer | undefined;
   let dir: string | undefined;
@@ -24,7 +25,10 @@ describe('status page in a browser', () => {
 
   it('loads the page of a live cluster, finds the leader, saves a screenshot', async () => {
     const { chromium } = await import('playwright-core');
-    cluster = await new LocalCluster({ makeStateMachine: () => new LogMachine(), options: { tickMs: 5, elector: { electionTimeoutMinMs: 400, electionTimeoutMaxMs: 800, heartbeatMs: 40 } } }).start();
+    cluster = await new LocalCluster({
+      makeStateMachine: () => new LogMachine(),
+      options: { tickMs: 5, elector: { electionTimeoutMinMs: 400, electionTimeoutMaxMs: 800, heartbeatMs: 40 } },
+    }).start();
     const leader = await cluster.waitForLeader();
     const follower = cluster.replicas.find((r) => r !== leader)!;
     server = await startStatusServer({ replicas: [follower], port: 0 });
@@ -40,12 +44,17 @@ describe('status page in a browser', () => {
       }
     })();
     try {
-      const b = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu'] });
+      const b = await chromium.launch({
+        executablePath: CHROMIUM,
+        args: ['--headless', '--no-sandbox', '--disable-gpu'],
+      });
       browser = b;
       const page = await b.newPage();
       await page.goto(server.url);
       // the script polls /status.json: wait until the throughput line shows a figure
-      await page.waitForFunction("/commands\\/s/.test(document.getElementById('tput')?.textContent ?? '')", undefined, { timeout: 20_000 });
+      await page.waitForFunction("/commands\\/s/.test(document.getElementById('tput')?.textContent ?? '')", undefined, {
+        timeout: 20_000,
+      });
       const shown = await page.locator('#leader').textContent();
       expect(shown).toBe(cluster.leader()?.id ?? leader.id);
       expect(await page.locator('#id').textContent()).toBe(follower.id);
@@ -55,7 +64,8 @@ describe('status page in a browser', () => {
       await page.screenshot({ path: shot, fullPage: true });
       expect(statSync(shot).size).toBeGreaterThan(1000);
       expect(readFileSync(shot).subarray(1, 4).toString()).toBe('PNG');
-      if (process.env.DECREE_KEEP_SCREENSHOT) await page.screenshot({ path: process.env.DECREE_KEEP_SCREENSHOT, fullPage: true });
+      if (process.env.DECREE_KEEP_SCREENSHOT)
+        await page.screenshot({ path: process.env.DECREE_KEEP_SCREENSHOT, fullPage: true });
     } finally {
       running = false;
       await load;

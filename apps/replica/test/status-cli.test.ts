@@ -4,7 +4,19 @@
  */
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLI, Cluster, NODE_ARGS, ROOT, RespClient, RespError, exitOf, killAll, tempDir, track, writeClusterConfig } from './helpers.ts';
+import {
+  CLI,
+  Cluster,
+  NODE_ARGS,
+  ROOT,
+  RespClient,
+  RespError,
+  exitOf,
+  killAll,
+  tempDir,
+  track,
+  writeClusterConfig,
+} from './helpers.ts';
 
 const tmp = tempDir('status');
 let cluster: Cluster;
@@ -23,7 +35,10 @@ afterAll(async () => {
 });
 
 async function status(): Promise<{ code: number | null; rows: Record<string, unknown>[]; stderr: string }> {
-  const c = spawn(process.execPath, [...NODE_ARGS, CLI, 'status', '--config', cluster.configPath, '--json'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const c = spawn(process.execPath, [...NODE_ARGS, CLI, 'status', '--config', cluster.configPath, '--json'], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   track(c);
   let out = '';
   let err = '';

@@ -11,7 +11,15 @@ const clients: Redis[] = [];
 
 /** An ioredis client that never queues or resends on its own (a test must see each failure). */
 function redis(port: number): Redis {
-  const c = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: true, retryStrategy: () => null, autoResendUnfulfilledCommands: false });
+  const c = new Redis({
+    port,
+    host: '127.0.0.1',
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    enableOfflineQueue: true,
+    retryStrategy: () => null,
+    autoResendUnfulfilledCommands: false,
+  });
   c.on('error', () => {});
   clients.push(c);
   return c;
@@ -34,7 +42,8 @@ describe('3 replica processes over TCP with WAL storage', () => {
     // INCRs go in a client session, so a retry after an in-doubt TRYAGAIN is answered once, exactly)
     expect(await idempotent('SET greeting', () => c.set('greeting', 'hello'))).toBe('OK'); // forwarded to the leader
     const session = `tcp-cluster-${process.pid}`;
-    const once = (seq: number, ...cmd: string[]) => idempotent(`${cmd.join(' ')} (session seq ${seq})`, () => c.call('DECREE.SESSION', session, String(seq), ...cmd));
+    const once = (seq: number, ...cmd: string[]) =>
+      idempotent(`${cmd.join(' ')} (session seq ${seq})`, () => c.call('DECREE.SESSION', session, String(seq), ...cmd));
     expect(await once(1, 'INCR', 'counter')).toBe(1);
     expect(await once(2, 'INCR', 'counter')).toBe(2);
     expect(await once(3, 'INCRBY', 'counter', '40')).toBe(42);
@@ -63,25 +72,43 @@ describe('3 replica processes over TCP with WAL storage', () => {
     // writes through each survivor (one is the new leader, one forwards to it)
     for (const id of survivors) {
       const r = redis(f.cluster.port(id));
-      const v = await waitFor(`INCR through ${id}`, async () => {
-        try {
-          return await r.incr('counter');
-        } catch {
-          return undefined; // e.g. TRYAGAIN while its view of the leader settles
-        }
-      }, 20_000, 200);
+      const v = await waitFor(
+        `INCR through ${id}`,
+        async () => {
+          try {
+            return await r.incr('counter');
+          } catch {
+            return undefined; // e.g. TRYAGAIN while its view of the leader settles
+          }
+        },
+        20_000,
+        200,
+      );
       expect(v).toBeGreaterThan(42);
     }
     // SET is idempotent: a TRYAGAIN (leadership moving again on a loaded machine) is retried
-    expect(await waitFor(`SET through ${next}`, async () => {
-      try {
-        return await redis(f.cluster.port(next)).set('after-kill', 'yes');
-      } catch {
-        return undefined;
-      }
-    }, 20_000, 200)).toBe('OK');
+    expect(
+      await waitFor(
+        `SET through ${next}`,
+        async () => {
+          try {
+            return await redis(f.cluster.port(next)).set('after-kill', 'yes');
+          } catch {
+            return undefined;
+          }
+        },
+        20_000,
+        200,
+      ),
+    ).toBe('OK');
     // a linearizable GET is idempotent: retried like the SET
-    expect(Number(await idempotent(`GET counter through ${survivors[0]}`, () => redis(f.cluster.port(survivors[0]!)).get('counter')))).toBeGreaterThanOrEqual(44);
+    expect(
+      Number(
+        await idempotent(`GET counter through ${survivors[0]}`, () =>
+          redis(f.cluster.port(survivors[0]!)).get('counter'),
+        ),
+      ),
+    ).toBeGreaterThanOrEqual(44);
     leader = old; // the one to restart
   });
 
@@ -92,10 +119,15 @@ describe('3 replica processes over TCP with WAL storage', () => {
     const st = await f.cluster.statuses(ids);
     expect(st.get(killed)).toBeDefined();
     // a linearizable read through a survivor (retried: the restart may cause an election)
-    const latest = await waitFor('GET counter through a survivor', async () => {
-      const v = await resp(f.cluster.port(ids.find((i) => i !== killed)!), ['GET', 'counter'], 8000);
-      return typeof v === 'string' ? v : undefined;
-    }, 30_000, 200);
+    const latest = await waitFor(
+      'GET counter through a survivor',
+      async () => {
+        const v = await resp(f.cluster.port(ids.find((i) => i !== killed)!), ['GET', 'counter'], 8000);
+        return typeof v === 'string' ? v : undefined;
+      },
+      30_000,
+      200,
+    );
     const slot = await f.cluster.converged(ids, 45_000);
     const s = await f.cluster.statuses(ids);
     for (const id of ids) expect(s.get(id)!.executedUpTo).toBe(slot);
@@ -108,12 +140,19 @@ describe('3 replica processes over TCP with WAL storage', () => {
     expect(p.logs.filter((l) => l.level >= 50)).toEqual([]);
     // and the cluster still takes writes with all three up
     await f.cluster.leader(30_000, ids);
-    expect(await waitFor('a write after the restart', async () => {
-      try {
-        return await redis(f.cluster.port(killed)).set('final', 'ok');
-      } catch {
-        return undefined;
-      }
-    }, 20_000, 200)).toBe('OK');
+    expect(
+      await waitFor(
+        'a write after the restart',
+        async () => {
+          try {
+            return await redis(f.cluster.port(killed)).set('final', 'ok');
+          } catch {
+            return undefined;
+          }
+        },
+        20_000,
+        200,
+      ),
+    ).toBe('OK');
   });
 });

@@ -40,8 +40,6 @@ export interface AcceptorInput {
   onStoreError?: (err: Error) => void;
   /** called when the store is full: the acceptor holds its writes (and replies) and retries */
   onStoreFull?: (err: Error) => void;
-  /** TEST ONLY: forget the promised ballot (a deliberately broken acceptor for the simulator's self-test) */
-  brokenForgetPromise?: boolean;
   /** the slot this replica executed up to at start (a snapshot and the local log replayed) */
   executedUpTo?: Slot;
   /** value bytes in one promise page; a longer log's promise is pulled page by page (default 512 KiB) */
@@ -81,9 +79,15 @@ export interface AcceptorData {
   /** when a log-full request last went to the snapshotter */
   pressureSentAt: number;
   stats: {
-    prepares: number; accepts: number; nacks: number; writes: number; refused: number;
+    prepares: number;
+    accepts: number;
+    nacks: number;
+    writes: number;
+    refused: number;
     /** writes refused because the store was full, and replies dropped while it was */
-    fullWrites: number; droppedReplies: number; promisePages: number;
+    fullWrites: number;
+    droppedReplies: number;
+    promisePages: number;
   };
   readonly input: AcceptorInput;
 }
@@ -144,32 +148,87 @@ function askForRoom(d: AcceptorData, force: boolean): void {
   if (now - d.pressureSentAt < 1000 && d.pressureSentAt !== 0) return;
   d.pressureSentAt = now || 1;
   d.input.send({
-    type: 'log-full', ...header(d, d.self), usedBytes: usage?.usedBytes ?? 0, capacityBytes: usage?.capacityBytes ?? 0,
+    type: 'log-full',
+    ...header(d, d.self),
+    usedBytes: usage?.usedBytes ?? 0,
+    capacityBytes: usage?.capacityBytes ?? 0,
   });
 }
 
-function raisePromise(d: AcceptorData, b: Ballot): void {
-  if (compareBallots(b, d.promised) > 0) {
-    // monotone by the test above (the simulator's deliberately broken acceptor resets it on purpose)
-    d.promised = b;
-    d.pendingRecords.push({ t: 'promise', ballot: b });
+/**
+ * Records `b` as the promised ballot: kept in memory and written with the next group commit. The
+ * caller has checked that `b` is higher than the promise (`keepPromise`); never lower it elsewhere.
+ */
+export function recordPromise(d: AcceptorData, b: Ballot): void {
+  d.promised = b;
+  d.pendingRecords.push({ t: 'promise', ballot: b });
+}
+
+/**
+ * The promise step of a Prepare or an Accept (the machine's `keepPromise` action): a ballot above
+ * the promise becomes the promise. After it, the ballot is refused (nacked) iff it is below the
+ * promise. Tools that need a deliberately broken acceptor replace this action through
+ * `acceptorMachine.provide({ actions: { keepPromise } })` (the testkit's forgetful acceptor).
+ */
+export function keepPromise(d: AcceptorData, m: MessageOf<'prepare'> | MessageOf<'accept'>): void {
+  requireWellFormed(m);
+  if (compareBallots(m.ballot, d.promised) > 0) recordPromise(d, m.ballot);
+}
+
+function requireWellFormed(m: MessageOf<'prepare'> | MessageOf<'accept'>): void {
+  if (!CONTRACTS) return;
+  if (m.type === 'prepare') {
+    requires(m.ballot.round > 0 && m.ballot.leader === m.from, "prepare: a ballot is the sender's, round > 0");
+  } else {
+    requires(m.slot > 0, 'accept: slot > 0');
+    requires(m.ballot.leader === m.from, "accept: the ballot is the sender's");
   }
 }
 
+/**
+ * RSL AcceptMessageFromReplica: whether the state machine refuses the sender (a refused leader
+ * gets no promise, no nack and no vote). A leader we promised was vetted at its Prepare; one we
+ * never saw prepare is vetted at its Accept (without a cookie).
+ */
+export function refusesLeader(d: AcceptorData, m: MessageOf<'prepare'> | MessageOf<'accept'>): boolean {
+  const ok = d.input.acceptMessageFrom;
+  if (!ok) return false;
+  if (m.type === 'prepare') return !ok(m.from, m.cookie);
+  return compareBallots(m.ballot, d.promised) > 0 && !ok(m.from, undefined);
+}
+
+function refuse(d: AcceptorData, m: MessageOf<'prepare'> | MessageOf<'accept'>): void {
+  requireWellFormed(m);
+  if (m.type === 'prepare') d.stats.prepares++;
+  else d.stats.accepts++;
+  d.stats.refused++;
+}
+
+/**
+ * A Prepare, as the machine runs it in three steps (the refusesLeader guard, the keepPromise
+ * action, then the answer), in one call for tests.
+ */
 export function handlePrepare(d: AcceptorData, m: MessageOf<'prepare'>): void {
-  CONTRACTS && requires(m.ballot.round > 0 && m.ballot.leader === m.from, 'prepare: a ballot is the sender\'s, round > 0');
+  if (refusesLeader(d, m)) return refuse(d, m);
+  keepPromise(d, m);
+  answerPrepare(d, m);
+}
+
+/** An Accept, in the machine's three steps (see handlePrepare), in one call for tests. */
+export function handleAccept(d: AcceptorData, m: MessageOf<'accept'>): void {
+  if (refusesLeader(d, m)) return refuse(d, m);
+  keepPromise(d, m);
+  answerAccept(d, m);
+}
+
+/** The answer to a Prepare after the promise step: a nack below the promise, else a promise (one page). */
+function answerPrepare(d: AcceptorData, m: MessageOf<'prepare'>): void {
   d.stats.prepares++;
-  if (d.input.acceptMessageFrom && !d.input.acceptMessageFrom(m.from, m.cookie)) {
-    d.stats.refused++;
-    return;
-  }
-  if (d.input.brokenForgetPromise) d.promised = { round: 0, leader: '' };
   if (compareBallots(m.ballot, d.promised) < 0) {
     d.stats.nacks++;
     d.pendingReplies.push({ type: 'nack', ...header(d, m.from), ballot: m.ballot, promised: d.promised });
     return;
   }
-  raisePromise(d, m.ballot);
   const executedUpTo = d.executedUpTo;
   const start = Math.max(m.fromSlot, m.pageFrom ?? m.fromSlot);
   const accepted: AcceptedEntry[] = [];
@@ -209,39 +268,45 @@ export function handlePrepare(d: AcceptorData, m: MessageOf<'prepare'>): void {
   CONTRACTS && ensures(compareBallots(d.promised, m.ballot) >= 0, 'prepare: promised >= ballot after a promise');
 }
 
-export function handleAccept(d: AcceptorData, m: MessageOf<'accept'>): void {
-  CONTRACTS && requires(m.slot > 0, 'accept: slot > 0');
-  CONTRACTS && requires(m.ballot.leader === m.from, 'accept: the ballot is the sender\'s');
+/** The answer to an Accept after the promise step: a nack below the promise, else the record and accepted. */
+function answerAccept(d: AcceptorData, m: MessageOf<'accept'>): void {
   d.stats.accepts++;
-  // A leader we promised was vetted at its Prepare; one we never saw prepare is vetted here (without a cookie).
-  if (d.input.acceptMessageFrom && compareBallots(m.ballot, d.promised) > 0 && !d.input.acceptMessageFrom(m.from, undefined)) {
-    d.stats.refused++;
-    return;
-  }
-  if (d.input.brokenForgetPromise) d.promised = { round: 0, leader: '' };
   if (compareBallots(m.ballot, d.promised) < 0) {
     d.stats.nacks++;
     d.pendingReplies.push({ type: 'nack', ...header(d, m.from), ballot: m.ballot, promised: d.promised, slot: m.slot });
     return;
   }
-  raisePromise(d, m.ballot);
   if (m.slot >= d.truncatedBelow) {
     const cur = d.accepted.get(m.slot);
     if (cur && ballotEq(cur.ballot, m.ballot)) {
       // A proposer never sends two values for one slot in one ballot: a different value is a bug upstream.
       if (!slotValueEquals(cur.value, m.value)) {
-        CONTRACTS && invariant(false, `accept: slot ${m.slot} already holds another value at ballot ${m.ballot.round}.${m.ballot.leader}`);
+        CONTRACTS &&
+          invariant(
+            false,
+            `accept: slot ${m.slot} already holds another value at ballot ${m.ballot.round}.${m.ballot.leader}`,
+          );
         return; // production: keep the first value, never replace it
       }
       // a retransmission: durable already (or about to be); answer again
     } else if (!cur || compareBallots(m.ballot, cur.ballot) > 0) {
       // always on: an acceptor accepts only at its promised ballot (never below a promise it made)
-      safety(ballotEq(d.promised, m.ballot), `acceptor ${d.self}: accept at ${m.ballot.round}.${m.ballot.leader} below promise ${d.promised.round}.${d.promised.leader}`);
+      safety(
+        ballotEq(d.promised, m.ballot),
+        `acceptor ${d.self}: accept at ${m.ballot.round}.${m.ballot.leader} below promise ${d.promised.round}.${d.promised.leader}`,
+      );
       d.accepted.set(m.slot, { ballot: m.ballot, value: m.value });
       d.pendingRecords.push({ t: 'accept', slot: m.slot, ballot: m.ballot, value: m.value });
     }
     // the local learner hears of the value at once; it executes only once the slot is decided
-    d.input.send({ type: 'learn', ...header(d, d.self), ballot: m.ballot, slot: m.slot, value: m.value, decidedUpTo: m.decidedUpTo });
+    d.input.send({
+      type: 'learn',
+      ...header(d, d.self),
+      ballot: m.ballot,
+      slot: m.slot,
+      value: m.value,
+      decidedUpTo: m.decidedUpTo,
+    });
   }
   d.pendingReplies.push({ type: 'accepted', ...header(d, m.from), ballot: m.ballot, slot: m.slot });
   CONTRACTS && ensures(compareBallots(d.promised, m.ballot) >= 0, 'accept: promised >= ballot after accepting');
@@ -254,21 +319,39 @@ export const acceptorMachine = setup({
     input: {} as AcceptorInput,
   },
   actions: {
+    /** a refused leader's Prepare or Accept: counted, not answered */
+    refuse: ({ context, event }) => {
+      assertEvent(event, ['prepare', 'accept']);
+      refuse(context, event);
+    },
+    /** the promise step (see keepPromise); the testkit's forgetful acceptor replaces it */
+    keepPromise: ({ context, event }) => {
+      assertEvent(event, ['prepare', 'accept']);
+      keepPromise(context, event);
+    },
     prepare: ({ context, event, self }) => {
       assertEvent(event, 'prepare');
-      handlePrepare(context, event);
+      answerPrepare(context, event);
       flush(context, self);
     },
     accept: ({ context, event, self }) => {
       assertEvent(event, 'accept');
-      handleAccept(context, event);
+      answerAccept(context, event);
       flush(context, self);
     },
     /** read-index: ok while we promise nothing higher than the asking leader's ballot (in memory, so conservative) */
     readConfirm: ({ context: d, event }) => {
       assertEvent(event, 'read-confirm');
       const ok = compareBallots(d.promised, event.ballot) <= 0;
-      d.input.send({ type: 'read-ack', ring: d.ring, from: d.self, to: event.from, ballot: event.ballot, seq: event.seq, ok });
+      d.input.send({
+        type: 'read-ack',
+        ring: d.ring,
+        from: d.self,
+        to: event.from,
+        ballot: event.ballot,
+        seq: event.seq,
+        ok,
+      });
     },
     /** the learner's executed mark (and the values it got from peers), for an offline replay */
     execMark: ({ context: d, event, self }) => {
@@ -280,7 +363,8 @@ export const acceptorMachine = setup({
         d.markedUpTo = m.upTo;
         setMeta(d, { t: 'meta', key: EXECUTED_META, value: encodeSlotMeta(m.upTo) });
       }
-      if (m.decided && m.decided.upTo > m.upTo) setMeta(d, { t: 'meta', key: DECIDED_META, value: encodeDecidedMeta(m.decided) });
+      if (m.decided && m.decided.upTo > m.upTo)
+        setMeta(d, { t: 'meta', key: DECIDED_META, value: encodeDecidedMeta(m.decided) });
       if (m.flush) flush(d, self);
     },
     persisted: ({ context, event, self }) => {
@@ -336,13 +420,19 @@ export const acceptorMachine = setup({
     },
   },
   guards: {
+    refusesLeader: ({ context, event }) => {
+      assertEvent(event, ['prepare', 'accept']);
+      return refusesLeader(context, event);
+    },
     storeFull: ({ event }) => isStoreFullError((event as { err: Error | null }).err),
     storeFailed: ({ event }) => (event as { err: Error | null }).err !== null,
     writing: ({ context }) => context.writing,
     idle: ({ context }) => !context.writing,
     /** a graceful stop with records to write (or a write in flight to wait for) */
     gracefulWithWork: ({ context: d, event }) =>
-      (event as { graceful?: boolean }).graceful === true && d.failed === null && (d.writing || d.pendingRecords.length > 0),
+      (event as { graceful?: boolean }).graceful === true &&
+      d.failed === null &&
+      (d.writing || d.pendingRecords.length > 0),
     moreToWrite: ({ context: d }) => d.pendingRecords.length > 0,
   },
   delays: {
@@ -364,13 +454,23 @@ export const acceptorMachine = setup({
     failed: null,
     full: null,
     pressureSentAt: 0,
-    stats: { prepares: 0, accepts: 0, nacks: 0, writes: 0, refused: 0, fullWrites: 0, droppedReplies: 0, promisePages: 0 },
+    stats: {
+      prepares: 0,
+      accepts: 0,
+      nacks: 0,
+      writes: 0,
+      refused: 0,
+      fullWrites: 0,
+      droppedReplies: 0,
+      promisePages: 0,
+    },
     input,
   }),
   initial: 'serving',
   on: {
-    prepare: { actions: 'prepare' },
-    accept: { actions: 'accept' },
+    // the promise step is an action of its own so that `provide` can replace it (a broken acceptor for tests)
+    prepare: [{ guard: 'refusesLeader', actions: 'refuse' }, { actions: ['keepPromise', 'prepare'] }],
+    accept: [{ guard: 'refusesLeader', actions: 'refuse' }, { actions: ['keepPromise', 'accept'] }],
     'read-confirm': { actions: 'readConfirm' },
     'exec-mark': { actions: 'execMark' },
     stop: [{ guard: 'gracefulWithWork', target: '.stopping' }, { target: '.stopped' }],

@@ -1,8 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { type Ballot, type SlotValue, ContractViolation, compareBallots, ballotEq, slotValueEquals } from '@decree/protocol';
-import type { AcceptorInput } from '../src/index.ts';
-import { accept, acceptorHarness, prepare, val } from './harness.ts';
+import {
+  type Ballot,
+  type SlotValue,
+  ContractViolation,
+  compareBallots,
+  ballotEq,
+  slotValueEquals,
+} from '@decree/protocol';
+import { type HarnessOptions, accept, acceptorHarness, forgetfulAcceptor, prepare, val } from './harness.ts';
 
 type Op =
   | { k: 'prep'; round: number; leader: string; fromSlot: number }
@@ -12,7 +18,10 @@ type Op =
 const leader = fc.constantFrom('p1', 'p2', 'p3');
 const round = fc.integer({ min: 1, max: 4 });
 const op: fc.Arbitrary<Op> = fc.oneof(
-  { weight: 2, arbitrary: fc.record({ k: fc.constant('prep' as const), round, leader, fromSlot: fc.integer({ min: 1, max: 3 }) }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({ k: fc.constant('prep' as const), round, leader, fromSlot: fc.integer({ min: 1, max: 3 }) }),
+  },
   {
     weight: 4,
     arbitrary: fc.record({
@@ -32,8 +41,8 @@ const valueOf = (o: Extract<Op, { k: 'acc' }>): SlotValue => val(`${o.slot}/${o.
 let contractStops = 0;
 
 /** Runs `ops` against one acceptor; returns the first broken rule, or null. */
-function run(ops: readonly Op[], input: Partial<AcceptorInput> = {}): string | null {
-  const h = acceptorHarness({ input });
+function run(ops: readonly Op[], opts: HarnessOptions = {}): string | null {
+  const h = acceptorHarness(opts);
   let highest: Ballot | undefined; // the highest ballot this acceptor has answered Promise/Accepted to
   let checked = 0;
   const seen = new Map<number, { ballot: Ballot; value: SlotValue }>();
@@ -60,7 +69,8 @@ function run(ops: readonly Op[], input: Partial<AcceptorInput> = {}): string | n
     else h.diskDone();
     if (h.errors.length > 0) {
       // the only error allowed: the contract against a second value at one (slot, ballot)
-      if (!(h.errors[0] instanceof ContractViolation) || o.k !== 'acc') return `unexpected error ${String(h.errors[0])}`;
+      if (!(h.errors[0] instanceof ContractViolation) || o.k !== 'acc')
+        return `unexpected error ${String(h.errors[0])}`;
       const cur = h.ctx().accepted.get(o.slot);
       if (!cur || !ballotEq(cur.ballot, { round: o.round, leader: o.leader }) || slotValueEquals(cur.value, valueOf(o)))
         return 'ContractViolation without a conflicting value';
@@ -99,9 +109,12 @@ describe('acceptor properties (fast-check)', () => {
     expect(contractStops).toBe(1);
   });
 
-  it('the property has teeth: it fails for the brokenForgetPromise acceptor', () => {
+  it('the property has teeth: it fails for the forgetful acceptor (keepPromise replaced through provide)', () => {
     const res = fc.check(
-      fc.property(fc.array(op, { minLength: 1, maxLength: 60 }), (ops) => run(ops, { brokenForgetPromise: true }) === null),
+      fc.property(
+        fc.array(op, { minLength: 1, maxLength: 60 }),
+        (ops) => run(ops, { machine: forgetfulAcceptor }) === null,
+      ),
       { numRuns: 400, seed: 7 },
     );
     expect(res.failed).toBe(true);

@@ -9,7 +9,7 @@ import {
   slotValueSize,
 } from '@decree/protocol';
 import { type AcceptorData, handleAccept } from '../src/index.ts';
-import { SELF, accept, acceptorHarness, b, prepare, val } from './harness.ts';
+import { SELF, accept, acceptorHarness, b, forgetfulAcceptor, prepare, val } from './harness.ts';
 
 describe('acceptor: phase 1', () => {
   it('promises a higher ballot with every accepted entry >= fromSlot, the highest ballot per slot', () => {
@@ -349,7 +349,9 @@ describe('acceptor: phase 2', () => {
     expect(p!.accepted.map((e) => [e.slot, e.ballot.round])).toEqual([[9, 5]]);
     // the recovered vote binds: the same (slot, ballot) with another value is refused
     const h2 = acceptorHarness({ recovered });
-    expect(() => handleAccept(h2.ctx() as AcceptorData, accept('p2', 5, 9, val('other', 'p2')))).toThrow(ContractViolation);
+    expect(() => handleAccept(h2.ctx() as AcceptorData, accept('p2', 5, 9, val('other', 'p2')))).toThrow(
+      ContractViolation,
+    );
   });
 
   it('truncate drops entries below the point and the next Promise says so', () => {
@@ -367,10 +369,10 @@ describe('acceptor: phase 2', () => {
     expect(p!.accepted.map((e) => e.slot)).toEqual([3, 4]);
   });
 
-  it('brokenForgetPromise (a DELIBERATE bug switch for the simulator self-test) promises a lower ballot', () => {
-    // The switch exists only so the simulator can prove its checkers catch a broken acceptor.
+  it('a forgetful acceptor (keepPromise replaced through provide, DELIBERATELY broken) promises a lower ballot', () => {
+    // Built only so the simulator and the properties can prove their checkers catch a broken acceptor.
     // Correct acceptors nack here (see "nacks a lower Prepare"); this one promises.
-    const h = acceptorHarness({ input: { brokenForgetPromise: true } });
+    const h = acceptorHarness({ machine: forgetfulAcceptor });
     h.actor.send(prepare('p2', 5));
     h.diskDone();
     h.actor.send(prepare('p1', 3));

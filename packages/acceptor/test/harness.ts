@@ -1,4 +1,4 @@
-import { createActor } from 'xstate';
+import { assertEvent, createActor } from 'xstate';
 import { SimScheduler } from '@decree/bus';
 import { MemoryStore } from '@decree/storage/memory';
 import {
@@ -11,7 +11,7 @@ import {
   type SlotValue,
   emptyRecoveredState,
 } from '@decree/protocol';
-import { type AcceptorInput, acceptorMachine } from '../src/index.ts';
+import { type AcceptorInput, acceptorMachine, recordPromise } from '../src/index.ts';
 
 export const RING = 'ring';
 export const SELF = 'a1';
@@ -19,7 +19,13 @@ export const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 export const b = (round: number, leader: ReplicaId): Ballot => ({ round, leader });
 
 /** A batch value; `tag` makes values distinguishable. */
-export const val = (tag: string, origin: ReplicaId = 'p1'): SlotValue => ({ k: 'batch', origin, inc: 1, firstId: 1, cmds: [enc(tag)] });
+export const val = (tag: string, origin: ReplicaId = 'p1'): SlotValue => ({
+  k: 'batch',
+  origin,
+  inc: 1,
+  firstId: 1,
+  cmds: [enc(tag)],
+});
 
 export const prepare = (from: ReplicaId, round: number, fromSlot = 1, to: ReplicaId = SELF): MessageOf<'prepare'> => ({
   type: 'prepare',
@@ -30,7 +36,14 @@ export const prepare = (from: ReplicaId, round: number, fromSlot = 1, to: Replic
   fromSlot,
 });
 
-export const accept = (from: ReplicaId, round: number, slot: number, value: SlotValue, decidedUpTo = 0, to: ReplicaId = SELF): MessageOf<'accept'> => ({
+export const accept = (
+  from: ReplicaId,
+  round: number,
+  slot: number,
+  value: SlotValue,
+  decidedUpTo = 0,
+  to: ReplicaId = SELF,
+): MessageOf<'accept'> => ({
   type: 'accept',
   ring: RING,
   from,
@@ -45,7 +58,23 @@ export interface HarnessOptions {
   recovered?: RecoveredState;
   store?: AcceptorStore;
   input?: Partial<AcceptorInput>;
+  /** the machine to run (default acceptorMachine) */
+  machine?: typeof acceptorMachine;
 }
+
+/**
+ * A DELIBERATELY BROKEN acceptor built with `provide`, as the testkit's `forgetfulAcceptorMachine` (which
+ * this package cannot import: the testkit depends on it): its promise step takes every ballot as the
+ * promise, forgetting a higher one, so it promises and accepts lower ballots.
+ */
+export const forgetfulAcceptor = acceptorMachine.provide({
+  actions: {
+    keepPromise: ({ context, event }) => {
+      assertEvent(event, ['prepare', 'accept']);
+      recordPromise(context, event.ballot);
+    },
+  },
+});
 
 /**
  * One acceptor alone: a MemoryStore whose completions wait in `disk` until the test says
@@ -58,7 +87,7 @@ export function acceptorHarness(opts: HarnessOptions = {}) {
   const store = opts.store ?? mem;
   const out: Message[] = [];
   const errors: unknown[] = [];
-  const actor = createActor(acceptorMachine, {
+  const actor = createActor(opts.machine ?? acceptorMachine, {
     input: {
       ring: RING,
       self: SELF,

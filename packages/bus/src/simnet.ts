@@ -128,7 +128,9 @@ export class SimNetwork {
   sent = 0;
   droppedCount = 0;
   private readonly links: Map<string, Link> | undefined;
-  private readonly linkOpts: Required<Omit<SimLinkOptions, 'lanes'>> & { lanes: readonly SimLaneOptions[] } | undefined;
+  private readonly linkOpts:
+    | (Required<Omit<SimLinkOptions, 'lanes'>> & { lanes: readonly SimLaneOptions[] })
+    | undefined;
   private readonly laneIndex = new Map<string, number>();
   private readonly laneStats: SimLaneStats[] = [];
   private readonly drops = { full: 0, down: 0, loss: 0 };
@@ -186,8 +188,7 @@ export class SimNetwork {
   partition(groups: readonly (readonly ReplicaId[])[]): void {
     this.heal();
     for (const g of groups)
-      for (const h of groups)
-        if (g !== h) for (const a of g) for (const b of h) this.cut.add(`${a}>${b}`);
+      for (const h of groups) if (g !== h) for (const a of g) for (const b of h) this.cut.add(`${a}>${b}`);
   }
 
   cutLink(a: ReplicaId, b: ReplicaId, bothWays = true): void {

@@ -10,7 +10,8 @@ function setup(transport?: Transport) {
   const sched = new SimScheduler(1);
   const bus = new Bus(sched.env(), transport);
   const got: Got[] = [];
-  const reg = (ring: string, replica: string, role: Role) => bus.register(ring, replica, role, (m) => got.push({ role, replica, ring, m }));
+  const reg = (ring: string, replica: string, role: Role) =>
+    bus.register(ring, replica, role, (m) => got.push({ role, replica, ring, m }));
   return { sched, bus, got, reg };
 }
 
@@ -38,7 +39,8 @@ function minimal(type: Message['type'], ring: string, from: string, to: string):
 describe('Bus routing by (ring, replica, role)', () => {
   it('every message type reaches the role ROLE_OF names, of the replica and ring it is addressed to, and no other', () => {
     const s = setup();
-    for (const ring of ['r', 'q']) for (const replica of ['a', 'b']) for (const role of ROLES) s.reg(ring, replica, role);
+    for (const ring of ['r', 'q'])
+      for (const replica of ['a', 'b']) for (const role of ROLES) s.reg(ring, replica, role);
     for (const type of MESSAGE_TYPES) s.bus.send(minimal(type, 'q', 'a', 'b'));
     s.sched.runFor(1);
     expect(s.got).toHaveLength(MESSAGE_TYPES.length);
@@ -92,16 +94,17 @@ describe('Bus delivery', () => {
     expect(got).toHaveLength(1);
   });
 
-  test.prop([fc.array(fc.tuple(fc.constantFrom('a', 'b'), fc.constantFrom(decide, accepted, prepare, heartbeat, executed)), { maxLength: 80 })])(
-    'is FIFO across all local handlers',
-    (plan) => {
-      const { sched, bus, got, reg } = setup();
-      for (const replica of ['a', 'b']) for (const role of ROLES) reg('r', replica, role);
-      plan.forEach(([to, mk], i) => bus.send(mk('x', to, i)));
-      sched.runFor(1);
-      expect(got.map((g) => tag(g.m))).toEqual(plan.map((_, i) => i));
-    },
-  );
+  test.prop([
+    fc.array(fc.tuple(fc.constantFrom('a', 'b'), fc.constantFrom(decide, accepted, prepare, heartbeat, executed)), {
+      maxLength: 80,
+    }),
+  ])('is FIFO across all local handlers', (plan) => {
+    const { sched, bus, got, reg } = setup();
+    for (const replica of ['a', 'b']) for (const role of ROLES) reg('r', replica, role);
+    plan.forEach(([to, mk], i) => bus.send(mk('x', to, i)));
+    sched.runFor(1);
+    expect(got.map((g) => tag(g.m))).toEqual(plan.map((_, i) => i));
+  });
 
   it('is never re-entrant: a handler that sends is not called again before it returns', () => {
     const { sched, bus } = setup();

@@ -4,16 +4,19 @@ import { SimScheduler } from '../src/index.ts';
 import './helpers.ts';
 
 describe('SimScheduler ordering', () => {
-  test.prop([fc.array(fc.integer({ min: 0, max: 20 }), { maxLength: 60 })])('tasks run by time, then in insertion order', (times) => {
-    const s = new SimScheduler(1);
-    const ran: [number, number][] = [];
-    times.forEach((t, i) => s.at(t, () => ran.push([s.now(), i])));
-    s.runUntil(100);
-    const expected = times.map((t, i) => [t, i] as [number, number]).sort((a, b) => a[0] - b[0] || a[1] - b[1]);
-    expect(ran).toEqual(expected);
-    expect(s.steps).toBe(times.length);
-    expect(s.pending).toBe(0);
-  });
+  test.prop([fc.array(fc.integer({ min: 0, max: 20 }), { maxLength: 60 })])(
+    'tasks run by time, then in insertion order',
+    (times) => {
+      const s = new SimScheduler(1);
+      const ran: [number, number][] = [];
+      times.forEach((t, i) => s.at(t, () => ran.push([s.now(), i])));
+      s.runUntil(100);
+      const expected = times.map((t, i) => [t, i] as [number, number]).sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+      expect(ran).toEqual(expected);
+      expect(s.steps).toBe(times.length);
+      expect(s.pending).toBe(0);
+    },
+  );
 
   it('work scheduled at the current time runs after what was already due then (FIFO)', () => {
     const s = new SimScheduler(1);
@@ -201,7 +204,8 @@ describe('SimScheduler env and determinism', () => {
     const out: string[] = [];
     const spawn = (name: string, depth: number) => {
       out.push(`${name}@${env.clock.now().toFixed(3)}`);
-      if (depth < 4) for (let i = 0; i < 2; i++) env.clock.setTimeout(() => spawn(`${name}.${i}`, depth + 1), env.random() * 10);
+      if (depth < 4)
+        for (let i = 0; i < 2; i++) env.clock.setTimeout(() => spawn(`${name}.${i}`, depth + 1), env.random() * 10);
     };
     spawn('root', 0);
     s.runFor(1000);

@@ -43,7 +43,14 @@ describe('SimNetwork without links: unchanged', () => {
   it('draws the same random numbers and delivers at the same times as before bounded links existed', () => {
     // fingerprint of this traffic computed with the SimNetwork of main before `links` (commit a61ad36)
     const c = cluster(7, { minDelayMs: 0.1, maxDelayMs: 5, dropRate: 0.1, duplicateRate: 0.1 });
-    const pairs = [['a', 'b'], ['b', 'c'], ['c', 'a'], ['a', 'c'], ['b', 'a'], ['c', 'b']] as const;
+    const pairs = [
+      ['a', 'b'],
+      ['b', 'c'],
+      ['c', 'a'],
+      ['a', 'c'],
+      ['b', 'a'],
+      ['c', 'b'],
+    ] as const;
     for (let i = 0; i < 500; i++) {
       const [f, t] = pairs[i % 6]!;
       c.sched.at(i * 0.1, () => c.send(decide(f, t, i)));
@@ -71,7 +78,7 @@ describe('SimNetwork links: bounded queues', () => {
     expect(c.net.droppedCount).toBe(11);
   });
 
-  it('the default bounds are the TCP transport\'s: 8 MiB and 16384 messages', () => {
+  it("the default bounds are the TCP transport's: 8 MiB and 16384 messages", () => {
     const c = cluster(1, { links: { bandwidthBytesPerMs: 1, sizeOf: sizeFromTag } });
     // 20000 small messages: the wire takes one, 16384 wait, the rest are dropped
     for (let i = 0; i < 20_000; i++) c.send(heartbeat('a', 'b', i));
@@ -104,7 +111,8 @@ describe('SimNetwork links: bounded queues', () => {
 describe('SimNetwork links: bandwidth and order', () => {
   it('a message takes size / bandwidth of virtual time on the link, then the propagation delay', () => {
     const c = cluster(1, {
-      minDelayMs: 1, maxDelayMs: 1,
+      minDelayMs: 1,
+      maxDelayMs: 1,
       links: { sizeOf: sizeFromTag, bandwidthBytesPerMs: 1000 },
     });
     c.send(decide('a', 'b', 50_000)); // 50 ms on the wire
@@ -129,8 +137,14 @@ describe('SimNetwork links: bandwidth and order', () => {
       links: { ...twoLanes(), bandwidthBytesPerMs: 1000, sizeOf: (m) => (m.type === 'promise' ? 100_000 : 100) },
     });
     const page = (i: number): Message => ({
-      type: 'promise', ring: 'r', from: 'a', to: 'b', ballot: B, fromSlot: i,
-      accepted: [{ slot: i, ballot: B, value: { k: 'noop' } }], truncatedBelow: 0,
+      type: 'promise',
+      ring: 'r',
+      from: 'a',
+      to: 'b',
+      ballot: B,
+      fromSlot: i,
+      accepted: [{ slot: i, ballot: B, value: { k: 'noop' } }],
+      truncatedBelow: 0,
     });
     const got: number[] = [];
     const bus = new Bus(c.sched.env(), c.net.endpoint('b'));
@@ -142,7 +156,10 @@ describe('SimNetwork links: bandwidth and order', () => {
     // page 0 was on the wire already; the heartbeat goes next, ahead of pages 1-4
     expect(got).toEqual([0, -1, 1, 2, 3, 4]);
     const st = c.net.linkStats()!;
-    expect(st.lanes.map((l) => [l.name, l.sent])).toEqual([['control', 1], ['bulk', 5]]);
+    expect(st.lanes.map((l) => [l.name, l.sent])).toEqual([
+      ['control', 1],
+      ['bulk', 5],
+    ]);
   });
 
   it('each lane has its own bound: a full bulk lane does not drop control messages', () => {
@@ -150,23 +167,56 @@ describe('SimNetwork links: bandwidth and order', () => {
       links: { ...twoLanes({ bulk: { maxMessages: 2 } }), bandwidthBytesPerMs: 1 },
     });
     const page = (i: number): Message => ({
-      type: 'catchup-rep', ring: 'r', from: 'a', to: 'b', entries: [{ slot: i, value: { k: 'noop' } }], truncatedBelow: 0, chosenUpTo: i,
+      type: 'catchup-rep',
+      ring: 'r',
+      from: 'a',
+      to: 'b',
+      entries: [{ slot: i, value: { k: 'noop' } }],
+      truncatedBelow: 0,
+      chosenUpTo: i,
     });
     for (let i = 0; i < 10; i++) c.send(page(i));
     for (let i = 0; i < 10; i++) c.send(heartbeat('a', 'b', i));
     const st = c.net.linkStats()!;
-    expect(st.lanes.map((l) => [l.name, l.dropsFull])).toEqual([['control', 0], ['bulk', 7]]);
+    expect(st.lanes.map((l) => [l.name, l.dropsFull])).toEqual([
+      ['control', 0],
+      ['bulk', 7],
+    ]);
     expect(st.fullByType).toEqual({ 'catchup-rep': 7 });
   });
 
   it('controlOrBulk puts promise pages, catch-up replies and snapshot chunks in bulk, the rest in control', () => {
     const one = [{ slot: 1, ballot: B, value: { k: 'noop' as const } }];
-    const types = ['promise', 'catchup-rep', 'snap-chunk', 'client-req', 'heartbeat', 'pre-vote', 'prepare', 'accept',
-      'accepted', 'decide', 'nack', 'snap-req', 'catchup-req'] as const;
+    const types = [
+      'promise',
+      'catchup-rep',
+      'snap-chunk',
+      'client-req',
+      'heartbeat',
+      'pre-vote',
+      'prepare',
+      'accept',
+      'accepted',
+      'decide',
+      'nack',
+      'snap-req',
+      'catchup-req',
+    ] as const;
     const full = (t: (typeof types)[number]) => ({ type: t, accepted: one, entries: one }) as unknown as Message;
     expect(types.map((t) => controlOrBulk(full(t)))).toEqual([
-      'bulk', 'bulk', 'bulk', 'bulk', 'control', 'control', 'control', 'control', 'control', 'control', 'control',
-      'control', 'control',
+      'bulk',
+      'bulk',
+      'bulk',
+      'bulk',
+      'control',
+      'control',
+      'control',
+      'control',
+      'control',
+      'control',
+      'control',
+      'control',
+      'control',
     ]);
     // an empty promise or catch-up answer is small: it travels with the control messages
     expect(controlOrBulk({ type: 'promise', accepted: [] } as unknown as Message)).toBe('control');
@@ -175,7 +225,7 @@ describe('SimNetwork links: bandwidth and order', () => {
 });
 
 describe('SimNetwork links: crashes, cuts, determinism', () => {
-  it('a crashed node\'s queues are lost and counted; after a restart its links work again', () => {
+  it("a crashed node's queues are lost and counted; after a restart its links work again", () => {
     const c = cluster(1, { links: { bandwidthBytesPerMs: 0.1 } }); // ~1 s per heartbeat on the wire
     for (let i = 0; i < 10; i++) c.send(heartbeat('a', 'b', i));
     for (let i = 0; i < 4; i++) c.send(heartbeat('b', 'c', 100 + i));
@@ -206,9 +256,16 @@ describe('SimNetwork links: crashes, cuts, determinism', () => {
 
   it('the same seed gives the same arrivals and times', () => {
     const run = (seed: number) => {
-      const c = cluster(seed, { minDelayMs: 0.1, maxDelayMs: 3, dropRate: 0.05, duplicateRate: 0.05, links: {
-        ...twoLanes({ control: { maxMessages: 40 }, bulk: { maxMessages: 20 } }), bandwidthBytesPerMs: 50,
-      } });
+      const c = cluster(seed, {
+        minDelayMs: 0.1,
+        maxDelayMs: 3,
+        dropRate: 0.05,
+        duplicateRate: 0.05,
+        links: {
+          ...twoLanes({ control: { maxMessages: 40 }, bulk: { maxMessages: 20 } }),
+          bandwidthBytesPerMs: 50,
+        },
+      });
       for (let i = 0; i < 400; i++)
         c.sched.at(i * 0.05, () => c.send(i % 3 ? heartbeat('a', i % 2 ? 'b' : 'c', i) : decide('b', 'a', i)));
       c.sched.runFor(10_000);
@@ -231,26 +288,66 @@ describe('SimNetwork links: crashes, cuts, determinism', () => {
 describe('estimateMessageSize', () => {
   const bytes = (n: number, fill = 7) => new Uint8Array(n).fill(fill);
   const batch = (sizes: number[]): SlotValue => ({
-    k: 'batch', origin: 'r1', inc: 3, firstId: 1234, cmds: sizes.map((s) => bytes(s)),
+    k: 'batch',
+    origin: 'r1',
+    inc: 3,
+    firstId: 1234,
+    cmds: sizes.map((s) => bytes(s)),
   });
   const h = { ring: 'r', from: 'r1', to: 'r2' };
   const cases: [string, Message][] = [
     ['accept 100 KB', { type: 'accept', ...h, ballot: B, slot: 123456, value: batch([100_000]), decidedUpTo: 123455 }],
-    ['accept 64 small cmds', {
-      type: 'accept', ...h, ballot: B, slot: 7, value: batch(new Array(64).fill(20)), decidedUpTo: 6,
-    }],
-    ['promise page', {
-      type: 'promise', ...h, ballot: B, fromSlot: 10, truncatedBelow: 5, executedUpTo: 9, pageFrom: 10, more: 50,
-      accepted: Array.from({ length: 40 }, (_, i) => ({ slot: 10 + i, ballot: B, value: batch([10_000, 30]) })),
-    }],
-    ['catchup-rep', {
-      type: 'catchup-rep', ...h, truncatedBelow: 0, chosenUpTo: 99,
-      entries: Array.from({ length: 20 }, (_, i) => ({ slot: 80 + i, value: i % 2 ? batch([5000]) : { k: 'noop' } })),
-    }],
-    ['snap-chunk', {
-      type: 'snap-chunk', ...h, xfer: 1, slot: 900, members: ['r1', 'r2', 'r3'], length: 1 << 20, crc: 123456789,
-      index: 3, count: 16, chunkCrc: 987654321, data: bytes(65536),
-    }],
+    [
+      'accept 64 small cmds',
+      {
+        type: 'accept',
+        ...h,
+        ballot: B,
+        slot: 7,
+        value: batch(new Array(64).fill(20)),
+        decidedUpTo: 6,
+      },
+    ],
+    [
+      'promise page',
+      {
+        type: 'promise',
+        ...h,
+        ballot: B,
+        fromSlot: 10,
+        truncatedBelow: 5,
+        executedUpTo: 9,
+        pageFrom: 10,
+        more: 50,
+        accepted: Array.from({ length: 40 }, (_, i) => ({ slot: 10 + i, ballot: B, value: batch([10_000, 30]) })),
+      },
+    ],
+    [
+      'catchup-rep',
+      {
+        type: 'catchup-rep',
+        ...h,
+        truncatedBelow: 0,
+        chosenUpTo: 99,
+        entries: Array.from({ length: 20 }, (_, i) => ({ slot: 80 + i, value: i % 2 ? batch([5000]) : { k: 'noop' } })),
+      },
+    ],
+    [
+      'snap-chunk',
+      {
+        type: 'snap-chunk',
+        ...h,
+        xfer: 1,
+        slot: 900,
+        members: ['r1', 'r2', 'r3'],
+        length: 1 << 20,
+        crc: 123456789,
+        index: 3,
+        count: 16,
+        chunkCrc: 987654321,
+        data: bytes(65536),
+      },
+    ],
     ['heartbeat', heartbeat('r1', 'r2', 77)],
     ['accepted', { type: 'accepted', ...h, ballot: B, slot: 1234 }],
     ['prepare', { type: 'prepare', ...h, ballot: B, fromSlot: 4321 }],

@@ -30,7 +30,14 @@ function cluster(seed: number, opts: SimNetworkOptions = {}, ids = ['a', 'b', 'c
 /** Sends `count` messages round-robin between all ordered pairs, one per 0.1 ms, and runs to quiescence. */
 function traffic(seed: number, opts: SimNetworkOptions, count: number) {
   const c = cluster(seed, opts);
-  const pairs = [['a', 'b'], ['b', 'c'], ['c', 'a'], ['a', 'c'], ['b', 'a'], ['c', 'b']] as const;
+  const pairs = [
+    ['a', 'b'],
+    ['b', 'c'],
+    ['c', 'a'],
+    ['a', 'c'],
+    ['b', 'a'],
+    ['c', 'b'],
+  ] as const;
   for (let i = 0; i < count; i++) {
     const [f, t] = pairs[i % pairs.length]!;
     c.sched.at(i * 0.1, () => c.send(f, t, i));
@@ -40,12 +47,15 @@ function traffic(seed: number, opts: SimNetworkOptions, count: number) {
 }
 
 describe('SimNetwork determinism', () => {
-  test.prop([fc.integer({ min: 0, max: 2 ** 31 })], { numRuns: 15 })('same seed, same delivery order and times', (seed) => {
-    const opts = { minDelayMs: 0.1, maxDelayMs: 5, dropRate: 0.1, duplicateRate: 0.1 };
-    const x = traffic(seed, opts, 200).arrivals.map((a) => `${a.to}<${a.n}@${a.at}`);
-    const y = traffic(seed, opts, 200).arrivals.map((a) => `${a.to}<${a.n}@${a.at}`);
-    expect(x).toEqual(y);
-  });
+  test.prop([fc.integer({ min: 0, max: 2 ** 31 })], { numRuns: 15 })(
+    'same seed, same delivery order and times',
+    (seed) => {
+      const opts = { minDelayMs: 0.1, maxDelayMs: 5, dropRate: 0.1, duplicateRate: 0.1 };
+      const x = traffic(seed, opts, 200).arrivals.map((a) => `${a.to}<${a.n}@${a.at}`);
+      const y = traffic(seed, opts, 200).arrivals.map((a) => `${a.to}<${a.n}@${a.at}`);
+      expect(x).toEqual(y);
+    },
+  );
 
   it('different seeds give different orders; a delay spread reorders messages', () => {
     const opts = { minDelayMs: 0.1, maxDelayMs: 5 };
@@ -111,7 +121,15 @@ describe('SimNetwork faults: partitions, links, crashed nodes', () => {
   it('partition isolates groups both ways; inside a group messages flow; heal restores', () => {
     const c = cluster(1);
     c.net.partition([['a'], ['b', 'c']]);
-    for (const [f, t] of [['a', 'b'], ['b', 'a'], ['a', 'c'], ['c', 'a'], ['b', 'c'], ['c', 'b']]) c.send(f!, t!, 0);
+    for (const [f, t] of [
+      ['a', 'b'],
+      ['b', 'a'],
+      ['a', 'c'],
+      ['c', 'a'],
+      ['b', 'c'],
+      ['c', 'b'],
+    ])
+      c.send(f!, t!, 0);
     c.sched.runFor(10);
     expect(received(c)).toEqual(['b>c', 'c>b']);
     expect(c.net.linkUp('a', 'b')).toBe(false);
@@ -209,8 +227,20 @@ describe('SimNetwork serialize mode', () => {
   it('delivers a decoded copy: equal content, bytes intact, not the same object', () => {
     const c = cluster(1, { serialize: true });
     const m: Message = {
-      type: 'accept', ring: 'r', from: 'a', to: 'b', ballot: { round: 2, leader: 'a' }, slot: 5, decidedUpTo: 4,
-      value: { k: 'batch', origin: 'a', inc: 1, firstId: 0, cmds: [new Uint8Array([1, 2, 3]), new Uint8Array(64).fill(7)] },
+      type: 'accept',
+      ring: 'r',
+      from: 'a',
+      to: 'b',
+      ballot: { round: 2, leader: 'a' },
+      slot: 5,
+      decidedUpTo: 4,
+      value: {
+        k: 'batch',
+        origin: 'a',
+        inc: 1,
+        firstId: 0,
+        cmds: [new Uint8Array([1, 2, 3]), new Uint8Array(64).fill(7)],
+      },
     };
     const got: Message[] = [];
     c.buses.get('b')!.register('r', 'b', 'acceptor', (x) => got.push(x));

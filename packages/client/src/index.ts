@@ -38,7 +38,9 @@ export class DecreeTimeoutError extends Error {
     readonly attempts: number,
     readonly lastError: unknown,
   ) {
-    super(`no answer within the deadline after ${attempts} attempt(s): ${(lastError as Error)?.message ?? String(lastError)}`);
+    super(
+      `no answer within the deadline after ${attempts} attempt(s): ${(lastError as Error)?.message ?? String(lastError)}`,
+    );
     this.name = 'DecreeTimeoutError';
   }
 }
@@ -94,7 +96,9 @@ export class DecreeClient {
   private readonly conns = new Map<string, Redis>();
   private leader: Address | undefined;
   private writeChain: Promise<unknown> = Promise.resolve();
-  private readonly o: Required<Omit<DecreeClientOptions, 'password' | 'clientId' | 'firstSeq' | 'seeds'>> & { password?: string };
+  private readonly o: Required<Omit<DecreeClientOptions, 'password' | 'clientId' | 'firstSeq' | 'seeds'>> & {
+    password?: string;
+  };
   private closed = false;
   private rr = 0;
   /** freshness token: a slot >= the slot of this client's last acknowledged write */
@@ -163,7 +167,12 @@ export class DecreeClient {
         attempts++;
         try {
           const c = await this.conn(a);
-          return (await this.attempt(c, ['DECREE.FASTREAD', minSlot, waitMs, 'GET', k], false, waitMs + this.o.attemptTimeoutMs)) as string | null;
+          return (await this.attempt(
+            c,
+            ['DECREE.FASTREAD', minSlot, waitMs, 'GET', k],
+            false,
+            waitMs + this.o.attemptTimeoutMs,
+          )) as string | null;
         } catch (e) {
           last = e;
           if (/^STALE/.test((e as Error).message)) continue;
@@ -243,7 +252,12 @@ export class DecreeClient {
     throw new DecreeTimeoutError(attempts, last);
   }
 
-  private async attempt(c: Redis, args: readonly Arg[], buffers = false, ms = this.o.attemptTimeoutMs): Promise<unknown> {
+  private async attempt(
+    c: Redis,
+    args: readonly Arg[],
+    buffers = false,
+    ms = this.o.attemptTimeoutMs,
+  ): Promise<unknown> {
     const [name, ...rest] = args;
     const p = buffers ? c.callBuffer(String(name), ...rest) : c.call(String(name), ...rest);
     let t: NodeJS.Timeout | undefined;
@@ -270,7 +284,10 @@ export class DecreeClient {
       tried.add(key(a));
       try {
         const c = await this.conn(a);
-        const s = JSON.parse(String(await this.attempt(c, ['DECREE', 'STATUS']))) as { role?: string; leaderClient?: string };
+        const s = JSON.parse(String(await this.attempt(c, ['DECREE', 'STATUS']))) as {
+          role?: string;
+          leaderClient?: string;
+        };
         if (s.role === 'leader') {
           this.leader = a;
           return a;

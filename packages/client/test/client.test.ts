@@ -19,7 +19,11 @@ describe('@decree/client over a 3-process cluster', () => {
   it('typed calls, leader discovery from a follower seed, readFresh sees its own writes', async () => {
     const leader = await c.waitForLeader();
     const follower = c.members.find((m) => m !== leader)!;
-    const client = new DecreeClient({ seeds: [`127.0.0.1:${follower.clientPort}`], password: 'pw-123', timeoutMs: 20_000 });
+    const client = new DecreeClient({
+      seeds: [`127.0.0.1:${follower.clientPort}`],
+      password: 'pw-123',
+      timeoutMs: 20_000,
+    });
     try {
       await client.set('a', '1');
       expect(await client.get('a')).toBe('1');
@@ -44,7 +48,9 @@ describe('@decree/client over a 3-process cluster', () => {
   it('a wrong password ends in an error within the deadline, never a hang or a success', async () => {
     const client = new DecreeClient({ seeds: seeds(), password: 'nope', timeoutMs: 2_000, attemptTimeoutMs: 500 });
     try {
-      await expect(client.get('a')).rejects.toSatisfy((e: unknown) => e instanceof DecreeTimeoutError || e instanceof DecreeReplyError);
+      await expect(client.get('a')).rejects.toSatisfy(
+        (e: unknown) => e instanceof DecreeTimeoutError || e instanceof DecreeReplyError,
+      );
     } finally {
       await client.close();
     }
@@ -59,7 +65,13 @@ describe('@decree/client over a 3-process cluster', () => {
     raw.disconnect();
     await c.kill9(leader);
     // the client retries the same (clientId, seq) against the new leader
-    const client = new DecreeClient({ seeds: seeds(), password: 'pw-123', clientId: 'fixed-client', firstSeq: 7, timeoutMs: 30_000 });
+    const client = new DecreeClient({
+      seeds: seeds(),
+      password: 'pw-123',
+      clientId: 'fixed-client',
+      firstSeq: 7,
+      timeoutMs: 30_000,
+    });
     try {
       expect(await client.incr('eo')).toBe(1); // the cached result of the first application
       expect(await client.get('eo')).toBe('1'); // applied once

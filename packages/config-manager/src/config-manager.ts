@@ -1,4 +1,4 @@
-import { setup } from 'xstate';
+import { assertEvent, setup } from 'xstate';
 import {
   type Configuration,
   type Message,
@@ -23,7 +23,11 @@ export interface ConfigManagerOptions {
   proposeTimeoutMs: number;
 }
 
-export const DEFAULT_CONFIG_MANAGER_OPTIONS: ConfigManagerOptions = { maxLagSlots: 256, catchupTimeoutMs: 30_000, proposeTimeoutMs: 30_000 };
+export const DEFAULT_CONFIG_MANAGER_OPTIONS: ConfigManagerOptions = {
+  maxLagSlots: 256,
+  catchupTimeoutMs: 30_000,
+  proposeTimeoutMs: 30_000,
+};
 
 export interface ConfigManagerInput {
   ring: RingId;
@@ -38,7 +42,14 @@ export interface ConfigManagerInput {
 }
 
 /** Error codes of a failed change (ConfigResult.code). */
-export type ConfigErrorCode = 'NOT_LEADER' | 'PENDING' | 'INVALID' | 'NO_CHANGE' | 'UNREACHABLE' | 'CATCHUP_TIMEOUT' | 'ABORTED';
+export type ConfigErrorCode =
+  | 'NOT_LEADER'
+  | 'PENDING'
+  | 'INVALID'
+  | 'NO_CHANGE'
+  | 'UNREACHABLE'
+  | 'CATCHUP_TIMEOUT'
+  | 'ABORTED';
 
 export interface PendingChange {
   /** the change's id (the config value's firstId) */
@@ -95,11 +106,16 @@ function reply(
 }
 
 /** Guard rails checked before anything starts: a one-line reason, or undefined. */
-export function validateChange(d: ConfigManagerData, members: readonly ReplicaId[]): { code: ConfigErrorCode; error: string } | undefined {
-  if (d.config.epoch === 0) return { code: 'INVALID', error: 'this replica has no configuration yet (bootstrap the cluster first)' };
+export function validateChange(
+  d: ConfigManagerData,
+  members: readonly ReplicaId[],
+): { code: ConfigErrorCode; error: string } | undefined {
+  if (d.config.epoch === 0)
+    return { code: 'INVALID', error: 'this replica has no configuration yet (bootstrap the cluster first)' };
   const problem = memberSetProblem(members);
   if (problem) return { code: 'INVALID', error: problem };
-  if (sameMembers(members, d.config.members)) return { code: 'NO_CHANGE', error: `the member set is already ${members.join(',')}` };
+  if (sameMembers(members, d.config.members))
+    return { code: 'NO_CHANGE', error: `the member set is already ${members.join(',')}` };
   return undefined;
 }
 
@@ -132,16 +148,33 @@ function cleanup(d: ConfigManagerData): void {
 }
 
 /** The pending change failed: tell the requester and (when it certainly did not take effect) the state machine. */
-export function fail(d: ConfigManagerData, code: ConfigErrorCode, error: string, extra: { maybeChosen?: boolean; leaderHint?: ReplicaId } = {}): void {
+export function fail(
+  d: ConfigManagerData,
+  code: ConfigErrorCode,
+  error: string,
+  extra: { maybeChosen?: boolean; leaderHint?: ReplicaId } = {},
+): void {
   const p = d.pending;
   CONTRACTS && requires(p !== undefined, 'fail: a change is pending');
   if (!p) return;
   d.stats.changesFailed++;
   reply(d, p.requester, p.requestId, p.requestInc, {
-    ok: false, code, error, ...(extra.maybeChosen ? { maybeChosen: true } : {}), ...(extra.leaderHint ? { leaderHint: extra.leaderHint } : {}),
+    ok: false,
+    code,
+    error,
+    ...(extra.maybeChosen ? { maybeChosen: true } : {}),
+    ...(extra.leaderHint ? { leaderHint: extra.leaderHint } : {}),
   });
   if (!extra.maybeChosen)
-    d.input.send({ type: 'config-notice', ...hdr(d, d.self), kind: 'aborted', epoch: d.config.epoch, members: p.members, ...(p.cookie ? { cookie: p.cookie } : {}), reason: error });
+    d.input.send({
+      type: 'config-notice',
+      ...hdr(d, d.self),
+      kind: 'aborted',
+      epoch: d.config.epoch,
+      members: p.members,
+      ...(p.cookie ? { cookie: p.cookie } : {}),
+      reason: error,
+    });
   cleanup(d);
 }
 
@@ -153,7 +186,12 @@ export function fail(d: ConfigManagerData, code: ConfigErrorCode, error: string,
 export function onPeerProgress(d: ConfigManagerData, r: MessageOf<'peer-progress'>): 'wait' | 'propose' | 'failed' {
   const p = d.pending!;
   if (!r.leading) {
-    fail(d, 'NOT_LEADER', 'this replica is not the leader', r.leader !== undefined && r.leader !== d.self ? { leaderHint: r.leader } : {});
+    fail(
+      d,
+      'NOT_LEADER',
+      'this replica is not the leader',
+      r.leader !== undefined && r.leader !== d.self ? { leaderHint: r.leader } : {},
+    );
     return 'failed';
   }
   const fresh = new Map<ReplicaId, number>();
@@ -164,7 +202,11 @@ export function onPeerProgress(d: ConfigManagerData, r: MessageOf<'peer-progress
     p.checked = true;
     const optimistic = new Set([...reachable, ...p.joining]);
     if (optimistic.size < need) {
-      fail(d, 'UNREACHABLE', `no majority of ${p.members.join(',')} is reachable: only ${[...optimistic].join(',') || 'none'} of the ${need} needed`);
+      fail(
+        d,
+        'UNREACHABLE',
+        `no majority of ${p.members.join(',')} is reachable: only ${[...optimistic].join(',') || 'none'} of the ${need} needed`,
+      );
       return 'failed';
     }
   }
@@ -173,7 +215,13 @@ export function onPeerProgress(d: ConfigManagerData, r: MessageOf<'peer-progress
   if (lagging.length > 0 || reachable.length < need) return 'wait';
   p.proposed = true;
   p.proposedAt = d.input.now();
-  d.input.send({ type: 'config-proposal', ...hdr(d, d.self), id: p.id, members: p.members, ...(p.cookie ? { cookie: p.cookie } : {}) });
+  d.input.send({
+    type: 'config-proposal',
+    ...hdr(d, d.self),
+    id: p.id,
+    members: p.members,
+    ...(p.cookie ? { cookie: p.cookie } : {}),
+  });
   return 'propose';
 }
 
@@ -182,12 +230,24 @@ export function onReconfigured(d: ConfigManagerData, m: MessageOf<'reconfigured'
   if (m.config.epoch <= d.config.epoch) return 'old';
   d.config = { epoch: m.config.epoch, members: [...m.config.members], startSlot: m.config.startSlot };
   d.stats.reconfigurations++;
-  d.input.send({ type: 'config-notice', ...hdr(d, d.self), kind: 'changed', epoch: d.config.epoch, members: d.config.members, ...(m.cookie ? { cookie: m.cookie } : {}) });
+  d.input.send({
+    type: 'config-notice',
+    ...hdr(d, d.self),
+    kind: 'changed',
+    epoch: d.config.epoch,
+    members: d.config.members,
+    ...(m.cookie ? { cookie: m.cookie } : {}),
+  });
   CONTRACTS && ensures(d.config.epoch === m.config.epoch, 'reconfigured: the configuration moved forward');
   const p = d.pending;
   if (p && m.origin === d.self && m.inc === d.inc && m.firstId === p.id) {
     d.stats.changesApplied++;
-    reply(d, p.requester, p.requestId, p.requestInc, { ok: true, epoch: d.config.epoch, members: d.config.members, slot: m.slot });
+    reply(d, p.requester, p.requestId, p.requestInc, {
+      ok: true,
+      epoch: d.config.epoch,
+      members: d.config.members,
+      slot: m.slot,
+    });
     cleanup(d);
     return 'mine';
   }
@@ -201,41 +261,64 @@ export const configManagerMachine = setup({
     input: {} as ConfigManagerInput,
   },
   actions: {
-    refuseInvalid: ({ context: d, event }) => {
-      const m = event as MessageOf<'config-change'>;
+    refuseInvalid: ({ context: d, event: m }) => {
+      assertEvent(m, 'config-change');
       const bad = validateChange(d, m.members)!;
       reply(d, m.from, m.id, m.inc, { ok: false, ...bad });
     },
-    refusePending: ({ context: d, event }) => {
-      const m = event as MessageOf<'config-change'>;
-      reply(d, m.from, m.id, m.inc, { ok: false, code: 'PENDING', error: `another configuration change (to ${d.pending?.members.join(',')}) is pending` });
+    refusePending: ({ context: d, event: m }) => {
+      assertEvent(m, 'config-change');
+      reply(d, m.from, m.id, m.inc, {
+        ok: false,
+        code: 'PENDING',
+        error: `another configuration change (to ${d.pending?.members.join(',')}) is pending`,
+      });
     },
-    begin: ({ context, event }) => begin(context, event as MessageOf<'config-change'>),
+    begin: ({ context, event }) => {
+      assertEvent(event, 'config-change');
+      begin(context, event);
+    },
     reconfigured: ({ context, event }) => {
-      onReconfigured(context, event as MessageOf<'reconfigured'>);
+      assertEvent(event, 'reconfigured');
+      onReconfigured(context, event);
     },
-    refused: ({ context: d, event }) => {
-      const m = event as MessageOf<'config-refused'>;
+    refused: ({ context: d, event: m }) => {
+      assertEvent(m, 'config-refused');
       if (!d.pending || m.id !== d.pending.id) return;
-      fail(d, m.maybeChosen ? 'ABORTED' : 'NOT_LEADER', m.reason, { maybeChosen: m.maybeChosen, ...(m.leaderHint ? { leaderHint: m.leaderHint } : {}) });
+      fail(d, m.maybeChosen ? 'ABORTED' : 'NOT_LEADER', m.reason, {
+        maybeChosen: m.maybeChosen,
+        ...(m.leaderHint ? { leaderHint: m.leaderHint } : {}),
+      });
     },
     peerProgress: ({ context: d, event }) => {
-      if (d.pending) onPeerProgress(d, event as MessageOf<'peer-progress'>);
+      assertEvent(event, 'peer-progress');
+      if (d.pending) onPeerProgress(d, event);
     },
     catchupTimeout: ({ context: d }) => {
       const p = d.pending!;
-      fail(d, 'CATCHUP_TIMEOUT', `the new members did not catch up within ${d.opts.catchupTimeoutMs} ms (${p.lagging || 'no report from the elector'})`);
+      fail(
+        d,
+        'CATCHUP_TIMEOUT',
+        `the new members did not catch up within ${d.opts.catchupTimeoutMs} ms (${p.lagging || 'no report from the elector'})`,
+      );
     },
     proposeTimeout: ({ context: d }) => {
-      fail(d, 'ABORTED', `the change was proposed but did not take effect within ${d.opts.proposeTimeoutMs} ms`, { maybeChosen: true });
+      fail(d, 'ABORTED', `the change was proposed but did not take effect within ${d.opts.proposeTimeoutMs} ms`, {
+        maybeChosen: true,
+      });
     },
   },
   guards: {
-    invalid: ({ context, event }) => validateChange(context, (event as MessageOf<'config-change'>).members) !== undefined,
+    invalid: ({ context, event }) => {
+      assertEvent(event, 'config-change');
+      return validateChange(context, event.members) !== undefined;
+    },
     proposedNow: ({ context }) => context.pending !== undefined && context.pending.proposed,
     noPending: ({ context }) => context.pending === undefined,
-    catchupExpired: ({ context: d }) => d.pending !== undefined && d.input.now() - d.pending.startedAt > d.opts.catchupTimeoutMs,
-    proposeExpired: ({ context: d }) => d.pending !== undefined && d.input.now() - d.pending.proposedAt > d.opts.proposeTimeoutMs,
+    catchupExpired: ({ context: d }) =>
+      d.pending !== undefined && d.input.now() - d.pending.startedAt > d.opts.catchupTimeoutMs,
+    proposeExpired: ({ context: d }) =>
+      d.pending !== undefined && d.input.now() - d.pending.proposedAt > d.opts.proposeTimeoutMs,
   },
 }).createMachine({
   id: 'config-manager',
@@ -244,7 +327,11 @@ export const configManagerMachine = setup({
     self: input.self,
     inc: input.inc,
     opts: { ...DEFAULT_CONFIG_MANAGER_OPTIONS, ...input.options },
-    config: { epoch: input.configuration.epoch, members: [...input.configuration.members], startSlot: input.configuration.startSlot },
+    config: {
+      epoch: input.configuration.epoch,
+      members: [...input.configuration.members],
+      startSlot: input.configuration.startSlot,
+    },
     pending: undefined,
     nextId: 1,
     stats: { changesRequested: 0, changesApplied: 0, changesFailed: 0, reconfigurations: 0 },
@@ -258,7 +345,10 @@ export const configManagerMachine = setup({
     /** no change of ours in progress; every configuration taking effect is noted */
     stable: {
       on: {
-        'config-change': [{ guard: 'invalid', actions: 'refuseInvalid' }, { target: 'catchingUp', actions: 'begin' }],
+        'config-change': [
+          { guard: 'invalid', actions: 'refuseInvalid' },
+          { target: 'catchingUp', actions: 'begin' },
+        ],
         reconfigured: { actions: 'reconfigured' },
       },
     },
@@ -288,4 +378,3 @@ export const configManagerMachine = setup({
     stopped: { type: 'final' },
   },
 });
-

@@ -1,4 +1,4 @@
-import { and, setup } from 'xstate';
+import { and, assertEvent, setup } from 'xstate';
 import {
   type Ballot,
   type Message,
@@ -24,7 +24,12 @@ export interface ElectorOptions {
 }
 
 // Seconds-scale like RSL: one event loop hosts every role, and a long GC pause or a big batch must not cost the leadership.
-export const DEFAULT_ELECTOR_OPTIONS: ElectorOptions = { electionTimeoutMinMs: 500, electionTimeoutMaxMs: 1000, heartbeatMs: 100, preVote: true };
+export const DEFAULT_ELECTOR_OPTIONS: ElectorOptions = {
+  electionTimeoutMinMs: 500,
+  electionTimeoutMaxMs: 1000,
+  heartbeatMs: 100,
+  preVote: true,
+};
 
 export interface ElectorInput {
   ring: RingId;
@@ -82,7 +87,14 @@ export interface ElectorData {
   /** the round of the pre-vote under way, and who granted it */
   preVoteRound: number;
   preVotes: Set<ReplicaId>;
-  stats: { campaigns: number; heartbeatsSent: number; heartbeatsReceived: number; quorumLosses: number; preVotes: number; preVotesDenied: number };
+  stats: {
+    campaigns: number;
+    heartbeatsSent: number;
+    heartbeatsReceived: number;
+    quorumLosses: number;
+    preVotes: number;
+    preVotesDenied: number;
+  };
   readonly input: ElectorInput;
 }
 
@@ -106,11 +118,16 @@ const hdr = (d: ElectorData, to: ReplicaId) => ({ ring: d.ring, from: d.self, to
 const quorumOf = (n: number) => Math.floor(n / 2) + 1;
 
 function validHeartbeat(d: ElectorData, m: MessageOf<'heartbeat'>): boolean {
-  return m.from !== d.self && (d.members.includes(m.from) || !!d.input.peers?.includes(m.from)) && compareBallots(m.ballot, d.leaderBallot) >= 0 && m.ballot.round >= d.maxRound;
+  return (
+    m.from !== d.self &&
+    (d.members.includes(m.from) || !!d.input.peers?.includes(m.from)) &&
+    compareBallots(m.ballot, d.leaderBallot) >= 0 &&
+    m.ballot.round >= d.maxRound
+  );
 }
 
 function recordHeartbeat(d: ElectorData, m: MessageOf<'heartbeat'>): void {
-  CONTRACTS && requires(m.ballot.leader === m.from, 'heartbeat: the ballot is the sender\'s');
+  CONTRACTS && requires(m.ballot.leader === m.from, "heartbeat: the ballot is the sender's");
   d.stats.heartbeatsReceived++;
   d.leader = m.from;
   d.leaderBallot = m.ballot;
@@ -147,7 +164,13 @@ function vetted(d: ElectorData): boolean {
 function sendHeartbeats(d: ElectorData): void {
   const beat = (m: ReplicaId) => {
     d.stats.heartbeatsSent++;
-    d.input.send({ type: 'heartbeat', ...hdr(d, m), ballot: d.leaderBallot, decidedUpTo: d.decidedUpTo, ...(d.cookie ? { cookie: d.cookie } : {}) });
+    d.input.send({
+      type: 'heartbeat',
+      ...hdr(d, m),
+      ballot: d.leaderBallot,
+      decidedUpTo: d.decidedUpTo,
+      ...(d.cookie ? { cookie: d.cookie } : {}),
+    });
   };
   for (const m of d.members) if (m !== d.self) beat(m);
   for (const o of d.observers) if (o !== d.self && !d.members.includes(o)) beat(o);
@@ -156,7 +179,11 @@ function sendHeartbeats(d: ElectorData): void {
 /** For the config-manager: how far each peer has applied, and how long ago it answered. */
 function reportPeers(d: ElectorData, leading: boolean): void {
   const now = d.input.now();
-  const peers = [...d.votes].map(([id, v]) => ({ id, appliedUpTo: v.appliedUpTo, ageMs: Math.max(0, Math.round(now - v.ackAt)) }));
+  const peers = [...d.votes].map(([id, v]) => ({
+    id,
+    appliedUpTo: v.appliedUpTo,
+    ageMs: Math.max(0, Math.round(now - v.ackAt)),
+  }));
   d.input.send({
     type: 'peer-progress',
     ...hdr(d, d.self),
@@ -185,27 +212,35 @@ export const electorMachine = setup({
     input: {} as ElectorInput,
   },
   delays: {
-    election: ({ context: d }) => d.opts.electionTimeoutMinMs + d.input.random() * (d.opts.electionTimeoutMaxMs - d.opts.electionTimeoutMinMs),
+    election: ({ context: d }) =>
+      d.opts.electionTimeoutMinMs + d.input.random() * (d.opts.electionTimeoutMaxMs - d.opts.electionTimeoutMinMs),
     heartbeat: ({ context: d }) => d.opts.heartbeatMs,
   },
   actions: {
-    recordHeartbeat: ({ context, event }) => recordHeartbeat(context, event as MessageOf<'heartbeat'>),
+    recordHeartbeat: ({ context, event }) => {
+      assertEvent(event, 'heartbeat');
+      recordHeartbeat(context, event);
+    },
     preCampaign: ({ context: d }) => {
       d.stats.preVotes++;
       d.preVoteRound = d.maxRound + 1;
       d.preVotes = new Set([d.self]);
-      for (const m of d.members) if (m !== d.self) d.input.send({ type: 'pre-vote', ...hdr(d, m), round: d.preVoteRound });
+      for (const m of d.members)
+        if (m !== d.self) d.input.send({ type: 'pre-vote', ...hdr(d, m), round: d.preVoteRound });
     },
-    preVoteAck: ({ context: d, event }) => {
-      const m = event as MessageOf<'pre-vote-ack'>;
+    preVoteAck: ({ context: d, event: m }) => {
+      assertEvent(m, 'pre-vote-ack');
       if (m.round === d.preVoteRound && m.granted && d.members.includes(m.from)) d.preVotes.add(m.from);
       else if (m.round === d.preVoteRound && !m.granted) d.stats.preVotesDenied++;
     },
     /** a peer asks whether it may campaign: yes unless this replica leads, or heard a live leader lately */
-    answerPreVote: ({ context: d, event }) => {
-      const m = event as MessageOf<'pre-vote'>;
-      const quiet = d.input.now() - d.lastHeardLeaderAt >= d.opts.electionTimeoutMinMs - d.opts.heartbeatMs || d.leader === undefined;
-      const granted = d.proposerState !== 'leading' && quiet && (d.members.includes(m.from) || !!d.input.peers?.includes(m.from));
+    answerPreVote: ({ context: d, event: m }) => {
+      assertEvent(m, 'pre-vote');
+      const quiet =
+        d.input.now() - d.lastHeardLeaderAt >= d.opts.electionTimeoutMinMs - d.opts.heartbeatMs ||
+        d.leader === undefined;
+      const granted =
+        d.proposerState !== 'leading' && quiet && (d.members.includes(m.from) || !!d.input.peers?.includes(m.from));
       d.input.send({ type: 'pre-vote-ack', ...hdr(d, m.from), round: m.round, granted });
     },
     campaign: ({ context: d }) => {
@@ -213,14 +248,20 @@ export const electorMachine = setup({
       vetted(d); // refresh the cookie
       d.leader = undefined;
       d.campaignBallot = { round: d.maxRound + 1, leader: d.self };
-      d.input.send({ type: 'campaign', ...hdr(d, d.self), round: d.maxRound + 1, ...(d.cookie ? { cookie: d.cookie } : {}) });
+      d.input.send({
+        type: 'campaign',
+        ...hdr(d, d.self),
+        round: d.maxRound + 1,
+        ...(d.cookie ? { cookie: d.cookie } : {}),
+      });
     },
-    leaderState: ({ context: d, event }) => {
-      const m = event as MessageOf<'leader-state'>;
+    leaderState: ({ context: d, event: m }) => {
+      assertEvent(m, 'leader-state');
       d.proposerState = m.state;
       if (m.state === 'preparing') d.campaignBallot = m.ballot;
       if (m.maxRound > d.maxRound) d.maxRound = m.maxRound;
-      if (m.decidedUpTo > d.decidedUpTo || m.state === 'leading') d.decidedUpTo = Math.max(d.decidedUpTo, m.decidedUpTo);
+      if (m.decidedUpTo > d.decidedUpTo || m.state === 'leading')
+        d.decidedUpTo = Math.max(d.decidedUpTo, m.decidedUpTo);
       d.executedUpTo = Math.max(d.executedUpTo, m.executedUpTo);
       if (m.config && m.config.epoch > d.configEpoch) {
         d.configEpoch = m.config.epoch;
@@ -250,8 +291,8 @@ export const electorMachine = setup({
         d.leaderSince = d.input.now();
       }
     },
-    ack: ({ context: d, event }) => {
-      const m = event as MessageOf<'heartbeat-ack'>;
+    ack: ({ context: d, event: m }) => {
+      assertEvent(m, 'heartbeat-ack');
       if (compareBallots(m.ballot, d.leaderBallot) !== 0) return;
       d.votes.set(m.from, { ackAt: d.input.now(), appliedUpTo: m.appliedUpTo, payload: m.payload });
     },
@@ -262,22 +303,24 @@ export const electorMachine = setup({
       d.suppressUntil = d.input.now() + d.opts.electionTimeoutMaxMs;
       d.input.send({ type: 'resign', ...hdr(d, d.self), reason: 'relinquished' });
     },
-    setTimeout: ({ context: d, event }) => {
-      const e = event as { minMs: number; maxMs: number };
+    setTimeout: ({ context: d, event: e }) => {
+      assertEvent(e, 'set-timeout');
       CONTRACTS && requires(e.minMs > 0 && e.maxMs >= e.minMs, 'set-timeout: 0 < min <= max');
       d.opts = { ...d.opts, electionTimeoutMinMs: e.minMs, electionTimeoutMaxMs: e.maxMs };
     },
     setPayload: ({ context: d, event }) => {
-      d.payload = (event as { payload: Uint8Array | undefined }).payload;
+      assertEvent(event, 'set-payload');
+      d.payload = event.payload;
     },
     setMembers: ({ context: d, event }) => {
-      d.members = [...(event as { members: readonly ReplicaId[] }).members];
+      assertEvent(event, 'set-members');
+      d.members = [...event.members];
     },
     reportLeft: ({ context: d }) => {
       if (d.watch) reportPeers(d, false);
     },
-    watchPeers: ({ context: d, event, self }) => {
-      const e = event as MessageOf<'watch-peers'>;
+    watchPeers: ({ context: d, event: e, self }) => {
+      assertEvent(e, 'watch-peers');
       d.watch = e.watch;
       d.observers = e.observers.filter((o) => !d.members.includes(o));
       // answer at once: a follower says so (the config-manager refuses the change), a leader reports
@@ -288,23 +331,35 @@ export const electorMachine = setup({
     },
   },
   guards: {
-    validHeartbeat: ({ context, event }) => validHeartbeat(context, event as MessageOf<'heartbeat'>),
+    validHeartbeat: ({ context, event }) => {
+      assertEvent(event, 'heartbeat');
+      return validHeartbeat(context, event);
+    },
     /** while campaigning, only a leader of a higher ballot than ours makes us give up */
-    beatsCampaign: ({ context: d, event }) => {
-      const m = event as MessageOf<'heartbeat'>;
+    beatsCampaign: ({ context: d, event: m }) => {
+      assertEvent(m, 'heartbeat');
       return validHeartbeat(d, m) && compareBallots(m.ballot, d.campaignBallot) > 0;
     },
-    higherHeartbeat: ({ context: d, event }) => {
-      const m = event as MessageOf<'heartbeat'>;
+    higherHeartbeat: ({ context: d, event: m }) => {
+      assertEvent(m, 'heartbeat');
       return m.from !== d.self && compareBallots(m.ballot, d.leaderBallot) > 0;
     },
     canCampaign: ({ context }) => canCampaign(context),
     preVoteOn: ({ context }) => context.opts.preVote,
     preVoteMajority: ({ context: d }) => d.preVotes.size >= quorumOf(d.members.length),
     mayPromote: ({ context }) => context.members.includes(context.self) && vetted(context),
-    nowLeading: ({ event }) => (event as MessageOf<'leader-state'>).state === 'leading',
-    nowPreparing: ({ event }) => (event as MessageOf<'leader-state'>).state === 'preparing',
-    nowFollower: ({ event }) => (event as MessageOf<'leader-state'>).state === 'follower',
+    nowLeading: ({ event }) => {
+      assertEvent(event, 'leader-state');
+      return event.state === 'leading';
+    },
+    nowPreparing: ({ event }) => {
+      assertEvent(event, 'leader-state');
+      return event.state === 'preparing';
+    },
+    nowFollower: ({ event }) => {
+      assertEvent(event, 'leader-state');
+      return event.state === 'follower';
+    },
   },
 }).createMachine({
   id: 'elector',
@@ -354,10 +409,7 @@ export const electorMachine = setup({
       },
       on: {
         heartbeat: { guard: 'validHeartbeat', target: 'follower', reenter: true, actions: 'recordHeartbeat' },
-        'leader-state': [
-          { guard: 'nowLeading', target: 'leader', actions: 'leaderState' },
-          { actions: 'leaderState' },
-        ],
+        'leader-state': [{ guard: 'nowLeading', target: 'leader', actions: 'leaderState' }, { actions: 'leaderState' }],
         promote: { guard: 'mayPromote', target: 'campaigning', actions: 'clearPromotionSuppression' },
       },
     },
@@ -371,10 +423,7 @@ export const electorMachine = setup({
       on: {
         'pre-vote-ack': { actions: 'preVoteAck' },
         heartbeat: { guard: 'validHeartbeat', target: 'follower', actions: 'recordHeartbeat' },
-        'leader-state': [
-          { guard: 'nowLeading', target: 'leader', actions: 'leaderState' },
-          { actions: 'leaderState' },
-        ],
+        'leader-state': [{ guard: 'nowLeading', target: 'leader', actions: 'leaderState' }, { actions: 'leaderState' }],
         promote: { guard: 'mayPromote', target: 'campaigning', actions: 'clearPromotionSuppression' },
       },
     },

@@ -17,7 +17,16 @@ function electorHarness(input: Partial<ElectorInput> = {}, random: () => number 
   const out: Message[] = [];
   const errors: unknown[] = [];
   const actor = createActor(electorMachine, {
-    input: { ring: RING, self: SELF, members: MEMBERS, send: (m) => out.push(m), now: () => sched.now(), random, options: OPTIONS, ...input },
+    input: {
+      ring: RING,
+      self: SELF,
+      members: MEMBERS,
+      send: (m) => out.push(m),
+      now: () => sched.now(),
+      random,
+      options: OPTIONS,
+      ...input,
+    },
     clock: { setTimeout: (fn, ms) => sched.after(ms, fn), clearTimeout: (h) => sched.cancel(h) },
   });
   actor.subscribe({ error: (e) => errors.push(e) });
@@ -41,10 +50,33 @@ function electorHarness(input: Partial<ElectorInput> = {}, random: () => number 
       actor.send({ type: 'heartbeat', ring: RING, from, to: SELF, ballot, decidedUpTo });
     },
     ack(from: ReplicaId, ballot: Ballot, payload?: Uint8Array): void {
-      actor.send({ type: 'heartbeat-ack', ring: RING, from, to: SELF, ballot, appliedUpTo: 0, ...(payload ? { payload } : {}) });
+      actor.send({
+        type: 'heartbeat-ack',
+        ring: RING,
+        from,
+        to: SELF,
+        ballot,
+        appliedUpTo: 0,
+        ...(payload ? { payload } : {}),
+      });
     },
-    leaderState(state: 'follower' | 'preparing' | 'leading', ballot: Ballot = b(1, SELF), extra: Partial<MessageOf<'leader-state'>> = {}): void {
-      actor.send({ type: 'leader-state', ring: RING, from: SELF, to: SELF, state, ballot, maxRound: ballot.round, decidedUpTo: 0, executedUpTo: 0, ...extra });
+    leaderState(
+      state: 'follower' | 'preparing' | 'leading',
+      ballot: Ballot = b(1, SELF),
+      extra: Partial<MessageOf<'leader-state'>> = {},
+    ): void {
+      actor.send({
+        type: 'leader-state',
+        ring: RING,
+        from: SELF,
+        to: SELF,
+        state,
+        ballot,
+        maxRound: ballot.round,
+        decidedUpTo: 0,
+        executedUpTo: 0,
+        ...extra,
+      });
     },
   };
 }
@@ -158,7 +190,9 @@ describe('elector: campaigning', () => {
     h.leaderState('preparing', b(1, SELF));
     h.heartbeat('r2', b(1, 'r2')); // (1, r2) > (1, r1)
     expect(h.is('follower')).toBe(true);
-    expect(h.sent('resign')).toEqual([expect.objectContaining({ to: SELF, reason: expect.stringMatching(/higher ballot/) })]);
+    expect(h.sent('resign')).toEqual([
+      expect.objectContaining({ to: SELF, reason: expect.stringMatching(/higher ballot/) }),
+    ]);
   });
 
   it('a heartbeat of a lower ballot than its campaign does not stop it', () => {
@@ -270,7 +304,7 @@ describe('elector: leader', () => {
 });
 
 describe('elector: configuration changes', () => {
-  it('the proposer\'s leader-state brings a newer configuration: heartbeats go to the new members, and a replica removed stops campaigning', () => {
+  it("the proposer's leader-state brings a newer configuration: heartbeats go to the new members, and a replica removed stops campaigning", () => {
     const h = electorHarness();
     h.leaderState('follower', b(0, SELF), { config: { epoch: 2, members: ['r2', 'r3', 'r4'], startSlot: 7 } });
     expect(h.ctx().members).toEqual(['r2', 'r3', 'r4']);
@@ -281,14 +315,19 @@ describe('elector: configuration changes', () => {
     expect(h.ctx().members).toEqual(['r2', 'r3', 'r4']);
   });
 
-  it('a leader sends heartbeats to observers and reports peers\' progress to the config-manager while watched; leaving the leadership says so', () => {
+  it("a leader sends heartbeats to observers and reports peers' progress to the config-manager while watched; leaving the leadership says so", () => {
     const h = electorHarness();
     h.leaderState('leading', b(2, SELF), { decidedUpTo: 40 });
     expect(h.is('leader')).toBe(true);
     h.actor.send({ type: 'watch-peers', ring: RING, from: SELF, to: SELF, observers: ['r4'], watch: true });
     h.take();
     h.at(25);
-    expect(h.sent('heartbeat').map((m) => m.to).sort()).toEqual(['r2', 'r3', 'r4']);
+    expect(
+      h
+        .sent('heartbeat')
+        .map((m) => m.to)
+        .sort(),
+    ).toEqual(['r2', 'r3', 'r4']);
     h.actor.send({ type: 'heartbeat-ack', ring: RING, from: 'r4', to: SELF, ballot: b(2, SELF), appliedUpTo: 33 });
     h.at(45);
     const rep = h.sent('peer-progress').at(-1)!;
@@ -305,7 +344,7 @@ describe('elector: configuration changes', () => {
     expect(h.sent('peer-progress')).toEqual([expect.objectContaining({ leading: false, leader: 'r3', peers: [] })]);
   });
 
-  it('a heartbeat from a ring peer outside its configuration (the leader of a newer one) is honoured; a stranger\'s is not', () => {
+  it("a heartbeat from a ring peer outside its configuration (the leader of a newer one) is honoured; a stranger's is not", () => {
     const h = electorHarness({ peers: ['r1', 'r2', 'r3', 'r4'] });
     h.heartbeat('r4', b(5, 'r4'));
     h.at(100);

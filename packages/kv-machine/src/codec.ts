@@ -243,8 +243,10 @@ export const KvCommands = {
    * keeping those that match the glob `match` (Redis MATCH; null: all).
    */
   scan(cursor: number, count: number, match: Bytes | null = null): Uint8Array {
-    if (!Number.isSafeInteger(cursor) || cursor < 0) throw new RangeError(`cursor must be a non-negative safe integer: ${cursor}`);
-    if (!Number.isSafeInteger(count) || count < 1) throw new RangeError(`count must be a positive safe integer: ${count}`);
+    if (!Number.isSafeInteger(cursor) || cursor < 0)
+      throw new RangeError(`cursor must be a non-negative safe integer: ${cursor}`);
+    if (!Number.isSafeInteger(count) || count < 1)
+      throw new RangeError(`count must be a positive safe integer: ${count}`);
     const m = match === null ? null : toBytes(match);
     const size = 1 + varintSize(cursor) + varintSize(count) + 1 + (m ? lp(m) : 0);
     const w = new Writer(size).u8(Op.SCAN).varint(cursor).varint(count);
@@ -267,7 +269,12 @@ export const KvCommands = {
     if (!Number.isSafeInteger(seq) || seq < 0) throw new RangeError(`seq must be a non-negative safe integer: ${seq}`);
     if (inner.length > 0 && inner[0] === Op.SESSION) throw new RangeError('sessions do not nest');
     const id = toBytes(clientId);
-    return new Writer(1 + lp(id) + varintSize(seq) + inner.length).u8(Op.SESSION).bytes(id).varint(seq).raw(inner).done();
+    return new Writer(1 + lp(id) + varintSize(seq) + inner.length)
+      .u8(Op.SESSION)
+      .bytes(id)
+      .varint(seq)
+      .raw(inner)
+      .done();
   },
 } as const;
 
@@ -351,7 +358,8 @@ function decodeAt(buf: Uint8Array, pos: { p: number }, depth: number): KvResult 
     case ResultTag.ERROR:
     case ResultTag.STATUS: {
       const n = varint();
-      if (pos.p + n > buf.length) throw new KvDecodeError(tag === ResultTag.ERROR ? 'truncated error' : 'truncated status');
+      if (pos.p + n > buf.length)
+        throw new KvDecodeError(tag === ResultTag.ERROR ? 'truncated error' : 'truncated status');
       const text = new TextDecoder().decode(buf.subarray(pos.p, pos.p + n));
       pos.p += n;
       return tag === ResultTag.ERROR ? { type: 'error', message: text } : { type: 'status', value: text };

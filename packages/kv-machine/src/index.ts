@@ -23,6 +23,21 @@ export {
   type Bytes,
   type KvResult,
 } from './codec.ts';
-export { KvMachine, KvShareGroup, DEFAULT_SESSION_TTL_SLOTS, parseInt64, type KvMachineOptions, type SessionEntry } from './machine.ts';
-export { KvSnapshotError, readSnapshot, writeSnapshot, SNAPSHOT_FORMAT, SNAPSHOT_VERSION, MAX_FRAME_BYTES, type SnapshotContents } from './snapshot.ts';
+export {
+  KvMachine,
+  KvShareGroup,
+  DEFAULT_SESSION_TTL_SLOTS,
+  parseInt64,
+  type KvMachineOptions,
+  type SessionEntry,
+} from './machine.ts';
+export {
+  KvSnapshotError,
+  readSnapshot,
+  writeSnapshot,
+  SNAPSHOT_FORMAT,
+  SNAPSHOT_VERSION,
+  MAX_FRAME_BYTES,
+  type SnapshotContents,
+} from './snapshot.ts';
 export { SCAN_SLOTS, ScanIndex, globMatcher, keyHash, scanSlot } from './scan.ts';

@@ -235,7 +235,11 @@ function addInt64(a: number | bigint, b: number | bigint): number | bigint | und
 // ---------------------------------------------------------------- the machine
 
 const utf8ToBinary = (x: Bytes): string =>
-  typeof x === 'string' ? Buffer.from(x, 'utf8').toString('latin1') : x.length === 0 ? '' : latin1Slice.call(x, 0, x.length);
+  typeof x === 'string'
+    ? Buffer.from(x, 'utf8').toString('latin1')
+    : x.length === 0
+      ? ''
+      : latin1Slice.call(x, 0, x.length);
 
 /**
  * An in-memory KV state machine: GET/SET/DEL/INCR/MGET/MSET/EXISTS/CAS over a compact binary
@@ -271,8 +275,10 @@ export class KvMachine implements StateMachine {
     this.maxSessions = opts.maxSessions ?? DEFAULT_MAX_SESSIONS;
     this.share = opts.shareGroup;
     CONTRACTS && requires(Number.isSafeInteger(this.ttl) && this.ttl >= 1, 'sessionTtlSlots is a positive integer');
-    CONTRACTS && requires(Number.isSafeInteger(this.ttlMs) && this.ttlMs >= 0, 'sessionTtlMs is a non-negative integer');
-    CONTRACTS && requires(Number.isSafeInteger(this.maxSessions) && this.maxSessions >= 1, 'maxSessions is a positive integer');
+    CONTRACTS &&
+      requires(Number.isSafeInteger(this.ttlMs) && this.ttlMs >= 0, 'sessionTtlMs is a non-negative integer');
+    CONTRACTS &&
+      requires(Number.isSafeInteger(this.maxSessions) && this.maxSessions >= 1, 'maxSessions is a positive integer');
   }
 
   /** The leader's timestamp of the batch about to be applied: the log's time moves forward (never back). */
@@ -294,7 +300,11 @@ export class KvMachine implements StateMachine {
   }
 
   apply(command: Uint8Array, slot: Slot): Uint8Array | undefined {
-    CONTRACTS && requires(Number.isSafeInteger(slot) && slot >= this.lastSlot, `slots are applied in order (${slot} >= ${this.lastSlot})`);
+    CONTRACTS &&
+      requires(
+        Number.isSafeInteger(slot) && slot >= this.lastSlot,
+        `slots are applied in order (${slot} >= ${this.lastSlot})`,
+      );
     if (slot > this.lastSlot) this.advance(slot);
     this.appliedCount++;
     if (this.share !== undefined) return this.applyShared(command, this.share);
@@ -385,7 +395,13 @@ export class KvMachine implements StateMachine {
   }
 
   stats(): { keys: number; sessions: number; forgotten: number; applied: number; lastSlot: Slot } {
-    return { keys: this.data.size, sessions: this.sessions.size, forgotten: this.forgotten.size, applied: this.appliedCount, lastSlot: this.lastSlot };
+    return {
+      keys: this.data.size,
+      sessions: this.sessions.size,
+      forgotten: this.forgotten.size,
+      applied: this.appliedCount,
+      lastSlot: this.lastSlot,
+    };
   }
 
   /** The session of a client, if it is live at the last applied slot (tests and introspection). */

@@ -190,9 +190,18 @@ export async function readSnapshot(input: Input): Promise<SnapshotContents> {
       if (ended) throw new KvSnapshotError('frame after the snapshot trailer');
       if (out === undefined) {
         if (m.t !== SNAPSHOT_FORMAT) throw new KvSnapshotError('not a decree-kv snapshot');
-        if (m.v !== SNAPSHOT_VERSION && m.v !== SNAPSHOT_VERSION_1) throw new KvSnapshotError(`unsupported snapshot version ${String(m.v)}`);
+        if (m.v !== SNAPSHOT_VERSION && m.v !== SNAPSHOT_VERSION_1)
+          throw new KvSnapshotError(`unsupported snapshot version ${String(m.v)}`);
         version = m.v;
-        for (const f of ['lastSlot', 'nextSweep', 'applied', 'ttl', 'keys', 'sessions', ...(version === 1 ? [] : ['nowMs', 'forgotten'])])
+        for (const f of [
+          'lastSlot',
+          'nextSweep',
+          'applied',
+          'ttl',
+          'keys',
+          'sessions',
+          ...(version === 1 ? [] : ['nowMs', 'forgotten']),
+        ])
           if (!isCount(m[f])) throw new KvSnapshotError(`snapshot header: bad ${f}`);
         out = {
           lastSlot: m.lastSlot as number,
@@ -222,21 +231,41 @@ export async function readSnapshot(input: Input): Promise<SnapshotContents> {
       } else if (Array.isArray(m.s)) {
         const n = version === 1 ? 4 : 5;
         for (const e of m.s as unknown[]) {
-          if (!Array.isArray(e) || e.length !== n || !isBytes(e[0]) || !isCount(e[1]) || !isCount(e[2]) || !isBytes(e[3]))
+          if (
+            !Array.isArray(e) ||
+            e.length !== n ||
+            !isBytes(e[0]) ||
+            !isCount(e[1]) ||
+            !isCount(e[2]) ||
+            !isBytes(e[3])
+          )
             throw new KvSnapshotError('bad snapshot session entry');
           if (n === 5 && !isCount(e[4])) throw new KvSnapshotError('bad snapshot session entry');
-          out.sessions.push([str(e[0]), e[1], e[2], Uint8Array.prototype.slice.call(e[3]), n === 5 ? (e[4] as number) : 0]);
+          out.sessions.push([
+            str(e[0]),
+            e[1],
+            e[2],
+            Uint8Array.prototype.slice.call(e[3]),
+            n === 5 ? (e[4] as number) : 0,
+          ]);
         }
-        if (out.sessions.length > expectSessions) throw new KvSnapshotError('snapshot has more sessions than its header says');
+        if (out.sessions.length > expectSessions)
+          throw new KvSnapshotError('snapshot has more sessions than its header says');
       } else if (Array.isArray(m.x) && version !== 1) {
         for (const e of m.x as unknown[]) {
           if (!Array.isArray(e) || e.length !== 3 || !isBytes(e[0]) || !isCount(e[1]) || !isCount(e[2]))
             throw new KvSnapshotError('bad snapshot forgotten-session entry');
           out.forgotten.push([str(e[0]), e[1], e[2]]);
         }
-        if (out.forgotten.length > expectForgotten) throw new KvSnapshotError('snapshot has more forgotten sessions than its header says');
+        if (out.forgotten.length > expectForgotten)
+          throw new KvSnapshotError('snapshot has more forgotten sessions than its header says');
       } else if (m.end === true) {
-        if (m.keys !== out.keys.length || m.sessions !== out.sessions.length || out.keys.length !== expectKeys || out.sessions.length !== expectSessions)
+        if (
+          m.keys !== out.keys.length ||
+          m.sessions !== out.sessions.length ||
+          out.keys.length !== expectKeys ||
+          out.sessions.length !== expectSessions
+        )
           throw new KvSnapshotError('snapshot counts do not match');
         if (out.forgotten.length !== expectForgotten) throw new KvSnapshotError('snapshot counts do not match');
         ended = true;

@@ -120,10 +120,12 @@ const resultArb = fc.letrec<{ leaf: KvResult; node: KvResult }>((tie) => ({
     fc.constant<KvResult>({ type: 'ok' }),
     fc.constant<KvResult>({ type: 'nil' }),
     fc.uint8Array({ maxLength: 300 }).map((value): KvResult => ({ type: 'bulk', value })),
-    fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n }).map((v): KvResult => ({
-      type: 'int',
-      value: v >= -(2n ** 53n) && v < 2n ** 53n ? Number(v) : v,
-    })),
+    fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n }).map(
+      (v): KvResult => ({
+        type: 'int',
+        value: v >= -(2n ** 53n) && v < 2n ** 53n ? Number(v) : v,
+      }),
+    ),
     fc.string().map((message): KvResult => ({ type: 'error', message })),
     fc.string().map((value): KvResult => ({ type: 'status', value })),
   ),
@@ -166,7 +168,9 @@ describe('results', () => {
     expect(KvResults.value(encodeResult({ type: 'bulk', value: new Uint8Array([7]) }))).toEqual(new Uint8Array([7]));
     expect(KvResults.int(encodeResult({ type: 'int', value: -5 }))).toBe(-5);
     expect(
-      KvResults.values(encodeResult({ type: 'array', items: [{ type: 'nil' }, { type: 'bulk', value: new Uint8Array([1]) }] })),
+      KvResults.values(
+        encodeResult({ type: 'array', items: [{ type: 'nil' }, { type: 'bulk', value: new Uint8Array([1]) }] }),
+      ),
     ).toEqual([null, new Uint8Array([1])]);
     expect(() => KvResults.int(encodeResult({ type: 'error', message: 'ERR boom' }))).toThrow(KvCommandError);
     expect(() => KvResults.int(encodeResult({ type: 'ok' }))).toThrow(KvDecodeError);

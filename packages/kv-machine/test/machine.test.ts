@@ -74,7 +74,12 @@ describe('command semantics', () => {
 
   it('DEL and EXISTS count keys (EXISTS counts repeats, DEL deletes once)', () => {
     const { run } = machine();
-    run(KvCommands.mset([['a', '1'], ['b', '2']]));
+    run(
+      KvCommands.mset([
+        ['a', '1'],
+        ['b', '2'],
+      ]),
+    );
     expect(run(KvCommands.exists(['a', 'a', 'b', 'zz']))).toEqual(int(3));
     expect(run(KvCommands.del(['a', 'a', 'zz']))).toEqual(int(1));
     expect(run(KvCommands.exists('a'))).toEqual(int(0));
@@ -118,7 +123,13 @@ describe('command semantics', () => {
         expect(BigInt(p!)).toBe(v);
       }),
     );
-    for (const s of ['9007199254740993', '9999999999999999', '-9999999999999999', '999999999999999', '1000000000000000'])
+    for (const s of [
+      '9007199254740993',
+      '9999999999999999',
+      '-9999999999999999',
+      '999999999999999',
+      '1000000000000000',
+    ])
       expect(String(parseInt64(s))).toBe(s);
     expect(parseInt64('9223372036854775808')).toBeUndefined();
     expect(parseInt64('-9223372036854775809')).toBeUndefined();
@@ -126,9 +137,23 @@ describe('command semantics', () => {
 
   it('MGET returns values and nils in order; MSET sets all, the last of a repeated key wins', () => {
     const { run } = machine();
-    expect(run(KvCommands.mset([['a', '1'], ['b', '2'], ['a', '3']]))).toEqual({ type: 'ok' });
+    expect(
+      run(
+        KvCommands.mset([
+          ['a', '1'],
+          ['b', '2'],
+          ['a', '3'],
+        ]),
+      ),
+    ).toEqual({ type: 'ok' });
     const { raw } = machine();
-    raw(KvCommands.mset([['a', '1'], ['b', '2'], ['a', '3']]));
+    raw(
+      KvCommands.mset([
+        ['a', '1'],
+        ['b', '2'],
+        ['a', '3'],
+      ]),
+    );
     expect(KvResults.values(raw(KvCommands.mget(['a', 'zz', 'b'])))).toEqual([b('3'), null, b('2')]);
     expect(run(KvCommands.mget(['zz']))).toEqual({ type: 'array', items: [{ type: 'nil' }] });
   });
@@ -270,7 +295,12 @@ describe('DBSIZE, SCAN, TYPE, TTL', () => {
   it('DBSIZE counts keys; TYPE is string or none; TTL is -1 for a key, -2 for a missing one', () => {
     const { m, run } = machine();
     expect(run(KvCommands.dbsize())).toEqual(int(0));
-    run(KvCommands.mset([['a', '1'], ['b', '2']]));
+    run(
+      KvCommands.mset([
+        ['a', '1'],
+        ['b', '2'],
+      ]),
+    );
     run(KvCommands.incr('n'));
     expect(run(KvCommands.dbsize())).toEqual(int(3));
     run(KvCommands.del(['a', 'zz']));
@@ -292,7 +322,12 @@ describe('DBSIZE, SCAN, TYPE, TTL', () => {
     const { run } = machine();
     const all = Array.from({ length: 500 }, (_, i) => `user:${i}`);
     run(KvCommands.mset(all.map((k) => [k, 'v'] as [string, string])));
-    run(KvCommands.mset([['other', 'x'], ['', 'empty key']]));
+    run(
+      KvCommands.mset([
+        ['other', 'x'],
+        ['', 'empty key'],
+      ]),
+    );
     for (const count of [1, 7, 100, 10_000]) {
       const { keys, calls } = scanAll(run, count);
       expect(keys.sort()).toEqual([...all, 'other', ''].sort());
@@ -305,7 +340,10 @@ describe('DBSIZE, SCAN, TYPE, TTL', () => {
     // a cursor past the space ends the scan
     expect(run(KvCommands.scan(SCAN_SLOTS + 5, 10))).toEqual({
       type: 'array',
-      items: [{ type: 'bulk', value: new TextEncoder().encode('0') }, { type: 'array', items: [] }],
+      items: [
+        { type: 'bulk', value: new TextEncoder().encode('0') },
+        { type: 'array', items: [] },
+      ],
     });
     expect(run(new Uint8Array([0x0a, 0, 0, 0])).type).toBe('error'); // COUNT 0
   });
@@ -366,7 +404,9 @@ describe('DBSIZE, SCAN, TYPE, TTL', () => {
   it('globMatcher agrees with Redis stringmatchlen', () => {
     const alphabet = fc.constantFrom('a', 'b', 'c', '*', '?', '[', ']', '^', '-', '\\', 'z');
     const pat = fc.array(alphabet, { maxLength: 9 }).map((a) => a.join(''));
-    const subject = fc.array(fc.constantFrom('a', 'b', 'c', '-', ']', '[', '\\', '*', 'z'), { maxLength: 8 }).map((a) => a.join(''));
+    const subject = fc
+      .array(fc.constantFrom('a', 'b', 'c', '-', ']', '[', '\\', '*', 'z'), { maxLength: 8 })
+      .map((a) => a.join(''));
     fc.assert(
       fc.property(pat, subject, (p, s) => {
         expect(globMatcher(p)(s), `pattern ${JSON.stringify(p)} on ${JSON.stringify(s)}`).toBe(redisMatch(p, s));
@@ -406,7 +446,10 @@ const everyKind = (): Uint8Array[] => [
   KvCommands.del(['a', 'b']),
   KvCommands.incr('n', 3),
   KvCommands.mget(['a', 'b']),
-  KvCommands.mset([['a', '1'], ['b', '2']]),
+  KvCommands.mset([
+    ['a', '1'],
+    ['b', '2'],
+  ]),
   KvCommands.exists(['a', 'b']),
   KvCommands.cas('a', '1', '2'),
   KvCommands.cas('a', null, '2'),
@@ -423,7 +466,13 @@ describe('malformed commands', () => {
     for (const cmd of everyKind()) {
       for (let len = 0; len < cmd.length; len++) {
         const { m, run } = machine();
-        run(KvCommands.mset([['a', '1'], ['b', '2'], ['n', '5']]));
+        run(
+          KvCommands.mset([
+            ['a', '1'],
+            ['b', '2'],
+            ['n', '5'],
+          ]),
+        );
         const before = m.digest();
         const r = run(cmd.slice(0, len));
         // a session prefix that holds a whole (empty) inner command is a session of a malformed command
@@ -502,7 +551,9 @@ describe('client sessions', () => {
     const { m, run } = machine();
     run(KvCommands.session('c1', 1, KvCommands.incr('n')));
     expect(run(KvCommands.session('c1', 5, KvCommands.incr('n')))).toEqual(int(2)); // a gap in seqs is fine
-    expect(err(run(KvCommands.session('c1', 4, KvCommands.incr('n'))))).toBe('ERR stale session sequence 4 (last applied 5)');
+    expect(err(run(KvCommands.session('c1', 4, KvCommands.incr('n'))))).toBe(
+      'ERR stale session sequence 4 (last applied 5)',
+    );
     expect(run(KvCommands.session('c2', 1, KvCommands.incr('n')))).toEqual(int(3));
     expect(m.get('n')).toEqual(b('3'));
     const bad = KvCommands.session('c3', 1, new Uint8Array([0x99]));
@@ -547,13 +598,16 @@ describe('client sessions', () => {
     // a leader whose clock is behind does not move the log's time back
     at(100_003, t0, KvCommands.get('n'));
     // idle past both windows: expired; its retry is refused, never applied twice
-    expect(err(at(100_020, t0 + 59_500 + 60_001, KvCommands.session('c1', 2, KvCommands.incr('n'))))).toBe('ERR session expired');
+    expect(err(at(100_020, t0 + 59_500 + 60_001, KvCommands.session('c1', 2, KvCommands.incr('n'))))).toBe(
+      'ERR session expired',
+    );
     expect(m.get('n')).toEqual(b('2'));
   });
 
   it('at most maxSessions sessions: the least recently used is forgotten first', () => {
     const m = new KvMachine({ maxSessions: 2 });
-    const run = (slot: number, id: string, seq: number) => decodeResult(m.apply(KvCommands.session(id, seq, KvCommands.incr(id)), slot)!);
+    const run = (slot: number, id: string, seq: number) =>
+      decodeResult(m.apply(KvCommands.session(id, seq, KvCommands.incr(id)), slot)!);
     run(1, 'a', 1);
     run(2, 'b', 1);
     run(3, 'a', 2); // a is now the most recent
@@ -596,7 +650,9 @@ const cmdArb = fc.oneof(
     weight: 1,
     arbitrary: fc
       .tuple(fc.constantFrom('c1', 'c2', 'c3'), fc.integer({ min: 0, max: 4 }), plainCmdArb)
-      .map(([c, s, inner]) => KvCommands.session(c, s, inner.length && inner[0] === 0x40 ? KvCommands.get('a') : inner)),
+      .map(([c, s, inner]) =>
+        KvCommands.session(c, s, inner.length && inner[0] === 0x40 ? KvCommands.get('a') : inner),
+      ),
   },
 );
 /** commands with their slots: several commands may share a slot (a batch); slots may jump */
@@ -619,7 +675,8 @@ describe('determinism and snapshots', () => {
       fc.property(historyArb, (h) => {
         const x = new KvMachine({ sessionTtlSlots: 6 });
         const y = new KvMachine({ sessionTtlSlots: 6 });
-        for (const { cmd, slot } of h) expect(Buffer.from(x.apply(cmd, slot)!)).toEqual(Buffer.from(y.apply(cmd, slot)!));
+        for (const { cmd, slot } of h)
+          expect(Buffer.from(x.apply(cmd, slot)!)).toEqual(Buffer.from(y.apply(cmd, slot)!));
         expect(x.digest()).toBe(y.digest());
       }),
       { numRuns: 300 },
@@ -649,7 +706,8 @@ describe('determinism and snapshots', () => {
         await c.restore(await chunks(bytes, chunk)); // re-chunked by a "transport"
         expect(c.digest()).toBe(a.digest());
         expect(c.stats()).toEqual(a.stats());
-        for (const { cmd, slot } of h.slice(at)) expect(Buffer.from(c.apply(cmd, slot)!)).toEqual(Buffer.from(a.apply(cmd, slot)!));
+        for (const { cmd, slot } of h.slice(at))
+          expect(Buffer.from(c.apply(cmd, slot)!)).toEqual(Buffer.from(a.apply(cmd, slot)!));
         expect(c.digest()).toBe(a.digest());
       }),
       { numRuns: 200 },
@@ -693,7 +751,10 @@ describe('share group (in-process replicas parse each SET once)', () => {
     fc.assert(
       fc.property(historyArb, fc.nat(), (h, seed) => {
         // the same command objects, applied by three replicas slot by slot in a rotating order
-        const withSets = h.map(({ cmd, slot }, i) => ({ cmd: i % 3 === 0 ? KvCommands.set(`k${i % 4}`, `v${i}`) : cmd, slot }));
+        const withSets = h.map(({ cmd, slot }, i) => ({
+          cmd: i % 3 === 0 ? KvCommands.set(`k${i % 4}`, `v${i}`) : cmd,
+          slot,
+        }));
         const group = new KvShareGroup(4);
         const reps = [0, 1, 2].map(() => new KvMachine({ sessionTtlSlots: 6, shareGroup: group }));
         const ref = new KvMachine({ sessionTtlSlots: 6 });
@@ -705,7 +766,8 @@ describe('share group (in-process replicas parse each SET once)', () => {
           const order = [0, 1, 2].map((r) => (r + turn) % 3);
           turn++;
           for (const r of order) {
-            for (const i of idxs) expect(Buffer.from(reps[r]!.apply(withSets[i]!.cmd, withSets[i]!.slot)!)).toEqual(refResults[i]);
+            for (const i of idxs)
+              expect(Buffer.from(reps[r]!.apply(withSets[i]!.cmd, withSets[i]!.slot)!)).toEqual(refResults[i]);
           }
         }
         for (const r of reps) expect(r.digest()).toBe(ref.digest());
@@ -718,7 +780,11 @@ describe('share group (in-process replicas parse each SET once)', () => {
     const group = new KvShareGroup(2);
     const a = new KvMachine({ shareGroup: group });
     const lag = new KvMachine({ shareGroup: group });
-    const cmds = Array.from({ length: 10 }, (_, s) => [KvCommands.set('x', `a${s}`), KvCommands.incr('n'), KvCommands.set(`y${s}`, 'b')]);
+    const cmds = Array.from({ length: 10 }, (_, s) => [
+      KvCommands.set('x', `a${s}`),
+      KvCommands.incr('n'),
+      KvCommands.set(`y${s}`, 'b'),
+    ]);
     cmds.forEach((batch, s) => batch.forEach((c) => a.apply(c, s + 1)));
     cmds.forEach((batch, s) => batch.forEach((c) => lag.apply(c, s + 1))); // 10 slots behind: every entry overwritten
     expect(lag.digest()).toBe(a.digest());

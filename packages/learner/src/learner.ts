@@ -107,7 +107,9 @@ export interface LearnerData {
   /** nothing is applied while set: a snapshot of a state machine that is not copy-on-call is being read, or one is installed */
   paused: boolean;
   /** the copy being read (capturing state): who asked, as of which slot, with which configuration */
-  capture: { seq: number; slot: Slot; config: Configuration; requested: boolean; data: Promise<Uint8Array> } | undefined;
+  capture:
+    | { seq: number; slot: Slot; config: Configuration; requested: boolean; data: Promise<Uint8Array> }
+    | undefined;
   /** the install in progress (installing state) */
   install: { seq: number; slot: Slot; config: Configuration | undefined; done: Promise<void> } | undefined;
   /** bytes of slot values applied since start (the snapshotter's byte interval) */
@@ -121,7 +123,13 @@ export interface LearnerData {
   /** the executed slot last marked durable with flush, and when the last slot executed */
   markFlushed: Slot;
   lastExecAt: number;
-  stats: { slotsExecuted: number; commandsExecuted: number; catchupRequests: number; catchupEntries: number; applyErrors: number };
+  stats: {
+    slotsExecuted: number;
+    commandsExecuted: number;
+    catchupRequests: number;
+    catchupEntries: number;
+    applyErrors: number;
+  };
   readonly input: LearnerInput;
 }
 
@@ -245,10 +253,21 @@ export function execute(d: LearnerData): void {
       d.stats.commandsExecuted += cmds.length;
       if (results) d.input.send({ type: 'executed', ...hdr(d, d.self), slot, inc: v.inc, firstId: v.firstId, results });
     } else if (v.k === 'config') {
-      CONTRACTS && invariant(d.config.epoch === 0 || v.epoch === d.config.epoch + 1, `execute: config epoch ${v.epoch} follows ${d.config.epoch}`);
+      CONTRACTS &&
+        invariant(
+          d.config.epoch === 0 || v.epoch === d.config.epoch + 1,
+          `execute: config epoch ${v.epoch} follows ${d.config.epoch}`,
+        );
       setConfig(d, { epoch: v.epoch, members: v.members, startSlot: slot + 1 });
       d.input.send({
-        type: 'reconfigured', ...hdr(d, d.self), slot, config: d.config, origin: v.origin, inc: v.inc, firstId: v.firstId, ...(v.cookie ? { cookie: v.cookie } : {}),
+        type: 'reconfigured',
+        ...hdr(d, d.self),
+        slot,
+        config: d.config,
+        origin: v.origin,
+        inc: v.inc,
+        firstId: v.firstId,
+        ...(v.cookie ? { cookie: v.cookie } : {}),
       });
     }
     d.executedUpTo = slot;
@@ -263,9 +282,19 @@ export function execute(d: LearnerData): void {
     d.lastExecAt = d.input.now();
     // the local acceptor records how far the log is executed (and the values it lacks) for an offline replay
     d.input.send({ type: 'exec-mark', ...hdr(d, d.self), upTo: d.executedUpTo, fills: fills ?? [], ...decidedMark(d) });
-    d.input.send({ type: 'snap-executed', ...hdr(d, snapshotterOf(d)), slot: d.executedUpTo, bytes: d.appliedBytes, requested: false });
+    d.input.send({
+      type: 'snap-executed',
+      ...hdr(d, snapshotterOf(d)),
+      slot: d.executedUpTo,
+      bytes: d.appliedBytes,
+      requested: false,
+    });
   }
-  CONTRACTS && ensures(d.paused || d.snapshotRequest.requested || !d.chosen.has(d.executedUpTo + 1), 'execute: stops only at a gap or a pause');
+  CONTRACTS &&
+    ensures(
+      d.paused || d.snapshotRequest.requested || !d.chosen.has(d.executedUpTo + 1),
+      'execute: stops only at a gap or a pause',
+    );
 }
 
 const snapshotterOf = (d: LearnerData): ReplicaId => d.input.snapshotter ?? d.self;
@@ -344,7 +373,12 @@ export function maybeCatchup(d: LearnerData, force = false): void {
   d.catchupAskedAt = now;
   d.catchupAskedFor = want;
   d.stats.catchupRequests++;
-  d.input.send({ type: 'catchup-req', ...hdr(d, peer), fromSlot: want, toSlot: Math.min(d.decidedUpTo, want + d.opts.catchupBatchSlots - 1) });
+  d.input.send({
+    type: 'catchup-req',
+    ...hdr(d, peer),
+    fromSlot: want,
+    toSlot: Math.min(d.decidedUpTo, want + d.opts.catchupBatchSlots - 1),
+  });
 }
 
 export function serveCatchup(d: LearnerData, m: MessageOf<'catchup-req'>): void {
@@ -386,7 +420,13 @@ export function onCatchupReply(d: LearnerData, m: MessageOf<'catchup-rep'>): voi
 function sendProgress(d: LearnerData): void {
   if (!d.progressDirty) return;
   d.progressDirty = false;
-  d.input.send({ type: 'progress', ...hdr(d, d.self), executedUpTo: d.executedUpTo, chosenUpTo: d.decidedUpTo, config: d.config });
+  d.input.send({
+    type: 'progress',
+    ...hdr(d, d.self),
+    executedUpTo: d.executedUpTo,
+    chosenUpTo: d.decidedUpTo,
+    config: d.config,
+  });
 }
 
 export const learnerMachine = setup({
@@ -425,7 +465,7 @@ export const learnerMachine = setup({
     decide: ({ context: d, event }) => {
       assertEvent(event, 'decide');
       const m = event;
-      CONTRACTS && requires(m.ballot.leader === m.from, 'decide: sent by the ballot\'s leader');
+      CONTRACTS && requires(m.ballot.leader === m.from, "decide: sent by the ballot's leader");
       onDecide(d, m.ballot, m.upTo, m.from);
       execute(d);
       maybeCatchup(d);
@@ -451,7 +491,14 @@ export const learnerMachine = setup({
       // idle for 100 ms: make the executed mark durable now (while busy it rides with the acceptor's writes)
       if (d.executedUpTo > d.markFlushed && d.input.now() - d.lastExecAt >= 100) {
         d.markFlushed = d.executedUpTo;
-        d.input.send({ type: 'exec-mark', ...hdr(d, d.self), upTo: d.executedUpTo, fills: [], flush: true, ...decidedMark(d) });
+        d.input.send({
+          type: 'exec-mark',
+          ...hdr(d, d.self),
+          upTo: d.executedUpTo,
+          fills: [],
+          flush: true,
+          ...decidedMark(d),
+        });
       }
     },
     truncate: ({ context, event }) => {
@@ -481,7 +528,12 @@ export const learnerMachine = setup({
       const c = d.capture!;
       const data = (event as { output?: Uint8Array }).output ?? new Uint8Array(0);
       d.input.send({
-        type: 'snap-data', ...hdr(d, snapshotterOf(d)), seq: c.seq, slot: c.slot, data, config: c.config,
+        type: 'snap-data',
+        ...hdr(d, snapshotterOf(d)),
+        seq: c.seq,
+        slot: c.slot,
+        data,
+        config: c.config,
         ...(c.requested ? { requested: true } : {}),
       });
     },
@@ -489,7 +541,11 @@ export const learnerMachine = setup({
       const c = d.capture!;
       const err = (event as { error?: unknown }).error;
       d.input.send({
-        type: 'snap-data', ...hdr(d, snapshotterOf(d)), seq: c.seq, slot: c.slot, data: new Uint8Array(0),
+        type: 'snap-data',
+        ...hdr(d, snapshotterOf(d)),
+        seq: c.seq,
+        slot: c.slot,
+        data: new Uint8Array(0),
         error: err instanceof Error ? err.message : String(err),
       });
     },
@@ -497,13 +553,25 @@ export const learnerMachine = setup({
     sendRefused: ({ context: d, event }) => {
       assertEvent(event, 'snap-take');
       d.input.send({
-        type: 'snap-data', ...hdr(d, event.from), seq: event.seq, slot: d.executedUpTo, data: new Uint8Array(0),
-        error: 'the state machine refused the snapshot', refused: true,
+        type: 'snap-data',
+        ...hdr(d, event.from),
+        seq: event.seq,
+        slot: d.executedUpTo,
+        data: new Uint8Array(0),
+        error: 'the state machine refused the snapshot',
+        refused: true,
       });
     },
     sendBusy: ({ context: d, event }) => {
       if (event.type === 'snap-take')
-        d.input.send({ type: 'snap-data', ...hdr(d, event.from), seq: event.seq, slot: d.executedUpTo, data: new Uint8Array(0), error: 'busy' });
+        d.input.send({
+          type: 'snap-data',
+          ...hdr(d, event.from),
+          seq: event.seq,
+          slot: d.executedUpTo,
+          data: new Uint8Array(0),
+          error: 'busy',
+        });
       else if (event.type === 'snap-install')
         d.input.send({ type: 'snap-installed', ...hdr(d, event.from), seq: event.seq, ok: false, error: 'busy' });
     },
@@ -527,12 +595,24 @@ export const learnerMachine = setup({
     installFailed: ({ context: d, event }) => {
       const i = d.install!;
       const err = (event as { error?: unknown }).error;
-      d.input.send({ type: 'snap-installed', ...hdr(d, snapshotterOf(d)), seq: i.seq, ok: false, error: err instanceof Error ? err.message : String(err) });
+      d.input.send({
+        type: 'snap-installed',
+        ...hdr(d, snapshotterOf(d)),
+        seq: i.seq,
+        ok: false,
+        error: err instanceof Error ? err.message : String(err),
+      });
     },
     /** the install's slot is not ahead of this learner any more (it executed past it meanwhile) */
     refuseBehind: ({ context: d, event }) => {
       assertEvent(event, 'snap-install');
-      d.input.send({ type: 'snap-installed', ...hdr(d, event.from), seq: event.seq, ok: false, error: `behind: executed up to ${d.executedUpTo}` });
+      d.input.send({
+        type: 'snap-installed',
+        ...hdr(d, event.from),
+        seq: event.seq,
+        ok: false,
+        error: `behind: executed up to ${d.executedUpTo}`,
+      });
     },
     /** out of capturing or installing (after its answer): apply what was chosen meanwhile */
     resume: ({ context: d }) => {
@@ -568,7 +648,11 @@ export const learnerMachine = setup({
       inc: input.inc,
       members: input.configuration ? [...input.configuration.members] : [...input.members],
       config: input.configuration
-        ? { epoch: input.configuration.epoch, members: [...input.configuration.members], startSlot: input.configuration.startSlot }
+        ? {
+            epoch: input.configuration.epoch,
+            members: [...input.configuration.members],
+            startSlot: input.configuration.startSlot,
+          }
         : { epoch: 1, members: [...input.members], startSlot: 1 },
       opts: { ...DEFAULT_LEARNER_OPTIONS, ...input.options },
       pending: new Map(),

@@ -30,14 +30,24 @@ export const learn = (ballot: Ballot, slot: number, value: SlotValue, decidedUpT
   value,
   decidedUpTo,
 });
-export const decide = (ballot: Ballot, upTo: number): MessageOf<'decide'> => ({ type: 'decide', ...h0(ballot.leader), ballot, upTo });
+export const decide = (ballot: Ballot, upTo: number): MessageOf<'decide'> => ({
+  type: 'decide',
+  ...h0(ballot.leader),
+  ballot,
+  upTo,
+});
 export const catchupReq = (from: ReplicaId, fromSlot: number, toSlot: number): MessageOf<'catchup-req'> => ({
   type: 'catchup-req',
   ...h0(from),
   fromSlot,
   toSlot,
 });
-export const catchupRep = (from: ReplicaId, entries: ChosenEntry[], chosenUpTo: number, truncatedBelow = 1): MessageOf<'catchup-rep'> => ({
+export const catchupRep = (
+  from: ReplicaId,
+  entries: ChosenEntry[],
+  chosenUpTo: number,
+  truncatedBelow = 1,
+): MessageOf<'catchup-rep'> => ({
   type: 'catchup-rep',
   ...h0(from),
   entries,

@@ -13,30 +13,30 @@ import { b, batch, catchupRep, decide, learn, learnerHarness } from './harness.t
  * Delivered in any order, the learner must execute exactly a prefix of v1, v2, ... once each.
  */
 const N = 8;
-const scenario = fc
-  .array(fc.integer({ min: 1, max: 4 }), { minLength: N, maxLength: N })
-  .chain((cb) => {
-    const slot = fc.integer({ min: 1, max: N });
-    const learnChosen = slot.chain((s) => fc.integer({ min: cb[s - 1]!, max: 6 }).map((r) => ({ k: 'learn' as const, s, r, v: `v${s}` })));
-    const learnStale = slot
-      .filter((s) => cb[s - 1]! > 1)
-      .chain((s) => fc.integer({ min: 1, max: cb[s - 1]! - 1 }).map((r) => ({ k: 'learn' as const, s, r, v: `x${s}` })));
-    const dec = fc.integer({ min: 0, max: N }).chain((upTo) => {
-      const need = Math.max(1, ...cb.slice(0, upTo));
-      return fc.integer({ min: need, max: 6 }).map((r) => ({ k: 'decide' as const, upTo, r }));
-    });
-    const rep = fc
-      .tuple(fc.integer({ min: 1, max: N }), fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: N }))
-      .map(([from, len, chosenUpTo]) => ({ k: 'rep' as const, from, len: Math.min(len, N - from + 1), chosenUpTo }));
-    const ev = fc.oneof(
-      { weight: 4, arbitrary: learnChosen },
-      { weight: 3, arbitrary: learnStale },
-      { weight: 3, arbitrary: dec },
-      { weight: 2, arbitrary: rep },
-      { weight: 1, arbitrary: fc.constant({ k: 'tick' as const }) },
-    );
-    return fc.tuple(fc.constant(cb), fc.array(ev, { minLength: 1, maxLength: 40 }));
+const scenario = fc.array(fc.integer({ min: 1, max: 4 }), { minLength: N, maxLength: N }).chain((cb) => {
+  const slot = fc.integer({ min: 1, max: N });
+  const learnChosen = slot.chain((s) =>
+    fc.integer({ min: cb[s - 1]!, max: 6 }).map((r) => ({ k: 'learn' as const, s, r, v: `v${s}` })),
+  );
+  const learnStale = slot
+    .filter((s) => cb[s - 1]! > 1)
+    .chain((s) => fc.integer({ min: 1, max: cb[s - 1]! - 1 }).map((r) => ({ k: 'learn' as const, s, r, v: `x${s}` })));
+  const dec = fc.integer({ min: 0, max: N }).chain((upTo) => {
+    const need = Math.max(1, ...cb.slice(0, upTo));
+    return fc.integer({ min: need, max: 6 }).map((r) => ({ k: 'decide' as const, upTo, r }));
   });
+  const rep = fc
+    .tuple(fc.integer({ min: 1, max: N }), fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: N }))
+    .map(([from, len, chosenUpTo]) => ({ k: 'rep' as const, from, len: Math.min(len, N - from + 1), chosenUpTo }));
+  const ev = fc.oneof(
+    { weight: 4, arbitrary: learnChosen },
+    { weight: 3, arbitrary: learnStale },
+    { weight: 3, arbitrary: dec },
+    { weight: 2, arbitrary: rep },
+    { weight: 1, arbitrary: fc.constant({ k: 'tick' as const }) },
+  );
+  return fc.tuple(fc.constant(cb), fc.array(ev, { minLength: 1, maxLength: 40 }));
+});
 
 describe('learner property (fast-check)', () => {
   it('whatever the order of learns, decides and catch-up replies, it executes a prefix of the chosen log', () => {

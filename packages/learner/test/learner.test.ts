@@ -73,7 +73,16 @@ describe('learner: ordering and decisions', () => {
     // a delayed Accept from an old leader at ballot (2, r2) for slot 3 reaches our acceptor now
     h.actor.send(learn(b(2, 'r2'), 3, batch(['not-chosen'], 'r2')));
     expect(h.sm.applied).toEqual(['c1', 'c2']);
-    h.actor.send(catchupRep('r3', [{ slot: 3, value: batch(['c3'], 'r3') }, { slot: 4, value: batch(['c4'], 'r3') }], 4));
+    h.actor.send(
+      catchupRep(
+        'r3',
+        [
+          { slot: 3, value: batch(['c3'], 'r3') },
+          { slot: 4, value: batch(['c4'], 'r3') },
+        ],
+        4,
+      ),
+    );
     expect(h.sm.applied).toEqual(['c1', 'c2', 'c3', 'c4']);
   });
 
@@ -211,7 +220,16 @@ describe('learner: catch-up', () => {
     const h = learnerHarness({ options: { catchupBatchSlots: 2 } });
     h.actor.send(decide(b(1, 'r2'), 3));
     h.take();
-    h.actor.send(catchupRep('r2', [{ slot: 1, value: batch(['c1']) }, { slot: 2, value: batch(['c2']) }], 6));
+    h.actor.send(
+      catchupRep(
+        'r2',
+        [
+          { slot: 1, value: batch(['c1']) },
+          { slot: 2, value: batch(['c2']) },
+        ],
+        6,
+      ),
+    );
     expect(h.sm.applied).toEqual(['c1', 'c2']);
     expect(h.ctx().decidedUpTo).toBe(6);
     // it asks at once for the rest

@@ -20,7 +20,11 @@ import type { ChosenEntry, Configuration, StateMachine } from '@decree/protocol'
 import { type LearnerEvent, type LearnerInput, type LearnerOptions, learnerMachine } from '../src/index.ts';
 
 const OPTIONS: readonly (keyof LearnerOptions)[] = [
-  'catchupBatchSlots', 'catchupMaxBytes', 'retainSlots', 'retainBytes', 'catchupIntervalMs',
+  'catchupBatchSlots',
+  'catchupMaxBytes',
+  'retainSlots',
+  'retainBytes',
+  'catchupIntervalMs',
 ];
 
 /**
@@ -58,7 +62,15 @@ class ScriptMachine implements StateMachine {
 class LearnerScript implements RoleAdapter {
   readonly defaultSelf = 'r1';
   readonly events = new Set([
-    'learn', 'decide', 'catchup-req', 'catchup-rep', 'tick', 'set-members', 'retain-truncate', 'bootstrap', 'stop',
+    'learn',
+    'decide',
+    'catchup-req',
+    'catchup-rep',
+    'tick',
+    'set-members',
+    'retain-truncate',
+    'bootstrap',
+    'stop',
   ]);
   /** the learner's `bootstrap { config }` is its own event, not the client side's Bootstrap message */
   readonly internal = new Set(['bootstrap']);

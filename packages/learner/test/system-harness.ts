@@ -31,13 +31,17 @@ export async function run(seed: number, actions: { gap: number; act: Action }[],
   const acceptors = new Map<ReplicaId, Actor<typeof acceptorMachine>>();
   const learners = new Map<ReplicaId, { actor: Actor<typeof learnerMachine>; sm: RecordingMachine }>();
   const errors: unknown[] = [];
-  const clock = { setTimeout: (fn: () => void, ms: number) => sched.after(ms, fn), clearTimeout: (h: unknown) => sched.cancel(h) };
+  const clock = {
+    setTimeout: (fn: () => void, ms: number) => sched.after(ms, fn),
+    clearTimeout: (h: unknown) => sched.cancel(h),
+  };
   const counts: Record<string, number> = {};
   const send = (m: Message): void => {
     counts[m.type] = (counts[m.type] ?? 0) + 1;
     if (m.from !== m.to && rng.chance(drop)) return;
     const copies = m.from !== m.to && rng.chance(0.05) ? 2 : 1;
-    for (let i = 0; i < copies; i++) sched.after(0.05 + rng.next() * maxDelay, () => handlers.get(`${m.to}/${ROLE_OF[m.type]}`)?.(m));
+    for (let i = 0; i < copies; i++)
+      sched.after(0.05 + rng.next() * maxDelay, () => handlers.get(`${m.to}/${ROLE_OF[m.type]}`)?.(m));
   };
   const every = (ms: number, fn: () => boolean) => {
     const t = () => {
@@ -49,7 +53,10 @@ export async function run(seed: number, actions: { gap: number; act: Action }[],
   const startAcceptor = async (id: ReplicaId) => {
     let store = stores.get(id);
     if (!store) stores.set(id, (store = new MemoryStore({ defer: (fn) => sched.after(rng.next() * 2, fn) })));
-    const a = createActor(acceptorMachine, { input: { ring: RING, self: id, store, recovered: await store.recover(), send }, clock });
+    const a = createActor(acceptorMachine, {
+      input: { ring: RING, self: id, store, recovered: await store.recover(), send },
+      clock,
+    });
     a.subscribe({ error: (e) => errors.push(e) });
     a.start();
     acceptors.set(id, a);
@@ -59,7 +66,16 @@ export async function run(seed: number, actions: { gap: number; act: Action }[],
     learners.get(id)?.actor.stop();
     const sm = new RecordingMachine();
     const actor = createActor(learnerMachine, {
-      input: { ring: RING, self: id, inc: 1, members: IDS, stateMachine: sm, send, now: () => sched.now(), options: { catchupBatchSlots: 4 } },
+      input: {
+        ring: RING,
+        self: id,
+        inc: 1,
+        members: IDS,
+        stateMachine: sm,
+        send,
+        now: () => sched.now(),
+        options: { catchupBatchSlots: 4 },
+      },
       clock,
     });
     actor.subscribe({ error: (e) => errors.push(e) });
@@ -79,7 +95,15 @@ export async function run(seed: number, actions: { gap: number; act: Action }[],
   }
   const proposers = IDS.map((id) => {
     const p = createActor(proposerMachine, {
-      input: { ring: RING, self: id, inc: 1, members: IDS, send, now: () => sched.now(), options: { retransmitMs: 15, maxInflightSlots: 4, maxBatchCmds: 3 } },
+      input: {
+        ring: RING,
+        self: id,
+        inc: 1,
+        members: IDS,
+        send,
+        now: () => sched.now(),
+        options: { retransmitMs: 15, maxInflightSlots: 4, maxBatchCmds: 3 },
+      },
       clock,
     });
     p.subscribe({ error: (e) => errors.push(e) });
@@ -118,14 +142,26 @@ export async function run(seed: number, actions: { gap: number; act: Action }[],
     steps: sched.steps,
     proposers: proposers.map((p) => {
       const c = p.getSnapshot().context;
-      return { state: p.getSnapshot().value, ballot: c.ballot, chosenUpTo: c.chosenUpTo, executedUpTo: c.executedUpTo, slots: c.slots.size, queue: c.queue.length - c.queueHead };
+      return {
+        state: p.getSnapshot().value,
+        ballot: c.ballot,
+        chosenUpTo: c.chosenUpTo,
+        executedUpTo: c.executedUpTo,
+        slots: c.slots.size,
+        queue: c.queue.length - c.queueHead,
+      };
     }),
     learners: IDS.map((id) => {
       const c = learners.get(id)!.actor.getSnapshot().context;
-      return { executedUpTo: c.executedUpTo, decidedUpTo: c.decidedUpTo, chosen: [...c.chosen.keys()], pending: [...c.pending.keys()], needsSnapshot: c.needsSnapshot };
+      return {
+        executedUpTo: c.executedUpTo,
+        decidedUpTo: c.decidedUpTo,
+        chosen: [...c.chosen.keys()],
+        pending: [...c.pending.keys()],
+        needsSnapshot: c.needsSnapshot,
+      };
     }),
   };
   for (const p of proposers) p.stop();
   return { logs, errors, chosenUpTo: proposers[0]!.getSnapshot().context.chosenUpTo, detail };
 }
-

@@ -7,8 +7,14 @@ import fc from 'fast-check';
 import { type Action, run } from './system-harness.ts';
 
 const action: fc.Arbitrary<Action> = fc.oneof(
-  { weight: 3, arbitrary: fc.record({ k: fc.constant('campaign' as const), p: fc.nat(2), round: fc.integer({ min: 1, max: 6 }) }) },
-  { weight: 6, arbitrary: fc.record({ k: fc.constant('submit' as const), p: fc.nat(2), n: fc.integer({ min: 1, max: 5 }) }) },
+  {
+    weight: 3,
+    arbitrary: fc.record({ k: fc.constant('campaign' as const), p: fc.nat(2), round: fc.integer({ min: 1, max: 6 }) }),
+  },
+  {
+    weight: 6,
+    arbitrary: fc.record({ k: fc.constant('submit' as const), p: fc.nat(2), n: fc.integer({ min: 1, max: 5 }) }),
+  },
   { weight: 1, arbitrary: fc.record({ k: fc.constant('crash' as const), a: fc.nat(2) }) },
   { weight: 2, arbitrary: fc.record({ k: fc.constant('restart' as const), a: fc.nat(2) }) },
   { weight: 1, arbitrary: fc.record({ k: fc.constant('wipe-learner' as const), a: fc.nat(2) }) },

@@ -1,4 +1,4 @@
-import { setup } from 'xstate';
+import { assertEvent, setup } from 'xstate';
 import {
   type AcceptedEntry,
   type Ballot,
@@ -34,7 +34,10 @@ export interface ProposerOptions {
    */
   retransmitMs: number;
   maxRetransmitMs: number;
-  /** commands waiting to be proposed, at most (count and bytes): beyond, submissions are refused as busy */
+  /**
+   * commands waiting to be proposed, at most (count and bytes): beyond, submissions are refused as
+   * busy
+   */
   maxQueuedCommands: number;
   maxQueuedBytes: number;
 }
@@ -57,7 +60,7 @@ export interface ProposerInput {
   members: readonly ReplicaId[];
   send: (msg: Message) => void;
   now: () => number;
-  /** the wall clock (ms since the epoch) stamped on each batch it cuts (SlotValue `at`); absent: no stamp */
+  /** the wall clock (ms since the epoch) stamped on each batch it cuts (SlotValue `at`); absent: none */
   wallNow?: () => number;
   options?: Partial<ProposerOptions>;
   /** the slot the local learner has executed up to at start */
@@ -107,10 +110,11 @@ export interface ProposerData {
   quorum: number;
   /** the configuration this proposer works in: it prepares from its startSlot at the earliest */
   config: Configuration;
-  /** a config value in flight (stall rule: no slot above it until it is chosen) */
+  /**
+   * a config value in flight (stall rule: no slot above it until it is chosen); the leader is in
+   * leading.reconfiguring.config-in-flight exactly while it is set
+   */
   pendingConfig: PendingConfig | undefined;
-  /** leading, but phase 1 runs again in a configuration that took effect (see specs/config-change) */
-  reprepare: boolean;
   /** non-voting replicas catching up before a change: they get Decides */
   observers: readonly ReplicaId[];
   opts: ProposerOptions;
@@ -122,7 +126,7 @@ export interface ProposerData {
   // phase 1
   fromSlot: Slot;
   promises: Map<ReplicaId, MessageOf<'promise'>>;
-  /** promises that come in pages (a long log), pulled one page at a time: what arrived so far, per acceptor */
+  /** promises that come in pages (a long log), pulled one page at a time: what arrived so far, per member */
   promisePages: Map<ReplicaId, PartialPromise>;
   /**
    * A promise said its replica executed up to here (>= fromSlot): the candidate's learner catches up
@@ -130,7 +134,7 @@ export interface ProposerData {
    */
   awaitingCatchup: Slot;
   prepareSentAt: number;
-  /** when the last Decide went out (after a choice or idle): idle Decides go at most every retransmitMs */
+  /** when the last Decide went out (after a choice or idle): idle Decides at most every retransmitMs */
   decideSentAt: number;
   // phase 2
   nextSlot: Slot;
@@ -139,21 +143,37 @@ export interface ProposerData {
   recoveryEnd: Slot;
   /** the values phase 1 found for the open slots up to recoveryEnd: re-proposed through the window */
   recoveryValues: Map<Slot, SlotValue>;
+  /**
+   * `recovered` went out for this leadership. A flag, not a state: it follows the learner's progress
+   * (executedUpTo reaching recoveryEnd), which may come before or after recoveryEnd is chosen, and a
+   * leadership that re-prepares after a configuration change does not send it again.
+   */
   recoveredSent: boolean;
   queue: SubmitItem[];
   queueHead: number;
   /** bytes of the commands in queue[queueHead..] */
   queuedBytes: number;
-  stepDownNow: boolean;
-  /** a `last` (step-down) value is in flight: nothing more is proposed behind it */
+  /**
+   * This leadership proposed its `last` (step-down) value: nothing more is taken from the queue. A
+   * flag, not a state: the value is cut inside tryPropose by whichever event drains the queue, and it
+   * only closes the queue (recovered slots, retransmission and the chosen prefix go on as in
+   * leading.recovering or leading.steady, either of which it can be in), so a state would be a second
+   * region beside those. Its slot chosen takes the leader through leading.stepping-down.
+   */
   lastProposed: boolean;
-  relinquished: boolean;
   /** the executed slot last told to the elector (a follower's heartbeat acks carry it to the leader) */
   announcedExecuted: Slot;
   peers: Map<ReplicaId, PeerProgress>;
   stats: {
-    slotsProposed: number; commandsProposed: number; slotsChosen: number; votingMs: number; elections: number;
-    leaderships: number; acceptResends: number; promisePagesPulled: number; busyRefusals: number;
+    slotsProposed: number;
+    commandsProposed: number;
+    slotsChosen: number;
+    votingMs: number;
+    elections: number;
+    leaderships: number;
+    acceptResends: number;
+    promisePagesPulled: number;
+    busyRefusals: number;
   };
   readonly input: ProposerInput;
 }
@@ -176,7 +196,8 @@ const hdr = (d: ProposerData, to: ReplicaId) => ({ ring: d.ring, from: d.self, t
 
 export const quorumOf = (n: number) => Math.floor(n / 2) + 1;
 
-function leaderState(d: ProposerData, state: 'follower' | 'preparing' | 'leading'): void {
+/** What the elector hears: the top-level state, and whether a follower stepped down of its own accord. */
+function leaderState(d: ProposerData, state: 'follower' | 'preparing' | 'leading', relinquished = false): void {
   d.announcedExecuted = d.executedUpTo;
   d.input.send({
     type: 'leader-state',
@@ -187,7 +208,7 @@ function leaderState(d: ProposerData, state: 'follower' | 'preparing' | 'leading
     decidedUpTo: d.chosenUpTo,
     executedUpTo: d.executedUpTo,
     ...(d.leaderHint !== undefined ? { leaderHint: d.leaderHint } : {}),
-    ...(d.relinquished ? { relinquished: true } : {}),
+    ...(relinquished ? { relinquished: true } : {}),
     config: d.config,
     ...(d.observers.length ? { observers: d.observers } : {}),
   });
@@ -196,9 +217,11 @@ function leaderState(d: ProposerData, state: 'follower' | 'preparing' | 'leading
 /** Decides go to the members, to the observers catching up, and to this replica's own learner. */
 function sendDecide(d: ProposerData): void {
   d.decideSentAt = d.input.now();
-  for (const mm of d.members) d.input.send({ type: 'decide', ...hdr(d, mm), ballot: d.ballot, upTo: d.chosenUpTo });
-  for (const o of d.observers) if (!d.members.includes(o)) d.input.send({ type: 'decide', ...hdr(d, o), ballot: d.ballot, upTo: d.chosenUpTo });
-  if (!d.members.includes(d.self) && !d.observers.includes(d.self)) d.input.send({ type: 'decide', ...hdr(d, d.self), ballot: d.ballot, upTo: d.chosenUpTo });
+  const decide = (to: ReplicaId) =>
+    d.input.send({ type: 'decide', ...hdr(d, to), ballot: d.ballot, upTo: d.chosenUpTo });
+  for (const mm of d.members) decide(mm);
+  for (const o of d.observers) if (!d.members.includes(o)) decide(o);
+  if (!d.members.includes(d.self) && !d.observers.includes(d.self)) decide(d.self);
 }
 
 /** Works in `config` from now on (members, quorum). */
@@ -212,21 +235,12 @@ export function adoptConfig(d: ProposerData, config: Configuration): void {
 /** The first slot this proposer may prepare: it never leads slots whose configuration it does not know. */
 const prepareFrom = (d: ProposerData): Slot => Math.max(d.executedUpTo + 1, d.config.startSlot);
 
-/** Phase 1 again, with a new ballot, among the members of a configuration that just took effect. */
-function startReprepare(d: ProposerData): void {
-  CONTRACTS && requires(d.pendingConfig === undefined && d.slots.size === 0, 'reprepare: nothing in flight');
-  d.reprepare = true;
-  d.maxRound++;
-  setBallot(d, { round: d.maxRound, leader: d.self });
-  d.fromSlot = Math.max(d.config.startSlot, d.chosenUpTo + 1);
-  sendPrepares(d);
-  d.stats.elections++;
-  leaderState(d, 'leading');
-}
-
 /** A new ballot of this proposer: always higher than its last (checked in production too: issue #17). */
 function setBallot(d: ProposerData, b: Ballot): void {
-  safety(compareBallots(b, d.ballot) > 0, `proposer ${d.self}: ballot ${b.round}.${b.leader} not above ${d.ballot.round}.${d.ballot.leader}`);
+  safety(
+    compareBallots(b, d.ballot) > 0,
+    `proposer ${d.self}: ballot ${b.round}.${b.leader} not above ${d.ballot.round}.${d.ballot.leader}`,
+  );
   d.ballot = b;
 }
 
@@ -239,23 +253,55 @@ function sendPrepares(d: ProposerData): void {
   for (const m of d.members) sendPrepare(d, m);
 }
 
-/** A config value chosen at pc.slot: the new configuration governs the slots after it. */
-function configChosen(d: ProposerData): void {
+/**
+ * Phase 1 with a new ballot (round, self) from `fromSlot`: the round is above every round known
+ * (maxRound + 1, or a higher one asked for). Used by a campaign (preparing), by a candidate whose
+ * learner executed a configuration change (preparing again), and by a leader whose own change took
+ * effect (leading.reconfiguring.re-preparing).
+ */
+function beginPhase1(d: ProposerData, fromSlot: Slot, round = d.maxRound + 1): void {
+  d.maxRound = round;
+  setBallot(d, { round, leader: d.self });
+  d.fromSlot = fromSlot;
+  sendPrepares(d);
+}
+
+/** The campaign its elector asked for: phase 1 from the first slot it has not executed. */
+function startPrepare(d: ProposerData, e: MessageOf<'campaign'>): void {
+  d.cookie = e.cookie;
+  d.stats.elections++;
+  beginPhase1(d, prepareFrom(d), Math.max(e.round, d.maxRound + 1));
+}
+
+/**
+ * Entry of leading.reconfiguring.re-preparing: phase 1 again, with a new ballot, among the members of
+ * the configuration that just took effect, from its first slot (see specs/config-change).
+ */
+function beginReprepare(d: ProposerData): void {
+  CONTRACTS && requires(d.pendingConfig === undefined && d.slots.size === 0, 'reprepare: nothing in flight');
+  beginPhase1(d, Math.max(d.config.startSlot, d.chosenUpTo + 1));
+  d.stats.elections++;
+  leaderState(d, 'leading');
+}
+
+/** The config value in flight is chosen: the slots after it belong to the configuration it names. */
+const configChosen = (d: ProposerData): boolean =>
+  d.pendingConfig !== undefined && d.chosenUpTo >= d.pendingConfig.slot;
+
+function adoptChosenConfig(d: ProposerData): void {
   const pc = d.pendingConfig!;
   d.pendingConfig = undefined;
   adoptConfig(d, { epoch: pc.epoch, members: pc.members, startSlot: pc.slot + 1 });
-  if (!pc.members.includes(d.self)) {
-    // not a member any more: step down (queued commands were never proposed); the new members elect
-    d.stepDownNow = true;
-    return;
-  }
-  startReprepare(d);
 }
 
 function sendPrepare(d: ProposerData, to: ReplicaId, pageFrom?: Slot): void {
   d.input.send({
-    type: 'prepare', ...hdr(d, to), ballot: d.ballot, fromSlot: d.fromSlot,
-    ...(d.cookie ? { cookie: d.cookie } : {}), ...(pageFrom !== undefined ? { pageFrom } : {}),
+    type: 'prepare',
+    ...hdr(d, to),
+    ballot: d.ballot,
+    fromSlot: d.fromSlot,
+    ...(d.cookie ? { cookie: d.cookie } : {}),
+    ...(pageFrom !== undefined ? { pageFrom } : {}),
   });
 }
 
@@ -265,7 +311,11 @@ function sendAccept(d: ProposerData, to: ReplicaId, slot: Slot, value: SlotValue
 
 function propose(d: ProposerData, slot: Slot, value: SlotValue): void {
   CONTRACTS && requires(!d.slots.has(slot) && slot > d.chosenUpTo, `propose: slot ${slot} is free`);
-  CONTRACTS && requires(d.pendingConfig === undefined || slot <= d.pendingConfig.slot, `propose: slot ${slot} above a config value in flight`);
+  CONTRACTS &&
+    requires(
+      d.pendingConfig === undefined || slot <= d.pendingConfig.slot,
+      `propose: slot ${slot} above a config value in flight`,
+    );
   if (value.k === 'config') d.pendingConfig = { slot, epoch: value.epoch, members: value.members };
   const now = d.input.now();
   d.slots.set(slot, { value, acks: new Set(), firstSentAt: now, sentAt: now, resends: 0, chosen: false });
@@ -273,15 +323,17 @@ function propose(d: ProposerData, slot: Slot, value: SlotValue): void {
   for (const m of d.members) sendAccept(d, m, slot, value);
 }
 
-/** Batches queued commands into slot values while the pipeline has room (adaptive batching). */
+/**
+ * Batches queued commands into slot values while the pipeline has room (adaptive batching). Runs
+ * in the states that propose (leading.recovering, leading.steady) and at the end of a phase 1; a
+ * config value it cuts stops it (the leader goes to leading.reconfiguring), and so does a `last` one.
+ */
 export function tryPropose(d: ProposerData): void {
   // the open slots phase 1 found come first, through the same window
   while (
     d.nextSlot <= d.recoveryEnd &&
     d.nextSlot - d.chosenUpTo - 1 < d.opts.maxInflightSlots &&
-    !d.stepDownNow &&
-    d.pendingConfig === undefined &&
-    !d.reprepare
+    d.pendingConfig === undefined
   ) {
     const slot = d.nextSlot++;
     const v = d.recoveryValues.get(slot) ?? NOOP;
@@ -293,10 +345,8 @@ export function tryPropose(d: ProposerData): void {
   while (
     d.queueHead < q.length &&
     d.nextSlot - d.chosenUpTo - 1 < d.opts.maxInflightSlots &&
-    !d.stepDownNow &&
     !d.lastProposed &&
-    d.pendingConfig === undefined &&
-    !d.reprepare
+    d.pendingConfig === undefined
   ) {
     const first = q[d.queueHead]!;
     if (first.config) {
@@ -304,7 +354,13 @@ export function tryPropose(d: ProposerData): void {
       d.queueHead++;
       const c = first.config;
       propose(d, d.nextSlot++, {
-        k: 'config', epoch: d.config.epoch + 1, members: c.members, origin: d.self, inc: d.inc, firstId: first.id, ...(c.cookie ? { cookie: c.cookie } : {}),
+        k: 'config',
+        epoch: d.config.epoch + 1,
+        members: c.members,
+        origin: d.self,
+        inc: d.inc,
+        firstId: first.id,
+        ...(c.cookie ? { cookie: c.cookie } : {}),
       });
       continue;
     }
@@ -324,7 +380,16 @@ export function tryPropose(d: ProposerData): void {
     d.queuedBytes -= bytes;
     const at = d.input.wallNow ? { at: Math.floor(d.input.wallNow()) } : {};
     const value: SlotValue = first.excl
-      ? { k: 'batch', origin: d.self, inc: d.inc, firstId: first.id, cmds, excl: true, ...(first.last ? { last: true } : {}), ...at }
+      ? {
+          k: 'batch',
+          origin: d.self,
+          inc: d.inc,
+          firstId: first.id,
+          cmds,
+          excl: true,
+          ...(first.last ? { last: true } : {}),
+          ...at,
+        }
       : { k: 'batch', origin: d.self, inc: d.inc, firstId: first.id, cmds, ...at };
     d.stats.commandsProposed += cmds.length;
     if (first.excl && first.last) d.lastProposed = true;
@@ -339,19 +404,6 @@ export function tryPropose(d: ProposerData): void {
     d.queueHead = 0;
   }
 }
-
-function startPrepare(d: ProposerData, e: MessageOf<'campaign'>): void {
-  const round = Math.max(e.round, d.maxRound + 1);
-  d.maxRound = round;
-  setBallot(d, { round, leader: d.self });
-  d.cookie = e.cookie;
-  d.fromSlot = prepareFrom(d);
-  d.relinquished = false;
-  d.stepDownNow = false;
-  d.stats.elections++;
-  sendPrepares(d);
-}
-
 /** A promise (or page) for the ballot and range being prepared, from a member. */
 export function forThisPhase1(d: ProposerData, m: MessageOf<'promise'>): boolean {
   return ballotEq(m.ballot, d.ballot) && m.fromSlot === d.fromSlot && d.members.includes(m.from);
@@ -415,8 +467,13 @@ export function awaitCatchup(d: ProposerData, m: MessageOf<'promise'>): void {
   d.awaitingCatchup = upTo;
   // as that peer's catch-up answer would: slots up to upTo are chosen, ask it for them
   d.input.send({
-    type: 'catchup-rep', ring: d.ring, from: m.from, to: d.self, entries: [],
-    truncatedBelow: Math.min(m.truncatedBelow, d.executedUpTo + 1), chosenUpTo: upTo,
+    type: 'catchup-rep',
+    ring: d.ring,
+    from: m.from,
+    to: d.self,
+    entries: [],
+    truncatedBelow: Math.min(m.truncatedBelow, d.executedUpTo + 1),
+    chosenUpTo: upTo,
   });
 }
 
@@ -472,7 +529,6 @@ export function becomeLeader(d: ProposerData, keepQueue = false): void {
   d.chosenUpTo = start - 1;
   d.nextSlot = start;
   d.pendingConfig = undefined;
-  d.reprepare = false;
   if (keepQueue) {
     d.recoveryEnd = Math.max(d.recoveryEnd, maxSlot);
   } else {
@@ -484,7 +540,6 @@ export function becomeLeader(d: ProposerData, keepQueue = false): void {
     d.lastProposed = false;
     d.stats.leaderships++;
   }
-  d.stepDownNow = false;
   d.leaderHint = d.self;
   // the open slots are re-proposed through the pipeline window (tryPropose), not all at once
   d.recoveryValues = new Map();
@@ -500,6 +555,22 @@ export function becomeLeader(d: ProposerData, keepQueue = false): void {
   CONTRACTS && ensures(d.nextSlot > d.chosenUpTo, 'becomeLeader: next slot above the chosen prefix');
 }
 
+/** The slot this Accepted makes chosen (the vote that completes its quorum), if any. */
+export function choosesSlot(d: ProposerData, m: MessageOf<'accepted'>): InflightSlot | undefined {
+  if (!ballotEq(m.ballot, d.ballot)) return undefined;
+  const s = d.slots.get(m.slot);
+  if (!s || s.chosen || !d.members.includes(m.from)) return undefined;
+  return s.acks.size + (s.acks.has(m.from) ? 0 : 1) >= d.quorum ? s : undefined;
+}
+
+/** The `last` value of a command this replica submitted: once it is chosen, the leader steps down. */
+const ownLast = (d: ProposerData, v: SlotValue): boolean => v.k === 'batch' && !!v.last && v.origin === d.self;
+
+/**
+ * Counts an Accepted: a majority makes its slot chosen, the chosen prefix advances and a Decide
+ * goes out. What follows is the state's: propose more (leading.recovering, leading.steady), step
+ * down (the own `last` value chosen) or prepare in the new configuration (the config value chosen).
+ */
 export function onAccepted(d: ProposerData, m: MessageOf<'accepted'>): void {
   if (!ballotEq(m.ballot, d.ballot)) return; // a late answer to an older ballot
   CONTRACTS && requires(m.slot > 0, 'accepted: slot > 0');
@@ -515,7 +586,6 @@ export function onAccepted(d: ProposerData, m: MessageOf<'accepted'>): void {
   s.chosen = true;
   d.stats.slotsChosen++;
   d.stats.votingMs += d.input.now() - s.firstSentAt;
-  if (s.value.k === 'batch' && s.value.last && s.value.origin === d.self) d.stepDownNow = true;
   const before = d.chosenUpTo;
   for (;;) {
     const n = d.slots.get(d.chosenUpTo + 1);
@@ -523,12 +593,12 @@ export function onAccepted(d: ProposerData, m: MessageOf<'accepted'>): void {
     d.slots.delete(d.chosenUpTo + 1);
     d.chosenUpTo++;
   }
-  if (d.chosenUpTo > before) {
-    sendDecide(d);
-    if (d.pendingConfig && d.chosenUpTo >= d.pendingConfig.slot) configChosen(d);
-    tryPropose(d);
-  }
-  CONTRACTS && ensures(d.nextSlot - d.chosenUpTo - 1 <= Math.max(d.opts.maxInflightSlots, d.recoveryEnd - d.chosenUpTo), 'accepted: window bound');
+  if (d.chosenUpTo > before) sendDecide(d);
+  CONTRACTS &&
+    ensures(
+      d.nextSlot - d.chosenUpTo - 1 <= Math.max(d.opts.maxInflightSlots, d.recoveryEnd - d.chosenUpTo),
+      'accepted: window bound',
+    );
 }
 
 /** Leaving leadership: queued commands were never proposed; in-flight ones may still be chosen. */
@@ -537,15 +607,32 @@ function abortAll(d: ProposerData, hint: ReplicaId | undefined): void {
   const queued: number[] = [];
   for (let i = d.queueHead; i < d.queue.length; i++) {
     const it = d.queue[i]!;
-    if (it.config) d.input.send({ type: 'config-refused', ...hdr(d, d.self), id: it.id, maybeChosen: false, reason: 'the leadership was lost before the change was proposed', ...h });
-    else queued.push(it.id);
+    if (it.config) {
+      d.input.send({
+        type: 'config-refused',
+        ...hdr(d, d.self),
+        id: it.id,
+        maybeChosen: false,
+        reason: 'the leadership was lost before the change was proposed',
+        ...h,
+      });
+    } else queued.push(it.id);
   }
   const flying: number[] = [];
   for (const s of d.slots.values()) {
     const v = s.value;
-    if (!s.chosen && v.k === 'batch' && v.origin === d.self && v.inc === d.inc) for (let i = 0; i < v.cmds.length; i++) flying.push(v.firstId + i);
-    if (!s.chosen && v.k === 'config' && v.origin === d.self && v.inc === d.inc)
-      d.input.send({ type: 'config-refused', ...hdr(d, d.self), id: v.firstId, maybeChosen: true, reason: 'the leadership was lost while the change was in flight', ...h });
+    if (!s.chosen && v.k === 'batch' && v.origin === d.self && v.inc === d.inc)
+      for (let i = 0; i < v.cmds.length; i++) flying.push(v.firstId + i);
+    if (!s.chosen && v.k === 'config' && v.origin === d.self && v.inc === d.inc) {
+      d.input.send({
+        type: 'config-refused',
+        ...hdr(d, d.self),
+        id: v.firstId,
+        maybeChosen: true,
+        reason: 'the leadership was lost while the change was in flight',
+        ...h,
+      });
+    }
   }
   if (queued.length) d.input.send({ type: 'aborted', ...hdr(d, d.self), ids: queued, maybeChosen: false, ...h });
   if (flying.length) d.input.send({ type: 'aborted', ...hdr(d, d.self), ids: flying, maybeChosen: true, ...h });
@@ -558,7 +645,6 @@ function abortAll(d: ProposerData, hint: ReplicaId | undefined): void {
   d.promisePages = new Map();
   d.awaitingCatchup = 0;
   d.pendingConfig = undefined;
-  d.reprepare = false;
 }
 
 function refuseConfig(d: ProposerData, e: MessageOf<'config-proposal'>, reason: string): void {
@@ -566,49 +652,78 @@ function refuseConfig(d: ProposerData, e: MessageOf<'config-proposal'>, reason: 
   d.input.send({ type: 'config-refused', ...hdr(d, d.self), id: e.id, maybeChosen: false, reason, ...h });
 }
 
-/** A configuration change to propose behind the commands already queued (leader). */
+const PENDING_CHANGE = 'another configuration change is pending';
+
+/**
+ * A configuration change to propose behind the commands already queued (leading.recovering,
+ * leading.steady; leading.reconfiguring refuses every change).
+ */
 function enqueueConfig(d: ProposerData, e: MessageOf<'config-proposal'>): void {
-  let queued = false;
-  for (let i = d.queueHead; i < d.queue.length; i++) if (d.queue[i]!.config) queued = true;
-  if (queued || d.pendingConfig || d.reprepare) {
-    refuseConfig(d, e, 'another configuration change is pending');
+  for (let i = d.queueHead; i < d.queue.length; i++) {
+    if (d.queue[i]!.config) {
+      refuseConfig(d, e, PENDING_CHANGE);
+      return;
+    }
+  }
+  d.queue.push({
+    id: e.id,
+    cmd: new Uint8Array(0),
+    config: { members: [...e.members], ...(e.cookie ? { cookie: e.cookie } : {}) },
+  });
+}
+
+/** Queues submitted commands (the state proposes them when it may), or refuses them all as busy. */
+function enqueue(d: ProposerData, e: MessageOf<'submit'>): void {
+  let bytes = 0;
+  for (const it of e.items) bytes += it.cmd.length;
+  const queued = d.queue.length - d.queueHead;
+  const full = queued + e.items.length > d.opts.maxQueuedCommands || d.queuedBytes + bytes > d.opts.maxQueuedBytes;
+  if (queued > 0 && full) {
+    // back-pressure: the pipeline is stalled (a full store, a slow majority); refuse, never queue without bound
+    d.stats.busyRefusals += e.items.length;
+    const ids = e.items.map((i) => i.id);
+    d.input.send({ type: 'aborted', ...hdr(d, d.self), ids, maybeChosen: false, busy: true });
     return;
   }
-  d.queue.push({ id: e.id, cmd: new Uint8Array(0), config: { members: [...e.members], ...(e.cookie ? { cookie: e.cookie } : {}) } });
-  tryPropose(d);
+  const q = d.queue;
+  for (const it of e.items) q.push(it);
+  d.queuedBytes += bytes;
 }
+
+/** A newer configuration in the learner's progress. */
+const newerConfig = (d: ProposerData, e: MessageOf<'progress'>): Configuration | undefined =>
+  e.config && e.config.epoch > d.config.epoch ? e.config : undefined;
 
 /**
  * The learner's progress; it carries the configuration as of the executed slot. A newer one is
- * adopted at once by a follower; a candidate prepares again in it; a leader that did not choose it
- * itself steps down (it was leading slots whose configuration it did not know).
+ * adopted at once by a follower; a candidate prepares again in it (or, not a member, gives way); a
+ * leader that did not choose it itself steps down (it was leading slots whose configuration it did
+ * not know). The stepping down is the transition's (guards configWithoutMe, foreignConfig).
  */
-function onProgress(d: ProposerData, e: MessageOf<'progress'>, state: 'follower' | 'preparing' | 'leading'): void {
+function onProgress(
+  d: ProposerData,
+  e: MessageOf<'progress'>,
+  state: 'follower' | 'preparing' | 'leading',
+  relinquished = false,
+): void {
   if (e.executedUpTo > d.executedUpTo) d.executedUpTo = e.executedUpTo;
-  const c = e.config;
-  if (!c || c.epoch <= d.config.epoch) {
+  const c = newerConfig(d, e);
+  if (!c) {
     if (state === 'preparing' && d.awaitingCatchup > 0 && d.executedUpTo >= d.awaitingCatchup) resumePhase1(d);
     return;
   }
   if (state === 'leading') {
-    if (d.pendingConfig && d.pendingConfig.epoch === c.epoch) return; // our own change: configChosen handles it
+    if (d.pendingConfig && d.pendingConfig.epoch === c.epoch) return; // our own change: the config value's chosen
     adoptConfig(d, c);
-    d.stepDownNow = true;
     return;
   }
   adoptConfig(d, c);
   if (state === 'preparing') {
-    if (!c.members.includes(d.self)) {
-      d.stepDownNow = true;
-      return;
-    }
+    if (!c.members.includes(d.self)) return;
     // prepare again among the new members, from the slot the new configuration starts at
-    d.maxRound++;
-    setBallot(d, { round: d.maxRound, leader: d.self });
-    d.fromSlot = prepareFrom(d);
-    sendPrepares(d);
+    beginPhase1(d, prepareFrom(d));
   }
-  leaderState(d, state);
+  leaderState(d, state, relinquished);
 }
 
 function rejectSubmit(d: ProposerData, e: MessageOf<'submit'>): void {
@@ -621,23 +736,36 @@ function observeNack(d: ProposerData, m: MessageOf<'nack'>): void {
   if (compareBallots(m.promised, d.ballot) > 0) d.leaderHint = m.promised.leader;
 }
 
-const higherNack = (d: ProposerData, m: MessageOf<'nack'>) => ballotEq(m.ballot, d.ballot) && compareBallots(m.promised, d.ballot) > 0;
+const higherNack = (d: ProposerData, m: MessageOf<'nack'>) =>
+  ballotEq(m.ballot, d.ballot) && compareBallots(m.promised, d.ballot) > 0;
 
-function retransmit(d: ProposerData, phase: 'preparing' | 'leading'): void {
+/** The promise completes a quorum that includes the local acceptor's (when it is a member). */
+function completesQuorum(d: ProposerData, m: MessageOf<'promise'>): boolean {
+  if (!completesPromise(d, m)) return false;
+  if (d.promises.size + (d.promises.has(m.from) ? 0 : 1) < d.quorum) return false;
+  // The local acceptor's promise must be among them: it is the durable record that this ballot
+  // was used, so a restarted replica never campaigns with the same ballot again.
+  return !d.members.includes(d.self) || m.from === d.self || d.promises.has(d.self);
+}
+
+/** Phase 1 (preparing, re-preparing): resend Prepares and page pulls that went unanswered. */
+function retransmitPrepares(d: ProposerData): void {
   const now = d.input.now();
-  if (phase === 'preparing' || d.reprepare) {
-    if (d.awaitingCatchup > 0) return; // the learner is catching up; phase 1 resumes after
-    // a page pull in flight is asked again after a longer wait (a page may be large and slow)
-    for (const [m, p] of d.promisePages) {
-      if (now - p.askedAt < 4 * d.opts.retransmitMs) continue;
-      p.askedAt = now;
-      sendPrepare(d, m, p.next);
-    }
-    if (now - d.prepareSentAt < d.opts.retransmitMs) return;
-    d.prepareSentAt = now;
-    for (const m of d.members) if (!d.promises.has(m) && !d.promisePages.has(m)) sendPrepare(d, m);
-    return;
+  if (d.awaitingCatchup > 0) return; // the learner is catching up; phase 1 resumes after
+  // a page pull in flight is asked again after a longer wait (a page may be large and slow)
+  for (const [m, p] of d.promisePages) {
+    if (now - p.askedAt < 4 * d.opts.retransmitMs) continue;
+    p.askedAt = now;
+    sendPrepare(d, m, p.next);
   }
+  if (now - d.prepareSentAt < d.opts.retransmitMs) return;
+  d.prepareSentAt = now;
+  for (const m of d.members) if (!d.promises.has(m) && !d.promisePages.has(m)) sendPrepare(d, m);
+}
+
+/** Phase 2 (leading): resend unanswered Accepts (backing off), and an idle Decide. */
+function retransmitAccepts(d: ProposerData): void {
+  const now = d.input.now();
   for (const [slot, s] of d.slots) {
     if (s.chosen) continue;
     const wait = Math.min(d.opts.retransmitMs * 2 ** s.resends, Math.max(d.opts.retransmitMs, d.opts.maxRetransmitMs));
@@ -658,6 +786,9 @@ function setMembers(d: ProposerData, members: readonly ReplicaId[]): void {
   for (const m of members) if (!d.peers.has(m)) d.peers.set(m, { lastAcceptedSlot: 0, lastHeardAt: 0 });
 }
 
+/** The relinquished flag of a follower's reports: the substate it is in (follower.relinquished or not). */
+type Relinquished = { relinquished: boolean };
+
 export const proposerMachine = setup({
   types: {
     context: {} as ProposerData,
@@ -665,53 +796,100 @@ export const proposerMachine = setup({
     input: {} as ProposerInput,
   },
   actions: {
-    announceFollower: ({ context }) => leaderState(context, 'follower'),
+    announceFollower: ({ context }, p: Relinquished) => leaderState(context, 'follower', p.relinquished),
     /** a follower tells its elector how far it executed (at most once a tick): the leader sees it in heartbeat acks */
-    announceProgress: ({ context: d }) => {
-      if (d.executedUpTo !== d.announcedExecuted) leaderState(d, 'follower');
+    announceProgress: ({ context: d }, p: Relinquished) => {
+      if (d.executedUpTo !== d.announcedExecuted) leaderState(d, 'follower', p.relinquished);
     },
     announcePreparing: ({ context }) => leaderState(context, 'preparing'),
     announceLeading: ({ context }) => leaderState(context, 'leading'),
-    startPrepare: ({ context, event }) => startPrepare(context, event as MessageOf<'campaign'>),
-    recordPromise: ({ context, event }) => recordPromise(context, event as MessageOf<'promise'>),
-    awaitCatchup: ({ context, event }) => awaitCatchup(context, event as MessageOf<'promise'>),
-    becomeLeader: ({ context }) => becomeLeader(context),
-    onAccepted: ({ context, event }) => onAccepted(context, event as MessageOf<'accepted'>),
-    enqueue: ({ context: d, event }) => {
-      const e = event as MessageOf<'submit'>;
-      let bytes = 0;
-      for (const it of e.items) bytes += it.cmd.length;
-      const queued = d.queue.length - d.queueHead;
-      if (queued > 0 && (queued + e.items.length > d.opts.maxQueuedCommands || d.queuedBytes + bytes > d.opts.maxQueuedBytes)) {
-        // back-pressure: the pipeline is stalled (a full store, a slow majority); refuse, never queue without bound
-        d.stats.busyRefusals += e.items.length;
-        d.input.send({ type: 'aborted', ...hdr(d, d.self), ids: e.items.map((i) => i.id), maybeChosen: false, busy: true });
-        return;
-      }
-      const q = d.queue;
-      for (const it of e.items) q.push(it);
-      d.queuedBytes += bytes;
-      tryPropose(d);
+    startPrepare: ({ context, event }) => {
+      assertEvent(event, 'campaign');
+      startPrepare(context, event);
     },
-    rejectSubmit: ({ context, event }) => rejectSubmit(context, event as MessageOf<'submit'>),
-    observeNack: ({ context, event }) => observeNack(context, event as MessageOf<'nack'>),
-    progressFollower: ({ context, event }) => onProgress(context, event as MessageOf<'progress'>, 'follower'),
-    progressPreparing: ({ context, event }) => onProgress(context, event as MessageOf<'progress'>, 'preparing'),
-    progressLeading: ({ context, event }) => onProgress(context, event as MessageOf<'progress'>, 'leading'),
-    refuseConfig: ({ context, event }) => refuseConfig(context, event as MessageOf<'config-proposal'>, 'this replica is not the leader'),
-    enqueueConfig: ({ context, event }) => enqueueConfig(context, event as MessageOf<'config-proposal'>),
+    recordPromise: ({ context, event }) => {
+      assertEvent(event, 'promise');
+      recordPromise(context, event);
+    },
+    awaitCatchup: ({ context, event }) => {
+      assertEvent(event, 'promise');
+      awaitCatchup(context, event);
+    },
+    becomeLeader: ({ context }) => becomeLeader(context),
+    recordAccepted: ({ context, event }) => {
+      assertEvent(event, 'accepted');
+      onAccepted(context, event);
+    },
+    propose: ({ context }) => tryPropose(context),
+    enqueue: ({ context, event }) => {
+      assertEvent(event, 'submit');
+      enqueue(context, event);
+    },
+    rejectSubmit: ({ context, event }) => {
+      assertEvent(event, 'submit');
+      rejectSubmit(context, event);
+    },
+    observeNack: ({ context, event }) => {
+      assertEvent(event, 'nack');
+      observeNack(context, event);
+    },
+    progressFollower: ({ context, event }, p: Relinquished) => {
+      assertEvent(event, 'progress');
+      onProgress(context, event, 'follower', p.relinquished);
+    },
+    progressPreparing: ({ context, event }) => {
+      assertEvent(event, 'progress');
+      onProgress(context, event, 'preparing');
+    },
+    progressLeading: ({ context, event }) => {
+      assertEvent(event, 'progress');
+      onProgress(context, event, 'leading');
+    },
+    refuseConfig: ({ context, event }) => {
+      assertEvent(event, 'config-proposal');
+      refuseConfig(context, event, 'this replica is not the leader');
+    },
+    refusePendingConfig: ({ context, event }) => {
+      assertEvent(event, 'config-proposal');
+      refuseConfig(context, event, PENDING_CHANGE);
+    },
+    enqueueConfig: ({ context, event }) => {
+      assertEvent(event, 'config-proposal');
+      enqueueConfig(context, event);
+    },
     setObservers: ({ context, event }) => {
-      const e = event as MessageOf<'set-observers'>;
-      context.observers = e.observers.filter((o) => !context.members.includes(o));
+      assertEvent(event, 'set-observers');
+      context.observers = event.observers.filter((o) => !context.members.includes(o));
     },
     /**
      * The promise says its sender executed every slot below its truncation point: tell the local
      * learner, as that peer's catch-up answer would, so that it fetches the peer's snapshot.
      */
-    hintCatchup: ({ context: d, event }) => {
-      const m = event as MessageOf<'promise'>;
+    hintCatchup: ({ context: d, event: m }) => {
+      assertEvent(m, 'promise');
       const chosenUpTo = Math.max(m.truncatedBelow - 1, m.executedUpTo ?? 0);
-      d.input.send({ type: 'catchup-rep', ring: d.ring, from: m.from, to: d.self, entries: [], truncatedBelow: m.truncatedBelow, chosenUpTo });
+      d.input.send({
+        type: 'catchup-rep',
+        ring: d.ring,
+        from: m.from,
+        to: d.self,
+        entries: [],
+        truncatedBelow: m.truncatedBelow,
+        chosenUpTo,
+      });
+    },
+    adoptChosenConfig: ({ context }) => adoptChosenConfig(context),
+    beginReprepare: ({ context }) => beginReprepare(context),
+    /**
+     * One Accepted chose both the own `last` value and, above it, the config value in flight (both
+     * recovered from an earlier leadership): as before, the configuration is adopted and, a member,
+     * phase 1 begins in it; the leader then steps down.
+     */
+    settleChosenConfig: ({ context: d }) => {
+      if (!configChosen(d)) return;
+      const stays = d.pendingConfig!.members.includes(d.self);
+      adoptChosenConfig(d);
+      if (stays) beginReprepare(d);
     },
     finishReprepare: ({ context: d }) => {
       becomeLeader(d, true);
@@ -724,75 +902,90 @@ export const proposerMachine = setup({
         d.input.send({ type: 'recovered', ...hdr(d, d.self), ballot: d.ballot, upTo: d.recoveryEnd });
       }
     },
-    retransmitPrepare: ({ context }) => retransmit(context, 'preparing'),
-    retransmitAccepts: ({ context }) => retransmit(context, 'leading'),
+    retransmitPrepares: ({ context }) => retransmitPrepares(context),
+    retransmitAccepts: ({ context }) => retransmitAccepts(context),
     abort: ({ context, event }) => {
       // exit actions run before the transition's own: learn the new leader from the nack first,
       // so the aborted submissions carry its hint
-      if (event.type === 'nack') observeNack(context, event as MessageOf<'nack'>);
+      if (event.type === 'nack') observeNack(context, event);
       abortAll(context, context.leaderHint);
     },
-    markRelinquished: ({ context }) => {
-      context.relinquished = true;
+    setMembers: ({ context, event }) => {
+      assertEvent(event, 'set-members');
+      setMembers(context, event.members);
     },
-    setMembers: ({ context, event }) => setMembers(context, (event as { members: readonly ReplicaId[] }).members),
   },
   guards: {
     /**
      * A promise from a replica that executed a few slots this candidate lacks: it fetches them and
      * runs phase 1 again, same ballot (a cluster restarted as a whole differs by a pipeline or so).
      */
-    lagging: ({ context: d, event }) => {
-      const m = event as MessageOf<'promise'>;
+    lagging: ({ context: d, event: m }) => {
+      assertEvent(m, 'promise');
       const upTo = m.executedUpTo ?? 0;
       return forThisPhase1(d, m) && upTo >= d.fromSlot && upTo - d.fromSlot < catchupInPlaceSlots(d);
     },
     /** far behind (or truncated above fromSlot): give way for an election timeout and catch up as a follower */
-    farBehind: ({ context: d, event }) => {
-      const m = event as MessageOf<'promise'>;
+    farBehind: ({ context: d, event: m }) => {
+      assertEvent(m, 'promise');
       if (!forThisPhase1(d, m)) return false;
       return m.truncatedBelow > d.fromSlot || (m.executedUpTo ?? 0) - d.fromSlot >= catchupInPlaceSlots(d);
     },
-    completesQuorum: ({ context: d, event }) => {
-      const m = event as MessageOf<'promise'>;
-      if (!forThisPhase1(d, m) || d.awaitingCatchup > 0) return false;
-      if (!completesPromise(d, m)) return false;
-      if (d.promises.size + (d.promises.has(m.from) ? 0 : 1) < d.quorum) return false;
-      // The local acceptor's promise must be among them: it is the durable record that this ballot
-      // was used, so a restarted replica never campaigns with the same ballot again.
-      return !d.members.includes(d.self) || m.from === d.self || d.promises.has(d.self);
+    completesQuorum: ({ context: d, event: m }) => {
+      assertEvent(m, 'promise');
+      return forThisPhase1(d, m) && d.awaitingCatchup === 0 && completesQuorum(d, m);
     },
-    forThisBallot: ({ context: d, event }) => {
-      const m = event as MessageOf<'promise'>;
+    forThisBallot: ({ context: d, event: m }) => {
+      assertEvent(m, 'promise');
       return ballotEq(m.ballot, d.ballot) && m.fromSlot === d.fromSlot;
     },
-    higherNack: ({ context, event }) => higherNack(context, event as MessageOf<'nack'>),
-    stepDownNow: ({ context }) => context.stepDownNow,
+    higherNack: ({ context, event }) => {
+      assertEvent(event, 'nack');
+      return higherNack(context, event);
+    },
     isMember: ({ context: d }) => d.config.members.includes(d.self),
+    /** a candidate's learner executed a configuration that does not name it: it gives way */
+    configWithoutMe: ({ context: d, event }) => {
+      assertEvent(event, 'progress');
+      const c = newerConfig(d, event);
+      return c !== undefined && !c.members.includes(d.self);
+    },
+    /** a leader's learner executed a configuration this leader did not choose: it steps down */
+    foreignConfig: ({ context: d, event }) => {
+      assertEvent(event, 'progress');
+      const c = newerConfig(d, event);
+      return c !== undefined && !(d.pendingConfig && d.pendingConfig.epoch === c.epoch);
+    },
+    /** the Accepted chooses the `last` value of a command this replica submitted */
+    choosesOwnLast: ({ context: d, event }) => {
+      assertEvent(event, 'accepted');
+      const s = choosesSlot(d, event);
+      return s !== undefined && ownLast(d, s.value);
+    },
+    /** the slots phase 1 found are all chosen */
+    recoveryChosen: ({ context: d }) => d.chosenUpTo >= d.recoveryEnd,
+    configInFlight: ({ context: d }) => d.pendingConfig !== undefined,
+    configChosen: ({ context: d }) => configChosen(d),
+    /** the configuration chosen does not name this replica */
+    configChosenWithoutMe: ({ context: d }) => configChosen(d) && !d.pendingConfig!.members.includes(d.self),
     /**
      * While re-preparing, a member's log is truncated above the prepared slot, or it executed past
      * the slots this leader chose (another leader was here): step down and catch up.
      */
-    reprepareBehind: ({ context: d, event }) => {
-      const m = event as MessageOf<'promise'>;
-      return d.reprepare && forThisPhase1(d, m) && (m.truncatedBelow > d.fromSlot || (m.executedUpTo ?? 0) >= d.fromSlot);
+    reprepareBehind: ({ context: d, event: m }) => {
+      assertEvent(m, 'promise');
+      return forThisPhase1(d, m) && (m.truncatedBelow > d.fromSlot || (m.executedUpTo ?? 0) >= d.fromSlot);
     },
-    reprepareCompletes: ({ context: d, event }) => {
-      const m = event as MessageOf<'promise'>;
-      if (!d.reprepare || !forThisPhase1(d, m)) return false;
-      if (!completesPromise(d, m)) return false;
-      if (d.promises.size + (d.promises.has(m.from) ? 0 : 1) < d.quorum) return false;
-      return !d.members.includes(d.self) || m.from === d.self || d.promises.has(d.self);
-    },
-    repreparePromise: ({ context: d, event }) => {
-      const m = event as MessageOf<'promise'>;
-      return d.reprepare && ballotEq(m.ballot, d.ballot) && m.fromSlot === d.fromSlot;
+    reprepareCompletes: ({ context: d, event: m }) => {
+      assertEvent(m, 'promise');
+      return forThisPhase1(d, m) && completesQuorum(d, m);
     },
   },
 }).createMachine({
   id: 'proposer',
   context: ({ input }) => {
     const opts = { ...DEFAULT_PROPOSER_OPTIONS, ...input.options };
+    const c = input.configuration;
     const d: ProposerData = {
       ring: input.ring,
       self: input.self,
@@ -802,11 +995,10 @@ export const proposerMachine = setup({
       opts,
       ballot: { round: 0, leader: input.self },
       maxRound: input.maxRound ?? 0,
-      config: input.configuration
-        ? { epoch: input.configuration.epoch, members: [...input.configuration.members], startSlot: input.configuration.startSlot }
+      config: c
+        ? { epoch: c.epoch, members: [...c.members], startSlot: c.startSlot }
         : { epoch: 1, members: [...input.members], startSlot: 1 },
       pendingConfig: undefined,
-      reprepare: false,
       observers: [],
       leaderHint: undefined,
       executedUpTo: input.executedUpTo ?? 0,
@@ -826,14 +1018,19 @@ export const proposerMachine = setup({
       queue: [],
       queueHead: 0,
       queuedBytes: 0,
-      stepDownNow: false,
       lastProposed: false,
-      relinquished: false,
       announcedExecuted: 0,
       peers: new Map(),
       stats: {
-        slotsProposed: 0, commandsProposed: 0, slotsChosen: 0, votingMs: 0, elections: 0, leaderships: 0,
-        acceptResends: 0, promisePagesPulled: 0, busyRefusals: 0,
+        slotsProposed: 0,
+        commandsProposed: 0,
+        slotsChosen: 0,
+        votingMs: 0,
+        elections: 0,
+        leaderships: 0,
+        acceptResends: 0,
+        promisePagesPulled: 0,
+        busyRefusals: 0,
       },
       input,
     };
@@ -848,54 +1045,160 @@ export const proposerMachine = setup({
   },
   states: {
     follower: {
-      entry: 'announceFollower',
+      description: 'not leading - submissions and changes are refused with the leader hint',
+      initial: 'following',
       on: {
-        // an elector that has not heard of the newest configuration may ask a replica that is no
-        // longer a member to campaign: the proposer knows better and tells it (leader-state)
-        campaign: [{ guard: 'isMember', target: 'preparing', actions: 'startPrepare' }, { actions: 'announceFollower' }],
         submit: { actions: 'rejectSubmit' },
         nack: { actions: 'observeNack' },
-        progress: { actions: 'progressFollower' },
         'config-proposal': { actions: 'refuseConfig' },
-        tick: { actions: 'announceProgress' },
+      },
+      states: {
+        following: {
+          entry: { type: 'announceFollower', params: { relinquished: false } },
+          on: {
+            // an elector that has not heard of the newest configuration may ask a replica that is no
+            // longer a member to campaign: the proposer knows better and tells it (leader-state)
+            campaign: [
+              { guard: 'isMember', target: '#proposer.preparing', actions: 'startPrepare' },
+              { actions: { type: 'announceFollower', params: { relinquished: false } } },
+            ],
+            progress: { actions: { type: 'progressFollower', params: { relinquished: false } } },
+            tick: { actions: { type: 'announceProgress', params: { relinquished: false } } },
+          },
+        },
+        /** stepped down of its own accord: its reports say so, and its elector holds back an election timeout */
+        relinquished: {
+          description: 'stepped down of its own accord - its elector holds back an election timeout',
+          entry: { type: 'announceFollower', params: { relinquished: true } },
+          on: {
+            campaign: [
+              { guard: 'isMember', target: '#proposer.preparing', actions: 'startPrepare' },
+              { actions: { type: 'announceFollower', params: { relinquished: true } } },
+            ],
+            progress: { actions: { type: 'progressFollower', params: { relinquished: true } } },
+            tick: { actions: { type: 'announceProgress', params: { relinquished: true } } },
+          },
+        },
       },
     },
     preparing: {
+      description: 'phase 1 - Prepare to the members until a majority (its own acceptor among them) promised',
       entry: 'announcePreparing',
-      always: { guard: 'stepDownNow', target: 'follower', actions: 'markRelinquished' },
       on: {
-        campaign: [{ guard: 'isMember', target: 'preparing', reenter: true, actions: 'startPrepare' }, { target: 'follower' }],
-        progress: { actions: 'progressPreparing' },
+        campaign: [
+          { guard: 'isMember', target: 'preparing', reenter: true, actions: 'startPrepare' },
+          { target: 'follower' },
+        ],
+        progress: [
+          { guard: 'configWithoutMe', target: 'follower.relinquished', actions: 'progressPreparing' },
+          { actions: 'progressPreparing' },
+        ],
         'config-proposal': { actions: 'refuseConfig' },
         promise: [
-          { guard: 'farBehind', target: 'follower', actions: ['markRelinquished', 'hintCatchup'] },
+          { guard: 'farBehind', target: 'follower.relinquished', actions: 'hintCatchup' },
           { guard: 'lagging', actions: 'awaitCatchup' },
           { guard: 'completesQuorum', target: 'leading', actions: ['recordPromise', 'becomeLeader'] },
           { guard: 'forThisBallot', actions: 'recordPromise' },
         ],
         nack: [{ guard: 'higherNack', target: 'follower', actions: 'observeNack' }, { actions: 'observeNack' }],
         submit: { actions: 'rejectSubmit' },
-        resign: { target: 'follower', actions: 'markRelinquished' },
-        tick: { actions: 'retransmitPrepare' },
+        resign: 'follower.relinquished',
+        tick: { actions: 'retransmitPrepares' },
       },
     },
     leading: {
       entry: ['announceLeading', 'checkRecovered'],
       exit: 'abort',
-      always: { guard: 'stepDownNow', target: 'follower', actions: 'markRelinquished' },
+      initial: 'recovering',
       on: {
-        submit: { actions: 'enqueue' },
-        accepted: { actions: 'onAccepted' },
         nack: [{ guard: 'higherNack', target: 'follower', actions: 'observeNack' }, { actions: 'observeNack' }],
-        progress: { actions: ['progressLeading', 'checkRecovered'] },
-        'config-proposal': { actions: 'enqueueConfig' },
-        promise: [
-          { guard: 'reprepareBehind', target: 'follower', actions: ['markRelinquished', 'hintCatchup'] },
-          { guard: 'reprepareCompletes', actions: ['recordPromise', 'finishReprepare'] },
-          { guard: 'repreparePromise', actions: 'recordPromise' },
+        progress: [
+          { guard: 'foreignConfig', target: '.stepping-down', actions: ['progressLeading', 'checkRecovered'] },
+          { actions: ['progressLeading', 'checkRecovered'] },
         ],
         tick: { actions: ['retransmitAccepts', 'announceLeading'] },
-        resign: { target: 'follower', actions: 'markRelinquished' },
+        resign: '.stepping-down',
+      },
+      states: {
+        recovering: {
+          description: 'phase 2 of the values phase 1 found (no-ops in holes), ahead of commands, until all are chosen',
+          always: [
+            { guard: 'configInFlight', target: 'reconfiguring' },
+            { guard: 'recoveryChosen', target: 'steady' },
+          ],
+          on: {
+            submit: { actions: ['enqueue', 'propose'] },
+            accepted: [
+              { guard: 'choosesOwnLast', target: 'stepping-down', actions: 'recordAccepted' },
+              { actions: ['recordAccepted', 'propose'] },
+            ],
+            'config-proposal': { actions: ['enqueueConfig', 'propose'] },
+          },
+        },
+        steady: {
+          description: 'phase 2 - commands batched into slots, up to maxInflightSlots in flight',
+          always: { guard: 'configInFlight', target: 'reconfiguring' },
+          on: {
+            submit: { actions: ['enqueue', 'propose'] },
+            accepted: [
+              { guard: 'choosesOwnLast', target: 'stepping-down', actions: 'recordAccepted' },
+              { actions: ['recordAccepted', 'propose'] },
+            ],
+            'config-proposal': { actions: ['enqueueConfig', 'propose'] },
+          },
+        },
+        reconfiguring: {
+          description: 'a membership change (specs/config-change), no other change is taken meanwhile',
+          initial: 'config-in-flight',
+          on: {
+            submit: { actions: 'enqueue' },
+            'config-proposal': { actions: 'refusePendingConfig' },
+          },
+          states: {
+            'config-in-flight': {
+              description: 'the config value in flight at slot e - nothing above e is proposed until it is chosen',
+              always: [
+                {
+                  guard: 'configChosenWithoutMe',
+                  target: '#proposer.leading.stepping-down',
+                  actions: 'adoptChosenConfig',
+                },
+                { guard: 'configChosen', target: 're-preparing', actions: 'adoptChosenConfig' },
+              ],
+              on: {
+                accepted: [
+                  {
+                    guard: 'choosesOwnLast',
+                    target: '#proposer.leading.stepping-down',
+                    actions: ['recordAccepted', 'settleChosenConfig'],
+                  },
+                  { actions: 'recordAccepted' },
+                ],
+              },
+            },
+            're-preparing': {
+              description: 'e chosen - phase 1 again (new ballot) among the new members from e+1, commands wait',
+              entry: 'beginReprepare',
+              on: {
+                promise: [
+                  { guard: 'reprepareBehind', target: '#proposer.follower.relinquished', actions: 'hintCatchup' },
+                  {
+                    guard: 'reprepareCompletes',
+                    target: '#proposer.leading.recovering',
+                    actions: ['recordPromise', 'finishReprepare'],
+                  },
+                  { guard: 'forThisBallot', actions: 'recordPromise' },
+                ],
+                accepted: { actions: 'recordAccepted' },
+                tick: { actions: ['retransmitPrepares', 'announceLeading'] },
+              },
+            },
+          },
+        },
+        'stepping-down': {
+          description: 'leaving of its own accord - resign, its last value chosen, a configuration without it',
+          always: { target: '#proposer.follower.relinquished' },
+        },
       },
     },
     stopped: { type: 'final' },

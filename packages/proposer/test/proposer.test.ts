@@ -106,7 +106,10 @@ describe('proposer: phase 1', () => {
 
   it('sends `recovered` only once progress reports executedUpTo >= the recovery end', () => {
     const h = proposerHarness();
-    h.lead(1, (bal, f) => [promise('r1', bal, f, [{ slot: 3, ballot: b(1, 'r3'), value: val('x') }]), promise('r2', bal, f)]);
+    h.lead(1, (bal, f) => [
+      promise('r1', bal, f, [{ slot: 3, ballot: b(1, 'r3'), value: val('x') }]),
+      promise('r2', bal, f),
+    ]);
     expect(h.state()).toBe('leading');
     expect(h.sent('recovered')).toHaveLength(0);
     h.actor.send(progress(2));
@@ -217,7 +220,14 @@ describe('proposer: phase 2', () => {
     const p = h.proposals();
     // slots 1..3 went out one command each (the window had room); the rest waited and went in pairs
     expect([...p.values()].map(cmdsOf)).toEqual([
-      ['c1'], ['c2'], ['c3'], ['c4', 'c5'], ['c6', 'c7'], ['c8', 'c9'], ['c10', 'c11'], ['c12'],
+      ['c1'],
+      ['c2'],
+      ['c3'],
+      ['c4', 'c5'],
+      ['c6', 'c7'],
+      ['c8', 'c9'],
+      ['c10', 'c11'],
+      ['c12'],
     ]);
     expect(h.ctx().chosenUpTo).toBe(8);
   });
@@ -397,14 +407,20 @@ describe('proposer: phase 1 carries only what the candidate lacks', () => {
     h.take();
     h.actor.send({ ...promise('r2', bal, 11), executedUpTo: 14 });
     expect(h.state()).toBe('preparing');
-    expect(h.sent('catchup-rep')).toEqual([expect.objectContaining({ from: 'r2', to: SELF, chosenUpTo: 14, entries: [] })]);
+    expect(h.sent('catchup-rep')).toEqual([
+      expect.objectContaining({ from: 'r2', to: SELF, chosenUpTo: 14, entries: [] }),
+    ]);
     h.actor.send(promise('r1', bal, 11));
     h.actor.send(promise('r3', bal, 11));
     expect(h.state()).toBe('preparing'); // not before the learner has the slots r2 executed
     h.take();
     h.actor.send(progress(14));
     expect(h.ctx().ballot).toEqual(bal);
-    expect(h.sent('prepare').map((m) => [m.to, m.fromSlot])).toEqual([['r1', 15], ['r2', 15], ['r3', 15]]);
+    expect(h.sent('prepare').map((m) => [m.to, m.fromSlot])).toEqual([
+      ['r1', 15],
+      ['r2', 15],
+      ['r3', 15],
+    ]);
     h.actor.send(promise('r1', bal, 15));
     h.actor.send(promise('r2', bal, 15));
     expect(h.state()).toBe('leading');
@@ -461,7 +477,11 @@ describe('proposer: a promise says it executed what this learner has executed me
     h.take();
     h.actor.send({ ...promise(SELF, bal, 11), executedUpTo: 12 });
     expect(h.ctx().awaitingCatchup).toBe(0);
-    expect(h.sent('prepare').map((m) => [m.to, m.fromSlot])).toEqual([['r1', 13], ['r2', 13], ['r3', 13]]);
+    expect(h.sent('prepare').map((m) => [m.to, m.fromSlot])).toEqual([
+      ['r1', 13],
+      ['r2', 13],
+      ['r3', 13],
+    ]);
     h.actor.send(promise('r1', bal, 13));
     h.actor.send(promise('r2', bal, 13));
     expect(h.state()).toBe('leading');

@@ -7,16 +7,33 @@
  */
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { type Actor, createActor } from 'xstate';
+import { type Actor, assertEvent, createActor } from 'xstate';
 import { Rng, SimScheduler } from '@decree/bus';
 import { MemoryStore } from '@decree/storage/memory';
-import { type Message, type ReplicaId, type SlotValue, ROLE_OF, ballotToString, slotValueEquals } from '@decree/protocol';
-import { acceptorMachine } from '@decree/acceptor';
+import {
+  type Message,
+  type ReplicaId,
+  type SlotValue,
+  ROLE_OF,
+  ballotToString,
+  slotValueEquals,
+} from '@decree/protocol';
+import { acceptorMachine, recordPromise } from '@decree/acceptor';
 import { proposerMachine } from '../src/index.ts';
-import { enc } from './harness.ts';
+import { enc, stateInvariants } from './harness.ts';
 
 const RING = 'ring';
 const IDS = ['r1', 'r2', 'r3'];
+
+/** A DELIBERATELY BROKEN acceptor (as the testkit's forgetfulAcceptorMachine): every ballot becomes its promise. */
+const forgetfulAcceptor = acceptorMachine.provide({
+  actions: {
+    keepPromise: ({ context, event }) => {
+      assertEvent(event, ['prepare', 'accept']);
+      recordPromise(context, event.ballot);
+    },
+  },
+});
 
 type Action =
   | { k: 'campaign'; p: number; round: number }
@@ -36,14 +53,22 @@ interface Outcome {
   errors: unknown[];
 }
 
-async function runSchedule(seed: number, actions: { gap: number; act: Action }[], faults: Faults, broken = false): Promise<Outcome> {
+async function runSchedule(
+  seed: number,
+  actions: { gap: number; act: Action }[],
+  faults: Faults,
+  broken = false,
+): Promise<Outcome> {
   const sched = new SimScheduler(seed);
   const rng = new Rng(seed ^ 0x5eed);
   const handlers = new Map<string, (m: Message) => void>();
   const stores = new Map<ReplicaId, MemoryStore>();
   const acceptors = new Map<ReplicaId, Actor<typeof acceptorMachine>>();
   const errors: unknown[] = [];
-  const clock = { setTimeout: (fn: () => void, ms: number) => sched.after(ms, fn), clearTimeout: (h: unknown) => sched.cancel(h) };
+  const clock = {
+    setTimeout: (fn: () => void, ms: number) => sched.after(ms, fn),
+    clearTimeout: (h: unknown) => sched.cancel(h),
+  };
 
   // the observer: value per (slot, ballot) from the acceptors' learns, durable votes from their Accepted
   const valueAt = new Map<string, SlotValue>();
@@ -89,8 +114,8 @@ async function runSchedule(seed: number, actions: { gap: number; act: Action }[]
       store = new MemoryStore({ defer: (fn) => sched.after(rng.next() * 2, fn) });
       stores.set(id, store);
     }
-    const a = createActor(acceptorMachine, {
-      input: { ring: RING, self: id, store, recovered: await store.recover(), send, ...(broken ? { brokenForgetPromise: true } : {}) },
+    const a = createActor(broken ? forgetfulAcceptor : acceptorMachine, {
+      input: { ring: RING, self: id, store, recovered: await store.recover(), send },
       clock,
     });
     a.subscribe({ error: (e) => errors.push(e) });
@@ -107,10 +132,25 @@ async function runSchedule(seed: number, actions: { gap: number; act: Action }[]
   for (const id of IDS) await startAcceptor(id);
   const proposers = IDS.map((id, i) => {
     const p = createActor(proposerMachine, {
-      input: { ring: RING, self: id, inc: 1, members: IDS, send, now: () => sched.now(), options: { retransmitMs: 15, maxInflightSlots: 4, maxBatchCmds: 3 } },
+      input: {
+        ring: RING,
+        self: id,
+        inc: 1,
+        members: IDS,
+        send,
+        now: () => sched.now(),
+        options: { retransmitMs: 15, maxInflightSlots: 4, maxBatchCmds: 3 },
+      },
       clock,
     });
-    p.subscribe({ error: (e) => errors.push(e) });
+    p.subscribe({
+      // the substates agree with the data after every event (harness.ts)
+      next: (s) => {
+        const bad = stateInvariants(s);
+        if (bad) errors.push(new Error(`${id}: proposer state invariant: ${bad}`));
+      },
+      error: (e) => errors.push(e),
+    });
     p.start();
     handlers.set(`${id}/proposer`, (m) => p.send(m as never));
     const tick = () => {
@@ -151,12 +191,21 @@ async function runSchedule(seed: number, actions: { gap: number; act: Action }[]
 }
 
 const action: fc.Arbitrary<Action> = fc.oneof(
-  { weight: 3, arbitrary: fc.record({ k: fc.constant('campaign' as const), p: fc.nat(2), round: fc.integer({ min: 1, max: 6 }) }) },
-  { weight: 6, arbitrary: fc.record({ k: fc.constant('submit' as const), p: fc.nat(2), n: fc.integer({ min: 1, max: 5 }) }) },
+  {
+    weight: 3,
+    arbitrary: fc.record({ k: fc.constant('campaign' as const), p: fc.nat(2), round: fc.integer({ min: 1, max: 6 }) }),
+  },
+  {
+    weight: 6,
+    arbitrary: fc.record({ k: fc.constant('submit' as const), p: fc.nat(2), n: fc.integer({ min: 1, max: 5 }) }),
+  },
   { weight: 1, arbitrary: fc.record({ k: fc.constant('crash' as const), a: fc.nat(2) }) },
   { weight: 2, arbitrary: fc.record({ k: fc.constant('restart' as const), a: fc.nat(2) }) },
 );
-const schedule = fc.array(fc.record({ gap: fc.integer({ min: 0, max: 40 }), act: action }), { minLength: 5, maxLength: 40 });
+const schedule = fc.array(fc.record({ gap: fc.integer({ min: 0, max: 40 }), act: action }), {
+  minLength: 5,
+  maxLength: 40,
+});
 const faults: fc.Arbitrary<Faults> = fc.record({
   drop: fc.constantFrom(0, 0.05, 0.2),
   dup: fc.constantFrom(0, 0.1),

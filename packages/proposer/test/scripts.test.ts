@@ -18,9 +18,15 @@ import {
 } from '@decree/protocol-scripts';
 import type { Configuration } from '@decree/protocol';
 import { type ProposerEvent, type ProposerInput, type ProposerOptions, proposerMachine } from '../src/index.ts';
+import { stateInvariants } from './harness.ts';
 
 const OPTIONS: readonly (keyof ProposerOptions)[] = [
-  'maxInflightSlots', 'maxBatchCmds', 'maxBatchBytes', 'retransmitMs', 'maxRetransmitMs', 'maxQueuedCommands',
+  'maxInflightSlots',
+  'maxBatchCmds',
+  'maxBatchBytes',
+  'retransmitMs',
+  'maxRetransmitMs',
+  'maxQueuedCommands',
   'maxQueuedBytes',
 ];
 
@@ -32,12 +38,24 @@ const OPTIONS: readonly (keyof ProposerOptions)[] = [
 class ProposerScript implements RoleAdapter {
   readonly defaultSelf = 'r1';
   readonly events = new Set([
-    'campaign', 'resign', 'promise', 'accepted', 'nack', 'progress', 'submit', 'config-proposal', 'set-observers',
-    'tick', 'set-members', 'stop',
+    'campaign',
+    'resign',
+    'promise',
+    'accepted',
+    'nack',
+    'progress',
+    'submit',
+    'config-proposal',
+    'set-observers',
+    'tick',
+    'set-members',
+    'stop',
   ]);
   private actor!: Actor<typeof proposerMachine>;
+  private io!: ScriptIO;
 
   init(args: ArgReader, io: ScriptIO): void {
+    this.io = io;
     const options: Partial<ProposerOptions> = {};
     for (const k of OPTIONS) if (args.has(k)) options[k] = args.int(k);
     const members = parseField('members', args.str('members', '(r1,r2,r3)')) as string[];
@@ -61,6 +79,9 @@ class ProposerScript implements RoleAdapter {
 
   send(event: ScriptEvent): void {
     this.actor.send(event as unknown as ProposerEvent);
+    // the substates agree with the data after every event (harness.ts): a broken rule shows in the output
+    const bad = stateInvariants(this.actor.getSnapshot());
+    if (bad) this.io.note(`state invariant: ${bad}`);
   }
 
   /** The one fact `status` shows: the ballot it prepares or leads with (its last one). */

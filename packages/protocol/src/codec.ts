@@ -71,7 +71,13 @@ const isBytes = (x: unknown): x is Uint8Array => x instanceof Uint8Array;
 const isU32 = (x: unknown): x is number => isInt(x) && x <= 0xffffffff;
 /** never calls user toString/valueOf (a decoded map may carry a non-callable `toString` key) */
 const describe = (x: unknown): string =>
-  typeof x === 'string' ? JSON.stringify(x.length > 40 ? `${x.slice(0, 40)}…` : x) : x === null ? 'null' : Array.isArray(x) ? 'array' : typeof x;
+  typeof x === 'string'
+    ? JSON.stringify(x.length > 40 ? `${x.slice(0, 40)}…` : x)
+    : x === null
+      ? 'null'
+      : Array.isArray(x)
+        ? 'array'
+        : typeof x;
 
 function fail(what: string): never {
   throw new DecodeError(`invalid message: ${what}`);
@@ -95,7 +101,9 @@ function configuration(o: Record<string, unknown>, field: string, path: string, 
   }
   const p = `${path}.${field}`;
   if (!isObj(c)) fail(`${p} is ${c === undefined ? 'missing' : `not an object (${describe(c)})`}`);
-  need(c, 'epoch', isInt, p); need(c, 'startSlot', isInt, p); strArray(c, 'members', p);
+  need(c, 'epoch', isInt, p);
+  need(c, 'startSlot', isInt, p);
+  strArray(c, 'members', p);
 }
 
 export function isBallot(x: unknown): x is Ballot {
@@ -106,7 +114,8 @@ type Check = (x: unknown) => boolean;
 
 /** A required field of `o`; `path` names it in the error. */
 function need(o: Record<string, unknown>, field: string, ok: Check, path: string): void {
-  if (!ok(o[field])) fail(`${path}.${field} is ${o[field] === undefined ? 'missing' : `not valid (${describe(o[field])})`}`);
+  if (!ok(o[field]))
+    fail(`${path}.${field} is ${o[field] === undefined ? 'missing' : `not valid (${describe(o[field])})`}`);
 }
 /**
  * An optional field: absent, undefined, or valid. MessagePack has no undefined, so other
@@ -178,44 +187,62 @@ export function validateMessage(raw: unknown): Message {
   } else if (m.headers === null) delete m.headers;
   switch (t as MessageType) {
     case 'prepare':
-      need(m, 'ballot', isBallot, t); need(m, 'fromSlot', isInt, t); opt(m, 'cookie', isBytes, t);
+      need(m, 'ballot', isBallot, t);
+      need(m, 'fromSlot', isInt, t);
+      opt(m, 'cookie', isBytes, t);
       opt(m, 'pageFrom', isInt, t);
       break;
     case 'accept':
-      need(m, 'ballot', isBallot, t); need(m, 'slot', isInt, t); need(m, 'decidedUpTo', isInt, t);
+      need(m, 'ballot', isBallot, t);
+      need(m, 'slot', isInt, t);
+      need(m, 'decidedUpTo', isInt, t);
       validateSlotValue(m.value, `${t}.value`);
       break;
     case 'promise': {
-      need(m, 'ballot', isBallot, t); need(m, 'fromSlot', isInt, t); need(m, 'truncatedBelow', isInt, t);
-      opt(m, 'executedUpTo', isInt, t); opt(m, 'pageFrom', isInt, t); opt(m, 'more', isInt, t);
+      need(m, 'ballot', isBallot, t);
+      need(m, 'fromSlot', isInt, t);
+      need(m, 'truncatedBelow', isInt, t);
+      opt(m, 'executedUpTo', isInt, t);
+      opt(m, 'pageFrom', isInt, t);
+      opt(m, 'more', isInt, t);
       const acc = needArray(m, 'accepted', t);
       for (let i = 0; i < acc.length; i++) {
         const e = acc[i];
         const p = `${t}.accepted[${i}]`;
         if (!isObj(e)) fail(`${p} is not an object`);
-        need(e, 'slot', isInt, p); need(e, 'ballot', isBallot, p);
+        need(e, 'slot', isInt, p);
+        need(e, 'ballot', isBallot, p);
         validateSlotValue(e.value, `${p}.value`);
       }
       break;
     }
     case 'accepted':
-      need(m, 'ballot', isBallot, t); need(m, 'slot', isInt, t);
+      need(m, 'ballot', isBallot, t);
+      need(m, 'slot', isInt, t);
       break;
     case 'nack':
-      need(m, 'ballot', isBallot, t); need(m, 'promised', isBallot, t); opt(m, 'slot', isInt, t); opt(m, 'reason', isStr, t);
+      need(m, 'ballot', isBallot, t);
+      need(m, 'promised', isBallot, t);
+      opt(m, 'slot', isInt, t);
+      opt(m, 'reason', isStr, t);
       break;
     case 'learn':
-      need(m, 'ballot', isBallot, t); need(m, 'slot', isInt, t); need(m, 'decidedUpTo', isInt, t);
+      need(m, 'ballot', isBallot, t);
+      need(m, 'slot', isInt, t);
+      need(m, 'decidedUpTo', isInt, t);
       validateSlotValue(m.value, `${t}.value`);
       break;
     case 'decide':
-      need(m, 'ballot', isBallot, t); need(m, 'upTo', isInt, t);
+      need(m, 'ballot', isBallot, t);
+      need(m, 'upTo', isInt, t);
       break;
     case 'catchup-req':
-      need(m, 'fromSlot', isInt, t); need(m, 'toSlot', isInt, t);
+      need(m, 'fromSlot', isInt, t);
+      need(m, 'toSlot', isInt, t);
       break;
     case 'catchup-rep': {
-      need(m, 'truncatedBelow', isInt, t); need(m, 'chosenUpTo', isInt, t);
+      need(m, 'truncatedBelow', isInt, t);
+      need(m, 'chosenUpTo', isInt, t);
       const entries = needArray(m, 'entries', t);
       for (let i = 0; i < entries.length; i++) {
         const e = entries[i];
@@ -227,25 +254,37 @@ export function validateMessage(raw: unknown): Message {
       break;
     }
     case 'heartbeat':
-      need(m, 'ballot', isBallot, t); need(m, 'decidedUpTo', isInt, t); opt(m, 'cookie', isBytes, t);
+      need(m, 'ballot', isBallot, t);
+      need(m, 'decidedUpTo', isInt, t);
+      opt(m, 'cookie', isBytes, t);
       break;
     case 'heartbeat-ack':
-      need(m, 'ballot', isBallot, t); need(m, 'appliedUpTo', isInt, t); opt(m, 'payload', isBytes, t);
+      need(m, 'ballot', isBallot, t);
+      need(m, 'appliedUpTo', isInt, t);
+      opt(m, 'payload', isBytes, t);
       break;
     case 'campaign':
-      need(m, 'round', isInt, t); opt(m, 'cookie', isBytes, t);
+      need(m, 'round', isInt, t);
+      opt(m, 'cookie', isBytes, t);
       break;
     case 'resign':
       need(m, 'reason', isStr, t);
       break;
     case 'leader-state':
       need(m, 'state', (x) => x === 'follower' || x === 'preparing' || x === 'leading', t);
-      need(m, 'ballot', isBallot, t); need(m, 'maxRound', isInt, t); need(m, 'decidedUpTo', isInt, t);
-      need(m, 'executedUpTo', isInt, t); opt(m, 'leaderHint', isStr, t); opt(m, 'relinquished', isBool, t);
-      configuration(m, 'config', t, true); strArray(m, 'observers', t, true);
+      need(m, 'ballot', isBallot, t);
+      need(m, 'maxRound', isInt, t);
+      need(m, 'decidedUpTo', isInt, t);
+      need(m, 'executedUpTo', isInt, t);
+      opt(m, 'leaderHint', isStr, t);
+      opt(m, 'relinquished', isBool, t);
+      configuration(m, 'config', t, true);
+      strArray(m, 'observers', t, true);
       break;
     case 'progress':
-      need(m, 'executedUpTo', isInt, t); need(m, 'chosenUpTo', isInt, t); configuration(m, 'config', t, true);
+      need(m, 'executedUpTo', isInt, t);
+      need(m, 'chosenUpTo', isInt, t);
+      configuration(m, 'config', t, true);
       break;
     case 'submit': {
       const items = needArray(m, 'items', t);
@@ -253,15 +292,21 @@ export function validateMessage(raw: unknown): Message {
         const it = items[i];
         const p = `${t}.items[${i}]`;
         if (!isObj(it)) fail(`${p} is not an object`);
-        need(it, 'id', isInt, p); need(it, 'cmd', isBytes, p); opt(it, 'excl', isBool, p); opt(it, 'last', isBool, p);
+        need(it, 'id', isInt, p);
+        need(it, 'cmd', isBytes, p);
+        opt(it, 'excl', isBool, p);
+        opt(it, 'last', isBool, p);
       }
       break;
     }
     case 'executed': {
-      need(m, 'slot', isInt, t); need(m, 'inc', isInt, t); need(m, 'firstId', isInt, t);
+      need(m, 'slot', isInt, t);
+      need(m, 'inc', isInt, t);
+      need(m, 'firstId', isInt, t);
       const results = needArray(m, 'results', t);
       for (let i = 0; i < results.length; i++) {
-        if (results[i] === null) results[i] = undefined; // nil on the wire
+        if (results[i] === null)
+          results[i] = undefined; // nil on the wire
         else if (results[i] !== undefined && !isBytes(results[i])) fail(`${t}.results[${i}] is not bytes`);
       }
       break;
@@ -269,33 +314,51 @@ export function validateMessage(raw: unknown): Message {
     case 'aborted': {
       const ids = needArray(m, 'ids', t);
       for (let i = 0; i < ids.length; i++) if (!isInt(ids[i])) fail(`${t}.ids[${i}] is not an integer`);
-      need(m, 'maybeChosen', isBool, t); opt(m, 'leaderHint', isStr, t); opt(m, 'busy', isBool, t);
+      need(m, 'maybeChosen', isBool, t);
+      opt(m, 'leaderHint', isStr, t);
+      opt(m, 'busy', isBool, t);
       break;
     }
     case 'recovered':
-      need(m, 'ballot', isBallot, t); need(m, 'upTo', isInt, t);
+      need(m, 'ballot', isBallot, t);
+      need(m, 'upTo', isInt, t);
       break;
     case 'learner-event':
-      need(m, 'executedUpTo', isInt, t); need(m, 'chosenUpTo', isInt, t);
+      need(m, 'executedUpTo', isInt, t);
+      need(m, 'chosenUpTo', isInt, t);
       break;
     case 'client-req': {
-      need(m, 'id', isInt, t); opt(m, 'inc', isInt, t);
+      need(m, 'id', isInt, t);
+      opt(m, 'inc', isInt, t);
       const cmds = needArray(m, 'cmds', t);
       for (let i = 0; i < cmds.length; i++) if (!isBytes(cmds[i])) fail(`${t}.cmds[${i}] is not bytes`);
       break;
     }
     case 'read-confirm':
-      need(m, 'ballot', isBallot, t); need(m, 'seq', isInt, t);
+      need(m, 'ballot', isBallot, t);
+      need(m, 'seq', isInt, t);
       break;
     case 'read-ack':
-      need(m, 'ballot', isBallot, t); need(m, 'seq', isInt, t); need(m, 'ok', (x: unknown) => typeof x === 'boolean', t);
+      need(m, 'ballot', isBallot, t);
+      need(m, 'seq', isInt, t);
+      need(m, 'ok', (x: unknown) => typeof x === 'boolean', t);
       break;
     case 'snap-req':
-      need(m, 'xfer', isInt, t); need(m, 'slot', isInt, t); need(m, 'crc', isU32, t); need(m, 'next', isInt, t); need(m, 'window', isInt, t);
+      need(m, 'xfer', isInt, t);
+      need(m, 'slot', isInt, t);
+      need(m, 'crc', isU32, t);
+      need(m, 'next', isInt, t);
+      need(m, 'window', isInt, t);
       break;
     case 'snap-chunk': {
-      need(m, 'xfer', isInt, t); need(m, 'slot', isInt, t); need(m, 'length', isInt, t); need(m, 'crc', isU32, t);
-      need(m, 'index', isInt, t); need(m, 'count', isInt, t); need(m, 'chunkCrc', isU32, t); need(m, 'data', isBytes, t);
+      need(m, 'xfer', isInt, t);
+      need(m, 'slot', isInt, t);
+      need(m, 'length', isInt, t);
+      need(m, 'crc', isU32, t);
+      need(m, 'index', isInt, t);
+      need(m, 'count', isInt, t);
+      need(m, 'chunkCrc', isU32, t);
+      need(m, 'data', isBytes, t);
       const members = needArray(m, 'members', t);
       for (let i = 0; i < members.length; i++) if (!isStr(members[i])) fail(`${t}.members[${i}] is not a string`);
       opt(m, 'epoch', isInt, t);
@@ -305,48 +368,69 @@ export function validateMessage(raw: unknown): Message {
       need(m, 'round', isInt, t);
       break;
     case 'pre-vote-ack':
-      need(m, 'round', isInt, t); need(m, 'granted', isBool, t);
+      need(m, 'round', isInt, t);
+      need(m, 'granted', isBool, t);
       break;
     case 'bootstrap':
       strArray(m, 'members', t);
       break;
     case 'bootstrap-ack':
-      need(m, 'ok', isBool, t); opt(m, 'error', isStr, t);
+      need(m, 'ok', isBool, t);
+      opt(m, 'error', isStr, t);
       break;
     case 'snap-executed':
-      need(m, 'slot', isInt, t); need(m, 'bytes', isInt, t); need(m, 'requested', isBool, t);
+      need(m, 'slot', isInt, t);
+      need(m, 'bytes', isInt, t);
+      need(m, 'requested', isBool, t);
       break;
     case 'snap-need':
-      need(m, 'peer', isStr, t); need(m, 'below', isInt, t);
+      need(m, 'peer', isStr, t);
+      need(m, 'below', isInt, t);
       break;
     case 'snap-take':
-      need(m, 'seq', isInt, t); opt(m, 'forced', isBool, t);
+      need(m, 'seq', isInt, t);
+      opt(m, 'forced', isBool, t);
       break;
     case 'snap-data':
-      need(m, 'seq', isInt, t); need(m, 'slot', isInt, t); need(m, 'data', isBytes, t); configuration(m, 'config', t, true); opt(m, 'error', isStr, t);
-      opt(m, 'requested', isBool, t); opt(m, 'refused', isBool, t);
+      need(m, 'seq', isInt, t);
+      need(m, 'slot', isInt, t);
+      need(m, 'data', isBytes, t);
+      configuration(m, 'config', t, true);
+      opt(m, 'error', isStr, t);
+      opt(m, 'requested', isBool, t);
+      opt(m, 'refused', isBool, t);
       break;
     case 'snap-saved':
-      need(m, 'slot', isInt, t); need(m, 'name', isStr, t); need(m, 'copied', isBool, t);
+      need(m, 'slot', isInt, t);
+      need(m, 'name', isStr, t);
+      need(m, 'copied', isBool, t);
       break;
     case 'snap-install':
-      need(m, 'seq', isInt, t); need(m, 'slot', isInt, t); need(m, 'data', isBytes, t); configuration(m, 'config', t, true);
+      need(m, 'seq', isInt, t);
+      need(m, 'slot', isInt, t);
+      need(m, 'data', isBytes, t);
+      configuration(m, 'config', t, true);
       break;
     case 'snap-installed':
-      need(m, 'seq', isInt, t); need(m, 'ok', isBool, t); opt(m, 'error', isStr, t);
+      need(m, 'seq', isInt, t);
+      need(m, 'ok', isBool, t);
+      opt(m, 'error', isStr, t);
       break;
     case 'log-full':
-      need(m, 'usedBytes', isInt, t); need(m, 'capacityBytes', isInt, t);
+      need(m, 'usedBytes', isInt, t);
+      need(m, 'capacityBytes', isInt, t);
       break;
     case 'log-truncate':
     case 'retain-truncate':
       need(m, 'below', isInt, t);
       break;
     case 'exec-mark': {
-      need(m, 'upTo', isInt, t); opt(m, 'flush', isBool, t);
+      need(m, 'upTo', isInt, t);
+      opt(m, 'flush', isBool, t);
       if (m.decided !== undefined) {
         if (!isObj(m.decided)) fail(`${t}.decided is not an object`);
-        need(m.decided, 'ballot', isBallot, `${t}.decided`); need(m.decided, 'upTo', isInt, `${t}.decided`);
+        need(m.decided, 'ballot', isBallot, `${t}.decided`);
+        need(m.decided, 'upTo', isInt, `${t}.decided`);
       }
       const fills = needArray(m, 'fills', t);
       for (let i = 0; i < fills.length; i++) {
@@ -360,39 +444,64 @@ export function validateMessage(raw: unknown): Message {
     }
     case 'config-change':
     case 'config-proposal':
-      need(m, 'id', isInt, t); strArray(m, 'members', t); opt(m, 'cookie', isBytes, t);
+      need(m, 'id', isInt, t);
+      strArray(m, 'members', t);
+      opt(m, 'cookie', isBytes, t);
       if (t === 'config-change') opt(m, 'inc', isInt, t);
       break;
     case 'config-result':
-      need(m, 'id', isInt, t); need(m, 'ok', isBool, t); opt(m, 'epoch', isInt, t); strArray(m, 'members', t, true);
-      opt(m, 'slot', isInt, t); opt(m, 'error', isStr, t); opt(m, 'code', isStr, t); opt(m, 'leaderHint', isStr, t);
-      opt(m, 'maybeChosen', isBool, t); opt(m, 'inc', isInt, t);
+      need(m, 'id', isInt, t);
+      need(m, 'ok', isBool, t);
+      opt(m, 'epoch', isInt, t);
+      strArray(m, 'members', t, true);
+      opt(m, 'slot', isInt, t);
+      opt(m, 'error', isStr, t);
+      opt(m, 'code', isStr, t);
+      opt(m, 'leaderHint', isStr, t);
+      opt(m, 'maybeChosen', isBool, t);
+      opt(m, 'inc', isInt, t);
       break;
     case 'config-notice':
-      need(m, 'kind', (x) => x === 'changed' || x === 'aborted', t); need(m, 'epoch', isInt, t); strArray(m, 'members', t);
-      opt(m, 'cookie', isBytes, t); opt(m, 'reason', isStr, t);
+      need(m, 'kind', (x) => x === 'changed' || x === 'aborted', t);
+      need(m, 'epoch', isInt, t);
+      strArray(m, 'members', t);
+      opt(m, 'cookie', isBytes, t);
+      opt(m, 'reason', isStr, t);
       break;
     case 'config-refused':
-      need(m, 'id', isInt, t); need(m, 'maybeChosen', isBool, t); need(m, 'reason', isStr, t); opt(m, 'leaderHint', isStr, t);
+      need(m, 'id', isInt, t);
+      need(m, 'maybeChosen', isBool, t);
+      need(m, 'reason', isStr, t);
+      opt(m, 'leaderHint', isStr, t);
       break;
     case 'set-observers':
       strArray(m, 'observers', t);
       break;
     case 'reconfigured':
-      need(m, 'slot', isInt, t); configuration(m, 'config', t); opt(m, 'origin', isStr, t); opt(m, 'inc', isInt, t);
-      opt(m, 'firstId', isInt, t); opt(m, 'cookie', isBytes, t);
+      need(m, 'slot', isInt, t);
+      configuration(m, 'config', t);
+      opt(m, 'origin', isStr, t);
+      opt(m, 'inc', isInt, t);
+      opt(m, 'firstId', isInt, t);
+      opt(m, 'cookie', isBytes, t);
       break;
     case 'watch-peers':
-      strArray(m, 'observers', t); need(m, 'watch', isBool, t);
+      strArray(m, 'observers', t);
+      need(m, 'watch', isBool, t);
       break;
     case 'peer-progress': {
-      need(m, 'leading', isBool, t); opt(m, 'leader', isStr, t); need(m, 'decidedUpTo', isInt, t); need(m, 'windowMs', isInt, t);
+      need(m, 'leading', isBool, t);
+      opt(m, 'leader', isStr, t);
+      need(m, 'decidedUpTo', isInt, t);
+      need(m, 'windowMs', isInt, t);
       const peers = needArray(m, 'peers', t);
       for (let i = 0; i < peers.length; i++) {
         const e = peers[i];
         const p = `${t}.peers[${i}]`;
         if (!isObj(e)) fail(`${p} is not an object`);
-        need(e, 'id', isStr, p); need(e, 'appliedUpTo', isInt, p); need(e, 'ageMs', isInt, p);
+        need(e, 'id', isStr, p);
+        need(e, 'appliedUpTo', isInt, p);
+        need(e, 'ageMs', isInt, p);
       }
       break;
     }
@@ -400,17 +509,23 @@ export function validateMessage(raw: unknown): Message {
       need(m, 'id', isInt, t);
       if (m.results !== undefined && m.results !== null) {
         const results = needArray(m, 'results', t);
-        for (let i = 0; i < results.length; i++) if (results[i] !== null && !isBytes(results[i])) fail(`${t}.results[${i}] is not bytes or nil`);
+        for (let i = 0; i < results.length; i++)
+          if (results[i] !== null && !isBytes(results[i])) fail(`${t}.results[${i}] is not bytes or nil`);
       } else if (m.results === null) delete m.results;
-      opt(m, 'error', isStr, t); opt(m, 'leaderHint', isStr, t); opt(m, 'maybeExecuted', isBool, t);
-      opt(m, 'inc', isInt, t); opt(m, 'slot', isInt, t);
+      opt(m, 'error', isStr, t);
+      opt(m, 'leaderHint', isStr, t);
+      opt(m, 'maybeExecuted', isBool, t);
+      opt(m, 'inc', isInt, t);
+      opt(m, 'slot', isInt, t);
       if (m.failed !== undefined) {
         const failed = needArray(m, 'failed', t);
         for (let i = 0; i < failed.length; i++) {
           const f = failed[i];
           const p = `${t}.failed[${i}]`;
           if (!isObj(f)) fail(`${p} is not an object`);
-          need(f, 'i', isInt, p); need(f, 'error', isStr, p); need(f, 'maybeExecuted', isBool, p);
+          need(f, 'i', isInt, p);
+          need(f, 'error', isStr, p);
+          need(f, 'maybeExecuted', isBool, p);
         }
       }
       break;

@@ -2,7 +2,15 @@ import type { Ballot, Configuration, ReplicaId, RingId, Slot, SlotValue } from '
 
 /** The roles of a replica; every message type goes to exactly one of them. */
 export type Role = 'elector' | 'proposer' | 'acceptor' | 'learner' | 'snapshotter' | 'config-manager' | 'client';
-export const ROLES: readonly Role[] = ['elector', 'proposer', 'acceptor', 'learner', 'snapshotter', 'config-manager', 'client'];
+export const ROLES: readonly Role[] = [
+  'elector',
+  'proposer',
+  'acceptor',
+  'learner',
+  'snapshotter',
+  'config-manager',
+  'client',
+];
 
 export interface Header {
   readonly ring: RingId;
@@ -62,25 +70,78 @@ export interface Promise_ extends Header {
    */
   readonly more?: Slot;
 }
-export interface Accepted extends Header { readonly type: 'accepted'; readonly ballot: Ballot; readonly slot: Slot }
-export interface Nack extends Header { readonly type: 'nack'; readonly ballot: Ballot; readonly promised: Ballot; readonly slot?: Slot; readonly reason?: string }
+export interface Accepted extends Header {
+  readonly type: 'accepted';
+  readonly ballot: Ballot;
+  readonly slot: Slot;
+}
+export interface Nack extends Header {
+  readonly type: 'nack';
+  readonly ballot: Ballot;
+  readonly promised: Ballot;
+  readonly slot?: Slot;
+  readonly reason?: string;
+}
 // ---- acceptor -> local learner
-export interface Learn extends Header { readonly type: 'learn'; readonly ballot: Ballot; readonly slot: Slot; readonly value: SlotValue; readonly decidedUpTo: Slot }
+export interface Learn extends Header {
+  readonly type: 'learn';
+  readonly ballot: Ballot;
+  readonly slot: Slot;
+  readonly value: SlotValue;
+  readonly decidedUpTo: Slot;
+}
 // ---- proposer -> learners
-export interface Decide extends Header { readonly type: 'decide'; readonly ballot: Ballot; readonly upTo: Slot }
+export interface Decide extends Header {
+  readonly type: 'decide';
+  readonly ballot: Ballot;
+  readonly upTo: Slot;
+}
 // ---- learner <-> learner
-export interface CatchupRequest extends Header { readonly type: 'catchup-req'; readonly fromSlot: Slot; readonly toSlot: Slot }
-export interface CatchupReply extends Header { readonly type: 'catchup-rep'; readonly entries: readonly ChosenEntry[]; readonly truncatedBelow: Slot; readonly chosenUpTo: Slot }
+export interface CatchupRequest extends Header {
+  readonly type: 'catchup-req';
+  readonly fromSlot: Slot;
+  readonly toSlot: Slot;
+}
+export interface CatchupReply extends Header {
+  readonly type: 'catchup-rep';
+  readonly entries: readonly ChosenEntry[];
+  readonly truncatedBelow: Slot;
+  readonly chosenUpTo: Slot;
+}
 // ---- elector <-> elector
-export interface Heartbeat extends Header { readonly type: 'heartbeat'; readonly ballot: Ballot; readonly decidedUpTo: Slot; readonly cookie?: Uint8Array }
-export interface HeartbeatAck extends Header { readonly type: 'heartbeat-ack'; readonly ballot: Ballot; readonly appliedUpTo: Slot; readonly payload?: Uint8Array }
+export interface Heartbeat extends Header {
+  readonly type: 'heartbeat';
+  readonly ballot: Ballot;
+  readonly decidedUpTo: Slot;
+  readonly cookie?: Uint8Array;
+}
+export interface HeartbeatAck extends Header {
+  readonly type: 'heartbeat-ack';
+  readonly ballot: Ballot;
+  readonly appliedUpTo: Slot;
+  readonly payload?: Uint8Array;
+}
 // ---- elector <-> elector: pre-vote (would you follow me if I campaigned?)
 /** asked before a campaign: a replica that heard a live leader lately says no, so a restarted or cut-off replica does not depose it */
-export interface PreVote extends Header { readonly type: 'pre-vote'; readonly round: number }
-export interface PreVoteAck extends Header { readonly type: 'pre-vote-ack'; readonly round: number; readonly granted: boolean }
+export interface PreVote extends Header {
+  readonly type: 'pre-vote';
+  readonly round: number;
+}
+export interface PreVoteAck extends Header {
+  readonly type: 'pre-vote-ack';
+  readonly round: number;
+  readonly granted: boolean;
+}
 // ---- elector -> local proposer
-export interface Campaign extends Header { readonly type: 'campaign'; readonly round: number; readonly cookie?: Uint8Array }
-export interface Resign extends Header { readonly type: 'resign'; readonly reason: string }
+export interface Campaign extends Header {
+  readonly type: 'campaign';
+  readonly round: number;
+  readonly cookie?: Uint8Array;
+}
+export interface Resign extends Header {
+  readonly type: 'resign';
+  readonly reason: string;
+}
 // ---- proposer -> local elector
 export interface LeaderState extends Header {
   readonly type: 'leader-state';
@@ -116,7 +177,10 @@ export interface SubmitItem {
   /** internal to the proposer: a configuration change queued behind the commands before it */
   readonly config?: { readonly members: readonly ReplicaId[]; readonly cookie?: Uint8Array };
 }
-export interface Submit extends Header { readonly type: 'submit'; readonly items: readonly SubmitItem[] }
+export interface Submit extends Header {
+  readonly type: 'submit';
+  readonly items: readonly SubmitItem[];
+}
 // ---- learner -> local acceptor: what it executed, made durable beside the log (offline replay)
 export interface ExecMark extends Header {
   readonly type: 'exec-mark';
@@ -133,7 +197,13 @@ export interface ExecMark extends Header {
   readonly decided?: { readonly ballot: Ballot; readonly upTo: Slot };
 }
 // ---- learner / proposer -> local client side
-export interface Executed extends Header { readonly type: 'executed'; readonly slot: Slot; readonly inc: number; readonly firstId: number; readonly results: readonly (Uint8Array | undefined)[] }
+export interface Executed extends Header {
+  readonly type: 'executed';
+  readonly slot: Slot;
+  readonly inc: number;
+  readonly firstId: number;
+  readonly results: readonly (Uint8Array | undefined)[];
+}
 export interface Aborted extends Header {
   readonly type: 'aborted';
   readonly ids: readonly number[];
@@ -142,11 +212,28 @@ export interface Aborted extends Header {
   /** refused by a leader whose queue is full (back-pressure: a stalled pipeline); never proposed */
   readonly busy?: boolean;
 }
-export interface Recovered extends Header { readonly type: 'recovered'; readonly ballot: Ballot; readonly upTo: Slot }
-export interface LearnerEvent extends Header { readonly type: 'learner-event'; readonly executedUpTo: Slot; readonly chosenUpTo: Slot }
+export interface Recovered extends Header {
+  readonly type: 'recovered';
+  readonly ballot: Ballot;
+  readonly upTo: Slot;
+}
+export interface LearnerEvent extends Header {
+  readonly type: 'learner-event';
+  readonly executedUpTo: Slot;
+  readonly chosenUpTo: Slot;
+}
 // ---- read-index: a leader asks the acceptors whether they still promise its ballot
-export interface ReadConfirm extends Header { readonly type: 'read-confirm'; readonly ballot: Ballot; readonly seq: number }
-export interface ReadAck extends Header { readonly type: 'read-ack'; readonly ballot: Ballot; readonly seq: number; readonly ok: boolean }
+export interface ReadConfirm extends Header {
+  readonly type: 'read-confirm';
+  readonly ballot: Ballot;
+  readonly seq: number;
+}
+export interface ReadAck extends Header {
+  readonly type: 'read-ack';
+  readonly ballot: Ballot;
+  readonly seq: number;
+  readonly ok: boolean;
+}
 // ---- snapshotter <-> snapshotter (snapshot transfer, see docs/snapshots.md)
 /**
  * Asks a peer for its latest snapshot, or acknowledges chunks of one being received (cumulative:
@@ -154,7 +241,14 @@ export interface ReadAck extends Header { readonly type: 'read-ack'; readonly ba
  * new transfer); a sender that no longer has it starts over with its newest one. `window` chunks
  * may be in flight past `next`.
  */
-export interface SnapRequest extends Header { readonly type: 'snap-req'; readonly xfer: number; readonly slot: Slot; readonly crc: number; readonly next: number; readonly window: number }
+export interface SnapRequest extends Header {
+  readonly type: 'snap-req';
+  readonly xfer: number;
+  readonly slot: Slot;
+  readonly crc: number;
+  readonly next: number;
+  readonly window: number;
+}
 /**
  * One chunk of a snapshot: `index` of `count`, `data` checked by `chunkCrc` (CRC32C); the whole
  * payload (`length` bytes, CRC32C `crc`) is the state as of `slot` with configuration `members`.
@@ -177,11 +271,24 @@ export interface SnapChunk extends Header {
 // ---- learner <-> snapshotter (in one process or two: the learner owns the state machine; the
 // snapshotter asks it for copies and installs, and keeps the snapshot store)
 /** learner -> snapshotter: slots executed up to `slot` (`bytes` of values applied since start); `requested` by the state machine */
-export interface SnapExecuted extends Header { readonly type: 'snap-executed'; readonly slot: Slot; readonly bytes: number; readonly requested: boolean }
+export interface SnapExecuted extends Header {
+  readonly type: 'snap-executed';
+  readonly slot: Slot;
+  readonly bytes: number;
+  readonly requested: boolean;
+}
 /** learner -> snapshotter: a peer no longer holds the slots the learner misses */
-export interface SnapNeed extends Header { readonly type: 'snap-need'; readonly peer: ReplicaId; readonly below: Slot }
+export interface SnapNeed extends Header {
+  readonly type: 'snap-need';
+  readonly peer: ReplicaId;
+  readonly below: Slot;
+}
 /** snapshotter -> learner: copy the state machine now (`forced`: asked for, the state machine may not refuse) */
-export interface SnapTake extends Header { readonly type: 'snap-take'; readonly seq: number; readonly forced?: boolean }
+export interface SnapTake extends Header {
+  readonly type: 'snap-take';
+  readonly seq: number;
+  readonly forced?: boolean;
+}
 /** learner -> snapshotter: the copy, as of `slot`, with the configuration after it */
 export interface SnapData extends Header {
   readonly type: 'snap-data';
@@ -196,24 +303,57 @@ export interface SnapData extends Header {
   readonly refused?: boolean;
 }
 /** snapshotter -> learner: a snapshot is durable (`copied`: installed from a peer): the state machine's hooks */
-export interface SnapSaved extends Header { readonly type: 'snap-saved'; readonly slot: Slot; readonly name: string; readonly copied: boolean }
+export interface SnapSaved extends Header {
+  readonly type: 'snap-saved';
+  readonly slot: Slot;
+  readonly name: string;
+  readonly copied: boolean;
+}
 /** snapshotter -> learner: replace the state with this snapshot (as of `slot`) and go on at slot+1 */
-export interface SnapInstall extends Header { readonly type: 'snap-install'; readonly seq: number; readonly slot: Slot; readonly data: Uint8Array; readonly config?: Configuration }
+export interface SnapInstall extends Header {
+  readonly type: 'snap-install';
+  readonly seq: number;
+  readonly slot: Slot;
+  readonly data: Uint8Array;
+  readonly config?: Configuration;
+}
 /** learner -> snapshotter: the install is done (or failed) */
-export interface SnapInstalled extends Header { readonly type: 'snap-installed'; readonly seq: number; readonly ok: boolean; readonly error?: string }
+export interface SnapInstalled extends Header {
+  readonly type: 'snap-installed';
+  readonly seq: number;
+  readonly ok: boolean;
+  readonly error?: string;
+}
 /** snapshotter -> acceptor: the log below `below` may go */
-export interface LogTruncate extends Header { readonly type: 'log-truncate'; readonly below: Slot }
+export interface LogTruncate extends Header {
+  readonly type: 'log-truncate';
+  readonly below: Slot;
+}
 /**
  * acceptor -> snapshotter: the store is full (or near it): take a snapshot and truncate below it,
  * as far as it can (the acceptor holds its writes until the store has room again)
  */
-export interface LogFull extends Header { readonly type: 'log-full'; readonly usedBytes: number; readonly capacityBytes: number }
+export interface LogFull extends Header {
+  readonly type: 'log-full';
+  readonly usedBytes: number;
+  readonly capacityBytes: number;
+}
 /** snapshotter -> learner: retained slots below `below` may go */
-export interface RetainTruncate extends Header { readonly type: 'retain-truncate'; readonly below: Slot }
+export interface RetainTruncate extends Header {
+  readonly type: 'retain-truncate';
+  readonly below: Slot;
+}
 // ---- bootstrap (RSL Bootstrap): client side <-> client side
 /** a replica with no configuration is asked to take this first one (epoch 1 from slot 1) */
-export interface Bootstrap extends Header { readonly type: 'bootstrap'; readonly members: readonly ReplicaId[] }
-export interface BootstrapAck extends Header { readonly type: 'bootstrap-ack'; readonly ok: boolean; readonly error?: string }
+export interface Bootstrap extends Header {
+  readonly type: 'bootstrap';
+  readonly members: readonly ReplicaId[];
+}
+export interface BootstrapAck extends Header {
+  readonly type: 'bootstrap-ack';
+  readonly ok: boolean;
+  readonly error?: string;
+}
 // ---- configuration changes (see specs/config-change)
 /** client side -> config-manager: change the member set (on the leader) */
 export interface ConfigChange extends Header {
@@ -252,11 +392,25 @@ export interface ConfigNotice extends Header {
   readonly reason?: string;
 }
 /** config-manager -> local proposer: propose this change (leader only) */
-export interface ConfigProposal extends Header { readonly type: 'config-proposal'; readonly id: number; readonly members: readonly ReplicaId[]; readonly cookie?: Uint8Array }
+export interface ConfigProposal extends Header {
+  readonly type: 'config-proposal';
+  readonly id: number;
+  readonly members: readonly ReplicaId[];
+  readonly cookie?: Uint8Array;
+}
 /** proposer -> local config-manager: the proposal was refused or lost with the leadership */
-export interface ConfigRefused extends Header { readonly type: 'config-refused'; readonly id: number; readonly maybeChosen: boolean; readonly reason: string; readonly leaderHint?: ReplicaId }
+export interface ConfigRefused extends Header {
+  readonly type: 'config-refused';
+  readonly id: number;
+  readonly maybeChosen: boolean;
+  readonly reason: string;
+  readonly leaderHint?: ReplicaId;
+}
 /** config-manager -> local proposer: replicas that get Decides while they catch up (non-voting) */
-export interface SetObservers extends Header { readonly type: 'set-observers'; readonly observers: readonly ReplicaId[] }
+export interface SetObservers extends Header {
+  readonly type: 'set-observers';
+  readonly observers: readonly ReplicaId[];
+}
 /** learner -> local config-manager: a configuration now governs the slots after `slot` (executed, installed, or set at start) */
 export interface Reconfigured extends Header {
   readonly type: 'reconfigured';
@@ -269,8 +423,16 @@ export interface Reconfigured extends Header {
   readonly cookie?: Uint8Array;
 }
 /** config-manager -> local elector: send heartbeats to these observers and report every peer's progress (empty stops it) */
-export interface WatchPeers extends Header { readonly type: 'watch-peers'; readonly observers: readonly ReplicaId[]; readonly watch: boolean }
-export interface PeerProgressEntry { readonly id: ReplicaId; readonly appliedUpTo: Slot; readonly ageMs: number }
+export interface WatchPeers extends Header {
+  readonly type: 'watch-peers';
+  readonly observers: readonly ReplicaId[];
+  readonly watch: boolean;
+}
+export interface PeerProgressEntry {
+  readonly id: ReplicaId;
+  readonly appliedUpTo: Slot;
+  readonly ageMs: number;
+}
 /** elector -> local config-manager: on each heartbeat tick while watched */
 export interface PeerProgressReport extends Header {
   readonly type: 'peer-progress';
@@ -321,11 +483,56 @@ export interface ClientReply extends Header {
 }
 
 export type Message =
-  | Prepare | Accept | Promise_ | Accepted | Nack | Learn | Decide | CatchupRequest | CatchupReply
-  | Heartbeat | HeartbeatAck | Campaign | Resign | LeaderState | Progress | Submit | Executed | Aborted
-  | Recovered | LearnerEvent | ClientRequest | ClientReply | ReadConfirm | ReadAck | SnapRequest | SnapChunk
-  | SnapExecuted | SnapNeed | SnapTake | SnapData | SnapInstall | SnapInstalled | SnapSaved | LogTruncate | RetainTruncate
-  | PreVote | PreVoteAck | ExecMark | LogFull | Bootstrap | BootstrapAck | ConfigChange | ConfigResult | ConfigNotice | ConfigProposal | ConfigRefused | SetObservers | Reconfigured | WatchPeers | PeerProgressReport;
+  | Prepare
+  | Accept
+  | Promise_
+  | Accepted
+  | Nack
+  | Learn
+  | Decide
+  | CatchupRequest
+  | CatchupReply
+  | Heartbeat
+  | HeartbeatAck
+  | Campaign
+  | Resign
+  | LeaderState
+  | Progress
+  | Submit
+  | Executed
+  | Aborted
+  | Recovered
+  | LearnerEvent
+  | ClientRequest
+  | ClientReply
+  | ReadConfirm
+  | ReadAck
+  | SnapRequest
+  | SnapChunk
+  | SnapExecuted
+  | SnapNeed
+  | SnapTake
+  | SnapData
+  | SnapInstall
+  | SnapInstalled
+  | SnapSaved
+  | LogTruncate
+  | RetainTruncate
+  | PreVote
+  | PreVoteAck
+  | ExecMark
+  | LogFull
+  | Bootstrap
+  | BootstrapAck
+  | ConfigChange
+  | ConfigResult
+  | ConfigNotice
+  | ConfigProposal
+  | ConfigRefused
+  | SetObservers
+  | Reconfigured
+  | WatchPeers
+  | PeerProgressReport;
 
 export type MessageType = Message['type'];
 export type MessageOf<T extends MessageType> = Extract<Message, { type: T }>;

@@ -1,4 +1,4 @@
-import type { Ballot, Slot, SlotValue } from './types.ts';
+import type { Ballot, ReplicaId, Slot, SlotValue } from './types.ts';
 
 /** One durable record of an acceptor's store. */
 export type StoreRecord =
@@ -93,7 +93,13 @@ export interface AcceptorStore {
 }
 
 export function emptyRecoveredState(): RecoveredState {
-  return { promised: { round: 0, leader: '' }, accepted: new Map(), truncatedBelow: 0, meta: new Map(), chosen: new Map() };
+  return {
+    promised: { round: 0, leader: '' },
+    accepted: new Map(),
+    truncatedBelow: 0,
+    meta: new Map(),
+    chosen: new Map(),
+  };
 }
 
 /**
@@ -129,13 +135,20 @@ export function emptyStoreStats(): StoreStats {
 export function applyRecord(state: RecoveredState, r: StoreRecord): void {
   switch (r.t) {
     case 'promise':
-      if (r.ballot.round > state.promised.round || (r.ballot.round === state.promised.round && r.ballot.leader >= state.promised.leader))
+      if (
+        r.ballot.round > state.promised.round ||
+        (r.ballot.round === state.promised.round && r.ballot.leader >= state.promised.leader)
+      )
         state.promised = r.ballot;
       break;
     case 'accept': {
       if (r.slot < state.truncatedBelow) break;
       const cur = state.accepted.get(r.slot);
-      if (!cur || cur.ballot.round < r.ballot.round || (cur.ballot.round === r.ballot.round && cur.ballot.leader <= r.ballot.leader))
+      if (
+        !cur ||
+        cur.ballot.round < r.ballot.round ||
+        (cur.ballot.round === r.ballot.round && cur.ballot.leader <= r.ballot.leader)
+      )
         state.accepted.set(r.slot, { ballot: r.ballot, value: r.value });
       break;
     }
@@ -153,4 +166,82 @@ export function applyRecord(state: RecoveredState, r: StoreRecord): void {
       }
       break;
   }
+}
+
+// ------------------------------------------------------------------ snapshot stores
+
+/** What a stored snapshot says about itself (its header). */
+export interface SnapshotMeta {
+  /** the state is as of this slot (every slot <= it applied) */
+  readonly slot: Slot;
+  /** the configuration members at `slot` */
+  readonly members: readonly ReplicaId[];
+  /** the configuration's number and first slot (absent from snapshots older than configuration changes) */
+  readonly epoch?: number;
+  readonly startSlot?: Slot;
+  /** payload bytes */
+  readonly length: number;
+  /** CRC32C of the payload */
+  readonly crc: number;
+  /** the store's name for it (a file name for the file store) */
+  readonly name: string;
+}
+
+/** The configuration number and first slot stored beside the members. */
+export interface SnapshotConfig {
+  readonly epoch: number;
+  readonly startSlot: Slot;
+}
+
+export interface Snapshot {
+  readonly meta: SnapshotMeta;
+  readonly data: Uint8Array;
+}
+
+export class SnapshotCorruptError extends Error {
+  constructor(
+    readonly snapshotName: string,
+    why: string,
+  ) {
+    super(`snapshot ${snapshotName} is corrupt: ${why}`);
+    this.name = 'SnapshotCorruptError';
+  }
+}
+
+/**
+ * Where a replica keeps its snapshots (the memory and file implementations are in @decree/storage).
+ * `save` is atomic: after a crash a snapshot is either whole and valid or absent (or detected as
+ * corrupt by `load`).
+ */
+export interface SnapshotStore {
+  /** stores the payload as the snapshot of `slot` (with the configuration then); resolves once durable */
+  save(slot: Slot, members: readonly ReplicaId[], data: Uint8Array, config?: SnapshotConfig): Promise<SnapshotMeta>;
+  /** the stored snapshots, newest (highest slot) first; headers only, payloads not checked */
+  list(): Promise<SnapshotMeta[]>;
+  /** reads and verifies one; throws SnapshotCorruptError when its header or payload is damaged */
+  load(name: string): Promise<Snapshot>;
+  /** removes every snapshot but the newest `keep` */
+  prune(keep: number): Promise<void>;
+}
+
+/** The newest snapshot that verifies; a corrupt one is skipped (reported through `onCorrupt`). */
+export async function loadLatestValid(
+  store: SnapshotStore,
+  onCorrupt?: (name: string, err: Error) => void,
+): Promise<Snapshot | undefined> {
+  let metas: SnapshotMeta[];
+  try {
+    metas = await store.list();
+  } catch (e) {
+    onCorrupt?.('(list)', e as Error);
+    return undefined;
+  }
+  for (const m of metas) {
+    try {
+      return await store.load(m.name);
+    } catch (e) {
+      onCorrupt?.(m.name, e as Error);
+    }
+  }
+  return undefined;
 }

@@ -36,17 +36,23 @@ export function quorumSize(config: Configuration): number {
 }
 
 /** The configuration of a replica that has none yet (it joins later, or waits for a bootstrap). */
-export const NO_CONFIGURATION: Configuration = Object.freeze({ epoch: 0, members: Object.freeze([]) as readonly ReplicaId[], startSlot: 1 });
+export const NO_CONFIGURATION: Configuration = Object.freeze({
+  epoch: 0,
+  members: Object.freeze([]) as readonly ReplicaId[],
+  startSlot: 1,
+});
 
 /** Whether two member lists name the same replicas (order aside). */
-export const sameMembers = (a: readonly ReplicaId[], b: readonly ReplicaId[]): boolean => a.length === b.length && a.every((x) => b.includes(x));
+export const sameMembers = (a: readonly ReplicaId[], b: readonly ReplicaId[]): boolean =>
+  a.length === b.length && a.every((x) => b.includes(x));
 
 /** Checks a proposed member set: a one-line reason when it is not usable, undefined when it is. */
 export function memberSetProblem(members: readonly unknown[]): string | undefined {
   if (members.length === 0) return 'the member set is empty';
   const seen = new Set<string>();
   for (const m of members) {
-    if (typeof m !== 'string' || m.length === 0 || m.length > 128 || /[\s\u0000]/.test(m)) return `bad replica id ${JSON.stringify(m)}`;
+    if (typeof m !== 'string' || m.length === 0 || m.length > 128 || /[\s\u0000]/.test(m))
+      return `bad replica id ${JSON.stringify(m)}`;
     if (seen.has(m)) return `duplicate replica id ${JSON.stringify(m)}`;
     seen.add(m);
   }
@@ -98,13 +104,21 @@ export function slotValueEquals(a: SlotValue, b: SlotValue): boolean {
   if (a.k !== b.k) return false;
   if (a.k === 'noop') return true;
   if (a.k === 'batch' && b.k === 'batch') {
-    if (a.origin !== b.origin || a.inc !== b.inc || a.firstId !== b.firstId || a.cmds.length !== b.cmds.length) return false;
+    if (a.origin !== b.origin || a.inc !== b.inc || a.firstId !== b.firstId || a.cmds.length !== b.cmds.length)
+      return false;
     if (!a.excl !== !b.excl || !a.last !== !b.last || a.at !== b.at) return false;
     for (let i = 0; i < a.cmds.length; i++) if (!bytesEqual(a.cmds[i]!, b.cmds[i]!)) return false;
     return true;
   }
   if (a.k === 'config' && b.k === 'config') {
-    if (a.epoch !== b.epoch || a.origin !== b.origin || a.inc !== b.inc || a.firstId !== b.firstId || a.members.length !== b.members.length) return false;
+    if (
+      a.epoch !== b.epoch ||
+      a.origin !== b.origin ||
+      a.inc !== b.inc ||
+      a.firstId !== b.firstId ||
+      a.members.length !== b.members.length
+    )
+      return false;
     for (let i = 0; i < a.members.length; i++) if (a.members[i] !== b.members[i]) return false;
     if (a.cookie === undefined || b.cookie === undefined) return a.cookie === b.cookie;
     return bytesEqual(a.cookie, b.cookie);

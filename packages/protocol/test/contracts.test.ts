@@ -42,8 +42,12 @@ describe('contracts', () => {
   });
 
   it('ensures and invariant throw their own kind; true conditions return true', () => {
-    expect(() => ensures(false, 'e')).toThrow(expect.objectContaining({ kind: 'ensures', message: 'ensures violated: e' }));
-    expect(() => invariant(false, 'i')).toThrow(expect.objectContaining({ kind: 'invariant', message: 'invariant violated: i' }));
+    expect(() => ensures(false, 'e')).toThrow(
+      expect.objectContaining({ kind: 'ensures', message: 'ensures violated: e' }),
+    );
+    expect(() => invariant(false, 'i')).toThrow(
+      expect.objectContaining({ kind: 'invariant', message: 'invariant violated: i' }),
+    );
     expect(requires(true, 'x')).toBe(true);
     expect(ensures(true, 'x')).toBe(true);
     expect(invariant(true, 'x')).toBe(true);

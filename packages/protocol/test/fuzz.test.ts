@@ -1,7 +1,14 @@
 import { fc, test } from '@fast-check/vitest';
 import lite from 'msgpack-lite';
 import { describe, expect, it } from 'vitest';
-import { DecodeError, decodeMessage, encodeMessage, MESSAGE_TYPES, validateMessage, type Message } from '../src/index.ts';
+import {
+  DecodeError,
+  decodeMessage,
+  encodeMessage,
+  MESSAGE_TYPES,
+  validateMessage,
+  type Message,
+} from '../src/index.ts';
 import { anyMessage, samples, withBuffers } from './arbitraries.ts';
 
 /** decodeMessage either returns a message that validates and re-encodes, or throws DecodeError. */
@@ -10,7 +17,8 @@ function decodeOrDecodeError(buf: Uint8Array): 'ok' | 'rejected' {
   try {
     m = decodeMessage(buf);
   } catch (e) {
-    if (!(e instanceof DecodeError)) throw new Error(`decodeMessage threw ${(e as Error)?.name}: ${(e as Error)?.message}`);
+    if (!(e instanceof DecodeError))
+      throw new Error(`decodeMessage threw ${(e as Error)?.name}: ${(e as Error)?.message}`);
     expect(e.message.length).toBeGreaterThan(0);
     return 'rejected';
   }
@@ -22,9 +30,37 @@ function decodeOrDecodeError(buf: Uint8Array): 'ok' | 'rejected' {
 
 // JSON-ish values with the keys a message uses, so that many are nearly valid
 const keys = fc.constantFrom(
-  'type', 'ring', 'from', 'to', 'ballot', 'round', 'leader', 'slot', 'fromSlot', 'value', 'k', 'cmds', 'origin', 'inc',
-  'firstId', 'accepted', 'entries', 'items', 'id', 'cmd', 'results', 'ids', 'headers', 'cookie', 'upTo', 'decidedUpTo',
-  '__proto__', 'toString', 'valueOf', 'constructor', 'hasOwnProperty',
+  'type',
+  'ring',
+  'from',
+  'to',
+  'ballot',
+  'round',
+  'leader',
+  'slot',
+  'fromSlot',
+  'value',
+  'k',
+  'cmds',
+  'origin',
+  'inc',
+  'firstId',
+  'accepted',
+  'entries',
+  'items',
+  'id',
+  'cmd',
+  'results',
+  'ids',
+  'headers',
+  'cookie',
+  'upTo',
+  'decidedUpTo',
+  '__proto__',
+  'toString',
+  'valueOf',
+  'constructor',
+  'hasOwnProperty',
 );
 const leaves = fc.oneof(
   fc.constantFrom(...MESSAGE_TYPES, 'noop', 'batch', 'config', 'leading', null, true, false, 0, -1, 1.5, 2 ** 53, NaN),
@@ -40,34 +76,35 @@ const jsonish = fc.letrec((tie) => ({
 })).value;
 
 /** A valid message with one field (at any depth) replaced by a random value. */
-const mutated = fc
-  .tuple(anyMessage, fc.nat(), leaves)
-  .map(([m, pick, v]) => {
-    const copy = structuredClone(m) as unknown as Record<string, unknown>;
-    const slots: [Record<string, unknown> | unknown[], string | number][] = [];
-    const walk = (o: unknown) => {
-      if (o instanceof Uint8Array || typeof o !== 'object' || o === null) return;
-      for (const [k, x] of Object.entries(o)) {
-        slots.push([o as Record<string, unknown>, Array.isArray(o) ? Number(k) : k]);
-        walk(x);
-      }
-    };
-    walk(copy);
-    const [obj, k] = slots[pick % slots.length]!;
-    (obj as Record<string | number, unknown>)[k] = v;
-    return copy;
-  });
+const mutated = fc.tuple(anyMessage, fc.nat(), leaves).map(([m, pick, v]) => {
+  const copy = structuredClone(m) as unknown as Record<string, unknown>;
+  const slots: [Record<string, unknown> | unknown[], string | number][] = [];
+  const walk = (o: unknown) => {
+    if (o instanceof Uint8Array || typeof o !== 'object' || o === null) return;
+    for (const [k, x] of Object.entries(o)) {
+      slots.push([o as Record<string, unknown>, Array.isArray(o) ? Number(k) : k]);
+      walk(x);
+    }
+  };
+  walk(copy);
+  const [obj, k] = slots[pick % slots.length]!;
+  (obj as Record<string | number, unknown>)[k] = v;
+  return copy;
+});
 
 describe('decodeMessage fuzz: a valid message or DecodeError, nothing else', () => {
   test.prop([fc.uint8Array({ maxLength: 200 })], { numRuns: 3000 })('random bytes', (bytes) => {
     decodeOrDecodeError(bytes);
   });
 
-  test.prop([anyMessage, fc.nat(), fc.integer({ min: 0, max: 255 })], { numRuns: 1500 })('one corrupted byte of a valid encoding', (m, pos, byte) => {
-    const buf = Uint8Array.from(encodeMessage(m));
-    buf[pos % buf.length] = byte;
-    decodeOrDecodeError(buf);
-  });
+  test.prop([anyMessage, fc.nat(), fc.integer({ min: 0, max: 255 })], { numRuns: 1500 })(
+    'one corrupted byte of a valid encoding',
+    (m, pos, byte) => {
+      const buf = Uint8Array.from(encodeMessage(m));
+      buf[pos % buf.length] = byte;
+      decodeOrDecodeError(buf);
+    },
+  );
 
   test.prop([anyMessage, fc.nat()], { numRuns: 500 })('a truncated valid encoding is always rejected', (m, cut) => {
     const buf = encodeMessage(m);
@@ -109,7 +146,11 @@ describe('decodeMessage fuzz: a valid message or DecodeError, nothing else', () 
       lite.encode({ ...samples.decide, upTo: 2 ** 53 }),
       lite.encode({ type: { toString: 1, valueOf: 2 } }),
       lite.encode({ __proto__: 1, type: 'decide' }),
-      lite.encode({ ...samples.decide, ballot: { round: 1, leader: 'a', __proto__: { x: 1 } }, headers: { toString: 'x' } }),
+      lite.encode({
+        ...samples.decide,
+        ballot: { round: 1, leader: 'a', __proto__: { x: 1 } },
+        headers: { toString: 'x' },
+      }),
       encodeMessage({ ...samples.decide, type: 'constructor' } as unknown as Message),
       encodeMessage({ ...samples.decide, type: 'hasOwnProperty' } as unknown as Message),
     ];

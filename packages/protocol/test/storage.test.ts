@@ -13,9 +13,13 @@ import {
 import { ballot, slotValue } from './arbitraries.ts';
 
 const promiseRec = ballot.map((b): StoreRecord => ({ t: 'promise', ballot: b }));
-const acceptRec = fc.record({ slot: fc.integer({ min: 1, max: 6 }), ballot, value: slotValue }).map((r): StoreRecord => ({ t: 'accept', ...r }));
+const acceptRec = fc
+  .record({ slot: fc.integer({ min: 1, max: 6 }), ballot, value: slotValue })
+  .map((r): StoreRecord => ({ t: 'accept', ...r }));
 const truncRec = fc.integer({ min: 0, max: 6 }).map((below): StoreRecord => ({ t: 'truncate', below }));
-const metaRec = fc.record({ key: fc.constantFrom('x', 'y'), value: fc.uint8Array({ maxLength: 3 }) }).map((r): StoreRecord => ({ t: 'meta', ...r }));
+const metaRec = fc
+  .record({ key: fc.constantFrom('x', 'y'), value: fc.uint8Array({ maxLength: 3 }) })
+  .map((r): StoreRecord => ({ t: 'meta', ...r }));
 
 describe('applyRecord (the recovery every store shares)', () => {
   test.prop([fc.array(fc.oneof(promiseRec, acceptRec, truncRec, metaRec), { maxLength: 40 })])(
@@ -26,11 +30,16 @@ describe('applyRecord (the recovery every store shares)', () => {
       const promises = records.filter((r) => r.t === 'promise').map((r) => (r as { ballot: Ballot }).ballot);
       const best = promises.reduce((a, b) => (compareBallots(b, a) > 0 ? b : a), emptyRecoveredState().promised);
       expect(compareBallots(s.promised, best)).toBe(0);
-      const trunc = Math.max(0, ...records.filter((r) => r.t === 'truncate').map((r) => (r as { below: number }).below));
+      const trunc = Math.max(
+        0,
+        ...records.filter((r) => r.t === 'truncate').map((r) => (r as { below: number }).below),
+      );
       expect(s.truncatedBelow).toBe(trunc);
       for (const [slot, acc] of s.accepted) {
         expect(slot).toBeGreaterThanOrEqual(trunc);
-        for (const r of records) if (r.t === 'accept' && r.slot === slot) expect(compareBallots(acc.ballot, r.ballot)).toBeGreaterThanOrEqual(0);
+        for (const r of records)
+          if (r.t === 'accept' && r.slot === slot)
+            expect(compareBallots(acc.ballot, r.ballot)).toBeGreaterThanOrEqual(0);
       }
       // a slot at or above the final truncation point that was accepted after the last truncation is kept
       let lastTrunc = -1;
@@ -47,7 +56,12 @@ describe('applyRecord (the recovery every store shares)', () => {
     const b2: Ballot = { round: 2, leader: 'a' };
     const v: StoreRecord = { t: 'accept', slot: 1, ballot: b1, value: NOOP };
     applyRecord(s, v);
-    applyRecord(s, { t: 'accept', slot: 1, ballot: b2, value: { k: 'batch', origin: 'a', inc: 0, firstId: 0, cmds: [] } });
+    applyRecord(s, {
+      t: 'accept',
+      slot: 1,
+      ballot: b2,
+      value: { k: 'batch', origin: 'a', inc: 0, firstId: 0, cmds: [] },
+    });
     applyRecord(s, { t: 'accept', slot: 1, ballot: b1, value: NOOP });
     expect(s.accepted.get(1)!.ballot).toEqual(b2);
     expect(slotValueEquals(s.accepted.get(1)!.value, NOOP)).toBe(false);

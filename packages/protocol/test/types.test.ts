@@ -49,19 +49,25 @@ describe('ballot order', () => {
     else expect(sign(compareBallots(a, b))).toBe(a.leader === b.leader ? 0 : a.leader < b.leader ? -1 : 1);
   });
 
-  test.prop([fc.array(someBallot, { minLength: 1, maxLength: 12 })])('sorting with it agrees with a fold of maxBallot', (bs) => {
-    const sorted = [...bs].sort(compareBallots);
-    for (let i = 1; i < sorted.length; i++) expect(compareBallots(sorted[i - 1]!, sorted[i]!)).toBeLessThanOrEqual(0);
-    const m = bs.reduce(maxBallot);
-    expect(ballotEq(m, sorted[sorted.length - 1]!)).toBe(true);
-  });
+  test.prop([fc.array(someBallot, { minLength: 1, maxLength: 12 })])(
+    'sorting with it agrees with a fold of maxBallot',
+    (bs) => {
+      const sorted = [...bs].sort(compareBallots);
+      for (let i = 1; i < sorted.length; i++) expect(compareBallots(sorted[i - 1]!, sorted[i]!)).toBeLessThanOrEqual(0);
+      const m = bs.reduce(maxBallot);
+      expect(ballotEq(m, sorted[sorted.length - 1]!)).toBe(true);
+    },
+  );
 
-  test.prop([someBallot, someBallot])('maxBallot returns one of its arguments, >= both, commutative up to equality', (a, b) => {
-    const m = maxBallot(a, b);
-    expect(m === a || m === b).toBe(true);
-    expect(ballotGte(m, a) && ballotGte(m, b)).toBe(true);
-    expect(ballotEq(m, maxBallot(b, a))).toBe(true);
-  });
+  test.prop([someBallot, someBallot])(
+    'maxBallot returns one of its arguments, >= both, commutative up to equality',
+    (a, b) => {
+      const m = maxBallot(a, b);
+      expect(m === a || m === b).toBe(true);
+      expect(ballotGte(m, a) && ballotGte(m, b)).toBe(true);
+      expect(ballotEq(m, maxBallot(b, a))).toBe(true);
+    },
+  );
 
   it('ZERO_BALLOT is below every real ballot; examples', () => {
     expect(compareBallots(ZERO_BALLOT, { round: 0, leader: 'a' })).toBe(-1);
@@ -80,7 +86,9 @@ describe('quorumSize', () => {
     expect(q).toBeLessThanOrEqual(n);
   });
   it('examples', () => {
-    const qs = [1, 2, 3, 4, 5, 6, 7].map((n) => quorumSize({ epoch: 1, members: Array.from({ length: n }, (_, i) => `${i}`), startSlot: 1 }));
+    const qs = [1, 2, 3, 4, 5, 6, 7].map((n) =>
+      quorumSize({ epoch: 1, members: Array.from({ length: n }, (_, i) => `${i}`), startSlot: 1 }),
+    );
     expect(qs).toEqual([1, 2, 2, 3, 3, 4, 4]);
   });
 });
@@ -108,7 +116,13 @@ describe('slotValueEquals', () => {
     if (slotValueEquals(a, b)) expect(bytesEqual(encodeValue(norm(a)), encodeValue(norm(b)))).toBe(true);
   });
 
-  const base: SlotValue = { k: 'batch', origin: 'r1', inc: 1, firstId: 5, cmds: [new Uint8Array([1, 2]), new Uint8Array([3])] };
+  const base: SlotValue = {
+    k: 'batch',
+    origin: 'r1',
+    inc: 1,
+    firstId: 5,
+    cmds: [new Uint8Array([1, 2]), new Uint8Array([3])],
+  };
   const cfg: SlotValue = { k: 'config', epoch: 2, origin: 'r1', inc: 1, firstId: 5, members: ['a', 'b'] };
   it.each([
     ['kind', NOOP],

@@ -6,7 +6,14 @@ import { samples } from './arbitraries.ts';
 const OPTIONAL: Record<MessageType, string[]> = {
   prepare: ['cookie', 'pageFrom'],
   accept: ['value.excl', 'value.last'],
-  promise: ['executedUpTo', 'pageFrom', 'more', 'accepted[*].value.cookie', 'accepted[*].value.excl', 'accepted[*].value.last'],
+  promise: [
+    'executedUpTo',
+    'pageFrom',
+    'more',
+    'accepted[*].value.cookie',
+    'accepted[*].value.excl',
+    'accepted[*].value.last',
+  ],
   accepted: [],
   nack: ['slot', 'reason'],
   learn: ['value.excl', 'value.last'],
@@ -57,7 +64,11 @@ const OPTIONAL: Record<MessageType, string[]> = {
 };
 
 type Path = (string | number)[];
-const show = (p: Path) => p.map((k) => (typeof k === 'number' ? `[${k}]` : `.${k}`)).join('').slice(1);
+const show = (p: Path) =>
+  p
+    .map((k) => (typeof k === 'number' ? `[${k}]` : `.${k}`))
+    .join('')
+    .slice(1);
 const pattern = (p: Path) => show(p).replace(/\[\d+\]/g, '[*]');
 
 /** Every path into a sample (object keys and array items), not descending into bytes. */
@@ -70,7 +81,11 @@ function paths(x: unknown, prefix: Path = []): Path[] {
   }
   return out;
 }
-function edit(msg: unknown, p: Path, f: (parent: Record<string | number, unknown>, key: string | number) => void): unknown {
+function edit(
+  msg: unknown,
+  p: Path,
+  f: (parent: Record<string | number, unknown>, key: string | number) => void,
+): unknown {
   const copy = deepCopy(msg) as Record<string | number, unknown>;
   let o = copy;
   for (const k of p.slice(0, -1)) o = o[k] as Record<string | number, unknown>;
@@ -81,7 +96,8 @@ function edit(msg: unknown, p: Path, f: (parent: Record<string | number, unknown
 function deepCopy(x: unknown): unknown {
   if (x instanceof Uint8Array) return Uint8Array.from(x);
   if (Array.isArray(x)) return x.map(deepCopy);
-  if (typeof x === 'object' && x !== null) return Object.fromEntries(Object.entries(x).map(([k, v]) => [k, deepCopy(v)]));
+  if (typeof x === 'object' && x !== null)
+    return Object.fromEntries(Object.entries(x).map(([k, v]) => [k, deepCopy(v)]));
   return x;
 }
 /** A value of another type than `v`. */
@@ -108,21 +124,24 @@ describe('validateMessage', () => {
     expect(validateMessage(deepCopy(samples[t]))).toBeTruthy();
   });
 
-  it.each(MESSAGE_TYPES)('%s: each missing required field is rejected, naming the field; optional ones may be left out', (t) => {
-    let required = 0;
-    for (const p of paths(samples[t])) {
-      if (typeof p[p.length - 1] === 'number') continue; // array items cannot be "missing"
-      if (p[0] === 'headers' || p[0] === 'type') continue; // checked below
-      const m = edit(samples[t], p, (o, k) => delete o[k]);
-      if (OPTIONAL[t].includes(pattern(p))) {
-        expect(() => validateMessage(m), `${t}.${show(p)} is optional`).not.toThrow();
-      } else {
-        rejects(m, named(t, p));
-        required++;
+  it.each(MESSAGE_TYPES)(
+    '%s: each missing required field is rejected, naming the field; optional ones may be left out',
+    (t) => {
+      let required = 0;
+      for (const p of paths(samples[t])) {
+        if (typeof p[p.length - 1] === 'number') continue; // array items cannot be "missing"
+        if (p[0] === 'headers' || p[0] === 'type') continue; // checked below
+        const m = edit(samples[t], p, (o, k) => delete o[k]);
+        if (OPTIONAL[t].includes(pattern(p))) {
+          expect(() => validateMessage(m), `${t}.${show(p)} is optional`).not.toThrow();
+        } else {
+          rejects(m, named(t, p));
+          required++;
+        }
       }
-    }
-    expect(required).toBeGreaterThanOrEqual(3); // ring, from, to at least
-  });
+      expect(required).toBeGreaterThanOrEqual(3); // ring, from, to at least
+    },
+  );
 
   it.each(MESSAGE_TYPES)('%s: each ill-typed field is rejected, naming the field', (t) => {
     for (const p of paths(samples[t])) {
@@ -140,7 +159,11 @@ describe('validateMessage', () => {
       let v: unknown = m0;
       for (const k of p) v = (v as Record<string | number, unknown>)[k];
       if (typeof v !== 'number') continue;
-      for (const bad of [-1, 0.5, Number.NaN, Infinity, 2 ** 53]) rejects(edit(samples[t], p, (o, k) => (o[k] = bad)), named(t, p));
+      for (const bad of [-1, 0.5, Number.NaN, Infinity, 2 ** 53])
+        rejects(
+          edit(samples[t], p, (o, k) => (o[k] = bad)),
+          named(t, p),
+        );
     }
   });
 
@@ -179,8 +202,12 @@ describe('validateMessage', () => {
 
   it('validateSlotValue: unknown kinds and bad commands are named', () => {
     expect(() => validateSlotValue({ k: 'other' })).toThrow(/value\.k/);
-    expect(() => validateSlotValue({ k: 'batch', origin: 'a', inc: 0, firstId: 0, cmds: [new Uint8Array(1), 'x'] })).toThrow(/value\.cmds\[1\]/);
-    expect(() => validateSlotValue({ k: 'config', epoch: 1, origin: 'a', inc: 0, firstId: 0, members: ['a', 3] }, 'v')).toThrow(/v\.members\[1\]/);
+    expect(() =>
+      validateSlotValue({ k: 'batch', origin: 'a', inc: 0, firstId: 0, cmds: [new Uint8Array(1), 'x'] }),
+    ).toThrow(/value\.cmds\[1\]/);
+    expect(() =>
+      validateSlotValue({ k: 'config', epoch: 1, origin: 'a', inc: 0, firstId: 0, members: ['a', 3] }, 'v'),
+    ).toThrow(/v\.members\[1\]/);
     expect(validateSlotValue({ k: 'noop' })).toEqual({ k: 'noop' });
   });
 });

@@ -4,8 +4,8 @@
  * the bus registrations that connect them. The Replica class then only holds them and offers the API.
  */
 import { Bus, realEnv } from '@decree/bus';
-import type { AcceptorStore, Message, ReplicaId, Slot } from '@decree/protocol';
-import { MemorySnapshotStore, type SnapshotMeta } from '@decree/snapshotter';
+import type { AcceptorStore, Message, ReplicaId, Slot, SnapshotMeta } from '@decree/protocol';
+import { MemorySnapshotStore } from '@decree/storage/memory';
 import type { LocalReplay } from './local-replay.ts';
 import { composeRoles } from './roles.ts';
 import { initialConfiguration, storedConfig0 } from './config0.ts';

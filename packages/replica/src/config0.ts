@@ -2,9 +2,9 @@
  * The configuration a replica starts in: the initial one stored durably at the first start (or by a
  * bootstrap), a snapshot's, or the one the replayed log ends in; and the learner's retain window.
  */
-import type { AcceptorStore, Configuration } from '@decree/protocol';
+import type { AcceptorStore, Configuration, SnapshotMeta } from '@decree/protocol';
 import { DEFAULT_LEARNER_OPTIONS, type LearnerOptions } from '@decree/learner';
-import { DEFAULT_SNAPSHOTTER_OPTIONS, type SnapshotMeta } from '@decree/snapshotter';
+import { DEFAULT_SNAPSHOTTER_OPTIONS } from '@decree/snapshotter';
 import type { CreateReplicaConfig, ReplicaOptions } from './types.ts';
 
 const CONFIG0 = 'config0';

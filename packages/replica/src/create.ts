@@ -1,4 +1,5 @@
-import { MemorySnapshotStore, loadLatestValid } from '@decree/snapshotter';
+import { loadLatestValid } from '@decree/protocol';
+import { MemorySnapshotStore } from '@decree/storage/memory';
 import { replayLocalLog } from './local-replay.ts';
 import { persistedInitialConfiguration } from './config0.ts';
 import { Replica } from './replica.ts';

@@ -33,10 +33,22 @@ function fromWire(error: string, hint: ReplicaId | undefined, maybeExecuted: boo
  * comes back with its own outcome and the slot it executed in (the follower's freshness token).
  */
 export class Forwarder {
-  private nextId = 1;
+  private nextId: number;
   private readonly open = new Map<number, Open>();
 
-  constructor(private readonly o: { ring: RingId; self: ReplicaId; inc: number; bus: Bus; env: Env }) {}
+  constructor(
+    private readonly o: {
+      ring: RingId;
+      self: ReplicaId;
+      inc: number;
+      bus: Bus;
+      env: Env;
+      /** the first request id (default 1) */
+      firstId?: number;
+    },
+  ) {
+    this.nextId = o.firstId ?? 1;
+  }
 
   get pending(): number {
     return this.open.size;

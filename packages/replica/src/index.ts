@@ -5,3 +5,4 @@ export * from './local-replay.ts';
 export * from './submissions.ts';
 export * from './forwarding.ts';
 export * from './types.ts';
+export { statePath } from './stats.ts';

@@ -34,8 +34,8 @@ export interface ReadIndexHost {
  * (and every slot of earlier leaders). A read of the local state machine then is linearizable: any
  * leader that could have chosen a later write had to win a majority of promises first, and one of
  * them would have said no. No clock assumption. While the leader re-prepares in a configuration that
- * just took effect (or a change is in flight) the read waits: the slots after the change may hold
- * writes it has not recovered yet (issue #17).
+ * just took effect (or a change is in flight: the proposer is in leading.reconfiguring) the read
+ * waits: the slots after the change may hold writes it has not recovered yet (issue #17).
  */
 export class ReadIndex {
   private seq = 0;
@@ -63,7 +63,8 @@ export class ReadIndex {
         const pc = h.proposer.getSnapshot();
         const p = pc.context;
         if (!pc.matches('leading')) throw new NotLeaderError(h.currentLeader());
-        if (p.reprepare || p.pendingConfig !== undefined) return undefined;
+        // a config value in flight, or phase 1 again in the configuration it set up
+        if (pc.matches({ leading: 'reconfiguring' })) return undefined;
         if (!round || !ballotEq(round.ballot, p.ballot)) {
           // the index and the quorum of the configuration that governs now (the proposer's: the
           // replica's own member list changes only when its learner executes the change)

@@ -1,17 +1,12 @@
 import type { Actor } from 'xstate';
 import type { Bus, Env } from '@decree/bus';
-import type { AcceptorStore, ReplicaId, RingId, Slot } from '@decree/protocol';
+import type { AcceptorStore, ReplicaId, RingId, Slot, SnapshotMeta, SnapshotStore } from '@decree/protocol';
 import type { acceptorMachine } from '@decree/acceptor';
 import type { proposerMachine } from '@decree/proposer';
 import type { learnerMachine } from '@decree/learner';
 import type { electorMachine } from '@decree/elector';
 import type { configManagerMachine } from '@decree/config-manager';
-import {
-  type SnapshotMeta,
-  type SnapshotStore,
-  snapshotWritesDone,
-  type snapshotterMachine,
-} from '@decree/snapshotter';
+import { snapshotWritesDone, type snapshotterMachine } from '@decree/snapshotter';
 import { NotLeaderError, ReplicaStoppedError, StaleReplicaError } from './errors.ts';
 import type { LocalReplay } from './local-replay.ts';
 import { untilDone } from './until-done.ts';

@@ -4,13 +4,24 @@
  */
 import { createActor, type InspectionEvent, type Observer } from 'xstate';
 import type { Bus, Env } from '@decree/bus';
-import type { AcceptorStore, Configuration, Message, RecoveredState, ReplicaId, RingId, Slot, StateMachine } from '@decree/protocol';
+import type {
+  AcceptorStore,
+  Configuration,
+  Message,
+  RecoveredState,
+  ReplicaId,
+  RingId,
+  Slot,
+  SnapshotMeta,
+  SnapshotStore,
+  StateMachine,
+} from '@decree/protocol';
 import { acceptorMachine } from '@decree/acceptor';
 import { proposerMachine } from '@decree/proposer';
 import { learnerMachine } from '@decree/learner';
 import { electorMachine } from '@decree/elector';
 import { configManagerMachine } from '@decree/config-manager';
-import { snapshotterMachine, type SnapshotMeta, type SnapshotStore } from '@decree/snapshotter';
+import { snapshotterMachine } from '@decree/snapshotter';
 import { retainWindow } from './config0.ts';
 import type { LocalReplay } from './local-replay.ts';
 import type { CreateReplicaConfig } from './types.ts';
@@ -39,12 +50,17 @@ export interface RoleWiring {
 export function composeRoles(o: RoleWiring) {
   const send = (m: Message) => o.bus.send(m);
   const now = () => o.env.clock.now();
-  const clock = { setTimeout: (fn: (...a: any[]) => void, ms: number) => o.env.clock.setTimeout(fn, ms), clearTimeout: (h: any) => o.env.clock.clearTimeout(h) };
+  const clock = {
+    setTimeout: (fn: (...a: any[]) => void, ms: number) => o.env.clock.setTimeout(fn, ms),
+    clearTimeout: (h: any) => o.env.clock.clearTimeout(h),
+  };
   const inspect: Observer<InspectionEvent> | ((e: InspectionEvent) => void) | undefined = o.cfg.inspect;
   const common = { clock, ...(inspect ? { inspect } : {}) } as const;
   const base = { ring: o.ring, self: o.self, send, now } as const;
+  // the standard machines unless the config injects others (tests and tools: CreateReplicaConfig.machines)
+  const m = o.cfg.machines ?? {};
 
-  const acceptor = createActor(acceptorMachine, {
+  const acceptor = createActor(m.acceptor ?? acceptorMachine, {
     ...common,
     input: {
       ring: o.ring,
@@ -54,14 +70,17 @@ export function composeRoles(o: RoleWiring) {
       send,
       now,
       executedUpTo: o.startSlot,
-      onStoreError: (err) => o.report('error', 'acceptor', `store failed: ${err.message}; this acceptor no longer votes`),
-      onStoreFull: (err) => o.report('warn', 'acceptor-full', `store full: ${err.message}; writes wait for a snapshot and truncation`),
-      ...(o.sm.acceptMessageFrom ? { acceptMessageFrom: (r: ReplicaId, c: Uint8Array | undefined) => o.sm.acceptMessageFrom!(r, c) } : {}),
-      ...(o.cfg.brokenForgetPromise ? { brokenForgetPromise: true } : {}),
+      onStoreError: (err) =>
+        o.report('error', 'acceptor', `store failed: ${err.message}; this acceptor no longer votes`),
+      onStoreFull: (err) =>
+        o.report('warn', 'acceptor-full', `store full: ${err.message}; writes wait for a snapshot and truncation`),
+      ...(o.sm.acceptMessageFrom
+        ? { acceptMessageFrom: (r: ReplicaId, c: Uint8Array | undefined) => o.sm.acceptMessageFrom!(r, c) }
+        : {}),
       ...(o.cfg.options?.acceptor?.maxPromiseBytes ? { maxPromiseBytes: o.cfg.options.acceptor.maxPromiseBytes } : {}),
     },
   });
-  const proposer = createActor(proposerMachine, {
+  const proposer = createActor(m.proposer ?? proposerMachine, {
     ...common,
     input: {
       ...base,
@@ -74,7 +93,7 @@ export function composeRoles(o: RoleWiring) {
       ...(o.startSlot > 0 ? { executedUpTo: o.startSlot } : {}),
     },
   });
-  const learner = createActor(learnerMachine, {
+  const learner = createActor(m.learner ?? learnerMachine, {
     ...common,
     input: {
       ...base,
@@ -90,7 +109,7 @@ export function composeRoles(o: RoleWiring) {
     },
   });
   // the snapshotter talks to the learner (which owns the state machine) and the acceptor by messages
-  const snapshotter = createActor(snapshotterMachine, {
+  const snapshotter = createActor(m.snapshotter ?? snapshotterMachine, {
     ...common,
     input: {
       ring: o.ring,
@@ -105,7 +124,7 @@ export function composeRoles(o: RoleWiring) {
       ...(o.restoredFrom ? { initial: o.restoredFrom } : {}),
     },
   });
-  const elector = createActor(electorMachine, {
+  const elector = createActor(m.elector ?? electorMachine, {
     ...common,
     input: {
       ...base,
@@ -119,9 +138,17 @@ export function composeRoles(o: RoleWiring) {
     },
   });
 
-  const configManager = createActor(configManagerMachine, {
+  const configManager = createActor(m.configManager ?? configManagerMachine, {
     ...common,
-    input: { ring: o.ring, self: o.self, inc: o.inc, send, now, configuration: o.config, options: o.cfg.options?.configManager ?? {} },
+    input: {
+      ring: o.ring,
+      self: o.self,
+      inc: o.inc,
+      send,
+      now,
+      configuration: o.config,
+      options: o.cfg.options?.configManager ?? {},
+    },
   });
 
   return { acceptor, proposer, learner, snapshotter, elector, configManager };

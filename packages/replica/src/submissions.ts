@@ -166,15 +166,30 @@ export class WaiterTable {
  * proposer's `aborted`.
  */
 export class Submitter {
-  private nextId = 1;
+  private nextId: number;
   private readonly waiters = new WaiterTable();
   private outbox: SubmitItem[] = [];
 
   constructor(
-    private readonly o: { ring: RingId; self: ReplicaId; inc: number; bus: Bus; env: Env },
+    private readonly o: {
+      ring: RingId;
+      self: ReplicaId;
+      inc: number;
+      bus: Bus;
+      env: Env;
+      /** the first submission id (default 1) */
+      firstId?: number;
+      /**
+       * a submission with no outcome after this long fails in doubt (NotLeaderError, maybeExecuted):
+       * for a proposer in another process, which may be down. Default: none (the proposer is local).
+       */
+      timeoutMs?: number;
+    },
     /** the leader as this replica knows it: the hint of an abort that names none */
     private readonly leaderHint: () => ReplicaId | undefined = () => undefined,
-  ) {}
+  ) {
+    this.nextId = o.firstId ?? 1;
+  }
 
   /** submissions waiting for their outcome */
   get pending(): number {
@@ -187,12 +202,31 @@ export class Submitter {
     return new Promise((resolve) => {
       const base = this.nextId;
       this.nextId += n;
-      const w = new BatchWaiter(n, base, resolve);
+      const { timeoutMs, env } = this.o;
+      let timer: unknown;
+      const w = new BatchWaiter(
+        n,
+        base,
+        timeoutMs === undefined
+          ? resolve
+          : (o) => {
+              env.clock.clearTimeout(timer);
+              resolve(o);
+            },
+      );
       const last = opts.exclusive && opts.lastBeforeStepDown ? { last: true } : {};
       for (let i = 0; i < n; i++) {
         this.waiters.set(base + i, w);
         const cmd = commands[i]!;
         this.push(opts.exclusive ? { id: base + i, cmd, excl: true, ...last } : { id: base + i, cmd });
+      }
+      if (timeoutMs !== undefined) {
+        // the commands still waiting may be in flight at the proposer: in doubt, never retried
+        const ids = Array.from({ length: n }, (_, i) => base + i);
+        timer = env.clock.setTimeout(
+          () => this.waiters.failAll(ids, new NotLeaderError(undefined, true), true),
+          timeoutMs,
+        );
       }
     });
   }

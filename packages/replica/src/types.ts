@@ -1,13 +1,24 @@
 import type { InspectionEvent, Observer } from 'xstate';
 import type { Bus, Env, Transport } from '@decree/bus';
 import type {
-  AcceptorStore, Ballot, Configuration, LeaderRole, ReplicaId, RingId, Slot, StateMachine, StoreStats, StoreUsage,
+  AcceptorStore,
+  Ballot,
+  Configuration,
+  LeaderRole,
+  ReplicaId,
+  RingId,
+  Slot,
+  SnapshotStore,
+  StateMachine,
+  StoreStats,
+  StoreUsage,
 } from '@decree/protocol';
-import type { ProposerOptions } from '@decree/proposer';
-import type { LearnerOptions } from '@decree/learner';
-import type { ElectorOptions } from '@decree/elector';
-import type { ConfigManagerOptions } from '@decree/config-manager';
-import type { SnapshotStore, SnapshotterOptions } from '@decree/snapshotter';
+import type { acceptorMachine } from '@decree/acceptor';
+import type { ProposerOptions, proposerMachine } from '@decree/proposer';
+import type { LearnerOptions, learnerMachine } from '@decree/learner';
+import type { ElectorOptions, electorMachine } from '@decree/elector';
+import type { ConfigManagerOptions, configManagerMachine } from '@decree/config-manager';
+import type { SnapshotterOptions, snapshotterMachine } from '@decree/snapshotter';
 
 export interface ReplicaOptions {
   /** value bytes in one promise message before it goes in pages (default 512 KiB) */
@@ -57,8 +68,23 @@ export interface CreateReplicaConfig {
   log?: (level: 'info' | 'warn' | 'error', msg: string, obj?: Record<string, unknown>) => void;
   /** told once when a role fails (a safety check): the replica has stopped itself; the process may exit */
   onFatal?: (err: Error) => void;
-  /** TEST ONLY: a broken acceptor that forgets its promises (for the simulator's self-test) */
-  brokenForgetPromise?: boolean;
+  /**
+   * Role machines to run instead of the standard ones: the injection point for tests and tools, which
+   * build variants with XState's `provide` (the testkit's `forgetfulAcceptorMachine`, a deliberately
+   * broken acceptor for the simulator's self-test). Each must be the role's machine with other
+   * implementations; a service leaves this unset.
+   */
+  machines?: RoleMachines;
+}
+
+/** Replacements for the role machines of one replica (`CreateReplicaConfig.machines`); unset: the standard one. */
+export interface RoleMachines {
+  acceptor?: typeof acceptorMachine;
+  proposer?: typeof proposerMachine;
+  learner?: typeof learnerMachine;
+  elector?: typeof electorMachine;
+  snapshotter?: typeof snapshotterMachine;
+  configManager?: typeof configManagerMachine;
 }
 
 export interface SubmitOptions {
@@ -146,4 +172,3 @@ export interface ReplicaStatus {
   /** set when the replica stopped itself because a role failed (a safety check) */
   fatal?: string;
 }
-

@@ -68,7 +68,12 @@ describe('a batch partly in flight when leadership is lost', () => {
     it(`submitted at the ${at}: the in-flight part may have executed, the queued part did not`, async () => {
       const o = await lostMidway(at);
       expect(o.failed?.map((f) => [f.index, f.maybeExecuted])).toEqual([
-        [0, true], [1, true], [2, false], [3, false], [4, false], [5, false],
+        [0, true],
+        [1, true],
+        [2, false],
+        [3, false],
+        [4, false],
+        [5, false],
       ]);
       for (const f of o.failed!) expect(f.error).toBeInstanceOf(NotLeaderError);
       // all or nothing: the batch may have executed, so it must not be retried whole
@@ -84,7 +89,10 @@ describe('a batch partly in flight when leadership is lost', () => {
     await c.submitAndWait(enc('warm'));
     for (const id of c.up()) if (id !== leader) dropAccepts(c, id);
     let err: unknown;
-    const p = c.replica(leader).submitBatch(['a', 'b', 'c', 'd'].map(enc)).catch((e: unknown) => (err = e));
+    const p = c
+      .replica(leader)
+      .submitBatch(['a', 'b', 'c', 'd'].map(enc))
+      .catch((e: unknown) => (err = e));
     for (let i = 0; i < 30; i++) {
       c.run(1);
       await c.settle();

@@ -1,8 +1,17 @@
 import { describe, expect, it } from 'vitest';
-import { simCluster, enc, dec, checkAgreement, type AppliedEntry, type SimCluster, type LogMachine } from '@decree/testkit';
+import {
+  simCluster,
+  enc,
+  dec,
+  checkAgreement,
+  type AppliedEntry,
+  type SimCluster,
+  type LogMachine,
+} from '@decree/testkit';
 import { NotLeaderError } from '@decree/replica';
 
-const logsOf = (c: SimCluster<LogMachine>, ids = c.up()) => new Map<string, readonly AppliedEntry[]>(ids.map((id) => [id, c.sm(id).applied]));
+const logsOf = (c: SimCluster<LogMachine>, ids = c.up()) =>
+  new Map<string, readonly AppliedEntry[]>(ids.map((id) => [id, c.sm(id).applied]));
 
 async function submitMany(c: SimCluster<LogMachine>, prefix: string, n: number): Promise<string[]> {
   const out: string[] = [];
@@ -46,7 +55,10 @@ describe('in-process clusters (simulated network, virtual time)', () => {
     const leader = c.waitForLeader();
     c.run(200); // heartbeats tell followers who leads
     const follower = c.ids.find((id) => id !== leader)!;
-    const err = await c.replica(follower).submit(enc('x')).catch((e) => e);
+    const err = await c
+      .replica(follower)
+      .submit(enc('x'))
+      .catch((e) => e);
     expect(err).toBeInstanceOf(NotLeaderError);
     expect((err as NotLeaderError).leaderHint).toBe(leader);
     await c.stop();
@@ -54,7 +66,11 @@ describe('in-process clusters (simulated network, virtual time)', () => {
 
   it('when the leader crashes another leads within the election timeout, and no chosen slot changes', async () => {
     const maxMs = 300;
-    const c = await simCluster({ n: 3, seed: 21, options: { elector: { electionTimeoutMinMs: 150, electionTimeoutMaxMs: maxMs, heartbeatMs: 40 } } });
+    const c = await simCluster({
+      n: 3,
+      seed: 21,
+      options: { elector: { electionTimeoutMinMs: 150, electionTimeoutMaxMs: maxMs, heartbeatMs: 40 } },
+    });
     const leader = c.waitForLeader();
     await submitMany(c, 'before', 30);
     c.run(200);
@@ -88,7 +104,10 @@ describe('in-process clusters (simulated network, virtual time)', () => {
     const majority = others.slice(1);
     c.net.partition([minority, majority]);
     // the old leader may still take submissions, but they can never be chosen
-    const stale = c.replica(leader).submit(enc('lost?')).catch((e) => e);
+    const stale = c
+      .replica(leader)
+      .submit(enc('lost?'))
+      .catch((e) => e);
     const newLeader = c.waitForLeader(5_000, majority);
     expect(majority).toContain(newLeader);
     const minorityApplied = minority.map((id) => c.sm(id).applied.length);
@@ -128,7 +147,11 @@ describe('in-process clusters (simulated network, virtual time)', () => {
 
   it('duplicated, reordered and dropped messages never break agreement', async () => {
     for (const seed of [1, 2, 3, 4]) {
-      const c = await simCluster({ n: 3, seed, net: { dropRate: 0.2, duplicateRate: 0.2, minDelayMs: 0.1, maxDelayMs: 20, serialize: true } });
+      const c = await simCluster({
+        n: 3,
+        seed,
+        net: { dropRate: 0.2, duplicateRate: 0.2, minDelayMs: 0.1, maxDelayMs: 20, serialize: true },
+      });
       c.waitForLeader(10_000);
       const sent: string[] = [];
       for (let i = 0; i < 30; i++) {
@@ -157,7 +180,9 @@ describe('forwarding', () => {
     c.run(300);
     const follower = c.ids.find((id) => id !== leader)!;
     let out: (Uint8Array | undefined)[] | undefined;
-    c.replica(follower).execute([enc('f1'), enc('f2')]).then((r) => (out = r));
+    c.replica(follower)
+      .execute([enc('f1'), enc('f2')])
+      .then((r) => (out = r));
     for (let i = 0; i < 10 && !out; i++) {
       c.run(10);
       await c.settle();
@@ -177,7 +202,9 @@ describe('forwarding', () => {
     c.run(1);
     expect(c.replica(follower).currentLeader()).toBe(leader);
     let err: unknown;
-    c.replica(follower).execute([enc('x')]).catch((e) => (err = e));
+    c.replica(follower)
+      .execute([enc('x')])
+      .catch((e) => (err = e));
     for (let i = 0; i < 10 && !err; i++) {
       c.run(5);
       await c.settle();

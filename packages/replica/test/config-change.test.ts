@@ -1,9 +1,20 @@
 import { describe, expect, it } from 'vitest';
-import { type AppliedEntry, type LogMachine, type SimCluster, checkAgreement, checkValidity, enc, simCluster } from '@decree/testkit';
+import {
+  type AppliedEntry,
+  type LogMachine,
+  type SimCluster,
+  checkAgreement,
+  checkValidity,
+  enc,
+  simCluster,
+} from '@decree/testkit';
 import { ConfigChangeError, type ConfigChangeResult } from '@decree/replica';
 
 // maxLagSlots 8: the joining members must really catch up (the log is longer than that when the change runs)
-const FAST = { elector: { electionTimeoutMinMs: 150, electionTimeoutMaxMs: 300, heartbeatMs: 40 }, configManager: { maxLagSlots: 8 } };
+const FAST = {
+  elector: { electionTimeoutMinMs: 150, electionTimeoutMaxMs: 300, heartbeatMs: 40 },
+  configManager: { maxLagSlots: 8 },
+};
 
 /**
  * A write load: one command per `everyMs` of virtual time at whichever replica leads, retried at the
@@ -14,17 +25,23 @@ class Load {
   acked = new Set<string>();
   private n = 0;
   private timer: unknown;
-  constructor(private readonly c: SimCluster<LogMachine>, private readonly everyMs = 5) {}
+  constructor(
+    private readonly c: SimCluster<LogMachine>,
+    private readonly everyMs = 5,
+  ) {}
   start(): this {
     const tick = () => {
       const leader = this.c.leader();
       if (leader) {
         const cmd = `w${this.n++}`;
         this.submitted.add(cmd);
-        this.c.replica(leader).submit(enc(cmd)).then(
-          () => this.acked.add(cmd),
-          () => {},
-        );
+        this.c
+          .replica(leader)
+          .submit(enc(cmd))
+          .then(
+            () => this.acked.add(cmd),
+            () => {},
+          );
       }
       this.timer = this.c.sched.after(this.everyMs, tick);
     };
@@ -41,7 +58,16 @@ async function until<T>(c: SimCluster<LogMachine>, p: Promise<T>, timeoutMs = 60
   let done = false;
   let value: T | undefined;
   let error: unknown;
-  p.then((v) => { done = true; value = v; }, (e) => { done = true; error = e; });
+  p.then(
+    (v) => {
+      done = true;
+      value = v;
+    },
+    (e) => {
+      done = true;
+      error = e;
+    },
+  );
   const end = c.sched.now() + timeoutMs;
   while (!done && c.sched.now() < end) {
     if (!c.sched.step()) c.sched.runFor(1);
@@ -75,7 +101,10 @@ function check(c: SimCluster<LogMachine>, load: Load, ids: readonly string[]): v
     for (const a of load.acked) expect(have.has(a), `${id} lacks acknowledged ${a}`).toBe(true);
   }
   expect(load.acked.size).toBeGreaterThan(50);
-  if (process.env.DEBUG_CFG) console.log(`acked ${load.acked.size} submitted ${load.submitted.size} applied ${ids.map((id) => c.sm(id).applied.length)}`);
+  if (process.env.DEBUG_CFG)
+    console.log(
+      `acked ${load.acked.size} submitted ${load.submitted.size} applied ${ids.map((id) => c.sm(id).applied.length)}`,
+    );
 }
 
 describe('configuration changes under a write load (specs/config-change)', () => {
@@ -84,13 +113,18 @@ describe('configuration changes under a write load (specs/config-change)', () =>
     const heard = new Map<string, string>();
     for (const id of c.ids) c.sm(id).hooks = {};
     for (const id of c.ids)
-      (c.sm(id) as LogMachine & { onConfigurationChange?: unknown }).onConfigurationChange = (m: readonly string[], cookie: Uint8Array | undefined) =>
-        heard.set(id, `${m.join(',')}:${cookie ? Buffer.from(cookie).toString() : ''}`);
+      (c.sm(id) as LogMachine & { onConfigurationChange?: unknown }).onConfigurationChange = (
+        m: readonly string[],
+        cookie: Uint8Array | undefined,
+      ) => heard.set(id, `${m.join(',')}:${cookie ? Buffer.from(cookie).toString() : ''}`);
     const leader = c.waitForLeader();
     expect(['r1', 'r2', 'r3']).toContain(leader);
     const load = new Load(c).start();
     c.run(500);
-    const res: ConfigChangeResult = await until(c, c.replica(leader).changeConfiguration(['r1', 'r2', 'r3', 'r4', 'r5'], enc('grow')));
+    const res: ConfigChangeResult = await until(
+      c,
+      c.replica(leader).changeConfiguration(['r1', 'r2', 'r3', 'r4', 'r5'], enc('grow')),
+    );
     expect(res).toMatchObject({ epoch: 2, members: ['r1', 'r2', 'r3', 'r4', 'r5'] });
     c.run(1_000);
     load.stop();
@@ -130,7 +164,9 @@ describe('configuration changes under a write load (specs/config-change)', () =>
 
   it('replaces a failed replica: r3 crashes, {r1,r2,r4} takes over, r4 catches up by snapshot plus log', async () => {
     const c = await simCluster({
-      n: 4, members: ['r1', 'r2', 'r3'], seed: 73,
+      n: 4,
+      members: ['r1', 'r2', 'r3'],
+      seed: 73,
       options: { ...FAST, snapshotter: { everySlots: 40, truncateMargin: 10, keep: 1 } },
     });
     c.waitForLeader();
@@ -152,13 +188,21 @@ describe('configuration changes under a write load (specs/config-change)', () =>
     const c = await simCluster({ n: 5, seed: 74, options: { ...FAST, configManager: { catchupTimeoutMs: 3_000 } } });
     const leader = c.waitForLeader();
     c.run(300);
-    const code = async (p: Promise<unknown>) => ((await until(c, p).then(() => 'ok', (e) => e)) as ConfigChangeError).code;
+    const code = async (p: Promise<unknown>) =>
+      (
+        (await until(c, p).then(
+          () => 'ok',
+          (e) => e,
+        )) as ConfigChangeError
+      ).code;
     expect(await code(c.replica(leader).changeConfiguration([]))).toBe('INVALID');
     expect(await code(c.replica(leader).changeConfiguration(['r1', 'r1']))).toBe('INVALID');
     expect(await code(c.replica(leader).changeConfiguration([...c.ids].reverse()))).toBe('NO_CHANGE');
     // asked at a follower, the change goes to the leader's config-manager, whose answer comes back
     const follower = c.ids.find((id) => id !== leader)!;
-    const e = (await until(c, c.replica(follower).changeConfiguration(['r1', 'r2', 'r2'])).catch((x) => x)) as ConfigChangeError;
+    const e = (await until(c, c.replica(follower).changeConfiguration(['r1', 'r2', 'r2'])).catch(
+      (x) => x,
+    )) as ConfigChangeError;
     expect(e).toBeInstanceOf(ConfigChangeError);
     expect(e.code).toBe('INVALID');
     // two members down: a set of the leader and those two has no reachable majority
@@ -189,12 +233,19 @@ describe('bootstrap (RSL Bootstrap)', () => {
     const r = await until(c, c.replica('r2').bootstrap(['r1', 'r2', 'r3']));
     expect(r).toMatchObject({ result: 'ok', epoch: 1, members: ['r1', 'r2', 'r3'] });
     expect(['r1', 'r2', 'r3']).toContain(r.leader);
-    for (const id of ['r1', 'r2', 'r3']) expect(c.replica(id).getConfiguration()).toMatchObject({ epoch: 1, members: ['r1', 'r2', 'r3'] });
+    for (const id of ['r1', 'r2', 'r3'])
+      expect(c.replica(id).getConfiguration()).toMatchObject({ epoch: 1, members: ['r1', 'r2', 'r3'] });
     expect(c.replica('r4').getConfiguration().epoch).toBe(0); // not invited
     await until(c, c.replica(c.waitForLeader()).submit(enc('after-bootstrap')));
     // again with the same set: already bootstrapped; another set, or a set without the caller: refused
     expect((await until(c, c.replica('r1').bootstrap(['r1', 'r2', 'r3']))).result).toBe('already-bootstrapped');
-    const codeOf = async (p: Promise<unknown>) => ((await until(c, p).then(() => 'ok', (e) => e)) as { code: string }).code;
+    const codeOf = async (p: Promise<unknown>) =>
+      (
+        (await until(c, p).then(
+          () => 'ok',
+          (e) => e,
+        )) as { code: string }
+      ).code;
     expect(await codeOf(c.replica('r1').bootstrap(['r1', 'r2']))).toBe('ALREADY');
     expect(await codeOf(c.replica('r4').bootstrap(['r1', 'r2', 'r3']))).toBe('INVALID');
     expect(await codeOf(c.replica('r4').bootstrap(['r4', 'r4']))).toBe('INVALID');
@@ -209,7 +260,10 @@ describe('bootstrap (RSL Bootstrap)', () => {
     const c = await simCluster({ n: 3, members: [], seed: 76, options: FAST });
     await c.crash('r2');
     await c.crash('r3');
-    const e = (await until(c, c.replica('r1').bootstrap(['r1', 'r2', 'r3'], 3_000)).catch((x) => x)) as { code: string; message: string };
+    const e = (await until(c, c.replica('r1').bootstrap(['r1', 'r2', 'r3'], 3_000)).catch((x) => x)) as {
+      code: string;
+      message: string;
+    };
     expect(e.code).toBe('FAILED');
     expect(e.message).toMatch(/no leader within 3000 ms/);
     await c.stop();

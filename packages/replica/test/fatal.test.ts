@@ -30,7 +30,13 @@ describe('a safety violation stops the replica', () => {
     const send = (m: object) => bus.receive({ ...h, ...m } as Message);
     // slot 5 accepted here at ballot 3 as "B"; a peer says slot 5 was chosen as "A"; a Decide at ballot 3 says "B"
     send({ type: 'learn', from: 'r1', ballot: { round: 3, leader: 'r2' }, slot: 5, value: batch('B'), decidedUpTo: 0 });
-    send({ type: 'catchup-rep', from: 'r3', entries: [{ slot: 5, value: batch('A') }], truncatedBelow: 1, chosenUpTo: 5 });
+    send({
+      type: 'catchup-rep',
+      from: 'r3',
+      entries: [{ slot: 5, value: batch('A') }],
+      truncatedBelow: 1,
+      chosenUpTo: 5,
+    });
     send({ type: 'decide', from: 'r2', ballot: { round: 3, leader: 'r2' }, upTo: 5 });
     for (let i = 0; i < 50 && !r.isStopped; i++) await new Promise((res) => setTimeout(res, 5));
     expect(r.isStopped).toBe(true);

@@ -41,7 +41,12 @@ describe('forwarding', () => {
     // the follower's first forwarded request of this run has id 1; an old answer for "id 1" arrives first
     const p = c.replica(follower).execute([enc('fresh')], 5_000);
     deliver(c, follower, {
-      type: 'client-rep', ring: 'default', from: leader, to: follower, id: 1, inc: c.replica(follower).inc + 1,
+      type: 'client-rep',
+      ring: 'default',
+      from: leader,
+      to: follower,
+      id: 1,
+      inc: c.replica(follower).inc + 1,
       results: [enc('stale answer of the previous run')],
     } as Message);
     const results = await settle(c, p);
@@ -56,11 +61,24 @@ describe('forwarding', () => {
     await c.submitAndWait(enc('warm'));
     // the follower's first configuration request of this run has id 1 (asking for the set it has: NO_CHANGE)
     let outcome: unknown;
-    const p = c.replica(follower).changeConfiguration(c.replica(follower).getConfiguration().members, undefined, 5_000)
-      .then((r) => (outcome = r), (e: unknown) => (outcome = e));
+    const p = c
+      .replica(follower)
+      .changeConfiguration(c.replica(follower).getConfiguration().members, undefined, 5_000)
+      .then(
+        (r) => (outcome = r),
+        (e: unknown) => (outcome = e),
+      );
     deliver(c, follower, {
-      type: 'config-result', ring: 'default', from: leader, to: follower, id: 1, inc: c.replica(follower).inc + 1,
-      ok: true, epoch: 9, members: ['r9'], slot: 99,
+      type: 'config-result',
+      ring: 'default',
+      from: leader,
+      to: follower,
+      id: 1,
+      inc: c.replica(follower).inc + 1,
+      ok: true,
+      epoch: 9,
+      members: ['r9'],
+      slot: 99,
     } as Message);
     await settle(c, p);
     expect((outcome as { code?: string }).code).toBe('NO_CHANGE');
@@ -76,12 +94,15 @@ describe('forwarding', () => {
     expect(o.failed).toBeUndefined();
     expect(o.results.map(dec)).toEqual(['ok:x', 'ok:y']);
     // the leader executed them in that slot; the follower's token is exact whether or not its Decide came first
-    const atLeader = c.sm(leader).applied.filter((a) => a.cmd === 'x' || a.cmd === 'y').map((a) => a.slot);
+    const atLeader = c
+      .sm(leader)
+      .applied.filter((a) => a.cmd === 'x' || a.cmd === 'y')
+      .map((a) => a.slot);
     expect(o.slot).toBe(Math.max(...atLeader));
     await c.stop();
   });
 
-  it('the token is exact even when the leader\'s Decide reaches the follower after the forwarded reply', async () => {
+  it("the token is exact even when the leader's Decide reaches the follower after the forwarded reply", async () => {
     const c = await cluster();
     const leader = c.waitForLeader();
     const follower = c.up().find((id) => id !== leader)!;

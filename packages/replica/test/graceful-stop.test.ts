@@ -37,11 +37,19 @@ describe('Replica.stop() without keepStore', () => {
         stats: () => wal.stats(),
       };
       // long election timeouts: the leader must not change during the test, even on a loaded machine
-      const r = await createReplica({ id, configuration: { members: ids }, storage: store, stateMachine: new LogMachine(), bus, options: { elector: { electionTimeoutMinMs: 2_000, electionTimeoutMaxMs: 4_000, heartbeatMs: 50 } } });
+      const r = await createReplica({
+        id,
+        configuration: { members: ids },
+        storage: store,
+        stateMachine: new LogMachine(),
+        bus,
+        options: { elector: { electionTimeoutMinMs: 2_000, electionTimeoutMaxMs: 4_000, heartbeatMs: 50 } },
+      });
       replicas.push(r);
     }
     let leader: Replica | undefined;
-    for (let i = 0; i < 1_000 && !(leader = replicas.find((r) => r.isLeader())); i++) await new Promise((r) => setTimeout(r, 20));
+    for (let i = 0; i < 1_000 && !(leader = replicas.find((r) => r.isLeader())); i++)
+      await new Promise((r) => setTimeout(r, 20));
     expect(leader).toBeDefined();
     await leader!.submitBatch([enc('first')]);
     slow.add(leader!.id);

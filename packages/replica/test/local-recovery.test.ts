@@ -72,7 +72,10 @@ describe('replayLocalLog', () => {
 
   it('a configuration value in the replayed log is the configuration it starts in', () => {
     const s = state();
-    s.accepted.set(4, { ballot: b(2), value: { k: 'config', epoch: 2, members: ['r1', 'r2', 'r4'], origin: 'r1', inc: 1, firstId: 9 } });
+    s.accepted.set(4, {
+      ballot: b(2),
+      value: { k: 'config', epoch: 2, members: ['r1', 'r2', 'r4'], origin: 'r1', inc: 1, firstId: 9 },
+    });
     s.meta.set(EXECUTED_META, encodeSlotMeta(6));
     const r = replayLocalLog(s, 0, new LogMachine());
     expect(r.config).toEqual({ epoch: 2, members: ['r1', 'r2', 'r4'], startSlot: 5 });
@@ -87,18 +90,24 @@ describe('createReplica: local recovery first', () => {
     const first: Replica[] = [];
     for (const id of ids) {
       const r = await createReplica({
-        id, configuration: { members: ids }, storage: new FileWalStore({ dir: join(root, id) }),
-        stateMachine: new LogMachine(), bus, options: opts,
+        id,
+        configuration: { members: ids },
+        storage: new FileWalStore({ dir: join(root, id) }),
+        stateMachine: new LogMachine(),
+        bus,
+        options: opts,
       });
       first.push(r);
     }
     let leader: Replica | undefined;
-    for (let i = 0; i < 1_000 && !(leader = first.find((r) => r.isLeader())); i++) await new Promise((r) => setTimeout(r, 20));
+    for (let i = 0; i < 1_000 && !(leader = first.find((r) => r.isLeader())); i++)
+      await new Promise((r) => setTimeout(r, 20));
     expect(leader).toBeDefined();
     const big = 'v'.repeat(100_000);
     for (let i = 0; i < 60; i++) await leader!.submitBatch([enc(`k${i}:${big}`), enc(`n${i}`)]);
     // every replica executed everything before the stop (so each one's exec-mark covers it)
-    for (let i = 0; i < 500 && first.some((r) => r.executedSlot() < leader!.executedSlot()); i++) await new Promise((r) => setTimeout(r, 10));
+    for (let i = 0; i < 500 && first.some((r) => r.executedSlot() < leader!.executedSlot()); i++)
+      await new Promise((r) => setTimeout(r, 10));
     const executed = first.map((r) => r.executedSlot());
     expect(new Set(executed).size).toBe(1);
     for (const r of first) await r.stop();
@@ -106,8 +115,12 @@ describe('createReplica: local recovery first', () => {
     const follower = ids.find((id) => id !== leader!.id)!;
     const sm = new LogMachine();
     const alone = await createReplica({
-      id: follower, configuration: { members: ids }, storage: new FileWalStore({ dir: join(root, follower) }),
-      stateMachine: sm, bus: new Bus(realEnv()), options: opts,
+      id: follower,
+      configuration: { members: ids },
+      storage: new FileWalStore({ dir: join(root, follower) }),
+      stateMachine: sm,
+      bus: new Bus(realEnv()),
+      options: opts,
     });
     running.push(alone);
     // at once: no Decide, no catch-up, no leader (nobody else runs)

@@ -1,6 +1,7 @@
 /**
  * Issue #17 point 2: a leader whose configuration change was just chosen stays `leading` with a new
- * ballot while phase 1 of that ballot runs in the new configuration (re-prepare). A read-index read
+ * ballot while phase 1 of that ballot runs in the new configuration (re-prepare:
+ * leading.reconfiguring.re-preparing). A read-index read
  * then must wait for that phase 1 (the slots after the change may hold writes it has not recovered),
  * and its quorum is the new configuration's, not the replica's member list (which changes only when
  * its learner executes the change).
@@ -9,13 +10,27 @@ import { describe, expect, it } from 'vitest';
 import type { Message, ReplicaId } from '@decree/protocol';
 import { type LogMachine, type SimCluster, enc, simCluster } from '@decree/testkit';
 
-const FAST = { elector: { electionTimeoutMinMs: 2_000, electionTimeoutMaxMs: 4_000, heartbeatMs: 40 }, configManager: { maxLagSlots: 8 } };
+/** the proposer's state while phase 1 runs again in the configuration its change set up */
+const REPREPARING = { leading: { reconfiguring: 're-preparing' } } as const;
+const FAST = {
+  elector: { electionTimeoutMinMs: 2_000, electionTimeoutMaxMs: 4_000, heartbeatMs: 40 },
+  configManager: { maxLagSlots: 8 },
+};
 
 async function until<T>(c: SimCluster<LogMachine>, p: Promise<T>, timeoutMs = 30_000): Promise<T> {
   let done = false;
   let value: T | undefined;
   let error: unknown;
-  p.then((v) => { done = true; value = v; }, (e) => { done = true; error = e; });
+  p.then(
+    (v) => {
+      done = true;
+      value = v;
+    },
+    (e) => {
+      done = true;
+      error = e;
+    },
+  );
   const end = c.sched.now() + timeoutMs;
   while (!done && c.sched.now() < end) {
     if (!c.sched.step()) c.sched.runFor(1);
@@ -49,10 +64,13 @@ describe('read-index around a configuration change', () => {
     let readDone = false;
     const sub = p.subscribe((s) => {
       // the moment the change is chosen and phase 1 restarts in the new configuration: read
-      if (!reading && s.context.reprepare) {
+      if (!reading && s.matches(REPREPARING)) {
         block = true;
         reading = c.replica(leader).readIndex(10_000);
-        reading.then(() => (readDone = true), () => (readDone = true));
+        reading.then(
+          () => (readDone = true),
+          () => (readDone = true),
+        );
       }
     });
     const change = c.replica(leader).changeConfiguration(keep);
@@ -66,14 +84,14 @@ describe('read-index around a configuration change', () => {
       c.run(1);
       await c.settle();
     }
-    expect(p.getSnapshot().context.reprepare).toBe(true);
+    expect(p.getSnapshot().matches(REPREPARING)).toBe(true);
     expect(readDone).toBe(false);
     // the promises flow again: phase 1 completes, and the read is answered at or after the change's slot
     block = false;
     const index = await until(c, reading!);
     sub.unsubscribe();
     await until(c, change);
-    expect(p.getSnapshot().context.reprepare).toBe(false);
+    expect(p.getSnapshot().matches(REPREPARING)).toBe(false);
     expect(index).toBeGreaterThanOrEqual(c.replica(leader).getConfiguration().startSlot - 1);
     await c.stop();
   });

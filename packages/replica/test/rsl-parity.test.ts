@@ -39,7 +39,10 @@ const hooked = (opts: Parameters<typeof simCluster>[0] = {}) =>
 
 async function run<T>(c: SimCluster<any>, p: Promise<T>, ms = 2_000): Promise<T> {
   let done = false;
-  p.then(() => (done = true), () => (done = true));
+  p.then(
+    () => (done = true),
+    () => (done = true),
+  );
   const end = c.sched.now() + ms;
   while (!done && c.sched.now() < end) {
     if (!c.sched.step()) c.sched.runFor(1);
@@ -53,7 +56,13 @@ describe('RSL parity of the replica API', () => {
     const c = await hooked({ seed: 2 });
     const l = c.waitForLeader();
     const r = c.replica(l);
-    const ps = [r.submit(enc('a1')), r.submit(enc('a2')), r.submit(enc('X'), { exclusive: true }), r.submit(enc('b1')), r.submit(enc('b2'))];
+    const ps = [
+      r.submit(enc('a1')),
+      r.submit(enc('a2')),
+      r.submit(enc('X'), { exclusive: true }),
+      r.submit(enc('b1')),
+      r.submit(enc('b2')),
+    ];
     await run(c, Promise.all(ps));
     const applied = c.sm(l).applied;
     const xSlot = applied.find((a) => a.cmd === 'X')!.slot;
@@ -79,7 +88,10 @@ describe('RSL parity of the replica API', () => {
     const l = c.waitForLeader();
     const others = c.ids.filter((id) => id !== l);
     c.net.partition([[l], others]);
-    const pending = c.replica(l).submit(enc('never')).catch((e) => e);
+    const pending = c
+      .replica(l)
+      .submit(enc('never'))
+      .catch((e) => e);
     c.waitForLeader(5_000, others);
     c.run(1_000);
     await c.settle();
@@ -95,7 +107,10 @@ describe('RSL parity of the replica API', () => {
     const l = c.waitForLeader();
     expect(c.sm(l).events).toContain(`role:leader:${l}`);
     c.replica(l).relinquishLeadership();
-    const next = c.waitForLeader(5_000, c.ids.filter((id) => id !== l));
+    const next = c.waitForLeader(
+      5_000,
+      c.ids.filter((id) => id !== l),
+    );
     expect(c.sm(l).events.some((e) => e.startsWith('role:follower'))).toBe(true);
     expect(c.sm(next).events).toContain(`role:leader:${next}`);
     await c.stop();
@@ -123,7 +138,10 @@ describe('RSL parity of the replica API', () => {
   });
 
   it('canBecomeLeader vetoes leadership (CanBecomePrimary)', async () => {
-    const c = new SimCluster<HookedMachine>({ seed: 9, makeStateMachine: (id) => Object.assign(new HookedMachine(), { veto: id !== 'r3' }) });
+    const c = new SimCluster<HookedMachine>({
+      seed: 9,
+      makeStateMachine: (id) => Object.assign(new HookedMachine(), { veto: id !== 'r3' }),
+    });
     await c.start();
     for (let i = 0; i < 5; i++) {
       const l = c.waitForLeader(5_000);
@@ -141,7 +159,8 @@ describe('RSL parity of the replica API', () => {
         Object.assign(new HookedMachine(), {
           cookie: Buffer.from(id === 'r3' ? 'bad' : 'good'),
           veto: id === 'r2',
-          refuse: (_leader: ReplicaId, cookie: Uint8Array | undefined) => id === 'r3' || cookie === undefined || Buffer.from(cookie).toString() === 'good',
+          refuse: (_leader: ReplicaId, cookie: Uint8Array | undefined) =>
+            id === 'r3' || cookie === undefined || Buffer.from(cookie).toString() === 'good',
         }),
     });
     await c.start();
@@ -205,7 +224,10 @@ describe('RSL parity of the replica API', () => {
     c.replica(f).setVotePayload(Buffer.from('load=3'));
     for (let i = 0; i < 5; i++) await c.submitAndWait(enc(`h${i}`));
     c.run(200);
-    const h = c.replica(l).peerHealth().find((p) => p.id === f)!;
+    const h = c
+      .replica(l)
+      .peerHealth()
+      .find((p) => p.id === f)!;
     expect(h.connected).toBe(true);
     expect(h.inFlight).toBe(0);
     expect(h.lastAcceptedSlot).toBe(c.replica(l).executedSlot());
@@ -213,7 +235,10 @@ describe('RSL parity of the replica API', () => {
     c.net.setDown(f, true);
     const p = c.replica(l).submit(enc('h-next'));
     c.run(5);
-    const h2 = c.replica(l).peerHealth().find((x) => x.id === f)!;
+    const h2 = c
+      .replica(l)
+      .peerHealth()
+      .find((x) => x.id === f)!;
     expect(h2.inFlight).toBeGreaterThan(0);
     c.net.setDown(f, false);
     await run(c, p);
@@ -294,7 +319,10 @@ describe('read-index (linearizable reads without a log slot)', () => {
   });
 
   it('a deposed leader cannot confirm a read, even before it notices', async () => {
-    const c = await hooked({ seed: 20, options: { elector: { electionTimeoutMinMs: 150, electionTimeoutMaxMs: 300, heartbeatMs: 40 } } });
+    const c = await hooked({
+      seed: 20,
+      options: { elector: { electionTimeoutMinMs: 150, electionTimeoutMaxMs: 300, heartbeatMs: 40 } },
+    });
     const old = c.waitForLeader();
     c.replica(old).setElectionTimeout(5_000, 10_000); // it will not notice (CheckQuorum) for a long time
     c.run(100);

@@ -5,7 +5,16 @@ import type { Replica } from '@decree/replica';
 import { MemoryStore } from '@decree/storage/memory';
 
 // Small intervals so a few hundred commands make several snapshots, truncations and transfers.
-const SNAP = { everySlots: 20, everyBytes: 0, truncateMargin: 5, chunkBytes: 64, window: 4, retryMs: 30, retriesPerPeer: 3, keep: 2 };
+const SNAP = {
+  everySlots: 20,
+  everyBytes: 0,
+  truncateMargin: 5,
+  chunkBytes: 64,
+  window: 4,
+  retryMs: 30,
+  retriesPerPeer: 3,
+  keep: 2,
+};
 
 async function cluster(seed: number): Promise<SimCluster> {
   const c = new SimCluster({ seed, options: { snapshotter: SNAP, learner: { catchupIntervalMs: 20 } } });
@@ -42,10 +51,19 @@ async function runUntil(c: SimCluster, cond: () => boolean, timeoutMs: number): 
 
 /** Runs until `id` has executed what the leader has (or the timeout). */
 function converge(c: SimCluster, id: ReplicaId, timeoutMs = 10_000): Promise<boolean> {
-  return runUntil(c, () => {
-    const l = c.leader();
-    return !!l && !!c.nodes.get(id)!.replica && c.replica(id).executedSlot() >= c.replica(l).executedSlot() && c.replica(id).executedSlot() > 0;
-  }, timeoutMs);
+  return runUntil(
+    c,
+    () => {
+      const l = c.leader();
+      return (
+        !!l &&
+        !!c.nodes.get(id)!.replica &&
+        c.replica(id).executedSlot() >= c.replica(l).executedSlot() &&
+        c.replica(id).executedSlot() > 0
+      );
+    },
+    timeoutMs,
+  );
 }
 
 /** Intercepts what the simulated network delivers to `id` (re-install after every restart). */
@@ -116,7 +134,12 @@ describe('catch-up by snapshot', () => {
       await load(c, 'b', 60);
       await c.restart(lagger);
       await converge(c, lagger);
-      const out = { lagger, slot: c.replica(lagger).executedSlot(), stats: c.replica(lagger).statistics().snapshots, now: c.sched.now() };
+      const out = {
+        lagger,
+        slot: c.replica(lagger).executedSlot(),
+        stats: c.replica(lagger).statistics().snapshots,
+        now: c.sched.now(),
+      };
       await c.stop();
       return out;
     };
@@ -158,10 +181,14 @@ describe('catch-up by snapshot', () => {
     await c.restart(lagger);
     // run until the transfer is under way, then crash the peer sending it
     const r = c.replica(lagger);
-    const midway = await runUntil(c, () => {
-      const f = snap(r).fetch;
-      return !!f && f.next > 0 && f.next < f.count - 2;
-    }, 5_000);
+    const midway = await runUntil(
+      c,
+      () => {
+        const f = snap(r).fetch;
+        return !!f && f.next > 0 && f.next < f.count - 2;
+      },
+      5_000,
+    );
     expect(midway).toBe(true);
     const sender = snap(r).fetch!.peer;
     const partialAt = snap(r).fetch!.next;

@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ReplicaId, Slot } from '@decree/protocol';
 import { LogMachine, SimCluster, enc } from '@decree/testkit';
+import { FileSnapshotStore } from '@decree/storage';
 import { MemoryStore } from '@decree/storage/memory';
-import { FileSnapshotStore } from '@decree/snapshotter';
 import { createReplica, type Replica, type ReplicaOptions } from '@decree/replica';
 
 /** A LogMachine with the checkpoint hooks recorded. */
@@ -120,7 +120,10 @@ describe('checkpoint hooks (RSL parity)', () => {
     await load(c, 'b', 20);
     const meta = await (async () => {
       let m: Awaited<ReturnType<Replica['snapshotNow']>>;
-      void c.replica(leader).snapshotNow().then((x) => (m = x));
+      void c
+        .replica(leader)
+        .snapshotNow()
+        .then((x) => (m = x));
       await runUntil(c, () => m !== undefined, 1_000);
       return m!;
     })();
@@ -129,7 +132,10 @@ describe('checkpoint hooks (RSL parity)', () => {
     const behind = c.replica(f).executedSlot();
     expect(behind).toBeLessThan(meta.slot);
     let copied: Slot | undefined;
-    void c.replica(f).copyStateFromReplica(leader).then((s) => (copied = s));
+    void c
+      .replica(f)
+      .copyStateFromReplica(leader)
+      .then((s) => (copied = s));
     expect(await runUntil(c, () => copied !== undefined, 5_000)).toBe(true);
     expect(copied!).toBeGreaterThanOrEqual(meta.slot);
     // stateCopied runs where the state machine lives, with the learner (a message after the install)
@@ -142,7 +148,10 @@ describe('checkpoint hooks (RSL parity)', () => {
     const c = await hooked(8, { everySlots: 0, everyBytes: 0 });
     await load(c, 'a', 3);
     let err: unknown;
-    void c.replica(c.ids[0]!).copyStateFromReplica().catch((e) => (err = e));
+    void c
+      .replica(c.ids[0]!)
+      .copyStateFromReplica()
+      .catch((e) => (err = e));
     expect(await runUntil(c, () => err !== undefined, 5_000)).toBe(true);
     expect(String(err)).toMatch(/no peer has a snapshot/);
     expect(c.replica(c.ids[0]!).snapshotter.getSnapshot().context.fetch).toBeUndefined();
@@ -156,14 +165,22 @@ describe('restart from the local snapshot', () => {
     for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
   });
 
-  async function solo(dir: string, store: MemoryStore, sm: LogMachine, onCorrupt?: (n: string) => void): Promise<Replica> {
+  async function solo(
+    dir: string,
+    store: MemoryStore,
+    sm: LogMachine,
+    onCorrupt?: (n: string) => void,
+  ): Promise<Replica> {
     const r = await createReplica({
       id: 'solo',
       configuration: { members: ['solo'] },
       storage: store,
       stateMachine: sm,
       snapshots: new FileSnapshotStore(dir, { sync: false }),
-      options: { snapshotter: { everySlots: 10, truncateMargin: 2, keep: 2 }, elector: { electionTimeoutMinMs: 20, electionTimeoutMaxMs: 40 } },
+      options: {
+        snapshotter: { everySlots: 10, truncateMargin: 2, keep: 2 },
+        elector: { electionTimeoutMinMs: 20, electionTimeoutMaxMs: 40 },
+      },
       ...(onCorrupt ? { onSnapshotCorrupt: (n: string) => onCorrupt(n) } : {}),
     });
     for (let i = 0; i < 500 && !r.isLeader(); i++) await new Promise((res) => setTimeout(res, 10));

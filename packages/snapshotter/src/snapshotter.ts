@@ -6,11 +6,18 @@ import {
   type ReplicaId,
   type RingId,
   type Slot,
+  type Snapshot,
+  type SnapshotMeta,
+  type SnapshotStore,
   type StateMachine,
   CONTRACTS,
+  loadLatestValid,
   requires,
 } from '@decree/protocol';
-import { type Snapshot, type SnapshotMeta, type SnapshotStore, crc32cOf, loadLatestValid } from './store.ts';
+import { crc32c } from '@node-rs/crc32';
+
+/** The CRC32C of a transferred chunk or whole snapshot, unsigned. */
+export const crc32cOf = (data: Uint8Array): number => crc32c(data) >>> 0;
 
 export interface SnapshotterOptions {
   /** take a snapshot once this many slots were applied since the last one (0: never by slots) */
@@ -181,7 +188,15 @@ export type SnapshotterEvent =
   | MessageOf<'snap-installed'>
   | { type: 'saved'; meta: SnapshotMeta }
   | { type: 'save-failed'; err: unknown }
-  | { type: 'serve-loaded'; to: ReplicaId; xfer: number; snap: Snapshot | undefined; next: number; slot: Slot; crc: number }
+  | {
+      type: 'serve-loaded';
+      to: ReplicaId;
+      xfer: number;
+      snap: Snapshot | undefined;
+      next: number;
+      slot: Slot;
+      crc: number;
+    }
   | { type: 'install-done'; meta: SnapshotMeta | undefined; slot: Slot; err?: unknown }
   | MessageOf<'log-full'>
   | { type: 'copy-from'; peer: ReplicaId | undefined; resolve(slot: Slot): void; reject(e: Error): void }
@@ -239,7 +254,9 @@ function due(d: SnapshotterData, slot: Slot, bytes: number): boolean {
   if (d.requested) return true;
   if (d.paused) return false;
   const o = d.opts;
-  return (o.everySlots > 0 && slot - d.lastSlot >= o.everySlots) || (o.everyBytes > 0 && bytes - d.lastBytes >= o.everyBytes);
+  return (
+    (o.everySlots > 0 && slot - d.lastSlot >= o.everySlots) || (o.everyBytes > 0 && bytes - d.lastBytes >= o.everyBytes)
+  );
 }
 
 /**
@@ -259,7 +276,13 @@ const learnerOf = (d: SnapshotterData): ReplicaId => d.input.learner ?? d.self;
 const acceptorOf = (d: SnapshotterData): ReplicaId => d.input.acceptor ?? d.self;
 
 /** Writes a copy to the store; `saved` / `save-failed` come back. */
-function save(d: SnapshotterData, slot: Slot, data: Uint8Array, config: Configuration | undefined, self: { send(e: SnapshotterEvent): void }): void {
+function save(
+  d: SnapshotterData,
+  slot: Slot,
+  data: Uint8Array,
+  config: Configuration | undefined,
+  self: { send(e: SnapshotterEvent): void },
+): void {
   if (config && config.epoch >= d.config.epoch) d.config = config;
   d.capturingSlot = slot;
   const c = config ?? d.config;
@@ -379,23 +402,46 @@ function serve(d: SnapshotterData, m: MessageOf<'snap-req'>, self: { send(e: Sna
   }
   // a new transfer, or one this replica forgot (it restarted): load its newest snapshot
   const latest = d.latest;
-  const load: Promise<Snapshot | undefined> = latest ? d.input.store.load(latest.name).catch(() => loadLatestValid(d.input.store)) : loadLatestValid(d.input.store);
+  const load: Promise<Snapshot | undefined> = latest
+    ? d.input.store.load(latest.name).catch(() => loadLatestValid(d.input.store))
+    : loadLatestValid(d.input.store);
   load.then(
-    (snap) => post(d, self, { type: 'serve-loaded', to: m.from, xfer: m.xfer, snap, next: m.next, slot: m.slot, crc: m.crc }),
+    (snap) =>
+      post(d, self, { type: 'serve-loaded', to: m.from, xfer: m.xfer, snap, next: m.next, slot: m.slot, crc: m.crc }),
     () => post(d, self, { type: 'serve-loaded', to: m.from, xfer: m.xfer, snap: undefined, next: 0, slot: 0, crc: 0 }),
   );
 }
 
 function serveLoaded(d: SnapshotterData, e: Extract<SnapshotterEvent, { type: 'serve-loaded' }>): void {
   if (!e.snap) {
-    d.input.send({ type: 'snap-chunk', ...hdr(d, e.to), xfer: e.xfer, slot: 0, members: [], length: 0, crc: 0, index: 0, count: 0, chunkCrc: 0, data: new Uint8Array(0) });
+    d.input.send({
+      type: 'snap-chunk',
+      ...hdr(d, e.to),
+      xfer: e.xfer,
+      slot: 0,
+      members: [],
+      length: 0,
+      crc: 0,
+      index: 0,
+      count: 0,
+      chunkCrc: 0,
+      data: new Uint8Array(0),
+    });
     return;
   }
   const count = Math.max(1, Math.ceil(e.snap.data.length / d.opts.chunkBytes));
   // resume where the receiver is only when it is receiving this very snapshot; otherwise start over
   const same = e.slot === e.snap.meta.slot && e.crc === e.snap.meta.crc;
   const next = same ? Math.min(e.next, count) : 0;
-  const s: ServeSession = { to: e.to, xfer: e.xfer, snap: e.snap, count, acked: next, sent: next, lastAt: d.input.now() };
+  const s: ServeSession = {
+    to: e.to,
+    xfer: e.xfer,
+    snap: e.snap,
+    count,
+    acked: next,
+    sent: next,
+    lastAt: d.input.now(),
+  };
   d.sessions.set(`${e.to}\u0000${e.xfer}`, s);
   d.stats.transfersServed++;
   sendChunks(d, s, next, next + d.opts.window);
@@ -423,15 +469,38 @@ function pickPeer(d: SnapshotterData, preferred: ReplicaId | undefined, tried: n
 
 function ask(d: SnapshotterData, f: Fetch): void {
   f.lastProgressAt = d.input.now();
-  d.input.send({ type: 'snap-req', ...hdr(d, f.peer), xfer: f.xfer, slot: f.slot, crc: f.crc, next: f.next, window: d.opts.window });
+  d.input.send({
+    type: 'snap-req',
+    ...hdr(d, f.peer),
+    xfer: f.xfer,
+    slot: f.slot,
+    crc: f.crc,
+    next: f.next,
+    window: d.opts.window,
+  });
 }
 
 function startFetch(d: SnapshotterData, peer: ReplicaId | undefined): Fetch | undefined {
   const p = pickPeer(d, peer, 0);
   if (!p) return undefined;
   const f: Fetch = {
-    peer: p, xfer: d.nextXfer++, slot: 0, crc: 0, length: 0, count: 0, members: [], chunks: new Map(), next: 0,
-    lastProgressAt: 0, retries: 0, tried: 0, waiters: [], installing: false, installSeq: 0, ready: undefined, none: new Set(),
+    peer: p,
+    xfer: d.nextXfer++,
+    slot: 0,
+    crc: 0,
+    length: 0,
+    count: 0,
+    members: [],
+    chunks: new Map(),
+    next: 0,
+    lastProgressAt: 0,
+    retries: 0,
+    tried: 0,
+    waiters: [],
+    installing: false,
+    installSeq: 0,
+    ready: undefined,
+    none: new Set(),
   };
   d.fetch = f;
   ask(d, f);
@@ -550,7 +619,11 @@ function install(d: SnapshotterData, f: Fetch): void {
 }
 
 /** The learner's answer to snap-install: on success the snapshot is stored locally too. */
-function installed(d: SnapshotterData, m: MessageOf<'snap-installed'>, self: { send(e: SnapshotterEvent): void }): void {
+function installed(
+  d: SnapshotterData,
+  m: MessageOf<'snap-installed'>,
+  self: { send(e: SnapshotterEvent): void },
+): void {
   const f = d.fetch;
   if (!f || !f.installing || m.seq !== f.installSeq) return;
   if (!m.ok) {
@@ -800,8 +873,19 @@ export const snapshotterMachine = setup({
     fetch: undefined,
     nextXfer: 1,
     stats: {
-      taken: 0, saved: 0, refused: 0, failed: 0, truncatedBelow: 0, chunksSent: 0, chunksReceived: 0, badChunks: 0,
-      transfersServed: 0, transfersStartedOver: 0, installed: 0, bytesReceived: 0, logFull: 0,
+      taken: 0,
+      saved: 0,
+      refused: 0,
+      failed: 0,
+      truncatedBelow: 0,
+      chunksSent: 0,
+      chunksReceived: 0,
+      badChunks: 0,
+      transfersServed: 0,
+      transfersStartedOver: 0,
+      installed: 0,
+      bytesReceived: 0,
+      logFull: 0,
     },
     nowWaiters: [],
     stopped: false,
@@ -837,7 +921,10 @@ export const snapshotterMachine = setup({
             { guard: 'isDue', target: 'capturing', actions: 'take' },
           ],
           on: {
-            'snapshot-now': [{ guard: 'hasNew', target: 'capturing', actions: 'takeNow' }, { actions: 'resolveLatest' }],
+            'snapshot-now': [
+              { guard: 'hasNew', target: 'capturing', actions: 'takeNow' },
+              { actions: 'resolveLatest' },
+            ],
             'snap-data': { guard: 'requestedCopy', target: 'saving', actions: 'saveCopy' },
           },
         },

@@ -22,7 +22,10 @@ export class StorageCorruptionError extends StorageError {
     readonly offset: number,
     readonly reason: string,
   ) {
-    super(`storage corruption in ${file} at offset ${offset}: ${reason}; the log cannot be trusted, re-seed this replica from its peers (docs/operations.md, "Storage")`, file);
+    super(
+      `storage corruption in ${file} at offset ${offset}: ${reason}; the log cannot be trusted, re-seed this replica from its peers (docs/operations.md, "Storage")`,
+      file,
+    );
     this.name = 'StorageCorruptionError';
   }
 }
@@ -30,7 +33,9 @@ export class StorageCorruptionError extends StorageError {
 /** ENOSPC/EDQUOT: the disk (or quota) holding the store is full. */
 export class StorageFullError extends StorageError {
   constructor(path: string, detail: string, cause?: unknown) {
-    super(`storage full: no space left for ${path} (${detail}); free space or give the store a bigger volume`, path, { cause });
+    super(`storage full: no space left for ${path} (${detail}); free space or give the store a bigger volume`, path, {
+      cause,
+    });
     this.name = 'StorageFullError';
   }
 }
@@ -38,7 +43,11 @@ export class StorageFullError extends StorageError {
 /** EACCES/EPERM/EROFS: the process may not create, open or write the path. */
 export class StoragePermissionError extends StorageError {
   constructor(path: string, detail: string, cause?: unknown) {
-    super(`storage permission denied on ${path} (${detail}); check the owner and mode of the data directory and that its volume is writable`, path, { cause });
+    super(
+      `storage permission denied on ${path} (${detail}); check the owner and mode of the data directory and that its volume is writable`,
+      path,
+      { cause },
+    );
     this.name = 'StoragePermissionError';
   }
 }

@@ -48,7 +48,12 @@ function mapNativeError(e: unknown, path: string, op: string): StorageError {
   if (e instanceof StorageError) return e;
   const ne = e as NativeError;
   if (ne?.code === 'ECORRUPT') return new StorageCorruptionError(path, ne.offset ?? 0, ne.message);
-  if (ne?.code === 'ELOGFULL') return new StorageFullError(path, `${op}: the circular log is full; truncate below a snapshot or recreate it bigger`, e);
+  if (ne?.code === 'ELOGFULL')
+    return new StorageFullError(
+      path,
+      `${op}: the circular log is full; truncate below a snapshot or recreate it bigger`,
+      e,
+    );
   return fsError(e, path, op);
 }
 
@@ -141,7 +146,11 @@ export class PmemStore implements AcceptorStore {
         r = decodeRecord(payloads[i]!);
       } catch (e) {
         log.close();
-        throw new StorageCorruptionError(this.path, addon.headerBytes + (offsets[i]! % log.capacity), `record with a valid checksum does not decode (${(e as Error).message})`);
+        throw new StorageCorruptionError(
+          this.path,
+          addon.headerBytes + (offsets[i]! % log.capacity),
+          `record with a valid checksum does not decode (${(e as Error).message})`,
+        );
       }
       applyRecord(state, r);
       const start = offsets[i]!;
@@ -167,7 +176,7 @@ export class PmemStore implements AcceptorStore {
     CONTRACTS && requires(Array.isArray(records), 'append takes an array of records');
     const err = this.closed
       ? new StorageClosedError(this.path, 'closed')
-      : this.failed ?? (this.recovered ? null : loadOrNotRecovered(this.path));
+      : (this.failed ?? (this.recovered ? null : loadOrNotRecovered(this.path)));
     if (err) {
       queueMicrotask(() => done(err));
       return;
@@ -275,19 +284,32 @@ export class PmemStore implements AcceptorStore {
     // the last reserveBytes are kept for checkpoints and truncations, so a full log can always make room
     const free = log.capacity - (log.tentativeTail - log.head);
     if (data && free - need < this.reserveBytes)
-      throw new StorageFullError(this.path, `append of ${payloads.length} records (${need} bytes): the circular log (${log.capacity} bytes, ${free} free) is full until a snapshot lets it be truncated`);
+      throw new StorageFullError(
+        this.path,
+        `append of ${payloads.length} records (${need} bytes): the circular log (${log.capacity} bytes, ${free} free) is full until a snapshot lets it be truncated`,
+      );
     const start = log.tail;
     try {
       log.appendMany(payloads);
     } catch (e) {
       if ((e as NativeError).code === 'ELOGFULL')
-        throw new StorageFullError(this.path, `append of ${payloads.length} records: the circular log (${log.capacity} bytes) is full`);
+        throw new StorageFullError(
+          this.path,
+          `append of ${payloads.length} records: the circular log (${log.capacity} bytes) is full`,
+        );
       throw mapNativeError(e, this.path, 'append');
     }
     await this.commit(log.tentativeTail, log.head, start, 0, batch);
   }
 
-  private async commit(upTo: number, head: number, start: number, dropUnits: number, batch: Pending[], extra: StoreRecord[] = []): Promise<void> {
+  private async commit(
+    upTo: number,
+    head: number,
+    start: number,
+    dropUnits: number,
+    batch: Pending[],
+    extra: StoreRecord[] = [],
+  ): Promise<void> {
     const log = this.log!;
     const t0 = performance.now();
     try {

@@ -1,4 +1,12 @@
-import { type Ballot, DecodeError, type StoreRecord, decodeValue, encodeValue, isBallot, validateSlotValue } from '@decree/protocol';
+import {
+  type Ballot,
+  DecodeError,
+  type StoreRecord,
+  decodeValue,
+  encodeValue,
+  isBallot,
+  validateSlotValue,
+} from '@decree/protocol';
 
 /** Encodes one store record as MessagePack (the payload of a WAL frame or a pmem log record). */
 export function encodeRecord(r: StoreRecord): Uint8Array {
@@ -20,7 +28,8 @@ export function decodeRecord(buf: Uint8Array): StoreRecord {
       validateSlotValue(r.value, 'accept record value');
       return r as unknown as StoreRecord;
     case 'meta':
-      if (typeof r.key !== 'string' || !(r.value instanceof Uint8Array)) throw new DecodeError('meta record: bad key or value');
+      if (typeof r.key !== 'string' || !(r.value instanceof Uint8Array))
+        throw new DecodeError('meta record: bad key or value');
       return r as unknown as StoreRecord;
     case 'truncate':
       if (!isInt(r.below)) throw new DecodeError('truncate record: bad slot');
@@ -35,7 +44,11 @@ export function decodeRecord(buf: Uint8Array): StoreRecord {
 }
 
 /** The records that re-state a state's promise, meta and truncation point (written at the start of each segment / head move). */
-export function checkpointRecords(s: { promised: Ballot; truncatedBelow: number; meta: Map<string, Uint8Array> }): StoreRecord[] {
+export function checkpointRecords(s: {
+  promised: Ballot;
+  truncatedBelow: number;
+  meta: Map<string, Uint8Array>;
+}): StoreRecord[] {
   const out: StoreRecord[] = [];
   if (s.promised.round > 0 || s.promised.leader !== '') out.push({ t: 'promise', ballot: s.promised });
   if (s.truncatedBelow > 0) out.push({ t: 'truncate', below: s.truncatedBelow });

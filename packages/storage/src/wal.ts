@@ -253,9 +253,15 @@ export class FileWalStore implements AcceptorStore {
         let rec: StoreRecord;
         try {
           // a copy, so recovered values do not pin the whole segment buffer
-          rec = decodeRecord(Buffer.from(buf.subarray(off + WAL_FRAME_HEADER_BYTES, off + WAL_FRAME_HEADER_BYTES + f.len)));
+          rec = decodeRecord(
+            Buffer.from(buf.subarray(off + WAL_FRAME_HEADER_BYTES, off + WAL_FRAME_HEADER_BYTES + f.len)),
+          );
         } catch (e) {
-          throw new StorageCorruptionError(seg.path, off, `record with a valid checksum does not decode (${(e as Error).message})`);
+          throw new StorageCorruptionError(
+            seg.path,
+            off,
+            `record with a valid checksum does not decode (${(e as Error).message})`,
+          );
         }
         if (!batch) batch = { seq: f.seq, start: off, records: [] };
         batch.records.push(rec);
@@ -280,7 +286,8 @@ export class FileWalStore implements AcceptorStore {
       const after = scanFrames(buf, off).map((x) => ({ ...x, si }));
       for (let sj = si + 1; sj < segs.length; sj++) {
         const later = await readSeg(segs[sj]!);
-        if (checkHeader(later, segs[sj]!.index) === null) after.push(...scanFrames(later, WAL_HEADER_BYTES).map((x) => ({ ...x, si: sj })));
+        if (checkHeader(later, segs[sj]!.index) === null)
+          after.push(...scanFrames(later, WAL_HEADER_BYTES).map((x) => ({ ...x, si: sj })));
         else after.push({ off: 0, seq: -2, si: sj });
       }
       const seqs = new Set(after.map((x) => x.seq));
@@ -303,7 +310,8 @@ export class FileWalStore implements AcceptorStore {
       const seg = segs[cut.seg]!;
       endPos = cut.off;
       await this.zeroFrom(seg.path, cut.off, cutLen);
-      for (const s of segs.splice(cut.seg + 1)) await unlink(s.path).catch((e) => Promise.reject(fsError(e, s.path, 'unlink')));
+      for (const s of segs.splice(cut.seg + 1))
+        await unlink(s.path).catch((e) => Promise.reject(fsError(e, s.path, 'unlink')));
       await this.syncDir();
     }
 
@@ -427,7 +435,9 @@ export class FileWalStore implements AcceptorStore {
     let s: Spare;
     try {
       // a spare made ahead of need may have failed then (a full disk) and succeed now
-      s = await (early ?? this.makeSpare(this.nextIndex)).catch((e: unknown) => (early ? this.makeSpare(this.nextIndex) : Promise.reject(e)));
+      s = await (early ?? this.makeSpare(this.nextIndex)).catch((e: unknown) =>
+        early ? this.makeSpare(this.nextIndex) : Promise.reject(e),
+      );
     } catch (e) {
       throw e instanceof StorageError ? e : fsError(e, this.dir, 'preallocate segment');
     }
@@ -438,7 +448,9 @@ export class FileWalStore implements AcceptorStore {
   // ------------------------------------------------------------------ appends
   append(records: readonly StoreRecord[], done: (err: Error | null) => void): void {
     CONTRACTS && requires(Array.isArray(records), 'append takes an array of records');
-    const err = this.closed ? new StorageClosedError(this.dir, 'closed') : this.failed ?? (this.recovered ? null : new StorageClosedError(this.dir, 'recover() has not run'));
+    const err = this.closed
+      ? new StorageClosedError(this.dir, 'closed')
+      : (this.failed ?? (this.recovered ? null : new StorageClosedError(this.dir, 'recover() has not run')));
     if (err) {
       queueMicrotask(() => done(err));
       return;
@@ -472,7 +484,13 @@ export class FileWalStore implements AcceptorStore {
       if (!err) this.dropSegments();
     };
     this.st.appends++;
-    this.pending.unshift({ records, payloads, bytes: WAL_FRAME_HEADER_BYTES + payloads[0]!.length, done, control: true });
+    this.pending.unshift({
+      records,
+      payloads,
+      bytes: WAL_FRAME_HEADER_BYTES + payloads[0]!.length,
+      done,
+      control: true,
+    });
     this.kick();
   }
 

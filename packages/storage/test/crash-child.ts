@@ -11,7 +11,9 @@ import { crashValue } from './crash-values.ts';
 const [kind, path] = process.argv.slice(2);
 process.stdout.on('error', () => process.exit(0));
 const store: AcceptorStore =
-  kind === 'wal' ? new FileWalStore({ dir: path!, segmentBytes: 256 * 1024 }) : new PmemStore({ path: path!, capacity: 8 << 20 });
+  kind === 'wal'
+    ? new FileWalStore({ dir: path!, segmentBytes: 256 * 1024 })
+    : new PmemStore({ path: path!, capacity: 8 << 20 });
 
 const APPENDERS = 32;
 let next = 0;

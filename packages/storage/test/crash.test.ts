@@ -111,7 +111,10 @@ function startChild(kind: string, path: string): Child {
 async function crashLoop(kind: 'wal' | 'pmem', seed: number): Promise<{ acked: number; rounds: number[] }> {
   const t = tempDir(`decree-crash-${kind}-`);
   const path = kind === 'wal' ? join(t.dir, 'wal') : join(t.dir, 'log.plog');
-  const open = (): AcceptorStore => (kind === 'wal' ? new FileWalStore({ dir: path, segmentBytes: 256 * 1024 }) : new PmemStore({ path, capacity: 8 << 20 }));
+  const open = (): AcceptorStore =>
+    kind === 'wal'
+      ? new FileWalStore({ dir: path, segmentBytes: 256 * 1024 })
+      : new PmemStore({ path, capacity: 8 << 20 });
   const rand = rng(seed);
   const perRound: number[] = [];
   let total = 0;
@@ -154,7 +157,14 @@ async function crashLoop(kind: 'wal' | 'pmem', seed: number): Promise<{ acked: n
       perRound.push(c.acked.length);
       total += c.acked.length;
     }
-    if (process.env.DECREE_CRASH_VERBOSE) console.log(kind, 'ms in go->first ack / kill->exit / recover+check:', Object.values(timing).map(Math.round).join(' / '), 'acked', total);
+    if (process.env.DECREE_CRASH_VERBOSE)
+      console.log(
+        kind,
+        'ms in go->first ack / kill->exit / recover+check:',
+        Object.values(timing).map(Math.round).join(' / '),
+        'acked',
+        total,
+      );
   } finally {
     for (const w of warm) w.proc.kill('SIGKILL');
     await Promise.all(warm.map((w) => w.exited));
@@ -164,22 +174,14 @@ async function crashLoop(kind: 'wal' | 'pmem', seed: number): Promise<{ acked: n
 }
 
 describe('crash safety with real processes (SIGKILL at random moments)', () => {
-  it.concurrent(
-    `FileWalStore: ${KILLS} kills, every acknowledged record recovered intact`,
-    async () => {
-      const r = await crashLoop('wal', 1234);
-      expect(r.rounds.length).toBe(KILLS);
-      expect(r.acked).toBeGreaterThan(KILLS);
-    },
-    120_000,
-  );
-  it.concurrent(
-    `PmemStore: ${KILLS} kills, every acknowledged record recovered intact`,
-    async () => {
-      const r = await crashLoop('pmem', 5678);
-      expect(r.rounds.length).toBe(KILLS);
-      expect(r.acked).toBeGreaterThan(KILLS);
-    },
-    120_000,
-  );
+  it.concurrent(`FileWalStore: ${KILLS} kills, every acknowledged record recovered intact`, async () => {
+    const r = await crashLoop('wal', 1234);
+    expect(r.rounds.length).toBe(KILLS);
+    expect(r.acked).toBeGreaterThan(KILLS);
+  }, 120_000);
+  it.concurrent(`PmemStore: ${KILLS} kills, every acknowledged record recovered intact`, async () => {
+    const r = await crashLoop('pmem', 5678);
+    expect(r.rounds.length).toBe(KILLS);
+    expect(r.acked).toBeGreaterThan(KILLS);
+  }, 120_000);
 });

@@ -2,7 +2,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { type AcceptorStore, type RecoveredState, type StoreRecord, applyRecord, emptyRecoveredState } from '@decree/protocol';
+import {
+  type AcceptorStore,
+  type RecoveredState,
+  type StoreRecord,
+  applyRecord,
+  emptyRecoveredState,
+} from '@decree/protocol';
 
 export function tempDir(prefix = 'decree-storage-'): { dir: string; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), prefix));
@@ -29,7 +35,17 @@ export const acceptRec = (slot: number, round = 1, size = 16): StoreRecord => ({
 /** A comparable plain form of a recovered state (Uint8Arrays as arrays, maps sorted). */
 export function plain(s: RecoveredState): unknown {
   const norm = (v: unknown): unknown =>
-    v instanceof Uint8Array ? Array.from(v) : Array.isArray(v) ? v.map(norm) : v && typeof v === 'object' ? Object.fromEntries(Object.entries(v).filter(([, x]) => x !== undefined).map(([k, x]) => [k, norm(x)])) : v;
+    v instanceof Uint8Array
+      ? Array.from(v)
+      : Array.isArray(v)
+        ? v.map(norm)
+        : v && typeof v === 'object'
+          ? Object.fromEntries(
+              Object.entries(v)
+                .filter(([, x]) => x !== undefined)
+                .map(([k, x]) => [k, norm(x)]),
+            )
+          : v;
   return {
     promised: s.promised,
     truncatedBelow: s.truncatedBelow,
@@ -57,7 +73,22 @@ const valueArb = fc.oneof(
 );
 export const recordArb: fc.Arbitrary<StoreRecord> = fc.oneof(
   { weight: 2, arbitrary: ballotArb.map((ballot) => ({ t: 'promise' as const, ballot })) },
-  { weight: 6, arbitrary: fc.record({ t: fc.constant('accept' as const), slot: fc.integer({ min: 1, max: 60 }), ballot: ballotArb, value: valueArb }) },
-  { weight: 1, arbitrary: fc.record({ t: fc.constant('meta' as const), key: fc.constantFrom('cfg', 'epoch', 'x'), value: fc.uint8Array({ maxLength: 20 }) }) },
+  {
+    weight: 6,
+    arbitrary: fc.record({
+      t: fc.constant('accept' as const),
+      slot: fc.integer({ min: 1, max: 60 }),
+      ballot: ballotArb,
+      value: valueArb,
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      t: fc.constant('meta' as const),
+      key: fc.constantFrom('cfg', 'epoch', 'x'),
+      value: fc.uint8Array({ maxLength: 20 }),
+    }),
+  },
   { weight: 1, arbitrary: fc.integer({ min: 0, max: 40 }).map((below) => ({ t: 'truncate' as const, below })) },
 );

@@ -5,7 +5,14 @@ import { afterEach, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { crc32c } from '@node-rs/crc32';
 import type { StoreRecord } from '@decree/protocol';
-import { PmemNotBuiltError, commitLog, loadPmemAddon, loadPmemAddonFrom, openPmemLog, recordBytes } from '@decree/pmem-log';
+import {
+  PmemNotBuiltError,
+  commitLog,
+  loadPmemAddon,
+  loadPmemAddonFrom,
+  openPmemLog,
+  recordBytes,
+} from '@decree/pmem-log';
 import { PmemStore } from '../src/pmem.ts';
 import { StorageCorruptionError, StorageFullError } from '../src/errors.ts';
 import { encodeRecord } from '../src/records.ts';
@@ -131,7 +138,12 @@ describe('native pmem-log addon', () => {
 describe('PmemStore', () => {
   it('round-trips records across close and reopen', async () => {
     const p = join(dir(), 'r.plog');
-    const recs: StoreRecord[] = [{ t: 'promise', ballot: { round: 2, leader: 'a' } }, acceptRec(1), acceptRec(2, 2, 500), { t: 'meta', key: 'k', value: new Uint8Array([5]) }];
+    const recs: StoreRecord[] = [
+      { t: 'promise', ballot: { round: 2, leader: 'a' } },
+      acceptRec(1),
+      acceptRec(2, 2, 500),
+      { t: 'meta', key: 'k', value: new Uint8Array([5]) },
+    ];
     const { s, state } = await open(p);
     expect(plain(state)).toEqual(plain(expected([])));
     expect(typeof s.isPmem).toBe('boolean');

@@ -4,7 +4,13 @@ import { afterEach, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import type { StoreRecord } from '@decree/protocol';
 import { FileWalStore, WAL_FRAME_HEADER_BYTES, WAL_HEADER_BYTES } from '../src/wal.ts';
-import { StorageClosedError, StorageCorruptionError, StorageError, StorageFullError, StoragePermissionError } from '../src/errors.ts';
+import {
+  StorageClosedError,
+  StorageCorruptionError,
+  StorageError,
+  StorageFullError,
+  StoragePermissionError,
+} from '../src/errors.ts';
 import { encodeRecord } from '../src/records.ts';
 import { acceptRec, appendP, expected, plain, recordArb, tempDir } from './helpers.ts';
 
@@ -17,7 +23,11 @@ function dir(): string {
   cleanups.push(t.cleanup);
   return t.dir;
 }
-const segFiles = (d: string) => readdirSync(d).filter((n) => n.endsWith('.log')).sort().map((n) => join(d, n));
+const segFiles = (d: string) =>
+  readdirSync(d)
+    .filter((n) => n.endsWith('.log'))
+    .sort()
+    .map((n) => join(d, n));
 function flip(path: string, offset: number): void {
   const fd = openSync(path, 'r+');
   const b = Buffer.alloc(1);
@@ -148,7 +158,11 @@ describe('FileWalStore', () => {
     expect(ce.message).toContain(f!);
     expect(ce.message).toContain(`offset ${badAt}`);
     // and it did not repair (destroy) anything: the file still holds the later records
-    expect(readFileSync(f!).subarray(badAt + frame, badAt + 2 * frame).some((x) => x !== 0)).toBe(true);
+    expect(
+      readFileSync(f!)
+        .subarray(badAt + frame, badAt + 2 * frame)
+        .some((x) => x !== 0),
+    ).toBe(true);
   });
 
   it('reports a zeroed-out record followed by later batches as corruption', async () => {

@@ -29,7 +29,13 @@ export interface MetricsReplica {
 export interface ReplicaMetricsOptions {
   /** transport byte counters (TcpTransport.stats()), when the transport has them */
   transportStats?: () => {
-    bytesIn: number; bytesOut: number; framesIn?: number; framesOut?: number; controlDrops?: number; bulkDrops?: number; drops?: number;
+    bytesIn: number;
+    bytesOut: number;
+    framesIn?: number;
+    framesOut?: number;
+    controlDrops?: number;
+    bulkDrops?: number;
+    drops?: number;
   };
   /** clock for latencies, ms (default performance.now) */
   now?: () => number;
@@ -77,7 +83,11 @@ const ACCEPTOR_STATES = ['serving', 'full', 'failed'] as const;
  * executed, on the submitting replica), the batch size of each slot the leader proposes and the
  * leader changes. With a no-op meter (no SDK) the callbacks never run.
  */
-export function instrumentReplicaMetrics(replica: MetricsReplica, meter: Meter, opts: ReplicaMetricsOptions = {}): ReplicaMetrics {
+export function instrumentReplicaMetrics(
+  replica: MetricsReplica,
+  meter: Meter,
+  opts: ReplicaMetricsOptions = {},
+): ReplicaMetrics {
   const now = opts.now ?? (() => performance.now());
   const maxPending = opts.maxPending ?? 65_536;
   const attrs: Attributes = { replica: replica.id, ring: replica.ring };
@@ -104,7 +114,8 @@ export function instrumentReplicaMetrics(replica: MetricsReplica, meter: Meter, 
   const off = replica.bus.tap((msg, dir) => {
     switch (msg.type) {
       case 'submit':
-        if (dir === 'local' && msg.from === replica.id && msg.items.length && started.size < maxPending) started.set(msg.items[0]!.id, now());
+        if (dir === 'local' && msg.from === replica.id && msg.items.length && started.size < maxPending)
+          started.set(msg.items[0]!.id, now());
         return;
       case 'executed': {
         if (msg.to !== replica.id) return;
@@ -138,29 +149,69 @@ export function instrumentReplicaMetrics(replica: MetricsReplica, meter: Meter, 
   const observables = [
     meter.createObservableCounter('decree_commands_executed_total', { description: 'commands executed (throughput)' }),
     meter.createObservableCounter('decree_slots_executed_total', { description: 'slots executed' }),
-    meter.createObservableGauge('decree_slots_in_flight', { description: 'slots proposed and not yet chosen (leader)' }),
+    meter.createObservableGauge('decree_slots_in_flight', {
+      description: 'slots proposed and not yet chosen (leader)',
+    }),
     meter.createObservableGauge('decree_log_bytes', { description: 'bytes written to the acceptor log', unit: 'By' }),
     meter.createObservableGauge('decree_log_slots', { description: 'slots in the log: chosen minus truncated below' }),
-    meter.createObservableGauge('decree_snapshot_age_slots', { description: 'executed slot minus the latest snapshot slot (absent until a snapshot exists)' }),
-    meter.createObservableGauge('decree_snapshot_age_seconds', { description: 'seconds since this replica first saw its latest snapshot (absent until one exists)', unit: 's' }),
-    meter.createObservableCounter('decree_leader_changes_total', { description: 'leader changes seen by this replica' }),
+    meter.createObservableGauge('decree_snapshot_age_slots', {
+      description: 'executed slot minus the latest snapshot slot (absent until a snapshot exists)',
+    }),
+    meter.createObservableGauge('decree_snapshot_age_seconds', {
+      description: 'seconds since this replica first saw its latest snapshot (absent until one exists)',
+      unit: 's',
+    }),
+    meter.createObservableCounter('decree_leader_changes_total', {
+      description: 'leader changes seen by this replica',
+    }),
     meter.createObservableCounter('decree_elections_total', { description: 'elections this replica started' }),
     meter.createObservableCounter('decree_leaderships_total', { description: 'times this replica became leader' }),
     meter.createObservableGauge('decree_is_leader', { description: '1 when this replica leads' }),
     meter.createObservableGauge('decree_executed_slot', { description: 'last executed slot' }),
     meter.createObservableGauge('decree_chosen_slot', { description: 'highest chosen slot known' }),
-    meter.createObservableCounter('decree_transport_bytes_total', { description: 'bytes through the transport, by direction', unit: 'By' }),
+    meter.createObservableCounter('decree_transport_bytes_total', {
+      description: 'bytes through the transport, by direction',
+      unit: 'By',
+    }),
   ] as const;
-  const [cmds, slots, inflight, logBytes, logSlots, snapAgeSlots, snapAgeSec, changes, elections, leaderships, isLeader, executed, chosen, bytes] = observables;
+  const [
+    cmds,
+    slots,
+    inflight,
+    logBytes,
+    logSlots,
+    snapAgeSlots,
+    snapAgeSec,
+    changes,
+    elections,
+    leaderships,
+    isLeader,
+    executed,
+    chosen,
+    bytes,
+  ] = observables;
   const extra = [
     meter.createObservableCounter('decree_messages_dropped_total', {
-      description: 'messages dropped: a full transport lane (lane=control|bulk), undeliverable on the bus (lane=bus), replies held while the store was full (lane=held-reply)',
+      description:
+        'messages dropped: a full transport lane (lane=control|bulk), undeliverable on the bus (lane=bus), replies held while the store was full (lane=held-reply)',
     }),
-    meter.createObservableGauge('decree_acceptor_state', { description: '1 for the acceptor state this replica is in (serving, full: writes wait for room, failed)' }),
-    meter.createObservableCounter('decree_store_full_total', { description: 'acceptor writes refused because the store was full' }),
-    meter.createObservableGauge('decree_store_used_bytes', { description: 'bytes used in a store of fixed capacity (pmem)', unit: 'By' }),
-    meter.createObservableGauge('decree_store_capacity_bytes', { description: 'capacity of a store of fixed capacity (pmem)', unit: 'By' }),
-    meter.createObservableCounter('decree_busy_refusals_total', { description: 'commands the leader refused as busy (its queue was full)' }),
+    meter.createObservableGauge('decree_acceptor_state', {
+      description: '1 for the acceptor state this replica is in (serving, full: writes wait for room, failed)',
+    }),
+    meter.createObservableCounter('decree_store_full_total', {
+      description: 'acceptor writes refused because the store was full',
+    }),
+    meter.createObservableGauge('decree_store_used_bytes', {
+      description: 'bytes used in a store of fixed capacity (pmem)',
+      unit: 'By',
+    }),
+    meter.createObservableGauge('decree_store_capacity_bytes', {
+      description: 'capacity of a store of fixed capacity (pmem)',
+      unit: 'By',
+    }),
+    meter.createObservableCounter('decree_busy_refusals_total', {
+      description: 'commands the leader refused as busy (its queue was full)',
+    }),
   ];
   const [dropped, acceptorState, storeFull, storeUsed, storeCapacity, busy] = extra;
   const callback = (r: import('@opentelemetry/api').BatchObservableResult) => {

@@ -50,7 +50,9 @@ export function prometheusText(rm: ResourceMetrics): string {
   for (const sm of rm.scopeMetrics) {
     for (const m of sm.metrics) {
       const name = sanitize(m.descriptor.name);
-      const help = m.descriptor.description ? `# HELP ${name} ${m.descriptor.description.replace(/\n/g, ' ')}` : undefined;
+      const help = m.descriptor.description
+        ? `# HELP ${name} ${m.descriptor.description.replace(/\n/g, ' ')}`
+        : undefined;
       if (m.dataPointType === DataPointType.HISTOGRAM) {
         if (help) out.push(help);
         out.push(`# TYPE ${name} histogram`);

@@ -136,7 +136,9 @@ function oneError(e: unknown): Error {
  * optional `@statelyai/inspect` package is installed and reachable; otherwise (offline, not
  * installed) logs each inspection event through `log`.
  */
-export async function makeInspector(log: (msg: string, obj: object) => void): Promise<{ inspect: (ev: any) => void; mode: 'stately' | 'log'; stop(): void }> {
+export async function makeInspector(
+  log: (msg: string, obj: object) => void,
+): Promise<{ inspect: (ev: any) => void; mode: 'stately' | 'log'; stop(): void }> {
   // offline: log actor creation and every change of a machine's state (with the event that caused it);
   // the events themselves (timer ticks, messages) are far too many to log
   const last = new Map<string, string>();
@@ -147,19 +149,40 @@ export async function makeInspector(log: (msg: string, obj: object) => void): Pr
       if (last.get(id) === v) return;
       const from = last.get(id);
       last.set(id, v);
-      log('inspect: state', { actor: id, machine: ev.actorRef?.logic?.id, from: from ? JSON.parse(from) : undefined, to: ev.snapshot?.value, event: ev.event?.type });
-    } else if (ev?.type === '@xstate.actor') log('inspect: actor', { actor: ev.actorRef?.id, machine: ev.actorRef?.logic?.id });
+      log('inspect: state', {
+        actor: id,
+        machine: ev.actorRef?.logic?.id,
+        from: from ? JSON.parse(from) : undefined,
+        to: ev.snapshot?.value,
+        event: ev.event?.type,
+      });
+    } else if (ev?.type === '@xstate.actor')
+      log('inspect: actor', { actor: ev.actorRef?.id, machine: ev.actorRef?.logic?.id });
   };
   try {
     const name = '@statelyai/inspect';
     const mod: any = await import(/* @vite-ignore */ name);
-    const inspector = mod.createWebSocketInspector ? mod.createWebSocketInspector({ autoStart: true }) : mod.createBrowserInspector?.();
+    const inspector = mod.createWebSocketInspector
+      ? mod.createWebSocketInspector({ autoStart: true })
+      : mod.createBrowserInspector?.();
     if (!inspector?.inspect) throw new Error('no inspector in @statelyai/inspect');
     const insp = inspector.inspect;
     const fn = typeof insp === 'function' ? insp : (ev: any) => insp.next?.(ev);
-    return { inspect: (ev) => { try { fn(ev); } catch { logEvent(ev); } }, mode: 'stately', stop: () => inspector.stop?.() };
+    return {
+      inspect: (ev) => {
+        try {
+          fn(ev);
+        } catch {
+          logEvent(ev);
+        }
+      },
+      mode: 'stately',
+      stop: () => inspector.stop?.(),
+    };
   } catch (e) {
-    log('inspect: @statelyai/inspect unavailable; logging inspection events instead', { reason: String((e as Error).message ?? e) });
+    log('inspect: @statelyai/inspect unavailable; logging inspection events instead', {
+      reason: String((e as Error).message ?? e),
+    });
     return { inspect: logEvent, mode: 'log', stop() {} };
   }
 }

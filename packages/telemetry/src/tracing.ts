@@ -1,4 +1,14 @@
-import { type Context, type Span, type SpanContext, type Tracer, ROOT_CONTEXT, SpanKind, TraceFlags, context, trace } from '@opentelemetry/api';
+import {
+  type Context,
+  type Span,
+  type SpanContext,
+  type Tracer,
+  ROOT_CONTEXT,
+  SpanKind,
+  TraceFlags,
+  context,
+  trace,
+} from '@opentelemetry/api';
 import type { Bus } from '@decree/bus';
 import type { Message, ReplicaId, Slot } from '@decree/protocol';
 
@@ -30,7 +40,14 @@ export function parseTraceparent(v: string | undefined): SpanContext | undefined
   const parts = v.trim().split('-');
   if (parts.length < 4) return undefined;
   const [ver, traceId, spanId, flags] = parts as [string, string, string, string];
-  if (ver.length !== 2 || ver === 'ff' || !HEX_TRACE.test(traceId) || !HEX_SPAN.test(spanId) || !/^[0-9a-f]{2}$/.test(flags)) return undefined;
+  if (
+    ver.length !== 2 ||
+    ver === 'ff' ||
+    !HEX_TRACE.test(traceId) ||
+    !HEX_SPAN.test(spanId) ||
+    !/^[0-9a-f]{2}$/.test(flags)
+  )
+    return undefined;
   if (/^0+$/.test(traceId) || /^0+$/.test(spanId)) return undefined;
   if (ver === '00' && parts.length !== 4) return undefined;
   return { traceId, spanId, traceFlags: parseInt(flags, 16) & TraceFlags.SAMPLED, isRemote: true };
@@ -50,7 +67,10 @@ function extract(msg: Message): Context | undefined {
 
 /** A bounded insertion-ordered map: the oldest entries go first (their spans end as 'dropped'). */
 class Bounded<K, V> extends Map<K, V> {
-  constructor(private readonly max: number, private readonly evict: (v: V) => void) {
+  constructor(
+    private readonly max: number,
+    private readonly evict: (v: V) => void,
+  ) {
     super();
   }
   override set(k: K, v: V): this {
@@ -147,13 +167,26 @@ export function instrumentBus(bus: Bus, opts: InstrumentBusOptions): BusInstrume
     if (msg.items.length === 0) return;
     if (ratio < 1 && random() >= ratio) return;
     const parent = extract(msg) ?? context.active();
-    const span = tracer().startSpan('decree.submit', { kind: SpanKind.PRODUCER, attributes: { ...attrs, 'decree.commands': msg.items.length, 'decree.first_id': msg.items[0]!.id } }, parent);
+    const span = tracer().startSpan(
+      'decree.submit',
+      {
+        kind: SpanKind.PRODUCER,
+        attributes: { ...attrs, 'decree.commands': msg.items.length, 'decree.first_id': msg.items[0]!.id },
+      },
+      parent,
+    );
     if (!span.isRecording()) return; // no SDK, or not sampled: remember nothing
     const items = msg.items;
     const first = items[0]!.id;
     let consecutive = items[items.length - 1]!.id - first === items.length - 1;
     for (let i = 1; consecutive && i < items.length; i++) consecutive = items[i]!.id === first + i;
-    const b: Batch = { submit: span, ctx: trace.setSpan(parent, span), first, last: first + items.length - 1, ...(consecutive ? {} : { ids: items.map((i) => i.id) }) };
+    const b: Batch = {
+      submit: span,
+      ctx: trace.setSpan(parent, span),
+      first,
+      last: first + items.length - 1,
+      ...(consecutive ? {} : { ids: items.map((i) => i.id) }),
+    };
     if (batches.size >= max) {
       const oldest = batches.values().next().value!;
       oldest.submit.setAttribute('decree.dropped', true);
@@ -171,7 +204,11 @@ export function instrumentBus(bus: Bus, opts: InstrumentBusOptions): BusInstrume
     if (v.k !== 'batch' || v.origin !== self) return;
     const b = findBatch(v.firstId);
     if (!b) return;
-    const accept = tracer().startSpan('decree.accept', { attributes: { ...attrs, 'decree.slot': msg.slot, 'decree.commands': v.cmds.length } }, b.ctx);
+    const accept = tracer().startSpan(
+      'decree.accept',
+      { attributes: { ...attrs, 'decree.slot': msg.slot, 'decree.commands': v.cmds.length } },
+      b.ctx,
+    );
     leaderSlots.set(msg.slot, { batch: b, accept });
     inject(msg, accept);
   };
@@ -180,7 +217,11 @@ export function instrumentBus(bus: Bus, opts: InstrumentBusOptions): BusInstrume
     if (followerSlots.has(msg.slot)) return;
     const parent = extract(msg);
     if (!parent) return;
-    const accept = tracer().startSpan('decree.acceptor.accept', { kind: SpanKind.CONSUMER, attributes: { ...attrs, 'decree.slot': msg.slot, 'decree.from': msg.from } }, parent);
+    const accept = tracer().startSpan(
+      'decree.acceptor.accept',
+      { kind: SpanKind.CONSUMER, attributes: { ...attrs, 'decree.slot': msg.slot, 'decree.from': msg.from } },
+      parent,
+    );
     if (!accept.isRecording()) return;
     followerSlots.set(msg.slot, { accept, ctx: trace.setSpan(parent, accept) });
   };
@@ -198,7 +239,11 @@ export function instrumentBus(bus: Bus, opts: InstrumentBusOptions): BusInstrume
       leaderDecided = msg.upTo;
     }
     if (!first) {
-      for (const [slot, s] of leaderSlots) if (slot <= msg.upTo) { first = s.accept; break; }
+      for (const [slot, s] of leaderSlots)
+        if (slot <= msg.upTo) {
+          first = s.accept;
+          break;
+        }
     }
     inject(msg, first);
   };
@@ -210,13 +255,18 @@ export function instrumentBus(bus: Bus, opts: InstrumentBusOptions): BusInstrume
       seen = true;
       if (!s.accept.isRecording()) continue;
       s.accept.end(); // the accepted reply went before; end at the latest now
-      tracer().startSpan('decree.chosen', { attributes: { ...attrs, 'decree.slot': slot, 'decree.up_to': msg.upTo } }, s.ctx).end();
+      tracer()
+        .startSpan('decree.chosen', { attributes: { ...attrs, 'decree.slot': slot, 'decree.up_to': msg.upTo } }, s.ctx)
+        .end();
       s.apply = tracer().startSpan('decree.learner.apply', { attributes: { ...attrs, 'decree.slot': slot } }, s.ctx);
     }
     if (!seen) {
       // a learner that missed the accept still joins the trace the decide carries
       const parent = extract(msg);
-      if (parent) tracer().startSpan('decree.chosen', { attributes: { ...attrs, 'decree.up_to': msg.upTo } }, parent).end();
+      if (parent)
+        tracer()
+          .startSpan('decree.chosen', { attributes: { ...attrs, 'decree.up_to': msg.upTo } }, parent)
+          .end();
     }
   };
 
@@ -237,7 +287,13 @@ export function instrumentBus(bus: Bus, opts: InstrumentBusOptions): BusInstrume
       leaderSlots.delete(msg.slot);
     }
     if (!b) return;
-    tracer().startSpan('decree.reply', { attributes: { ...attrs, 'decree.slot': msg.slot, 'decree.results': msg.results.length } }, b.ctx).end();
+    tracer()
+      .startSpan(
+        'decree.reply',
+        { attributes: { ...attrs, 'decree.slot': msg.slot, 'decree.results': msg.results.length } },
+        b.ctx,
+      )
+      .end();
     finishBatch(b);
   };
 

@@ -10,7 +10,9 @@ import { PrometheusReader } from '../src/prometheus.ts';
 const enc = (s: string) => new TextEncoder().encode(s);
 
 function value(text: string, name: string, labelPart = ''): number | undefined {
-  const line = text.split('\n').find((l) => l.startsWith(name) && (l[name.length] === '{' || l[name.length] === ' ') && l.includes(labelPart));
+  const line = text
+    .split('\n')
+    .find((l) => l.startsWith(name) && (l[name.length] === '{' || l[name.length] === ' ') && l.includes(labelPart));
   return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : undefined;
 }
 
@@ -25,7 +27,9 @@ describe('replica metrics', () => {
     for (let i = 0; i < 20; i++) await c.submitAndWait(enc(`k${i}`));
     // a snapshot makes the snapshot-age metrics appear
     let snap = false;
-    c.replica(leader).snapshotNow().then(() => (snap = true));
+    c.replica(leader)
+      .snapshotNow()
+      .then(() => (snap = true));
     for (let i = 0; i < 200 && !snap; i++) {
       c.run(10);
       await c.settle();
@@ -42,7 +46,8 @@ describe('replica metrics', () => {
       const text = await res.text();
       // the store's used and capacity bytes exist only for a store of fixed capacity (pmem); this one is in memory
       const fixedCapacityOnly = ['decree_store_used_bytes', 'decree_store_capacity_bytes'];
-      for (const n of METRIC_NAMES) if (!fixedCapacityOnly.includes(n)) expect(text, n).toMatch(new RegExp(`^# TYPE ${n} `, 'm'));
+      for (const n of METRIC_NAMES)
+        if (!fixedCapacityOnly.includes(n)) expect(text, n).toMatch(new RegExp(`^# TYPE ${n} `, 'm'));
       expect(text).not.toMatch(/^decree_store_used_bytes/m);
       expect(value(text, 'decree_messages_dropped_total', 'lane="control"')).toBe(7);
       expect(value(text, 'decree_messages_dropped_total', 'lane="bulk"')).toBe(9);
@@ -74,7 +79,10 @@ describe('replica metrics', () => {
     const provider = new MeterProvider({ readers: [reader] });
     const m = instrumentReplicaMetrics(c.replica(follower), provider.getMeter('decree'));
     await c.crash(first);
-    c.waitForLeader(10_000, c.ids.filter((i) => i !== first));
+    c.waitForLeader(
+      10_000,
+      c.ids.filter((i) => i !== first),
+    );
     c.run(500);
     const text = await reader.text();
     expect(m.leaderChanges).toBeGreaterThanOrEqual(1);

@@ -44,7 +44,12 @@ describe('registerTracing with the OTLP/HTTP exporter', () => {
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
-        received.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks).toString('utf8') });
+        received.push({
+          method: req.method ?? '',
+          url: req.url ?? '',
+          headers: req.headers,
+          body: Buffer.concat(chunks).toString('utf8'),
+        });
         res.writeHead(status, { 'content-type': 'application/json' });
         res.end(status === 200 ? '{}' : '{"code":3,"message":"rejected by the test collector"}');
       });
@@ -74,7 +79,12 @@ describe('registerTracing with the OTLP/HTTP exporter', () => {
   }
 
   it('POSTs the spans of r1, r2, r3 as OTLP JSON to the configured endpoint, with the configured headers', async () => {
-    const t = registerTracing({ exporter: 'otlp', endpoint, headers: { authorization: 'Bearer test-token' }, service: { instanceId: 'sim' } });
+    const t = registerTracing({
+      exporter: 'otlp',
+      endpoint,
+      headers: { authorization: 'Bearer test-token' },
+      service: { instanceId: 'sim' },
+    });
     shutdown = () => t.shutdown();
     const leader = await runOneCommand(11);
     await t.forceFlush(); // the batch processor exports now
@@ -105,14 +115,17 @@ describe('registerTracing with the OTLP/HTTP exporter', () => {
       byReplica.get(rep)!.add(s.name);
     }
     expect([...byReplica.keys()].sort()).toEqual(['r1', 'r2', 'r3']);
-    for (const n of ['decree.submit', 'decree.accept', 'decree.apply', 'decree.reply']) expect(byReplica.get(leader)).toContain(n);
+    for (const n of ['decree.submit', 'decree.accept', 'decree.apply', 'decree.reply'])
+      expect(byReplica.get(leader)).toContain(n);
     for (const f of ['r1', 'r2', 'r3'].filter((i) => i !== leader)) {
       expect(byReplica.get(f)).toContain('decree.acceptor.accept');
       expect(byReplica.get(f)).toContain('decree.learner.apply');
     }
     // parent links survive the encoding: a follower's acceptor span is a child of the leader's accept span
     const acceptIds = new Set(inTrace.filter((s) => s.name === 'decree.accept').map((s) => s.spanId));
-    const followerAccept = inTrace.find((s) => s.name === 'decree.acceptor.accept' && attr(s.attributes, 'decree.replica') !== leader)!;
+    const followerAccept = inTrace.find(
+      (s) => s.name === 'decree.acceptor.accept' && attr(s.attributes, 'decree.replica') !== leader,
+    )!;
     expect(acceptIds.has(followerAccept.parentSpanId!)).toBe(true);
   });
 
@@ -141,6 +154,8 @@ describe('registerTracing with the OTLP/HTTP exporter', () => {
     expect(otlpEndpointProblem('https://collector/v1/traces')).toBeUndefined();
     expect(otlpEndpointProblem('collector:4318')).toMatch(/http: or https:/); // parses as scheme "collector:"
     expect(otlpEndpointProblem('not a url')).toMatch(/not a URL/);
-    expect(() => registerTracing({ exporter: 'otlp', endpoint: 'ftp://x/v1/traces' })).toThrow(/^OTLP endpoint: must be an http: or https: URL/);
+    expect(() => registerTracing({ exporter: 'otlp', endpoint: 'ftp://x/v1/traces' })).toThrow(
+      /^OTLP endpoint: must be an http: or https: URL/,
+    );
   });
 });

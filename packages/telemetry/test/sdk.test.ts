@@ -36,7 +36,9 @@ describe('sdk entry point', () => {
     c.waitForLeader();
     await c.stop();
     const changes = logs.filter((l) => l.msg === 'inspect: state');
-    expect(changes.some((l) => l.obj.machine === 'proposer' && l.obj.to === 'leading')).toBe(true);
+    // the proposer leads in substates ({ leading: 'steady' }, …)
+    const leading = (to: unknown) => to === 'leading' || (typeof to === 'object' && to !== null && 'leading' in to);
+    expect(changes.some((l) => l.obj.machine === 'proposer' && leading(l.obj.to))).toBe(true);
     expect(changes.some((l) => l.obj.machine === 'elector')).toBe(true);
     // only changes: no two consecutive identical states of one actor
     const lastBy = new Map<string, string>();

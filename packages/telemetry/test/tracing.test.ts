@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, TraceIdRatioBasedSampler } from '@opentelemetry/sdk-trace-base';
+import {
+  BasicTracerProvider,
+  InMemorySpanExporter,
+  SimpleSpanProcessor,
+  TraceIdRatioBasedSampler,
+} from '@opentelemetry/sdk-trace-base';
 import type { Bus } from '@decree/bus';
 import { SimCluster } from '@decree/testkit';
 import { instrumentBus, parseTraceparent, formatTraceparent } from '../src/index.ts';
@@ -22,7 +27,7 @@ async function tracedCluster(opts: { ratio?: number; random?: () => number; sdk?
 }
 
 describe('instrumentBus tracing', () => {
-  it('one trace joins a command\'s spans on all three replicas', async () => {
+  it("one trace joins a command's spans on all three replicas", async () => {
     const { c, exporter, inst } = await tracedCluster();
     const leader = c.waitForLeader();
     exporter.reset();
@@ -42,7 +47,15 @@ describe('instrumentBus tracing', () => {
     }
     expect([...byReplica.keys()].sort()).toEqual(['r1', 'r2', 'r3']);
     const lead = byReplica.get(leader)!;
-    for (const n of ['decree.submit', 'decree.accept', 'decree.apply', 'decree.reply', 'decree.acceptor.accept', 'decree.chosen']) expect(lead).toContain(n);
+    for (const n of [
+      'decree.submit',
+      'decree.accept',
+      'decree.apply',
+      'decree.reply',
+      'decree.acceptor.accept',
+      'decree.chosen',
+    ])
+      expect(lead).toContain(n);
     for (const f of c.ids.filter((i) => i !== leader)) {
       expect(byReplica.get(f)).toContain('decree.acceptor.accept');
       expect(byReplica.get(f)).toContain('decree.chosen');
@@ -50,7 +63,9 @@ describe('instrumentBus tracing', () => {
     }
     // parents chain across replicas: a follower's acceptor span is a child of the leader's accept span
     const acceptIds = new Set(inTrace.filter((s) => s.name === 'decree.accept').map((s) => s.spanContext().spanId));
-    const followerAccept = inTrace.find((s) => s.name === 'decree.acceptor.accept' && s.attributes['decree.replica'] !== leader)!;
+    const followerAccept = inTrace.find(
+      (s) => s.name === 'decree.acceptor.accept' && s.attributes['decree.replica'] !== leader,
+    )!;
     expect(acceptIds.has(followerAccept.parentSpanContext!.spanId)).toBe(true);
     // nothing left open
     for (const i of inst) expect(i.tracked).toEqual({ batches: 0, leaderSlots: 0, followerSlots: 0 });
@@ -63,7 +78,10 @@ describe('instrumentBus tracing', () => {
     exporter.reset();
     // 100 commands in one submit (submitBatch numbers them consecutively)
     let done = false;
-    void c.replica(leader).submitBatch(Array.from({ length: 100 }, (_, i) => enc(`b${i}`))).then(() => (done = true));
+    void c
+      .replica(leader)
+      .submitBatch(Array.from({ length: 100 }, (_, i) => enc(`b${i}`)))
+      .then(() => (done = true));
     for (let i = 0; i < 5000 && !done; i++) {
       c.run(1);
       await Promise.resolve();
@@ -71,7 +89,16 @@ describe('instrumentBus tracing', () => {
     expect(done).toBe(true);
     // a submit whose ids are not consecutive (sent on the leader's bus directly)
     const bus = (c.nodes.get(leader) as unknown as { bus: Bus }).bus;
-    bus.send({ type: 'submit', ring: 'default', from: leader, to: leader, items: [{ id: 1_000_001, cmd: enc('g1') }, { id: 1_000_005, cmd: enc('g2') }] } as never);
+    bus.send({
+      type: 'submit',
+      ring: 'default',
+      from: leader,
+      to: leader,
+      items: [
+        { id: 1_000_001, cmd: enc('g1') },
+        { id: 1_000_005, cmd: enc('g2') },
+      ],
+    } as never);
     c.run(300);
     const spans = exporter.getFinishedSpans().filter((s) => s.attributes['decree.replica'] === leader);
     const submits = spans.filter((s) => s.name === 'decree.submit');
@@ -90,7 +117,8 @@ describe('instrumentBus tracing', () => {
     const { c, exporter, inst } = await tracedCluster({ ratio: 0 });
     c.waitForLeader();
     let headers = 0;
-    for (const id of c.ids) (c.nodes.get(id) as unknown as { bus: Bus }).bus.tap((m) => void (m.headers?.traceparent && headers++));
+    for (const id of c.ids)
+      (c.nodes.get(id) as unknown as { bus: Bus }).bus.tap((m) => void (m.headers?.traceparent && headers++));
     for (let i = 0; i < 5; i++) await c.submitAndWait(enc(`k${i}`));
     c.run(100);
     expect(exporter.getFinishedSpans().filter((s) => s.name.startsWith('decree.'))).toHaveLength(0);
@@ -111,9 +139,14 @@ describe('instrumentBus tracing', () => {
 
   it('the SDK sampler applies too', async () => {
     const exporter = new InMemorySpanExporter();
-    const provider = new BasicTracerProvider({ sampler: new TraceIdRatioBasedSampler(0), spanProcessors: [new SimpleSpanProcessor(exporter)] });
+    const provider = new BasicTracerProvider({
+      sampler: new TraceIdRatioBasedSampler(0),
+      spanProcessors: [new SimpleSpanProcessor(exporter)],
+    });
     const c = await new SimCluster({ n: 3, seed: 3 }).start();
-    const inst = c.ids.map((id) => instrumentBus((c.nodes.get(id) as unknown as { bus: Bus }).bus, { replica: id, tracer: provider.getTracer('t') }));
+    const inst = c.ids.map((id) =>
+      instrumentBus((c.nodes.get(id) as unknown as { bus: Bus }).bus, { replica: id, tracer: provider.getTracer('t') }),
+    );
     c.waitForLeader();
     await c.submitAndWait(enc('a'));
     expect(exporter.getFinishedSpans()).toHaveLength(0);
@@ -125,7 +158,8 @@ describe('instrumentBus tracing', () => {
     const { c, inst } = await tracedCluster({ sdk: false });
     c.waitForLeader();
     let headers = 0;
-    for (const id of c.ids) (c.nodes.get(id) as unknown as { bus: Bus }).bus.tap((m) => void (m.headers?.traceparent && headers++));
+    for (const id of c.ids)
+      (c.nodes.get(id) as unknown as { bus: Bus }).bus.tap((m) => void (m.headers?.traceparent && headers++));
     await c.submitAndWait(enc('a'));
     expect(headers).toBe(0);
     for (const i of inst) expect(i.tracked).toEqual({ batches: 0, leaderSlots: 0, followerSlots: 0 });
@@ -136,7 +170,13 @@ describe('instrumentBus tracing', () => {
     const sc = { traceId: '0af7651916cd43dd8448eb211c80319c', spanId: 'b7ad6b7169203331', traceFlags: 1 };
     expect(formatTraceparent(sc)).toBe('00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01');
     expect(parseTraceparent(formatTraceparent(sc))).toMatchObject(sc);
-    for (const bad of ['', 'x', '00-abc-def-01', '00-00000000000000000000000000000000-b7ad6b7169203331-01', 'ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01'])
+    for (const bad of [
+      '',
+      'x',
+      '00-abc-def-01',
+      '00-00000000000000000000000000000000-b7ad6b7169203331-01',
+      'ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
+    ])
       expect(parseTraceparent(bad)).toBeUndefined();
   });
 });

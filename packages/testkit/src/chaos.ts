@@ -1,5 +1,6 @@
 import type { SimNetworkOptions } from '@decree/bus';
 import type { ReplicaId } from '@decree/protocol';
+import type { RoleMachines } from '@decree/replica';
 import { enc, type LogMachine } from './log-machine.ts';
 import { SimCluster } from './sim-cluster.ts';
 import { checkAgreement, checkDurability, checkValidity, type AppliedEntry } from './checks.ts';
@@ -11,7 +12,8 @@ export interface ChaosParams {
   net: SimNetworkOptions;
   /** probability per step of a fault event */
   faultRate: number;
-  brokenForgetPromise?: boolean;
+  /** role machines to run instead of the standard ones at every replica (e.g. the forgetful acceptor) */
+  machines?: RoleMachines;
 }
 
 export interface ChaosResult {
@@ -34,7 +36,7 @@ export async function runChaos(p: ChaosParams): Promise<ChaosResult> {
     seed: p.seed,
     net: p.net,
     options: { elector: { electionTimeoutMinMs: 150, electionTimeoutMaxMs: 300, heartbeatMs: 40 } },
-    ...(p.brokenForgetPromise ? { brokenForgetPromise: () => true } : {}),
+    ...(p.machines ? { machines: () => p.machines } : {}),
   });
   await c.start();
   const rng = c.sched.rng.fork();

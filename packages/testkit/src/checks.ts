@@ -30,7 +30,10 @@ export function checkAgreement(logs: ReadonlyMap<string, readonly AppliedEntry[]
 }
 
 /** Validity: only submitted commands are applied, each at most once. */
-export function checkValidity(logs: ReadonlyMap<string, readonly AppliedEntry[]>, submitted: ReadonlySet<string>): void {
+export function checkValidity(
+  logs: ReadonlyMap<string, readonly AppliedEntry[]>,
+  submitted: ReadonlySet<string>,
+): void {
   for (const [id, l] of logs) {
     const seen = new Set<string>();
     for (const e of l) {
@@ -42,10 +45,15 @@ export function checkValidity(logs: ReadonlyMap<string, readonly AppliedEntry[]>
 }
 
 /** Durability: every acknowledged command is applied on at least `quorum` replicas. */
-export function checkDurability(logs: ReadonlyMap<string, readonly AppliedEntry[]>, acked: Iterable<string>, quorum: number): void {
+export function checkDurability(
+  logs: ReadonlyMap<string, readonly AppliedEntry[]>,
+  acked: Iterable<string>,
+  quorum: number,
+): void {
   const sets = [...logs.values()].map((l) => new Set(l.map((e) => e.cmd)));
   for (const c of acked) {
     const n = sets.filter((s) => s.has(c)).length;
-    if (n < quorum) throw new SafetyViolation(`durability: acknowledged ${c} is applied on ${n} replicas, fewer than ${quorum}`);
+    if (n < quorum)
+      throw new SafetyViolation(`durability: acknowledged ${c} is applied on ${n} replicas, fewer than ${quorum}`);
   }
 }

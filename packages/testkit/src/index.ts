@@ -3,3 +3,4 @@ export * from './sim-cluster.ts';
 export * from './checks.ts';
 export * from './chaos.ts';
 export * from './local-cluster.ts';
+export * from './forgetful-acceptor.ts';

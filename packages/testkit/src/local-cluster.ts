@@ -36,9 +36,10 @@ export class LocalCluster<SM extends StateMachine> {
           bus: this.bus,
           options: this.opts.options ?? {},
           // a replica that stops itself fails the test loudly (as an uncaught contract violation did)
-          onFatal: (e) => queueMicrotask(() => {
-            throw e;
-          }),
+          onFatal: (e) =>
+            queueMicrotask(() => {
+              throw e;
+            }),
         }),
       );
     }

@@ -24,4 +24,5 @@ export class LogMachine implements StateMachine {
 }
 
 export const enc = (s: string): Uint8Array => Buffer.from(s, 'latin1');
-export const dec = (b: Uint8Array | undefined): string | undefined => (b === undefined ? undefined : Buffer.from(b).toString('latin1'));
+export const dec = (b: Uint8Array | undefined): string | undefined =>
+  b === undefined ? undefined : Buffer.from(b).toString('latin1');

@@ -1,8 +1,14 @@
 import { Bus, type Env, type Rng, SimNetwork, type SimNetworkOptions, SimScheduler } from '@decree/bus';
-import type { AcceptorStore, ReplicaId, StateMachine } from '@decree/protocol';
+import { type AcceptorStore, type ReplicaId, type StateMachine, loadLatestValid } from '@decree/protocol';
 import { MemoryStore } from '@decree/storage/memory';
-import { type CreateReplicaConfig, NotLeaderError, Replica, type ReplicaOptions, replayLocalLog } from '@decree/replica';
-import { loadLatestValid } from '@decree/snapshotter';
+import {
+  type CreateReplicaConfig,
+  NotLeaderError,
+  Replica,
+  type ReplicaOptions,
+  type RoleMachines,
+  replayLocalLog,
+} from '@decree/replica';
 import { LogMachine } from './log-machine.ts';
 
 export interface SimClusterOptions {
@@ -16,7 +22,8 @@ export interface SimClusterOptions {
   /** makes each replica's state machine (called again at every restart) */
   makeStateMachine?: (id: ReplicaId) => StateMachine;
   inspect?: CreateReplicaConfig['inspect'];
-  brokenForgetPromise?: (id: ReplicaId) => boolean;
+  /** role machines to run instead of the standard ones at a replica (`CreateReplicaConfig.machines`) */
+  machines?: (id: ReplicaId) => RoleMachines | undefined;
   /** makes each replica's store (once; it survives crashes). Default: MemoryStore */
   makeStore?: (id: ReplicaId, env: Env) => AcceptorStore & { crash?(): void };
 }
@@ -69,13 +76,21 @@ export class SimCluster<SM extends StateMachine = LogMachine> {
     // like createReplica: start from the newest snapshot that verifies
     const snaps = this.opts.options?.makeSnapshotStore?.(id);
     const snap = snaps ? await loadLatestValid(snaps) : undefined;
-    if (snap) await node.sm.restore((async function* () { yield snap.data; })());
+    if (snap)
+      await node.sm.restore(
+        (async function* () {
+          yield snap.data;
+        })(),
+      );
     // like createReplica: local recovery first (the slots the replica's own log proves chosen)
     const replay = replayLocalLog(recovered, snap?.meta.slot ?? 0, node.sm);
+    const machines = this.opts.machines?.(id);
     const replica = new Replica(
       {
         id,
-        configuration: { members: this.ids.includes(id) && this.initialMembers.includes(id) ? this.initialMembers : [] },
+        configuration: {
+          members: this.ids.includes(id) && this.initialMembers.includes(id) ? this.initialMembers : [],
+        },
         peers: this.ids,
         storage: node.store,
         stateMachine: node.sm,
@@ -83,8 +98,8 @@ export class SimCluster<SM extends StateMachine = LogMachine> {
         env: node.env,
         options: { tickMs: 10, ...this.opts.options },
         ...(this.opts.inspect ? { inspect: this.opts.inspect } : {}),
-        ...(this.opts.brokenForgetPromise?.(id) ? { brokenForgetPromise: true } : {}),
         ...(snaps ? { snapshots: snaps } : {}),
+        ...(machines ? { machines } : {}),
         onFatal: (e) => this.fatals.push(`${id}: ${e.message}`),
       },
       recovered,
@@ -197,6 +212,8 @@ export class SimCluster<SM extends StateMachine = LogMachine> {
   }
 }
 
-export async function simCluster<SM extends StateMachine = LogMachine>(opts: SimClusterOptions = {}): Promise<SimCluster<SM>> {
+export async function simCluster<SM extends StateMachine = LogMachine>(
+  opts: SimClusterOptions = {},
+): Promise<SimCluster<SM>> {
   return new SimCluster<SM>(opts).start();
 }

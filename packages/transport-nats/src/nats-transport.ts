@@ -10,7 +10,17 @@ import {
   type Role,
 } from '@decree/protocol';
 import type { Transport } from '@decree/bus';
-import { ErrorCode, Events, connect, headers as natsHeaders, type ConnectionOptions, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from 'nats';
+import {
+  ErrorCode,
+  Events,
+  connect,
+  headers as natsHeaders,
+  type ConnectionOptions,
+  type Msg,
+  type MsgHdrs,
+  type NatsConnection,
+  type Subscription,
+} from 'nats';
 import { escapeToken, isValidPrefix, replicaWildcard, roleSubject } from './subject.ts';
 
 /** pino-compatible: `logger.warn({ ...fields }, 'message')` */
@@ -123,7 +133,8 @@ function toNatsHeaders(h: Record<string, string>): MsgHdrs | undefined {
   for (const k of keys) {
     const v = h[k]!;
     // nats.js trims values and rejects CR/LF; a key must be a printable-ASCII token
-    if (typeof v !== 'string' || !HEADER_KEY_OK.test(k) || k === '__proto__' || /[\r\n]/.test(v) || v !== v.trim()) return undefined;
+    if (typeof v !== 'string' || !HEADER_KEY_OK.test(k) || k === '__proto__' || /[\r\n]/.test(v) || v !== v.trim())
+      return undefined;
     out.set(k, v);
   }
   return out;
@@ -165,7 +176,8 @@ export async function createNatsTransport(opts: NatsTransportOptions): Promise<N
   const prefix = opts.subjectPrefix ?? 'decree';
   const servers = typeof opts.servers === 'string' ? [opts.servers] : [...opts.servers];
   if (self.length === 0) throw new NatsTransportError('nats transport: `self` names no replica');
-  if (!isValidPrefix(prefix)) throw new NatsTransportError(`nats transport: invalid subject prefix ${JSON.stringify(prefix)}`);
+  if (!isValidPrefix(prefix))
+    throw new NatsTransportError(`nats transport: invalid subject prefix ${JSON.stringify(prefix)}`);
   if (servers.length === 0) throw new NatsTransportError('nats transport: `servers` is empty');
 
   const reconnectTimeWait = opts.reconnectTimeWaitMs ?? 250;
@@ -192,7 +204,11 @@ export async function createNatsTransport(opts: NatsTransportOptions): Promise<N
       const deadline = Date.now() + opts.connectTimeoutMs;
       for (;;) {
         try {
-          nc = await connect({ ...base, waitOnFirstConnect: false, timeout: Math.max(100, Math.min(5000, opts.connectTimeoutMs)) });
+          nc = await connect({
+            ...base,
+            waitOnFirstConnect: false,
+            timeout: Math.max(100, Math.min(5000, opts.connectTimeoutMs)),
+          });
           break;
         } catch (e) {
           const code = (e as { code?: string }).code;
@@ -255,8 +271,11 @@ class NatsTransportImpl implements NatsTransport {
     this.selfSet = new Set(self);
     for (const r of self) {
       // a callback subscription: messages are handled as they are parsed, nothing queues up
-      const subjects = opts.roles ? opts.roles.map((role) => `${prefix}.*.${escapeToken(r)}.${role}`) : [replicaWildcard(prefix, r)];
-      for (const subject of subjects) this.subs.push(this.connection.subscribe(subject, { callback: (err, m) => this.onMessage(err, m) }));
+      const subjects = opts.roles
+        ? opts.roles.map((role) => `${prefix}.*.${escapeToken(r)}.${role}`)
+        : [replicaWildcard(prefix, r)];
+      for (const subject of subjects)
+        this.subs.push(this.connection.subscribe(subject, { callback: (err, m) => this.onMessage(err, m) }));
     }
     this.statusLoop = this.watchStatus();
   }
@@ -284,7 +303,11 @@ class NatsTransportImpl implements NatsTransport {
   }
 
   send(msg: Message): void {
-    CONTRACTS && requires(Object.prototype.hasOwnProperty.call(ROLE_OF, msg.type), `nats transport: unknown message type ${String(msg.type)}`);
+    CONTRACTS &&
+      requires(
+        Object.prototype.hasOwnProperty.call(ROLE_OF, msg.type),
+        `nats transport: unknown message type ${String(msg.type)}`,
+      );
     const d = this.counters.dropped;
     if (this._status !== 'connected') {
       if (this._status === 'closed') d.closed++;
@@ -293,7 +316,11 @@ class NatsTransportImpl implements NatsTransport {
     }
     if (this.pending > this.maxPendingBytes) {
       d.backpressure++;
-      this.warn('backpressure', { pendingBytes: this.pending, maxPendingBytes: this.maxPendingBytes }, 'server is not keeping up: dropping messages');
+      this.warn(
+        'backpressure',
+        { pendingBytes: this.pending, maxPendingBytes: this.maxPendingBytes },
+        'server is not keeping up: dropping messages',
+      );
       return;
     }
     let body: Message = msg;
@@ -314,7 +341,11 @@ class NatsTransportImpl implements NatsTransport {
       const code = (e as { code?: string }).code;
       if (code === ErrorCode.MaxPayloadExceeded) {
         d.oversize++;
-        this.warn('oversize', { type: msg.type, subject, maxPayload: this.connection.info?.max_payload }, 'message larger than the server max_payload: dropped');
+        this.warn(
+          'oversize',
+          { type: msg.type, subject, maxPayload: this.connection.info?.max_payload },
+          'message larger than the server max_payload: dropped',
+        );
       } else {
         d.error++;
         this.warn('publish', { type: msg.type, subject, err: (e as Error).message }, 'publish failed: dropped');
@@ -379,7 +410,8 @@ class NatsTransportImpl implements NatsTransport {
     // nats.js 2 does not end status() iterators when the connection closes: stop it ourselves
     const stop = () => (events as unknown as { stop?: () => void }).stop?.();
     const closed = this.connection.closed().then((err) => {
-      if (err && !this.closing) this.warn('closed', { err: err.message }, 'connection closed by the client after an error');
+      if (err && !this.closing)
+        this.warn('closed', { err: err.message }, 'connection closed by the client after an error');
       this.setStatus('closed');
       stop();
     });
@@ -423,13 +455,21 @@ class NatsTransportImpl implements NatsTransport {
       }
     } catch (e) {
       this.counters.badPayloads++;
-      this.warn('bad-payload', { subject: m.subject, bytes: m.data.length, err: (e as Error).message, decodeError: e instanceof DecodeError }, 'undecodable message dropped');
+      this.warn(
+        'bad-payload',
+        { subject: m.subject, bytes: m.data.length, err: (e as Error).message, decodeError: e instanceof DecodeError },
+        'undecodable message dropped',
+      );
       return;
     }
     // it must have come on <prefix>.<its ring>.<its to>.<ROLE_OF[its type]>, and `to` must be ours
     if (m.subject !== this.subjectOf(msg) || !this.selfSet.has(msg.to)) {
       this.counters.mismatched++;
-      this.warn('mismatch', { subject: m.subject, type: msg.type, ring: msg.ring, to: msg.to }, 'message does not belong on its subject: dropped');
+      this.warn(
+        'mismatch',
+        { subject: m.subject, type: msg.type, ring: msg.ring, to: msg.to },
+        'message does not belong on its subject: dropped',
+      );
       return;
     }
     const r = this.receiver;

@@ -53,7 +53,9 @@ export function findNatsServer(
       /* next */
     }
   }
-  throw new Error(`nats-server is not installed (not on PATH nor in /usr/sbin); install it with: ${NATS_SERVER_INSTALL}`);
+  throw new Error(
+    `nats-server is not installed (not on PATH nor in /usr/sbin); install it with: ${NATS_SERVER_INSTALL}`,
+  );
 }
 
 /** A port that was free a moment ago on 127.0.0.1 (listen on 0, read it, close). */
@@ -97,7 +99,12 @@ function watchdog(serverPid: number, dir: string): ChildProcess {
  * line naming that server's id (not some other server that holds the port); rejects after
  * `deadline` or when the process exits.
  */
-async function waitUntilReady(port: number, deadline: number, stderr: () => string, exited: () => string | undefined): Promise<void> {
+async function waitUntilReady(
+  port: number,
+  deadline: number,
+  stderr: () => string,
+  exited: () => string | undefined,
+): Promise<void> {
   for (;;) {
     const why = exited();
     if (why !== undefined) throw new Error(why);
@@ -121,7 +128,8 @@ async function waitUntilReady(port: number, deadline: number, stderr: () => stri
       });
       if (info.startsWith('INFO') && info.includes(id)) return;
     }
-    if (Date.now() > deadline) throw new Error(`nats-server did not accept connections on 127.0.0.1:${port} in time:\n${log.trim()}`);
+    if (Date.now() > deadline)
+      throw new Error(`nats-server did not accept connections on 127.0.0.1:${port} in time:\n${log.trim()}`);
     await new Promise((r) => setTimeout(r, 25));
   }
 }
@@ -154,7 +162,8 @@ async function startOn(bin: string, port: number, opts: StartNatsServerOptions):
   const dir = mkdtempSync(path.join(os.tmpdir(), 'decree-nats-'));
   const conf = [`listen: "127.0.0.1:${port}"`];
   if (opts.auth && 'token' in opts.auth) conf.push(`authorization { token: ${confString(opts.auth.token)} }`);
-  else if (opts.auth) conf.push(`authorization { user: ${confString(opts.auth.user)}, password: ${confString(opts.auth.pass)} }`);
+  else if (opts.auth)
+    conf.push(`authorization { user: ${confString(opts.auth.user)}, password: ${confString(opts.auth.pass)} }`);
   const confFile = path.join(dir, 'nats.conf');
   writeFileSync(confFile, conf.join('\n') + '\n');
 
@@ -195,7 +204,12 @@ async function startOn(bin: string, port: number, opts: StartNatsServerOptions):
   };
 
   try {
-    await waitUntilReady(port, Date.now() + (opts.startTimeoutMs ?? 15_000), () => stderr, () => exit);
+    await waitUntilReady(
+      port,
+      Date.now() + (opts.startTimeoutMs ?? 15_000),
+      () => stderr,
+      () => exit,
+    );
   } catch (e) {
     await stop();
     throw e;

@@ -20,7 +20,14 @@ afterAll(async () => {
   await tokenServer?.stop();
 });
 
-const decide = (from: string, to: string): Message => ({ type: 'decide', ring: 'ring0', from, to, ballot: { round: 1, leader: from }, upTo: 5 });
+const decide = (from: string, to: string): Message => ({
+  type: 'decide',
+  ring: 'ring0',
+  from,
+  to,
+  ballot: { round: 1, leader: from },
+  upTo: 5,
+});
 
 async function exchange(a: NatsTransport, b: NatsTransport): Promise<void> {
   const got = collect(b);
@@ -39,13 +46,16 @@ describe('NATS transport: credentials', () => {
   });
 
   it('user/password: a wrong password or none fails with a clear error', async () => {
-    const attempt = (extra: object) => createNatsTransport({ servers: userServer.url, self: 'X', logger: memoryLogger(), ...extra });
+    const attempt = (extra: object) =>
+      createNatsTransport({ servers: userServer.url, self: 'X', logger: memoryLogger(), ...extra });
     const wrong = await attempt({ user: 'decree', pass: 'nope' }).catch((e: unknown) => e);
     expect(wrong).toBeInstanceOf(NatsTransportError);
     expect((wrong as Error).message).toContain(userServer.url);
     expect((wrong as Error).message).toMatch(/authorization violation.*credentials/);
     // the same with a bounded wait
-    await expect(attempt({ user: 'nobody', pass: 'x', connectTimeoutMs: 20_000 })).rejects.toThrow(/authorization violation/);
+    await expect(attempt({ user: 'nobody', pass: 'x', connectTimeoutMs: 20_000 })).rejects.toThrow(
+      /authorization violation/,
+    );
     await expect(attempt({})).rejects.toThrow(/authorization violation/);
   });
 
@@ -55,12 +65,19 @@ describe('NATS transport: credentials', () => {
     const b = await createNatsTransport({ ...base, self: 'TB', token: 'tok-123' });
     open.push(a, b);
     await exchange(a, b);
-    await expect(createNatsTransport({ ...base, self: 'TC', token: 'tok-999' })).rejects.toThrow(/authorization violation/);
+    await expect(createNatsTransport({ ...base, self: 'TC', token: 'tok-999' })).rejects.toThrow(
+      /authorization violation/,
+    );
   });
 
   it('no server there: connectTimeoutMs bounds the wait with a clear error', async () => {
     const url = `nats://127.0.0.1:${await freePort()}`;
-    const err = await createNatsTransport({ servers: url, self: 'Z', connectTimeoutMs: 500, reconnectTimeWaitMs: 100 }).catch((e: unknown) => e);
+    const err = await createNatsTransport({
+      servers: url,
+      self: 'Z',
+      connectTimeoutMs: 500,
+      reconnectTimeWaitMs: 100,
+    }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(NatsTransportError);
     expect((err as Error).message).toMatch(new RegExp(`cannot connect to ${url}: connection refused`));
   });

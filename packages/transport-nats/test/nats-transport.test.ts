@@ -13,8 +13,17 @@ let server: NatsServerHandle;
 let raw: NatsConnection;
 const open: NatsTransport[] = [];
 
-async function transport(self: NatsTransportOptions['self'], extra: Partial<NatsTransportOptions> = {}): Promise<NatsTransport> {
-  const t = await createNatsTransport({ servers: server.url, self, logger: memoryLogger(), connectTimeoutMs: 10_000, ...extra });
+async function transport(
+  self: NatsTransportOptions['self'],
+  extra: Partial<NatsTransportOptions> = {},
+): Promise<NatsTransport> {
+  const t = await createNatsTransport({
+    servers: server.url,
+    self,
+    logger: memoryLogger(),
+    connectTimeoutMs: 10_000,
+    ...extra,
+  });
   open.push(t);
   return t;
 }
@@ -86,7 +95,9 @@ describe('NATS transport against a real nats-server', () => {
   it('publishes on <prefix>.<ring>.<replica>.<role> and never on another role', async () => {
     const a = await transport('A2');
     const seen: { subject: string; hasHeaders: boolean }[] = [];
-    const sub = raw.subscribe('decree.ringR.B2.>', { callback: (_e, m) => seen.push({ subject: m.subject, hasHeaders: !!m.headers }) });
+    const sub = raw.subscribe('decree.ringR.B2.>', {
+      callback: (_e, m) => seen.push({ subject: m.subject, hasHeaders: !!m.headers }),
+    });
     await raw.flush();
     for (const type of MESSAGE_TYPES) a.send(retarget(samples[type], 'ringR', 'A2', 'B2', { traceparent: 't' }));
     await waitFor(() => seen.length === MESSAGE_TYPES.length, 'raw subscriber');
@@ -144,7 +155,11 @@ describe('NATS transport against a real nats-server', () => {
     const b = await transport('G', { logger });
     const got = collect(b);
     const payloads: Uint8Array[] = fc.sample(fc.uint8Array({ maxLength: 300 }), { seed: 42, numRuns: 40 });
-    payloads.push(encodeValue({ type: 'accept', ring: 'r', from: 'x', to: 'G' }), encodeValue([1, 2, 3]), new Uint8Array());
+    payloads.push(
+      encodeValue({ type: 'accept', ring: 'r', from: 'x', to: 'G' }),
+      encodeValue([1, 2, 3]),
+      new Uint8Array(),
+    );
     for (const p of payloads) raw.publish('decree.ring0.G.acceptor', p);
     // a real message on the wrong role's subject, and one for another replica on G's subject
     raw.publish('decree.ring0.G.learner', encodeMessage(retarget(samples.prepare, 'ring0', 'x', 'G')));
@@ -153,7 +168,10 @@ describe('NATS transport against a real nats-server', () => {
     // a header block the client cannot parse (a space in a header name), written as raw protocol
     const body = Buffer.from(encodeMessage(retarget(samples.prepare, 'ring0', 'x', 'G')));
     const hdr = Buffer.from('NATS/1.0\r\nbad key: v\r\n\r\n', 'latin1');
-    await rawProtocol(`CONNECT {"verbose":false,"headers":true}\r\nHPUB decree.ring0.G.acceptor ${hdr.length} ${hdr.length + body.length}\r\n`, Buffer.concat([hdr, body]));
+    await rawProtocol(
+      `CONNECT {"verbose":false,"headers":true}\r\nHPUB decree.ring0.G.acceptor ${hdr.length} ${hdr.length + body.length}\r\n`,
+      Buffer.concat([hdr, body]),
+    );
     const good = retarget(samples.prepare, 'ring0', 'x', 'G');
     raw.publish('decree.ring0.G.acceptor', encodeMessage(good));
     await waitFor(() => got.length === 1, 'the good message after the garbage');
@@ -170,7 +188,10 @@ describe('NATS transport against a real nats-server', () => {
     const a = await transport('HA');
     const b = await transport('HB');
     const got = collect(b);
-    const key = fc.oneof(fc.constantFrom('traceparent', 'tracestate', 'baggage', 'X-Trace', 'x-trace'), fc.string({ maxLength: 10 }));
+    const key = fc.oneof(
+      fc.constantFrom('traceparent', 'tracestate', 'baggage', 'X-Trace', 'x-trace'),
+      fc.string({ maxLength: 10 }),
+    );
     const value = fc.oneof(fc.string({ maxLength: 30 }), fc.string({ unit: 'grapheme', maxLength: 10 }));
     const arb = fc.dictionary(key, value, { maxKeys: 5 }).filter((h) => !('__proto__' in h));
     let i = 0;
@@ -189,7 +210,13 @@ describe('NATS transport against a real nats-server', () => {
   it('bounds what is waiting for the server: over maxPendingBytes, send drops and counts', async () => {
     const maxPendingBytes = 64 * 1024;
     const a = await transport('BP', { maxPendingBytes, flushEveryBytes: 16 * 1024 });
-    const big: Message = { type: 'submit', ring: 'ring0', from: 'BP', to: 'nobody', items: [{ id: 1, cmd: new Uint8Array(6000) }] };
+    const big: Message = {
+      type: 'submit',
+      ring: 'ring0',
+      from: 'BP',
+      to: 'nobody',
+      items: [{ id: 1, cmd: new Uint8Array(6000) }],
+    };
     let maxSeen = 0;
     for (let i = 0; i < 2000; i++) {
       a.send(big); // synchronous loop: no PONG can come back meanwhile, so the bound must hold by itself
@@ -208,7 +235,13 @@ describe('NATS transport against a real nats-server', () => {
   it('never throws from send: oversize, closed, before a receiver', async () => {
     const a = await transport('S1');
     const b = await transport('S2');
-    const huge: Message = { type: 'submit', ring: 'ring0', from: 'S1', to: 'S2', items: [{ id: 1, cmd: new Uint8Array(2 * 1024 * 1024) }] };
+    const huge: Message = {
+      type: 'submit',
+      ring: 'ring0',
+      from: 'S1',
+      to: 'S2',
+      items: [{ id: 1, cmd: new Uint8Array(2 * 1024 * 1024) }],
+    };
     expect(() => a.send(huge)).not.toThrow();
     expect(a.stats().dropped.oversize).toBe(1);
     a.send(retarget(samples.decide, 'ring0', 'S1', 'S2'));
@@ -236,7 +269,9 @@ describe('NATS transport against a real nats-server', () => {
 
   it('rejects an invalid configuration with a clear error', async () => {
     await expect(createNatsTransport({ servers: server.url, self: [] })).rejects.toThrow(/names no replica/);
-    await expect(createNatsTransport({ servers: server.url, self: 'x', subjectPrefix: 'a.*' })).rejects.toThrow(/invalid subject prefix/);
+    await expect(createNatsTransport({ servers: server.url, self: 'x', subjectPrefix: 'a.*' })).rejects.toThrow(
+      /invalid subject prefix/,
+    );
   });
 });
 

@@ -27,7 +27,11 @@ async function sendUntilReceived(t: NatsTransport, got: Message[], make: (i: num
   let i = start;
   const timer = setInterval(() => t.send(make(i++)), 50);
   try {
-    await waitFor(() => got.some((m) => m.type === 'heartbeat' && m.decidedUpTo >= start), 'a message after reconnecting', 30_000);
+    await waitFor(
+      () => got.some((m) => m.type === 'heartbeat' && m.decidedUpTo >= start),
+      'a message after reconnecting',
+      30_000,
+    );
   } finally {
     clearInterval(timer);
   }
@@ -64,7 +68,9 @@ describe('NATS transport: server restart', () => {
 
     const toB = await sendUntilReceived(a, gotB, (i) => hb('A', 'B', i));
     const toA = await sendUntilReceived(b, gotA, (i) => hb('B', 'A', i));
-    expect(toB.type === 'heartbeat' && toB.headers).toEqual({ traceparent: `hb-${toB.type === 'heartbeat' ? toB.decidedUpTo : -1}` });
+    expect(toB.type === 'heartbeat' && toB.headers).toEqual({
+      traceparent: `hb-${toB.type === 'heartbeat' ? toB.decidedUpTo : -1}`,
+    });
     expect(toA.from).toBe('B');
     expect(gotB.some((m) => m.type === 'heartbeat' && m.decidedUpTo === 2)).toBe(false);
     for (const t of [a, b]) {
@@ -77,7 +83,12 @@ describe('NATS transport: server restart', () => {
     const port = await freePort();
     const url = `nats://127.0.0.1:${port}`;
     let settled = false;
-    const pending = createNatsTransport({ servers: url, self: 'late', reconnectTimeWaitMs: 100, logger: memoryLogger() }).finally(() => {
+    const pending = createNatsTransport({
+      servers: url,
+      self: 'late',
+      reconnectTimeWaitMs: 100,
+      logger: memoryLogger(),
+    }).finally(() => {
       settled = true;
     });
     await new Promise((r) => setTimeout(r, 500));
@@ -85,7 +96,12 @@ describe('NATS transport: server restart', () => {
     const server = await startNatsServer({ port });
     servers.push(server);
     const late = await pending;
-    const early = await createNatsTransport({ servers: url, self: 'early', reconnectTimeWaitMs: 100, logger: memoryLogger() });
+    const early = await createNatsTransport({
+      servers: url,
+      self: 'early',
+      reconnectTimeWaitMs: 100,
+      logger: memoryLogger(),
+    });
     const got = collect(late);
     early.send(hb('early', 'late', 1));
     await waitFor(() => got.length === 1, 'delivery to the late starter');
@@ -93,7 +109,9 @@ describe('NATS transport: server restart', () => {
     await server.stop();
     await waitFor(() => late.status === 'disconnected' && early.status === 'disconnected', 'the disconnect');
     const closing = Promise.all([late.close(), early.close()]);
-    await expect(Promise.race([closing.then(() => 'closed'), new Promise((r) => setTimeout(() => r('hung'), 10_000))])).resolves.toBe('closed');
+    await expect(
+      Promise.race([closing.then(() => 'closed'), new Promise((r) => setTimeout(() => r('hung'), 10_000))]),
+    ).resolves.toBe('closed');
     expect(late.status).toBe('closed');
   });
 });

@@ -54,7 +54,9 @@ describe('startNatsServer', () => {
 
   it('does not outlive a process that is SIGKILLed (no hook runs): the watchdog kills it', async () => {
     const fixture = fileURLToPath(new URL('./fixtures/orphan.ts', import.meta.url));
-    const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', fixture], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', fixture], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     try {
       const line = await new Promise<string>((resolve, reject) => {
         let out = '';

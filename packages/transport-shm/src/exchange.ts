@@ -116,20 +116,32 @@ const MAX_FRAME = 64 << 10;
 function wireInfo(p: RdmaPeerInfo): Record<string, unknown> {
   const addr = Buffer.alloc(8);
   addr.writeBigUInt64BE(BigInt.asUintN(64, p.addr));
-  return { lid: p.lid, qpn: p.qpn, psn: p.psn, rkey: p.rkey, addr, len: p.len, gid: Buffer.from(p.gid), ...(p.device ? { device: p.device } : {}) };
+  return {
+    lid: p.lid,
+    qpn: p.qpn,
+    psn: p.psn,
+    rkey: p.rkey,
+    addr,
+    len: p.len,
+    gid: Buffer.from(p.gid),
+    ...(p.device ? { device: p.device } : {}),
+  };
 }
 
 function fromWire(x: unknown, what: string): RdmaPeerInfo {
   const o = x as Record<string, unknown> | null;
-  if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new RdmaExchangeError('protocol', `${what}: not a map`);
+  if (typeof o !== 'object' || o === null || Array.isArray(o))
+    throw new RdmaExchangeError('protocol', `${what}: not a map`);
   const uint = (k: string, max: number): number => {
     const v = o[k];
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > max) throw new RdmaExchangeError('protocol', `${what}.${k}: must be an integer in 0..${max}`);
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > max)
+      throw new RdmaExchangeError('protocol', `${what}.${k}: must be an integer in 0..${max}`);
     return v;
   };
   const bytes = (k: string, n: number): Uint8Array => {
     const v = o[k];
-    if (!(v instanceof Uint8Array) || v.length !== n) throw new RdmaExchangeError('protocol', `${what}.${k}: must be ${n} bytes`);
+    if (!(v instanceof Uint8Array) || v.length !== n)
+      throw new RdmaExchangeError('protocol', `${what}.${k}: must be ${n} bytes`);
     return v;
   };
   const lid = uint('lid', 0xffff);
@@ -137,11 +149,16 @@ function fromWire(x: unknown, what: string): RdmaPeerInfo {
   const psn = uint('psn', 0xffffff);
   const rkey = uint('rkey', 0xffffffff);
   const len = uint('len', 2 ** 32 + 4096);
-  if (len < 4096 + 4096) throw new RdmaExchangeError('protocol', `${what}.len: must be at least 8192 (a 4 KiB header and a ring of at least 4 KiB)`);
+  if (len < 4096 + 4096)
+    throw new RdmaExchangeError(
+      'protocol',
+      `${what}.len: must be at least 8192 (a 4 KiB header and a ring of at least 4 KiB)`,
+    );
   const addr = Buffer.from(bytes('addr', 8)).readBigUInt64BE(0);
   const gid = new Uint8Array(bytes('gid', 16));
   const device = o.device;
-  if (device !== undefined && (typeof device !== 'string' || device.length > 64)) throw new RdmaExchangeError('protocol', `${what}.device: must be a string of at most 64 characters`);
+  if (device !== undefined && (typeof device !== 'string' || device.length > 64))
+    throw new RdmaExchangeError('protocol', `${what}.device: must be a string of at most 64 characters`);
   return { lid, qpn, psn, rkey, addr, len, gid, ...(device ? { device } : {}) };
 }
 
@@ -158,13 +175,22 @@ export function decodeRdmaInfo(buf: Uint8Array): RdmaLinkInfo {
   } catch (e) {
     throw new RdmaExchangeError('protocol', `endpoint details: ${(e as Error).message}`);
   }
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new RdmaExchangeError('protocol', 'endpoint details: not a map');
+  if (typeof v !== 'object' || v === null || Array.isArray(v))
+    throw new RdmaExchangeError('protocol', 'endpoint details: not a map');
   const o = v as Record<string, unknown>;
   return { reader: fromWire(o.reader, 'reader'), writer: fromWire(o.writer, 'writer') };
 }
 
-function infoMac(secret: Uint8Array, diallerNonce: Uint8Array, listenerNonce: Uint8Array, sender: ReplicaId, info: Uint8Array): Buffer {
-  return createHmac('sha256', secret).update(encodeValue(['decree/rdma-info', diallerNonce, listenerNonce, sender, info])).digest();
+function infoMac(
+  secret: Uint8Array,
+  diallerNonce: Uint8Array,
+  listenerNonce: Uint8Array,
+  sender: ReplicaId,
+  info: Uint8Array,
+): Buffer {
+  return createHmac('sha256', secret)
+    .update(encodeValue(['decree/rdma-info', diallerNonce, listenerNonce, sender, info]))
+    .digest();
 }
 
 function control(kind: number, body?: unknown): Buffer {
@@ -288,7 +314,14 @@ export class RdmaSideChannel implements RdmaExchange {
     this.hooks = hooks;
     for (const id of new Set(peers)) {
       if (id === this.self) continue;
-      this.peers.set(id, { id, dials: this.self < id, session: undefined, attempt: 0, timer: undefined, lastError: undefined });
+      this.peers.set(id, {
+        id,
+        dials: this.self < id,
+        session: undefined,
+        attempt: 0,
+        timer: undefined,
+        lastError: undefined,
+      });
     }
     const server = net.createServer((s) => this.accept(s));
     this.server = server;
@@ -315,7 +348,9 @@ export class RdmaSideChannel implements RdmaExchange {
       if (p.timer) clearTimeout(p.timer);
       p.timer = undefined;
     }
-    const closed = [...this.sessions].map((s) => new Promise<void>((r) => (s.socket.destroyed ? r() : s.socket.once('close', () => r()))));
+    const closed = [...this.sessions].map(
+      (s) => new Promise<void>((r) => (s.socket.destroyed ? r() : s.socket.once('close', () => r()))),
+    );
     for (const s of [...this.sessions]) this.end(s, 'closing');
     await Promise.all(closed);
     const server = this.server;
@@ -351,7 +386,12 @@ export class RdmaSideChannel implements RdmaExchange {
       inbound,
       label,
       (payload) => this.onFrame(s, payload),
-      (n) => this.fail(s, 'protocol', `frame of ${n} bytes from ${s.label} is above the side channel's limit of ${MAX_FRAME}`),
+      (n) =>
+        this.fail(
+          s,
+          'protocol',
+          `frame of ${n} bytes from ${s.label} is above the side channel's limit of ${MAX_FRAME}`,
+        ),
     );
     this.sessions.add(s);
     socket.setNoDelay(true);
@@ -498,7 +538,8 @@ export class RdmaSideChannel implements RdmaExchange {
     if (!p || p.session !== s) return;
     p.session = undefined;
     if (this.closing) return;
-    if (was === 'ready' || s.readyAt) this.log.info?.({ peer: p.id, why }, 'RDMA session ended; exchanging again when the peer is back');
+    if (was === 'ready' || s.readyAt)
+      this.log.info?.({ peer: p.id, why }, 'RDMA session ended; exchanging again when the peer is back');
     if (p.dials) {
       if (s.readyAt && Date.now() - s.readyAt >= (this.o.backoff?.resetAfterMs ?? 1000)) p.attempt = 0;
       this.redial(p);
@@ -550,14 +591,16 @@ export class RdmaSideChannel implements RdmaExchange {
     const every = this.o.keepaliveMs ?? 1000;
     s.ping = setInterval(() => {
       if (s.state === 'closed') return;
-      if (Date.now() - s.lastHeard > 3 * every) return void this.fail(s, 'protocol', `no word from ${s.label} for ${3 * every} ms`);
+      if (Date.now() - s.lastHeard > 3 * every)
+        return void this.fail(s, 'protocol', `no word from ${s.label} for ${3 * every} ms`);
       s.socket.write(frames([control(KIND_PING)]));
     }, every);
     return true;
   }
 
   private onControl(s: Session, payload: Buffer): boolean {
-    if (payload.length < 5 || !payload.subarray(0, 4).equals(MAGIC)) return this.fail(s, 'protocol', `${s.label} sent a frame that is not part of the RDMA exchange (bad magic)`);
+    if (payload.length < 5 || !payload.subarray(0, 4).equals(MAGIC))
+      return this.fail(s, 'protocol', `${s.label} sent a frame that is not part of the RDMA exchange (bad magic)`);
     const kind = payload[4];
     if (kind === KIND_PING) return true;
     if (kind === KIND_INFO && s.state === 'info') return this.onInfo(s, payload.subarray(5));
@@ -565,14 +608,19 @@ export class RdmaSideChannel implements RdmaExchange {
       s.remoteReady = true;
       return this.ready(s);
     }
-    return this.fail(s, 'protocol', `${s.label} sent frame kind 0x${kind!.toString(16)} while this side waits for ${s.state === 'info' ? 'its endpoint details' : 'its READY'}`);
+    return this.fail(
+      s,
+      'protocol',
+      `${s.label} sent frame kind 0x${kind!.toString(16)} while this side waits for ${s.state === 'info' ? 'its endpoint details' : 'its READY'}`,
+    );
   }
 
   private onInfo(s: Session, body: Buffer): boolean {
     let remote: RdmaLinkInfo;
     try {
       const v = decodeValue(body) as { info?: unknown; mac?: unknown } | null;
-      if (typeof v !== 'object' || v === null || !(v.info instanceof Uint8Array)) throw new RdmaExchangeError('protocol', 'INFO carries no details');
+      if (typeof v !== 'object' || v === null || !(v.info instanceof Uint8Array))
+        throw new RdmaExchangeError('protocol', 'INFO carries no details');
       if (this.secret) {
         const mac = v.mac instanceof Uint8Array ? v.mac : undefined;
         if (!proofMatches(mac, infoMac(this.secret, s.diallerNonce!, s.listenerNonce!, s.peer!, v.info)))

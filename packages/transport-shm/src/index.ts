@@ -28,4 +28,11 @@ export {
 } from './exchange.ts';
 export { nativeVerbs, type RdmaVerbs } from './verbs.ts';
 export { MemoryFabric, MemoryEndpoint, type MemoryHost } from './memory-verbs.ts';
-export { NO_RDMA_DEVICE, listRdmaDevices, rdmaAddonBuilt, RdmaNotBuiltError, type RdmaPeerInfo, type RdmaDevice } from '@decree/rdma-transport';
+export {
+  NO_RDMA_DEVICE,
+  listRdmaDevices,
+  rdmaAddonBuilt,
+  RdmaNotBuiltError,
+  type RdmaPeerInfo,
+  type RdmaDevice,
+} from '@decree/rdma-transport';

@@ -1,5 +1,12 @@
 import { randomBytes, randomInt } from 'node:crypto';
-import { frameBytes, type NativeRdmaEndpoint, type RdmaDevice, type RdmaEndpointOptions, type RdmaPeerInfo, type RingStats } from '@decree/rdma-transport';
+import {
+  frameBytes,
+  type NativeRdmaEndpoint,
+  type RdmaDevice,
+  type RdmaEndpointOptions,
+  type RdmaPeerInfo,
+  type RingStats,
+} from '@decree/rdma-transport';
 import type { RdmaVerbs } from './verbs.ts';
 
 /** An error shaped like the addon's (a message and a `code`). */
@@ -53,9 +60,14 @@ export class MemoryFabric {
       endpoints,
       listDevices: () => devices.map((d) => ({ ...d })),
       createEndpoint(options: RdmaEndpointOptions): NativeRdmaEndpoint {
-        if (devices.length === 0) throw verbsError('ENODEV', 'no RDMA device found (ibv_get_device_list returned 0 devices)');
+        if (devices.length === 0)
+          throw verbsError('ENODEV', 'no RDMA device found (ibv_get_device_list returned 0 devices)');
         const dev = options.device ? devices.find((d) => d.name === options.device) : devices[0];
-        if (!dev) throw verbsError('ENODEV', `no RDMA device named "${options.device}" (ibv_get_device_list returned ${devices.length} devices)`);
+        if (!dev)
+          throw verbsError(
+            'ENODEV',
+            `no RDMA device named "${options.device}" (ibv_get_device_list returned ${devices.length} devices)`,
+          );
         const ep = new MemoryEndpoint(fabric, host, dev.name, options, fabric.nextQpn++ & 0xffffff);
         fabric.qps.set(ep.qpn, ep);
         endpoints.add(ep);
@@ -113,7 +125,8 @@ export class MemoryEndpoint implements NativeRdmaEndpoint {
   ) {
     this.role = o.role;
     this.capacity = o.capacity ?? 1 << 20;
-    if (this.capacity < 4096 || (this.capacity & (this.capacity - 1)) !== 0) throw verbsError('EINVAL', 'ring capacity must be a power of two between 4096 and 4 GiB');
+    if (this.capacity < 4096 || (this.capacity & (this.capacity - 1)) !== 0)
+      throw verbsError('EINVAL', 'ring capacity must be a power of two between 4096 and 4 GiB');
     this.len = RING_HEADER_BYTES + this.capacity;
     this.maxPayload = this.capacity / 4 - 16;
   }
@@ -124,13 +137,23 @@ export class MemoryEndpoint implements NativeRdmaEndpoint {
 
   localInfo(): RdmaPeerInfo {
     this.live();
-    return { lid: this.host.lid, qpn: this.qpn, psn: this.psn, rkey: this.rkey, addr: this.addr, len: this.len, gid: new Uint8Array(this.host.gid), device: this.device };
+    return {
+      lid: this.host.lid,
+      qpn: this.qpn,
+      psn: this.psn,
+      rkey: this.rkey,
+      addr: this.addr,
+      len: this.len,
+      gid: new Uint8Array(this.host.gid),
+      device: this.device,
+    };
   }
 
   connect(remote: RdmaPeerInfo): void {
     this.live();
     if (remote.len !== this.len) throw verbsError('EINVAL', `the peer's ring is ${remote.len} bytes, ours ${this.len}`);
-    if (this.remote) throw verbsError('EVERBS', 'ibv_modify_qp(RTR) failed: Invalid argument (the queue pair is connected already)');
+    if (this.remote)
+      throw verbsError('EVERBS', 'ibv_modify_qp(RTR) failed: Invalid argument (the queue pair is connected already)');
     this.remote = { ...remote, gid: new Uint8Array(remote.gid) };
     this.fabric.connects.push({ host: this.host.name, qpn: this.qpn, role: this.role, remote: this.remote });
   }
@@ -144,10 +167,19 @@ export class MemoryEndpoint implements NativeRdmaEndpoint {
       this.error = why;
       return verbsError('EVERBS', `RDMA write failed: ${why}`);
     };
-    if (!t || t.closed || t.host.lid !== r.lid || !sameGid(t.host.gid, r.gid)) throw fail('transport retry counter exceeded');
-    if (!t.remote || t.remote.qpn !== this.qpn || t.remote.lid !== this.host.lid || !sameGid(t.remote.gid, this.host.gid) || t.remote.psn !== this.psn || r.psn !== t.psn)
+    if (!t || t.closed || t.host.lid !== r.lid || !sameGid(t.host.gid, r.gid))
       throw fail('transport retry counter exceeded');
-    if (t.role !== 'reader' || r.rkey !== t.rkey || r.addr !== t.addr || r.len !== t.len) throw fail('remote access error');
+    if (
+      !t.remote ||
+      t.remote.qpn !== this.qpn ||
+      t.remote.lid !== this.host.lid ||
+      !sameGid(t.remote.gid, this.host.gid) ||
+      t.remote.psn !== this.psn ||
+      r.psn !== t.psn
+    )
+      throw fail('transport retry counter exceeded');
+    if (t.role !== 'reader' || r.rkey !== t.rkey || r.addr !== t.addr || r.len !== t.len)
+      throw fail('remote access error');
     return t;
   }
 
@@ -155,8 +187,13 @@ export class MemoryEndpoint implements NativeRdmaEndpoint {
     this.live();
     if (this.role === 'reader') throw verbsError('EROLE', 'this RDMA endpoint is a reader');
     for (const f of frames)
-      if (f.length > this.maxPayload) throw verbsError('ETOOBIG', `frame of ${f.length} bytes is larger than the ring's largest frame (${this.maxPayload} bytes)`);
-    if (!this.remote) throw verbsError('ENOTCONN', 'RDMA endpoint is not connected (call connect with the peer\'s info first)');
+      if (f.length > this.maxPayload)
+        throw verbsError(
+          'ETOOBIG',
+          `frame of ${f.length} bytes is larger than the ring's largest frame (${this.maxPayload} bytes)`,
+        );
+    if (!this.remote)
+      throw verbsError('ENOTCONN', "RDMA endpoint is not connected (call connect with the peer's info first)");
     if (this.error) throw verbsError('EVERBS', `RDMA write failed: ${this.error}`);
     if (frames.length === 0) return 0;
     const t = this.target();

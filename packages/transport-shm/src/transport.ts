@@ -105,7 +105,6 @@ export function ringFileName(cluster: string, from: ReplicaId, to: ReplicaId): s
   return `decree-${safe(cluster)}-${safe(from)}-to-${safe(to)}-${h}.ring`;
 }
 
-
 function pidAlive(pid: number): boolean {
   if (pid <= 0) return false;
   try {
@@ -175,8 +174,18 @@ export class RingTransport implements Transport {
     for (const p of new Set(peers)) {
       if (p === self) continue;
       this.links.set(p, {
-        peer: p, out: undefined, inode: 0, queue: new PeerQueue(bounds, 0), connected: false,
-        sent: 0, drops: 0, full: 0, reopens: 0, retry: undefined, flushScheduled: false, lastOpenError: undefined,
+        peer: p,
+        out: undefined,
+        inode: 0,
+        queue: new PeerQueue(bounds, 0),
+        connected: false,
+        sent: 0,
+        drops: 0,
+        full: 0,
+        reopens: 0,
+        retry: undefined,
+        flushScheduled: false,
+        lastOpenError: undefined,
       });
     }
   }
@@ -274,13 +283,25 @@ export class RingTransport implements Transport {
       }
       if (msg.to !== this.self) {
         this.misrouted++;
-        this.fail(new ShmTransportError('misrouted', `a ${msg.type} for ${msg.to} arrived on ${this.self}'s ring from ${from}`, from));
+        this.fail(
+          new ShmTransportError(
+            'misrouted',
+            `a ${msg.type} for ${msg.to} arrived on ${this.self}'s ring from ${from}`,
+            from,
+          ),
+        );
         continue;
       }
       if (msg.from !== from) {
         // each ring has one writer: a message naming another sender is dropped (as the TCP transport's from check)
         this.misrouted++;
-        this.fail(new ShmTransportError('misrouted', `a ${msg.type} from ${msg.from} arrived on the ring from ${from}: dropped`, from));
+        this.fail(
+          new ShmTransportError(
+            'misrouted',
+            `a ${msg.type} from ${msg.from} arrived on the ring from ${from}: dropped`,
+            from,
+          ),
+        );
         continue;
       }
       CONTRACTS && requires(msg.to === this.self, 'ring transport delivers only messages for its replica');
@@ -315,9 +336,18 @@ export class RingTransport implements Transport {
       }
       const q = l.queue;
       peers[l.peer] = {
-        connected: l.connected, queuedMessages: q.length, queuedBytes: q.bytes, bulkQueuedBytes: q.bulk.bytes,
-        sent: l.sent, drops: l.drops + q.drops, controlDrops: q.control.drops, bulkDrops: q.bulk.drops,
-        full: l.full, reopens: l.reopens, out, in: this.inStats(l.peer),
+        connected: l.connected,
+        queuedMessages: q.length,
+        queuedBytes: q.bytes,
+        bulkQueuedBytes: q.bulk.bytes,
+        sent: l.sent,
+        drops: l.drops + q.drops,
+        controlDrops: q.control.drops,
+        bulkDrops: q.bulk.drops,
+        full: l.full,
+        reopens: l.reopens,
+        out,
+        in: this.inStats(l.peer),
       };
     }
     return { received: this.received, decodeErrors: this.decodeErrors, misrouted: this.misrouted, peers };
@@ -554,7 +584,10 @@ export class RdmaTransport extends RingTransport {
     }
     if (devices.length === 0) throw new ShmTransportError('rdma', NO_RDMA_DEVICE);
     if (o.device && !devices.some((d) => d.name === o.device))
-      throw new ShmTransportError('rdma', `no RDMA device named "${o.device}" (devices: ${devices.map((d) => d.name).join(', ')})`);
+      throw new ShmTransportError(
+        'rdma',
+        `no RDMA device named "${o.device}" (devices: ${devices.map((d) => d.name).join(', ')})`,
+      );
     const t = new RdmaTransport(o, verbs);
     try {
       verbs.createEndpoint({ ...t.endpointOptions, capacity: 4096, role: 'reader' }).close();
@@ -578,7 +611,9 @@ export class RdmaTransport extends RingTransport {
   }
 
   /** The endpoint details of the current session with `peer` (ours and, once traded, the peer's). */
-  endpointInfo(peer: ReplicaId): { session: number; ready: boolean; local: RdmaLinkInfo; remote: RdmaLinkInfo | undefined } | undefined {
+  endpointInfo(
+    peer: ReplicaId,
+  ): { session: number; ready: boolean; local: RdmaLinkInfo; remote: RdmaLinkInfo | undefined } | undefined {
     const s = this.sessions.get(peer);
     return s && { session: s.id, ready: s.ready, local: s.local, remote: s.remote };
   }

@@ -8,7 +8,14 @@ import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Cluster, idempotent, killAll, tempDir, waitFor, writeClusterConfig } from '../../../apps/replica/test/helpers.ts';
+import {
+  Cluster,
+  idempotent,
+  killAll,
+  tempDir,
+  waitFor,
+  writeClusterConfig,
+} from '../../../apps/replica/test/helpers.ts';
 
 const tmp = tempDir('shm-cluster');
 const shmDir = path.join(tmp.dir, 'shm');
@@ -16,7 +23,15 @@ let cluster: Cluster;
 const clients: Redis[] = [];
 
 function redis(port: number): Redis {
-  const c = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: true, retryStrategy: () => null, autoResendUnfulfilledCommands: false });
+  const c = new Redis({
+    port,
+    host: '127.0.0.1',
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    enableOfflineQueue: true,
+    retryStrategy: () => null,
+    autoResendUnfulfilledCommands: false,
+  });
   c.on('error', () => {});
   clients.push(c);
   return c;
@@ -25,7 +40,11 @@ function redis(port: number): Redis {
 beforeAll(async () => {
   const { mkdirSync } = await import('node:fs');
   mkdirSync(shmDir, { recursive: true });
-  const { configPath, replicas } = await writeClusterConfig(tmp.dir, { transport: 'shm', storage: 'wal', shm: { dir: shmDir, capacity: 1 << 20 } });
+  const { configPath, replicas } = await writeClusterConfig(tmp.dir, {
+    transport: 'shm',
+    storage: 'wal',
+    shm: { dir: shmDir, capacity: 1 << 20 },
+  });
   cluster = new Cluster(configPath, replicas);
   await cluster.startAll();
 }, 60_000);
@@ -40,7 +59,8 @@ describe('3 replica processes over the shm transport', () => {
   it('creates one ring per directed pair', () => {
     const rings = readdirSync(shmDir).filter((f) => f.endsWith('.ring'));
     expect(rings.length).toBe(6);
-    for (const p of cluster.procs.values()) expect(p.logs.find((l) => l.msg === 'replica started')!.transport).toBe('shm');
+    for (const p of cluster.procs.values())
+      expect(p.logs.find((l) => l.msg === 'replica started')!.transport).toBe('shm');
   });
 
   it('elects a leader; a SET through one replica reads back through another', async () => {
@@ -52,10 +72,17 @@ describe('3 replica processes over the shm transport', () => {
     // (leadership can move again on a loaded machine: the idempotent SET and GETs are retried, and the
     // INCRs go in a client session, so a retry after an in-doubt TRYAGAIN is answered once, exactly)
     expect(await idempotent('SET shm-key', () => w.set('shm-key', 'over shared memory'))).toBe('OK'); // forwarded to the leader over a ring
-    expect(await idempotent(`GET shm-key on ${other}`, () => redis(cluster.port(other)).get('shm-key'))).toBe('over shared memory');
-    expect(await idempotent(`GET shm-key on ${leader}`, () => redis(cluster.port(leader)).get('shm-key'))).toBe('over shared memory');
+    expect(await idempotent(`GET shm-key on ${other}`, () => redis(cluster.port(other)).get('shm-key'))).toBe(
+      'over shared memory',
+    );
+    expect(await idempotent(`GET shm-key on ${leader}`, () => redis(cluster.port(leader)).get('shm-key'))).toBe(
+      'over shared memory',
+    );
     const session = `shm-cluster-${process.pid}`;
-    for (let i = 0; i < 50; i++) expect(await idempotent(`INCR n #${i + 1}`, () => w.call('DECREE.SESSION', session, String(i + 1), 'INCR', 'n'))).toBe(i + 1);
+    for (let i = 0; i < 50; i++)
+      expect(
+        await idempotent(`INCR n #${i + 1}`, () => w.call('DECREE.SESSION', session, String(i + 1), 'INCR', 'n')),
+      ).toBe(i + 1);
     await cluster.converged(ids);
     const r = redis(cluster.port(other));
     expect(await r.call('READONLY')).toBe('OK');
@@ -75,19 +102,28 @@ describe('3 replica processes over the shm transport', () => {
     const next = await cluster.leader(30_000, survivors);
     expect(survivors).toContain(next);
     const w = redis(cluster.port(survivors.find((i) => i !== next)!));
-    const v = await waitFor('INCR after the kill', async () => {
-      try {
-        return await w.incr('n');
-      } catch {
-        return undefined;
-      }
-    }, 20_000, 200);
+    const v = await waitFor(
+      'INCR after the kill',
+      async () => {
+        try {
+          return await w.incr('n');
+        } catch {
+          return undefined;
+        }
+      },
+      20_000,
+      200,
+    );
     expect(v).toBeGreaterThan(50);
     expect(readdirSync(shmDir).filter((f) => f.endsWith('.ring')).length).toBe(6); // a SIGKILLed reader leaves its rings
     const p = cluster.start(old);
     await p.started(45_000);
     // the restart can move leadership on a loaded machine: the idempotent SET is retried
-    expect(await idempotent(`SET after-restart through ${next}`, () => redis(cluster.port(next)).set('after-restart', 'yes'))).toBe('OK');
+    expect(
+      await idempotent(`SET after-restart through ${next}`, () =>
+        redis(cluster.port(next)).set('after-restart', 'yes'),
+      ),
+    ).toBe('OK');
     await cluster.converged(ids, 30_000);
     const r = redis(cluster.port(old));
     expect(await r.call('READONLY')).toBe('OK');

@@ -30,7 +30,12 @@ import {
 import { sleep, waitFor } from './helpers.ts';
 
 const hb = (from: string, to: string, n: number): Message => ({
-  type: 'heartbeat-ack', ring: 'default', from, to, ballot: { round: 1, leader: from }, appliedUpTo: n,
+  type: 'heartbeat-ack',
+  ring: 'default',
+  from,
+  to,
+  ballot: { round: 1, leader: from },
+  appliedUpTo: n,
 });
 
 interface Node {
@@ -59,7 +64,8 @@ class Cluster {
     const host = o.host ?? this.fabric.host(id);
     const errors: Node['errors'] = [];
     // a peer that has not started yet has no address in this test's directory: not a failure under test
-    const onError = (e: RdmaExchangeError | ShmTransportError) => void (/^no side-channel address for replica /.test(e.message) || errors.push(e));
+    const onError = (e: RdmaExchangeError | ShmTransportError) =>
+      void (/^no side-channel address for replica /.test(e.message) || errors.push(e));
     const ch = createRdmaSideChannel({
       self: id,
       listen: { host: '127.0.0.1', port: 0 },
@@ -72,7 +78,15 @@ class Cluster {
       logger: false,
       onError,
     });
-    const t = await createRdmaTransport({ self: id, peers: this.ids, exchange: ch, verbs: host, capacity: 1 << 16, logger: false, onError });
+    const t = await createRdmaTransport({
+      self: id,
+      peers: this.ids,
+      exchange: ch,
+      verbs: host,
+      capacity: 1 << 16,
+      logger: false,
+      onError,
+    });
     this.addrs[id] = ch.address();
     const node: Node = { id, host, ch, t, got: [], errors };
     t.setReceiver((m) => node.got.push(m));
@@ -114,11 +128,15 @@ class Cluster {
         const aw = f.endpoint(x.local.writer.qpn)!;
         const ar = f.endpoint(x.local.reader.qpn)!;
         expect(aw.host.name, `${a.id}'s writer for ${b.id}`).toBe(a.host.name);
-        expect(aw.remote!.qpn, `${a.id}'s writer for ${b.id} targets ${b.id}'s reader for ${a.id}`).toBe(y.local.reader.qpn);
+        expect(aw.remote!.qpn, `${a.id}'s writer for ${b.id} targets ${b.id}'s reader for ${a.id}`).toBe(
+          y.local.reader.qpn,
+        );
         expect(aw.remote!.rkey).toBe(y.local.reader.rkey);
         expect(aw.remote!.addr).toBe(y.local.reader.addr);
         expect(aw.remote!.psn).toBe(y.local.reader.psn);
-        expect(ar.remote!.qpn, `${a.id}'s reader for ${b.id} is connected to ${b.id}'s writer for ${a.id}`).toBe(y.local.writer.qpn);
+        expect(ar.remote!.qpn, `${a.id}'s reader for ${b.id} is connected to ${b.id}'s writer for ${a.id}`).toBe(
+          y.local.writer.qpn,
+        );
         expect(f.endpoint(ar.remote!.qpn)!.host.name).toBe(b.host.name);
       }
   }
@@ -128,11 +146,21 @@ class Cluster {
     const nodes = [...this.nodes.values()];
     for (const a of nodes) for (const b of nodes) if (a !== b) a.t.send(hb(a.id, b.id, tag));
     for (const b of nodes) {
-      const want = nodes.filter((a) => a !== b).map((a) => a.id).sort();
-      const got = await waitFor(`${b.id} hears from ${want.join(',')} (tag ${tag})`, () => {
-        const from = b.got.filter((m) => m.type === 'heartbeat-ack' && m.appliedUpTo === tag).map((m) => m.from).sort();
-        return from.length >= want.length ? from : undefined;
-      }, 10_000);
+      const want = nodes
+        .filter((a) => a !== b)
+        .map((a) => a.id)
+        .sort();
+      const got = await waitFor(
+        `${b.id} hears from ${want.join(',')} (tag ${tag})`,
+        () => {
+          const from = b.got
+            .filter((m) => m.type === 'heartbeat-ack' && m.appliedUpTo === tag)
+            .map((m) => m.from)
+            .sort();
+          return from.length >= want.length ? from : undefined;
+        },
+        10_000,
+      );
       expect(got).toEqual(want);
       expect(b.t.stats().misrouted).toBe(0);
     }
@@ -147,7 +175,13 @@ class Cluster {
 function sameLink(a: RdmaLinkInfo | undefined, b: RdmaLinkInfo): boolean {
   if (!a) return false;
   const same = (p: RdmaLinkInfo['reader'], q: RdmaLinkInfo['reader']) =>
-    p.qpn === q.qpn && p.psn === q.psn && p.rkey === q.rkey && p.addr === q.addr && p.len === q.len && p.lid === q.lid && Buffer.from(p.gid).equals(Buffer.from(q.gid));
+    p.qpn === q.qpn &&
+    p.psn === q.psn &&
+    p.rkey === q.rkey &&
+    p.addr === q.addr &&
+    p.len === q.len &&
+    p.lid === q.lid &&
+    Buffer.from(p.gid).equals(Buffer.from(q.gid));
   return same(a.reader, b.reader) && same(a.writer, b.writer);
 }
 
@@ -200,7 +234,9 @@ describe('RDMA exchange over the TCP side channel (in-memory verbs)', () => {
     expect(after.remote!.reader.qpn).not.toBe(before.remote!.reader.qpn);
     expect(r1.ch.exchanges).toBe(exchangesBefore + 1);
     expect(r1.t.stats().peers.r2!.reopens).toBe(1);
-    await waitFor('the message that waited', () => r2.got.find((m) => m.type === 'heartbeat-ack' && m.appliedUpTo === 77));
+    await waitFor('the message that waited', () =>
+      r2.got.find((m) => m.type === 'heartbeat-ack' && m.appliedUpTo === 77),
+    );
     await c.expectTraffic(2);
     expect(c.nodes.get('r3')!.t.stats().peers.r2!.reopens).toBe(1);
   });
@@ -213,10 +249,16 @@ describe('RDMA exchange over the TCP side channel (in-memory verbs)', () => {
     const before = a.t.endpointInfo('b')!;
     c.fabric.breakQp(before.local.writer.qpn); // the link fails: the QP goes to the error state
     a.t.send(hb('a', 'b', 5));
-    await waitFor('the message after a re-exchange', () => b.got.find((m) => m.type === 'heartbeat-ack' && m.appliedUpTo === 5));
+    await waitFor('the message after a re-exchange', () =>
+      b.got.find((m) => m.type === 'heartbeat-ack' && m.appliedUpTo === 5),
+    );
     expect(a.t.endpointInfo('b')!.session).not.toBe(before.session);
     expect(b.t.endpointInfo('a')!.local.reader.qpn).not.toBe(before.remote!.reader.qpn);
-    expect(a.errors.map((e) => e.message)).toEqual([expect.stringMatching(/^RDMA write to b failed: RDMA write failed: transport retry counter exceeded; exchanging endpoint details again$/)]);
+    expect(a.errors.map((e) => e.message)).toEqual([
+      expect.stringMatching(
+        /^RDMA write to b failed: RDMA write failed: transport retry counter exceeded; exchanging endpoint details again$/,
+      ),
+    ]);
     expect(a.errors[0]).toMatchObject({ code: 'rdma', peer: 'b' });
     await waitFor('wired', () => c.wired());
     c.expectWired();
@@ -224,43 +266,63 @@ describe('RDMA exchange over the TCP side channel (in-memory verbs)', () => {
 
   it('replicas restarting in any order always end up wired to each other (fast-check)', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.array(fc.record({ who: fc.constantFrom('p1', 'p2', 'p3'), crash: fc.boolean() }), { minLength: 1, maxLength: 3 }), fc.shuffledSubarray(['p1', 'p2', 'p3'], { minLength: 3 }), async (restarts, order) => {
-        const c = cluster(['p1', 'p2', 'p3']);
-        try {
-          for (const id of order) await c.start(id);
-          for (const r of restarts) {
-            const host = await c.stop(r.who, r.crash);
-            await c.start(r.who, { host });
+      fc.asyncProperty(
+        fc.array(fc.record({ who: fc.constantFrom('p1', 'p2', 'p3'), crash: fc.boolean() }), {
+          minLength: 1,
+          maxLength: 3,
+        }),
+        fc.shuffledSubarray(['p1', 'p2', 'p3'], { minLength: 3 }),
+        async (restarts, order) => {
+          const c = cluster(['p1', 'p2', 'p3']);
+          try {
+            for (const id of order) await c.start(id);
+            for (const r of restarts) {
+              const host = await c.stop(r.who, r.crash);
+              await c.start(r.who, { host });
+            }
+            await waitFor('wired after the restarts', () => c.wired(), 15_000);
+            c.expectWired();
+            await c.expectTraffic(9);
+            for (const n of c.nodes.values()) expect(n.host.endpoints.size).toBe(4); // old sessions' queue pairs all closed
+          } finally {
+            await c.closeAll();
           }
-          await waitFor('wired after the restarts', () => c.wired(), 15_000);
-          c.expectWired();
-          await c.expectTraffic(9);
-          for (const n of c.nodes.values()) expect(n.host.endpoints.size).toBe(4); // old sessions' queue pairs all closed
-        } finally {
-          await c.closeAll();
-        }
-      }),
+        },
+      ),
       { numRuns: 4 },
     );
   });
 });
 
 /** A hand-made dialler: the TCP transport's handshake with `secret`, then whatever `after` sends. */
-async function rawDial(port: number, id: string, to: string, secret: string | undefined, after: (w: ReturnType<typeof decodeWelcome>, nonce: Uint8Array) => Buffer[]): Promise<string[]> {
+async function rawDial(
+  port: number,
+  id: string,
+  to: string,
+  secret: string | undefined,
+  after: (w: ReturnType<typeof decodeWelcome>, nonce: Uint8Array) => Buffer[],
+): Promise<string[]> {
   const s = net.connect({ host: '127.0.0.1', port });
   const nonce = randomBytes(16);
   const seen: string[] = [];
   let welcomed = false;
-  const reader = new FrameReader(1 << 16, (p) => {
-    if (!welcomed) {
-      welcomed = true;
-      const w = decodeWelcome(p);
-      seen.push(`welcome ${w.status}${w.error ? ` ${w.error}` : ''}`);
-      const proof = secret && w.nonce ? [encodeAuth(handshakeProof(Buffer.from(secret), 'decree/dialler', nonce, w.nonce, [id], w.ids))] : [];
-      if (w.status === 0) s.write(frames([...proof, ...after(w, nonce)]));
-    } else seen.push(`frame kind 0x${p[4]!.toString(16)}`);
-    return true;
-  }, () => {});
+  const reader = new FrameReader(
+    1 << 16,
+    (p) => {
+      if (!welcomed) {
+        welcomed = true;
+        const w = decodeWelcome(p);
+        seen.push(`welcome ${w.status}${w.error ? ` ${w.error}` : ''}`);
+        const proof =
+          secret && w.nonce
+            ? [encodeAuth(handshakeProof(Buffer.from(secret), 'decree/dialler', nonce, w.nonce, [id], w.ids))]
+            : [];
+        if (w.status === 0) s.write(frames([...proof, ...after(w, nonce)]));
+      } else seen.push(`frame kind 0x${p[4]!.toString(16)}`);
+      return true;
+    },
+    () => {},
+  );
   s.on('data', (d) => reader.push(d));
   s.on('error', () => {});
   s.on('connect', () => s.write(frames([encodeHello({ minVersion: 1, maxVersion: 1, ids: [id], to, nonce })])));
@@ -287,9 +349,13 @@ describe('refusals', () => {
   it('a different shared secret: both sides say so', async () => {
     const { x1, x2 } = await pairWith({ secret: 'secret number one' }, { secret: 'secret number two' });
     expect(x1.errors[0]).toMatchObject({ code: 'auth', peer: 'x2' });
-    expect(x1.errors[0]!.message).toMatch(/^x2@127\.0\.0\.1:\d+ failed the shared-secret check \(different secret\?\)$/);
+    expect(x1.errors[0]!.message).toMatch(
+      /^x2@127\.0\.0\.1:\d+ failed the shared-secret check \(different secret\?\)$/,
+    );
     expect(x2.errors[0]).toMatchObject({ code: 'auth', peer: 'x1' });
-    expect(x2.errors[0]!.message).toMatch(/^x1@127\.0\.0\.1:\d+ closed the side channel before proving the shared secret \(different secret\?\)$/);
+    expect(x2.errors[0]!.message).toMatch(
+      /^x1@127\.0\.0\.1:\d+ closed the side channel before proving the shared secret \(different secret\?\)$/,
+    );
   });
 
   it('a secret on one side only', async () => {
@@ -299,17 +365,27 @@ describe('refusals', () => {
     expect(x2.errors[0]).toMatchObject({ code: 'auth', peer: 'x1' });
     // x2 has no secret, so it sends its details at once; x1 refuses before reading them
     const r = await pairWith({ secret: 'only x1 has it' }, {}, true);
-    expect(r.x1.errors[0]!.message).toMatch(/^x2@127\.0\.0\.1:\d+ did not prove the shared secret \(is one configured there\?\)$/);
+    expect(r.x1.errors[0]!.message).toMatch(
+      /^x2@127\.0\.0\.1:\d+ did not prove the shared secret \(is one configured there\?\)$/,
+    );
     expect(r.x2.errors[0]).toMatchObject({ code: 'refused', peer: 'x1' });
-    expect(r.x2.errors[0]!.message).toMatch(/^x1@127\.0\.0\.1:\d+ closed the side channel before the exchange completed/);
+    expect(r.x2.errors[0]!.message).toMatch(
+      /^x1@127\.0\.0\.1:\d+ closed the side channel before the exchange completed/,
+    );
   });
 
   it('no protocol version in common', async () => {
     const { x1, x2 } = await pairWith({ versions: { min: 1, max: 1 } }, { versions: { min: 2, max: 3 } });
     // the TCP transport's handshake (packages/wire), its wording; the refusal code crossed the wire
-    expect(x2.errors[0]).toMatchObject({ code: 'version', refusal: 'VERSION', message: 'peer x1 speaks protocol version 1, this replica (x2) supports 2..3' });
+    expect(x2.errors[0]).toMatchObject({
+      code: 'version',
+      refusal: 'VERSION',
+      message: 'peer x1 speaks protocol version 1, this replica (x2) supports 2..3',
+    });
     expect(x1.errors[0]).toMatchObject({ code: 'version', refusal: 'VERSION' });
-    expect(x1.errors[0]!.message).toMatch(/^x2@127\.0\.0\.1:\d+ refused the RDMA exchange: peer x1 speaks protocol version 1, this replica \(x2\) supports 2\.\.3$/);
+    expect(x1.errors[0]!.message).toMatch(
+      /^x2@127\.0\.0\.1:\d+ refused the RDMA exchange: peer x1 speaks protocol version 1, this replica \(x2\) supports 2\.\.3$/,
+    );
   });
 
   it('a replica that is not a member is refused before anything is exchanged', async () => {
@@ -317,7 +393,11 @@ describe('refusals', () => {
     const m2 = await c.start('m2');
     const seen = await rawDial(m2.ch.address().port, 'intruder', 'm2', undefined, () => []);
     expect(seen).toEqual(['welcome 2 refused intruder: intruder is not a member of this cluster']);
-    expect(m2.errors[0]).toMatchObject({ code: 'auth', refusal: 'NOT_MEMBER', message: 'refused intruder: intruder is not a member of this cluster' });
+    expect(m2.errors[0]).toMatchObject({
+      code: 'auth',
+      refusal: 'NOT_MEMBER',
+      message: 'refused intruder: intruder is not a member of this cluster',
+    });
     expect(m2.host.endpoints.size).toBe(0);
   });
 
@@ -325,16 +405,30 @@ describe('refusals', () => {
     const c = cluster(['k1', 'k2']);
     const secret = 'the cluster secret';
     const k2 = await c.start('k2', { secret });
-    const bogus: RdmaLinkInfo['reader'] = { lid: 1, qpn: 7, psn: 7, rkey: 7, addr: 4096n, len: 4096 + (1 << 16), gid: new Uint8Array(16) };
+    const bogus: RdmaLinkInfo['reader'] = {
+      lid: 1,
+      qpn: 7,
+      psn: 7,
+      rkey: 7,
+      addr: 4096n,
+      len: 4096 + (1 << 16),
+      gid: new Uint8Array(16),
+    };
     const info = encodeRdmaInfo({ reader: bogus, writer: bogus });
     const seen = await rawDial(k2.ch.address().port, 'k1', 'k2', secret, () => {
-      const frame = Buffer.concat([MAGIC, Buffer.from([0x10]), Buffer.from(encodeValue({ info, mac: randomBytes(32) }))]);
+      const frame = Buffer.concat([
+        MAGIC,
+        Buffer.from([0x10]),
+        Buffer.from(encodeValue({ info, mac: randomBytes(32) })),
+      ]);
       return [frame];
     });
     expect(seen[0]).toBe('welcome 0');
     await waitFor('k2 refuses', () => k2.errors.length > 0);
     expect(k2.errors[0]).toMatchObject({ code: 'auth', peer: 'k1' });
-    expect(k2.errors[0]!.message).toMatch(/^the endpoint details from k1@127\.0\.0\.1:\d+ fail their MAC \(altered in transit\?\)$/);
+    expect(k2.errors[0]!.message).toMatch(
+      /^the endpoint details from k1@127\.0\.0\.1:\d+ fail their MAC \(altered in transit\?\)$/,
+    );
     await waitFor('k2 dropped the endpoints it made for that session', () => k2.host.endpoints.size === 0);
     expect(c.fabric.connects).toEqual([]);
   });
@@ -344,7 +438,15 @@ describe('liveness', () => {
   it('a peer that goes silent after the exchange is dropped after 3 missed pings', async () => {
     const c = cluster(['s1', 's2']);
     const s2 = await c.start('s2'); // keepaliveMs 200
-    const bogus: RdmaLinkInfo['reader'] = { lid: 1, qpn: 9, psn: 9, rkey: 9, addr: 8192n, len: 4096 + (1 << 16), gid: new Uint8Array(16) };
+    const bogus: RdmaLinkInfo['reader'] = {
+      lid: 1,
+      qpn: 9,
+      psn: 9,
+      rkey: 9,
+      addr: 8192n,
+      len: 4096 + (1 << 16),
+      gid: new Uint8Array(16),
+    };
     const info = encodeRdmaInfo({ reader: bogus, writer: bogus });
     const started = Date.now();
     const seen = await rawDial(s2.ch.address().port, 's1', 's2', undefined, () => [
@@ -384,17 +486,36 @@ describe('endpoint details codec', () => {
 
   it('refuses anything else with a RdmaExchangeError naming the field, never another error', () => {
     fc.assert(
-      fc.property(fc.oneof(fc.uint8Array({ maxLength: 200 }), fc.anything().map((v) => encodeValue(v)), peerInfo.chain((p) => fc.record({ k: fc.constantFrom('lid', 'qpn', 'psn', 'rkey', 'addr', 'len', 'gid', 'device'), v: fc.anything() }).map(({ k, v }) => encodeValue({ reader: { ...p, addr: Buffer.alloc(8), [k]: v }, writer: 1 })))), (bytes) => {
-        try {
-          decodeRdmaInfo(bytes);
-        } catch (e) {
-          expect(e).toBeInstanceOf(RdmaExchangeError);
-          expect((e as RdmaExchangeError).code).toBe('protocol');
-        }
-      }),
+      fc.property(
+        fc.oneof(
+          fc.uint8Array({ maxLength: 200 }),
+          fc.anything().map((v) => encodeValue(v)),
+          peerInfo.chain((p) =>
+            fc
+              .record({
+                k: fc.constantFrom('lid', 'qpn', 'psn', 'rkey', 'addr', 'len', 'gid', 'device'),
+                v: fc.anything(),
+              })
+              .map(({ k, v }) => encodeValue({ reader: { ...p, addr: Buffer.alloc(8), [k]: v }, writer: 1 })),
+          ),
+        ),
+        (bytes) => {
+          try {
+            decodeRdmaInfo(bytes);
+          } catch (e) {
+            expect(e).toBeInstanceOf(RdmaExchangeError);
+            expect((e as RdmaExchangeError).code).toBe('protocol');
+          }
+        },
+      ),
     );
-    expect(() => decodeRdmaInfo(encodeValue({ reader: { lid: 1, qpn: 2 ** 24, psn: 0, rkey: 0, addr: Buffer.alloc(8), len: 8192, gid: Buffer.alloc(16) }, writer: {} }))).toThrow(
-      'reader.qpn: must be an integer in 0..16777215',
-    );
+    expect(() =>
+      decodeRdmaInfo(
+        encodeValue({
+          reader: { lid: 1, qpn: 2 ** 24, psn: 0, rkey: 0, addr: Buffer.alloc(8), len: 8192, gid: Buffer.alloc(16) },
+          writer: {},
+        }),
+      ),
+    ).toThrow('reader.qpn: must be an integer in 0..16777215');
   });
 });

@@ -7,7 +7,14 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import { addonPath, createShmRing, frameBytes, loadRdmaAddon, openShmRing, type NativeShmRing } from '@decree/rdma-transport';
+import {
+  addonPath,
+  createShmRing,
+  frameBytes,
+  loadRdmaAddon,
+  openShmRing,
+  type NativeShmRing,
+} from '@decree/rdma-transport';
 import { payload, tempDir } from './helpers.ts';
 
 const tmp = tempDir('ring');
@@ -40,7 +47,10 @@ describe('shm ring', () => {
       fc.property(
         fc.array(
           fc.oneof(
-            fc.record({ op: fc.constant('send' as const), sizes: fc.array(fc.integer({ min: 0, max: 1008 }), { minLength: 1, maxLength: 6 }) }),
+            fc.record({
+              op: fc.constant('send' as const),
+              sizes: fc.array(fc.integer({ min: 0, max: 1008 }), { minLength: 1, maxLength: 6 }),
+            }),
             fc.record({ op: fc.constant('poll' as const), max: fc.integer({ min: 1, max: 8 }) }),
           ),
           { minLength: 1, maxLength: 80 },
@@ -52,7 +62,9 @@ describe('shm ring', () => {
             let next = 0;
             for (const o of ops) {
               if (o.op === 'send') {
-                const frames = o.sizes.map((s) => payload(next + 0, s)).map((b, i) => (b.length >= 4 && b.writeUInt32LE(next + i, 0), b));
+                const frames = o.sizes
+                  .map((s) => payload(next + 0, s))
+                  .map((b, i) => (b.length >= 4 && b.writeUInt32LE(next + i, 0), b));
                 const k = tx.sendMany(frames);
                 expect(k).toBeGreaterThanOrEqual(0);
                 expect(k).toBeLessThanOrEqual(frames.length);
@@ -186,7 +198,9 @@ describe('shm ring', () => {
       expect(rx.tail).toBeGreaterThan(0);
     } finally {
       child.kill('SIGKILL');
-      await new Promise((r) => (child.exitCode !== null || child.signalCode !== null ? r(null) : child.once('exit', r)));
+      await new Promise((r) =>
+        child.exitCode !== null || child.signalCode !== null ? r(null) : child.once('exit', r),
+      );
     }
     const got = rx.poll();
     expect(got.map((g) => g.length)).toEqual([100, 101, 102, 103, 104]);

@@ -10,7 +10,16 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { Bus, realEnv } from '@decree/bus';
 import { encodeMessage, type Message } from '@decree/protocol';
 import { RdmaNotBuiltError, createRdmaEndpoint, loadRdmaAddonFrom, openShmRing } from '@decree/rdma-transport';
-import { NO_RDMA_DEVICE, ShmTransportError, createRdmaSideChannel, createRdmaTransport, createShmTransport, listRdmaDevices, ringFileName, type ShmTransport } from '../src/index.ts';
+import {
+  NO_RDMA_DEVICE,
+  ShmTransportError,
+  createRdmaSideChannel,
+  createRdmaTransport,
+  createShmTransport,
+  listRdmaDevices,
+  ringFileName,
+  type ShmTransport,
+} from '../src/index.ts';
 import { sleep, tempDir, waitFor } from './helpers.ts';
 import { samples } from '../../protocol/test/arbitraries.ts';
 
@@ -24,7 +33,13 @@ afterAll(async () => {
 });
 
 const hb = (from: string, to: string, n: number, payload = new Uint8Array(0)): Message => ({
-  type: 'heartbeat-ack', ring: 'default', from, to, ballot: { round: 3, leader: from }, appliedUpTo: n, payload,
+  type: 'heartbeat-ack',
+  ring: 'default',
+  from,
+  to,
+  ballot: { round: 3, leader: from },
+  appliedUpTo: n,
+  payload,
 });
 
 function pair(cluster: string, extra: Partial<Parameters<typeof createShmTransport>[0]> = {}) {
@@ -37,8 +52,11 @@ function pair(cluster: string, extra: Partial<Parameters<typeof createShmTranspo
 describe('ShmTransport', () => {
   it('names one ring per directed pair, distinct across clusters and ids', () => {
     const names = new Set([
-      ringFileName('c', 'a', 'b'), ringFileName('c', 'b', 'a'), ringFileName('c2', 'a', 'b'),
-      ringFileName('c/x', 'a', 'b'), ringFileName('c_x', 'a', 'b'),
+      ringFileName('c', 'a', 'b'),
+      ringFileName('c', 'b', 'a'),
+      ringFileName('c2', 'a', 'b'),
+      ringFileName('c/x', 'a', 'b'),
+      ringFileName('c_x', 'a', 'b'),
     ]);
     expect(names.size).toBe(5);
     expect(ringFileName('c', 'a', 'b')).toMatch(/^decree-c-a-to-b-[0-9a-f]{8}\.ring$/);
@@ -71,9 +89,23 @@ describe('ShmTransport', () => {
   });
 
   it('a receiver that stops and comes back: the writer reopens its ring and what waited arrives', async () => {
-    const a = createShmTransport({ self: 'a', peers: ['a', 'b'], cluster: 'restart', dir: tmp.dir, logger: false, checkEveryMs: 20 });
+    const a = createShmTransport({
+      self: 'a',
+      peers: ['a', 'b'],
+      cluster: 'restart',
+      dir: tmp.dir,
+      logger: false,
+      checkEveryMs: 20,
+    });
     open.push(a);
-    let b = createShmTransport({ self: 'b', peers: ['a', 'b'], cluster: 'restart', dir: tmp.dir, logger: false, checkEveryMs: 20 });
+    let b = createShmTransport({
+      self: 'b',
+      peers: ['a', 'b'],
+      cluster: 'restart',
+      dir: tmp.dir,
+      logger: false,
+      checkEveryMs: 20,
+    });
     const got: number[] = [];
     b.setReceiver((m) => m.type === 'heartbeat-ack' && got.push(m.appliedUpTo));
     a.send(hb('a', 'b', 1));
@@ -83,7 +115,14 @@ describe('ShmTransport', () => {
     for (let i = 2; i <= 10; i++) a.send(hb('a', 'b', i));
     await sleep(50);
     expect(a.stats().peers.b!.queuedMessages).toBe(9); // no ring to write: they wait (bounded)
-    b = createShmTransport({ self: 'b', peers: ['a', 'b'], cluster: 'restart', dir: tmp.dir, logger: false, checkEveryMs: 20 });
+    b = createShmTransport({
+      self: 'b',
+      peers: ['a', 'b'],
+      cluster: 'restart',
+      dir: tmp.dir,
+      logger: false,
+      checkEveryMs: 20,
+    });
     open.push(b);
     b.setReceiver((m) => m.type === 'heartbeat-ack' && got.push(m.appliedUpTo));
     await waitFor('the queued ones', () => got.length === 10, 10_000);
@@ -118,7 +157,14 @@ describe('ShmTransport', () => {
   });
 
   it('drops beyond the queue bound when the peer never appears, and never throws', async () => {
-    const a = createShmTransport({ self: 'a', peers: ['a', 'ghost'], cluster: 'bound', dir: tmp.dir, logger: false, maxQueuedMessages: 100 });
+    const a = createShmTransport({
+      self: 'a',
+      peers: ['a', 'ghost'],
+      cluster: 'bound',
+      dir: tmp.dir,
+      logger: false,
+      maxQueuedMessages: 100,
+    });
     open.push(a);
     for (let i = 0; i < 250; i++) a.send(hb('a', 'ghost', i));
     await sleep(20);
@@ -127,7 +173,13 @@ describe('ShmTransport', () => {
     expect(s.drops).toBe(150);
     expect(a.isConnected('ghost')).toBe(false);
     const errs: ShmTransportError[] = [];
-    const c = createShmTransport({ self: 'c', peers: ['c'], cluster: 'bound', dir: tmp.dir, onError: (e) => errs.push(e) });
+    const c = createShmTransport({
+      self: 'c',
+      peers: ['c'],
+      cluster: 'bound',
+      dir: tmp.dir,
+      onError: (e) => errs.push(e),
+    });
     open.push(c);
     c.send(hb('c', 'nobody', 1));
     expect(errs[0]?.code).toBe('misrouted');
@@ -135,11 +187,21 @@ describe('ShmTransport', () => {
 
   it('two lanes per peer (PeerQueue): each bounded, its own drops, control handed over first', async () => {
     const chunk = (i: number): Message => ({
-      ...samples['snap-chunk'], ring: 'default', from: 'a', to: 'b', index: i,
+      ...samples['snap-chunk'],
+      ring: 'default',
+      from: 'a',
+      to: 'b',
+      index: i,
     });
     const a = createShmTransport({
-      self: 'a', peers: ['a', 'b'], cluster: 'lanes', dir: tmp.dir, logger: false, checkEveryMs: 20,
-      maxQueuedMessages: 4, maxBulkQueuedBytes: 1 << 20,
+      self: 'a',
+      peers: ['a', 'b'],
+      cluster: 'lanes',
+      dir: tmp.dir,
+      logger: false,
+      checkEveryMs: 20,
+      maxQueuedMessages: 4,
+      maxBulkQueuedBytes: 1 << 20,
     });
     open.push(a);
     // b is not there yet: everything waits in a's lanes, each lane dropping on its own
@@ -161,13 +223,24 @@ describe('ShmTransport', () => {
 
   it('a bad frame in the ring is counted and skipped; later messages arrive', async () => {
     const errs: ShmTransportError[] = [];
-    const b = createShmTransport({ self: 'b', peers: ['a', 'b'], cluster: 'bad', dir: tmp.dir, onError: (e) => errs.push(e) });
+    const b = createShmTransport({
+      self: 'b',
+      peers: ['a', 'b'],
+      cluster: 'bad',
+      dir: tmp.dir,
+      onError: (e) => errs.push(e),
+    });
     open.push(b);
     const got: Message[] = [];
     b.setReceiver((m) => got.push(m));
     const raw = openShmRing(b.ringPath('a', 'b'));
     // three undecodable frames, and a valid message on a's ring that claims another sender
-    raw.sendMany([Buffer.from([0xc1, 0x00]), Buffer.from('not msgpack at all'), Buffer.alloc(0), encodeMessage(hb('mallory', 'b', 9))]);
+    raw.sendMany([
+      Buffer.from([0xc1, 0x00]),
+      Buffer.from('not msgpack at all'),
+      Buffer.alloc(0),
+      encodeMessage(hb('mallory', 'b', 9)),
+    ]);
     raw.close();
     const a = createShmTransport({ self: 'a', peers: ['a', 'b'], cluster: 'bad', dir: tmp.dir, logger: false });
     open.push(a);
@@ -176,7 +249,9 @@ describe('ShmTransport', () => {
     expect(b.stats().decodeErrors).toBe(3);
     expect(errs.filter((e) => e.code === 'decode').length).toBe(3);
     expect(b.stats().misrouted).toBe(1);
-    expect(errs.find((e) => e.code === 'misrouted')!.message).toBe('a heartbeat-ack from mallory arrived on the ring from a: dropped');
+    expect(errs.find((e) => e.code === 'misrouted')!.message).toBe(
+      'a heartbeat-ack from mallory arrived on the ring from a: dropped',
+    );
     expect(got.map((m) => m.from)).toEqual(['a']);
   });
 
@@ -186,9 +261,13 @@ describe('ShmTransport', () => {
     const echoes: Message[] = [];
     me.setReceiver((m) => echoes.push(m));
     const here = path.dirname(fileURLToPath(import.meta.url));
-    const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', path.join(here, 'echo-peer.ts'), tmp.dir, 'proc', 'p2', 'p1'], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
+    const child = spawn(
+      process.execPath,
+      ['--conditions=source', '--import', 'tsx', path.join(here, 'echo-peer.ts'), tmp.dir, 'proc', 'p2', 'p1'],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
     children.push(child);
     await new Promise<void>((resolve, reject) => {
       child.stdout!.on('data', (d: Buffer) => d.toString().includes('ready') && resolve());

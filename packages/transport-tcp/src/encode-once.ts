@@ -57,7 +57,8 @@ function sameExceptTo(a: Message, b: Message): boolean {
   let na = 0;
   for (const k in a) {
     na++;
-    if (k !== 'to' && (a as unknown as Record<string, unknown>)[k] !== (b as unknown as Record<string, unknown>)[k]) return false;
+    if (k !== 'to' && (a as unknown as Record<string, unknown>)[k] !== (b as unknown as Record<string, unknown>)[k])
+      return false;
   }
   let nb = 0;
   for (const _ in b) nb++;

@@ -22,7 +22,8 @@ export function loadTlsMaterial(o: TlsOptions): TlsMaterial {
   const one = (what: keyof TlsOptions): Buffer => {
     const v = o[what];
     if (v instanceof Uint8Array) return Buffer.from(v);
-    if (typeof v !== 'string' || v.length === 0) throw new TypeError(`transport-tcp: tls.${what} must be a PEM string or a file path`);
+    if (typeof v !== 'string' || v.length === 0)
+      throw new TypeError(`transport-tcp: tls.${what} must be a PEM string or a file path`);
     if (v.includes('-----BEGIN')) return Buffer.from(v, 'utf8');
     try {
       const b = readFileSync(v);

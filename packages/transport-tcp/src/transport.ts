@@ -239,7 +239,14 @@ class Link {
   /** a connect failure has been logged at warn level since the last success */
   failureLogged = false;
   stats = {
-    framesOut: 0, bytesOut: 0, socketWrites: 0, drops: 0, connects: 0, reconnects: 0, connectFailures: 0, lookups: 0,
+    framesOut: 0,
+    bytesOut: 0,
+    socketWrites: 0,
+    drops: 0,
+    connects: 0,
+    reconnects: 0,
+    connectFailures: 0,
+    lookups: 0,
   };
 
   constructor(
@@ -310,7 +317,14 @@ export class TcpTransport implements Transport {
   };
   /** counters of links forgotten by forget() */
   private readonly retired = {
-    framesOut: 0, bytesOut: 0, socketWrites: 0, drops: 0, reconnects: 0, connectFailures: 0, controlDrops: 0, bulkDrops: 0,
+    framesOut: 0,
+    bytesOut: 0,
+    socketWrites: 0,
+    drops: 0,
+    reconnects: 0,
+    connectFailures: 0,
+    controlDrops: 0,
+    bulkDrops: 0,
   };
 
   constructor(opts: TcpTransportOptions) {
@@ -374,7 +388,13 @@ export class TcpTransport implements Transport {
       ts.on('tlsClientError', (e: NodeJS.ErrnoException, s: tls.TLSSocket) => {
         this.totals.authFailures++;
         this.totals.tlsFailures++;
-        this.report('auth', `TLS handshake from ${s.remoteAddress}:${s.remotePort} failed: ${e.code ?? ''} ${e.message}`.replace(/\s+/g, ' '));
+        this.report(
+          'auth',
+          `TLS handshake from ${s.remoteAddress}:${s.remotePort} failed: ${e.code ?? ''} ${e.message}`.replace(
+            /\s+/g,
+            ' ',
+          ),
+        );
       });
       server = ts;
     } else {
@@ -407,7 +427,11 @@ export class TcpTransport implements Transport {
   /** Fire-and-forget: encodes now, writes on the next flush; drops (counted) when the peer's buffer is full. */
   send(msg: Message): void {
     if (this.closing) return this.drop();
-    CONTRACTS && requires(typeof msg === 'object' && msg !== null && typeof msg.to === 'string', 'send: a message with a destination');
+    CONTRACTS &&
+      requires(
+        typeof msg === 'object' && msg !== null && typeof msg.to === 'string',
+        'send: a message with a destination',
+      );
     if (this.selfSet.has(msg.to)) {
       // a replica of this process: no socket, but still asynchronous like every other delivery
       queueMicrotask(() => this.deliver(msg, undefined));
@@ -415,7 +439,11 @@ export class TcpTransport implements Transport {
     }
     if (!this.selfSet.has(msg.from)) {
       this.totals.misrouted++;
-      this.report('misrouted', `message ${msg.type} from ${msg.from}, which this transport does not host (${this.selfIds.join(',')})`, msg.to);
+      this.report(
+        'misrouted',
+        `message ${msg.type} from ${msg.from}, which this transport does not host (${this.selfIds.join(',')})`,
+        msg.to,
+      );
       return this.drop();
     }
     let payload: Uint8Array;
@@ -429,7 +457,11 @@ export class TcpTransport implements Transport {
     }
     if (payload.length > this.maxFrameBytes) {
       this.totals.encodeErrors++;
-      this.report('encode', `${msg.type} for ${msg.to} is ${payload.length} bytes, above maxFrameBytes ${this.maxFrameBytes}`, msg.to);
+      this.report(
+        'encode',
+        `${msg.type} for ${msg.to} is ${payload.length} bytes, above maxFrameBytes ${this.maxFrameBytes}`,
+        msg.to,
+      );
       return this.drop();
     }
     const link = this.linkFor(msg.to);
@@ -484,7 +516,8 @@ export class TcpTransport implements Transport {
     this.links.delete(to);
     this.dirty.delete(link);
     if (link.timer) clearTimeout(link.timer);
-    for (const k of ['framesOut', 'bytesOut', 'socketWrites', 'drops', 'reconnects', 'connectFailures'] as const) this.retired[k] += link.stats[k];
+    for (const k of ['framesOut', 'bytesOut', 'socketWrites', 'drops', 'reconnects', 'connectFailures'] as const)
+      this.retired[k] += link.stats[k];
     this.retired.controlDrops += link.queue.control.drops;
     this.retired.bulkDrops += link.queue.bulk.drops;
     this.retired.drops += link.queue.clear();
@@ -673,7 +706,9 @@ export class TcpTransport implements Transport {
         const ms = this.opts.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs;
         ip = await Promise.race([
           this.lookup(addr.host),
-          new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`lookup timed out after ${ms} ms`)), ms))),
+          new Promise<never>(
+            (_, reject) => (timer = setTimeout(() => reject(new Error(`lookup timed out after ${ms} ms`)), ms)),
+          ),
         ]);
         clearTimeout(timer);
       } catch (e) {
@@ -772,7 +807,11 @@ export class TcpTransport implements Transport {
         this.totals.authFailures++;
         this.totals.tlsFailures++;
         conn.reported = true;
-        this.report('auth', `TLS handshake with ${conn.label} failed: ${e.code ?? ''} ${e.message}`.replace(/\s+/g, ' '), conn.link?.id);
+        this.report(
+          'auth',
+          `TLS handshake with ${conn.label} failed: ${e.code ?? ''} ${e.message}`.replace(/\s+/g, ' '),
+          conn.link?.id,
+        );
         return;
       }
       if (!conn.ready && !conn.inbound && conn.link) return; // reported by the close handler as a connect failure
@@ -847,7 +886,11 @@ export class TcpTransport implements Transport {
       msg = decodeMessage(this.copyFrames ? Buffer.from(payload) : payload);
     } catch (e) {
       this.totals.decodeErrors++;
-      this.report('decode', `undecodable frame of ${payload.length} bytes from ${conn.label}: ${(e as Error).message}`, conn.remoteIds[0]);
+      this.report(
+        'decode',
+        `undecodable frame of ${payload.length} bytes from ${conn.label}: ${(e as Error).message}`,
+        conn.remoteIds[0],
+      );
       return true; // framing is intact: the connection goes on
     }
     this.deliver(msg, conn);
@@ -859,13 +902,21 @@ export class TcpTransport implements Transport {
     if (conn) {
       if (!this.selfSet.has(msg.to)) {
         this.totals.misrouted++;
-        this.report('misrouted', `${msg.type} for ${msg.to} arrived from ${conn.label}, but this process hosts ${this.selfIds.join(',')}`, msg.from);
+        this.report(
+          'misrouted',
+          `${msg.type} for ${msg.to} arrived from ${conn.label}, but this process hosts ${this.selfIds.join(',')}`,
+          msg.from,
+        );
         return;
       }
       if (!conn.remoteIds.includes(msg.from)) {
         this.totals.misrouted++;
         this.totals.spoofed++;
-        this.report('misrouted', `${msg.type} from ${msg.from} arrived over the connection of ${conn.remoteIds.join(',')} (not an id it authenticated as): dropped`, conn.remoteIds[0]);
+        this.report(
+          'misrouted',
+          `${msg.type} from ${msg.from} arrived over the connection of ${conn.remoteIds.join(',')} (not an id it authenticated as): dropped`,
+          conn.remoteIds[0],
+        );
         return;
       }
     }
@@ -1051,4 +1102,3 @@ export async function createTcpTransport(opts: TcpTransportOptions): Promise<Tcp
   }
   return t;
 }
-

@@ -33,7 +33,9 @@ describe('shared-secret authentication', () => {
     const { a, b } = await pairWith('one', 'two');
     a.t.send(makeMessage('prepare', 'a', 'b'));
     await waitFor(() => a.errors.some((e) => e.code === 'auth'), 'auth error');
-    expect(a.errors.find((e) => e.code === 'auth')!.message).toMatch(/b@127\.0\.0\.1:\d+ failed the shared-secret check/);
+    expect(a.errors.find((e) => e.code === 'auth')!.message).toMatch(
+      /b@127\.0\.0\.1:\d+ failed the shared-secret check/,
+    );
     expect(a.t.isConnected('b')).toBe(false);
     await new Promise((r) => setTimeout(r, 50));
     expect(b.got).toEqual([]);
@@ -43,7 +45,9 @@ describe('shared-secret authentication', () => {
     const { a, b } = await pairWith(undefined, 'only-b');
     a.t.send(makeMessage('prepare', 'a', 'b'));
     await waitFor(() => a.errors.some((e) => e.code === 'auth'), 'auth error at a');
-    expect(a.errors.find((e) => e.code === 'auth')!.message).toMatch(/requires a shared secret and none is configured here/);
+    expect(a.errors.find((e) => e.code === 'auth')!.message).toMatch(
+      /requires a shared secret and none is configured here/,
+    );
     b.t.send(makeMessage('promise', 'b', 'a'));
     await waitFor(() => b.errors.some((e) => e.code === 'auth' && /did not prove/.test(e.message)), 'auth error at b');
     await new Promise((r) => setTimeout(r, 50));
@@ -68,7 +72,9 @@ describe('shared-secret authentication', () => {
     await r2.closedP;
     expect(b.got).toEqual([]);
     expect(b.t.stats().authFailures).toBe(2);
-    expect(b.logs.filter((l) => l.level === 'error' && /failed the shared-secret check/.test(l.msg)).length).toBeGreaterThanOrEqual(1);
+    expect(
+      b.logs.filter((l) => l.level === 'error' && /failed the shared-secret check/.test(l.msg)).length,
+    ).toBeGreaterThanOrEqual(1);
     // a hello with no challenge at all is refused with a reason
     const r3 = new RawClient(b.port);
     raws.push(r3);

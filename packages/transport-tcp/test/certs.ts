@@ -35,12 +35,65 @@ const run = (dir: string, args: string[]): void => {
 export function makePki(names: readonly string[] = ['r1', 'r2', 'r3']): TestPki {
   const dir = mkdtempSync(join(tmpdir(), 'decree-pki-'));
   const ca = (name: string) =>
-    run(dir, ['req', '-x509', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.pem`, '-days', '2', '-subj', `/CN=${name}`]);
+    run(dir, [
+      'req',
+      '-x509',
+      '-new',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      `${name}.key`,
+      '-out',
+      `${name}.pem`,
+      '-days',
+      '2',
+      '-subj',
+      `/CN=${name}`,
+    ]);
   const leaf = (file: string, cn: string, san: string, caName: string): Pem => {
-    run(dir, ['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${file}.key`, '-out', `${file}.csr`, '-subj', `/CN=${cn}`]);
-    writeFileSync(join(dir, `${file}.ext`), `subjectAltName=${san}\nextendedKeyUsage=serverAuth,clientAuth\nbasicConstraints=CA:FALSE\n`);
-    run(dir, ['x509', '-req', '-in', `${file}.csr`, '-CA', `${caName}.pem`, '-CAkey', `${caName}.key`, '-CAcreateserial', '-out', `${file}.pem`, '-days', '2', '-extfile', `${file}.ext`]);
-    return { cert: readFileSync(join(dir, `${file}.pem`), 'utf8'), key: readFileSync(join(dir, `${file}.key`), 'utf8') };
+    run(dir, [
+      'req',
+      '-new',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      `${file}.key`,
+      '-out',
+      `${file}.csr`,
+      '-subj',
+      `/CN=${cn}`,
+    ]);
+    writeFileSync(
+      join(dir, `${file}.ext`),
+      `subjectAltName=${san}\nextendedKeyUsage=serverAuth,clientAuth\nbasicConstraints=CA:FALSE\n`,
+    );
+    run(dir, [
+      'x509',
+      '-req',
+      '-in',
+      `${file}.csr`,
+      '-CA',
+      `${caName}.pem`,
+      '-CAkey',
+      `${caName}.key`,
+      '-CAcreateserial',
+      '-out',
+      `${file}.pem`,
+      '-days',
+      '2',
+      '-extfile',
+      `${file}.ext`,
+    ]);
+    return {
+      cert: readFileSync(join(dir, `${file}.pem`), 'utf8'),
+      key: readFileSync(join(dir, `${file}.key`), 'utf8'),
+    };
   };
   ca('cluster-ca');
   ca('other-ca');
@@ -48,8 +101,30 @@ export function makePki(names: readonly string[] = ['r1', 'r2', 'r3']): TestPki 
   for (const n of names) good[n] = leaf(n, n, `DNS:${n},URI:decree:${n}`, 'cluster-ca');
   const foreign = leaf('foreign-r2', 'r2', 'DNS:r2', 'other-ca');
   const wrongName = leaf('wrong-r9', 'r9', 'DNS:r9', 'cluster-ca');
-  run(dir, ['req', '-x509', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'self-r2.key', '-out', 'self-r2.pem', '-days', '2', '-subj', '/CN=r2', '-addext', 'subjectAltName=DNS:r2']);
-  const selfSigned = { cert: readFileSync(join(dir, 'self-r2.pem'), 'utf8'), key: readFileSync(join(dir, 'self-r2.key'), 'utf8') };
+  run(dir, [
+    'req',
+    '-x509',
+    '-new',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-nodes',
+    '-keyout',
+    'self-r2.key',
+    '-out',
+    'self-r2.pem',
+    '-days',
+    '2',
+    '-subj',
+    '/CN=r2',
+    '-addext',
+    'subjectAltName=DNS:r2',
+  ]);
+  const selfSigned = {
+    cert: readFileSync(join(dir, 'self-r2.pem'), 'utf8'),
+    key: readFileSync(join(dir, 'self-r2.key'), 'utf8'),
+  };
   return {
     dir,
     ca: readFileSync(join(dir, 'cluster-ca.pem'), 'utf8'),

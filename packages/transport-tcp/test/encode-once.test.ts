@@ -37,7 +37,16 @@ describe('EncodeOnce', () => {
     const traced = { ...accept('r3'), headers: { traceparent: 'x' } } as Message;
     expect(Buffer.from(e.encode(traced)).equals(Buffer.from(encodeMessage(traced)))).toBe(true);
     // `to` after a non-string field: its offset is not computed, the message is packed each time
-    const late = { type: 'accept', ballot, ring: 'default', from: 'r1', to: 'r2', slot: 7, value, decidedUpTo: 6 } as Message;
+    const late = {
+      type: 'accept',
+      ballot,
+      ring: 'default',
+      from: 'r1',
+      to: 'r2',
+      slot: 7,
+      value,
+      decidedUpTo: 6,
+    } as Message;
     const before = e.hits;
     e.encode(late);
     e.encode({ ...late, to: 'r3' } as Message);

@@ -68,7 +68,8 @@ describe('exchange', () => {
         expect(fromGot).toEqual(fromSent);
       }
     }
-    for (const n of nodes) expect(Object.keys(n.t.stats().peers).sort()).toEqual(ids.filter((id) => id !== n.t.selfIds[0]));
+    for (const n of nodes)
+      expect(Object.keys(n.t.stats().peers).sort()).toEqual(ids.filter((id) => id !== n.t.selfIds[0]));
   });
 
   it('many rings share one connection per pair', async () => {
@@ -176,15 +177,28 @@ describe('lanes: control ahead of bulk', () => {
     dir.b = { host: '127.0.0.1', port: b.port };
     await a.t.whenConnected('b');
     const chunk = (i: number): Message => ({
-      type: 'snap-chunk', ring: 'r', from: 'a', to: 'b', xfer: 1, slot: 9, members: ['a', 'b'], length: 0, crc: 0,
-      index: i, count: 6, chunkCrc: 0, data: new Uint8Array(1 << 20),
+      type: 'snap-chunk',
+      ring: 'r',
+      from: 'a',
+      to: 'b',
+      xfer: 1,
+      slot: 9,
+      members: ['a', 'b'],
+      length: 0,
+      crc: 0,
+      index: i,
+      count: 6,
+      chunkCrc: 0,
+      data: new Uint8Array(1 << 20),
     });
     for (let i = 0; i < 6; i++) a.t.send(chunk(i));
     a.t.send({ type: 'heartbeat', ring: 'r', from: 'a', to: 'b', ballot: { round: 1, leader: 'a' }, decidedUpTo: 0 });
     await waitFor(() => b.got.length === 7, 'all seven');
     const at = b.got.findIndex((m) => m.type === 'heartbeat');
     expect(at).toBeLessThan(6); // not behind every chunk: the control lane went first
-    expect(b.got.filter((m) => m.type === 'snap-chunk').map((m) => (m as { index: number }).index)).toEqual([0, 1, 2, 3, 4, 5]);
+    expect(b.got.filter((m) => m.type === 'snap-chunk').map((m) => (m as { index: number }).index)).toEqual([
+      0, 1, 2, 3, 4, 5,
+    ]);
   });
 
   it('a full bulk lane drops bulk messages (counted per lane) while control messages still go', async () => {
@@ -194,10 +208,22 @@ describe('lanes: control ahead of bulk', () => {
     dir.b = { host: '127.0.0.1', port: b.port }; // not connected yet: everything queues
     for (let i = 0; i < 6; i++)
       a.t.send({
-        type: 'snap-chunk', ring: 'r', from: 'a', to: 'b', xfer: 1, slot: 9, members: [], length: 0, crc: 0,
-        index: i, count: 6, chunkCrc: 0, data: new Uint8Array(1 << 20),
+        type: 'snap-chunk',
+        ring: 'r',
+        from: 'a',
+        to: 'b',
+        xfer: 1,
+        slot: 9,
+        members: [],
+        length: 0,
+        crc: 0,
+        index: i,
+        count: 6,
+        chunkCrc: 0,
+        data: new Uint8Array(1 << 20),
       });
-    for (let i = 0; i < 50; i++) a.t.send({ type: 'decide', ring: 'r', from: 'a', to: 'b', ballot: { round: 1, leader: 'a' }, upTo: i });
+    for (let i = 0; i < 50; i++)
+      a.t.send({ type: 'decide', ring: 'r', from: 'a', to: 'b', ballot: { round: 1, leader: 'a' }, upTo: i });
     const st = a.t.stats();
     expect(st.bulkDrops).toBe(4); // 1 MiB + framing each: two fit the 3 MiB bound
     expect(st.controlDrops).toBe(0);

@@ -1,7 +1,13 @@
 import fc from 'fast-check';
 import { decodeMessage, encodeMessage, type Message, type MessageType, type ReplicaId, laneOf } from '@decree/protocol';
 import { anyMessage, normal, samples } from '../../protocol/test/arbitraries.ts';
-import { createTcpTransport, type TcpTransport, type TcpTransportOptions, type TransportError, type TransportLogger } from '../src/index.ts';
+import {
+  createTcpTransport,
+  type TcpTransport,
+  type TcpTransportOptions,
+  type TransportError,
+  type TransportLogger,
+} from '../src/index.ts';
 
 /** One sample of `type` (the protocol's own fixtures, every optional field present), re-addressed. */
 export function makeMessage(type: MessageType, from: ReplicaId, to: ReplicaId, ring = 'ring-1'): Message {

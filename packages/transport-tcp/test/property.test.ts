@@ -24,22 +24,30 @@ import { arbMessage, node, tick, waitFor, wire, byLane, type Node } from './help
 describe('framing properties', () => {
   it('any payloads, cut into any chunks, come out whole and in order', () => {
     fc.assert(
-      fc.property(fc.array(fc.uint8Array({ maxLength: 600 }), { maxLength: 30 }), fc.array(fc.nat({ max: 700 }), { maxLength: 40 }), (payloads, cuts) => {
-        const wireBytes = frames(payloads);
-        const out: Buffer[] = [];
-        const r = new FrameReader(1000, (p) => (out.push(Buffer.from(p)), true), () => {
-          throw new Error('no frame is oversized here');
-        });
-        let off = 0;
-        for (const c of cuts) {
-          if (off >= wireBytes.length) break;
-          r.push(wireBytes.subarray(off, off + c));
-          off += c;
-        }
-        r.push(wireBytes.subarray(off));
-        expect(out.map((b) => b.toString('hex'))).toEqual(payloads.map((p) => Buffer.from(p).toString('hex')));
-        expect(r.buffered).toBe(0);
-      }),
+      fc.property(
+        fc.array(fc.uint8Array({ maxLength: 600 }), { maxLength: 30 }),
+        fc.array(fc.nat({ max: 700 }), { maxLength: 40 }),
+        (payloads, cuts) => {
+          const wireBytes = frames(payloads);
+          const out: Buffer[] = [];
+          const r = new FrameReader(
+            1000,
+            (p) => (out.push(Buffer.from(p)), true),
+            () => {
+              throw new Error('no frame is oversized here');
+            },
+          );
+          let off = 0;
+          for (const c of cuts) {
+            if (off >= wireBytes.length) break;
+            r.push(wireBytes.subarray(off, off + c));
+            off += c;
+          }
+          r.push(wireBytes.subarray(off));
+          expect(out.map((b) => b.toString('hex'))).toEqual(payloads.map((p) => Buffer.from(p).toString('hex')));
+          expect(r.buffered).toBe(0);
+        },
+      ),
       { numRuns: 300 },
     );
   });
@@ -50,7 +58,11 @@ describe('framing properties', () => {
         const bad = Buffer.alloc(8);
         bad.writeUInt32BE(5000, 0);
         let oversize = -1;
-        const r = new FrameReader(4096, () => true, (n) => (oversize = n));
+        const r = new FrameReader(
+          4096,
+          () => true,
+          (n) => (oversize = n),
+        );
         r.push(bad.subarray(0, cut));
         r.push(bad.subarray(cut));
         expect(oversize).toBe(5000);
@@ -67,9 +79,20 @@ describe('framing properties', () => {
         fc.nat({ max: 0xffff }),
         (ids, x, y) => {
           const [min, max] = x <= y ? [x, y] : [y, x];
-          expect(decodeHello(encodeHello({ minVersion: min, maxVersion: max, ids, to: ids[0]! }))).toEqual({ minVersion: min, maxVersion: max, ids, to: ids[0] });
-          expect(decodeWelcome(encodeWelcome({ status: STATUS_OK, version: max, ids }))).toEqual({ status: STATUS_OK, version: max, ids });
-          expect(decodeWelcome(encodeWelcome({ status: STATUS_VERSION, version: 0, ids, error: 'no' })).error).toBe('no');
+          expect(decodeHello(encodeHello({ minVersion: min, maxVersion: max, ids, to: ids[0]! }))).toEqual({
+            minVersion: min,
+            maxVersion: max,
+            ids,
+            to: ids[0],
+          });
+          expect(decodeWelcome(encodeWelcome({ status: STATUS_OK, version: max, ids }))).toEqual({
+            status: STATUS_OK,
+            version: max,
+            ids,
+          });
+          expect(decodeWelcome(encodeWelcome({ status: STATUS_VERSION, version: 0, ids, error: 'no' })).error).toBe(
+            'no',
+          );
           const v = negotiateVersion({ min, max }, { min: 1, max: 3 });
           if (max < 1 || min > 3) expect(v).toBeUndefined();
           else expect(v).toBe(Math.min(max, 3));
@@ -81,17 +104,26 @@ describe('framing properties', () => {
 
 describe('handshake decoders on hostile bytes', () => {
   it('throw HandshakeError or succeed, nothing else', () => {
-    const prefix = (kind: number) => fc.uint8Array({ maxLength: 80 }).map((b) => Buffer.concat([MAGIC, Buffer.from([kind]), b]));
+    const prefix = (kind: number) =>
+      fc.uint8Array({ maxLength: 80 }).map((b) => Buffer.concat([MAGIC, Buffer.from([kind]), b]));
     fc.assert(
-      fc.property(fc.oneof(fc.uint8Array({ maxLength: 80 }).map((b) => Buffer.from(b)), prefix(KIND_HELLO), prefix(KIND_WELCOME), prefix(KIND_AUTH)), (buf) => {
-        for (const dec of [decodeHello, decodeWelcome, decodeAuth]) {
-          try {
-            dec(buf);
-          } catch (e) {
-            expect(e).toBeInstanceOf(HandshakeError);
+      fc.property(
+        fc.oneof(
+          fc.uint8Array({ maxLength: 80 }).map((b) => Buffer.from(b)),
+          prefix(KIND_HELLO),
+          prefix(KIND_WELCOME),
+          prefix(KIND_AUTH),
+        ),
+        (buf) => {
+          for (const dec of [decodeHello, decodeWelcome, decodeAuth]) {
+            try {
+              dec(buf);
+            } catch (e) {
+              expect(e).toBeInstanceOf(HandshakeError);
+            }
           }
-        }
-      }),
+        },
+      ),
       { numRuns: 2000 },
     );
   });
@@ -116,7 +148,10 @@ describe('transport property', () => {
     await fc.assert(
       fc.asyncProperty(
         // batches: the messages of one batch are sent in one tick, batches in separate ticks
-        fc.tuple(fc.array(fc.array(arbMessage('A', 'B', 'p'), { maxLength: 12 }), { maxLength: 6 }), fc.array(arbMessage('B', 'A', 'p'), { maxLength: 8 })),
+        fc.tuple(
+          fc.array(fc.array(arbMessage('A', 'B', 'p'), { maxLength: 12 }), { maxLength: 6 }),
+          fc.array(arbMessage('B', 'A', 'p'), { maxLength: 8 }),
+        ),
         async ([batches, back]) => {
           const ring = `run-${run++}`;
           const ab: Message[] = batches.flat().map((m) => ({ ...m, ring }));

@@ -8,7 +8,11 @@ export class RawClient {
   readonly frames: Buffer[] = [];
   closed = false;
   readonly closedP: Promise<void>;
-  private readonly reader = new FrameReader(1 << 30, (p) => (this.frames.push(Buffer.from(p)), true), () => {});
+  private readonly reader = new FrameReader(
+    1 << 30,
+    (p) => (this.frames.push(Buffer.from(p)), true),
+    () => {},
+  );
 
   constructor(port: number, host = '127.0.0.1') {
     this.socket = net.connect({ port, host });

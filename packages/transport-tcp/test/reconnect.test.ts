@@ -158,12 +158,16 @@ describe('handshake versions', () => {
     dir.c = { host: '127.0.0.1', port: b.port }; // misconfigured: c is not there
     a.t.send(makeMessage('prepare', 'a', 'c'));
     await waitFor(() => a.errors.some((e) => e.code === 'handshake-refused'), 'refusal');
-    expect(a.errors.find((e) => e.code === 'handshake-refused')!.message).toContain('a dialled replica c, but this process hosts b');
+    expect(a.errors.find((e) => e.code === 'handshake-refused')!.message).toContain(
+      'a dialled replica c, but this process hosts b',
+    );
     expect(b.got).toEqual([]);
   });
 
   it('rejects a bad protocolVersions option', async () => {
-    await expect(() => createTcpTransport({ self: 'x', peers: {}, protocolVersions: { min: 3, max: 2 } })).rejects.toThrow(/bad protocolVersions/);
+    await expect(() =>
+      createTcpTransport({ self: 'x', peers: {}, protocolVersions: { min: 3, max: 2 } }),
+    ).rejects.toThrow(/bad protocolVersions/);
   });
 });
 
@@ -176,13 +180,22 @@ describe('timeouts', () => {
     await new Promise<void>((r) => mute.listen(0, '127.0.0.1', () => r()));
     const port = (mute.address() as import('node:net').AddressInfo).port;
     try {
-      const hang = await mk('h', { never: { host: 'never.decree.test', port }, mute: { host: '127.0.0.1', port } }, {
-        lookup: () => new Promise<string>(() => {}),
-        connectTimeoutMs: 100,
-      });
+      const hang = await mk(
+        'h',
+        { never: { host: 'never.decree.test', port }, mute: { host: '127.0.0.1', port } },
+        {
+          lookup: () => new Promise<string>(() => {}),
+          connectTimeoutMs: 100,
+        },
+      );
       hang.t.connect('never');
       hang.t.connect('mute');
-      await waitFor(() => (hang.t.stats().peers.never?.connectFailures ?? 0) >= 2 && (hang.t.stats().peers.mute?.connectFailures ?? 0) >= 2, 'retries');
+      await waitFor(
+        () =>
+          (hang.t.stats().peers.never?.connectFailures ?? 0) >= 2 &&
+          (hang.t.stats().peers.mute?.connectFailures ?? 0) >= 2,
+        'retries',
+      );
       expect(hang.errors.some((e) => e.peer === 'never' && /lookup timed out after 100 ms/.test(e.message))).toBe(true);
       expect(hang.errors.some((e) => e.peer === 'mute' && /no handshake within 100 ms/.test(e.message))).toBe(true);
       expect(hang.t.isConnected('mute')).toBe(false);
@@ -209,7 +222,11 @@ describe('flapping peer', () => {
     await new Promise<void>((r) => flappy.listen(0, '127.0.0.1', () => r()));
     const port = (flappy.address() as import('node:net').AddressInfo).port;
     try {
-      const a = await mk('a', { f: { host: '127.0.0.1', port } }, { backoff: { initialMs: 1, maxMs: 40, jitter: 0, resetAfterMs: 60_000 } });
+      const a = await mk(
+        'a',
+        { f: { host: '127.0.0.1', port } },
+        { backoff: { initialMs: 1, maxMs: 40, jitter: 0, resetAfterMs: 60_000 } },
+      );
       a.t.connect('f');
       await waitFor(() => a.t.stats().peers.f!.connects >= 6, 'six short-lived connections');
       const p = a.t.stats().peers.f!;

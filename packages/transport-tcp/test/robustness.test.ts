@@ -85,7 +85,9 @@ describe('hostile and broken input', () => {
     r.write(head);
     await r.closedP;
     expect(b.t.stats().protocolErrors).toBe(1);
-    expect(b.logs.some((l) => l.level === 'error' && /frame of 1048577 bytes .* above the limit of 1048576/.test(l.msg))).toBe(true);
+    expect(
+      b.logs.some((l) => l.level === 'error' && /frame of 1048577 bytes .* above the limit of 1048576/.test(l.msg)),
+    ).toBe(true);
     await stillServes();
     // before the handshake the limit is much smaller
     const r2 = raw(b.port);
@@ -102,7 +104,14 @@ describe('hostile and broken input', () => {
     const r = raw(b.port);
     await r.handshake(['x'], 'b');
     const good = makeMessage('decide', 'x', 'b');
-    r.write(frames([Buffer.from([0xc1]), encodeValue({ type: 'zzz', ring: 'r', from: 'x', to: 'b' }), new Uint8Array(0), encodeMessage(good)]));
+    r.write(
+      frames([
+        Buffer.from([0xc1]),
+        encodeValue({ type: 'zzz', ring: 'r', from: 'x', to: 'b' }),
+        new Uint8Array(0),
+        encodeMessage(good),
+      ]),
+    );
     await waitFor(() => b.got.some((m) => m.from === 'x'), 'the good message after the bad ones');
     expect(b.t.stats().decodeErrors).toBe(3);
     expect(b.errors.filter((e) => e.code === 'decode').length).toBe(3);
@@ -127,7 +136,13 @@ describe('hostile and broken input', () => {
     const { b } = await pair();
     const r = raw(b.port);
     await r.handshake(['x'], 'b');
-    r.write(frames([encodeMessage(makeMessage('accept', 'spoof', 'b')), encodeMessage(makeMessage('accept', 'x', 'other')), encodeMessage(makeMessage('accept', 'x', 'b'))]));
+    r.write(
+      frames([
+        encodeMessage(makeMessage('accept', 'spoof', 'b')),
+        encodeMessage(makeMessage('accept', 'x', 'other')),
+        encodeMessage(makeMessage('accept', 'x', 'b')),
+      ]),
+    );
     await waitFor(() => b.got.some((m) => m.from === 'x'), 'the good one');
     expect(b.got.filter((m) => m.from !== 'a').map((m) => `${m.from}>${m.to}`)).toEqual(['x>b']);
     expect(b.t.stats().misrouted).toBe(2);
@@ -206,9 +221,16 @@ describe('back-pressure', () => {
     try {
       const maxQueuedBytes = 1024 * 1024;
       const maxWriteBytes = 256 * 1024;
-      const a = await mk('a', { slow: { host: '127.0.0.1', port: peer.port } }, { maxQueuedBytes, maxQueuedMessages: 100_000, maxWriteBytes });
+      const a = await mk(
+        'a',
+        { slow: { host: '127.0.0.1', port: peer.port } },
+        { maxQueuedBytes, maxQueuedMessages: 100_000, maxWriteBytes },
+      );
       const cmd = new Uint8Array(6000).fill(7);
-      const msg = { ...makeMessage('accept', 'a', 'slow'), value: { k: 'batch', origin: 'a', inc: 1, firstId: 1, cmds: [cmd] } } as const;
+      const msg = {
+        ...makeMessage('accept', 'a', 'slow'),
+        value: { k: 'batch', origin: 'a', inc: 1, firstId: 1, cmds: [cmd] },
+      } as const;
       await a.t.whenConnected('slow');
       let sent = 0;
       let maxQueued = 0;

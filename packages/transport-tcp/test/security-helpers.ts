@@ -5,8 +5,23 @@ import { createActor } from 'xstate';
 import { Bus, realEnv } from '@decree/bus';
 import { acceptorMachine } from '@decree/acceptor';
 import { MemoryStore } from '@decree/storage/memory';
-import { emptyRecoveredState, encodeMessage, type Message, type MessageOf, type ReplicaId, type SlotValue } from '@decree/protocol';
-import { FrameReader, decodeWelcome, encodeAuth, encodeHello, frames, handshakeProof, type Welcome } from '../src/index.ts';
+import {
+  emptyRecoveredState,
+  encodeMessage,
+  type Message,
+  type MessageOf,
+  type ReplicaId,
+  type SlotValue,
+} from '@decree/protocol';
+import {
+  FrameReader,
+  decodeWelcome,
+  encodeAuth,
+  encodeHello,
+  frames,
+  handshakeProof,
+  type Welcome,
+} from '../src/index.ts';
 import type { Pem } from './certs.ts';
 
 /**
@@ -20,7 +35,11 @@ export class Intruder {
   tlsError: string | undefined;
   readonly closedP: Promise<void>;
   private readonly connected: Promise<void>;
-  private readonly reader = new FrameReader(1 << 30, (p) => (this.frames.push(Buffer.from(p)), true), () => {});
+  private readonly reader = new FrameReader(
+    1 << 30,
+    (p) => (this.frames.push(Buffer.from(p)), true),
+    () => {},
+  );
 
   constructor(port: number, opts: { tls?: { ca: string; pem?: Pem } } = {}) {
     if (opts.tls) {
@@ -63,7 +82,10 @@ export class Intruder {
       await new Promise((r) => setTimeout(r, 2));
     }
     const w = decodeWelcome(this.frames.shift()!);
-    if (secret && w.nonce) this.write(frames([encodeAuth(handshakeProof(Buffer.from(secret), 'decree/dialler', nonce, w.nonce, ids, w.ids))]));
+    if (secret && w.nonce)
+      this.write(
+        frames([encodeAuth(handshakeProof(Buffer.from(secret), 'decree/dialler', nonce, w.nonce, ids, w.ids))]),
+      );
     return w;
   }
 
@@ -79,9 +101,21 @@ export class Intruder {
 
 export const RING = 'ring-s';
 const enc = (s: string) => new TextEncoder().encode(s);
-export const value = (tag: string, origin: ReplicaId): SlotValue => ({ k: 'batch', origin, inc: 1, firstId: 1, cmds: [enc(tag)] });
+export const value = (tag: string, origin: ReplicaId): SlotValue => ({
+  k: 'batch',
+  origin,
+  inc: 1,
+  firstId: 1,
+  cmds: [enc(tag)],
+});
 
-export const acceptMsg = (from: ReplicaId, to: ReplicaId, round: number, slot: number, leader: ReplicaId = from): MessageOf<'accept'> => ({
+export const acceptMsg = (
+  from: ReplicaId,
+  to: ReplicaId,
+  round: number,
+  slot: number,
+  leader: ReplicaId = from,
+): MessageOf<'accept'> => ({
   type: 'accept',
   ring: RING,
   from,
@@ -96,7 +130,13 @@ export const acceptMsg = (from: ReplicaId, to: ReplicaId, round: number, slot: n
 export function busAcceptor(self: ReplicaId, transport: ConstructorParameters<typeof Bus>[1]) {
   const bus = new Bus(realEnv(), transport);
   const actor = createActor(acceptorMachine, {
-    input: { ring: RING, self, store: new MemoryStore(), recovered: emptyRecoveredState(), send: (m: Message) => bus.send(m) },
+    input: {
+      ring: RING,
+      self,
+      store: new MemoryStore(),
+      recovered: emptyRecoveredState(),
+      send: (m: Message) => bus.send(m),
+    },
   });
   actor.start();
   const seen: Message[] = [];

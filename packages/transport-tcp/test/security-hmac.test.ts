@@ -14,7 +14,11 @@ afterEach(async () => {
 
 const SECRET = 'cluster-secret-1';
 const MEMBERS = ['r1', 'r2', 'r3'];
-async function mk(self: string, dir: Record<string, PeerAddress>, extra: Partial<TcpTransportOptions> = {}): Promise<Node> {
+async function mk(
+  self: string,
+  dir: Record<string, PeerAddress>,
+  extra: Partial<TcpTransportOptions> = {},
+): Promise<Node> {
   const n = await node(self, dir, { secret: SECRET, members: MEMBERS, ...extra });
   open.push(n);
   dir[self] = { host: '127.0.0.1', port: n.port };
@@ -62,7 +66,11 @@ describe('shared secret (HMAC handshake) and membership', () => {
     // a transport dialling a non-member listener refuses it too
     const r9 = await node('r9', {}, { secret: SECRET, logger: false });
     open.push(r9);
-    const r2 = await mk('r2', { ...dir, r9: { host: '127.0.0.1', port: r9.port } }, { members: (id) => id !== 'r9', peers: { r9: { host: '127.0.0.1', port: r9.port } } });
+    const r2 = await mk(
+      'r2',
+      { ...dir, r9: { host: '127.0.0.1', port: r9.port } },
+      { members: (id) => id !== 'r9', peers: { r9: { host: '127.0.0.1', port: r9.port } } },
+    );
     r2.t.send(makeMessage('prepare', 'r2', 'r9'));
     await waitFor(() => r2.errors.some((e) => e.code === 'auth' && /not a member/.test(e.message)), 'r2 refuses r9');
     expect(r2.t.isConnected('r9')).toBe(false);

@@ -22,7 +22,12 @@ afterEach(async () => {
 
 const MEMBERS = ['r1', 'r2', 'r3'];
 const tlsFor = (pem: Pem, ca = pki.ca) => ({ tls: { ca, cert: pem.cert, key: pem.key }, members: MEMBERS });
-async function mk(self: string, dir: Record<string, PeerAddress>, pem: Pem, extra: Partial<TcpTransportOptions> = {}): Promise<Node> {
+async function mk(
+  self: string,
+  dir: Record<string, PeerAddress>,
+  pem: Pem,
+  extra: Partial<TcpTransportOptions> = {},
+): Promise<Node> {
   const n = await node(self, dir, { ...tlsFor(pem), ...extra });
   open.push(n);
   dir[self] = { host: '127.0.0.1', port: n.port };
@@ -32,12 +37,12 @@ const settle = () => new Promise((r) => setTimeout(r, 100));
 
 describe('mutual TLS', () => {
   it('certificate names: CN and every DNS/URI SAN', () => {
-    expect(certificateNames({ subject: { CN: 'r1' }, subjectaltname: 'DNS:r1, URI:decree:r1, IP Address:127.0.0.1' } as never)).toEqual([
-      'r1',
-      'r1',
-      'decree:r1',
-      '127.0.0.1',
-    ]);
+    expect(
+      certificateNames({
+        subject: { CN: 'r1' },
+        subjectaltname: 'DNS:r1, URI:decree:r1, IP Address:127.0.0.1',
+      } as never),
+    ).toEqual(['r1', 'r1', 'decree:r1', '127.0.0.1']);
     expect(certificateNames({} as never)).toEqual([]);
   });
 
@@ -55,9 +60,14 @@ describe('mutual TLS', () => {
   });
 
   it('rejects a bad path with a clear error', () => {
-    expect(() => new TcpTransport({ self: 'r1', peers: {}, tls: { ca: '/nonexistent/ca.pem', cert: pki.good.r1!.cert, key: pki.good.r1!.key } })).toThrow(
-      /tls\.ca: cannot read \/nonexistent\/ca\.pem/,
-    );
+    expect(
+      () =>
+        new TcpTransport({
+          self: 'r1',
+          peers: {},
+          tls: { ca: '/nonexistent/ca.pem', cert: pki.good.r1!.cert, key: pki.good.r1!.key },
+        }),
+    ).toThrow(/tls\.ca: cannot read \/nonexistent\/ca\.pem/);
   });
 
   for (const [name, pem, claim] of [
@@ -96,7 +106,9 @@ describe('mutual TLS', () => {
       expect(s.framesIn).toBe(1); // not one frame of the impostor was read as a message
       if (name.includes('non-member')) expect(s.notMembers).toBeGreaterThanOrEqual(1);
       else expect(s.tlsFailures).toBeGreaterThanOrEqual(3);
-      expect(r1.logs.some((l) => l.level === 'error' && /TLS handshake|certificate names|not a member/.test(l.msg))).toBe(true);
+      expect(
+        r1.logs.some((l) => l.level === 'error' && /TLS handshake|certificate names|not a member/.test(l.msg)),
+      ).toBe(true);
     });
   }
 
@@ -175,7 +187,10 @@ describe('mutual TLS', () => {
     await waitFor(() => prop.got.filter((m) => m.type === 'accepted').length === 2, 'second accepted');
     expect(prop.got.map((m) => m.type)).toEqual(['accepted', 'accepted']);
     expect(acc.promised()).toEqual({ round: 5, leader: 'r1' });
-    expect(acc.seen.map((m) => `${m.from}:${(m as { ballot: { round: number } }).ballot.round}`)).toEqual(['r1:5', 'r1:5']);
+    expect(acc.seen.map((m) => `${m.from}:${(m as { ballot: { round: number } }).ballot.round}`)).toEqual([
+      'r1:5',
+      'r1:5',
+    ]);
     const s = t2.t.stats();
     expect(s.authFailures).toBeGreaterThanOrEqual(3);
     expect(s.notMembers).toBe(1);

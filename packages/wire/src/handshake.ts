@@ -298,7 +298,10 @@ function onHello(state: ListenerState, payload: Buffer): HandshakeStep {
       ? handshakeProof(c.secret, 'decree/listener', hello.nonce, c.nonce, hello.ids, c.selfIds)
       : undefined;
   const welcome = encodeWelcome({
-    status: STATUS_OK, version, ids: c.selfIds, nonce: c.nonce,
+    status: STATUS_OK,
+    version,
+    ids: c.selfIds,
+    nonce: c.nonce,
     ...(proof && { proof }),
   });
   const send = frame(welcome);
@@ -349,7 +352,8 @@ function onWelcome(state: DiallerState, payload: Buffer): HandshakeStep {
     return refuse('VERSION', why, why);
   }
   const ids = w.ids.join(',');
-  const denied = identityProblem(c, w.ids) ??
+  const denied =
+    identityProblem(c, w.ids) ??
     (w.ids.includes(c.to) ? undefined : { code: 'WRONG_REPLICA' as const, reason: `it does not answer for ${c.to}` });
   if (denied) return refuse(denied.code, `refused listener ${label} (${ids}): ${denied.reason}`, denied.reason);
   let send: Buffer | undefined;

@@ -34,16 +34,29 @@ const LN = new Uint8Array(16).fill(0xb2);
 const SECRET = Buffer.from('s3cret');
 
 const listener = (o: Partial<ListenerConfig> = {}): ListenerConfig => ({
-  selfIds: ['b'], versions: { min: 1, max: 1 }, nonce: LN, remote: '10.0.0.1:4000', ...o,
+  selfIds: ['b'],
+  versions: { min: 1, max: 1 },
+  nonce: LN,
+  remote: '10.0.0.1:4000',
+  ...o,
 });
 const dialler = (o: Partial<DiallerConfig> = {}): DiallerConfig => ({
-  selfIds: ['a'], versions: { min: 1, max: 1 }, nonce: DN, to: 'b', label: 'b@10.0.0.2:7001', ...o,
+  selfIds: ['a'],
+  versions: { min: 1, max: 1 },
+  nonce: DN,
+  to: 'b',
+  label: 'b@10.0.0.2:7001',
+  ...o,
 });
 
 /** The payloads of the frames in `bytes`. */
 function payloads(bytes: Buffer): Buffer[] {
   const out: Buffer[] = [];
-  const r = new FrameReader(1 << 20, (p) => (out.push(Buffer.from(p)), true), () => {});
+  const r = new FrameReader(
+    1 << 20,
+    (p) => (out.push(Buffer.from(p)), true),
+    () => {},
+  );
   r.push(bytes);
   expect(r.buffered).toBe(0);
   return out;
@@ -158,7 +171,10 @@ describe('handshake: both ends agree', () => {
     // bytes of refusals written before the code existed (5c46658): status 1 and status 2, error 'old'
     const oldVersion = Buffer.from('0000001a444352450201000082a369647391a162a56572726f72a36f6c64', 'hex');
     const oldRefused = Buffer.from('0000001a444352450202000082a369647391a162a56572726f72a36f6c64', 'hex');
-    for (const [bytes, code] of [[oldVersion, 'VERSION'], [oldRefused, 'REFUSED']] as const) {
+    for (const [bytes, code] of [
+      [oldVersion, 'VERSION'],
+      [oldRefused, 'REFUSED'],
+    ] as const) {
       const s = startDialler(dialler());
       const e: End = { state: s.state, outcome: s.outcome, wrote: [] };
       feed(e, bytes);
@@ -183,65 +199,95 @@ interface Row {
 const rows: Row[] = [
   // ---- the listener refuses
   {
-    code: 'VERSION', side: 'listener', what: 'no version in common', frame: true,
+    code: 'VERSION',
+    side: 'listener',
+    what: 'no version in common',
+    frame: true,
     run: () => converse(dialler({ versions: { min: 2, max: 3 } }), listener()),
     message: 'peer a speaks protocol versions 2..3, this replica (b) supports 1..1',
   },
   {
-    code: 'BAD_FRAME', side: 'listener', what: 'a hello with a bad magic',
+    code: 'BAD_FRAME',
+    side: 'listener',
+    what: 'a hello with a bad magic',
     run: () => ({ l: listenerGets(listener(), Buffer.from('XXXX\x01\x00\x01\x00\x01', 'latin1')) }),
     message: 'hello: bad magic (not a Decree peer) from inbound 10.0.0.1:4000',
   },
   {
-    code: 'BAD_FRAME', side: 'listener', what: 'a hello whose body is not { ids, to }',
+    code: 'BAD_FRAME',
+    side: 'listener',
+    what: 'a hello whose body is not { ids, to }',
     run: () => ({ l: listenerGets(listener(), Buffer.concat([hello().subarray(0, 9), Buffer.from([0xc0])])) }),
     message: /^hello: body must be/,
   },
   {
-    code: 'WRONG_REPLICA', side: 'listener', what: 'the hello names a replica not hosted here', frame: true,
+    code: 'WRONG_REPLICA',
+    side: 'listener',
+    what: 'the hello names a replica not hosted here',
+    frame: true,
     run: () => converse(dialler({ to: 'c' }), listener()),
     message: 'a dialled replica c, but this process hosts b',
   },
   {
-    code: 'AUTH', side: 'listener', what: 'a hello without a challenge to a listener with a secret', frame: true,
+    code: 'AUTH',
+    side: 'listener',
+    what: 'a hello without a challenge to a listener with a secret',
+    frame: true,
     run: () => ({ l: listenerGets(listener({ secret: SECRET }), hello({ ids: ['x'], nonce: undefined })) }),
     message: 'x sent no challenge, but this replica (b) requires shared-secret authentication',
   },
   {
-    code: 'AUTH', side: 'listener', what: 'a forged proof in the auth frame',
+    code: 'AUTH',
+    side: 'listener',
+    what: 'a forged proof in the auth frame',
     run: () => ({
       l: listenerGets(listener({ secret: SECRET }), hello(), encodeAuth(new Uint8Array(32))),
     }),
     message: 'a@10.0.0.1:4000 failed the shared-secret check (different secret?)',
   },
   {
-    code: 'AUTH', side: 'listener', what: 'a message where the auth frame should be',
+    code: 'AUTH',
+    side: 'listener',
+    what: 'a message where the auth frame should be',
     run: () => ({
       l: listenerGets(listener({ secret: SECRET }), hello(), Buffer.from([0x80])),
     }),
     message: 'a@10.0.0.1:4000 failed the shared-secret check (no proof)',
   },
   {
-    code: 'NOT_MEMBER', side: 'listener', what: 'a dialler that is not a member', frame: true,
+    code: 'NOT_MEMBER',
+    side: 'listener',
+    what: 'a dialler that is not a member',
+    frame: true,
     run: () => converse(dialler({ selfIds: ['a', 'z'] }), listener({ isMember: (id) => id !== 'z' })),
     message: 'refused a,z: z is not a member of this cluster',
   },
   {
-    code: 'TLS_NAME', side: 'listener', what: "the dialler's certificate names someone else", frame: true,
+    code: 'TLS_NAME',
+    side: 'listener',
+    what: "the dialler's certificate names someone else",
+    frame: true,
     run: () => converse(dialler(), listener({ peerNames: ['r3', 'decree:r3'] })),
     message: 'refused a: the certificate names r3,decree:r3, not a',
   },
   {
-    code: 'REFUSED', side: 'listener', what: "the host's own check (admit)", frame: true,
+    code: 'REFUSED',
+    side: 'listener',
+    what: "the host's own check (admit)",
+    frame: true,
     run: () => {
-      const admit = (ids: readonly string[]) =>
-        ({ code: 'REFUSED' as const, reason: `${ids[0]} must dial the other way` });
+      const admit = (ids: readonly string[]) => ({
+        code: 'REFUSED' as const,
+        reason: `${ids[0]} must dial the other way`,
+      });
       return converse(dialler(), listener({ admit }));
     },
     message: 'refused a: a must dial the other way',
   },
   {
-    code: 'TIMEOUT', side: 'listener', what: 'no hello in time',
+    code: 'TIMEOUT',
+    side: 'listener',
+    what: 'no hello in time',
     run: () => {
       const st = handshakeStep(startListener(listener()), { type: 'timeout', afterMs: 100 });
       return { l: { state: st.state, outcome: st.outcome, wrote: [] } };
@@ -250,52 +296,72 @@ const rows: Row[] = [
   },
   // ---- the dialler refuses
   {
-    code: 'VERSION', side: 'dialler', what: 'the listener chose a version outside our range',
+    code: 'VERSION',
+    side: 'dialler',
+    what: 'the listener chose a version outside our range',
     run: () => ({ d: diallerGets(dialler(), okWelcome({ version: 7 })) }),
     message: 'b@10.0.0.2:7001 chose protocol version 7, this replica supports 1..1',
   },
   {
-    code: 'BAD_FRAME', side: 'dialler', what: 'not a welcome (an HTTP server, say)',
+    code: 'BAD_FRAME',
+    side: 'dialler',
+    what: 'not a welcome (an HTTP server, say)',
     run: () => ({ d: diallerGets(dialler(), Buffer.from('HTTP/1.1 400 Bad Request')) }),
     message: 'welcome: bad magic (not a Decree peer) from b@10.0.0.2:7001',
   },
   {
-    code: 'WRONG_REPLICA', side: 'dialler', what: 'the listener does not answer for the replica dialled',
+    code: 'WRONG_REPLICA',
+    side: 'dialler',
+    what: 'the listener does not answer for the replica dialled',
     run: () => ({ d: diallerGets(dialler(), okWelcome({ ids: ['z'] })) }),
     message: 'refused listener b@10.0.0.2:7001 (z): it does not answer for b',
   },
   {
-    code: 'AUTH', side: 'dialler', what: 'different secrets',
+    code: 'AUTH',
+    side: 'dialler',
+    what: 'different secrets',
     run: () => converse(dialler({ secret: Buffer.from('one') }), listener({ secret: Buffer.from('two') })),
     message: 'b@10.0.0.2:7001 failed the shared-secret check (different secret?)',
   },
   {
-    code: 'AUTH', side: 'dialler', what: 'a secret at the listener only',
+    code: 'AUTH',
+    side: 'dialler',
+    what: 'a secret at the listener only',
     run: () => converse(dialler(), listener({ secret: SECRET })),
     message: 'b@10.0.0.2:7001 requires a shared secret and none is configured here',
   },
   {
-    code: 'AUTH', side: 'dialler', what: 'a secret at the dialler only',
+    code: 'AUTH',
+    side: 'dialler',
+    what: 'a secret at the dialler only',
     run: () => converse(dialler({ secret: SECRET }), listener()),
     message: 'b@10.0.0.2:7001 did not prove the shared secret (is one configured there?)',
   },
   {
-    code: 'NOT_MEMBER', side: 'dialler', what: 'a listener that is not a member',
+    code: 'NOT_MEMBER',
+    side: 'dialler',
+    what: 'a listener that is not a member',
     run: () => converse(dialler({ isMember: (id) => id !== 'b' }), listener()),
     message: 'refused listener b@10.0.0.2:7001 (b): b is not a member of this cluster',
   },
   {
-    code: 'TLS_NAME', side: 'dialler', what: "the listener's certificate names someone else",
+    code: 'TLS_NAME',
+    side: 'dialler',
+    what: "the listener's certificate names someone else",
     run: () => converse(dialler({ peerNames: [] }), listener()),
     message: 'refused listener b@10.0.0.2:7001 (b): the certificate names nothing, not b',
   },
   {
-    code: 'REFUSED', side: 'dialler', what: "the host's own check (admit)",
+    code: 'REFUSED',
+    side: 'dialler',
+    what: "the host's own check (admit)",
     run: () => converse(dialler({ admit: () => ({ code: 'REFUSED', reason: 'not today' }) }), listener()),
     message: 'refused listener b@10.0.0.2:7001 (b): not today',
   },
   {
-    code: 'TIMEOUT', side: 'dialler', what: 'no welcome in time',
+    code: 'TIMEOUT',
+    side: 'dialler',
+    what: 'no welcome in time',
     run: () => {
       const start = startDialler(dialler());
       const st = handshakeStep(start.state, { type: 'timeout', afterMs: 250 });
@@ -369,37 +435,42 @@ describe('handshake: random bytes', () => {
 
   it('never throw from a step: every outcome is pending, established or a typed refusal', () => {
     fc.assert(
-      fc.property(fc.boolean(), secretOpt, fc.array(input, { maxLength: 4 }), fc.option(fc.nat(2000)),
+      fc.property(
+        fc.boolean(),
+        secretOpt,
+        fc.array(input, { maxLength: 4 }),
+        fc.option(fc.nat(2000)),
         (asListener, secret, frames, timeout) => {
-        let state: HandshakeState = asListener
-          ? startListener(listener(secret ? { secret } : {}))
-          : startDialler(dialler(secret ? { secret } : {})).state;
-        const steps: Array<{ type: 'frame'; payload: Uint8Array } | { type: 'timeout'; afterMs: number }> =
-          frames.map((payload) => ({ type: 'frame' as const, payload }));
-        if (timeout !== null) steps.push({ type: 'timeout', afterMs: timeout });
-        for (const input of steps) {
-          if (state.phase === 'done') {
-            expect(() => handshakeStep(state, input)).toThrow(HandshakeError);
-            break;
+          let state: HandshakeState = asListener
+            ? startListener(listener(secret ? { secret } : {}))
+            : startDialler(dialler(secret ? { secret } : {})).state;
+          const steps: Array<{ type: 'frame'; payload: Uint8Array } | { type: 'timeout'; afterMs: number }> =
+            frames.map((payload) => ({ type: 'frame' as const, payload }));
+          if (timeout !== null) steps.push({ type: 'timeout', afterMs: timeout });
+          for (const input of steps) {
+            if (state.phase === 'done') {
+              expect(() => handshakeStep(state, input)).toThrow(HandshakeError);
+              break;
+            }
+            let step;
+            try {
+              step = handshakeStep(state, input);
+            } catch (e) {
+              throw new Error(`step threw ${(e as Error).name}: ${(e as Error).message}`);
+            }
+            state = step.state;
+            const o = step.outcome;
+            expect(['pending', 'established', 'refused']).toContain(o.kind);
+            if (o.kind === 'refused') {
+              expect(REFUSAL_CODES).toContain(o.refusal.code);
+              expect(o.refusal.message).not.toMatch(/\n/);
+              expect(state.phase).toBe('done');
+            }
+            // with a secret, nobody who does not hold it gets in
+            if (secret && o.kind === 'established') throw new Error('established without the secret');
           }
-          let step;
-          try {
-            step = handshakeStep(state, input);
-          } catch (e) {
-            throw new Error(`step threw ${(e as Error).name}: ${(e as Error).message}`);
-          }
-          state = step.state;
-          const o = step.outcome;
-          expect(['pending', 'established', 'refused']).toContain(o.kind);
-          if (o.kind === 'refused') {
-            expect(REFUSAL_CODES).toContain(o.refusal.code);
-            expect(o.refusal.message).not.toMatch(/\n/);
-            expect(state.phase).toBe('done');
-          }
-          // with a secret, nobody who does not hold it gets in
-          if (secret && o.kind === 'established') throw new Error('established without the secret');
-        }
-      }),
+        },
+      ),
       { numRuns: 2000 },
     );
   });

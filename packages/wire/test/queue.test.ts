@@ -10,7 +10,11 @@ const bytes = (n: number, fill = 0): Uint8Array => new Uint8Array(n).fill(fill);
 
 function unframe(buf: Buffer): Buffer[] {
   const out: Buffer[] = [];
-  new FrameReader(1 << 30, (p) => (out.push(Buffer.from(p)), true), () => {}).push(buf);
+  new FrameReader(
+    1 << 30,
+    (p) => (out.push(Buffer.from(p)), true),
+    () => {},
+  ).push(buf);
   return out;
 }
 
@@ -157,7 +161,8 @@ describe('PeerQueue', () => {
               expect(lane.bytes <= max[l].b || lane.length === 1).toBe(true);
             }
           }
-        }),
+        },
+      ),
       { numRuns: 500 },
     );
   });

@@ -25,11 +25,16 @@ const pos = (what: string) => (v: string) => {
   return n;
 };
 const program = new Command('leader-pipelines')
-  .option('--fault <kind>', 'none, pause, deafen or isolate (of the leader)', (v) => {
-    if (!['none', 'pause', 'deafen', 'isolate'].includes(v))
-      throw new InvalidArgumentError('--fault must be none, pause, deafen or isolate');
-    return v;
-  }, 'deafen')
+  .option(
+    '--fault <kind>',
+    'none, pause, deafen or isolate (of the leader)',
+    (v) => {
+      if (!['none', 'pause', 'deafen', 'isolate'].includes(v))
+        throw new InvalidArgumentError('--fault must be none, pause, deafen or isolate');
+      return v;
+    },
+    'deafen',
+  )
   .option('--faults <n>', 'faults, one every 5 s', pos('--faults'), 6)
   .option('--hold <ms>', 'how long a fault lasts', pos('--hold'), 1500)
   .option('--inflight-slots <n>', 'batching.maxInflightSlots', pos('--inflight-slots'), 4)

@@ -274,7 +274,7 @@ export async function runChunks(o: ChunksOptions): Promise<ChunksReport> {
               say(
                 phase === 'start'
                   ? `config ${c.kind}: ${c.from.join(',')} -> ${c.to.join(',')} via ${c.via}` +
-                    (c.removedLeader ? ' (removes the leader)' : '')
+                      (c.removedLeader ? ' (removes the leader)' : '')
                   : `config ${c.kind} done: ${c.result ?? `ERROR ${c.error}`}`,
               ),
           });
@@ -514,7 +514,9 @@ export function formatChunksReport(r: ChunksReport): string {
       .filter((x) => x.error)
       .slice(0, 5)
       .map((x) => `             +${(x.at / 1000).toFixed(1)}s ${x.kind} -> ${x.to.join(',')}: ${x.error}`),
-    `  faults     ${r.faults.length}: ${Object.entries(r.faultCounts).map(([k, v]) => `${k} ${v}`).join(', ')}`,
+    `  faults     ${r.faults.length}: ${Object.entries(r.faultCounts)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ')}`,
     `  counters   key            sent  acked  in-doubt  max-acked   final  verdict`,
     ...shared.map(
       (x) =>

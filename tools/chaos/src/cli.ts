@@ -19,20 +19,25 @@ const int0 = (what: string) => (v: string) => {
   if (!/^\d+$/.test(v)) throw new InvalidArgumentError(`${what} must be a non-negative integer`);
   return Number(v);
 };
-const range = (what: string) => (v: string): [number, number] => {
-  const m = /^(\d+)(?:-(\d+))?$/.exec(v);
-  const lo = m ? Number(m[1]) : NaN;
-  const hi = m ? Number(m[2] ?? m[1]) : NaN;
-  if (!m || lo < 1 || hi < lo) throw new InvalidArgumentError(`${what} must be N or MIN-MAX (positive, MIN <= MAX)`);
-  return [lo, hi];
-};
+const range =
+  (what: string) =>
+  (v: string): [number, number] => {
+    const m = /^(\d+)(?:-(\d+))?$/.exec(v);
+    const lo = m ? Number(m[1]) : NaN;
+    const hi = m ? Number(m[2] ?? m[1]) : NaN;
+    if (!m || lo < 1 || hi < lo) throw new InvalidArgumentError(`${what} must be N or MIN-MAX (positive, MIN <= MAX)`);
+    return [lo, hi];
+  };
 const share = (what: string) => (v: string) => {
   const n = Number(v);
   if (!Number.isFinite(n) || n < 0 || n > 1) throw new InvalidArgumentError(`${what} must be between 0 and 1`);
   return n;
 };
 const faultList = (v: string): FaultKind[] => {
-  const ks = v.split(',').map((s) => s.trim()).filter(Boolean);
+  const ks = v
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   const bad = ks.filter((k) => !(ALL_FAULT_KINDS as readonly string[]).includes(k));
   if (!ks.length || bad.length)
     throw new InvalidArgumentError(`--faults takes a list of ${ALL_FAULT_KINDS.join(', ')}`);
@@ -41,11 +46,16 @@ const faultList = (v: string): FaultKind[] => {
 
 const program = new Command('chaos')
   .description('real-process fault harness: a decree cluster, link proxies, random faults, linearizability check')
-  .option('--workload <name>', 'registers (default: small ops, 3 replicas) or chunks (pipelined chunks across slots, '
-    + 'counters, configuration changes, 4 processes)', (v) => {
-    if (v !== 'registers' && v !== 'chunks') throw new InvalidArgumentError('--workload must be registers or chunks');
-    return v;
-  }, 'registers')
+  .option(
+    '--workload <name>',
+    'registers (default: small ops, 3 replicas) or chunks (pipelined chunks across slots, ' +
+      'counters, configuration changes, 4 processes)',
+    (v) => {
+      if (v !== 'registers' && v !== 'chunks') throw new InvalidArgumentError('--workload must be registers or chunks');
+      return v;
+    },
+    'registers',
+  )
   .option('--minutes <n>', 'minutes of faults', num('--minutes'))
   .option('--seconds <n>', 'seconds of faults (short runs)', num('--seconds'))
   .option('--seed <n>', 'seed of the fault schedule and client choices (default: time)', (v) => {
@@ -65,8 +75,8 @@ const program = new Command('chaos')
   .option('--big <n>', 'chunks: big SETs per pipeline', int0('--big'), 3)
   .option('--big-bytes <n>', 'chunks: bytes of a big SET value', num('--big-bytes'), 300 * 1024)
   .option('--incr-share <x>', 'chunks: share of the other commands that are INCRs', share('--incr-share'), 0.6)
-  .option('--own-share <x>', 'chunks: share of the INCRs on the pipeline\'s own counter', share('--own-share'), 0.7)
-  .option('--key-pad <n>', 'chunks: bytes of padding in each pipeline\'s own counter key', int0('--key-pad'), 200)
+  .option('--own-share <x>', "chunks: share of the INCRs on the pipeline's own counter", share('--own-share'), 0.7)
+  .option('--key-pad <n>', "chunks: bytes of padding in each pipeline's own counter key", int0('--key-pad'), 200)
   .option('--counters <n>', 'chunks: shared counter keys', num('--counters'), 4)
   .option('--pipeline-timeout <ms>', 'chunks: ms until a pipeline is given up', num('--pipeline-timeout'), 15_000)
   .option('--inflight-slots <n>', 'chunks: batching.maxInflightSlots of the replicas', num('--inflight-slots'), 4)
@@ -77,9 +87,12 @@ const program = new Command('chaos')
     'isolate',
   ])
   .option('--leader-share <x>', 'chunks: share of the faults aimed at the leader', share('--leader-share'), 0.75)
-  .option('--config-gap <range>', 'chunks: ms between configuration changes, MIN-MAX', range('--config-gap'), [
-    2000, 5000,
-  ])
+  .option(
+    '--config-gap <range>',
+    'chunks: ms between configuration changes, MIN-MAX',
+    range('--config-gap'),
+    [2000, 5000],
+  )
   .option('--no-config', 'chunks: no configuration changes')
   .exitOverride()
   .configureOutput({ writeErr: (s) => process.stderr.write(s.split('\n')[0] + '\n') });

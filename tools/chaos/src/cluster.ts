@@ -121,7 +121,10 @@ export class ReplicaProcess {
   started(timeoutMs: number): Promise<void> {
     if (this.startedFlag) return Promise.resolve();
     return new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`${this.id} did not start within ${timeoutMs} ms: ${this.stderrTail}`)), timeoutMs);
+      const t = setTimeout(
+        () => reject(new Error(`${this.id} did not start within ${timeoutMs} ms: ${this.stderrTail}`)),
+        timeoutMs,
+      );
       this.startedWaiters.push(() => {
         clearTimeout(t);
         resolve();
@@ -134,7 +137,10 @@ export class ReplicaProcess {
   }
 
   /** Sends `signal` and waits for the exit; SIGKILL after `graceMs` if it is still running. */
-  async stop(signal: NodeJS.Signals, graceMs = 15_000): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  async stop(
+    signal: NodeJS.Signals,
+    graceMs = 15_000,
+  ): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
     if (!this.running) return this.exit;
     this.child.kill(signal);
     const t = setTimeout(() => this.child.kill('SIGKILL'), graceMs);

@@ -93,7 +93,13 @@ export async function runFaults(o: FaultOptions): Promise<FaultEvent[]> {
         case 'kill9':
         case 'sigterm': {
           const v = await victim();
-          ev = { kind, target: v.id, detail: v.leader ? 'leader' : 'random replica', at: now(), startClock: performance.now() };
+          ev = {
+            kind,
+            target: v.id,
+            detail: v.leader ? 'leader' : 'random replica',
+            at: now(),
+            startClock: performance.now(),
+          };
           events.push(ev);
           o.onEvent?.(ev, 'start');
           const exit = await cluster.stop(v.id, kind === 'kill9' ? 'SIGKILL' : 'SIGTERM');
@@ -119,7 +125,13 @@ export async function runFaults(o: FaultOptions): Promise<FaultEvent[]> {
         case 'cut-link': {
           const [a, b] = rng.shuffle(cluster.ids);
           const oneWay = rng.next() < 0.3;
-          ev = { kind, target: oneWay ? `${a}->${b}` : `${a}<->${b}`, detail: mode, at: now(), startClock: performance.now() };
+          ev = {
+            kind,
+            target: oneWay ? `${a}->${b}` : `${a}<->${b}`,
+            detail: mode,
+            at: now(),
+            startClock: performance.now(),
+          };
           events.push(ev);
           o.onEvent?.(ev, 'start');
           cluster.cutLink(a!, b!, mode, oneWay);
@@ -130,7 +142,13 @@ export async function runFaults(o: FaultOptions): Promise<FaultEvent[]> {
         case 'deafen':
         case 'isolate': {
           const v = await victim();
-          ev = { kind, target: v.id, detail: `${mode}${v.leader ? ', leader' : ''}`, at: now(), startClock: performance.now() };
+          ev = {
+            kind,
+            target: v.id,
+            detail: `${mode}${v.leader ? ', leader' : ''}`,
+            at: now(),
+            startClock: performance.now(),
+          };
           events.push(ev);
           o.onEvent?.(ev, 'start');
           if (kind === 'isolate') cluster.isolate(v.id, mode);

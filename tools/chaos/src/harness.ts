@@ -79,11 +79,23 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     await cluster.startAll();
     const l0 = await cluster.waitLeader(60_000);
     if (!l0) throw new Error('no leader elected within 60 s of start');
-    say(`cluster up, leader ${l0}; configs ${[...cluster.configPaths.values()].map((p) => path.basename(p)).join(' ')}`);
+    say(
+      `cluster up, leader ${l0}; configs ${[...cluster.configPaths.values()].map((p) => path.basename(p)).join(' ')}`,
+    );
 
     const ports = cluster.ids.map((id) => cluster.clientPort(id));
     for (let c = 1; c <= (o.clients ?? 6); c++)
-      clients.push(runClient({ recorder, stats, rng: rng.fork(), ports, opTimeoutMs: o.opTimeoutMs ?? 2000, running: () => load, client: c }));
+      clients.push(
+        runClient({
+          recorder,
+          stats,
+          rng: rng.fork(),
+          ports,
+          opTimeoutMs: o.opTimeoutMs ?? 2000,
+          running: () => load,
+          client: c,
+        }),
+      );
     await sleep(1000);
 
     faults = await runFaults({
@@ -94,7 +106,11 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       ...(o.gapMs ? { gapMs: o.gapMs } : {}),
       ...(o.holdMs ? { holdMs: o.holdMs } : {}),
       onEvent: (e, phase) =>
-        say(phase === 'start' ? `fault ${e.kind} ${e.target} (${e.detail})` : `healed ${e.kind} ${e.target}${e.error ? ` ERROR ${e.error}` : ''} [ops ${stats.invoked}, ok ${stats.ok}]`),
+        say(
+          phase === 'start'
+            ? `fault ${e.kind} ${e.target} (${e.detail})`
+            : `healed ${e.kind} ${e.target}${e.error ? ` ERROR ${e.error}` : ''} [ops ${stats.invoked}, ok ${stats.ok}]`,
+        ),
     });
 
     // heal: every link open, every replica running, one leader; the load goes on a little under no faults
@@ -151,7 +167,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       }
     }
     const states = cluster.ids.map((id) => finalStates[id]);
-    stateEqual = states.every((s) => s !== undefined) && states.every((s) => JSON.stringify(s) === JSON.stringify(states[0]));
+    stateEqual =
+      states.every((s) => s !== undefined) && states.every((s) => JSON.stringify(s) === JSON.stringify(states[0]));
     if (!stateEqual) problems.push(`replicas hold different values: ${JSON.stringify(finalStates)}`);
   } catch (e) {
     problems.push(`harness: ${(e as Error).message}`);
@@ -168,10 +185,18 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   const ops = recorder.ops();
   say(`checking ${ops.length} ops for linearizability`);
   const check = checkHistory(ops, { timeoutMs: o.checkTimeoutMs ?? 120_000 });
-  if (!check.ok) problems.push(check.timedOut ? `linearizability check timed out on key ${check.key}` : `not linearizable: key ${check.key}: ${check.reason}`);
-  const faultCounts = Object.fromEntries(FAULT_KINDS.map((k) => [k, faults.filter((f) => f.kind === k).length])) as Record<FaultKind, number>;
+  if (!check.ok)
+    problems.push(
+      check.timedOut
+        ? `linearizability check timed out on key ${check.key}`
+        : `not linearizable: key ${check.key}: ${check.reason}`,
+    );
+  const faultCounts = Object.fromEntries(
+    FAULT_KINDS.map((k) => [k, faults.filter((f) => f.kind === k).length]),
+  ) as Record<FaultKind, number>;
   const failedFaults = faults.filter((f) => f.error);
-  for (const f of failedFaults) problems.push(`fault ${f.kind} ${f.target} at +${(f.at / 1000).toFixed(1)}s failed: ${f.error}`);
+  for (const f of failedFaults)
+    problems.push(`fault ${f.kind} ${f.target} at +${(f.at / 1000).toFixed(1)}s failed: ${f.error}`);
   const verdict = problems.length === 0 && check.ok && converged && stateEqual ? 'PASS' : 'FAIL';
   if (verdict === 'PASS' && !o.keep) rmSync(path.join(dir, 'data'), { recursive: true, force: true });
   return {
@@ -199,9 +224,15 @@ export function formatReport(r: ChaosReport): string {
   const lines = [
     `chaos ${r.verdict}  seed ${r.seed}  (${(r.elapsedMs / 1000).toFixed(0)} s)`,
     `  ops        ${r.ops} recorded: ${r.stats.ok} ok, ${r.stats.unknown} unknown, ${r.stats.failed} failed (+${r.ops - r.stats.invoked} final reads)`,
-    `  unknown    ${Object.entries(r.stats.causes).map(([k, v]) => `${k} ${v}`).join(', ') || 'none'}`,
+    `  unknown    ${
+      Object.entries(r.stats.causes)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ') || 'none'
+    }`,
     ...Object.entries(r.stats.samples).map(([k, v]) => `             e.g. ${k}: ${v}`),
-    `  faults     ${r.faults.length}: ${Object.entries(r.faultCounts).map(([k, v]) => `${k} ${v}`).join(', ')}`,
+    `  faults     ${r.faults.length}: ${Object.entries(r.faultCounts)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ')}`,
     `  converged  ${r.converged ? `yes, executedUpTo ${r.executedUpTo} on every replica` : `NO ${JSON.stringify(r.executed ?? {})}`}`,
     `  state      ${r.stateEqual ? `equal on every replica (${Object.keys(Object.values(r.finalStates)[0] ?? {}).length} keys)` : 'DIFFERENT (see problems)'}`,
     `  lincheck   ${r.check.ok ? `linearizable (${r.check.checkedKeys} keys)` : r.check.timedOut ? `TIMED OUT on key ${r.check.key}` : `NOT LINEARIZABLE: key ${r.check.key}: ${r.check.reason}`}`,

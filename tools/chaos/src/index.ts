@@ -17,7 +17,15 @@ export {
   type FaultEvent,
   type FaultOptions,
 } from './faults.ts';
-export { runClient, newStats, ALL_KEYS, REGISTER_KEYS, COUNTER_KEYS, type WorkloadStats, type ClientOptions } from './workload.ts';
+export {
+  runClient,
+  newStats,
+  ALL_KEYS,
+  REGISTER_KEYS,
+  COUNTER_KEYS,
+  type WorkloadStats,
+  type ClientOptions,
+} from './workload.ts';
 export { RespConnection, RespError, parseResp, respOnce, type RespValue } from './resp.ts';
 export { Rng } from './rng.ts';
 export { runChunks, formatChunksReport, CHUNK_FAULT_KINDS, type ChunksOptions, type ChunksReport } from './chunks.ts';

@@ -15,7 +15,15 @@ let report: ChaosReport;
 let history: Op[];
 
 beforeAll(async () => {
-  report = await runChaos({ durationMs: 25_000, seed: 20261123, dir, clients: 6, gapMs: [800, 2000], holdMs: [1000, 3000], checkTimeoutMs: 20_000 });
+  report = await runChaos({
+    durationMs: 25_000,
+    seed: 20261123,
+    dir,
+    clients: 6,
+    gapMs: [800, 2000],
+    holdMs: [1000, 3000],
+    checkTimeoutMs: 20_000,
+  });
   if (report.verdict !== 'PASS') console.error(formatReport(report));
   history = readHistoryFileSync(report.historyPath);
 }, 110_000);
@@ -49,7 +57,10 @@ describe('chaos run (real processes, faults, lincheck)', () => {
   });
 
   it('the same history with one final read corrupted is rejected (the check has teeth)', () => {
-    const i = history.findIndex((o) => o.process === 'final' && o.complete !== null && REGISTER_KEYS.includes(o.key as (typeof REGISTER_KEYS)[number]));
+    const i = history.findIndex(
+      (o) =>
+        o.process === 'final' && o.complete !== null && REGISTER_KEYS.includes(o.key as (typeof REGISTER_KEYS)[number]),
+    );
     expect(i).toBeGreaterThanOrEqual(0);
     const bad = history.map((o, j) => (j === i ? { ...o, result: 'never-written' } : o));
     expect(checkHistory(bad, { timeoutMs: 20_000 }).ok).toBe(false);

@@ -49,7 +49,9 @@ export function fuzzTarget(target: FuzzTarget<any>, opts: FuzzOptions = {}): Fuz
     {
       numRuns: opts.numRuns ?? 300,
       seed,
-      ...(opts.timeLimitMs !== undefined ? { interruptAfterTimeLimit: opts.timeLimitMs, markInterruptAsFailure: false } : {}),
+      ...(opts.timeLimitMs !== undefined
+        ? { interruptAfterTimeLimit: opts.timeLimitMs, markInterruptAsFailure: false }
+        : {}),
     },
   );
   const res: FuzzResult = {
@@ -63,7 +65,10 @@ export function fuzzTarget(target: FuzzTarget<any>, opts: FuzzOptions = {}): Fuz
     known: knownIssues(true),
   };
   if (r.failed) {
-    res.failure = r.errorInstance instanceof Error ? `${r.errorInstance.name}: ${r.errorInstance.message}` : String(r.errorInstance);
+    res.failure =
+      r.errorInstance instanceof Error
+        ? `${r.errorInstance.name}: ${r.errorInstance.message}`
+        : String(r.errorInstance);
     res.counterexample = r.counterexample ? fc.stringify(r.counterexample[0]).slice(0, 4000) : undefined;
   }
   return res;

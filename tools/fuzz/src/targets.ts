@@ -2,7 +2,15 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { DecodeError, ROLE_OF, decodeMessage, encodeMessage, encodeValue, type Message, type MessageType } from '@decree/protocol';
+import {
+  DecodeError,
+  ROLE_OF,
+  decodeMessage,
+  encodeMessage,
+  encodeValue,
+  type Message,
+  type MessageType,
+} from '@decree/protocol';
 import {
   FRAME_HEADER_BYTES,
   FrameReader,
@@ -17,7 +25,16 @@ import {
   frames,
 } from '@decree/transport-tcp';
 import { anyMessage, normal } from '../../../packages/protocol/test/arbitraries.ts';
-import { RespCommandParser, RespDecoder, RespErrorReply, RespProtocolError, encodeCommand, encodeResp, type RespLimits, type RespValue } from '../../../apps/kv/src/resp.ts';
+import {
+  RespCommandParser,
+  RespDecoder,
+  RespErrorReply,
+  RespProtocolError,
+  encodeCommand,
+  encodeResp,
+  type RespLimits,
+  type RespValue,
+} from '../../../apps/kv/src/resp.ts';
 import { ConfigError, loadConfig, parseConfig } from '../../../apps/replica/src/config.ts';
 
 /** A wrong outcome of a decoder on some input (a crash with an unexpected error, a broken invariant). */
@@ -41,7 +58,11 @@ const fail = (msg: string): never => {
 };
 const describeErr = (e: unknown) => (e instanceof Error ? `${e.name}: ${e.message}` : `non-Error thrown: ${String(e)}`);
 /** Runs `f`; an error of class `ok` is an expected refusal, anything else a failure. */
-function expectOnly<R>(ok: abstract new (...a: never[]) => Error, what: string, f: () => R): { value?: R; error?: Error } {
+function expectOnly<R>(
+  ok: abstract new (...a: never[]) => Error,
+  what: string,
+  f: () => R,
+): { value?: R; error?: Error } {
   try {
     return { value: f() };
   } catch (e) {
@@ -55,11 +76,19 @@ function expectOnly<R>(ok: abstract new (...a: never[]) => Error, what: string, 
 
 // ---------------------------------------------------------------- byte mutations
 
-type Mutation = { op: 'flip' | 'set' | 'insert' | 'delete' | 'truncate' | 'dup'; at: number; byte: number; len: number };
+type Mutation = {
+  op: 'flip' | 'set' | 'insert' | 'delete' | 'truncate' | 'dup';
+  at: number;
+  byte: number;
+  len: number;
+};
 const mutation: fc.Arbitrary<Mutation> = fc.record({
   op: fc.constantFrom('flip', 'set', 'insert', 'delete', 'truncate', 'dup'),
   at: fc.nat(),
-  byte: fc.oneof(fc.integer({ min: 0, max: 255 }), fc.constantFrom(0x00, 0xff, 0x7f, 0x80, 0xc1, 0xd9, 0xdc, 0xdd, 0xde, 0xdf, 0x0d, 0x0a, 0x24, 0x2a)),
+  byte: fc.oneof(
+    fc.integer({ min: 0, max: 255 }),
+    fc.constantFrom(0x00, 0xff, 0x7f, 0x80, 0xc1, 0xd9, 0xdc, 0xdd, 0xde, 0xdf, 0x0d, 0x0a, 0x24, 0x2a),
+  ),
   len: fc.integer({ min: 1, max: 16 }),
 });
 
@@ -119,7 +148,28 @@ const plain: fc.Arbitrary<unknown> = fc.letrec<{ v: unknown }>((tie) => ({
     fc.string({ maxLength: 12 }),
     fc.uint8Array({ maxLength: 24 }),
     fc.array(tie('v'), { maxLength: 5 }),
-    fc.dictionary(fc.oneof(fc.string({ maxLength: 8 }), fc.constantFrom('type', 'ring', 'from', 'to', 'ballot', 'slot', 'value', 'k', 'cmds', 'round', 'leader', '__proto__', 'constructor')), tie('v'), { maxKeys: 6 }),
+    fc.dictionary(
+      fc.oneof(
+        fc.string({ maxLength: 8 }),
+        fc.constantFrom(
+          'type',
+          'ring',
+          'from',
+          'to',
+          'ballot',
+          'slot',
+          'value',
+          'k',
+          'cmds',
+          'round',
+          'leader',
+          '__proto__',
+          'constructor',
+        ),
+      ),
+      tie('v'),
+      { maxKeys: 6 },
+    ),
   ),
 })).v;
 
@@ -154,7 +204,11 @@ export const framesTarget: FuzzTarget<FramesInput> = {
     stopAt: fc.integer({ min: -1, max: 10 }),
   }),
   check(inp) {
-    const bytes: Buffer = inp.noise ? Buffer.from(inp.noise) : (inp.muts ? mutate(frames(inp.payloads), inp.muts) : frames(inp.payloads));
+    const bytes: Buffer = inp.noise
+      ? Buffer.from(inp.noise)
+      : inp.muts
+        ? mutate(frames(inp.payloads), inp.muts)
+        : frames(inp.payloads);
     const got: Buffer[] = [];
     let oversize = 0;
     let afterStop = false;
@@ -185,11 +239,13 @@ export const framesTarget: FuzzTarget<FramesInput> = {
       used += FRAME_HEADER_BYTES + p.length;
     }
     if (used > bytes.length) fail(`delivered ${used} bytes of frames from ${bytes.length} bytes of input`);
-    if (reader.buffered > bytes.length - used) fail(`buffers ${reader.buffered} bytes, more than the ${bytes.length - used} unread`);
+    if (reader.buffered > bytes.length - used)
+      fail(`buffers ${reader.buffered} bytes, more than the ${bytes.length - used} unread`);
     // the delivered frames are exactly the prefix of the input they cover
     let off = 0;
     for (const p of got) {
-      if (bytes.readUInt32BE(off) !== p.length || !bytes.subarray(off + 4, off + 4 + p.length).equals(p)) fail(`frame at offset ${off} differs from the input`);
+      if (bytes.readUInt32BE(off) !== p.length || !bytes.subarray(off + 4, off + 4 + p.length).equals(p))
+        fail(`frame at offset ${off} differs from the input`);
       off += 4 + p.length;
     }
     if (!inp.noise && !inp.muts && inp.stopAt < 0 && inp.payloads.every((p) => p.length <= inp.maxFrameBytes)) {
@@ -204,22 +260,48 @@ export const framesTarget: FuzzTarget<FramesInput> = {
 const idList = fc.array(fc.string({ minLength: 1, maxLength: 10 }), { minLength: 1, maxLength: 4 });
 const validHandshake: fc.Arbitrary<Buffer> = fc.oneof(
   fc
-    .record({ minVersion: fc.integer({ min: 0, max: 0xffff }), maxVersion: fc.integer({ min: 0, max: 0xffff }), ids: idList, to: fc.string({ maxLength: 10 }), nonce: fc.option(fc.uint8Array({ minLength: 16, maxLength: 16 }), { nil: undefined }) })
+    .record({
+      minVersion: fc.integer({ min: 0, max: 0xffff }),
+      maxVersion: fc.integer({ min: 0, max: 0xffff }),
+      ids: idList,
+      to: fc.string({ maxLength: 10 }),
+      nonce: fc.option(fc.uint8Array({ minLength: 16, maxLength: 16 }), { nil: undefined }),
+    })
     .map((h) => encodeHello(h)),
   fc
-    .record({ status: fc.integer({ min: 0, max: 255 }), version: fc.integer({ min: 0, max: 0xffff }), ids: idList, error: fc.option(fc.string(), { nil: undefined }), nonce: fc.option(fc.uint8Array({ maxLength: 16 }), { nil: undefined }), proof: fc.option(fc.uint8Array({ maxLength: 32 }), { nil: undefined }) })
+    .record({
+      status: fc.integer({ min: 0, max: 255 }),
+      version: fc.integer({ min: 0, max: 0xffff }),
+      ids: idList,
+      error: fc.option(fc.string(), { nil: undefined }),
+      nonce: fc.option(fc.uint8Array({ maxLength: 16 }), { nil: undefined }),
+      proof: fc.option(fc.uint8Array({ maxLength: 32 }), { nil: undefined }),
+    })
     .map((w) => encodeWelcome(w)),
   fc.uint8Array({ maxLength: 40 }).map((p) => encodeAuth(p)),
   // a valid fixed header with an arbitrary MessagePack body
-  fc.tuple(fc.constantFrom(1, 2, 3), fc.uint8Array({ minLength: 4, maxLength: 4 }), plain).map(([kind, hdr, body]) =>
-    Buffer.concat([Buffer.from('DCRE', 'latin1'), Buffer.from([kind]), Buffer.from(hdr.subarray(0, kind === 1 ? 4 : kind === 2 ? 3 : 0)), Buffer.from(safeEncode(body))]),
-  ),
+  fc
+    .tuple(fc.constantFrom(1, 2, 3), fc.uint8Array({ minLength: 4, maxLength: 4 }), plain)
+    .map(([kind, hdr, body]) =>
+      Buffer.concat([
+        Buffer.from('DCRE', 'latin1'),
+        Buffer.from([kind]),
+        Buffer.from(hdr.subarray(0, kind === 1 ? 4 : kind === 2 ? 3 : 0)),
+        Buffer.from(safeEncode(body)),
+      ]),
+    ),
 );
 
 export const handshakeTarget: FuzzTarget<{ base: Buffer; muts: Mutation[] | null }> = {
   name: 'handshake',
   what: 'hello / welcome / auth decoders (packages/transport-tcp handshake.ts): valid frames, mutations, random bytes',
-  arbitrary: fc.record({ base: fc.oneof(validHandshake, randomBytes.map((b) => Buffer.from(b))), muts: fc.option(mutations, { freq: 2 }) }),
+  arbitrary: fc.record({
+    base: fc.oneof(
+      validHandshake,
+      randomBytes.map((b) => Buffer.from(b)),
+    ),
+    muts: fc.option(mutations, { freq: 2 }),
+  }),
   check({ base, muts }) {
     const buf = muts ? mutate(base, muts) : base;
     const hh = expectOnly(HandshakeError, 'decodeHelloHeader', () => decodeHelloHeader(buf));
@@ -228,7 +310,12 @@ export const handshakeTarget: FuzzTarget<{ base: Buffer; muts: Mutation[] | null
     expectOnly(HandshakeError, 'decodeAuth', () => decodeAuth(buf));
     if (h.value) {
       if (!hh.value) fail('decodeHello accepted what decodeHelloHeader refused');
-      if (!Array.isArray(h.value.ids) || h.value.ids.length === 0 || h.value.ids.some((x) => typeof x !== 'string' || !x)) fail('decodeHello returned bad ids');
+      if (
+        !Array.isArray(h.value.ids) ||
+        h.value.ids.length === 0 ||
+        h.value.ids.some((x) => typeof x !== 'string' || !x)
+      )
+        fail('decodeHello returned bad ids');
       if (typeof h.value.to !== 'string') fail('decodeHello returned a non-string `to`');
       if (h.value.minVersion > h.value.maxVersion) fail('decodeHello returned an empty version range');
     }
@@ -239,14 +326,54 @@ export const handshakeTarget: FuzzTarget<{ base: Buffer; muts: Mutation[] | null
 
 const TYPES = Object.keys(ROLE_OF) as MessageType[];
 const messageLike = fc
-  .record({ type: fc.constantFrom(...TYPES), ring: fc.oneof(fc.string({ maxLength: 6 }), plain), from: fc.oneof(fc.string({ maxLength: 4 }), plain), to: fc.string({ maxLength: 4 }) })
-  .chain((h) => fc.dictionary(fc.constantFrom('ballot', 'slot', 'value', 'fromSlot', 'decidedUpTo', 'accepted', 'entries', 'items', 'results', 'cmds', 'id', 'upTo', 'seq', 'ok', 'promised', 'reason', 'cookie', 'truncatedBelow', 'chosenUpTo', 'round', 'executedUpTo'), plain, { maxKeys: 8 }).map((rest) => ({ ...rest, ...h })));
+  .record({
+    type: fc.constantFrom(...TYPES),
+    ring: fc.oneof(fc.string({ maxLength: 6 }), plain),
+    from: fc.oneof(fc.string({ maxLength: 4 }), plain),
+    to: fc.string({ maxLength: 4 }),
+  })
+  .chain((h) =>
+    fc
+      .dictionary(
+        fc.constantFrom(
+          'ballot',
+          'slot',
+          'value',
+          'fromSlot',
+          'decidedUpTo',
+          'accepted',
+          'entries',
+          'items',
+          'results',
+          'cmds',
+          'id',
+          'upTo',
+          'seq',
+          'ok',
+          'promised',
+          'reason',
+          'cookie',
+          'truncatedBelow',
+          'chosenUpTo',
+          'round',
+          'executedUpTo',
+        ),
+        plain,
+        { maxKeys: 8 },
+      )
+      .map((rest) => ({ ...rest, ...h })),
+  );
 
 export const messagesTarget: FuzzTarget<{ base: Uint8Array; muts: Mutation[] | null }> = {
   name: 'messages',
   what: 'decodeMessage (packages/protocol): valid messages mutated, message-shaped objects, random MessagePack, random bytes',
   arbitrary: fc.record({
-    base: fc.oneof(anyMessage.map((m) => encodeMessage(m)), messageLike.map(safeEncode), plain.map(safeEncode), randomBytes),
+    base: fc.oneof(
+      anyMessage.map((m) => encodeMessage(m)),
+      messageLike.map(safeEncode),
+      plain.map(safeEncode),
+      randomBytes,
+    ),
     muts: fc.option(mutations, { freq: 2 }),
   }),
   check({ base, muts }) {
@@ -261,29 +388,73 @@ export const messagesTarget: FuzzTarget<{ base: Uint8Array; muts: Mutation[] | n
     } catch (e) {
       return fail(`a decoded ${m.type} does not survive encode+decode: ${describeErr(e)}`);
     }
-    if (JSON.stringify(normal(again)) !== JSON.stringify(normal(m))) fail(`a decoded ${m.type} changes on encode+decode`);
+    if (JSON.stringify(normal(again)) !== JSON.stringify(normal(m)))
+      fail(`a decoded ${m.type} changes on encode+decode`);
   },
 };
 
 // ---------------------------------------------------------------- RESP
 
 const smallLimits: fc.Arbitrary<Partial<RespLimits> | null> = fc.option(
-  fc.record({ maxBulkLength: fc.integer({ min: 0, max: 64 }), maxArrayElements: fc.integer({ min: 0, max: 8 }), maxInlineLength: fc.integer({ min: 1, max: 64 }), maxDepth: fc.integer({ min: 1, max: 4 }) }, { requiredKeys: [] }),
+  fc.record(
+    {
+      maxBulkLength: fc.integer({ min: 0, max: 64 }),
+      maxArrayElements: fc.integer({ min: 0, max: 8 }),
+      maxInlineLength: fc.integer({ min: 1, max: 64 }),
+      maxDepth: fc.integer({ min: 1, max: 4 }),
+    },
+    { requiredKeys: [] },
+  ),
   { freq: 3 },
 );
-const arg = fc.oneof(fc.uint8Array({ maxLength: 40 }), fc.string({ maxLength: 12 }).map((s) => Buffer.from(s)));
+const arg = fc.oneof(
+  fc.uint8Array({ maxLength: 40 }),
+  fc.string({ maxLength: 12 }).map((s) => Buffer.from(s)),
+);
 const inlineLine = fc
-  .array(fc.oneof(fc.stringMatching(/^[a-z0-9]{1,6}$/), fc.constantFrom('"a b"', "'c d'", '"\\x41\\n"', '"unbalanced', "'", '""', 'x"y z"', '\\')), { maxLength: 5 })
+  .array(
+    fc.oneof(
+      fc.stringMatching(/^[a-z0-9]{1,6}$/),
+      fc.constantFrom('"a b"', "'c d'", '"\\x41\\n"', '"unbalanced', "'", '""', 'x"y z"', '\\'),
+    ),
+    { maxLength: 5 },
+  )
   .map((ws) => Buffer.from(`${ws.join(' ')}\r\n`));
 
-export const respCommandsTarget: FuzzTarget<{ base: Buffer; muts: Mutation[] | null; cuts: number[]; limits: Partial<RespLimits> | null; valid: Buffer[][] | null }> = {
+export const respCommandsTarget: FuzzTarget<{
+  base: Buffer;
+  muts: Mutation[] | null;
+  cuts: number[];
+  limits: Partial<RespLimits> | null;
+  valid: Buffer[][] | null;
+}> = {
   name: 'resp-commands',
   what: 'RespCommandParser (apps/kv): pipelined commands and inline lines cut at random points, mutated, random bytes, small limits',
   arbitrary: fc.oneof(
     fc
-      .record({ cmds: fc.array(fc.array(arg, { minLength: 1, maxLength: 5 }), { maxLength: 6 }), cuts, muts: fc.option(mutations, { freq: 2 }), limits: smallLimits })
-      .map(({ cmds, cuts, muts, limits }) => ({ base: Buffer.concat(cmds.map((c) => encodeCommand(c))), cuts, muts, limits, valid: muts || limits ? null : cmds.map((c) => c.map((a) => Buffer.from(a))) })),
-    fc.record({ base: fc.oneof(fc.array(inlineLine, { maxLength: 4 }).map((ls) => Buffer.concat(ls)), randomBytes.map((b) => Buffer.from(b))), cuts, muts: fc.option(mutations, { freq: 2 }), limits: smallLimits, valid: fc.constant(null) }),
+      .record({
+        cmds: fc.array(fc.array(arg, { minLength: 1, maxLength: 5 }), { maxLength: 6 }),
+        cuts,
+        muts: fc.option(mutations, { freq: 2 }),
+        limits: smallLimits,
+      })
+      .map(({ cmds, cuts, muts, limits }) => ({
+        base: Buffer.concat(cmds.map((c) => encodeCommand(c))),
+        cuts,
+        muts,
+        limits,
+        valid: muts || limits ? null : cmds.map((c) => c.map((a) => Buffer.from(a))),
+      })),
+    fc.record({
+      base: fc.oneof(
+        fc.array(inlineLine, { maxLength: 4 }).map((ls) => Buffer.concat(ls)),
+        randomBytes.map((b) => Buffer.from(b)),
+      ),
+      cuts,
+      muts: fc.option(mutations, { freq: 2 }),
+      limits: smallLimits,
+      valid: fc.constant(null),
+    }),
   ),
   check({ base, muts, cuts, limits, valid }) {
     const bytes = muts ? mutate(base, muts) : base;
@@ -331,16 +502,47 @@ const respValue: fc.Arbitrary<RespValue> = fc.letrec<{ v: RespValue }>((tie) => 
   ),
 })).v;
 const respNorm = (v: RespValue): unknown =>
-  v instanceof RespErrorReply ? { err: v.message } : Buffer.isBuffer(v) ? { bulk: v.toString('hex') } : Array.isArray(v) ? v.map(respNorm) : typeof v === 'bigint' ? { big: v.toString() } : v;
+  v instanceof RespErrorReply
+    ? { err: v.message }
+    : Buffer.isBuffer(v)
+      ? { bulk: v.toString('hex') }
+      : Array.isArray(v)
+        ? v.map(respNorm)
+        : typeof v === 'bigint'
+          ? { big: v.toString() }
+          : v;
 
-export const respValuesTarget: FuzzTarget<{ base: Buffer; muts: Mutation[] | null; cuts: number[]; limits: Partial<RespLimits> | null; valid: RespValue[] | null }> = {
+export const respValuesTarget: FuzzTarget<{
+  base: Buffer;
+  muts: Mutation[] | null;
+  cuts: number[];
+  limits: Partial<RespLimits> | null;
+  valid: RespValue[] | null;
+}> = {
   name: 'resp-values',
   what: 'RespDecoder (apps/kv): nested replies cut at random points, mutated, random bytes, small limits',
   arbitrary: fc.oneof(
     fc
-      .record({ vals: fc.array(respValue, { maxLength: 5 }), cuts, muts: fc.option(mutations, { freq: 2 }), limits: smallLimits })
-      .map(({ vals, cuts, muts, limits }) => ({ base: Buffer.concat(vals.map((v) => encodeResp(v))), cuts, muts, limits, valid: muts || limits ? null : vals })),
-    fc.record({ base: randomBytes.map((b) => Buffer.from(b)), cuts, muts: fc.constant(null), limits: smallLimits, valid: fc.constant(null) }),
+      .record({
+        vals: fc.array(respValue, { maxLength: 5 }),
+        cuts,
+        muts: fc.option(mutations, { freq: 2 }),
+        limits: smallLimits,
+      })
+      .map(({ vals, cuts, muts, limits }) => ({
+        base: Buffer.concat(vals.map((v) => encodeResp(v))),
+        cuts,
+        muts,
+        limits,
+        valid: muts || limits ? null : vals,
+      })),
+    fc.record({
+      base: randomBytes.map((b) => Buffer.from(b)),
+      cuts,
+      muts: fc.constant(null),
+      limits: smallLimits,
+      valid: fc.constant(null),
+    }),
   ),
   check({ base, muts, cuts, limits, valid }) {
     const bytes = muts ? mutate(base, muts) : base;
@@ -357,7 +559,8 @@ export const respValuesTarget: FuzzTarget<{ base: Buffer; muts: Mutation[] | nul
     }
     if (valid) {
       if (failed) fail(`valid replies refused: ${failed.message}`);
-      if (JSON.stringify(out.map(respNorm)) !== JSON.stringify(valid.map(respNorm))) fail('valid replies decoded differently');
+      if (JSON.stringify(out.map(respNorm)) !== JSON.stringify(valid.map(respNorm)))
+        fail('valid replies decoded differently');
       if (d.buffered !== 0) fail(`${d.buffered} bytes left after valid replies`);
     }
   },
@@ -384,14 +587,52 @@ export const VALID_CONFIG = {
 
 type ConfigEdit = { path: (string | number)[]; op: 'set' | 'delete' | 'extra'; value: unknown };
 const CONFIG_PATHS: (string | number)[][] = [
-  [], ['cluster'], ['dataDir'], ['storage'], ['transport'], ['nats'], ['nats', 'servers'], ['rings'], ['rings', 0], ['replicas'], ['replicas', 0], ['replicas', 1, 'id'],
-  ['replicas', 0, 'port'], ['replicas', 2, 'clientPort'], ['replicas', 1, 'host'], ['election'], ['election', 'minMs'], ['election', 'heartbeatMs'],
-  ['batching', 'maxInflightSlots'], ['kv'], ['kv', 'password'], ['kv', 'maxRequestBytes'], ['secret'],
+  [],
+  ['cluster'],
+  ['dataDir'],
+  ['storage'],
+  ['transport'],
+  ['nats'],
+  ['nats', 'servers'],
+  ['rings'],
+  ['rings', 0],
+  ['replicas'],
+  ['replicas', 0],
+  ['replicas', 1, 'id'],
+  ['replicas', 0, 'port'],
+  ['replicas', 2, 'clientPort'],
+  ['replicas', 1, 'host'],
+  ['election'],
+  ['election', 'minMs'],
+  ['election', 'heartbeatMs'],
+  ['batching', 'maxInflightSlots'],
+  ['kv'],
+  ['kv', 'password'],
+  ['kv', 'maxRequestBytes'],
+  ['secret'],
 ];
 const configEdit: fc.Arbitrary<ConfigEdit> = fc.record({
   path: fc.constantFrom(...CONFIG_PATHS),
   op: fc.constantFrom('set', 'delete', 'extra'),
-  value: fc.oneof(plain, fc.constantFrom(-1, 0, 65536, 1.5, '', 'nats', 'wal', 'r1', 'x'.repeat(70), [], {}, { servers: ['nats://127.0.0.1:4222'] }, null, true)),
+  value: fc.oneof(
+    plain,
+    fc.constantFrom(
+      -1,
+      0,
+      65536,
+      1.5,
+      '',
+      'nats',
+      'wal',
+      'r1',
+      'x'.repeat(70),
+      [],
+      {},
+      { servers: ['nats://127.0.0.1:4222'] },
+      null,
+      true,
+    ),
+  ),
 });
 
 function applyEdits(edits: readonly ConfigEdit[]): unknown {
@@ -399,11 +640,13 @@ function applyEdits(edits: readonly ConfigEdit[]): unknown {
   for (const e of edits) {
     if (e.path.length === 0) {
       if (e.op === 'set') root = e.value;
-      else if (e.op === 'extra' && root && typeof root === 'object') (root as Record<string, unknown>)[`extra${Object.keys(root).length}`] = e.value;
+      else if (e.op === 'extra' && root && typeof root === 'object')
+        (root as Record<string, unknown>)[`extra${Object.keys(root).length}`] = e.value;
       continue;
     }
     let o: unknown = root;
-    for (const k of e.path.slice(0, -1)) o = o && typeof o === 'object' ? (o as Record<string | number, unknown>)[k] : undefined;
+    for (const k of e.path.slice(0, -1))
+      o = o && typeof o === 'object' ? (o as Record<string | number, unknown>)[k] : undefined;
     if (!o || typeof o !== 'object' || ArrayBuffer.isView(o)) continue;
     const last = e.path[e.path.length - 1]!;
     const t = o as Record<string | number, unknown>;
@@ -411,7 +654,8 @@ function applyEdits(edits: readonly ConfigEdit[]): unknown {
     else if (e.op === 'delete') delete t[last];
     else {
       const inner = t[last];
-      if (inner && typeof inner === 'object' && !Array.isArray(inner) && !ArrayBuffer.isView(inner)) (inner as Record<string, unknown>).unexpected = e.value;
+      if (inner && typeof inner === 'object' && !Array.isArray(inner) && !ArrayBuffer.isView(inner))
+        (inner as Record<string, unknown>).unexpected = e.value;
     }
   }
   return root;
@@ -423,7 +667,10 @@ function applyEdits(edits: readonly ConfigEdit[]): unknown {
  */
 const KNOWN: readonly { id: string; test: (line: string) => boolean }[] = [
   // apps/replica loadConfig: V8's JSON.parse message quotes the file around the error, newlines included
-  { id: 'config-file: JSON syntax error message spans several lines (apps/replica/src/config.ts loadConfig)', test: (l) => /: not valid JSON: /.test(l) },
+  {
+    id: 'config-file: JSON syntax error message spans several lines (apps/replica/src/config.ts loadConfig)',
+    test: (l) => /: not valid JSON: /.test(l),
+  },
 ];
 const knownCounts = new Map<string, number>();
 /** How often each known open finding was hit in this thread since the last reset. */
@@ -447,7 +694,8 @@ function checkConfigOutcome(what: string, source: string, f: () => unknown): voi
         continue;
       }
     }
-    if (typeof line !== 'string' || line.length === 0 || /[\r\n]/.test(line)) fail(`${what}: an issue that is not one non-empty line: ${JSON.stringify(line)}`);
+    if (typeof line !== 'string' || line.length === 0 || /[\r\n]/.test(line))
+      fail(`${what}: an issue that is not one non-empty line: ${JSON.stringify(line)}`);
     if (!line.startsWith(`${source}`)) fail(`${what}: an issue that does not name its source: ${JSON.stringify(line)}`);
   }
 }
@@ -455,7 +703,9 @@ function checkConfigOutcome(what: string, source: string, f: () => unknown): voi
 export const configTarget: FuzzTarget<{ raw: unknown }> = {
   name: 'config',
   what: 'parseConfig (apps/replica): mutations of a valid config and random JSON-ish values',
-  arbitrary: fc.record({ raw: fc.oneof(fc.array(configEdit, { minLength: 1, maxLength: 5 }).map(applyEdits), plain, fc.jsonValue()) }),
+  arbitrary: fc.record({
+    raw: fc.oneof(fc.array(configEdit, { minLength: 1, maxLength: 5 }).map(applyEdits), plain, fc.jsonValue()),
+  }),
   check({ raw }) {
     checkConfigOutcome('parseConfig', 'fuzz.json', () => parseConfig(raw, 'fuzz.json'));
   },
@@ -480,7 +730,11 @@ export const configFileTarget: FuzzTarget<{ text: Buffer }> = {
   what: 'loadConfig (apps/replica): the bytes of a config file, a valid one mutated or random',
   arbitrary: fc.record({
     text: fc.oneof(
-      fc.array(configEdit, { maxLength: 3 }).chain((edits) => mutations.map((m) => mutate(Buffer.from(JSON.stringify(applyEdits(edits), null, 2) ?? ''), m))),
+      fc
+        .array(configEdit, { maxLength: 3 })
+        .chain((edits) =>
+          mutations.map((m) => mutate(Buffer.from(JSON.stringify(applyEdits(edits), null, 2) ?? ''), m)),
+        ),
       randomBytes.map((b) => Buffer.from(b)),
     ),
   }),
@@ -491,7 +745,15 @@ export const configFileTarget: FuzzTarget<{ text: Buffer }> = {
   },
 };
 
-export const TARGETS: readonly FuzzTarget<any>[] = [framesTarget, handshakeTarget, messagesTarget, respCommandsTarget, respValuesTarget, configTarget, configFileTarget];
+export const TARGETS: readonly FuzzTarget<any>[] = [
+  framesTarget,
+  handshakeTarget,
+  messagesTarget,
+  respCommandsTarget,
+  respValuesTarget,
+  configTarget,
+  configFileTarget,
+];
 
 /** Targets that are wrong on purpose, to show the harness catches a crash and a hang (not run by default). */
 export const SELF_TEST_TARGETS: readonly FuzzTarget<any>[] = [
@@ -499,9 +761,10 @@ export const SELF_TEST_TARGETS: readonly FuzzTarget<any>[] = [
     name: 'selftest-crash',
     what: 'a decoder that throws a TypeError on inputs above 1000',
     arbitrary: fc.nat({ max: 5000 }),
-    check: (n: number) => expectOnly(RangeError, 'selftest', () => {
-      if (n > 1000) throw new TypeError(`cannot read properties of undefined (input ${n})`);
-    }),
+    check: (n: number) =>
+      expectOnly(RangeError, 'selftest', () => {
+        if (n > 1000) throw new TypeError(`cannot read properties of undefined (input ${n})`);
+      }),
   },
   {
     name: 'selftest-hang',

@@ -65,11 +65,31 @@ export async function fuzzInWorker(target: string, opts: WatchedOptions = {}): P
     }, 100);
     worker.on('message', (r: FuzzResult) => finish(r));
     worker.on('error', (e) =>
-      finish({ target, seed, runs: Math.max(0, Atomics.load(state, 0) - 1), ok: false, failure: `worker crashed: ${e.stack ?? e.message}`, ms: Date.now() - t0, slowestMs: 0, interrupted: true, known: {} }),
+      finish({
+        target,
+        seed,
+        runs: Math.max(0, Atomics.load(state, 0) - 1),
+        ok: false,
+        failure: `worker crashed: ${e.stack ?? e.message}`,
+        ms: Date.now() - t0,
+        slowestMs: 0,
+        interrupted: true,
+        known: {},
+      }),
     );
     worker.on('exit', (code) => {
       if (!done)
-        finish({ target, seed, runs: Math.max(0, Atomics.load(state, 0) - 1), ok: false, failure: `worker exited with code ${code}`, ms: Date.now() - t0, slowestMs: 0, interrupted: true, known: {} });
+        finish({
+          target,
+          seed,
+          runs: Math.max(0, Atomics.load(state, 0) - 1),
+          ok: false,
+          failure: `worker exited with code ${code}`,
+          ms: Date.now() - t0,
+          slowestMs: 0,
+          interrupted: true,
+          known: {},
+        });
     });
   });
 }

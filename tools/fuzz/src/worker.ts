@@ -4,7 +4,12 @@ import { fuzzTarget, type FuzzOptions } from './run.ts';
 import { cleanupTemp, targetByName } from './targets.ts';
 
 /** Runs one target and posts its FuzzResult; before each input it publishes the input's index and text in shared memory. */
-const { target, opts, progress, text } = workerData as { target: string; opts: FuzzOptions; progress: SharedArrayBuffer; text: SharedArrayBuffer };
+const { target, opts, progress, text } = workerData as {
+  target: string;
+  opts: FuzzOptions;
+  progress: SharedArrayBuffer;
+  text: SharedArrayBuffer;
+};
 const state = new Int32Array(progress);
 const bytes = new Uint8Array(text);
 const enc = new TextEncoder();

@@ -1,5 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TARGETS, cleanupTemp, fuzzInWorker, fuzzTarget, framesTarget, targetByName, type WatchedResult } from '../src/index.ts';
+import {
+  TARGETS,
+  cleanupTemp,
+  fuzzInWorker,
+  fuzzTarget,
+  framesTarget,
+  targetByName,
+  type WatchedResult,
+} from '../src/index.ts';
 
 // Bounded runs for `npm test`: fixed seeds (deterministic; FUZZ_SEED overrides), each target in a
 // worker thread with a watchdog, a per-input time budget. Long runs: `npm run fuzz -- --minutes N`.
@@ -11,7 +19,8 @@ describe('fuzzing every decoder (bounded)', () => {
   // all targets at once, each in its own worker (module loading dominates; the machine has 2 cores)
   const results = new Map<string, Promise<WatchedResult>>();
   beforeAll(() => {
-    for (const t of TARGETS) results.set(t.name, fuzzInWorker(t.name, { numRuns: NUM_RUNS, seed: SEED, budgetMs: 5_000, hangMs: 15_000 }));
+    for (const t of TARGETS)
+      results.set(t.name, fuzzInWorker(t.name, { numRuns: NUM_RUNS, seed: SEED, budgetMs: 5_000, hangMs: 15_000 }));
   });
   for (const t of TARGETS) {
     it(`${t.name}: no crash, no hang, only the typed error (${t.what})`, async () => {
@@ -40,7 +49,14 @@ describe('the harness catches what it should', () => {
   });
 
   it('a slow input above the per-input budget fails', () => {
-    const slow = { ...framesTarget, name: 'slow', check: () => { const end = Date.now() + 30; while (Date.now() < end); } };
+    const slow = {
+      ...framesTarget,
+      name: 'slow',
+      check: () => {
+        const end = Date.now() + 30;
+        while (Date.now() < end);
+      },
+    };
     const r = fuzzTarget(slow, { numRuns: 5, seed: 1, budgetMs: 5 });
     expect(r.ok).toBe(false);
     expect(r.failure).toMatch(/above the 5 ms budget/);

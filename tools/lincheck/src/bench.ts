@@ -13,8 +13,14 @@ const cases: { name: string; o: RandomHistoryOptions }[] = [
   { name: '10k ops, 10 keys, 10 clients', o: { ops: 10_000, keys: 10, clients: 10 } },
   { name: '10k ops, 1 key, 5 clients, no timeouts', o: { ops: 10_000, keys: 1, clients: 5, timeoutRate: 0 } },
   { name: '10k ops, 1 key, 5 clients, 2% t/o, incr 1', o: { ops: 10_000, keys: 1, clients: 5, incrDeltas: [1] } },
-  { name: '10k ops, 1 key, 5 clients, 2% t/o, no incr', o: { ops: 10_000, keys: 1, clients: 5, mix: [50, 30, 10, 0, 10] } },
-  { name: '2k ops, 1 key, 5 clients, 10% t/o, incr 1', o: { ops: 2_000, keys: 1, clients: 5, timeoutRate: 0.1, incrDeltas: [1] } },
+  {
+    name: '10k ops, 1 key, 5 clients, 2% t/o, no incr',
+    o: { ops: 10_000, keys: 1, clients: 5, mix: [50, 30, 10, 0, 10] },
+  },
+  {
+    name: '2k ops, 1 key, 5 clients, 10% t/o, incr 1',
+    o: { ops: 2_000, keys: 1, clients: 5, timeoutRate: 0.1, incrDeltas: [1] },
+  },
   { name: '10k ops, 1 key, 5 clients, 2% t/o, incr ±2', o: { ops: 10_000, keys: 1, clients: 5 } },
   { name: '100k ops, 1000 keys, 10 clients', o: { ops: 100_000, keys: 1000, clients: 10 } },
 ];

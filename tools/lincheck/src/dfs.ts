@@ -264,9 +264,9 @@ export function searchDfs(comp: MOp[], classes: MOp[][], deadline: Deadline, bud
       if (placed > best.placed) best = { placed, stuck: comp[f.blocker], state: f.state };
       frames.pop();
       const parent = frames[frames.length - 1];
-      if (parent === undefined) return { kind: 'fail', stuck: best.stuck, placed: best.placed, total: nc, states: [best.state] };
+      if (parent === undefined)
+        return { kind: 'fail', stuck: best.stuck, placed: best.placed, total: nc, states: [best.state] };
       undo(parent.chosen);
     }
   }
 }
-

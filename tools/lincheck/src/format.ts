@@ -24,7 +24,8 @@ export function validateOp(raw: unknown, where: string, line?: number): Op {
   const fail = (msg: string): never => {
     throw new HistoryFormatError(`${where}: ${msg}`, line);
   };
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) fail(`expected a JSON object, got ${describe(raw)}`);
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
+    fail(`expected a JSON object, got ${describe(raw)}`);
   const r = raw as Record<string, unknown>;
 
   const process = r.process;
@@ -43,7 +44,8 @@ export function validateOp(raw: unknown, where: string, line?: number): Op {
     fail(`"complete" must be a finite number (ms) or null, got ${describe(complete)}`);
   if (typeof complete === 'number' && complete < (r.invoke as number))
     fail(`"complete" (${complete}) is before "invoke" (${r.invoke as number})`);
-  if (r.ok !== undefined && typeof r.ok !== 'boolean') fail(`"ok" must be a boolean when present, got ${describe(r.ok)}`);
+  if (r.ok !== undefined && typeof r.ok !== 'boolean')
+    fail(`"ok" must be a boolean when present, got ${describe(r.ok)}`);
 
   // value / expected
   const value = r.value;
@@ -85,14 +87,17 @@ export function validateOp(raw: unknown, where: string, line?: number): Op {
         if (hasResult && result !== 'OK') fail(`completed set has "result" "OK" (or none), got ${describe(result)}`);
         break;
       case 'del':
-        if (result !== 0 && result !== 1) fail(`completed del needs "result": the number removed, 0 or 1, got ${describe(result)}`);
+        if (result !== 0 && result !== 1)
+          fail(`completed del needs "result": the number removed, 0 or 1, got ${describe(result)}`);
         break;
       case 'incr':
         if (
           !(typeof result === 'number' && Number.isSafeInteger(result)) &&
           !(typeof result === 'string' && INTEGER.test(result))
         )
-          fail(`completed incr needs "result": the new integer value (number or decimal string), got ${describe(result)}`);
+          fail(
+            `completed incr needs "result": the new integer value (number or decimal string), got ${describe(result)}`,
+          );
         break;
       case 'cas':
         if (typeof result !== 'boolean') fail(`completed cas needs "result": true or false, got ${describe(result)}`);

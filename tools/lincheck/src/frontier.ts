@@ -112,14 +112,23 @@ export function searchFrontier(
   const states = new StateIds();
   const slotOf = new Int32Array(nc).fill(-1);
   const slotOp = new Int32Array(MAX_WINDOW).fill(-1);
-  let freeSlots = (1 << MAX_WINDOW) - 1 >>> 0;
+  let freeSlots = ((1 << MAX_WINDOW) - 1) >>> 0;
   const avail = new Int32Array(ncls);
   let newOps: number[] = [];
   let newClasses = new Set<number>();
   let openMask = 0;
 
   let frontier: Config[] = [
-    { mask: 0, state: null, sid: states.of(null), used: new Int32Array(ncls), reuse: 0, placedPending: 0, trail: null, dead: false },
+    {
+      mask: 0,
+      state: null,
+      sid: states.of(null),
+      used: new Int32Array(ncls),
+      reuse: 0,
+      placedPending: 0,
+      trail: null,
+      dead: false,
+    },
   ];
 
   /** Classes counted exactly (all in exact mode; incr only in relaxed mode). */
@@ -181,7 +190,16 @@ export function searchFrontier(
   const runsFrom = (state: State, used0: Int32Array): RunEnd[] | undefined => {
     const ends: RunEnd[] = [];
     const bySid = new Map<number, RunEnd[]>();
-    const start: RunEnd = { state, sid: states.of(state), used: used0, reuse: 0, member: -1, prev: null, length: 0, dead: false };
+    const start: RunEnd = {
+      state,
+      sid: states.of(state),
+      used: used0,
+      reuse: 0,
+      member: -1,
+      prev: null,
+      length: 0,
+      dead: false,
+    };
     bySid.set(start.sid, [start]); // a run back to the start's value is dominated by the empty run
     const queue: RunEnd[] = [start];
     for (let qi = 0; qi < queue.length; qi++) {

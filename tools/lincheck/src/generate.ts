@@ -181,7 +181,13 @@ export function randomHistory(seed: number, o: RandomHistoryOptions): GeneratedH
     while (w >= mix[k]) w -= mix[k++];
     const r = rnd();
     const outcome: Outcome =
-      r < timeoutRate / 2 ? 'timeout-applied' : r < timeoutRate ? 'timeout-lost' : r < timeoutRate + failRate ? 'failed' : 'ok';
+      r < timeoutRate / 2
+        ? 'timeout-applied'
+        : r < timeoutRate
+          ? 'timeout-lost'
+          : r < timeoutRate + failRate
+            ? 'failed'
+            : 'ok';
     plan.push({
       client: int(o.clients),
       kind: kinds[k],

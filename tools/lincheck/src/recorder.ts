@@ -44,7 +44,8 @@ export class HistoryRecorder {
   private take(handle: OpHandle): Op {
     const op = this.recorded[handle.index];
     if (op === undefined) throw new Error(`unknown operation handle ${handle.index}`);
-    if (this.finished[handle.index]) throw new Error(`operation #${handle.index} (${op.op} ${JSON.stringify(op.key)}) was already finished`);
+    if (this.finished[handle.index])
+      throw new Error(`operation #${handle.index} (${op.op} ${JSON.stringify(op.key)}) was already finished`);
     return op;
   }
 

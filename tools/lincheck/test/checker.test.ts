@@ -5,7 +5,8 @@ import { bruteForce, runStrategy, verifyWitness } from './reference.ts';
 
 // Shorthands: [invoke, complete] intervals; complete null = pending.
 let pid = 0;
-const op = (o: Partial<Op> & Pick<Op, 'op' | 'invoke' | 'complete'>): Op => ({ process: o.process ?? pid++, key: 'x', ...o }) as Op;
+const op = (o: Partial<Op> & Pick<Op, 'op' | 'invoke' | 'complete'>): Op =>
+  ({ process: o.process ?? pid++, key: 'x', ...o }) as Op;
 const set = (value: string, invoke: number, complete: number | null, extra: Partial<Op> = {}) =>
   op({ op: 'set', value, invoke, complete, ...(complete === null ? {} : { result: 'OK' }), ...extra });
 const get = (result: string | null, invoke: number, complete: number | null, extra: Partial<Op> = {}) =>
@@ -14,8 +15,14 @@ const del = (result: number, invoke: number, complete: number | null, extra: Par
   op({ op: 'del', invoke, complete, ...(complete === null ? {} : { result }), ...extra });
 const incr = (result: number | string, invoke: number, complete: number | null, extra: Partial<Op> = {}) =>
   op({ op: 'incr', invoke, complete, ...(complete === null ? {} : { result }), ...extra });
-const cas = (expected: string | null, value: string, result: boolean, invoke: number, complete: number | null, extra: Partial<Op> = {}) =>
-  op({ op: 'cas', expected, value, invoke, complete, ...(complete === null ? {} : { result }), ...extra });
+const cas = (
+  expected: string | null,
+  value: string,
+  result: boolean,
+  invoke: number,
+  complete: number | null,
+  extra: Partial<Op> = {},
+) => op({ op: 'cas', expected, value, invoke, complete, ...(complete === null ? {} : { result }), ...extra });
 
 /** Checks the verdict, agreement with brute force and with every strategy, and the witness. */
 function expectVerdict(ops: Op[], ok: boolean) {
@@ -36,7 +43,10 @@ function expectVerdict(ops: Op[], ok: boolean) {
 describe('reads and writes', () => {
   it('accepts an empty history and a sequential one', () => {
     expect(checkHistory([])).toEqual({ ok: true, checkedKeys: 0 });
-    expectVerdict([get(null, 0, 1), set('1', 2, 3), get('1', 4, 5), del(1, 6, 7), get(null, 8, 9), del(0, 10, 11)], true);
+    expectVerdict(
+      [get(null, 0, 1), set('1', 2, 3), get('1', 4, 5), del(1, 6, 7), get(null, 8, 9), del(0, 10, 11)],
+      true,
+    );
   });
 
   it('rejects a stale read after a completed write', () => {
@@ -74,8 +84,14 @@ describe('reads and writes', () => {
 
   it('rejects a lost update through read-modify-write by cas', () => {
     // Both clients read 0 and both cas 0 -> their value succeeds: only one can.
-    expectVerdict([set('0', 0, 1), get('0', 2, 3), get('0', 2, 3), cas('0', 'A', true, 4, 8), cas('0', 'B', true, 5, 9)], false);
-    expectVerdict([set('0', 0, 1), get('0', 2, 3), get('0', 2, 3), cas('0', 'A', true, 4, 8), cas('0', 'B', false, 5, 9)], true);
+    expectVerdict(
+      [set('0', 0, 1), get('0', 2, 3), get('0', 2, 3), cas('0', 'A', true, 4, 8), cas('0', 'B', true, 5, 9)],
+      false,
+    );
+    expectVerdict(
+      [set('0', 0, 1), get('0', 2, 3), get('0', 2, 3), cas('0', 'A', true, 4, 8), cas('0', 'B', false, 5, 9)],
+      true,
+    );
   });
 
   it('keeps keys independent', () => {
@@ -154,7 +170,10 @@ describe('cas semantics', () => {
 
 describe('incr semantics', () => {
   it('counts from absent as 0, by the increment given', () => {
-    expectVerdict([incr(1, 0, 1), incr(6, 2, 3, { value: '5' }), incr('4', 4, 5, { value: '-2' }), get('4', 6, 7)], true);
+    expectVerdict(
+      [incr(1, 0, 1), incr(6, 2, 3, { value: '5' }), incr('4', 4, 5, { value: '-2' }), get('4', 6, 7)],
+      true,
+    );
     expectVerdict([incr(2, 0, 1)], false);
   });
 
@@ -167,7 +186,10 @@ describe('incr semantics', () => {
   it('cannot succeed on a non-integer value', () => {
     expectVerdict([set('abc', 0, 1), incr(1, 2, 3)], false);
     // the refusal is an error reply: recorded as failed, it changes nothing
-    expectVerdict([set('abc', 0, 1), incr(1, 2, 3, { ok: false, result: 'ERR not an integer' }), get('abc', 4, 5)], true);
+    expectVerdict(
+      [set('abc', 0, 1), incr(1, 2, 3, { ok: false, result: 'ERR not an integer' }), get('abc', 4, 5)],
+      true,
+    );
   });
 
   it('handles values beyond 2^53 exactly', () => {
@@ -183,7 +205,9 @@ describe('incr semantics', () => {
 
 describe('input checking and limits', () => {
   it('throws a HistoryFormatError naming the op for a bad op', () => {
-    expect(() => checkHistory([{ process: 1, op: 'get', key: 'x', invoke: 0, complete: 1 } as Op])).toThrow(/op #0: completed get needs "result"/);
+    expect(() => checkHistory([{ process: 1, op: 'get', key: 'x', invoke: 0, complete: 1 } as Op])).toThrow(
+      /op #0: completed get needs "result"/,
+    );
     expect(() => checkHistory([set('1', 5, 1)])).toThrow(HistoryFormatError);
   });
 

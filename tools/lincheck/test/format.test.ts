@@ -34,24 +34,66 @@ describe('parseHistory', () => {
   const bad: [string, RegExp][] = [
     ['{"process":1,"op":"get","key":"k","invoke":0,"complete":1,"result":"v"', /line 2: not valid JSON/],
     ['[1,2]', /line 2: expected a JSON object/],
-    ['{"process":1.5,"op":"get","key":"k","invoke":0,"complete":1,"result":"v"}', /line 2: "process" must be an integer or a string/],
-    ['{"process":1,"op":"put","key":"k","invoke":0,"complete":1}', /line 2: "op" must be one of get, set, del, incr, cas, got "put"/],
+    [
+      '{"process":1.5,"op":"get","key":"k","invoke":0,"complete":1,"result":"v"}',
+      /line 2: "process" must be an integer or a string/,
+    ],
+    [
+      '{"process":1,"op":"put","key":"k","invoke":0,"complete":1}',
+      /line 2: "op" must be one of get, set, del, incr, cas, got "put"/,
+    ],
     ['{"process":1,"op":"get","key":5,"invoke":0,"complete":1,"result":"v"}', /line 2: "key" must be a string/],
-    ['{"process":1,"op":"get","key":"k","invoke":"0","complete":1,"result":"v"}', /line 2: "invoke" must be a finite number/],
+    [
+      '{"process":1,"op":"get","key":"k","invoke":"0","complete":1,"result":"v"}',
+      /line 2: "invoke" must be a finite number/,
+    ],
     ['{"process":1,"op":"get","key":"k","invoke":0,"result":"v"}', /line 2: "complete" is required/],
-    ['{"process":1,"op":"get","key":"k","invoke":5,"complete":1,"result":"v"}', /line 2: "complete" \(1\) is before "invoke" \(5\)/],
+    [
+      '{"process":1,"op":"get","key":"k","invoke":5,"complete":1,"result":"v"}',
+      /line 2: "complete" \(1\) is before "invoke" \(5\)/,
+    ],
     ['{"process":1,"op":"get","key":"k","invoke":0,"complete":1}', /line 2: completed get needs "result"/],
     ['{"process":1,"op":"set","key":"k","invoke":0,"complete":1}', /line 2: "value" must be a string for set/],
-    ['{"process":1,"op":"set","key":"k","value":"v","invoke":0,"complete":1,"result":"ERR"}', /line 2: completed set has "result" "OK"/],
-    ['{"process":1,"op":"del","key":"k","invoke":0,"complete":1,"result":2}', /line 2: completed del needs "result": the number removed, 0 or 1/],
-    ['{"process":1,"op":"incr","key":"k","value":"x","invoke":0,"complete":1,"result":1}', /line 2: "value" of incr is the increment/],
-    ['{"process":1,"op":"incr","key":"k","invoke":0,"complete":1,"result":1.5}', /line 2: completed incr needs "result": the new integer value/],
-    ['{"process":1,"op":"cas","key":"k","value":"v","invoke":0,"complete":1,"result":"OK"}', /line 2: completed cas needs "result": true or false/],
-    ['{"process":1,"op":"cas","key":"k","value":"v","expected":3,"invoke":0,"complete":1,"result":true}', /line 2: "expected" of cas must be a string or null/],
-    ['{"process":1,"op":"get","key":"k","value":"v","invoke":0,"complete":1,"result":"v"}', /line 2: "value" is not allowed on get/],
-    ['{"process":1,"op":"get","key":"k","expected":"v","invoke":0,"complete":1,"result":"v"}', /line 2: "expected" is only allowed on cas/],
-    ['{"process":1,"op":"get","key":"k","invoke":0,"complete":1,"result":{"a":1}}', /line 2: "result" must be a string, number, boolean or null/],
-    ['{"process":1,"op":"get","key":"k","invoke":0,"complete":1,"result":"v","ok":"yes"}', /line 2: "ok" must be a boolean/],
+    [
+      '{"process":1,"op":"set","key":"k","value":"v","invoke":0,"complete":1,"result":"ERR"}',
+      /line 2: completed set has "result" "OK"/,
+    ],
+    [
+      '{"process":1,"op":"del","key":"k","invoke":0,"complete":1,"result":2}',
+      /line 2: completed del needs "result": the number removed, 0 or 1/,
+    ],
+    [
+      '{"process":1,"op":"incr","key":"k","value":"x","invoke":0,"complete":1,"result":1}',
+      /line 2: "value" of incr is the increment/,
+    ],
+    [
+      '{"process":1,"op":"incr","key":"k","invoke":0,"complete":1,"result":1.5}',
+      /line 2: completed incr needs "result": the new integer value/,
+    ],
+    [
+      '{"process":1,"op":"cas","key":"k","value":"v","invoke":0,"complete":1,"result":"OK"}',
+      /line 2: completed cas needs "result": true or false/,
+    ],
+    [
+      '{"process":1,"op":"cas","key":"k","value":"v","expected":3,"invoke":0,"complete":1,"result":true}',
+      /line 2: "expected" of cas must be a string or null/,
+    ],
+    [
+      '{"process":1,"op":"get","key":"k","value":"v","invoke":0,"complete":1,"result":"v"}',
+      /line 2: "value" is not allowed on get/,
+    ],
+    [
+      '{"process":1,"op":"get","key":"k","expected":"v","invoke":0,"complete":1,"result":"v"}',
+      /line 2: "expected" is only allowed on cas/,
+    ],
+    [
+      '{"process":1,"op":"get","key":"k","invoke":0,"complete":1,"result":{"a":1}}',
+      /line 2: "result" must be a string, number, boolean or null/,
+    ],
+    [
+      '{"process":1,"op":"get","key":"k","invoke":0,"complete":1,"result":"v","ok":"yes"}',
+      /line 2: "ok" must be a boolean/,
+    ],
   ];
   for (const [line, message] of bad) {
     it(`rejects ${line.slice(0, 70)}`, () => {
@@ -182,7 +224,10 @@ describe('CLI', () => {
   it('prints JSON with --json and the worst status over several files', () => {
     const out = run('--json', good, bad);
     expect(out.status).toBe(1);
-    const lines = out.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const lines = out.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(lines).toHaveLength(2);
     expect(lines[0]).toMatchObject({ ok: true, ops: 2, checkedKeys: 1 });
     expect(lines[1]).toMatchObject({ ok: false, key: 'x', opIndex: 1 });

@@ -38,7 +38,9 @@ describe('generated linearizable histories', () => {
     'are rejected once a completed get reads a value never written',
     ([p, clients], pick) => {
       const { ops } = buildHistory(p, clients);
-      const gets = ops.map((o, i) => i).filter((i) => ops[i].op === 'get' && ops[i].complete !== null && ops[i].ok !== false);
+      const gets = ops
+        .map((o, i) => i)
+        .filter((i) => ops[i].op === 'get' && ops[i].complete !== null && ops[i].ok !== false);
       fc.pre(gets.length > 0);
       const victim = gets[pick % gets.length];
       const mutated = ops.map((o) => ({ ...o }));
@@ -59,42 +61,43 @@ describe('generated linearizable histories', () => {
 });
 
 // Tiny arbitrary histories (linearizable or not) for comparison with brute force.
-const tinyOp = (opKinds: readonly Op['op'][] = kinds, pendingWeight = 1): fc.Arbitrary<Op> => fc
-  .record({
-    process: fc.nat(3),
-    op: fc.constantFrom(...opKinds),
-    key: fc.constantFrom('a', 'a', 'a', 'b'),
-    value: fc.constantFrom('1', '2', 'x'),
-    delta: fc.constantFrom(undefined, '1', '-1', '2'),
-    expected: fc.constantFrom(null, '1', '2'),
-    invoke: fc.nat(20),
-    duration: fc.nat(12),
-    outcome: fc.oneof(
-      { weight: 4, arbitrary: fc.constant('ok') },
-      { weight: pendingWeight, arbitrary: fc.constant('pending') },
-      { weight: 1, arbitrary: fc.constant('failed') },
-    ),
-    getResult: fc.constantFrom(null, '1', '2', 'x', '3'),
-    delResult: fc.constantFrom(0, 1),
-    incrResult: fc.constantFrom(1, 2, 3, -1, 0, '2', '4'),
-    casResult: fc.boolean(),
-  })
-  .map((r) => {
-    const op: Op = { process: r.process, op: r.op, key: r.key, invoke: r.invoke, complete: r.invoke + r.duration };
-    if (r.op === 'set' || r.op === 'cas') op.value = r.value;
-    if (r.op === 'incr' && r.delta !== undefined) op.value = r.delta;
-    if (r.op === 'cas') op.expected = r.expected;
-    if (r.op === 'get') op.result = r.getResult;
-    if (r.op === 'set') op.result = 'OK';
-    if (r.op === 'del') op.result = r.delResult;
-    if (r.op === 'incr') op.result = r.incrResult;
-    if (r.op === 'cas') op.result = r.casResult;
-    if (r.outcome === 'pending') {
-      op.complete = null;
-      delete op.result;
-    } else if (r.outcome === 'failed') op.ok = false;
-    return op;
-  });
+const tinyOp = (opKinds: readonly Op['op'][] = kinds, pendingWeight = 1): fc.Arbitrary<Op> =>
+  fc
+    .record({
+      process: fc.nat(3),
+      op: fc.constantFrom(...opKinds),
+      key: fc.constantFrom('a', 'a', 'a', 'b'),
+      value: fc.constantFrom('1', '2', 'x'),
+      delta: fc.constantFrom(undefined, '1', '-1', '2'),
+      expected: fc.constantFrom(null, '1', '2'),
+      invoke: fc.nat(20),
+      duration: fc.nat(12),
+      outcome: fc.oneof(
+        { weight: 4, arbitrary: fc.constant('ok') },
+        { weight: pendingWeight, arbitrary: fc.constant('pending') },
+        { weight: 1, arbitrary: fc.constant('failed') },
+      ),
+      getResult: fc.constantFrom(null, '1', '2', 'x', '3'),
+      delResult: fc.constantFrom(0, 1),
+      incrResult: fc.constantFrom(1, 2, 3, -1, 0, '2', '4'),
+      casResult: fc.boolean(),
+    })
+    .map((r) => {
+      const op: Op = { process: r.process, op: r.op, key: r.key, invoke: r.invoke, complete: r.invoke + r.duration };
+      if (r.op === 'set' || r.op === 'cas') op.value = r.value;
+      if (r.op === 'incr' && r.delta !== undefined) op.value = r.delta;
+      if (r.op === 'cas') op.expected = r.expected;
+      if (r.op === 'get') op.result = r.getResult;
+      if (r.op === 'set') op.result = 'OK';
+      if (r.op === 'del') op.result = r.delResult;
+      if (r.op === 'incr') op.result = r.incrResult;
+      if (r.op === 'cas') op.result = r.casResult;
+      if (r.outcome === 'pending') {
+        op.complete = null;
+        delete op.result;
+      } else if (r.outcome === 'failed') op.ok = false;
+      return op;
+    });
 
 describe('agreement with brute force on tiny histories', () => {
   test.prop(
@@ -106,20 +109,17 @@ describe('agreement with brute force on tiny histories', () => {
       ),
     ],
     { numRuns: 2500 },
-  )(
-    'checkHistory and every strategy give the brute-force verdict',
-    (ops) => {
-      const expected = bruteForce(ops);
-      const res = checkHistory(ops, { witness: true });
-      expect(res.ok).toBe(expected);
-      if (res.ok) expect(verifyWitness(ops, res.witness!)).toBeUndefined();
-      expect(runStrategy(ops, 'dfs')).toBe(expected ? 'ok' : 'fail');
-      expect(runStrategy(ops, 'frontier')).toBe(expected ? 'ok' : 'fail');
-      const relaxed = runStrategy(ops, 'relaxed');
-      if (expected) expect(['ok', 'inconclusive']).toContain(relaxed);
-      else expect(['fail', 'inconclusive']).toContain(relaxed);
-    },
-  );
+  )('checkHistory and every strategy give the brute-force verdict', (ops) => {
+    const expected = bruteForce(ops);
+    const res = checkHistory(ops, { witness: true });
+    expect(res.ok).toBe(expected);
+    if (res.ok) expect(verifyWitness(ops, res.witness!)).toBeUndefined();
+    expect(runStrategy(ops, 'dfs')).toBe(expected ? 'ok' : 'fail');
+    expect(runStrategy(ops, 'frontier')).toBe(expected ? 'ok' : 'fail');
+    const relaxed = runStrategy(ops, 'relaxed');
+    if (expected) expect(['ok', 'inconclusive']).toContain(relaxed);
+    else expect(['fail', 'inconclusive']).toContain(relaxed);
+  });
 
   test('brute force itself: a stale read is not linearizable, a concurrent one is', () => {
     const w: Op = { process: 0, op: 'set', key: 'a', value: '1', invoke: 0, complete: 10, result: 'OK' };
@@ -147,10 +147,17 @@ describe('the searches agree on medium histories', () => {
   };
   test.prop(
     [
-      fc.array(plannedOp.map((o) => ({ ...o, key: 0, outcome: o.outcome === 'ok' && o.arg % 4 === 0 ? ('timeout-applied' as const) : o.outcome })), {
-        minLength: 5,
-        maxLength: 40,
-      }),
+      fc.array(
+        plannedOp.map((o) => ({
+          ...o,
+          key: 0,
+          outcome: o.outcome === 'ok' && o.arg % 4 === 0 ? ('timeout-applied' as const) : o.outcome,
+        })),
+        {
+          minLength: 5,
+          maxLength: 40,
+        },
+      ),
       fc.integer({ min: 1, max: 6 }),
       fc.array(fc.tuple(fc.nat(), fc.nat()), { maxLength: 3 }),
       fc.constantFrom([-2, -1, 0, 1, 2], [1]),
@@ -195,7 +202,13 @@ describe('format round trip', () => {
     })
     .map((r) => {
       const invoke = Object.is(r.invoke, -0) ? 0 : r.invoke;
-      const op: Op = { process: r.process, op: r.op, key: r.key, invoke, complete: r.duration === null ? null : invoke + r.duration };
+      const op: Op = {
+        process: r.process,
+        op: r.op,
+        key: r.key,
+        invoke,
+        complete: r.duration === null ? null : invoke + r.duration,
+      };
       if (r.op === 'set' || r.op === 'cas') op.value = r.value;
       if (r.op === 'incr' && r.delta !== undefined) op.value = r.delta.toString();
       if (r.op === 'cas' && !r.omitExpected) op.expected = r.expected;
@@ -210,9 +223,12 @@ describe('format round trip', () => {
       return op;
     });
 
-  test.prop([fc.array(anyOp, { maxLength: 30 })], { numRuns: 300 })('parseHistory(serializeHistory(ops)) equals ops', (ops) => {
-    const text = serializeHistory(ops);
-    expect(text.split('\n').length).toBe(ops.length + 1); // one line per op, no raw newline inside
-    expect(parseHistory(text)).toStrictEqual(ops);
-  });
+  test.prop([fc.array(anyOp, { maxLength: 30 })], { numRuns: 300 })(
+    'parseHistory(serializeHistory(ops)) equals ops',
+    (ops) => {
+      const text = serializeHistory(ops);
+      expect(text.split('\n').length).toBe(ops.length + 1); // one line per op, no raw newline inside
+      expect(parseHistory(text)).toStrictEqual(ops);
+    },
+  );
 });

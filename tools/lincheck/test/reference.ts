@@ -53,7 +53,8 @@ export function bruteForce(history: readonly Op[]): boolean {
       if ((placed & (1 << i)) !== 0) continue;
       // every op that completed before i was invoked must already be placed
       let ready = true;
-      for (let j = 0; j < n; j++) if (j !== i && (placed & (1 << j)) === 0 && end(ops[j]) < ops[i].invoke) ready = false;
+      for (let j = 0; j < n; j++)
+        if (j !== i && (placed & (1 << j)) === 0 && end(ops[j]) < ops[i].invoke) ready = false;
       if (!ready) continue;
       const next = [...seq, ops[i]];
       if (replay(next) === undefined) continue;
@@ -82,7 +83,8 @@ export function verifyWitness(history: readonly Op[], witness: Map<string, numbe
     for (let a = 0; a < seq.length; a++)
       for (let b = a + 1; b < seq.length; b++) {
         const cb = seq[b].complete;
-        if (cb !== null && cb < seq[a].invoke) return `op #${order[b]} completed before op #${order[a]} was invoked but is ordered after it`;
+        if (cb !== null && cb < seq[a].invoke)
+          return `op #${order[b]} completed before op #${order[a]} was invoked but is ordered after it`;
       }
     if (replay(seq) === undefined) return `replaying key ${key} does not give the recorded results`;
     all.push(...seq);

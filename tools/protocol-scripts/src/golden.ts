@@ -15,9 +15,7 @@ import { ScriptError, type ScriptCommand, parseCommand } from './syntax.ts';
 
 export const SEPARATOR = '----';
 
-type Block =
-  | { kind: 'text'; line: string }
-  | { kind: 'case'; cmdLines: string[]; line: number; expected: string[] };
+type Block = { kind: 'text'; line: string } | { kind: 'case'; cmdLines: string[]; line: number; expected: string[] };
 
 export function parseGolden(text: string): Block[] {
   const lines = text.split('\n');

@@ -21,7 +21,10 @@ const enc = (s: string) => new TextEncoder().encode(s);
 describe('syntax', () => {
   it('splits on white space outside brackets and quotes', () => {
     expect(tokenize('promise from=r2 accepted=[2:1.r3:batch(a,b) 3:1.r3:noop] reason="a b"')).toEqual([
-      'promise', 'from=r2', 'accepted=[2:1.r3:batch(a,b) 3:1.r3:noop]', 'reason="a b"',
+      'promise',
+      'from=r2',
+      'accepted=[2:1.r3:batch(a,b) 3:1.r3:noop]',
+      'reason="a b"',
     ]);
     expect(() => tokenize('x=(a')).toThrow(ScriptError);
   });
@@ -43,8 +46,12 @@ describe('values', () => {
   ];
   it('print compactly and parse back', () => {
     expect(values.map(fmtValue)).toEqual([
-      'noop', 'batch(a,b)', 'batch(c7)@r1/2#7+excl+last', 'batch(0x00ff,0x)@r1#3+at=1234',
-      'config(e2:r1,r2,r4)', 'config(e3:r1)@r1#9+cookie=ck',
+      'noop',
+      'batch(a,b)',
+      'batch(c7)@r1/2#7+excl+last',
+      'batch(0x00ff,0x)@r1#3+at=1234',
+      'config(e2:r1,r2,r4)',
+      'config(e3:r1)@r1#9+cookie=ck',
     ]);
     for (const v of values) expect(parseValue(fmtValue(v))).toEqual(v);
   });
@@ -69,7 +76,9 @@ function echoRole(): RoleAdapter {
       if (e.type !== 'prepare') return;
       const m = e as unknown as Extract<Message, { type: 'prepare' }>;
       const accepted = Array.from({ length: m.fromSlot }, (_, k) => ({
-        slot: k + 1, ballot: m.ballot, value: parseValue(`batch(command-number-${k + 1})`),
+        slot: k + 1,
+        ballot: m.ballot,
+        value: parseValue(`batch(command-number-${k + 1})`),
       }));
       for (const to of ['r2', 'r3']) {
         const { ballot, fromSlot } = m;

@@ -13,25 +13,41 @@ const buildNative = join(root, 'tools', 'scripts', 'build-native.mjs');
 const lib = (found: boolean) => ({ libpmem: { found } });
 
 describe('staleReason', () => {
-  const probe = (backend: string, found: boolean, forced: string | null = null) => ({ backend, forced, libraries: lib(found) });
+  const probe = (backend: string, found: boolean, forced: string | null = null) => ({
+    backend,
+    forced,
+    libraries: lib(found),
+  });
   it('rebuilds a missing build, and a build without a stamp when the addon has optional libraries', () => {
     expect(staleReason({ built: false, stamp: null, probe: null })).toBe('it was not built');
     expect(staleReason({ built: true, stamp: null, probe: null })).toBeNull();
-    expect(staleReason({ built: true, stamp: null, probe: probe('mmap', false) })).toMatch(/no record of what it was built against/);
+    expect(staleReason({ built: true, stamp: null, probe: probe('mmap', false) })).toMatch(
+      /no record of what it was built against/,
+    );
   });
   it('is quiet while the stamped backend is the one the probe picks now', () => {
     expect(staleReason({ built: true, stamp: probe('mmap', false), probe: probe('mmap', false) })).toBeNull();
     expect(staleReason({ built: true, stamp: probe('libpmem', true), probe: probe('libpmem', true) })).toBeNull();
     // forced fallback, library present: nothing to do while the variable stays set
-    expect(staleReason({ built: true, stamp: probe('mmap', true, 'X=mmap'), probe: probe('mmap', true, 'X=mmap') })).toBeNull();
+    expect(
+      staleReason({ built: true, stamp: probe('mmap', true, 'X=mmap'), probe: probe('mmap', true, 'X=mmap') }),
+    ).toBeNull();
   });
   it('names the library that appeared or went since the build', () => {
-    expect(staleReason({ built: true, stamp: probe('mmap', false), probe: probe('libpmem', true) })).toBe('libpmem appeared since it was built (mmap backend)');
-    expect(staleReason({ built: true, stamp: probe('libpmem', true), probe: probe('mmap', false) })).toBe('libpmem is gone since it was built (libpmem backend)');
+    expect(staleReason({ built: true, stamp: probe('mmap', false), probe: probe('libpmem', true) })).toBe(
+      'libpmem appeared since it was built (mmap backend)',
+    );
+    expect(staleReason({ built: true, stamp: probe('libpmem', true), probe: probe('mmap', false) })).toBe(
+      'libpmem is gone since it was built (libpmem backend)',
+    );
   });
   it('names the variable that forced the fallback', () => {
-    expect(staleReason({ built: true, stamp: probe('libpmem', true), probe: probe('mmap', true, 'X=mmap') })).toBe('X=mmap is set now (libpmem backend before)');
-    expect(staleReason({ built: true, stamp: probe('mmap', true, 'X=mmap'), probe: probe('libpmem', true) })).toBe('X=mmap is no longer set (mmap backend before)');
+    expect(staleReason({ built: true, stamp: probe('libpmem', true), probe: probe('mmap', true, 'X=mmap') })).toBe(
+      'X=mmap is set now (libpmem backend before)',
+    );
+    expect(staleReason({ built: true, stamp: probe('mmap', true, 'X=mmap'), probe: probe('libpmem', true) })).toBe(
+      'X=mmap is no longer set (mmap backend before)',
+    );
   });
 });
 
@@ -60,7 +76,13 @@ describe('build-native.mjs --stale', () => {
     join(addonDir, 'binding.gyp'),
     JSON.stringify({
       variables: { 'fake_backend%': '<!(node detect-backend.cjs)' },
-      targets: [{ target_name: 'fake', sources: ['fake.c'], conditions: [["fake_backend=='libfake'", { defines: ['FAKE_HAVE_LIB=1'] }]] }],
+      targets: [
+        {
+          target_name: 'fake',
+          sources: ['fake.c'],
+          conditions: [["fake_backend=='libfake'", { defines: ['FAKE_HAVE_LIB=1'] }]],
+        },
+      ],
     }),
   );
   writeFileSync(
@@ -94,18 +116,31 @@ if (require.main === module) process.stdout.write(probe().backend);
 `,
   );
   const run = (...args: string[]) => {
-    const r = spawnSync(process.execPath, [buildNative, ...args], { encoding: 'utf8', env: { ...process.env, DECREE_NATIVE_DIR: dir } });
+    const r = spawnSync(process.execPath, [buildNative, ...args], {
+      encoding: 'utf8',
+      env: { ...process.env, DECREE_NATIVE_DIR: dir },
+    });
     return { status: r.status, out: `${r.stdout}${r.stderr}`.trim() };
   };
   const builtBackend = () =>
-    spawnSync(process.execPath, ['-p', `require(${JSON.stringify(join(addonDir, 'build', 'Release', 'fake.node'))}).backend`], { encoding: 'utf8' }).stdout.trim();
+    spawnSync(
+      process.execPath,
+      ['-p', `require(${JSON.stringify(join(addonDir, 'build', 'Release', 'fake.node'))}).backend`],
+      { encoding: 'utf8' },
+    ).stdout.trim();
 
   it('builds the fallback, stays quiet while nothing changed, rebuilds once when the library appears', () => {
     let r = run('--stale'); // never built
     expect(r.status).toBe(0);
-    expect(r.out).toMatch(/^decree: native\/fake: rebuilt in [\d.]+ s \(none backend: libfake not found\): it was not built$/);
+    expect(r.out).toMatch(
+      /^decree: native\/fake: rebuilt in [\d.]+ s \(none backend: libfake not found\): it was not built$/,
+    );
     expect(builtBackend()).toBe('none');
-    expect(readStamp({ dir: addonDir })).toMatchObject({ addon: 'fake', backend: 'none', libraries: { libfake: { found: false } } });
+    expect(readStamp({ dir: addonDir })).toMatchObject({
+      addon: 'fake',
+      backend: 'none',
+      libraries: { libfake: { found: false } },
+    });
 
     expect(run('--stale')).toEqual({ status: 0, out: '' });
 
@@ -113,12 +148,17 @@ if (require.main === module) process.stdout.write(probe().backend);
     writeFileSync(join(addonDir, 'lib', 'libfake.so'), ''); // "apt-get install libfake-dev"
     r = run('--stale');
     expect(r.out.split('\n')).toHaveLength(1);
-    expect(r.out).toMatch(/^decree: native\/fake: rebuilt in [\d.]+ s \(libfake backend\): libfake appeared since it was built \(none backend\)$/);
+    expect(r.out).toMatch(
+      /^decree: native\/fake: rebuilt in [\d.]+ s \(libfake backend\): libfake appeared since it was built \(none backend\)$/,
+    );
     expect(builtBackend()).toBe('libfake');
     expect(JSON.parse(readFileSync(join(addonDir, 'build', STAMP_FILE), 'utf8')).backend).toBe('libfake');
 
     expect(run('--stale')).toEqual({ status: 0, out: '' });
-    expect(run()).toMatchObject({ status: 0, out: expect.stringMatching(/^decree: native\/fake: built in [\d.]+ s \(libfake backend\)$/) });
+    expect(run()).toMatchObject({
+      status: 0,
+      out: expect.stringMatching(/^decree: native\/fake: built in [\d.]+ s \(libfake backend\)$/),
+    });
   });
 });
 

@@ -7,8 +7,19 @@ import { generateStatecharts, mermaidOf, STATECHART_DIR } from '../statecharts.t
 describe('statecharts', () => {
   it('the committed docs/statecharts equal the ones generated from the machines', () => {
     const gen = generateStatecharts();
-    expect(Object.keys(gen).sort()).toEqual(['acceptor.md', 'config-manager.md', 'elector.md', 'learner.md', 'proposer.md', 'snapshotter.md']);
-    for (const [file, text] of Object.entries(gen)) expect(readFileSync(join(STATECHART_DIR, file), 'utf8'), `${file} is stale: run tools/scripts/statecharts.ts`).toBe(text);
+    expect(Object.keys(gen).sort()).toEqual([
+      'acceptor.md',
+      'config-manager.md',
+      'elector.md',
+      'learner.md',
+      'proposer.md',
+      'snapshotter.md',
+    ]);
+    for (const [file, text] of Object.entries(gen))
+      expect(
+        readFileSync(join(STATECHART_DIR, file), 'utf8'),
+        `${file} is stale: run tools/scripts/statecharts.ts`,
+      ).toBe(text);
   });
 
   it('draws states, initial states, guarded and delayed transitions of a machine', () => {

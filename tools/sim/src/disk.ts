@@ -81,7 +81,10 @@ export class SimDisk implements AcceptorStore {
   async recover(): Promise<RecoveredState> {
     const s = this.durable;
     return {
-      promised: s.promised, accepted: new Map(s.accepted), truncatedBelow: s.truncatedBelow, meta: new Map(s.meta),
+      promised: s.promised,
+      accepted: new Map(s.accepted),
+      truncatedBelow: s.truncatedBelow,
+      meta: new Map(s.meta),
       // the learner's fills (values it executed that came from peers): a restart's local replay needs them
       chosen: new Map(s.chosen),
     };

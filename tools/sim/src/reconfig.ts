@@ -93,8 +93,10 @@ export class ReconfigEpisodes {
     if (next.length < 3 || !fits()) return;
     this.stats.started++;
     const crashX = misses.length > 0 && rng.chance(0.2);
-    this.h.trace(`${this.t()} episode: crash ${r}, ${leader} changes ${cur.join(',')} -> ${next.join(',')}` +
-      `${misses.length ? `, ${misses.join(',')} will miss the decide${crashX ? ' and crash' : ''}` : ''}`);
+    this.h.trace(
+      `${this.t()} episode: crash ${r}, ${leader} changes ${cur.join(',')} -> ${next.join(',')}` +
+        `${misses.length ? `, ${misses.join(',')} will miss the decide${crashX ? ' and crash' : ''}` : ''}`,
+    );
     await c.crash(r);
     // slow disks on the new members in some episodes: a promise waits for its sync, a read-confirm does not
     if (rng.chance(0.5))
@@ -103,7 +105,14 @@ export class ReconfigEpisodes {
         if (d) d.opts = { ...d.opts, maxSyncMs: 5 + rng.next() * 40 };
       }
     const ph: Phase = {
-      k: 'changing', leader, r, misses, crashX, e: 0, extra: rng.int(1, 8), until: c.sched.now() + 2_500,
+      k: 'changing',
+      leader,
+      r,
+      misses,
+      crashX,
+      e: 0,
+      extra: rng.int(1, 8),
+      until: c.sched.now() + 2_500,
     };
     this.phase = ph;
     // the moment the config value is chosen: cut X's link from the leader (the Decide in flight is lost)
@@ -122,14 +131,18 @@ export class ReconfigEpisodes {
       }
     });
     ph.unsubscribe = () => sub.unsubscribe();
-    c.replica(leader).changeConfiguration(next).then(
-      (res) => this.h.trace(`${this.t()} episode: config epoch ${res.epoch} at slot ${res.slot}: ` +
-        `${res.members.join(',')}`),
-      (err: Error & { code?: string }) => {
-        this.h.trace(`${this.t()} episode: config refused: ${err.code ?? ''} ${err.message}`);
-        if (ph.k === 'changing') ph.until = 0; // the next step ends the episode
-      },
-    );
+    c.replica(leader)
+      .changeConfiguration(next)
+      .then(
+        (res) =>
+          this.h.trace(
+            `${this.t()} episode: config epoch ${res.epoch} at slot ${res.slot}: ` + `${res.members.join(',')}`,
+          ),
+        (err: Error & { code?: string }) => {
+          this.h.trace(`${this.t()} episode: config refused: ${err.code ?? ''} ${err.message}`);
+          if (ph.k === 'changing') ph.until = 0; // the next step ends the episode
+        },
+      );
   }
 
   /** Advances the episode; called once per client round. */
@@ -157,10 +170,14 @@ export class ReconfigEpisodes {
         return;
       }
       const p = c.replica(ph.leader).proposer.getSnapshot();
-      const far = p.value === 'leading' && !p.context.reprepare && p.context.chosenUpTo >= ph.e + ph.extra;
+      const far =
+        p.matches('leading') &&
+        !p.matches({ leading: { reconfiguring: 're-preparing' } }) &&
+        p.context.chosenUpTo >= ph.e + ph.extra;
       if (!far && now < ph.until) return;
-      this.h.trace(`${this.t()} episode: crash leader ${ph.leader} ` +
-        `(chosen up to ${p.context.chosenUpTo}, config at ${ph.e})`);
+      this.h.trace(
+        `${this.t()} episode: crash leader ${ph.leader} ` + `(chosen up to ${p.context.chosenUpTo}, config at ${ph.e})`,
+      );
       this.stats.leaderCrashes++;
       await c.crash(ph.leader);
       await this.aftermath(ph, rng.chance(0.5));

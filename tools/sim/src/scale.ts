@@ -1,9 +1,14 @@
 import { type SimLinkOptions, type SimLinkStats, TCP_QUEUE_BYTES, TCP_QUEUE_MESSAGES, twoLanes } from '@decree/bus';
 import { KvCommands, KvShareGroup } from '@decree/kv-machine';
 import type { ReplicaId } from '@decree/protocol';
-import { MemorySnapshotStore } from '@decree/snapshotter';
+import { MemorySnapshotStore } from '@decree/storage/memory';
 import {
-  SimCluster, SafetyViolation, checkAgreement, checkDurability, checkValidity, type AppliedEntry,
+  SimCluster,
+  SafetyViolation,
+  checkAgreement,
+  checkDurability,
+  checkValidity,
+  type AppliedEntry,
 } from '@decree/testkit';
 import { SimDisk } from './disk.ts';
 import { checkLiveness, drain, linkSummary, replicaStates, runDrained } from './liveness.ts';
@@ -277,7 +282,10 @@ export async function simulateScale(p: ScaleParams): Promise<ScaleReport> {
     for (const [id, l] of logs) {
       const odd = l.find((e) => e.cmd.startsWith('#') && !largeTags.has(e.cmd));
       if (odd) throw new SafetyViolation(`validity: ${id} applied ${odd.cmd} at slot ${odd.slot}, not the value sent`);
-      small.set(id, l.filter((e) => !e.cmd.startsWith('#')));
+      small.set(
+        id,
+        l.filter((e) => !e.cmd.startsWith('#')),
+      );
     }
     checkValidity(small, submittedSmall);
     checkDurability(small, ackedSmall, Math.floor(n / 2) + 1);

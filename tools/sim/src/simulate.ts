@@ -1,10 +1,17 @@
 import type { SimLinkOptions } from '@decree/bus';
 import { KvCommands, decodeResult } from '@decree/kv-machine';
 import { HistoryRecorder, checkHistory, type Op, type OpHandle, type OpKind } from '@decree/lincheck';
-import { NotLeaderError } from '@decree/replica';
+import { NotLeaderError, type RoleMachines } from '@decree/replica';
 import type { ReplicaId } from '@decree/protocol';
-import { MemorySnapshotStore } from '@decree/snapshotter';
-import { SimCluster, checkAgreement, checkDurability, checkValidity, SafetyViolation, type AppliedEntry } from '@decree/testkit';
+import { MemorySnapshotStore } from '@decree/storage/memory';
+import {
+  SimCluster,
+  checkAgreement,
+  checkDurability,
+  checkValidity,
+  SafetyViolation,
+  type AppliedEntry,
+} from '@decree/testkit';
 import { SimDisk } from './disk.ts';
 import { checkLiveness } from './liveness.ts';
 import { type EpisodeStats, ReconfigEpisodes } from './reconfig.ts';
@@ -17,8 +24,11 @@ export interface SimParams {
   /** simulated milliseconds of faults and load */
   durationMs?: number;
   clients?: number;
-  /** TEST ONLY: every acceptor forgets its promises */
-  brokenForgetPromise?: boolean;
+  /**
+   * Role machines to run instead of the standard ones at every replica: the self-test passes the testkit's
+   * `forgetfulAcceptorMachine` (a deliberately broken acceptor) to show the checks catch it.
+   */
+  machines?: RoleMachines;
   /** probability of a fault per client round (about every 5 simulated ms); default 0.03 */
   faultRate?: number;
   /** spare replicas of the ring outside the initial configuration, for configuration changes (default 1; 0 turns changes off) */
@@ -113,14 +123,26 @@ export async function simulate(p: SimParams): Promise<SimReport> {
     members: initial,
     seed,
     net: {
-      minDelayMs: 0.1, maxDelayMs: 2, dropRate: 0.01, duplicateRate: 0.01, serialize: seed % 4 === 0,
+      minDelayMs: 0.1,
+      maxDelayMs: 2,
+      dropRate: 0.01,
+      duplicateRate: 0.01,
+      serialize: seed % 4 === 0,
       ...(p.links ? { links: p.links } : {}),
     },
     options: {
       elector: { electionTimeoutMinMs: 150, electionTimeoutMaxMs: 300, heartbeatMs: 40 },
       tickMs: 10,
       // small intervals so that random runs snapshot, truncate logs and catch up by snapshot transfer
-      snapshotter: { everySlots: 8 + (seed % 5) * 4, everyBytes: 0, truncateMargin: seed % 3, keep: 2, chunkBytes: 256, window: 4, retryMs: 40 },
+      snapshotter: {
+        everySlots: 8 + (seed % 5) * 4,
+        everyBytes: 0,
+        truncateMargin: seed % 3,
+        keep: 2,
+        chunkBytes: 256,
+        window: 4,
+        retryMs: 40,
+      },
       makeSnapshotStore: snapshotStore,
       configManager: { catchupTimeoutMs: 1_500, proposeTimeoutMs: 3_000, maxLagSlots: 32 },
       // every other seed: tiny promise pages and catch-up replies (the paths a long log takes)
@@ -132,7 +154,7 @@ export async function simulate(p: SimParams): Promise<SimReport> {
       disks.set(id, d);
       return d;
     },
-    ...(p.brokenForgetPromise ? { brokenForgetPromise: () => true } : {}),
+    ...(p.machines ? { machines: () => p.machines } : {}),
   });
   await c.start();
   const rng = c.sched.rng.fork();
@@ -172,7 +194,11 @@ export async function simulate(p: SimParams): Promise<SimReport> {
   // a stream of its own, drawn only in this mode: without it every seed replays as before
   const rrng = readMode ? rng.fork() : rng;
   const reads: ReadStats = {
-    issued: 0, ok: 0, failed: 0, reprepare: { issued: 0, ok: 0 }, pendingConfig: { issued: 0, ok: 0 },
+    issued: 0,
+    ok: 0,
+    failed: 0,
+    reprepare: { issued: 0, ok: 0 },
+    pendingConfig: { issued: 0, ok: 0 },
   };
   /** read-index reads not answered yet: while there are any, virtual time advances one task at a time */
   let readsOut = 0;
@@ -185,8 +211,9 @@ export async function simulate(p: SimParams): Promise<SimReport> {
     const node = c.nodes.get(target)!;
     const rep = node.replica!;
     const sm = node.sm;
-    const ctx = rep.proposer.getSnapshot().context;
-    const inReprepare = ctx.reprepare;
+    const snap = rep.proposer.getSnapshot();
+    const ctx = snap.context;
+    const inReprepare = snap.matches({ leading: { reconfiguring: 're-preparing' } });
     const inPending = ctx.pendingConfig !== undefined;
     const window = inReprepare ? 'reprepare' : inPending ? `pendingConfig ${ctx.pendingConfig!.slot}` : '';
     // the replica asks its own member list (it changes when the learner executes the config value)
@@ -214,9 +241,11 @@ export async function simulate(p: SimParams): Promise<SimReport> {
       if (inPending) reads.pendingConfig.ok++;
       history.complete(h, value);
       if (window)
-        trace.push(`${t()} read-index ${target} (${window}, ballot ${ctx.ballot.round}.${ctx.ballot.leader}, ` +
-          `asked ${asked}${asked === proposing ? '' : ` not the proposer's ${proposing}`}): ` +
-          `get ${key} = ${value} at index ${index}, executed ${rep.executedSlot()}`);
+        trace.push(
+          `${t()} read-index ${target} (${window}, ballot ${ctx.ballot.round}.${ctx.ballot.leader}, ` +
+            `asked ${asked}${asked === proposing ? '' : ` not the proposer's ${proposing}`}): ` +
+            `get ${key} = ${value} at index ${index}, executed ${rep.executedSlot()}`,
+        );
     };
     const timeout = c.sched.after(1_000, () => finish(undefined));
     rep.readIndex(1_000).then(
@@ -245,7 +274,7 @@ export async function simulate(p: SimParams): Promise<SimReport> {
     if (readerCount === 0) return;
     for (const id of c.up()) {
       const ps = c.replica(id).proposer.getSnapshot();
-      if (ps.value !== 'leading' || !(ps.context.reprepare || ps.context.pendingConfig)) continue;
+      if (!ps.matches({ leading: 'reconfiguring' })) continue;
       for (let ri = 0; ri < readerCount; ri++)
         if (!readerBusy[ri] && c.sched.now() >= readerAt[ri]! + 1) readerStep(ri, id);
     }
@@ -274,17 +303,21 @@ export async function simulate(p: SimParams): Promise<SimReport> {
   /** with reads: a trace line whenever the set of replicas that believe they lead changes */
   let leadersSeen = '';
   const traceLeaders = (): void => {
-    const now = c.leaders().map((id) => {
-      const x = c.replica(id).proposer.getSnapshot().context;
-      const w = x.reprepare ? ' reprepare' : x.pendingConfig ? ` pendingConfig ${x.pendingConfig.slot}` : '';
-      return `${id}@${x.ballot.round}.${x.ballot.leader} epoch ${x.config.epoch}${w}`;
-    }).join(', ');
+    const now = c
+      .leaders()
+      .map((id) => {
+        const ps = c.replica(id).proposer.getSnapshot();
+        const x = ps.context;
+        const reprepare = ps.matches({ leading: { reconfiguring: 're-preparing' } });
+        const w = reprepare ? ' reprepare' : x.pendingConfig ? ` pendingConfig ${x.pendingConfig.slot}` : '';
+        return `${id}@${x.ballot.round}.${x.ballot.leader} epoch ${x.config.epoch}${w}`;
+      })
+      .join(', ');
     if (now !== leadersSeen) trace.push(`${t()} leaders: ${now || 'none'}`);
     leadersSeen = now;
   };
-  const episodes = reconfigRate > 0
-    ? new ReconfigEpisodes({ c, rng: rrng, disks, trace: (l) => trace.push(l), current })
-    : undefined;
+  const episodes =
+    reconfigRate > 0 ? new ReconfigEpisodes({ c, rng: rrng, disks, trace: (l) => trace.push(l), current }) : undefined;
 
   // ------------------------------------------------------------ clients
   const busy = new Array<boolean>(clients).fill(false);
@@ -452,16 +485,21 @@ export async function simulate(p: SimParams): Promise<SimReport> {
         const l = c.leader();
         if (!l || spares === 0) return;
         const size = rng.int(3, ring);
-        const set = [...c.ids].sort(() => rng.next() - 0.5).slice(0, size).sort();
+        const set = [...c.ids]
+          .sort(() => rng.next() - 0.5)
+          .slice(0, size)
+          .sort();
         configChanges.asked++;
         trace.push(`${t()} config ${l}: ${set.join(',')}`);
-        c.replica(l).changeConfiguration(set).then(
-          (r) => {
-            configChanges.applied++;
-            trace.push(`${t()} config epoch ${r.epoch} at slot ${r.slot}: ${r.members.join(',')}`);
-          },
-          (e: Error & { code?: string }) => trace.push(`${t()} config refused: ${e.code ?? ''} ${e.message}`),
-        );
+        c.replica(l)
+          .changeConfiguration(set)
+          .then(
+            (r) => {
+              configChanges.applied++;
+              trace.push(`${t()} config epoch ${r.epoch} at slot ${r.slot}: ${r.members.join(',')}`);
+            },
+            (e: Error & { code?: string }) => trace.push(`${t()} config refused: ${e.code ?? ''} ${e.message}`),
+          );
         return;
       }
     }
@@ -490,7 +528,8 @@ export async function simulate(p: SimParams): Promise<SimReport> {
     c.net.heal();
     c.net.opts = { ...c.net.opts, dropRate: 0, duplicateRate: 0, maxDelayMs: 2 };
     for (const d of disks.values()) d.opts = { ...d.opts, maxSyncMs: 0.5, failRate: 0 };
-    for (const id of c.up() as ReplicaId[]) if (c.replica(id).acceptor.getSnapshot().value === 'failed') await c.crash(id);
+    for (const id of c.up() as ReplicaId[])
+      if (c.replica(id).acceptor.getSnapshot().value === 'failed') await c.crash(id);
     for (const id of down()) await c.restart(id);
     let fin = false;
     if (p.livenessMs !== undefined) {
@@ -533,7 +572,9 @@ export async function simulate(p: SimParams): Promise<SimReport> {
     const finalMembers = current().members;
     checkDurability(new Map(finalMembers.map((id) => [id, c.sm(id).applied])), acked, finalMembers.length);
     // identical state machines at equal applied slots
-    const digests = new Set(finalMembers.map((id: ReplicaId) => `${c.replica(id).executedSlot()}:${c.sm(id).kv.digest()}`));
+    const digests = new Set(
+      finalMembers.map((id: ReplicaId) => `${c.replica(id).executedSlot()}:${c.sm(id).kv.digest()}`),
+    );
     if (digests.size !== 1) throw new SafetyViolation(`states differ: ${[...digests].join(' | ')}`);
     const lin = checkHistory(history.ops(), { timeoutMs: 10_000 });
     if (!lin.ok && !lin.timedOut) throw new SafetyViolation(`linearizability: key ${lin.key}: ${lin.reason}`);
@@ -543,12 +584,15 @@ export async function simulate(p: SimParams): Promise<SimReport> {
     for (const id of c.up()) {
       const r = c.replica(id);
       const st = r.status();
-      const p = r.proposer.getSnapshot().context;
+      const ps = r.proposer.getSnapshot();
+      const p = ps.context;
+      const reprepare = ps.matches({ leading: { reconfiguring: 're-preparing' } });
       trace.push(
         `${t()} state ${id}: ${st.states.proposer}/${st.states.elector} leader=${st.leader ?? '-'} ballot=${p.ballot.round}.${p.ballot.leader} ` +
           `promised=${st.promised.round}.${st.promised.leader} executed=${st.executedUpTo} chosen=${st.chosenUpTo} applied=${c.sm(id).applied.length} ` +
           `config=${st.configEpoch}:${st.members.join(',')} truncated=${r.acceptor.getSnapshot().context.truncatedBelow} fromSlot=${p.fromSlot} ` +
-          `reprepare=${p.reprepare} pendingConfig=${p.pendingConfig?.slot ?? '-'} snapshots=${r.statistics().snapshots.installed}/${r.statistics().snapshots.latestSlot} ` +
+          `reprepare=${reprepare} pendingConfig=${p.pendingConfig?.slot ?? '-'} ` +
+          `snapshots=${r.statistics().snapshots.installed}/${r.statistics().snapshots.latestSlot} ` +
           `awaiting=${p.awaitingCatchup} promises=${[...p.promises.keys()].join(',')} pages=${[...p.promisePages.keys()].join(',')} ` +
           `marked=${r.acceptor.getSnapshot().context.markedUpTo} acceptor=${st.states.acceptor}`,
       );

@@ -9,12 +9,14 @@ import { SOAK_FAULT_KINDS, type SoakFaultKind } from './faults.ts';
 import { runSoak } from './harness.ts';
 import { formatReport } from './report.ts';
 
-const num = (what: string, int = false) => (v: string) => {
-  const n = Number(v);
-  if (!Number.isFinite(n) || n <= 0 || (int && !Number.isInteger(n)))
-    throw new InvalidArgumentError(`${what} must be a positive ${int ? 'integer' : 'number'}`);
-  return n;
-};
+const num =
+  (what: string, int = false) =>
+  (v: string) => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n <= 0 || (int && !Number.isInteger(n)))
+      throw new InvalidArgumentError(`${what} must be a positive ${int ? 'integer' : 'number'}`);
+    return n;
+  };
 
 const program = new Command('soak')
   .description('real-process soak: 3 replicas, pipelined big-value load, kill -9, SIGSTOP, whole-cluster restarts')
@@ -35,11 +37,16 @@ const program = new Command('soak')
   })
   .option('--connections <n>', 'bulk pipelining connections', num('--connections', true), 4)
   .option('--pipeline <n>', 'commands per pipeline', num('--pipeline', true), 400)
-  .option('--big <n>', '300 KB SETs per pipeline', (v) => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('--big must be a non-negative integer');
-    return n;
-  }, 3)
+  .option(
+    '--big <n>',
+    '300 KB SETs per pipeline',
+    (v) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('--big must be a non-negative integer');
+      return n;
+    },
+    3,
+  )
   .option('--big-bytes <n>', 'size of a big value', num('--big-bytes', true), 300 * 1024)
   .option('--keyspace <n>', 'keys of the 64-byte SETs', num('--keyspace', true), 10_000)
   .option('--checked-clients <n>', 'recorded one-op-at-a-time clients', num('--checked-clients', true), 2)

@@ -292,8 +292,10 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
       finalReadsComplete = true;
       say(`final reads: ${finalValues.size} keys read through the cluster`);
     } catch {
-      problems.push(`final reads not answered within ${(o.finalReadTimeoutMs ?? 120_000) / 1000} s ` +
-        `(${finalValues.size} of ${checked.size + bulkSmall.length + bulkBig.length} keys read)`);
+      problems.push(
+        `final reads not answered within ${(o.finalReadTimeoutMs ?? 120_000) / 1000} s ` +
+          `(${finalValues.size} of ${checked.size + bulkSmall.length + bulkBig.length} keys read)`,
+      );
     } finally {
       reader.close();
     }

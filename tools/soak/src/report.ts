@@ -119,7 +119,11 @@ export function formatReport(r: SoakReport): string {
       `${r.checkedClients} checked clients`,
     `  ops ok     ${r.totals.ok} (bulk ${r.totals.okBulk}, checked ${r.totals.okChecked}); ` +
       `errors ${r.totals.errors}, unknown ${r.totals.unknown}`,
-    `  causes     ${Object.entries(r.errorsByCause).map(([k, v]) => `${k} ${v}`).join(', ') || 'none'}`,
+    `  causes     ${
+      Object.entries(r.errorsByCause)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ') || 'none'
+    }`,
     ...Object.entries(r.errorSamples).map(([k, v]) => `             e.g. ${k}: ${v}`),
     `  faults     ${r.faults.length}`,
     ...r.faults.map((f) => `             ${formatFault(f)}`),
@@ -152,7 +156,13 @@ export function formatReport(r: SoakReport): string {
     `  run dir    ${r.dir} (logs/, progress.log, report.json${r.verdict === 'FAIL' ? ', data/' : ''})`,
   ];
   for (const [id, msgs] of Object.entries(r.logDigest))
-    if (msgs.length) lines.push(`  log ${id}     ${msgs.slice(0, 4).map((m) => `${m.count}x "${m.msg}"`).join('; ')}`);
+    if (msgs.length)
+      lines.push(
+        `  log ${id}     ${msgs
+          .slice(0, 4)
+          .map((m) => `${m.count}x "${m.msg}"`)
+          .join('; ')}`,
+      );
   for (const p of r.problems) lines.push(`  problem    ${p}`);
   return lines.join('\n');
 }

@@ -5,7 +5,7 @@
  *    messages/s, MB/s and the sender's CPU µs per message.
  *  - latency: ping-pong, one message in flight; round-trip p50 / p99 in µs.
  *
- *   node --conditions=source --import tsx packages/transport-shm/bench.ts            # receiver in a child process
+ *   node --conditions=source --import tsx apps/bench/src/micro/transport-shm.ts  # receiver in a child process
  *   options: --local (both ends in one process)  --seconds=N (per size, default 2)  --sizes=100,6144
  *            --pings=N (default 3000)  --kinds=shm,tcp
  *
@@ -19,7 +19,7 @@ import { fileURLToPath } from 'node:url';
 import type { Transport } from '@decree/bus';
 import { encodeMessage, type Message } from '@decree/protocol';
 import { createTcpTransport } from '@decree/transport-tcp';
-import { createShmTransport } from './src/index.ts';
+import { createShmTransport } from '@decree/transport-shm';
 
 const args = new Map(
   process.argv.slice(2).map((a) => {
@@ -36,9 +36,23 @@ const ackEvery = 256;
 function messageOfSize(size: number, ring: string, from = 'S', to = 'R'): Message {
   const mk = (n: number): Message =>
     size < 200
-      ? { type: 'heartbeat-ack', ring, from, to, ballot: { round: 7, leader: from }, appliedUpTo: 123456, payload: new Uint8Array(n).fill(0x61) }
+      ? {
+          type: 'heartbeat-ack',
+          ring,
+          from,
+          to,
+          ballot: { round: 7, leader: from },
+          appliedUpTo: 123456,
+          payload: new Uint8Array(n).fill(0x61),
+        }
       : {
-          type: 'accept', ring, from, to, ballot: { round: 7, leader: from }, slot: 123456, decidedUpTo: 123455,
+          type: 'accept',
+          ring,
+          from,
+          to,
+          ballot: { round: 7, leader: from },
+          slot: 123456,
+          decidedUpTo: 123455,
           value: { k: 'batch', origin: from, inc: 1, firstId: 1000, cmds: [new Uint8Array(n).fill(0x61)] },
         };
   let n = Math.max(0, size - encodeMessage(mk(0)).length);
@@ -56,7 +70,16 @@ interface Opts {
 
 async function makeTransport(o: Opts, self: 'S' | 'R'): Promise<Transport> {
   if (o.kind === 'shm')
-    return createShmTransport({ self, peers: ['S', 'R'], cluster: o.cluster, dir: o.dir, capacity: 8 << 20, maxQueuedBytes: 256 << 20, maxQueuedMessages: 1 << 20, logger: false });
+    return createShmTransport({
+      self,
+      peers: ['S', 'R'],
+      cluster: o.cluster,
+      dir: o.dir,
+      capacity: 8 << 20,
+      maxQueuedBytes: 256 << 20,
+      maxQueuedMessages: 1 << 20,
+      logger: false,
+    });
   return createTcpTransport({
     self,
     listen: { host: '127.0.0.1', port: self === 'S' ? o.sPort : o.rPort },
@@ -78,7 +101,8 @@ async function receiver(o: Opts): Promise<Transport> {
     }
     const n = (counts.get(m.ring) ?? 0) + 1;
     counts.set(m.ring, n);
-    if (n % ackEvery === 0) t.send({ type: 'progress', ring: m.ring, from: 'R', to: 'S', executedUpTo: n, chosenUpTo: n });
+    if (n % ackEvery === 0)
+      t.send({ type: 'progress', ring: m.ring, from: 'R', to: 'S', executedUpTo: n, chosenUpTo: n });
   });
   return t;
 }
@@ -101,9 +125,20 @@ async function runKind(kind: 'shm' | 'tcp', local: boolean, dir: string): Promis
   let rLocal: Transport | undefined;
   if (local) rLocal = await receiver(o);
   else {
-    child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', fileURLToPath(import.meta.url), '--role=receiver', `--opts=${JSON.stringify(o)}`], {
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    });
+    child = spawn(
+      process.execPath,
+      [
+        '--conditions=source',
+        '--import',
+        'tsx',
+        fileURLToPath(import.meta.url),
+        '--role=receiver',
+        `--opts=${JSON.stringify(o)}`,
+      ],
+      {
+        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      },
+    );
     await new Promise<void>((resolve, reject) => {
       child!.once('message', () => resolve());
       child!.once('exit', (c) => reject(new Error(`receiver exited ${c}`)));
@@ -149,7 +184,8 @@ async function runKind(kind: 'shm' | 'tcp', local: boolean, dir: string): Promis
     const delivered = (acked.get(ring) ?? 0) - a0;
     const perSec = (delivered / ms) * 1000;
     const drainEnd = Date.now() + 10_000;
-    while ((acked.get(ring) ?? 0) + ackEvery <= sent && Date.now() < drainEnd) await new Promise((r) => setTimeout(r, 5));
+    while ((acked.get(ring) ?? 0) + ackEvery <= sent && Date.now() < drainEnd)
+      await new Promise((r) => setTimeout(r, 5));
     // ---- latency (ping-pong)
     const ping = messageOfSize(size, `lat-${size}`);
     const rtts: number[] = [];
@@ -186,7 +222,12 @@ async function main(): Promise<void> {
   const local = args.has('local');
   const dir = mkdtempSync(path.join(args.get('dir') ?? '/dev/shm', 'decree-bench-'));
   try {
-    console.log(`transport-shm vs transport-tcp: ${local ? 'both ends in one process' : 'receiver in a child process'}, node ${process.version}, ${os.cpus().length} cores, load ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}, ${seconds} s per size, ${pings} pings`);
+    console.log(
+      `transport-shm vs transport-tcp: ${local ? 'both ends in one process' : 'receiver in a child process'}, node ${process.version}, ${os.cpus().length} cores, load ${os
+        .loadavg()
+        .map((x) => x.toFixed(1))
+        .join(' ')}, ${seconds} s per size, ${pings} pings`,
+    );
     console.log('| transport | message bytes | messages/s | MB/s | sender CPU µs/msg | RTT p50 µs | RTT p99 µs |');
     console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
     for (const kind of kinds) for (const r of await runKind(kind, local, dir)) console.log(r);

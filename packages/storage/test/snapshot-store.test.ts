@@ -2,14 +2,8 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  FileSnapshotStore,
-  MemorySnapshotStore,
-  SnapshotCorruptError,
-  loadLatestValid,
-  snapshotFileName,
-  type SnapshotStore,
-} from '../src/index.ts';
+import { SnapshotCorruptError, type SnapshotStore, loadLatestValid } from '@decree/protocol';
+import { FileSnapshotStore, MemorySnapshotStore, snapshotFileName } from '../src/index.ts';
 
 const dirs: string[] = [];
 const tmp = () => {
@@ -65,8 +59,22 @@ describe('file snapshot store', () => {
     const p = join(dir, newest.name);
     const good = readFileSync(p);
     const damages: [string, (b: Buffer) => Buffer][] = [
-      ['payload bit flip', (b) => { const c = Buffer.from(b); c[c.length - 10]! ^= 1; return c; }],
-      ['header bit flip', (b) => { const c = Buffer.from(b); c[9]! ^= 1; return c; }],
+      [
+        'payload bit flip',
+        (b) => {
+          const c = Buffer.from(b);
+          c[c.length - 10]! ^= 1;
+          return c;
+        },
+      ],
+      [
+        'header bit flip',
+        (b) => {
+          const c = Buffer.from(b);
+          c[9]! ^= 1;
+          return c;
+        },
+      ],
       ['torn (short) file', (b) => b.subarray(0, b.length - 100)],
       ['empty file', () => Buffer.alloc(0)],
       ['extra bytes', (b) => Buffer.concat([b, Buffer.from([1, 2, 3])])],

@@ -1,7 +1,7 @@
 // Micro-benchmark: messages/s through the NATS transport (transport A -> nats-server -> transport B),
 // for ~100-byte and ~6 KB encoded messages.
 //
-//   cd /work/main && node --conditions=source --import tsx packages/transport-nats/bench.ts [--seconds 3] [--window 2000]
+//   node --conditions=source --import tsx apps/bench/src/micro/transport-nats.ts [--seconds 3] [--window 2000]
 //
 // A sliding window keeps at most `window` messages in flight (sent, not yet received), so the
 // figure is sustained end-to-end throughput with nothing dropped; a second pass measures how fast
@@ -9,8 +9,8 @@
 // baseline publishes the same pre-encoded bytes with the bare client (no codec, no transport).
 import { connect } from 'nats';
 import { encodeMessage, type Message } from '@decree/protocol';
-import { createNatsTransport } from './src/index.ts';
-import { startNatsServer } from './src/testing.ts';
+import { createNatsTransport } from '@decree/transport-nats';
+import { startNatsServer } from '@decree/transport-nats/testing';
 
 const arg = (name: string, dflt: number) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -27,7 +27,15 @@ function messageOfSize(size: number): Message {
   const small = size < 1000;
   const make = (n: number): Message =>
     small
-      ? { type: 'heartbeat', ring: 'ring0', from: 'A', to: 'B', ballot: { round: 7, leader: 'A' }, decidedUpTo: 123450, cookie: new Uint8Array(n).fill(7) }
+      ? {
+          type: 'heartbeat',
+          ring: 'ring0',
+          from: 'A',
+          to: 'B',
+          ballot: { round: 7, leader: 'A' },
+          decidedUpTo: 123450,
+          cookie: new Uint8Array(n).fill(7),
+        }
       : {
           type: 'accept',
           ring: 'ring0',

@@ -8,7 +8,13 @@ describe('snapshot stores keep the configuration', () => {
   it('the file header carries epoch and start slot beside the members; a header of members alone still reads', () => {
     const data = new Uint8Array([1, 2, 3]);
     const { header } = encodeSnapshotFile(40, ['r1', 'r4'], data, { epoch: 3, startSlot: 31 });
-    expect(decodeSnapshotHeader(header, 'x').meta).toMatchObject({ slot: 40, members: ['r1', 'r4'], epoch: 3, startSlot: 31, length: 3 });
+    expect(decodeSnapshotHeader(header, 'x').meta).toMatchObject({
+      slot: 40,
+      members: ['r1', 'r4'],
+      epoch: 3,
+      startSlot: 31,
+      length: 3,
+    });
     const old = encodeSnapshotFile(40, ['r1', 'r4'], data).header;
     const meta = decodeSnapshotHeader(old, 'y').meta;
     expect(meta.members).toEqual(['r1', 'r4']);

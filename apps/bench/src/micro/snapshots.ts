@@ -1,8 +1,9 @@
 /**
  * Snapshot benchmarks (figures go to docs/benchmarks.md; timing is never a test verdict):
  *
- *   node --conditions=source --import tsx packages/snapshotter/bench/snapshot-bench.ts restart [commands=1000000]
- *   [WINDOW=8] [CHUNK=262144] node --conditions=source --import tsx packages/snapshotter/bench/snapshot-bench.ts transfer [keys=1000000]
+ *   node --conditions=source --import tsx apps/bench/src/micro/snapshots.ts restart [commands=1000000]
+ *   [WINDOW=8] [CHUNK=262144] node --conditions=source --import tsx apps/bench/src/micro/snapshots.ts \
+ *     transfer [keys=1000000]
  *
  * restart: one replica (file WAL + file snapshots in a temp dir) applies N SET commands through
  * consensus with a snapshot every 8 MB of slot values, stops, and is created again: the time from
@@ -16,11 +17,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KvCommands, KvMachine } from '@decree/kv-machine';
-import { FileWalStore } from '@decree/storage';
-import { MemoryStore } from '@decree/storage/memory';
+import { loadLatestValid } from '@decree/protocol';
+import { FileSnapshotStore, FileWalStore, MemorySnapshotStore, MemoryStore } from '@decree/storage';
 import { createTcpTransport, type PeerAddress } from '@decree/transport-tcp';
 import { createReplica, type Replica } from '@decree/replica';
-import { FileSnapshotStore, MemorySnapshotStore, collect, loadLatestValid } from '../src/index.ts';
+import { collect } from '@decree/snapshotter';
 
 const ms = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e6;
 const sleep = (n: number) => new Promise((r) => setTimeout(r, n));
@@ -39,7 +40,10 @@ async function restart(n: number): Promise<void> {
       storage: new FileWalStore({ dir: join(dir, 'wal') }),
       stateMachine: sm,
       snapshots: new FileSnapshotStore(join(dir, 'snap')),
-      options: { snapshotter: { everySlots: 0, everyBytes: 8 << 20, truncateMargin: 0, keep: 2 }, elector: { electionTimeoutMinMs: 20, electionTimeoutMaxMs: 40 } },
+      options: {
+        snapshotter: { everySlots: 0, everyBytes: 8 << 20, truncateMargin: 0, keep: 2 },
+        elector: { electionTimeoutMinMs: 20, electionTimeoutMaxMs: 40 },
+      },
     });
   try {
     const sm1 = new KvMachine();
@@ -53,19 +57,24 @@ async function restart(n: number): Promise<void> {
       await r1.submitBatch(cmds);
     }
     const loadMs = ms(t0);
-    for (let i = 0; i < 500 && JSON.stringify(r1.snapshotter.getSnapshot().value) !== '{"running":"idle"}'; i++) await sleep(10);
+    for (let i = 0; i < 500 && JSON.stringify(r1.snapshotter.getSnapshot().value) !== '{"running":"idle"}'; i++)
+      await sleep(10);
     const executed = r1.executedSlot();
     const st = r1.statistics();
     const digest = sm1.digest();
     await r1.stop();
-    console.log(`loaded ${n} commands in ${(loadMs / 1000).toFixed(1)} s (${Math.round(n / (loadMs / 1000))} cmds/s), ${executed} slots, ${st.snapshots.saved} snapshots, newest at slot ${st.snapshots.latestSlot}, log truncated below ${st.snapshots.truncatedBelow}`);
+    console.log(
+      `loaded ${n} commands in ${(loadMs / 1000).toFixed(1)} s (${Math.round(n / (loadMs / 1000))} cmds/s), ${executed} slots, ${st.snapshots.saved} snapshots, newest at slot ${st.snapshots.latestSlot}, log truncated below ${st.snapshots.truncatedBelow}`,
+    );
 
     // the parts, measured apart
     let t = process.hrtime.bigint();
     const snap = await loadLatestValid(new FileSnapshotStore(join(dir, 'snap')));
     const readMs = ms(t);
+    // a snapshot is taken every 8 MB of slot values: about 300,000 commands
+    if (!snap) throw new Error(`no snapshot after ${n} commands: give more (a snapshot every 8 MB of slot values)`);
     t = process.hrtime.bigint();
-    await new KvMachine().restore(snap!.data);
+    await new KvMachine().restore(snap.data);
     const restoreMs = ms(t);
     t = process.hrtime.bigint();
     const wal = new FileWalStore({ dir: join(dir, 'wal') });
@@ -84,7 +93,7 @@ async function restart(n: number): Promise<void> {
     await r2.stop();
     console.log(
       `restart: ${totalMs.toFixed(0)} ms until slot ${executed} executed again (createReplica ${createdMs.toFixed(0)} ms); ` +
-        `snapshot ${(snap!.data.length / 1e6).toFixed(1)} MB at slot ${snap!.meta.slot}: read+verify ${readMs.toFixed(0)} ms, restore ${restoreMs.toFixed(0)} ms; ` +
+        `snapshot ${(snap.data.length / 1e6).toFixed(1)} MB at slot ${snap.meta.slot}: read+verify ${readMs.toFixed(0)} ms, restore ${restoreMs.toFixed(0)} ms; ` +
         `WAL recovery ${walMs.toFixed(0)} ms (${rec.accepted.size} log entries after the truncation point); state equal: ${same}`,
     );
   } finally {
@@ -104,14 +113,35 @@ async function transfer(keys: number): Promise<void> {
   const restoreMs = ms(t);
 
   const addrs = new Map<string, PeerAddress>();
-  const t1 = await createTcpTransport({ self: 'r1', listen: { host: '127.0.0.1', port: 0 }, peers: (id) => addrs.get(id) });
-  const t2 = await createTcpTransport({ self: 'r2', listen: { host: '127.0.0.1', port: 0 }, peers: (id) => addrs.get(id) });
+  const t1 = await createTcpTransport({
+    self: 'r1',
+    listen: { host: '127.0.0.1', port: 0 },
+    peers: (id) => addrs.get(id),
+  });
+  const t2 = await createTcpTransport({
+    self: 'r2',
+    listen: { host: '127.0.0.1', port: 0 },
+    peers: (id) => addrs.get(id),
+  });
   addrs.set('r1', t1.address()!);
   addrs.set('r2', t2.address()!);
   // WINDOW=<chunks> CHUNK=<bytes> override the flow-control defaults (8 chunks of 256 KiB)
-  const flow = { ...(process.env.WINDOW ? { window: Number(process.env.WINDOW) } : {}), ...(process.env.CHUNK ? { chunkBytes: Number(process.env.CHUNK) } : {}) };
-  const common = { configuration: { members: ['r1', 'r2'] }, options: { snapshotter: { everySlots: 0, everyBytes: 0, ...flow } } };
-  const r1 = await createReplica({ id: 'r1', ...common, storage: new MemoryStore(), stateMachine: new KvMachine(), snapshots: store1, transport: t1 });
+  const flow = {
+    ...(process.env.WINDOW ? { window: Number(process.env.WINDOW) } : {}),
+    ...(process.env.CHUNK ? { chunkBytes: Number(process.env.CHUNK) } : {}),
+  };
+  const common = {
+    configuration: { members: ['r1', 'r2'] },
+    options: { snapshotter: { everySlots: 0, everyBytes: 0, ...flow } },
+  };
+  const r1 = await createReplica({
+    id: 'r1',
+    ...common,
+    storage: new MemoryStore(),
+    stateMachine: new KvMachine(),
+    snapshots: store1,
+    transport: t1,
+  });
   const sm2 = new KvMachine();
   const r2 = await createReplica({ id: 'r2', ...common, storage: new MemoryStore(), stateMachine: sm2, transport: t2 });
   await sleep(200);
@@ -138,4 +168,4 @@ async function transfer(keys: number): Promise<void> {
 const [what, arg] = process.argv.slice(2);
 if (what === 'restart') await restart(Number(arg ?? 1_000_000));
 else if (what === 'transfer') await transfer(Number(arg ?? 1_000_000));
-else console.log('usage: snapshot-bench.ts restart|transfer [n]');
+else console.log('usage: snapshots.ts restart|transfer [n]');

@@ -1,10 +1,10 @@
 /**
  * Micro-benchmark of KvMachine.apply.
- *   [KEYS=100000] node --conditions=source --import tsx packages/kv-machine/bench.ts [seconds-per-case]
+ *   [KEYS=100000] node --conditions=source --import tsx apps/bench/src/micro/kv-machine.ts [seconds-per-case]
  * A "64-byte SET" is a 64-byte command: opcode + 16-byte key + 45-byte value (+ 2 length bytes).
  * Commands sit in one batch buffer (as subarrays), like the commands of a decided slot.
  */
-import { KvCommands, KvMachine, KvShareGroup } from './src/index.ts';
+import { KvCommands, KvMachine, KvShareGroup } from '@decree/kv-machine';
 
 const seconds = Number(process.argv[2] ?? 2);
 const KEYS = Number(process.env.KEYS ?? 100_000);
@@ -45,7 +45,9 @@ function run(name: string, cmds: Uint8Array[], m: KvMachine, fresh = false): voi
     if (fresh && (n & (N_CMDS - 1)) === 0) m = new KvMachine();
   }
   const dt = Number(process.hrtime.bigint() - t0) / 1e9;
-  console.log(`${name.padEnd(30)} ${(n / dt / 1e6).toFixed(2).padStart(6)} M applies/s  (${n} in ${dt.toFixed(2)} s, ${(dt / n * 1e9).toFixed(0)} ns each)`);
+  console.log(
+    `${name.padEnd(30)} ${(n / dt / 1e6).toFixed(2).padStart(6)} M applies/s  (${n} in ${dt.toFixed(2)} s, ${((dt / n) * 1e9).toFixed(0)} ns each)`,
+  );
 }
 
 const m = new KvMachine();
@@ -74,7 +76,9 @@ for (const shared of [false, true]) {
     slot++;
   }
   const dt = Number(process.hrtime.bigint() - t0) / 1e9;
-  console.log(`${(shared ? 'SET x 3 replicas, share group' : 'SET 64-byte x 3 replicas').padEnd(30)} ${(n / dt / 1e6).toFixed(2).padStart(6)} M replicated ops/s (apply cost only)`);
+  console.log(
+    `${(shared ? 'SET x 3 replicas, share group' : 'SET 64-byte x 3 replicas').padEnd(30)} ${(n / dt / 1e6).toFixed(2).padStart(6)} M replicated ops/s (apply cost only)`,
+  );
 }
 const mem = process.memoryUsage();
 console.log(`keys ${m.size}, rss ${(mem.rss / 2 ** 20).toFixed(0)} MiB, node ${process.version}`);
@@ -82,7 +86,8 @@ console.log(`keys ${m.size}, rss ${(mem.rss / 2 ** 20).toFixed(0)} MiB, node ${p
 // snapshot + restore of a 1M-key state (16-byte keys, 45-byte values)
 {
   const big = new KvMachine();
-  for (let i = 0; i < 1_000_000; i++) big.apply(KvCommands.set(`key:${String(i).padStart(12, '0')}`, value45), 1 + (i >> 10));
+  for (let i = 0; i < 1_000_000; i++)
+    big.apply(KvCommands.set(`key:${String(i).padStart(12, '0')}`, value45), 1 + (i >> 10));
   let t0 = performance.now();
   const stream = await big.snapshot();
   const tCapture = performance.now() - t0;

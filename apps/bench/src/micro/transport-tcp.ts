@@ -4,8 +4,8 @@
  * (the receiver acknowledges every `ackEvery` messages with a small message), so nothing is
  * dropped and the figure is the sustained rate.
  *
- *   node --conditions=source --import tsx packages/transport-tcp/bench.ts            # both ends in one process
- *   node --conditions=source --import tsx packages/transport-tcp/bench.ts --split    # receiver in a child process
+ *   node --conditions=source --import tsx apps/bench/src/micro/transport-tcp.ts          # both ends in one process
+ *   node --conditions=source --import tsx apps/bench/src/micro/transport-tcp.ts --split  # receiver in a child process
  *   options: --seconds=N (per size, default 3)  --sizes=100,6144
  *
  * CPU µs/msg (process.cpuUsage over the messages sent) is the figure to compare on a loaded machine;
@@ -14,7 +14,7 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { encodeMessage, type Message } from '@decree/protocol';
-import { createTcpTransport, type TcpTransport } from './src/index.ts';
+import { createTcpTransport, type TcpTransport } from '@decree/transport-tcp';
 
 const args = new Map(
   process.argv.slice(2).map((a) => {
@@ -33,7 +33,15 @@ const ackEvery = 256;
 function messageOfSize(size: number, ring: string): Message {
   const mk = (n: number): Message =>
     size < 200
-      ? { type: 'heartbeat-ack', ring, from: 'S', to: 'R', ballot: { round: 7, leader: 'S' }, appliedUpTo: 123456, payload: new Uint8Array(n).fill(0x61) }
+      ? {
+          type: 'heartbeat-ack',
+          ring,
+          from: 'S',
+          to: 'R',
+          ballot: { round: 7, leader: 'S' },
+          appliedUpTo: 123456,
+          payload: new Uint8Array(n).fill(0x61),
+        }
       : {
           type: 'accept',
           ring,
@@ -64,7 +72,8 @@ async function receiver(port: number, senderPort: number): Promise<TcpTransport>
     if (m.type !== 'accept' && m.type !== 'heartbeat-ack') return;
     const n = (counts.get(m.ring) ?? 0) + 1;
     counts.set(m.ring, n);
-    if (n % ackEvery === 0) t.send({ type: 'progress', ring: m.ring, from: 'R', to: 'S', executedUpTo: n, chosenUpTo: n });
+    if (n % ackEvery === 0)
+      t.send({ type: 'progress', ring: m.ring, from: 'R', to: 'S', executedUpTo: n, chosenUpTo: n });
   });
   return t;
 }
@@ -94,9 +103,21 @@ async function main(): Promise<void> {
   let local: TcpTransport | undefined;
   let child: ReturnType<typeof spawn> | undefined;
   if (split) {
-    child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', fileURLToPath(import.meta.url), '--role=receiver', '--port=0', `--sender-port=${sPort}`], {
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    });
+    child = spawn(
+      process.execPath,
+      [
+        '--conditions=source',
+        '--import',
+        'tsx',
+        fileURLToPath(import.meta.url),
+        '--role=receiver',
+        '--port=0',
+        `--sender-port=${sPort}`,
+      ],
+      {
+        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      },
+    );
     rPort = await new Promise<number>((resolve, reject) => {
       child!.once('message', (m: unknown) => resolve((m as { ready: number }).ready));
       child!.once('exit', (c) => reject(new Error(`receiver exited ${c}`)));
@@ -107,8 +128,12 @@ async function main(): Promise<void> {
   }
   await sender.whenConnected('R');
 
-  console.log(`transport-tcp loopback benchmark: ${split ? 'receiver in a child process' : 'both ends in one process'}, node ${process.version}, ${seconds} s per size`);
-  console.log(`| message bytes | messages/s | MB/s | CPU µs/msg (${split ? 'sender process' : 'both ends'}) | socket writes | frames/write | drops |`);
+  console.log(
+    `transport-tcp loopback benchmark: ${split ? 'receiver in a child process' : 'both ends in one process'}, node ${process.version}, ${seconds} s per size`,
+  );
+  console.log(
+    `| message bytes | messages/s | MB/s | CPU µs/msg (${split ? 'sender process' : 'both ends'}) | socket writes | frames/write | drops |`,
+  );
   console.log('| ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const size of sizes) {
     const ring = `bench-${size}`;
@@ -154,7 +179,8 @@ async function main(): Promise<void> {
     );
     // let the window drain before the next size
     const drainEnd = Date.now() + 10_000;
-    while ((acked.get(ring) ?? 0) + ackEvery <= sent && Date.now() < drainEnd) await new Promise((r) => setTimeout(r, 5));
+    while ((acked.get(ring) ?? 0) + ackEvery <= sent && Date.now() < drainEnd)
+      await new Promise((r) => setTimeout(r, 5));
   }
   await sender.close();
   await local?.close();
