@@ -91,7 +91,7 @@ export function helloArgs(args: readonly Buffer[]): HelloRequest | string {
     const v = args[next++]!.toString('latin1');
     if (!/^-?\d{1,18}$/.test(v)) return 'ERR Protocol version is not an integer or out of range';
     const ver = Number(v);
-    if (ver !== 2 && ver !== 3) return 'NOPROTO unsupported protocol version';
+    if (ver !== 2 && ver !== 3) return 'NOPROTO sorry, this protocol version is not supported.';
     req.proto = ver;
   }
   for (let j = next; j < args.length; j++) {
@@ -125,13 +125,18 @@ export interface ClientFacts {
   libVer: string;
 }
 
-/** One line of CLIENT LIST (Redis's field names; the memory and buffer fields it has are left out). */
+/**
+ * One line of CLIENT LIST / CLIENT INFO: Redis 7.2's fields in its order. The buffer and memory fields are
+ * not tracked and read 0, but they are there: clients parse them (redis-py's CLIENT INFO needs `oll` etc.).
+ */
 export function clientLine(f: ClientFacts, nowMs: number): string {
   const age = Math.floor((nowMs - f.createdMs) / 1000);
   const idle = Math.floor((nowMs - f.lastMs) / 1000);
   return (
     `id=${f.id} addr=${f.addr} laddr=${f.laddr} fd=-1 name=${f.name} age=${age} idle=${idle} ` +
-    `flags=${f.readonly ? 'r' : 'N'} db=0 sub=0 psub=0 ssub=0 multi=-1 watch=0 cmd=${f.lastCmd.toLowerCase().slice(0, 32)} user=default ` +
+    `flags=${f.readonly ? 'r' : 'N'} db=0 sub=0 psub=0 ssub=0 multi=-1 watch=0 ` +
+    'qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r ' +
+    `cmd=${f.lastCmd.toLowerCase().slice(0, 32)} user=default ` +
     `redir=-1 resp=${f.proto} lib-name=${f.libName} lib-ver=${f.libVer}\n`
   );
 }

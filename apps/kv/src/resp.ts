@@ -116,6 +116,10 @@ export type RespValue =
 /** The protocol version of a connection: 2 (the default) or 3 (after `HELLO 3`). */
 export type RespProtocol = 2 | 3;
 
+/** a byte as an error message shows it: the character if printable ASCII, else `\xNN` */
+const shownByte = (t: number): string =>
+  t >= 32 && t < 127 ? String.fromCharCode(t) : `\\x${t.toString(16).padStart(2, '0')}`;
+
 const CR = 13;
 const LF = 10;
 /** the longest valid "*<n>" / "$<n>" / ":<n>" header line (sign + 19 digits), before CRLF */
@@ -360,10 +364,7 @@ export class RespCommandParser extends RespInput {
       if (this.bulkLen < 0) {
         if (this.pos >= this.end) break;
         const t = this.buf[this.pos]!;
-        if (t !== 0x24 /* '$' */)
-          this.fail(
-            `expected '$', got '${t >= 32 && t < 127 ? String.fromCharCode(t) : `\\x${t.toString(16).padStart(2, '0')}`}'`,
-          );
+        if (t !== 0x24 /* '$' */) this.fail(`expected '$', got '${shownByte(t)}'`);
         const len = this.numberLine('invalid bulk length', 'too big bulk count string');
         if (len === undefined) break;
         if (typeof len === 'bigint' || len < 0 || len > L.maxBulkLength) this.fail('invalid bulk length');
@@ -658,9 +659,7 @@ export class RespDecoder extends RespInput {
           if (!BIG_RE.test(s)) this.fail('invalid big number');
           v = new RespBigNumber(BigInt(s));
         } else {
-          this.fail(
-            `invalid type byte '${t >= 32 && t < 127 ? String.fromCharCode(t) : `\\x${t.toString(16).padStart(2, '0')}`}'`,
-          );
+          this.fail(`invalid type byte '${shownByte(t)}'`);
         }
       }
       // place v: into the innermost open aggregate, closing the aggregates it completes

@@ -33,7 +33,10 @@ export interface KvBackend {
    * leadership is lost — the server then sends the reads through execute() instead.
    */
   readIndex?(): Promise<number>;
-  /** RSL fast read: resolves once this replica executed minSlot; rejects (StaleReplicaError, code 'STALE') after timeoutMs */
+  /**
+   * RSL fast read: resolves once this replica executed minSlot; rejects (StaleReplicaError, code 'STALE')
+   * after timeoutMs
+   */
   waitForSlot?(minSlot: number, timeoutMs: number): Promise<number>;
   /** a freshness token for a write that just resolved here: a slot >= the write's slot */
   writeToken?(): number;
@@ -256,7 +259,6 @@ export class KvServer {
     this.conns.set(sock, conn);
     const queue: (Buffer | { buf: Buffer | undefined })[] = [];
     let pending = 0;
-    let flushing = false;
 
     // Replies leave in request order. A reply still being computed holds back the ones after it;
     // when replies complete, one flush per turn writes every ready reply at the head as ONE socket

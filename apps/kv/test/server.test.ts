@@ -50,7 +50,7 @@ describe('KvServer over a LocalCluster', () => {
     await cluster?.stop();
   });
 
-  it('a read after an acknowledged write sees it, on the leader (read-index, no log slot) and on a follower (forwarded)', async () => {
+  it('a read after an acknowledged write sees it, on the leader (read-index, no slot) and on a follower', async () => {
     const l = new Redis({
       port: ports[leaderIdx]!,
       lazyConnect: true,
@@ -107,7 +107,7 @@ describe('KvServer over a LocalCluster', () => {
     }
   });
 
-  it('READONLY reads locally; DECREE.SLOT gives a token; DECREE.FASTREAD serves once the slot is executed, else STALE', async () => {
+  it('READONLY reads locally; DECREE.SLOT gives a token; DECREE.FASTREAD: once executed, or STALE', async () => {
     const f = await Raw.connect(ports[followerIdx]!);
     try {
       f.cmd('SET', 'fr', 'one');
@@ -183,7 +183,7 @@ describe('KvServer over a LocalCluster', () => {
     }
   });
 
-  it('a request above the size limit is a protocol error: that connection closes, the server keeps serving', async () => {
+  it('a request above the size limit is a protocol error: the connection closes, the server goes on', async () => {
     const r = await Raw.connect(ports[leaderIdx]!);
     r.send(`*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$${128 * 1024}\r\n`);
     const [e] = await r.replies(1);
@@ -327,7 +327,8 @@ describe('KvServer over a LocalCluster', () => {
       { numRuns: 60, seed: 4242 },
     );
     watcher.close();
-    // every reply the fuzzed connections got was RESP (the decoder above would have thrown otherwise); the server is whole
+    // every reply the fuzzed connections got was RESP (the decoder above would have thrown otherwise);
+    // the server is whole
     const s = servers[followerIdx]!;
     expect(s.stats.commands).toBeGreaterThan(0);
     expect(s.stats.protocolErrors).toBeGreaterThan(0); // random bytes did hit the protocol-error path
