@@ -1,6 +1,6 @@
 /**
- * RESP2 (the Redis serialization protocol, version 2): an incremental parser of client commands,
- * an incremental decoder of any RESP2 value (replies), and serializers.
+ * RESP (the Redis serialization protocol, versions 2 and 3): an incremental parser of client commands,
+ * an incremental decoder of any RESP2 or RESP3 value (replies), and serializers for either version.
  *
  * Parsers take chunks as they come off a socket and give back complete items. Bulk strings are
  * returned as `subarray`s of the chunk just fed (or of the parser's own buffer, which it never rewrites
@@ -44,16 +44,81 @@ export const DEFAULT_RESP_LIMITS: RespLimits = Object.freeze({
   maxDepth: 32,
 });
 
-/** A decoded error reply (`-ERR ...`): a value, not a thrown error. */
+/** A decoded error reply (`-ERR ...`, or RESP3's blob error `!`): a value, not a thrown error. */
 export class RespErrorReply {
   constructor(readonly message: string) {}
 }
 
+/** RESP3 map `%`: key/value pairs in wire order (keys are any values, so not a JS Map). */
+export class RespMap {
+  constructor(readonly entries: [RespValue, RespValue][]) {}
+  /** the value of the first entry whose key is the string or bulk `key` */
+  get(key: string): RespValue | undefined {
+    for (const [k, v] of this.entries)
+      if ((typeof k === 'string' || Buffer.isBuffer(k)) && k.toString() === key) return v;
+    return undefined;
+  }
+}
+/** RESP3 set `~`. */
+export class RespSet {
+  constructor(readonly items: RespValue[]) {}
+}
+/** RESP3 push `>` (out-of-band data such as pub/sub messages). */
+export class RespPush {
+  constructor(readonly items: RespValue[]) {}
+}
+/** RESP3 double `,` (`inf`, `-inf`, `nan` included). */
+export class RespDouble {
+  constructor(readonly value: number) {}
+}
+/** RESP3 big number `(`. */
+export class RespBigNumber {
+  constructor(readonly value: bigint) {}
+}
+/** RESP3 verbatim string `=`: a 3-letter format (`txt`, `mkd`) and the text. */
+export class RespVerbatim {
+  constructor(
+    readonly format: string,
+    readonly text: Buffer,
+  ) {}
+}
+/** RESP3 attribute `|`: the attribute entries and the value they describe (the value that follows them). */
+export class RespAttributed {
+  constructor(
+    readonly attributes: [RespValue, RespValue][],
+    readonly value: RespValue,
+  ) {}
+}
+
 /**
- * A decoded RESP2 value: simple string -> string, error -> RespErrorReply, integer -> number (bigint
- * beyond 2^53), bulk string -> Buffer, nil bulk / nil array -> null, array -> RespValue[].
+ * A decoded value: simple string -> string, error (simple or blob) -> RespErrorReply, integer -> number
+ * (bigint beyond 2^53), bulk string -> Buffer, nil bulk / nil array / RESP3 null -> null, array ->
+ * RespValue[]; RESP3: boolean -> boolean, and the classes above for maps, sets, pushes, doubles, big
+ * numbers, verbatim strings and attributes.
  */
-export type RespValue = string | RespErrorReply | number | bigint | Buffer | null | RespValue[];
+export type RespValue =
+  | string
+  | RespErrorReply
+  | number
+  | bigint
+  | Buffer
+  | null
+  | boolean
+  | RespValue[]
+  | RespMap
+  | RespSet
+  | RespPush
+  | RespDouble
+  | RespBigNumber
+  | RespVerbatim
+  | RespAttributed;
+
+/** The protocol version of a connection: 2 (the default) or 3 (after `HELLO 3`). */
+export type RespProtocol = 2 | 3;
+
+/** a byte as an error message shows it: the character if printable ASCII, else `\xNN` */
+const shownByte = (t: number): string =>
+  t >= 32 && t < 127 ? String.fromCharCode(t) : `\\x${t.toString(16).padStart(2, '0')}`;
 
 const CR = 13;
 const LF = 10;
@@ -299,10 +364,7 @@ export class RespCommandParser extends RespInput {
       if (this.bulkLen < 0) {
         if (this.pos >= this.end) break;
         const t = this.buf[this.pos]!;
-        if (t !== 0x24 /* '$' */)
-          this.fail(
-            `expected '$', got '${t >= 32 && t < 127 ? String.fromCharCode(t) : `\\x${t.toString(16).padStart(2, '0')}`}'`,
-          );
+        if (t !== 0x24 /* '$' */) this.fail(`expected '$', got '${shownByte(t)}'`);
         const len = this.numberLine('invalid bulk length', 'too big bulk count string');
         if (len === undefined) break;
         if (typeof len === 'bigint' || len < 0 || len > L.maxBulkLength) this.fail('invalid bulk length');
@@ -422,17 +484,61 @@ export function splitArgs(line: Uint8Array): Buffer[] | undefined {
   }
 }
 
-// ---------------------------------------------------------------- any RESP2 value (replies)
+// ---------------------------------------------------------------- any RESP2 or RESP3 value (replies)
+
+type Aggregate = 'array' | 'map' | 'set' | 'push' | 'attr';
 
 interface Frame {
+  kind: Aggregate;
   items: RespValue[];
   remaining: number;
 }
 
-/** Incremental decoder of RESP2 values (what a server replies), with nesting kept across chunks. */
+/** what the body of a length-prefixed value becomes */
+const enum Body {
+  Bulk,
+  BlobError,
+  Verbatim,
+}
+
+const DOUBLE_RE = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$/;
+const BIG_RE = /^[+-]?\d+$/;
+
+function parseDouble(s: string): number | undefined {
+  if (s === 'inf' || s === '+inf') return Infinity;
+  if (s === '-inf') return -Infinity;
+  if (s === 'nan' || s === '-nan') return NaN;
+  return DOUBLE_RE.test(s) ? Number(s) : undefined;
+}
+
+function close(f: Frame): RespValue {
+  const pairs = (items: RespValue[]): [RespValue, RespValue][] => {
+    const out: [RespValue, RespValue][] = [];
+    for (let i = 0; i < items.length; i += 2) out.push([items[i]!, items[i + 1]!]);
+    return out;
+  };
+  switch (f.kind) {
+    case 'array':
+      return f.items;
+    case 'map':
+      return new RespMap(pairs(f.items));
+    case 'set':
+      return new RespSet(f.items);
+    case 'push':
+      return new RespPush(f.items);
+    case 'attr':
+      return new RespAttributed(pairs(f.items.slice(0, -1)), f.items[f.items.length - 1]!);
+  }
+}
+
+/**
+ * Incremental decoder of RESP2 and RESP3 values (what a server replies), with nesting kept across chunks.
+ * RESP3's streamed strings and aggregates (`$?`, `*?`) are not supported (a protocol error).
+ */
 export class RespDecoder extends RespInput {
   private stack: Frame[] = [];
   private bulkLen = -1;
+  private body: Body = Body.Bulk;
 
   protected retain(chunk: ArrayBufferLike): void {
     const copy = (items: RespValue[]): void => {
@@ -441,6 +547,16 @@ export class RespDecoder extends RespInput {
         if (Buffer.isBuffer(v)) {
           if (v.buffer === chunk) items[i] = Buffer.from(v);
         } else if (Array.isArray(v)) copy(v);
+        else if (v instanceof RespSet || v instanceof RespPush) copy(v.items);
+        else if (v instanceof RespVerbatim) {
+          if (v.text.buffer === chunk) items[i] = new RespVerbatim(v.format, Buffer.from(v.text));
+        } else if (v instanceof RespMap) for (const e of v.entries) copy(e);
+        else if (v instanceof RespAttributed) {
+          for (const e of v.attributes) copy(e);
+          const inner = [v.value];
+          copy(inner);
+          if (inner[0] !== v.value) items[i] = new RespAttributed(v.attributes, inner[0]!);
+        }
       }
     };
     for (const f of this.stack) copy(f.items);
@@ -453,6 +569,15 @@ export class RespDecoder extends RespInput {
     return this.guard(out, () => this.parse(out));
   }
 
+  /** the text of a one-line value (`+ - , ( _ #`), or undefined while incomplete */
+  private lineText(tooLong: string): string | undefined {
+    const cr = this.lineEnd(this.limits.maxInlineLength, tooLong);
+    if (cr < 0) return undefined;
+    const s = this.buf.toString('utf8', this.pos + 1, cr);
+    this.pos = cr + 2;
+    return s;
+  }
+
   private parse(out: RespValue[]): void {
     const L = this.limits;
     for (;;) {
@@ -461,47 +586,83 @@ export class RespDecoder extends RespInput {
         const b = this.bulkBody(this.bulkLen);
         if (b === undefined) break;
         this.bulkLen = -1;
-        v = b;
+        if (this.body === Body.Bulk) v = b;
+        else if (this.body === Body.BlobError) v = new RespErrorReply(b.toString('utf8'));
+        else {
+          if (b.length < 4 || b[3] !== 0x3a /* : */) this.fail('invalid verbatim string');
+          v = new RespVerbatim(b.toString('latin1', 0, 3), b.subarray(4));
+        }
       } else {
         if (this.pos >= this.end) break;
         const t = this.buf[this.pos]!;
         if (t === 0x2b /* + */ || t === 0x2d /* - */) {
-          const cr = this.lineEnd(L.maxInlineLength, 'too big inline reply');
-          if (cr < 0) break;
-          const s = this.buf.toString('utf8', this.pos + 1, cr);
-          this.pos = cr + 2;
+          const s = this.lineText('too big inline reply');
+          if (s === undefined) break;
           v = t === 0x2b ? s : new RespErrorReply(s);
         } else if (t === 0x3a /* : */) {
           const n = this.numberLine('invalid integer', 'too big integer string');
           if (n === undefined) break;
           v = n;
-        } else if (t === 0x24 /* $ */) {
+        } else if (t === 0x24 /* $ */ || t === 0x21 /* ! */ || t === 0x3d /* = */) {
           const n = this.numberLine('invalid bulk length', 'too big bulk count string');
           if (n === undefined) break;
-          if (typeof n === 'bigint' || n < -1 || n > L.maxBulkLength) this.fail('invalid bulk length');
+          const nilOk = t === 0x24;
+          if (typeof n === 'bigint' || n < (nilOk ? -1 : 0) || n > L.maxBulkLength) this.fail('invalid bulk length');
           if (n === -1) v = null;
           else {
             this.bulkLen = n;
+            this.body = t === 0x24 ? Body.Bulk : t === 0x21 ? Body.BlobError : Body.Verbatim;
             continue;
           }
-        } else if (t === 0x2a /* * */) {
+        } else if (
+          t === 0x2a /* * */ ||
+          t === 0x25 /* % */ ||
+          t === 0x7e /* ~ */ ||
+          t === 0x3e /* > */ ||
+          t === 0x7c /* | */
+        ) {
           const n = this.numberLine('invalid multibulk length', 'too big mbulk count string');
           if (n === undefined) break;
-          if (typeof n === 'bigint' || n < -1 || n > L.maxArrayElements) this.fail('invalid multibulk length');
+          const nilOk = t === 0x2a;
+          if (typeof n === 'bigint' || n < (nilOk ? -1 : 0) || n > L.maxArrayElements)
+            this.fail('invalid multibulk length');
+          const kind: Aggregate =
+            t === 0x2a ? 'array' : t === 0x25 ? 'map' : t === 0x7e ? 'set' : t === 0x3e ? 'push' : 'attr';
+          // a map's or attribute's count is of pairs; an attribute then wraps the one value after it
+          const items = kind === 'map' ? 2 * n : kind === 'attr' ? 2 * n + 1 : n;
           if (n === -1) v = null;
-          else if (n === 0) v = [];
+          else if (items === 0) v = close({ kind, items: [], remaining: 0 });
           else {
             if (this.stack.length >= L.maxDepth) this.fail('too deeply nested array');
-            this.stack.push({ items: [], remaining: n });
+            this.stack.push({ kind, items: [], remaining: items });
             continue;
           }
+        } else if (t === 0x5f /* _ */) {
+          const s = this.lineText('too big inline reply');
+          if (s === undefined) break;
+          if (s !== '') this.fail('invalid null');
+          v = null;
+        } else if (t === 0x23 /* # */) {
+          const s = this.lineText('too big inline reply');
+          if (s === undefined) break;
+          if (s !== 't' && s !== 'f') this.fail('invalid boolean');
+          v = s === 't';
+        } else if (t === 0x2c /* , */) {
+          const s = this.lineText('too big inline reply');
+          if (s === undefined) break;
+          const d = parseDouble(s);
+          if (d === undefined) this.fail('invalid double');
+          v = new RespDouble(d);
+        } else if (t === 0x28 /* ( */) {
+          const s = this.lineText('too big inline reply');
+          if (s === undefined) break;
+          if (!BIG_RE.test(s)) this.fail('invalid big number');
+          v = new RespBigNumber(BigInt(s));
         } else {
-          this.fail(
-            `invalid type byte '${t >= 32 && t < 127 ? String.fromCharCode(t) : `\\x${t.toString(16).padStart(2, '0')}`}'`,
-          );
+          this.fail(`invalid type byte '${shownByte(t)}'`);
         }
       }
-      // place v: into the innermost open array, closing the arrays it completes
+      // place v: into the innermost open aggregate, closing the aggregates it completes
       for (;;) {
         const top = this.stack[this.stack.length - 1];
         if (top === undefined) {
@@ -511,7 +672,7 @@ export class RespDecoder extends RespInput {
         top.items.push(v);
         if (--top.remaining > 0) break;
         this.stack.pop();
-        v = top.items;
+        v = close(top);
       }
     }
     this.compact();
@@ -531,7 +692,17 @@ const asBuffer = (b: Uint8Array | string): Buffer =>
 
 export const NIL_BULK: Buffer = Buffer.from('$-1\r\n');
 export const NIL_ARRAY: Buffer = Buffer.from('*-1\r\n');
+/** RESP3's null (every nil reply under RESP3) */
+export const NULL3: Buffer = Buffer.from('_\r\n');
 export const OK: Buffer = Buffer.from('+OK\r\n');
+
+/** A double as RESP3 writes it: `inf`, `-inf`, `nan`, else the shortest decimal that reads back exactly. */
+function doubleText(x: number): string {
+  if (Number.isNaN(x)) return 'nan';
+  if (x === Infinity) return 'inf';
+  if (x === -Infinity) return '-inf';
+  return Object.is(x, -0) ? '-0' : String(x);
+}
 
 /** `+s\r\n` (CR/LF in `s` become spaces: a simple string is one line). */
 export function simpleString(s: string): Buffer {
@@ -559,10 +730,13 @@ export function arrayOf(items: readonly Buffer[] | null): Buffer {
 
 /**
  * Serializes a value by its JS type (the inverse of RespDecoder): string -> simple string,
- * Uint8Array -> bulk, number/bigint -> integer, null -> nil bulk, RespErrorReply -> error, array -> array.
+ * Uint8Array -> bulk, number/bigint -> integer, null -> nil bulk (RESP3: `_`), RespErrorReply -> error,
+ * array -> array, and the RESP3 types (under `protocol` 2 as Redis sends them to a RESP2 client: a map as
+ * a flat array, a set or push as an array, a double, big number or verbatim string as a bulk string, a
+ * boolean as 1/0; attributes are dropped).
  */
-export function encodeResp(v: RespValue | Uint8Array): Buffer {
-  const w = new RespWriter();
+export function encodeResp(v: RespValue | Uint8Array, protocol: RespProtocol = 2): Buffer {
+  const w = new RespWriter(4096, protocol);
   w.value(v);
   return w.take();
 }
@@ -583,7 +757,14 @@ export class RespWriter {
   private buf: Buffer;
   private len = 0;
 
-  constructor(initialCapacity = 4096) {
+  /**
+   * @param proto the protocol of the client the replies are for: under 2, RESP3 types are written as their
+   *   RESP2 equivalents (as Redis does), so one reply-building function serves both kinds of clients
+   */
+  constructor(
+    initialCapacity = 4096,
+    readonly proto: RespProtocol = 2,
+  ) {
     this.buf = Buffer.allocUnsafe(initialCapacity);
   }
 
@@ -623,8 +804,15 @@ export class RespWriter {
   simple(s: string): this {
     return s === 'OK' ? this.raw(OK) : this.line('+', s);
   }
+  /** `-message` (RESP3: a message with CR/LF goes as a blob error `!`, so it arrives whole) */
   error(message: string): this {
+    if (this.proto === 3 && /[\r\n]/.test(message)) return this.lengthPrefixed('!', Buffer.from(message, 'utf8'));
     return this.line('-', message);
+  }
+  private lengthPrefixed(prefix: string, body: Buffer): this {
+    this.ascii(`${prefix}${body.length}\r\n`);
+    this.raw(body);
+    return this.ascii('\r\n');
   }
   integer(n: number | bigint): this {
     if (typeof n === 'number' && !Number.isSafeInteger(n))
@@ -632,29 +820,80 @@ export class RespWriter {
     return this.ascii(`:${n}\r\n`);
   }
   bulk(b: Uint8Array | string | null): this {
-    if (b === null) return this.raw(NIL_BULK);
-    const body = asBuffer(b);
-    this.ascii(`$${body.length}\r\n`);
-    this.raw(body);
-    return this.ascii('\r\n');
+    if (b === null) return this.nil();
+    return this.lengthPrefixed('$', asBuffer(b));
   }
+  /** the nil bulk string `$-1` (RESP3: `_`) */
   nil(): this {
-    return this.raw(NIL_BULK);
+    return this.raw(this.proto === 3 ? NULL3 : NIL_BULK);
   }
+  /** the nil array `*-1` (RESP3: `_`) */
   nilArray(): this {
-    return this.raw(NIL_ARRAY);
+    return this.raw(this.proto === 3 ? NULL3 : NIL_ARRAY);
   }
   arrayHeader(n: number): this {
     return this.ascii(`*${n}\r\n`);
+  }
+  /** a map of n pairs (then 2n values, key first): `%n` (RESP2: the flat array `*2n`) */
+  mapHeader(n: number): this {
+    return this.ascii(this.proto === 3 ? `%${n}\r\n` : `*${2 * n}\r\n`);
+  }
+  /** a set of n items: `~n` (RESP2: `*n`) */
+  setHeader(n: number): this {
+    return this.ascii(this.proto === 3 ? `~${n}\r\n` : `*${n}\r\n`);
+  }
+  /** a push of n items: `>n` (RESP2: `*n`) */
+  pushHeader(n: number): this {
+    return this.ascii(this.proto === 3 ? `>${n}\r\n` : `*${n}\r\n`);
+  }
+  /** `,x` (RESP2: a bulk string) */
+  double(x: number): this {
+    const t = doubleText(x);
+    return this.proto === 3 ? this.ascii(`,${t}\r\n`) : this.bulk(t);
+  }
+  /** `#t` / `#f` (RESP2: the integer 1 / 0) */
+  boolean(b: boolean): this {
+    return this.proto === 3 ? this.ascii(b ? '#t\r\n' : '#f\r\n') : this.integer(b ? 1 : 0);
+  }
+  /** `(n` (RESP2: a bulk string) */
+  bigNumber(n: bigint): this {
+    return this.proto === 3 ? this.ascii(`(${n}\r\n`) : this.bulk(String(n));
+  }
+  /** `=len\r\nfmt:text` with a 3-letter format such as `txt` (RESP2: a bulk string of the text) */
+  verbatim(format: string, text: Uint8Array | string): this {
+    if (this.proto !== 3) return this.bulk(text);
+    if (!/^[\x21-\x7e]{3}$/.test(format) || format.includes(':'))
+      throw new RangeError(`bad verbatim format: ${format}`);
+    return this.lengthPrefixed('=', Buffer.concat([Buffer.from(`${format}:`, 'latin1'), asBuffer(text)]));
   }
   value(v: RespValue | Uint8Array): this {
     if (v === null) return this.nil();
     if (typeof v === 'string') return this.simple(v);
     if (typeof v === 'number' || typeof v === 'bigint') return this.integer(v);
+    if (typeof v === 'boolean') return this.boolean(v);
     if (v instanceof RespErrorReply) return this.error(v.message);
     if (v instanceof Uint8Array) return this.bulk(v);
-    this.arrayHeader(v.length);
-    for (const x of v) this.value(x);
+    if (Array.isArray(v)) {
+      this.arrayHeader(v.length);
+      for (const x of v) this.value(x);
+      return this;
+    }
+    if (v instanceof RespMap) return this.entries(this.mapHeader(v.entries.length), v.entries);
+    if (v instanceof RespSet || v instanceof RespPush) {
+      if (v instanceof RespSet) this.setHeader(v.items.length);
+      else this.pushHeader(v.items.length);
+      for (const x of v.items) this.value(x);
+      return this;
+    }
+    if (v instanceof RespDouble) return this.double(v.value);
+    if (v instanceof RespBigNumber) return this.bigNumber(v.value);
+    if (v instanceof RespVerbatim) return this.verbatim(v.format, v.text);
+    // an attribute: RESP2 has none (Redis drops them for RESP2 clients)
+    if (this.proto === 3) this.entries(this.ascii(`|${v.attributes.length}\r\n`), v.attributes);
+    return this.value(v.value);
+  }
+  private entries(_: this, entries: readonly [RespValue, RespValue][]): this {
+    for (const [k, x] of entries) this.value(k).value(x);
     return this;
   }
 

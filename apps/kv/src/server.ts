@@ -1,7 +1,8 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import net from 'node:net';
-import { KvCommands, ResultTag, decodeResult, type KvResult } from '@decree/kv-machine';
-import { RespCommandParser, RespProtocolError, RespWriter, type RespLimits } from './resp.ts';
+import { KvCommands, ResultTag, SCAN_SLOTS, decodeResult, type KvResult } from '@decree/kv-machine';
+import { NULL3, RespCommandParser, RespProtocolError, RespWriter, type RespLimits, type RespProtocol } from './resp.ts';
+import { CLIENT_HELP, COMMAND_NAMES, DECREE_VERSION, clientLine, helloArgs, infoText, validName } from './commands.ts';
 
 /** Each command's own outcome (a pipelined chunk may span slots and be partly executed: issue #17). */
 export interface KvBatchOutcome {
@@ -32,7 +33,10 @@ export interface KvBackend {
    * leadership is lost — the server then sends the reads through execute() instead.
    */
   readIndex?(): Promise<number>;
-  /** RSL fast read: resolves once this replica executed minSlot; rejects (StaleReplicaError, code 'STALE') after timeoutMs */
+  /**
+   * RSL fast read: resolves once this replica executed minSlot; rejects (StaleReplicaError, code 'STALE')
+   * after timeoutMs
+   */
   waitForSlot?(minSlot: number, timeoutMs: number): Promise<number>;
   /** a freshness token for a write that just resolved here: a slot >= the write's slot */
   writeToken?(): number;
@@ -77,6 +81,8 @@ class PendingOp {
   constructor(
     readonly kind: 'read' | 'write',
     readonly cmd: Uint8Array,
+    /** the connection's protocol when the command was read (a later HELLO does not change this reply) */
+    readonly proto: RespProtocol,
   ) {}
   resolve(b: Buffer): void {
     if (this.buf !== undefined) return;
@@ -96,6 +102,7 @@ function passwordMatches(given: Buffer, password: string): boolean {
 const MAX_UNREAD_REPLY_BYTES = 8 << 20;
 
 const up = (b: Buffer) => b.toString('latin1').toUpperCase();
+const WRONGPASS = 'WRONGPASS invalid username-password pair or user is disabled.';
 /** args[0] is SET, in any case */
 const isSet = (b: Buffer) =>
   b.length === 3 && (b[0]! | 0x20) === 0x73 && (b[1]! | 0x20) === 0x65 && (b[2]! | 0x20) === 0x74;
@@ -107,7 +114,10 @@ function writeResult(w: RespWriter, r: KvResult): void {
       w.simple('OK');
       return;
     case 'nil':
-      w.bulk(null);
+      w.nil();
+      return;
+    case 'status':
+      w.simple(r.value);
       return;
     case 'bulk':
       w.bulk(r.value);
@@ -119,7 +129,7 @@ function writeResult(w: RespWriter, r: KvResult): void {
       w.error(r.message.startsWith('ERR') || r.message.startsWith('WRONGTYPE') ? r.message : `ERR ${r.message}`);
       return;
     case 'array':
-      w.raw(Buffer.from(`*${r.items.length}\r\n`));
+      w.arrayHeader(r.items.length);
       for (const it of r.items) writeResult(w, it);
       return;
   }
@@ -129,12 +139,13 @@ function writeResult(w: RespWriter, r: KvResult): void {
 const REPLY_OK = Buffer.from('+OK\r\n');
 const REPLY_NIL = Buffer.from('$-1\r\n');
 
-function resultBuffer(bytes: Uint8Array | undefined): Buffer {
+/** A machine result as the reply for a client of protocol `proto` (RESP3: nils are `_`). */
+function resultBuffer(bytes: Uint8Array | undefined, proto: RespProtocol): Buffer {
   if (bytes !== undefined && bytes.length === 1) {
     if (bytes[0] === ResultTag.OK) return REPLY_OK;
-    if (bytes[0] === ResultTag.NIL) return REPLY_NIL;
+    if (bytes[0] === ResultTag.NIL) return proto === 3 ? NULL3 : REPLY_NIL;
   }
-  const w = new RespWriter(64);
+  const w = new RespWriter(64, proto);
   if (!bytes) w.error('ERR no result');
   else {
     try {
@@ -146,8 +157,8 @@ function resultBuffer(bytes: Uint8Array | undefined): Buffer {
   return w.take();
 }
 
-function one(build: (w: RespWriter) => void): Buffer {
-  const w = new RespWriter(64);
+function one(build: (w: RespWriter) => void, proto: RespProtocol = 2): Buffer {
+  const w = new RespWriter(64, proto);
   build(w);
   return w.take();
 }
@@ -177,7 +188,11 @@ function errorText(e: unknown, maybeExecuted: boolean | undefined): string {
  */
 export class KvServer {
   private server: net.Server | undefined;
-  private readonly conns = new Set<net.Socket>();
+  private readonly conns = new Map<net.Socket, Conn>();
+  private nextClientId = 0;
+  private readonly startedMs = Date.now();
+  /** unknown command names already logged (each is logged once, and at most 1000 of them) */
+  private readonly unknownLogged = new Set<string>();
   private readonly o: Required<Omit<KvServerOptions, 'password' | 'host' | 'limits' | 'log'>> & KvServerOptions;
   stats = { connections: 0, commands: 0, protocolErrors: 0, rejectedConnections: 0 };
 
@@ -207,7 +222,7 @@ export class KvServer {
 
   /** Stops accepting; closes client connections. */
   async close(): Promise<void> {
-    for (const c of this.conns) c.destroy();
+    for (const c of this.conns.keys()) c.destroy();
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
   }
 
@@ -218,10 +233,20 @@ export class KvServer {
       return;
     }
     this.stats.connections++;
-    this.conns.add(sock);
     sock.setNoDelay(true);
     const parser = new RespCommandParser(this.o.limits ?? {});
+    const now = Date.now();
     const conn: Conn = {
+      id: ++this.nextClientId,
+      addr: `${sock.remoteAddress}:${sock.remotePort}`,
+      laddr: `${sock.localAddress}:${sock.localPort}`,
+      name: '',
+      libName: '',
+      libVer: '',
+      createdMs: now,
+      lastMs: now,
+      lastCmd: 'NULL',
+      proto: 2,
       authed: this.o.password === undefined,
       readonly: false,
       closing: false,
@@ -231,9 +256,9 @@ export class KvServer {
       readsInFlight: 0,
       readTail: Promise.resolve(),
     };
+    this.conns.set(sock, conn);
     const queue: (Buffer | { buf: Buffer | undefined })[] = [];
     let pending = 0;
-    let flushing = false;
 
     // Replies leave in request order. A reply still being computed holds back the ones after it;
     // when replies complete, one flush per turn writes every ready reply at the head as ONE socket
@@ -300,6 +325,7 @@ export class KvServer {
       }
       // the replicated commands of this chunk, in order: writes (and reads that must share the log's order)
       const ops: Op[] = [];
+      if (cmds.length > 0) conn.lastMs = Date.now();
       for (const args of cmds) {
         if (conn.closing) break;
         this.stats.commands++;
@@ -356,7 +382,7 @@ export class KvServer {
         }
         for (const o of ops) {
           try {
-            o.resolve(resultBuffer(b.readLocal!(o.cmd)));
+            o.resolve(resultBuffer(b.readLocal!(o.cmd), o.proto));
           } catch (e) {
             o.resolve(one((w) => w.error(`ERR ${(e as Error).message}`)));
           }
@@ -437,7 +463,7 @@ export class KvServer {
       if (failed && fi < failed.length && failed[fi]!.index === i) {
         const f = failed[fi++]!;
         ops[i]!.resolve(one((w) => w.error(errorText(f.error, f.maybeExecuted))));
-      } else ops[i]!.resolve(resultBuffer(o.results[i]));
+      } else ops[i]!.resolve(resultBuffer(o.results[i], ops[i]!.proto));
     }
     if (hasWrite && o.slot > conn.lastToken) conn.lastToken = o.slot;
   }
@@ -447,7 +473,7 @@ export class KvServer {
     try {
       const results = await this.o.backend.execute(ops.map((o) => o.cmd));
       if (hasWrite) conn.lastToken = Math.max(conn.lastToken, this.o.backend.writeToken?.() ?? 0);
-      for (let i = 0; i < ops.length; i++) ops[i]!.resolve(resultBuffer(results[i]));
+      for (let i = 0; i < ops.length; i++) ops[i]!.resolve(resultBuffer(results[i], ops[i]!.proto));
     } catch (e) {
       const b = one((w) => w.error(errorText(e, (e as { maybeExecuted?: boolean }).maybeExecuted)));
       for (const o of ops) o.resolve(b);
@@ -457,76 +483,73 @@ export class KvServer {
   private command(args: Buffer[], c: Conn, ops: Op[]): Reply {
     // the hot path (a pipelined SET): no command-name string, no closures
     if (args.length === 3 && c.authed && isSet(args[0]!) && args[2]!.length <= this.o.maxValueBytes) {
-      const op = new PendingOp('write', KvCommands.set(args[1]!, args[2]!));
+      const op = new PendingOp('write', KvCommands.set(args[1]!, args[2]!), c.proto);
       ops.push(op);
       return op;
     }
     const name = up(args[0]!);
     const n = args.length;
-    const wrongArgs = () => one((w) => err(w, `ERR wrong number of arguments for '${name.toLowerCase()}' command`));
+    const p = c.proto;
+    const reply = (build: (w: RespWriter) => void) => one(build, p);
+    const error = (m: string) => one((w) => w.error(m));
+    const ok = () => REPLY_OK;
+    const wrongArgs = (cmd = name.toLowerCase()) => error(`ERR wrong number of arguments for '${cmd}' command`);
+    c.lastCmd = name;
     if (name === 'AUTH') {
-      if (n < 2 || n > 3) return wrongArgs();
-      if (this.o.password === undefined)
-        return one((w) =>
-          err(
-            w,
-            'ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?',
-          ),
+      if (n < 2) return wrongArgs();
+      if (n > 3) return error('ERR syntax error');
+      if (this.o.password === undefined && n === 2)
+        return error(
+          'ERR AUTH <password> called without any password configured for the default user. ' +
+            'Are you sure your configuration is correct?',
         );
-      const ok = passwordMatches(args[n - 1]!, this.o.password);
-      c.authed = ok;
-      return ok
-        ? one((w) => w.simple('OK'))
-        : one((w) => err(w, 'WRONGPASS invalid username-password pair or user is disabled.'));
+      if (!this.credentialsMatch(n === 3 ? args[1]! : Buffer.from('default'), args[n - 1]!)) return error(WRONGPASS);
+      c.authed = true;
+      return ok();
     }
     if (name === 'QUIT') {
       c.closing = true;
-      return one((w) => w.simple('OK'));
+      return ok();
     }
     if (name === 'HELLO') return this.hello(args, c);
-    if (!c.authed) return one((w) => err(w, 'NOAUTH Authentication required.'));
+    if (!c.authed) return error('NOAUTH Authentication required.');
     const replicate = (cmd: Uint8Array, kind: 'read' | 'write'): PendingOp => {
-      const op = new PendingOp(kind, cmd);
+      const op = new PendingOp(kind, cmd, p);
       ops.push(op);
       return op;
     };
     switch (name) {
       case 'PING':
-        return n > 1 ? one((w) => w.bulk(args[1]!)) : one((w) => w.simple('PONG'));
+        if (n > 2) return wrongArgs();
+        return n > 1 ? reply((w) => w.bulk(args[1]!)) : reply((w) => w.simple('PONG'));
       case 'ECHO':
-        return n === 2 ? one((w) => w.bulk(args[1]!)) : wrongArgs();
+        return n === 2 ? reply((w) => w.bulk(args[1]!)) : wrongArgs();
       case 'SELECT':
-        return args[1]?.toString() === '0'
-          ? one((w) => w.simple('OK'))
-          : one((w) => err(w, 'ERR DB index is out of range'));
+        if (n !== 2) return wrongArgs();
+        return args[1]!.toString() === '0' ? ok() : error('ERR DB index is out of range');
       case 'COMMAND':
+        return this.commandReply(args, p);
       case 'CONFIG':
-        return one((w) => w.raw(Buffer.from('*0\r\n')));
+        return this.configGetReply(args, p);
       case 'CLIENT':
-        return one((w) => w.simple('OK'));
+        return this.clientReply(args, c);
       case 'READONLY':
         c.readonly = true;
-        return one((w) => w.simple('OK'));
+        return ok();
       case 'READWRITE':
         c.readonly = false;
-        return one((w) => w.simple('OK'));
-      case 'INFO': {
-        const s = this.o.backend.status();
-        const text = [
-          '# Decree',
-          ...Object.entries(s).map(([k, v]) => `${k}:${typeof v === 'object' ? JSON.stringify(v) : String(v)}`),
-        ].join('\r\n');
-        return one((w) => w.bulk(text + '\r\n'));
-      }
+        return ok();
+      case 'INFO':
+        return reply((w) => w.verbatim('txt', this.info(args.slice(1).map((a) => a.toString('latin1')))));
+      case 'SCAN':
+        return this.scan(args, c, replicate);
       case 'DECREE': {
         const sub = up(args[1] ?? Buffer.alloc(0));
-        if (sub === 'STATUS') return one((w) => w.bulk(JSON.stringify(this.o.backend.status())));
+        if (sub === 'STATUS') return reply((w) => w.bulk(JSON.stringify(this.o.backend.status())));
         if (sub === 'SLOT') return this.slotReply(c);
         if (sub === 'CONFIG') return this.configReply(args.slice(2));
         if (sub === 'BOOTSTRAP') return this.bootstrapReply(args.slice(2));
-        return one((w) =>
-          err(w, 'ERR unknown DECREE subcommand (try DECREE STATUS | DECREE SLOT | DECREE CONFIG [SET id…])'),
-        );
+        return error('ERR unknown DECREE subcommand (try DECREE STATUS | DECREE SLOT | DECREE CONFIG [SET id…])');
       }
       case 'DECREE.SLOT':
         return n === 1 ? this.slotReply(c) : wrongArgs();
@@ -535,34 +558,207 @@ export class KvServer {
         const minSlot = parseNonNeg(args[1]!);
         const timeoutMs = parseNonNeg(args[2]!);
         if (minSlot === undefined || timeoutMs === undefined)
-          return one((w) => err(w, 'ERR minSlot and timeoutMs must be non-negative integers'));
+          return error('ERR minSlot and timeoutMs must be non-negative integers');
         const inner = this.encode(args.slice(3));
         if (Buffer.isBuffer(inner)) return inner;
-        if (inner.kind !== 'read') return one((w) => err(w, 'ERR DECREE.FASTREAD serves GET, MGET and EXISTS only'));
+        if (inner.kind !== 'read')
+          return error('ERR DECREE.FASTREAD serves GET, MGET, EXISTS, DBSIZE, TYPE, TTL and PTTL only');
         return this.fastRead(c, minSlot, Math.min(timeoutMs, this.o.maxFastReadWaitMs), inner.cmd);
       }
       case 'DECREE.SESSION': {
         if (n < 4) return wrongArgs();
         const seq = parseNonNeg(args[2]!);
-        if (seq === undefined) return one((w) => err(w, 'ERR seq must be a non-negative integer'));
-        if (args[1]!.length === 0 || args[1]!.length > 256)
-          return one((w) => err(w, 'ERR clientId must be 1-256 bytes'));
-        if (up(args[3]!).startsWith('DECREE')) return one((w) => err(w, 'ERR sessions wrap a plain write command'));
+        if (seq === undefined) return error('ERR seq must be a non-negative integer');
+        if (args[1]!.length === 0 || args[1]!.length > 256) return error('ERR clientId must be 1-256 bytes');
+        if (up(args[3]!).startsWith('DECREE')) return error('ERR sessions wrap a plain write command');
         const inner = this.encode(args.slice(3));
         if (Buffer.isBuffer(inner)) return inner;
         if (inner.kind !== 'write')
-          return one((w) =>
-            err(w, 'ERR DECREE.SESSION wraps writes only (SET MSET DEL INCR DECR INCRBY DECRBY CAS CASNX)'),
-          );
+          return error('ERR DECREE.SESSION wraps writes only (SET MSET DEL INCR DECR INCRBY DECRBY CAS CASNX)');
         return replicate(KvCommands.session(args[1]!, seq, inner.cmd), 'write');
       }
       default: {
         const e = this.encode(args);
         if (Buffer.isBuffer(e)) return e;
-        if (e.kind === 'read' && c.readonly && this.o.backend.readLocal) return this.local(e.cmd);
+        if (e.kind === 'read' && c.readonly && this.o.backend.readLocal) return this.local(e.cmd, p);
         return replicate(e.cmd, e.kind);
       }
     }
+  }
+
+  /** Whether (user, password) authenticates: the one user is `default` (without a password set, any password). */
+  private credentialsMatch(user: Buffer, pass: Buffer): boolean {
+    const isDefault = user.toString('latin1') === 'default';
+    if (this.o.password === undefined) return isDefault;
+    return passwordMatches(pass, this.o.password) && isDefault;
+  }
+
+  /**
+   * SCAN cursor [MATCH pattern] [COUNT count] [TYPE type], checked as Redis 7 does; a read like GET (same
+   * consistency). Every key is a string, so TYPE other than `string` ends the scan at once with no keys.
+   */
+  private scan(args: Buffer[], c: Conn, replicate: (cmd: Uint8Array, kind: 'read') => Reply): Reply {
+    const n = args.length;
+    const error = (m: string) => one((w) => w.error(m));
+    if (n < 2) return error("ERR wrong number of arguments for 'scan' command");
+    const cs = args[1]!.toString('latin1');
+    if (!/^\d{1,20}$/.test(cs) || BigInt(cs) > 2n ** 64n - 1n) return error('ERR invalid cursor');
+    // cursors are slots: one past the space ends the scan (as a cursor Redis never gave would, at worst)
+    const cursor = cs.length > 7 ? SCAN_SLOTS : Math.min(Number(cs), SCAN_SLOTS);
+    let count = 10;
+    let match: Buffer | null = null;
+    let otherType = false;
+    for (let i = 2; i < n; i += 2) {
+      const opt = up(args[i]!);
+      if (i + 1 >= n) return error('ERR syntax error');
+      if (opt === 'COUNT') {
+        const v = args[i + 1]!.toString('latin1');
+        if (!/^-?\d{1,18}$/.test(v)) return error('ERR value is not an integer or out of range');
+        count = Number(v);
+        if (count < 1) return error('ERR syntax error');
+      } else if (opt === 'MATCH') match = args[i + 1]!;
+      else if (opt === 'TYPE') otherType = up(args[i + 1]!) !== 'STRING';
+      else return error('ERR syntax error');
+    }
+    if (otherType) return one((w) => w.arrayHeader(2).bulk('0').arrayHeader(0));
+    const cmd = KvCommands.scan(cursor, Math.min(count, Number.MAX_SAFE_INTEGER), match);
+    return c.readonly && this.o.backend.readLocal ? this.local(cmd, c.proto) : replicate(cmd, 'read');
+  }
+
+  /** COMMAND [COUNT | LIST | DOCS | INFO name…]: enough for redis-cli and tools that probe. */
+  private commandReply(args: Buffer[], p: RespProtocol): Buffer {
+    if (args.length === 1) return one((w) => w.arrayHeader(0));
+    const sub = up(args[1]!);
+    if (sub === 'COUNT') return one((w) => w.integer(COMMAND_NAMES.length));
+    if (sub === 'LIST')
+      return one((w) => {
+        w.arrayHeader(COMMAND_NAMES.length);
+        for (const c of COMMAND_NAMES) w.bulk(c);
+      });
+    if (sub === 'DOCS') return one((w) => w.mapHeader(0), p); // no docs: clients fall back to their own
+    if (sub === 'INFO')
+      return one((w) => {
+        w.arrayHeader(args.length - 2);
+        for (let i = 2; i < args.length; i++) w.nilArray();
+      }, p);
+    return one((w) =>
+      w.error(`ERR unknown subcommand '${args[1]!.toString('latin1').slice(0, 64)}'. Try COMMAND HELP.`),
+    );
+  }
+
+  /** CONFIG GET → an empty map (nothing is configurable over RESP); CONFIG RESETSTAT → OK; the rest refused. */
+  private configGetReply(args: Buffer[], p: RespProtocol): Buffer {
+    const sub = up(args[1] ?? Buffer.alloc(0));
+    if (sub === 'GET') {
+      if (args.length < 3) return one((w) => w.error("ERR wrong number of arguments for 'config|get' command"));
+      return one((w) => w.mapHeader(0), p);
+    }
+    if (sub === 'RESETSTAT') return REPLY_OK;
+    if (sub === 'SET' || sub === 'REWRITE')
+      return one((w) =>
+        w.error(`ERR CONFIG ${sub} is not supported (configure the replicas through their config file)`),
+      );
+    return one((w) => w.error(`ERR unknown subcommand '${(args[1] ?? '').toString().slice(0, 64)}'. Try CONFIG HELP.`));
+  }
+
+  /** CLIENT ID | INFO | LIST | GETNAME | SETNAME | SETINFO | NO-EVICT | NO-TOUCH | HELP. */
+  private clientReply(args: Buffer[], c: Conn): Buffer {
+    const p = c.proto;
+    const error = (m: string) => one((w) => w.error(m));
+    const sub = up(args[1] ?? Buffer.alloc(0));
+    const n = args.length;
+    const arity = (want: number) => n === want;
+    const wrong = () => error(`ERR wrong number of arguments for 'client|${sub.toLowerCase()}' command`);
+    switch (sub) {
+      case 'ID':
+        return arity(2) ? one((w) => w.integer(c.id)) : wrong();
+      case 'GETNAME':
+        return arity(2) ? one((w) => w.bulk(c.name === '' ? null : c.name), p) : wrong();
+      case 'SETNAME':
+        if (!arity(3)) return wrong();
+        if (!validName(args[2]!))
+          return error('ERR Client names cannot contain spaces, newlines or special characters.');
+        c.name = args[2]!.toString('latin1');
+        return REPLY_OK;
+      case 'SETINFO': {
+        if (!arity(4)) return wrong();
+        const attr = up(args[2]!);
+        if (attr !== 'LIB-NAME' && attr !== 'LIB-VER')
+          return error(`ERR Unrecognized option '${args[2]!.toString('latin1').slice(0, 64)}'`);
+        if (!validName(args[3]!))
+          return error(`ERR ${attr.toLowerCase()} cannot contain spaces, newlines or special characters.`);
+        if (attr === 'LIB-NAME') c.libName = args[3]!.toString('latin1');
+        else c.libVer = args[3]!.toString('latin1');
+        return REPLY_OK;
+      }
+      case 'INFO':
+        return arity(2) ? one((w) => w.verbatim('txt', clientLine(c, Date.now())), p) : wrong();
+      case 'LIST': {
+        if (n !== 2 && !(n >= 4 && up(args[2]!) === 'ID')) return error('ERR syntax error');
+        const ids = n >= 4 ? new Set(args.slice(3).map((a) => a.toString('latin1'))) : undefined;
+        const now = Date.now();
+        let text = '';
+        for (const x of this.conns.values()) if (!ids || ids.has(String(x.id))) text += clientLine(x, now);
+        return one((w) => w.verbatim('txt', text), p);
+      }
+      case 'NO-EVICT':
+      case 'NO-TOUCH': {
+        if (!arity(3)) return wrong();
+        const v = up(args[2]!);
+        return v === 'ON' || v === 'OFF' ? REPLY_OK : error('ERR syntax error');
+      }
+      case 'HELP':
+        return one((w) => {
+          w.arrayHeader(CLIENT_HELP.length);
+          for (const l of CLIENT_HELP) w.simple(l);
+        });
+      case 'TRACKING':
+      case 'CACHING':
+      case 'GETREDIR':
+      case 'TRACKINGINFO':
+      case 'REPLY':
+      case 'KILL':
+      case 'PAUSE':
+      case 'UNPAUSE':
+      case 'UNBLOCK':
+        // refused rather than faked: a client told tracking works would cache values it is never told changed
+        return error(`ERR CLIENT ${sub} is not supported by this server`);
+      default:
+        return error(`ERR unknown subcommand '${(args[1] ?? '').toString('latin1').slice(0, 64)}'. Try CLIENT HELP.`);
+    }
+  }
+
+  private info(sections: string[]): string {
+    let keys: number | undefined;
+    try {
+      const b = this.o.backend;
+      const r = b.readLocal ? decodeResult(b.readLocal(KvCommands.dbsize())) : undefined;
+      if (r?.type === 'int') keys = Number(r.value);
+    } catch {
+      keys = undefined;
+    }
+    return infoText(sections, {
+      port: (this.server?.address() as net.AddressInfo | null)?.port ?? this.o.port,
+      uptimeS: Math.floor((Date.now() - this.startedMs) / 1000),
+      clients: this.conns.size,
+      stats: this.stats,
+      leader: this.o.backend.isLeader?.() ?? false,
+      keys,
+      status: this.o.backend.status(),
+    });
+  }
+
+  /**
+   * Logs (at info) an unknown command's name and first argument, once per pair and at most 1000 pairs:
+   * this is how to find out what a client library sends that the server does not serve.
+   */
+  private logUnknown(args: Buffer[]): void {
+    if (this.unknownLogged.size >= 1000) return;
+    const name = args[0]!.toString('latin1').slice(0, 32);
+    const key = `${name} ${(args[1] ?? '').toString('latin1').slice(0, 32)}`;
+    if (this.unknownLogged.has(key)) return;
+    this.unknownLogged.add(key);
+    this.o.log?.('info', 'unknown command', { command: name, arg1: key.slice(name.length + 1), argc: args.length });
   }
 
   /** A KV command's binary encoding (kind read/write), or an error reply. */
@@ -582,6 +778,13 @@ export class KvServer {
         return n >= 2 ? R(KvCommands.mget(args.slice(1))) : wrongArgs();
       case 'EXISTS':
         return n >= 2 ? R(KvCommands.exists(args.slice(1))) : wrongArgs();
+      case 'DBSIZE':
+        return arity(1) ? R(KvCommands.dbsize()) : wrongArgs();
+      case 'TYPE':
+        return arity(2) ? R(KvCommands.type(args[1]!)) : wrongArgs();
+      case 'TTL':
+      case 'PTTL': // keys never expire: -1 (exists) / -2 (missing), the same in ms
+        return arity(2) ? R(KvCommands.ttl(args[1]!)) : wrongArgs();
       case 'SET':
         if (n !== 3)
           return n > 3 ? one((w) => err(w, 'ERR syntax error (SET options are not supported)')) : wrongArgs();
@@ -617,62 +820,60 @@ export class KvServer {
         if (!arity(3)) return wrongArgs();
         if (tooBig(args[2]!)) return valueTooLarge();
         return W(KvCommands.cas(args[1]!, null, args[2]!));
-      default:
+      default: {
+        const shown = args
+          .slice(1, 4)
+          .map((a) => `'${a.toString('latin1').slice(0, 32)}'`)
+          .join(' ');
+        this.logUnknown(args);
         return one((w) =>
           err(
             w,
-            `ERR unknown command '${args[0]!.toString('latin1').slice(0, 64)}', with args beginning with: ${args
-              .slice(1, 4)
-              .map((a) => `'${a.toString('latin1').slice(0, 32)}'`)
-              .join(' ')}`,
+            `ERR unknown command '${args[0]!.toString('latin1').slice(0, 64)}', with args beginning with: ${shown}`,
           ),
         );
+      }
     }
   }
 
-  /** HELLO [protover [AUTH user pass] [SETNAME name]]: RESP2 only (clients like ioredis 6 then fall back to AUTH). */
+  /**
+   * HELLO [protover [AUTH user pass] [SETNAME name]] as Redis 7: switches the connection to RESP2 or RESP3
+   * and answers a map (a flat array under RESP2) of server, version, proto, id, mode, role, modules.
+   */
   private hello(args: Buffer[], c: Conn): Buffer {
-    const n = args.length;
-    if (n >= 2 && args[1]!.toString() !== '2') return one((w) => err(w, 'NOPROTO this server speaks RESP2 only'));
-    for (let i = 2; i < n; i++) {
-      const opt = up(args[i]!);
-      if (opt === 'AUTH' && i + 2 < n) {
-        if (this.o.password === undefined || !passwordMatches(args[i + 2]!, this.o.password))
-          return one((w) => err(w, 'WRONGPASS invalid username-password pair or user is disabled.'));
-        c.authed = true;
-        i += 2;
-      } else if (opt === 'SETNAME' && i + 1 < n) i++;
-      else return one((w) => err(w, `ERR Syntax error in HELLO option '${args[i]!.toString('latin1').slice(0, 32)}'`));
+    const req = helloArgs(args);
+    if (typeof req === 'string') return one((w) => w.error(req));
+    if (req.auth) {
+      if (!this.credentialsMatch(req.auth.user, req.auth.pass)) return one((w) => w.error(WRONGPASS));
+      c.authed = true;
     }
     if (!c.authed)
       return one((w) =>
-        err(
-          w,
-          'NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time',
+        w.error(
+          'NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> ' +
+            'AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol ' +
+            'version at the same time',
         ),
       );
+    if (req.setname) c.name = req.setname.toString('latin1');
+    if (req.proto) c.proto = req.proto;
     const role = this.o.backend.isLeader?.() ? 'master' : 'replica';
     return one((w) => {
-      w.arrayHeader(12);
-      for (const [k, v] of [
-        ['server', 'decree'],
-        ['version', '0.1.0'],
-        ['proto', 2],
-        ['id', 0],
-        ['mode', 'cluster'],
-        ['role', role],
-      ] as const) {
-        w.bulk(k);
-        if (typeof v === 'number') w.integer(v);
-        else w.bulk(v);
-      }
-    });
+      w.mapHeader(7);
+      w.bulk('server').bulk('decree');
+      w.bulk('version').bulk(DECREE_VERSION);
+      w.bulk('proto').integer(c.proto);
+      w.bulk('id').integer(c.id);
+      w.bulk('mode').bulk('standalone');
+      w.bulk('role').bulk(role);
+      w.bulk('modules').arrayHeader(0);
+    }, c.proto);
   }
 
-  private local(cmd: Uint8Array): Buffer {
+  private local(cmd: Uint8Array, proto: RespProtocol): Buffer {
     try {
       if (!this.o.backend.readLocal) throw new Error('local reads are not supported by this backend');
-      return resultBuffer(this.o.backend.readLocal(cmd));
+      return resultBuffer(this.o.backend.readLocal(cmd), proto);
     } catch (e) {
       return one((w) => w.error(`ERR ${(e as Error).message}`));
     }
@@ -733,6 +934,7 @@ export class KvServer {
 
   private fastRead(c: Conn, minSlot: number, timeoutMs: number, cmd: Uint8Array): Reply {
     const b = this.o.backend;
+    const proto = c.proto;
     if (!b.waitForSlot) return one((w) => err(w, 'ERR fast reads are not supported by this backend'));
     const go = async (): Promise<Buffer> => {
       try {
@@ -743,7 +945,7 @@ export class KvServer {
           return one((w) => w.error(`STALE replica executed up to slot ${ex.executed ?? '?'}, wanted ${minSlot}`));
         return one((w) => w.error(`ERR ${ex.message}`));
       }
-      return this.local(cmd);
+      return this.local(cmd, proto);
     };
     return Promise.resolve()
       .then(() => (c.writesInFlight > 0 ? c.writeTail : undefined))
@@ -752,6 +954,22 @@ export class KvServer {
 }
 
 interface Conn {
+  /** CLIENT ID (and HELLO's id): unique per server */
+  id: number;
+  addr: string;
+  laddr: string;
+  /** CLIENT SETNAME / HELLO SETNAME */
+  name: string;
+  /** CLIENT SETINFO LIB-NAME / LIB-VER */
+  libName: string;
+  libVer: string;
+  createdMs: number;
+  /** when the connection last sent a command */
+  lastMs: number;
+  /** the last command's name (lower case), for CLIENT LIST */
+  lastCmd: string;
+  /** RESP2 until HELLO 3; the replies of commands read after a HELLO use its protocol */
+  proto: RespProtocol;
   authed: boolean;
   readonly: boolean;
   closing: boolean;
@@ -767,6 +985,7 @@ interface Conn {
 interface Op {
   kind: 'read' | 'write';
   cmd: Uint8Array;
+  proto: RespProtocol;
   resolve(b: Buffer): void;
 }
 

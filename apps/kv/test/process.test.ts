@@ -15,7 +15,10 @@ const cli = (m: Member, ...args: string[]): Promise<string> =>
     ),
   );
 
-/** a command retried while the cluster has no leader (TRYAGAIN); reads are idempotent, so are these SETs of one value */
+/**
+ * a command retried while the cluster has no leader (TRYAGAIN); reads are idempotent, so are these SETs of
+ * one value
+ */
 async function retry<T>(fn: () => Promise<T>, ok: (v: T) => boolean = () => true, ms = 20_000): Promise<T> {
   const end = Date.now() + ms;
   let last: unknown;

@@ -255,9 +255,6 @@ describe('serializers', () => {
 
 // ---------------------------------------------------------------- property tests
 
-const cutsArb = (len: number) =>
-  fc.uniqueArray(fc.integer({ min: 0, max: len }), { maxLength: 12 }).map((xs) => xs.sort((a, b) => a - b));
-
 function withCuts<T>(
   bytes: Buffer,
   cuts: number[],

@@ -2,83 +2,13 @@
  * KvServer over an in-process 3-replica LocalCluster (real time, loopback sockets): read modes,
  * sessions, errors, limits, AUTH, and fast-check fuzzing of a live server.
  */
-import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import Redis from 'ioredis';
 import { KvMachine, encodeInt } from '@decree/kv-machine';
 import { LocalCluster } from '@decree/testkit';
-import type { Replica } from '@decree/replica';
-import { KvServer, RespDecoder, RespErrorReply, encodeCommand, type KvBackend } from '../src/index.ts';
-
-function backendFor(r: Replica, sm: KvMachine, counters: { readIndex: number; execute: number }): KvBackend {
-  return {
-    execute: (cmds) => {
-      counters.execute += cmds.length;
-      return r.execute(cmds);
-    },
-    executeEach: (cmds) => {
-      counters.execute += cmds.length;
-      return r.executeEach(cmds);
-    },
-    readLocal: (c) => sm.query(c),
-    status: () => ({ ...r.status() }),
-    isLeader: () => r.isLeader(),
-    readIndex: () => {
-      counters.readIndex++;
-      return r.readIndex();
-    },
-    waitForSlot: (s, t) => r.waitForSlot(s, t),
-    writeToken: () => Math.max(r.executedSlot(), r.highestChosenSlot()),
-  };
-}
-
-/** A raw RESP connection: send bytes, read n replies (with a deadline). */
-class Raw {
-  private dec = new RespDecoder();
-  private got: unknown[] = [];
-  private waiters: (() => void)[] = [];
-  closed = false;
-  private constructor(readonly sock: net.Socket) {
-    sock.on('data', (d) => {
-      this.got.push(...this.dec.feed(d));
-      for (const w of this.waiters.splice(0)) w();
-    });
-    sock.on('close', () => {
-      this.closed = true;
-      for (const w of this.waiters.splice(0)) w();
-    });
-    sock.on('error', () => {});
-  }
-  static connect(port: number): Promise<Raw> {
-    return new Promise((resolve, reject) => {
-      const s = net.connect(port, '127.0.0.1', () => resolve(new Raw(s)));
-      s.once('error', reject);
-    });
-  }
-  send(b: Buffer | string): void {
-    this.sock.write(b);
-  }
-  cmd(...args: (string | Buffer)[]): void {
-    this.sock.write(encodeCommand(args));
-  }
-  async replies(n: number, ms = 10_000): Promise<unknown[]> {
-    const end = Date.now() + ms;
-    while (this.got.length < n && !this.closed && Date.now() < end)
-      await new Promise<void>((r) => {
-        const t = setTimeout(r, 100);
-        this.waiters.push(() => {
-          clearTimeout(t);
-          r();
-        });
-      });
-    return this.got.splice(0, n);
-  }
-  close(): void {
-    this.sock.destroy();
-  }
-}
-const msg = (v: unknown) => (v instanceof RespErrorReply || v instanceof Error ? v.message : String(v));
+import { KvServer, RespErrorReply, RespMap, encodeCommand, type KvBackend } from '../src/index.ts';
+import { Raw, backendFor, msg } from './helpers.ts';
 
 describe('KvServer over a LocalCluster', () => {
   let cluster: LocalCluster<KvMachine>;
@@ -120,7 +50,7 @@ describe('KvServer over a LocalCluster', () => {
     await cluster?.stop();
   });
 
-  it('a read after an acknowledged write sees it, on the leader (read-index, no log slot) and on a follower (forwarded)', async () => {
+  it('a read after an acknowledged write sees it, on the leader (read-index, no slot) and on a follower', async () => {
     const l = new Redis({
       port: ports[leaderIdx]!,
       lazyConnect: true,
@@ -177,7 +107,7 @@ describe('KvServer over a LocalCluster', () => {
     }
   });
 
-  it('READONLY reads locally; DECREE.SLOT gives a token; DECREE.FASTREAD serves once the slot is executed, else STALE', async () => {
+  it('READONLY reads locally; DECREE.SLOT gives a token; DECREE.FASTREAD: once executed, or STALE', async () => {
     const f = await Raw.connect(ports[followerIdx]!);
     try {
       f.cmd('SET', 'fr', 'one');
@@ -253,7 +183,7 @@ describe('KvServer over a LocalCluster', () => {
     }
   });
 
-  it('a request above the size limit is a protocol error: that connection closes, the server keeps serving', async () => {
+  it('a request above the size limit is a protocol error: the connection closes, the server goes on', async () => {
     const r = await Raw.connect(ports[leaderIdx]!);
     r.send(`*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$${128 * 1024}\r\n`);
     const [e] = await r.replies(1);
@@ -285,19 +215,26 @@ describe('KvServer over a LocalCluster', () => {
     }
     const h = await Raw.connect(authPort);
     try {
+      h.cmd('HELLO', '3');
+      h.cmd('HELLO', '3', 'AUTH', 'someone', 's3cret');
       h.cmd('HELLO', '3', 'AUTH', 'default', 's3cret');
+      h.cmd('GET', 'authed-none');
       h.cmd('HELLO', '2', 'AUTH', 'default', 'nope');
       h.cmd('HELLO', '2', 'AUTH', 'default', 's3cret');
       h.cmd('GET', 'authed-none');
-      const got = await h.replies(4);
-      expect(msg(got[0])).toMatch(/^NOPROTO/);
-      expect(msg(got[1])).toMatch(/^WRONGPASS/);
-      expect(Array.isArray(got[2])).toBe(true);
-      expect(got[3]).toBe(null);
+      const got = await h.replies(7);
+      expect(msg(got[0])).toMatch(/^NOAUTH HELLO must be called with the client already authenticated/);
+      expect(msg(got[1])).toMatch(/^WRONGPASS/); // the one user is "default"
+      expect(got[2]).toBeInstanceOf(RespMap);
+      expect((got[2] as RespMap).get('proto')).toBe(3);
+      expect(got[3]).toBe(null); // RESP3 null
+      expect(msg(got[4])).toMatch(/^WRONGPASS/);
+      expect(Array.isArray(got[5])).toBe(true); // RESP2: the map as a flat array
+      expect(got[6]).toBe(null);
     } finally {
       h.close();
     }
-    // ioredis 6 (HELLO 3 AUTH, NOPROTO, then AUTH on RESP2) with the password works
+    // ioredis 6 (HELLO 3 AUTH default <password>: RESP3) with the password works
     const good = new Redis({
       port: authPort,
       password: 's3cret',
@@ -390,7 +327,8 @@ describe('KvServer over a LocalCluster', () => {
       { numRuns: 60, seed: 4242 },
     );
     watcher.close();
-    // every reply the fuzzed connections got was RESP (the decoder above would have thrown otherwise); the server is whole
+    // every reply the fuzzed connections got was RESP (the decoder above would have thrown otherwise);
+    // the server is whole
     const s = servers[followerIdx]!;
     expect(s.stats.commands).toBeGreaterThan(0);
     expect(s.stats.protocolErrors).toBeGreaterThan(0); // random bytes did hit the protocol-error path

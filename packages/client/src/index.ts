@@ -311,7 +311,7 @@ export class DecreeClient {
       port: a.port,
       ...(this.o.password !== undefined ? { password: this.o.password } : {}),
       lazyConnect: true,
-      protocol: 2, // the server speaks RESP2 (saves ioredis' HELLO 3 round trip)
+      protocol: 2, // no HELLO round trip on connect (the server speaks RESP3 too; RESP2 needs no negotiation)
       enableReadyCheck: false,
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,

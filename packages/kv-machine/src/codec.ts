@@ -15,6 +15,14 @@ export const Op = {
   MSET: 0x06,
   EXISTS: 0x07,
   CAS: 0x08,
+  /** the number of keys (a read) */
+  DBSIZE: 0x09,
+  /** a page of keys from a cursor (a read; see scan.ts) */
+  SCAN: 0x0a,
+  /** the type of a key's value: `string`, or `none` when absent (a read) */
+  TYPE: 0x0b,
+  /** the time to live: -1 for a key that exists (no expiry is kept), -2 for a missing one (a read) */
+  TTL: 0x0c,
   /** wraps another command with (clientId, seq) for exactly-once execution */
   SESSION: 0x40,
 } as const;
@@ -27,6 +35,8 @@ export const ResultTag = {
   INT: 0x04,
   ARRAY: 0x05,
   ERROR: 0x06,
+  /** a status line (RESP simple string), e.g. TYPE's `string` / `none` */
+  STATUS: 0x07,
 } as const;
 
 export type Bytes = string | Uint8Array;
@@ -38,7 +48,8 @@ export type KvResult =
   | { readonly type: 'bulk'; readonly value: Uint8Array }
   | { readonly type: 'int'; readonly value: number | bigint }
   | { readonly type: 'array'; readonly items: readonly KvResult[] }
-  | { readonly type: 'error'; readonly message: string };
+  | { readonly type: 'error'; readonly message: string }
+  | { readonly type: 'status'; readonly value: string };
 
 /** Thrown by the decoders on bytes that are not a valid result (never by KvMachine.apply). */
 export class KvDecodeError extends Error {
@@ -223,6 +234,36 @@ export const KvCommands = {
     else w.u8(0);
     return w.bytes(v).done();
   },
+  /** DBSIZE: the number of keys. */
+  dbsize(): Uint8Array {
+    return new Writer(1).u8(Op.DBSIZE).done();
+  },
+  /**
+   * SCAN from `cursor` (0 starts): about `count` keys (a hint, >= 1) and the next cursor (0 when done),
+   * keeping those that match the glob `match` (Redis MATCH; null: all).
+   */
+  scan(cursor: number, count: number, match: Bytes | null = null): Uint8Array {
+    if (!Number.isSafeInteger(cursor) || cursor < 0)
+      throw new RangeError(`cursor must be a non-negative safe integer: ${cursor}`);
+    if (!Number.isSafeInteger(count) || count < 1)
+      throw new RangeError(`count must be a positive safe integer: ${count}`);
+    const m = match === null ? null : toBytes(match);
+    const size = 1 + varintSize(cursor) + varintSize(count) + 1 + (m ? lp(m) : 0);
+    const w = new Writer(size).u8(Op.SCAN).varint(cursor).varint(count);
+    if (m) w.u8(1).bytes(m);
+    else w.u8(0);
+    return w.done();
+  },
+  /** TYPE: STATUS `string` or `none`. */
+  type(key: Bytes): Uint8Array {
+    const k = toBytes(key);
+    return new Writer(1 + lp(k)).u8(Op.TYPE).bytes(k).done();
+  },
+  /** TTL (and PTTL): INT -1 for an existing key (keys never expire), -2 for a missing one. */
+  ttl(key: Bytes): Uint8Array {
+    const k = toBytes(key);
+    return new Writer(1 + lp(k)).u8(Op.TTL).bytes(k).done();
+  },
   /** Wraps `inner` for exactly-once execution: a retried (clientId, seq) returns the cached result. */
   session(clientId: Bytes, seq: number, inner: Uint8Array): Uint8Array {
     if (!Number.isSafeInteger(seq) || seq < 0) throw new RangeError(`seq must be a non-negative safe integer: ${seq}`);
@@ -259,13 +300,17 @@ export function commandOp(cmd: Uint8Array): OpCode | undefined {
     return commandOp(cmd.subarray(p));
   }
   const op = cmd[0]!;
-  return op >= Op.SET && op <= Op.CAS ? (op as OpCode) : undefined;
+  return op >= Op.SET && op <= Op.TTL ? (op as OpCode) : undefined;
 }
 
-/** Whether a command only reads (GET, MGET, EXISTS): such commands may be served by KvMachine.query. */
+/** Whether an opcode only reads (GET MGET EXISTS DBSIZE SCAN TYPE TTL). */
+export function isReadOp(op: number | undefined): boolean {
+  return op === Op.GET || op === Op.MGET || op === Op.EXISTS || (op !== undefined && op >= Op.DBSIZE && op <= Op.TTL);
+}
+
+/** Whether a command only reads (GET MGET EXISTS DBSIZE SCAN TYPE TTL): KvMachine.query serves it. */
 export function isReadOnly(cmd: Uint8Array): boolean {
-  const op = cmd[0];
-  return op === Op.GET || op === Op.MGET || op === Op.EXISTS;
+  return isReadOp(cmd[0]);
 }
 
 // ---------------------------------------------------------------- result decoding
@@ -310,12 +355,14 @@ function decodeAt(buf: Uint8Array, pos: { p: number }, depth: number): KvResult 
       for (let i = 0; i < n; i++) items.push(decodeAt(buf, pos, depth + 1));
       return { type: 'array', items };
     }
-    case ResultTag.ERROR: {
+    case ResultTag.ERROR:
+    case ResultTag.STATUS: {
       const n = varint();
-      if (pos.p + n > buf.length) throw new KvDecodeError('truncated error');
-      const message = new TextDecoder().decode(buf.subarray(pos.p, pos.p + n));
+      if (pos.p + n > buf.length)
+        throw new KvDecodeError(tag === ResultTag.ERROR ? 'truncated error' : 'truncated status');
+      const text = new TextDecoder().decode(buf.subarray(pos.p, pos.p + n));
       pos.p += n;
-      return { type: 'error', message };
+      return tag === ResultTag.ERROR ? { type: 'error', message: text } : { type: 'status', value: text };
     }
     default:
       throw new KvDecodeError(`unknown result tag 0x${tag.toString(16)}`);
@@ -388,6 +435,12 @@ export function encodeError(message: string): Uint8Array {
   return new Writer(1 + lp(m)).u8(ResultTag.ERROR).bytes(m).done();
 }
 
+/** A status line (RESP simple string): UTF-8 text. */
+export function encodeStatus(text: string): Uint8Array {
+  const m = utf8.encode(text);
+  return new Writer(1 + lp(m)).u8(ResultTag.STATUS).bytes(m).done();
+}
+
 export function encodeInt(v: number | bigint): Uint8Array {
   const b = new Uint8Array(9);
   b[0] = ResultTag.INT;
@@ -406,6 +459,8 @@ export function encodeResult(r: KvResult): Uint8Array {
       return encodeInt(r.value);
     case 'error':
       return encodeError(r.message);
+    case 'status':
+      return encodeStatus(r.value);
     case 'bulk':
       return new Writer(1 + lp(r.value)).u8(ResultTag.BULK).bytes(r.value).done();
     case 'array': {

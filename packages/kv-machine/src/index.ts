@@ -9,8 +9,10 @@ export {
   encodeResult,
   encodeError,
   encodeInt,
+  encodeStatus,
   commandOp,
   isReadOnly,
+  isReadOp,
   varintSize,
   writeVarint,
   readI64,
@@ -38,3 +40,4 @@ export {
   MAX_FRAME_BYTES,
   type SnapshotContents,
 } from './snapshot.ts';
+export { SCAN_SLOTS, ScanIndex, globMatcher, keyHash, scanSlot } from './scan.ts';

@@ -7,10 +7,13 @@ import {
   RESULT_OK,
   encodeError,
   encodeInt,
+  encodeStatus,
+  isReadOp,
   varintSize,
   writeVarint,
   type Bytes,
 } from './codec.ts';
+import { ScanIndex, globMatcher } from './scan.ts';
 import { readSnapshot, writeSnapshot, type SnapshotContents } from './snapshot.ts';
 
 /**
@@ -145,7 +148,14 @@ const ERR_CAS_FLAG = encodeError('ERR malformed command: bad CAS flag');
 const ERR_ARGS = encodeError('ERR wrong number of arguments');
 const ERR_NOT_INT = encodeError('ERR value is not an integer or out of range');
 const ERR_OVERFLOW = encodeError('ERR increment or decrement would overflow');
-const ERR_READONLY = encodeError('ERR only read commands (GET, MGET, EXISTS) can be queried');
+const ERR_READONLY = encodeError('ERR only read commands (GET MGET EXISTS DBSIZE SCAN TYPE TTL) can be queried');
+const ERR_SCAN_FLAG = encodeError('ERR malformed command: bad SCAN flag');
+const ERR_SYNTAX = encodeError('ERR syntax error');
+const STATUS_STRING = encodeStatus('string');
+const STATUS_NONE = encodeStatus('none');
+/** TTL of a key that exists (no expiry is kept) and of a missing one, as Redis answers */
+const TTL_NO_EXPIRY = encodeInt(-1);
+const TTL_MISSING = encodeInt(-2);
 
 const SMALL_INTS: Uint8Array[] = Array.from({ length: 64 }, (_, i) => encodeInt(i));
 const intResult = (n: number | bigint): Uint8Array =>
@@ -256,6 +266,8 @@ export class KvMachine implements StateMachine {
   private readonly share: KvShareGroup | undefined;
   /** position of the next command within the current slot (for the share group) */
   private idx = 0;
+  /** the SCAN cursor index: built at the first SCAN, then kept up to date (derived, not part of the state) */
+  private index: ScanIndex | undefined = undefined;
 
   constructor(opts: KvMachineOptions = {}) {
     this.ttl = opts.sessionTtlSlots ?? DEFAULT_SESSION_TTL_SLOTS;
@@ -307,7 +319,7 @@ export class KvMachine implements StateMachine {
       const k = e.keys[j];
       if (k !== undefined) {
         try {
-          this.data.set(k, e.vals[j]!);
+          this.put(k, e.vals[j]!);
           return RESULT_OK;
         } catch {
           // (the Map is full) let exec produce the error result
@@ -330,13 +342,43 @@ export class KvMachine implements StateMachine {
   }
 
   /**
-   * Executes a read-only command (GET, MGET, EXISTS) against the local state without changing it:
-   * for stale reads at any replica, or linearizable reads once applied >= the read index.
+   * Executes a read-only command (GET MGET EXISTS DBSIZE SCAN TYPE TTL) against the local state without
+   * changing it: for stale reads at any replica, or linearizable reads once applied >= the read index.
    */
   query(command: Uint8Array): Uint8Array {
-    const op = command[0];
-    if (op !== Op.GET && op !== Op.MGET && op !== Op.EXISTS) return ERR_READONLY;
+    if (!isReadOp(command[0])) return ERR_READONLY;
     return this.exec(command, 0, false);
+  }
+
+  /** Map.set that keeps the SCAN index (when there is one) up to date. */
+  private put(k: string, v: string): void {
+    const ix = this.index;
+    if (ix === undefined) {
+      this.data.set(k, v);
+      return;
+    }
+    const n = this.data.size;
+    this.data.set(k, v);
+    if (this.data.size !== n) ix.add(k);
+  }
+
+  /** A SCAN page: ARRAY [BULK next-cursor, ARRAY of BULK keys]. */
+  private scan(cursor: number, count: number, pattern: string | undefined): Uint8Array {
+    if (this.index === undefined) this.index = ScanIndex.of(this.data.keys());
+    const page = this.index.page(cursor, count);
+    let keys = page.keys;
+    if (pattern !== undefined && pattern !== '*') keys = keys.filter(globMatcher(pattern));
+    const next = String(page.next);
+    let size = 1 + 1 + bulkSize(next) + 1 + varintSize(keys.length);
+    for (const k of keys) size += bulkSize(k);
+    const r = Buffer.allocUnsafe(size);
+    r[0] = ResultTag.ARRAY;
+    r[1] = 2;
+    let off = writeBulk(r, 2, next);
+    r[off++] = ResultTag.ARRAY;
+    off = writeVarint(r, off, keys.length);
+    for (const k of keys) off = writeBulk(r, off, k);
+    return r;
   }
 
   /** The value at `key` (a UTF-8 string or raw bytes), read locally. */
@@ -394,7 +436,7 @@ export class KvMachine implements StateMachine {
           const k = readStr(c);
           const v = readStr(c);
           if (P !== END) return ERR_TRAILING;
-          this.data.set(k, v);
+          this.put(k, v);
           if (start === 0) {
             SET_K = k;
             SET_V = v;
@@ -416,7 +458,11 @@ export class KvMachine implements StateMachine {
           if (P !== END) return ERR_TRAILING;
           let count = 0;
           if (op === Op.DEL) {
-            for (let i = 0; i < n; i++) if (this.data.delete(keys[i]!)) count++;
+            for (let i = 0; i < n; i++) {
+              if (!this.data.delete(keys[i]!)) continue;
+              count++;
+              this.index?.delete(keys[i]!);
+            }
           } else {
             for (let i = 0; i < n; i++) if (this.data.has(keys[i]!)) count++;
           }
@@ -431,7 +477,7 @@ export class KvMachine implements StateMachine {
           if (old === undefined) return ERR_NOT_INT;
           const sum = addInt64(old, by);
           if (sum === undefined) return ERR_OVERFLOW;
-          this.data.set(k, String(sum));
+          this.put(k, String(sum));
           return intResult(sum);
         }
         case Op.MGET: {
@@ -463,7 +509,7 @@ export class KvMachine implements StateMachine {
           const kv: string[] = new Array(2 * n);
           for (let i = 0; i < 2 * n; i++) kv[i] = readStr(c);
           if (P !== END) return ERR_TRAILING;
-          for (let i = 0; i < 2 * n; i += 2) this.data.set(kv[i]!, kv[i + 1]!);
+          for (let i = 0; i < 2 * n; i += 2) this.put(kv[i]!, kv[i + 1]!);
           return RESULT_OK;
         }
         case Op.CAS: {
@@ -476,8 +522,30 @@ export class KvMachine implements StateMachine {
           if (P !== END) return ERR_TRAILING;
           const cur = this.data.get(k);
           if (cur !== expected) return SMALL_INTS[0]!;
-          this.data.set(k, v);
+          this.put(k, v);
           return SMALL_INTS[1]!;
+        }
+        case Op.DBSIZE:
+          if (P !== END) return ERR_TRAILING;
+          return intResult(this.data.size);
+        case Op.SCAN: {
+          const cursor = readLen(c);
+          const count = readLen(c);
+          if (P >= END) throw TRUNCATED;
+          const flag = c[P++]!;
+          if (flag > 1) return ERR_SCAN_FLAG;
+          const pattern = flag === 1 ? readStr(c) : undefined;
+          if (P !== END) return ERR_TRAILING;
+          if (count === 0) return ERR_SYNTAX;
+          return this.scan(cursor, count, pattern);
+        }
+        case Op.TYPE:
+        case Op.TTL: {
+          const k = readStr(c);
+          if (P !== END) return ERR_TRAILING;
+          const has = this.data.has(k);
+          if (op === Op.TYPE) return has ? STATUS_STRING : STATUS_NONE;
+          return has ? TTL_NO_EXPIRY : TTL_MISSING;
         }
         case Op.SESSION: {
           if (!write || start !== 0) return ERR_NESTED;
@@ -566,6 +634,7 @@ export class KvMachine implements StateMachine {
     const sessions = new Map<string, SessionEntry>();
     for (const [id, seq, lastSlot, result, lastMs] of s.sessions) sessions.set(id, { seq, lastSlot, result, lastMs });
     this.data = data;
+    this.index = undefined; // rebuilt at the next SCAN
     this.sessions = sessions;
     this.forgotten = new Map(s.forgotten.map(([id, slot, ms]) => [id, { slot, ms }]));
     this.nowMs = s.nowMs;

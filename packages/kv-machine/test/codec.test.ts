@@ -74,6 +74,11 @@ describe('command encoders (the README table)', () => {
     expect(hex(KvCommands.cas('k', null, 'v'))).toBe('08016b000176');
     expect(hex(KvCommands.cas('k', 'e', 'v'))).toBe('08016b0101650176');
     expect(hex(KvCommands.session('c', 300, KvCommands.get('k')))).toBe('400163ac0202016b');
+    expect(hex(KvCommands.dbsize())).toBe('09');
+    expect(hex(KvCommands.scan(0, 10))).toBe('0a000a00');
+    expect(hex(KvCommands.scan(300, 1, 'a*'))).toBe('0aac02010102612a');
+    expect(hex(KvCommands.type('k'))).toBe('0b016b');
+    expect(hex(KvCommands.ttl('k'))).toBe('0c016b');
   });
 
   it('encodes strings as UTF-8 and bytes as they are; lengths >= 128 take a 2-byte varint', () => {
@@ -92,6 +97,8 @@ describe('command encoders (the README table)', () => {
     expect(() => KvCommands.incr('k', 2n ** 63n)).toThrow(RangeError);
     expect(() => KvCommands.session('c', -1, KvCommands.get('k'))).toThrow(RangeError);
     expect(() => KvCommands.session('c', 1, KvCommands.session('c', 1, KvCommands.get('k')))).toThrow(RangeError);
+    expect(() => KvCommands.scan(-1, 10)).toThrow(RangeError);
+    expect(() => KvCommands.scan(0, 0)).toThrow(RangeError);
   });
 
   it('names the opcode, through a session wrapper too', () => {
@@ -101,6 +108,10 @@ describe('command encoders (the README table)', () => {
     expect(commandOp(new Uint8Array([Op.SESSION, 5]))).toBeUndefined();
     expect(isReadOnly(KvCommands.get('a'))).toBe(true);
     expect(isReadOnly(KvCommands.set('a', 'b'))).toBe(false);
+    for (const c of [KvCommands.dbsize(), KvCommands.scan(0, 1), KvCommands.type('a'), KvCommands.ttl('a')]) {
+      expect(isReadOnly(c)).toBe(true);
+      expect(commandOp(c)).toBe(c[0]);
+    }
   });
 });
 
@@ -116,6 +127,7 @@ const resultArb = fc.letrec<{ leaf: KvResult; node: KvResult }>((tie) => ({
       }),
     ),
     fc.string().map((message): KvResult => ({ type: 'error', message })),
+    fc.string().map((value): KvResult => ({ type: 'status', value })),
   ),
   node: fc.oneof(
     { depthSize: 'small' },

@@ -6,8 +6,11 @@ import {
   KvMachine,
   KvResults,
   KvShareGroup,
+  SCAN_SLOTS,
   decodeResult,
+  globMatcher,
   parseInt64,
+  scanSlot,
   type KvResult,
 } from '../src/index.ts';
 
@@ -188,6 +191,253 @@ describe('command semantics', () => {
   });
 });
 
+// ---------------------------------------------------------------- DBSIZE, SCAN, TYPE, TTL
+
+/** Redis's stringmatchlen (util.c), ported literally as the reference for globMatcher. */
+function redisMatch(p: string, s: string): boolean {
+  const go = (pi: number, si: number): boolean => {
+    let pl = p.length - pi;
+    let sl = s.length - si;
+    while (pl > 0 && sl > 0) {
+      const pc = p[pi]!;
+      if (pc === '*') {
+        while (pl > 1 && p[pi + 1] === '*') {
+          pi++;
+          pl--;
+        }
+        if (pl === 1) return true;
+        while (sl > 0) {
+          if (go(pi + 1, si)) return true;
+          si++;
+          sl--;
+        }
+        return false;
+      } else if (pc === '?') {
+        si++;
+        sl--;
+      } else if (pc === '[') {
+        pi++;
+        pl--;
+        const not = pl > 0 && p[pi] === '^';
+        if (not) {
+          pi++;
+          pl--;
+        }
+        let match = false;
+        for (;;) {
+          if (pl >= 2 && p[pi] === '\\') {
+            pi++;
+            pl--;
+            if (p[pi] === s[si]) match = true;
+          } else if (pl > 0 && p[pi] === ']') break;
+          else if (pl === 0) {
+            pi--;
+            pl++;
+            break;
+          } else if (pl >= 3 && p[pi + 1] === '-') {
+            let a = p.charCodeAt(pi);
+            let b = p.charCodeAt(pi + 2);
+            if (a > b) [a, b] = [b, a];
+            const c = s.charCodeAt(si);
+            pi += 2;
+            pl -= 2;
+            if (c >= a && c <= b) match = true;
+          } else if (p[pi] === s[si]) match = true;
+          pi++;
+          pl--;
+        }
+        if (not) match = !match;
+        if (!match) return false;
+        si++;
+        sl--;
+      } else {
+        if (pc === '\\' && pl >= 2) {
+          pi++;
+          pl--;
+        }
+        if (p[pi] !== s[si]) return false;
+        si++;
+        sl--;
+      }
+      pi++;
+      pl--;
+      if (sl === 0) {
+        while (pi < p.length && p[pi] === '*') {
+          pi++;
+          pl--;
+        }
+        break;
+      }
+    }
+    return pl === 0 && sl === 0;
+  };
+  return go(0, 0);
+}
+
+/** every key a full SCAN returns (with duplicates), following cursors from 0 */
+function scanAll(run: (c: Uint8Array) => KvResult, count: number, match?: string): { keys: string[]; calls: number } {
+  const keys: string[] = [];
+  let cursor = 0;
+  let calls = 0;
+  do {
+    const r = run(KvCommands.scan(cursor, count, match ?? null));
+    calls++;
+    if (r.type !== 'array') throw new Error(`SCAN answered ${r.type}`);
+    const [c, page] = r.items;
+    cursor = Number(str(c!));
+    if (page!.type !== 'array') throw new Error('no key array');
+    for (const k of page!.items) keys.push(str(k));
+  } while (cursor !== 0);
+  return { keys, calls };
+}
+
+describe('DBSIZE, SCAN, TYPE, TTL', () => {
+  it('DBSIZE counts keys; TYPE is string or none; TTL is -1 for a key, -2 for a missing one', () => {
+    const { m, run } = machine();
+    expect(run(KvCommands.dbsize())).toEqual(int(0));
+    run(
+      KvCommands.mset([
+        ['a', '1'],
+        ['b', '2'],
+      ]),
+    );
+    run(KvCommands.incr('n'));
+    expect(run(KvCommands.dbsize())).toEqual(int(3));
+    run(KvCommands.del(['a', 'zz']));
+    expect(run(KvCommands.dbsize())).toEqual(int(2));
+    expect(run(KvCommands.type('b'))).toEqual({ type: 'status', value: 'string' });
+    expect(run(KvCommands.type('a'))).toEqual({ type: 'status', value: 'none' });
+    expect(run(KvCommands.ttl('b'))).toEqual(int(-1));
+    expect(run(KvCommands.ttl('a'))).toEqual(int(-2));
+    // all are reads: query() serves them, and applying them changes nothing
+    const d = m.digest();
+    expect(decodeResult(m.query(KvCommands.dbsize()))).toEqual(int(2));
+    expect(decodeResult(m.query(KvCommands.ttl('n')))).toEqual(int(-1));
+    expect(decodeResult(m.query(KvCommands.type('n')))).toEqual({ type: 'status', value: 'string' });
+    expect(decodeResult(m.query(KvCommands.scan(0, 100))).type).toBe('array');
+    expect(m.digest()).toBe(d);
+  });
+
+  it('a full SCAN returns every key once, with any COUNT, and MATCH filters', () => {
+    const { run } = machine();
+    const all = Array.from({ length: 500 }, (_, i) => `user:${i}`);
+    run(KvCommands.mset(all.map((k) => [k, 'v'] as [string, string])));
+    run(
+      KvCommands.mset([
+        ['other', 'x'],
+        ['', 'empty key'],
+      ]),
+    );
+    for (const count of [1, 7, 100, 10_000]) {
+      const { keys, calls } = scanAll(run, count);
+      expect(keys.sort()).toEqual([...all, 'other', ''].sort());
+      if (count >= 10_000) expect(calls).toBe(1);
+    }
+    expect(scanAll(run, 10, 'user:1?').keys.sort()).toEqual(Array.from({ length: 10 }, (_, i) => `user:1${i}`).sort());
+    expect(scanAll(run, 10, 'oth*').keys).toEqual(['other']);
+    expect(scanAll(run, 10, '*').keys).toHaveLength(502); // MATCH * filters nothing (the empty key too)
+    expect(scanAll(run, 10, 'nope*').keys).toEqual([]);
+    // a cursor past the space ends the scan
+    expect(run(KvCommands.scan(SCAN_SLOTS + 5, 10))).toEqual({
+      type: 'array',
+      items: [
+        { type: 'bulk', value: new TextEncoder().encode('0') },
+        { type: 'array', items: [] },
+      ],
+    });
+    expect(run(new Uint8Array([0x0a, 0, 0, 0])).type).toBe('error'); // COUNT 0
+  });
+
+  it('keys present for the whole scan are returned while others are added and deleted between pages', () => {
+    fc.assert(
+      fc.property(
+        fc.uniqueArray(fc.string({ minLength: 1, maxLength: 6 }), { minLength: 1, maxLength: 80 }),
+        fc.array(fc.tuple(fc.boolean(), fc.string({ minLength: 1, maxLength: 6 })), { maxLength: 200 }),
+        fc.integer({ min: 1, max: 20 }),
+        (initial, changes, count) => {
+          const { run } = machine();
+          run(KvCommands.mset(initial.map((k) => [k, '1'] as [string, string])));
+          // the keys never touched by a change are present throughout
+          const touched = new Set(changes.map(([, k]) => k));
+          const stable = initial.filter((k) => !touched.has(k));
+          const seen = new Set<string>();
+          let cursor = 0;
+          let step = 0;
+          do {
+            const r = run(KvCommands.scan(cursor, count));
+            if (r.type !== 'array') throw new Error('not an array');
+            cursor = Number(str(r.items[0]!));
+            for (const k of (r.items[1] as { readonly items: readonly KvResult[] }).items) seen.add(str(k));
+            // a few changes between two pages
+            for (let i = 0; i < 3 && step < changes.length; i++, step++) {
+              const [add, k] = changes[step]!;
+              run(add ? KvCommands.set(k, '2') : KvCommands.del(k));
+            }
+          } while (cursor !== 0);
+          for (const k of stable) expect(seen.has(k)).toBe(true);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('a cursor means the same on every replica (pages agree, also after a snapshot restore)', async () => {
+    const a = machine();
+    const keys = Array.from({ length: 300 }, (_, i) => `k${i}`);
+    a.run(KvCommands.mset(keys.map((k) => [k, 'v'] as [string, string])));
+    a.run(KvCommands.scan(0, 5)); // a's index exists before the changes below; b's is built after them
+    a.run(KvCommands.del(['k1', 'k2']));
+    a.run(KvCommands.set('new', 'v'));
+    const b = new KvMachine();
+    await b.restore(await a.m.snapshotBytes());
+    let cursor = 0;
+    do {
+      const ra = a.m.query(KvCommands.scan(cursor, 17));
+      const rb = b.query(KvCommands.scan(cursor, 17));
+      expect(Buffer.from(ra).equals(Buffer.from(rb))).toBe(true);
+      const r = decodeResult(ra) as { readonly items: readonly KvResult[] };
+      cursor = Number(str(r.items[0]!));
+    } while (cursor !== 0);
+    expect(scanSlot('k1')).toBe(scanSlot('k1'));
+  });
+
+  it('globMatcher agrees with Redis stringmatchlen', () => {
+    const alphabet = fc.constantFrom('a', 'b', 'c', '*', '?', '[', ']', '^', '-', '\\', 'z');
+    const pat = fc.array(alphabet, { maxLength: 9 }).map((a) => a.join(''));
+    const subject = fc
+      .array(fc.constantFrom('a', 'b', 'c', '-', ']', '[', '\\', '*', 'z'), { maxLength: 8 })
+      .map((a) => a.join(''));
+    fc.assert(
+      fc.property(pat, subject, (p, s) => {
+        expect(globMatcher(p)(s), `pattern ${JSON.stringify(p)} on ${JSON.stringify(s)}`).toBe(redisMatch(p, s));
+      }),
+      { numRuns: 20_000 },
+    );
+    const cases: [string, string, boolean][] = [
+      ['h?llo', 'hello', true],
+      ['h*llo', 'heeeello', true],
+      ['h[ae]llo', 'hallo', true],
+      ['h[^e]llo', 'hello', false],
+      ['h[a-b]llo', 'hbllo', true],
+      ['h[b-a]llo', 'hallo', true],
+      ['h\\*llo', 'h*llo', true],
+      ['h\\*llo', 'hello', false],
+      ['*', '', false],
+      ['', '', true],
+      ['a[bc', 'ab', true],
+    ];
+    for (const [p, s, want] of cases) expect(globMatcher(p)(s), `${p} on ${s}`).toBe(want);
+  });
+
+  it('a pathological pattern stays fast (no backtracking blow-up)', () => {
+    const p = '*a'.repeat(30) + 'b';
+    const s = 'a'.repeat(5_000);
+    const t = Date.now();
+    expect(globMatcher(p)(s)).toBe(false);
+    expect(Date.now() - t).toBeLessThan(1_000);
+  });
+});
+
 // ---------------------------------------------------------------- malformed input
 
 const everyKind = (): Uint8Array[] => [
@@ -204,6 +454,11 @@ const everyKind = (): Uint8Array[] => [
   KvCommands.cas('a', '1', '2'),
   KvCommands.cas('a', null, '2'),
   KvCommands.session('client', 9, KvCommands.set('a', 'z')),
+  KvCommands.dbsize(),
+  KvCommands.scan(7, 10, 'a*'),
+  KvCommands.scan(0, 3),
+  KvCommands.type('a'),
+  KvCommands.ttl('a'),
 ];
 
 describe('malformed commands', () => {
