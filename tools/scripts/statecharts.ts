@@ -13,6 +13,7 @@ import { learnerMachine } from '@decree/learner';
 import { proposerMachine } from '@decree/proposer';
 import { snapshotterMachine } from '@decree/snapshotter';
 import { configManagerMachine } from '@decree/config-manager';
+import { chartOf, type ChartState, type ChartTransition } from '@decree/telemetry';
 
 export const ROLE_MACHINES = {
   elector: electorMachine,
@@ -23,81 +24,28 @@ export const ROLE_MACHINES = {
   'config-manager': configManagerMachine,
 } as const;
 
-interface TransitionDef {
-  target?: readonly unknown[] | undefined;
-  guard?: unknown;
-  eventType: string;
-  reenter?: boolean;
-  delay?: unknown;
-}
-interface StateDef {
-  id: string;
-  key: string;
-  type: 'atomic' | 'compound' | 'parallel' | 'final' | 'history';
-  initial?: { target: readonly unknown[] } | undefined;
-  states: Record<string, StateDef>;
-  transitions: readonly TransitionDef[];
-  description?: string;
-}
-
-/** a target is a StateNode (its id) or, in JSON form, '#id' */
-const tid = (t: unknown): string => (typeof t === 'string' ? t.replace(/^#/, '') : (t as { id: string }).id);
 const mid = (id: string, rootId: string) =>
   (id === rootId ? rootId : id.slice(rootId.length + 1)).replace(/[^A-Za-z0-9_]/g, '_');
-const guardName = (g: unknown): string | undefined =>
-  g === undefined
-    ? undefined
-    : typeof g === 'string'
-      ? g
-      : typeof g === 'function'
-        ? g.name || 'guard'
-        : ((g as { type?: string }).type ?? 'guard');
 
-function eventLabel(t: TransitionDef): string {
-  const e = t.eventType;
-  if (e === '') return 'always';
-  const after = /^xstate\.after\.([^.]+)\./.exec(e);
-  if (after) return `after ${after[1]}`;
-  if (e.startsWith('xstate.done.actor.')) return `done ${e.slice('xstate.done.actor.'.length)}`;
-  if (e.startsWith('xstate.error.actor.')) return `error ${e.slice('xstate.error.actor.'.length)}`;
-  return e;
-}
-
-/** The Mermaid stateDiagram-v2 text of a machine definition. */
+/** The Mermaid stateDiagram-v2 text of a machine definition (its chart model: chartOf from @decree/telemetry). */
 export function mermaidOf(machine: { definition: unknown; root?: unknown }): string {
-  const root = machine.definition as StateDef;
-  const rootId = root.id;
-  // eventless (`always`) transitions are on the state nodes, not in their definitions
-  const always = new Map<string, readonly TransitionDef[]>();
-  const collect = (n: { id: string; always?: readonly TransitionDef[]; states?: Record<string, unknown> }) => {
-    if (n.always?.length) always.set(n.id, n.always);
-    for (const c of Object.values(n.states ?? {})) collect(c as typeof n);
+  const chart = chartOf(machine);
+  const rootId = chart.root.id;
+  const byPath = new Map<string, ChartState>();
+  const index = (s: ChartState) => {
+    byPath.set(s.path, s);
+    s.children.forEach(index);
   };
-  if (machine.root) collect(machine.root as Parameters<typeof collect>[0]);
+  index(chart.root);
+  const m = (path: string) => mid(byPath.get(path)?.id ?? path, rootId);
+  const label = (t: ChartTransition) => `${t.event}${t.guard ? ` [${t.guard}]` : ''}`.replace(/:/g, '∶');
   const lines: string[] = ['stateDiagram-v2'];
-  const edges: string[] = [];
-  const topLevel = Object.values(root.states);
-
-  const addEdges = (from: string, s: StateDef, excludeSelfOf?: string) => {
-    for (const t of [...s.transitions, ...(always.get(s.id) ?? [])]) {
-      if (!t.target?.length) continue; // actions only: not a state change
-      const g = guardName(t.guard);
-      const label = `${eventLabel(t)}${g ? ` [${g}]` : ''}`.replace(/:/g, '∶');
-      for (const target of t.target) {
-        const to = mid(tid(target), rootId);
-        if (excludeSelfOf && to === excludeSelfOf) continue;
-        edges.push(`  ${from} --> ${to} : ${label}`);
-      }
-    }
-  };
-
-  const walk = (s: StateDef, indent: string) => {
-    const children = Object.values(s.states);
-    if (s.initial?.target?.length) lines.push(`${indent}[*] --> ${mid(tid(s.initial.target[0]), rootId)}`);
-    children.forEach((c, i) => {
-      const id = mid(c.id, rootId);
+  const walk = (s: ChartState, indent: string) => {
+    if (s.initial !== undefined) lines.push(`${indent}[*] --> ${m(s.initial)}`);
+    s.children.forEach((c, i) => {
+      const id = m(c.path);
       if (s.type === 'parallel' && i > 0) lines.push(`${indent}--`);
-      if (Object.keys(c.states).length) {
+      if (c.children.length) {
         lines.push(`${indent}state "${c.key}" as ${id} {`);
         walk(c, indent + '  ');
         lines.push(`${indent}}`);
@@ -105,16 +53,23 @@ export function mermaidOf(machine: { definition: unknown; root?: unknown }): str
       else lines.push(`${indent}${id}`);
       if (c.type === 'final') lines.push(`${indent}${id} --> [*]`);
       if (c.description) lines.push(`${indent}note right of ${id} : ${c.description.replace(/\n/g, ' ')}`);
-      addEdges(id, c);
     });
   };
-  walk(root, '  ');
+  walk(chart.root, '  ');
+  const edges: string[] = [];
+  for (const t of chart.transitions)
+    if (t.from !== '') for (const to of t.to) edges.push(`  ${m(t.from)} --> ${m(to)} : ${label(t)}`);
   // transitions on the machine itself apply in every top-level state
-  for (const s of topLevel) if (s.type !== 'final') addEdges(mid(s.id, rootId), root, mid(s.id, rootId));
+  const onMachine = chart.transitions.filter((t) => t.from === '');
+  for (const s of chart.root.children) {
+    if (s.type === 'final') continue;
+    for (const t of onMachine)
+      for (const to of t.to) if (m(to) !== m(s.path)) edges.push(`  ${m(s.path)} --> ${m(to)} : ${label(t)}`);
+  }
   return [...lines, ...edges].join('\n') + '\n';
 }
 
-export function statechartDoc(role: string, machine: { definition: unknown }): string {
+export function statechartDoc(role: string, machine: { definition: unknown; root?: unknown }): string {
   const src = `packages/${role}/src/${role}.ts`;
   const name = role.replace(/-(\w)/g, (_, c: string) => c.toUpperCase());
   return `<!-- generated by tools/scripts/statecharts.ts from ${src}; do not edit: regenerate with \`node --conditions=source --import tsx tools/scripts/statecharts.ts\` -->

@@ -289,6 +289,13 @@ export async function startNode(cfg: ClusterConfig, id: string, o: StartNodeOpti
       replicas: [...replicas.values()],
       host: me.host,
       port: me.statusPort,
+      // the cluster view fetches the other members' /status.json
+      peers: cfg.replicas.map((r) => ({
+        id: r.id,
+        ...(r.statusPort !== undefined
+          ? { url: `http://${r.host.includes(':') ? `[${r.host}]` : r.host}:${r.statusPort}/` }
+          : {}),
+      })),
       ...(typeof stats === 'function' ? { transportStats: () => stats.call(transport) } : {}),
       log: (level, msg, obj) => o.log[level](obj ?? {}, msg),
     });

@@ -12,3 +12,12 @@ export {
   type ReplicaMetrics,
   type ReplicaMetricsOptions,
 } from './metrics.ts';
+export { LatencyWindow } from './latency.ts';
+export {
+  activePaths,
+  chartOf,
+  type Chart,
+  type ChartState,
+  type ChartStateType,
+  type ChartTransition,
+} from './statechart.ts';

@@ -41,6 +41,8 @@ export interface ReplicaMetricsOptions {
   now?: () => number;
   /** bound on the submissions whose start time is remembered (default 65536) */
   maxPending?: number;
+  /** also given each commit latency (ms): the status page's p50/p99 (LatencyWindow) */
+  latencyWindow?: { record(ms: number): void };
 }
 
 export interface ReplicaMetrics {
@@ -123,6 +125,7 @@ export function instrumentReplicaMetrics(
         if (t !== undefined) {
           started.delete(msg.firstId);
           latency.record(now() - t, attrs);
+          opts.latencyWindow?.record(now() - t);
         }
         return;
       }

@@ -144,6 +144,8 @@ export async function makeInspector(
   const last = new Map<string, string>();
   const logEvent = (ev: any) => {
     if (ev?.type === '@xstate.snapshot') {
+      // machines only: an invoked promise (a learner's copy, a snapshotter's drain) has no state value
+      if (ev.snapshot?.value === undefined) return;
       const id = String(ev.actorRef?.id ?? '?');
       const v = JSON.stringify(ev.snapshot?.value ?? null);
       if (last.get(id) === v) return;
