@@ -137,11 +137,16 @@ export async function storageBench(opts: StorageBenchOptions = {}): Promise<Stor
 }
 
 function formatRow(r: StorageBenchRow): string {
-  return `${r.store.padEnd(16)} ${String(r.recordBytes).padStart(6)} ${String(r.appendsPerSec).padStart(12)} ${r.mbPerSec.toFixed(2).padStart(9)} ${r.recordsPerSync.toFixed(1).padStart(15)}`;
+  return (
+    `${r.store.padEnd(16)} ${String(r.recordBytes).padStart(6)} ${String(r.appendsPerSec).padStart(12)} ` +
+    `${r.mbPerSec.toFixed(2).padStart(9)} ${r.recordsPerSync.toFixed(1).padStart(15)}`
+  );
 }
 
 export function formatTable(rows: StorageBenchRow[]): string {
-  const head = `${'store'.padEnd(16)} ${'bytes'.padStart(6)} ${'appends/s'.padStart(12)} ${'MB/s'.padStart(9)} ${'records/sync'.padStart(15)}`;
+  const head =
+    `${'store'.padEnd(16)} ${'bytes'.padStart(6)} ${'appends/s'.padStart(12)} ` +
+    `${'MB/s'.padStart(9)} ${'records/sync'.padStart(15)}`;
   return [head, ...rows.map(formatRow)].join('\n');
 }
 
