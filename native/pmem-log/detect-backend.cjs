@@ -5,14 +5,22 @@
 const { spawnSync } = require('node:child_process');
 const { existsSync } = require('node:fs');
 const HEADER = '/usr/include/libpmem.h';
-const LIBRARIES = ['/usr/lib/x86_64-linux-gnu/libpmem.so', '/usr/lib/aarch64-linux-gnu/libpmem.so', '/usr/lib/libpmem.so'];
+const LIBRARIES = [
+  '/usr/lib/x86_64-linux-gnu/libpmem.so',
+  '/usr/lib/aarch64-linux-gnu/libpmem.so',
+  '/usr/lib/libpmem.so',
+];
 function probe() {
   const forced = process.env.DECREE_PMEM_BACKEND === 'mmap' ? 'DECREE_PMEM_BACKEND=mmap' : null;
   const pkgConfig = spawnSync('pkg-config', ['--exists', 'libpmem'], { stdio: 'ignore' }).status === 0;
   const header = existsSync(HEADER) ? HEADER : null;
   const library = LIBRARIES.find((p) => existsSync(p)) ?? null;
   const found = pkgConfig || (header !== null && library !== null);
-  return { backend: !forced && found ? 'libpmem' : 'mmap', forced, libraries: { libpmem: { found, pkgConfig, header, library } } };
+  return {
+    backend: !forced && found ? 'libpmem' : 'mmap',
+    forced,
+    libraries: { libpmem: { found, pkgConfig, header, library } },
+  };
 }
 module.exports = { probe };
 if (require.main === module) process.stdout.write(probe().backend);

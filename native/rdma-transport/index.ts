@@ -126,7 +126,8 @@ export class RdmaNotBuiltError extends Error {
     cause?: unknown,
   ) {
     super(
-      `rdma-transport addon not built (${addonPath} is missing or does not load): run \`node tools/scripts/build-native.mjs rdma-transport\` ` +
+      `rdma-transport addon not built (${addonPath} is missing or does not load): run \`node ` +
+        `tools/scripts/build-native.mjs rdma-transport\` ` +
         `(needs g++, make and python3; libibverbs-dev for the RDMA verbs backend)`,
       { cause },
     );
@@ -184,7 +185,9 @@ export function listRdmaDevices(): RdmaDevice[] {
   return loadRdmaAddon().listRdmaDevices();
 }
 
-/** Opens a device, registers a ring and creates an RC queue pair; throws NO_RDMA_DEVICE (code ENODEV) without a device. */
+/**
+ * Opens a device, registers a ring and creates an RC queue pair; throws NO_RDMA_DEVICE (code ENODEV) without a device.
+ */
 export function createRdmaEndpoint(options: RdmaEndpointOptions): NativeRdmaEndpoint {
   return new (loadRdmaAddon().RdmaEndpoint)(options);
 }

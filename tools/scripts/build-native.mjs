@@ -70,7 +70,8 @@ for (const addon of listAddons(nativeDir, only)) {
   } else {
     failed++;
     console.error(
-      `decree: native/${name}: BUILD FAILED (exit ${r.status})${reason ? ` rebuilding it (${reason})` : ''}; the features that need it will report that it is not built.`,
+      `decree: native/${name}: BUILD FAILED (exit ${r.status})${reason ? ` rebuilding it (${reason})` : ''}; ` +
+        `the features that need it will report that it is not built.`,
     );
     for (const l of r.errors) console.error(`  ${l}`);
     console.error(`  retry with: (cd ${relative(root, addon.dir)} && npx node-gyp rebuild --nodedir=${nodedir})`);

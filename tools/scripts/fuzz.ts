@@ -47,7 +47,8 @@ const roundMs = Math.min(perTargetMs, 60_000);
 let seed = o.seed !== undefined ? Number(o.seed) : Date.now() % 1_000_000_000;
 let failed = 0;
 console.log(
-  `fuzzing ${targets.map((t) => t.name).join(', ')} for ${minutes} min (${Math.round(perTargetMs / 1000)} s each), first seed ${seed}`,
+  `fuzzing ${targets.map((t) => t.name).join(', ')} for ${minutes} ` +
+    `min (${Math.round(perTargetMs / 1000)} s each), first seed ${seed}`,
 );
 for (const t of targets) {
   const end = Date.now() + perTargetMs;
@@ -70,11 +71,15 @@ for (const t of targets) {
     for (const [k, n] of Object.entries(r.known)) known[k] = (known[k] ?? 0) + n;
     if (!r.ok) bad = r;
   }
-  const line = `${t.name.padEnd(14)} ${String(runs).padStart(10)} inputs in ${rounds} round(s), slowest input ${slowest} ms`;
+  const line =
+    `${t.name.padEnd(14)} ` +
+    `${String(runs).padStart(10)} inputs in ` +
+    `${rounds} round(s), slowest input ${slowest} ms`;
   if (bad) {
     failed++;
     console.log(
-      `${line}  FAILED${bad.hung ? ' (hang)' : ''}\n  seed ${bad.seed}: ${bad.failure}\n  input: ${bad.counterexample ?? '?'}`,
+      `${line}  FAILED${bad.hung ? ' (hang)' : ''}\n  seed ${bad.seed}: ` +
+        `${bad.failure}\n  input: ${bad.counterexample ?? '?'}`,
     );
     console.log(`  reproduce: npm run fuzz -- --target ${t.name} --seed ${bad.seed} --minutes 1`);
   } else console.log(`${line}  ok`);

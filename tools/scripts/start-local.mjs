@@ -182,7 +182,8 @@ function died(s, code, signal) {
     }
     const delay = BACKOFF_MS * 2 ** (s.startFailures - 1);
     say(
-      `${s.id} failed to start (${how}: ${cut(why, 60)}); attempt ${s.startFailures + 1} of ${START_ATTEMPTS} in ${secs(delay)}`,
+      `${s.id} failed to start (${how}: ${cut(why, 60)}); attempt ` +
+        `${s.startFailures + 1} of ${START_ATTEMPTS} in ${secs(delay)}`,
     );
     s.restarts++;
     s.timer = setTimeout(() => spawnReplica(s), delay);
@@ -196,9 +197,8 @@ function died(s, code, signal) {
   }
   const role = wasLeader ? ' (the leader)' : '';
   const rest = others.length === 0 ? 'no other replica is running' : `${list(others)} keep serving`;
-  say(
-    `${s.id}${role} died (${how}) after ${secs(upMs)}; ${rest}${wasLeader && others.length >= 2 ? ' and elect a leader' : ''}`,
-  );
+  const elect = wasLeader && others.length >= 2 ? ' and elect a leader' : '';
+  say(`${s.id}${role} died (${how}) after ${secs(upMs)}; ${rest}${elect}`);
   s.quickDeaths = upMs < QUICK_MS ? s.quickDeaths + 1 : 0;
   const delay = Math.min(BACKOFF_MS * 2 ** Math.max(0, s.quickDeaths - 1), BACKOFF_MAX_MS);
   s.restarts++;

@@ -49,7 +49,8 @@ for (let r = 0; r < rounds; r++)
       const [p, one] = rows;
       res.set(name, [...(res.get(name) ?? []), [p!.opsPerSec, p!.cpuSecPerMillion, one!.p50ms, one!.p99ms]]);
       console.log(
-        `${name} round ${r} load ${load}: SET P64 ${Math.round(p!.opsPerSec)} (${p!.cpuSecPerMillion.toFixed(2)} CPU s/M) | P1 p50 ${one!.p50ms} p99 ${one!.p99ms}`,
+        `${name} round ${r} load ${load}: SET P64 ${Math.round(p!.opsPerSec)} (${p!.cpuSecPerMillion.toFixed(2)} ` +
+          `CPU s/M) | P1 p50 ${one!.p50ms} p99 ${one!.p99ms}`,
       );
     } catch (e) {
       console.log(`${name} round ${r} failed: ${(e as Error).message.split('\n')[0]}`);
@@ -58,5 +59,6 @@ for (let r = 0; r < rounds; r++)
 const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 for (const [k, v] of res)
   console.log(
-    `MEDIAN ${k}: ${Math.round(med(v.map((x) => x[0]!)))} SET/s, ${med(v.map((x) => x[1]!)).toFixed(2)} CPU s/M, P1 p50 ${med(v.map((x) => x[2]!))} p99 ${med(v.map((x) => x[3]!))}`,
+    `MEDIAN ${k}: ${Math.round(med(v.map((x) => x[0]!)))} SET/s, ${med(v.map((x) => x[1]!)).toFixed(2)} ` +
+      `CPU s/M, P1 p50 ${med(v.map((x) => x[2]!))} p99 ${med(v.map((x) => x[3]!))}`,
   );

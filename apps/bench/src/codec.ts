@@ -168,7 +168,8 @@ export function formatRows(rows: Row[]): string {
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const rows = await codecBench();
   console.log(
-    `node ${process.version}, msgpackr vs msgpack-lite: encode+decode round trips per CPU second (median of ${process.env.CODEC_BENCH_SAMPLES ?? 3} samples)`,
+    `node ${process.version}, msgpackr vs msgpack-lite: encode+decode round trips ` +
+      `per CPU second (median of ${process.env.CODEC_BENCH_SAMPLES ?? 3} samples)`,
   );
   console.log(formatRows(rows));
 }

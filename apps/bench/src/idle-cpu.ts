@@ -15,7 +15,8 @@ try {
   const c0 = h.cpuSeconds();
   await new Promise((r) => setTimeout(r, seconds * 1000));
   console.log(
-    `${entry ?? 'current bundle'}: idle CPU of the 3 processes over ${seconds} s: ${(h.cpuSeconds() - c0).toFixed(2)} s`,
+    `${entry ?? 'current bundle'}: idle CPU of the 3 processes ` +
+      `over ${seconds} s: ${(h.cpuSeconds() - c0).toFixed(2)} s`,
   );
 } finally {
   await h.stop();

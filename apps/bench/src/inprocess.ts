@@ -35,7 +35,10 @@ export interface InProcessOptions {
   shareParsing?: boolean;
   /** 'noop': a state machine that does nothing (the engine's own cost); default the KV machine */
   machine?: 'kv' | 'noop';
-  /** called once the leader is known, before the warm-up (e.g. instrumentBus); the returned function runs after the measurement */
+  /**
+   * called once the leader is known, before the warm-up (e.g.
+   * instrumentBus); the returned function runs after the measurement
+   */
   instrument?: Instrument;
   /** the row's name (default: describes the load) */
   name?: string;
@@ -134,7 +137,8 @@ export async function inProcessBench(o: InProcessOptions = {}): Promise<InProces
       o.name ??
       (o.machine === 'noop'
         ? `in-process engine alone (no-op state machine), 3 replicas, ${where}, ${clients}×${pipeline} pipelined`
-        : `in-process engine, 3 replicas, ${where}, ${cmdBytes}-byte SET, ${clients}×${pipeline} pipelined${group ? '' : ', no shared parsing'}${tracker ? ', stage tap on' : ''}`),
+        : `in-process engine, 3 replicas, ${where}, ${cmdBytes}-byte SET, ${clients}×${pipeline} ` +
+          `pipelined${group ? '' : ', no shared parsing'}${tracker ? ', stage tap on' : ''}`),
     ops,
     seconds: secs,
     opsPerSec: ops / secs,
@@ -196,7 +200,8 @@ export async function inProcessLatencyBench(
     ...(tracker ? { stages: tracker.rows() } : {}),
     name:
       o.name ??
-      `in-process engine, 3 replicas, ${o.store === 'wal' ? 'file WAL' : 'memory stores'}, 1 client, no pipelining${tracker ? ', stage tap on' : ''}`,
+      `in-process engine, 3 replicas, ${o.store === 'wal' ? 'file WAL' : 'memory stores'}, 1 client, no ` +
+        `pipelining${tracker ? ', stage tap on' : ''}`,
     ops,
     seconds: secs,
     opsPerSec: ops / secs,

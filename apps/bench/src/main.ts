@@ -57,7 +57,8 @@ const out: Record<string, unknown> = {
 const md: string[] = [
   `# Decree benchmark run ${out.date}`,
   '',
-  `Node ${process.version}, ${cpus().length} × ${cpus()[0]?.model}, commit ${commit ?? '?'}, load average at start ${out.loadAtStart}`,
+  `Node ${process.version}, ${cpus().length} × ${cpus()[0]?.model}, ` +
+    `commit ${commit ?? '?'}, load average at start ${out.loadAtStart}`,
   '',
 ];
 const all: BenchRow[] = [];
@@ -179,7 +180,8 @@ if (want('cluster')) {
 if (want('baselines')) {
   const { redisBaseline, etcdBaseline } = await import('./baselines.ts');
   const step = (s: string) => progress.step(s);
-  // a missing server is installed as root (apt-get, tools/scripts/system-deps.json "bench"), else its row says "skipped: …"
+  // a missing server is installed as root (apt-get,
+  // tools/scripts/system-deps.json "bench"), else its row says "skipped: …"
   const deps = { log: print };
   const rows = [...(await redisBaseline(n, step, deps)), ...(await etcdBaseline(Math.min(seconds, 5), step, deps))];
   for (const r of rows) if (r.skipped) print(`» ${r.name.split(':')[0]} skipped: ${r.skipped}`);
@@ -201,7 +203,9 @@ if (wantNamed('recovery')) {
   const t = [
     '| recovery (issue #16) | this run | goal |',
     '|---|---:|---|',
-    `| first write after the last ready line, restart after ${sets.toLocaleString('en-US')} SETs (${Math.round(r.setsPerSec).toLocaleString('en-US')} SET/s) | ${(r.firstWriteMs / 1000).toFixed(3)} s | ≤ 2 s |`,
+    `| first write after the last ready line, restart after ` +
+      `${sets.toLocaleString('en-US')} SETs (${Math.round(r.setsPerSec).toLocaleString('en-US')} ` +
+      `SET/s) | ${(r.firstWriteMs / 1000).toFixed(3)} s | ≤ 2 s |`,
     `| acknowledged marker keys read back after the restart | ${r.markers - r.markersLost} / ${r.markers} | all |`,
     `| no-write window after kill -9 of the leader, p50 (20 kills) | ${(k.p50 / 1000).toFixed(2)} s | ≤ 1.5 s |`,
     `| no-write window after kill -9 of the leader, max | ${(k.max / 1000).toFixed(2)} s | ≤ 5 s |`,
@@ -260,6 +264,7 @@ const files = await writeReport(
   out,
   md,
   all,
-  `Decree ${commit ?? ''} — ${String(out.date).slice(0, 16).replace('T', ' ')} UTC, load ${out.loadAtStart} → ${out.loadAtEnd}`,
+  `Decree ${commit ?? ''} — ${String(out.date).slice(0, 16).replace('T', ' ')} ` +
+    `UTC, load ${out.loadAtStart} → ${out.loadAtEnd}`,
 );
 console.error(`» wrote ${files.join(', ')}`);

@@ -53,7 +53,9 @@ export class Progress {
     const full = Math.round(frac * width);
     const bar = '█'.repeat(full) + '░'.repeat(width - full);
     const cols = this.stream.columns ?? 120;
-    const line = `${bar} ${this.done}/${this.total} ${fmtTime(performance.now() - this.t0)}  ${this.label} (${fmtTime(performance.now() - this.stepT0)})`;
+    const line =
+      `${bar} ${this.done}/${this.total} ` +
+      `${fmtTime(performance.now() - this.t0)}  ${this.label} (${fmtTime(performance.now() - this.stepT0)})`;
     this.stream.write(`\r\x1b[K${line.slice(0, cols - 1)}`);
   }
 }

@@ -381,7 +381,8 @@ export async function leaderKills(o: { kills?: number; log?: (s: string) => void
       const ms = await firstWrite(ids.filter((id) => id !== leader).map(port), `after-kill-${k}`, 60_000);
       noLeaderMs.push(performance.now() - t0);
       log(
-        `kill ${k + 1}/${kills}: ${leader} killed; a write committed again after ${Math.round(performance.now() - t0)} ms (probe ${Math.round(ms)} ms)`,
+        `kill ${k + 1}/${kills}: ${leader} killed; a write committed again after ` +
+          `${Math.round(performance.now() - t0)} ms (probe ${Math.round(ms)} ms)`,
       );
       await exited;
       await start(leader);

@@ -41,7 +41,8 @@ function barPanel(
     let lx = width - 20 - legend.length * 140;
     for (const l of legend) {
       out.push(
-        `<rect x="${lx}" y="${y + 5}" width="12" height="12" fill="${l.color}"/><text x="${lx + 16}" y="${y + 15}" font-size="11">${esc(l.text)}</text>`,
+        `<rect x="${lx}" y="${y + 5}" width="12" height="12" fill="${l.color}"/><text ` +
+          `x="${lx + 16}" y="${y + 15}" font-size="11">${esc(l.text)}</text>`,
       );
       lx += 140;
     }
@@ -51,13 +52,15 @@ function barPanel(
   for (const b of bars) {
     const h = b.values.length * barH + (b.values.length - 1) * 2;
     out.push(
-      `<text x="${labelW - 8}" y="${y + h / 2 + 4}" font-size="11" text-anchor="end">${esc(b.label.length > 80 ? `${b.label.slice(0, 77)}…` : b.label)}</text>`,
+      `<text x="${labelW - 8}" y="${y + h / 2 + 4}" font-size="11" text-anchor="end">` +
+        `${esc(b.label.length > 80 ? `${b.label.slice(0, 77)}…` : b.label)}</text>`,
     );
     b.values.forEach((v, i) => {
       const yy = y + i * (barH + 2);
       if (!(v.v > 0) || !Number.isFinite(v.v)) return;
       out.push(
-        `<rect x="${labelW}" y="${yy}" width="${Math.max(1, x(v.v) - labelW).toFixed(1)}" height="${barH}" fill="${v.color}"/>`,
+        `<rect x="${labelW}" y="${yy}" width="${Math.max(1, x(v.v) - labelW).toFixed(1)}" ` +
+          `height="${barH}" fill="${v.color}"/>`,
       );
       out.push(`<text x="${(x(v.v) + 4).toFixed(1)}" y="${yy + barH - 3}" font-size="10">${esc(v.text)}</text>`);
     });

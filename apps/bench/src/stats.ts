@@ -54,14 +54,17 @@ export function skippedRow(name: string, reason: string, group?: string): BenchR
 
 export function table(rows: readonly BenchRow[]): string {
   const head =
-    '| benchmark | ops/s | p50 ms | p99 ms | p99.9 ms | CPU s / M ops | ops | note |\n|---|---:|---:|---:|---:|---:|---:|---|';
+    '| benchmark | ops/s | p50 ms | p99 ms | p99.9 ms | CPU s / M ' +
+    'ops | ops | note |\n|---|---:|---:|---:|---:|---:|---:|---|';
   const fmt = (n: number, d = 2) => (Number.isFinite(n) ? n.toFixed(d) : '-');
   return [
     head,
     ...rows.map((r) =>
       r.skipped !== undefined
         ? `| ${r.name} | skipped: ${r.skipped} | - | - | - | - | - | ${r.note ?? ''} |`
-        : `| ${r.name} | ${Math.round(r.opsPerSec).toLocaleString('en-US')} | ${fmt(r.p50ms, 3)} | ${fmt(r.p99ms, 3)} | ${fmt(r.p999ms, 3)} | ${fmt(r.cpuSecPerMillion)} | ${r.ops.toLocaleString('en-US')} | ${r.note ?? ''} |`,
+        : `| ${r.name} | ${Math.round(r.opsPerSec).toLocaleString('en-US')} | ` +
+          `${fmt(r.p50ms, 3)} | ${fmt(r.p99ms, 3)} | ${fmt(r.p999ms, 3)} | ` +
+          `${fmt(r.cpuSecPerMillion)} | ${r.ops.toLocaleString('en-US')} | ${r.note ?? ''} |`,
     ),
   ].join('\n');
 }

@@ -10,8 +10,9 @@
  *     on loopback (what `decree start --trace otlp` does, encoding and HTTP included).
  * Tracing on is set up as `decree start --trace … --trace-ratio r` does it: registerTracing (the SDK
  * samples every root) and instrumentBus(bus, { ratio: r }) on the leader's id (the bus samples).
- * A 1-second untimed run first warms the JIT so that the first row is not the slow one. One bus is shared by the three replicas, so
- * its one tap sees every message (the leader's spans plus one acceptor's).
+ * A 1-second untimed run first warms the JIT so that the first row is not the slow one. One bus is
+ * shared by the three replicas, so its one tap sees every message (the leader's spans plus one
+ * acceptor's).
  */
 import { spawn } from 'node:child_process';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
@@ -48,7 +49,10 @@ class CountingExporter implements SpanExporter {
 
 /** An OTLP/HTTP sink in a child process: reads each POST and answers 200 (a collector that keeps nothing). */
 async function startSink(): Promise<{ url: string; stop(): Promise<void> }> {
-  const code = `const s=require('node:http').createServer((q,r)=>{q.resume();q.on('end',()=>{r.writeHead(200,{'content-type':'application/json'});r.end('{}')})});s.keepAliveTimeout=60000;s.listen(0,'127.0.0.1',()=>console.log(s.address().port))`;
+  const code =
+    `const s=require('node:http').createServer((q,r)=>{q.resume();q.on('end',()=>{` +
+    `r.writeHead(200,{'content-type':'application/json'});r.end('{}')})});` +
+    `s.keepAliveTimeout=60000;s.listen(0,'127.0.0.1',()=>console.log(s.address().port))`;
   const child = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
   const port = await new Promise<number>((resolve, reject) => {
     child.once('error', reject);
@@ -107,7 +111,10 @@ async function runMode(
     if (sdk && counter) {
       await sdk.forceFlush().catch(() => undefined);
       const perSec = counter.spans / row.seconds;
-      row.note = `${counter.spans.toLocaleString('en-US')} spans exported (${Math.round(perSec).toLocaleString('en-US')}/s)${counter.failed ? `, ${counter.failed.toLocaleString('en-US')} failed` : ''}`;
+      const failed = counter.failed ? `, ${counter.failed.toLocaleString('en-US')} failed` : '';
+      row.note =
+        `${counter.spans.toLocaleString('en-US')} spans exported ` +
+        `(${Math.round(perSec).toLocaleString('en-US')}/s)${failed}`;
     } else row.note = load === 'pipelined' ? 'latency = one pipelined batch round trip' : '';
     return row;
   } finally {

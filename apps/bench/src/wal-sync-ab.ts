@@ -19,12 +19,14 @@ for (let r = 0; r < rounds; r++) {
     res[mode]!.p99.push(row.p99ms);
     res[mode]!.ops.push(row.opsPerSec);
     console.log(
-      `round ${r + 1} ${mode}: ${row.opsPerSec.toFixed(0)} ops/s, p50 ${row.p50ms.toFixed(3)} ms, p99 ${row.p99ms.toFixed(3)} ms`,
+      `round ${r + 1} ${mode}: ${row.opsPerSec.toFixed(0)} ops/s, ` +
+        `p50 ${row.p50ms.toFixed(3)} ms, p99 ${row.p99ms.toFixed(3)} ms`,
     );
   }
 }
 for (const [mode, v] of Object.entries(res))
   console.log(
-    `${mode}: median ${median(v.ops).toFixed(0)} ops/s, p50 ${median(v.p50).toFixed(3)} ms, p99 ${median(v.p99).toFixed(3)} ms`,
+    `${mode}: median ${median(v.ops).toFixed(0)} ops/s, p50 ` +
+      `${median(v.p50).toFixed(3)} ms, p99 ${median(v.p99).toFixed(3)} ms`,
   );
 process.exit(0);

@@ -28,7 +28,8 @@ describe('baseline rows', () => {
     expect(lines).toHaveLength(4);
     expect(lines[2]).toBe('| redis-server, GET -P 64 -c 50 | 800,000 | 3.700 | 5.300 | 5.900 | 1.27 | 400,000 |  |');
     expect(lines[3]).toBe(
-      `| ${REDIS_BASELINE} | skipped: redis-server not installed (apt-get install redis-server) | - | - | - | - | - |  |`,
+      `| ${REDIS_BASELINE} | skipped: redis-server not installed ` +
+        `(apt-get install redis-server) | - | - | - | - | - |  |`,
     );
     // as many cells as the header
     const cells = (l: string) => l.split('|').length;

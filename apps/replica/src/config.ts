@@ -136,9 +136,15 @@ export const ClusterConfig = z.strictObject({
     }),
   /** a secret shared by the replicas: the TCP handshake proves both ends hold it */
   secret: z.string().min(8).optional(),
-  /** mutual TLS between replicas (TCP transport): PEM file paths; each replica's certificate must name its id (CN or SAN) */
+  /**
+   * mutual TLS between replicas (TCP transport): PEM file paths;
+   * each replica's certificate must name its id (CN or SAN)
+   */
   tls: z.strictObject({ ca: z.string().min(1), cert: z.string().min(1), key: z.string().min(1) }).optional(),
-  /** trace command batches across replicas (OpenTelemetry, docs/observability.md); `decree start --trace …` flags override it */
+  /**
+   * trace command batches across replicas (OpenTelemetry,
+   * docs/observability.md); `decree start --trace …` flags override it
+   */
   tracing: z
     .strictObject({
       exporter: z.enum(['console', 'otlp']),

@@ -102,7 +102,8 @@ export async function replay(o: ReplayOptions): Promise<ReplayResult> {
   const toSlot = o.toSlot ?? provenUpTo;
   if (toSlot > provenUpTo)
     throw new ReplayError(
-      `slot ${toSlot} is beyond what this log proves chosen: the replica had executed up to slot ${provenUpTo} (replay up to it, or use a peer's data directory)`,
+      `slot ${toSlot} is beyond what this log proves chosen: the replica had executed ` +
+        `up to slot ${provenUpTo} (replay up to it, or use a peer's data directory)`,
     );
   // the newest snapshot at or below the target that verifies
   const sm = new KvMachine();
@@ -121,7 +122,8 @@ export async function replay(o: ReplayOptions): Promise<ReplayResult> {
   const start = (from?.slot ?? 0) + 1;
   if (start <= toSlot && start < state.truncatedBelow)
     throw new ReplayError(
-      `slots ${start}..${state.truncatedBelow - 1} are neither in a snapshot at or below slot ${toSlot} nor in the log (truncated below ${state.truncatedBelow})`,
+      `slots ${start}..${state.truncatedBelow - 1} are neither in a snapshot at or ` +
+        `below slot ${toSlot} nor in the log (truncated below ${state.truncatedBelow})`,
     );
   let config: Configuration = from
     ? { epoch: from.epoch ?? 1, members: [...from.members], startSlot: from.startSlot ?? from.slot + 1 }

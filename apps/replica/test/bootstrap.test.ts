@@ -9,7 +9,8 @@ import { decree, idempotent, resp, sleep, startedCluster, status, waitFor } from
 const f = startedCluster('bootstrap', { members: [] });
 
 describe('decree bootstrap', () => {
-  it('replicas with no configuration elect nobody until bootstrapped; then a leader is elected, writes work, and the configuration survives a restart', async () => {
+  it('replicas with no configuration elect nobody until bootstrapped; then a ' +
+    'leader is elected, writes work, and the configuration survives a restart', async () => {
     await sleep(1_500); // several election timeouts
     for (const id of ['r1', 'r2', 'r3']) {
       const s = (await status(f.cluster.port(id))) as unknown as { role: string; configEpoch: number };

@@ -10,7 +10,8 @@ import { decree, idempotent, resp, startedCluster, status } from './helpers.ts';
 const f = startedCluster('cfgadd', { members: ['r1', 'r2', 'r3'] }, ['r1', 'r2', 'r3', 'r4']);
 
 describe('configuration changes of a running multi-process cluster', () => {
-  it('decree config add r4: a fourth replica process joins through the log under writes, catches up and counts', async () => {
+  it('decree config add r4: a fourth replica process joins ' +
+    'through the log under writes, catches up and counts', async () => {
     const leader = await f.cluster.leader(30_000, ['r1', 'r2', 'r3']);
     const before = await decree('config', 'get', '--config', f.configPath, '--json');
     expect(JSON.parse(before.stdout)).toMatchObject({ epoch: 1, members: ['r1', 'r2', 'r3'] });

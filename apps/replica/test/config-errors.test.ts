@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it, type ExpectStatic } from 'vitest';
-import { ConfigError, parseConfig, snapshotPolicy } from '../src/config.ts';
+import { parseConfig, snapshotPolicy } from '../src/config.ts';
 import { CLI, NODE_ARGS, ROOT, exitOf, freePorts, issuesOf, killAll, tempDir, track } from './helpers.ts';
 
 const tmp = tempDir('cfg');

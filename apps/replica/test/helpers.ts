@@ -75,7 +75,10 @@ export function tempDir(prefix: string): { dir: string; remove(): void } {
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-/** Polls `fn` until it returns something other than undefined/false; throws `what` + the last value/error after timeoutMs. */
+/**
+ * Polls `fn` until it returns something other than undefined/false;
+ * throws `what` + the last value/error after timeoutMs.
+ */
 export async function waitFor<T>(
   what: string,
   fn: () => Promise<T | undefined | false> | T | undefined | false,
@@ -94,7 +97,8 @@ export async function waitFor<T>(
     }
     if (Date.now() > end)
       throw new Error(
-        `timed out after ${timeoutMs} ms waiting for ${what} (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`,
+        `timed out after ${timeoutMs} ms waiting for ${what} (last: ` +
+          `${last instanceof Error ? last.message : JSON.stringify(last)})`,
       );
     await sleep(everyMs);
   }

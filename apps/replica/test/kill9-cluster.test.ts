@@ -34,7 +34,8 @@ describe('kill -9 of all three replicas at once under write load (file WAL)', ()
     await load.verify('after kill -9 of the whole cluster');
     expect(load.acked()).toBe(acked);
     console.log(
-      `kill9-cluster: ${load.summary()}; restart ${((restarted - t0) / 1000).toFixed(1)}s, verified ${((Date.now() - t0) / 1000).toFixed(1)}s`,
+      `kill9-cluster: ${load.summary()}; restart ${((restarted - t0) / 1000).toFixed(1)}s, ` +
+        `verified ${((Date.now() - t0) / 1000).toFixed(1)}s`,
     );
   }, 85_000);
 });

@@ -132,6 +132,11 @@ export class WriteLoad {
   }
 
   summary(): string {
-    return `${this.setsAcked.size} SETs acked (${this.setsFailed} failed), INCR acked ${JSON.stringify(Object.fromEntries(this.incrAcked))}, in doubt ${JSON.stringify(Object.fromEntries(this.incrDoubt))}; first errors: ${this.errors.slice(0, 3).join(' | ')}`;
+    return (
+      `${this.setsAcked.size} SETs acked (${this.setsFailed} failed), ` +
+      `INCR acked ${JSON.stringify(Object.fromEntries(this.incrAcked))}, ` +
+      `in doubt ${JSON.stringify(Object.fromEntries(this.incrDoubt))}; ` +
+      `first errors: ${this.errors.slice(0, 3).join(' | ')}`
+    );
   }
 }

@@ -79,7 +79,7 @@ describe('several rings per process (RSL rings)', () => {
       });
     });
     const done = () =>
-      replicas.every((r, i) => {
+      replicas.every((r) => {
         const s = latest.get(r.id);
         return (
           s !== undefined &&

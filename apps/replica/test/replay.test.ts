@@ -122,20 +122,24 @@ describe('decree replay', () => {
     }
   });
 
-  it('replays of different replicas agree at an earlier slot, and a snapshot written there restores to the same state', async () => {
-    const slot = digests.get('r1')!.slot - 7;
-    const a = await replay({ dir: dirOf('r1'), toSlot: slot, snapshotOut: join(root, 'seed') });
-    const b = await replay({ dir: dirOf('r3'), toSlot: slot });
-    expect(a.digest).toBe(b.digest);
-    expect(a.toSlot).toBe(slot);
-    const store = new FileSnapshotStore(join(root, 'seed'));
-    const [meta] = await store.list();
-    const snap = await store.load(meta!.name);
-    expect(snap.meta).toMatchObject({ slot, members: ids, epoch: 1 });
-    const sm = new KvMachine();
-    await sm.restore(snap.data);
-    expect(sm.digest()).toBe(a.digest);
-  });
+  it(
+    'replays of different replicas agree at an earlier slot, ' +
+      'and a snapshot written there restores to the same state',
+    async () => {
+      const slot = digests.get('r1')!.slot - 7;
+      const a = await replay({ dir: dirOf('r1'), toSlot: slot, snapshotOut: join(root, 'seed') });
+      const b = await replay({ dir: dirOf('r3'), toSlot: slot });
+      expect(a.digest).toBe(b.digest);
+      expect(a.toSlot).toBe(slot);
+      const store = new FileSnapshotStore(join(root, 'seed'));
+      const [meta] = await store.list();
+      const snap = await store.load(meta!.name);
+      expect(snap.meta).toMatchObject({ slot, members: ids, epoch: 1 });
+      const sm = new KvMachine();
+      await sm.restore(snap.data);
+      expect(sm.digest()).toBe(a.digest);
+    },
+  );
 
   it('refuses a slot beyond what the log proves, a directory without a log, and names the problem', async () => {
     const beyond = digests.get('r2')!.slot + 1;
@@ -147,7 +151,8 @@ describe('decree replay', () => {
     await expect(replay({ dir: root })).rejects.toThrow(/no log here/);
   });
 
-  it("a replica that caught up from its peers' logs (no snapshots) replays from its learner's records of the values its acceptor missed", async () => {
+  it("a replica that caught up from its peers' logs (no snapshots) replays from its learner's records of the " +
+    'values its acceptor missed', async () => {
     base = join(root, 'nosnap');
     snapshots = false;
     const want = (await scenario(60, 200, 220)).get('r3')!;

@@ -162,7 +162,8 @@ describe('npm start (tools/scripts/start-local.mjs)', () => {
     expect(second.out()).toMatch(/decree: stopped/);
   }, 85_000);
 
-  it('survives kill -9 of the leader: names the new leader, restarts the dead replica, keeps every acknowledged write; SIGINT leaves no process', async () => {
+  it('survives kill -9 of the leader: names the new leader, restarts the ' +
+    'dead replica, keeps every acknowledged write; SIGINT leaves no process', async () => {
     const env = await localEnv('crash');
     const client = Number(env.DECREE_CLIENT_PORT);
     const portOf = (id: string) => client + Number(id.slice(1)) - 1;
@@ -314,7 +315,8 @@ describe('npm start (tools/scripts/start-local.mjs)', () => {
     );
   }, 150_000);
 
-  it('a replica that cannot start (address in use) is tried 3 times with a back-off, then left down with the reason', async () => {
+  it('a replica that cannot start (address in use) is tried ' +
+    '3 times with a back-off, then left down with the reason', async () => {
     const env = await localEnv('busy');
     // r1's peer port is taken by someone else
     const holder = net.createServer();

@@ -49,7 +49,8 @@ describe('3 replica processes over TCP with WAL storage', () => {
     expect(await once(3, 'INCRBY', 'counter', '40')).toBe(42);
     for (const id of ids) {
       const r = redis(f.cluster.port(id));
-      expect(await idempotent(`GET greeting on ${id}`, () => r.get('greeting'))).toBe('hello'); // linearizable read through the log
+      // linearizable read through the log
+      expect(await idempotent(`GET greeting on ${id}`, () => r.get('greeting'))).toBe('hello');
       expect(await idempotent(`GET counter on ${id}`, () => r.get('counter'))).toBe('42');
       expect(await idempotent(`GET missing on ${id}`, () => r.get('missing'))).toBeNull();
     }

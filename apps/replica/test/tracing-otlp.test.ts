@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ConfigError, parseConfig } from '../src/config.ts';
+import { parseConfig } from '../src/config.ts';
 import { resolveTracing } from '../src/tracing.ts';
 import {
   CLI,
@@ -227,10 +227,12 @@ describe('decree start --trace otlp (real processes)', () => {
     expect(stdout).toBe('');
   }, 45_000);
 
-  it('three replicas export one joined trace to the collector: r1, r2 from the config file, r3 from flags', async () => {
+  it('three replicas export one joined trace to the ' +
+    'collector: r1, r2 from the config file, r3 from flags', async () => {
     const dir = tempDir('otlp-cluster');
     try {
-      // r1, r2: the config's tracing section; r3: the flags override it (same collector, an extra header, its own ratio)
+      // r1, r2: the config's tracing section; r3: the flags override
+      // it (same collector, an extra header, its own ratio)
       const { configPath, replicas } = await writeClusterConfig(dir.dir, {
         tracing: { exporter: 'otlp', endpoint, headers: { authorization: 'Bearer from-config' } },
       });
@@ -259,7 +261,8 @@ describe('decree start --trace otlp (real processes)', () => {
       for (const p of cluster.procs.values())
         expect((await p.waitLog((l) => l.msg === 'tracing on')).endpoint).toBe(endpoint);
       const leader = await cluster.leader(30_000);
-      // idempotent SETs, retried if leadership moves on a loaded machine (an aborted submit's trace is not the one looked for below)
+      // idempotent SETs, retried if leadership moves on a loaded machine
+      // (an aborted submit's trace is not the one looked for below)
       for (let i = 0; i < 3; i++)
         expect(await idempotent(`SET k${i}`, () => resp(cluster.port(leader), ['SET', `k${i}`, 'v'], 10_000))).toBe(
           'OK',

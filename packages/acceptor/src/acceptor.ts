@@ -293,7 +293,8 @@ function answerAccept(d: AcceptorData, m: MessageOf<'accept'>): void {
       // always on: an acceptor accepts only at its promised ballot (never below a promise it made)
       safety(
         ballotEq(d.promised, m.ballot),
-        `acceptor ${d.self}: accept at ${m.ballot.round}.${m.ballot.leader} below promise ${d.promised.round}.${d.promised.leader}`,
+        `acceptor ${d.self}: accept at ${m.ballot.round}.${m.ballot.leader} ` +
+          `below promise ${d.promised.round}.${d.promised.leader}`,
       );
       d.accepted.set(m.slot, { ballot: m.ballot, value: m.value });
       d.pendingRecords.push({ t: 'accept', slot: m.slot, ballot: m.ballot, value: m.value });

@@ -208,50 +208,54 @@ describe('acceptor: phase 2', () => {
     expect(d.pendingRecords.length).toBe(pending);
   });
 
-  it('a full store puts it in `full`: records and replies are held, the snapshotter is asked for room, a truncation lets the write through', async () => {
-    const mem = new MemoryStore();
-    let full = true;
-    const disk: (() => void)[] = [];
-    const fulls: Error[] = [];
-    const fullError = () => Object.assign(new Error('no space'), { name: 'StorageFullError' });
-    const store: AcceptorStore = {
-      recover: () => mem.recover(),
-      append: (records, done) => {
-        const err = full ? fullError() : null;
-        if (!err) mem.append(records, () => {});
-        disk.push(() => done(err));
-      },
-      truncateBelow: (s) => mem.truncateBelow(s),
-      close: () => mem.close(),
-      stats: () => mem.stats(),
-      usage: () => ({ usedBytes: 64, capacityBytes: 64 }),
-    };
-    const h = acceptorHarness({ store, input: { onStoreFull: (e) => fulls.push(e), now: () => h.sched.now() } });
-    h.actor.send(prepare('p1', 1));
-    h.actor.send(accept('p1', 1, 1, val('v')));
-    disk.splice(0).forEach((f) => f());
-    expect(h.state()).toBe('full');
-    expect(fulls).toHaveLength(1);
-    expect(h.sent('log-full')).toEqual([expect.objectContaining({ to: SELF, usedBytes: 64, capacityBytes: 64 })]);
-    expect(h.sent('promise')).toHaveLength(0);
-    h.actor.send(accept('p1', 1, 2, val('w'))); // more arrives: held behind
-    expect(disk).toHaveLength(0); // no write while full: it waits for room, it never spins
-    expect(h.ctx().pendingRecords.map((r) => r.t)).toEqual(['promise', 'accept', 'accept']);
-    // the retry timer tries again (still full: back to waiting, nothing lost)
-    h.sched.runFor(1001);
-    disk.splice(0).forEach((f) => f());
-    expect(h.state()).toBe('full');
-    expect(h.ctx().pendingRecords).toHaveLength(3);
-    // a snapshot let the log be truncated: the held write goes through, and its replies with it
-    full = false;
-    h.actor.send({ type: 'log-truncate', ring: 'ring', from: SELF, to: SELF, below: 1 });
-    disk.splice(0).forEach((f) => f());
-    expect(h.actor.getSnapshot().matches('serving')).toBe(true);
-    expect(h.sent('promise')).toHaveLength(1);
-    expect(h.sent('accepted').map((m) => m.slot)).toEqual([1, 2]);
-    expect((await mem.recover()).accepted.size).toBe(2); // durable now
-    expect(h.ctx().stats.fullWrites).toBe(2);
-  });
+  it(
+    'a full store puts it in `full`: records and replies are held, the ' +
+      'snapshotter is asked for room, a truncation lets the write through',
+    async () => {
+      const mem = new MemoryStore();
+      let full = true;
+      const disk: (() => void)[] = [];
+      const fulls: Error[] = [];
+      const fullError = () => Object.assign(new Error('no space'), { name: 'StorageFullError' });
+      const store: AcceptorStore = {
+        recover: () => mem.recover(),
+        append: (records, done) => {
+          const err = full ? fullError() : null;
+          if (!err) mem.append(records, () => {});
+          disk.push(() => done(err));
+        },
+        truncateBelow: (s) => mem.truncateBelow(s),
+        close: () => mem.close(),
+        stats: () => mem.stats(),
+        usage: () => ({ usedBytes: 64, capacityBytes: 64 }),
+      };
+      const h = acceptorHarness({ store, input: { onStoreFull: (e) => fulls.push(e), now: () => h.sched.now() } });
+      h.actor.send(prepare('p1', 1));
+      h.actor.send(accept('p1', 1, 1, val('v')));
+      disk.splice(0).forEach((f) => f());
+      expect(h.state()).toBe('full');
+      expect(fulls).toHaveLength(1);
+      expect(h.sent('log-full')).toEqual([expect.objectContaining({ to: SELF, usedBytes: 64, capacityBytes: 64 })]);
+      expect(h.sent('promise')).toHaveLength(0);
+      h.actor.send(accept('p1', 1, 2, val('w'))); // more arrives: held behind
+      expect(disk).toHaveLength(0); // no write while full: it waits for room, it never spins
+      expect(h.ctx().pendingRecords.map((r) => r.t)).toEqual(['promise', 'accept', 'accept']);
+      // the retry timer tries again (still full: back to waiting, nothing lost)
+      h.sched.runFor(1001);
+      disk.splice(0).forEach((f) => f());
+      expect(h.state()).toBe('full');
+      expect(h.ctx().pendingRecords).toHaveLength(3);
+      // a snapshot let the log be truncated: the held write goes through, and its replies with it
+      full = false;
+      h.actor.send({ type: 'log-truncate', ring: 'ring', from: SELF, to: SELF, below: 1 });
+      disk.splice(0).forEach((f) => f());
+      expect(h.actor.getSnapshot().matches('serving')).toBe(true);
+      expect(h.sent('promise')).toHaveLength(1);
+      expect(h.sent('accepted').map((m) => m.slot)).toEqual([1, 2]);
+      expect((await mem.recover()).accepted.size).toBe(2); // durable now
+      expect(h.ctx().stats.fullWrites).toBe(2);
+    },
+  );
 
   it('a failed acceptor ignores prepares and accepts (no reply, no write)', () => {
     const store: AcceptorStore = {

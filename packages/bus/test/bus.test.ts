@@ -37,22 +37,25 @@ function minimal(type: Message['type'], ring: string, from: string, to: string):
 }
 
 describe('Bus routing by (ring, replica, role)', () => {
-  it('every message type reaches the role ROLE_OF names, of the replica and ring it is addressed to, and no other', () => {
-    const s = setup();
-    for (const ring of ['r', 'q'])
-      for (const replica of ['a', 'b']) for (const role of ROLES) s.reg(ring, replica, role);
-    for (const type of MESSAGE_TYPES) s.bus.send(minimal(type, 'q', 'a', 'b'));
-    s.sched.runFor(1);
-    expect(s.got).toHaveLength(MESSAGE_TYPES.length);
-    s.got.forEach((g, i) => {
-      expect(g.m.type).toBe(MESSAGE_TYPES[i]);
-      expect(g.role).toBe(ROLE_OF[g.m.type]);
-      expect(g.replica).toBe('b');
-      expect(g.ring).toBe('q');
-    });
-    expect(s.bus.delivered).toBe(MESSAGE_TYPES.length);
-    expect(s.bus.dropped).toBe(0);
-  });
+  it(
+    'every message type reaches the role ROLE_OF names, of ' + 'the replica and ring it is addressed to, and no other',
+    () => {
+      const s = setup();
+      for (const ring of ['r', 'q'])
+        for (const replica of ['a', 'b']) for (const role of ROLES) s.reg(ring, replica, role);
+      for (const type of MESSAGE_TYPES) s.bus.send(minimal(type, 'q', 'a', 'b'));
+      s.sched.runFor(1);
+      expect(s.got).toHaveLength(MESSAGE_TYPES.length);
+      s.got.forEach((g, i) => {
+        expect(g.m.type).toBe(MESSAGE_TYPES[i]);
+        expect(g.role).toBe(ROLE_OF[g.m.type]);
+        expect(g.replica).toBe('b');
+        expect(g.ring).toBe('q');
+      });
+      expect(s.bus.delivered).toBe(MESSAGE_TYPES.length);
+      expect(s.bus.dropped).toBe(0);
+    },
+  );
 
   it('a message for a role not registered on a hosted replica is dropped (not sent to the transport)', () => {
     const ft = fakeTransport();

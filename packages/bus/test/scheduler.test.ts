@@ -74,12 +74,11 @@ describe('SimScheduler cancel', () => {
   it('a task can cancel a later one at the same time', () => {
     const s = new SimScheduler(1);
     const log: string[] = [];
-    let later: unknown;
     s.at(1, () => {
       log.push('first');
       s.cancel(later);
     });
-    later = s.at(1, () => log.push('second'));
+    const later = s.at(1, () => log.push('second'));
     s.runUntil(5);
     expect(log).toEqual(['first']);
   });

@@ -39,7 +39,8 @@ export class DecreeTimeoutError extends Error {
     readonly lastError: unknown,
   ) {
     super(
-      `no answer within the deadline after ${attempts} attempt(s): ${(lastError as Error)?.message ?? String(lastError)}`,
+      `no answer within the deadline after ${attempts} attempt(s): ` +
+        `${(lastError as Error)?.message ?? String(lastError)}`,
     );
     this.name = 'DecreeTimeoutError';
   }

@@ -82,7 +82,8 @@ describe('@decree/client over a 3-process cluster', () => {
     await c.spawn(leader); // back for the next test
   }, 90_000);
 
-  it('exactly-once under a kill -9 of the leader while the client is writing: every INCR lands exactly once', async () => {
+  it('exactly-once under a kill -9 of the leader while ' +
+    'the client is writing: every INCR lands exactly once', async () => {
     const leader = await c.waitForLeader();
     const client = new DecreeClient({ seeds: seeds(), password: 'pw-123', timeoutMs: 30_000, attemptTimeoutMs: 1_000 });
     try {

@@ -5,7 +5,6 @@ import {
   type MessageOf,
   type ReplicaId,
   type RingId,
-  type Slot,
   CONTRACTS,
   ensures,
   memberSetProblem,
@@ -119,7 +118,9 @@ export function validateChange(
   return undefined;
 }
 
-/** Starts a change: the joining members become observers (heartbeats, Decides) and the elector reports their progress. */
+/**
+ * Starts a change: the joining members become observers (heartbeats, Decides) and the elector reports their progress.
+ */
 function begin(d: ConfigManagerData, m: MessageOf<'config-change'>): void {
   d.stats.changesRequested++;
   const joining = m.members.filter((x) => !d.config.members.includes(x));
@@ -205,7 +206,8 @@ export function onPeerProgress(d: ConfigManagerData, r: MessageOf<'peer-progress
       fail(
         d,
         'UNREACHABLE',
-        `no majority of ${p.members.join(',')} is reachable: only ${[...optimistic].join(',') || 'none'} of the ${need} needed`,
+        `no majority of ${p.members.join(',')} is reachable: only ` +
+          `${[...optimistic].join(',') || 'none'} of the ${need} needed`,
       );
       return 'failed';
     }
@@ -299,7 +301,8 @@ export const configManagerMachine = setup({
       fail(
         d,
         'CATCHUP_TIMEOUT',
-        `the new members did not catch up within ${d.opts.catchupTimeoutMs} ms (${p.lagging || 'no report from the elector'})`,
+        `the new members did not catch up within ` +
+          `${d.opts.catchupTimeoutMs} ms (${p.lagging || 'no report from the elector'})`,
       );
     },
     proposeTimeout: ({ context: d }) => {

@@ -84,57 +84,64 @@ function harness(input: Partial<ConfigManagerInput> = {}) {
 }
 
 describe('config-manager', () => {
-  it('guard rails: empty, duplicate, unchanged sets are refused at once with their code; the replica stays stable', () => {
-    const h = harness();
-    h.change([], 1);
-    h.change(['r1', 'r2', 'r2'], 2);
-    h.change(['r3', 'r1', 'r2'], 3);
-    h.change(['r1', ''], 4);
-    expect(h.sent('config-result').map((r) => [r.id, r.ok, r.code])).toEqual([
-      [1, false, 'INVALID'],
-      [2, false, 'INVALID'],
-      [3, false, 'NO_CHANGE'],
-      [4, false, 'INVALID'],
-    ]);
-    expect(h.sent('config-result')[1]!.error).toMatch(/duplicate replica id "r2"/);
-    expect(h.state()).toBe('stable');
-  });
+  it(
+    'guard rails: empty, duplicate, unchanged sets are ' + 'refused at once with their code; the replica stays stable',
+    () => {
+      const h = harness();
+      h.change([], 1);
+      h.change(['r1', 'r2', 'r2'], 2);
+      h.change(['r3', 'r1', 'r2'], 3);
+      h.change(['r1', ''], 4);
+      expect(h.sent('config-result').map((r) => [r.id, r.ok, r.code])).toEqual([
+        [1, false, 'INVALID'],
+        [2, false, 'INVALID'],
+        [3, false, 'NO_CHANGE'],
+        [4, false, 'INVALID'],
+      ]);
+      expect(h.sent('config-result')[1]!.error).toMatch(/duplicate replica id "r2"/);
+      expect(h.state()).toBe('stable');
+    },
+  );
 
-  it('grow: the joining member is an observer until it caught up, then the change is proposed and its execution answers', () => {
-    const h = harness();
-    h.change(['r1', 'r2', 'r3', 'r4'], 9, new Uint8Array([1]));
-    expect(h.sent('set-observers').at(-1)!.observers).toEqual(['r4']);
-    expect(h.sent('watch-peers').at(-1)).toMatchObject({ observers: ['r4'], watch: true });
-    h.report([
-      { id: 'r2', appliedUpTo: 100 },
-      { id: 'r4', appliedUpTo: 20 },
-    ]);
-    expect(h.sent('config-proposal')).toHaveLength(0);
-    expect(h.state()).toBe('catchingUp');
-    // another change meanwhile: pending
-    h.change(['r1', 'r2'], 10);
-    expect(h.sent('config-result').at(-1)).toMatchObject({ id: 10, ok: false, code: 'PENDING' });
-    h.report([
-      { id: 'r2', appliedUpTo: 100 },
-      { id: 'r4', appliedUpTo: 95 },
-    ]);
-    expect(h.sent('config-proposal')).toEqual([
-      expect.objectContaining({ members: ['r1', 'r2', 'r3', 'r4'], cookie: new Uint8Array([1]) }),
-    ]);
-    expect(h.state()).toBe('proposed');
-    const id = h.sent('config-proposal')[0]!.id;
-    h.reconfigured(120, 2, ['r1', 'r2', 'r3', 'r4'], SELF, id, new Uint8Array([1]));
-    expect(h.sent('config-result').at(-1)).toMatchObject({
-      id: 9,
-      ok: true,
-      epoch: 2,
-      members: ['r1', 'r2', 'r3', 'r4'],
-      slot: 120,
-    });
-    expect(h.sent('config-notice').at(-1)).toMatchObject({ kind: 'changed', epoch: 2, cookie: new Uint8Array([1]) });
-    expect(h.sent('watch-peers').at(-1)).toMatchObject({ watch: false });
-    expect(h.state()).toBe('stable');
-  });
+  it(
+    'grow: the joining member is an observer until it caught ' +
+      'up, then the change is proposed and its execution answers',
+    () => {
+      const h = harness();
+      h.change(['r1', 'r2', 'r3', 'r4'], 9, new Uint8Array([1]));
+      expect(h.sent('set-observers').at(-1)!.observers).toEqual(['r4']);
+      expect(h.sent('watch-peers').at(-1)).toMatchObject({ observers: ['r4'], watch: true });
+      h.report([
+        { id: 'r2', appliedUpTo: 100 },
+        { id: 'r4', appliedUpTo: 20 },
+      ]);
+      expect(h.sent('config-proposal')).toHaveLength(0);
+      expect(h.state()).toBe('catchingUp');
+      // another change meanwhile: pending
+      h.change(['r1', 'r2'], 10);
+      expect(h.sent('config-result').at(-1)).toMatchObject({ id: 10, ok: false, code: 'PENDING' });
+      h.report([
+        { id: 'r2', appliedUpTo: 100 },
+        { id: 'r4', appliedUpTo: 95 },
+      ]);
+      expect(h.sent('config-proposal')).toEqual([
+        expect.objectContaining({ members: ['r1', 'r2', 'r3', 'r4'], cookie: new Uint8Array([1]) }),
+      ]);
+      expect(h.state()).toBe('proposed');
+      const id = h.sent('config-proposal')[0]!.id;
+      h.reconfigured(120, 2, ['r1', 'r2', 'r3', 'r4'], SELF, id, new Uint8Array([1]));
+      expect(h.sent('config-result').at(-1)).toMatchObject({
+        id: 9,
+        ok: true,
+        epoch: 2,
+        members: ['r1', 'r2', 'r3', 'r4'],
+        slot: 120,
+      });
+      expect(h.sent('config-notice').at(-1)).toMatchObject({ kind: 'changed', epoch: 2, cookie: new Uint8Array([1]) });
+      expect(h.sent('watch-peers').at(-1)).toMatchObject({ watch: false });
+      expect(h.state()).toBe('stable');
+    },
+  );
 
   it('a change that would leave no majority reachable fails at once, and the state machine hears of the abort', () => {
     const h = harness({ configuration: { epoch: 3, members: ['r1', 'r2', 'r3', 'r4', 'r5'], startSlot: 1 } });

@@ -23,7 +23,8 @@ export interface ElectorOptions {
   preVote: boolean;
 }
 
-// Seconds-scale like RSL: one event loop hosts every role, and a long GC pause or a big batch must not cost the leadership.
+// Seconds-scale like RSL: one event loop hosts every role, and
+// a long GC pause or a big batch must not cost the leadership.
 export const DEFAULT_ELECTOR_OPTIONS: ElectorOptions = {
   electionTimeoutMinMs: 500,
   electionTimeoutMaxMs: 1000,

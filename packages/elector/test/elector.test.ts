@@ -304,38 +304,46 @@ describe('elector: leader', () => {
 });
 
 describe('elector: configuration changes', () => {
-  it("the proposer's leader-state brings a newer configuration: heartbeats go to the new members, and a replica removed stops campaigning", () => {
-    const h = electorHarness();
-    h.leaderState('follower', b(0, SELF), { config: { epoch: 2, members: ['r2', 'r3', 'r4'], startSlot: 7 } });
-    expect(h.ctx().members).toEqual(['r2', 'r3', 'r4']);
-    h.at(1000);
-    expect(h.sent('campaign')).toHaveLength(0); // not a member
-    // an older configuration does not replace it
-    h.leaderState('follower', b(0, SELF), { config: { epoch: 1, members: MEMBERS, startSlot: 1 } });
-    expect(h.ctx().members).toEqual(['r2', 'r3', 'r4']);
-  });
+  it(
+    "the proposer's leader-state brings a newer configuration: heartbeats go to the new members, and a replica " +
+      'removed stops campaigning',
+    () => {
+      const h = electorHarness();
+      h.leaderState('follower', b(0, SELF), { config: { epoch: 2, members: ['r2', 'r3', 'r4'], startSlot: 7 } });
+      expect(h.ctx().members).toEqual(['r2', 'r3', 'r4']);
+      h.at(1000);
+      expect(h.sent('campaign')).toHaveLength(0); // not a member
+      // an older configuration does not replace it
+      h.leaderState('follower', b(0, SELF), { config: { epoch: 1, members: MEMBERS, startSlot: 1 } });
+      expect(h.ctx().members).toEqual(['r2', 'r3', 'r4']);
+    },
+  );
 
-  it("a leader sends heartbeats to observers and reports peers' progress to the config-manager while watched; leaving the leadership says so", () => {
-    const h = electorHarness();
-    h.leaderState('leading', b(2, SELF), { decidedUpTo: 40 });
-    expect(h.is('leader')).toBe(true);
-    h.actor.send({ type: 'watch-peers', ring: RING, from: SELF, to: SELF, observers: ['r4'], watch: true });
-    h.take();
-    h.at(25);
-    expect(
-      h
-        .sent('heartbeat')
-        .map((m) => m.to)
-        .sort(),
-    ).toEqual(['r2', 'r3', 'r4']);
-    h.actor.send({ type: 'heartbeat-ack', ring: RING, from: 'r4', to: SELF, ballot: b(2, SELF), appliedUpTo: 33 });
-    h.at(45);
-    const rep = h.sent('peer-progress').at(-1)!;
-    expect(rep).toMatchObject({ leading: true, decidedUpTo: 40, windowMs: 200 });
-    expect(rep.peers.find((p) => p.id === 'r4')).toMatchObject({ appliedUpTo: 33 });
-    h.leaderState('follower', b(2, SELF), { leaderHint: 'r2' });
-    expect(h.sent('peer-progress').at(-1)).toMatchObject({ leading: false, leader: 'r2' });
-  });
+  it(
+    "a leader sends heartbeats to observers and reports peers' progress to the config-manager while watched; " +
+      'leaving the leadership says so',
+    () => {
+      const h = electorHarness();
+      h.leaderState('leading', b(2, SELF), { decidedUpTo: 40 });
+      expect(h.is('leader')).toBe(true);
+      h.actor.send({ type: 'watch-peers', ring: RING, from: SELF, to: SELF, observers: ['r4'], watch: true });
+      h.take();
+      h.at(25);
+      expect(
+        h
+          .sent('heartbeat')
+          .map((m) => m.to)
+          .sort(),
+      ).toEqual(['r2', 'r3', 'r4']);
+      h.actor.send({ type: 'heartbeat-ack', ring: RING, from: 'r4', to: SELF, ballot: b(2, SELF), appliedUpTo: 33 });
+      h.at(45);
+      const rep = h.sent('peer-progress').at(-1)!;
+      expect(rep).toMatchObject({ leading: true, decidedUpTo: 40, windowMs: 200 });
+      expect(rep.peers.find((p) => p.id === 'r4')).toMatchObject({ appliedUpTo: 33 });
+      h.leaderState('follower', b(2, SELF), { leaderHint: 'r2' });
+      expect(h.sent('peer-progress').at(-1)).toMatchObject({ leading: false, leader: 'r2' });
+    },
+  );
 
   it('a follower asked to watch peers answers at once that it does not lead', () => {
     const h = electorHarness();
@@ -344,16 +352,20 @@ describe('elector: configuration changes', () => {
     expect(h.sent('peer-progress')).toEqual([expect.objectContaining({ leading: false, leader: 'r3', peers: [] })]);
   });
 
-  it("a heartbeat from a ring peer outside its configuration (the leader of a newer one) is honoured; a stranger's is not", () => {
-    const h = electorHarness({ peers: ['r1', 'r2', 'r3', 'r4'] });
-    h.heartbeat('r4', b(5, 'r4'));
-    h.at(100);
-    h.heartbeat('r4', b(5, 'r4'));
-    h.heartbeat('zz', b(9, 'zz'));
-    h.at(200);
-    expect(h.sent('campaign')).toHaveLength(0);
-    expect(h.ctx().leader).toBe('r4');
-  });
+  it(
+    'a heartbeat from a ring peer outside its configuration (the leader of a newer one) is honoured; a ' +
+      "stranger's is not",
+    () => {
+      const h = electorHarness({ peers: ['r1', 'r2', 'r3', 'r4'] });
+      h.heartbeat('r4', b(5, 'r4'));
+      h.at(100);
+      h.heartbeat('r4', b(5, 'r4'));
+      h.heartbeat('zz', b(9, 'zz'));
+      h.at(200);
+      expect(h.sent('campaign')).toHaveLength(0);
+      expect(h.ctx().leader).toBe('r4');
+    },
+  );
 });
 
 describe('elector: pre-vote', () => {

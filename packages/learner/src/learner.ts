@@ -104,7 +104,10 @@ export interface LearnerData {
   /** a peer said it no longer holds the slots we miss: only a snapshot can help */
   needsSnapshot: { from: ReplicaId; below: Slot } | null;
   progressDirty: boolean;
-  /** nothing is applied while set: a snapshot of a state machine that is not copy-on-call is being read, or one is installed */
+  /**
+   * nothing is applied while set: a snapshot of a state machine
+   * that is not copy-on-call is being read, or one is installed
+   */
   paused: boolean;
   /** the copy being read (capturing state): who asked, as of which slot, with which configuration */
   capture:
@@ -310,7 +313,10 @@ function setConfig(d: LearnerData, c: Configuration): void {
   d.progressDirty = true;
 }
 
-/** A snapshot as of `slot` (with the configuration of the slots after it) replaced the state machine's state: go on at slot+1. */
+/**
+ * A snapshot as of `slot` (with the configuration of the slots
+ * after it) replaced the state machine's state: go on at slot+1.
+ */
 export function onInstalled(d: LearnerData, slot: Slot, config?: Configuration): void {
   if (slot > d.executedUpTo) {
     d.executedUpTo = slot;

@@ -160,23 +160,26 @@ describe('learner: results and the state machine', () => {
 });
 
 describe('learner: catch-up', () => {
-  it('asks a peer (the leader it knows) when the log is decided beyond a gap; again only after catchupIntervalMs', () => {
-    const h = learnerHarness({ options: { catchupIntervalMs: 50, catchupBatchSlots: 10 } });
-    h.actor.send(learn(b(1, 'r3'), 2, batch(['c2'])));
-    h.actor.send(decide(b(1, 'r3'), 40));
-    let reqs = h.sent('catchup-req');
-    expect(reqs).toHaveLength(1);
-    expect(reqs[0]).toMatchObject({ to: 'r3', from: SELF, fromSlot: 1, toSlot: 10 });
-    h.sched.runFor(20);
-    h.actor.send({ type: 'tick' });
-    expect(h.sent('catchup-req')).toHaveLength(1);
-    h.sched.runFor(40);
-    h.actor.send({ type: 'tick' });
-    reqs = h.sent('catchup-req');
-    expect(reqs).toHaveLength(2);
-    expect(reqs[1]).toMatchObject({ fromSlot: 1 });
-    expect(h.ctx().stats.catchupRequests).toBe(2);
-  });
+  it(
+    'asks a peer (the leader it knows) when the log is ' + 'decided beyond a gap; again only after catchupIntervalMs',
+    () => {
+      const h = learnerHarness({ options: { catchupIntervalMs: 50, catchupBatchSlots: 10 } });
+      h.actor.send(learn(b(1, 'r3'), 2, batch(['c2'])));
+      h.actor.send(decide(b(1, 'r3'), 40));
+      let reqs = h.sent('catchup-req');
+      expect(reqs).toHaveLength(1);
+      expect(reqs[0]).toMatchObject({ to: 'r3', from: SELF, fromSlot: 1, toSlot: 10 });
+      h.sched.runFor(20);
+      h.actor.send({ type: 'tick' });
+      expect(h.sent('catchup-req')).toHaveLength(1);
+      h.sched.runFor(40);
+      h.actor.send({ type: 'tick' });
+      reqs = h.sent('catchup-req');
+      expect(reqs).toHaveLength(2);
+      expect(reqs[1]).toMatchObject({ fromSlot: 1 });
+      expect(h.ctx().stats.catchupRequests).toBe(2);
+    },
+  );
 
   it('an empty reply is not re-asked at once, and the retry goes to another peer (no ping-pong storm)', () => {
     // Regression: every catch-up reply forced a new request at once, always to the leader it knew;

@@ -60,44 +60,48 @@ describe('proposer: configuration changes (specs/config-change)', () => {
     expect(h.sent('config-refused').at(-1)).toMatchObject({ id: 8, maybeChosen: false });
   });
 
-  it('once the config slot is chosen the leader prepares again with a new ballot among the new members, from e+1, keeping its queue', () => {
-    const h = proposerHarness();
-    const bal = h.lead();
-    h.actor.send(proposal(7, ['r1', 'r2', 'r3', 'r4']));
-    h.actor.send(submit([item(1)]));
-    h.take();
-    h.choose(1, bal);
-    expect(h.state()).toBe('leading');
-    const c = h.ctx();
-    expect(h.path()).toBe('leading.reconfiguring.re-preparing');
-    expect(c.config).toEqual({ epoch: 2, members: ['r1', 'r2', 'r3', 'r4'], startSlot: 2 });
-    expect(c.quorum).toBe(3);
-    expect(c.ballot.round).toBeGreaterThan(bal.round);
-    const preps = h.sent('prepare');
-    expect(preps.map((x) => x.to)).toEqual(['r1', 'r2', 'r3', 'r4']);
-    for (const x of preps) expect(x.fromSlot).toBe(2);
-    expect(h.sent('accept')).toHaveLength(0); // the queued command waits
-    expect(h.sent('leader-state').at(-1)).toMatchObject({ state: 'leading', config: { epoch: 2 } });
-    // two promises are no longer a majority of four
-    const nb = c.ballot;
-    h.actor.send(promise('r1', nb, 2));
-    h.actor.send(promise('r4', nb, 2, [{ slot: 3, ballot: b(1, 'r4'), value: val('new-config-slot') }]));
-    expect(h.sent('accept')).toHaveLength(0);
-    h.actor.send(promise('r2', nb, 2));
-    const p = h.proposals();
-    // what the new members accepted above e is recovered; the queued command follows
-    expect([...p.keys()]).toEqual([2, 3, 4]);
-    expect(slotValueEquals(p.get(3)!, val('new-config-slot'))).toBe(true);
-    expect(cmdsOf(p.get(4))).toEqual(['c1']);
-    expect(
-      h
-        .sent('accept')
-        .filter((a) => a.slot === 4)
-        .map((a) => a.to),
-    ).toEqual(['r1', 'r2', 'r3', 'r4']);
-    // slot 3 (what r4 accepted above e) is recovered: not chosen yet
-    expect(h.path()).toBe('leading.recovering');
-  });
+  it(
+    'once the config slot is chosen the leader prepares again with ' +
+      'a new ballot among the new members, from e+1, keeping its queue',
+    () => {
+      const h = proposerHarness();
+      const bal = h.lead();
+      h.actor.send(proposal(7, ['r1', 'r2', 'r3', 'r4']));
+      h.actor.send(submit([item(1)]));
+      h.take();
+      h.choose(1, bal);
+      expect(h.state()).toBe('leading');
+      const c = h.ctx();
+      expect(h.path()).toBe('leading.reconfiguring.re-preparing');
+      expect(c.config).toEqual({ epoch: 2, members: ['r1', 'r2', 'r3', 'r4'], startSlot: 2 });
+      expect(c.quorum).toBe(3);
+      expect(c.ballot.round).toBeGreaterThan(bal.round);
+      const preps = h.sent('prepare');
+      expect(preps.map((x) => x.to)).toEqual(['r1', 'r2', 'r3', 'r4']);
+      for (const x of preps) expect(x.fromSlot).toBe(2);
+      expect(h.sent('accept')).toHaveLength(0); // the queued command waits
+      expect(h.sent('leader-state').at(-1)).toMatchObject({ state: 'leading', config: { epoch: 2 } });
+      // two promises are no longer a majority of four
+      const nb = c.ballot;
+      h.actor.send(promise('r1', nb, 2));
+      h.actor.send(promise('r4', nb, 2, [{ slot: 3, ballot: b(1, 'r4'), value: val('new-config-slot') }]));
+      expect(h.sent('accept')).toHaveLength(0);
+      h.actor.send(promise('r2', nb, 2));
+      const p = h.proposals();
+      // what the new members accepted above e is recovered; the queued command follows
+      expect([...p.keys()]).toEqual([2, 3, 4]);
+      expect(slotValueEquals(p.get(3)!, val('new-config-slot'))).toBe(true);
+      expect(cmdsOf(p.get(4))).toEqual(['c1']);
+      expect(
+        h
+          .sent('accept')
+          .filter((a) => a.slot === 4)
+          .map((a) => a.to),
+      ).toEqual(['r1', 'r2', 'r3', 'r4']);
+      // slot 3 (what r4 accepted above e) is recovered: not chosen yet
+      expect(h.path()).toBe('leading.recovering');
+    },
+  );
 
   it('a leader that is not in the new configuration steps down once it is chosen, aborting what it queued', () => {
     const h = proposerHarness();
@@ -141,17 +145,23 @@ describe('proposer: configuration changes (specs/config-change)', () => {
     expect(h.sent('prepare').map((p) => p.to)).toEqual(['r2', 'r3', 'r4', 'r1']);
   });
 
-  it('leadership lost with a change in flight: the config-manager hears maybeChosen; queued but unproposed: not chosen', () => {
-    const h = proposerHarness();
-    const bal = h.lead();
-    h.actor.send(proposal(7, ['r1', 'r2', 'r3', 'r4']));
-    h.take();
-    h.actor.send({ type: 'nack', ring: 'ring', from: 'r2', to: SELF, ballot: bal, promised: b(bal.round + 1, 'r3') });
-    expect(h.state()).toBe('follower');
-    expect(h.sent('config-refused')).toEqual([expect.objectContaining({ id: 7, maybeChosen: true, leaderHint: 'r3' })]);
-    h.actor.send(proposal(9, ['r1']));
-    expect(h.sent('config-refused').at(-1)).toMatchObject({ id: 9, maybeChosen: false });
-  });
+  it(
+    'leadership lost with a change in flight: the config-manager ' +
+      'hears maybeChosen; queued but unproposed: not chosen',
+    () => {
+      const h = proposerHarness();
+      const bal = h.lead();
+      h.actor.send(proposal(7, ['r1', 'r2', 'r3', 'r4']));
+      h.take();
+      h.actor.send({ type: 'nack', ring: 'ring', from: 'r2', to: SELF, ballot: bal, promised: b(bal.round + 1, 'r3') });
+      expect(h.state()).toBe('follower');
+      expect(h.sent('config-refused')).toEqual([
+        expect.objectContaining({ id: 7, maybeChosen: true, leaderHint: 'r3' }),
+      ]);
+      h.actor.send(proposal(9, ['r1']));
+      expect(h.sent('config-refused').at(-1)).toMatchObject({ id: 9, maybeChosen: false });
+    },
+  );
 
   it('a follower adopts the configuration its learner executed and prepares from its start slot', () => {
     const h = proposerHarness({ executedUpTo: 3 });

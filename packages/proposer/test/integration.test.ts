@@ -215,7 +215,8 @@ describe('proposer + acceptors (no learner, no elector)', () => {
     expect(w.acceptedBy('r1').has(5)).toBe(false);
     const before = w.acceptedBy('r3');
 
-    // p2's quorum is r2 + r3 (r1's promise is lost; its own acceptor's promise is required), so it sees r3's vote for slot 5
+    // p2's quorum is r2 + r3 (r1's promise is lost; its own acceptor's
+    // promise is required), so it sees r3's vote for slot 5
     w.drop = (m) =>
       (m.type === 'accept' && m.from === 'r1' && m.to !== 'r3') || (m.type === 'promise' && m.from === 'r1');
     const p2 = w.startProposer('r2');

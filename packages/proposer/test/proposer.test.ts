@@ -93,16 +93,21 @@ describe('proposer: phase 1', () => {
     expect(h.ctx().recoveryEnd).toBe(8);
   });
 
-  it('a promise truncated above the prepared slot makes the candidate step down to catch up first (it cannot know the configuration there)', () => {
-    const h = proposerHarness({ executedUpTo: 2 });
-    h.actor.send(campaign(5));
-    const bal = h.ctx().ballot;
-    h.actor.send(promise('r1', bal, 3));
-    h.actor.send(promise('r3', bal, 3, [], 10)); // r3 holds nothing below slot 10: slots 3..9 were chosen and snapshotted
-    expect(h.state()).toBe('follower');
-    expect(h.sent('accept')).toHaveLength(0);
-    expect(h.sent('leader-state').at(-1)).toMatchObject({ state: 'follower', relinquished: true });
-  });
+  it(
+    'a promise truncated above the prepared slot makes the candidate ' +
+      'step down to catch up first (it cannot know the configuration there)',
+    () => {
+      const h = proposerHarness({ executedUpTo: 2 });
+      h.actor.send(campaign(5));
+      const bal = h.ctx().ballot;
+      h.actor.send(promise('r1', bal, 3));
+      // r3 holds nothing below slot 10: slots 3..9 were chosen and snapshotted
+      h.actor.send(promise('r3', bal, 3, [], 10));
+      expect(h.state()).toBe('follower');
+      expect(h.sent('accept')).toHaveLength(0);
+      expect(h.sent('leader-state').at(-1)).toMatchObject({ state: 'follower', relinquished: true });
+    },
+  );
 
   it('sends `recovered` only once progress reports executedUpTo >= the recovery end', () => {
     const h = proposerHarness();
@@ -267,72 +272,85 @@ describe('proposer: phase 2', () => {
     expect([...h.proposals().values()].map(cmdsOf)).toEqual([['aaaa'], ['bbbb', 'cccc'], ['dddd']]);
   });
 
-  it('a higher-ballot nack => follower; queued submissions aborted (maybeChosen false), in-flight ones (maybeChosen true)', () => {
-    const h = proposerHarness({ options: { maxInflightSlots: 2, maxBatchCmds: 1 } });
-    const bal = h.lead();
-    h.actor.send(submit([item(1), item(2), item(3), item(4)]));
-    h.choose(1); // id 1 chosen: not aborted (the learner answers it)
-    h.take();
-    h.actor.send(nack('r3', b(0, 'r3'), b(9, 'r2'), 2)); // not our ballot: no step-down (but round 9 and r2 are noted)
-    expect(h.state()).toBe('leading');
-    h.actor.send(nack('r3', bal, b(4, 'r3'), 2));
-    expect(h.state()).toBe('follower');
-    const ab = h.sent('aborted');
-    expect(ab).toHaveLength(2);
-    expect(ab[0]).toMatchObject({ ids: [4], maybeChosen: false, leaderHint: 'r3', to: SELF });
-    expect(ab[1]).toMatchObject({ ids: [2, 3], maybeChosen: true, leaderHint: 'r3' });
-    expect(h.ctx().maxRound).toBe(9); // every nack teaches the highest round seen, even an ignored one
-    expect(h.sent('leader-state').at(-1)).toMatchObject({ state: 'follower', leaderHint: 'r3' });
-    expect(h.ctx().slots.size).toBe(0);
-    // a late Accepted of the old ballot changes nothing
-    h.actor.send(accepted('r2', bal, 2));
-    expect(h.state()).toBe('follower');
-  });
+  it(
+    'a higher-ballot nack => follower; queued submissions aborted ' +
+      '(maybeChosen false), in-flight ones (maybeChosen true)',
+    () => {
+      const h = proposerHarness({ options: { maxInflightSlots: 2, maxBatchCmds: 1 } });
+      const bal = h.lead();
+      h.actor.send(submit([item(1), item(2), item(3), item(4)]));
+      h.choose(1); // id 1 chosen: not aborted (the learner answers it)
+      h.take();
+      // not our ballot: no step-down (but round 9 and r2 are noted)
+      h.actor.send(nack('r3', b(0, 'r3'), b(9, 'r2'), 2));
+      expect(h.state()).toBe('leading');
+      h.actor.send(nack('r3', bal, b(4, 'r3'), 2));
+      expect(h.state()).toBe('follower');
+      const ab = h.sent('aborted');
+      expect(ab).toHaveLength(2);
+      expect(ab[0]).toMatchObject({ ids: [4], maybeChosen: false, leaderHint: 'r3', to: SELF });
+      expect(ab[1]).toMatchObject({ ids: [2, 3], maybeChosen: true, leaderHint: 'r3' });
+      expect(h.ctx().maxRound).toBe(9); // every nack teaches the highest round seen, even an ignored one
+      expect(h.sent('leader-state').at(-1)).toMatchObject({ state: 'follower', leaderHint: 'r3' });
+      expect(h.ctx().slots.size).toBe(0);
+      // a late Accepted of the old ballot changes nothing
+      h.actor.send(accepted('r2', bal, 2));
+      expect(h.state()).toBe('follower');
+    },
+  );
 
-  it('retransmits unanswered Accepts on tick after retransmitMs (not to those that answered), with an idle Decide at most every retransmitMs', () => {
-    const h = proposerHarness({ options: { retransmitMs: 50 } });
-    const bal = h.lead();
-    h.actor.send(submit([item(1)]));
-    h.actor.send(accepted('r2', bal, 1));
-    h.take();
-    h.sched.runFor(49);
-    h.actor.send({ type: 'tick' });
-    expect(h.sent('accept')).toHaveLength(0);
-    expect(h.sent('decide')).toHaveLength(0); // not on every tick
-    h.sched.runFor(2);
-    h.actor.send({ type: 'tick' });
-    expect(h.sent('accept').map((a) => [a.to, a.slot])).toEqual([
-      ['r1', 1],
-      ['r3', 1],
-    ]);
-    expect(h.sent('decide').map((d) => d.upTo)).toEqual([0, 0, 0]); // to every member, itself included
-    expect(h.sent('leader-state').at(-1)).toMatchObject({ state: 'leading' });
-    // the next tick right after resends neither
-    h.take();
-    h.actor.send({ type: 'tick' });
-    expect(h.sent('accept')).toHaveLength(0);
-    expect(h.sent('decide')).toHaveLength(0);
-    h.sched.runFor(50);
-    h.actor.send({ type: 'tick' });
-    expect(h.sent('decide').map((d) => d.upTo)).toEqual([0, 0, 0]);
-  });
+  it(
+    'retransmits unanswered Accepts on tick after retransmitMs (not to ' +
+      'those that answered), with an idle Decide at most every retransmitMs',
+    () => {
+      const h = proposerHarness({ options: { retransmitMs: 50 } });
+      const bal = h.lead();
+      h.actor.send(submit([item(1)]));
+      h.actor.send(accepted('r2', bal, 1));
+      h.take();
+      h.sched.runFor(49);
+      h.actor.send({ type: 'tick' });
+      expect(h.sent('accept')).toHaveLength(0);
+      expect(h.sent('decide')).toHaveLength(0); // not on every tick
+      h.sched.runFor(2);
+      h.actor.send({ type: 'tick' });
+      expect(h.sent('accept').map((a) => [a.to, a.slot])).toEqual([
+        ['r1', 1],
+        ['r3', 1],
+      ]);
+      expect(h.sent('decide').map((d) => d.upTo)).toEqual([0, 0, 0]); // to every member, itself included
+      expect(h.sent('leader-state').at(-1)).toMatchObject({ state: 'leading' });
+      // the next tick right after resends neither
+      h.take();
+      h.actor.send({ type: 'tick' });
+      expect(h.sent('accept')).toHaveLength(0);
+      expect(h.sent('decide')).toHaveLength(0);
+      h.sched.runFor(50);
+      h.actor.send({ type: 'tick' });
+      expect(h.sent('decide').map((d) => d.upTo)).toEqual([0, 0, 0]);
+    },
+  );
 
-  it('a last-before-step-down exclusive command: the leader steps down once it is chosen, and proposes nothing after it', () => {
-    const h = proposerHarness({ options: { maxInflightSlots: 8 } });
-    h.lead();
-    h.actor.send(submit([item(1), item(2, 'bye', { excl: true, last: true }), item(3), item(4)]));
-    expect([...h.proposals().values()].map(cmdsOf)).toEqual([['c1'], ['bye']]);
-    expect(h.proposals().get(2)).toMatchObject({ excl: true, last: true });
-    h.choose(1);
-    expect(h.state()).toBe('leading');
-    h.take();
-    h.choose(2);
-    expect(h.state()).toBe('follower');
-    expect(h.sent('leader-state').at(-1)).toMatchObject({ state: 'follower', relinquished: true });
-    // the commands behind it were never proposed: aborted, surely not chosen
-    expect(h.sent('aborted')).toEqual([expect.objectContaining({ ids: [3, 4], maybeChosen: false })]);
-    expect(h.sent('accept')).toHaveLength(0);
-  });
+  it(
+    'a last-before-step-down exclusive command: the leader ' +
+      'steps down once it is chosen, and proposes nothing after it',
+    () => {
+      const h = proposerHarness({ options: { maxInflightSlots: 8 } });
+      h.lead();
+      h.actor.send(submit([item(1), item(2, 'bye', { excl: true, last: true }), item(3), item(4)]));
+      expect([...h.proposals().values()].map(cmdsOf)).toEqual([['c1'], ['bye']]);
+      expect(h.proposals().get(2)).toMatchObject({ excl: true, last: true });
+      h.choose(1);
+      expect(h.state()).toBe('leading');
+      h.take();
+      h.choose(2);
+      expect(h.state()).toBe('follower');
+      expect(h.sent('leader-state').at(-1)).toMatchObject({ state: 'follower', relinquished: true });
+      // the commands behind it were never proposed: aborted, surely not chosen
+      expect(h.sent('aborted')).toEqual([expect.objectContaining({ ids: [3, 4], maybeChosen: false })]);
+      expect(h.sent('accept')).toHaveLength(0);
+    },
+  );
 
   it('resign while leading => follower (relinquished), pending submissions aborted', () => {
     const h = proposerHarness();
@@ -371,7 +389,8 @@ describe('proposer: promises in pages, pulled one at a time', () => {
     h.actor.send({ ...promise('r2', bal, 1, entries([1, 2])), more: 3 });
     expect(h.sent('prepare')).toEqual([expect.objectContaining({ to: 'r2', ballot: bal, fromSlot: 1, pageFrom: 3 })]);
     h.take();
-    h.actor.send({ ...promise('r2', bal, 1, entries([1, 2])), more: 3 }); // the first page again (a retransmitted prepare)
+    // the first page again (a retransmitted prepare)
+    h.actor.send({ ...promise('r2', bal, 1, entries([1, 2])), more: 3 });
     h.actor.send({ ...promise('r2', bal, 1, entries([5, 6])), pageFrom: 5 }); // not the page awaited: ignored
     expect(h.state()).toBe('preparing');
     h.actor.send({ ...promise('r2', bal, 1, entries([3, 4])), pageFrom: 3, more: 5 });
@@ -400,32 +419,36 @@ describe('proposer: promises in pages, pulled one at a time', () => {
 });
 
 describe('proposer: phase 1 carries only what the candidate lacks', () => {
-  it('a promise from a replica a few slots ahead: the learner fetches them, then phase 1 again from after them, same ballot', () => {
-    const h = proposerHarness({ executedUpTo: 10 });
-    h.actor.send(campaign(1));
-    const bal = h.ctx().ballot;
-    h.take();
-    h.actor.send({ ...promise('r2', bal, 11), executedUpTo: 14 });
-    expect(h.state()).toBe('preparing');
-    expect(h.sent('catchup-rep')).toEqual([
-      expect.objectContaining({ from: 'r2', to: SELF, chosenUpTo: 14, entries: [] }),
-    ]);
-    h.actor.send(promise('r1', bal, 11));
-    h.actor.send(promise('r3', bal, 11));
-    expect(h.state()).toBe('preparing'); // not before the learner has the slots r2 executed
-    h.take();
-    h.actor.send(progress(14));
-    expect(h.ctx().ballot).toEqual(bal);
-    expect(h.sent('prepare').map((m) => [m.to, m.fromSlot])).toEqual([
-      ['r1', 15],
-      ['r2', 15],
-      ['r3', 15],
-    ]);
-    h.actor.send(promise('r1', bal, 15));
-    h.actor.send(promise('r2', bal, 15));
-    expect(h.state()).toBe('leading');
-    expect(h.ctx().nextSlot).toBe(15);
-  });
+  it(
+    'a promise from a replica a few slots ahead: the learner ' +
+      'fetches them, then phase 1 again from after them, same ballot',
+    () => {
+      const h = proposerHarness({ executedUpTo: 10 });
+      h.actor.send(campaign(1));
+      const bal = h.ctx().ballot;
+      h.take();
+      h.actor.send({ ...promise('r2', bal, 11), executedUpTo: 14 });
+      expect(h.state()).toBe('preparing');
+      expect(h.sent('catchup-rep')).toEqual([
+        expect.objectContaining({ from: 'r2', to: SELF, chosenUpTo: 14, entries: [] }),
+      ]);
+      h.actor.send(promise('r1', bal, 11));
+      h.actor.send(promise('r3', bal, 11));
+      expect(h.state()).toBe('preparing'); // not before the learner has the slots r2 executed
+      h.take();
+      h.actor.send(progress(14));
+      expect(h.ctx().ballot).toEqual(bal);
+      expect(h.sent('prepare').map((m) => [m.to, m.fromSlot])).toEqual([
+        ['r1', 15],
+        ['r2', 15],
+        ['r3', 15],
+      ]);
+      h.actor.send(promise('r1', bal, 15));
+      h.actor.send(promise('r2', bal, 15));
+      expect(h.state()).toBe('leading');
+      expect(h.ctx().nextSlot).toBe(15);
+    },
+  );
 
   it('far behind (or truncated above fromSlot): it gives way, and its learner is told to catch up', () => {
     const h = proposerHarness({ executedUpTo: 10 });

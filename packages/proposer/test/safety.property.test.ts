@@ -94,7 +94,8 @@ async function runSchedule(
         }
         const prev = chosen.get(m.slot);
         if (prev && !slotValueEquals(prev.value, value))
-          violation ??= `slot ${m.slot}: chosen at ${prev.ballot} and, with another value, at ${ballotToString(m.ballot)}`;
+          violation ??=
+            `slot ${m.slot}: chosen at ${prev.ballot} and, ` + `with another value, at ${ballotToString(m.ballot)}`;
         if (!prev) chosen.set(m.slot, { ballot: ballotToString(m.ballot), value });
       }
     }
@@ -228,7 +229,8 @@ describe('proposer + acceptors: safety under random schedules (fast-check)', () 
   });
 
   it('the observer has teeth: with acceptors that forget their promises, it finds a violation', async () => {
-    // Two proposers interleaving prepares and accepts against forgetful acceptors: fast-check looks for a split decision.
+    // Two proposers interleaving prepares and accepts against
+    // forgetful acceptors: fast-check looks for a split decision.
     const res = await fc.check(
       fc.asyncProperty(fc.nat(), schedule, faults, async (seed, actions, f) => {
         const out = await runSchedule(seed, actions, f, true);

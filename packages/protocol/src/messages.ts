@@ -122,7 +122,10 @@ export interface HeartbeatAck extends Header {
   readonly payload?: Uint8Array;
 }
 // ---- elector <-> elector: pre-vote (would you follow me if I campaigned?)
-/** asked before a campaign: a replica that heard a live leader lately says no, so a restarted or cut-off replica does not depose it */
+/**
+ * asked before a campaign: a replica that heard a live leader lately
+ * says no, so a restarted or cut-off replica does not depose it
+ */
 export interface PreVote extends Header {
   readonly type: 'pre-vote';
   readonly round: number;
@@ -270,7 +273,10 @@ export interface SnapChunk extends Header {
 }
 // ---- learner <-> snapshotter (in one process or two: the learner owns the state machine; the
 // snapshotter asks it for copies and installs, and keeps the snapshot store)
-/** learner -> snapshotter: slots executed up to `slot` (`bytes` of values applied since start); `requested` by the state machine */
+/**
+ * learner -> snapshotter: slots executed up to `slot` (`bytes` of
+ * values applied since start); `requested` by the state machine
+ */
 export interface SnapExecuted extends Header {
   readonly type: 'snap-executed';
   readonly slot: Slot;
@@ -382,7 +388,10 @@ export interface ConfigResult extends Header {
   /** the change was proposed before it failed: it may still take effect */
   readonly maybeChosen?: boolean;
 }
-/** config-manager -> client side: a configuration took effect here, or this replica's change failed (state machine hooks) */
+/**
+ * config-manager -> client side: a configuration took effect
+ * here, or this replica's change failed (state machine hooks)
+ */
 export interface ConfigNotice extends Header {
   readonly type: 'config-notice';
   readonly kind: 'changed' | 'aborted';
@@ -411,7 +420,10 @@ export interface SetObservers extends Header {
   readonly type: 'set-observers';
   readonly observers: readonly ReplicaId[];
 }
-/** learner -> local config-manager: a configuration now governs the slots after `slot` (executed, installed, or set at start) */
+/**
+ * learner -> local config-manager: a configuration now governs
+ * the slots after `slot` (executed, installed, or set at start)
+ */
 export interface Reconfigured extends Header {
   readonly type: 'reconfigured';
   readonly slot: Slot;
@@ -422,7 +434,9 @@ export interface Reconfigured extends Header {
   readonly firstId?: number;
   readonly cookie?: Uint8Array;
 }
-/** config-manager -> local elector: send heartbeats to these observers and report every peer's progress (empty stops it) */
+/**
+ * config-manager -> local elector: send heartbeats to these observers and report every peer's progress (empty stops it)
+ */
 export interface WatchPeers extends Header {
   readonly type: 'watch-peers';
   readonly observers: readonly ReplicaId[];

@@ -1,4 +1,4 @@
-import { fc, test } from '@fast-check/vitest';
+import { test } from '@fast-check/vitest';
 import lite from 'msgpack-lite';
 import { describe, expect, it } from 'vitest';
 import {

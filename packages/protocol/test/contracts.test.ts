@@ -11,7 +11,8 @@ function contractsInChild(value: string | undefined): string {
   const env = { ...process.env };
   delete env.DECREE_CONTRACTS;
   if (value !== undefined) env.DECREE_CONTRACTS = value;
-  const script = `import(${JSON.stringify(contractsFile)}).then((m) => process.stdout.write(JSON.stringify(m.CONTRACTS)))`;
+  const script =
+    `import(${JSON.stringify(contractsFile)}).then((m) => ` + `process.stdout.write(JSON.stringify(m.CONTRACTS)))`;
   return execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
     cwd: root,
     env,

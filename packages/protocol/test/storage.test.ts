@@ -23,7 +23,8 @@ const metaRec = fc
 
 describe('applyRecord (the recovery every store shares)', () => {
   test.prop([fc.array(fc.oneof(promiseRec, acceptRec, truncRec, metaRec), { maxLength: 40 })])(
-    'promised is the highest promise; each kept slot holds its highest-ballot accept; nothing below the truncation point',
+    'promised is the highest promise; each kept slot holds its ' +
+      'highest-ballot accept; nothing below the truncation point',
     (records) => {
       const s = emptyRecoveredState();
       for (const r of records) applyRecord(s, r);

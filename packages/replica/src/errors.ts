@@ -46,7 +46,10 @@ export class StaleReplicaError extends Error {
   }
 }
 
-/** RSL Bootstrap failed: INVALID (the set, or this replica not in it), ALREADY (another set), FAILED (no leader in time). */
+/**
+ * RSL Bootstrap failed: INVALID (the set, or this replica not
+ * in it), ALREADY (another set), FAILED (no leader in time).
+ */
 export class BootstrapError extends Error {
   constructor(
     readonly code: 'INVALID' | 'ALREADY' | 'FAILED',

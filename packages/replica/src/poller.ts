@@ -30,7 +30,6 @@ export class Poller {
    */
   waitFor<T>(check: () => T | undefined, timeoutMs: number, kick?: () => void, onTimeout?: () => Error): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      let timer: unknown;
       const poll = () => {
         let v: T | undefined;
         try {
@@ -53,7 +52,7 @@ export class Poller {
           this.subs = [];
         }
       };
-      timer = this.env.clock.setTimeout(() => {
+      const timer: unknown = this.env.clock.setTimeout(() => {
         done();
         reject(onTimeout ? onTimeout() : this.timeoutError());
       }, timeoutMs);

@@ -282,7 +282,10 @@ export class Replica {
     return this.snapshotter.getSnapshot().context.paused;
   }
 
-  /** Takes a snapshot now (as of the executed slot); resolves with it once stored (the latest one if nothing new was applied). */
+  /**
+   * Takes a snapshot now (as of the executed slot); resolves with
+   * it once stored (the latest one if nothing new was applied).
+   */
   snapshotNow(): Promise<SnapshotMeta | undefined> {
     if (this.stopped) return Promise.reject(new ReplicaStoppedError());
     return new Promise((resolve, reject) => this.snapshotter.send({ type: 'snapshot-now', resolve, reject }));

@@ -50,7 +50,10 @@ export interface CreateReplicaConfig {
   peers?: readonly ReplicaId[];
   storage: AcceptorStore;
   stateMachine: StateMachine;
-  /** where snapshots are kept (default: options.makeSnapshotStore, else memory); createReplica starts from the newest valid one */
+  /**
+   * where snapshots are kept (default: options.makeSnapshotStore,
+   * else memory); createReplica starts from the newest valid one
+   */
   snapshots?: SnapshotStore;
   /** a bus shared with other replicas/rings of this process; otherwise one is made (with `transport`) */
   bus?: Bus;
@@ -118,7 +121,10 @@ export interface ReplicaStatistics {
   log: StoreStats;
   /** used/capacity bytes of a store of fixed capacity (pmem) */
   logUsage: StoreUsage | undefined;
-  /** the acceptor: 'serving', 'full' (writes wait for room) or 'failed'; writes refused as full, replies dropped while full */
+  /**
+   * the acceptor: 'serving', 'full' (writes wait for room) or
+   * 'failed'; writes refused as full, replies dropped while full
+   */
   acceptor: { state: string; fullWrites: number; droppedReplies: number; promisePages: number };
   /** submissions refused as busy (the leader's queue was full), accepts resent, promise pages pulled */
   busyRefusals: number;

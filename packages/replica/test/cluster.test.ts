@@ -193,43 +193,51 @@ describe('forwarding', () => {
     await c.stop();
   });
 
-  it('a forwarded request the target refuses before proposing says so (maybeExecuted false): it is safe to retry', async () => {
-    const c = await simCluster({ n: 3, seed: 32, net: { serialize: true } });
-    const leader = c.waitForLeader();
-    c.run(300);
-    const follower = c.ids.find((id) => id !== leader)!;
-    c.replica(leader).relinquishLeadership(); // the followers still name it for a while
-    c.run(1);
-    expect(c.replica(follower).currentLeader()).toBe(leader);
-    let err: unknown;
-    c.replica(follower)
-      .execute([enc('x')])
-      .catch((e) => (err = e));
-    for (let i = 0; i < 10 && !err; i++) {
-      c.run(5);
-      await c.settle();
-    }
-    expect(err).toBeInstanceOf(NotLeaderError);
-    expect((err as NotLeaderError).maybeExecuted).toBe(false);
-    await c.stop();
-  });
-
-  it('pre-vote: a replica cut off for several election timeouts does not depose the healthy leader when it comes back', async () => {
-    const opts = { elector: { electionTimeoutMinMs: 150, electionTimeoutMaxMs: 300, heartbeatMs: 40 } };
-    for (const preVote of [true, false]) {
-      const c = await simCluster({ n: 3, seed: 33, options: { elector: { ...opts.elector, preVote } } });
+  it(
+    'a forwarded request the target refuses before proposing ' + 'says so (maybeExecuted false): it is safe to retry',
+    async () => {
+      const c = await simCluster({ n: 3, seed: 32, net: { serialize: true } });
       const leader = c.waitForLeader();
       c.run(300);
-      const cut = c.ids.find((id) => id !== leader)!;
-      c.net.partition([[cut], c.ids.filter((id) => id !== cut)]);
-      c.run(2_000); // the cut-off replica's timeouts fire again and again
-      c.net.heal();
-      c.run(2_000);
-      if (preVote) {
-        expect(c.leader()).toBe(leader); // it asked first, nobody agreed, its round never rose
-        expect(c.replica(cut).proposer.getSnapshot().context.ballot.round).toBe(0);
-      } else expect(c.replica(leader).isLeader()).toBe(false); // without pre-vote its higher ballot deposes the leader
+      const follower = c.ids.find((id) => id !== leader)!;
+      c.replica(leader).relinquishLeadership(); // the followers still name it for a while
+      c.run(1);
+      expect(c.replica(follower).currentLeader()).toBe(leader);
+      let err: unknown;
+      c.replica(follower)
+        .execute([enc('x')])
+        .catch((e) => (err = e));
+      for (let i = 0; i < 10 && !err; i++) {
+        c.run(5);
+        await c.settle();
+      }
+      expect(err).toBeInstanceOf(NotLeaderError);
+      expect((err as NotLeaderError).maybeExecuted).toBe(false);
       await c.stop();
-    }
-  });
+    },
+  );
+
+  it(
+    'pre-vote: a replica cut off for several election timeouts ' +
+      'does not depose the healthy leader when it comes back',
+    async () => {
+      const opts = { elector: { electionTimeoutMinMs: 150, electionTimeoutMaxMs: 300, heartbeatMs: 40 } };
+      for (const preVote of [true, false]) {
+        const c = await simCluster({ n: 3, seed: 33, options: { elector: { ...opts.elector, preVote } } });
+        const leader = c.waitForLeader();
+        c.run(300);
+        const cut = c.ids.find((id) => id !== leader)!;
+        c.net.partition([[cut], c.ids.filter((id) => id !== cut)]);
+        c.run(2_000); // the cut-off replica's timeouts fire again and again
+        c.net.heal();
+        c.run(2_000);
+        if (preVote) {
+          expect(c.leader()).toBe(leader); // it asked first, nobody agreed, its round never rose
+          expect(c.replica(cut).proposer.getSnapshot().context.ballot.round).toBe(0);
+          // without pre-vote its higher ballot deposes the leader
+        } else expect(c.replica(leader).isLeader()).toBe(false);
+        await c.stop();
+      }
+    },
+  );
 });

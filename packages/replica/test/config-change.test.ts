@@ -139,28 +139,32 @@ describe('configuration changes under a write load (specs/config-change)', () =>
     await c.stop();
   });
 
-  it('shrinks 5 -> 3 under load, removing the leader (asked at a follower): it steps down and the remaining members elect', async () => {
-    const c = await simCluster({ n: 5, seed: 72, options: FAST });
-    const leader = c.waitForLeader();
-    const load = new Load(c).start();
-    c.run(500);
-    const keep = c.ids.filter((id) => id !== leader).slice(0, 3);
-    const res = await until(c, c.replica(keep[0]!).changeConfiguration(keep));
-    expect(res.members).toEqual(keep);
-    c.run(3_000);
-    expect(keep).toContain(c.leader());
-    expect(c.replica(leader).isLeader()).toBe(false);
-    load.stop();
-    await converge(c, keep, 2);
-    check(c, load, keep);
-    // the removed replicas stop campaigning: nothing from them disturbs the new leader
-    const l = c.leader()!;
-    const elections = c.replica(l).statistics().elections;
-    c.run(3_000);
-    expect(c.leader()).toBe(l);
-    expect(c.replica(l).statistics().elections).toBe(elections);
-    await c.stop();
-  });
+  it(
+    'shrinks 5 -> 3 under load, removing the leader (asked at ' +
+      'a follower): it steps down and the remaining members elect',
+    async () => {
+      const c = await simCluster({ n: 5, seed: 72, options: FAST });
+      const leader = c.waitForLeader();
+      const load = new Load(c).start();
+      c.run(500);
+      const keep = c.ids.filter((id) => id !== leader).slice(0, 3);
+      const res = await until(c, c.replica(keep[0]!).changeConfiguration(keep));
+      expect(res.members).toEqual(keep);
+      c.run(3_000);
+      expect(keep).toContain(c.leader());
+      expect(c.replica(leader).isLeader()).toBe(false);
+      load.stop();
+      await converge(c, keep, 2);
+      check(c, load, keep);
+      // the removed replicas stop campaigning: nothing from them disturbs the new leader
+      const l = c.leader()!;
+      const elections = c.replica(l).statistics().elections;
+      c.run(3_000);
+      expect(c.leader()).toBe(l);
+      expect(c.replica(l).statistics().elections).toBe(elections);
+      await c.stop();
+    },
+  );
 
   it('replaces a failed replica: r3 crashes, {r1,r2,r4} takes over, r4 catches up by snapshot plus log', async () => {
     const c = await simCluster({
@@ -184,77 +188,85 @@ describe('configuration changes under a write load (specs/config-change)', () =>
     await c.stop();
   });
 
-  it('guard rails: empty, duplicate and unchanged sets, a change while one is pending, no reachable majority, a follower', async () => {
-    const c = await simCluster({ n: 5, seed: 74, options: { ...FAST, configManager: { catchupTimeoutMs: 3_000 } } });
-    const leader = c.waitForLeader();
-    c.run(300);
-    const code = async (p: Promise<unknown>) =>
-      (
-        (await until(c, p).then(
-          () => 'ok',
-          (e) => e,
-        )) as ConfigChangeError
-      ).code;
-    expect(await code(c.replica(leader).changeConfiguration([]))).toBe('INVALID');
-    expect(await code(c.replica(leader).changeConfiguration(['r1', 'r1']))).toBe('INVALID');
-    expect(await code(c.replica(leader).changeConfiguration([...c.ids].reverse()))).toBe('NO_CHANGE');
-    // asked at a follower, the change goes to the leader's config-manager, whose answer comes back
-    const follower = c.ids.find((id) => id !== leader)!;
-    const e = (await until(c, c.replica(follower).changeConfiguration(['r1', 'r2', 'r2'])).catch(
-      (x) => x,
-    )) as ConfigChangeError;
-    expect(e).toBeInstanceOf(ConfigChangeError);
-    expect(e.code).toBe('INVALID');
-    // two members down: a set of the leader and those two has no reachable majority
-    const down = c.ids.filter((id) => id !== leader).slice(0, 2);
-    for (const id of down) await c.crash(id);
-    c.run(1_000);
-    expect(await code(c.replica(leader).changeConfiguration([leader, ...down]))).toBe('UNREACHABLE');
-    // a change to a set including a stranger that never answers: pending, then CATCHUP_TIMEOUT
-    for (const id of down) await c.restart(id);
-    c.run(1_000);
-    const l = c.waitForLeader();
-    const slow = c.replica(l).changeConfiguration([...c.ids.filter((x) => x !== 'r5'), 'r9']);
-    c.run(50);
-    expect(await code(c.replica(l).changeConfiguration(['r1', 'r2', 'r3']))).toBe('PENDING');
-    expect(await code(slow)).toBe('CATCHUP_TIMEOUT');
-    // the cluster kept serving throughout
-    await until(c, c.replica(c.waitForLeader()).submit(enc('still-serving')));
-    await c.stop();
-  });
+  it(
+    'guard rails: empty, duplicate and unchanged sets, a change ' +
+      'while one is pending, no reachable majority, a follower',
+    async () => {
+      const c = await simCluster({ n: 5, seed: 74, options: { ...FAST, configManager: { catchupTimeoutMs: 3_000 } } });
+      const leader = c.waitForLeader();
+      c.run(300);
+      const code = async (p: Promise<unknown>) =>
+        (
+          (await until(c, p).then(
+            () => 'ok',
+            (e) => e,
+          )) as ConfigChangeError
+        ).code;
+      expect(await code(c.replica(leader).changeConfiguration([]))).toBe('INVALID');
+      expect(await code(c.replica(leader).changeConfiguration(['r1', 'r1']))).toBe('INVALID');
+      expect(await code(c.replica(leader).changeConfiguration([...c.ids].reverse()))).toBe('NO_CHANGE');
+      // asked at a follower, the change goes to the leader's config-manager, whose answer comes back
+      const follower = c.ids.find((id) => id !== leader)!;
+      const e = (await until(c, c.replica(follower).changeConfiguration(['r1', 'r2', 'r2'])).catch(
+        (x) => x,
+      )) as ConfigChangeError;
+      expect(e).toBeInstanceOf(ConfigChangeError);
+      expect(e.code).toBe('INVALID');
+      // two members down: a set of the leader and those two has no reachable majority
+      const down = c.ids.filter((id) => id !== leader).slice(0, 2);
+      for (const id of down) await c.crash(id);
+      c.run(1_000);
+      expect(await code(c.replica(leader).changeConfiguration([leader, ...down]))).toBe('UNREACHABLE');
+      // a change to a set including a stranger that never answers: pending, then CATCHUP_TIMEOUT
+      for (const id of down) await c.restart(id);
+      c.run(1_000);
+      const l = c.waitForLeader();
+      const slow = c.replica(l).changeConfiguration([...c.ids.filter((x) => x !== 'r5'), 'r9']);
+      c.run(50);
+      expect(await code(c.replica(l).changeConfiguration(['r1', 'r2', 'r3']))).toBe('PENDING');
+      expect(await code(slow)).toBe('CATCHUP_TIMEOUT');
+      // the cluster kept serving throughout
+      await until(c, c.replica(c.waitForLeader()).submit(enc('still-serving')));
+      await c.stop();
+    },
+  );
 });
 
 describe('bootstrap (RSL Bootstrap)', () => {
-  it('replicas started with no configuration wait; bootstrap on one of them stores it, invites the others and returns once a leader is elected', async () => {
-    const c = await simCluster({ n: 4, members: [], seed: 75, options: FAST });
-    c.run(2_000);
-    expect(c.leaders()).toEqual([]); // nobody campaigns without a configuration
-    for (const id of c.ids) expect(c.replica(id).getConfiguration().epoch).toBe(0);
-    const r = await until(c, c.replica('r2').bootstrap(['r1', 'r2', 'r3']));
-    expect(r).toMatchObject({ result: 'ok', epoch: 1, members: ['r1', 'r2', 'r3'] });
-    expect(['r1', 'r2', 'r3']).toContain(r.leader);
-    for (const id of ['r1', 'r2', 'r3'])
-      expect(c.replica(id).getConfiguration()).toMatchObject({ epoch: 1, members: ['r1', 'r2', 'r3'] });
-    expect(c.replica('r4').getConfiguration().epoch).toBe(0); // not invited
-    await until(c, c.replica(c.waitForLeader()).submit(enc('after-bootstrap')));
-    // again with the same set: already bootstrapped; another set, or a set without the caller: refused
-    expect((await until(c, c.replica('r1').bootstrap(['r1', 'r2', 'r3']))).result).toBe('already-bootstrapped');
-    const codeOf = async (p: Promise<unknown>) =>
-      (
-        (await until(c, p).then(
-          () => 'ok',
-          (e) => e,
-        )) as { code: string }
-      ).code;
-    expect(await codeOf(c.replica('r1').bootstrap(['r1', 'r2']))).toBe('ALREADY');
-    expect(await codeOf(c.replica('r4').bootstrap(['r1', 'r2', 'r3']))).toBe('INVALID');
-    expect(await codeOf(c.replica('r4').bootstrap(['r4', 'r4']))).toBe('INVALID');
-    // the stored configuration survives a restart
-    await c.crash('r3');
-    await c.restart('r3');
-    expect(c.replica('r3').getConfiguration()).toMatchObject({ epoch: 1, members: ['r1', 'r2', 'r3'] });
-    await c.stop();
-  });
+  it(
+    'replicas started with no configuration wait; bootstrap on one of them ' +
+      'stores it, invites the others and returns once a leader is elected',
+    async () => {
+      const c = await simCluster({ n: 4, members: [], seed: 75, options: FAST });
+      c.run(2_000);
+      expect(c.leaders()).toEqual([]); // nobody campaigns without a configuration
+      for (const id of c.ids) expect(c.replica(id).getConfiguration().epoch).toBe(0);
+      const r = await until(c, c.replica('r2').bootstrap(['r1', 'r2', 'r3']));
+      expect(r).toMatchObject({ result: 'ok', epoch: 1, members: ['r1', 'r2', 'r3'] });
+      expect(['r1', 'r2', 'r3']).toContain(r.leader);
+      for (const id of ['r1', 'r2', 'r3'])
+        expect(c.replica(id).getConfiguration()).toMatchObject({ epoch: 1, members: ['r1', 'r2', 'r3'] });
+      expect(c.replica('r4').getConfiguration().epoch).toBe(0); // not invited
+      await until(c, c.replica(c.waitForLeader()).submit(enc('after-bootstrap')));
+      // again with the same set: already bootstrapped; another set, or a set without the caller: refused
+      expect((await until(c, c.replica('r1').bootstrap(['r1', 'r2', 'r3']))).result).toBe('already-bootstrapped');
+      const codeOf = async (p: Promise<unknown>) =>
+        (
+          (await until(c, p).then(
+            () => 'ok',
+            (e) => e,
+          )) as { code: string }
+        ).code;
+      expect(await codeOf(c.replica('r1').bootstrap(['r1', 'r2']))).toBe('ALREADY');
+      expect(await codeOf(c.replica('r4').bootstrap(['r1', 'r2', 'r3']))).toBe('INVALID');
+      expect(await codeOf(c.replica('r4').bootstrap(['r4', 'r4']))).toBe('INVALID');
+      // the stored configuration survives a restart
+      await c.crash('r3');
+      await c.restart('r3');
+      expect(c.replica('r3').getConfiguration()).toMatchObject({ epoch: 1, members: ['r1', 'r2', 'r3'] });
+      await c.stop();
+    },
+  );
 
   it('a bootstrap that cannot reach a majority fails after its timeout', async () => {
     const c = await simCluster({ n: 3, members: [], seed: 76, options: FAST });

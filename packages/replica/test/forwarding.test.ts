@@ -33,26 +33,29 @@ function deliver(c: SimCluster<LogMachine>, id: ReplicaId, m: Message): void {
 }
 
 describe('forwarding', () => {
-  it('a reply meant for a request of an earlier incarnation does not answer a new request with the same id', async () => {
-    const c = await cluster();
-    const leader = c.waitForLeader();
-    const follower = c.up().find((id) => id !== leader)!;
-    await c.submitAndWait(enc('warm'));
-    // the follower's first forwarded request of this run has id 1; an old answer for "id 1" arrives first
-    const p = c.replica(follower).execute([enc('fresh')], 5_000);
-    deliver(c, follower, {
-      type: 'client-rep',
-      ring: 'default',
-      from: leader,
-      to: follower,
-      id: 1,
-      inc: c.replica(follower).inc + 1,
-      results: [enc('stale answer of the previous run')],
-    } as Message);
-    const results = await settle(c, p);
-    expect(results.map(dec)).toEqual(['ok:fresh']);
-    await c.stop();
-  });
+  it(
+    'a reply meant for a request of an earlier incarnation ' + 'does not answer a new request with the same id',
+    async () => {
+      const c = await cluster();
+      const leader = c.waitForLeader();
+      const follower = c.up().find((id) => id !== leader)!;
+      await c.submitAndWait(enc('warm'));
+      // the follower's first forwarded request of this run has id 1; an old answer for "id 1" arrives first
+      const p = c.replica(follower).execute([enc('fresh')], 5_000);
+      deliver(c, follower, {
+        type: 'client-rep',
+        ring: 'default',
+        from: leader,
+        to: follower,
+        id: 1,
+        inc: c.replica(follower).inc + 1,
+        results: [enc('stale answer of the previous run')],
+      } as Message);
+      const results = await settle(c, p);
+      expect(results.map(dec)).toEqual(['ok:fresh']);
+      await c.stop();
+    },
+  );
 
   it('a configuration result meant for a request of an earlier incarnation is dropped too', async () => {
     const c = await cluster();

@@ -23,7 +23,8 @@ afterAll(async () => {
 });
 
 describe('Replica.stop() without keepStore', () => {
-  it('writes the records its acceptor took in but had not written: the WAL holds every slot the replica executed', async () => {
+  it('writes the records its acceptor took in but had not ' +
+    'written: the WAL holds every slot the replica executed', async () => {
     const ids = ['r1', 'r2', 'r3'];
     const bus = new Bus(realEnv());
     const slow = new Set<string>();

@@ -116,26 +116,29 @@ describe('RSL parity of the replica API', () => {
     await c.stop();
   });
 
-  it('onLeaderRecovered comes only after every command of earlier leaders has executed (NotifyPrimaryRecovered)', async () => {
-    for (const seed of [6, 7, 8]) {
-      const c = await hooked({ seed, net: { minDelayMs: 1, maxDelayMs: 3 } });
-      const l = c.waitForLeader();
-      const r = c.replica(l);
-      const acked: string[] = [];
-      const ps = Array.from({ length: 40 }, (_, i) => r.submit(enc(`w${i}`)).then(() => acked.push(`w${i}`)));
-      // crash the leader right after its first acknowledgements: followers may not have executed them yet
-      await run(c, ps[20]!);
-      await c.crash(l);
-      const next = c.waitForLeader(5_000);
-      c.run(500);
-      const sm = c.sm(next);
-      expect(sm.recoveredAtApplied.length).toBeGreaterThan(0);
-      // at the moment it was told, it had executed every command the old leader acknowledged
-      expect(sm.recoveredAtApplied[0]).toBeGreaterThanOrEqual(acked.length);
-      expect(sm.commands().slice(0, acked.length)).toEqual(expect.arrayContaining(acked));
-      await c.stop();
-    }
-  });
+  it(
+    'onLeaderRecovered comes only after every command of ' + 'earlier leaders has executed (NotifyPrimaryRecovered)',
+    async () => {
+      for (const seed of [6, 7, 8]) {
+        const c = await hooked({ seed, net: { minDelayMs: 1, maxDelayMs: 3 } });
+        const l = c.waitForLeader();
+        const r = c.replica(l);
+        const acked: string[] = [];
+        const ps = Array.from({ length: 40 }, (_, i) => r.submit(enc(`w${i}`)).then(() => acked.push(`w${i}`)));
+        // crash the leader right after its first acknowledgements: followers may not have executed them yet
+        await run(c, ps[20]!);
+        await c.crash(l);
+        const next = c.waitForLeader(5_000);
+        c.run(500);
+        const sm = c.sm(next);
+        expect(sm.recoveredAtApplied.length).toBeGreaterThan(0);
+        // at the moment it was told, it had executed every command the old leader acknowledged
+        expect(sm.recoveredAtApplied[0]).toBeGreaterThanOrEqual(acked.length);
+        expect(sm.commands().slice(0, acked.length)).toEqual(expect.arrayContaining(acked));
+        await c.stop();
+      }
+    },
+  );
 
   it('canBecomeLeader vetoes leadership (CanBecomePrimary)', async () => {
     const c = new SimCluster<HookedMachine>({
@@ -151,29 +154,33 @@ describe('RSL parity of the replica API', () => {
     await c.stop();
   });
 
-  it('followers see the leader cookie in acceptMessageFrom; a refusing follower does not vote (AcceptMessageFromReplica)', async () => {
-    // r1 and r2 refuse any leader whose cookie is not "good"; r3 offers "bad", r1 offers "good"
-    const c = new SimCluster<HookedMachine>({
-      seed: 10,
-      makeStateMachine: (id) =>
-        Object.assign(new HookedMachine(), {
-          cookie: Buffer.from(id === 'r3' ? 'bad' : 'good'),
-          veto: id === 'r2',
-          refuse: (_leader: ReplicaId, cookie: Uint8Array | undefined) =>
-            id === 'r3' || cookie === undefined || Buffer.from(cookie).toString() === 'good',
-        }),
-    });
-    await c.start();
-    // r3 campaigns first: only its own acceptor promises (r1 and r2 refuse its cookie) => no majority
-    c.replica('r3').attemptPromotion();
-    c.run(100);
-    expect(c.replica('r3').isLeader()).toBe(false);
-    expect(c.sm('r1').seenCookies).toContain('bad');
-    const l = c.waitForLeader(5_000);
-    expect(l).toBe('r1');
-    expect(c.sm('r2').seenCookies).toContain('good');
-    await c.stop();
-  });
+  it(
+    'followers see the leader cookie in acceptMessageFrom; a ' +
+      'refusing follower does not vote (AcceptMessageFromReplica)',
+    async () => {
+      // r1 and r2 refuse any leader whose cookie is not "good"; r3 offers "bad", r1 offers "good"
+      const c = new SimCluster<HookedMachine>({
+        seed: 10,
+        makeStateMachine: (id) =>
+          Object.assign(new HookedMachine(), {
+            cookie: Buffer.from(id === 'r3' ? 'bad' : 'good'),
+            veto: id === 'r2',
+            refuse: (_leader: ReplicaId, cookie: Uint8Array | undefined) =>
+              id === 'r3' || cookie === undefined || Buffer.from(cookie).toString() === 'good',
+          }),
+      });
+      await c.start();
+      // r3 campaigns first: only its own acceptor promises (r1 and r2 refuse its cookie) => no majority
+      c.replica('r3').attemptPromotion();
+      c.run(100);
+      expect(c.replica('r3').isLeader()).toBe(false);
+      expect(c.sm('r1').seenCookies).toContain('bad');
+      const l = c.waitForLeader(5_000);
+      expect(l).toBe('r1');
+      expect(c.sm('r2').seenCookies).toContain('good');
+      await c.stop();
+    },
+  );
 
   it('relinquishLeadership and attemptPromotion move leadership', async () => {
     const c = await hooked({ seed: 11 });
@@ -191,20 +198,23 @@ describe('RSL parity of the replica API', () => {
     await c.stop();
   });
 
-  it('executedSlot, highestChosenSlot and currentLeader (GetCurrentSequenceNumber, GetHighestPassedSequenceNumber)', async () => {
-    const c = await hooked({ seed: 12 });
-    const l = c.waitForLeader();
-    for (let i = 0; i < 5; i++) await c.submitAndWait(enc(`s${i}`));
-    const r = c.replica(l);
-    expect(r.executedSlot()).toBe(c.sm(l).applied.at(-1)!.slot);
-    expect(r.highestChosenSlot()).toBeGreaterThanOrEqual(r.executedSlot());
-    c.run(200);
-    for (const id of c.ids) {
-      expect(c.replica(id).currentLeader()).toBe(l);
-      expect(c.replica(id).executedSlot()).toBe(r.executedSlot());
-    }
-    await c.stop();
-  });
+  it(
+    'executedSlot, highestChosenSlot and currentLeader ' + '(GetCurrentSequenceNumber, GetHighestPassedSequenceNumber)',
+    async () => {
+      const c = await hooked({ seed: 12 });
+      const l = c.waitForLeader();
+      for (let i = 0; i < 5; i++) await c.submitAndWait(enc(`s${i}`));
+      const r = c.replica(l);
+      expect(r.executedSlot()).toBe(c.sm(l).applied.at(-1)!.slot);
+      expect(r.highestChosenSlot()).toBeGreaterThanOrEqual(r.executedSlot());
+      c.run(200);
+      for (const id of c.ids) {
+        expect(c.replica(id).currentLeader()).toBe(l);
+        expect(c.replica(id).executedSlot()).toBe(r.executedSlot());
+      }
+      await c.stop();
+    },
+  );
 
   it('beforeBatch and afterBatch wrap the commands of one slot', async () => {
     const c = await hooked({ seed: 13 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Message, ReplicaId } from '@decree/protocol';
-import { LogMachine, SimCluster, enc } from '@decree/testkit';
+import { SimCluster, enc } from '@decree/testkit';
 import type { Replica } from '@decree/replica';
 import { MemoryStore } from '@decree/storage/memory';
 
@@ -77,34 +77,38 @@ function intercept(c: SimCluster, id: ReplicaId, f: (m: Message) => Message | un
 }
 
 describe('catch-up by snapshot', () => {
-  it('a replica down while the others snapshot and truncate comes back by snapshot plus log suffix, with equal state', async () => {
-    const c = await cluster(7);
-    await load(c, 'a', 10);
-    const lagger = follower(c);
-    await c.crash(lagger);
-    await load(c, 'b', 120);
-    // the others snapshotted and truncated their logs and retained slots
-    for (const id of c.up()) {
-      const st = c.replica(id).statistics().snapshots;
-      expect(st.saved).toBeGreaterThan(0);
-      expect(st.truncatedBelow).toBeGreaterThan(10);
-      expect(c.replica(id).acceptor.getSnapshot().context.truncatedBelow).toBeGreaterThan(10);
-      const l = c.replica(id).learner.getSnapshot().context;
-      expect(l.retainFrom).toBeGreaterThan(10);
-    }
-    await c.restart(lagger); // fresh state machine, fresh (memory) snapshot store: an empty disk for snapshots
-    expect(await converge(c, lagger)).toBe(true);
-    await load(c, 'c', 5); // the log suffix after the snapshot keeps flowing
-    expect(await converge(c, lagger)).toBe(true);
-    const r = c.replica(lagger);
-    expect(r.statistics().snapshots.installed).toBeGreaterThanOrEqual(1);
-    const leader = c.leader()!;
-    expect(c.sm(lagger).commands()).toEqual(c.sm(leader).commands());
-    expect(c.sm(lagger).commands()).toHaveLength(135);
-    // the learner's snapshot slot plus the suffix: it never applied slot 1 itself
-    expect(r.statistics().slotsExecuted).toBeLessThan(r.executedSlot());
-    await c.stop();
-  });
+  it(
+    'a replica down while the others snapshot and truncate ' +
+      'comes back by snapshot plus log suffix, with equal state',
+    async () => {
+      const c = await cluster(7);
+      await load(c, 'a', 10);
+      const lagger = follower(c);
+      await c.crash(lagger);
+      await load(c, 'b', 120);
+      // the others snapshotted and truncated their logs and retained slots
+      for (const id of c.up()) {
+        const st = c.replica(id).statistics().snapshots;
+        expect(st.saved).toBeGreaterThan(0);
+        expect(st.truncatedBelow).toBeGreaterThan(10);
+        expect(c.replica(id).acceptor.getSnapshot().context.truncatedBelow).toBeGreaterThan(10);
+        const l = c.replica(id).learner.getSnapshot().context;
+        expect(l.retainFrom).toBeGreaterThan(10);
+      }
+      await c.restart(lagger); // fresh state machine, fresh (memory) snapshot store: an empty disk for snapshots
+      expect(await converge(c, lagger)).toBe(true);
+      await load(c, 'c', 5); // the log suffix after the snapshot keeps flowing
+      expect(await converge(c, lagger)).toBe(true);
+      const r = c.replica(lagger);
+      expect(r.statistics().snapshots.installed).toBeGreaterThanOrEqual(1);
+      const leader = c.leader()!;
+      expect(c.sm(lagger).commands()).toEqual(c.sm(leader).commands());
+      expect(c.sm(lagger).commands()).toHaveLength(135);
+      // the learner's snapshot slot plus the suffix: it never applied slot 1 itself
+      expect(r.statistics().slotsExecuted).toBeLessThan(r.executedSlot());
+      await c.stop();
+    },
+  );
 
   it('a replica that restarts with an empty disk (no log, no snapshot) rejoins by snapshot plus log', async () => {
     const c = await cluster(11);

@@ -188,35 +188,39 @@ describe('restart from the local snapshot', () => {
     return r;
   }
 
-  it('starts from the newest valid snapshot; a corrupt newest one falls back to the one before, then the log suffix', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'decree-snaprestart-'));
-    dirs.push(dir);
-    const store = new MemoryStore();
-    const sm1 = new LogMachine();
-    const r1 = await solo(dir, store, sm1);
-    for (let i = 0; i < 35; i++) await r1.submit(enc(`c${i}`));
-    // two or three snapshots (every 10 slots; slots applied while one is written may make the next later), two kept
-    const idle = () => JSON.stringify(r1.snapshotter.getSnapshot().value) === '{"running":"idle"}';
-    for (let i = 0; i < 300 && (r1.statistics().snapshots.saved < 2 || readdirSync(dir).length !== 2 || !idle()); i++)
-      await new Promise((res) => setTimeout(res, 10));
-    expect(r1.statistics().snapshots.saved).toBeGreaterThanOrEqual(2);
-    const executed = r1.executedSlot();
-    await r1.stop();
-    const files = readdirSync(dir).sort();
-    expect(files.length).toBe(2); // keep: 2
-    // damage the newest
-    const newest = join(dir, files[1]!);
-    const buf = readFileSync(newest);
-    buf[buf.length - 5]! ^= 0xff;
-    writeFileSync(newest, buf);
-    const skipped: string[] = [];
-    const sm2 = new LogMachine();
-    const r2 = await solo(dir, store, sm2, (n) => skipped.push(n));
-    expect(skipped).toEqual([files[1]]);
-    // started at the older snapshot (not slot 0), then the log suffix from its own acceptor
-    expect(r2.statistics().slotsExecuted).toBeLessThan(executed);
-    await r2.submit(enc('after'));
-    expect(sm2.commands()).toEqual([...sm1.commands(), 'after']);
-    await r2.stop();
-  });
+  it(
+    'starts from the newest valid snapshot; a corrupt newest ' +
+      'one falls back to the one before, then the log suffix',
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'decree-snaprestart-'));
+      dirs.push(dir);
+      const store = new MemoryStore();
+      const sm1 = new LogMachine();
+      const r1 = await solo(dir, store, sm1);
+      for (let i = 0; i < 35; i++) await r1.submit(enc(`c${i}`));
+      // two or three snapshots (every 10 slots; slots applied while one is written may make the next later), two kept
+      const idle = () => JSON.stringify(r1.snapshotter.getSnapshot().value) === '{"running":"idle"}';
+      for (let i = 0; i < 300 && (r1.statistics().snapshots.saved < 2 || readdirSync(dir).length !== 2 || !idle()); i++)
+        await new Promise((res) => setTimeout(res, 10));
+      expect(r1.statistics().snapshots.saved).toBeGreaterThanOrEqual(2);
+      const executed = r1.executedSlot();
+      await r1.stop();
+      const files = readdirSync(dir).sort();
+      expect(files.length).toBe(2); // keep: 2
+      // damage the newest
+      const newest = join(dir, files[1]!);
+      const buf = readFileSync(newest);
+      buf[buf.length - 5]! ^= 0xff;
+      writeFileSync(newest, buf);
+      const skipped: string[] = [];
+      const sm2 = new LogMachine();
+      const r2 = await solo(dir, store, sm2, (n) => skipped.push(n));
+      expect(skipped).toEqual([files[1]]);
+      // started at the older snapshot (not slot 0), then the log suffix from its own acceptor
+      expect(r2.statistics().slotsExecuted).toBeLessThan(executed);
+      await r2.submit(enc('after'));
+      expect(sm2.commands()).toEqual([...sm1.commands(), 'after']);
+      await r2.stop();
+    },
+  );
 });

@@ -9,10 +9,7 @@ import {
   type Snapshot,
   type SnapshotMeta,
   type SnapshotStore,
-  type StateMachine,
-  CONTRACTS,
   loadLatestValid,
-  requires,
 } from '@decree/protocol';
 import { crc32c } from '@node-rs/crc32';
 
@@ -526,7 +523,7 @@ function endFetch(d: SnapshotterData, result: Slot | Error): void {
   for (const w of f.waiters) result instanceof Error ? w.reject(result) : w.resolve(result);
 }
 
-function onChunk(d: SnapshotterData, m: MessageOf<'snap-chunk'>, self: { send(e: SnapshotterEvent): void }): void {
+function onChunk(d: SnapshotterData, m: MessageOf<'snap-chunk'>, _self: { send(e: SnapshotterEvent): void }): void {
   const f = d.fetch;
   if (!f || f.installing || f.ready || m.xfer !== f.xfer || m.from !== f.peer) return;
   if (m.count === 0) {
@@ -666,7 +663,7 @@ function installDone(d: SnapshotterData, e: Extract<SnapshotterEvent, { type: 'i
   endFetch(d, e.slot);
 }
 
-function tick(d: SnapshotterData, self: { send(e: SnapshotterEvent): void }): void {
+function tick(d: SnapshotterData, _self: { send(e: SnapshotterEvent): void }): void {
   const now = d.input.now();
   for (const [k, s] of d.sessions) if (now - s.lastAt > d.opts.sessionIdleMs) d.sessions.delete(k);
   const f = d.fetch;

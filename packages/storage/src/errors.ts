@@ -23,7 +23,8 @@ export class StorageCorruptionError extends StorageError {
     readonly reason: string,
   ) {
     super(
-      `storage corruption in ${file} at offset ${offset}: ${reason}; the log cannot be trusted, re-seed this replica from its peers (docs/operations.md, "Storage")`,
+      `storage corruption in ${file} at offset ${offset}: ${reason}; the log cannot ` +
+        `be trusted, re-seed this replica from its peers (docs/operations.md, "Storage")`,
       file,
     );
     this.name = 'StorageCorruptionError';
@@ -44,7 +45,8 @@ export class StorageFullError extends StorageError {
 export class StoragePermissionError extends StorageError {
   constructor(path: string, detail: string, cause?: unknown) {
     super(
-      `storage permission denied on ${path} (${detail}); check the owner and mode of the data directory and that its volume is writable`,
+      `storage permission denied on ${path} (${detail}); check the owner ` +
+        `and mode of the data directory and that its volume is writable`,
       path,
       { cause },
     );

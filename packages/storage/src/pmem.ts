@@ -286,7 +286,8 @@ export class PmemStore implements AcceptorStore {
     if (data && free - need < this.reserveBytes)
       throw new StorageFullError(
         this.path,
-        `append of ${payloads.length} records (${need} bytes): the circular log (${log.capacity} bytes, ${free} free) is full until a snapshot lets it be truncated`,
+        `append of ${payloads.length} records (${need} bytes): the circular log (${log.capacity} ` +
+          `bytes, ${free} free) is full until a snapshot lets it be truncated`,
       );
     const start = log.tail;
     try {

@@ -43,7 +43,10 @@ export function decodeRecord(buf: Uint8Array): StoreRecord {
   }
 }
 
-/** The records that re-state a state's promise, meta and truncation point (written at the start of each segment / head move). */
+/**
+ * The records that re-state a state's promise, meta and truncation
+ * point (written at the start of each segment / head move).
+ */
 export function checkpointRecords(s: {
   promised: Ballot;
   truncatedBelow: number;

@@ -297,7 +297,8 @@ export class FileWalStore implements AcceptorStore {
         throw new StorageCorruptionError(
           seg.path,
           off,
-          `bad record followed by valid records of a later batch (${segs[later.si]!.path} offset ${later.off}); a crash cannot explain this`,
+          `bad record followed by valid records of a later batch (${segs[later.si]!.path} ` +
+            `offset ${later.off}); a crash cannot explain this`,
         );
       }
       cut = { seg: si, off: batch ? batch.start : off };

@@ -216,30 +216,33 @@ describe('PmemStore', () => {
     await s.close();
   });
 
-  it('a full log is not a failed one: after truncateBelow the head moves and appends succeed again (no spin)', async () => {
-    const p = join(dir(), 'refill.plog');
-    const { s } = await open(p, 16384);
-    let slot = 0;
-    let err: unknown = null;
-    while (!err && slot < 1000) await appendP(s, [acceptRec(++slot, 1, 300)]).catch((e: unknown) => (err = e));
-    expect(err).toBeInstanceOf(StorageFullError);
-    const full = s.usage()!;
-    expect(full.capacityBytes).toBe(16384);
-    expect(full.usedBytes).toBeGreaterThan(16384 * 0.9);
-    // nothing spins: the flush loop is idle until the next append or truncation
-    await new Promise((r) => setTimeout(r, 20));
-    expect(s.stats().syncs).toBeLessThan(slot + 2);
-    s.truncateBelow(slot - 2);
-    await appendP(s, [acceptRec(slot, 1, 300)]); // the same record again: room now
-    expect(s.usage()!.usedBytes).toBeLessThan(full.usedBytes / 2);
-    await appendP(s, [acceptRec(slot + 1, 1, 300)]);
-    await s.close();
-    const { s: again, state } = await open(p, 16384);
-    expect(state.truncatedBelow).toBe(slot - 2);
-    // the slots at and above the truncation point, including the one first refused as full
-    expect([...state.accepted.keys()].sort((a, b) => a - b)).toEqual([slot - 2, slot - 1, slot, slot + 1]);
-    await again.close();
-  });
+  it(
+    'a full log is not a failed one: after truncateBelow ' + 'the head moves and appends succeed again (no spin)',
+    async () => {
+      const p = join(dir(), 'refill.plog');
+      const { s } = await open(p, 16384);
+      let slot = 0;
+      let err: unknown = null;
+      while (!err && slot < 1000) await appendP(s, [acceptRec(++slot, 1, 300)]).catch((e: unknown) => (err = e));
+      expect(err).toBeInstanceOf(StorageFullError);
+      const full = s.usage()!;
+      expect(full.capacityBytes).toBe(16384);
+      expect(full.usedBytes).toBeGreaterThan(16384 * 0.9);
+      // nothing spins: the flush loop is idle until the next append or truncation
+      await new Promise((r) => setTimeout(r, 20));
+      expect(s.stats().syncs).toBeLessThan(slot + 2);
+      s.truncateBelow(slot - 2);
+      await appendP(s, [acceptRec(slot, 1, 300)]); // the same record again: room now
+      expect(s.usage()!.usedBytes).toBeLessThan(full.usedBytes / 2);
+      await appendP(s, [acceptRec(slot + 1, 1, 300)]);
+      await s.close();
+      const { s: again, state } = await open(p, 16384);
+      expect(state.truncatedBelow).toBe(slot - 2);
+      // the slots at and above the truncation point, including the one first refused as full
+      expect([...state.accepted.keys()].sort((a, b) => a - b)).toEqual([slot - 2, slot - 1, slot, slot + 1]);
+      await again.close();
+    },
+  );
 
   it('reports a damaged record as StorageCorruptionError with the file and offset', async () => {
     const p = join(dir(), 'x.plog');

@@ -226,33 +226,38 @@ describe('FileWalStore', () => {
     await s.close();
   });
 
-  it('on a full disk a truncation still gets written (the segment tail is reserved for it) and frees whole segments', async () => {
-    const d = dir();
-    let full = false;
-    const { s } = await open(d, {
-      segmentBytes: 8192,
-      faults: (op) => {
-        if (full && op === 'preallocate') throw Object.assign(new Error('no space left on device'), { code: 'ENOSPC' });
-      },
-    });
-    for (let i = 1; i <= 150; i++) await appendP(s, [acceptRec(i, 1, 120)]);
-    const before = s.segmentFiles().length;
-    full = true;
-    let err: unknown = null;
-    let i = 150;
-    while (!err && i < 400) await appendP(s, [acceptRec(++i, 1, 120)]).catch((e: unknown) => (err = e));
-    expect(err).toBeInstanceOf(StorageFullError);
-    s.truncateBelow(i - 2); // a snapshot covers everything up to here
-    await new Promise((r) => setTimeout(r, 50)); // the truncate record is durable; old segments go
-    expect(s.segmentFiles().length).toBeLessThan(before);
-    full = false; // the space freed (or the operator's) lets the next segment be made
-    await appendP(s, [acceptRec(i, 1, 120)]);
-    await s.close();
-    const r = await open(d, { segmentBytes: 8192 });
-    expect(r.state.truncatedBelow).toBe(i - 2);
-    expect([...r.state.accepted.keys()].sort((a, b) => a - b)).toEqual([i - 2, i - 1, i]);
-    await r.s.close();
-  });
+  it(
+    'on a full disk a truncation still gets written (the ' +
+      'segment tail is reserved for it) and frees whole segments',
+    async () => {
+      const d = dir();
+      let full = false;
+      const { s } = await open(d, {
+        segmentBytes: 8192,
+        faults: (op) => {
+          if (full && op === 'preallocate')
+            throw Object.assign(new Error('no space left on device'), { code: 'ENOSPC' });
+        },
+      });
+      for (let i = 1; i <= 150; i++) await appendP(s, [acceptRec(i, 1, 120)]);
+      const before = s.segmentFiles().length;
+      full = true;
+      let err: unknown = null;
+      let i = 150;
+      while (!err && i < 400) await appendP(s, [acceptRec(++i, 1, 120)]).catch((e: unknown) => (err = e));
+      expect(err).toBeInstanceOf(StorageFullError);
+      s.truncateBelow(i - 2); // a snapshot covers everything up to here
+      await new Promise((r) => setTimeout(r, 50)); // the truncate record is durable; old segments go
+      expect(s.segmentFiles().length).toBeLessThan(before);
+      full = false; // the space freed (or the operator's) lets the next segment be made
+      await appendP(s, [acceptRec(i, 1, 120)]);
+      await s.close();
+      const r = await open(d, { segmentBytes: 8192 });
+      expect(r.state.truncatedBelow).toBe(i - 2);
+      expect([...r.state.accepted.keys()].sort((a, b) => a - b)).toEqual([i - 2, i - 1, i]);
+      await r.s.close();
+    },
+  );
 
   it('names the path on a permission error (EACCES) at open', async () => {
     const d = dir();

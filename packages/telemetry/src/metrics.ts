@@ -196,7 +196,8 @@ export function instrumentReplicaMetrics(
   const extra = [
     meter.createObservableCounter('decree_messages_dropped_total', {
       description:
-        'messages dropped: a full transport lane (lane=control|bulk), undeliverable on the bus (lane=bus), replies held while the store was full (lane=held-reply)',
+        'messages dropped: a full transport lane (lane=control|bulk), undeliverable on ' +
+        'the bus (lane=bus), replies held while the store was full (lane=held-reply)',
     }),
     meter.createObservableGauge('decree_acceptor_state', {
       description: '1 for the acceptor state this replica is in (serving, full: writes wait for room, failed)',

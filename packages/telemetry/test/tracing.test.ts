@@ -72,46 +72,49 @@ describe('instrumentBus tracing', () => {
     await c.stop();
   });
 
-  it('a batch of many commands (consecutive ids) and one with gaps in its ids are both traced to their reply', async () => {
-    const { c, exporter, inst } = await tracedCluster();
-    const leader = c.waitForLeader();
-    exporter.reset();
-    // 100 commands in one submit (submitBatch numbers them consecutively)
-    let done = false;
-    void c
-      .replica(leader)
-      .submitBatch(Array.from({ length: 100 }, (_, i) => enc(`b${i}`)))
-      .then(() => (done = true));
-    for (let i = 0; i < 5000 && !done; i++) {
-      c.run(1);
-      await Promise.resolve();
-    }
-    expect(done).toBe(true);
-    // a submit whose ids are not consecutive (sent on the leader's bus directly)
-    const bus = (c.nodes.get(leader) as unknown as { bus: Bus }).bus;
-    bus.send({
-      type: 'submit',
-      ring: 'default',
-      from: leader,
-      to: leader,
-      items: [
-        { id: 1_000_001, cmd: enc('g1') },
-        { id: 1_000_005, cmd: enc('g2') },
-      ],
-    } as never);
-    c.run(300);
-    const spans = exporter.getFinishedSpans().filter((s) => s.attributes['decree.replica'] === leader);
-    const submits = spans.filter((s) => s.name === 'decree.submit');
-    expect(submits.map((s) => s.attributes['decree.commands'])).toEqual([100, 2]);
-    for (const sub of submits) {
-      const names = spans.filter((s) => s.spanContext().traceId === sub.spanContext().traceId).map((s) => s.name);
-      expect(names).toContain('decree.accept');
-      expect(names).toContain('decree.reply');
-      expect(sub.attributes['decree.dropped']).toBeUndefined();
-    }
-    for (const i of inst) expect(i.tracked).toEqual({ batches: 0, leaderSlots: 0, followerSlots: 0 });
-    await c.stop();
-  });
+  it(
+    'a batch of many commands (consecutive ids) and one ' + 'with gaps in its ids are both traced to their reply',
+    async () => {
+      const { c, exporter, inst } = await tracedCluster();
+      const leader = c.waitForLeader();
+      exporter.reset();
+      // 100 commands in one submit (submitBatch numbers them consecutively)
+      let done = false;
+      void c
+        .replica(leader)
+        .submitBatch(Array.from({ length: 100 }, (_, i) => enc(`b${i}`)))
+        .then(() => (done = true));
+      for (let i = 0; i < 5000 && !done; i++) {
+        c.run(1);
+        await Promise.resolve();
+      }
+      expect(done).toBe(true);
+      // a submit whose ids are not consecutive (sent on the leader's bus directly)
+      const bus = (c.nodes.get(leader) as unknown as { bus: Bus }).bus;
+      bus.send({
+        type: 'submit',
+        ring: 'default',
+        from: leader,
+        to: leader,
+        items: [
+          { id: 1_000_001, cmd: enc('g1') },
+          { id: 1_000_005, cmd: enc('g2') },
+        ],
+      } as never);
+      c.run(300);
+      const spans = exporter.getFinishedSpans().filter((s) => s.attributes['decree.replica'] === leader);
+      const submits = spans.filter((s) => s.name === 'decree.submit');
+      expect(submits.map((s) => s.attributes['decree.commands'])).toEqual([100, 2]);
+      for (const sub of submits) {
+        const names = spans.filter((s) => s.spanContext().traceId === sub.spanContext().traceId).map((s) => s.name);
+        expect(names).toContain('decree.accept');
+        expect(names).toContain('decree.reply');
+        expect(sub.attributes['decree.dropped']).toBeUndefined();
+      }
+      for (const i of inst) expect(i.tracked).toEqual({ batches: 0, leaderSlots: 0, followerSlots: 0 });
+      await c.stop();
+    },
+  );
 
   it('sampling ratio 0 traces nothing and injects no headers', async () => {
     const { c, exporter, inst } = await tracedCluster({ ratio: 0 });

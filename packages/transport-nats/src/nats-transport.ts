@@ -58,7 +58,9 @@ export interface NatsTransportOptions {
   pingIntervalMs?: number;
   /** bytes published but not yet confirmed by the server above which `send` drops; default 32 MiB */
   maxPendingBytes?: number;
-  /** one PING/PONG round trip (`flush()`) confirms what was published; started every this many bytes; default 256 KiB */
+  /**
+   * one PING/PONG round trip (`flush()`) confirms what was published; started every this many bytes; default 256 KiB
+   */
   flushEveryBytes?: number;
   logger?: NatsTransportLogger;
   /** extra client options (tls, ...); the transport's own settings win on conflicts */
@@ -379,7 +381,10 @@ class NatsTransportImpl implements NatsTransport {
     this.receiver = receiver;
   }
 
-  /** Whether the connection to the NATS server is up (the server routes to every peer; per-peer liveness is the elector's job). */
+  /**
+   * Whether the connection to the NATS server is up (the server
+   * routes to every peer; per-peer liveness is the elector's job).
+   */
   isConnected(_to: ReplicaId): boolean {
     return this._status === 'connected';
   }

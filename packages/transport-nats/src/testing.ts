@@ -87,7 +87,9 @@ function installExitHook(): void {
  * when it is SIGKILLed (as a test runner does with a worker that timed out) and no hook runs.
  */
 function watchdog(serverPid: number, dir: string): ChildProcess {
-  const script = `while kill -0 ${process.pid} 2>/dev/null; do sleep 1; done; kill -9 ${serverPid} 2>/dev/null; rm -rf '${dir}'`;
+  const script =
+    `while kill -0 ${process.pid} 2>/dev/null; do sleep 1; ` +
+    `done; kill -9 ${serverPid} 2>/dev/null; rm -rf '${dir}'`;
   const w = spawn('sh', ['-c', script], { detached: true, stdio: 'ignore' });
   w.on('error', () => {}); // no sh: the exit hook still covers the usual cases
   w.unref();
@@ -178,7 +180,9 @@ async function startOn(bin: string, port: number, opts: StartNatsServerOptions):
   let exit: string | undefined;
   const exited = new Promise<void>((resolve) => {
     child.once('exit', (code, signal) => {
-      exit = `nats-server exited (code ${code}, signal ${signal}) before accepting connections on port ${port}:\n${stderr.trim()}`;
+      exit =
+        `nats-server exited (code ${code}, signal ${signal}) before ` +
+        `accepting connections on port ${port}:\n${stderr.trim()}`;
       live.delete(child);
       resolve();
     });

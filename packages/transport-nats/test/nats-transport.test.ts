@@ -169,7 +169,8 @@ describe('NATS transport against a real nats-server', () => {
     const body = Buffer.from(encodeMessage(retarget(samples.prepare, 'ring0', 'x', 'G')));
     const hdr = Buffer.from('NATS/1.0\r\nbad key: v\r\n\r\n', 'latin1');
     await rawProtocol(
-      `CONNECT {"verbose":false,"headers":true}\r\nHPUB decree.ring0.G.acceptor ${hdr.length} ${hdr.length + body.length}\r\n`,
+      `CONNECT {"verbose":false,"headers":true}\r\nHPUB ` +
+        `decree.ring0.G.acceptor ${hdr.length} ${hdr.length + body.length}\r\n`,
       Buffer.concat([hdr, body]),
     );
     const good = retarget(samples.prepare, 'ring0', 'x', 'G');
@@ -184,28 +185,31 @@ describe('NATS transport against a real nats-server', () => {
     expect(b.isConnected('anyone')).toBe(true);
   });
 
-  it('restores arbitrary headers exactly (NATS headers, or the body when a header cannot travel verbatim)', async () => {
-    const a = await transport('HA');
-    const b = await transport('HB');
-    const got = collect(b);
-    const key = fc.oneof(
-      fc.constantFrom('traceparent', 'tracestate', 'baggage', 'X-Trace', 'x-trace'),
-      fc.string({ maxLength: 10 }),
-    );
-    const value = fc.oneof(fc.string({ maxLength: 30 }), fc.string({ unit: 'grapheme', maxLength: 10 }));
-    const arb = fc.dictionary(key, value, { maxKeys: 5 }).filter((h) => !('__proto__' in h));
-    let i = 0;
-    await fc.assert(
-      fc.asyncProperty(arb, async (headers) => {
-        const m = retarget(samples.decide, 'ring0', 'HA', 'HB', headers);
-        const before = got.length;
-        a.send(m);
-        await waitFor(() => got.length === before + 1, `message ${i++}`);
-        expect(got[before]!.headers).toEqual(headers);
-      }),
-      { numRuns: 60, seed: 7 },
-    );
-  });
+  it(
+    'restores arbitrary headers exactly (NATS headers, ' + 'or the body when a header cannot travel verbatim)',
+    async () => {
+      const a = await transport('HA');
+      const b = await transport('HB');
+      const got = collect(b);
+      const key = fc.oneof(
+        fc.constantFrom('traceparent', 'tracestate', 'baggage', 'X-Trace', 'x-trace'),
+        fc.string({ maxLength: 10 }),
+      );
+      const value = fc.oneof(fc.string({ maxLength: 30 }), fc.string({ unit: 'grapheme', maxLength: 10 }));
+      const arb = fc.dictionary(key, value, { maxKeys: 5 }).filter((h) => !('__proto__' in h));
+      let i = 0;
+      await fc.assert(
+        fc.asyncProperty(arb, async (headers) => {
+          const m = retarget(samples.decide, 'ring0', 'HA', 'HB', headers);
+          const before = got.length;
+          a.send(m);
+          await waitFor(() => got.length === before + 1, `message ${i++}`);
+          expect(got[before]!.headers).toEqual(headers);
+        }),
+        { numRuns: 60, seed: 7 },
+      );
+    },
+  );
 
   it('bounds what is waiting for the server: over maxPendingBytes, send drops and counts', async () => {
     const maxPendingBytes = 64 * 1024;

@@ -21,7 +21,10 @@ const hb = (from: string, to: string, decidedUpTo: number): Message => ({
   headers: { traceparent: `hb-${decidedUpTo}` },
 });
 
-/** Sends `make(i)` every 50 ms until `got` holds one with decidedUpTo >= the first one sent (resends are what Paxos does anyway). */
+/**
+ * Sends `make(i)` every 50 ms until `got` holds one with decidedUpTo
+ * >= the first one sent (resends are what Paxos does anyway).
+ */
 async function sendUntilReceived(t: NatsTransport, got: Message[], make: (i: number) => Message): Promise<Message> {
   const start = 1000 + got.length * 1000;
   let i = start;

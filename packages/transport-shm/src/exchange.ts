@@ -12,7 +12,8 @@
  *                             (lid, qpn, psn, rkey, addr (8 bytes BE), len, gid (16 bytes), device)
  *                      mac  = HMAC-SHA256(secret, MessagePack(["decree/rdma-info", dialler nonce,
  *                             listener nonce, sender id, info]))
- *   READY (both ways)  "DCRE" u8 0x11: the sender has moved its queue pairs to RTR/RTS with our details; writes may start
+ *   READY (both ways)  "DCRE" u8 0x11: the sender has moved its queue pairs to RTR/RTS with our details;
+ *                      writes may start
  *   PING  (both ways)  "DCRE" u8 0x12 every keepaliveMs; a session silent for 3 × keepaliveMs is dead
  *
  * One TCP connection per pair of replicas (the lower id dials) lives as long as the session: when it
@@ -63,7 +64,9 @@ export interface RdmaLinkInfo {
 
 /** What an exchange calls on the transport; `session` tells one exchange with a peer from the next. */
 export interface RdmaExchangeHooks {
-  /** A session with `peer` is authenticated: make fresh endpoints for it (dropping older ones) and return their details. */
+  /**
+   * A session with `peer` is authenticated: make fresh endpoints for it (dropping older ones) and return their details.
+   */
   prepare(peer: ReplicaId, session: number): RdmaLinkInfo;
   /** The peer's details arrived: connect this session's endpoints to them (throws when they do not fit). */
   connect(peer: ReplicaId, session: number, remote: RdmaLinkInfo): void;
@@ -378,9 +381,7 @@ export class RdmaSideChannel implements RdmaExchange {
 
   // ------------------------------------------------------------------ connections
   private track(socket: net.Socket, inbound: boolean, label: string): Session {
-    // eslint-disable-next-line prefer-const
-    let s: Session;
-    s = new Session(
+    const s: Session = new Session(
       this.nextSession++,
       socket,
       inbound,
@@ -611,7 +612,8 @@ export class RdmaSideChannel implements RdmaExchange {
     return this.fail(
       s,
       'protocol',
-      `${s.label} sent frame kind 0x${kind!.toString(16)} while this side waits for ${s.state === 'info' ? 'its endpoint details' : 'its READY'}`,
+      `${s.label} sent frame kind 0x${kind!.toString(16)} while this side ` +
+        `waits for ${s.state === 'info' ? 'its endpoint details' : 'its READY'}`,
     );
   }
 

@@ -46,7 +46,6 @@ export class MemoryFabric {
 
   /** A verbs layer for one host (process). `devices: []` makes a host without an RDMA device. */
   host(name: string, o: { devices?: RdmaDevice[] } = {}): MemoryHost {
-    const fabric = this;
     const lid = this.nextLid++;
     const gid = new Uint8Array(16);
     gid.set([0xfe, 0x80], 0);
@@ -59,7 +58,7 @@ export class MemoryFabric {
       gid,
       endpoints,
       listDevices: () => devices.map((d) => ({ ...d })),
-      createEndpoint(options: RdmaEndpointOptions): NativeRdmaEndpoint {
+      createEndpoint: (options: RdmaEndpointOptions): NativeRdmaEndpoint => {
         if (devices.length === 0)
           throw verbsError('ENODEV', 'no RDMA device found (ibv_get_device_list returned 0 devices)');
         const dev = options.device ? devices.find((d) => d.name === options.device) : devices[0];
@@ -68,8 +67,8 @@ export class MemoryFabric {
             'ENODEV',
             `no RDMA device named "${options.device}" (ibv_get_device_list returned ${devices.length} devices)`,
           );
-        const ep = new MemoryEndpoint(fabric, host, dev.name, options, fabric.nextQpn++ & 0xffffff);
-        fabric.qps.set(ep.qpn, ep);
+        const ep = new MemoryEndpoint(this, host, dev.name, options, this.nextQpn++ & 0xffffff);
+        this.qps.set(ep.qpn, ep);
         endpoints.add(ep);
         return ep;
       },

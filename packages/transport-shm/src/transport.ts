@@ -216,7 +216,8 @@ export class RingTransport implements Transport {
     }
     if (link.out && frame.length > link.out.maxPayload) {
       link.drops++;
-      const why = `a ${msg.type} of ${frame.length} bytes is larger than the ring's largest frame (${link.out.maxPayload})`;
+      const why =
+        `a ${msg.type} of ${frame.length} bytes is larger ` + `than the ring's largest frame (${link.out.maxPayload})`;
       this.fail(new ShmTransportError('encode', why, msg.to));
       return;
     }

@@ -71,7 +71,8 @@ describe('3 replica processes over the shm transport', () => {
     const w = redis(cluster.port(follower));
     // (leadership can move again on a loaded machine: the idempotent SET and GETs are retried, and the
     // INCRs go in a client session, so a retry after an in-doubt TRYAGAIN is answered once, exactly)
-    expect(await idempotent('SET shm-key', () => w.set('shm-key', 'over shared memory'))).toBe('OK'); // forwarded to the leader over a ring
+    // forwarded to the leader over a ring
+    expect(await idempotent('SET shm-key', () => w.set('shm-key', 'over shared memory'))).toBe('OK');
     expect(await idempotent(`GET shm-key on ${other}`, () => redis(cluster.port(other)).get('shm-key'))).toBe(
       'over shared memory',
     );
@@ -94,39 +95,44 @@ describe('3 replica processes over the shm transport', () => {
     expect(new Set([...st.values()].map((s) => s!.executedUpTo)).size).toBe(1);
   });
 
-  it('kill -9 of the leader: the survivors elect a new one over their rings; the restarted replica reuses its rings and catches up', async () => {
-    const ids = ['r1', 'r2', 'r3'];
-    const old = await cluster.leader(30_000);
-    await cluster.kill9(old);
-    const survivors = ids.filter((i) => i !== old);
-    const next = await cluster.leader(30_000, survivors);
-    expect(survivors).toContain(next);
-    const w = redis(cluster.port(survivors.find((i) => i !== next)!));
-    const v = await waitFor(
-      'INCR after the kill',
-      async () => {
-        try {
-          return await w.incr('n');
-        } catch {
-          return undefined;
-        }
-      },
-      20_000,
-      200,
-    );
-    expect(v).toBeGreaterThan(50);
-    expect(readdirSync(shmDir).filter((f) => f.endsWith('.ring')).length).toBe(6); // a SIGKILLed reader leaves its rings
-    const p = cluster.start(old);
-    await p.started(45_000);
-    // the restart can move leadership on a loaded machine: the idempotent SET is retried
-    expect(
-      await idempotent(`SET after-restart through ${next}`, () =>
-        redis(cluster.port(next)).set('after-restart', 'yes'),
-      ),
-    ).toBe('OK');
-    await cluster.converged(ids, 30_000);
-    const r = redis(cluster.port(old));
-    expect(await r.call('READONLY')).toBe('OK');
-    expect(await r.mget('n', 'after-restart', 'shm-key')).toEqual([String(v), 'yes', 'over shared memory']);
-  });
+  it(
+    'kill -9 of the leader: the survivors elect a new one over their ' +
+      'rings; the restarted replica reuses its rings and catches up',
+    async () => {
+      const ids = ['r1', 'r2', 'r3'];
+      const old = await cluster.leader(30_000);
+      await cluster.kill9(old);
+      const survivors = ids.filter((i) => i !== old);
+      const next = await cluster.leader(30_000, survivors);
+      expect(survivors).toContain(next);
+      const w = redis(cluster.port(survivors.find((i) => i !== next)!));
+      const v = await waitFor(
+        'INCR after the kill',
+        async () => {
+          try {
+            return await w.incr('n');
+          } catch {
+            return undefined;
+          }
+        },
+        20_000,
+        200,
+      );
+      expect(v).toBeGreaterThan(50);
+      // a SIGKILLed reader leaves its rings
+      expect(readdirSync(shmDir).filter((f) => f.endsWith('.ring')).length).toBe(6);
+      const p = cluster.start(old);
+      await p.started(45_000);
+      // the restart can move leadership on a loaded machine: the idempotent SET is retried
+      expect(
+        await idempotent(`SET after-restart through ${next}`, () =>
+          redis(cluster.port(next)).set('after-restart', 'yes'),
+        ),
+      ).toBe('OK');
+      await cluster.converged(ids, 30_000);
+      const r = redis(cluster.port(old));
+      expect(await r.call('READONLY')).toBe('OK');
+      expect(await r.mget('n', 'after-restart', 'shm-key')).toEqual([String(v), 'yes', 'over shared memory']);
+    },
+  );
 });

@@ -210,36 +210,39 @@ describe('RDMA exchange over the TCP side channel (in-memory verbs)', () => {
     }
   });
 
-  it('a peer that restarts gets a fresh exchange (new queue pairs on both sides); what waited meanwhile arrives', async () => {
-    const c = cluster(['r1', 'r2', 'r3']);
-    for (const id of c.ids) await c.start(id);
-    await waitFor('wired', () => c.wired());
-    const r1 = c.nodes.get('r1')!;
-    const before = r1.t.endpointInfo('r2')!;
-    const exchangesBefore = r1.ch.exchanges;
-    // r2 listens for r1 and dials r3: its restart exercises both roles
-    const host = await c.stop('r2', true);
-    await waitFor('r1 sees r2 gone', () => !r1.t.isConnected('r2') && r1.t.endpointInfo('r2') === undefined);
-    expect(c.fabric.endpoint(before.local.writer.qpn)).toBeUndefined(); // r1 dropped that session's queue pairs
-    expect(c.fabric.endpoint(before.local.reader.qpn)).toBeUndefined();
-    r1.t.send(hb('r1', 'r2', 77)); // waits in r1's queue
-    await sleep(30);
-    expect(r1.t.stats().peers.r2!.queuedMessages).toBe(1);
-    const r2 = await c.start('r2', { host }); // same host (lid, gid), a new process: new queue pairs
-    await waitFor('wired again', () => c.wired());
-    c.expectWired();
-    const after = r1.t.endpointInfo('r2')!;
-    expect(after.session).not.toBe(before.session);
-    expect(after.local.writer.qpn).not.toBe(before.local.writer.qpn);
-    expect(after.remote!.reader.qpn).not.toBe(before.remote!.reader.qpn);
-    expect(r1.ch.exchanges).toBe(exchangesBefore + 1);
-    expect(r1.t.stats().peers.r2!.reopens).toBe(1);
-    await waitFor('the message that waited', () =>
-      r2.got.find((m) => m.type === 'heartbeat-ack' && m.appliedUpTo === 77),
-    );
-    await c.expectTraffic(2);
-    expect(c.nodes.get('r3')!.t.stats().peers.r2!.reopens).toBe(1);
-  });
+  it(
+    'a peer that restarts gets a fresh exchange (new queue ' + 'pairs on both sides); what waited meanwhile arrives',
+    async () => {
+      const c = cluster(['r1', 'r2', 'r3']);
+      for (const id of c.ids) await c.start(id);
+      await waitFor('wired', () => c.wired());
+      const r1 = c.nodes.get('r1')!;
+      const before = r1.t.endpointInfo('r2')!;
+      const exchangesBefore = r1.ch.exchanges;
+      // r2 listens for r1 and dials r3: its restart exercises both roles
+      const host = await c.stop('r2', true);
+      await waitFor('r1 sees r2 gone', () => !r1.t.isConnected('r2') && r1.t.endpointInfo('r2') === undefined);
+      expect(c.fabric.endpoint(before.local.writer.qpn)).toBeUndefined(); // r1 dropped that session's queue pairs
+      expect(c.fabric.endpoint(before.local.reader.qpn)).toBeUndefined();
+      r1.t.send(hb('r1', 'r2', 77)); // waits in r1's queue
+      await sleep(30);
+      expect(r1.t.stats().peers.r2!.queuedMessages).toBe(1);
+      const r2 = await c.start('r2', { host }); // same host (lid, gid), a new process: new queue pairs
+      await waitFor('wired again', () => c.wired());
+      c.expectWired();
+      const after = r1.t.endpointInfo('r2')!;
+      expect(after.session).not.toBe(before.session);
+      expect(after.local.writer.qpn).not.toBe(before.local.writer.qpn);
+      expect(after.remote!.reader.qpn).not.toBe(before.remote!.reader.qpn);
+      expect(r1.ch.exchanges).toBe(exchangesBefore + 1);
+      expect(r1.t.stats().peers.r2!.reopens).toBe(1);
+      await waitFor('the message that waited', () =>
+        r2.got.find((m) => m.type === 'heartbeat-ack' && m.appliedUpTo === 77),
+      );
+      await c.expectTraffic(2);
+      expect(c.nodes.get('r3')!.t.stats().peers.r2!.reopens).toBe(1);
+    },
+  );
 
   it('a failed RDMA write resets the session: both sides exchange again and the message goes through', async () => {
     const c = cluster(['a', 'b']);
@@ -283,7 +286,8 @@ describe('RDMA exchange over the TCP side channel (in-memory verbs)', () => {
             await waitFor('wired after the restarts', () => c.wired(), 15_000);
             c.expectWired();
             await c.expectTraffic(9);
-            for (const n of c.nodes.values()) expect(n.host.endpoints.size).toBe(4); // old sessions' queue pairs all closed
+            // old sessions' queue pairs all closed
+            for (const n of c.nodes.values()) expect(n.host.endpoints.size).toBe(4);
           } finally {
             await c.closeAll();
           }

@@ -4,7 +4,6 @@
  */
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
@@ -136,47 +135,51 @@ describe('shm ring', () => {
     close();
   });
 
-  it('a torn frame (test hook: partial bytes, bad crc, tail published or not) is never delivered; the ring recovers', () => {
-    fc.assert(
-      fc.property(
-        fc.integer({ min: 0, max: 6 }),
-        fc.integer({ min: 1, max: 600 }),
-        fc.integer({ min: 0, max: 700 }),
-        fc.boolean(),
-        fc.boolean(),
-        fc.integer({ min: 1, max: 6 }),
-        fc.integer({ min: 0, max: 20 }),
-        (before, tornLen, written, corruptCrc, publish, after, warm) => {
-          const { rx, tx, close } = fresh(8192);
-          try {
-            // move the ring to some position first
-            for (let i = 0; i < warm; i++) tx.send(payload(500 + i, 333));
-            rx.poll(1000);
-            const good1 = Array.from({ length: before }, (_, i) => payload(i, 50 + i * 13));
-            expect(tx.sendMany(good1)).toBe(before);
-            // a frame whose full bytes are written is complete, not torn, unless its crc is spoiled
-            const w = corruptCrc ? written : Math.min(written, 16 + tornLen - 1);
-            tx.writeTorn(Buffer.alloc(tornLen, TORN), w, corruptCrc, publish);
-            const got1 = rx.poll(1000);
-            const good2 = Array.from({ length: after }, (_, i) => payload(100 + i, 40 + i * 17));
-            expect(tx.sendMany(good2)).toBe(after);
-            const got2 = rx.poll(1000);
-            const all = [...got1, ...got2];
-            for (const g of all) expect(g.length > 0 && g.every((x) => x === TORN)).toBe(false);
-            // everything before the torn frame and everything after it arrives, in order
-            expect(all.length).toBe(before + after);
-            [...good1, ...good2].forEach((g, i) => expect(all[i]!.equals(g)).toBe(true));
-            if (publish) expect(rx.stats().torn).toBeGreaterThanOrEqual(1);
-            else expect(rx.stats().torn).toBe(0);
-            expect(rx.head).toBe(tx.tail);
-          } finally {
-            close();
-          }
-        },
-      ),
-      { numRuns: 200, seed: 77 },
-    );
-  });
+  it(
+    'a torn frame (test hook: partial bytes, bad crc, tail ' +
+      'published or not) is never delivered; the ring recovers',
+    () => {
+      fc.assert(
+        fc.property(
+          fc.integer({ min: 0, max: 6 }),
+          fc.integer({ min: 1, max: 600 }),
+          fc.integer({ min: 0, max: 700 }),
+          fc.boolean(),
+          fc.boolean(),
+          fc.integer({ min: 1, max: 6 }),
+          fc.integer({ min: 0, max: 20 }),
+          (before, tornLen, written, corruptCrc, publish, after, warm) => {
+            const { rx, tx, close } = fresh(8192);
+            try {
+              // move the ring to some position first
+              for (let i = 0; i < warm; i++) tx.send(payload(500 + i, 333));
+              rx.poll(1000);
+              const good1 = Array.from({ length: before }, (_, i) => payload(i, 50 + i * 13));
+              expect(tx.sendMany(good1)).toBe(before);
+              // a frame whose full bytes are written is complete, not torn, unless its crc is spoiled
+              const w = corruptCrc ? written : Math.min(written, 16 + tornLen - 1);
+              tx.writeTorn(Buffer.alloc(tornLen, TORN), w, corruptCrc, publish);
+              const got1 = rx.poll(1000);
+              const good2 = Array.from({ length: after }, (_, i) => payload(100 + i, 40 + i * 17));
+              expect(tx.sendMany(good2)).toBe(after);
+              const got2 = rx.poll(1000);
+              const all = [...got1, ...got2];
+              for (const g of all) expect(g.length > 0 && g.every((x) => x === TORN)).toBe(false);
+              // everything before the torn frame and everything after it arrives, in order
+              expect(all.length).toBe(before + after);
+              [...good1, ...good2].forEach((g, i) => expect(all[i]!.equals(g)).toBe(true));
+              if (publish) expect(rx.stats().torn).toBeGreaterThanOrEqual(1);
+              else expect(rx.stats().torn).toBe(0);
+              expect(rx.head).toBe(tx.tail);
+            } finally {
+              close();
+            }
+          },
+        ),
+        { numRuns: 200, seed: 77 },
+      );
+    },
+  );
 
   it('a writer SIGKILLed mid-frame (tail not advanced) leaves nothing deliverable; a new writer goes on', async () => {
     const p = join(tmp.dir, 'killed.ring');

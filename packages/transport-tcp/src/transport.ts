@@ -162,7 +162,10 @@ export interface TransportStats {
   authFailures: number;
   /** of misrouted: messages whose `from` is not a replica the connection authenticated as (spoofed), dropped */
   spoofed: number;
-  /** of authFailures: TLS handshakes that failed (no, bad or untrusted certificate, or a certificate not naming the claimed ids) */
+  /**
+   * of authFailures: TLS handshakes that failed (no, bad or untrusted
+   * certificate, or a certificate not naming the claimed ids)
+   */
   tlsFailures: number;
   /** of authFailures: handshakes naming a replica that is not a member */
   notMembers: number;
@@ -733,7 +736,8 @@ export class TcpTransport implements Transport {
           rejectUnauthorized: true,
           minVersion: 'TLSv1.2',
           ...(net.isIP(addr.host) === 0 ? { servername: addr.host } : {}),
-          // the peer is identified by its replica id (checked against the certificate after the welcome), not its host name
+          // the peer is identified by its replica id (checked against
+          // the certificate after the welcome), not its host name
           checkServerIdentity: () => undefined,
         })
       : net.connect({ host: ip, port: addr.port });
@@ -914,7 +918,8 @@ export class TcpTransport implements Transport {
         this.totals.spoofed++;
         this.report(
           'misrouted',
-          `${msg.type} from ${msg.from} arrived over the connection of ${conn.remoteIds.join(',')} (not an id it authenticated as): dropped`,
+          `${msg.type} from ${msg.from} arrived over the connection of ` +
+            `${conn.remoteIds.join(',')} (not an id it authenticated as): dropped`,
           conn.remoteIds[0],
         );
         return;
@@ -1077,8 +1082,6 @@ export class TcpTransport implements Transport {
     this.log[level](obj, msg);
   }
 }
-
-const EMPTY = new Uint8Array(0);
 
 /** An error of the TLS layer (certificate or handshake), as opposed to a plain network failure. */
 function isTlsError(e: NodeJS.ErrnoException): boolean {

@@ -14,31 +14,34 @@ async function mk(...args: Parameters<typeof node>): Promise<Node> {
 }
 
 describe('exchange', () => {
-  it('two transports exchange every message type in both directions, intact and in order within each lane', async () => {
-    const dir: Record<string, PeerAddress> = {};
-    const a = await mk('a', dir);
-    const b = await mk('b', dir);
-    dir.a = { host: '127.0.0.1', port: a.port };
-    dir.b = { host: '127.0.0.1', port: b.port };
-    const ab = MESSAGE_TYPES.map((t) => makeMessage(t, 'a', 'b'));
-    const ba = MESSAGE_TYPES.map((t) => makeMessage(t, 'b', 'a'));
-    for (const m of ab) a.t.send(m);
-    for (const m of ba) b.t.send(m);
-    await waitFor(() => a.got.length === ba.length && b.got.length === ab.length, 'all messages');
-    expect(byLane(b.got)).toEqual(byLane(ab));
-    expect(byLane(a.got)).toEqual(byLane(ba));
-    expect(b.got.map((m) => m.type).sort()).toEqual([...MESSAGE_TYPES].sort());
-    expect(a.t.isConnected('b')).toBe(true);
-    expect(b.t.isConnected('a')).toBe(true);
-    const sa = a.t.stats();
-    expect(sa.framesOut).toBe(ab.length);
-    expect(sa.framesIn).toBe(ba.length);
-    expect(sa.drops).toBe(0);
-    expect(sa.decodeErrors).toBe(0);
-    expect(sa.peers.b!.version).toBe(1);
-    expect(b.t.stats().bytesIn).toBeGreaterThan(0);
-    expect([...a.errors, ...b.errors]).toEqual([]);
-  });
+  it(
+    'two transports exchange every message type in both ' + 'directions, intact and in order within each lane',
+    async () => {
+      const dir: Record<string, PeerAddress> = {};
+      const a = await mk('a', dir);
+      const b = await mk('b', dir);
+      dir.a = { host: '127.0.0.1', port: a.port };
+      dir.b = { host: '127.0.0.1', port: b.port };
+      const ab = MESSAGE_TYPES.map((t) => makeMessage(t, 'a', 'b'));
+      const ba = MESSAGE_TYPES.map((t) => makeMessage(t, 'b', 'a'));
+      for (const m of ab) a.t.send(m);
+      for (const m of ba) b.t.send(m);
+      await waitFor(() => a.got.length === ba.length && b.got.length === ab.length, 'all messages');
+      expect(byLane(b.got)).toEqual(byLane(ab));
+      expect(byLane(a.got)).toEqual(byLane(ba));
+      expect(b.got.map((m) => m.type).sort()).toEqual([...MESSAGE_TYPES].sort());
+      expect(a.t.isConnected('b')).toBe(true);
+      expect(b.t.isConnected('a')).toBe(true);
+      const sa = a.t.stats();
+      expect(sa.framesOut).toBe(ab.length);
+      expect(sa.framesIn).toBe(ba.length);
+      expect(sa.drops).toBe(0);
+      expect(sa.decodeErrors).toBe(0);
+      expect(sa.peers.b!.version).toBe(1);
+      expect(b.t.stats().bytesIn).toBeGreaterThan(0);
+      expect([...a.errors, ...b.errors]).toEqual([]);
+    },
+  );
 
   it('three transports: every pair exchanges every type', async () => {
     const dir: Record<string, PeerAddress> = {};

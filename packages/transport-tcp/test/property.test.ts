@@ -19,7 +19,7 @@ import {
   negotiateVersion,
   type PeerAddress,
 } from '../src/index.ts';
-import { arbMessage, node, tick, waitFor, wire, byLane, type Node } from './helpers.ts';
+import { arbMessage, node, tick, waitFor, byLane, type Node } from './helpers.ts';
 
 describe('framing properties', () => {
   it('any payloads, cut into any chunks, come out whole and in order', () => {

@@ -216,54 +216,58 @@ async function stubbornPeer(id: string) {
 }
 
 describe('back-pressure', () => {
-  it('with a peer that never reads, many MB sent keep the buffers bounded and drops grow; it drains when the peer reads', async () => {
-    const peer = await stubbornPeer('slow');
-    try {
-      const maxQueuedBytes = 1024 * 1024;
-      const maxWriteBytes = 256 * 1024;
-      const a = await mk(
-        'a',
-        { slow: { host: '127.0.0.1', port: peer.port } },
-        { maxQueuedBytes, maxQueuedMessages: 100_000, maxWriteBytes },
-      );
-      const cmd = new Uint8Array(6000).fill(7);
-      const msg = {
-        ...makeMessage('accept', 'a', 'slow'),
-        value: { k: 'batch', origin: 'a', inc: 1, firstId: 1, cmds: [cmd] },
-      } as const;
-      await a.t.whenConnected('slow');
-      let sent = 0;
-      let maxQueued = 0;
-      let maxSocket = 0;
-      const target = 64 * 1024 * 1024;
-      while (sent * 6000 < target) {
-        for (let i = 0; i < 100; i++, sent++) a.t.send(msg);
-        await tick();
-        const p = a.t.stats().peers.slow!;
-        maxQueued = Math.max(maxQueued, p.queuedBytes);
-        maxSocket = Math.max(maxSocket, p.socketBufferedBytes);
-      }
-      const s = a.t.stats();
-      const p = s.peers.slow!;
-      expect(maxQueued).toBeLessThanOrEqual(maxQueuedBytes);
-      expect(maxSocket).toBeLessThanOrEqual(maxWriteBytes + 64 * 1024);
-      expect(p.drops).toBeGreaterThan(sent / 2); // most of 64 MB could not go anywhere
-      expect(p.framesOut * 6000).toBeLessThan(32 * 1024 * 1024); // the kernel took only a few MB
-      expect(p.drops + p.framesOut + p.queuedMessages).toBe(sent); // every message accounted for
-      expect(s.drops).toBe(p.drops);
-      if (process.env.DEBUG_BP) console.log({ sent, maxQueued, maxSocket, p });
-      expect(a.logs.filter((l) => /outbound buffer to slow is full/.test(l.msg)).length).toBeLessThanOrEqual(3); // rate-limited
+  it(
+    'with a peer that never reads, many MB sent keep the buffers ' +
+      'bounded and drops grow; it drains when the peer reads',
+    async () => {
+      const peer = await stubbornPeer('slow');
+      try {
+        const maxQueuedBytes = 1024 * 1024;
+        const maxWriteBytes = 256 * 1024;
+        const a = await mk(
+          'a',
+          { slow: { host: '127.0.0.1', port: peer.port } },
+          { maxQueuedBytes, maxQueuedMessages: 100_000, maxWriteBytes },
+        );
+        const cmd = new Uint8Array(6000).fill(7);
+        const msg = {
+          ...makeMessage('accept', 'a', 'slow'),
+          value: { k: 'batch', origin: 'a', inc: 1, firstId: 1, cmds: [cmd] },
+        } as const;
+        await a.t.whenConnected('slow');
+        let sent = 0;
+        let maxQueued = 0;
+        let maxSocket = 0;
+        const target = 64 * 1024 * 1024;
+        while (sent * 6000 < target) {
+          for (let i = 0; i < 100; i++, sent++) a.t.send(msg);
+          await tick();
+          const p = a.t.stats().peers.slow!;
+          maxQueued = Math.max(maxQueued, p.queuedBytes);
+          maxSocket = Math.max(maxSocket, p.socketBufferedBytes);
+        }
+        const s = a.t.stats();
+        const p = s.peers.slow!;
+        expect(maxQueued).toBeLessThanOrEqual(maxQueuedBytes);
+        expect(maxSocket).toBeLessThanOrEqual(maxWriteBytes + 64 * 1024);
+        expect(p.drops).toBeGreaterThan(sent / 2); // most of 64 MB could not go anywhere
+        expect(p.framesOut * 6000).toBeLessThan(32 * 1024 * 1024); // the kernel took only a few MB
+        expect(p.drops + p.framesOut + p.queuedMessages).toBe(sent); // every message accounted for
+        expect(s.drops).toBe(p.drops);
+        if (process.env.DEBUG_BP) console.log({ sent, maxQueued, maxSocket, p });
+        expect(a.logs.filter((l) => /outbound buffer to slow is full/.test(l.msg)).length).toBeLessThanOrEqual(3); // rate-limited
 
-      // the peer starts reading: the buffer drains and every byte written arrives
-      peer.resume();
-      await waitFor(() => a.t.stats().peers.slow!.queuedMessages === 0, 'queue drained');
-      const hello = 4 + 9; // frame header + fixed hello; the body is small
-      await waitFor(() => peer.received() >= a.t.stats().peers.slow!.bytesOut + hello, 'all written bytes received');
-      expect(a.t.isConnected('slow')).toBe(true);
-    } finally {
-      await peer.close();
-    }
-  });
+        // the peer starts reading: the buffer drains and every byte written arrives
+        peer.resume();
+        await waitFor(() => a.t.stats().peers.slow!.queuedMessages === 0, 'queue drained');
+        const hello = 4 + 9; // frame header + fixed hello; the body is small
+        await waitFor(() => peer.received() >= a.t.stats().peers.slow!.bytesOut + hello, 'all written bytes received');
+        expect(a.t.isConnected('slow')).toBe(true);
+      } finally {
+        await peer.close();
+      }
+    },
+  );
 });
 
 describe('coalescing', () => {

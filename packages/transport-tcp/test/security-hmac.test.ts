@@ -89,33 +89,37 @@ describe('shared secret (HMAC handshake) and membership', () => {
     expect(r1.t.stats().spoofed).toBe(1);
   });
 
-  it('Bus + real acceptor: forged high-ballot Accepts (wrong secret, no proof, non-member, spoofed from) never move its promise', async () => {
-    const dir: Record<string, PeerAddress> = {};
-    const t2 = await mk('r2', dir);
-    const t1 = await mk('r1', dir);
-    const acc = busAcceptor('r2', t2.t);
-    stops.push(acc.stop);
-    const prop = busProposer('r1', t1.t);
-    prop.bus.send(acceptMsg('r1', 'r2', 5, 1));
-    await waitFor(() => prop.got.some((m) => m.type === 'accepted'), 'first accepted');
-    const attacks = [new Intruder(t2.port), new Intruder(t2.port), new Intruder(t2.port), new Intruder(t2.port)];
-    intruders.push(...attacks);
-    await attacks[0]!.handshake(['r3'], 'r2', 'wrong-secret');
-    await attacks[1]!.handshake(['r3'], 'r2'); // no proof at all: the accept stands where the proof should be
-    await attacks[2]!.handshake(['r9'], 'r2', SECRET);
-    await attacks[3]!.handshake(['r3'], 'r2', SECRET);
-    attacks[0]!.send(acceptMsg('r3', 'r2', 1000, 2));
-    attacks[1]!.send(acceptMsg('r3', 'r2', 1000, 2));
-    attacks[2]!.send(acceptMsg('r9', 'r2', 1000, 2));
-    attacks[3]!.send(acceptMsg('r1', 'r2', 1000, 2), acceptMsg('r9', 'r2', 1000, 2, 'r9'));
-    await Promise.all(attacks.slice(0, 3).map((a) => a.closedP));
-    await waitFor(() => t2.t.stats().spoofed === 2, 'the spoofs dropped');
-    prop.bus.send(acceptMsg('r1', 'r2', 5, 2));
-    await waitFor(() => prop.got.filter((m) => m.type === 'accepted').length === 2, 'second accepted');
-    expect(prop.got.map((m) => m.type)).toEqual(['accepted', 'accepted']);
-    expect(acc.promised()).toEqual({ round: 5, leader: 'r1' });
-    expect(acc.seen.map((m) => m.from)).toEqual(['r1', 'r1']);
-    expect(t2.t.stats().authFailures).toBe(3);
-    expect(t2.t.stats().notMembers).toBe(1);
-  });
+  it(
+    'Bus + real acceptor: forged high-ballot Accepts (wrong secret, ' +
+      'no proof, non-member, spoofed from) never move its promise',
+    async () => {
+      const dir: Record<string, PeerAddress> = {};
+      const t2 = await mk('r2', dir);
+      const t1 = await mk('r1', dir);
+      const acc = busAcceptor('r2', t2.t);
+      stops.push(acc.stop);
+      const prop = busProposer('r1', t1.t);
+      prop.bus.send(acceptMsg('r1', 'r2', 5, 1));
+      await waitFor(() => prop.got.some((m) => m.type === 'accepted'), 'first accepted');
+      const attacks = [new Intruder(t2.port), new Intruder(t2.port), new Intruder(t2.port), new Intruder(t2.port)];
+      intruders.push(...attacks);
+      await attacks[0]!.handshake(['r3'], 'r2', 'wrong-secret');
+      await attacks[1]!.handshake(['r3'], 'r2'); // no proof at all: the accept stands where the proof should be
+      await attacks[2]!.handshake(['r9'], 'r2', SECRET);
+      await attacks[3]!.handshake(['r3'], 'r2', SECRET);
+      attacks[0]!.send(acceptMsg('r3', 'r2', 1000, 2));
+      attacks[1]!.send(acceptMsg('r3', 'r2', 1000, 2));
+      attacks[2]!.send(acceptMsg('r9', 'r2', 1000, 2));
+      attacks[3]!.send(acceptMsg('r1', 'r2', 1000, 2), acceptMsg('r9', 'r2', 1000, 2, 'r9'));
+      await Promise.all(attacks.slice(0, 3).map((a) => a.closedP));
+      await waitFor(() => t2.t.stats().spoofed === 2, 'the spoofs dropped');
+      prop.bus.send(acceptMsg('r1', 'r2', 5, 2));
+      await waitFor(() => prop.got.filter((m) => m.type === 'accepted').length === 2, 'second accepted');
+      expect(prop.got.map((m) => m.type)).toEqual(['accepted', 'accepted']);
+      expect(acc.promised()).toEqual({ round: 5, leader: 'r1' });
+      expect(acc.seen.map((m) => m.from)).toEqual(['r1', 'r1']);
+      expect(t2.t.stats().authFailures).toBe(3);
+      expect(t2.t.stats().notMembers).toBe(1);
+    },
+  );
 });

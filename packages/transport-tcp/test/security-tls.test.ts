@@ -46,18 +46,21 @@ describe('mutual TLS', () => {
     expect(certificateNames({} as never)).toEqual([]);
   });
 
-  it('three replicas with cluster-CA certificates talk both ways (material given as PEM strings or file paths)', async () => {
-    const dir: Record<string, PeerAddress> = {};
-    const r1 = await mk('r1', dir, pki.good.r1!, { tls: pki.paths });
-    const r2 = await mk('r2', dir, pki.good.r2!);
-    const r3 = await mk('r3', dir, pki.good.r3!);
-    r1.t.send(makeMessage('prepare', 'r1', 'r2'));
-    r2.t.send(makeMessage('promise', 'r2', 'r1'));
-    r3.t.send(makeMessage('accepted', 'r3', 'r1'));
-    r1.t.send(makeMessage('accept', 'r1', 'r3'));
-    await waitFor(() => r1.got.length === 2 && r2.got.length === 1 && r3.got.length === 1, 'all four');
-    for (const n of [r1, r2, r3]) expect(n.t.stats().authFailures).toBe(0);
-  });
+  it(
+    'three replicas with cluster-CA certificates talk both ' + 'ways (material given as PEM strings or file paths)',
+    async () => {
+      const dir: Record<string, PeerAddress> = {};
+      const r1 = await mk('r1', dir, pki.good.r1!, { tls: pki.paths });
+      const r2 = await mk('r2', dir, pki.good.r2!);
+      const r3 = await mk('r3', dir, pki.good.r3!);
+      r1.t.send(makeMessage('prepare', 'r1', 'r2'));
+      r2.t.send(makeMessage('promise', 'r2', 'r1'));
+      r3.t.send(makeMessage('accepted', 'r3', 'r1'));
+      r1.t.send(makeMessage('accept', 'r1', 'r3'));
+      await waitFor(() => r1.got.length === 2 && r2.got.length === 1 && r3.got.length === 1, 'all four');
+      for (const n of [r1, r2, r3]) expect(n.t.stats().authFailures).toBe(0);
+    },
+  );
 
   it('rejects a bad path with a clear error', () => {
     expect(
@@ -157,42 +160,46 @@ describe('mutual TLS', () => {
     expect(r1.errors.filter((e) => e.code === 'misrouted').length).toBe(2);
   });
 
-  it('Bus + real acceptor: forged high-ballot Accepts (wrong cert, non-member, spoofed from) never move its promise', async () => {
-    const dir: Record<string, PeerAddress> = {};
-    const t2 = await mk('r2', dir, pki.good.r2!);
-    const t1 = await mk('r1', dir, pki.good.r1!);
-    const acc = busAcceptor('r2', t2.t);
-    stops.push(acc.stop);
-    const prop = busProposer('r1', t1.t);
-    prop.bus.send(acceptMsg('r1', 'r2', 5, 1));
-    await waitFor(() => prop.got.some((m) => m.type === 'accepted'), 'first accepted');
-    // attacks, each carrying ballot 1000
-    const attacks: Intruder[] = [
-      new Intruder(t2.port, { tls: { ca: pki.ca, pem: pki.foreign } }), // another CA, claims r3
-      new Intruder(t2.port, { tls: { ca: pki.ca, pem: pki.wrongName } }), // good CA, cert r9, claims r3
-      new Intruder(t2.port, { tls: { ca: pki.ca, pem: pki.wrongName } }), // good CA, cert r9, claims r9 (non-member)
-      new Intruder(t2.port, { tls: { ca: pki.ca, pem: pki.good.r3! } }), // a real member r3 spoofing r1 and r9
-    ];
-    intruders.push(...attacks);
-    const claims = ['r3', 'r3', 'r9', 'r3'];
-    await Promise.all(attacks.map((a, i) => a.handshake([claims[i]!], 'r2')));
-    attacks[0]!.send(acceptMsg('r3', 'r2', 1000, 2));
-    attacks[1]!.send(acceptMsg('r3', 'r2', 1000, 2));
-    attacks[2]!.send(acceptMsg('r9', 'r2', 1000, 2));
-    attacks[3]!.send(acceptMsg('r1', 'r2', 1000, 2), acceptMsg('r9', 'r2', 1000, 2, 'r9'));
-    await Promise.all(attacks.slice(0, 3).map((a) => a.closedP));
-    await waitFor(() => t2.t.stats().spoofed === 2, 'the spoofs dropped');
-    // the good leader goes on at ballot 5: would be nacked had any forged ballot 1000 landed
-    prop.bus.send(acceptMsg('r1', 'r2', 5, 2));
-    await waitFor(() => prop.got.filter((m) => m.type === 'accepted').length === 2, 'second accepted');
-    expect(prop.got.map((m) => m.type)).toEqual(['accepted', 'accepted']);
-    expect(acc.promised()).toEqual({ round: 5, leader: 'r1' });
-    expect(acc.seen.map((m) => `${m.from}:${(m as { ballot: { round: number } }).ballot.round}`)).toEqual([
-      'r1:5',
-      'r1:5',
-    ]);
-    const s = t2.t.stats();
-    expect(s.authFailures).toBeGreaterThanOrEqual(3);
-    expect(s.notMembers).toBe(1);
-  });
+  it(
+    'Bus + real acceptor: forged high-ballot Accepts (wrong ' +
+      'cert, non-member, spoofed from) never move its promise',
+    async () => {
+      const dir: Record<string, PeerAddress> = {};
+      const t2 = await mk('r2', dir, pki.good.r2!);
+      const t1 = await mk('r1', dir, pki.good.r1!);
+      const acc = busAcceptor('r2', t2.t);
+      stops.push(acc.stop);
+      const prop = busProposer('r1', t1.t);
+      prop.bus.send(acceptMsg('r1', 'r2', 5, 1));
+      await waitFor(() => prop.got.some((m) => m.type === 'accepted'), 'first accepted');
+      // attacks, each carrying ballot 1000
+      const attacks: Intruder[] = [
+        new Intruder(t2.port, { tls: { ca: pki.ca, pem: pki.foreign } }), // another CA, claims r3
+        new Intruder(t2.port, { tls: { ca: pki.ca, pem: pki.wrongName } }), // good CA, cert r9, claims r3
+        new Intruder(t2.port, { tls: { ca: pki.ca, pem: pki.wrongName } }), // good CA, cert r9, claims r9 (non-member)
+        new Intruder(t2.port, { tls: { ca: pki.ca, pem: pki.good.r3! } }), // a real member r3 spoofing r1 and r9
+      ];
+      intruders.push(...attacks);
+      const claims = ['r3', 'r3', 'r9', 'r3'];
+      await Promise.all(attacks.map((a, i) => a.handshake([claims[i]!], 'r2')));
+      attacks[0]!.send(acceptMsg('r3', 'r2', 1000, 2));
+      attacks[1]!.send(acceptMsg('r3', 'r2', 1000, 2));
+      attacks[2]!.send(acceptMsg('r9', 'r2', 1000, 2));
+      attacks[3]!.send(acceptMsg('r1', 'r2', 1000, 2), acceptMsg('r9', 'r2', 1000, 2, 'r9'));
+      await Promise.all(attacks.slice(0, 3).map((a) => a.closedP));
+      await waitFor(() => t2.t.stats().spoofed === 2, 'the spoofs dropped');
+      // the good leader goes on at ballot 5: would be nacked had any forged ballot 1000 landed
+      prop.bus.send(acceptMsg('r1', 'r2', 5, 2));
+      await waitFor(() => prop.got.filter((m) => m.type === 'accepted').length === 2, 'second accepted');
+      expect(prop.got.map((m) => m.type)).toEqual(['accepted', 'accepted']);
+      expect(acc.promised()).toEqual({ round: 5, leader: 'r1' });
+      expect(acc.seen.map((m) => `${m.from}:${(m as { ballot: { round: number } }).ballot.round}`)).toEqual([
+        'r1:5',
+        'r1:5',
+      ]);
+      const s = t2.t.stats();
+      expect(s.authFailures).toBeGreaterThanOrEqual(3);
+      expect(s.notMembers).toBe(1);
+    },
+  );
 });

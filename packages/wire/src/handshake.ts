@@ -206,7 +206,6 @@ type DiallerState = Extract<HandshakeState, { side: 'dialler' }>;
  * log line must not be forged or flooded with them.
  */
 function oneLine(text: string): string {
-  // eslint-disable-next-line no-control-regex
   const flat = text.replace(/[\u0000-\u001f\u007f\u2028\u2029]+/g, ' ');
   return flat.length > 1000 ? `${flat.slice(0, 1000)}…` : flat;
 }

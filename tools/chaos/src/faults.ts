@@ -51,9 +51,9 @@ export interface FaultOptions {
 
 /**
  * Injects one fault at a time until `until`: the first ones are a shuffled round of every kind
- * (always completed, even past `until`), the rest random. A fault is healed (the process restarted with its data dir, the links restored)
- * before the next starts, so at most one replica is ever down or cut off. Half the time the victim
- * is the current leader.
+ * (always completed, even past `until`), the rest random. A fault is healed (the process restarted
+ * with its data dir, the links restored) before the next starts, so at most one replica is ever
+ * down or cut off. Half the time the victim is the current leader.
  */
 export async function runFaults(o: FaultOptions): Promise<FaultEvent[]> {
   const { cluster, rng } = o;

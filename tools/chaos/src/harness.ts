@@ -109,7 +109,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
         say(
           phase === 'start'
             ? `fault ${e.kind} ${e.target} (${e.detail})`
-            : `healed ${e.kind} ${e.target}${e.error ? ` ERROR ${e.error}` : ''} [ops ${stats.invoked}, ok ${stats.ok}]`,
+            : `healed ${e.kind} ${e.target}${e.error ? ` ERROR ${e.error}` : ''} ` +
+                `[ops ${stats.invoked}, ok ${stats.ok}]`,
         ),
     });
 
@@ -223,7 +224,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
 export function formatReport(r: ChaosReport): string {
   const lines = [
     `chaos ${r.verdict}  seed ${r.seed}  (${(r.elapsedMs / 1000).toFixed(0)} s)`,
-    `  ops        ${r.ops} recorded: ${r.stats.ok} ok, ${r.stats.unknown} unknown, ${r.stats.failed} failed (+${r.ops - r.stats.invoked} final reads)`,
+    `  ops        ${r.ops} recorded: ${r.stats.ok} ok, ${r.stats.unknown} ` +
+      `unknown, ${r.stats.failed} failed (+${r.ops - r.stats.invoked} final reads)`,
     `  unknown    ${
       Object.entries(r.stats.causes)
         .map(([k, v]) => `${k} ${v}`)
@@ -233,9 +235,18 @@ export function formatReport(r: ChaosReport): string {
     `  faults     ${r.faults.length}: ${Object.entries(r.faultCounts)
       .map(([k, v]) => `${k} ${v}`)
       .join(', ')}`,
-    `  converged  ${r.converged ? `yes, executedUpTo ${r.executedUpTo} on every replica` : `NO ${JSON.stringify(r.executed ?? {})}`}`,
-    `  state      ${r.stateEqual ? `equal on every replica (${Object.keys(Object.values(r.finalStates)[0] ?? {}).length} keys)` : 'DIFFERENT (see problems)'}`,
-    `  lincheck   ${r.check.ok ? `linearizable (${r.check.checkedKeys} keys)` : r.check.timedOut ? `TIMED OUT on key ${r.check.key}` : `NOT LINEARIZABLE: key ${r.check.key}: ${r.check.reason}`}`,
+    `  converged  ` +
+      (r.converged ? `yes, executedUpTo ${r.executedUpTo} on every replica` : `NO ${JSON.stringify(r.executed ?? {})}`),
+    `  state      ` +
+      (r.stateEqual
+        ? `equal on every replica (${Object.keys(Object.values(r.finalStates)[0] ?? {}).length} keys)`
+        : 'DIFFERENT (see problems)'),
+    `  lincheck   ` +
+      (r.check.ok
+        ? `linearizable (${r.check.checkedKeys} keys)`
+        : r.check.timedOut
+          ? `TIMED OUT on key ${r.check.key}`
+          : `NOT LINEARIZABLE: key ${r.check.key}: ${r.check.reason}`),
     `  history    ${r.historyPath}`,
     `  run dir    ${r.dir} (logs/, faults.json${r.verdict === 'FAIL' ? ', data/' : ''})`,
   ];

@@ -23,7 +23,9 @@ export interface FuzzResult {
   counterexample?: string;
   ms: number;
   slowestMs: number;
-  /** how the inputs ended: accepted by the decoder, or refused with its typed error (the checks throw on anything else) */
+  /**
+   * how the inputs ended: accepted by the decoder, or refused with its typed error (the checks throw on anything else)
+   */
   interrupted: boolean;
   /** known open findings hit (by id), counted instead of failing */
   known: Record<string, number>;

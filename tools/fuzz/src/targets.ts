@@ -366,7 +366,9 @@ const messageLike = fc
 
 export const messagesTarget: FuzzTarget<{ base: Uint8Array; muts: Mutation[] | null }> = {
   name: 'messages',
-  what: 'decodeMessage (packages/protocol): valid messages mutated, message-shaped objects, random MessagePack, random bytes',
+  what:
+    'decodeMessage (packages/protocol): valid messages mutated, ' +
+    'message-shaped objects, random MessagePack, random bytes',
   arbitrary: fc.record({
     base: fc.oneof(
       anyMessage.map((m) => encodeMessage(m)),
@@ -429,7 +431,9 @@ export const respCommandsTarget: FuzzTarget<{
   valid: Buffer[][] | null;
 }> = {
   name: 'resp-commands',
-  what: 'RespCommandParser (apps/kv): pipelined commands and inline lines cut at random points, mutated, random bytes, small limits',
+  what:
+    'RespCommandParser (apps/kv): pipelined commands and inline ' +
+    'lines cut at random points, mutated, random bytes, small limits',
   arbitrary: fc.oneof(
     fc
       .record({
@@ -771,7 +775,6 @@ export const SELF_TEST_TARGETS: readonly FuzzTarget<any>[] = [
     what: 'a decoder that never returns on input 7',
     arbitrary: fc.nat({ max: 20 }),
     check: (n: number) => {
-      // eslint-disable-next-line no-empty
       while (n === 7) {}
     },
   },

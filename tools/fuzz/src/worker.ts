@@ -3,7 +3,9 @@ import fc from 'fast-check';
 import { fuzzTarget, type FuzzOptions } from './run.ts';
 import { cleanupTemp, targetByName } from './targets.ts';
 
-/** Runs one target and posts its FuzzResult; before each input it publishes the input's index and text in shared memory. */
+/**
+ * Runs one target and posts its FuzzResult; before each input it publishes the input's index and text in shared memory.
+ */
 const { target, opts, progress, text } = workerData as {
   target: string;
   opts: FuzzOptions;

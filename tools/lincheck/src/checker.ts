@@ -81,19 +81,27 @@ export function checkHistory(ops: readonly Op[], opts: CheckOptions = {}): Check
         ok: false,
         timedOut: true,
         key,
-        reason: `search timed out after ${opts.timeoutMs} ms on key ${fmtValue(key)} (${list.length} ops); ${checkedKeys} of ${byKey.size} keys checked`,
+        reason:
+          `search timed out after ${opts.timeoutMs} ms on key ${fmtValue(key)} ` +
+          `(${list.length} ops); ${checkedKeys} of ${byKey.size} keys checked`,
         checkedKeys,
       };
     }
     checkedKeys++;
     if (out.kind === 'fail') {
       const op = ops[out.stuck.index];
-      let reason = `key ${fmtValue(key)} is not linearizable: op #${out.stuck.index} (${describeOp(op)}) cannot take effect before it completes`;
+      let reason =
+        `key ${fmtValue(key)} is not linearizable: op #${out.stuck.index} ` +
+        `(${describeOp(op)}) cannot take effect before it completes`;
       if (out.placed === undefined && out.states !== undefined) {
         const shown = out.states.slice(0, 8).map(fmtValue).join(', ');
-        reason += `; by then the key can only hold ${out.states.length === 1 ? shown : `one of ${shown}${out.states.length > 8 ? ', ...' : ''}`}`;
+        reason +=
+          `; by then the key can only hold ` +
+          `${out.states.length === 1 ? shown : `one of ${shown}${out.states.length > 8 ? ', ...' : ''}`}`;
       } else if (out.placed !== undefined) {
-        reason += ` (the deepest search placed ${out.placed} of the key's ${out.total} completed ops; the key then held ${fmtValue(out.states?.[0] ?? null)})`;
+        reason +=
+          ` (the deepest search placed ${out.placed} of the key's ${out.total} ` +
+          `completed ops; the key then held ${fmtValue(out.states?.[0] ?? null)})`;
       }
       return { ok: false, key, op, opIndex: out.stuck.index, reason, checkedKeys };
     }

@@ -52,7 +52,8 @@ export function step(state: State, op: MOp): State | undefined {
       return (op.result === 1) === (state !== null) ? null : undefined;
     case K.Incr: {
       let next: string;
-      if (state !== null && !INTEGER.test(state)) return op.pending ? state : undefined; // INCR of a non-integer fails: no effect
+      // INCR of a non-integer fails: no effect
+      if (state !== null && !INTEGER.test(state)) return op.pending ? state : undefined;
       if ((state === null || state.length < 15) && op.deltaNum !== undefined) {
         next = String((state === null ? 0 : Number(state)) + op.deltaNum); // exact: both below 2^50
       } else {

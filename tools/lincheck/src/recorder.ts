@@ -49,7 +49,10 @@ export class HistoryRecorder {
     return op;
   }
 
-  /** The answer arrived. `result` per op: get → value|null, set → "OK" (default), del → 0|1, incr → new value, cas → boolean. */
+  /**
+   * The answer arrived. `result` per op: get → value|null, set →
+   * "OK" (default), del → 0|1, incr → new value, cas → boolean.
+   */
   complete(handle: OpHandle, result?: Op['result']): void {
     const op = this.take(handle);
     const done: Op = { ...op, complete: Math.max(this.clock(), op.invoke) };

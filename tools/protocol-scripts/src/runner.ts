@@ -76,13 +76,13 @@ export class ScriptRunner {
     this.ring = opts.ring ?? 'ring';
     this.self = adapter.defaultSelf;
     const sched = this.sched;
-    const runner = this;
+    const currentSelf = () => this.self;
     this.io = {
       sched,
       clock: { setTimeout: (fn, ms) => sched.after(ms, fn), clearTimeout: (h) => sched.cancel(h) },
       ring: this.ring,
       get self() {
-        return runner.self;
+        return currentSelf();
       },
       send: (m) => this.onSend(m),
       note: (text) => this.entries.push({ kind: 'note', text }),

@@ -109,7 +109,8 @@ const { join } = require('node:path');
 function probe() {
   const library = join(__dirname, 'lib', 'libfake.so');
   const found = existsSync(library);
-  return { backend: found ? 'libfake' : 'none', forced: null, libraries: { libfake: { found, library: found ? library : null } } };
+  return { backend: found ? 'libfake' : 'none', forced: null, ` +
+      `libraries: { libfake: { found, library: found ? library : null } } };
 }
 module.exports = { probe };
 if (require.main === module) process.stdout.write(probe().backend);
@@ -163,18 +164,22 @@ if (require.main === module) process.stdout.write(probe().backend);
 });
 
 describe('allowScripts in package.json', () => {
-  it('names exactly the locked packages that have install scripts, by name only (docs/decisions/0007-install-scripts.md)', () => {
-    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
-    const lock = JSON.parse(readFileSync(join(root, 'package-lock.json'), 'utf8'));
-    const withScripts = new Set<string>();
-    for (const [path, entry] of Object.entries<{ hasInstallScript?: boolean; link?: boolean }>(lock.packages)) {
-      if (!entry.hasInstallScript || entry.link || !path.includes('node_modules/')) continue;
-      withScripts.add(path.slice(path.lastIndexOf('node_modules/') + 'node_modules/'.length));
-    }
-    expect(Object.keys(pkg.allowScripts).sort()).toEqual([...withScripts].sort());
-    for (const [name, allowed] of Object.entries(pkg.allowScripts)) {
-      expect(name).not.toMatch(/.@/); // no version pin: an upgrade keeps its approval (see the decision)
-      expect(typeof allowed).toBe('boolean');
-    }
-  });
+  it(
+    'names exactly the locked packages that have install scripts, ' +
+      'by name only (docs/decisions/0007-install-scripts.md)',
+    () => {
+      const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+      const lock = JSON.parse(readFileSync(join(root, 'package-lock.json'), 'utf8'));
+      const withScripts = new Set<string>();
+      for (const [path, entry] of Object.entries<{ hasInstallScript?: boolean; link?: boolean }>(lock.packages)) {
+        if (!entry.hasInstallScript || entry.link || !path.includes('node_modules/')) continue;
+        withScripts.add(path.slice(path.lastIndexOf('node_modules/') + 'node_modules/'.length));
+      }
+      expect(Object.keys(pkg.allowScripts).sort()).toEqual([...withScripts].sort());
+      for (const [name, allowed] of Object.entries(pkg.allowScripts)) {
+        expect(name).not.toMatch(/.@/); // no version pin: an upgrade keeps its approval (see the decision)
+        expect(typeof allowed).toBe('boolean');
+      }
+    },
+  );
 });

@@ -26,12 +26,15 @@ export function replicaStates<SM extends StateMachine>(c: SimCluster<SM>): strin
     const st = r.status();
     const p = r.proposer.getSnapshot().context;
     const a = r.acceptor.getSnapshot().context;
+    const pages = [...p.promisePages]
+      .map(([from, pp]) => `${from}:${pp.entries.length} entries, next ${pp.next}`)
+      .join(',');
     lines.push(
       `${id}: proposer=${st.states.proposer} elector=${st.states.elector} acceptor=${st.states.acceptor} ` +
         `ballot=${p.ballot.round}.${p.ballot.leader} promised=${st.promised.round}.${st.promised.leader} ` +
         `maxRound=${p.maxRound} executed=${st.executedUpTo} fromSlot=${p.fromSlot} ` +
         `log=${a.accepted.size} slots above ${a.truncatedBelow} promises=${p.promises.size}/${p.quorum} ` +
-        `pages=${[...p.promisePages].map(([from, pp]) => `${from}:${pp.entries.length} entries, next ${pp.next}`).join(',') || '-'} ` +
+        `pages=${pages || '-'} ` +
         `awaiting=${p.awaitingCatchup}`,
     );
   }

@@ -31,7 +31,10 @@ export interface SimParams {
   machines?: RoleMachines;
   /** probability of a fault per client round (about every 5 simulated ms); default 0.03 */
   faultRate?: number;
-  /** spare replicas of the ring outside the initial configuration, for configuration changes (default 1; 0 turns changes off) */
+  /**
+   * spare replicas of the ring outside the initial configuration,
+   * for configuration changes (default 1; 0 turns changes off)
+   */
   spares?: number;
   /**
    * bounded liveness: once the faults stop, a leader is elected and a write commits within this many virtual ms
@@ -79,7 +82,9 @@ export interface SimReport {
   faults: number;
   /** configuration changes asked for, and those that took effect */
   configChanges: { asked: number; applied: number; finalMembers: string[] };
-  /** summed over the replicas alive at the end: snapshots saved, installed from a peer, and the highest log truncation */
+  /**
+   * summed over the replicas alive at the end: snapshots saved, installed from a peer, and the highest log truncation
+   */
   snapshots: { saved: number; installed: number; truncatedBelow: number };
   /** read-index reads (all zero unless readIndexShare or readers is set) */
   reads: ReadStats;
@@ -542,7 +547,8 @@ export async function simulate(p: SimParams): Promise<SimReport> {
       };
       const live = await checkLiveness(c, p.livenessMs, write, (cmd) => acked.add(tag(cmd)));
       if (!live.ok) throw new SafetyViolation(live.message!);
-      const after = `leader after ${live.leaderAfterMs!.toFixed(0)} ms, commit after ${live.commitAfterMs!.toFixed(0)} ms`;
+      const after =
+        `leader after ${live.leaderAfterMs!.toFixed(0)} ms, ` + `commit after ${live.commitAfterMs!.toFixed(0)} ms`;
       trace.push(`${t()} liveness: ${after}`);
       fin = true;
     } else {
@@ -588,12 +594,15 @@ export async function simulate(p: SimParams): Promise<SimReport> {
       const p = ps.context;
       const reprepare = ps.matches({ leading: { reconfiguring: 're-preparing' } });
       trace.push(
-        `${t()} state ${id}: ${st.states.proposer}/${st.states.elector} leader=${st.leader ?? '-'} ballot=${p.ballot.round}.${p.ballot.leader} ` +
-          `promised=${st.promised.round}.${st.promised.leader} executed=${st.executedUpTo} chosen=${st.chosenUpTo} applied=${c.sm(id).applied.length} ` +
-          `config=${st.configEpoch}:${st.members.join(',')} truncated=${r.acceptor.getSnapshot().context.truncatedBelow} fromSlot=${p.fromSlot} ` +
+        `${t()} state ${id}: ${st.states.proposer}/${st.states.elector} leader=${st.leader ?? '-'} ` +
+          `ballot=${p.ballot.round}.${p.ballot.leader} promised=${st.promised.round}.${st.promised.leader} ` +
+          `executed=${st.executedUpTo} chosen=${st.chosenUpTo} applied=${c.sm(id).applied.length} ` +
+          `config=${st.configEpoch}:${st.members.join(',')} ` +
+          `truncated=${r.acceptor.getSnapshot().context.truncatedBelow} fromSlot=${p.fromSlot} ` +
           `reprepare=${reprepare} pendingConfig=${p.pendingConfig?.slot ?? '-'} ` +
           `snapshots=${r.statistics().snapshots.installed}/${r.statistics().snapshots.latestSlot} ` +
-          `awaiting=${p.awaitingCatchup} promises=${[...p.promises.keys()].join(',')} pages=${[...p.promisePages.keys()].join(',')} ` +
+          `awaiting=${p.awaitingCatchup} promises=${[...p.promises.keys()].join(',')} ` +
+          `pages=${[...p.promisePages.keys()].join(',')} ` +
           `marked=${r.acceptor.getSnapshot().context.markedUpTo} acceptor=${st.states.acceptor}`,
       );
     }

@@ -13,7 +13,8 @@ export async function expectSeedsPass(from: number, to: number): Promise<void> {
     ops += r.okOps;
     if (!r.ok)
       failures.push(
-        `seed ${seed}: ${r.violation}\n  replay: npm run sim -- --seeds 1 --start-seed ${seed} --duration ${TEST_SIM.durationMs} --fault-rate ${TEST_SIM.faultRate} --verbose`,
+        `seed ${seed}: ${r.violation}\n  replay: npm run sim -- --seeds 1 --start-seed ${seed} ` +
+          `--duration ${TEST_SIM.durationMs} --fault-rate ${TEST_SIM.faultRate} --verbose`,
       );
   }
   expect(failures).toEqual([]);

@@ -46,7 +46,8 @@ function run(name: string, cmds: Uint8Array[], m: KvMachine, fresh = false): voi
   }
   const dt = Number(process.hrtime.bigint() - t0) / 1e9;
   console.log(
-    `${name.padEnd(30)} ${(n / dt / 1e6).toFixed(2).padStart(6)} M applies/s  (${n} in ${dt.toFixed(2)} s, ${((dt / n) * 1e9).toFixed(0)} ns each)`,
+    `${name.padEnd(30)} ${(n / dt / 1e6).toFixed(2).padStart(6)} M applies/s ` +
+      ` (${n} in ${dt.toFixed(2)} s, ${((dt / n) * 1e9).toFixed(0)} ns each)`,
   );
 }
 
@@ -77,7 +78,8 @@ for (const shared of [false, true]) {
   }
   const dt = Number(process.hrtime.bigint() - t0) / 1e9;
   console.log(
-    `${(shared ? 'SET x 3 replicas, share group' : 'SET 64-byte x 3 replicas').padEnd(30)} ${(n / dt / 1e6).toFixed(2).padStart(6)} M replicated ops/s (apply cost only)`,
+    `${(shared ? 'SET x 3 replicas, share group' : 'SET 64-byte x 3 replicas').padEnd(30)} ` +
+      `${(n / dt / 1e6).toFixed(2).padStart(6)} M replicated ops/s (apply cost only)`,
   );
 }
 const mem = process.memoryUsage();
@@ -103,7 +105,8 @@ console.log(`keys ${m.size}, rss ${(mem.rss / 2 ** 20).toFixed(0)} MiB, node ${p
   const same = fresh.digest() === big.digest();
   const tDigest = (performance.now() - t0) / 2;
   console.log(
-    `snapshot 1M keys: capture ${tCapture.toFixed(0)} ms, stream ${tEncode.toFixed(0)} ms (${frames.length} frames, ${(bytes / 2 ** 20).toFixed(1)} MiB), ` +
+    `snapshot 1M keys: capture ${tCapture.toFixed(0)} ms, stream ${tEncode.toFixed(0)} ms (${frames.length} ` +
+      `frames, ${(bytes / 2 ** 20).toFixed(1)} MiB), ` +
       `restore ${tRestore.toFixed(0)} ms, digest ${tDigest.toFixed(0)} ms, equal: ${same}`,
   );
 }

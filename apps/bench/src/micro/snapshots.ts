@@ -64,7 +64,9 @@ async function restart(n: number): Promise<void> {
     const digest = sm1.digest();
     await r1.stop();
     console.log(
-      `loaded ${n} commands in ${(loadMs / 1000).toFixed(1)} s (${Math.round(n / (loadMs / 1000))} cmds/s), ${executed} slots, ${st.snapshots.saved} snapshots, newest at slot ${st.snapshots.latestSlot}, log truncated below ${st.snapshots.truncatedBelow}`,
+      `loaded ${n} commands in ${(loadMs / 1000).toFixed(1)} s (${Math.round(n / (loadMs / 1000))} ` +
+        `cmds/s), ${executed} slots, ${st.snapshots.saved} snapshots, newest at slot ` +
+        `${st.snapshots.latestSlot}, log truncated below ${st.snapshots.truncatedBelow}`,
     );
 
     // the parts, measured apart
@@ -92,9 +94,12 @@ async function restart(n: number): Promise<void> {
     const same = sm2.digest() === digest;
     await r2.stop();
     console.log(
-      `restart: ${totalMs.toFixed(0)} ms until slot ${executed} executed again (createReplica ${createdMs.toFixed(0)} ms); ` +
-        `snapshot ${(snap.data.length / 1e6).toFixed(1)} MB at slot ${snap.meta.slot}: read+verify ${readMs.toFixed(0)} ms, restore ${restoreMs.toFixed(0)} ms; ` +
-        `WAL recovery ${walMs.toFixed(0)} ms (${rec.accepted.size} log entries after the truncation point); state equal: ${same}`,
+      `restart: ${totalMs.toFixed(0)} ms until slot ${executed} executed again (createReplica ` +
+        `${createdMs.toFixed(0)} ms); ` +
+        `snapshot ${(snap.data.length / 1e6).toFixed(1)} MB at slot ${snap.meta.slot}: read+verify ` +
+        `${readMs.toFixed(0)} ms, restore ${restoreMs.toFixed(0)} ms; ` +
+        `WAL recovery ${walMs.toFixed(0)} ms (${rec.accepted.size} log entries after the truncation point); ` +
+        `state equal: ${same}`,
     );
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -157,9 +162,12 @@ async function transfer(keys: number): Promise<void> {
   const mb = data.length / 1e6;
   const st = r2.statistics().snapshots;
   console.log(
-    `transfer over loopback TCP: ${mb.toFixed(1)} MB (${keys} keys) in ${totalMs.toFixed(0)} ms = ${(mb / (totalMs / 1000)).toFixed(1)} MB/s including restore; ` +
-      `chunks in and verified after ${wireMs.toFixed(0)} ms = ${(mb / (wireMs / 1000)).toFixed(1)} MB/s on the wire; KvMachine.restore alone ${restoreMs.toFixed(0)} ms; ` +
-      `window ${flow.window ?? 8} x ${flow.chunkBytes ?? 256 << 10} B, ${st.chunksReceived} chunks, ${st.badChunks} bad; installed at slot ${slot}; ${sm2.stats().keys} keys`,
+    `transfer over loopback TCP: ${mb.toFixed(1)} MB (${keys} keys) in ${totalMs.toFixed(0)} ms = ` +
+      `${(mb / (totalMs / 1000)).toFixed(1)} MB/s including restore; ` +
+      `chunks in and verified after ${wireMs.toFixed(0)} ms = ${(mb / (wireMs / 1000)).toFixed(1)} MB/s on ` +
+      `the wire; KvMachine.restore alone ${restoreMs.toFixed(0)} ms; ` +
+      `window ${flow.window ?? 8} x ${flow.chunkBytes ?? 256 << 10} B, ${st.chunksReceived} chunks, ` +
+      `${st.badChunks} bad; installed at slot ${slot}; ${sm2.stats().keys} keys`,
   );
   await r2.stop();
   await r1.stop();

@@ -142,7 +142,8 @@ for (const size of [100, 6 * 1024]) {
   console.log(
     `${String(actual).padStart(5)} B: end-to-end ${Math.round(e2e.perSec).toLocaleString('en-US')} msg/s ` +
       `(${e2e.mbPerSec.toFixed(1)} MB/s, ${e2e.msgs.toLocaleString('en-US')} msgs); ` +
-      `send() alone ${Math.round(so.perSec).toLocaleString('en-US')} calls/s (${so.dropped} dropped over maxPendingBytes); ` +
+      `send() alone ${Math.round(so.perSec).toLocaleString('en-US')} calls/s (${so.dropped} dropped over ` +
+      `maxPendingBytes); ` +
       `bare nats client, same bytes: ${Math.round(raw).toLocaleString('en-US')} msg/s`,
   );
 }

@@ -200,7 +200,9 @@ async function runKind(kind: 'shm' | 'tcp', local: boolean, dir: string): Promis
     rtts.sort((a, b) => a - b);
     const q = (p: number) => rtts[Math.min(rtts.length - 1, Math.floor(p * rtts.length))]!.toFixed(0);
     rows.push(
-      `| ${kind} | ${bytes} | ${Math.round(perSec).toLocaleString('en-US')} | ${((perSec * bytes) / 1e6).toFixed(1)} | ${((cpu.user + cpu.system) / Math.max(1, sent - s0)).toFixed(2)} | ${q(0.5)} | ${q(0.99)} |`,
+      `| ${kind} | ${bytes} | ${Math.round(perSec).toLocaleString('en-US')} | ` +
+        `${((perSec * bytes) / 1e6).toFixed(1)} | ` +
+        `${((cpu.user + cpu.system) / Math.max(1, sent - s0)).toFixed(2)} | ${q(0.5)} | ${q(0.99)} |`,
     );
   }
   await sender.close();
@@ -223,10 +225,12 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(path.join(args.get('dir') ?? '/dev/shm', 'decree-bench-'));
   try {
     console.log(
-      `transport-shm vs transport-tcp: ${local ? 'both ends in one process' : 'receiver in a child process'}, node ${process.version}, ${os.cpus().length} cores, load ${os
-        .loadavg()
-        .map((x) => x.toFixed(1))
-        .join(' ')}, ${seconds} s per size, ${pings} pings`,
+      `transport-shm vs transport-tcp: ${local ? 'both ends in one process' : 'receiver in a child process'}, ` +
+        `node ${process.version}, ${os.cpus().length} cores, ` +
+        `load ${os
+          .loadavg()
+          .map((x) => x.toFixed(1))
+          .join(' ')}, ${seconds} s per size, ${pings} pings`,
     );
     console.log('| transport | message bytes | messages/s | MB/s | sender CPU µs/msg | RTT p50 µs | RTT p99 µs |');
     console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: |');

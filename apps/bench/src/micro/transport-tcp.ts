@@ -1,8 +1,8 @@
 /**
  * Micro-benchmark: messages/s and MB/s of TcpTransport over loopback, for ~100-byte and ~6 KB
- * messages (a HeartbeatAck with a payload; an Accept carrying one command). The sender keeps a window of messages in flight
- * (the receiver acknowledges every `ackEvery` messages with a small message), so nothing is
- * dropped and the figure is the sustained rate.
+ * messages (a HeartbeatAck with a payload; an Accept carrying one command). The sender keeps a
+ * window of messages in flight (the receiver acknowledges every `ackEvery` messages with a small
+ * message), so nothing is dropped and the figure is the sustained rate.
  *
  *   node --conditions=source --import tsx apps/bench/src/micro/transport-tcp.ts          # both ends in one process
  *   node --conditions=source --import tsx apps/bench/src/micro/transport-tcp.ts --split  # receiver in a child process
@@ -129,10 +129,12 @@ async function main(): Promise<void> {
   await sender.whenConnected('R');
 
   console.log(
-    `transport-tcp loopback benchmark: ${split ? 'receiver in a child process' : 'both ends in one process'}, node ${process.version}, ${seconds} s per size`,
+    `transport-tcp loopback benchmark: ${split ? 'receiver in a child process' : 'both ends in one process'}, ` +
+      `node ${process.version}, ${seconds} s per size`,
   );
   console.log(
-    `| message bytes | messages/s | MB/s | CPU µs/msg (${split ? 'sender process' : 'both ends'}) | socket writes | frames/write | drops |`,
+    `| message bytes | messages/s | MB/s | CPU µs/msg (${split ? 'sender process' : 'both ends'}) ` +
+      `| socket writes | frames/write | drops |`,
   );
   console.log('| ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const size of sizes) {
@@ -175,7 +177,9 @@ async function main(): Promise<void> {
     const mbs = (perSec * bytes) / 1e6;
     const after = sender.stats();
     console.log(
-      `| ${bytes} | ${Math.round(perSec).toLocaleString('en-US')} | ${mbs.toFixed(1)} | ${((cpu.user + cpu.system) / Math.max(1, sent - s0)).toFixed(2)} | ${writes} | ${((sent - s0) / Math.max(1, writes)).toFixed(1)} | ${after.drops - before.drops} |`,
+      `| ${bytes} | ${Math.round(perSec).toLocaleString('en-US')} | ${mbs.toFixed(1)} | ` +
+        `${((cpu.user + cpu.system) / Math.max(1, sent - s0)).toFixed(2)} | ${writes} | ` +
+        `${((sent - s0) / Math.max(1, writes)).toFixed(1)} | ${after.drops - before.drops} |`,
     );
     // let the window drain before the next size
     const drainEnd = Date.now() + 10_000;
