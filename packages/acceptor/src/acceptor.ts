@@ -427,8 +427,6 @@ export const acceptorMachine = setup({
     },
     storeFull: ({ event }) => isStoreFullError((event as { err: Error | null }).err),
     storeFailed: ({ event }) => (event as { err: Error | null }).err !== null,
-    writing: ({ context }) => context.writing,
-    idle: ({ context }) => !context.writing,
     /** a graceful stop with records to write (or a write in flight to wait for) */
     gracefulWithWork: ({ context: d, event }) =>
       (event as { graceful?: boolean }).graceful === true &&
@@ -479,13 +477,8 @@ export const acceptorMachine = setup({
   states: {
     /** promises and accepts; each batch of records is group-committed before its replies go out */
     serving: {
-      initial: 'idle',
-      states: {
-        /** nothing being written: the next prepare or accept starts a group commit */
-        idle: { always: { guard: 'writing', target: 'writing' } },
-        /** a group commit in flight: what arrives meanwhile is the next batch */
-        writing: { always: { guard: 'idle', target: 'idle' } },
-      },
+      // A group commit in flight is the `writing` flag, not a substate: two XState state changes per
+      // write cost the one-client path 0.03 ms p50 and ~40 CPU µs per command (docs/decisions/0010)
       on: {
         persisted: [
           { guard: 'storeFull', target: 'full', actions: 'holdFull' },

@@ -21,8 +21,11 @@ export function retainWindow(o: ReplicaOptions | undefined): Partial<LearnerOpti
     sn.everySlots > 0 ? Math.max(l.retainSlots, 2 * sn.everySlots + sn.truncateMargin) : l.retainSlots;
   const retainBytes =
     sn.everyBytes > 0 ? Math.max(l.retainBytes, 2 * sn.everyBytes + sn.truncateMarginBytes) : l.retainBytes;
+  // the snapshotter hears the learner's progress at least as often as it may take a snapshot
+  const snapProgressSlots = sn.everySlots > 0 ? Math.min(l.snapProgressSlots, sn.everySlots) : l.snapProgressSlots;
+  const snapProgressBytes = sn.everyBytes > 0 ? Math.min(l.snapProgressBytes, sn.everyBytes) : l.snapProgressBytes;
   // an explicit setting wins (tests shrink the window to force catch-up by snapshot)
-  return { retainSlots, retainBytes, ...o?.learner };
+  return { retainSlots, retainBytes, snapProgressSlots, snapProgressBytes, ...o?.learner };
 }
 
 /** The initial configuration stored in the log (first start, or a bootstrap), if readable. */
