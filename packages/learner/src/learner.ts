@@ -11,6 +11,7 @@ import {
   type SlotValue,
   type StateMachine,
   CONTRACTS,
+  collectSnapshot,
   compareBallots,
   ensures,
   invariant,
@@ -571,7 +572,7 @@ export const learnerMachine = setup({
       } catch (err) {
         p = Promise.reject(err);
       }
-      d.capture = { seq, slot: d.executedUpTo, config: d.config, requested, data: p.then(collect) };
+      d.capture = { seq, slot: d.executedUpTo, config: d.config, requested, data: p.then(collectSnapshot) };
       d.paused = !sm.snapshotIsCopy;
     },
     sendSnapData: ({ context: d, event }) => {
@@ -819,25 +820,6 @@ export const learnerMachine = setup({
     stopped: { type: 'final' },
   },
 });
-
-/** Reads a snapshot stream (or buffer) to one buffer. */
-async function collect(s: Uint8Array | AsyncIterable<Uint8Array>): Promise<Uint8Array> {
-  if (s instanceof Uint8Array) return s;
-  const parts: Uint8Array[] = [];
-  let n = 0;
-  for await (const p of s) {
-    parts.push(p);
-    n += p.length;
-  }
-  if (parts.length === 1) return parts[0]!;
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
 
 /** A snapshot handed to the state machine in bounded pieces. */
 async function* pieces(data: Uint8Array): AsyncGenerator<Uint8Array> {

@@ -57,3 +57,22 @@ export interface StateMachine {
   /** The state was replaced by a peer's snapshot as of `slot`, stored under `name` (RSL StateCopied). */
   stateCopied?(slot: Slot, name: string): void;
 }
+
+/** Reads a state machine's snapshot (one buffer or a stream of pieces) into one buffer. */
+export async function collectSnapshot(s: Uint8Array | AsyncIterable<Uint8Array>): Promise<Uint8Array> {
+  if (s instanceof Uint8Array) return s;
+  const parts: Uint8Array[] = [];
+  let n = 0;
+  for await (const p of s) {
+    parts.push(p);
+    n += p.length;
+  }
+  if (parts.length === 1) return parts[0]!;
+  const out = new Uint8Array(n);
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}

@@ -223,25 +223,6 @@ export function snapshotWritesDone(d: SnapshotterData): Promise<void> {
   return Promise.allSettled([...d.writes]).then(() => undefined);
 }
 
-/** Reads a snapshot stream (or buffer) to one buffer. */
-export async function collect(s: Uint8Array | AsyncIterable<Uint8Array>): Promise<Uint8Array> {
-  if (s instanceof Uint8Array) return s;
-  const parts: Uint8Array[] = [];
-  let n = 0;
-  for await (const p of s) {
-    parts.push(p);
-    n += p.length;
-  }
-  if (parts.length === 1) return parts[0]!;
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
-
 // ------------------------------------------------------------------ taking snapshots
 
 function due(d: SnapshotterData, slot: Slot, bytes: number): boolean {

@@ -17,11 +17,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KvCommands, KvMachine } from '@decree/kv-machine';
-import { loadLatestValid } from '@decree/protocol';
+import { collectSnapshot, loadLatestValid } from '@decree/protocol';
 import { FileSnapshotStore, FileWalStore, MemorySnapshotStore, MemoryStore } from '@decree/storage';
 import { createTcpTransport, type PeerAddress } from '@decree/transport-tcp';
 import { createReplica, type Replica } from '@decree/replica';
-import { collect } from '@decree/snapshotter';
 
 const ms = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e6;
 const sleep = (n: number) => new Promise((r) => setTimeout(r, n));
@@ -109,7 +108,7 @@ async function restart(n: number): Promise<void> {
 async function transfer(keys: number): Promise<void> {
   const kv = new KvMachine();
   for (let i = 0; i < keys; i++) kv.apply(KvCommands.set(`key:${i}`, `value-${i}-${'x'.repeat(16)}`), i + 1);
-  const data = await collect(await kv.snapshot());
+  const data = await collectSnapshot(await kv.snapshot());
   const store1 = new MemorySnapshotStore();
   await store1.save(keys, ['r1', 'r2'], data);
   await new KvMachine().restore(data); // warm-up
