@@ -8,6 +8,7 @@ import { afterAll, beforeAll, expect } from 'vitest';
 import { ConfigError, parseConfig } from '../src/config.ts';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { freePorts, respOnce, type RespValue } from '@decree/chaos';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -414,4 +415,34 @@ export function issuesOf(raw: unknown): string[] {
     return (e as ConfigError).issues;
   }
   return [];
+}
+
+export function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
+}
+
+/** A base port such that base, base+1, base+2 are all free right now. */
+export async function freeRun(): Promise<number> {
+  for (let i = 0; i < 50; i++) {
+    const base = 20_000 + Math.floor(Math.random() * 40_000);
+    if ((await canListen(base)) && (await canListen(base + 1)) && (await canListen(base + 2))) return base;
+  }
+  throw new Error('no run of 3 free ports');
+}
+
+/** A command repeated until it is answered without an error (IDEMPOTENT commands only: GET, a fixed SET). */
+export async function settledWithin(timeoutMs: number, port: number, args: string[]) {
+  return waitFor(
+    `${args.join(' ')} on ${port}`,
+    async () => {
+      const v = await resp(port, args, 8000);
+      return v instanceof Error ? undefined : v;
+    },
+    timeoutMs,
+    200,
+  );
 }

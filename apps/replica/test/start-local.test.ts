@@ -22,6 +22,9 @@ import {
   tempDir,
   track,
   waitFor,
+  canListen,
+  freeRun,
+  settledWithin as settledIn,
 } from './helpers.ts';
 
 const tmp = tempDir('local');
@@ -29,22 +32,6 @@ afterAll(async () => {
   await killAll();
   tmp.remove();
 });
-
-function canListen(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.createServer();
-    s.once('error', () => resolve(false));
-    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
-  });
-}
-/** A base port such that base, base+1, base+2 are all free right now. */
-async function freeRun(): Promise<number> {
-  for (let i = 0; i < 50; i++) {
-    const base = 20_000 + Math.floor(Math.random() * 40_000);
-    if ((await canListen(base)) && (await canListen(base + 1)) && (await canListen(base + 2))) return base;
-  }
-  throw new Error('no run of 3 free ports');
-}
 
 /** The launcher's environment: a data dir and three disjoint runs of 3 free ports (peers, clients, status pages). */
 async function localEnv(name: string): Promise<Record<string, string>> {
@@ -109,17 +96,6 @@ async function addresses(l: Local): Promise<Map<string, number>> {
 }
 
 /** A command retried while the cluster elects its first leader. */
-async function settled(port: number, args: string[]) {
-  return waitFor(
-    `${args[0]} on ${port}`,
-    async () => {
-      const v = await resp(port, args, 8000);
-      return v instanceof Error ? undefined : v;
-    },
-    30_000,
-    200,
-  );
-}
 
 describe('npm start (tools/scripts/start-local.mjs)', () => {
   it('prints the client addresses, serves SET/GET, stops on SIGINT and keeps its data for the next start', async () => {
@@ -140,8 +116,8 @@ describe('npm start (tools/scripts/start-local.mjs)', () => {
     const cfg = JSON.parse(readFileSync(path.join(env.DECREE_DATA, 'cluster.json'), 'utf8'));
     expect(cfg.replicas.map((r: { port: number }) => r.port)).toEqual([base, base + 1, base + 2]);
 
-    expect(await settled(client + 1, ['SET', 'kept', 'across-restarts'])).toBe('OK');
-    expect(await settled(client, ['GET', 'kept'])).toBe('across-restarts');
+    expect(await settledIn(30_000, client + 1, ['SET', 'kept', 'across-restarts'])).toBe('OK');
+    expect(await settledIn(30_000, client, ['GET', 'kept'])).toBe('across-restarts');
     await waitFor('a leader line', () => /decree: r\d is the leader/.test(first.out()), 10_000);
 
     first.child.kill('SIGINT');
@@ -156,7 +132,7 @@ describe('npm start (tools/scripts/start-local.mjs)', () => {
     const second = startLocal(env);
     await addresses(second);
     expect(second.out()).toContain('(existing data is kept)');
-    expect(await settled(client + 2, ['GET', 'kept'])).toBe('across-restarts');
+    expect(await settledIn(30_000, client + 2, ['GET', 'kept'])).toBe('across-restarts');
     second.child.kill('SIGINT');
     expect(await exitOf(second.child, 30_000)).toEqual({ code: 0, signal: null });
     expect(second.out()).toMatch(/decree: stopped/);
@@ -169,7 +145,7 @@ describe('npm start (tools/scripts/start-local.mjs)', () => {
     const portOf = (id: string) => client + Number(id.slice(1)) - 1;
     const l = startLocal(env);
     await addresses(l);
-    expect(await settled(client, ['SET', 'warmup', 'x'])).toBe('OK');
+    expect(await settledIn(30_000, client, ['SET', 'warmup', 'x'])).toBe('OK');
     // the replica the launcher last named, once it says so itself
     const leader = await waitFor(
       `a leader line (stdout: ${l.out().slice(-300)})`,
@@ -337,7 +313,7 @@ describe('npm start (tools/scripts/start-local.mjs)', () => {
       expect(out).toMatch(/decree: r1 failed to start 3 times \(exit 1: address in use: [\d.:]+\); not restarting it/);
       expect(out).not.toContain('restarting r1');
       // the other two serve
-      expect(await settled(Number(env.DECREE_CLIENT_PORT) + 1, ['SET', 'two', 'of-three'])).toBe('OK');
+      expect(await settledIn(30_000, Number(env.DECREE_CLIENT_PORT) + 1, ['SET', 'two', 'of-three'])).toBe('OK');
       l.child.kill('SIGINT');
       expect(await exitOf(l.child, 30_000)).toEqual({ code: 0, signal: null });
       expect(processesWith(path.join(env.DECREE_DATA!, 'cluster.json'))).toEqual([]);

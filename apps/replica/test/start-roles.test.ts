@@ -6,7 +6,6 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
@@ -17,10 +16,12 @@ import {
   exitOf,
   freePorts,
   killAll,
-  resp,
   tempDir,
   track,
   waitFor,
+  canListen,
+  freeRun,
+  settledWithin as settledIn,
 } from './helpers.ts';
 
 const tmp = tempDir('roles');
@@ -28,35 +29,6 @@ afterAll(async () => {
   await killAll();
   tmp.remove();
 });
-
-function canListen(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.createServer();
-    s.once('error', () => resolve(false));
-    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
-  });
-}
-/** A base port such that base, base+1, base+2 are all free right now. */
-async function freeRun(): Promise<number> {
-  for (let i = 0; i < 50; i++) {
-    const base = 20_000 + Math.floor(Math.random() * 40_000);
-    if ((await canListen(base)) && (await canListen(base + 1)) && (await canListen(base + 2))) return base;
-  }
-  throw new Error('no run of 3 free ports');
-}
-
-/** A command repeated until it is answered without an error (IDEMPOTENT commands only: GET, a fixed SET). */
-async function settled(port: number, args: string[]) {
-  return waitFor(
-    `${args.join(' ')} on ${port}`,
-    async () => {
-      const v = await resp(port, args, 8000);
-      return v instanceof Error ? undefined : v;
-    },
-    40_000,
-    200,
-  );
-}
 
 describe('npm run start:roles (tools/scripts/start-roles.mjs)', () => {
   it('runs 3 replicas × 7 processes over nats-server; SET/GET through two replicas; SIGINT stops all', async () => {
@@ -110,17 +82,17 @@ describe('npm run start:roles (tools/scripts/start-roles.mjs)', () => {
 
     // writes at one replica's client process, reads (through the log) at another's; at most one of
     // them leads, so at least one of the two commands is forwarded to the leader's client process
-    expect(await settled(client, ['SET', 'roles', 'written-at-r1'])).toBe('OK');
-    expect(await settled(client + 1, ['GET', 'roles'])).toBe('written-at-r1');
-    expect(await settled(client + 2, ['SET', 'other', 'written-at-r3'])).toBe('OK');
-    expect(await settled(client, ['GET', 'other'])).toBe('written-at-r3');
-    expect(await settled(client + 1, ['GET', 'other'])).toBe('written-at-r3');
+    expect(await settledIn(40_000, client, ['SET', 'roles', 'written-at-r1'])).toBe('OK');
+    expect(await settledIn(40_000, client + 1, ['GET', 'roles'])).toBe('written-at-r1');
+    expect(await settledIn(40_000, client + 2, ['SET', 'other', 'written-at-r3'])).toBe('OK');
+    expect(await settledIn(40_000, client, ['GET', 'other'])).toBe('written-at-r3');
+    expect(await settledIn(40_000, client + 1, ['GET', 'other'])).toBe('written-at-r3');
     // READONLY has no local state to read in a client process: its GETs go through the log too
     const c = await RespClient.connect(client + 1);
     expect(await c.call(['READONLY'])).toBe('OK');
     expect(await c.call(['GET', 'roles'], 15_000)).toBe('written-at-r1');
     c.close();
-    const st = JSON.parse((await settled(client + 2, ['DECREE', 'STATUS'])) as string);
+    const st = JSON.parse((await settledIn(40_000, client + 2, ['DECREE', 'STATUS'])) as string);
     expect(st).toMatchObject({ id: 'r3', process: 'client' });
     expect(['r1', 'r2', 'r3']).toContain(st.leader);
 
