@@ -22,6 +22,13 @@ let sinceTruncate = 0;
 let out: string[] = [];
 let flushScheduled = false;
 
+/**
+ * The highest id the parent can have read: written to the kernel, not only queued. A pipe write is
+ * queued in this process when the parent reads slowly (a loaded machine) and is lost at the SIGKILL,
+ * so the truncation (which the parent checks against what it read) follows this, not maxAcked.
+ */
+let maxPrinted = -1;
+
 function ack(id: number): void {
   out.push(String(id));
   if (!flushScheduled) {
@@ -29,8 +36,12 @@ function ack(id: number): void {
     setImmediate(() => {
       flushScheduled = false;
       const s = out.join('\n') + '\n';
+      let top = -1;
+      for (const x of out) top = Math.max(top, Number(x));
       out = [];
-      process.stdout.write(s);
+      process.stdout.write(s, () => {
+        if (top > maxPrinted) maxPrinted = top;
+      });
     });
   }
 }
@@ -46,9 +57,9 @@ function appendOne(): void {
     ack(id);
     if (id > maxAcked) maxAcked = id;
     // a snapshotter would do this: keep the log bounded (acked ids below the mark may go)
-    if (++sinceTruncate >= 200) {
+    if (++sinceTruncate >= 200 && maxPrinted >= 0) {
       sinceTruncate = 0;
-      store.truncateBelow(maxAcked - 300);
+      store.truncateBelow(Math.min(maxAcked, maxPrinted) - 300);
     }
     appendOne();
   });
