@@ -7,7 +7,7 @@
  * Variants run interleaved, like ab.ts.
  *
  *   node --conditions=source --import tsx apps/bench/src/stalls.ts [--runs 3] [--n 10000] [--no-fill]
- *       [--trace-gc] [--timeline] [--strace] [--no-probe] [bundle] [entry=/path/to/decree.mjs] …
+ *       [--trace-gc] [--timeline] [--strace] [--no-probe] [--node-flag <flag>]… [bundle] [entry=<decree.mjs>] …
  *
  * --timeline: the SETs come from a client here (not redis-benchmark) that notes each reply over 10 ms
  * with its wall-clock time, to line the slow requests up with the processes' gaps and GCs.
@@ -28,6 +28,7 @@ let traceGc = false;
 let timeline = false;
 let strace = false;
 let probe = true;
+const extraFlags: string[] = [];
 const picks: [string, Partial<ClusterOptions>][] = [];
 for (let i = 0; i < args.length; i++) {
   const a = args[i]!;
@@ -38,6 +39,7 @@ for (let i = 0; i < args.length; i++) {
   else if (a === '--timeline') timeline = true;
   else if (a === '--strace') strace = true;
   else if (a === '--no-probe') probe = false;
+  else if (a === '--node-flag') extraFlags.push(args[++i]!);
   else if (a === 'bundle') picks.push([a, {}]);
   else if (a.startsWith('entry=')) picks.push([a.slice(a.lastIndexOf('/') + 1), { entry: a.slice(6) }]);
   else throw new Error(`unknown argument ${a}`);
@@ -143,7 +145,7 @@ async function oneRun(name: string, v: Partial<ClusterOptions>, r: number): Prom
     transport: 'tcp',
     storage: 'wal',
     ...v,
-    nodeFlags: [...(probe ? ['--import', probePath] : []), ...(traceGc ? ['--trace-gc'] : [])],
+    nodeFlags: [...(probe ? ['--import', probePath] : []), ...(traceGc ? ['--trace-gc'] : []), ...extraFlags],
     env: probe ? { DECREE_STALL_PROBE: stamp } : {},
     onLine: (id, line) => {
       if (/Mark-Compact|Mark-sweep|Scavenge/.test(line)) gcLines.push(`${id} ${line.trim()}`);
@@ -157,7 +159,7 @@ async function oneRun(name: string, v: Partial<ClusterOptions>, r: number): Prom
     await sleep(1000);
     const pids = Object.entries(c.pids);
     const leaderPid = c.pids[c.leaderId]!;
-    for (const [, pid] of pids) process.kill(pid, 'SIGUSR2'); // probe: start afresh
+    if (probe) for (const [, pid] of pids) process.kill(pid, 'SIGUSR2'); // probe: start afresh
     gcLines.length = 0;
     const c0 = ctxt(leaderPid);
     const st = strace
@@ -191,7 +193,7 @@ async function oneRun(name: string, v: Partial<ClusterOptions>, r: number): Prom
     }
     res.vol = ((c1[0] - c0[0]) / n) * 1000;
     res.invol = ((c1[1] - c0[1]) / n) * 1000;
-    for (const [, pid] of pids) process.kill(pid, 'SIGUSR2');
+    if (probe) for (const [, pid] of pids) process.kill(pid, 'SIGUSR2');
     await sleep(300);
     const lines: string[] = [];
     for (const [id, pid] of pids) {
