@@ -166,6 +166,7 @@ async function oneRun(name: string, v: Partial<ClusterOptions>, r: number): Prom
       ? spawn('strace', ['-f', '-c', '-p', String(leaderPid)], { stdio: ['ignore', 'ignore', 'pipe'] })
       : undefined;
     let straceOut = '';
+    let straceTop = '';
     st?.stderr!.setEncoding('utf8').on('data', (d: string) => (straceOut += d));
     if (st) await sleep(500);
     const t0 = Date.now();
@@ -190,6 +191,12 @@ async function oneRun(name: string, v: Partial<ClusterOptions>, r: number): Prom
       await new Promise((ok) => st.on('close', ok));
       const total = /\n[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?total/.exec(straceOut);
       if (total) res.syscalls = (Number(total[1]) / n) * 1000;
+      // the main syscalls per 1,000 SETs
+      const top = [...straceOut.matchAll(/^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?(\w+)$/gm)]
+        .map((m) => [m[2]!, (Number(m[1]) / n) * 1000] as const)
+        .filter(([name, per]) => name !== 'total' && per >= 100)
+        .sort((a, b) => b[1] - a[1]);
+      straceTop = top.map(([name, per]) => `${name} ${per.toFixed(0)}`).join(', ');
     }
     res.vol = ((c1[0] - c0[0]) / n) * 1000;
     res.invol = ((c1[1] - c0[1]) / n) * 1000;
@@ -223,6 +230,7 @@ async function oneRun(name: string, v: Partial<ClusterOptions>, r: number): Prom
         `${res.syscalls !== undefined ? `${res.syscalls.toFixed(0)} syscalls, ` : ''}` +
         `${res.vol.toFixed(0)} vol + ${res.invol.toFixed(0)} invol ctxt switches`,
     );
+    if (straceTop) console.log(`  leader syscalls per 1k SETs: ${straceTop}`);
     for (const l of lines) console.log(l);
     if (slow.length) console.log(`  slow replies (>10 ms): ${slow.map(([at, ms]) => `+${at - t0}:${ms}`).join(' ')}`);
     const files = filesSince(c.dir, t0).filter((f) => !f.endsWith('.json'));
