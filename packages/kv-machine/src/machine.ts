@@ -45,7 +45,7 @@ export interface KvMachineOptions {
    */
   readonly shareGroup?: KvShareGroup;
   /**
-   * What the snapshot stream waits for between two frames (about 1 MiB of state each). Default: the
+   * What the snapshot stream waits for between two frames (about 256 KiB of state each). Default: the
    * next turn of the event loop (setImmediate), so that encoding a large state never blocks the loop
    * for more than one frame (timers, sockets and the log's writes go on in between). false: no wait
    * (the stream is read in one go, as a deterministic simulation needs).
