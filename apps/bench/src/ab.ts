@@ -6,7 +6,7 @@
  *   node --conditions=source --import tsx apps/bench/src/ab.ts bundle entry=/path/to/other-decree.mjs
  *
  * Each run: redis-benchmark -t set -P 64 -c 50 -d 64 -n 400000 -r 100000 (SET/s, CPU s per million
- * SETs of the three replica processes), then -t set -P 1 -c 1 -n 5000 (p50, p99).
+ * SETs of the three replica processes), then -t set -P 1 -c 1 -n 5000 (p50, p99, max; --n1 sets the count).
  */
 import { loadavg } from 'node:os';
 import { processClusterBench, type ClusterOptions } from './cluster.ts';
@@ -30,10 +30,12 @@ const VARIANTS: Record<string, Partial<ClusterOptions>> = {
 
 const args = process.argv.slice(2);
 let rounds = 3;
+let n1 = 5000;
 const picks: [string, Partial<ClusterOptions>][] = [];
 for (let i = 0; i < args.length; i++) {
   const a = args[i]!;
   if (a === '--rounds') rounds = Number(args[++i]);
+  else if (a === '--n1') n1 = Number(args[++i]);
   else if (a.startsWith('entry=')) picks.push([a, { entry: a.slice(6) }]);
   else if (VARIANTS[a]) picks.push([a, VARIANTS[a]]);
   else throw new Error(`unknown variant ${a} (${Object.keys(VARIANTS).join(', ')}, entry=<bundle>)`);
@@ -45,12 +47,13 @@ for (let r = 0; r < rounds; r++)
   for (const [name, v] of picks) {
     const load = loadavg()[0]!.toFixed(1);
     try {
-      const rows = await processClusterBench({ transport: 'tcp', storage: 'wal', noGet: true, n1: 5000, ...v });
+      const rows = await processClusterBench({ transport: 'tcp', storage: 'wal', noGet: true, n1, ...v });
       const [p, one] = rows;
-      res.set(name, [...(res.get(name) ?? []), [p!.opsPerSec, p!.cpuSecPerMillion, one!.p50ms, one!.p99ms]]);
+      const row = [p!.opsPerSec, p!.cpuSecPerMillion, one!.p50ms, one!.p99ms, one!.maxMs ?? Number.NaN];
+      res.set(name, [...(res.get(name) ?? []), row]);
       console.log(
         `${name} round ${r} load ${load}: SET P64 ${Math.round(p!.opsPerSec)} (${p!.cpuSecPerMillion.toFixed(2)} ` +
-          `CPU s/M) | P1 p50 ${one!.p50ms} p99 ${one!.p99ms}`,
+          `CPU s/M) | P1 p50 ${one!.p50ms} p99 ${one!.p99ms} max ${one!.maxMs}`,
       );
     } catch (e) {
       console.log(`${name} round ${r} failed: ${(e as Error).message.split('\n')[0]}`);
@@ -60,5 +63,6 @@ const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length
 for (const [k, v] of res)
   console.log(
     `MEDIAN ${k}: ${Math.round(med(v.map((x) => x[0]!)))} SET/s, ${med(v.map((x) => x[1]!)).toFixed(2)} ` +
-      `CPU s/M, P1 p50 ${med(v.map((x) => x[2]!))} p99 ${med(v.map((x) => x[3]!))}`,
+      `CPU s/M, P1 p50 ${med(v.map((x) => x[2]!))} p99 ${med(v.map((x) => x[3]!))} ` +
+      `max ${med(v.map((x) => x[4]!))} (worst ${Math.max(...v.map((x) => x[4]!))})`,
   );

@@ -67,9 +67,13 @@ export interface ClusterOptions {
   nodeFlags?: string[];
   /** another bundle of the decree command to run (A/B comparisons of a change) */
   entry?: string;
+  /** every stdout line of a replica process (logs, --trace-gc) */
+  onLine?: (id: string, line: string) => void;
 }
 
 export interface ClusterHandle {
+  /** the cluster's data directory (cluster.json, one directory per replica) */
+  readonly dir: string;
   /** the client port of the replica that last said it leads */
   readonly leaderPort: number;
   readonly leaderId: string;
@@ -143,6 +147,7 @@ export async function startProcessCluster(o: ClusterOptions): Promise<ClusterHan
               while ((nl = buf.indexOf('\n')) >= 0) {
                 const line = buf.slice(0, nl);
                 buf = buf.slice(nl + 1);
+                o.onLine?.(r.id, line);
                 if (line.includes('"replica started"')) res();
                 if (line.includes('"this replica leads"')) {
                   leader = r.id;
@@ -163,6 +168,7 @@ export async function startProcessCluster(o: ClusterOptions): Promise<ClusterHan
     throw e;
   }
   return {
+    dir,
     get leaderPort() {
       return replicas.find((r) => r.id === leader)!.clientPort;
     },
@@ -252,6 +258,7 @@ export async function redisBenchmark(
     p50ms: percentile(res, 50),
     p99ms: percentile(res, 99),
     p999ms: percentile(res, 99.9),
+    maxMs: percentile(res, 100),
     // per test only when the run had one test
     cpuSecPerMillion: results.length === 1 ? ((c1 - c0) / res.requests) * 1e6 : Number.NaN,
   }));

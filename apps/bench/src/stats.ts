@@ -26,6 +26,8 @@ export interface BenchRow {
   p50ms: number;
   p99ms: number;
   p999ms: number;
+  /** the slowest request, when the load generator reports it (redis-benchmark's 100th percentile) */
+  maxMs?: number;
   cpuSecPerMillion: number;
   note?: string;
   /** the load generator's command line, when one was used */

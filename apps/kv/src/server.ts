@@ -261,13 +261,14 @@ export class KvServer {
     let pending = 0;
 
     // Replies leave in request order. A reply still being computed holds back the ones after it;
-    // when replies complete, one flush per turn writes every ready reply at the head as ONE socket
-    // write (a pipelined batch resolves together: 64 replies, one write).
+    // when replies complete, one flush at the end of the task (a microtask) writes every ready reply at
+    // the head as ONE socket write (a pipelined batch resolves together: 64 replies, one write), with no
+    // turn of the event loop between the outcome and its reply.
     let flushScheduled = false;
     const scheduleFlush = () => {
       if (flushScheduled) return;
       flushScheduled = true;
-      setImmediate(flush);
+      queueMicrotask(flush);
     };
     const flush = () => {
       flushScheduled = false;

@@ -2,6 +2,7 @@
  * KvServer over an in-process 3-replica LocalCluster (real time, loopback sockets): read modes,
  * sessions, errors, limits, AUTH, and fast-check fuzzing of a live server.
  */
+import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import Redis from 'ioredis';
@@ -367,6 +368,46 @@ describe('KvServer: each pipelined command gets its own answer (issue #17)', () 
       expect(msg(not)).toMatch(/^TRYAGAIN .*\(not executed\)$/);
       expect(slot).toBe(17); // the token names the slot the executed commands were in
     } finally {
+      c.close();
+      await server.close();
+    }
+  });
+});
+
+describe('KvServer: the single-command path', () => {
+  it('a reply is written in the task its outcome arrives in, not on a later turn of the event loop', async () => {
+    let release!: () => void;
+    const backend: KvBackend = {
+      execute: async () => {
+        throw new Error('not used: executeEach is preferred');
+      },
+      executeEach: (cmds) =>
+        new Promise((resolve) => {
+          release = () => resolve({ results: cmds.map(() => encodeInt(42)), slot: 1 });
+        }),
+      readLocal: () => new Uint8Array(0),
+      status: () => ({}),
+    };
+    const server = new KvServer({ port: 0, backend });
+    const { port } = await server.listen();
+    const c = await Raw.connect(port);
+    const log: string[] = [];
+    const write = net.Socket.prototype.write;
+    net.Socket.prototype.write = function (this: net.Socket, ...a: Parameters<typeof write>) {
+      if (String(a[0]).startsWith(':42')) log.push('reply written');
+      return write.apply(this, a);
+    } as typeof write;
+    try {
+      c.cmd('INCR', 'n');
+      for (let i = 0; i < 200 && !release; i++) await new Promise((r) => setTimeout(r, 5));
+      release(); // the outcome arrives; a turn of the event loop later:
+      setImmediate(() => log.push('next turn'));
+      const [r] = await c.replies(1);
+      expect(r).toBe(42);
+      await new Promise((ok) => setTimeout(ok, 10));
+      expect(log).toEqual(['reply written', 'next turn']);
+    } finally {
+      net.Socket.prototype.write = write;
       c.close();
       await server.close();
     }

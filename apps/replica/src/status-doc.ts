@@ -4,7 +4,7 @@
  * /status.json fetched over HTTP, with short timeouts.
  */
 import type { Replica } from '@decree/replica';
-import { activePaths, type LatencyWindow } from '@decree/telemetry';
+import { activePaths, type EventLoopDelaySummary, type LatencyWindow } from '@decree/telemetry';
 
 /** The role machines, by the names of their statecharts (docs/statecharts/<role>.md). */
 export const ROLES = ['elector', 'proposer', 'acceptor', 'learner', 'snapshotter', 'config-manager'] as const;
@@ -40,6 +40,8 @@ export interface Quantiles {
 export interface StatusDoc {
   id: string;
   time: number;
+  /** this process's event-loop delay (ms) over the last 1 to 2 minutes (absent before the first sample) */
+  eventLoopDelay?: EventLoopDelaySummary;
   rings: Array<{
     ring: string;
     leader: string | undefined;
@@ -75,6 +77,8 @@ export type RingDoc = StatusDoc['rings'][number];
 export interface DocExtras {
   latency?: readonly (LatencyWindow | undefined)[];
   leaderChanges?: readonly (readonly LeaderChange[])[];
+  /** the process's event-loop delay */
+  eventLoopDelay?: { summary(): EventLoopDelaySummary | undefined };
 }
 
 export function payloadText(p: Uint8Array | undefined): string | undefined {
@@ -86,9 +90,11 @@ export function payloadText(p: Uint8Array | undefined): string | undefined {
 }
 
 export function statusDoc(replicas: readonly Replica[], extras: DocExtras = {}): StatusDoc {
+  const eld = extras.eventLoopDelay?.summary();
   return {
     id: replicas[0]?.id ?? '',
     time: Date.now(),
+    ...(eld ? { eventLoopDelay: eld } : {}),
     rings: replicas.map((r, i) => {
       const s = r.status();
       const st = r.statistics();

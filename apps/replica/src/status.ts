@@ -2,7 +2,14 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import type { Replica } from '@decree/replica';
-import { chartOf, instrumentReplicaMetrics, LatencyWindow, type ReplicaMetrics } from '@decree/telemetry';
+import {
+  chartOf,
+  EventLoopDelay,
+  instrumentEventLoopDelay,
+  instrumentReplicaMetrics,
+  LatencyWindow,
+  type ReplicaMetrics,
+} from '@decree/telemetry';
 import { PrometheusReader } from '@decree/telemetry/prometheus';
 import {
   clusterView,
@@ -83,9 +90,11 @@ export async function startStatusServer(o: StatusServerOptions): Promise<StatusS
       ...(i === 0 && o.transportStats ? { transportStats: o.transportStats } : {}),
     }),
   );
+  const eld = new EventLoopDelay();
+  const offEld = instrumentEventLoopDelay(eld, meter, o.replicas[0] ? { replica: o.replicas[0].id } : {});
   const metricsHandler = reader.handler();
   const changes = o.replicas.map((r) => new LeaderChanges(r));
-  const extras = { latency, leaderChanges: changes.map((c) => c.list) };
+  const extras = { latency, leaderChanges: changes.map((c) => c.list), eventLoopDelay: eld };
   const charts: RingCharts = new Map(
     o.replicas.map((r) => [
       r.ring,
@@ -230,6 +239,8 @@ export async function startStatusServer(o: StatusServerOptions): Promise<StatusS
     async close() {
       for (const t of [sampler, ticker, peerTimer]) clearInterval(t);
       for (const m of metrics) m.stop();
+      offEld();
+      eld.stop();
       for (const c of clients) c.res.destroy();
       clients.clear();
       server.closeAllConnections?.();

@@ -93,6 +93,8 @@ describe('status server', () => {
       const me = c.replicas[i]!;
       const doc = await json<StatusDoc>(`${s.url}status.json`);
       expect(doc.id).toBe(me.id);
+      expect(doc.eventLoopDelay?.max).toBeGreaterThanOrEqual(0);
+      expect(doc.eventLoopDelay?.samples).toBeGreaterThan(0);
       const ring = doc.rings[0]!;
       expect(ring.leader).toBe(leader.id);
       expect(ring.isLeader).toBe(me === leader);
@@ -133,6 +135,7 @@ describe('status server', () => {
       expect(proposer).toMatch(/class="st compound on( self)?" data-path="leading"/);
       const metrics = await (await fetch(`${s.url}metrics`)).text();
       expect(metrics).toMatch(/^decree_commands_executed_total\{/m);
+      expect(metrics).toMatch(/^decree_event_loop_delay_ms\{.*stat="max".*\} [\d.]+$/m);
       expect(metrics).toMatch(/^decree_transport_bytes_total\{.*direction="out".*\} 2$/m);
       expect((await fetch(`${s.url}nope`)).status).toBe(404);
       expect((await fetch(s.url, { method: 'POST' })).status).toBe(405);

@@ -379,6 +379,14 @@ export const acceptorMachine = setup({
       context.full = null;
       for (const m of event.replies) context.input.send(m);
       askForRoom(context, false);
+      // only the learner's marks are waiting: they ride with the next write (or the learner's idle flush)
+      // instead of a write of their own, which the next accept would have to wait for
+      if (onlyMarks(context.pendingRecords)) {
+        const r = context.pendingReplies;
+        context.pendingReplies = [];
+        for (const m of r) context.input.send(m);
+        return;
+      }
       flush(context, self);
     },
     holdFull: ({ context: d, event }) => {
@@ -527,6 +535,13 @@ export const acceptorMachine = setup({
 });
 
 /** One pending record per meta key is enough: a newer one replaces it. */
+/** The pending records are only the learner's executed / decided marks (nothing a reply waits for). */
+function onlyMarks(records: readonly StoreRecord[]): boolean {
+  return (
+    records.length > 0 && records.every((r) => r.t === 'meta' && (r.key === EXECUTED_META || r.key === DECIDED_META))
+  );
+}
+
 function setMeta(d: AcceptorData, rec: Extract<StoreRecord, { t: 'meta' }>): void {
   const i = d.pendingRecords.findIndex((r) => r.t === 'meta' && r.key === rec.key);
   if (i >= 0) d.pendingRecords[i] = rec;

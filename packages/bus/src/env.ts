@@ -62,14 +62,33 @@ export class Rng {
   }
 }
 
-/** The real environment: wall clock, Math.random, deferral to the next turn of the event loop. */
-export function realEnv(): Env {
+/**
+ * Passes of the deferred queue run in one turn of the event loop: work deferred while draining (a
+ * message handled, then the message it sends, then the next) goes on in the same turn up to this many
+ * passes, and while the turn has taken less than REAL_ENV_TURN_BUDGET_MS; then it waits for the next
+ * turn so that timers and socket I/O get theirs (under load a pass is long: one pass per turn, as before).
+ */
+export const REAL_ENV_PASSES_PER_TURN = 4;
+export const REAL_ENV_TURN_BUDGET_MS = 1;
+
+/**
+ * The real environment: wall clock, Math.random, deferral to the end of the current turn of the event
+ * loop (setImmediate), and what that deferred work defers in turn in the same turn, for up to
+ * REAL_ENV_PASSES_PER_TURN passes within REAL_ENV_TURN_BUDGET_MS (each pass after the microtasks of the
+ * one before it, as if it were its own task); then on the next turn.
+ */
+export function realEnv(passesPerTurn = REAL_ENV_PASSES_PER_TURN, turnBudgetMs = REAL_ENV_TURN_BUDGET_MS): Env {
   let queue: (() => void)[] = [];
   let scheduled = false;
+  /** passes run in this turn and when it started (reset by a drain that starts a turn) */
+  let passes = 0;
+  let turnStart = 0;
   const drain = () => {
-    scheduled = false;
-    // Run what was queued before this turn; what it queues runs on the next turn, so timers and
-    // socket I/O get their turn in between (a microtask chain would starve them).
+    // `scheduled` stays true while the pass runs: what it defers is scheduled below, not by defer()
+    passes++;
+    // Run what was queued before this pass; what it queues runs in the next pass (after this pass's
+    // microtasks), in this turn while passes remain, else on the next turn, so timers and socket I/O
+    // get their turn in between (an unbounded microtask chain would starve them).
     const q = queue;
     queue = [];
     let i = 0;
@@ -80,11 +99,15 @@ export function realEnv(): Env {
         // a task threw: drop it, keep the rest (ahead of anything queued since) for the next turn
         queue = q.slice(i + 1).concat(queue);
       }
-      if (queue.length > 0 && !scheduled) {
-        scheduled = true;
-        setImmediate(drain);
-      }
+      if (queue.length === 0) scheduled = false;
+      else if (passes < passesPerTurn && performance.now() - turnStart < turnBudgetMs) queueMicrotask(drain);
+      else setImmediate(startTurn);
     }
+  };
+  const startTurn = () => {
+    passes = 0;
+    turnStart = performance.now();
+    drain();
   };
   return {
     clock: {
@@ -98,7 +121,7 @@ export function realEnv(): Env {
       queue.push(fn);
       if (!scheduled) {
         scheduled = true;
-        setImmediate(drain);
+        setImmediate(startTurn);
       }
     },
   };

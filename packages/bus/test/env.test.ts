@@ -103,6 +103,60 @@ describe('realEnv', () => {
     expect(log).toEqual(['a', 'b', 'c']);
   });
 
+  it('work deferred while draining runs in the same turn, after the microtasks of the pass before it', async () => {
+    const env = realEnv();
+    const log: string[] = [];
+    env.defer(() => {
+      log.push('a');
+      setImmediate(() => log.push('next turn'));
+      queueMicrotask(() => log.push('micro of a'));
+      env.defer(() => {
+        log.push('b');
+        env.defer(() => log.push('c'));
+      });
+    });
+    await new Promise((r) => setTimeout(r, 10));
+    // a chain of handlers (a message, the message it sends, …) needs no extra turn of the event loop
+    expect(log).toEqual(['a', 'micro of a', 'b', 'c', 'next turn']);
+  });
+
+  it('an endless chain of deferrals still lets the event loop turn (a bounded number of passes per turn)', async () => {
+    const env = realEnv(3, 1000);
+    let runs = 0;
+    let stop = false;
+    const again = () => {
+      runs++;
+      if (!stop) env.defer(again);
+    };
+    env.defer(again);
+    const at: number[] = [];
+    await new Promise<void>((r) =>
+      setImmediate(() => {
+        at.push(runs);
+        setImmediate(() => {
+          at.push(runs);
+          stop = true;
+          r();
+        });
+      }),
+    );
+    expect(at[0]).toBeLessThanOrEqual(3);
+    expect(at[1]! - at[0]!).toBe(3);
+  });
+
+  it('a turn whose passes took longer than the budget leaves the rest to the next turn', async () => {
+    const env = realEnv(100, 5);
+    const log: string[] = [];
+    env.defer(() => {
+      const end = performance.now() + 10;
+      while (performance.now() < end); // a long pass
+      setImmediate(() => log.push('next turn'));
+      env.defer(() => log.push('deferred'));
+    });
+    await new Promise((r) => setTimeout(r, 30));
+    expect(log).toEqual(['next turn', 'deferred']);
+  });
+
   it('clock and random come from the real world', async () => {
     const env = realEnv();
     const t0 = env.clock.now();

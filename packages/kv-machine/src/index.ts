@@ -38,6 +38,7 @@ export {
   SNAPSHOT_FORMAT,
   SNAPSHOT_VERSION,
   MAX_FRAME_BYTES,
+  dataFrame,
   type SnapshotContents,
 } from './snapshot.ts';
 export { SCAN_SLOTS, ScanIndex, globMatcher, keyHash, scanSlot } from './scan.ts';

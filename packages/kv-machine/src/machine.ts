@@ -44,7 +44,16 @@ export interface KvMachineOptions {
    * Requires that command bytes are not modified after they are proposed (Decree never does).
    */
   readonly shareGroup?: KvShareGroup;
+  /**
+   * What the snapshot stream waits for between two frames (about 256 KiB of state each). Default: the
+   * next turn of the event loop (setImmediate), so that encoding a large state never blocks the loop
+   * for more than one frame (timers, sockets and the log's writes go on in between). false: no wait
+   * (the stream is read in one go, as a deterministic simulation needs).
+   */
+  readonly snapshotYield?: (() => Promise<void>) | false;
 }
+
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 interface SharedSlot {
   slot: Slot;
@@ -247,6 +256,8 @@ const utf8ToBinary = (x: Bytes): string =>
  * input: a malformed command gets an error result, the same on every replica.
  */
 export class KvMachine implements StateMachine {
+  /** snapshot() captures the maps at the call (copy-on-call): commands may apply while its stream is read */
+  readonly snapshotIsCopy = true;
   private data = new Map<string, string>();
   private sessions = new Map<string, SessionEntry>();
   /**
@@ -264,6 +275,7 @@ export class KvMachine implements StateMachine {
   private nextSweep: Slot = 0;
   private appliedCount = 0;
   private readonly share: KvShareGroup | undefined;
+  private readonly snapshotYield: (() => Promise<void>) | undefined;
   /** position of the next command within the current slot (for the share group) */
   private idx = 0;
   /** the SCAN cursor index: built at the first SCAN, then kept up to date (derived, not part of the state) */
@@ -274,6 +286,7 @@ export class KvMachine implements StateMachine {
     this.ttlMs = opts.sessionTtlMs ?? DEFAULT_SESSION_TTL_MS;
     this.maxSessions = opts.maxSessions ?? DEFAULT_MAX_SESSIONS;
     this.share = opts.shareGroup;
+    this.snapshotYield = opts.snapshotYield === false ? undefined : (opts.snapshotYield ?? nextTurn);
     CONTRACTS && requires(Number.isSafeInteger(this.ttl) && this.ttl >= 1, 'sessionTtlSlots is a positive integer');
     CONTRACTS &&
       requires(Number.isSafeInteger(this.ttlMs) && this.ttlMs >= 0, 'sessionTtlMs is a non-negative integer');
@@ -597,10 +610,11 @@ export class KvMachine implements StateMachine {
   /**
    * A consistent copy of the state as of the last applied command. The references to keys, values
    * (immutable strings) and sessions are captured synchronously, so commands applied while the
-   * stream is consumed do not show in it; the stream is encoded lazily, frame by frame.
+   * stream is consumed do not show in it; the stream is encoded lazily, frame by frame, a turn of the
+   * event loop between two frames (`snapshotYield`).
    */
   async snapshot(): Promise<AsyncIterable<Uint8Array>> {
-    return writeSnapshot(this.capture());
+    return writeSnapshot(this.capture(), this.snapshotYield);
   }
 
   /** The whole snapshot as one buffer. */

@@ -17,8 +17,12 @@ export const SNAPSHOT_FORMAT = 'decree-kv';
 export const SNAPSHOT_VERSION = 2;
 /** version 1 (before sessions had a time window): no nowMs, sessions without lastMs; still read */
 const SNAPSHOT_VERSION_1 = 1;
-/** frames are cut near this many payload bytes */
-const FRAME_TARGET_BYTES = 1 << 20;
+/**
+ * frames are cut near this many payload bytes: the writer yields between frames, so this bounds what one
+ * turn of the event loop encodes (1 MiB frames stalled an unpipelined SET for 80–160 ms at a snapshot of
+ * 100,000 keys in three processes on two cores; 256 KiB: 40–80 ms)
+ */
+const FRAME_TARGET_BYTES = 256 << 10;
 const FRAME_MAX_ENTRIES = 1 << 16;
 /** a reader refuses frames larger than this (a corrupt length must not make it buffer without bound) */
 export const MAX_FRAME_BYTES = 256 << 20;
@@ -56,7 +60,66 @@ function frame(v: unknown): Uint8Array {
 
 const bin = (s: string): Buffer => Buffer.from(s, 'latin1');
 
-export async function* writeSnapshot(c: SnapshotContents): AsyncGenerator<Uint8Array> {
+const binHeaderBytes = (n: number) => (n < 0x100 ? 2 : n < 0x10000 ? 3 : 5);
+
+/**
+ * The data frame { d: [keys[from], values[from], …] } with the key and value strings (binary, latin1)
+ * as MessagePack bin, written straight into one buffer: the same bytes as frame({ d: [bin(k), bin(v), …] })
+ * without a Buffer per string (on a state of 100,000 keys, ten times faster).
+ */
+export function dataFrame(keys: readonly string[], values: readonly string[], from: number, to: number): Uint8Array {
+  const count = 2 * (to - from);
+  let body = 3 + (count < 16 ? 1 : count < 0x10000 ? 3 : 5); // fixmap, "d", the array's header
+  for (let i = from; i < to; i++) {
+    const k = keys[i]!.length;
+    const v = values[i]!.length;
+    body += binHeaderBytes(k) + k + binHeaderBytes(v) + v;
+  }
+  const out = Buffer.allocUnsafe(4 + body);
+  out.writeUInt32LE(body, 0);
+  out[4] = 0x81;
+  out[5] = 0xa1;
+  out[6] = 0x64; // "d"
+  let o = 7;
+  if (count < 16) out[o++] = 0x90 | count;
+  else if (count < 0x10000) {
+    out[o] = 0xdc;
+    out.writeUInt16BE(count, o + 1);
+    o += 3;
+  } else {
+    out[o] = 0xdd;
+    out.writeUInt32BE(count, o + 1);
+    o += 5;
+  }
+  const put = (s: string) => {
+    const n = s.length;
+    if (n < 0x100) {
+      out[o] = 0xc4;
+      out[o + 1] = n;
+      o += 2;
+    } else if (n < 0x10000) {
+      out[o] = 0xc5;
+      out.writeUInt16BE(n, o + 1);
+      o += 3;
+    } else {
+      out[o] = 0xc6;
+      out.writeUInt32BE(n, o + 1);
+      o += 5;
+    }
+    o += out.write(s, o, 'latin1');
+  };
+  for (let i = from; i < to; i++) {
+    put(keys[i]!);
+    put(values[i]!);
+  }
+  return out;
+}
+
+/**
+ * The snapshot stream of `c`, frame by frame; `pause` (when given) is awaited after each frame of
+ * entries, so that a consumer reading it in a loop lets the event loop turn between frames.
+ */
+export async function* writeSnapshot(c: SnapshotContents, pause?: () => Promise<void>): AsyncGenerator<Uint8Array> {
   yield frame({
     t: SNAPSHOT_FORMAT,
     v: SNAPSHOT_VERSION,
@@ -69,20 +132,18 @@ export async function* writeSnapshot(c: SnapshotContents): AsyncGenerator<Uint8A
     sessions: c.sessions.length,
     forgotten: c.forgotten.length,
   });
-  let d: Buffer[] = [];
+  let from = 0;
   let bytes = 0;
   for (let i = 0; i < c.keys.length; i++) {
-    const k = c.keys[i]!;
-    const v = c.values[i]!;
-    d.push(bin(k), bin(v));
-    bytes += k.length + v.length + 8;
-    if (bytes >= FRAME_TARGET_BYTES || d.length >= 2 * FRAME_MAX_ENTRIES) {
-      yield frame({ d });
-      d = [];
+    bytes += c.keys[i]!.length + c.values[i]!.length + 8;
+    if (bytes >= FRAME_TARGET_BYTES || i + 1 - from >= FRAME_MAX_ENTRIES) {
+      yield dataFrame(c.keys, c.values, from, i + 1);
+      from = i + 1;
       bytes = 0;
+      if (pause) await pause();
     }
   }
-  if (d.length > 0) yield frame({ d });
+  if (from < c.keys.length) yield dataFrame(c.keys, c.values, from, c.keys.length);
   let s: [Buffer, number, number, Uint8Array, number][] = [];
   bytes = 0;
   for (const [id, seq, lastSlot, result, lastMs] of c.sessions) {
@@ -92,6 +153,7 @@ export async function* writeSnapshot(c: SnapshotContents): AsyncGenerator<Uint8A
       yield frame({ s });
       s = [];
       bytes = 0;
+      if (pause) await pause();
     }
   }
   if (s.length > 0) yield frame({ s });
@@ -101,6 +163,7 @@ export async function* writeSnapshot(c: SnapshotContents): AsyncGenerator<Uint8A
     if (x.length >= FRAME_MAX_ENTRIES) {
       yield frame({ x });
       x = [];
+      if (pause) await pause();
     }
   }
   if (x.length > 0) yield frame({ x });

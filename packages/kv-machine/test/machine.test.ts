@@ -1,12 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { ContractViolation } from '@decree/protocol';
+import { ContractViolation, encodeValue } from '@decree/protocol';
 import {
   KvCommands,
   KvMachine,
   KvResults,
   KvShareGroup,
   SCAN_SLOTS,
+  dataFrame,
   decodeResult,
   globMatcher,
   parseInt64,
@@ -737,12 +738,99 @@ describe('determinism and snapshots', () => {
     for (let i = 0; i < 100; i++) m.apply(KvCommands.session(`c${i}`, 1, KvCommands.incr('n')), 100);
     const frames: Uint8Array[] = [];
     for await (const f of await m.snapshot()) frames.push(f);
-    expect(frames.length).toBeGreaterThan(3); // header, >= 2 data frames (3 MB), sessions, trailer
+    expect(frames.length).toBeGreaterThan(3); // header, data frames (3 MB), sessions, trailer
     const fresh = new KvMachine();
     await fresh.restore(frames);
     expect(fresh.digest()).toBe(m.digest());
     expect(fresh.size).toBe(3001); // k0..k2999 and n
     expect(fresh.get('n')).toEqual(b('100'));
+  });
+});
+
+describe('snapshots of a large state do not block the event loop', () => {
+  const large = () => {
+    const m = new KvMachine();
+    const value = new Uint8Array(1000).fill(7);
+    for (let i = 0; i < 3000; i++) m.apply(KvCommands.set(`k${i}`, value), 1 + (i >> 6));
+    return m;
+  };
+
+  it('it is copy-on-call (the learner keeps applying while the stream is read)', () => {
+    expect(new KvMachine().snapshotIsCopy).toBe(true);
+  });
+
+  it('the event loop turns between two frames of the stream', async () => {
+    const m = large();
+    let turns = 0;
+    let frames = 0;
+    let framesBeforeFirstTurn = -1;
+    const tick = () => {
+      turns++;
+      if (framesBeforeFirstTurn < 0) framesBeforeFirstTurn = frames;
+    };
+    setImmediate(tick);
+    for await (const _ of await m.snapshot()) frames++;
+    expect(frames).toBeGreaterThan(3);
+    // an immediate queued before reading ran while the stream was read, not after its end
+    expect(turns).toBe(1);
+    expect(framesBeforeFirstTurn).toBeGreaterThan(0);
+    expect(framesBeforeFirstTurn).toBeLessThan(frames);
+  });
+
+  it('a data frame written straight from the strings is the MessagePack of { d: [bin, …] }', () => {
+    const lens = fc.oneof(fc.nat(20), fc.constantFrom(0, 255, 256, 65_535, 65_536, 70_000));
+    const latin1 = (n: number, seed: number) =>
+      String.fromCharCode(...Array.from({ length: n }, (_, i) => (i * 7 + seed) & 0xff));
+    fc.assert(
+      fc.property(fc.array(fc.tuple(lens, lens), { maxLength: 20 }), fc.nat(3), (pairs, skip) => {
+        const keys = pairs.map(([k], i) => latin1(k, i));
+        const values = pairs.map(([, v], i) => latin1(v, i + 1));
+        const from = Math.min(skip, keys.length);
+        const body = encodeValue({
+          d: keys.slice(from).flatMap((k, i) => [Buffer.from(k, 'latin1'), Buffer.from(values[from + i]!, 'latin1')]),
+        });
+        const got = Buffer.from(dataFrame(keys, values, from, keys.length));
+        expect(got.readUInt32LE(0)).toBe(body.length);
+        expect(got.subarray(4).equals(Buffer.from(body))).toBe(true);
+      }),
+      { numRuns: 60 },
+    );
+    // array headers past 15 and past 65,535 entries
+    for (const n of [8, 40_000]) {
+      const keys = Array.from({ length: n }, (_, i) => `k${i}`);
+      const values = keys.map((k) => `v${k}`);
+      const body = encodeValue({ d: keys.flatMap((k, i) => [Buffer.from(k, 'latin1'), Buffer.from(values[i]!)]) });
+      expect(
+        Buffer.from(dataFrame(keys, values, 0, n))
+          .subarray(4)
+          .equals(Buffer.from(body)),
+      ).toBe(true);
+    }
+  });
+
+  it('frames are small (about 256 KiB): one turn of the event loop encodes at most that much', async () => {
+    const m = large(); // 3,000 values of 1,000 bytes
+    const sizes: number[] = [];
+    for await (const f of await m.snapshot()) sizes.push(f.length);
+    expect(sizes.length).toBeGreaterThanOrEqual(12);
+    for (const n of sizes) expect(n).toBeLessThan((256 << 10) + 2_000);
+  });
+
+  it('snapshotYield false reads it in one go (a deterministic simulation); a custom wait is used', async () => {
+    let turned = false;
+    setImmediate(() => (turned = true));
+    const m = new KvMachine({ snapshotYield: false });
+    const value = new Uint8Array(1000).fill(7);
+    for (let i = 0; i < 3000; i++) m.apply(KvCommands.set(`k${i}`, value), 1);
+    for await (const _ of await m.snapshot());
+    expect(turned).toBe(false);
+    let waits = 0;
+    const c = new KvMachine({ snapshotYield: async () => void waits++ });
+    for (let i = 0; i < 3000; i++) c.apply(KvCommands.set(`k${i}`, value), 1);
+    const fresh = new KvMachine();
+    await fresh.restore(await c.snapshot());
+    expect(waits).toBeGreaterThanOrEqual(2);
+    expect(fresh.digest()).toBe(c.digest());
   });
 });
 

@@ -259,6 +259,24 @@ describe('FileWalStore', () => {
     },
   );
 
+  it('makes a spare segment durable a little at a time, not with one fdatasync of the whole segment', async () => {
+    const d = dir();
+    const ops: string[] = [];
+    const { s } = await open(d, {
+      segmentBytes: 4 << 20,
+      preallocateSyncBytes: 1 << 20,
+      faults: (op, path) => {
+        if (op === 'preallocate') ops.push(path);
+      },
+    });
+    // the first segment was made by recover(): one call before it, then one before each 1 MiB sync but the last
+    const spare = ops.filter((p) => p.endsWith('wal-00000000000000000001.log.tmp'));
+    expect(spare.length).toBeGreaterThanOrEqual(4);
+    await appendP(s, [acceptRec(1)]);
+    await s.close();
+    expect(statSync(segFiles(d)[0]!).size).toBe(4 << 20);
+  });
+
   it('names the path on a permission error (EACCES) at open', async () => {
     const d = dir();
     await (await open(d)).s.close();

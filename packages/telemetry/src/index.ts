@@ -14,6 +14,12 @@ export {
 } from './metrics.ts';
 export { LatencyWindow } from './latency.ts';
 export {
+  EventLoopDelay,
+  instrumentEventLoopDelay,
+  type EventLoopDelayOptions,
+  type EventLoopDelaySummary,
+} from './event-loop.ts';
+export {
   activePaths,
   chartOf,
   type Chart,

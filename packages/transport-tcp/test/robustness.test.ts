@@ -293,6 +293,18 @@ describe('coalescing', () => {
     await waitFor(() => b.got.length === before + 20, '20 messages');
     expect(a.t.stats().socketWrites - w0).toBe(1);
   });
+
+  it('what a task sends is written at its end, not on the next turn of the event loop', async () => {
+    const { a, b } = await pair();
+    const w0 = a.t.stats().socketWrites;
+    const before = b.got.length;
+    a.t.send(makeMessage('heartbeat', 'a', 'b', 'x'));
+    a.t.send(makeMessage('heartbeat', 'a', 'b', 'y'));
+    expect(a.t.stats().socketWrites - w0).toBe(0); // not synchronous: a task's sends share a write
+    await null; // a microtask queued after the sends: the end of this task
+    expect(a.t.stats().socketWrites - w0).toBe(1);
+    await waitFor(() => b.got.length === before + 2, '2 messages');
+  });
 });
 
 describe('close', () => {

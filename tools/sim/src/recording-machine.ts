@@ -28,7 +28,7 @@ export class RecordingKv implements StateMachine {
   /** both copies below are taken at the call (KvMachine captures its maps synchronously) */
   readonly snapshotIsCopy = true;
   constructor(private readonly opts: RecordingKvOptions = {}) {
-    this.kv = new KvMachine(opts);
+    this.kv = new KvMachine({ ...opts, snapshotYield: false }); // read in one go: the simulation is deterministic
   }
   /** How a command is named in `applied`. */
   tag(command: Uint8Array): string {
@@ -53,7 +53,7 @@ export class RecordingKv implements StateMachine {
     const parts: Uint8Array[] = [];
     for await (const p of s) parts.push(p);
     const v = decodeValue(Buffer.concat(parts)) as { applied: { slot: Slot; cmd: string }[]; kv: Uint8Array };
-    const kv = new KvMachine(this.opts);
+    const kv = new KvMachine({ ...this.opts, snapshotYield: false });
     await kv.restore(v.kv);
     this.kv = kv;
     this.applied = v.applied;
