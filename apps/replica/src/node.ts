@@ -132,6 +132,32 @@ async function makeTransport(cfg: ClusterConfig, id: string, log: Logger): Promi
  * keeps the order. A command that may have executed (`maybeExecuted`) is never retried: outside a
  * client session a retry could apply it twice (issue #17).
  */
+/** The RESP server's address and limits from the cluster config (a replica's or a client process's). */
+export function kvServerLimits(cfg: ClusterConfig, me: { clientPort: number; host: string }) {
+  return {
+    port: me.clientPort,
+    host: me.host,
+    ...(cfg.kv.password ? { password: cfg.kv.password } : {}),
+    maxValueBytes: cfg.kv.maxValueBytes,
+    maxPendingPerConnection: cfg.kv.maxPendingPerConnection,
+    maxConnections: cfg.kv.maxConnections,
+    limits: { maxBulkLength: cfg.kv.maxRequestBytes },
+  };
+}
+
+/** A RESP backend's command execution through `target` (a replica, or a client process's client side). */
+export function kvExecute(target: Pick<Replica, 'executeEach'>) {
+  return {
+    execute: async (cmds: readonly Uint8Array[]) => {
+      const o = await executeEachWithRetry(target, cmds);
+      const err = batchError(o);
+      if (err) throw err;
+      return o.results;
+    },
+    executeEach: (cmds: readonly Uint8Array[]) => executeEachWithRetry(target, cmds),
+  };
+}
+
 export async function executeEachWithRetry(
   replica: Pick<Replica, 'executeEach'>,
   cmds: readonly Uint8Array[],
@@ -222,21 +248,9 @@ export async function startNode(cfg: ClusterConfig, id: string, o: StartNodeOpti
   const replica = replicas.get(first)!;
   const sm = machines.get(first)!;
   const kv = new KvServer({
-    port: me.clientPort,
-    host: me.host,
-    ...(cfg.kv.password ? { password: cfg.kv.password } : {}),
-    maxValueBytes: cfg.kv.maxValueBytes,
-    maxPendingPerConnection: cfg.kv.maxPendingPerConnection,
-    maxConnections: cfg.kv.maxConnections,
-    limits: { maxBulkLength: cfg.kv.maxRequestBytes },
+    ...kvServerLimits(cfg, me),
     backend: {
-      execute: async (cmds) => {
-        const o = await executeEachWithRetry(replica, cmds);
-        const err = batchError(o);
-        if (err) throw err;
-        return o.results;
-      },
-      executeEach: (cmds) => executeEachWithRetry(replica, cmds),
+      ...kvExecute(replica),
       readLocal: (cmd) => sm.query(cmd),
       isLeader: () => replica.isLeader(),
       readIndex: () => replica.readIndex(),

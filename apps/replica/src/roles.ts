@@ -9,12 +9,12 @@ import type { Logger } from 'pino';
 import { Bus, realEnv } from '@decree/bus';
 import { KvMachine } from '@decree/kv-machine';
 import type { AcceptorStore, Role } from '@decree/protocol';
-import { batchError, statePath } from '@decree/replica';
+import { statePath } from '@decree/replica';
 import { HOSTED_ROLES, startRoleHost, type HostedRole } from '@decree/role-host';
 import { createNatsTransport } from '@decree/transport-nats';
 import { KvServer } from '@decree/app-kv';
 import { type ClusterConfig, snapshotPolicy } from './config.ts';
-import { executeEachWithRetry, makeSnapshots, makeStore } from './node.ts';
+import { kvExecute, kvServerLimits, makeSnapshots, makeStore } from './node.ts';
 
 export { HOSTED_ROLES, type HostedRole };
 
@@ -103,23 +103,11 @@ export async function startRoleProcess(
   if (host.client) {
     const client = host.client;
     kv = new KvServer({
-      port: me.clientPort,
-      host: me.host,
-      ...(cfg.kv.password ? { password: cfg.kv.password } : {}),
-      maxValueBytes: cfg.kv.maxValueBytes,
-      maxPendingPerConnection: cfg.kv.maxPendingPerConnection,
-      maxConnections: cfg.kv.maxConnections,
-      limits: { maxBulkLength: cfg.kv.maxRequestBytes },
+      ...kvServerLimits(cfg, me),
       // no readLocal, isLeader, readIndex, waitForSlot: the state machine is in the learner's process,
       // so every read (READONLY ones too) is a command through the log
       backend: {
-        execute: async (cmds) => {
-          const r = await executeEachWithRetry(client, cmds);
-          const err = batchError(r);
-          if (err) throw err;
-          return r.results;
-        },
-        executeEach: (cmds) => executeEachWithRetry(client, cmds),
+        ...kvExecute(client),
         status: () => {
           const s = client.status();
           const l = cfg.replicas.find((r) => r.id === s.leader);
