@@ -473,6 +473,9 @@ function sendProgress(d: LearnerData): void {
   });
 }
 
+/** chosen slots it lacks are asked of a peer: a catch-up request for a slot not executed yet */
+const catchingUp = (d: LearnerData): boolean => d.decidedUpTo > d.executedUpTo && d.catchupAskedFor > d.executedUpTo;
+
 export const learnerMachine = setup({
   types: {
     context: {} as LearnerData,
@@ -488,10 +491,10 @@ export const learnerMachine = setup({
   guards: {
     snapshotRequested: ({ context }) => context.snapshotRequest.requested,
     /** chosen slots it lacks are asked of a peer (a catch-up request for a slot not yet executed) */
-    catchingUp: ({ context: d }) => d.decidedUpTo > d.executedUpTo && d.catchupAskedFor > d.executedUpTo,
+    catchingUp: ({ context: d }) => catchingUp(d),
+    caughtUp: ({ context: d }) => !catchingUp(d),
     /** a peer no longer holds the slots it misses: only a snapshot install can help */
     needsSnapshot: ({ context: d }) => d.needsSnapshot !== null,
-    caughtUp: ({ context: d }) => !(d.decidedUpTo > d.executedUpTo && d.catchupAskedFor > d.executedUpTo),
     snapshotNotNeeded: ({ context: d }) => d.needsSnapshot === null,
     /** an automatic snapshot the state machine refuses (RSL trySnapshot) */
     refuses: ({ context, event }) => {
