@@ -33,6 +33,11 @@ export interface NativePmemLog {
   readonly isPmem: boolean;
   /** metadata commit sequence number */
   readonly seq: number;
+  /**
+   * true when open found the last commit torn (a crash during its flush: never acknowledged) and
+   * went back to the commit before it
+   */
+  readonly rolledBack: boolean;
 }
 
 export interface PmemAddon {

@@ -14,10 +14,18 @@
 //   record: len u32 | crc32c(len bytes ++ payload) u32 | payload | zero pad to 8 bytes
 //
 // Append is tentative (copied past the durable tail, not yet durable). Commit makes a prefix of
-// the tentative records durable: persist their bytes, write the inactive metadata copy (seq+1,
-// head, tail), persist it, flip the flag, persist the flag. A crash before the flip leaves the old
-// copy live; after it, the new one. Records between head and tail always carry a valid crc, so
-// a mismatch there is corruption, never a torn write.
+// the tentative records durable and writes the inactive metadata copy (seq+1, head, tail):
+// - on persistent memory, in three ordered steps: persist the records, persist the copy, flip the
+//   flag (flushes are cheap there);
+// - on an ordinary file, with one msync (a device flush) over the records, the copy and the flag
+//   together. The pages of one msync reach the disk in no set order, so a crash during it can leave
+//   the new copy without all of its records.
+// At open the valid copy with the higher seq is live if every record it adds to the other copy
+// (from the other's tail to its own) carries a valid crc; otherwise that commit was torn - never
+// acknowledged, since a commit is acknowledged only after its flush returns - and the other copy is
+// live (`rolledBack`). Each commit writes only the inactive copy, so the two differ by one seq.
+// Older records always carry a valid crc: a mismatch there is corruption, never a torn write.
+// Appends reuse only space freed by a durable head, so rolling back never meets overwritten records.
 //
 // Durability: pmem_persist on real persistent memory, pmem_msync on ordinary files (libpmem tells
 // which with pmem_is_pmem). Built without libpmem, plain mmap + msync(MS_SYNC).
@@ -149,6 +157,7 @@ class PmemLog : public Napi::ObjectWrap<PmemLog> {
                            InstanceAccessor("capacity", &PmemLog::GetCapacity, nullptr),
                            InstanceAccessor("isPmem", &PmemLog::GetIsPmem, nullptr),
                            InstanceAccessor("seq", &PmemLog::GetSeq, nullptr),
+                           InstanceAccessor("rolledBack", &PmemLog::GetRolledBack, nullptr),
                        });
   }
 
@@ -220,21 +229,40 @@ class PmemLog : public Napi::ObjectWrap<PmemLog> {
       if (e) return e;
       memcpy(mp, &m, sizeof m);
       if ((e = map_.persist(mp, sizeof m))) return e;
-    } else {
-      // a file: every msync is a device flush. The inactive copy is not live until the flag
-      // flips, so it can become durable together with the records: one msync from the header
-      // to the end of the records' pages (msync only writes dirty pages), then the flag.
-      memcpy(mp, &m, sizeof m);
-      uint64_t hi = kHeaderBytes;
-      if (upTo > fromTail) {
-        uint64_t p = fromTail % capacity_, n = upTo - fromTail;
-        hi = kHeaderBytes + (p + n > capacity_ ? capacity_ : p + n);
-      }
-      if ((e = map_.persist(map_.base, hi))) return e;
+      // flip: an aligned 8-byte store
+      __atomic_store_n(reinterpret_cast<uint64_t*>(map_.base + kFlagOff), next, __ATOMIC_RELEASE);
+      return map_.persist(map_.base + kFlagOff, 8);
     }
-    // flip: an aligned 8-byte store
+    // a file: every msync is a device flush, so one per commit. The copy and the flag ride in the
+    // header page with the records: one msync from the header to the end of the records' pages
+    // (msync writes only dirty pages). Open checks the records the new copy adds (see the top).
+    memcpy(mp, &m, sizeof m);
     __atomic_store_n(reinterpret_cast<uint64_t*>(map_.base + kFlagOff), next, __ATOMIC_RELEASE);
-    return map_.persist(map_.base + kFlagOff, 8);
+    uint64_t hi = kHeaderBytes;
+    if (upTo > fromTail) {
+      uint64_t p = fromTail % capacity_, n = upTo - fromTail;
+      hi = kHeaderBytes + (p + n > capacity_ ? capacity_ : p + n);
+    }
+    return map_.persist(map_.base, hi);
+  }
+
+  // Whether the records in logical [from, to) are whole: each length fits and each crc matches.
+  bool RecordsWhole(uint64_t from, uint64_t to) const {
+    std::vector<uint8_t> buf;
+    for (uint64_t at = from; at < to;) {
+      uint8_t hdr[8];
+      ReadAt(at, hdr, 8);
+      uint32_t len, crc;
+      memcpy(&len, hdr, 4);
+      memcpy(&crc, hdr + 4, 4);
+      if (at + recordBytes(len) > to) return false;
+      buf.resize(len);
+      ReadAt(at + 8, buf.data(), len);
+      uint32_t c = decree::crc32c(0, hdr, 4);
+      if (decree::crc32c(c, buf.data(), len) != crc) return false;
+      at += recordBytes(len);
+    }
+    return true;
   }
 
   void Committed(uint64_t upTo, uint64_t head) {
@@ -382,19 +410,36 @@ class PmemLog : public Napi::ObjectWrap<PmemLog> {
     if (version != kVersion) Corrupt(env, 8, "unsupported version " + std::to_string(version));
     if (cap == 0 || kHeaderBytes + cap > map_.size) Corrupt(env, 16, "capacity larger than the file");
     capacity_ = cap;
-    uint64_t flag;
-    memcpy(&flag, b + kFlagOff, 8);
-    if (flag > 1) Corrupt(env, kFlagOff, "metadata flag is neither 0 nor 1");
-    Meta m;
-    memcpy(&m, b + kMetaOff[flag], sizeof m);
-    if (m.crc != metaCrc(m)) Corrupt(env, kMetaOff[flag], "live metadata copy checksum mismatch");
-    if (m.head > m.tail || m.tail - m.head > cap || (m.head & 7) || (m.tail & 7)) Corrupt(env, kMetaOff[flag], "live metadata copy has an impossible head/tail");
-    flag_ = flag;
-    seq_ = m.seq;
-    head_ = m.head;
-    tail_ = m.tail;
-    tentTail_ = m.tail;
+    // the live copy: the valid one with the higher seq, unless the records it adds are torn
+    Meta m[2];
+    bool valid[2];
+    for (int i = 0; i < 2; i++) {
+      memcpy(&m[i], b + kMetaOff[i], sizeof m[i]);
+      valid[i] = m[i].crc == metaCrc(m[i]) && m[i].head <= m[i].tail && m[i].tail - m[i].head <= cap &&
+                 !(m[i].head & 7) && !(m[i].tail & 7);
+    }
+    if (!valid[0] && !valid[1]) Corrupt(env, kMetaOff[0], "both metadata copies are damaged");
+    int live = !valid[0] ? 1 : !valid[1] ? 0 : (m[1].seq > m[0].seq ? 1 : 0);
+    int other = live ^ 1;
+    if (valid[other]) {
+      uint64_t gap = m[live].seq - m[other].seq;
+      if (gap > 1) Corrupt(env, kMetaOff[other], "metadata copies " + std::to_string(gap) + " commits apart");
+      uint64_t from = m[other].tail > m[live].head ? m[other].tail : m[live].head;
+      if (gap == 1 && (m[live].tail < m[other].tail || m[live].head < m[other].head || !RecordsWhole(from, m[live].tail))) {
+        live = other;  // the newer commit was torn: it was never acknowledged
+        rolledBack_ = true;
+      }
+    } else {
+      rolledBack_ = true;  // the damaged copy was being written (the newer one) when the process stopped
+    }
+    flag_ = uint64_t(live);
+    seq_ = m[live].seq;
+    head_ = m[live].head;
+    tail_ = m[live].tail;
+    tentTail_ = m[live].tail;
   }
+
+  bool rolledBack_ = false;
 
   void Unmap() {
     if (!map_.base) return;
@@ -550,6 +595,7 @@ class PmemLog : public Napi::ObjectWrap<PmemLog> {
   Napi::Value GetCapacity(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), double(capacity_)); }
   Napi::Value GetIsPmem(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), map_.isPmem); }
   Napi::Value GetSeq(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), double(seq_)); }
+  Napi::Value GetRolledBack(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), rolledBack_); }
 
   std::string path_;
   Mapping map_;

@@ -110,8 +110,10 @@ export class PmemStore implements AcceptorStore {
   }
 
   /** the native log's head/tail/capacity (logical byte offsets), for tests and status pages */
-  logInfo(): { head: number; tail: number; capacity: number } | null {
-    return this.log ? { head: this.log.head, tail: this.log.tail, capacity: this.log.capacity } : null;
+  logInfo(): { head: number; tail: number; capacity: number; rolledBack: boolean } | null {
+    const l = this.log;
+    // rolledBack: open found the last commit torn by a crash during its flush (never acknowledged)
+    return l ? { head: l.head, tail: l.tail, capacity: l.capacity, rolledBack: l.rolledBack } : null;
   }
 
   async recover(): Promise<RecoveredState> {
