@@ -42,6 +42,16 @@ export interface LearnerOptions {
   snapProgressSlots: number;
   snapProgressBytes: number;
   snapProgressMs: number;
+  /**
+   * How often the local proposer (`progress`) and the local acceptor (`exec-mark`) hear how far it
+   * executed: at once after a pause of reportMs or when the configuration changes, else every
+   * reportSlots executed slots or reportFillBytes of values from peers, and at each tick. Neither
+   * needs every slot: the proposer acts on a new configuration (sent at once) and on catch-up and
+   * recovery milestones, the acceptor records the mark for an offline replay (docs/decisions/0011).
+   */
+  reportMs: number;
+  reportSlots: number;
+  reportFillBytes: number;
 }
 
 export const DEFAULT_LEARNER_OPTIONS: LearnerOptions = {
@@ -53,6 +63,9 @@ export const DEFAULT_LEARNER_OPTIONS: LearnerOptions = {
   snapProgressSlots: 256,
   snapProgressBytes: 1 << 20,
   snapProgressMs: 5,
+  reportMs: 5,
+  reportSlots: 256,
+  reportFillBytes: 1 << 20,
 };
 
 export interface LearnerInput {
@@ -116,6 +129,14 @@ export interface LearnerData {
   /** a peer said it no longer holds the slots we miss: only a snapshot can help */
   needsSnapshot: { from: ReplicaId; below: Slot } | null;
   progressDirty: boolean;
+  /** a new configuration or an install: the proposer hears of it at once, not at the next report */
+  progressUrgent: boolean;
+  /** when the last report went out, and the executed slot its exec-mark carried */
+  reportSentAt: number;
+  markSentUpTo: Slot;
+  /** executed values that came from peers, not yet in an exec-mark (and their bytes) */
+  fills: ChosenEntry[];
+  fillBytes: number;
   /**
    * nothing is applied while set: a snapshot of a state machine
    * that is not copy-on-call is being read, or one is installed
@@ -241,7 +262,6 @@ function retain(d: LearnerData, slot: Slot, v: SlotValue, size: number): void {
 export function execute(d: LearnerData): void {
   const sm = d.input.stateMachine;
   const from = d.executedUpTo;
-  let fills: ChosenEntry[] | undefined;
   while (!d.paused && !d.snapshotRequest.requested) {
     const slot = d.executedUpTo + 1;
     const v = d.chosen.get(slot);
@@ -251,7 +271,7 @@ export function execute(d: LearnerData): void {
     d.lastExecuted = slot;
     d.chosen.delete(slot);
     d.pending.delete(slot);
-    if (d.fetched.size > 0 && d.fetched.delete(slot)) (fills ??= []).push({ slot, value: v });
+    const fetched = d.fetched.size > 0 && d.fetched.delete(slot);
     if (v.k === 'batch') {
       const mine = v.origin === d.self && v.inc === d.inc;
       const results: (Uint8Array | undefined)[] | undefined = mine ? new Array(v.cmds.length) : undefined;
@@ -295,12 +315,15 @@ export function execute(d: LearnerData): void {
     const size = slotValueSize(v); // one pass over the commands for both
     d.appliedBytes += size;
     retain(d, slot, v, size);
+    if (fetched) {
+      d.fills.push({ slot, value: v });
+      d.fillBytes += size;
+    }
     // the state machine asked for a snapshot after this slot: the loop stops here, the machine captures
   }
   if (d.executedUpTo > from) {
     d.lastExecAt = d.input.now();
-    // the local acceptor records how far the log is executed (and the values it lacks) for an offline replay
-    d.input.send({ type: 'exec-mark', ...hdr(d, d.self), upTo: d.executedUpTo, fills: fills ?? [], ...decidedMark(d) });
+    report(d, false);
     snapProgress(d, false);
   }
   CONTRACTS &&
@@ -321,6 +344,7 @@ function setConfig(d: LearnerData, c: Configuration): void {
   d.config = { epoch: c.epoch, members: [...c.members], startSlot: c.startSlot };
   d.members = d.config.members;
   d.progressDirty = true;
+  d.progressUrgent = true;
 }
 
 /**
@@ -345,6 +369,7 @@ export function onInstalled(d: LearnerData, slot: Slot, config?: Configuration):
     d.needsSnapshot = null;
     d.catchupAskedFor = 0;
     d.progressDirty = true;
+    d.progressUrgent = true;
     for (const s of d.fetched) if (s <= slot) d.fetched.delete(s);
   }
   CONTRACTS && ensures(d.executedUpTo >= slot, 'installed: executed up to the snapshot');
@@ -461,9 +486,38 @@ function snapProgress(d: LearnerData, force: boolean): void {
   });
 }
 
+/**
+ * How far it executed, to the local acceptor (exec-mark: recorded with its next write, with the values
+ * that came from peers, for an offline replay) and to the local proposer (progress). Coalesced: see
+ * LearnerOptions.reportMs.
+ */
+function report(d: LearnerData, force: boolean): void {
+  const now = d.input.now();
+  if (
+    !force &&
+    !d.progressUrgent &&
+    now - d.reportSentAt < d.opts.reportMs &&
+    d.executedUpTo - d.markSentUpTo < d.opts.reportSlots &&
+    d.fillBytes < d.opts.reportFillBytes
+  )
+    return;
+  if (d.executedUpTo > d.markSentUpTo || d.fills.length > 0) {
+    d.input.send({ type: 'exec-mark', ...hdr(d, d.self), upTo: d.executedUpTo, fills: d.fills, ...decidedMark(d) });
+    d.markSentUpTo = d.executedUpTo;
+    d.fills = [];
+    d.fillBytes = 0;
+    d.reportSentAt = now;
+  }
+  if (d.progressDirty) {
+    sendProgress(d);
+    d.reportSentAt = now;
+  }
+}
+
 function sendProgress(d: LearnerData): void {
   if (!d.progressDirty) return;
   d.progressDirty = false;
+  d.progressUrgent = false;
   d.input.send({
     type: 'progress',
     ...hdr(d, d.self),
@@ -513,7 +567,6 @@ export const learnerMachine = setup({
       onLearn(d, event);
       execute(d);
       maybeCatchup(d);
-      sendProgress(d);
     },
     decide: ({ context: d, event }) => {
       assertEvent(event, 'decide');
@@ -522,7 +575,6 @@ export const learnerMachine = setup({
       onDecide(d, m.ballot, m.upTo, m.from);
       execute(d);
       maybeCatchup(d);
-      sendProgress(d);
     },
     serve: ({ context, event }) => {
       assertEvent(event, 'catchup-req');
@@ -536,11 +588,10 @@ export const learnerMachine = setup({
       // ask for the next run at once only when this reply helped; an empty one waits for the
       // retry interval (two learners lacking the same slot would otherwise ping-pong without end)
       maybeCatchup(d, m.entries.length > 0);
-      sendProgress(d);
     },
     tick: ({ context: d }) => {
       maybeCatchup(d);
-      sendProgress(d);
+      report(d, true);
       snapProgress(d, true);
       // idle for 100 ms: make the executed mark durable now (while busy it rides with the acceptor's writes)
       if (d.executedUpTo > d.markFlushed && d.input.now() - d.lastExecAt >= 100) {
@@ -673,7 +724,7 @@ export const learnerMachine = setup({
       d.paused = false;
       execute(d);
       maybeCatchup(d, true);
-      sendProgress(d);
+      report(d, true);
     },
     notifySaved: ({ context: d, event }) => {
       assertEvent(event, 'snap-saved');
@@ -724,6 +775,11 @@ export const learnerMachine = setup({
       catchupAskedFor: 0,
       needsSnapshot: null,
       progressDirty: false,
+      progressUrgent: false,
+      reportSentAt: -Infinity,
+      markSentUpTo: input.executedUpTo ?? 0,
+      fills: [],
+      fillBytes: 0,
       paused: false,
       capture: undefined,
       install: undefined,

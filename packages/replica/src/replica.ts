@@ -343,6 +343,12 @@ export class Replica {
   async stop(opts: { keepStore?: boolean } = {}): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    if (!opts.keepStore) {
+      // graceful: the learner's coalesced exec-mark reaches the acceptor before its last write
+      // (a restart then replays every slot executed here, decision 0011); a tick forces it out
+      this.learner.send({ type: 'tick' });
+      await new Promise<void>((resolve) => this.env.defer(resolve));
+    }
     this.stopTicking();
     for (const u of this.p.unregister) u();
     this.p.unregister = [];
