@@ -184,6 +184,12 @@ export async function startRoleHost(o: RoleHostOptions): Promise<RoleHost> {
     actor: a,
     async stop() {
       o.env.clock.clearTimeout(tick);
+      // the learner's coalesced exec-mark goes out before it stops (best effort: the acceptor's process
+      // may be stopping too; a mark that lags only replays fewer slots locally, decision 0011)
+      if (o.role === 'learner') {
+        a.send({ type: 'tick' });
+        await new Promise<void>((resolve) => o.env.defer(resolve));
+      }
       unregister();
       // the acceptor writes what it took in, the snapshotter ends its store writes, then each is done
       if (o.role === 'acceptor' || o.role === 'snapshotter') {
