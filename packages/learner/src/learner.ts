@@ -138,6 +138,13 @@ export interface LearnerData {
   fills: ChosenEntry[];
   fillBytes: number;
   /**
+   * The slot of a snapshot installed from a peer that its snapshotter has not yet saved (0: none). No
+   * exec-mark goes out meanwhile: a mark says the local log proves every slot up to it, and the slots
+   * the install covered are not in the local log (a crash before the save would replay the acceptor's
+   * stale values for them on top of the older local snapshot). Cleared by its snap-saved.
+   */
+  installUnsaved: Slot;
+  /**
    * nothing is applied while set: a snapshot of a state machine
    * that is not copy-on-call is being read, or one is installed
    */
@@ -501,7 +508,7 @@ function report(d: LearnerData, force: boolean): void {
     d.fillBytes < d.opts.reportFillBytes
   )
     return;
-  if (d.executedUpTo > d.markSentUpTo || d.fills.length > 0) {
+  if (d.installUnsaved === 0 && (d.executedUpTo > d.markSentUpTo || d.fills.length > 0)) {
     d.input.send({ type: 'exec-mark', ...hdr(d, d.self), upTo: d.executedUpTo, fills: d.fills, ...decidedMark(d) });
     d.markSentUpTo = d.executedUpTo;
     d.fills = [];
@@ -594,7 +601,7 @@ export const learnerMachine = setup({
       report(d, true);
       snapProgress(d, true);
       // idle for 100 ms: make the executed mark durable now (while busy it rides with the acceptor's writes)
-      if (d.executedUpTo > d.markFlushed && d.input.now() - d.lastExecAt >= 100) {
+      if (d.installUnsaved === 0 && d.executedUpTo > d.markFlushed && d.input.now() - d.lastExecAt >= 100) {
         d.markFlushed = d.executedUpTo;
         d.input.send({
           type: 'exec-mark',
@@ -694,6 +701,7 @@ export const learnerMachine = setup({
     },
     installed: ({ context: d }) => {
       const i = d.install!;
+      if (i.slot > d.executedUpTo) d.installUnsaved = Math.max(d.installUnsaved, i.slot);
       onInstalled(d, i.slot, i.config);
       d.input.send({ type: 'snap-installed', ...hdr(d, snapshotterOf(d)), seq: i.seq, ok: true });
     },
@@ -728,6 +736,8 @@ export const learnerMachine = setup({
     },
     notifySaved: ({ context: d, event }) => {
       assertEvent(event, 'snap-saved');
+      // the installed state is durable now: the exec-marks held since the install go out
+      if (d.installUnsaved > 0 && event.slot >= d.installUnsaved) d.installUnsaved = 0;
       if (event.copied) d.input.stateMachine.stateCopied?.(event.slot, event.name);
       else d.input.stateMachine.stateSaved?.(event.slot, event.name);
     },
@@ -780,6 +790,7 @@ export const learnerMachine = setup({
       markSentUpTo: input.executedUpTo ?? 0,
       fills: [],
       fillBytes: 0,
+      installUnsaved: 0,
       paused: false,
       capture: undefined,
       install: undefined,

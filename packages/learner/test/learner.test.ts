@@ -343,3 +343,44 @@ describe('learner: states (docs/statecharts/learner.md)', () => {
     expect(value(h)).toEqual({ learning: 'current' });
   });
 });
+
+describe('learner: exec-marks after a snapshot install (decision 0011)', () => {
+  // A mark says the local log proves every slot up to it. The slots an install covered are not in the
+  // local log: if a mark covering them were durable before the installed snapshot, a crash would restart
+  // on the older snapshot and replay the acceptor's stale values for those slots (seen as diverged state
+  // in a chaos run). So no mark goes out until the snapshotter says the installed snapshot is saved.
+  it('holds exec-marks from the install until snap-saved for its slot, then sends one covering all', async () => {
+    const h = learnerHarness();
+    h.actor.send(decide(b(1, 'r2'), 30));
+    h.actor.send(catchupRep('r2', [], 30, 20));
+    h.actor.send({
+      type: 'snap-install',
+      ring: 'ring',
+      from: SELF,
+      to: SELF,
+      seq: 1,
+      slot: 30,
+      data: new Uint8Array(0),
+    });
+    await new Promise((r) => setTimeout(r, 0));
+    expect(h.ctx().executedUpTo).toBe(30);
+    h.take();
+    h.feed(31, 33);
+    h.sched.runFor(200); // idle: the tick would also ask for a flushed mark
+    h.actor.send({ type: 'tick' });
+    expect(h.ctx().executedUpTo).toBe(33);
+    expect(h.sent('exec-mark')).toEqual([]);
+    expect(h.sent('progress').at(-1)).toEqual(expect.objectContaining({ executedUpTo: 33 }));
+    // a snapshot below the install does not release them
+    h.actor.send({ type: 'snap-saved', ring: 'ring', from: SELF, to: SELF, slot: 20, name: 'old', copied: false });
+    h.actor.send({ type: 'tick' });
+    expect(h.sent('exec-mark')).toEqual([]);
+    h.actor.send({ type: 'snap-saved', ring: 'ring', from: SELF, to: SELF, slot: 30, name: 'installed', copied: true });
+    h.actor.send({ type: 'tick' });
+    // the mark, and (idle for 200 ms) the ask to write it now
+    expect(h.sent('exec-mark').map((m) => [m.upTo, m.flush === true])).toEqual([
+      [33, false],
+      [33, true],
+    ]);
+  });
+});
