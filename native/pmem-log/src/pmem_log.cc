@@ -246,21 +246,32 @@ class PmemLog : public Napi::ObjectWrap<PmemLog> {
     return map_.persist(map_.base, hi);
   }
 
+  // The record at logical `at`, which must end by `to`: its length in `len` and its payload copied to
+  // `alloc(len)`. Returns nullptr when it is whole, else why not.
+  template <typename Alloc>
+  const char* ReadRecord(uint64_t at, uint64_t to, uint32_t& len, Alloc alloc) const {
+    uint8_t hdr[8];
+    ReadAt(at, hdr, 8);
+    uint32_t crc;
+    memcpy(&len, hdr, 4);
+    memcpy(&crc, hdr + 4, 4);
+    if (at + recordBytes(len) > to) return "record length runs past the committed tail";
+    uint8_t* payload = alloc(len);
+    ReadAt(at + 8, payload, len);
+    uint32_t c = decree::crc32c(0, hdr, 4);
+    return decree::crc32c(c, payload, len) == crc ? nullptr : "record checksum mismatch";
+  }
+
   // Whether the records in logical [from, to) are whole: each length fits and each crc matches.
   bool RecordsWhole(uint64_t from, uint64_t to) const {
     std::vector<uint8_t> buf;
-    for (uint64_t at = from; at < to;) {
-      uint8_t hdr[8];
-      ReadAt(at, hdr, 8);
-      uint32_t len, crc;
-      memcpy(&len, hdr, 4);
-      memcpy(&crc, hdr + 4, 4);
-      if (at + recordBytes(len) > to) return false;
-      buf.resize(len);
-      ReadAt(at + 8, buf.data(), len);
-      uint32_t c = decree::crc32c(0, hdr, 4);
-      if (decree::crc32c(c, buf.data(), len) != crc) return false;
-      at += recordBytes(len);
+    uint32_t len;
+    for (uint64_t at = from; at < to; at += recordBytes(len)) {
+      if (ReadRecord(at, to, len, [&](uint32_t n) {
+            buf.resize(n);
+            return buf.data();
+          }))
+        return false;
     }
     return true;
   }
@@ -546,31 +557,22 @@ class PmemLog : public Napi::ObjectWrap<PmemLog> {
     Napi::Array payloads = Napi::Array::New(env);
     Napi::Array offsets = Napi::Array::New(env);
     uint32_t i = 0;
-    for (uint64_t at = head_; at < tail_;) {
-      uint8_t hdr[8];
-      ReadAt(at, hdr, 8);
-      uint32_t len, crc;
-      memcpy(&len, hdr, 4);
-      memcpy(&crc, hdr + 4, 4);
-      uint64_t fileOff = kHeaderBytes + at % capacity_;
-      if (at + recordBytes(len) > tail_) {
-        Napi::Error e = makeError(env, "ECORRUPT", path_, "pmem log " + path_ + " is corrupt at offset " + std::to_string(fileOff) + ": record length runs past the committed tail");
-        e.Set("offset", Napi::Number::New(env, double(fileOff)));
-        throw e;
-      }
-      Napi::Buffer<uint8_t> out = Napi::Buffer<uint8_t>::New(env, len);
-      ReadAt(at + 8, out.Data(), len);
-      uint32_t c = decree::crc32c(0, hdr, 4);
-      c = decree::crc32c(c, out.Data(), len);
-      if (c != crc) {
-        Napi::Error e = makeError(env, "ECORRUPT", path_, "pmem log " + path_ + " is corrupt at offset " + std::to_string(fileOff) + ": record checksum mismatch");
+    uint32_t len;
+    for (uint64_t at = head_; at < tail_; at += recordBytes(len)) {
+      Napi::Buffer<uint8_t> out;
+      const char* why = ReadRecord(at, tail_, len, [&](uint32_t n) {
+        out = Napi::Buffer<uint8_t>::New(env, n);
+        return out.Data();
+      });
+      if (why) {
+        uint64_t fileOff = kHeaderBytes + at % capacity_;
+        Napi::Error e = makeError(env, "ECORRUPT", path_, "pmem log " + path_ + " is corrupt at offset " + std::to_string(fileOff) + ": " + why);
         e.Set("offset", Napi::Number::New(env, double(fileOff)));
         throw e;
       }
       payloads.Set(i, out);
       offsets.Set(i, Napi::Number::New(env, double(at)));
       i++;
-      at += recordBytes(len);
     }
     Napi::Object r = Napi::Object::New(env);
     r.Set("payloads", payloads);

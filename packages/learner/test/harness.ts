@@ -55,6 +55,23 @@ export const catchupRep = (
   truncatedBelow,
 });
 
+/** the snapshotter's snap-install of a snapshot as of `slot` (an empty state) */
+export const snapInstall = (slot: number, seq = 1): MessageOf<'snap-install'> => ({
+  type: 'snap-install',
+  ...h0(SELF),
+  seq,
+  slot,
+  data: new Uint8Array(0),
+});
+/** the snapshotter's snap-saved: a snapshot as of `slot` is durable (copied: installed from a peer) */
+export const snapSaved = (slot: number, copied: boolean): MessageOf<'snap-saved'> => ({
+  type: 'snap-saved',
+  ...h0(SELF),
+  slot,
+  name: `snap-${slot}`,
+  copied,
+});
+
 /** A state machine that records what it is asked to do: `slot:cmd` per command, `<slot` / `>slot` around each batch. */
 export class RecordingMachine implements StateMachine {
   readonly log: string[] = [];

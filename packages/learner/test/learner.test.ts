@@ -1,6 +1,18 @@
 import { describe, expect, it } from 'vitest';
 import { CONTRACTS, ContractViolation, NOOP, slotValueEquals } from '@decree/protocol';
-import { SELF, b, batch, catchupRep, catchupReq, dec, decide, learn, learnerHarness } from './harness.ts';
+import {
+  SELF,
+  b,
+  batch,
+  catchupRep,
+  catchupReq,
+  dec,
+  decide,
+  learn,
+  learnerHarness,
+  snapInstall,
+  snapSaved,
+} from './harness.ts';
 
 describe('learner: ordering and decisions', () => {
   it('executes strictly in slot order: out-of-order decides and learns wait for the gap', () => {
@@ -328,15 +340,7 @@ describe('learner: states (docs/statecharts/learner.md)', () => {
     h.actor.send(catchupRep('r2', [], 30, 20)); // r2 holds slots from 20 only
     expect(h.sent('snap-need')).toEqual([expect.objectContaining({ peer: 'r2', below: 20 })]);
     expect(value(h)).toEqual({ learning: 'awaitingSnapshot' });
-    h.actor.send({
-      type: 'snap-install',
-      ring: 'ring',
-      from: SELF,
-      to: SELF,
-      seq: 1,
-      slot: 30,
-      data: new Uint8Array(0),
-    });
+    h.actor.send(snapInstall(30));
     expect(value(h)).toBe('installing');
     await new Promise((r) => setTimeout(r, 0)); // the state machine's restore resolves
     expect(h.ctx().executedUpTo).toBe(30);
@@ -353,15 +357,7 @@ describe('learner: exec-marks after a snapshot install (decision 0011)', () => {
     const h = learnerHarness();
     h.actor.send(decide(b(1, 'r2'), 30));
     h.actor.send(catchupRep('r2', [], 30, 20));
-    h.actor.send({
-      type: 'snap-install',
-      ring: 'ring',
-      from: SELF,
-      to: SELF,
-      seq: 1,
-      slot: 30,
-      data: new Uint8Array(0),
-    });
+    h.actor.send(snapInstall(30));
     await new Promise((r) => setTimeout(r, 0));
     expect(h.ctx().executedUpTo).toBe(30);
     h.take();
@@ -372,10 +368,10 @@ describe('learner: exec-marks after a snapshot install (decision 0011)', () => {
     expect(h.sent('exec-mark')).toEqual([]);
     expect(h.sent('progress').at(-1)).toEqual(expect.objectContaining({ executedUpTo: 33 }));
     // a snapshot below the install does not release them
-    h.actor.send({ type: 'snap-saved', ring: 'ring', from: SELF, to: SELF, slot: 20, name: 'old', copied: false });
+    h.actor.send(snapSaved(20, false));
     h.actor.send({ type: 'tick' });
     expect(h.sent('exec-mark')).toEqual([]);
-    h.actor.send({ type: 'snap-saved', ring: 'ring', from: SELF, to: SELF, slot: 30, name: 'installed', copied: true });
+    h.actor.send(snapSaved(30, true));
     h.actor.send({ type: 'tick' });
     // the mark, and (idle for 200 ms) the ask to write it now
     expect(h.sent('exec-mark').map((m) => [m.upTo, m.flush === true])).toEqual([
