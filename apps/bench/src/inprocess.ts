@@ -1,4 +1,4 @@
-import { KvCommands, KvMachine, KvShareGroup } from '@decree/kv-machine';
+import { KvCommands, KvMachine } from '@decree/kv-machine';
 import type { StateMachine } from '@decree/protocol';
 import { LocalCluster } from '@decree/testkit';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -31,8 +31,6 @@ export interface InProcessOptions {
   valueBytes?: number;
   maxInflightSlots?: number;
   maxBatchCmds?: number;
-  /** share parsed commands between the in-process replicas (KvShareGroup); default true */
-  shareParsing?: boolean;
   /** 'noop': a state machine that does nothing (the engine's own cost); default the KV machine */
   machine?: 'kv' | 'noop';
   /**
@@ -82,14 +80,11 @@ export async function inProcessBench(o: InProcessOptions = {}): Promise<InProces
   const seconds = o.seconds ?? 5;
   const clients = o.clients ?? 8;
   const pipeline = o.pipeline ?? 1024;
-  // the three replicas share one process: they parse each SET once and share its immutable key and value strings
-  const group = o.shareParsing === false ? undefined : new KvShareGroup();
   const stores = storesFor(o.store);
   const cluster = await new LocalCluster({
     n: 3,
     ...(stores.makeStore ? { makeStore: stores.makeStore } : {}),
-    makeStateMachine: () =>
-      o.machine === 'noop' ? new NoopMachine() : new KvMachine(group ? { shareGroup: group } : {}),
+    makeStateMachine: () => (o.machine === 'noop' ? new NoopMachine() : new KvMachine()),
     options: {
       proposer: { maxInflightSlots: o.maxInflightSlots ?? 16, maxBatchCmds: o.maxBatchCmds ?? 8192 },
       learner: { retainSlots: 1024 },
@@ -138,7 +133,7 @@ export async function inProcessBench(o: InProcessOptions = {}): Promise<InProces
       (o.machine === 'noop'
         ? `in-process engine alone (no-op state machine), 3 replicas, ${where}, ${clients}×${pipeline} pipelined`
         : `in-process engine, 3 replicas, ${where}, ${cmdBytes}-byte SET, ${clients}×${pipeline} ` +
-          `pipelined${group ? '' : ', no shared parsing'}${tracker ? ', stage tap on' : ''}`),
+          `pipelined${tracker ? ', stage tap on' : ''}`),
     ops,
     seconds: secs,
     opsPerSec: ops / secs,

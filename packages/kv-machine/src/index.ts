@@ -25,7 +25,6 @@ export {
 } from './codec.ts';
 export {
   KvMachine,
-  KvShareGroup,
   DEFAULT_SESSION_TTL_SLOTS,
   parseInt64,
   type KvMachineOptions,
@@ -39,6 +38,8 @@ export {
   SNAPSHOT_VERSION,
   MAX_FRAME_BYTES,
   dataFrame,
+  tableFrame,
   type SnapshotContents,
 } from './snapshot.ts';
+export { ByteTable, type TableCopy } from './table.ts';
 export { SCAN_SLOTS, ScanIndex, globMatcher, keyHash, scanSlot } from './scan.ts';

@@ -15,11 +15,12 @@ import {
 } from './codec.ts';
 import { ScanIndex, globMatcher } from './scan.ts';
 import { readSnapshot, writeSnapshot, type SnapshotContents } from './snapshot.ts';
+import { ByteTable } from './table.ts';
 
 /**
- * Keys and values live as "binary" (latin1) strings: one char per byte. Measured (see README): as fast
- * as keeping subarrays of the command buffer, no retention of batch buffers, and about half the
- * memory of a Uint8Array per value (no ArrayBuffer object, compacted by the GC).
+ * Keys and values live as bytes in a ByteTable (table.ts, docs/decisions/0012-byte-table.md): a SET to
+ * an existing key writes its value in place and allocates nothing. Session ids, SCAN keys and the
+ * string API (`get`, restore, the digest) use "binary" (latin1) strings: one char per byte.
  */
 type BufProto = {
   latin1Slice(this: Uint8Array, start: number, end: number): string;
@@ -38,13 +39,6 @@ export interface KvMachineOptions {
   /** at most this many sessions are kept; beyond, the least recently used is forgotten (default 1,000,000) */
   readonly maxSessions?: number;
   /**
-   * Replicas of one ring running in one process (tests, the in-process benchmark) apply the same
-   * command objects at the same (slot, position): with a shared group the first to apply a SET parses
-   * it and the others reuse its key and value strings (one copy of each value in memory for all of them).
-   * Requires that command bytes are not modified after they are proposed (Decree never does).
-   */
-  readonly shareGroup?: KvShareGroup;
-  /**
    * What the snapshot stream waits for between two frames (about 256 KiB of state each). Default: the
    * next turn of the event loop (setImmediate), so that encoding a large state never blocks the loop
    * for more than one frame (timers, sockets and the log's writes go on in between). false: no wait
@@ -54,30 +48,6 @@ export interface KvMachineOptions {
 }
 
 const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
-
-interface SharedSlot {
-  slot: Slot;
-  cmds: Uint8Array[];
-  /** the parsed key of a plain SET at that position, undefined for any other command */
-  keys: (string | undefined)[];
-  vals: (string | undefined)[];
-}
-
-/** Parsed SETs of the last `size` slots, shared by the in-process replicas of one ring (see KvMachineOptions). */
-export class KvShareGroup {
-  private readonly ring: SharedSlot[];
-  private readonly mask: number;
-  constructor(size = 64) {
-    let n = 1;
-    while (n < size) n <<= 1;
-    this.mask = n - 1;
-    this.ring = Array.from({ length: n }, () => ({ slot: -1, cmds: [], keys: [], vals: [] }));
-  }
-  /** @internal */
-  at(slot: Slot): SharedSlot {
-    return this.ring[slot & this.mask]!;
-  }
-}
 
 export const DEFAULT_SESSION_TTL_SLOTS = 100_000;
 export const DEFAULT_SESSION_TTL_MS = 3_600_000;
@@ -94,15 +64,17 @@ export interface SessionEntry {
   lastMs: number;
 }
 
+/** the decimal digits of an INCR result (at most 20) */
+const INT_BUF = Buffer.alloc(24);
 const ERR_SESSION_EXPIRED = encodeError('ERR session expired');
 
 // ---------------------------------------------------------------- the hot-path reader
 // A module-level cursor: apply is synchronous and never re-entered, so one cursor serves every machine.
 let P = 0;
 let END = 0;
-/** the key and value of the last top-level SET that exec applied (read by the share-group path) */
-let SET_K: string | undefined;
-let SET_V: string | undefined;
+/** the byte range readRange read last */
+let R_OFF = 0;
+let R_LEN = 0;
 const TRUNCATED = { malformed: 'truncated' } as const;
 
 function readLen(c: Uint8Array): number {
@@ -128,6 +100,15 @@ function readStr(c: Uint8Array): string {
   const s = n === 0 ? '' : latin1Slice.call(c, P, P + n);
   P += n;
   return s;
+}
+
+/** Reads a length-prefixed byte range into R_OFF / R_LEN (no allocation). */
+function readRange(c: Uint8Array): void {
+  const n = readLen(c);
+  if (n > END - P) throw TRUNCATED;
+  R_OFF = P;
+  R_LEN = n;
+  P += n;
 }
 
 /** A count of items that each take at least `minBytes`: a count the rest cannot hold is truncation. */
@@ -182,16 +163,9 @@ function writeBulk(r: Uint8Array, off: number, v: string): number {
   return off + n;
 }
 /**
- * Results that carry values are written into `Buffer.allocUnsafe` memory (every byte is written):
- * pooled for small sizes, and a Buffer receiver keeps the native latin1Write fast (measured: on a small
- * plain Uint8Array, V8 first moves the on-heap bytes off-heap, 3-5x slower). A result kept for long
- * (a session's cached result) is copied out of the pool.
+ * Results that carry values are written into `Buffer.allocUnsafe` memory (every byte is written), pooled
+ * for small sizes. A result kept for long (a session's cached result) is copied out of the pool.
  */
-function bulk(v: string): Uint8Array {
-  const r = Buffer.allocUnsafe(bulkSize(v));
-  writeBulk(r, 0, v);
-  return r;
-}
 const unpooled = (r: Uint8Array): Uint8Array => (r.byteLength === r.buffer.byteLength ? r : new Uint8Array(r));
 
 // ---------------------------------------------------------------- INCR arithmetic (Redis string2ll semantics)
@@ -258,7 +232,7 @@ const utf8ToBinary = (x: Bytes): string =>
 export class KvMachine implements StateMachine {
   /** snapshot() captures the maps at the call (copy-on-call): commands may apply while its stream is read */
   readonly snapshotIsCopy = true;
-  private data = new Map<string, string>();
+  private data = new ByteTable();
   private sessions = new Map<string, SessionEntry>();
   /**
    * Sessions forgotten (idle past their window, or evicted over the cap) and when, oldest first: a
@@ -274,10 +248,7 @@ export class KvMachine implements StateMachine {
   private lastSlot: Slot = 0;
   private nextSweep: Slot = 0;
   private appliedCount = 0;
-  private readonly share: KvShareGroup | undefined;
   private readonly snapshotYield: (() => Promise<void>) | undefined;
-  /** position of the next command within the current slot (for the share group) */
-  private idx = 0;
   /** the SCAN cursor index: built at the first SCAN, then kept up to date (derived, not part of the state) */
   private index: ScanIndex | undefined = undefined;
 
@@ -285,7 +256,6 @@ export class KvMachine implements StateMachine {
     this.ttl = opts.sessionTtlSlots ?? DEFAULT_SESSION_TTL_SLOTS;
     this.ttlMs = opts.sessionTtlMs ?? DEFAULT_SESSION_TTL_MS;
     this.maxSessions = opts.maxSessions ?? DEFAULT_MAX_SESSIONS;
-    this.share = opts.shareGroup;
     this.snapshotYield = opts.snapshotYield === false ? undefined : (opts.snapshotYield ?? nextTurn);
     CONTRACTS && requires(Number.isSafeInteger(this.ttl) && this.ttl >= 1, 'sessionTtlSlots is a positive integer');
     CONTRACTS &&
@@ -320,38 +290,7 @@ export class KvMachine implements StateMachine {
       );
     if (slot > this.lastSlot) this.advance(slot);
     this.appliedCount++;
-    if (this.share !== undefined) return this.applyShared(command, this.share);
     return this.exec(command, 0, true);
-  }
-
-  private applyShared(c: Uint8Array, g: KvShareGroup): Uint8Array {
-    const slot = this.lastSlot;
-    const j = this.idx++;
-    const e = g.at(slot);
-    if (e.slot === slot && j < e.cmds.length && e.cmds[j] === c) {
-      const k = e.keys[j];
-      if (k !== undefined) {
-        try {
-          this.put(k, e.vals[j]!);
-          return RESULT_OK;
-        } catch {
-          // (the Map is full) let exec produce the error result
-        }
-      }
-      return this.exec(c, 0, true);
-    }
-    SET_K = SET_V = undefined;
-    const r = this.exec(c, 0, true);
-    if (e.slot !== slot) {
-      e.slot = slot;
-      e.cmds.length = e.keys.length = e.vals.length = 0;
-    }
-    if (j === e.cmds.length) {
-      e.cmds.push(c);
-      e.keys.push(SET_K);
-      e.vals.push(SET_V);
-    }
-    return r;
   }
 
   /**
@@ -363,21 +302,25 @@ export class KvMachine implements StateMachine {
     return this.exec(command, 0, false);
   }
 
-  /** Map.set that keeps the SCAN index (when there is one) up to date. */
-  private put(k: string, v: string): void {
-    const ix = this.index;
-    if (ix === undefined) {
-      this.data.set(k, v);
-      return;
-    }
-    const n = this.data.size;
-    this.data.set(k, v);
-    if (this.data.size !== n) ix.add(k);
+  /** Sets key → value (byte ranges) and keeps the SCAN index (when there is one) up to date. */
+  private put(kb: Uint8Array, ko: number, kl: number, vb: Uint8Array, vo: number, vl: number): void {
+    const r = this.data.set(kb, ko, kl, vb, vo, vl);
+    if (r < 0 && this.index !== undefined) this.index.add(this.data.keyStr(-r - 1));
+  }
+
+  /** A BULK result of an entry's value. */
+  private bulkOf(e: number): Uint8Array {
+    const n = this.data.valueLength(e);
+    const r = Buffer.allocUnsafe(1 + (n < 0x80 ? 1 : varintSize(n)) + n);
+    r[0] = ResultTag.BULK;
+    this.data.copyValue(e, r, writeVarint(r, 1, n));
+    return r;
   }
 
   /** A SCAN page: ARRAY [BULK next-cursor, ARRAY of BULK keys]. */
   private scan(cursor: number, count: number, pattern: string | undefined): Uint8Array {
-    if (this.index === undefined) this.index = ScanIndex.of(this.data.keys());
+    if (this.index === undefined)
+      this.index = ScanIndex.of(Array.from(this.data.entries(), (e) => this.data.keyStr(e)));
     const page = this.index.page(cursor, count);
     let keys = page.keys;
     if (pattern !== undefined && pattern !== '*') keys = keys.filter(globMatcher(pattern));
@@ -396,10 +339,10 @@ export class KvMachine implements StateMachine {
 
   /** The value at `key` (a UTF-8 string or raw bytes), read locally. */
   get(key: Bytes): Uint8Array | undefined {
-    const v = this.data.get(utf8ToBinary(key));
-    if (v === undefined) return undefined;
-    const out = new Uint8Array(v.length);
-    if (v.length > 0) latin1Write.call(out, v, 0, v.length);
+    const e = this.data.findStr(utf8ToBinary(key));
+    if (e < 0) return undefined;
+    const out = new Uint8Array(this.data.valueLength(e));
+    this.data.copyValue(e, out, 0);
     return out;
   }
 
@@ -425,7 +368,6 @@ export class KvMachine implements StateMachine {
 
   private advance(slot: Slot): void {
     this.lastSlot = slot;
-    this.idx = 0;
     if (slot >= this.nextSweep) {
       // Expiry is decided on access (idle > ttl slots means gone); the sweep only frees memory, every ttl/2 slots.
       for (const [id, s] of this.sessions) if (this.expired(s)) this.forget(id);
@@ -446,96 +388,125 @@ export class KvMachine implements StateMachine {
     try {
       switch (op) {
         case Op.SET: {
-          const k = readStr(c);
-          const v = readStr(c);
+          readRange(c);
+          const ko = R_OFF;
+          const kl = R_LEN;
+          readRange(c);
           if (P !== END) return ERR_TRAILING;
-          this.put(k, v);
-          if (start === 0) {
-            SET_K = k;
-            SET_V = v;
-          }
+          this.put(c, ko, kl, c, R_OFF, R_LEN);
           return RESULT_OK;
         }
         case Op.GET: {
-          const k = readStr(c);
+          readRange(c);
           if (P !== END) return ERR_TRAILING;
-          const v = this.data.get(k);
-          return v === undefined ? RESULT_NIL : bulk(v);
+          const e = this.data.find(c, R_OFF, R_LEN);
+          return e < 0 ? RESULT_NIL : this.bulkOf(e);
         }
         case Op.DEL:
         case Op.EXISTS: {
           const n = readCount(c, 1);
           if (n === 0) return ERR_ARGS;
-          const keys: string[] = new Array(n);
-          for (let i = 0; i < n; i++) keys[i] = readStr(c);
+          const at = new Array<number>(2 * n);
+          for (let i = 0; i < 2 * n; i += 2) {
+            readRange(c);
+            at[i] = R_OFF;
+            at[i + 1] = R_LEN;
+          }
           if (P !== END) return ERR_TRAILING;
           let count = 0;
           if (op === Op.DEL) {
-            for (let i = 0; i < n; i++) {
-              if (!this.data.delete(keys[i]!)) continue;
+            for (let i = 0; i < 2 * n; i += 2) {
+              if (!this.data.delete(c, at[i]!, at[i + 1]!)) continue;
               count++;
-              this.index?.delete(keys[i]!);
+              this.index?.delete(at[i + 1] === 0 ? '' : latin1Slice.call(c, at[i]!, at[i]! + at[i + 1]!));
             }
           } else {
-            for (let i = 0; i < n; i++) if (this.data.has(keys[i]!)) count++;
+            for (let i = 0; i < 2 * n; i += 2) if (this.data.find(c, at[i]!, at[i + 1]!) >= 0) count++;
           }
           return intResult(count);
         }
         case Op.INCR: {
-          const k = readStr(c);
+          readRange(c);
+          const ko = R_OFF;
+          const kl = R_LEN;
           const by = readI64(c);
           if (P !== END) return ERR_TRAILING;
-          const cur = this.data.get(k);
-          const old = cur === undefined ? 0 : parseInt64(cur);
+          const e = this.data.find(c, ko, kl);
+          const old = e < 0 ? 0 : parseInt64(this.data.valueStr(e));
           if (old === undefined) return ERR_NOT_INT;
           const sum = addInt64(old, by);
           if (sum === undefined) return ERR_OVERFLOW;
-          this.put(k, String(sum));
+          const digits = String(sum);
+          latin1Write.call(INT_BUF, digits, 0, digits.length);
+          this.put(c, ko, kl, INT_BUF, 0, digits.length);
           return intResult(sum);
         }
         case Op.MGET: {
           const n = readCount(c, 1);
           if (n === 0) return ERR_ARGS;
-          const keys: string[] = new Array(n);
-          for (let i = 0; i < n; i++) keys[i] = readStr(c);
+          const found = new Array<number>(n);
+          for (let i = 0; i < n; i++) {
+            readRange(c);
+            found[i] = this.data.find(c, R_OFF, R_LEN);
+          }
           if (P !== END) return ERR_TRAILING;
-          const vals: (string | undefined)[] = new Array(n);
           let size = 1 + varintSize(n);
           for (let i = 0; i < n; i++) {
-            const v = this.data.get(keys[i]!);
-            vals[i] = v;
-            size += v === undefined ? 1 : bulkSize(v);
+            const e = found[i]!;
+            if (e < 0) size += 1;
+            else {
+              const vl = this.data.valueLength(e);
+              size += 1 + (vl < 0x80 ? 1 : varintSize(vl)) + vl;
+            }
           }
           const r = Buffer.allocUnsafe(size);
           r[0] = ResultTag.ARRAY;
           let off = writeVarint(r, 1, n);
           for (let i = 0; i < n; i++) {
-            const v = vals[i];
-            if (v === undefined) r[off++] = ResultTag.NIL;
-            else off = writeBulk(r, off, v);
+            const e = found[i]!;
+            if (e < 0) {
+              r[off++] = ResultTag.NIL;
+              continue;
+            }
+            r[off++] = ResultTag.BULK;
+            off = writeVarint(r, off, this.data.valueLength(e));
+            off = this.data.copyValue(e, r, off);
           }
           return r;
         }
         case Op.MSET: {
           const n = readCount(c, 2);
           if (n === 0) return ERR_ARGS;
-          const kv: string[] = new Array(2 * n);
-          for (let i = 0; i < 2 * n; i++) kv[i] = readStr(c);
+          const at = new Array<number>(4 * n);
+          for (let i = 0; i < 4 * n; i += 2) {
+            readRange(c);
+            at[i] = R_OFF;
+            at[i + 1] = R_LEN;
+          }
           if (P !== END) return ERR_TRAILING;
-          for (let i = 0; i < 2 * n; i += 2) this.put(kv[i]!, kv[i + 1]!);
+          for (let i = 0; i < 4 * n; i += 4) this.put(c, at[i]!, at[i + 1]!, c, at[i + 2]!, at[i + 3]!);
           return RESULT_OK;
         }
         case Op.CAS: {
-          const k = readStr(c);
+          readRange(c);
+          const ko = R_OFF;
+          const kl = R_LEN;
           if (P >= END) throw TRUNCATED;
           const flag = c[P++]!;
           if (flag > 1) return ERR_CAS_FLAG;
-          const expected = flag === 1 ? readStr(c) : undefined;
-          const v = readStr(c);
+          let eo = 0;
+          let el = 0;
+          if (flag === 1) {
+            readRange(c);
+            eo = R_OFF;
+            el = R_LEN;
+          }
+          readRange(c);
           if (P !== END) return ERR_TRAILING;
-          const cur = this.data.get(k);
-          if (cur !== expected) return SMALL_INTS[0]!;
-          this.put(k, v);
+          const e = this.data.find(c, ko, kl);
+          const matches = flag === 0 ? e < 0 : e >= 0 && this.data.valueEquals(e, c, eo, el);
+          if (!matches) return SMALL_INTS[0]!;
+          this.put(c, ko, kl, c, R_OFF, R_LEN);
           return SMALL_INTS[1]!;
         }
         case Op.DBSIZE:
@@ -554,9 +525,9 @@ export class KvMachine implements StateMachine {
         }
         case Op.TYPE:
         case Op.TTL: {
-          const k = readStr(c);
+          readRange(c);
           if (P !== END) return ERR_TRAILING;
-          const has = this.data.has(k);
+          const has = this.data.find(c, R_OFF, R_LEN) >= 0;
           if (op === Op.TYPE) return has ? STATUS_STRING : STATUS_NONE;
           return has ? TTL_NO_EXPIRY : TTL_MISSING;
         }
@@ -600,7 +571,7 @@ export class KvMachine implements StateMachine {
       }
     } catch (e) {
       if (e === TRUNCATED) return ERR_TRUNCATED;
-      // Not reachable by design; V8's Map size limit (2^24 entries) is the one known case.
+      // Not reachable by design (a Map of sessions over V8's 2^24 entries would be one).
       return encodeError(`ERR internal: ${e instanceof Error ? e.message : String(e)}`);
     }
   }
@@ -634,17 +605,17 @@ export class KvMachine implements StateMachine {
       ttl: this.ttl,
       nowMs: this.nowMs,
       forgotten: Array.from(this.forgotten, ([id, f]) => [id, f.slot, f.ms] as [string, number, number]),
-      keys: Array.from(this.data.keys()),
-      values: Array.from(this.data.values()),
+      keys: [],
+      values: [],
+      table: this.data.copy(),
       sessions,
     };
   }
 
   /** Replaces the state with a snapshot's; on a bad snapshot throws KvSnapshotError and keeps the old state. */
   async restore(snapshot: AsyncIterable<Uint8Array> | Iterable<Uint8Array> | Uint8Array): Promise<void> {
-    const s = await readSnapshot(snapshot);
-    const data = new Map<string, string>();
-    for (let i = 0; i < s.keys.length; i++) data.set(s.keys[i]!, s.values[i]!);
+    const data = new ByteTable();
+    const s = await readSnapshot(snapshot, (k, v) => data.set(k, 0, k.length, v, 0, v.length));
     const sessions = new Map<string, SessionEntry>();
     for (const [id, seq, lastSlot, result, lastMs] of s.sessions) sessions.set(id, { seq, lastSlot, result, lastMs });
     this.data = data;
@@ -669,10 +640,11 @@ export class KvMachine implements StateMachine {
       h.update(len.subarray(0, 4));
       h.update(s, 'latin1');
     };
-    const keys = Array.from(this.data.keys()).sort();
-    for (const k of keys) {
+    const byKey = Array.from(this.data.entries(), (e) => [this.data.keyStr(e), e] as const);
+    byKey.sort((x, y) => (x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : 0));
+    for (const [k, e] of byKey) {
       put(k);
-      put(this.data.get(k)!);
+      put(this.data.valueStr(e));
     }
     h.update('|forgotten|');
     for (const id of Array.from(this.forgotten.keys()).sort()) put(id);

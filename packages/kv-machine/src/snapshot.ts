@@ -1,4 +1,5 @@
 import { DecodeError, decodeValue, encodeValue } from '@decree/protocol';
+import { copyBytes, type TableCopy } from './table.ts';
 
 /**
  * Snapshot stream format: a sequence of frames, each a u32 little-endian length followed by that
@@ -44,6 +45,8 @@ export interface SnapshotContents {
   /** binary (latin1) strings */
   keys: string[];
   values: string[];
+  /** the entries as bytes (KvMachine's capture), written instead of keys/values (which are then empty) */
+  table?: TableCopy;
   /** [clientId (binary string), seq, lastSlot, result, lastMs] */
   sessions: [string, number, number, Uint8Array, number][];
   /** sessions forgotten (expired or evicted) and when: [clientId, slot, ms], oldest first */
@@ -115,11 +118,65 @@ export function dataFrame(keys: readonly string[], values: readonly string[], fr
   return out;
 }
 
+/** The same data frame as dataFrame, of rows [from, to) of a table copy: the bytes copied from its slabs. */
+export function tableFrame(t: TableCopy, from: number, to: number): Uint8Array {
+  const rows = t.rows;
+  const count = 2 * (to - from);
+  let body = 3 + (count < 16 ? 1 : count < 0x10000 ? 3 : 5);
+  for (let i = from; i < to; i++) {
+    const k = rows[4 * i + 2]!;
+    const v = rows[4 * i + 3]!;
+    body += binHeaderBytes(k) + k + binHeaderBytes(v) + v;
+  }
+  const out = Buffer.allocUnsafe(4 + body);
+  out.writeUInt32LE(body, 0);
+  out[4] = 0x81;
+  out[5] = 0xa1;
+  out[6] = 0x64; // "d"
+  let o = 7;
+  if (count < 16) out[o++] = 0x90 | count;
+  else if (count < 0x10000) {
+    out[o] = 0xdc;
+    out.writeUInt16BE(count, o + 1);
+    o += 3;
+  } else {
+    out[o] = 0xdd;
+    out.writeUInt32BE(count, o + 1);
+    o += 5;
+  }
+  const put = (slab: Uint8Array, at: number, n: number) => {
+    if (n < 0x100) {
+      out[o] = 0xc4;
+      out[o + 1] = n;
+      o += 2;
+    } else if (n < 0x10000) {
+      out[o] = 0xc5;
+      out.writeUInt16BE(n, o + 1);
+      o += 3;
+    } else {
+      out[o] = 0xc6;
+      out.writeUInt32BE(n, o + 1);
+      o += 5;
+    }
+    copyBytes(slab, at, out, o, n);
+    o += n;
+  };
+  for (let i = from; i < to; i++) {
+    const slab = t.slabs[rows[4 * i]!]!;
+    const off = rows[4 * i + 1]!;
+    const k = rows[4 * i + 2]!;
+    put(slab, off, k);
+    put(slab, off + k, rows[4 * i + 3]!);
+  }
+  return out;
+}
+
 /**
  * The snapshot stream of `c`, frame by frame; `pause` (when given) is awaited after each frame of
  * entries, so that a consumer reading it in a loop lets the event loop turn between frames.
  */
 export async function* writeSnapshot(c: SnapshotContents, pause?: () => Promise<void>): AsyncGenerator<Uint8Array> {
+  const keyCount = c.table ? c.table.count : c.keys.length;
   yield frame({
     t: SNAPSHOT_FORMAT,
     v: SNAPSHOT_VERSION,
@@ -128,22 +185,29 @@ export async function* writeSnapshot(c: SnapshotContents, pause?: () => Promise<
     applied: c.applied,
     ttl: c.ttl,
     nowMs: c.nowMs,
-    keys: c.keys.length,
+    keys: keyCount,
     sessions: c.sessions.length,
     forgotten: c.forgotten.length,
   });
+  const t = c.table;
+  const entryBytes = t
+    ? (i: number) => t.rows[4 * i + 2]! + t.rows[4 * i + 3]!
+    : (i: number) => c.keys[i]!.length + c.values[i]!.length;
+  const frameOf = t
+    ? (from: number, to: number) => tableFrame(t, from, to)
+    : (from: number, to: number) => dataFrame(c.keys, c.values, from, to);
   let from = 0;
   let bytes = 0;
-  for (let i = 0; i < c.keys.length; i++) {
-    bytes += c.keys[i]!.length + c.values[i]!.length + 8;
+  for (let i = 0; i < keyCount; i++) {
+    bytes += entryBytes(i) + 8;
     if (bytes >= FRAME_TARGET_BYTES || i + 1 - from >= FRAME_MAX_ENTRIES) {
-      yield dataFrame(c.keys, c.values, from, i + 1);
+      yield frameOf(from, i + 1);
       from = i + 1;
       bytes = 0;
       if (pause) await pause();
     }
   }
-  if (from < c.keys.length) yield dataFrame(c.keys, c.values, from, c.keys.length);
+  if (from < keyCount) yield frameOf(from, keyCount);
   let s: [Buffer, number, number, Uint8Array, number][] = [];
   bytes = 0;
   for (const [id, seq, lastSlot, result, lastMs] of c.sessions) {
@@ -167,7 +231,7 @@ export async function* writeSnapshot(c: SnapshotContents, pause?: () => Promise<
     }
   }
   if (x.length > 0) yield frame({ x });
-  yield frame({ end: true, keys: c.keys.length, sessions: c.sessions.length });
+  yield frame({ end: true, keys: keyCount, sessions: c.sessions.length });
 }
 
 // ---------------------------------------------------------------- reading
@@ -239,9 +303,16 @@ function decodeFrame(f: Uint8Array): Record<string, unknown> {
   return v;
 }
 
-/** Reads and validates a whole snapshot stream; throws KvSnapshotError (only) on a bad one. */
-export async function readSnapshot(input: Input): Promise<SnapshotContents> {
+/**
+ * Reads and validates a whole snapshot stream; throws KvSnapshotError (only) on a bad one. With `onEntry`,
+ * each key and value goes to it as bytes (views valid only during the call) and `keys`/`values` stay empty.
+ */
+export async function readSnapshot(
+  input: Input,
+  onEntry?: (k: Uint8Array, v: Uint8Array) => void,
+): Promise<SnapshotContents> {
   let out: SnapshotContents | undefined;
+  let nKeys = 0;
   let expectKeys = 0;
   let expectSessions = 0;
   let ended = false;
@@ -287,10 +358,14 @@ export async function readSnapshot(input: Input): Promise<SnapshotContents> {
           const k = d[i];
           const v = d[i + 1];
           if (!isBytes(k) || !isBytes(v)) throw new KvSnapshotError('snapshot data entry is not bytes');
-          out.keys.push(str(k));
-          out.values.push(str(v));
+          nKeys++;
+          if (onEntry) onEntry(k, v);
+          else {
+            out.keys.push(str(k));
+            out.values.push(str(v));
+          }
         }
-        if (out.keys.length > expectKeys) throw new KvSnapshotError('snapshot has more keys than its header says');
+        if (nKeys > expectKeys) throw new KvSnapshotError('snapshot has more keys than its header says');
       } else if (Array.isArray(m.s)) {
         const n = version === 1 ? 4 : 5;
         for (const e of m.s as unknown[]) {
@@ -324,9 +399,9 @@ export async function readSnapshot(input: Input): Promise<SnapshotContents> {
           throw new KvSnapshotError('snapshot has more forgotten sessions than its header says');
       } else if (m.end === true) {
         if (
-          m.keys !== out.keys.length ||
+          m.keys !== nKeys ||
           m.sessions !== out.sessions.length ||
-          out.keys.length !== expectKeys ||
+          nKeys !== expectKeys ||
           out.sessions.length !== expectSessions
         )
           throw new KvSnapshotError('snapshot counts do not match');

@@ -5,7 +5,6 @@ import {
   KvCommands,
   KvMachine,
   KvResults,
-  KvShareGroup,
   SCAN_SLOTS,
   dataFrame,
   decodeResult,
@@ -831,69 +830,5 @@ describe('snapshots of a large state do not block the event loop', () => {
     await fresh.restore(await c.snapshot());
     expect(waits).toBeGreaterThanOrEqual(2);
     expect(fresh.digest()).toBe(c.digest());
-  });
-});
-
-describe('share group (in-process replicas parse each SET once)', () => {
-  it('replicas sharing parsed commands stay identical to an unshared machine, in any interleaving', () => {
-    fc.assert(
-      fc.property(historyArb, fc.nat(), (h, seed) => {
-        // the same command objects, applied by three replicas slot by slot in a rotating order
-        const withSets = h.map(({ cmd, slot }, i) => ({
-          cmd: i % 3 === 0 ? KvCommands.set(`k${i % 4}`, `v${i}`) : cmd,
-          slot,
-        }));
-        const group = new KvShareGroup(4);
-        const reps = [0, 1, 2].map(() => new KvMachine({ sessionTtlSlots: 6, shareGroup: group }));
-        const ref = new KvMachine({ sessionTtlSlots: 6 });
-        const refResults = withSets.map(({ cmd, slot }) => Buffer.from(ref.apply(cmd, slot)!));
-        const bySlot = new Map<number, number[]>();
-        withSets.forEach(({ slot }, i) => bySlot.set(slot, [...(bySlot.get(slot) ?? []), i]));
-        let turn = seed;
-        for (const idxs of bySlot.values()) {
-          const order = [0, 1, 2].map((r) => (r + turn) % 3);
-          turn++;
-          for (const r of order) {
-            for (const i of idxs)
-              expect(Buffer.from(reps[r]!.apply(withSets[i]!.cmd, withSets[i]!.slot)!)).toEqual(refResults[i]);
-          }
-        }
-        for (const r of reps) expect(r.digest()).toBe(ref.digest());
-      }),
-      { numRuns: 200 },
-    );
-  });
-
-  it('a lagging replica (cache entries gone or overwritten) and a restored one still apply correctly', async () => {
-    const group = new KvShareGroup(2);
-    const a = new KvMachine({ shareGroup: group });
-    const lag = new KvMachine({ shareGroup: group });
-    const cmds = Array.from({ length: 10 }, (_, s) => [
-      KvCommands.set('x', `a${s}`),
-      KvCommands.incr('n'),
-      KvCommands.set(`y${s}`, 'b'),
-    ]);
-    cmds.forEach((batch, s) => batch.forEach((c) => a.apply(c, s + 1)));
-    cmds.forEach((batch, s) => batch.forEach((c) => lag.apply(c, s + 1))); // 10 slots behind: every entry overwritten
-    expect(lag.digest()).toBe(a.digest());
-    const c = new KvMachine({ shareGroup: group });
-    await c.restore(await a.snapshotBytes());
-    const more = [KvCommands.set('x', 'z'), KvCommands.session('c', 1, KvCommands.set('x', 'w'))];
-    for (const m of [a, lag, c]) for (const cmd of more) m.apply(cmd, 11);
-    expect(lag.digest()).toBe(a.digest());
-    expect(c.digest()).toBe(a.digest());
-    expect(a.get('x')).toEqual(b('w'));
-  });
-
-  it('machines of different histories in one group (same slots, other commands) are not confused', () => {
-    const group = new KvShareGroup();
-    const x = new KvMachine({ shareGroup: group });
-    const y = new KvMachine({ shareGroup: group });
-    for (let s = 1; s <= 5; s++) {
-      x.apply(KvCommands.set('k', `x${s}`), s);
-      y.apply(KvCommands.set('k', `y${s}`), s);
-    }
-    expect(x.get('k')).toEqual(b('x5'));
-    expect(y.get('k')).toEqual(b('y5'));
   });
 });

@@ -27,8 +27,184 @@ export class DecodeError extends Error {
 
 const why = (e: unknown): string => (e instanceof Error ? e.message : typeof e);
 
+// ---------------------------------------------------------------- a slot value's bytes, encoded once
+//
+// A slot's value (its commands) is the bulk of an accept and of the WAL record that stores it. Its
+// MessagePack bytes are kept per value object: the leader packs a value once for the wire and its own
+// WAL; a follower keeps the bytes it received and writes them to its WAL as they arrived (issue #19
+// point 1). A map with `value` last is written as the other fields' map with one more entry and the
+// value's bytes appended: plain MessagePack, the same to any decoder.
+
+const VALUE_BYTES = new WeakMap<object, Uint8Array>();
+
+/** The MessagePack bytes of a slot value (packed at most once per value object). */
+export function slotValueBytes(v: SlotValue): Uint8Array {
+  let b = VALUE_BYTES.get(v);
+  if (b === undefined) {
+    b = packr.pack(v);
+    VALUE_BYTES.set(v, b);
+  }
+  return b;
+}
+
+const VALUE_KEY = [0xa5, 0x76, 0x61, 0x6c, 0x75, 0x65]; // fixstr "value"
+
+/**
+ * The MessagePack of `{ ...rest, value }` (value last) from the bytes of `rest` (a map of fewer than 15
+ * entries) and the value's cached bytes.
+ */
+export function encodeWithValue(rest: object, value: SlotValue): Uint8Array {
+  const head = packr.pack(rest);
+  const v = slotValueBytes(value);
+  const n = head[0]! & 0x0f;
+  if ((head[0]! & 0xf0) !== 0x80 || n >= 15) return packr.pack({ ...rest, value });
+  const out = Buffer.allocUnsafe(head.length + VALUE_KEY.length + v.length);
+  out.set(head, 0);
+  out[0] = 0x80 | (n + 1);
+  let o = head.length;
+  for (const c of VALUE_KEY) out[o++] = c;
+  out.set(v, o);
+  return out;
+}
+
 export function encodeMessage(msg: Message): Uint8Array {
+  if (msg.type === 'accept') {
+    const { value, ...rest } = msg;
+    return encodeWithValue(rest, value);
+  }
   return packr.pack(msg);
+}
+
+/**
+ * The end of the MessagePack item at `p` in a buffer already decoded without error (so well formed);
+ * -1 on anything unexpected.
+ */
+function skipItem(b: Uint8Array, p: number): number {
+  let pending = 1;
+  const n = b.length;
+  const u16 = (at: number) => (b[at]! << 8) | b[at + 1]!;
+  const u32 = (at: number) => ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) >>> 0;
+  while (pending > 0) {
+    if (p >= n) return -1;
+    pending--;
+    const t = b[p]!;
+    if (t < 0x80 || t >= 0xe0) p += 1;
+    else if (t < 0x90) {
+      pending += 2 * (t & 0x0f);
+      p += 1;
+    } else if (t < 0xa0) {
+      pending += t & 0x0f;
+      p += 1;
+    } else if (t < 0xc0) p += 1 + (t & 0x1f);
+    else
+      switch (t) {
+        case 0xc0:
+        case 0xc2:
+        case 0xc3:
+          p += 1;
+          break;
+        case 0xc4:
+        case 0xd9:
+          p += 2 + b[p + 1]!;
+          break;
+        case 0xc5:
+        case 0xda:
+          p += 3 + u16(p + 1);
+          break;
+        case 0xc6:
+        case 0xdb:
+          p += 5 + u32(p + 1);
+          break;
+        case 0xc7:
+          p += 3 + b[p + 1]!;
+          break;
+        case 0xc8:
+          p += 4 + u16(p + 1);
+          break;
+        case 0xc9:
+          p += 6 + u32(p + 1);
+          break;
+        case 0xca:
+        case 0xce:
+        case 0xd2:
+          p += 5;
+          break;
+        case 0xcb:
+        case 0xcf:
+        case 0xd3:
+          p += 9;
+          break;
+        case 0xcc:
+        case 0xd0:
+          p += 2;
+          break;
+        case 0xcd:
+        case 0xd1:
+          p += 3;
+          break;
+        case 0xd4:
+          p += 3;
+          break;
+        case 0xd5:
+          p += 4;
+          break;
+        case 0xd6:
+          p += 6;
+          break;
+        case 0xd7:
+          p += 10;
+          break;
+        case 0xd8:
+          p += 18;
+          break;
+        case 0xdc:
+          pending += u16(p + 1);
+          p += 3;
+          break;
+        case 0xdd:
+          pending += u32(p + 1);
+          p += 5;
+          break;
+        case 0xde:
+          pending += 2 * u16(p + 1);
+          p += 3;
+          break;
+        case 0xdf:
+          pending += 2 * u32(p + 1);
+          p += 5;
+          break;
+        default:
+          return -1;
+      }
+  }
+  return p <= n ? p : -1;
+}
+
+/** Remembers the bytes of a decoded top-level map's `value` field as that value's encoding. */
+function keepValueBytes(buf: Uint8Array, value: object): void {
+  const t = buf[0]!;
+  let count: number;
+  let p: number;
+  if ((t & 0xf0) === 0x80) {
+    count = t & 0x0f;
+    p = 1;
+  } else if (t === 0xde) {
+    count = (buf[1]! << 8) | buf[2]!;
+    p = 3;
+  } else return;
+  for (let i = 0; i < count; i++) {
+    const isValue =
+      buf[p] === 0xa5 && buf[p + 1] === 0x76 && buf[p + 2] === 0x61 && buf[p + 3] === 0x6c && buf[p + 4] === 0x75;
+    const keyEnd = skipItem(buf, p);
+    if (keyEnd < 0) return;
+    const end = skipItem(buf, keyEnd);
+    if (end < 0) return;
+    if (isValue && buf[p + 5] === 0x65) {
+      VALUE_BYTES.set(value, buf.subarray(keyEnd, end));
+      return;
+    }
+    p = end;
+  }
 }
 
 /**
@@ -42,7 +218,9 @@ export function decodeMessage(buf: Uint8Array): Message {
   } catch (e) {
     throw new DecodeError(`not MessagePack: ${why(e)}`);
   }
-  return validateMessage(raw);
+  const msg = validateMessage(raw);
+  if (msg.type === 'accept') keepValueBytes(buf, msg.value);
+  return msg;
 }
 
 /** Encodes any plain value as MessagePack (used by storage records and snapshots). */

@@ -7,9 +7,11 @@ import {
   decodeValue,
   encodeMessage,
   encodeValue,
+  encodeWithValue,
   MESSAGE_TYPES,
   ROLE_OF,
   ROLES,
+  slotValueBytes,
   type Message,
 } from '../src/index.ts';
 import { anyMessage, messageArbs, normal, samples, withBuffers } from './arbitraries.ts';
@@ -116,5 +118,40 @@ describe('interoperability with msgpack-lite', () => {
 
   it('but a nil required field is still rejected', () => {
     expect(() => decodeMessage(lite.encode({ ...samples.decide, upTo: null }))).toThrow(/decide\.upTo/);
+  });
+});
+
+describe('a slot value encoded once (issue #19 point 1)', () => {
+  test.prop([messageArbs.accept], { numRuns: 100 })(
+    'an accept written with its value last decodes the same, with msgpack-lite too',
+    (m) => {
+      const bytes = encodeMessage(m);
+      expect(normal(decodeMessage(bytes))).toEqual(normal(m));
+      expect(normal(decodeMessage(encodeValue(lite.decode(Buffer.from(bytes)))))).toEqual(normal(m));
+    },
+  );
+
+  test.prop([messageArbs.accept], { numRuns: 100 })(
+    'a received accept keeps its value bytes: re-encoding writes them as they arrived',
+    (m) => {
+      // another encoder (msgpack-lite, value not last) sends it; the receiver re-encodes from what it kept
+      const { value, ...rest } = m;
+      const sent = lite.encode(withBuffers({ value, ...rest }));
+      const got = decodeMessage(sent);
+      if (got.type !== 'accept') throw new Error('not an accept');
+      const kept = slotValueBytes(got.value);
+      expect(Buffer.from(sent).includes(Buffer.from(kept))).toBe(true);
+      expect(kept.buffer).toBe(sent.buffer); // a view of what arrived, not a new encoding
+      expect(normal(decodeValue(kept))).toEqual(normal(m.value));
+      expect(normal(decodeMessage(encodeMessage(got)))).toEqual(normal(m));
+    },
+  );
+
+  it('a value is packed once: the cached bytes are reused by every later encoding', () => {
+    const m = samples.accept;
+    const first = slotValueBytes(m.value);
+    expect(slotValueBytes(m.value)).toBe(first);
+    const withValue = encodeWithValue({ t: 'accept', slot: 3 }, m.value);
+    expect(normal(decodeValue(withValue))).toEqual(normal({ t: 'accept', slot: 3, value: m.value }));
   });
 });

@@ -4,12 +4,18 @@ import {
   type StoreRecord,
   decodeValue,
   encodeValue,
+  encodeWithValue,
   isBallot,
   validateSlotValue,
 } from '@decree/protocol';
 
 /** Encodes one store record as MessagePack (the payload of a WAL frame or a pmem log record). */
 export function encodeRecord(r: StoreRecord): Uint8Array {
+  if (r.t === 'accept' || r.t === 'chosen') {
+    // the value's bytes as received or as packed for the wire (packed once per value object)
+    const { value, ...rest } = r;
+    return encodeWithValue(rest, value);
+  }
   return encodeValue(r);
 }
 

@@ -1,5 +1,5 @@
 import { type SimLinkOptions, type SimLinkStats, TCP_QUEUE_BYTES, TCP_QUEUE_MESSAGES, twoLanes } from '@decree/bus';
-import { KvCommands, KvShareGroup } from '@decree/kv-machine';
+import { KvCommands } from '@decree/kv-machine';
 import type { ReplicaId } from '@decree/protocol';
 import { MemorySnapshotStore } from '@decree/storage/memory';
 import {
@@ -101,7 +101,6 @@ export async function simulateScale(p: ScaleParams): Promise<ScaleReport> {
   const largeTags = new Set(largeSizes.map((b) => fingerprint(largeSet(b))));
   const disks = new Map<ReplicaId, SimDisk>();
   const snapshotStores = new Map<ReplicaId, MemorySnapshotStore>();
-  const share = new KvShareGroup();
   const c: SimCluster<RecordingKv> = new SimCluster<RecordingKv>({
     n,
     seed,
@@ -115,7 +114,7 @@ export async function simulateScale(p: ScaleParams): Promise<ScaleReport> {
         return s;
       },
     },
-    makeStateMachine: () => new RecordingKv({ fingerprintOver: 1024, shareGroup: share }),
+    makeStateMachine: () => new RecordingKv({ fingerprintOver: 1024 }),
     makeStore: (id: ReplicaId, env): SimDisk => {
       const d = new SimDisk(env, c.sched.rng.fork(), { capacityBytes: p.diskBytes ?? 0, name: `${id}/sim-disk` });
       disks.set(id, d);

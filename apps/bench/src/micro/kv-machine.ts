@@ -4,7 +4,7 @@
  * A "64-byte SET" is a 64-byte command: opcode + 16-byte key + 45-byte value (+ 2 length bytes).
  * Commands sit in one batch buffer (as subarrays), like the commands of a decided slot.
  */
-import { KvCommands, KvMachine, KvShareGroup } from '@decree/kv-machine';
+import { KvCommands, KvMachine } from '@decree/kv-machine';
 
 const seconds = Number(process.argv[2] ?? 2);
 const KEYS = Number(process.env.KEYS ?? 100_000);
@@ -64,9 +64,8 @@ run('SET 64-byte, new machine per 64K', setsFresh, new KvMachine(), true);
 run('GET 16-byte key (45-byte value)', gets, m);
 run('INCR', incrs, m);
 run('SESSION(SET 64-byte), 64 clients', sessSets, new KvMachine(), true);
-for (const shared of [false, true]) {
-  const group = shared ? new KvShareGroup() : undefined;
-  const three = [0, 1, 2].map(() => new KvMachine({ shareGroup: group }));
+{
+  const three = [0, 1, 2].map(() => new KvMachine());
   let n = 0;
   let slot = 1;
   const t0 = process.hrtime.bigint();
@@ -78,7 +77,7 @@ for (const shared of [false, true]) {
   }
   const dt = Number(process.hrtime.bigint() - t0) / 1e9;
   console.log(
-    `${(shared ? 'SET x 3 replicas, share group' : 'SET 64-byte x 3 replicas').padEnd(30)} ` +
+    `${'SET 64-byte x 3 replicas'.padEnd(30)} ` +
       `${(n / dt / 1e6).toFixed(2).padStart(6)} M replicated ops/s (apply cost only)`,
   );
 }
