@@ -290,7 +290,20 @@ export class KvMachine implements StateMachine {
       );
     if (slot > this.lastSlot) this.advance(slot);
     this.appliedCount++;
-    return this.exec(command, 0, true);
+    return this.exec(command, 0, command.length, true);
+  }
+
+  /** apply() of the command at [start, end) of buf, read in place. */
+  applyAt(buf: Uint8Array, start: number, end: number, slot: Slot): Uint8Array | undefined {
+    CONTRACTS &&
+      requires(
+        Number.isSafeInteger(slot) && slot >= this.lastSlot,
+        `slots are applied in order (${slot} >= ${this.lastSlot})`,
+      );
+    CONTRACTS && requires(start >= 0 && start <= end && end <= buf.length, 'the command lies inside the buffer');
+    if (slot > this.lastSlot) this.advance(slot);
+    this.appliedCount++;
+    return this.exec(buf, start, end, true);
   }
 
   /**
@@ -299,7 +312,7 @@ export class KvMachine implements StateMachine {
    */
   query(command: Uint8Array): Uint8Array {
     if (!isReadOp(command[0])) return ERR_READONLY;
-    return this.exec(command, 0, false);
+    return this.exec(command, 0, command.length, false);
   }
 
   /** Sets key → value (byte ranges) and keeps the SCAN index (when there is one) up to date. */
@@ -380,8 +393,8 @@ export class KvMachine implements StateMachine {
     }
   }
 
-  private exec(c: Uint8Array, start: number, write: boolean): Uint8Array {
-    END = c.length;
+  private exec(c: Uint8Array, start: number, end: number, write: boolean, nested = false): Uint8Array {
+    END = end;
     if (start >= END) return ERR_EMPTY;
     P = start + 1;
     const op = c[start]!;
@@ -532,7 +545,7 @@ export class KvMachine implements StateMachine {
           return has ? TTL_NO_EXPIRY : TTL_MISSING;
         }
         case Op.SESSION: {
-          if (!write || start !== 0) return ERR_NESTED;
+          if (!write || nested) return ERR_NESTED;
           const id = readStr(c);
           const seq = readLen(c);
           const innerAt = P;
@@ -556,7 +569,7 @@ export class KvMachine implements StateMachine {
             // write it already applied, so it is not applied again (Raft's client sessions do the same)
             return ERR_SESSION_EXPIRED;
           }
-          const result = unpooled(this.exec(c, innerAt, true));
+          const result = unpooled(this.exec(c, innerAt, END, true, true));
           if (s !== undefined) {
             s.seq = seq;
             s.result = result;

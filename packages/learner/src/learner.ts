@@ -10,15 +10,21 @@ import {
   type Slot,
   type SlotValue,
   type StateMachine,
+  BIN_LEN,
+  BIN_OFF,
   CONTRACTS,
   collectSnapshot,
+  commandCount,
   compareBallots,
   ensures,
+  firstCommandAt,
   invariant,
+  readBin,
   requires,
   safety,
   slotValueEquals,
   slotValueSize,
+  wireCommands,
 } from '@decree/protocol';
 
 export interface LearnerOptions {
@@ -281,22 +287,41 @@ export function execute(d: LearnerData): void {
     const fetched = d.fetched.size > 0 && d.fetched.delete(slot);
     if (v.k === 'batch') {
       const mine = v.origin === d.self && v.inc === d.inc;
-      const results: (Uint8Array | undefined)[] | undefined = mine ? new Array(v.cmds.length) : undefined;
+      const count = commandCount(v);
+      const results: (Uint8Array | undefined)[] | undefined = mine ? new Array(count) : undefined;
       sm.beforeBatch?.(slot, v.at);
-      const cmds = v.cmds;
-      for (let i = 0; i < cmds.length; i++) {
-        let r: Uint8Array | undefined;
-        try {
-          r = sm.apply(cmds[i]!, slot);
-        } catch (err) {
-          d.stats.applyErrors++;
-          d.input.onApplyError?.(err, slot);
-          r = undefined;
+      const wire = sm.applyAt ? wireCommands(v) : undefined;
+      if (wire !== undefined) {
+        // a follower's batch: each command read where it arrived, no view per command
+        let p = firstCommandAt(wire);
+        for (let i = 0; i < count; i++) {
+          p = readBin(wire.buf, p);
+          let r: Uint8Array | undefined;
+          try {
+            r = sm.applyAt!(wire.buf, BIN_OFF, BIN_OFF + BIN_LEN, slot);
+          } catch (err) {
+            d.stats.applyErrors++;
+            d.input.onApplyError?.(err, slot);
+            r = undefined;
+          }
+          if (results) results[i] = r;
         }
-        if (results) results[i] = r;
+      } else {
+        const cmds = v.cmds;
+        for (let i = 0; i < count; i++) {
+          let r: Uint8Array | undefined;
+          try {
+            r = sm.apply(cmds[i]!, slot);
+          } catch (err) {
+            d.stats.applyErrors++;
+            d.input.onApplyError?.(err, slot);
+            r = undefined;
+          }
+          if (results) results[i] = r;
+        }
       }
       sm.afterBatch?.(slot);
-      d.stats.commandsExecuted += cmds.length;
+      d.stats.commandsExecuted += count;
       if (results) d.input.send({ type: 'executed', ...hdr(d, d.self), slot, inc: v.inc, firstId: v.firstId, results });
     } else if (v.k === 'config') {
       CONTRACTS &&

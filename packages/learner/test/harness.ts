@@ -76,6 +76,8 @@ export const snapSaved = (slot: number, copied: boolean): MessageOf<'snap-saved'
 export class RecordingMachine implements StateMachine {
   readonly log: string[] = [];
   readonly applied: string[] = [];
+  /** unset: the learner applies through apply (a test may set it to take the in-place path) */
+  applyAt?: StateMachine['applyAt'];
   apply(command: Uint8Array, slot: number): Uint8Array | undefined {
     const c = dec(command);
     this.log.push(`${slot}:${c}`);

@@ -1,6 +1,16 @@
 import { describe, expect, it } from 'vitest';
-import { CONTRACTS, ContractViolation, NOOP, slotValueEquals } from '@decree/protocol';
 import {
+  CONTRACTS,
+  ContractViolation,
+  NOOP,
+  type SlotValue,
+  decodeMessage,
+  encodeMessage,
+  slotValueEquals,
+  wireCommands,
+} from '@decree/protocol';
+import {
+  RING,
   SELF,
   b,
   batch,
@@ -137,6 +147,42 @@ describe('learner: results and the state machine', () => {
     expect(ex[0]).toMatchObject({ to: SELF, from: SELF, slot: 1, inc: 7, firstId: 41 });
     expect(ex[0]!.results.map((r) => dec(r!))).toEqual(['ok:mine1', 'ok:mine2']);
     expect(h.sm.applied).toEqual(['mine1', 'mine2', 'old-inc', 'theirs']);
+  });
+
+  it('applies the commands of a batch that came over the wire in place (applyAt), others through apply', () => {
+    const h = learnerHarness();
+    const inPlace: string[] = [];
+    // the RecordingMachine, with applyAt: it records what it read in place, then applies as apply does
+    h.sm.applyAt = (buf, start, end, slot) => {
+      inPlace.push(dec(buf.subarray(start, end)));
+      return h.sm.apply(buf.subarray(start, end), slot);
+    };
+    const wire = (v: SlotValue, slot: number) => {
+      const m = decodeMessage(
+        encodeMessage({
+          type: 'accept',
+          ring: RING,
+          from: 'r2',
+          to: SELF,
+          ballot: b(1, 'r2'),
+          slot,
+          value: v,
+          decidedUpTo: 0,
+        }),
+      );
+      if (m.type !== 'accept') throw new Error('not an accept');
+      expect(wireCommands(m.value)).toBeDefined();
+      return m.value;
+    };
+    h.actor.send(learn(b(1, 'r2'), 1, wire(batch(['w1', 'w2'], SELF, 1, 5), 1)));
+    h.actor.send(learn(b(1, 'r2'), 2, batch(['m1'])));
+    h.actor.send(learn(b(1, 'r2'), 3, wire(batch(['w3']), 3)));
+    h.actor.send(decide(b(1, 'r2'), 3));
+    expect(inPlace).toEqual(['w1', 'w2', 'w3']);
+    expect(h.sm.applied).toEqual(['w1', 'w2', 'm1', 'w3']);
+    const [ex] = h.sent('executed');
+    expect(ex!.results.map((r) => dec(r!))).toEqual(['ok:w1', 'ok:w2']);
+    expect(h.ctx().stats.commandsExecuted).toBe(4);
   });
 
   it('calls beforeBatch/afterBatch around the commands of each slot', () => {

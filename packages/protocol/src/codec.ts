@@ -1,5 +1,6 @@
 import { C1, Packr, Unpackr } from 'msgpackr';
 import { ROLE_OF, type Message, type MessageType } from './messages.ts';
+import { lazyBatch, type WireCommands, wireCommands } from './lazy-batch.ts';
 import type { Ballot, SlotValue } from './types.ts';
 
 /**
@@ -180,6 +181,192 @@ function skipItem(b: Uint8Array, p: number): number {
   return p <= n ? p : -1;
 }
 
+// ---------------------------------------------------------------- accepts, decoded without a view per command
+//
+// An accept as Decree writes it (a map whose first entry is type: "accept") is read by a small decoder
+// that leaves the value's commands in the buffer (lazy-batch.ts) and keeps the value's bytes. Anything it
+// does not expect (another layout, a type it does not read, a bad length) sends the buffer to msgpackr
+// and the full validation, as before, so its errors are unchanged.
+
+const UNSUPPORTED = { fast: 'unsupported' } as const;
+let FP = 0;
+/** scratch for big-endian floats (this code runs little-endian: Node on x64 and arm64) */
+const F64 = new Float64Array(1);
+const F32 = new Float32Array(F64.buffer, 0, 1);
+const F_BYTES = new Uint8Array(F64.buffer);
+const utf8Slice = (Buffer.prototype as unknown as { utf8Slice(this: Uint8Array, s: number, e: number): string })
+  .utf8Slice;
+
+function fLen(b: Uint8Array, n: number): number {
+  if (FP + n > b.length) throw UNSUPPORTED;
+  let v = 0;
+  for (let i = 0; i < n; i++) v = v * 256 + b[FP + i]!;
+  FP += n;
+  return v;
+}
+function fStr(b: Uint8Array, n: number): string {
+  const s = FP;
+  const e = s + n;
+  if (e > b.length) throw UNSUPPORTED;
+  FP = e;
+  if (n < 24) {
+    let out = '';
+    for (let i = s; i < e; i++) {
+      const c = b[i]!;
+      if (c >= 0x80) return utf8Slice.call(b, s, e);
+      out += String.fromCharCode(c);
+    }
+    return out;
+  }
+  return utf8Slice.call(b, s, e);
+}
+function fKey(b: Uint8Array): string {
+  const t = b[FP++];
+  let k: string;
+  if (t !== undefined && t >= 0xa0 && t < 0xc0) k = fStr(b, t & 0x1f);
+  else if (t === 0xd9) k = fStr(b, fLen(b, 1));
+  else throw UNSUPPORTED;
+  if (k === '__proto__') throw UNSUPPORTED;
+  return k;
+}
+function fMap(b: Uint8Array, n: number): Record<string, unknown> {
+  const o: Record<string, unknown> = {};
+  for (let i = 0; i < n; i++) {
+    const k = fKey(b);
+    o[k] = fItem(b);
+  }
+  return o;
+}
+function fItem(b: Uint8Array): unknown {
+  const t = b[FP++];
+  if (t === undefined) throw UNSUPPORTED;
+  if (t < 0x80) return t;
+  if (t >= 0xe0) return t - 256;
+  if (t < 0x90) return fMap(b, t & 0x0f);
+  if (t < 0xa0) {
+    const n = t & 0x0f;
+    const a: unknown[] = new Array(n);
+    for (let i = 0; i < n; i++) a[i] = fItem(b);
+    return a;
+  }
+  if (t < 0xc0) return fStr(b, t & 0x1f);
+  switch (t) {
+    case 0xc0:
+      return null;
+    case 0xc2:
+      return false;
+    case 0xc3:
+      return true;
+    case 0xc4:
+    case 0xc5:
+    case 0xc6: {
+      const n = fLen(b, t === 0xc4 ? 1 : t === 0xc5 ? 2 : 4);
+      if (FP + n > b.length) throw UNSUPPORTED;
+      FP += n;
+      return b.subarray(FP - n, FP);
+    }
+    case 0xcc:
+      return fLen(b, 1);
+    case 0xcd:
+      return fLen(b, 2);
+    case 0xce:
+      return fLen(b, 4);
+    case 0xcf: {
+      const v = fLen(b, 8);
+      if (!Number.isSafeInteger(v)) throw UNSUPPORTED;
+      return v;
+    }
+    case 0xca:
+    case 0xcb: {
+      // msgpackr writes an integer of 2^32 or more as a float64
+      const n = t === 0xca ? 4 : 8;
+      if (FP + n > b.length) throw UNSUPPORTED;
+      for (let i = 0; i < n; i++) F_BYTES[n - 1 - i] = b[FP + i]!;
+      FP += n;
+      return n === 4 ? F32[0] : F64[0];
+    }
+    case 0xd9:
+      return fStr(b, fLen(b, 1));
+    case 0xda:
+      return fStr(b, fLen(b, 2));
+    case 0xdb:
+      return fStr(b, fLen(b, 4));
+    case 0xde:
+      return fMap(b, fLen(b, 2));
+    default:
+      throw UNSUPPORTED; // negative ints, floats, extensions, big arrays: msgpackr's path
+  }
+}
+/** A slot value; the commands of a batch stay in the buffer. */
+function fValue(b: Uint8Array): SlotValue {
+  const t = b[FP++];
+  let n: number;
+  if (t !== undefined && (t & 0xf0) === 0x80) n = t & 0x0f;
+  else if (t === 0xde) n = fLen(b, 2);
+  else throw UNSUPPORTED;
+  const o: Record<string, unknown> = {};
+  let wire: WireCommands | undefined;
+  for (let i = 0; i < n; i++) {
+    const k = fKey(b);
+    if (k !== 'cmds') {
+      o[k] = fItem(b);
+      continue;
+    }
+    const start = FP;
+    const h = b[FP++];
+    let count: number;
+    if (h !== undefined && (h & 0xf0) === 0x90) count = h & 0x0f;
+    else if (h === 0xdc) count = fLen(b, 2);
+    else if (h === 0xdd) count = fLen(b, 4);
+    else throw UNSUPPORTED;
+    let payload = 0;
+    for (let j = 0; j < count; j++) {
+      const bt = b[FP++];
+      if (bt !== 0xc4 && bt !== 0xc5 && bt !== 0xc6) throw UNSUPPORTED;
+      const len = fLen(b, bt === 0xc4 ? 1 : bt === 0xc5 ? 2 : 4);
+      if (FP + len > b.length) throw UNSUPPORTED;
+      FP += len;
+      payload += len;
+    }
+    wire = { buf: b, start, end: FP, count, payloadBytes: payload };
+  }
+  if (wire === undefined) return o as unknown as SlotValue;
+  if (o.k !== 'batch') throw UNSUPPORTED;
+  return lazyBatch(o, wire);
+}
+
+const ACCEPT_HEAD = [0xa4, 0x74, 0x79, 0x70, 0x65, 0xa6, 0x61, 0x63, 0x63, 0x65, 0x70, 0x74]; // "type" "accept"
+
+/** An accept by the fast decoder, validated; undefined when the buffer is not one it reads. */
+function decodeAcceptFast(b: Uint8Array): Message | undefined {
+  const t = b[0];
+  if (t === undefined || (t & 0xf0) !== 0x80 || b.length < 13) return undefined;
+  for (let i = 0; i < ACCEPT_HEAD.length; i++) if (b[1 + i] !== ACCEPT_HEAD[i]) return undefined;
+  let raw: Record<string, unknown>;
+  let valueStart = 0;
+  let valueEnd = 0;
+  try {
+    FP = 13;
+    raw = { type: 'accept' };
+    const n = t & 0x0f;
+    for (let i = 1; i < n; i++) {
+      const k = fKey(b);
+      if (k === 'value') {
+        valueStart = FP;
+        raw.value = fValue(b);
+        valueEnd = FP;
+      } else raw[k] = fItem(b);
+    }
+    if (FP !== b.length || valueEnd === 0) return undefined;
+  } catch (e) {
+    if (e === UNSUPPORTED) return undefined;
+    throw e;
+  }
+  const msg = validateMessage(raw);
+  if (msg.type === 'accept') VALUE_BYTES.set(msg.value, b.subarray(valueStart, valueEnd));
+  return msg;
+}
+
 /** Remembers the bytes of a decoded top-level map's `value` field as that value's encoding. */
 function keepValueBytes(buf: Uint8Array, value: object): void {
   const t = buf[0]!;
@@ -212,6 +399,8 @@ function keepValueBytes(buf: Uint8Array, value: object): void {
  * Byte fields of the result are views into `buf` (no copy): do not reuse `buf` while the message lives.
  */
 export function decodeMessage(buf: Uint8Array): Message {
+  const fast = decodeAcceptFast(buf);
+  if (fast !== undefined) return fast;
   let raw: unknown;
   try {
     raw = unpackr.unpack(buf);
@@ -323,8 +512,11 @@ export function validateSlotValue(v: unknown, where = 'value'): SlotValue {
       need(v, 'origin', isStr, where);
       need(v, 'inc', isInt, where);
       need(v, 'firstId', isInt, where);
-      const cmds = needArray(v, 'cmds', where);
-      for (let i = 0; i < cmds.length; i++) if (!isBytes(cmds[i])) fail(`${where}.cmds[${i}] is not bytes`);
+      // commands left in their wire bytes were checked to be bins when they were read
+      if (wireCommands(v as SlotValue) === undefined) {
+        const cmds = needArray(v, 'cmds', where);
+        for (let i = 0; i < cmds.length; i++) if (!isBytes(cmds[i])) fail(`${where}.cmds[${i}] is not bytes`);
+      }
       opt(v, 'excl', isBool, where);
       opt(v, 'last', isBool, where);
       opt(v, 'at', isInt, where);

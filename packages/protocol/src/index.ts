@@ -4,3 +4,4 @@ export * from './codec.ts';
 export * from './contracts.ts';
 export * from './storage.ts';
 export * from './state-machine.ts';
+export * from './lazy-batch.ts';

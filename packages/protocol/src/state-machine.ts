@@ -9,6 +9,12 @@ export type LeaderRole = 'leader' | 'follower' | 'candidate';
 export interface StateMachine {
   /** Executes one command chosen at `slot`; its result answers the submitter (leader only). */
   apply(command: Uint8Array, slot: Slot): Uint8Array | undefined;
+  /**
+   * Optional: the same as `apply(buf.subarray(start, end), slot)` without the view. The learner calls it
+   * for commands still in the bytes they arrived in (a follower's batches), so a state machine that
+   * reads a command in place applies it without allocating.
+   */
+  applyAt?(buf: Uint8Array, start: number, end: number, slot: Slot): Uint8Array | undefined;
   /** A consistent copy of the state as of the last applied command. */
   snapshot(): Promise<Uint8Array | AsyncIterable<Uint8Array>>;
   /** Replaces the state with a snapshot's. */

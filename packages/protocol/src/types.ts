@@ -1,3 +1,4 @@
+import { wireCommands } from './lazy-batch.ts';
 /** A replica's stable name, unique within a ring. */
 export type ReplicaId = string;
 /** The id of a ring (an independent replica group); one process may host several. */
@@ -134,6 +135,8 @@ export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
 
 export function slotValueSize(v: SlotValue): number {
   if (v.k !== 'batch') return 16;
+  const w = wireCommands(v);
+  if (w !== undefined) return 32 + w.payloadBytes + 2 * w.count;
   let n = 32;
   for (const c of v.cmds) n += c.length + 2;
   return n;

@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { test } from '@fast-check/vitest';
 import lite from 'msgpack-lite';
 import { describe, expect, it } from 'vitest';
@@ -12,7 +13,16 @@ import {
   ROLE_OF,
   ROLES,
   slotValueBytes,
+  slotValueSize,
+  validateMessage,
+  wireCommands,
+  commandCount,
+  firstCommandAt,
+  readBin,
+  BIN_OFF,
+  BIN_LEN,
   type Message,
+  type SlotValue,
 } from '../src/index.ts';
 import { anyMessage, messageArbs, normal, samples, withBuffers } from './arbitraries.ts';
 
@@ -153,5 +163,67 @@ describe('a slot value encoded once (issue #19 point 1)', () => {
     expect(slotValueBytes(m.value)).toBe(first);
     const withValue = encodeWithValue({ t: 'accept', slot: 3 }, m.value);
     expect(normal(decodeValue(withValue))).toEqual(normal({ t: 'accept', slot: 3, value: m.value }));
+  });
+});
+
+describe('accepts decoded with their commands left in the buffer (issue #19 point 1)', () => {
+  /** the general path: msgpackr, then the full validation */
+  const reference = (bytes: Uint8Array): Message => validateMessage(decodeValue(bytes));
+
+  test.prop([messageArbs.accept], { numRuns: 200 })('the same message as the general decoder', (m) => {
+    const bytes = encodeMessage(m);
+    const got = decodeMessage(bytes);
+    expect(normal(got)).toEqual(normal(reference(bytes)));
+    if (got.type !== 'accept') throw new Error('not an accept');
+    const v = got.value;
+    if (v.k === 'batch') {
+      const w = wireCommands(v);
+      expect(w?.count).toBe(v.cmds.length); // the views, made on first read, match the count
+      expect(slotValueSize(v)).toBe(slotValueSize((reference(bytes) as typeof got).value as SlotValue));
+      expect(commandCount(v)).toBe(v.cmds.length);
+    }
+    // written again (to a WAL or a peer) from the bytes it arrived in
+    expect(normal(decodeMessage(encodeMessage(got)))).toEqual(normal(m));
+  });
+
+  test.prop([messageArbs.accept, fc.nat(), fc.integer({ min: 0, max: 255 })], { numRuns: 500 })(
+    'a damaged accept: the same message or a DecodeError, as the general decoder gives',
+    (m, at, byte) => {
+      const bytes = Buffer.from(encodeMessage(m));
+      const i = 13 + (at % Math.max(1, bytes.length - 13));
+      if (i < bytes.length) bytes[i] = byte;
+      let ref: Message | DecodeError;
+      try {
+        ref = reference(bytes);
+      } catch (e) {
+        ref = e as DecodeError;
+      }
+      let got: Message | DecodeError;
+      try {
+        got = decodeMessage(bytes);
+      } catch (e) {
+        got = e as DecodeError;
+      }
+      if (ref instanceof Error) expect(got).toBeInstanceOf(DecodeError);
+      else {
+        expect(got).not.toBeInstanceOf(Error);
+        expect(normal(got)).toEqual(normal(ref));
+      }
+    },
+  );
+
+  it('reads each command in place: firstCommandAt and readBin walk the same bytes as the views', () => {
+    const m = samples.accept;
+    const got = decodeMessage(encodeMessage(m));
+    if (got.type !== 'accept' || got.value.k !== 'batch') throw new Error('wrong shape');
+    const w = wireCommands(got.value)!;
+    let p = firstCommandAt(w);
+    const seen: number[][] = [];
+    for (let i = 0; i < w.count; i++) {
+      p = readBin(w.buf, p);
+      seen.push(Array.from(w.buf.subarray(BIN_OFF, BIN_OFF + BIN_LEN)));
+    }
+    expect(p).toBe(w.end);
+    expect(seen).toEqual(got.value.cmds.map((c) => Array.from(c)));
   });
 });

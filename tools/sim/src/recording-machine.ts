@@ -42,6 +42,11 @@ export class RecordingKv implements StateMachine {
     this.applied.push({ slot, cmd: this.tag(command) });
     return this.kv.apply(command, slot);
   }
+  /** a follower's command read where it arrived (the seeds that serialize messages take this path) */
+  applyAt(buf: Uint8Array, start: number, end: number, slot: Slot): Uint8Array | undefined {
+    this.applied.push({ slot, cmd: this.tag(buf.subarray(start, end)) });
+    return this.kv.applyAt(buf, start, end, slot);
+  }
   async snapshot(): Promise<Uint8Array> {
     const applied = this.applied.slice();
     const kv = this.kv.snapshot(); // captured now, encoded lazily
