@@ -273,13 +273,17 @@ export class KvServer {
     const flush = () => {
       flushScheduled = false;
       const ready: Buffer[] = [];
-      while (queue.length > 0) {
-        const head = queue[0]!;
+      let done = 0;
+      while (done < queue.length) {
+        const head = queue[done]!;
         const b = Buffer.isBuffer(head) ? head : head.buf;
         if (b === undefined) break;
         ready.push(b);
-        queue.shift();
+        done++;
       }
+      // one cut of the head (shift per reply moves the whole queue each time)
+      if (done === queue.length) queue.length = 0;
+      else if (done > 0) queue.splice(0, done);
       if (ready.length > 0) {
         pending -= ready.length;
         if (!sock.destroyed) sock.write(ready.length === 1 ? ready[0]! : Buffer.concat(ready));

@@ -42,10 +42,146 @@ const VALUE_BYTES = new WeakMap<object, Uint8Array>();
 export function slotValueBytes(v: SlotValue): Uint8Array {
   let b = VALUE_BYTES.get(v);
   if (b === undefined) {
-    b = packr.pack(v);
+    b = (v.k === 'batch' ? packBatch(v) : undefined) ?? packr.pack(v);
     VALUE_BYTES.set(v, b);
   }
   return b;
+}
+
+const BATCH_KEYS = new Set(['k', 'origin', 'inc', 'firstId', 'cmds', 'excl', 'last', 'at']);
+const utf8Write = (Buffer.prototype as unknown as { utf8Write(s: string, o: number, n: number): number }).utf8Write;
+
+const uintBytes = (n: number): number => (n < 0x80 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : n < 0x1_0000_0000 ? 5 : 9);
+function writeUint(o: Uint8Array, p: number, n: number): number {
+  if (n < 0x80) o[p++] = n;
+  else if (n < 0x100) {
+    o[p++] = 0xcc;
+    o[p++] = n;
+  } else if (n < 0x10000) {
+    o[p++] = 0xcd;
+    o[p++] = n >>> 8;
+    o[p++] = n & 0xff;
+  } else if (n < 0x1_0000_0000) {
+    o[p++] = 0xce;
+    o[p++] = n >>> 24;
+    o[p++] = (n >>> 16) & 0xff;
+    o[p++] = (n >>> 8) & 0xff;
+    o[p++] = n & 0xff;
+  } else {
+    // as msgpackr writes an integer of 2^32 or more: a float64 (exact for safe integers)
+    o[p++] = 0xcb;
+    F64[0] = n;
+    for (let i = 7; i >= 0; i--) o[p++] = F_BYTES[i]!;
+  }
+  return p;
+}
+const strHeader = (n: number): number => (n < 32 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : 5);
+function writeStrHeader(o: Uint8Array, p: number, n: number): number {
+  if (n < 32) o[p++] = 0xa0 | n;
+  else if (n < 0x100) {
+    o[p++] = 0xd9;
+    o[p++] = n;
+  } else if (n < 0x10000) {
+    o[p++] = 0xda;
+    o[p++] = n >>> 8;
+    o[p++] = n & 0xff;
+  } else {
+    o[p++] = 0xdb;
+    o[p++] = n >>> 24;
+    o[p++] = (n >>> 16) & 0xff;
+    o[p++] = (n >>> 8) & 0xff;
+    o[p++] = n & 0xff;
+  }
+  return p;
+}
+function writeKey(o: Uint8Array, p: number, k: string): number {
+  o[p++] = 0xa0 | k.length;
+  for (let i = 0; i < k.length; i++) o[p++] = k.charCodeAt(i);
+  return p;
+}
+
+/**
+ * A batch value written by hand (the leader's hot path: one value per slot, thousands of commands): the
+ * same MessagePack as packr.pack gives, a bin per command copied once. Undefined (packr's path) for a
+ * value with a field it does not know or a non-integer number.
+ */
+/** @internal exported for its tests */
+export function packBatch(v: Extract<SlotValue, { k: 'batch' }>): Uint8Array | undefined {
+  for (const k in v) if (!BATCH_KEYS.has(k)) return undefined;
+  const { origin, inc, firstId, cmds, excl, last, at } = v;
+  if (!Number.isSafeInteger(inc) || inc < 0 || !Number.isSafeInteger(firstId) || firstId < 0) return undefined;
+  if (at !== undefined && (!Number.isSafeInteger(at) || at < 0)) return undefined;
+  const originBytes = Buffer.byteLength(origin, 'utf8');
+  let fields = 5;
+  let size = 1 + 2 + 6 + 7 + strHeader(originBytes) + originBytes + 4 + uintBytes(inc) + 8 + uintBytes(firstId) + 5;
+  if (excl !== undefined) (fields += 1), (size += 6);
+  if (last !== undefined) (fields += 1), (size += 6);
+  if (at !== undefined) (fields += 1), (size += 3 + uintBytes(at));
+  const n = cmds.length;
+  size += n < 16 ? 1 : n < 0x10000 ? 3 : 5;
+  for (let i = 0; i < n; i++) {
+    const len = cmds[i]!.length;
+    size += (len < 0x100 ? 2 : len < 0x10000 ? 3 : 5) + len;
+  }
+  const o = Buffer.allocUnsafe(size);
+  let p = 0;
+  o[p++] = 0x80 | fields;
+  p = writeKey(o, p, 'k');
+  p = writeKey(o, p, 'batch');
+  p = writeKey(o, p, 'origin');
+  p = writeStrHeader(o, p, originBytes);
+  p += utf8Write.call(o, origin, p, originBytes);
+  p = writeKey(o, p, 'inc');
+  p = writeUint(o, p, inc);
+  p = writeKey(o, p, 'firstId');
+  p = writeUint(o, p, firstId);
+  p = writeKey(o, p, 'cmds');
+  if (n < 16) o[p++] = 0x90 | n;
+  else if (n < 0x10000) {
+    o[p++] = 0xdc;
+    o[p++] = n >>> 8;
+    o[p++] = n & 0xff;
+  } else {
+    o[p++] = 0xdd;
+    o[p++] = n >>> 24;
+    o[p++] = (n >>> 16) & 0xff;
+    o[p++] = (n >>> 8) & 0xff;
+    o[p++] = n & 0xff;
+  }
+  for (let i = 0; i < n; i++) {
+    const c = cmds[i]!;
+    const len = c.length;
+    if (len < 0x100) {
+      o[p++] = 0xc4;
+      o[p++] = len;
+    } else if (len < 0x10000) {
+      o[p++] = 0xc5;
+      o[p++] = len >>> 8;
+      o[p++] = len & 0xff;
+    } else {
+      o[p++] = 0xc6;
+      o[p++] = len >>> 24;
+      o[p++] = (len >>> 16) & 0xff;
+      o[p++] = (len >>> 8) & 0xff;
+      o[p++] = len & 0xff;
+    }
+    if (len <= 64) for (let j = 0; j < len; j++) o[p + j] = c[j]!;
+    else o.set(c, p);
+    p += len;
+  }
+  if (excl !== undefined) {
+    p = writeKey(o, p, 'excl');
+    o[p++] = excl ? 0xc3 : 0xc2;
+  }
+  if (last !== undefined) {
+    p = writeKey(o, p, 'last');
+    o[p++] = last ? 0xc3 : 0xc2;
+  }
+  if (at !== undefined) {
+    p = writeKey(o, p, 'at');
+    p = writeUint(o, p, at);
+  }
+  return p === size ? o : undefined;
 }
 
 const VALUE_KEY = [0xa5, 0x76, 0x61, 0x6c, 0x75, 0x65]; // fixstr "value"

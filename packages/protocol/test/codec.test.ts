@@ -12,6 +12,7 @@ import {
   MESSAGE_TYPES,
   ROLE_OF,
   ROLES,
+  packBatch,
   slotValueBytes,
   slotValueSize,
   validateMessage,
@@ -225,5 +226,39 @@ describe('accepts decoded with their commands left in the buffer (issue #19 poin
     }
     expect(p).toBe(w.end);
     expect(seen).toEqual(got.value.cmds.map((c) => Array.from(c)));
+  });
+});
+
+describe('a batch value written by hand (the leader packs each slot once)', () => {
+  const batchArb = messageArbs.accept.map((m) => m.value).filter((v) => v.k === 'batch');
+  test.prop([batchArb], { numRuns: 300 })('decodes to the value, and is as long as msgpackr writes it', (v) => {
+    if (v.k !== 'batch') return;
+    const mine = packBatch(v);
+    expect(mine).toBeDefined();
+    expect(normal(decodeValue(mine!))).toEqual(normal(v));
+    expect(normal(lite.decode(Buffer.from(mine!)))).toEqual(normal(v));
+    expect(mine!.length).toBe(encodeValue(v).length);
+  });
+
+  it('large counts and lengths, an origin in UTF-8 and a log time past 2^32', () => {
+    const v: SlotValue = {
+      k: 'batch',
+      origin: 'réplica-ü',
+      inc: 70_000,
+      firstId: 2 ** 33 + 5,
+      cmds: [new Uint8Array(300).fill(7), new Uint8Array(70_000).fill(9), ...Array(70_000).fill(new Uint8Array(1))],
+      excl: false,
+      last: true,
+      at: 1_765_000_000_000,
+    };
+    const mine = packBatch(v)!;
+    expect(normal(decodeValue(mine))).toEqual(normal(v));
+    expect(mine.length).toBe(encodeValue(v).length);
+  });
+
+  it('leaves a value with a field it does not know to msgpackr', () => {
+    const v = { k: 'batch', origin: 'r1', inc: 1, firstId: 1, cmds: [], extra: 1 } as unknown as SlotValue;
+    expect(packBatch(v as Extract<SlotValue, { k: 'batch' }>)).toBeUndefined();
+    expect(normal(decodeValue(slotValueBytes(v)))).toEqual(normal(v));
   });
 });
