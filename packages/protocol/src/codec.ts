@@ -114,9 +114,18 @@ export function packBatch(v: Extract<SlotValue, { k: 'batch' }>): Uint8Array | u
   const originBytes = Buffer.byteLength(origin, 'utf8');
   let fields = 5;
   let size = 1 + 2 + 6 + 7 + strHeader(originBytes) + originBytes + 4 + uintBytes(inc) + 8 + uintBytes(firstId) + 5;
-  if (excl !== undefined) (fields += 1), (size += 6);
-  if (last !== undefined) (fields += 1), (size += 6);
-  if (at !== undefined) (fields += 1), (size += 3 + uintBytes(at));
+  if (excl !== undefined) {
+    fields += 1;
+    size += 6;
+  }
+  if (last !== undefined) {
+    fields += 1;
+    size += 6;
+  }
+  if (at !== undefined) {
+    fields += 1;
+    size += 3 + uintBytes(at);
+  }
   const n = cmds.length;
   size += n < 16 ? 1 : n < 0x10000 ? 3 : 5;
   for (let i = 0; i < n; i++) {
