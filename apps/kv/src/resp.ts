@@ -320,10 +320,124 @@ const EMPTY = Buffer.alloc(0);
  * bulk strings, or inline commands (a line of space-separated words, with "double" and 'single'
  * quotes as redis-cli and telnet users send). Empty commands (`*0`, `*-1`, blank lines) are skipped.
  */
+/**
+ * The first element of a SET the parser encoded itself (`encodeSetMaxValue`): `[ENCODED_SET, command]`,
+ * where command is the KV machine's SET (opcode 0x01, varint key length, key, varint value length, value).
+ */
+export const ENCODED_SET: Buffer = Buffer.from('SET');
+
+/** The [SET, key, value] arguments of a command the parser encoded (the rare paths need them back). */
+export function encodedSetArgs(cmd: Uint8Array): Buffer[] {
+  const b = Buffer.from(cmd.buffer, cmd.byteOffset, cmd.byteLength);
+  let p = 1;
+  const varint = (): number => {
+    let n = 0;
+    let mul = 1;
+    for (;;) {
+      const x = b[p++]!;
+      n += (x & 0x7f) * mul;
+      if (x < 0x80) return n;
+      mul *= 128;
+    }
+  };
+  const kl = varint();
+  const key = b.subarray(p, p + kl);
+  p += kl;
+  const vl = varint();
+  return [Buffer.from('SET'), key, b.subarray(p, p + vl)];
+}
+
+const varintBytes = (n: number): number =>
+  n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x20_0000 ? 3 : n < 0x1000_0000 ? 4 : 5;
+function putVarint(o: Uint8Array, p: number, n: number): number {
+  while (n >= 0x80) {
+    o[p++] = (n & 0x7f) | 0x80;
+    n = Math.floor(n / 128);
+  }
+  o[p++] = n;
+  return p;
+}
+
+export interface RespCommandParserOptions {
+  /**
+   * A complete `*3 $3 SET $k key $v value` (SET in any case) whose value is at most this many bytes comes
+   * out already encoded as the KV machine's SET command, `[ENCODED_SET, command]`: one buffer instead of
+   * three argument views and a second copy (issue #19 point 2). Undefined: every command comes out as its
+   * arguments.
+   */
+  readonly encodeSetMaxValue?: number;
+}
+
 export class RespCommandParser extends RespInput {
   private args: Buffer[] | null = null;
   private remaining = 0;
   private bulkLen = -1;
+  private readonly setMax: number;
+
+  constructor(limits: Partial<RespLimits> = {}, opts: RespCommandParserOptions = {}) {
+    super(limits);
+    this.setMax = opts.encodeSetMaxValue ?? -1;
+  }
+
+  /** A decimal length at p (no sign, no leading zero, at most 9 digits) and its CRLF: sets LEN, returns the end or -1. */
+  private fastLen(p: number): number {
+    const b = this.buf;
+    const end = this.end;
+    const first = p;
+    let n = 0;
+    while (p < end) {
+      const d = b[p]! - 0x30;
+      if (d < 0 || d > 9) break;
+      n = n * 10 + d;
+      p++;
+    }
+    const digits = p - first;
+    if (digits === 0 || digits > 9 || (digits > 1 && b[first] === 0x30)) return -1;
+    if (p + 1 >= end || b[p] !== CR || b[p + 1] !== LF) return -1;
+    this.fastN = n;
+    return p + 2;
+  }
+  private fastN = 0;
+
+  /**
+   * A whole SET at pos, encoded; false (nothing consumed) for anything else or anything incomplete, which
+   * the general parser then reads (with its checks and errors).
+   */
+  private fastSet(out: Buffer[][]): boolean {
+    const b = this.buf;
+    const p0 = this.pos;
+    if (this.end - p0 < 22) return false;
+    // "*3\r\n$3\r\n" then SET in any case, then "\r\n$"
+    if (b[p0 + 1] !== 0x33 || b[p0 + 2] !== CR || b[p0 + 3] !== LF || b[p0 + 4] !== 0x24 || b[p0 + 5] !== 0x33)
+      return false;
+    if (b[p0 + 6] !== CR || b[p0 + 7] !== LF) return false;
+    if ((b[p0 + 8]! | 0x20) !== 0x73 || (b[p0 + 9]! | 0x20) !== 0x65 || (b[p0 + 10]! | 0x20) !== 0x74) return false;
+    if (b[p0 + 11] !== CR || b[p0 + 12] !== LF || b[p0 + 13] !== 0x24) return false;
+    let p = this.fastLen(p0 + 14);
+    if (p < 0) return false;
+    const kl = this.fastN;
+    const ko = p;
+    p += kl;
+    if (p + 3 > this.end || b[p] !== CR || b[p + 1] !== LF || b[p + 2] !== 0x24) return false;
+    p = this.fastLen(p + 3);
+    if (p < 0) return false;
+    const vl = this.fastN;
+    const vo = p;
+    p += vl;
+    if (p + 2 > this.end || b[p] !== CR || b[p + 1] !== LF) return false;
+    const L = this.limits;
+    if (kl > L.maxBulkLength || vl > L.maxBulkLength || vl > this.setMax) return false;
+    const cmd = Buffer.allocUnsafe(1 + varintBytes(kl) + kl + varintBytes(vl) + vl);
+    cmd[0] = 0x01;
+    let o = putVarint(cmd, 1, kl);
+    b.copy(cmd, o, ko, ko + kl);
+    o = putVarint(cmd, o + kl, vl);
+    b.copy(cmd, o, vo, vo + vl);
+    out.push([ENCODED_SET, cmd]);
+    this.pos = p + 2;
+    this.want = 0;
+    return true;
+  }
 
   protected retain(chunk: ArrayBufferLike): void {
     const a = this.args;
@@ -347,6 +461,7 @@ export class RespCommandParser extends RespInput {
       if (this.args === null) {
         if (this.pos >= this.end) break;
         if (this.buf[this.pos] === 0x2a /* '*' */) {
+          if (this.setMax >= 0 && this.fastSet(out)) continue;
           const n = this.numberLine('invalid multibulk length', 'too big mbulk count string');
           if (n === undefined) break;
           if (typeof n === 'bigint' || n > L.maxArrayElements) this.fail('invalid multibulk length');

@@ -1,7 +1,16 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import net from 'node:net';
 import { KvCommands, ResultTag, SCAN_SLOTS, decodeResult, type KvResult } from '@decree/kv-machine';
-import { NULL3, RespCommandParser, RespProtocolError, RespWriter, type RespLimits, type RespProtocol } from './resp.ts';
+import {
+  ENCODED_SET,
+  NULL3,
+  RespCommandParser,
+  RespProtocolError,
+  RespWriter,
+  encodedSetArgs,
+  type RespLimits,
+  type RespProtocol,
+} from './resp.ts';
 import { CLIENT_HELP, COMMAND_NAMES, DECREE_VERSION, clientLine, helloArgs, infoText, validName } from './commands.ts';
 
 /** Each command's own outcome (a pipelined chunk may span slots and be partly executed: issue #17). */
@@ -234,7 +243,7 @@ export class KvServer {
     }
     this.stats.connections++;
     sock.setNoDelay(true);
-    const parser = new RespCommandParser(this.o.limits ?? {});
+    const parser = new RespCommandParser(this.o.limits ?? {}, { encodeSetMaxValue: this.o.maxValueBytes });
     const now = Date.now();
     const conn: Conn = {
       id: ++this.nextClientId,
@@ -486,7 +495,15 @@ export class KvServer {
   }
 
   private command(args: Buffer[], c: Conn, ops: Op[]): Reply {
-    // the hot path (a pipelined SET): no command-name string, no closures
+    // the hot path (a pipelined SET, encoded by the parser): no command-name string, no closures
+    if (args[0] === ENCODED_SET) {
+      if (c.authed) {
+        const op = new PendingOp('write', args[1]!, c.proto);
+        ops.push(op);
+        return op;
+      }
+      args = encodedSetArgs(args[1]!); // not authenticated: the general path answers
+    }
     if (args.length === 3 && c.authed && isSet(args[0]!) && args[2]!.length <= this.o.maxValueBytes) {
       const op = new PendingOp('write', KvCommands.set(args[1]!, args[2]!), c.proto);
       ops.push(op);

@@ -1,6 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
+import { KvCommands } from '@decree/kv-machine';
 import {
+  ENCODED_SET,
+  encodedSetArgs,
   NIL_ARRAY,
   NIL_BULK,
   RespCommandParser,
@@ -421,5 +424,65 @@ describe('chunk ownership', () => {
     readBuf.fill(0x21);
     B(':1\r\n').copy(readBuf);
     expect(d.feed(readBuf.subarray(0, 4))).toEqual([[[B('ab')], 1]]);
+  });
+});
+
+describe('SETs encoded by the parser (issue #19 point 2)', () => {
+  /** a parser's items with each encoded SET turned back into its arguments */
+  const plain = (items: Buffer[][]) =>
+    items.map((c) => (c[0] === ENCODED_SET ? encodedSetArgs(c[1]!) : c)).map(upperSet);
+  /** the command name's case does not matter: SET in any case as "SET" */
+  const upperSet = (c: Buffer[]) =>
+    c.length === 3 && c[0]!.toString('latin1').toUpperCase() === 'SET' ? [B('SET'), c[1]!, c[2]!] : c;
+  const setName = fc.constantFrom('SET', 'set', 'Set', 'sEt');
+
+  it('gives the same commands as the general parser, under any chunking and with damaged bytes', () => {
+    const setCmd = fc
+      .tuple(setName, fc.uint8Array({ maxLength: 30 }), fc.uint8Array({ maxLength: 300 }))
+      .map(([n, k, v]) => encodeCommand([B(n), k, v]));
+    const otherCmd = fc
+      .array(fc.uint8Array({ maxLength: 20 }), { minLength: 1, maxLength: 4 })
+      .map((args) => encodeCommand(args));
+    const inline = fc.constantFrom(B('SET a b\r\n'), B('PING\r\n'), B('*3\r\n$3\r\nSET\r\n$01\r\na\r\n$1\r\nb\r\n'));
+    fc.assert(
+      fc.property(
+        fc.array(fc.oneof(setCmd, setCmd, otherCmd, inline), { minLength: 1, maxLength: 8 }),
+        fc.nat(),
+        fc.option(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 }))),
+        fc.integer({ min: 0, max: 300 }),
+        (cmds, seed, damage, maxValue) => {
+          const wire = Buffer.concat(cmds);
+          if (damage) wire[damage[0] % wire.length] = damage[1];
+          const cuts = [...new Set(Array.from({ length: 5 }, (_, i) => (seed * (i + 3)) % (wire.length + 1)))].sort(
+            (a, b) => a - b,
+          );
+          const ref = withCuts(wire, cuts, () => new RespCommandParser({ maxBulkLength: 200 }));
+          const fast = withCuts(
+            wire,
+            cuts,
+            () => new RespCommandParser({ maxBulkLength: 200 }, { encodeSetMaxValue: maxValue }),
+          );
+          expect(plain(fast.items)).toEqual(ref.items.map(upperSet));
+          expect((fast.error as Error | undefined)?.message).toBe((ref.error as Error | undefined)?.message);
+          for (const c of fast.items) {
+            if (c[0] !== ENCODED_SET) continue;
+            const [, k, v] = encodedSetArgs(c[1]!);
+            expect(v!.length).toBeLessThanOrEqual(maxValue);
+            expect(Buffer.from(c[1]!)).toEqual(Buffer.from(KvCommands.set(k!, v!)));
+          }
+        },
+      ),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('encodes a whole pipelined SET, and leaves one over the value limit to the general path', () => {
+    const p = new RespCommandParser({}, { encodeSetMaxValue: 3 });
+    const out = p.feed(
+      Buffer.concat([encodeCommand([B('set'), B('k'), B('abc')]), encodeCommand([B('SET'), B('k'), B('abcd')])]),
+    );
+    expect(out[0]![0]).toBe(ENCODED_SET);
+    expect(Buffer.from(out[0]![1]!)).toEqual(Buffer.from(KvCommands.set('k', 'abc')));
+    expect(strs([out[1]!])).toEqual([['SET', 'k', 'abcd']]);
   });
 });
