@@ -379,7 +379,7 @@ export class RespCommandParser extends RespInput {
     this.setMax = opts.encodeSetMaxValue ?? -1;
   }
 
-  /** A decimal length at p (no sign, no leading zero, at most 9 digits) and its CRLF: sets LEN, returns the end or -1. */
+  /** A decimal length at p (no sign or leading zero, at most 9 digits) and its CRLF: sets fastN; the end or -1. */
   private fastLen(p: number): number {
     const b = this.buf;
     const end = this.end;
