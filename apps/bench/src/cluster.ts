@@ -83,6 +83,8 @@ export interface ClusterHandle {
   pids: Record<string, number>;
   /** CPU seconds used by the three replica processes so far */
   cpuSeconds(): number;
+  /** CPU seconds used so far by each replica process, the leader's name marked "(leader)" and first */
+  cpuSecondsByProcess(): Record<string, number>;
   stop(): Promise<void>;
 }
 
@@ -181,6 +183,12 @@ export async function startProcessCluster(o: ClusterOptions): Promise<ClusterHan
     ports: replicas.map((r) => r.clientPort),
     pids,
     cpuSeconds: () => Object.values(pids).reduce((s, pid) => s + procCpuSeconds(pid), 0),
+    cpuSecondsByProcess: () => {
+      const out: Record<string, number> = {};
+      const ids = Object.keys(pids).sort((a, b) => (a === leader ? -1 : b === leader ? 1 : a < b ? -1 : 1));
+      for (const id of ids) out[id === leader ? `${id} (leader)` : id] = procCpuSeconds(pids[id]);
+      return out;
+    },
     async stop() {
       await Promise.all(
         children.map(
@@ -242,10 +250,13 @@ export async function redisBenchmark(
   args: string[],
   label: string,
   cpu?: () => number,
+  cpuByProcess?: () => Record<string, number>,
 ): Promise<BenchRow[]> {
   const c0 = cpu?.() ?? Number.NaN;
+  const p0 = cpuByProcess?.();
   const r = await run('redis-benchmark', ['-p', String(port), ...args], 300_000);
   const c1 = cpu?.() ?? Number.NaN;
+  const p1 = cpuByProcess?.();
   if (r.status !== 0) throw new Error(`redis-benchmark failed: ${r.stderr || r.stdout.slice(-500)}`);
   const results = parseRedisBenchmark(r.stdout);
   if (results.length === 0) throw new Error(`redis-benchmark: no result in its output:\n${r.stdout.slice(-2000)}`);
@@ -261,6 +272,13 @@ export async function redisBenchmark(
     maxMs: percentile(res, 100),
     // per test only when the run had one test
     cpuSecPerMillion: results.length === 1 ? ((c1 - c0) / res.requests) * 1e6 : Number.NaN,
+    ...(p0 && p1 && results.length === 1
+      ? {
+          cpuUsPerOpByProcess: Object.fromEntries(
+            Object.keys(p1).map((k) => [k, (((p1[k] ?? Number.NaN) - (p0[k] ?? Number.NaN)) / res.requests) * 1e6]),
+          ),
+        }
+      : {}),
   }));
 }
 
@@ -323,14 +341,14 @@ export function clusterLabel(o: ClusterOptions): string {
 async function leaderRun(c: ClusterHandle, args: string[], label: string): Promise<BenchRow> {
   const before = c.leaderChanges;
   try {
-    const [row] = await redisBenchmark(c.leaderPort, args, label, c.cpuSeconds);
+    const [row] = await redisBenchmark(c.leaderPort, args, label, c.cpuSeconds, c.cpuSecondsByProcess);
     if (c.leaderChanges !== before) return { ...row!, note: 'the leader changed during this run' };
     return row!;
   } catch (e) {
     if (!/TRYAGAIN|NOT_LEADER|MOVED|leader/i.test((e as Error).message)) throw e;
     const t0 = Date.now();
     while (c.leaderChanges === before && Date.now() - t0 < 5_000) await new Promise((r) => setTimeout(r, 100));
-    const [row] = await redisBenchmark(c.leaderPort, args, label, c.cpuSeconds);
+    const [row] = await redisBenchmark(c.leaderPort, args, label, c.cpuSeconds, c.cpuSecondsByProcess);
     return { ...row!, note: 'repeated: the leader changed during the first attempt' };
   }
 }

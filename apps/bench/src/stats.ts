@@ -29,6 +29,11 @@ export interface BenchRow {
   /** the slowest request, when the load generator reports it (redis-benchmark's 100th percentile) */
   maxMs?: number;
   cpuSecPerMillion: number;
+  /**
+   * CPU µs per operation of each server process (user + system from /proc), keyed by its name: the
+   * leader first (the 3-process rows)
+   */
+  cpuUsPerOpByProcess?: Record<string, number>;
   note?: string;
   /** the load generator's command line, when one was used */
   command?: string;
@@ -56,19 +61,31 @@ export function skippedRow(name: string, reason: string, group?: string): BenchR
 
 export function table(rows: readonly BenchRow[]): string {
   const head =
-    '| benchmark | ops/s | p50 ms | p99 ms | p99.9 ms | CPU s / M ' +
-    'ops | ops | note |\n|---|---:|---:|---:|---:|---:|---:|---|';
+    '| benchmark | ops/s | p50 ms | p99 ms | p99.9 ms | max ms | CPU s / M ' +
+    'ops | ops | note |\n|---|---:|---:|---:|---:|---:|---:|---:|---|';
   const fmt = (n: number, d = 2) => (Number.isFinite(n) ? n.toFixed(d) : '-');
   return [
     head,
     ...rows.map((r) =>
       r.skipped !== undefined
-        ? `| ${r.name} | skipped: ${r.skipped} | - | - | - | - | - | ${r.note ?? ''} |`
+        ? `| ${r.name} | skipped: ${r.skipped} | - | - | - | - | - | - | ${r.note ?? ''} |`
         : `| ${r.name} | ${Math.round(r.opsPerSec).toLocaleString('en-US')} | ` +
-          `${fmt(r.p50ms, 3)} | ${fmt(r.p99ms, 3)} | ${fmt(r.p999ms, 3)} | ` +
-          `${fmt(r.cpuSecPerMillion)} | ${r.ops.toLocaleString('en-US')} | ${r.note ?? ''} |`,
+          `${fmt(r.p50ms, 3)} | ${fmt(r.p99ms, 3)} | ${fmt(r.p999ms, 3)} | ${fmt(r.maxMs ?? Number.NaN, 3)} | ` +
+          `${fmt(r.cpuSecPerMillion)} | ${r.ops.toLocaleString('en-US')} | ${rowNote(r)} |`,
     ),
   ].join('\n');
+}
+
+/** The note of a row, after the CPU µs per operation of each process when the row has them. */
+function rowNote(r: BenchRow): string {
+  const by = r.cpuUsPerOpByProcess;
+  const cpu =
+    by === undefined
+      ? ''
+      : `CPU µs/op by process: ${Object.entries(by)
+          .map(([p, us]) => `${p} ${Number.isFinite(us) ? us.toFixed(2) : '-'}`)
+          .join(', ')}`;
+  return [cpu, r.note ?? ''].filter((x) => x !== '').join('; ');
 }
 
 export function cpuSeconds(): number {

@@ -26,14 +26,30 @@ describe('baseline rows', () => {
     const reason = 'redis-server not installed (apt-get install redis-server)';
     const lines = table([measured, skippedRow(REDIS_BASELINE, reason, 'baselines')]).split('\n');
     expect(lines).toHaveLength(4);
-    expect(lines[2]).toBe('| redis-server, GET -P 64 -c 50 | 800,000 | 3.700 | 5.300 | 5.900 | 1.27 | 400,000 |  |');
+    expect(lines[2]).toBe(
+      '| redis-server, GET -P 64 -c 50 | 800,000 | 3.700 | 5.300 | 5.900 | - | 1.27 | 400,000 |  |',
+    );
     expect(lines[3]).toBe(
       `| ${REDIS_BASELINE} | skipped: redis-server not installed ` +
-        `(apt-get install redis-server) | - | - | - | - | - |  |`,
+        `(apt-get install redis-server) | - | - | - | - | - | - |  |`,
     );
     // as many cells as the header
     const cells = (l: string) => l.split('|').length;
     expect(cells(lines[3]!)).toBe(cells(lines[0]!));
+  });
+
+  it('a 3-process row shows its maximum and the CPU µs per operation of each process', () => {
+    const row = {
+      ...measured,
+      maxMs: 12.5,
+      cpuUsPerOpByProcess: { 'r2 (leader)': 4.567, r1: 2.5, r3: Number.NaN },
+      note: 'the leader changed during this run',
+    };
+    const [, , line] = table([row]).split('\n');
+    expect(line).toBe(
+      '| redis-server, GET -P 64 -c 50 | 800,000 | 3.700 | 5.300 | 5.900 | 12.500 | 1.27 | 400,000 | ' +
+        'CPU µs/op by process: r2 (leader) 4.57, r1 2.50, r3 -; the leader changed during this run |',
+    );
   });
 
   it('the chart leaves a skipped row out', () => {
