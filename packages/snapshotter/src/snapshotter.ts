@@ -21,6 +21,13 @@ export interface SnapshotterOptions {
   everySlots: number;
   /** or once this many bytes of slot values were applied since the last one (0: never by bytes) */
   everyBytes: number;
+  /**
+   * Spread the members' snapshot points over the interval (issue #19 point 4): a replica with no snapshot
+   * yet takes its first one by slots `everySlots × i / n` early, i its place among the n members of its
+   * start configuration (sorted), and keeps that phase. A snapshot stalls its replica for a moment; at
+   * the same slot on every member it stalled the leader's whole majority at once.
+   */
+  stagger: boolean;
   /** snapshots kept in the store */
   keep: number;
   /**
@@ -45,6 +52,7 @@ export interface SnapshotterOptions {
 export const DEFAULT_SNAPSHOTTER_OPTIONS: SnapshotterOptions = {
   everySlots: 10_000,
   everyBytes: 64 << 20,
+  stagger: true,
   keep: 2,
   truncateMargin: 1_000,
   truncateMarginBytes: 8 << 20,
@@ -152,6 +160,8 @@ export interface SnapshotterData {
   /** the learner answered busy: no new snap-take before this time */
   busyUntil: number;
   lastSlot: Slot;
+  /** how many slots early the first snapshot by slots comes (the stagger's phase; 0 without it) */
+  phaseSlots: number;
   lastBytes: number;
   /** applied bytes at each kept snapshot's slot (for the byte margin) */
   keptBytes: Map<Slot, number>;
@@ -232,9 +242,21 @@ function due(d: SnapshotterData, slot: Slot, bytes: number): boolean {
   if (d.requested) return true;
   if (d.paused) return false;
   const o = d.opts;
+  // the first snapshot of a replica that started without one comes early by its phase (stagger)
+  const early = d.stats.taken === 0 && d.input.initial === undefined ? d.phaseSlots : 0;
   return (
-    (o.everySlots > 0 && slot - d.lastSlot >= o.everySlots) || (o.everyBytes > 0 && bytes - d.lastBytes >= o.everyBytes)
+    (o.everySlots > 0 && slot + early - d.lastSlot >= o.everySlots) ||
+    (o.everyBytes > 0 && bytes - d.lastBytes >= o.everyBytes)
   );
+}
+
+/** The stagger's phase of a replica: its place among the sorted members, as a share of everySlots. */
+function staggerPhase(input: SnapshotterInput): number {
+  const o = { ...DEFAULT_SNAPSHOTTER_OPTIONS, ...input.options };
+  if (!o.stagger || o.everySlots <= 0) return 0;
+  const members = [...input.configuration.members].sort();
+  const i = members.indexOf(input.self);
+  return i <= 0 ? 0 : Math.floor((o.everySlots * i) / members.length);
 }
 
 /**
@@ -843,6 +865,7 @@ export const snapshotterMachine = setup({
     queued: undefined,
     busyUntil: 0,
     lastSlot: input.initial?.slot ?? 0,
+    phaseSlots: staggerPhase(input),
     lastBytes: 0,
     keptBytes: new Map(input.initial ? [[input.initial.slot, -1]] : []),
     samples: [],

@@ -23,13 +23,13 @@ class GatedStore extends MemorySnapshotStore {
   }
 }
 
-function start(store: SnapshotStore, options: Partial<SnapshotterOptions> = {}) {
+function start(store: SnapshotStore, options: Partial<SnapshotterOptions> = {}, self: ReplicaId = SELF) {
   const sent: Message[] = [];
   let now = 0;
   const actor = createActor(snapshotterMachine, {
     input: {
       ring: RING,
-      self: SELF,
+      self,
       configuration: CONFIG,
       peers: ['r1', 'r2', 'r3'],
       store,
@@ -71,6 +71,31 @@ describe('snapshotter', () => {
     expect(s.of('retain-truncate').map((m) => m.below)).toEqual([90]);
     expect(s.of('snap-saved').map((m) => m.slot)).toEqual([100]);
     expect(s.actor.getSnapshot().context.stats.saved).toBe(1);
+  });
+
+  it("spreads the members' snapshot points over the interval (stagger), and keeps each phase", async () => {
+    const firstTake = (self: ReplicaId, options: Partial<SnapshotterOptions> = {}) => {
+      const s = start(new MemorySnapshotStore(), { everySlots: 300, ...options }, self);
+      for (let slot = 1; slot <= 300; slot++) {
+        s.executed(slot);
+        if (s.of('snap-take').length > 0) return { s, slot };
+      }
+      return { s, slot: -1 };
+    };
+    // r1, r2, r3 are places 0, 1, 2 of 3: their first snapshots come 0, 100 and 200 slots early
+    expect(firstTake('r1').slot).toBe(300);
+    expect(firstTake('r2').slot).toBe(200);
+    expect(firstTake('r3').slot).toBe(100);
+    expect(firstTake('r3', { stagger: false }).slot).toBe(300);
+    // after its first snapshot a replica keeps the interval: r3's next one is at 100 + 300
+    const { s } = firstTake('r3');
+    const [take] = s.of('snap-take');
+    s.data(take!.seq, 100, new Uint8Array([1]));
+    await settle();
+    s.executed(399);
+    expect(s.of('snap-take')).toHaveLength(1);
+    s.executed(400);
+    expect(s.of('snap-take')).toHaveLength(2);
   });
 
   it('takes snapshots by applied bytes as well as by slots', () => {
