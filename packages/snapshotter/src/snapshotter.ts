@@ -24,7 +24,8 @@ export interface SnapshotterOptions {
   /**
    * Spread the members' snapshot points over the interval (issue #19 point 4): a replica with no snapshot
    * yet takes its first one by slots `everySlots × i / n` early, i its place among the n members of its
-   * start configuration (sorted), and keeps that phase. A snapshot stalls its replica for a moment; at
+   * start configuration (sorted), and keeps that phase; its first one by bytes after each start comes
+   * `everyBytes × i / n` early. A snapshot stalls its replica for a moment; at
    * the same slot on every member it stalled the leader's whole majority at once.
    */
   stagger: boolean;
@@ -162,6 +163,8 @@ export interface SnapshotterData {
   lastSlot: Slot;
   /** how many slots early the first snapshot by slots comes (the stagger's phase; 0 without it) */
   phaseSlots: number;
+  /** the same for the first snapshot by bytes after a start */
+  phaseBytes: number;
   lastBytes: number;
   /** applied bytes at each kept snapshot's slot (for the byte margin) */
   keptBytes: Map<Slot, number>;
@@ -242,21 +245,24 @@ function due(d: SnapshotterData, slot: Slot, bytes: number): boolean {
   if (d.requested) return true;
   if (d.paused) return false;
   const o = d.opts;
-  // the first snapshot of a replica that started without one comes early by its phase (stagger)
-  const early = d.stats.taken === 0 && d.input.initial === undefined ? d.phaseSlots : 0;
+  // the first snapshot comes early by the replica's phase (stagger): by slots when it started without
+  // one (a restart keeps the phase of its snapshot's slot), by bytes after every start (the count restarts)
+  const first = d.stats.taken === 0;
+  const early = first && d.input.initial === undefined ? d.phaseSlots : 0;
+  const earlyBytes = first ? d.phaseBytes : 0;
   return (
     (o.everySlots > 0 && slot + early - d.lastSlot >= o.everySlots) ||
-    (o.everyBytes > 0 && bytes - d.lastBytes >= o.everyBytes)
+    (o.everyBytes > 0 && bytes + earlyBytes - d.lastBytes >= o.everyBytes)
   );
 }
 
-/** The stagger's phase of a replica: its place among the sorted members, as a share of everySlots. */
-function staggerPhase(input: SnapshotterInput): number {
+/** The stagger's phase of a replica: its place among the sorted members, as a share of the interval. */
+function staggerPhase(input: SnapshotterInput, interval: 'everySlots' | 'everyBytes'): number {
   const o = { ...DEFAULT_SNAPSHOTTER_OPTIONS, ...input.options };
-  if (!o.stagger || o.everySlots <= 0) return 0;
+  if (!o.stagger || o[interval] <= 0) return 0;
   const members = [...input.configuration.members].sort();
   const i = members.indexOf(input.self);
-  return i <= 0 ? 0 : Math.floor((o.everySlots * i) / members.length);
+  return i <= 0 ? 0 : Math.floor((o[interval] * i) / members.length);
 }
 
 /**
@@ -865,7 +871,8 @@ export const snapshotterMachine = setup({
     queued: undefined,
     busyUntil: 0,
     lastSlot: input.initial?.slot ?? 0,
-    phaseSlots: staggerPhase(input),
+    phaseSlots: staggerPhase(input, 'everySlots'),
+    phaseBytes: staggerPhase(input, 'everyBytes'),
     lastBytes: 0,
     keptBytes: new Map(input.initial ? [[input.initial.slot, -1]] : []),
     samples: [],

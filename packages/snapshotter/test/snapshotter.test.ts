@@ -98,6 +98,20 @@ describe('snapshotter', () => {
     expect(s.of('snap-take')).toHaveLength(2);
   });
 
+  it('staggers the snapshots by bytes too: r3 takes its first at 1/3 of everyBytes less', () => {
+    const firstTakeBytes = (self: ReplicaId) => {
+      const s = start(new MemorySnapshotStore(), { everySlots: 0, everyBytes: 3_000 }, self);
+      for (let slot = 1; slot <= 300; slot++) {
+        s.executed(slot, slot * 10);
+        if (s.of('snap-take').length > 0) return slot * 10;
+      }
+      return -1;
+    };
+    expect(firstTakeBytes('r1')).toBe(3_000);
+    expect(firstTakeBytes('r2')).toBe(2_000);
+    expect(firstTakeBytes('r3')).toBe(1_000);
+  });
+
   it('takes snapshots by applied bytes as well as by slots', () => {
     const s = start(new MemorySnapshotStore(), { everySlots: 0, everyBytes: 1_000 });
     s.executed(5, 999);
