@@ -283,14 +283,7 @@ export class KvMachine implements StateMachine {
   }
 
   apply(command: Uint8Array, slot: Slot): Uint8Array | undefined {
-    CONTRACTS &&
-      requires(
-        Number.isSafeInteger(slot) && slot >= this.lastSlot,
-        `slots are applied in order (${slot} >= ${this.lastSlot})`,
-      );
-    if (slot > this.lastSlot) this.advance(slot);
-    this.appliedCount++;
-    return this.exec(command, 0, command.length, true);
+    return this.applyAt(command, 0, command.length, slot);
   }
 
   /** apply() of the command at [start, end) of buf, read in place. */

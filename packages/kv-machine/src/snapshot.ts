@@ -1,4 +1,4 @@
-import { DecodeError, decodeValue, encodeValue } from '@decree/protocol';
+import { DecodeError, decodeValue, encodeValue, writeSized } from '@decree/protocol';
 import { copyBytes, type TableCopy } from './table.ts';
 
 /**
@@ -66,16 +66,21 @@ const bin = (s: string): Buffer => Buffer.from(s, 'latin1');
 const binHeaderBytes = (n: number) => (n < 0x100 ? 2 : n < 0x10000 ? 3 : 5);
 
 /**
- * The data frame { d: [keys[from], values[from], …] } with the key and value strings (binary, latin1)
- * as MessagePack bin, written straight into one buffer: the same bytes as frame({ d: [bin(k), bin(v), …] })
- * without a Buffer per string (on a state of 100,000 keys, ten times faster).
+ * A data frame { d: [key, value, …] } of entries [from, to), written straight into one buffer: the same
+ * bytes as frame({ d: [bin(k), bin(v), …] }). `len(i, part)` is the length of entry i's key (part 0) or value
+ * (part 1); `write(out, at, i, part)` writes those bytes at `at`.
  */
-export function dataFrame(keys: readonly string[], values: readonly string[], from: number, to: number): Uint8Array {
+function dataFrameOf(
+  from: number,
+  to: number,
+  len: (i: number, part: 0 | 1) => number,
+  write: (out: Buffer, at: number, i: number, part: 0 | 1) => void,
+): Uint8Array {
   const count = 2 * (to - from);
   let body = 3 + (count < 16 ? 1 : count < 0x10000 ? 3 : 5); // fixmap, "d", the array's header
   for (let i = from; i < to; i++) {
-    const k = keys[i]!.length;
-    const v = values[i]!.length;
+    const k = len(i, 0);
+    const v = len(i, 1);
     body += binHeaderBytes(k) + k + binHeaderBytes(v) + v;
   }
   const out = Buffer.allocUnsafe(4 + body);
@@ -83,92 +88,43 @@ export function dataFrame(keys: readonly string[], values: readonly string[], fr
   out[4] = 0x81;
   out[5] = 0xa1;
   out[6] = 0x64; // "d"
-  let o = 7;
-  if (count < 16) out[o++] = 0x90 | count;
-  else if (count < 0x10000) {
-    out[o] = 0xdc;
-    out.writeUInt16BE(count, o + 1);
-    o += 3;
-  } else {
-    out[o] = 0xdd;
-    out.writeUInt32BE(count, o + 1);
-    o += 5;
-  }
-  const put = (s: string) => {
-    const n = s.length;
-    if (n < 0x100) {
-      out[o] = 0xc4;
-      out[o + 1] = n;
-      o += 2;
-    } else if (n < 0x10000) {
-      out[o] = 0xc5;
-      out.writeUInt16BE(n, o + 1);
-      o += 3;
-    } else {
-      out[o] = 0xc6;
-      out.writeUInt32BE(n, o + 1);
-      o += 5;
-    }
-    o += out.write(s, o, 'latin1');
-  };
+  let o = writeSized(out, 7, count, 0x90, 16, 0, 0xdc); // the array's header
   for (let i = from; i < to; i++) {
-    put(keys[i]!);
-    put(values[i]!);
+    for (const part of [0, 1] as const) {
+      const n = len(i, part);
+      o = writeSized(out, o, n, 0, 0, 0xc4, 0xc5); // bin
+      write(out, o, i, part);
+      o += n;
+    }
   }
   return out;
 }
 
-/** The same data frame as dataFrame, of rows [from, to) of a table copy: the bytes copied from its slabs. */
+/**
+ * The data frame { d: [keys[from], values[from], …] } with the key and value strings (binary, latin1)
+ * as MessagePack bin, without a Buffer per string (on a state of 100,000 keys, ten times faster).
+ */
+export function dataFrame(keys: readonly string[], values: readonly string[], from: number, to: number): Uint8Array {
+  return dataFrameOf(
+    from,
+    to,
+    (i, part) => (part === 0 ? keys : values)[i]!.length,
+    (out, at, i, part) => out.write((part === 0 ? keys : values)[i]!, at, 'latin1'),
+  );
+}
+
+/** The same data frame, of rows [from, to) of a table copy: the bytes copied from its slabs. */
 export function tableFrame(t: TableCopy, from: number, to: number): Uint8Array {
   const rows = t.rows;
-  const count = 2 * (to - from);
-  let body = 3 + (count < 16 ? 1 : count < 0x10000 ? 3 : 5);
-  for (let i = from; i < to; i++) {
-    const k = rows[4 * i + 2]!;
-    const v = rows[4 * i + 3]!;
-    body += binHeaderBytes(k) + k + binHeaderBytes(v) + v;
-  }
-  const out = Buffer.allocUnsafe(4 + body);
-  out.writeUInt32LE(body, 0);
-  out[4] = 0x81;
-  out[5] = 0xa1;
-  out[6] = 0x64; // "d"
-  let o = 7;
-  if (count < 16) out[o++] = 0x90 | count;
-  else if (count < 0x10000) {
-    out[o] = 0xdc;
-    out.writeUInt16BE(count, o + 1);
-    o += 3;
-  } else {
-    out[o] = 0xdd;
-    out.writeUInt32BE(count, o + 1);
-    o += 5;
-  }
-  const put = (slab: Uint8Array, at: number, n: number) => {
-    if (n < 0x100) {
-      out[o] = 0xc4;
-      out[o + 1] = n;
-      o += 2;
-    } else if (n < 0x10000) {
-      out[o] = 0xc5;
-      out.writeUInt16BE(n, o + 1);
-      o += 3;
-    } else {
-      out[o] = 0xc6;
-      out.writeUInt32BE(n, o + 1);
-      o += 5;
-    }
-    copyBytes(slab, at, out, o, n);
-    o += n;
-  };
-  for (let i = from; i < to; i++) {
-    const slab = t.slabs[rows[4 * i]!]!;
-    const off = rows[4 * i + 1]!;
-    const k = rows[4 * i + 2]!;
-    put(slab, off, k);
-    put(slab, off + k, rows[4 * i + 3]!);
-  }
-  return out;
+  return dataFrameOf(
+    from,
+    to,
+    (i, part) => rows[4 * i + 2 + part]!,
+    (out, at, i, part) => {
+      const off = rows[4 * i + 1]! + (part === 0 ? 0 : rows[4 * i + 2]!);
+      copyBytes(t.slabs[rows[4 * i]!]!, off, out, at, rows[4 * i + 2 + part]!);
+    },
+  );
 }
 
 /**

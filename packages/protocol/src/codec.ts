@@ -76,17 +76,29 @@ function writeUint(o: Uint8Array, p: number, n: number): number {
   return p;
 }
 const strHeader = (n: number): number => (n < 32 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : 5);
-function writeStrHeader(o: Uint8Array, p: number, n: number): number {
-  if (n < 32) o[p++] = 0xa0 | n;
-  else if (n < 0x100) {
-    o[p++] = 0xd9;
+/**
+ * A MessagePack length header: the fix form (`fix | n` while n < fixBelow; fixBelow 0: none), else the 8-bit
+ * form (t8; 0: none), else 16 or 32 bits big-endian.
+ */
+export function writeSized(
+  o: Uint8Array,
+  p: number,
+  n: number,
+  fix: number,
+  fixBelow: number,
+  t8: number,
+  t16: number,
+): number {
+  if (n < fixBelow) o[p++] = fix | n;
+  else if (t8 !== 0 && n < 0x100) {
+    o[p++] = t8;
     o[p++] = n;
   } else if (n < 0x10000) {
-    o[p++] = 0xda;
+    o[p++] = t16;
     o[p++] = n >>> 8;
     o[p++] = n & 0xff;
   } else {
-    o[p++] = 0xdb;
+    o[p++] = t16 + 1; // the 32-bit form follows the 16-bit one in every family (str, bin, array)
     o[p++] = n >>> 24;
     o[p++] = (n >>> 16) & 0xff;
     o[p++] = (n >>> 8) & 0xff;
@@ -94,6 +106,7 @@ function writeStrHeader(o: Uint8Array, p: number, n: number): number {
   }
   return p;
 }
+const writeStrHeader = (o: Uint8Array, p: number, n: number) => writeSized(o, p, n, 0xa0, 32, 0xd9, 0xda);
 function writeKey(o: Uint8Array, p: number, k: string): number {
   o[p++] = 0xa0 | k.length;
   for (let i = 0; i < k.length; i++) o[p++] = k.charCodeAt(i);
@@ -145,35 +158,11 @@ export function packBatch(v: Extract<SlotValue, { k: 'batch' }>): Uint8Array | u
   p = writeKey(o, p, 'firstId');
   p = writeUint(o, p, firstId);
   p = writeKey(o, p, 'cmds');
-  if (n < 16) o[p++] = 0x90 | n;
-  else if (n < 0x10000) {
-    o[p++] = 0xdc;
-    o[p++] = n >>> 8;
-    o[p++] = n & 0xff;
-  } else {
-    o[p++] = 0xdd;
-    o[p++] = n >>> 24;
-    o[p++] = (n >>> 16) & 0xff;
-    o[p++] = (n >>> 8) & 0xff;
-    o[p++] = n & 0xff;
-  }
+  p = writeSized(o, p, n, 0x90, 16, 0, 0xdc);
   for (let i = 0; i < n; i++) {
     const c = cmds[i]!;
     const len = c.length;
-    if (len < 0x100) {
-      o[p++] = 0xc4;
-      o[p++] = len;
-    } else if (len < 0x10000) {
-      o[p++] = 0xc5;
-      o[p++] = len >>> 8;
-      o[p++] = len & 0xff;
-    } else {
-      o[p++] = 0xc6;
-      o[p++] = len >>> 24;
-      o[p++] = (len >>> 16) & 0xff;
-      o[p++] = (len >>> 8) & 0xff;
-      o[p++] = len & 0xff;
-    }
+    p = writeSized(o, p, len, 0, 0, 0xc4, 0xc5);
     if (len <= 64) for (let j = 0; j < len; j++) o[p + j] = c[j]!;
     else o.set(c, p);
     p += len;
