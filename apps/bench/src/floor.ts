@@ -249,8 +249,13 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href &
       console.log(`  ${name}: ${us.toFixed(2)} CPU µs/SET`);
     });
     console.log(`  all three: ${total.toFixed(2)} CPU µs/SET`);
-    const [one] = await redisBenchmark(ports[0]!, LOADS.setUnpipelined(10_000), 'floor, SET -P 1 -c 1');
+    const n1 = 10_000;
+    const cpu2 = procs.map(([, c]) => procCpuSeconds(c.pid));
+    const [one] = await redisBenchmark(ports[0]!, LOADS.setUnpipelined(n1), 'floor, SET -P 1 -c 1');
+    const cpu3 = procs.map(([, c]) => procCpuSeconds(c.pid));
+    const cpu1Us = procs.map(([name], i) => `${name} ${(((cpu3[i]! - cpu2[i]!) / n1) * 1e6).toFixed(1)}`);
     console.log(`  unpipelined (1 client): p50 ${one!.p50ms} ms, p99 ${one!.p99ms} ms`);
+    console.log(`  unpipelined CPU µs/SET: ${cpu1Us.join(', ')}`);
   } finally {
     for (const k of kids) k.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });

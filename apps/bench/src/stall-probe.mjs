@@ -1,6 +1,6 @@
 // Loaded into each replica process with `node --import` by apps/bench/src/stalls.ts (a diagnostic, not
 // part of the product): the event-loop delay (perf_hooks.monitorEventLoopDelay, 10 ms timer), the loop's
-// gaps over 20 ms with their wall-clock time, and the GC pauses over 5 ms. SIGUSR2 writes what was
+// gaps over 20 ms with their wall-clock time, and the GC pauses over 5 ms (DECREE_STALL_GC_MS). SIGUSR2 writes what was
 // seen since the previous SIGUSR2 to `<DECREE_STALL_PROBE>-<pid>.json` and starts afresh.
 import { writeFileSync } from 'node:fs';
 import { monitorEventLoopDelay, PerformanceObserver, performance } from 'node:perf_hooks';
@@ -8,6 +8,7 @@ import { monitorEventLoopDelay, PerformanceObserver, performance } from 'node:pe
 const out = process.env.DECREE_STALL_PROBE;
 if (out) {
   const RES = 10;
+  const GC_MS = Number(process.env.DECREE_STALL_GC_MS ?? 5); // GC pauses listed from this long
   const h = monitorEventLoopDelay({ resolution: RES });
   h.enable();
   let gaps = [];
@@ -26,7 +27,7 @@ if (out) {
     for (const e of list.getEntries()) {
       gcCount++;
       gcMs += e.duration;
-      if (e.duration > 5)
+      if (e.duration > GC_MS)
         gcs.push({
           at: Math.round(performance.timeOrigin + e.startTime),
           ms: +e.duration.toFixed(1),

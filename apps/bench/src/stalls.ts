@@ -9,6 +9,7 @@
  *   node --conditions=source --import tsx apps/bench/src/stalls.ts [--runs 3] [--n 10000] [--no-fill]
  *       [--trace-gc] [--timeline] [--strace] [--no-probe] [--node-flag <flag>]… [bundle] [entry=<decree.mjs>] …
  *
+ * `flags=<flag>,<flag>` after a variant gives its replica processes these node flags too.
  * --timeline: the SETs come from a client here (not redis-benchmark) that notes each reply over 10 ms
  * with its wall-clock time, to line the slow requests up with the processes' gaps and GCs.
  * --strace: strace -f -c on the leader during the unpipelined run (its latency figures are then not
@@ -42,7 +43,12 @@ for (let i = 0; i < args.length; i++) {
   else if (a === '--node-flag') extraFlags.push(args[++i]!);
   else if (a === 'bundle') picks.push([a, {}]);
   else if (a.startsWith('entry=')) picks.push([a.slice(a.lastIndexOf('/') + 1), { entry: a.slice(6) }]);
-  else throw new Error(`unknown argument ${a}`);
+  else if (a.startsWith('flags=') && picks.length) {
+    // node flags of the variant before it (comma-separated): `entry=… flags=--max-semi-space-size=64`
+    const last = picks.at(-1)!;
+    last[0] += ` ${a.slice(6)}`;
+    last[1].nodeFlags = a.slice(6).split(',');
+  } else throw new Error(`unknown argument ${a}`);
 }
 if (picks.length === 0) picks.push(['bundle', {}]);
 const probePath = join(import.meta.dirname, 'stall-probe.mjs');
@@ -145,7 +151,12 @@ async function oneRun(name: string, v: Partial<ClusterOptions>, r: number): Prom
     transport: 'tcp',
     storage: 'wal',
     ...v,
-    nodeFlags: [...(probe ? ['--import', probePath] : []), ...(traceGc ? ['--trace-gc'] : []), ...extraFlags],
+    nodeFlags: [
+      ...(probe ? ['--import', probePath] : []),
+      ...(traceGc ? ['--trace-gc'] : []),
+      ...extraFlags,
+      ...(v.nodeFlags ?? []),
+    ],
     env: probe ? { DECREE_STALL_PROBE: stamp } : {},
     onLine: (id, line) => {
       if (/Mark-Compact|Mark-sweep|Scavenge/.test(line)) gcLines.push(`${id} ${line.trim()}`);

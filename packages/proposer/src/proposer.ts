@@ -134,8 +134,14 @@ export interface ProposerData {
    */
   awaitingCatchup: Slot;
   prepareSentAt: number;
-  /** when the last Decide went out (after a choice or idle): idle Decides at most every retransmitMs */
+  /** when the last Decide went out to the other replicas: idle Decides at most every retransmitMs */
   decideSentAt: number;
+  /**
+   * How far the other replicas have been told the log is chosen, by a Decide or carried by an Accept
+   * to every member (`decidedUpTo`). A choice is told to this replica's own learner at once and to
+   * the others lazily: on the next Accept, or at the next tick (see sendChosen).
+   */
+  remoteDecidedUpTo: Slot;
   // phase 2
   nextSlot: Slot;
   chosenUpTo: Slot;
@@ -214,14 +220,29 @@ function leaderState(d: ProposerData, state: 'follower' | 'preparing' | 'leading
   });
 }
 
+const decide = (d: ProposerData, to: ReplicaId) =>
+  d.input.send({ type: 'decide', ...hdr(d, to), ballot: d.ballot, upTo: d.chosenUpTo });
+
 /** Decides go to the members, to the observers catching up, and to this replica's own learner. */
 function sendDecide(d: ProposerData): void {
   d.decideSentAt = d.input.now();
-  const decide = (to: ReplicaId) =>
-    d.input.send({ type: 'decide', ...hdr(d, to), ballot: d.ballot, upTo: d.chosenUpTo });
-  for (const mm of d.members) decide(mm);
-  for (const o of d.observers) if (!d.members.includes(o)) decide(o);
-  if (!d.members.includes(d.self) && !d.observers.includes(d.self)) decide(d.self);
+  d.remoteDecidedUpTo = d.chosenUpTo;
+  for (const mm of d.members) decide(d, mm);
+  for (const o of d.observers) if (!d.members.includes(o)) decide(d, o);
+  if (!d.members.includes(d.self) && !d.observers.includes(d.self)) decide(d, d.self);
+}
+
+/**
+ * A choice: this replica's learner hears it at once (it executes and the client gets its reply);
+ * the other replicas hear it on the next Accept, which carries `decidedUpTo`, or at the next tick.
+ * Under load the Accepts carry every choice, and with one client at a time the Decide rides on the
+ * next command's Accept: no message and no wake-up of its own on the path to the reply
+ * (issue #19 point 3). A chosen configuration, and observers, are told at once.
+ */
+function sendChosen(d: ProposerData): void {
+  // a configuration value (the leader may step down at once) and observers catching up: everyone now
+  if (d.observers.length || configChosen(d)) sendDecide(d);
+  else decide(d, d.self);
 }
 
 /** Works in `config` from now on (members, quorum). */
@@ -321,6 +342,8 @@ function propose(d: ProposerData, slot: Slot, value: SlotValue): void {
   d.slots.set(slot, { value, acks: new Set(), firstSentAt: now, sentAt: now, resends: 0, chosen: false });
   d.stats.slotsProposed++;
   for (const m of d.members) sendAccept(d, m, slot, value);
+  // observers get no Accepts: a choice is theirs to hear by a Decide at the next tick
+  if (!d.observers.length) d.remoteDecidedUpTo = d.chosenUpTo;
 }
 
 /**
@@ -593,7 +616,7 @@ export function onAccepted(d: ProposerData, m: MessageOf<'accepted'>): void {
     d.slots.delete(d.chosenUpTo + 1);
     d.chosenUpTo++;
   }
-  if (d.chosenUpTo > before) sendDecide(d);
+  if (d.chosenUpTo > before) sendChosen(d);
   CONTRACTS &&
     ensures(
       d.nextSlot - d.chosenUpTo - 1 <= Math.max(d.opts.maxInflightSlots, d.recoveryEnd - d.chosenUpTo),
@@ -775,9 +798,10 @@ function retransmitAccepts(d: ProposerData): void {
     d.stats.acceptResends++;
     for (const m of d.members) if (!s.acks.has(m)) sendAccept(d, m, slot, s.value);
   }
-  // idle Decide: lets lagging or restarted learners know how far the log is chosen; at most every
-  // retransmitMs (not every tick: an idle cluster would wake every follower 100 times a second)
-  if (now - d.decideSentAt >= d.opts.retransmitMs) sendDecide(d);
+  // a choice no Accept carried yet goes out now (sendChosen); and an idle Decide lets lagging or
+  // restarted learners know how far the log is chosen, at most every retransmitMs (not every
+  // tick: an idle cluster would wake every follower 100 times a second)
+  if (d.chosenUpTo > d.remoteDecidedUpTo || now - d.decideSentAt >= d.opts.retransmitMs) sendDecide(d);
 }
 
 function setMembers(d: ProposerData, members: readonly ReplicaId[]): void {
@@ -1009,6 +1033,7 @@ export const proposerMachine = setup({
       awaitingCatchup: 0,
       prepareSentAt: 0,
       decideSentAt: 0,
+      remoteDecidedUpTo: 0,
       nextSlot: 1,
       chosenUpTo: 0,
       slots: new Map(),

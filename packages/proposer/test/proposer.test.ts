@@ -202,9 +202,16 @@ describe('proposer: phase 2', () => {
     expect(h.sent('decide')).toHaveLength(0);
     h.choose(1);
     expect(h.ctx().chosenUpTo).toBe(2);
+    // the leader's own learner hears it at once; the others at the next tick (no Accept came to carry it)
+    expect(h.sent('decide').map((m) => m.to)).toEqual([SELF]);
+    h.take();
+    h.actor.send({ type: 'tick' });
     const d = h.sent('decide');
     expect(d.map((m) => m.to)).toEqual([...MEMBERS]);
     for (const m of d) expect(m).toMatchObject({ ballot: bal, upTo: 2 });
+    h.take();
+    h.actor.send({ type: 'tick' });
+    expect(h.sent('decide')).toHaveLength(0); // told once, not again before retransmitMs
     expect(h.ctx().stats.slotsChosen).toBe(2);
   });
 
