@@ -357,6 +357,14 @@ function putVarint(o: Uint8Array, p: number, n: number): number {
   o[p++] = n;
   return p;
 }
+/**
+ * Copies n bytes; short runs byte by byte: Buffer#copy of a sub-range makes a Uint8Array view per call,
+ * which was a fifth of the leader's allocations under pipelined SETs (a sampling heap profile).
+ */
+function copyIn(src: Uint8Array, from: number, dst: Uint8Array, to: number, n: number): void {
+  if (n <= 128) for (let i = 0; i < n; i++) dst[to + i] = src[from + i]!;
+  else dst.set(src.subarray(from, from + n), to);
+}
 
 export interface RespCommandParserOptions {
   /**
@@ -430,9 +438,9 @@ export class RespCommandParser extends RespInput {
     const cmd = Buffer.allocUnsafe(1 + varintBytes(kl) + kl + varintBytes(vl) + vl);
     cmd[0] = 0x01;
     let o = putVarint(cmd, 1, kl);
-    b.copy(cmd, o, ko, ko + kl);
+    copyIn(b, ko, cmd, o, kl);
     o = putVarint(cmd, o + kl, vl);
-    b.copy(cmd, o, vo, vo + vl);
+    copyIn(b, vo, cmd, o, vl);
     out.push([ENCODED_SET, cmd]);
     this.pos = p + 2;
     this.want = 0;

@@ -104,7 +104,8 @@ export function assemble(
     unregister: [] as (() => void)[],
   };
   const named = { acceptor, proposer, learner, elector, snapshotter, 'config-manager': configManager };
-  parts.unregister = registerRoles(bus, ring, self, named, (m) => onClientMessage(parts, host, m));
+  const fast = (cfg.options?.fastLane ?? true) && !cfg.inspect;
+  parts.unregister = registerRoles(bus, ring, self, named, (m) => onClientMessage(parts, host, m), fast);
   // role changes are seen on the proposer's own state, at once (RSL NotifyStatus)
   proposer.subscribe((snap) => notices.onProposerState(snap.value, snap.context.leaderHint));
   // a role that throws (a safety check that is always on, or a contract in tests) stops the replica

@@ -35,6 +35,12 @@ export interface ReplicaOptions {
   makeSnapshotStore?: (id: ReplicaId) => SnapshotStore;
   /** period of the retransmission / catch-up tick */
   tickMs?: number;
+  /**
+   * The acceptor's, learner's and proposer's events that stay in their state skip XState's
+   * machinery (decision 0014); default true. Always off while `inspect` is set: the inspector then
+   * sees every event.
+   */
+  fastLane?: boolean;
 }
 
 export interface CreateReplicaConfig {

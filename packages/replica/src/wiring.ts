@@ -1,6 +1,9 @@
 import type { Actor } from 'xstate';
 import type { Bus } from '@decree/bus';
 import type { Message, ReplicaId, RingId, Role } from '@decree/protocol';
+import { fastLane } from './fast-lane.ts';
+
+const HOT_ROLES: ReadonlySet<Role> = new Set(['acceptor', 'learner', 'proposer']);
 
 /** The role actors of one replica, by the name the bus routes to. */
 export type RoleActors = Record<Exclude<Role, 'client'>, Actor<any>>;
@@ -15,10 +18,14 @@ export function registerRoles(
   self: ReplicaId,
   roles: RoleActors,
   client: (m: Message) => void,
+  fast = false,
 ): (() => void)[] {
   const out: (() => void)[] = [];
-  for (const [role, actor] of Object.entries(roles) as [Role, Actor<any>][])
-    out.push(bus.register(ring, self, role, (m) => actor.send(m)));
+  for (const [role, actor] of Object.entries(roles) as [Role, Actor<any>][]) {
+    // the roles on the path of every command take the fast lane (decision 0014)
+    const deliver = fastLane(actor, fast && HOT_ROLES.has(role));
+    out.push(bus.register(ring, self, role, (m) => deliver(m)));
+  }
   out.push(bus.register(ring, self, 'client', client));
   return out;
 }
