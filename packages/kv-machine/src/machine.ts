@@ -229,6 +229,9 @@ const utf8ToBinary = (x: Bytes): string =>
  * command encoding, with client sessions for exactly-once execution. `apply` never throws on bad
  * input: a malformed command gets an error result, the same on every replica.
  */
+/** the most prefetch hints kept for one slot (their rows and keys stay within the L2 cache) */
+const PREFETCH_MAX = 2048;
+
 export class KvMachine implements StateMachine {
   /** snapshot() captures the maps at the call (copy-on-call): commands may apply while its stream is read */
   readonly snapshotIsCopy = true;
@@ -264,6 +267,12 @@ export class KvMachine implements StateMachine {
       requires(Number.isSafeInteger(this.maxSessions) && this.maxSessions >= 1, 'maxSessions is a positive integer');
   }
 
+  /** prefetchAt's entries waiting for the next apply (bounded: hints past the bound are dropped) */
+  private readonly pfEntries = new Int32Array(PREFETCH_MAX);
+  private pfN = 0;
+  /** what the prefetch read, kept so that the reads are not optimised away */
+  private pfSink = 0;
+
   /** The leader's timestamp of the batch about to be applied: the log's time moves forward (never back). */
   beforeBatch(_slot: Slot, atMs?: number): void {
     if (atMs !== undefined && atMs > this.nowMs) this.nowMs = atMs;
@@ -286,8 +295,32 @@ export class KvMachine implements StateMachine {
     return this.applyAt(command, 0, command.length, slot);
   }
 
+  /**
+   * The learner's hint that the command at [start, end) comes next in this slot: a SET, GET or INCR
+   * reads its key's home slot in the index now; the first apply after these hints reads the rows and
+   * keys of all of them in two passes (ByteTable.touch). A batch's lookups then wait for memory
+   * together instead of one after another: at 100,000 keys three misses per SET, 130 ns each here.
+   */
+  prefetchAt(buf: Uint8Array, start: number, end: number): void {
+    if (this.pfN >= PREFETCH_MAX || end - start < 2 || end > buf.length || start < 0) return;
+    const op = buf[start];
+    if (op !== Op.SET && op !== Op.GET && op !== Op.INCR) return;
+    let p = start + 1;
+    let len = buf[p++]!;
+    if (len >= 0x80) {
+      if (p >= end || buf[p]! >= 0x80) return; // two-byte lengths at most: longer keys are not worth it
+      len = (len & 0x7f) | (buf[p++]! << 7);
+    }
+    if (len > end - p) return;
+    this.pfEntries[this.pfN++] = this.data.homeEntry(this.data.hash(buf, p, len));
+  }
+
   /** apply() of the command at [start, end) of buf, read in place. */
   applyAt(buf: Uint8Array, start: number, end: number, slot: Slot): Uint8Array | undefined {
+    if (this.pfN > 0) {
+      this.pfSink ^= this.data.touch(this.pfEntries, this.pfN);
+      this.pfN = 0;
+    }
     CONTRACTS &&
       requires(
         Number.isSafeInteger(slot) && slot >= this.lastSlot,

@@ -851,3 +851,29 @@ describe('applyAt: a command read in place', () => {
     );
   });
 });
+
+describe('prefetchAt: a hint before a slot is applied', () => {
+  it('changes nothing: the same results and state with hints for each slot (and stray ones) as without', () => {
+    fc.assert(
+      fc.property(historyArb, fc.array(fc.uint8Array({ maxLength: 12 }), { maxLength: 6 }), (h, junk) => {
+        const a = new KvMachine({ sessionTtlSlots: 6 });
+        const b2 = new KvMachine({ sessionTtlSlots: 6 });
+        // hints for every command of a slot before its first apply, as the learner gives them
+        for (let i = 0; i < h.length; ) {
+          let j = i;
+          while (j < h.length && h[j]!.slot === h[i]!.slot) j++;
+          for (let k = i; k < j; k++) b2.prefetchAt(h[k]!.cmd, 0, h[k]!.cmd.length);
+          for (const x of junk) b2.prefetchAt(x, 0, x.length); // damaged bytes: ignored, never thrown
+          b2.prefetchAt(h[i]!.cmd, 0, h[i]!.cmd.length + 3); // a range past the end: ignored
+          for (let k = i; k < j; k++) {
+            const { cmd, slot } = h[k]!;
+            expect(Buffer.from(b2.applyAt(cmd, 0, cmd.length, slot)!)).toEqual(Buffer.from(a.apply(cmd, slot)!));
+          }
+          i = j;
+        }
+        expect(b2.digest()).toBe(a.digest());
+      }),
+      { numRuns: 300 },
+    );
+  });
+});

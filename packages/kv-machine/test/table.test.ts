@@ -116,3 +116,30 @@ describe('ByteTable', () => {
     expect(t.memory().slabBytes).toBe(4 << 20);
   });
 });
+
+describe('ByteTable.touch (prefetch)', () => {
+  it('reads, changes nothing, and takes any entry numbers, stale or out of range', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.string({ maxLength: 6 }), fc.string({ maxLength: 40 })), { maxLength: 80 }),
+        fc.array(fc.integer({ min: -5, max: 200 }), { maxLength: 50 }),
+        (sets, junk) => {
+          const t = new ByteTable(7);
+          for (const [k, v] of sets) t.setStr(k, v);
+          if (sets.length > 0) t.deleteStr(sets[0]![0]); // a freed entry among those touched
+          const before = sets.map(([k]) => [k, t.findStr(k) >= 0 ? t.valueStr(t.findStr(k)) : undefined]);
+          const homes = sets.map(([k]) => {
+            const b = Buffer.from(k, 'latin1');
+            return t.homeEntry(t.hash(b, 0, b.length));
+          });
+          const entries = Int32Array.from([...homes, ...junk]);
+          t.touch(entries, entries.length);
+          const after = sets.map(([k]) => [k, t.findStr(k) >= 0 ? t.valueStr(t.findStr(k)) : undefined]);
+          expect(after).toEqual(before);
+          expect(t.size).toBe(new Set(sets.map(([k]) => k)).size - (sets.length > 0 ? 1 : 0));
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+});

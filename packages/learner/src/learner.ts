@@ -256,6 +256,26 @@ export function onLearn(d: LearnerData, m: MessageOf<'learn'>): void {
   if (m.decidedUpTo > d.executedUpTo) onDecide(d, m.ballot, m.decidedUpTo, m.ballot.leader);
 }
 
+/** The state machine's prefetch hint for every command of a batch, before the first is applied. */
+function prefetch(
+  sm: StateMachine,
+  v: SlotValue & { k: 'batch' },
+  wire: ReturnType<typeof wireCommands>,
+  count: number,
+): void {
+  const pf = sm.prefetchAt!.bind(sm);
+  if (wire !== undefined) {
+    let p = firstCommandAt(wire);
+    for (let i = 0; i < count; i++) {
+      p = readBin(wire.buf, p);
+      pf(wire.buf, BIN_OFF, BIN_OFF + BIN_LEN);
+    }
+  } else {
+    const cmds = v.cmds;
+    for (let i = 0; i < count; i++) pf(cmds[i]!, 0, cmds[i]!.length);
+  }
+}
+
 function retain(d: LearnerData, slot: Slot, v: SlotValue, size: number): void {
   if (d.opts.retainSlots <= 0) return;
   if (d.retained.size === 0) d.retainFrom = slot;
@@ -291,6 +311,7 @@ export function execute(d: LearnerData): void {
       const results: (Uint8Array | undefined)[] | undefined = mine ? new Array(count) : undefined;
       sm.beforeBatch?.(slot, v.at);
       const wire = sm.applyAt ? wireCommands(v) : undefined;
+      if (sm.prefetchAt !== undefined && count > 1) prefetch(sm, v, wire, count);
       if (wire !== undefined) {
         // a follower's batch: each command read where it arrived, no view per command
         let p = firstCommandAt(wire);

@@ -78,6 +78,8 @@ export class RecordingMachine implements StateMachine {
   readonly applied: string[] = [];
   /** unset: the learner applies through apply (a test may set it to take the in-place path) */
   applyAt?: StateMachine['applyAt'];
+  /** unset: no prefetch hints (a test may set it to see them) */
+  prefetchAt?: StateMachine['prefetchAt'];
   apply(command: Uint8Array, slot: number): Uint8Array | undefined {
     const c = dec(command);
     this.log.push(`${slot}:${c}`);

@@ -185,6 +185,48 @@ describe('learner: results and the state machine', () => {
     expect(h.ctx().stats.commandsExecuted).toBe(4);
   });
 
+  it('hints every command of a slot (prefetchAt) before applying the first; a slot of one command: none', () => {
+    const h = learnerHarness();
+    h.sm.prefetchAt = (buf, start, end) => {
+      h.sm.log.push(`?${dec(buf.subarray(start, end))}`);
+    };
+    const fromWire = decodeMessage(
+      encodeMessage({
+        type: 'accept',
+        ring: RING,
+        from: 'r2',
+        to: SELF,
+        ballot: b(1, 'r2'),
+        slot: 3,
+        value: batch(['w1', 'w2']),
+        decidedUpTo: 0,
+      }),
+    );
+    if (fromWire.type !== 'accept') throw new Error('not an accept');
+    h.sm.applyAt = (buf, start, end, slot) => h.sm.apply(buf.subarray(start, end), slot);
+    h.actor.send(learn(b(1, 'r2'), 1, batch(['a', 'b'])));
+    h.actor.send(learn(b(1, 'r2'), 2, batch(['c'])));
+    h.actor.send(learn(b(1, 'r2'), 3, fromWire.value));
+    h.actor.send(decide(b(1, 'r2'), 3));
+    expect(h.sm.log).toEqual([
+      '<1',
+      '?a',
+      '?b',
+      '1:a',
+      '1:b',
+      '>1',
+      '<2',
+      '2:c',
+      '>2',
+      '<3',
+      '?w1',
+      '?w2',
+      '3:w1',
+      '3:w2',
+      '>3',
+    ]);
+  });
+
   it('calls beforeBatch/afterBatch around the commands of each slot', () => {
     const h = learnerHarness();
     h.actor.send(learn(b(1, 'r2'), 1, batch(['a', 'b'])));

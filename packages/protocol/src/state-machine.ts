@@ -15,6 +15,13 @@ export interface StateMachine {
    * reads a command in place applies it without allocating.
    */
   applyAt?(buf: Uint8Array, start: number, end: number, slot: Slot): Uint8Array | undefined;
+  /**
+   * Optional, a hint: the command at [start, end) of buf is about to be applied. The learner calls it
+   * for each command of a slot before applying the first, so a state machine can start loading what
+   * the commands touch (its cache misses overlap instead of following one another). It must not
+   * change the state nor throw, whatever the bytes.
+   */
+  prefetchAt?(buf: Uint8Array, start: number, end: number): void;
   /** A consistent copy of the state as of the last applied command. */
   snapshot(): Promise<Uint8Array | AsyncIterable<Uint8Array>>;
   /** Replaces the state with a snapshot's. */
