@@ -189,17 +189,32 @@ const VALUE_KEY = [0xa5, 0x76, 0x61, 0x6c, 0x75, 0x65]; // fixstr "value"
  * entries) and the value's cached bytes.
  */
 export function encodeWithValue(rest: object, value: SlotValue): Uint8Array {
-  const head = packr.pack(rest);
-  const v = slotValueBytes(value);
-  const n = head[0]! & 0x0f;
-  if ((head[0]! & 0xf0) !== 0x80 || n >= 15) return packr.pack({ ...rest, value });
-  const out = Buffer.allocUnsafe(head.length + VALUE_KEY.length + v.length);
+  const parts = encodeWithValueParts(rest, value);
+  if (parts.length === 1) return parts[0]!;
+  const [head, v] = parts as [Uint8Array, Uint8Array];
+  const out = Buffer.allocUnsafe(head.length + v.length);
   out.set(head, 0);
-  out[0] = 0x80 | (n + 1);
-  let o = head.length;
-  for (const c of VALUE_KEY) out[o++] = c;
-  out.set(v, o);
+  out.set(v, head.length);
   return out;
+}
+
+/**
+ * encodeWithValue's bytes in parts that a writer lays down one after the other: the head (the map
+ * header, `rest`'s entries and the key "value") and the value's cached bytes, not copied; or one
+ * part when `rest` is not a small map. A store copies them straight into its write buffer, so the
+ * value is not first copied into a record of its own (issue #19: a follower's WAL record).
+ */
+export function encodeWithValueParts(rest: object, value: SlotValue): Uint8Array[] {
+  const head = packr.pack(rest);
+  const n = head[0]! & 0x0f;
+  if ((head[0]! & 0xf0) !== 0x80 || n >= 15) return [packr.pack({ ...rest, value })];
+  const v = slotValueBytes(value);
+  const h = Buffer.allocUnsafe(head.length + VALUE_KEY.length);
+  h.set(head, 0);
+  h[0] = 0x80 | (n + 1);
+  let o = head.length;
+  for (const c of VALUE_KEY) h[o++] = c;
+  return [h, v];
 }
 
 export function encodeMessage(msg: Message): Uint8Array {

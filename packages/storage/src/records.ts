@@ -5,11 +5,24 @@ import {
   decodeValue,
   encodeValue,
   encodeWithValue,
+  encodeWithValueParts,
   isBallot,
   validateSlotValue,
 } from '@decree/protocol';
 
 /** Encodes one store record as MessagePack (the payload of a WAL frame or a pmem log record). */
+/**
+ * A record's bytes in parts to lay down one after the other (an accept's or chosen's value bytes are
+ * not copied: encodeWithValueParts); their concatenation is encodeRecord's.
+ */
+export function encodeRecordParts(r: StoreRecord): Uint8Array[] {
+  if (r.t === 'accept' || r.t === 'chosen') {
+    const { value, ...rest } = r;
+    return encodeWithValueParts(rest, value);
+  }
+  return [encodeValue(r)];
+}
+
 export function encodeRecord(r: StoreRecord): Uint8Array {
   if (r.t === 'accept' || r.t === 'chosen') {
     // the value's bytes as received or as packed for the wire (packed once per value object)

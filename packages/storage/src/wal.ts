@@ -15,7 +15,7 @@ import {
   requires,
 } from '@decree/protocol';
 import { StorageClosedError, StorageCorruptionError, StorageError, fsError } from './errors.ts';
-import { checkpointRecords, decodeRecord, encodeRecord } from './records.ts';
+import { checkpointRecords, decodeRecord, encodeRecordParts } from './records.ts';
 
 /*
  * On-disk format (all integers little-endian), see docs/operations.md "Storage":
@@ -80,7 +80,8 @@ interface Segment {
 
 interface Pending {
   records: readonly StoreRecord[];
-  payloads: Uint8Array[];
+  /** each record's bytes, in parts laid down one after the other (encodeRecordParts) */
+  payloads: Uint8Array[][];
   bytes: number;
   done: (err: Error | null) => void;
   /** no accept or chosen records (promises, meta, truncation): may use a segment's reserved tail */
@@ -168,6 +169,15 @@ function rethrowLater(e: unknown): void {
  * queued with one `write` and one `fdatasync`, then fires the `done`s of exactly those records.
  * Appends that arrive while a sync is in flight are the next batch.
  */
+const partsBytes = (parts: readonly Uint8Array[]): number => {
+  let n = 0;
+  for (const p of parts) n += p.length;
+  return n;
+};
+
+/** the largest batch written from the reused write buffer */
+const WRITE_BUFFER_MAX = 1 << 20;
+
 export class FileWalStore implements AcceptorStore {
   readonly dir: string;
   private readonly keepChosen: boolean;
@@ -479,9 +489,9 @@ export class FileWalStore implements AcceptorStore {
       // nothing to write, but done must still mean "everything before is durable": queue it
       this.pending.push({ records, payloads: [], bytes: 0, done, control: true });
     } else {
-      const payloads = records.map(encodeRecord);
+      const payloads = records.map(encodeRecordParts);
       let bytes = 0;
-      for (const p of payloads) bytes += WAL_FRAME_HEADER_BYTES + p.length;
+      for (const p of payloads) bytes += WAL_FRAME_HEADER_BYTES + partsBytes(p);
       const control = records.every((r) => r.t !== 'accept' && r.t !== 'chosen');
       this.pending.push({ records, payloads, bytes, done, control });
     }
@@ -498,7 +508,7 @@ export class FileWalStore implements AcceptorStore {
     if (slot <= this.truncPending || this.closed || this.failed) return;
     this.truncPending = slot;
     const records: StoreRecord[] = [{ t: 'truncate', below: slot }];
-    const payloads = records.map(encodeRecord);
+    const payloads = records.map(encodeRecordParts);
     const done = (err: Error | null) => {
       if (!err) this.dropSegments();
     };
@@ -506,7 +516,7 @@ export class FileWalStore implements AcceptorStore {
     this.pending.unshift({
       records,
       payloads,
-      bytes: WAL_FRAME_HEADER_BYTES + payloads[0]!.length,
+      bytes: WAL_FRAME_HEADER_BYTES + partsBytes(payloads[0]!),
       done,
       control: true,
     });
@@ -560,32 +570,37 @@ export class FileWalStore implements AcceptorStore {
 
   private async writeBatch(batch: Pending[], bytes: number): Promise<void> {
     const seg = this.segments[this.segments.length - 1];
-    let pre: Uint8Array[] = [];
+    let pre: Uint8Array[][] = [];
     const control = batch.every((p) => p.control);
     const limit = control ? this.segmentBytes : this.segmentBytes - this.reserveBytes;
     const needRoll = !seg || (this.writePos > WAL_HEADER_BYTES && this.writePos + bytes > limit);
     if (needRoll) await this.roll(); // throws StorageFullError etc.; nothing was written
     if (this.writePos === WAL_HEADER_BYTES) {
       // first batch of a segment: re-state promise / truncation / meta so older segments can go
-      pre = checkpointRecords(this.durable).map(encodeRecord);
-      for (const p of pre) bytes += WAL_FRAME_HEADER_BYTES + p.length;
+      pre = checkpointRecords(this.durable).map(encodeRecordParts);
+      for (const p of pre) bytes += WAL_FRAME_HEADER_BYTES + partsBytes(p);
     }
-    const payloads: Uint8Array[] = [...pre];
+    const payloads: Uint8Array[][] = [...pre];
     for (const p of batch) for (const x of p.payloads) payloads.push(x);
     if (payloads.length === 0) return; // only empty appends: everything before them is already durable
 
-    const buf = Buffer.allocUnsafe(bytes);
+    const buf = this.writeBuffer(bytes);
     const seq = this.nextSeq;
     let o = 0;
     for (let i = 0; i < payloads.length; i++) {
-      const p = payloads[i]!;
-      buf.writeUInt32LE(p.length, o + 4);
+      const parts = payloads[i]!;
+      const len = partsBytes(parts);
+      buf.writeUInt32LE(len, o + 4);
       buf.writeUIntLE(seq, o + 8, 6);
       buf[o + 14] = FLAG_BASE | (i === payloads.length - 1 ? FLAG_LAST : 0);
       buf[o + 15] = FRAME_MAGIC;
-      buf.set(p, o + WAL_FRAME_HEADER_BYTES);
-      buf.writeUInt32LE(crc32c(buf.subarray(o + 4, o + WAL_FRAME_HEADER_BYTES + p.length)), o);
-      o += WAL_FRAME_HEADER_BYTES + p.length;
+      let at = o + WAL_FRAME_HEADER_BYTES;
+      for (const part of parts) {
+        buf.set(part, at);
+        at += part.length;
+      }
+      buf.writeUInt32LE(crc32c(buf.subarray(o + 4, o + WAL_FRAME_HEADER_BYTES + len)), o);
+      o += WAL_FRAME_HEADER_BYTES + len;
     }
     const cur = this.segments[this.segments.length - 1]!;
     const fh = this.fh!;
@@ -618,6 +633,19 @@ export class FileWalStore implements AcceptorStore {
       }
     }
   }
+
+  /**
+   * The bytes of one batch, in a buffer kept from write to write (one write is in flight at a time,
+   * and nothing holds it after): a fresh Buffer per batch was external memory to V8, and its growth
+   * started a major GC every few hundred milliseconds under load ("external memory pressure").
+   * Batches of up to 1 MiB reuse it; a larger one (a big value) gets its own.
+   */
+  private writeBuffer(bytes: number): Buffer {
+    if (bytes > WRITE_BUFFER_MAX) return Buffer.allocUnsafe(bytes);
+    if (this.scratch.length < bytes) this.scratch = Buffer.allocUnsafe(Math.min(WRITE_BUFFER_MAX, 2 * bytes));
+    return this.scratch.subarray(0, bytes);
+  }
+  private scratch: Buffer = Buffer.alloc(0);
 
   /** Deletes whole segments whose accepts are all below the durable truncation point. */
   private dropSegments(): void {

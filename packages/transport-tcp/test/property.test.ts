@@ -52,6 +52,28 @@ describe('framing properties', () => {
     );
   });
 
+  it('a frame inside one chunk is a view of it; one across chunks is copied alone, not the bytes after it', () => {
+    const a = Buffer.from([1, 2, 3, 4, 5]);
+    const b = Buffer.alloc(3000, 7);
+    const wire = frames([a, b, a]);
+    const out: Buffer[] = [];
+    const r = new FrameReader(
+      1 << 20,
+      (p) => (out.push(p), true),
+      () => {},
+    );
+    const first = wire.subarray(0, 2000); // all of a, the start of b
+    r.push(first);
+    expect(out).toHaveLength(1);
+    expect(out[0]!.buffer).toBe(first.buffer); // a view, no copy
+    r.push(wire.subarray(2000)); // the rest of b, and all of the last a
+    expect(out.map((p) => p.length)).toEqual([5, 3000, 5]);
+    expect(out[1]!.buffer).not.toBe(first.buffer); // b crossed the cut: copied
+    expect(out[1]!.byteLength).toBe(3000);
+    expect(out[2]!.buffer).toBe(wire.buffer); // the last a lies in the second chunk: a view again
+    expect(r.buffered).toBe(0);
+  });
+
   it('a length above the maximum stops the reader wherever the cut falls', () => {
     fc.assert(
       fc.property(fc.nat({ max: 7 }), (cut) => {

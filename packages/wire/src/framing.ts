@@ -34,24 +34,13 @@ export class FrameReader {
     if (this.dead || chunk.length === 0) return;
     this.chunks.push(chunk);
     this.have += chunk.length;
-    if (this.have < FRAME_HEADER_BYTES) return;
-    let first = this.chunks[0]!;
-    if (first.length < FRAME_HEADER_BYTES) {
-      first = Buffer.concat(this.chunks, this.have);
-      this.chunks = [first];
-    }
-    const len = first.readUInt32BE(0);
-    if (len > this.maxFrameBytes) return this.stop(len);
-    if (this.have < FRAME_HEADER_BYTES + len) return;
-
-    const buf = this.chunks.length === 1 ? first : Buffer.concat(this.chunks, this.have);
-    let off = 0;
-    while (buf.length - off >= FRAME_HEADER_BYTES) {
-      const n = buf.readUInt32BE(off);
-      if (n > this.maxFrameBytes) return this.stop(n);
-      if (buf.length - off - FRAME_HEADER_BYTES < n) break;
-      const payload = buf.subarray(off + FRAME_HEADER_BYTES, off + FRAME_HEADER_BYTES + n);
-      off += FRAME_HEADER_BYTES + n;
+    // each frame in turn: a view when it lies in one chunk, else its bytes copied once into a buffer
+    // of its own (never the bytes after it: issue #19, a follower's garbage of external memory)
+    while (this.have >= FRAME_HEADER_BYTES) {
+      const len = this.peekLength();
+      if (len > this.maxFrameBytes) return this.stop(len);
+      if (this.have < FRAME_HEADER_BYTES + len) return;
+      const payload = this.take(FRAME_HEADER_BYTES + len).subarray(FRAME_HEADER_BYTES);
       if (!this.onFrame(payload)) {
         this.dead = true;
         this.chunks = [];
@@ -60,13 +49,41 @@ export class FrameReader {
       }
       if (this.dead) return;
     }
-    if (off === buf.length) {
-      this.chunks = [];
-      this.have = 0;
-    } else {
-      this.chunks = [buf.subarray(off)];
-      this.have = buf.length - off;
+  }
+
+  /** the big-endian u32 at the front (at least FRAME_HEADER_BYTES are held) */
+  private peekLength(): number {
+    const first = this.chunks[0]!;
+    if (first.length >= FRAME_HEADER_BYTES) return first.readUInt32BE(0);
+    let v = 0;
+    let k = 0;
+    for (let c = 0; k < FRAME_HEADER_BYTES; c++) {
+      const b = this.chunks[c]!;
+      for (let i = 0; i < b.length && k < FRAME_HEADER_BYTES; i++, k++) v = v * 256 + b[i]!;
     }
+    return v;
+  }
+
+  /** removes the first n bytes held (n <= have): a view of the first chunk, or a copy across chunks */
+  private take(n: number): Buffer {
+    this.have -= n;
+    const first = this.chunks[0]!;
+    if (first.length >= n) {
+      if (first.length === n) this.chunks.shift();
+      else this.chunks[0] = first.subarray(n);
+      return first.subarray(0, n);
+    }
+    const out = Buffer.allocUnsafe(n);
+    let o = 0;
+    while (o < n) {
+      const c = this.chunks[0]!;
+      const k = Math.min(c.length, n - o);
+      c.copy(out, o, 0, k);
+      o += k;
+      if (k === c.length) this.chunks.shift();
+      else this.chunks[0] = c.subarray(k);
+    }
+    return out;
   }
 
   private stop(length: number): void {
