@@ -51,6 +51,16 @@ describe('file snapshot store', () => {
     expect(raw.length).toBe(36 + JSON.stringify(['r1', 'r2', 'r3']).length + 300);
   });
 
+  it('a file made durable a little at a time (syncEveryBytes) has the bytes of one written at once', async () => {
+    const data = bytes(70_000, 3);
+    const whole = new FileSnapshotStore(tmp(), { syncEveryBytes: 1 << 30 });
+    const pieces = new FileSnapshotStore(tmp(), { syncEveryBytes: 4096 }); // 18 pieces, the last one short
+    const a = await whole.save(9, ['r1', 'r2'], data);
+    const b = await pieces.save(9, ['r1', 'r2'], data);
+    expect(readFileSync(join(pieces.dir, b.name))).toEqual(readFileSync(join(whole.dir, a.name)));
+    expect(Buffer.from((await pieces.load(b.name)).data)).toEqual(Buffer.from(data));
+  });
+
   it('a corrupt newest snapshot falls back to the one before; every kind of damage is detected', async () => {
     const dir = tmp();
     const s = new FileSnapshotStore(dir);
