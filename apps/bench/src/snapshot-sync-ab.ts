@@ -10,19 +10,11 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { StoreRecord } from '@decree/protocol';
 import { FileSnapshotStore, FileWalStore } from '@decree/storage';
+import { acceptOf, appendOne } from './wal-records.ts';
 
 const seconds = Number(process.argv[2] ?? 4);
 const rounds = Number(process.argv[3] ?? 2);
-const accept = (slot: number, size: number): StoreRecord => ({
-  t: 'accept',
-  slot,
-  ballot: { round: 1, leader: 'r1' },
-  value: { k: 'batch', origin: 'r1', inc: 1, firstId: slot, cmds: [new Uint8Array(size).fill(slot & 0xff)] },
-});
-const append = (s: FileWalStore, r: StoreRecord) =>
-  new Promise<void>((ok, no) => s.append([r], (e) => (e ? no(e) : ok())));
 const snapshot = Buffer.alloc(8_400_000, 7);
 
 for (let round = 0; round < rounds; round++)
@@ -50,7 +42,7 @@ for (let round = 0; round < rounds; round++)
     const end = performance.now() + seconds * 1000;
     while (performance.now() < end) {
       const t0 = performance.now();
-      await append(wal, accept(slot++, 150));
+      await appendOne(wal, acceptOf(slot++, 150));
       lat.push(performance.now() - t0);
     }
     clearInterval(timer);

@@ -10,20 +10,12 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { StoreRecord } from '@decree/protocol';
 import { FileWalStore } from '@decree/storage';
+import { acceptOf, appendOne } from './wal-records.ts';
 
 const seconds = Number(process.argv[2] ?? 3);
 const rounds = Number(process.argv[3] ?? 2);
 const SEG = 64 << 20;
-const accept = (slot: number, size: number): StoreRecord => ({
-  t: 'accept',
-  slot,
-  ballot: { round: 1, leader: 'r1' },
-  value: { k: 'batch', origin: 'r1', inc: 1, firstId: slot, cmds: [new Uint8Array(size).fill(slot & 0xff)] },
-});
-const append = (s: FileWalStore, r: StoreRecord) =>
-  new Promise<void>((ok, no) => s.append([r], (e) => (e ? no(e) : ok())));
 
 for (let round = 0; round < rounds; round++)
   for (const [name, syncBytes] of [
@@ -34,12 +26,12 @@ for (let round = 0; round < rounds; round++)
     const s = new FileWalStore({ dir, segmentBytes: SEG, preallocateSyncBytes: syncBytes });
     await s.recover();
     let slot = 1;
-    for (let i = 0; i < 33; i++) await append(s, accept(slot++, 1 << 20)); // past half: the spare starts
+    for (let i = 0; i < 33; i++) await appendOne(s, acceptOf(slot++, 1 << 20)); // past half: the spare starts
     const lat: number[] = [];
     const end = performance.now() + seconds * 1000;
     while (performance.now() < end) {
       const t0 = performance.now();
-      await append(s, accept(slot++, 150));
+      await appendOne(s, acceptOf(slot++, 150));
       lat.push(performance.now() - t0);
     }
     await s.close();

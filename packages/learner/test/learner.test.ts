@@ -24,6 +24,25 @@ import {
   snapSaved,
 } from './harness.ts';
 
+/** A slot value as a follower has it: an accept from r2 encoded and decoded (its commands left in the bytes). */
+function wire(v: SlotValue, slot: number): SlotValue {
+  const m = decodeMessage(
+    encodeMessage({
+      type: 'accept',
+      ring: RING,
+      from: 'r2',
+      to: SELF,
+      ballot: b(1, 'r2'),
+      slot,
+      value: v,
+      decidedUpTo: 0,
+    }),
+  );
+  if (m.type !== 'accept') throw new Error('not an accept');
+  expect(wireCommands(m.value)).toBeDefined();
+  return m.value;
+}
+
 describe('learner: ordering and decisions', () => {
   it('executes strictly in slot order: out-of-order decides and learns wait for the gap', () => {
     const h = learnerHarness();
@@ -157,23 +176,6 @@ describe('learner: results and the state machine', () => {
       inPlace.push(dec(buf.subarray(start, end)));
       return h.sm.apply(buf.subarray(start, end), slot);
     };
-    const wire = (v: SlotValue, slot: number) => {
-      const m = decodeMessage(
-        encodeMessage({
-          type: 'accept',
-          ring: RING,
-          from: 'r2',
-          to: SELF,
-          ballot: b(1, 'r2'),
-          slot,
-          value: v,
-          decidedUpTo: 0,
-        }),
-      );
-      if (m.type !== 'accept') throw new Error('not an accept');
-      expect(wireCommands(m.value)).toBeDefined();
-      return m.value;
-    };
     h.actor.send(learn(b(1, 'r2'), 1, wire(batch(['w1', 'w2'], SELF, 1, 5), 1)));
     h.actor.send(learn(b(1, 'r2'), 2, batch(['m1'])));
     h.actor.send(learn(b(1, 'r2'), 3, wire(batch(['w3']), 3)));
@@ -190,23 +192,10 @@ describe('learner: results and the state machine', () => {
     h.sm.prefetchAt = (buf, start, end) => {
       h.sm.log.push(`?${dec(buf.subarray(start, end))}`);
     };
-    const fromWire = decodeMessage(
-      encodeMessage({
-        type: 'accept',
-        ring: RING,
-        from: 'r2',
-        to: SELF,
-        ballot: b(1, 'r2'),
-        slot: 3,
-        value: batch(['w1', 'w2']),
-        decidedUpTo: 0,
-      }),
-    );
-    if (fromWire.type !== 'accept') throw new Error('not an accept');
     h.sm.applyAt = (buf, start, end, slot) => h.sm.apply(buf.subarray(start, end), slot);
     h.actor.send(learn(b(1, 'r2'), 1, batch(['a', 'b'])));
     h.actor.send(learn(b(1, 'r2'), 2, batch(['c'])));
-    h.actor.send(learn(b(1, 'r2'), 3, fromWire.value));
+    h.actor.send(learn(b(1, 'r2'), 3, wire(batch(['w1', 'w2']), 3)));
     h.actor.send(decide(b(1, 'r2'), 3));
     expect(h.sm.log).toEqual([
       '<1',

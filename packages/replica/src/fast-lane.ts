@@ -153,18 +153,28 @@ function select(atomic: XNode, e: { type: string }, ctx: unknown, impls: XImpls)
   return null;
 }
 
-function guardHolds(g: unknown, ctx: unknown, e: { type: string }, impls: XImpls): boolean | undefined {
+/**
+ * A guard's or an action's implementation and params as XState resolves them (a name, an inline
+ * function, or `{ type, params }`); undefined for a built-in (it carries `builtinMark`: `check` for
+ * guards, `resolve` for actions) or for dynamic params: those need XState.
+ */
+function plainImpl(x: unknown, table: Record<string, unknown>, builtinMark: string): [Fn, unknown] | undefined {
   let fn: unknown;
   let params: unknown;
-  if (typeof g === 'string') fn = impls.guards[g];
-  else if (typeof g === 'function') fn = g;
-  else if (g !== null && typeof g === 'object' && typeof (g as { type?: unknown }).type === 'string') {
-    fn = impls.guards[(g as { type: string }).type];
-    params = (g as { params?: unknown }).params;
+  if (typeof x === 'string') fn = table[x];
+  else if (typeof x === 'function') fn = x;
+  else if (x !== null && typeof x === 'object' && typeof (x as { type?: unknown }).type === 'string') {
+    fn = table[(x as { type: string }).type];
+    params = (x as { params?: unknown }).params;
   }
-  // built-in guards (and, or, not, stateIn) carry a `check`; dynamic params need XState
-  if (typeof fn !== 'function' || 'check' in fn || typeof params === 'function') return undefined;
-  return Boolean((fn as Fn)({ context: ctx, event: e }, params));
+  if (typeof fn !== 'function' || builtinMark in fn || typeof params === 'function') return undefined;
+  return [fn as Fn, params];
+}
+
+function guardHolds(g: unknown, ctx: unknown, e: { type: string }, impls: XImpls): boolean | undefined {
+  // built-in guards (and, or, not, stateIn) carry a `check`
+  const impl = plainImpl(g, impls.guards, 'check');
+  return impl === undefined ? undefined : Boolean(impl[0]({ context: ctx, event: e }, impl[1]));
 }
 
 const ACTIONS = new WeakMap<XTransition, [Fn, unknown][] | null>();
@@ -181,17 +191,10 @@ function actionsOf(t: XTransition, impls: XImpls): [Fn, unknown][] | undefined {
 function plainActions(actions: readonly unknown[], impls: XImpls): [Fn, unknown][] | null {
   const out: [Fn, unknown][] = [];
   for (const a of actions) {
-    let fn: unknown;
-    let params: unknown;
-    if (typeof a === 'string') fn = impls.actions[a];
-    else if (typeof a === 'function') fn = a;
-    else if (a !== null && typeof a === 'object' && typeof (a as { type?: unknown }).type === 'string') {
-      fn = impls.actions[(a as { type: string }).type];
-      params = (a as { params?: unknown }).params;
-    }
     // built-in actions (assign, raise, sendTo, enqueueActions, …) carry a `resolve`: XState runs those
-    if (typeof fn !== 'function' || 'resolve' in fn || typeof params === 'function') return null;
-    out.push([fn as Fn, params]);
+    const impl = plainImpl(a, impls.actions, 'resolve');
+    if (impl === undefined) return null;
+    out.push(impl);
   }
   return out;
 }
