@@ -224,14 +224,14 @@ const utf8ToBinary = (x: Bytes): string =>
       ? ''
       : latin1Slice.call(x, 0, x.length);
 
+/** the most prefetch hints kept for one slot (their rows and keys stay within the L2 cache) */
+const PREFETCH_MAX = 2048;
+
 /**
  * An in-memory KV state machine: GET/SET/DEL/INCR/MGET/MSET/EXISTS/CAS over a compact binary
  * command encoding, with client sessions for exactly-once execution. `apply` never throws on bad
  * input: a malformed command gets an error result, the same on every replica.
  */
-/** the most prefetch hints kept for one slot (their rows and keys stay within the L2 cache) */
-const PREFETCH_MAX = 2048;
-
 export class KvMachine implements StateMachine {
   /** snapshot() captures the maps at the call (copy-on-call): commands may apply while its stream is read */
   readonly snapshotIsCopy = true;
