@@ -10,7 +10,7 @@
 // replica gracefully and exits 0. DECREE_DATA, DECREE_BASE_PORT, DECREE_CLIENT_PORT and
 // DECREE_STATUS_PORT move the data directory and the three runs of ports.
 import { spawn } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -20,6 +20,8 @@ const basePort = Number(process.env.DECREE_BASE_PORT ?? 7101);
 const baseClient = Number(process.env.DECREE_CLIENT_PORT ?? 6381);
 const baseStatus = Number(process.env.DECREE_STATUS_PORT ?? 8101);
 const IDS = ['r1', 'r2', 'r3'];
+/** the V8 flags a replica process runs with (apps/replica/node-flags.json says why) */
+const { flags: NODE_FLAGS } = JSON.parse(readFileSync(join(root, 'apps/replica/node-flags.json'), 'utf8'));
 /** the first back-off before a restart, its cap, and what counts as dying quickly */
 const BACKOFF_MS = 1000;
 const BACKOFF_MAX_MS = 30_000;
@@ -124,7 +126,7 @@ function spawnReplica(s) {
   s.started = false;
   s.lastErr = '';
   s.spawnedAt = Date.now();
-  const args = ['--conditions=source', '--import', 'tsx', join(root, 'apps/replica/src/cli.ts')];
+  const args = [...NODE_FLAGS, '--conditions=source', '--import', 'tsx', join(root, 'apps/replica/src/cli.ts')];
   const child = spawn(process.execPath, [...args, 'start', '--config', configPath, '--id', s.id], {
     cwd: root,
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -17,6 +17,8 @@ import { delimiter, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+/** the V8 flags a replica process runs with (apps/replica/node-flags.json says why) */
+const { flags: NODE_FLAGS } = JSON.parse(readFileSync(join(root, 'apps/replica/node-flags.json'), 'utf8'));
 const dataDir = resolve(process.env.DECREE_DATA ?? join(process.cwd(), 'data-roles'));
 const basePort = Number(process.env.DECREE_BASE_PORT ?? 7201);
 const baseClient = Number(process.env.DECREE_CLIENT_PORT ?? 6391);
@@ -176,7 +178,7 @@ function onLine(id, role, line) {
 
 function spawnRole(id, role) {
   const log = createWriteStream(join(dataDir, 'logs', `${id}-${role}.log`), { flags: 'a' });
-  const args = [bundle, 'start', '--role', role, '--config', configPath, '--id', id, '--inc', inc];
+  const args = [...NODE_FLAGS, bundle, 'start', '--role', role, '--config', configPath, '--id', id, '--inc', inc];
   const child = spawn(process.execPath, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(child);
   let buf = '';

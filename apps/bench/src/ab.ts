@@ -22,6 +22,8 @@ const VARIANTS: Record<string, Partial<ClusterOptions>> = {
   inflight128: { batching: { maxInflightSlots: 128 } },
   batch1024: { batching: { maxBatchCmds: 1024 } },
   semi64: { nodeFlags: ['--max-semi-space-size=64'] },
+  /** without the replica's V8 flags (apps/replica/node-flags.json): V8's default old-generation floor */
+  noflags: { replicaFlags: false },
   /** memory stores: the same cluster without a disk (how much of the latency is the WAL) */
   memory: { storage: 'memory' },
   /** the WAL writes, then fdatasyncs (the default opens segments O_DSYNC: one round trip per batch) */

@@ -12,6 +12,8 @@ import { join, resolve } from 'node:path';
 import type { BenchRow } from './stats.ts';
 
 const root = resolve(import.meta.dirname, '../../..');
+/** the V8 flags a replica process runs with (apps/replica/node-flags.json says why) */
+const REPLICA_NODE_FLAGS: string[] = JSON.parse(readFileSync(join(root, 'apps/replica/node-flags.json'), 'utf8')).flags;
 
 export async function freePort(): Promise<number> {
   return new Promise((res, rej) => {
@@ -65,6 +67,8 @@ export interface ClusterOptions {
   env?: Record<string, string>;
   /** extra node flags for the replica processes (e.g. --cpu-prof) */
   nodeFlags?: string[];
+  /** false: leave out the replica's own V8 flags (apps/replica/node-flags.json), for an A/B of them */
+  replicaFlags?: boolean;
   /** another bundle of the decree command to run (A/B comparisons of a change) */
   entry?: string;
   /** every stdout line of a replica process (logs, --trace-gc) */
@@ -123,6 +127,7 @@ export async function startProcessCluster(o: ClusterOptions): Promise<ClusterHan
   let leader: string | undefined;
   let changes = -1;
   const nodeArgs = [
+    ...(o.replicaFlags === false ? [] : REPLICA_NODE_FLAGS),
     ...(o.nodeFlags ?? []),
     ...(runner === 'bundle' ? [entry] : ['--conditions=source', '--import', 'tsx', entry]),
   ];

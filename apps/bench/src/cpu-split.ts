@@ -6,7 +6,7 @@
  * command (`entry`), A/B runs of a hot-path change compare the processes one by one.
  *
  *   node --conditions=source --import tsx apps/bench/src/cpu-split.ts [N=400000] [bundle]
- *       [--pipeline 64] [--clients 50]
+ *       [--pipeline 64] [--clients 50] [--no-replica-flags]
  *
  * `--pipeline 1 --clients 1` is the single-command path (issue #19 point 4).
  */
@@ -24,6 +24,9 @@ const flag = (name: string, dflt: string): string => {
 };
 const pipeline = flag('--pipeline', '64');
 const clients = flag('--clients', '50');
+/** --no-replica-flags: without apps/replica/node-flags.json (an A/B of those V8 flags) */
+const replicaFlags = !args.includes('--no-replica-flags');
+if (!replicaFlags) args.splice(args.indexOf('--no-replica-flags'), 1);
 const n = Number(args[0] ?? 400_000);
 const entry = args[1];
 
@@ -46,7 +49,7 @@ function syscalls(pid: number): { r: number; w: number } {
   return { r: Number(/syscr: (\d+)/.exec(io)![1]), w: Number(/syscw: (\d+)/.exec(io)![1]) };
 }
 
-const h = await startProcessCluster({ transport: 'tcp', storage: 'wal', ...(entry ? { entry } : {}) });
+const h = await startProcessCluster({ transport: 'tcp', storage: 'wal', replicaFlags, ...(entry ? { entry } : {}) });
 try {
   await new Promise((r) => setTimeout(r, 1000));
   const snap = () =>

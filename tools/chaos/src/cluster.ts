@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdirSync, writeFileSync, type WriteStream } from 'node:fs';
+import { createWriteStream, mkdirSync, readFileSync, writeFileSync, type WriteStream } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -8,7 +8,11 @@ import { RespConnection, RespError, respOnce } from './resp.ts';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const CLI = path.join(ROOT, 'apps/replica/src/cli.ts');
-const NODE_ARGS = ['--conditions=source', '--import', 'tsx'];
+/** the V8 flags a replica process runs with (apps/replica/node-flags.json says why) */
+export const REPLICA_NODE_FLAGS: readonly string[] = JSON.parse(
+  readFileSync(path.join(ROOT, 'apps/replica/node-flags.json'), 'utf8'),
+).flags;
+const NODE_ARGS = [...REPLICA_NODE_FLAGS, '--conditions=source', '--import', 'tsx'];
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
