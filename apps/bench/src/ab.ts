@@ -4,6 +4,7 @@
  *
  *   node --conditions=source --import tsx apps/bench/src/ab.ts [--rounds 3] tsx bundle noenc …
  *   node --conditions=source --import tsx apps/bench/src/ab.ts bundle entry=/path/to/other-decree.mjs
+ *   (noflags=/path/to/decree.mjs: that bundle without apps/replica/node-flags.json)
  *
  * Each run: redis-benchmark -t set -P 64 -c 50 -d 64 -n 400000 -r 100000 (SET/s, CPU s per million
  * SETs of the three replica processes), then -t set -P 1 -c 1 -n 5000 (p50, p99, max; --n1 sets the count).
@@ -39,6 +40,8 @@ for (let i = 0; i < args.length; i++) {
   if (a === '--rounds') rounds = Number(args[++i]);
   else if (a === '--n1') n1 = Number(args[++i]);
   else if (a.startsWith('entry=')) picks.push([a, { entry: a.slice(6) }]);
+  // a bundle run without the replica's V8 flags (the code before decision 0015, as it ran then)
+  else if (a.startsWith('noflags=')) picks.push([a, { entry: a.slice(8), replicaFlags: false }]);
   else if (VARIANTS[a]) picks.push([a, VARIANTS[a]]);
   else throw new Error(`unknown variant ${a} (${Object.keys(VARIANTS).join(', ')}, entry=<bundle>)`);
 }

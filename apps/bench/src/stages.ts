@@ -13,7 +13,7 @@
  * Each stage is reported as its own duration (from the previous stage) and as the time since
  * received, per command (a slot's figures count once for each command in it).
  */
-import type { Message } from '@decree/protocol';
+import { commandCount, type Message } from '@decree/protocol';
 import type { Bus } from '@decree/bus';
 import { Latency } from './stats.ts';
 
@@ -127,7 +127,7 @@ export class StageTracker {
         this.maxAcceptSlot = m.slot;
         this.slots.set(m.slot, {
           firstId: m.value.firstId,
-          n: m.value.cmds.length,
+          n: commandCount(m.value),
           tAccept: now,
           acks: 0,
           tDurable: 0,

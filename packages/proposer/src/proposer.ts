@@ -16,6 +16,7 @@ import {
   compareBallots,
   ensures,
   invariant,
+  packedBatch,
   requires,
   safety,
   slotValueEquals,
@@ -40,6 +41,11 @@ export interface ProposerOptions {
    */
   maxQueuedCommands: number;
   maxQueuedBytes: number;
+  /**
+   * pack each batch when it is proposed, and keep it packed (decision 0016): right when its bytes go to
+   * a disk or another process anyway; a cluster whose messages and stores stay in memory turns it off
+   */
+  packProposals: boolean;
 }
 
 export const DEFAULT_PROPOSER_OPTIONS: ProposerOptions = {
@@ -50,6 +56,7 @@ export const DEFAULT_PROPOSER_OPTIONS: ProposerOptions = {
   maxRetransmitMs: 1000,
   maxQueuedCommands: 1 << 20,
   maxQueuedBytes: 256 << 20,
+  packProposals: true,
 };
 
 export interface ProposerInput {
@@ -402,7 +409,7 @@ export function tryPropose(d: ProposerData): void {
     d.queueHead = i;
     d.queuedBytes -= bytes;
     const at = d.input.wallNow ? { at: Math.floor(d.input.wallNow()) } : {};
-    const value: SlotValue = first.excl
+    const built: Extract<SlotValue, { k: 'batch' }> = first.excl
       ? {
           k: 'batch',
           origin: d.self,
@@ -416,7 +423,8 @@ export function tryPropose(d: ProposerData): void {
       : { k: 'batch', origin: d.self, inc: d.inc, firstId: first.id, cmds, ...at };
     d.stats.commandsProposed += cmds.length;
     if (first.excl && first.last) d.lastProposed = true;
-    propose(d, d.nextSlot++, value);
+    // packed once here: the slot keeps one buffer, not a view per command (decision 0016)
+    propose(d, d.nextSlot++, d.opts.packProposals ? packedBatch(built) : built);
   }
   if (d.queueHead === q.length) {
     d.queue = [];

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CONTRACTS, ContractViolation, NOOP, slotValueEquals } from '@decree/protocol';
+import { CONTRACTS, ContractViolation, NOOP, slotValueBytes, slotValueEquals, wireCommands } from '@decree/protocol';
 import { type ProposerData, recordPromise } from '../src/index.ts';
 import {
   MEMBERS,
@@ -256,6 +256,23 @@ describe('proposer: phase 2', () => {
     expect(cmdsOf(v)).toEqual(['c3', 'c4', 'c5', 'c6', 'c7', 'c8', 'c9']);
     expect(v).toMatchObject({ k: 'batch', origin: SELF, inc: 1, firstId: 3 });
     expect(h.proposals().size).toBe(3);
+  });
+
+  it('packs each batch once when it proposes it (packProposals), and not when told not to', () => {
+    const packed = proposerHarness();
+    packed.lead();
+    packed.actor.send(submit([item(1), item(2)]));
+    const v = packed.proposals().get(1)!;
+    const w = wireCommands(v);
+    expect(w).toBeDefined(); // the commands live in the packed bytes, the ones the WAL and the peers get
+    expect(slotValueBytes(v)).toBe(w!.buf);
+    expect(cmdsOf(v)).toEqual(['c1', 'c2']);
+    const plain = proposerHarness({ options: { packProposals: false } });
+    plain.lead();
+    plain.actor.send(submit([item(1), item(2)]));
+    const u = plain.proposals().get(1)!;
+    expect(wireCommands(u)).toBeUndefined();
+    expect(slotValueEquals(u, v)).toBe(true);
   });
 
   it('exclusive commands sit alone in their slot; a gap in ids starts a new batch', () => {

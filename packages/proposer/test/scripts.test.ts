@@ -20,7 +20,7 @@ import type { Configuration } from '@decree/protocol';
 import { type ProposerEvent, type ProposerInput, type ProposerOptions, proposerMachine } from '../src/index.ts';
 import { stateInvariants } from './harness.ts';
 
-const OPTIONS: readonly (keyof ProposerOptions)[] = [
+const OPTIONS: readonly Exclude<keyof ProposerOptions, 'packProposals'>[] = [
   'maxInflightSlots',
   'maxBatchCmds',
   'maxBatchBytes',

@@ -118,6 +118,35 @@ function writeKey(o: Uint8Array, p: number, k: string): number {
  * same MessagePack as packr.pack gives, a bin per command copied once. Undefined (packr's path) for a
  * value with a field it does not know or a non-integer number.
  */
+/** where packBatch's last value put its commands: the array header's offset, its end, the command bytes */
+let PACKED_CMDS_AT = 0;
+let PACKED_CMDS_END = 0;
+let PACKED_PAYLOAD_BYTES = 0;
+
+/**
+ * A batch built in memory (a leader's proposal), packed now and read back as wire commands over its own
+ * packed bytes, the form a follower keeps (issue #19). The per-command buffers of the leader's clients die
+ * young instead of living in the acceptor's and learner's slots until the next truncation, where every
+ * collection had to mark them; the learner applies from the packed bytes as a follower does. A value
+ * packBatch does not pack (a field it does not know), or one already in wire form, is returned as is.
+ */
+export function packedBatch(v: Extract<SlotValue, { k: 'batch' }>): Extract<SlotValue, { k: 'batch' }> {
+  if (wireCommands(v) !== undefined) return v;
+  const bytes = packBatch(v);
+  if (bytes === undefined) return v;
+  const { cmds, ...fields } = v;
+  const w: WireCommands = {
+    buf: bytes,
+    start: PACKED_CMDS_AT,
+    end: PACKED_CMDS_END,
+    count: cmds.length,
+    payloadBytes: PACKED_PAYLOAD_BYTES,
+  };
+  const packed = lazyBatch(fields, w);
+  VALUE_BYTES.set(packed, bytes);
+  return packed;
+}
+
 /** @internal exported for its tests */
 export function packBatch(v: Extract<SlotValue, { k: 'batch' }>): Uint8Array | undefined {
   for (const k in v) if (!BATCH_KEYS.has(k)) return undefined;
@@ -158,7 +187,9 @@ export function packBatch(v: Extract<SlotValue, { k: 'batch' }>): Uint8Array | u
   p = writeKey(o, p, 'firstId');
   p = writeUint(o, p, firstId);
   p = writeKey(o, p, 'cmds');
+  PACKED_CMDS_AT = p;
   p = writeSized(o, p, n, 0x90, 16, 0, 0xdc);
+  let payloadBytes = 0;
   for (let i = 0; i < n; i++) {
     const c = cmds[i]!;
     const len = c.length;
@@ -166,7 +197,10 @@ export function packBatch(v: Extract<SlotValue, { k: 'batch' }>): Uint8Array | u
     if (len <= 64) for (let j = 0; j < len; j++) o[p + j] = c[j]!;
     else o.set(c, p);
     p += len;
+    payloadBytes += len;
   }
+  PACKED_CMDS_END = p;
+  PACKED_PAYLOAD_BYTES = payloadBytes;
   if (excl !== undefined) {
     p = writeKey(o, p, 'excl');
     o[p++] = excl ? 0xc3 : 0xc2;

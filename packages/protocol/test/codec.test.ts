@@ -13,7 +13,9 @@ import {
   ROLE_OF,
   ROLES,
   packBatch,
+  packedBatch,
   slotValueBytes,
+  slotValueEquals,
   slotValueSize,
   validateMessage,
   wireCommands,
@@ -254,6 +256,37 @@ describe('a batch value written by hand (the leader packs each slot once)', () =
     const mine = packBatch(v)!;
     expect(normal(decodeValue(mine))).toEqual(normal(v));
     expect(mine.length).toBe(encodeValue(v).length);
+  });
+
+  test.prop([batchArb], { numRuns: 300 })(
+    'packedBatch: the same value, kept in its packed bytes (the commands read from them, no repacking)',
+    (v) => {
+      if (v.k !== 'batch') return;
+      const p = packedBatch(v);
+      const w = wireCommands(p);
+      expect(w).toBeDefined();
+      expect(slotValueBytes(p)).toBe(w!.buf); // the bytes it reads its commands from are the ones sent
+      expect(Buffer.compare(Buffer.from(w!.buf), Buffer.from(packBatch(v)!))).toBe(0);
+      expect(commandCount(p)).toBe(v.cmds.length);
+      expect(w!.payloadBytes).toBe(v.cmds.reduce((n, c) => n + c.length, 0));
+      expect(slotValueSize(p)).toBe(slotValueSize(v));
+      const seen: number[][] = [];
+      let at = firstCommandAt(w!);
+      for (let i = 0; i < w!.count; i++) {
+        at = readBin(w!.buf, at);
+        seen.push(Array.from(w!.buf.subarray(BIN_OFF, BIN_OFF + BIN_LEN)));
+      }
+      expect(at).toBe(w!.end);
+      expect(seen).toEqual(v.cmds.map((c) => Array.from(c)));
+      expect(slotValueEquals(p, v)).toBe(true);
+      expect(normal(p)).toEqual(normal(v));
+      expect(packedBatch(p)).toBe(p);
+    },
+  );
+
+  it('packedBatch leaves a value packBatch does not write as it is', () => {
+    const v = { k: 'batch', origin: 'r1', inc: 1, firstId: 1, cmds: [], extra: 1 } as unknown as SlotValue;
+    expect(packedBatch(v as Extract<SlotValue, { k: 'batch' }>)).toBe(v);
   });
 
   it('leaves a value with a field it does not know to msgpackr', () => {

@@ -1,6 +1,6 @@
 import type { Attributes, Meter } from '@opentelemetry/api';
 import type { Bus } from '@decree/bus';
-import type { ReplicaId, Slot } from '@decree/protocol';
+import { commandCount, type ReplicaId, type Slot } from '@decree/protocol';
 
 /** What the metrics read from a replica (structurally @decree/replica's Replica; no import of it). */
 export interface MetricsReplica {
@@ -135,7 +135,7 @@ export function instrumentReplicaMetrics(
       case 'accept':
         if (msg.from === replica.id && dir !== 'in' && msg.slot > lastBatchSlot) {
           lastBatchSlot = msg.slot;
-          batchSize.record(msg.value.k === 'batch' ? msg.value.cmds.length : 0, attrs);
+          batchSize.record(msg.value.k === 'batch' ? commandCount(msg.value) : 0, attrs);
         }
         return;
       case 'leader-state':

@@ -10,7 +10,7 @@ import {
   trace,
 } from '@opentelemetry/api';
 import type { Bus } from '@decree/bus';
-import type { Message, ReplicaId, Slot } from '@decree/protocol';
+import { commandCount, type Message, type ReplicaId, type Slot } from '@decree/protocol';
 
 export interface InstrumentBusOptions {
   /** this replica's id: tells the leader's sends from its own receipts on the local path */
@@ -206,7 +206,7 @@ export function instrumentBus(bus: Bus, opts: InstrumentBusOptions): BusInstrume
     if (!b) return;
     const accept = tracer().startSpan(
       'decree.accept',
-      { attributes: { ...attrs, 'decree.slot': msg.slot, 'decree.commands': v.cmds.length } },
+      { attributes: { ...attrs, 'decree.slot': msg.slot, 'decree.commands': commandCount(v) } },
       b.ctx,
     );
     leaderSlots.set(msg.slot, { batch: b, accept });

@@ -34,7 +34,7 @@ export class LocalCluster<SM extends StateMachine> {
           storage: this.opts.makeStore?.(id) ?? new MemoryStore(),
           stateMachine: sm,
           bus: this.bus,
-          options: this.opts.options ?? {},
+          options: this.localOptions(),
           // a replica that stops itself fails the test loudly (as an uncaught contract violation did)
           onFatal: (e) =>
             queueMicrotask(() => {
@@ -44,6 +44,16 @@ export class LocalCluster<SM extends StateMachine> {
       );
     }
     return this;
+  }
+
+  /**
+   * The replicas' options. With memory stores nothing leaves this process's memory, so the proposer does
+   * not pack its batches (`packProposals`) unless the options say so.
+   */
+  private localOptions(): ReplicaOptions {
+    const o = this.opts.options ?? {};
+    if (this.opts.makeStore || o.proposer?.packProposals !== undefined) return o;
+    return { ...o, proposer: { ...o.proposer, packProposals: false } };
   }
 
   leader(): Replica | undefined {
