@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LOADS, freePort, procCpuSeconds, redisBenchmark } from './cluster.ts';
+import { LOADS, distinctFreePorts, freePort, procCpuSeconds, redisBenchmark } from './cluster.ts';
 import { type BenchRow, Latency, skippedRow } from './stats.ts';
 import { type EnsureOptions, benchDep, ensureCommand } from './system-deps.ts';
 
@@ -127,7 +127,8 @@ export async function etcdBaseline(
   if (!dep.ok) return [skippedRow(ETCD_BASELINE, dep.reason, 'baselines')];
   const dir = mkdtempSync(join(tmpdir(), 'decree-etcd-'));
   const members: { name: string; client: number; peer: number }[] = [];
-  for (let i = 1; i <= 3; i++) members.push({ name: `e${i}`, client: await freePort(), peer: await freePort() });
+  const ports = await distinctFreePorts(6);
+  for (let i = 1; i <= 3; i++) members.push({ name: `e${i}`, client: ports[2 * i - 2]!, peer: ports[2 * i - 1]! });
   const initial = members.map((m) => `${m.name}=http://127.0.0.1:${m.peer}`).join(',');
   const procs = members.map((m) =>
     spawn(

@@ -26,6 +26,19 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/**
+ * n different free ports. The kernel may hand out a port freePort just closed again, so a cluster of
+ * ports taken one by one could name one twice (a bench run failed on it: "already used by replicas[1]").
+ */
+export async function distinctFreePorts(n: number): Promise<number[]> {
+  const got = new Set<number>();
+  for (let tries = 0; got.size < n; tries++) {
+    if (tries > 100 * n) throw new Error(`no ${n} distinct free ports after ${tries} tries`);
+    got.add(await freePort());
+  }
+  return [...got];
+}
+
 /** CPU seconds (user + system) a process has used so far, from /proc/<pid>/stat; NaN when unavailable. */
 export function procCpuSeconds(pid: number | undefined): number {
   const [user, system] = procCpuTimes(pid);
@@ -108,8 +121,9 @@ export async function startProcessCluster(o: ClusterOptions): Promise<ClusterHan
   if (runner === 'bundle' && !existsSync(entry)) throw new Error(`no replica bundle at ${entry}`);
   const dir = mkdtempSync(join(tmpdir(), 'decree-bench-'));
   const replicas: { id: string; host: string; port: number; clientPort: number }[] = [];
+  const ports = await distinctFreePorts(6);
   for (let i = 1; i <= 3; i++)
-    replicas.push({ id: `r${i}`, host: '127.0.0.1', port: await freePort(), clientPort: await freePort() });
+    replicas.push({ id: `r${i}`, host: '127.0.0.1', port: ports[2 * i - 2]!, clientPort: ports[2 * i - 1]! });
   const cfg = {
     cluster: 'bench',
     dataDir: dir,

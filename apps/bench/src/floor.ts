@@ -214,11 +214,11 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href &
   if (role === 'follower') follower(Number(portArg), dir!);
   else leader(Number(portArg), rest.map(Number), dir!);
 } else if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const { freePort, procCpuSeconds, redisBenchmark, LOADS } = await import('./cluster.ts');
+  const { distinctFreePorts, procCpuSeconds, redisBenchmark, LOADS } = await import('./cluster.ts');
   const n = Number(process.argv[2] ?? 1_000_000);
   const dir = mkdtempSync(join(tmpdir(), 'decree-floor-'));
   const self = fileURLToPath(import.meta.url);
-  const ports = [await freePort(), await freePort(), await freePort()];
+  const ports = await distinctFreePorts(3);
   const kids: ChildProcess[] = [];
   const start = (args: string[]) =>
     new Promise<ChildProcess>((res, rej) => {

@@ -15,7 +15,7 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { freePort } from './cluster.ts';
+import { distinctFreePorts } from './cluster.ts';
 
 const root = resolve(import.meta.dirname, '../../..');
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -307,8 +307,10 @@ export async function leaderKills(o: { kills?: number; log?: (s: string) => void
   try {
     const ids = ['r1', 'r2', 'r3'];
     const replicas: { id: string; host: string; port: number; clientPort: number }[] = [];
-    for (const id of ids)
-      replicas.push({ id, host: '127.0.0.1', port: await freePort(), clientPort: await freePort() });
+    const ports = await distinctFreePorts(2 * ids.length);
+    ids.forEach((id, i) =>
+      replicas.push({ id, host: '127.0.0.1', port: ports[2 * i]!, clientPort: ports[2 * i + 1]! }),
+    );
     const cfgPath = join(dir, 'cluster.json');
     writeFileSync(
       cfgPath,
