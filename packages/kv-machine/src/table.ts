@@ -72,6 +72,31 @@ export function copyBytes(src: Uint8Array, from: number, dst: Uint8Array, to: nu
   else dst.set(src.subarray(from, from + n), to);
 }
 
+/** A DataView over exactly a byte array's bytes. */
+const viewOver = (b: Uint8Array): DataView => new DataView(b.buffer, b.byteOffset, b.byteLength);
+
+/**
+ * copyBytes with DataViews of both arrays: 4 bytes per step up to 128 bytes, a native copy above. A 64-byte
+ * value took 112 ns byte by byte, 65 ns through subarray + set and 42 ns this way (docs/benchmarks.md).
+ */
+function copyWords(
+  src: Uint8Array,
+  sv: DataView,
+  from: number,
+  dst: Uint8Array,
+  dv: DataView,
+  to: number,
+  n: number,
+): void {
+  if (n > 128) {
+    dst.set(src.subarray(from, from + n), to);
+    return;
+  }
+  let i = 0;
+  for (; i + 4 <= n; i += 4) dv.setInt32(to + i, sv.getInt32(from + i));
+  for (; i < n; i++) dst[to + i] = src[from + i]!;
+}
+
 /** A consistent copy of a table (its own bytes): what a snapshot streams while the table goes on. */
 export interface TableCopy {
   readonly count: number;
@@ -96,6 +121,11 @@ export class ByteTable {
   private count = 0;
   // ---- memory
   private slabs: (Uint8Array | undefined)[] = [];
+  /** a DataView of each slab (word-wise key compares and copies) */
+  private views: (DataView | undefined)[] = [];
+  /** the last source buffer given to set / find, and its DataView (a slot's commands share one buffer) */
+  private srcBuf: Uint8Array | undefined = undefined;
+  private srcView: DataView = viewOver(EMPTY);
   private freeSlabIds: number[] = [];
   /** the slab small chunks are cut from, and where its free space starts */
   private cur = -1;
@@ -153,11 +183,25 @@ export class ByteTable {
     return h ^ (h >>> 16);
   }
 
+  /** the DataView of a source buffer (cached: the commands of a slot share one) */
+  private viewOf(b: Uint8Array): DataView {
+    if (b !== this.srcBuf) {
+      this.srcBuf = b;
+      this.srcView = viewOver(b);
+    }
+    return this.srcView;
+  }
+
   private keyEquals(e: number, b: Uint8Array, off: number, len: number): boolean {
     if (this.rows[8 * e + KLEN] !== len) return false;
-    const s = this.slabs[this.rows[8 * e + SLAB]!]!;
+    const slab = this.rows[8 * e + SLAB]!;
     const o = this.rows[8 * e + OFF]!;
-    for (let i = 0; i < len; i++) if (s[o + i] !== b[off + i]) return false;
+    const dv = this.views[slab]!;
+    const sv = this.viewOf(b);
+    let i = 0;
+    for (; i + 4 <= len; i += 4) if (dv.getInt32(o + i) !== sv.getInt32(off + i)) return false;
+    const s = this.slabs[slab]!;
+    for (; i < len; i++) if (s[o + i] !== b[off + i]) return false;
     return true;
   }
 
@@ -285,7 +329,9 @@ export class ByteTable {
       const cap = this.rows[8 * e + CAP]!;
       const need = klen + vlen;
       if (need <= cap && (cap <= MIN_CHUNK || need > cap >> 1)) {
-        copyBytes(vb, voff, this.slabs[this.rows[8 * e + SLAB]!]!, this.rows[8 * e + OFF]! + klen, vlen);
+        const slab = this.rows[8 * e + SLAB]!;
+        const to = this.rows[8 * e + OFF]! + klen;
+        copyWords(vb, this.viewOf(vb), voff, this.slabs[slab]!, this.views[slab]!, to, vlen);
         this.rows[8 * e + VLEN] = vlen;
         return e + 1;
       }
@@ -355,6 +401,7 @@ export class ByteTable {
 
   clear(): void {
     this.slabs = [];
+    this.views = [];
     this.freeSlabIds = [];
     this.cur = -1;
     this.curOff = SLAB_BYTES;
@@ -426,7 +473,7 @@ export class ByteTable {
     if (need > BIG_CHUNK) {
       cap = need;
       slab = this.freeSlabIds.length > 0 ? this.freeSlabIds.pop()! : this.slabs.length;
-      this.slabs[slab] = Buffer.allocUnsafeSlow(need);
+      this.setSlab(slab, Buffer.allocUnsafeSlow(need));
       off = 0;
     } else {
       const c = classOf(need);
@@ -441,7 +488,7 @@ export class ByteTable {
         if (this.curOff + cap > SLAB_BYTES) {
           // the rest of the current slab is left unused (at most one chunk's worth)
           this.cur = this.freeSlabIds.length > 0 ? this.freeSlabIds.pop()! : this.slabs.length;
-          this.slabs[this.cur] = Buffer.allocUnsafeSlow(SLAB_BYTES);
+          this.setSlab(this.cur, Buffer.allocUnsafeSlow(SLAB_BYTES));
           this.curOff = 0;
         }
         slab = this.cur;
@@ -456,14 +503,21 @@ export class ByteTable {
     this.rows[8 * e + VLEN] = vlen;
     this.bytesInUse += cap;
     const s = this.slabs[slab]!;
-    copyBytes(kb, koff, s, off, klen);
-    copyBytes(vb, voff, s, off + klen, vlen);
+    const dv = this.views[slab]!;
+    copyWords(kb, this.viewOf(kb), koff, s, dv, off, klen);
+    copyWords(vb, this.viewOf(vb), voff, s, dv, off + klen, vlen);
+  }
+
+  private setSlab(id: number, b: Uint8Array): void {
+    this.slabs[id] = b;
+    this.views[id] = viewOver(b);
   }
 
   private freeChunk(slab: number, off: number, cap: number): void {
     this.bytesInUse -= cap;
     if (cap > BIG_CHUNK) {
       this.slabs[slab] = undefined;
+      this.views[slab] = undefined;
       this.freeSlabIds.push(slab);
       return;
     }

@@ -38,6 +38,40 @@ const opArb = fc.oneof(
 );
 
 describe('ByteTable', () => {
+  it('set and find from byte ranges of many buffers at any offsets (word-wise compares and copies)', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ k: keyArb, v: valueArb, pad: fc.nat({ max: 7 }), fresh: fc.boolean() }), {
+          maxLength: 80,
+        }),
+        (ops) => {
+          const t = new ByteTable(7);
+          const model = new Map<string, string>();
+          let shared = Buffer.alloc(0);
+          for (const o of ops) {
+            // key and value at an odd place in a buffer that is new, or the one before rewritten
+            const b = Buffer.from('\u0001'.repeat(o.pad) + o.k + o.v + '\u0002', 'latin1');
+            const buf = o.fresh || shared.length < b.length ? b : (b.copy(shared), shared);
+            shared = buf;
+            t.set(buf, o.pad, o.k.length, buf, o.pad + o.k.length, o.v.length);
+            model.set(o.k, o.v);
+            const e = t.find(buf, o.pad, o.k.length);
+            expect(e).toBeGreaterThanOrEqual(0);
+            expect(t.valueStr(e)).toBe(o.v);
+          }
+          expect(tableEntries(t)).toEqual(model);
+          // near misses: one byte more, or the last byte changed, are other keys
+          for (const k of model.keys()) {
+            const longer = `${k}\u0003`;
+            const changed =
+              k.length > 0 ? k.slice(0, -1) + String.fromCharCode(k.charCodeAt(k.length - 1) ^ 1) : '\u0004';
+            for (const miss of [longer, changed]) if (!model.has(miss)) expect(t.findStr(miss)).toBe(-1);
+          }
+        },
+      ),
+    );
+  });
+
   it('behaves as a Map of byte strings, and a copy keeps its contents while the table changes', () => {
     fc.assert(
       fc.property(fc.array(opArb, { maxLength: 120 }), fc.integer(), (ops, seed) => {
