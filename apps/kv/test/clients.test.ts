@@ -94,7 +94,14 @@ describe('client libraries against a replicated cluster', () => {
   let followerPort = 0;
 
   beforeAll(async () => {
-    cluster = await new LocalCluster({ n: 3, makeStateMachine: () => new KvMachine() }).start();
+    // the tests address "the leader" and "a follower" by port: under a loaded machine (the whole suite on
+    // 2 cores) a default election timeout (0.5-1 s) once let leadership move mid-file, so a steady one
+    cluster = await new LocalCluster({
+      n: 3,
+      makeStateMachine: () => new KvMachine(),
+      options: { elector: { electionTimeoutMinMs: 5_000, electionTimeoutMaxMs: 10_000, heartbeatMs: 200 } },
+    }).start();
+    cluster.replicas[0]!.attemptPromotion(); // elect now, not after the long timeout
     const leader = await cluster.waitForLeader();
     for (const r of cluster.replicas) {
       const s = new KvServer({

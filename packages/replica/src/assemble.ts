@@ -3,6 +3,7 @@
  * client-side modules (submissions, forwarding, read-index, bootstrap, config requests, notices) and
  * the bus registrations that connect them. The Replica class then only holds them and offers the API.
  */
+import type { Actor } from 'xstate';
 import { Bus, realEnv } from '@decree/bus';
 import type { AcceptorStore, Message, ReplicaId, Slot, SnapshotMeta } from '@decree/protocol';
 import { MemorySnapshotStore } from '@decree/storage/memory';
@@ -17,7 +18,7 @@ import { ReadIndex } from './read-index.ts';
 import { ConfigRequests } from './config-requests.ts';
 import { Bootstrapper } from './bootstrap.ts';
 import { Notices } from './notices.ts';
-import { rateLimited, registerRoles, watchFailures } from './wiring.ts';
+import { type Deliver, rateLimited, registerRoles, watchFailures } from './wiring.ts';
 import type { CreateReplicaConfig } from './types.ts';
 
 /** What the parts ask of the replica that holds them. */
@@ -102,10 +103,13 @@ export function assemble(
       take: (c) => learner.send({ type: 'bootstrap', config: c }),
     }),
     unregister: [] as (() => void)[],
+    /** each role actor's way in (its fast lane when it has one): the ticks take it too */
+    deliver: new Map<Actor<any>, Deliver>(),
   };
   const named = { acceptor, proposer, learner, elector, snapshotter, 'config-manager': configManager };
   const fast = (cfg.options?.fastLane ?? true) && !cfg.inspect;
-  parts.unregister = registerRoles(bus, ring, self, named, (m) => onClientMessage(parts, host, m), fast);
+  const toClient = (m: Message) => onClientMessage(parts, host, m);
+  parts.unregister = registerRoles(bus, ring, self, named, toClient, fast, parts.deliver);
   // role changes are seen on the proposer's own state, at once (RSL NotifyStatus)
   proposer.subscribe((snap) => notices.onProposerState(snap.value, snap.context.leaderHint));
   // a role that throws (a safety check that is always on, or a contract in tests) stops the replica

@@ -102,7 +102,7 @@ export class Replica {
     for (const a of [this.acceptor, this.learner, this.snapshotter, this.configManager, this.proposer, this.elector])
       a.start();
     const ticked = [this.proposer, this.learner, this.snapshotter, this.configManager];
-    this.stopTicking = startTicking(this.env.clock, this.p.tickMs, ticked);
+    this.stopTicking = startTicking(this.env.clock, this.p.tickMs, ticked, this.p.deliver);
   }
 
   /** Replicates one command; resolves with the state machine's result once it executed here. */

@@ -3,14 +3,23 @@ import type { Bus } from '@decree/bus';
 import type { Message, ReplicaId, RingId, Role } from '@decree/protocol';
 import { fastLane } from './fast-lane.ts';
 
-const HOT_ROLES: ReadonlySet<Role> = new Set(['acceptor', 'learner', 'proposer']);
+/**
+ * The roles whose events take the fast lane: those on the path of every command, and the snapshotter and
+ * the config-manager, which hear a tick every 10 ms (XState's macrostep for those ticks was most of an
+ * idle replica's CPU). The elector's timers are XState's own (`after`), so it keeps XState's path.
+ */
+const LANE_ROLES: ReadonlySet<Role> = new Set(['acceptor', 'learner', 'proposer', 'snapshotter', 'config-manager']);
 
 /** The role actors of one replica, by the name the bus routes to. */
 export type RoleActors = Record<Exclude<Role, 'client'>, Actor<any>>;
 
+/** How an event reaches a role's actor: its fast lane, or `actor.send`. */
+export type Deliver = (event: { type: string }) => void;
+
 /**
  * Registers each role's actor (and the replica's client side) for its messages on the bus; returns
- * the unregister functions. Messages reach a role only as events of its machine.
+ * the unregister functions. Messages reach a role only as events of its machine. `deliver` gets each
+ * role's way in (the same lane for the bus and for its ticks: one queue per actor).
  */
 export function registerRoles(
   bus: Bus,
@@ -19,12 +28,14 @@ export function registerRoles(
   roles: RoleActors,
   client: (m: Message) => void,
   fast = false,
+  deliver?: Map<Actor<any>, Deliver>,
 ): (() => void)[] {
   const out: (() => void)[] = [];
   for (const [role, actor] of Object.entries(roles) as [Role, Actor<any>][]) {
-    // the roles on the path of every command take the fast lane (decision 0014)
-    const deliver = fastLane(actor, fast && HOT_ROLES.has(role));
-    out.push(bus.register(ring, self, role, (m) => deliver(m)));
+    // decision 0014
+    const lane = fastLane(actor, fast && LANE_ROLES.has(role));
+    deliver?.set(actor, lane);
+    out.push(bus.register(ring, self, role, (m) => lane(m)));
   }
   out.push(bus.register(ring, self, 'client', client));
   return out;
@@ -55,17 +66,23 @@ export function rateLimited(
   };
 }
 
-/** Sends `tick` to the actors every `tickMs` until `stopped()`; returns a function that stops it. */
+/**
+ * Sends `tick` to the actors every `tickMs` until `stopped()`; returns a function that stops it. An
+ * actor with a way in in `deliver` (its fast lane) gets its ticks that way: the proposer's and the
+ * learner's ticks were a third of an idle replica's CPU through XState's macrostep.
+ */
 export function startTicking(
   clock: { setTimeout(fn: () => void, ms: number): unknown; clearTimeout(h: unknown): void },
   tickMs: number,
   actors: readonly Actor<any>[],
+  deliver?: ReadonlyMap<Actor<any>, Deliver>,
 ): () => void {
   let timer: unknown;
   let on = true;
+  const sends: Deliver[] = actors.map((a) => deliver?.get(a) ?? ((e) => a.send(e)));
   const tick = () => {
     if (!on) return;
-    for (const a of actors) a.send({ type: 'tick' });
+    for (const send of sends) send({ type: 'tick' });
     timer = clock.setTimeout(tick, tickMs);
   };
   timer = clock.setTimeout(tick, tickMs);
