@@ -82,6 +82,7 @@ const viewOver = (b: Uint8Array): DataView => new DataView(b.buffer, b.byteOffse
 function copyWords(
   src: Uint8Array,
   sv: DataView,
+  base: number,
   from: number,
   dst: Uint8Array,
   dv: DataView,
@@ -92,8 +93,10 @@ function copyWords(
     dst.set(src.subarray(from, from + n), to);
     return;
   }
+  // sv spans src's whole ArrayBuffer from `base` (src.byteOffset; ByteTable.viewOf), dv exactly dst
+  const at = base + from;
   let i = 0;
-  for (; i + 4 <= n; i += 4) dv.setInt32(to + i, sv.getInt32(from + i));
+  for (; i + 4 <= n; i += 4) dv.setInt32(to + i, sv.getInt32(at + i));
   for (; i < n; i++) dst[to + i] = src[from + i]!;
 }
 
@@ -123,9 +126,15 @@ export class ByteTable {
   private slabs: (Uint8Array | undefined)[] = [];
   /** a DataView of each slab (word-wise key compares and copies) */
   private views: (DataView | undefined)[] = [];
-  /** the last source buffer given to set / find, and its DataView (a slot's commands share one buffer) */
-  private srcBuf: Uint8Array | undefined = undefined;
+  /**
+   * the ArrayBuffer of the last source given to set / find, and a DataView of all of it: a slot's commands
+   * share one, and so do commands cut from one pool or batch buffer (a view per command would allocate)
+   */
+  private srcBuffer: ArrayBufferLike | undefined = undefined;
   private srcView: DataView = viewOver(EMPTY);
+  /** the last source array itself, and its byteOffset in srcBuffer (set by viewOf) */
+  private srcBuf: Uint8Array | undefined = undefined;
+  private srcBase = 0;
   private freeSlabIds: number[] = [];
   /** the slab small chunks are cut from, and where its free space starts */
   private cur = -1;
@@ -183,11 +192,16 @@ export class ByteTable {
     return h ^ (h >>> 16);
   }
 
-  /** the DataView of a source buffer (cached: the commands of a slot share one) */
+  /** A DataView of the whole ArrayBuffer under b; b starts at srcBase in it. */
   private viewOf(b: Uint8Array): DataView {
     if (b !== this.srcBuf) {
       this.srcBuf = b;
-      this.srcView = viewOver(b);
+      this.srcBase = b.byteOffset;
+      const ab = b.buffer;
+      if (ab !== this.srcBuffer) {
+        this.srcBuffer = ab;
+        this.srcView = new DataView(ab);
+      }
     }
     return this.srcView;
   }
@@ -198,8 +212,9 @@ export class ByteTable {
     const o = this.rows[8 * e + OFF]!;
     const dv = this.views[slab]!;
     const sv = this.viewOf(b);
+    const at = this.srcBase + off;
     let i = 0;
-    for (; i + 4 <= len; i += 4) if (dv.getInt32(o + i) !== sv.getInt32(off + i)) return false;
+    for (; i + 4 <= len; i += 4) if (dv.getInt32(o + i) !== sv.getInt32(at + i)) return false;
     const s = this.slabs[slab]!;
     for (; i < len; i++) if (s[o + i] !== b[off + i]) return false;
     return true;
@@ -331,7 +346,7 @@ export class ByteTable {
       if (need <= cap && (cap <= MIN_CHUNK || need > cap >> 1)) {
         const slab = this.rows[8 * e + SLAB]!;
         const to = this.rows[8 * e + OFF]! + klen;
-        copyWords(vb, this.viewOf(vb), voff, this.slabs[slab]!, this.views[slab]!, to, vlen);
+        copyWords(vb, this.viewOf(vb), this.srcBase, voff, this.slabs[slab]!, this.views[slab]!, to, vlen);
         this.rows[8 * e + VLEN] = vlen;
         return e + 1;
       }
@@ -504,8 +519,8 @@ export class ByteTable {
     this.bytesInUse += cap;
     const s = this.slabs[slab]!;
     const dv = this.views[slab]!;
-    copyWords(kb, this.viewOf(kb), koff, s, dv, off, klen);
-    copyWords(vb, this.viewOf(vb), voff, s, dv, off + klen, vlen);
+    copyWords(kb, this.viewOf(kb), this.srcBase, koff, s, dv, off, klen);
+    copyWords(vb, this.viewOf(vb), this.srcBase, voff, s, dv, off + klen, vlen);
   }
 
   private setSlab(id: number, b: Uint8Array): void {
