@@ -22,7 +22,14 @@ describe('KvServer over a LocalCluster', () => {
   let authPort = 0;
 
   beforeAll(async () => {
-    cluster = await new LocalCluster({ n: 3, makeStateMachine: () => new KvMachine() }).start();
+    // the tests address "the leader" and "a follower" by port: under the whole suite's load on 2 cores a
+    // default election timeout (0.5-1 s) once let leadership move mid-file (TRYAGAIN), so a steady one
+    cluster = await new LocalCluster({
+      n: 3,
+      makeStateMachine: () => new KvMachine(),
+      options: { elector: { electionTimeoutMinMs: 5_000, electionTimeoutMaxMs: 10_000, heartbeatMs: 200 } },
+    }).start();
+    cluster.replicas[0]!.attemptPromotion(); // elect now, not after the long timeout
     const leader = await cluster.waitForLeader();
     for (const r of cluster.replicas) {
       const c = { readIndex: 0, execute: 0 };
