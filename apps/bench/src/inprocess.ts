@@ -73,7 +73,6 @@ export function makeSetCommands(n: number, valueBytes = 48): Uint8Array[] {
  * Election timeouts long enough that a loaded machine (a GC pause, other jobs on the cores) does not
  * change the leader mid-run: in one process nothing fails, so fail-over speed is not measured here.
  */
-const STEADY_ELECTOR = { electionTimeoutMinMs: 3_000, electionTimeoutMaxMs: 6_000, heartbeatMs: 200 };
 
 /** An in-process 3-replica cluster (one bus, memory stores) applying SETs to the KV state machine. */
 export async function inProcessBench(o: InProcessOptions = {}): Promise<InProcessRow> {
@@ -88,10 +87,9 @@ export async function inProcessBench(o: InProcessOptions = {}): Promise<InProces
     options: {
       proposer: { maxInflightSlots: o.maxInflightSlots ?? 16, maxBatchCmds: o.maxBatchCmds ?? 8192 },
       learner: { retainSlots: 1024 },
-      elector: STEADY_ELECTOR,
     },
+    steady: true,
   }).start();
-  cluster.replicas[0]!.attemptPromotion(); // elect now, not after the long timeout
   const leader = await cluster.waitForLeader();
   const undo = o.instrument?.(cluster.bus, leader.id);
   const cmds = makeSetCommands(pipeline * clients, o.valueBytes ?? 48);
@@ -163,9 +161,9 @@ export async function inProcessLatencyBench(
     n: 3,
     ...(stores.makeStore ? { makeStore: stores.makeStore } : {}),
     makeStateMachine: () => new KvMachine(),
-    options: { learner: { retainSlots: 1024 }, elector: STEADY_ELECTOR },
+    options: { learner: { retainSlots: 1024 } },
+    steady: true,
   }).start();
-  cluster.replicas[0]!.attemptPromotion(); // elect now, not after the long timeout
   const leader = await cluster.waitForLeader();
   const undo = o.instrument?.(cluster.bus, leader.id);
   const cmds = makeSetCommands(1000);

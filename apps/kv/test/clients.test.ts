@@ -94,14 +94,9 @@ describe('client libraries against a replicated cluster', () => {
   let followerPort = 0;
 
   beforeAll(async () => {
-    // the tests address "the leader" and "a follower" by port: under a loaded machine (the whole suite on
-    // 2 cores) a default election timeout (0.5-1 s) once let leadership move mid-file, so a steady one
-    cluster = await new LocalCluster({
-      n: 3,
-      makeStateMachine: () => new KvMachine(),
-      options: { elector: { electionTimeoutMinMs: 5_000, electionTimeoutMaxMs: 10_000, heartbeatMs: 200 } },
-    }).start();
-    cluster.replicas[0]!.attemptPromotion(); // elect now, not after the long timeout
+    // the tests address "the leader" and "a follower" by port: a steady leader (under the whole suite's
+    // load, the default 0.5-1 s election timeout let leadership move mid-file)
+    cluster = await new LocalCluster({ n: 3, makeStateMachine: () => new KvMachine(), steady: true }).start();
     const leader = await cluster.waitForLeader();
     for (const r of cluster.replicas) {
       const s = new KvServer({

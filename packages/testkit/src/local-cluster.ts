@@ -9,7 +9,16 @@ export interface LocalClusterOptions<SM extends StateMachine> {
   makeStore?: (id: ReplicaId) => AcceptorStore;
   options?: ReplicaOptions;
   ring?: string;
+  /**
+   * a steady leader: r1 is elected at start, and the election timeout is long (STEADY_ELECTOR, unless
+   * `options.elector` says otherwise), so a loaded machine does not move leadership under a test or a
+   * benchmark that addresses "the leader"
+   */
+  steady?: boolean;
 }
+
+/** Election timings under which a loaded machine keeps its leader (a pause of seconds, not of 0.5 s). */
+export const STEADY_ELECTOR = { electionTimeoutMinMs: 5_000, electionTimeoutMaxMs: 10_000, heartbeatMs: 200 };
 
 /** Replicas in this process on one shared bus, real time (benchmarks, examples). */
 export class LocalCluster<SM extends StateMachine> {
@@ -43,6 +52,7 @@ export class LocalCluster<SM extends StateMachine> {
         }),
       );
     }
+    if (this.opts.steady) this.replicas[0]!.attemptPromotion(); // elect now, not after the long timeout
     return this;
   }
 
@@ -51,7 +61,8 @@ export class LocalCluster<SM extends StateMachine> {
    * not pack its batches (`packProposals`) unless the options say so.
    */
   private localOptions(): ReplicaOptions {
-    const o = this.opts.options ?? {};
+    let o = this.opts.options ?? {};
+    if (this.opts.steady && o.elector === undefined) o = { ...o, elector: STEADY_ELECTOR };
     if (this.opts.makeStore || o.proposer?.packProposals !== undefined) return o;
     return { ...o, proposer: { ...o.proposer, packProposals: false } };
   }
