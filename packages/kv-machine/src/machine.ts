@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { CONTRACTS, requires, type Slot, type StateMachine } from '@decree/protocol';
+import { CONTRACTS, collectSnapshot, requires, type Slot, type StateMachine } from '@decree/protocol';
 import {
   Op,
   ResultTag,
@@ -629,9 +629,7 @@ export class KvMachine implements StateMachine {
 
   /** The whole snapshot as one buffer. */
   async snapshotBytes(): Promise<Uint8Array> {
-    const parts: Uint8Array[] = [];
-    for await (const p of await this.snapshot()) parts.push(p);
-    return Buffer.concat(parts);
+    return collectSnapshot(await this.snapshot());
   }
 
   private capture(): SnapshotContents {

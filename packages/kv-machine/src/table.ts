@@ -106,6 +106,32 @@ export interface TableCopy {
   /** entry rows in use, in order: slab, offset, key length, value length */
   readonly rows: Int32Array;
   readonly slabs: readonly Uint8Array[];
+  /** a DataView over each of the copy's slabs (each slab starts at byte 0 of its view) */
+  readonly views: readonly DataView[];
+  /**
+   * Gives the copy's slab buffers back to the table for its next copy (once nothing reads them any more:
+   * the snapshot stream calls it after its last entry frame). Optional to call; idempotent.
+   */
+  release(): void;
+}
+
+/** the most bytes of copy slabs a table keeps for its next copy (a state larger than this copies into fresh memory) */
+const COPY_POOL_MAX_BYTES = 64 << 20;
+
+/**
+ * Copies n bytes from a copy slab's view to an output's view, 4 bytes at a time (a native copy above 128 bytes):
+ * the snapshot's data frames copy every key and value this way.
+ */
+export function copyViewBytes(
+  src: Uint8Array,
+  sv: DataView,
+  from: number,
+  dst: Uint8Array,
+  dv: DataView,
+  to: number,
+  n: number,
+): void {
+  copyWords(src, sv, 0, from, dst, dv, to, n);
 }
 
 export class ByteTable {
@@ -136,6 +162,8 @@ export class ByteTable {
   private srcBuf: Uint8Array | undefined = undefined;
   private srcBase = 0;
   private freeSlabIds: number[] = [];
+  /** buffers of earlier copies given back (TableCopy.release), reused by the next copy; at most COPY_POOL_MAX_BYTES */
+  private readonly copyPool: Uint8Array[] = [];
   /** the slab small chunks are cut from, and where its free space starts */
   private cur = -1;
   private curOff = SLAB_BYTES;
@@ -444,12 +472,29 @@ export class ByteTable {
       rows[n++] = this.rows[8 * e + VLEN]!;
     }
     const slabs: Uint8Array[] = new Array(this.slabs.length);
+    const views: DataView[] = new Array(this.slabs.length);
     for (let i = 0; i < this.slabs.length; i++) {
       const s = this.slabs[i];
+      const used = s === undefined ? 0 : i === this.cur ? this.curOff : s.length;
       if (s === undefined) slabs[i] = EMPTY;
-      else slabs[i] = Uint8Array.prototype.slice.call(s, 0, i === this.cur ? this.curOff : s.length);
+      else if (s.length === SLAB_BYTES) {
+        // a buffer of an earlier copy when there is one: its pages are mapped already (a fresh 4 MiB costs
+        // ~1,000 page faults); only the bytes in use are copied
+        const b = this.copyPool.pop() ?? new Uint8Array(SLAB_BYTES);
+        b.set(used === s.length ? s : s.subarray(0, used));
+        slabs[i] = b;
+      } else slabs[i] = Uint8Array.prototype.slice.call(s, 0, used);
+      views[i] = viewOver(slabs[i]!);
     }
-    return { count: this.count, rows, slabs };
+    let released = false;
+    const release = (): void => {
+      if (released) return;
+      released = true;
+      for (const b of slabs)
+        if (b.length === SLAB_BYTES && (this.copyPool.length + 1) * SLAB_BYTES <= COPY_POOL_MAX_BYTES)
+          this.copyPool.push(b);
+    };
+    return { count: this.count, rows, slabs, views, release };
   }
 
   // ---------------------------------------------------------------- internals

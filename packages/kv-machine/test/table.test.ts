@@ -103,6 +103,55 @@ describe('ByteTable', () => {
     );
   });
 
+  it('a copy made after an earlier one was released (its buffers reused) holds exactly the state at the call', () => {
+    fc.assert(
+      fc.property(fc.array(opArb, { maxLength: 120 }), fc.integer(), (ops, seed) => {
+        const t = new ByteTable(seed);
+        const model = new Map<string, string>();
+        let live: [TableCopy, Map<string, string>] | undefined;
+        let copies = 0;
+        for (const o of ops) {
+          if (o.op === 'set') {
+            t.setStr(o.k, o.v);
+            model.set(o.k, o.v);
+          } else if (o.op === 'del') {
+            t.deleteStr(o.k);
+            model.delete(o.k);
+          } else {
+            // the live copy is right until it is released; then the next copy may take its buffers
+            if (live) {
+              expect(copyEntries(live[0])).toEqual(live[1]);
+              live[0].release();
+              live[0].release(); // idempotent
+            }
+            live = [t.copy(), new Map(model)];
+            copies++;
+          }
+        }
+        if (live) expect(copyEntries(live[0])).toEqual(live[1]);
+        expect(copies).toBe(ops.filter((o) => o.op === 'copy').length);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it("reuses a released copy's slab buffers for the next copy, and not a copy still in use", () => {
+    const t = new ByteTable(3);
+    const v = 'x'.repeat(1000);
+    for (let i = 0; i < 10_000; i++) t.setStr(`key:${i}`, v); // ~10 MB: three 4 MiB slabs
+    const a = t.copy();
+    const b = t.copy(); // a is not released: b has buffers of its own
+    for (const s of b.slabs) expect(a.slabs).not.toContain(s);
+    a.release();
+    const c = t.copy();
+    const full = a.slabs.filter((s) => s.length === 4 << 20);
+    expect(full.length).toBeGreaterThanOrEqual(2);
+    for (const s of c.slabs.filter((x) => x.length === 4 << 20)) expect(full).toContain(s);
+    t.setStr('key:1', 'changed');
+    expect(copyEntries(c).get('key:1')).toBe(v);
+    expect(copyEntries(c).size).toBe(10_000);
+  });
+
   it('finds every key after many inserts and deletes (index growth and backward-shift deletion)', () => {
     const t = new ByteTable(7);
     const model = new Map<string, string>();
