@@ -230,19 +230,22 @@ export async function* writeSnapshot(c: SnapshotContents, pause?: () => Promise<
     at += f.length;
     return out.subarray(at - f.length, at);
   };
-  yield place(head);
-  for (let from = 0, f = 0; f < dataEnds.length; from = dataEnds[f++]!) {
-    const to = dataEnds[f]!;
-    const start = at;
-    at = t
-      ? writeTableFrame(out, dv, at, t, from, to)
-      : writeDataFrame(out, at, from, to, len, (o, p, i, part) =>
-          o.write((part === 0 ? c.keys : c.values)[i]!, p, 'latin1'),
-        );
-    yield out.subarray(start, at);
-    if (pause && f + 1 < dataEnds.length) await pause();
+  try {
+    yield place(head);
+    for (let from = 0, f = 0; f < dataEnds.length; from = dataEnds[f++]!) {
+      const to = dataEnds[f]!;
+      const start = at;
+      at = t
+        ? writeTableFrame(out, dv, at, t, from, to)
+        : writeDataFrame(out, at, from, to, len, (o, p, i, part) =>
+            o.write((part === 0 ? c.keys : c.values)[i]!, p, 'latin1'),
+          );
+      yield out.subarray(start, at);
+      if (pause && f + 1 < dataEnds.length) await pause();
+    }
+  } finally {
+    t?.release(); // also when the consumer stops early
   }
-  t?.release();
   for (let from = 0, f = 0; f < sessionEnds.length; from = sessionEnds[f++]!) {
     if (pause) await pause();
     const s = c.sessions

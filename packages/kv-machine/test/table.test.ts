@@ -135,21 +135,48 @@ describe('ByteTable', () => {
     );
   });
 
-  it("reuses a released copy's slab buffers for the next copy, and not a copy still in use", () => {
+  it('a copy shares the slabs until a write; then each copy gets its own, and a released one is reused', () => {
     const t = new ByteTable(3);
     const v = 'x'.repeat(1000);
     for (let i = 0; i < 10_000; i++) t.setStr(`key:${i}`, v); // ~10 MB: three 4 MiB slabs
     const a = t.copy();
-    const b = t.copy(); // a is not released: b has buffers of its own
-    for (const s of b.slabs) expect(a.slabs).not.toContain(s);
+    const b = t.copy();
+    expect(a.slabs.length).toBeGreaterThanOrEqual(3);
+    for (let i = 0; i < a.slabs.length; i++) expect(a.slabs[i]).toBe(b.slabs[i]); // nothing copied yet
+    t.setStr('key:1', 'changed'); // in place: its slab is copied for a and for b, each their own
+    const changed = a.slabs.findIndex((s, i) => s !== b.slabs[i]);
+    expect(changed).toBeGreaterThanOrEqual(0);
+    expect(a.slabs.filter((s, i) => s !== b.slabs[i])).toHaveLength(1);
+    expect(copyEntries(a).get('key:1')).toBe(v);
+    expect(copyEntries(b).get('key:1')).toBe(v);
+    const mine = a.slabs[changed]!;
     a.release();
     const c = t.copy();
-    const full = a.slabs.filter((s) => s.length === 4 << 20);
-    expect(full.length).toBeGreaterThanOrEqual(2);
-    for (const s of c.slabs.filter((x) => x.length === 4 << 20)) expect(full).toContain(s);
-    t.setStr('key:1', 'changed');
-    expect(copyEntries(c).get('key:1')).toBe(v);
+    t.setStr('key:2', 'changed too'); // the same slab: c's copy of it is the buffer a gave back
+    expect(c.slabs[changed]).toBe(mine);
+    expect(copyEntries(c).get('key:1')).toBe('changed');
+    expect(copyEntries(c).get('key:2')).toBe(v);
+    expect(copyEntries(b).get('key:1')).toBe(v);
+    expect(copyEntries(b).get('key:2')).toBe(v);
     expect(copyEntries(c).size).toBe(10_000);
+  });
+
+  it('a copy keeps a big value whose slab the table drops and reuses', () => {
+    const t = new ByteTable(5);
+    const big = 'b'.repeat(100_000); // over 64 KiB: a slab of its own
+    t.setStr('big', big);
+    t.setStr('small', 's');
+    const c = t.copy();
+    t.deleteStr('big'); // its slab is dropped; the id may be reused
+    t.setStr('big2', 'c'.repeat(100_000));
+    t.setStr('big2', 'd'.repeat(90_000)); // in place in the new slab
+    expect(copyEntries(c)).toEqual(
+      new Map([
+        ['big', big],
+        ['small', 's'],
+      ]),
+    );
+    c.release();
   });
 
   it('finds every key after many inserts and deletes (index growth and backward-shift deletion)', () => {
