@@ -1,5 +1,5 @@
 import { DecodeError, decodeValue, encodeValue, writeSized } from '@decree/protocol';
-import { copyViewBytes, type TableCopy } from './table.ts';
+import { copyWords, type TableCopy } from './table.ts';
 
 /**
  * Snapshot stream format: a sequence of frames, each a u32 little-endian length followed by that
@@ -121,7 +121,7 @@ export function dataFrame(keys: readonly string[], values: readonly string[], fr
   return out;
 }
 
-/** The same data frame, of rows [from, to) of a table copy, at `at` of `out`: bytes copied from its slabs 4 at a time. */
+/** The data frame of rows [from, to) of a table copy, at `at` of `out`: copied from its slabs 4 bytes at a time. */
 function writeTableFrame(out: Buffer, dv: DataView, at: number, t: TableCopy, from: number, to: number): number {
   const rows = t.rows;
   const end = at + tableFrameBytes(t, from, to);
@@ -139,10 +139,10 @@ function writeTableFrame(out: Buffer, dv: DataView, at: number, t: TableCopy, fr
     const k = rows[4 * i + 2]!;
     const v = rows[4 * i + 3]!;
     o = writeSized(out, o, k, 0, 0, 0xc4, 0xc5);
-    copyViewBytes(src, sv, off, out, dv, o, k);
+    copyWords(src, sv, 0, off, out, dv, o, k); // a copy slab starts at byte 0 of its view
     o += k;
     o = writeSized(out, o, v, 0, 0, 0xc4, 0xc5);
-    copyViewBytes(src, sv, off + k, out, dv, o, v);
+    copyWords(src, sv, 0, off + k, out, dv, o, v);
     o += v;
   }
   return o;

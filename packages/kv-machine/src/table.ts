@@ -79,7 +79,7 @@ const viewOver = (b: Uint8Array): DataView => new DataView(b.buffer, b.byteOffse
  * copyBytes with DataViews of both arrays: 4 bytes per step up to 128 bytes, a native copy above. A 64-byte
  * value took 112 ns byte by byte, 65 ns through subarray + set and 42 ns this way (docs/benchmarks.md).
  */
-function copyWords(
+export function copyWords(
   src: Uint8Array,
   sv: DataView,
   base: number,
@@ -131,22 +131,6 @@ interface CowCopy {
 
 /** the most bytes of copied slabs a table keeps for its next copy (a larger state copies into fresh memory) */
 const COPY_POOL_MAX_BYTES = 64 << 20;
-
-/**
- * Copies n bytes from a copy slab's view to an output's view, 4 bytes at a time (a native copy above 128 bytes):
- * the snapshot's data frames copy every key and value this way.
- */
-export function copyViewBytes(
-  src: Uint8Array,
-  sv: DataView,
-  from: number,
-  dst: Uint8Array,
-  dv: DataView,
-  to: number,
-  n: number,
-): void {
-  copyWords(src, sv, 0, from, dst, dv, to, n);
-}
 
 export class ByteTable {
   private readonly seed: number;

@@ -730,7 +730,7 @@ describe('determinism and snapshots', () => {
     expect(fresh.get('b')).toBeUndefined();
   });
 
-  it("snapshots taken one after another (the second reuses the first's copy buffers) are each the state of their call", async () => {
+  it("snapshots one after another (the second reuses the first's buffers): each the state of its call", async () => {
     const m = new KvMachine();
     const value = new Uint8Array(1000).fill(7);
     for (let i = 0; i < 6000; i++) m.apply(KvCommands.set(`k${i}`, value), 1 + (i >> 6));
