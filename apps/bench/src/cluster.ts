@@ -329,11 +329,15 @@ export function haveRedisBenchmark(): boolean {
   return spawnSync('redis-benchmark', ['--version']).status === 0;
 }
 
-/** The redis-benchmark loads of every multi-process row (and of the redis-server baseline). */
+/**
+ * The redis-benchmark loads of every multi-process row (and of the redis-server baseline): all of them over
+ * 100,000 random keys (`-r 100000`, issue #19), the unpipelined one too (before 2026-12-06 14:20 UTC it set
+ * one key over and over).
+ */
 export const LOADS = {
   setPipelined: (n: number) => ['-t', 'set', '-P', '64', '-c', '50', '-d', '64', '-n', String(n), '-r', '100000'],
   getPipelined: (n: number) => ['-t', 'get', '-P', '64', '-c', '50', '-d', '64', '-n', String(n), '-r', '100000'],
-  setUnpipelined: (n: number) => ['-t', 'set', '-P', '1', '-c', '1', '-d', '64', '-n', String(n)],
+  setUnpipelined: (n: number) => ['-t', 'set', '-P', '1', '-c', '1', '-d', '64', '-n', String(n), '-r', '100000'],
 };
 
 export interface ClusterBenchOptions extends ClusterOptions {
