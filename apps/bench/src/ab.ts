@@ -4,7 +4,8 @@
  *
  *   node --conditions=source --import tsx apps/bench/src/ab.ts [--rounds 3] tsx bundle noenc …
  *   node --conditions=source --import tsx apps/bench/src/ab.ts bundle entry=/path/to/other-decree.mjs
- *   (noflags=/path/to/decree.mjs: that bundle without apps/replica/node-flags.json)
+ *   (noflags=/path/to/decree.mjs: that bundle without apps/replica/node-flags.json;
+ *   flags=--a,--b: the current bundle with these node flags too)
  *
  * Each run: redis-benchmark -t set -P 64 -c 50 -d 64 -n 400000 -r 100000 (SET/s, CPU s per million
  * SETs of the three replica processes), then -t set -P 1 -c 1 -n 5000 (p50, p99, max; --n1 sets the count).
@@ -42,6 +43,8 @@ for (let i = 0; i < args.length; i++) {
   else if (a.startsWith('entry=')) picks.push([a, { entry: a.slice(6) }]);
   // a bundle run without the replica's V8 flags (the code before decision 0015, as it ran then)
   else if (a.startsWith('noflags=')) picks.push([a, { entry: a.slice(8), replicaFlags: false }]);
+  // the current bundle with more node flags for the replica processes: flags=--a,--b
+  else if (a.startsWith('flags=')) picks.push([a, { nodeFlags: a.slice(6).split(',') }]);
   else if (VARIANTS[a]) picks.push([a, VARIANTS[a]]);
   else throw new Error(`unknown variant ${a} (${Object.keys(VARIANTS).join(', ')}, entry=<bundle>)`);
 }
