@@ -1,4 +1,4 @@
-import { DecodeError, decodeValue, encodeValue, writeSized } from '@decree/protocol';
+import { CONTRACTS, DecodeError, decodeValue, encodeValue, requires, writeSized } from '@decree/protocol';
 import { copyWords, type TableCopy } from './table.ts';
 
 /**
@@ -122,9 +122,17 @@ export function dataFrame(keys: readonly string[], values: readonly string[], fr
 }
 
 /** The data frame of rows [from, to) of a table copy, at `at` of `out`: copied from its slabs 4 bytes at a time. */
-function writeTableFrame(out: Buffer, dv: DataView, at: number, t: TableCopy, from: number, to: number): number {
+function writeTableFrame(
+  out: Buffer,
+  dv: DataView,
+  at: number,
+  t: TableCopy,
+  from: number,
+  to: number,
+  size = tableFrameBytes(t, from, to),
+): number {
   const rows = t.rows;
-  const end = at + tableFrameBytes(t, from, to);
+  const end = at + size;
   out.writeUInt32LE(end - at - 4, at);
   out[at + 4] = 0x81;
   out[at + 5] = 0xa1;
@@ -145,6 +153,7 @@ function writeTableFrame(out: Buffer, dv: DataView, at: number, t: TableCopy, fr
     copyWords(src, sv, 0, off + k, out, dv, o, v);
     o += v;
   }
+  CONTRACTS && requires(o === end, 'a table frame fills exactly the bytes its plan gave it');
   return o;
 }
 function tableFrameBytes(t: TableCopy, from: number, to: number): number {
@@ -169,15 +178,49 @@ export function tableFrame(t: TableCopy, from: number, to: number): Uint8Array {
 function cuts(n: number, entryBytes: (i: number) => number): number[] {
   const ends: number[] = [];
   let bytes = 0;
+  let from = 0;
   for (let i = 0; i < n; i++) {
     bytes += entryBytes(i);
-    if (bytes >= FRAME_TARGET_BYTES || i + 1 - (ends.at(-1) ?? 0) >= FRAME_MAX_ENTRIES) {
+    if (bytes >= FRAME_TARGET_BYTES || i + 1 - from >= FRAME_MAX_ENTRIES) {
       ends.push(i + 1);
+      from = i + 1;
       bytes = 0;
     }
   }
-  if ((ends.at(-1) ?? 0) < n) ends.push(n);
+  if (from < n) ends.push(n);
   return ends;
+}
+
+/**
+ * The data frames of a table copy, by the rule of `cuts`: where each ends and its bytes, in one pass over the
+ * rows (with a closure per entry and a second pass for the sizes, this step took 10 ms at 100,000 keys).
+ */
+function tablePlan(t: TableCopy): { ends: number[]; sizes: number[] } {
+  const rows = t.rows;
+  const n = t.count;
+  const ends: number[] = [];
+  const sizes: number[] = [];
+  let from = 0;
+  let bytes = 0;
+  let body = 0;
+  for (let i = 0; i < n; i++) {
+    const k = rows[4 * i + 2]!;
+    const v = rows[4 * i + 3]!;
+    bytes += k + v + 8;
+    body += (k < 0x100 ? 2 : k < 0x10000 ? 3 : 5) + k + (v < 0x100 ? 2 : v < 0x10000 ? 3 : 5) + v;
+    if (bytes >= FRAME_TARGET_BYTES || i + 1 - from >= FRAME_MAX_ENTRIES) {
+      ends.push(i + 1);
+      sizes.push(4 + 3 + arrayHeaderBytes(2 * (i + 1 - from)) + body);
+      from = i + 1;
+      bytes = 0;
+      body = 0;
+    }
+  }
+  if (from < n) {
+    ends.push(n);
+    sizes.push(4 + 3 + arrayHeaderBytes(2 * (n - from)) + body);
+  }
+  return { ends, sizes };
 }
 
 /**
@@ -209,14 +252,17 @@ export async function* writeSnapshot(c: SnapshotContents, pause?: () => Promise<
   const len = t
     ? (i: number, part: 0 | 1) => t.rows[4 * i + 2 + part]!
     : (i: number, part: 0 | 1) => (part === 0 ? c.keys : c.values)[i]!.length;
-  const dataEnds = cuts(keyCount, (i) => len(i, 0) + len(i, 1) + 8);
+  const plan = t ? tablePlan(t) : undefined;
+  const dataEnds = plan ? plan.ends : cuts(keyCount, (i) => len(i, 0) + len(i, 1) + 8);
   const sessionEnds = cuts(c.sessions.length, (i) => c.sessions[i]![0].length + c.sessions[i]![3].length + 24);
   const forgottenEnds = cuts(c.forgotten.length, () => 0);
   // room for everything: data frames exactly; a session at most its bytes and 40 of MessagePack (5 for
   // the bin headers, 27 for the numbers, 1 for its array's), a forgotten one 24; 16 per frame for its head
   let room = head.length + tail.length;
-  for (let from = 0, f = 0; f < dataEnds.length; from = dataEnds[f++]!)
-    room += t ? tableFrameBytes(t, from, dataEnds[f]!) : dataFrameBytes(from, dataEnds[f]!, len);
+  if (plan) for (const n of plan.sizes) room += n;
+  else
+    for (let from = 0, f = 0; f < dataEnds.length; from = dataEnds[f++]!)
+      room += dataFrameBytes(from, dataEnds[f]!, len);
   for (const [id, , , result] of c.sessions) room += id.length + result.length + 40;
   for (const [id] of c.forgotten) room += id.length + 24;
   room += 16 * (sessionEnds.length + forgottenEnds.length);
@@ -236,7 +282,7 @@ export async function* writeSnapshot(c: SnapshotContents, pause?: () => Promise<
       const to = dataEnds[f]!;
       const start = at;
       at = t
-        ? writeTableFrame(out, dv, at, t, from, to)
+        ? writeTableFrame(out, dv, at, t, from, to, plan!.sizes[f]!)
         : writeDataFrame(out, at, from, to, len, (o, p, i, part) =>
             o.write((part === 0 ? c.keys : c.values)[i]!, p, 'latin1'),
           );
