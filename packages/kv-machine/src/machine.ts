@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { CONTRACTS, collectSnapshot, requires, type Slot, type StateMachine } from '@decree/protocol';
+import { CONTRACTS, requires, type Slot, type StateMachine } from '@decree/protocol';
 import {
   Op,
   ResultTag,
@@ -629,7 +629,9 @@ export class KvMachine implements StateMachine {
 
   /** The whole snapshot as one buffer. */
   async snapshotBytes(): Promise<Uint8Array> {
-    return collectSnapshot(await this.snapshot());
+    const parts: Uint8Array[] = [];
+    for await (const p of await this.snapshot()) parts.push(p);
+    return Buffer.concat(parts);
   }
 
   private capture(): SnapshotContents {

@@ -1,5 +1,5 @@
-import { CONTRACTS, DecodeError, decodeValue, encodeValue, requires, writeSized } from '@decree/protocol';
-import { copyWords, type TableCopy } from './table.ts';
+import { DecodeError, decodeValue, encodeValue, writeSized } from '@decree/protocol';
+import { copyBytes, type TableCopy } from './table.ts';
 
 /**
  * Snapshot stream format: a sequence of frames, each a u32 little-endian length followed by that
@@ -64,50 +64,40 @@ function frame(v: unknown): Uint8Array {
 const bin = (s: string): Buffer => Buffer.from(s, 'latin1');
 
 const binHeaderBytes = (n: number) => (n < 0x100 ? 2 : n < 0x10000 ? 3 : 5);
-const arrayHeaderBytes = (n: number) => (n < 16 ? 1 : n < 0x10000 ? 3 : 5);
 
-/** The bytes of the data frame of entries [from, to) (its u32 length included); `len` as in writeDataFrame. */
-function dataFrameBytes(from: number, to: number, len: (i: number, part: 0 | 1) => number): number {
-  let body = 3 + arrayHeaderBytes(2 * (to - from)); // fixmap, "d", the array's header
+/**
+ * A data frame { d: [key, value, …] } of entries [from, to), written straight into one buffer: the same
+ * bytes as frame({ d: [bin(k), bin(v), …] }). `len(i, part)` is the length of entry i's key (part 0) or value
+ * (part 1); `write(out, at, i, part)` writes those bytes at `at`.
+ */
+function dataFrameOf(
+  from: number,
+  to: number,
+  len: (i: number, part: 0 | 1) => number,
+  write: (out: Buffer, at: number, i: number, part: 0 | 1) => void,
+): Uint8Array {
+  const count = 2 * (to - from);
+  let body = 3 + (count < 16 ? 1 : count < 0x10000 ? 3 : 5); // fixmap, "d", the array's header
   for (let i = from; i < to; i++) {
     const k = len(i, 0);
     const v = len(i, 1);
     body += binHeaderBytes(k) + k + binHeaderBytes(v) + v;
   }
-  return 4 + body;
-}
-
-/**
- * Writes the data frame { d: [key, value, …] } of entries [from, to) at `at` of `out` (exactly
- * dataFrameBytes of room): the same bytes as frame({ d: [bin(k), bin(v), …] }). `len(i, part)` is the
- * length of entry i's key (part 0) or value (part 1); `write(out, at, i, part)` writes those bytes at
- * `at`. Returns the offset after the frame.
- */
-function writeDataFrame(
-  out: Buffer,
-  at: number,
-  from: number,
-  to: number,
-  len: (i: number, part: 0 | 1) => number,
-  write: (out: Buffer, at: number, i: number, part: 0 | 1) => void,
-): number {
-  const end = at + dataFrameBytes(from, to, len);
-  out.writeUInt32LE(end - at - 4, at);
-  out[at + 4] = 0x81;
-  out[at + 5] = 0xa1;
-  out[at + 6] = 0x64; // "d"
-  let o = writeSized(out, at + 7, 2 * (to - from), 0x90, 16, 0, 0xdc); // the array's header
+  const out = Buffer.allocUnsafe(4 + body);
+  out.writeUInt32LE(body, 0);
+  out[4] = 0x81;
+  out[5] = 0xa1;
+  out[6] = 0x64; // "d"
+  let o = writeSized(out, 7, count, 0x90, 16, 0, 0xdc); // the array's header
   for (let i = from; i < to; i++) {
-    const k = len(i, 0);
-    o = writeSized(out, o, k, 0, 0, 0xc4, 0xc5); // bin
-    write(out, o, i, 0);
-    o += k;
-    const v = len(i, 1);
-    o = writeSized(out, o, v, 0, 0, 0xc4, 0xc5);
-    write(out, o, i, 1);
-    o += v;
+    for (const part of [0, 1] as const) {
+      const n = len(i, part);
+      o = writeSized(out, o, n, 0, 0, 0xc4, 0xc5); // bin
+      write(out, o, i, part);
+      o += n;
+    }
   }
-  return o;
+  return out;
 }
 
 /**
@@ -115,128 +105,35 @@ function writeDataFrame(
  * as MessagePack bin, without a Buffer per string (on a state of 100,000 keys, ten times faster).
  */
 export function dataFrame(keys: readonly string[], values: readonly string[], from: number, to: number): Uint8Array {
-  const len = (i: number, part: 0 | 1) => (part === 0 ? keys : values)[i]!.length;
-  const out = Buffer.allocUnsafe(dataFrameBytes(from, to, len));
-  writeDataFrame(out, 0, from, to, len, (o, at, i, part) => o.write((part === 0 ? keys : values)[i]!, at, 'latin1'));
-  return out;
+  return dataFrameOf(
+    from,
+    to,
+    (i, part) => (part === 0 ? keys : values)[i]!.length,
+    (out, at, i, part) => out.write((part === 0 ? keys : values)[i]!, at, 'latin1'),
+  );
 }
 
-/** The data frame of rows [from, to) of a table copy, at `at` of `out`: copied from its slabs 4 bytes at a time. */
-function writeTableFrame(
-  out: Buffer,
-  dv: DataView,
-  at: number,
-  t: TableCopy,
-  from: number,
-  to: number,
-  size = tableFrameBytes(t, from, to),
-): number {
-  const rows = t.rows;
-  const end = at + size;
-  out.writeUInt32LE(end - at - 4, at);
-  out[at + 4] = 0x81;
-  out[at + 5] = 0xa1;
-  out[at + 6] = 0x64; // "d"
-  let o = writeSized(out, at + 7, 2 * (to - from), 0x90, 16, 0, 0xdc);
-  const { slabs, views } = t;
-  for (let i = from; i < to; i++) {
-    const s = rows[4 * i]!;
-    const src = slabs[s]!;
-    const sv = views[s]!;
-    const off = rows[4 * i + 1]!;
-    const k = rows[4 * i + 2]!;
-    const v = rows[4 * i + 3]!;
-    o = writeSized(out, o, k, 0, 0, 0xc4, 0xc5);
-    copyWords(src, sv, 0, off, out, dv, o, k); // a copy slab starts at byte 0 of its view
-    o += k;
-    o = writeSized(out, o, v, 0, 0, 0xc4, 0xc5);
-    copyWords(src, sv, 0, off + k, out, dv, o, v);
-    o += v;
-  }
-  CONTRACTS && requires(o === end, 'a table frame fills exactly the bytes its plan gave it');
-  return o;
-}
-function tableFrameBytes(t: TableCopy, from: number, to: number): number {
-  const rows = t.rows;
-  let body = 3 + arrayHeaderBytes(2 * (to - from));
-  for (let i = from; i < to; i++) {
-    const k = rows[4 * i + 2]!;
-    const v = rows[4 * i + 3]!;
-    body += binHeaderBytes(k) + k + binHeaderBytes(v) + v;
-  }
-  return 4 + body;
-}
-
-/** The data frame of rows [from, to) of a table copy, in a buffer of its own. */
+/** The same data frame, of rows [from, to) of a table copy: the bytes copied from its slabs. */
 export function tableFrame(t: TableCopy, from: number, to: number): Uint8Array {
-  const out = Buffer.allocUnsafe(tableFrameBytes(t, from, to));
-  writeTableFrame(out, new DataView(out.buffer, out.byteOffset, out.length), 0, t, from, to);
-  return out;
-}
-
-/** Where frames of many entries are cut: the end of each frame, by the same rule for every kind of entry. */
-function cuts(n: number, entryBytes: (i: number) => number): number[] {
-  const ends: number[] = [];
-  let bytes = 0;
-  let from = 0;
-  for (let i = 0; i < n; i++) {
-    bytes += entryBytes(i);
-    if (bytes >= FRAME_TARGET_BYTES || i + 1 - from >= FRAME_MAX_ENTRIES) {
-      ends.push(i + 1);
-      from = i + 1;
-      bytes = 0;
-    }
-  }
-  if (from < n) ends.push(n);
-  return ends;
-}
-
-/**
- * The data frames of a table copy, by the rule of `cuts`: where each ends and its bytes, in one pass over the
- * rows (with a closure per entry and a second pass for the sizes, this step took 10 ms at 100,000 keys).
- */
-function tablePlan(t: TableCopy): { ends: number[]; sizes: number[] } {
   const rows = t.rows;
-  const n = t.count;
-  const ends: number[] = [];
-  const sizes: number[] = [];
-  let from = 0;
-  let bytes = 0;
-  let body = 0;
-  for (let i = 0; i < n; i++) {
-    const k = rows[4 * i + 2]!;
-    const v = rows[4 * i + 3]!;
-    bytes += k + v + 8;
-    body += (k < 0x100 ? 2 : k < 0x10000 ? 3 : 5) + k + (v < 0x100 ? 2 : v < 0x10000 ? 3 : 5) + v;
-    if (bytes >= FRAME_TARGET_BYTES || i + 1 - from >= FRAME_MAX_ENTRIES) {
-      ends.push(i + 1);
-      sizes.push(4 + 3 + arrayHeaderBytes(2 * (i + 1 - from)) + body);
-      from = i + 1;
-      bytes = 0;
-      body = 0;
-    }
-  }
-  if (from < n) {
-    ends.push(n);
-    sizes.push(4 + 3 + arrayHeaderBytes(2 * (n - from)) + body);
-  }
-  return { ends, sizes };
+  return dataFrameOf(
+    from,
+    to,
+    (i, part) => rows[4 * i + 2 + part]!,
+    (out, at, i, part) => {
+      const off = rows[4 * i + 1]! + (part === 0 ? 0 : rows[4 * i + 2]!);
+      copyBytes(t.slabs[rows[4 * i]!]!, off, out, at, rows[4 * i + 2 + part]!);
+    },
+  );
 }
 
 /**
  * The snapshot stream of `c`, frame by frame; `pause` (when given) is awaited after each frame of
  * entries, so that a consumer reading it in a loop lets the event loop turn between frames.
- *
- * Every frame is laid down in one buffer, sized at the start (the data frames exactly, the sessions
- * within a bound), and each is yielded as a view of it, one after the other: a consumer that gathers the
- * whole stream (collectSnapshot) gets it without copying, where a buffer per 256 KiB frame and then
- * their concatenation were a third of a snapshot's CPU at 100,000 keys (docs/benchmarks.md). A frame
- * that does not fit the bound (not expected) comes in a buffer of its own.
  */
 export async function* writeSnapshot(c: SnapshotContents, pause?: () => Promise<void>): AsyncGenerator<Uint8Array> {
-  const t = c.table;
-  const keyCount = t ? t.count : c.keys.length;
-  const head = frame({
+  const keyCount = c.table ? c.table.count : c.keys.length;
+  yield frame({
     t: SNAPSHOT_FORMAT,
     v: SNAPSHOT_VERSION,
     lastSlot: c.lastSlot,
@@ -248,62 +145,49 @@ export async function* writeSnapshot(c: SnapshotContents, pause?: () => Promise<
     sessions: c.sessions.length,
     forgotten: c.forgotten.length,
   });
-  const tail = frame({ end: true, keys: keyCount, sessions: c.sessions.length });
-  const len = t
-    ? (i: number, part: 0 | 1) => t.rows[4 * i + 2 + part]!
-    : (i: number, part: 0 | 1) => (part === 0 ? c.keys : c.values)[i]!.length;
-  const plan = t ? tablePlan(t) : undefined;
-  const dataEnds = plan ? plan.ends : cuts(keyCount, (i) => len(i, 0) + len(i, 1) + 8);
-  const sessionEnds = cuts(c.sessions.length, (i) => c.sessions[i]![0].length + c.sessions[i]![3].length + 24);
-  const forgottenEnds = cuts(c.forgotten.length, () => 0);
-  // room for everything: data frames exactly; a session at most its bytes and 40 of MessagePack (5 for
-  // the bin headers, 27 for the numbers, 1 for its array's), a forgotten one 24; 16 per frame for its head
-  let room = head.length + tail.length;
-  if (plan) for (const n of plan.sizes) room += n;
-  else
-    for (let from = 0, f = 0; f < dataEnds.length; from = dataEnds[f++]!)
-      room += dataFrameBytes(from, dataEnds[f]!, len);
-  for (const [id, , , result] of c.sessions) room += id.length + result.length + 40;
-  for (const [id] of c.forgotten) room += id.length + 24;
-  room += 16 * (sessionEnds.length + forgottenEnds.length);
-  const out = Buffer.allocUnsafe(room);
-  const dv = new DataView(out.buffer, out.byteOffset, out.length);
-  let at = 0;
-  /** a frame encoded on its own, copied into `out` when it fits */
-  const place = (f: Uint8Array): Uint8Array => {
-    if (at + f.length > out.length) return f;
-    out.set(f, at);
-    at += f.length;
-    return out.subarray(at - f.length, at);
-  };
-  try {
-    yield place(head);
-    for (let from = 0, f = 0; f < dataEnds.length; from = dataEnds[f++]!) {
-      const to = dataEnds[f]!;
-      const start = at;
-      at = t
-        ? writeTableFrame(out, dv, at, t, from, to, plan!.sizes[f]!)
-        : writeDataFrame(out, at, from, to, len, (o, p, i, part) =>
-            o.write((part === 0 ? c.keys : c.values)[i]!, p, 'latin1'),
-          );
-      yield out.subarray(start, at);
-      if (pause && f + 1 < dataEnds.length) await pause();
+  const t = c.table;
+  const entryBytes = t
+    ? (i: number) => t.rows[4 * i + 2]! + t.rows[4 * i + 3]!
+    : (i: number) => c.keys[i]!.length + c.values[i]!.length;
+  const frameOf = t
+    ? (from: number, to: number) => tableFrame(t, from, to)
+    : (from: number, to: number) => dataFrame(c.keys, c.values, from, to);
+  let from = 0;
+  let bytes = 0;
+  for (let i = 0; i < keyCount; i++) {
+    bytes += entryBytes(i) + 8;
+    if (bytes >= FRAME_TARGET_BYTES || i + 1 - from >= FRAME_MAX_ENTRIES) {
+      yield frameOf(from, i + 1);
+      from = i + 1;
+      bytes = 0;
+      if (pause) await pause();
     }
-  } finally {
-    t?.release(); // also when the consumer stops early
   }
-  for (let from = 0, f = 0; f < sessionEnds.length; from = sessionEnds[f++]!) {
-    if (pause) await pause();
-    const s = c.sessions
-      .slice(from, sessionEnds[f])
-      .map(([id, seq, lastSlot, result, lastMs]) => [bin(id), seq, lastSlot, result, lastMs]);
-    yield place(frame({ s }));
+  if (from < keyCount) yield frameOf(from, keyCount);
+  let s: [Buffer, number, number, Uint8Array, number][] = [];
+  bytes = 0;
+  for (const [id, seq, lastSlot, result, lastMs] of c.sessions) {
+    s.push([bin(id), seq, lastSlot, result, lastMs]);
+    bytes += id.length + result.length + 24;
+    if (bytes >= FRAME_TARGET_BYTES || s.length >= FRAME_MAX_ENTRIES) {
+      yield frame({ s });
+      s = [];
+      bytes = 0;
+      if (pause) await pause();
+    }
   }
-  for (let from = 0, f = 0; f < forgottenEnds.length; from = forgottenEnds[f++]!) {
-    if (pause) await pause();
-    yield place(frame({ x: c.forgotten.slice(from, forgottenEnds[f]).map(([id, slot, ms]) => [bin(id), slot, ms]) }));
+  if (s.length > 0) yield frame({ s });
+  let x: [Buffer, number, number][] = [];
+  for (const [id, slot, ms] of c.forgotten) {
+    x.push([bin(id), slot, ms]);
+    if (x.length >= FRAME_MAX_ENTRIES) {
+      yield frame({ x });
+      x = [];
+      if (pause) await pause();
+    }
   }
-  yield place(tail);
+  if (x.length > 0) yield frame({ x });
+  yield frame({ end: true, keys: keyCount, sessions: c.sessions.length });
 }
 
 // ---------------------------------------------------------------- reading

@@ -79,7 +79,7 @@ const viewOver = (b: Uint8Array): DataView => new DataView(b.buffer, b.byteOffse
  * copyBytes with DataViews of both arrays: 4 bytes per step up to 128 bytes, a native copy above. A 64-byte
  * value took 112 ns byte by byte, 65 ns through subarray + set and 42 ns this way (docs/benchmarks.md).
  */
-export function copyWords(
+function copyWords(
   src: Uint8Array,
   sv: DataView,
   base: number,
@@ -100,37 +100,13 @@ export function copyWords(
   for (; i < n; i++) dst[to + i] = src[from + i]!;
 }
 
-/**
- * A consistent copy of a table: what a snapshot streams while the table goes on. Copy-on-write: it shares
- * the table's slabs until the table is about to write into one of them, which it then copies for the copy
- * first (ByteTable.copy). Read `slabs[i]` / `views[i]` afresh after the table may have changed.
- */
+/** A consistent copy of a table (its own bytes): what a snapshot streams while the table goes on. */
 export interface TableCopy {
   readonly count: number;
   /** entry rows in use, in order: slab, offset, key length, value length */
   readonly rows: Int32Array;
   readonly slabs: readonly Uint8Array[];
-  /** a DataView over each of the copy's slabs (each slab starts at byte 0 of its view) */
-  readonly views: readonly DataView[];
-  /**
-   * Ends the copy (once nothing reads it any more: the snapshot stream calls it after its last entry
-   * frame): the table stops copying slabs for it and keeps the slabs it copied for the next copy.
-   * Optional to call (an unreleased copy costs the table a slab copy at each first write to a slab it
-   * shares); idempotent.
-   */
-  release(): void;
 }
-
-/** A copy's own state: its slabs (shared with the table while `live[i]`), and their views. */
-interface CowCopy {
-  readonly slabs: Uint8Array[];
-  readonly views: DataView[];
-  /** 1 while slab i is still the table's own (not yet copied for this copy) */
-  readonly live: Uint8Array;
-}
-
-/** the most bytes of copied slabs a table keeps for its next copy (a larger state copies into fresh memory) */
-const COPY_POOL_MAX_BYTES = 64 << 20;
 
 export class ByteTable {
   private readonly seed: number;
@@ -160,15 +136,6 @@ export class ByteTable {
   private srcBuf: Uint8Array | undefined = undefined;
   private srcBase = 0;
   private freeSlabIds: number[] = [];
-  /** buffers of earlier copies given back (TableCopy.release), reused by the next copy; at most COPY_POOL_MAX_BYTES */
-  private readonly copyPool: Uint8Array[] = [];
-  /**
-   * the copies not yet released (copy-on-write), weakly: a copy dropped without release (a snapshot stream
-   * abandoned midway) is not kept alive, or copied for, once it is collected
-   */
-  private cows: WeakRef<CowCopy>[] = [];
-  /** per slab: how many unreleased copies still share it (it is copied for them before the next write to it) */
-  private shared: Int32Array = new Int32Array(16);
   /** the slab small chunks are cut from, and where its free space starts */
   private cur = -1;
   private curOff = SLAB_BYTES;
@@ -379,7 +346,6 @@ export class ByteTable {
       if (need <= cap && (cap <= MIN_CHUNK || need > cap >> 1)) {
         const slab = this.rows[8 * e + SLAB]!;
         const to = this.rows[8 * e + OFF]! + klen;
-        if (this.shared[slab]! > 0) this.beforeWrite(slab);
         copyWords(vb, this.viewOf(vb), this.srcBase, voff, this.slabs[slab]!, this.views[slab]!, to, vlen);
         this.rows[8 * e + VLEN] = vlen;
         return e + 1;
@@ -449,9 +415,6 @@ export class ByteTable {
   }
 
   clear(): void {
-    // the copies keep the slabs they share: the table starts on new ones
-    for (const r of this.cows) r.deref()?.live.fill(0);
-    this.shared = new Int32Array(16);
     this.slabs = [];
     this.views = [];
     this.freeSlabIds = [];
@@ -468,11 +431,7 @@ export class ByteTable {
     this.resizeIndex(16);
   }
 
-  /**
-   * A copy of every entry as of now. Copy-on-write: the rows are copied, the slabs are shared, and the
-   * first write to a shared slab copies it for the copy first (`beforeWrite`). A snapshot of a large table
-   * then costs no stop of the world: copying every slab at once took 8–12 ms at 100,000 keys.
-   */
+  /** A copy of every entry's bytes as of now (one memcpy per slab in use). */
   copy(): TableCopy {
     const rows = new Int32Array(this.count * 4);
     let n = 0;
@@ -484,74 +443,13 @@ export class ByteTable {
       rows[n++] = this.rows[8 * e + KLEN]!;
       rows[n++] = this.rows[8 * e + VLEN]!;
     }
-    const k = this.slabs.length;
-    const cow: CowCopy = { slabs: new Array(k), views: new Array(k), live: new Uint8Array(k) };
-    for (let i = 0; i < k; i++) {
+    const slabs: Uint8Array[] = new Array(this.slabs.length);
+    for (let i = 0; i < this.slabs.length; i++) {
       const s = this.slabs[i];
-      if (s === undefined) {
-        cow.slabs[i] = EMPTY;
-        cow.views[i] = viewOver(EMPTY);
-      } else {
-        cow.slabs[i] = s;
-        cow.views[i] = this.views[i]!;
-        cow.live[i] = 1;
-        this.shared[i]!++;
-      }
+      if (s === undefined) slabs[i] = EMPTY;
+      else slabs[i] = Uint8Array.prototype.slice.call(s, 0, i === this.cur ? this.curOff : s.length);
     }
-    this.cows.push(new WeakRef(cow));
-    let released = false;
-    const release = (): void => {
-      if (released) return;
-      released = true;
-      this.cows = this.cows.filter((r) => {
-        const c = r.deref();
-        return c !== undefined && c !== cow;
-      });
-      for (let i = 0; i < k; i++) {
-        if (cow.live[i] === 1) {
-          cow.live[i] = 0;
-          this.shared[i]!--;
-        } else if (
-          cow.slabs[i]!.length === SLAB_BYTES &&
-          (this.copyPool.length + 1) * SLAB_BYTES <= COPY_POOL_MAX_BYTES
-        )
-          this.copyPool.push(cow.slabs[i]!); // a slab copied for this copy alone
-      }
-    };
-    return { count: this.count, rows, slabs: cow.slabs, views: cow.views, release };
-  }
-
-  /** Before the table writes into slab i: each copy still sharing it gets a copy of its bytes of its own. */
-  private beforeWrite(i: number): void {
-    const live = this.slabs[i]!;
-    // the current slab's bytes past curOff are in no copy's rows
-    const used = i === this.cur ? this.curOff : live.length;
-    let gone = false;
-    for (const r of this.cows) {
-      const cow = r.deref();
-      if (cow === undefined) gone = true;
-      if (cow === undefined || cow.live[i] !== 1) continue;
-      let b: Uint8Array;
-      if (live.length === SLAB_BYTES) {
-        b = this.copyPool.pop() ?? new Uint8Array(SLAB_BYTES);
-        b.set(used === live.length ? live : live.subarray(0, used));
-      } else b = Uint8Array.prototype.slice.call(live, 0, used);
-      cow.slabs[i] = b;
-      cow.views[i] = viewOver(b);
-      cow.live[i] = 0;
-    }
-    this.shared[i] = 0;
-    if (gone) this.cows = this.cows.filter((r) => r.deref() !== undefined);
-  }
-
-  /** Slab i's array is replaced or dropped (never written again): the copies sharing it keep it as theirs. */
-  private detach(i: number): void {
-    if (i >= this.shared.length || this.shared[i] === 0) return;
-    for (const r of this.cows) {
-      const cow = r.deref();
-      if (cow !== undefined && i < cow.live.length) cow.live[i] = 0;
-    }
-    this.shared[i] = 0;
+    return { count: this.count, rows, slabs };
   }
 
   // ---------------------------------------------------------------- internals
@@ -619,7 +517,6 @@ export class ByteTable {
     this.rows[8 * e + KLEN] = klen;
     this.rows[8 * e + VLEN] = vlen;
     this.bytesInUse += cap;
-    if (this.shared[slab]! > 0) this.beforeWrite(slab);
     const s = this.slabs[slab]!;
     const dv = this.views[slab]!;
     copyWords(kb, this.viewOf(kb), this.srcBase, koff, s, dv, off, klen);
@@ -627,12 +524,6 @@ export class ByteTable {
   }
 
   private setSlab(id: number, b: Uint8Array): void {
-    this.detach(id);
-    if (id >= this.shared.length) {
-      const grown = new Int32Array(Math.max(16, 2 * (id + 1)));
-      grown.set(this.shared);
-      this.shared = grown;
-    }
     this.slabs[id] = b;
     this.views[id] = viewOver(b);
   }
@@ -640,7 +531,6 @@ export class ByteTable {
   private freeChunk(slab: number, off: number, cap: number): void {
     this.bytesInUse -= cap;
     if (cap > BIG_CHUNK) {
-      this.detach(slab);
       this.slabs[slab] = undefined;
       this.views[slab] = undefined;
       this.freeSlabIds.push(slab);
