@@ -4,19 +4,11 @@ import type { Message, ReplicaId, RingId, Role } from '@decree/protocol';
 import { fastLane } from './fast-lane.ts';
 
 /**
- * The roles whose events take the fast lane: all six. The elector's timeouts stay XState's own (`after`
- * transitions re-enter states, so they go through `actor.send`), but its targetless events take the lane:
- * the leader's proposer tells it its state on every tick, and those 100 XState macrosteps a second were a
- * fifth of an idle leader's CPU (docs/benchmarks.md).
+ * The roles whose events take the fast lane: those on the path of every command, and the snapshotter and
+ * the config-manager, which hear a tick every 10 ms (XState's macrostep for those ticks was most of an
+ * idle replica's CPU). The elector's timers are XState's own (`after`), so it keeps XState's path.
  */
-const LANE_ROLES: ReadonlySet<Role> = new Set([
-  'acceptor',
-  'learner',
-  'proposer',
-  'snapshotter',
-  'config-manager',
-  'elector',
-]);
+const LANE_ROLES: ReadonlySet<Role> = new Set(['acceptor', 'learner', 'proposer', 'snapshotter', 'config-manager']);
 
 /** The role actors of one replica, by the name the bus routes to. */
 export type RoleActors = Record<Exclude<Role, 'client'>, Actor<any>>;
