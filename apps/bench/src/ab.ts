@@ -8,7 +8,8 @@
  *   flags=--a,--b: the current bundle with these node flags too)
  *
  * Each run: redis-benchmark -t set -P 64 -c 50 -d 64 -n 400000 -r 100000 (SET/s, CPU s per million
- * SETs of the three replica processes), then -t set -P 1 -c 1 -n 5000 (p50, p99, max; --n1 sets the count).
+ * SETs of the three replica processes), then -t set -P 1 -c 1 -n 5000 -r 100000 (p50, p99, max; --n1 sets the
+ * count).
  */
 import { loadavg } from 'node:os';
 import { processClusterBench, type ClusterOptions } from './cluster.ts';

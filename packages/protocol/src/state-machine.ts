@@ -80,19 +80,7 @@ export async function collectSnapshot(s: Uint8Array | AsyncIterable<Uint8Array>)
     parts.push(p);
     n += p.length;
   }
-  if (parts.length === 0) return new Uint8Array(0);
   if (parts.length === 1) return parts[0]!;
-  // parts laid down one after the other in one buffer (the KV machine's stream): that buffer's range, no copy
-  const first = parts[0]!;
-  let end = first.byteOffset;
-  for (const p of parts) {
-    if (p.buffer !== first.buffer || p.byteOffset !== end) {
-      end = -1;
-      break;
-    }
-    end += p.length;
-  }
-  if (end >= 0) return new Uint8Array(first.buffer, first.byteOffset, n);
   const out = new Uint8Array(n);
   let o = 0;
   for (const p of parts) {

@@ -17,25 +17,7 @@ describe('collectSnapshot', () => {
     );
   });
 
-  it('returns the range of one buffer without copying when the parts lie one after the other in it', async () => {
-    const buf = new Uint8Array(100).map((_, i) => i);
-    const parts = [buf.subarray(10, 20), buf.subarray(20, 20), buf.subarray(20, 55), buf.subarray(55, 60)];
-    const got = await collectSnapshot(stream(parts));
-    expect(got.buffer).toBe(buf.buffer);
-    expect(got.byteOffset).toBe(10);
-    expect(Buffer.from(got)).toEqual(Buffer.from(buf.subarray(10, 60)));
-  });
-
-  it('copies when the parts are views with a gap, out of order, or of different buffers', async () => {
-    const buf = new Uint8Array(100).map((_, i) => i);
-    for (const parts of [
-      [buf.subarray(0, 10), buf.subarray(11, 20)],
-      [buf.subarray(10, 20), buf.subarray(0, 10)],
-      [buf.subarray(0, 10), new Uint8Array(buf.subarray(10, 20))],
-    ]) {
-      const got = await collectSnapshot(stream(parts));
-      expect(got.buffer).not.toBe(buf.buffer);
-      expect(Buffer.from(got)).toEqual(Buffer.concat(parts));
-    }
+  it('gives an empty buffer for an empty stream', async () => {
+    expect((await collectSnapshot(stream([]))).length).toBe(0);
   });
 });
